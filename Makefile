@@ -1,0 +1,54 @@
+# The two commands a new engineer needs: `make run` and `make test`.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP_RUN := $(VENV)/.installed-run
+STAMP_DEV := $(VENV)/.installed-dev
+export AMANAT_TEST_PG_URL ?= postgresql://postgres@127.0.0.1:5432/postgres
+
+.PHONY: run test lint typecheck layers unit pytest-sqlite pytest-postgres install install-dev clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+
+$(STAMP_RUN): requirements.lock pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet --require-hashes -r requirements.lock
+	$(BIN)/pip install --quiet --no-deps -e .
+	touch $@
+
+$(STAMP_DEV): requirements-dev.lock pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet --require-hashes -r requirements-dev.lock
+	$(BIN)/pip install --quiet --no-deps -e .
+	touch $@ $(STAMP_RUN)
+
+install: $(STAMP_RUN)
+install-dev: $(STAMP_DEV)
+
+run: $(STAMP_RUN)
+	@mkdir -p var
+	$(BIN)/amanat migrate
+	$(BIN)/amanat sandbox seed
+	$(BIN)/amanat serve
+
+lint: $(STAMP_DEV)
+	$(BIN)/ruff check src tests
+	$(BIN)/ruff format --check src tests
+
+typecheck: $(STAMP_DEV)
+	$(BIN)/mypy
+
+layers: $(STAMP_DEV)
+	$(BIN)/lint-imports
+
+pytest-sqlite: $(STAMP_DEV)
+	AMANAT_TEST_DB=sqlite $(BIN)/pytest
+
+pytest-postgres: $(STAMP_DEV)
+	AMANAT_TEST_DB=postgresql $(BIN)/pytest -m "not sqlite_only" tests/integration tests/api tests/e2e
+
+test: lint typecheck layers pytest-sqlite pytest-postgres
+
+clean:
+	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache

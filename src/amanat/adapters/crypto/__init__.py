@@ -1,0 +1,1 @@
+"""Cryptography behind small interfaces: password hashing, token signing, key rings."""

@@ -1,0 +1,60 @@
+"""Engine construction: one code path for SQLite (aiosqlite) and PostgreSQL (asyncpg).
+
+SQLite gets WAL, foreign keys, ``synchronous=FULL`` and a busy timeout on every
+connection, and its transactions are begun by us: ``BEGIN IMMEDIATE`` for writes (the
+write lock is taken up front, so two writers never deadlock upgrading a read lock) and a
+plain deferred ``BEGIN`` for reads.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import event
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.pool import NullPool
+
+from amanat.settings import DatabaseSettings
+
+SQLITE_BEGIN_OPTION = "amanat_sqlite_begin"
+
+
+def create_engine(settings: DatabaseSettings) -> AsyncEngine:
+    if settings.is_sqlite:
+        return _sqlite_engine(settings)
+    return create_async_engine(
+        settings.url,
+        echo=settings.echo,
+        pool_size=settings.pool_size,
+        max_overflow=settings.max_overflow,
+        pool_timeout=settings.pool_timeout_seconds,
+        pool_pre_ping=True,
+    )
+
+
+def _sqlite_engine(settings: DatabaseSettings) -> AsyncEngine:
+    in_memory = ":memory:" in settings.url or settings.url.rstrip("/").endswith("sqlite+aiosqlite:")
+    kwargs: dict[str, Any] = {"echo": settings.echo}
+    if not in_memory:
+        # Each connection is cheap; a pool of file handles would only hide lock waits.
+        kwargs["poolclass"] = NullPool
+    engine = create_async_engine(settings.url, **kwargs)
+    busy_timeout = settings.sqlite_busy_timeout_ms
+
+    @event.listens_for(engine.sync_engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # Let us issue BEGIN ourselves (pysqlite's implicit transactions are unreliable).
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute(f"PRAGMA busy_timeout = {int(busy_timeout)}")
+        cursor.execute("PRAGMA journal_mode = WAL")
+        cursor.execute("PRAGMA synchronous = FULL")
+        cursor.execute("PRAGMA foreign_keys = ON")
+        cursor.close()
+
+    @event.listens_for(engine.sync_engine, "begin")
+    def _on_begin(conn: Any) -> None:
+        mode = conn.get_execution_options().get(SQLITE_BEGIN_OPTION, "DEFERRED")
+        conn.exec_driver_sql(f"BEGIN {mode}")
+
+    return engine

@@ -1,0 +1,183 @@
+"""Table definitions (SQLAlchemy Core). Migrations must match these exactly; a test checks."""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+from amanat.adapters.db.types import UtcDateTime
+
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+metadata = sa.MetaData(naming_convention=NAMING)
+
+# Append-only record of every privileged action. Rows are never updated or deleted.
+audit_log = sa.Table(
+    "audit_log",
+    metadata,
+    sa.Column(
+        "seq",
+        sa.BigInteger().with_variant(sa.Integer, "sqlite"),
+        primary_key=True,
+        autoincrement=False,
+    ),
+    sa.Column("id", sa.String(40), nullable=False, unique=True),
+    sa.Column("occurred_at", UtcDateTime(), nullable=False),
+    sa.Column("actor_type", sa.String(16), nullable=False),
+    sa.Column("actor_id", sa.String(64), nullable=False),
+    sa.Column("action", sa.String(64), nullable=False),
+    sa.Column("target_type", sa.String(32), nullable=True),
+    sa.Column("target_id", sa.String(64), nullable=True),
+    sa.Column("source_ip", sa.String(64), nullable=True),
+    sa.Column("user_agent", sa.String(256), nullable=True),
+    sa.Column("request_id", sa.String(64), nullable=True),
+    sa.Column("payload", sa.Text(), nullable=False),
+    sa.Column("prev_hash", sa.String(64), nullable=False),
+    sa.Column("hash", sa.String(64), nullable=False),
+)
+sa.Index("ix_audit_log_target", audit_log.c.target_type, audit_log.c.target_id)
+sa.Index("ix_audit_log_action_time", audit_log.c.action, audit_log.c.occurred_at)
+
+# Append-only chain head: one row, locked by each audit append so the chain never forks.
+audit_head = sa.Table(
+    "audit_head",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("seq", sa.BigInteger, nullable=False),
+    sa.Column("hash", sa.String(64), nullable=False),
+)
+
+partners = sa.Table(
+    "partners",
+    metadata,
+    sa.Column("id", sa.String(40), primary_key=True),
+    sa.Column("name", sa.String(200), nullable=False),
+    sa.Column("roles", sa.JSON, nullable=False),
+    sa.Column("mode", sa.String(16), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("created_at", UtcDateTime(), nullable=False),
+    sa.Column("updated_at", UtcDateTime(), nullable=False),
+)
+sa.Index("ix_partners_created", partners.c.created_at, partners.c.id)
+
+oauth_clients = sa.Table(
+    "oauth_clients",
+    metadata,
+    sa.Column("id", sa.String(40), primary_key=True),
+    sa.Column("partner_id", sa.String(40), sa.ForeignKey("partners.id"), nullable=False),
+    sa.Column("name", sa.String(200), nullable=False),
+    sa.Column("auth_method", sa.String(32), nullable=False),
+    sa.Column("secret_hash", sa.String(256), nullable=True),
+    sa.Column("jwks", sa.JSON, nullable=True),
+    sa.Column("jwks_uri", sa.String(500), nullable=True),
+    sa.Column("redirect_uris", sa.JSON, nullable=False),
+    sa.Column("allowed_scopes", sa.JSON, nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("created_at", UtcDateTime(), nullable=False),
+    sa.Column("secret_rotated_at", UtcDateTime(), nullable=True),
+    sa.Column("revoked_at", UtcDateTime(), nullable=True),
+)
+sa.Index("ix_oauth_clients_partner", oauth_clients.c.partner_id)
+
+signing_keys = sa.Table(
+    "signing_keys",
+    metadata,
+    sa.Column("kid", sa.String(64), primary_key=True),
+    sa.Column("alg", sa.String(16), nullable=False),
+    sa.Column("private_pem", sa.Text, nullable=False),
+    sa.Column("encrypted", sa.Boolean, nullable=False),
+    sa.Column("public_jwk", sa.JSON, nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("created_at", UtcDateTime(), nullable=False),
+    sa.Column("retire_after", UtcDateTime(), nullable=True),
+    sa.Column("retired_at", UtcDateTime(), nullable=True),
+)
+
+revoked_tokens = sa.Table(
+    "revoked_tokens",
+    metadata,
+    sa.Column("jti", sa.String(64), primary_key=True),
+    sa.Column("client_id", sa.String(40), nullable=True),
+    sa.Column("expires_at", UtcDateTime(), nullable=False),
+    sa.Column("revoked_at", UtcDateTime(), nullable=False),
+    sa.Column("reason", sa.String(64), nullable=False),
+)
+
+authorization_codes = sa.Table(
+    "authorization_codes",
+    metadata,
+    sa.Column("code_hash", sa.String(64), primary_key=True),
+    sa.Column("client_id", sa.String(40), nullable=False),
+    sa.Column("redirect_uri", sa.String(500), nullable=False),
+    sa.Column("scopes", sa.JSON, nullable=False),
+    sa.Column("code_challenge", sa.String(64), nullable=False),
+    sa.Column("subject", sa.String(64), nullable=False),
+    sa.Column("consent_id", sa.String(64), nullable=True),
+    sa.Column("created_at", UtcDateTime(), nullable=False),
+    sa.Column("expires_at", UtcDateTime(), nullable=False),
+    sa.Column("used_at", UtcDateTime(), nullable=True),
+    sa.Column("family_id", sa.String(40), nullable=True),
+)
+
+refresh_tokens = sa.Table(
+    "refresh_tokens",
+    metadata,
+    sa.Column("token_hash", sa.String(64), primary_key=True),
+    sa.Column("family_id", sa.String(40), nullable=False),
+    sa.Column("client_id", sa.String(40), nullable=False),
+    sa.Column("scopes", sa.JSON, nullable=False),
+    sa.Column("subject", sa.String(64), nullable=False),
+    sa.Column("consent_id", sa.String(64), nullable=True),
+    sa.Column("access_jti", sa.String(64), nullable=False),
+    sa.Column("access_expires_at", UtcDateTime(), nullable=False),
+    sa.Column("issued_at", UtcDateTime(), nullable=False),
+    sa.Column("expires_at", UtcDateTime(), nullable=False),
+    sa.Column("used_at", UtcDateTime(), nullable=True),
+    sa.Column("revoked_at", UtcDateTime(), nullable=True),
+)
+sa.Index("ix_refresh_tokens_family", refresh_tokens.c.family_id)
+
+client_assertion_jtis = sa.Table(
+    "client_assertion_jtis",
+    metadata,
+    sa.Column("client_id", sa.String(40), primary_key=True),
+    sa.Column("jti", sa.String(128), primary_key=True),
+    sa.Column("expires_at", UtcDateTime(), nullable=False),
+)
+
+operators = sa.Table(
+    "operators",
+    metadata,
+    sa.Column("id", sa.String(40), primary_key=True),
+    sa.Column("email", sa.String(254), nullable=False, unique=True),
+    sa.Column("name", sa.String(200), nullable=False),
+    sa.Column("password_hash", sa.String(256), nullable=False),
+    sa.Column("totp_secret", sa.String(128), nullable=False),
+    sa.Column("roles", sa.JSON, nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("failed_logins", sa.Integer, nullable=False),
+    sa.Column("locked_until", UtcDateTime(), nullable=True),
+    sa.Column("last_totp_step", sa.BigInteger, nullable=True),
+    sa.Column("created_at", UtcDateTime(), nullable=False),
+    sa.Column("last_login_at", UtcDateTime(), nullable=True),
+)
+
+operator_sessions = sa.Table(
+    "operator_sessions",
+    metadata,
+    sa.Column("id_hash", sa.String(64), primary_key=True),
+    sa.Column("operator_id", sa.String(40), sa.ForeignKey("operators.id"), nullable=False),
+    sa.Column("csrf_token", sa.String(64), nullable=False),
+    sa.Column("created_at", UtcDateTime(), nullable=False),
+    sa.Column("expires_at", UtcDateTime(), nullable=False),
+    sa.Column("idle_expires_at", UtcDateTime(), nullable=False),
+    sa.Column("source_ip", sa.String(64), nullable=True),
+    sa.Column("user_agent", sa.String(256), nullable=True),
+    sa.Column("revoked_at", UtcDateTime(), nullable=True),
+)
+sa.Index("ix_operator_sessions_operator", operator_sessions.c.operator_id)

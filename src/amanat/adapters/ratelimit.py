@@ -1,0 +1,220 @@
+"""Per-client, per-endpoint-class rate limiting on top of :mod:`limits` (async API).
+
+Each endpoint class has a :class:`Policy` (``read``, ``write``, ``token``, ``login``,
+``public``); the caller chooses the key (client id, IP, IP+email). Counters live in the
+storage named by a URI: ``memory://`` (one process, the default) or Redis
+(``redis://host:port/db`` or ``async+redis://host:port/db``), which every API process
+shares, so a client's budget is one budget however many workers serve it. Redis is reached
+through redis-py's asyncio client (``implementation="redispy"``); limits' own default for
+``async+redis://`` is :pypi:`coredis`, which this project does not install.
+
+The strategy is a fixed window that opens at a key's first hit (one ``INCR`` + ``EXPIRE``
+per hit): O(1) per request and per key, at the price of allowing up to twice the quota in
+a burst straddling two windows. The endpoints where that matters (token, login) are also
+guarded by lockout and by argon2's cost.
+
+Responses advertise the policy and the live counter in the form of
+draft-ietf-httpapi-ratelimit-headers-11 (May 2026), both fields being Structured Field
+Lists of one String item with Integer parameters::
+
+    RateLimit-Policy: "token";q=30;w=60
+    RateLimit: "token";r=29;t=60
+
+and a refused request also carries ``Retry-After`` (delay-seconds, at least 1, never
+earlier than the end of the effective window).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import re
+import time
+from dataclasses import dataclass
+from typing import Any, Final
+from urllib.parse import urlsplit
+
+import structlog
+from limits import RateLimitItem, RateLimitItemPerSecond
+from limits.aio.storage import Storage
+from limits.aio.strategies import FixedWindowRateLimiter
+from limits.errors import StorageError
+from limits.storage import storage_from_string
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+
+log = structlog.get_logger("amanat.ratelimit")
+
+_POLICY_NAME = re.compile(r"[A-Za-z0-9_.-]{1,64}")
+
+
+@dataclass(frozen=True, slots=True)
+class Policy:
+    """``limit`` requests per ``window_seconds`` for one class of endpoints."""
+
+    name: str
+    limit: int
+    window_seconds: int
+
+    def __post_init__(self) -> None:
+        # The name is sent as a Structured Field String, so keep it to plain characters.
+        if not _POLICY_NAME.fullmatch(self.name):
+            raise ValueError(f"policy name must match {_POLICY_NAME.pattern}: {self.name!r}")
+        if self.limit < 1:
+            raise ValueError(f"policy {self.name!r}: limit must be at least 1")
+        if self.window_seconds < 1:
+            raise ValueError(f"policy {self.name!r}: window_seconds must be at least 1")
+
+
+DEFAULT_POLICIES: dict[str, Policy] = {
+    # Authenticated partner reads, per client id.
+    "read": Policy("read", 600, 60),
+    # Authenticated partner writes (payments, consents…), per client id.
+    "write": Policy("write", 120, 60),
+    # The token endpoint, per client id, or per IP when the client is unknown.
+    "token": Policy("token", 30, 60),
+    # Operator login, per IP + email.
+    "login": Policy("login", 10, 300),
+    # Unauthenticated reference data, per IP.
+    "public": Policy("public", 300, 60),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """The outcome of one hit.
+
+    ``degraded`` is true when the counter store could not be consulted and the request was
+    let through without counting; ``remaining`` and ``reset_seconds`` are then only the
+    policy's nominal values and are not advertised.
+    """
+
+    allowed: bool
+    policy: Policy
+    remaining: int
+    reset_seconds: int
+    degraded: bool = False
+
+
+_REDIS_SCHEMES: Final = frozenset(
+    {"redis", "rediss", "redis+unix", "redis+sentinel", "redis+cluster"}
+)
+
+
+def _async_uri(storage_uri: str | None) -> str:
+    uri = storage_uri or "memory://"
+    scheme = urlsplit(uri).scheme
+    return uri if scheme.startswith("async+") else f"async+{uri}"
+
+
+class RateLimiter:
+    """Counts hits per (policy, key) in the configured storage.
+
+    If the counter store (Redis) is unreachable or times out, the limiter fails OPEN: the
+    request is allowed, uncounted, and a warning is logged. An outage of a cache-like
+    dependency must not take the payment API down with it; the abuse-sensitive paths do
+    not rely on this layer alone (token and login attempts are also throttled by account
+    lockout and made expensive by argon2 hashing). Socket timeouts are short and, after a
+    failure, the store is not asked again for ``failure_cooldown_seconds``, so an outage
+    costs at most one slow request per cooldown rather than a timeout on every request.
+    """
+
+    def __init__(
+        self,
+        storage_uri: str | None,
+        policies: dict[str, Policy] | None = None,
+        key_prefix: str = "amanat",
+        *,
+        timeout_seconds: float = 0.5,
+        failure_cooldown_seconds: float = 5.0,
+    ) -> None:
+        """``policies`` are merged over :data:`DEFAULT_POLICIES` (same name replaces)."""
+        merged = {**DEFAULT_POLICIES, **(policies or {})}
+        for name, policy in merged.items():
+            if name != policy.name:
+                raise ValueError(f"policy registered as {name!r} is named {policy.name!r}")
+        self.policies: dict[str, Policy] = merged
+        self._items: dict[str, RateLimitItem] = {
+            name: RateLimitItemPerSecond(p.limit, p.window_seconds, namespace=name)
+            for name, p in merged.items()
+        }
+        uri = _async_uri(storage_uri)
+        scheme = urlsplit(uri).scheme.removeprefix("async+")
+        options: dict[str, Any] = {"wrap_exceptions": True}
+        if scheme in _REDIS_SCHEMES:
+            options.update(
+                implementation="redispy",
+                key_prefix=f"{key_prefix}:ratelimit",
+                socket_connect_timeout=timeout_seconds,
+                socket_timeout=timeout_seconds,
+                # One immediate retry for a dropped pooled connection, no backoff sleeps.
+                retry=Retry(NoBackoff(), retries=1),
+            )
+        storage = storage_from_string(uri, **options)
+        if not isinstance(storage, Storage):  # pragma: no cover - guarded by the scheme
+            raise ValueError(f"not an async rate-limit storage: {uri}")
+        self._storage: Storage = storage
+        self._strategy = FixedWindowRateLimiter(storage)
+        self._scheme = scheme
+        self._cooldown = failure_cooldown_seconds
+        self._skip_until = 0.0
+
+    @property
+    def storage_kind(self) -> str:
+        """The storage scheme without ``async+`` (``memory``, ``redis``…); never the URI."""
+        return self._scheme
+
+    async def hit(self, policy_name: str, key: str) -> Decision:
+        """Count one request by ``key`` against ``policy_name`` and decide on it."""
+        policy = self.policies.get(policy_name)
+        if policy is None:
+            raise KeyError(f"unknown rate-limit policy {policy_name!r}")
+        if time.monotonic() < self._skip_until:
+            return self._fail_open(policy)
+        item = self._items[policy_name]
+        # Keys can hold emails or IPs: store a digest, never the raw value, at a fixed length.
+        digest = hashlib.blake2b(key.encode("utf-8"), digest_size=16).hexdigest()
+        try:
+            allowed = await self._strategy.hit(item, digest)
+            stats = await self._strategy.get_window_stats(item, digest)
+        except (StorageError, OSError, TimeoutError) as exc:
+            self._skip_until = time.monotonic() + self._cooldown
+            cause = exc.storage_error if isinstance(exc, StorageError) else exc
+            log.warning(
+                "rate_limit_storage_unavailable",
+                policy=policy_name,
+                storage=self.storage_kind,
+                error=type(cause).__name__,
+                fail_open_seconds=self._cooldown,
+            )
+            return self._fail_open(policy)
+        reset = math.ceil(stats.reset_time - time.time())
+        return Decision(
+            allowed=allowed,
+            policy=policy,
+            remaining=max(0, min(policy.limit, stats.remaining)),
+            reset_seconds=max(0, min(policy.window_seconds, reset)),
+        )
+
+    @staticmethod
+    def _fail_open(policy: Policy) -> Decision:
+        return Decision(
+            allowed=True,
+            policy=policy,
+            remaining=policy.limit,
+            reset_seconds=policy.window_seconds,
+            degraded=True,
+        )
+
+    async def reset(self) -> None:
+        """Forget every counter under this limiter's prefix (tests and operations)."""
+        await self._storage.reset()
+        self._skip_until = 0.0
+
+    async def close(self) -> None:
+        """Release the Redis connection pool, if any."""
+        bridge = getattr(self._storage, "bridge", None)
+        client = getattr(bridge, "storage", None)
+        aclose = getattr(client, "aclose", None)
+        if aclose is not None:
+            await aclose()

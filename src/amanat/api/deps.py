@@ -1,0 +1,106 @@
+"""Dependencies every route declares: who is calling, with which scope, at what rate.
+
+``require_scope("payments:write")`` verifies the bearer token, checks the scope, applies
+the client's rate limit and records the scope in the OpenAPI document, so the published
+contract and the enforcement cannot drift apart.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import structlog
+from fastapi import Depends, Request, Security
+from fastapi.openapi.models import OAuthFlowClientCredentials, OAuthFlows
+from fastapi.security import OAuth2, SecurityScopes
+
+from amanat.api.errors import ApiProblem
+from amanat.api.ratelimit import enforce
+from amanat.bootstrap import Container
+from amanat.domain.access import SCOPE_DESCRIPTIONS
+from amanat.services.oauth import AccessContext, TokenRejected
+
+log = structlog.get_logger("amanat.auth")
+
+oauth2_scheme = OAuth2(
+    flows=OAuthFlows(
+        clientCredentials=OAuthFlowClientCredentials(
+            tokenUrl="/oauth/token", scopes=dict(SCOPE_DESCRIPTIONS)
+        )
+    ),
+    scheme_name="oauth2",
+    description="Client-credentials access tokens from `POST /oauth/token`.",
+    auto_error=False,
+)
+
+
+def container_of(request: Request) -> Container:
+    container: Container = request.app.state.container
+    return container
+
+
+def client_ip(request: Request) -> str | None:
+    return request.client.host if request.client else None
+
+
+def _bearer(request: Request) -> str | None:
+    header = request.headers.get("authorization")
+    if not header:
+        return None
+    scheme, _, value = header.partition(" ")
+    if scheme.lower() != "bearer" or not value.strip():
+        return None
+    return value.strip()
+
+
+def _unauthorized(detail: str, error: str | None = "invalid_token") -> ApiProblem:
+    challenge = 'Bearer realm="amanat"'
+    if error:
+        challenge += f', error="{error}", error_description="{detail}"'
+    return ApiProblem("unauthorized", detail, status=401, headers={"WWW-Authenticate": challenge})
+
+
+async def _authenticate(
+    request: Request,
+    security_scopes: SecurityScopes,
+    _token: Any = Depends(oauth2_scheme),
+) -> AccessContext:
+    container = container_of(request)
+    token = _bearer(request)
+    if token is None:
+        raise _unauthorized("An access token is required.", error=None)
+    try:
+        context = await container.oauth.verify_access_token(token)
+    except TokenRejected as exc:
+        log.info("token_rejected", reason=exc.reason)
+        raise _unauthorized("The access token is invalid, expired or revoked.") from None
+    missing = [s for s in security_scopes.scopes if s not in context.scopes]
+    if missing:
+        needed = " ".join(security_scopes.scopes)
+        raise ApiProblem(
+            "insufficient_scope",
+            f"This endpoint requires the scope '{needed}'.",
+            status=403,
+            headers={
+                "WWW-Authenticate": (
+                    f'Bearer realm="amanat", error="insufficient_scope", scope="{needed}"'
+                )
+            },
+        )
+    request.state.access = context
+    structlog.contextvars.bind_contextvars(client_id=context.client_id)
+    return context
+
+
+def require_scope(scope: str, *, policy: str = "read") -> Callable[..., Awaitable[AccessContext]]:
+    """A dependency: a verified caller holding ``scope``, within its rate limit."""
+
+    async def dependency(
+        request: Request,
+        context: AccessContext = Security(_authenticate, scopes=[scope]),
+    ) -> AccessContext:
+        await enforce(request, container_of(request).rate_limiter, policy, context.client_id)
+        return context
+
+    return dependency

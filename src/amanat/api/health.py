@@ -1,0 +1,42 @@
+"""Liveness and readiness, for load balancers and orchestrators."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request
+
+from amanat.adapters.db.migrate import current_revision, head_revision
+from amanat.api.responses import JsonResponse
+
+router = APIRouter(tags=["health"])
+
+
+@router.get("/healthz", summary="The process is alive")
+async def healthz() -> dict[str, str]:
+    return {"status": "ok"}
+
+
+@router.get(
+    "/readyz",
+    summary="Ready to serve: database reachable and migrated to head",
+    responses={503: {"description": "Not ready; `checks` says why."}},
+)
+async def readyz(request: Request) -> JsonResponse:
+    container = request.app.state.container
+    checks: dict[str, Any] = {}
+    ready = True
+    try:
+        await container.db.ping()
+        checks["database"] = "ok"
+        current = await current_revision(container.db.engine)
+        head = head_revision()
+        checks["migrations"] = "ok" if current == head else f"at {current}, head is {head}"
+        ready = current == head
+    except Exception as exc:  # noqa: BLE001 - any failure means not ready
+        checks["database"] = f"unreachable: {type(exc).__name__}"
+        ready = False
+    return JsonResponse(
+        {"status": "ready" if ready else "not_ready", "checks": checks},
+        status_code=200 if ready else 503,
+    )

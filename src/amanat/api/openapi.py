@@ -1,0 +1,96 @@
+"""OpenAPI post-processing: every operation documents its problem responses.
+
+FastAPI documents only the happy path and its own 422 shape; our error handlers answer
+every failure as problem+json, so the published contract says so (schemathesis holds the
+implementation to it).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.openapi.utils import get_openapi
+
+PROBLEM_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["type", "title", "status", "detail", "code", "request_id"],
+    "properties": {
+        "type": {"type": "string", "format": "uri"},
+        "title": {"type": "string"},
+        "status": {"type": "integer"},
+        "detail": {"type": "string"},
+        "instance": {"type": ["string", "null"]},
+        "code": {"type": "string", "pattern": "^[a-z][a-z0-9_]*$"},
+        "request_id": {"type": ["string", "null"]},
+        "errors": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "required": ["pointer", "code", "message"],
+                "properties": {
+                    "pointer": {"type": ["string", "null"]},
+                    "in": {"type": "string"},
+                    "code": {"type": "string"},
+                    "message": {"type": "string"},
+                },
+            },
+        },
+    },
+}
+
+_COMMON = {
+    "400": "Malformed request (bad JSON, bad cursor, missing Idempotency-Key).",
+    "404": "Not found.",
+    "413": "Body too large.",
+    "415": "Body is not JSON.",
+    "422": "Validation failed; `errors` points at each bad field.",
+    "429": "Rate limited; see `Retry-After`.",
+    "500": "Unexpected error; quote `request_id` to support.",
+}
+_WITH_AUTH = {
+    "401": "Missing, expired or revoked access token.",
+    "403": "The token lacks the required scope (`insufficient_scope`), or the operator's "
+    "roles lack the permission.",
+    "409": "Conflicts with the resource's current state.",
+}
+
+
+def install_openapi(app: FastAPI, *, version: str) -> None:
+    def build() -> dict[str, Any]:
+        if app.openapi_schema:
+            return app.openapi_schema
+        schema = get_openapi(
+            title="amanat API",
+            version=version,
+            summary="Payments and open-banking APIs for Pakistan.",
+            description=(
+                "Partner API under `/v1` (amanat conventions) and open-banking API under "
+                "`/open-banking/v3.1` (OBIE v3.1.11 shapes). Every error is an RFC 9457 "
+                "problem document; see `/problems`."
+            ),
+            routes=app.routes,
+        )
+        components = schema.setdefault("components", {}).setdefault("schemas", {})
+        components["Problem"] = PROBLEM_SCHEMA
+        components.pop("HTTPValidationError", None)
+        components.pop("ValidationError", None)
+        ref = {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}
+        for path_item in schema.get("paths", {}).values():
+            for operation in path_item.values():
+                if not isinstance(operation, dict) or "responses" not in operation:
+                    continue
+                responses = operation["responses"]
+                wanted = dict(_COMMON)
+                if operation.get("security"):
+                    wanted.update(_WITH_AUTH)
+                for status, text in wanted.items():
+                    existing = responses.get(status)
+                    if existing is None or "HTTPValidationError" in str(existing):
+                        responses[status] = {"description": text, "content": ref}
+                    elif "content" not in existing:
+                        existing["content"] = ref
+        app.openapi_schema = schema
+        return schema
+
+    app.openapi = build  # type: ignore[method-assign]

@@ -1,0 +1,286 @@
+"""The catalogue of problem codes: one entry per stable ``code`` a client may see.
+
+Each code has a page at ``/problems/<code>`` (the problem document's ``type``), so a
+developer who meets an error can read what it means and what to do about it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class ProblemType:
+    code: str
+    status: int
+    title: str
+    description: str
+    remedy: str
+
+
+_ENTRIES = [
+    ProblemType(
+        "validation_error",
+        422,
+        "The request is not valid",
+        "One or more fields failed validation. `errors` lists each with a JSON "
+        "pointer to the field, a code and a message.",
+        "Fix each listed field and send the request again; nothing was changed.",
+    ),
+    ProblemType(
+        "malformed_json",
+        400,
+        "The body is not valid JSON",
+        "The request body could not be parsed as JSON.",
+        "Send a UTF-8 JSON document with `Content-Type: application/json`.",
+    ),
+    ProblemType(
+        "unsupported_media_type",
+        415,
+        "Unsupported content type",
+        "This endpoint accepts `application/json` bodies only.",
+        "Set `Content-Type: application/json`.",
+    ),
+    ProblemType(
+        "payload_too_large",
+        413,
+        "The body is too large",
+        "The request body exceeds the configured maximum size.",
+        "Send a smaller body; large files go through the dedicated upload endpoints.",
+    ),
+    ProblemType(
+        "not_found",
+        404,
+        "Not found",
+        "No resource exists at this URL, or it is not visible to your credentials.",
+        "Check the path and the id; ids carry a prefix naming their type.",
+    ),
+    ProblemType(
+        "method_not_allowed",
+        405,
+        "Method not allowed",
+        "The resource exists but does not support this HTTP method.",
+        "See the `Allow` response header for the methods it supports.",
+    ),
+    ProblemType(
+        "unauthorized",
+        401,
+        "Authentication required",
+        "The request carries no valid access token, or the token has expired or been revoked.",
+        "Obtain a fresh token from `POST /oauth/token` and send it as "
+        "`Authorization: Bearer <token>`.",
+    ),
+    ProblemType(
+        "insufficient_scope",
+        403,
+        "Insufficient scope",
+        "The access token is valid but lacks the scope this endpoint requires.",
+        "Request a token with the scope named in `WWW-Authenticate`; your partner's "
+        "roles must allow it.",
+    ),
+    ProblemType(
+        "forbidden",
+        403,
+        "Forbidden",
+        "Your credentials may not perform this action.",
+        "Ask an administrator for the role this action needs.",
+    ),
+    ProblemType(
+        "rate_limited",
+        429,
+        "Too many requests",
+        "You have sent more requests than your rate-limit policy allows.",
+        "Wait for the number of seconds in `Retry-After`, then retry.",
+    ),
+    ProblemType(
+        "idempotency_key_missing",
+        400,
+        "Idempotency-Key header required",
+        "Every POST under /v1 must carry an `Idempotency-Key` header.",
+        "Send a unique key (for example a UUID) per logical operation.",
+    ),
+    ProblemType(
+        "idempotency_key_reused",
+        422,
+        "Idempotency key reused",
+        "This key was already used for a different request.",
+        "Use a new key for a new operation.",
+    ),
+    ProblemType(
+        "idempotency_key_in_use",
+        409,
+        "Idempotency key in use",
+        "A request with this key is still being processed.",
+        "Retry after the number of seconds in `Retry-After`.",
+    ),
+    ProblemType(
+        "invalid_iban",
+        422,
+        "Invalid IBAN",
+        "The IBAN is not a valid Pakistani IBAN: `PK`, two check digits, a four-letter "
+        "bank code and sixteen digits, with a valid mod-97 checksum.",
+        "Check the IBAN with the account holder; `errors[].code` says what is wrong.",
+    ),
+    ProblemType(
+        "invalid_raast_id",
+        422,
+        "Invalid Raast ID",
+        "A Raast ID is a Pakistani mobile number, `+923XXXXXXXXX`.",
+        "Send the mobile number in international or local (`03XX...`) form.",
+    ),
+    ProblemType(
+        "invalid_cnic",
+        422,
+        "Invalid CNIC",
+        "A CNIC has 13 digits, written `XXXXX-XXXXXXX-X`.",
+        "Check the CNIC.",
+    ),
+    ProblemType(
+        "invalid_amount",
+        422,
+        "Invalid amount",
+        "Amounts are positive integers in minor units (paisa for PKR).",
+        "Send `amount` as an integer, e.g. 150000 for PKR 1,500.00.",
+    ),
+    ProblemType(
+        "invalid_currency",
+        422,
+        "Invalid currency",
+        "The currency is not a supported ISO 4217 code.",
+        "Use `PKR`.",
+    ),
+    ProblemType(
+        "invalid_cursor",
+        400,
+        "Invalid cursor",
+        "The pagination cursor is not one this API issued, or it has been altered.",
+        "Pass `next_cursor` from the previous page unchanged.",
+    ),
+    ProblemType(
+        "insufficient_funds",
+        422,
+        "Insufficient funds",
+        "The available balance does not cover this operation.",
+        "Top up the balance or reduce the amount.",
+    ),
+    ProblemType(
+        "conflict",
+        409,
+        "Conflict",
+        "The request conflicts with the current state of the resource.",
+        "Fetch the resource, then decide whether to retry.",
+    ),
+    ProblemType(
+        "service_unavailable",
+        503,
+        "Service unavailable",
+        "A dependency this request needs is not available right now.",
+        "Retry with backoff.",
+    ),
+    ProblemType(
+        "internal_error",
+        500,
+        "Internal error",
+        "Something failed on our side. The error has been logged with the request id.",
+        "Retry with the same Idempotency-Key; quote `request_id` to support.",
+    ),
+]
+
+_ENTRIES += [
+    ProblemType(
+        "login_failed",
+        401,
+        "Login failed",
+        "The email, password or one-time code is wrong.",
+        "Check all three; after repeated failures the account locks for a while.",
+    ),
+    ProblemType(
+        "account_locked",
+        423,
+        "Account locked",
+        "Too many failed logins; the account is locked for a while.",
+        "Wait, or ask an administrator.",
+    ),
+    ProblemType(
+        "weak_password",
+        422,
+        "Password too weak",
+        "Operator passwords need at least 12 characters.",
+        "Choose a longer one.",
+    ),
+    ProblemType(
+        "invalid_role",
+        422,
+        "Invalid role",
+        "A role is not one amanat knows.",
+        "Use one of the documented roles.",
+    ),
+    ProblemType(
+        "invalid_scope",
+        422,
+        "Invalid scope",
+        "A scope is unknown or not allowed for the partner's roles.",
+        "Request only scopes listed in the metadata and allowed for your roles.",
+    ),
+    ProblemType(
+        "invalid_redirect_uri",
+        422,
+        "Invalid redirect URI",
+        "Redirect URIs must be absolute https URLs without fragments "
+        "(http only for loopback in the sandbox).",
+        "Fix the URI.",
+    ),
+    ProblemType(
+        "invalid_client_metadata",
+        422,
+        "Invalid client metadata",
+        "The client registration is inconsistent (for example private_key_jwt without keys).",
+        "Fix the named field.",
+    ),
+    ProblemType(
+        "csrf_failed",
+        403,
+        "CSRF check failed",
+        "The request lacks the anti-forgery token of your session.",
+        "Reload the console page and try again.",
+    ),
+    ProblemType(
+        "psu_authentication_not_configured",
+        501,
+        "PSU authentication not configured",
+        "In production the customer must log in at the bank; amanat's sandbox page is disabled.",
+        "Integrate the bank's login in front of /oauth/authorize.",
+    ),
+]
+for _error, _text in [
+    ("invalid_request", "The request is missing a parameter, repeats one, or is malformed."),
+    ("invalid_client", "Client authentication failed."),
+    (
+        "invalid_grant",
+        "The code, refresh token or credentials are invalid, expired, revoked "
+        "or were issued to another client.",
+    ),
+    ("unauthorized_client", "This client may not use this grant type."),
+    ("unsupported_grant_type", "The grant type is not supported."),
+    ("invalid_scope", "The requested scope is unknown or exceeds what the client may have."),
+]:
+    _ENTRIES.append(
+        ProblemType(
+            f"oauth_{_error}",
+            401 if _error == "invalid_client" else 400,
+            f"OAuth error: {_error}",
+            _text,
+            "See RFC 6749 §5.2; fix the request and retry.",
+        )
+    )
+
+CATALOGUE: dict[str, ProblemType] = {entry.code: entry for entry in _ENTRIES}
+
+
+def register(entry: ProblemType) -> None:
+    """Later capabilities add their codes here at import time."""
+    CATALOGUE[entry.code] = entry
+
+
+def lookup(code: str) -> ProblemType | None:
+    return CATALOGUE.get(code)

@@ -1,0 +1,66 @@
+"""Rate limiting at the HTTP edge: enforce a policy and publish its headers.
+
+The counters and policies live in :mod:`amanat.adapters.ratelimit`; this module turns a
+decision into ``RateLimit-Policy``/``RateLimit`` headers and a 429 problem.
+"""
+
+from __future__ import annotations
+
+from starlette.requests import Request
+
+from amanat.adapters.ratelimit import DEFAULT_POLICIES, Decision, Policy, RateLimiter
+from amanat.api.errors import ApiProblem
+
+__all__ = ["DEFAULT_POLICIES", "Decision", "Policy", "RateLimiter", "enforce", "headers_for"]
+
+
+def headers_for(decision: Decision) -> dict[str, str]:
+    """The draft-11 ``RateLimit-Policy``/``RateLimit`` fields (+ ``Retry-After`` if refused).
+
+    A degraded (fail-open) decision advertises the policy only: its counter is unknown.
+    """
+    p = decision.policy
+    headers = {"RateLimit-Policy": f'"{p.name}";q={p.limit};w={p.window_seconds}'}
+    if not decision.degraded:
+        headers["RateLimit"] = f'"{p.name}";r={decision.remaining};t={decision.reset_seconds}'
+    if not decision.allowed:
+        headers["Retry-After"] = str(max(1, decision.reset_seconds))
+    return headers
+
+
+def _merge(existing: dict[str, str], new: dict[str, str]) -> dict[str, str]:
+    """Several policies on one request: both fields are SF Lists, one item per policy."""
+    merged = dict(existing)
+    for name, value in new.items():
+        if name not in merged:
+            merged[name] = value
+        elif name == "Retry-After":
+            merged[name] = str(max(int(merged[name]), int(value)))
+        else:
+            policy = value.split(";", 1)[0]
+            kept = [i for i in merged[name].split(", ") if i.split(";", 1)[0] != policy]
+            merged[name] = ", ".join([*kept, value])
+    return merged
+
+
+async def enforce(request: Request, limiter: RateLimiter, policy_name: str, key: str) -> None:
+    """Count the request; record the headers for the response; answer 429 when refused.
+
+    The headers go to ``request.state.ratelimit_headers``, which the contract middleware
+    adds to whatever response is eventually sent.
+    """
+    decision = await limiter.hit(policy_name, key)
+    existing: dict[str, str] = getattr(request.state, "ratelimit_headers", None) or {}
+    headers = _merge(existing, headers_for(decision))
+    request.state.ratelimit_headers = headers
+    if not decision.allowed:
+        policy = decision.policy
+        raise ApiProblem(
+            "rate_limited",
+            detail=(
+                f"Rate limit '{policy.name}' ({policy.limit} requests per "
+                f"{policy.window_seconds} s) exceeded; retry in {headers['Retry-After']} s."
+            ),
+            status=429,
+            headers=headers,
+        )

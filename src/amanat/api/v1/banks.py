@@ -1,0 +1,42 @@
+"""Reference data: the SBP-licensed banks amanat can route to (public, no token needed)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from fastapi import APIRouter
+
+from amanat.api.errors import ApiProblem
+from amanat.api.pagination import CursorParam, LimitParam, list_body, page_request
+from amanat.api.schemas import ListResponse, ResponseModel
+from amanat.domain.pakistan import Bank, bank_by_code, banks
+
+router = APIRouter(prefix="/v1/banks", tags=["reference data"])
+
+
+class BankOut(ResponseModel):
+    object: Literal["bank"] = "bank"
+    code: str
+    name: str
+    imd: str | None
+    kind: str
+
+
+def _out(bank: Bank) -> BankOut:
+    return BankOut(code=bank.code, name=bank.name, imd=bank.imd, kind=bank.kind)
+
+
+@router.get("", response_model=ListResponse[BankOut], summary="List banks")
+async def list_banks(limit: LimitParam = 20, cursor: CursorParam = None) -> dict[str, object]:
+    page = page_request(limit, cursor, keys=frozenset({"code"}))
+    after = str(page.after["code"]) if page.after else ""
+    items = [_out(b) for b in sorted(banks(), key=lambda b: b.code) if b.code > after]
+    return list_body(items[: limit + 1], limit=limit, cursor_of=lambda b: {"code": b.code})
+
+
+@router.get("/{code}", response_model=BankOut, summary="Retrieve a bank by its IBAN code")
+async def get_bank(code: str) -> BankOut:
+    bank = bank_by_code(code.upper())
+    if bank is None:
+        raise ApiProblem("not_found", f"No bank with code '{code[:8]}'.")
+    return _out(bank)

@@ -1,0 +1,185 @@
+"""Who may do what: partner roles grant OAuth scopes; operator roles grant permissions.
+
+These tables are the single source of truth. ``docs/access-control.md`` prints them, and
+a test checks that the document and this module agree. There is deliberately no wildcard
+or all-access scope: a token can only ever carry scopes from this list that the partner's
+roles allow.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from enum import StrEnum
+
+from amanat.domain.errors import InvalidInput
+
+
+class PartnerRole(StrEnum):
+    MERCHANT = "merchant"
+    AISP = "aisp"
+    PISP = "pisp"
+    CBPII = "cbpii"
+
+
+SCOPE_DESCRIPTIONS: dict[str, str] = {
+    "payments:read": "Read payouts and collections.",
+    "payments:write": "Create and cancel payouts and collections.",
+    "refunds:write": "Refund collections.",
+    "disputes:read": "Read disputes.",
+    "disputes:write": "Respond to disputes and upload evidence.",
+    "webhooks:manage": "Manage webhook endpoints and deliveries.",
+    "events:read": "Read the event log.",
+    "settlements:read": "Read settlements and reports.",
+    "balance:read": "Read balances.",
+    "accounts": "Open banking: account information (AISP).",
+    "payments": "Open banking: payment initiation (PISP).",
+    "fundsconfirmations": "Open banking: confirmation of funds (CBPII).",
+}
+
+ROLE_SCOPES: dict[PartnerRole, frozenset[str]] = {
+    PartnerRole.MERCHANT: frozenset(
+        {
+            "payments:read",
+            "payments:write",
+            "refunds:write",
+            "disputes:read",
+            "disputes:write",
+            "webhooks:manage",
+            "events:read",
+            "settlements:read",
+            "balance:read",
+        }
+    ),
+    PartnerRole.AISP: frozenset({"accounts"}),
+    PartnerRole.PISP: frozenset({"payments"}),
+    PartnerRole.CBPII: frozenset({"fundsconfirmations"}),
+}
+
+# Open-banking scopes are granted per PSU consent through the authorization-code grant.
+CONSENT_SCOPES = frozenset({"accounts", "payments", "fundsconfirmations"})
+
+
+def parse_roles(values: Iterable[str]) -> frozenset[PartnerRole]:
+    roles: set[PartnerRole] = set()
+    for value in values:
+        try:
+            roles.add(PartnerRole(value))
+        except ValueError:
+            raise InvalidInput(
+                f"'{value}' is not a partner role; use one of "
+                f"{', '.join(r.value for r in PartnerRole)}.",
+                code="invalid_role",
+            ) from None
+    if not roles:
+        raise InvalidInput("A partner needs at least one role.", code="invalid_role")
+    return frozenset(roles)
+
+
+def scopes_for_roles(roles: Iterable[PartnerRole]) -> frozenset[str]:
+    allowed: set[str] = set()
+    for role in roles:
+        allowed |= ROLE_SCOPES[role]
+    return frozenset(allowed)
+
+
+def parse_scope_string(scope: str | None) -> list[str]:
+    """RFC 6749 scope: space-delimited tokens, order kept, duplicates dropped."""
+    if not scope:
+        return []
+    seen: dict[str, None] = {}
+    for token in scope.split(" "):
+        if token:
+            seen.setdefault(token, None)
+    return list(seen)
+
+
+def grantable_scopes(requested: list[str], allowed: frozenset[str]) -> list[str]:
+    """The scopes to grant, or raise if any requested scope is unknown or not allowed.
+
+    An empty request grants everything the client is allowed (RFC 6749 §3.3 lets the
+    server apply a default), which is never more than its partner's roles allow.
+    """
+    unknown = [s for s in requested if s not in SCOPE_DESCRIPTIONS]
+    if unknown:
+        raise InvalidInput(f"Unknown scope(s): {' '.join(unknown)}.", code="invalid_scope")
+    refused = [s for s in requested if s not in allowed]
+    if refused:
+        raise InvalidInput(
+            f"Scope(s) not allowed for this client: {' '.join(refused)}.", code="invalid_scope"
+        )
+    return requested or sorted(allowed)
+
+
+class OperatorRole(StrEnum):
+    SUPPORT = "support"
+    OPERATIONS = "operations"
+    RISK = "risk"
+    COMPLIANCE = "compliance"
+    ADMIN = "admin"
+    AUDITOR = "auditor"
+
+
+class Permission(StrEnum):
+    PARTNERS_READ = "partners.read"
+    PARTNERS_WRITE = "partners.write"
+    CLIENTS_WRITE = "clients.write"
+    TOKENS_REVOKE = "tokens.revoke"
+    OPERATORS_READ = "operators.read"
+    OPERATORS_WRITE = "operators.write"
+    AUDIT_READ = "audit.read"
+    KEYS_ROTATE = "keys.rotate"
+    PAYMENTS_READ = "payments.read"
+    PARTNERS_SUSPEND = "partners.suspend"
+
+
+P = Permission
+ROLE_PERMISSIONS: dict[OperatorRole, frozenset[Permission]] = {
+    # Answers partners' questions: sees, never changes.
+    OperatorRole.SUPPORT: frozenset({P.PARTNERS_READ, P.PAYMENTS_READ}),
+    # Onboards partners and manages their credentials.
+    OperatorRole.OPERATIONS: frozenset(
+        {P.PARTNERS_READ, P.PARTNERS_WRITE, P.CLIENTS_WRITE, P.TOKENS_REVOKE, P.PAYMENTS_READ}
+    ),
+    # Stops abuse: can suspend a partner and kill its tokens, not onboard.
+    OperatorRole.RISK: frozenset(
+        {P.PARTNERS_READ, P.PARTNERS_SUSPEND, P.TOKENS_REVOKE, P.PAYMENTS_READ}
+    ),
+    # Reviews who did what.
+    OperatorRole.COMPLIANCE: frozenset({P.PARTNERS_READ, P.AUDIT_READ, P.PAYMENTS_READ}),
+    # Manages people and platform keys; onboarding stays with operations.
+    OperatorRole.ADMIN: frozenset(
+        {
+            P.PARTNERS_READ,
+            P.OPERATORS_READ,
+            P.OPERATORS_WRITE,
+            P.KEYS_ROTATE,
+            P.AUDIT_READ,
+            P.TOKENS_REVOKE,
+        }
+    ),
+    # External or internal auditor: read-only, including the audit trail.
+    OperatorRole.AUDITOR: frozenset({P.PARTNERS_READ, P.OPERATORS_READ, P.AUDIT_READ}),
+}
+
+
+def parse_operator_roles(values: Iterable[str]) -> frozenset[OperatorRole]:
+    roles: set[OperatorRole] = set()
+    for value in values:
+        try:
+            roles.add(OperatorRole(value))
+        except ValueError:
+            raise InvalidInput(
+                f"'{value}' is not an operator role; use one of "
+                f"{', '.join(r.value for r in OperatorRole)}.",
+                code="invalid_role",
+            ) from None
+    if not roles:
+        raise InvalidInput("An operator needs at least one role.", code="invalid_role")
+    return frozenset(roles)
+
+
+def permissions_for(roles: Iterable[OperatorRole]) -> frozenset[Permission]:
+    granted: set[Permission] = set()
+    for role in roles:
+        granted |= ROLE_PERMISSIONS[role]
+    return frozenset(granted)

@@ -1,0 +1,41 @@
+"""Prefixed ULIDs: ``pay_01JD...``, sortable by creation time, safe to show.
+
+The prefix names the object type so a support engineer can tell what an id is at a
+glance, and so an id pasted into the wrong endpoint is rejected before any lookup.
+"""
+
+from __future__ import annotations
+
+import re
+
+from ulid import ULID
+
+PREFIXES: dict[str, str] = {
+    "payment": "pay",
+    "refund": "re",
+    "dispute": "dp",
+    "event": "evt",
+    "webhook_endpoint": "we",
+    "settlement": "set",
+    "client": "cli",
+    "partner": "ptr",
+    "operator": "op",
+    "request": "req",
+    "audit": "aud",
+    "consent": "cns",
+    "key": "key",
+    "token_family": "fam",
+    "session": "ses",
+}
+
+_ID_RE = re.compile(r"^(?P<prefix>[a-z]{2,4})_(?P<ulid>[0-9A-HJKMNP-TV-Z]{26})$")
+
+
+def new_id(kind: str) -> str:
+    """A new id for an object kind listed in :data:`PREFIXES`."""
+    return f"{PREFIXES[kind]}_{ULID()}"
+
+
+def is_id_of(kind: str, value: str) -> bool:
+    match = _ID_RE.match(value)
+    return bool(match) and match is not None and match.group("prefix") == PREFIXES[kind]

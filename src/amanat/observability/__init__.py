@@ -1,0 +1,1 @@
+"""Observability: structured, masked logging for every amanat process."""

@@ -1,0 +1,98 @@
+"""Seeding the sandbox: one merchant, one TPP, one console admin, and a signing key.
+
+Secrets are shown once and stored only as hashes, so the seed writes the sandbox
+credentials it generated to a local file (mode 0600, under ``var/``) and prints them again
+on every ``make run``. The sandbox never runs with production data, and ``production``
+refuses to seed at all.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from amanat.bootstrap import Container
+from amanat.domain.audit import Actor
+
+SEED_ACTOR = Actor(type="cli", id="sandbox-seed")
+TPP_REDIRECT = "http://127.0.0.1:8000/sandbox/oauth-callback"
+
+
+async def seed(container: Container) -> dict[str, Any]:
+    settings = container.settings
+    if settings.is_production:
+        raise RuntimeError("refusing to seed sandbox data in production")
+    await container.signing_keys.ensure_active(SEED_ACTOR)
+    path = settings.auth.sandbox_credentials_file
+    existing = _read(path)
+    if existing and await _still_valid(container, existing):
+        return existing
+    merchant = await container.partners.create_partner(
+        SEED_ACTOR, name="Sandbox Merchant", roles=["merchant"], mode="sandbox"
+    )
+    merchant_client = await container.partners.create_client(
+        SEED_ACTOR, merchant.id, name="Sandbox Merchant server"
+    )
+    tpp = await container.partners.create_partner(
+        SEED_ACTOR, name="Sandbox TPP", roles=["aisp", "pisp", "cbpii"], mode="sandbox"
+    )
+    tpp_client = await container.partners.create_client(
+        SEED_ACTOR, tpp.id, name="Sandbox TPP app", redirect_uris=[TPP_REDIRECT]
+    )
+    admin_password = "sandbox-" + os.urandom(9).hex()
+    admin = await container.operators.create_operator(
+        SEED_ACTOR,
+        email="admin@sandbox.amanat.local",
+        name="Sandbox admin",
+        roles=["admin", "operations"],
+        password=admin_password,
+    )
+    credentials = {
+        "merchant": {
+            "partner_id": merchant.id,
+            "client_id": merchant_client.client.id,
+            "client_secret": merchant_client.secret,
+            "scopes": sorted(merchant_client.client.allowed_scopes),
+        },
+        "tpp": {
+            "partner_id": tpp.id,
+            "client_id": tpp_client.client.id,
+            "client_secret": tpp_client.secret,
+            "redirect_uri": TPP_REDIRECT,
+            "scopes": sorted(tpp_client.client.allowed_scopes),
+        },
+        "console_admin": {
+            "email": admin.operator.email,
+            "password": admin_password,
+            "totp_secret": admin.totp_secret,
+            "totp_uri": admin.provisioning_uri,
+        },
+    }
+    _write(path, credentials)
+    return credentials
+
+
+async def _still_valid(container: Container, credentials: dict[str, Any]) -> bool:
+    async with container.transactions.read() as tx:
+        for key in ("merchant", "tpp"):
+            client = await tx.partners.get_client(credentials.get(key, {}).get("client_id", ""))
+            if client is None or not client.is_active:
+                return False
+    return True
+
+
+def _read(path: Path) -> dict[str, Any] | None:
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def _write(path: Path, data: dict[str, Any]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        json.dump(data, handle, indent=2)

@@ -1,0 +1,238 @@
+"""Partner onboarding and the lifecycle of their OAuth clients.
+
+A client secret is generated here, returned exactly once, and stored only as an argon2
+hash. Every change is audited in the same transaction.
+"""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
+from amanat.domain.access import grantable_scopes, parse_roles
+from amanat.domain.audit import Actor
+from amanat.domain.clock import Clock
+from amanat.domain.errors import Conflict, InvalidInput, NotFound
+from amanat.domain.identity import ClientAuthMethod, Mode, OAuthClient, Partner
+from amanat.domain.ids import new_id
+from amanat.services import audit
+from amanat.services.ports import SecretHasher, TransactionFactory
+
+SECRET_PREFIX = "cs_"
+
+
+def new_client_secret() -> str:
+    return SECRET_PREFIX + secrets.token_urlsafe(32)
+
+
+@dataclass(frozen=True, slots=True)
+class IssuedClient:
+    client: OAuthClient
+    secret: str | None  # shown once; None for private_key_jwt clients
+
+
+def _check_redirect_uris(uris: list[str], mode: Mode) -> tuple[str, ...]:
+    checked: list[str] = []
+    for uri in uris:
+        parts = urlsplit(uri)
+        loopback = parts.hostname in {"127.0.0.1", "localhost", "::1"}
+        if parts.fragment or not parts.netloc:
+            raise InvalidInput(
+                f"Redirect URI '{uri}' must be absolute with no fragment.",
+                code="invalid_redirect_uri",
+            )
+        if parts.scheme != "https" and not (
+            parts.scheme == "http" and loopback and mode is Mode.SANDBOX
+        ):
+            raise InvalidInput(
+                f"Redirect URI '{uri}' must use https (http only for loopback in sandbox).",
+                code="invalid_redirect_uri",
+            )
+        checked.append(uri)
+    return tuple(checked)
+
+
+def _check_jwks(jwks: dict[str, Any] | None, jwks_uri: str | None) -> None:
+    if jwks is None and jwks_uri is None:
+        raise InvalidInput(
+            "private_key_jwt clients must register a JWKS or a jwks_uri.",
+            code="invalid_client_metadata",
+        )
+    if jwks is not None:
+        keys = jwks.get("keys")
+        if not isinstance(keys, list) or not keys or not all(isinstance(k, dict) for k in keys):
+            raise InvalidInput(
+                "jwks must be an object with a non-empty 'keys' array.",
+                code="invalid_client_metadata",
+            )
+        if any("d" in k for k in keys):
+            raise InvalidInput(
+                "jwks must contain public keys only.", code="invalid_client_metadata"
+            )
+    if jwks_uri is not None and not jwks_uri.startswith("https://"):
+        raise InvalidInput("jwks_uri must be an https URL.", code="invalid_client_metadata")
+
+
+class PartnerService:
+    def __init__(
+        self, transactions: TransactionFactory, clock: Clock, hasher: SecretHasher
+    ) -> None:
+        self._tx = transactions
+        self._clock = clock
+        self._hasher = hasher
+
+    async def create_partner(
+        self, actor: Actor, *, name: str, roles: list[str], mode: str
+    ) -> Partner:
+        if not name.strip():
+            raise InvalidInput("A partner needs a name.", code="validation_error")
+        now = self._clock.now()
+        partner = Partner(
+            id=new_id("partner"),
+            name=name.strip(),
+            roles=parse_roles(roles),
+            mode=Mode(mode),
+            status="active",
+            created_at=now,
+            updated_at=now,
+        )
+        async with self._tx.write() as tx:
+            await tx.partners.add_partner(partner)
+            await audit.record(
+                tx,
+                self._clock,
+                actor,
+                "partner.created",
+                target_type="partner",
+                target_id=partner.id,
+                payload={
+                    "name": partner.name,
+                    "mode": partner.mode.value,
+                    "roles": sorted(r.value for r in partner.roles),
+                },
+            )
+        return partner
+
+    async def create_client(
+        self,
+        actor: Actor,
+        partner_id: str,
+        *,
+        name: str,
+        auth_method: str = ClientAuthMethod.SECRET_BASIC.value,
+        scopes: list[str] | None = None,
+        redirect_uris: list[str] | None = None,
+        jwks: dict[str, Any] | None = None,
+        jwks_uri: str | None = None,
+    ) -> IssuedClient:
+        try:
+            method = ClientAuthMethod(auth_method)
+        except ValueError:
+            raise InvalidInput(
+                f"Unsupported token endpoint auth method '{auth_method}'.",
+                code="invalid_client_metadata",
+            ) from None
+        if method is ClientAuthMethod.PRIVATE_KEY_JWT:
+            _check_jwks(jwks, jwks_uri)
+        now = self._clock.now()
+        secret = None if method is ClientAuthMethod.PRIVATE_KEY_JWT else new_client_secret()
+        secret_hash = await self._hasher.hash(secret) if secret else None
+        async with self._tx.write() as tx:
+            partner = await tx.partners.get_partner(partner_id)
+            if partner is None:
+                raise NotFound(f"No partner '{partner_id}'.")
+            if not partner.is_active:
+                raise Conflict("The partner is suspended; reactivate it first.")
+            allowed = grantable_scopes(scopes or [], partner.allowed_scopes)
+            client = OAuthClient(
+                id=new_id("client"),
+                partner_id=partner.id,
+                name=name.strip() or partner.name,
+                auth_method=method,
+                secret_hash=secret_hash,
+                jwks=jwks,
+                jwks_uri=jwks_uri,
+                redirect_uris=_check_redirect_uris(redirect_uris or [], partner.mode),
+                allowed_scopes=frozenset(allowed),
+                status="active",
+                created_at=now,
+            )
+            await tx.partners.add_client(client)
+            await audit.record(
+                tx,
+                self._clock,
+                actor,
+                "client.created",
+                target_type="client",
+                target_id=client.id,
+                payload={
+                    "partner_id": partner.id,
+                    "auth_method": method.value,
+                    "scopes": sorted(allowed),
+                    "redirect_uris": list(client.redirect_uris),
+                },
+            )
+        return IssuedClient(client=client, secret=secret)
+
+    async def rotate_client_secret(self, actor: Actor, client_id: str) -> IssuedClient:
+        secret = new_client_secret()
+        secret_hash = await self._hasher.hash(secret)
+        now = self._clock.now()
+        async with self._tx.write() as tx:
+            client = await tx.partners.get_client(client_id)
+            if client is None:
+                raise NotFound(f"No client '{client_id}'.")
+            if client.auth_method is ClientAuthMethod.PRIVATE_KEY_JWT:
+                raise Conflict(
+                    "This client authenticates with private_key_jwt; it has no secret to rotate."
+                )
+            if not client.is_active:
+                raise Conflict("The client is revoked.")
+            await tx.partners.set_client_secret(client_id, secret_hash, now)
+            await audit.record(
+                tx,
+                self._clock,
+                actor,
+                "client.secret_rotated",
+                target_type="client",
+                target_id=client_id,
+            )
+            client = await tx.partners.get_client(client_id)
+        assert client is not None
+        return IssuedClient(client=client, secret=secret)
+
+    async def revoke_client(self, actor: Actor, client_id: str) -> OAuthClient:
+        now = self._clock.now()
+        async with self._tx.write() as tx:
+            client = await tx.partners.get_client(client_id)
+            if client is None:
+                raise NotFound(f"No client '{client_id}'.")
+            await tx.partners.revoke_client(client_id, now)
+            await audit.record(
+                tx, self._clock, actor, "client.revoked", target_type="client", target_id=client_id
+            )
+            revoked = await tx.partners.get_client(client_id)
+        assert revoked is not None
+        return revoked
+
+    async def set_partner_status(self, actor: Actor, partner_id: str, status: str) -> Partner:
+        if status not in {"active", "suspended"}:
+            raise InvalidInput("status must be 'active' or 'suspended'.", code="validation_error")
+        now = self._clock.now()
+        async with self._tx.write() as tx:
+            if await tx.partners.get_partner(partner_id) is None:
+                raise NotFound(f"No partner '{partner_id}'.")
+            await tx.partners.set_partner_status(partner_id, status, now)
+            await audit.record(
+                tx,
+                self._clock,
+                actor,
+                f"partner.{status}",
+                target_type="partner",
+                target_id=partner_id,
+            )
+            partner = await tx.partners.get_partner(partner_id)
+        assert partner is not None
+        return partner

@@ -1,0 +1,154 @@
+"""Settings, read from the environment in one place.
+
+Every knob is an ``AMANAT_`` environment variable (nested groups use ``__``, e.g.
+``AMANAT_DATABASE__URL``). ``production_problems`` lists everything that makes a
+configuration unsafe for production; the CLI refuses to start while the list is not empty.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Environment(StrEnum):
+    SANDBOX = "sandbox"
+    PRODUCTION = "production"
+
+
+class DatabaseSettings(BaseModel):
+    url: str = "sqlite+aiosqlite:///var/amanat.db"
+    pool_size: int = Field(default=10, ge=1, le=200)
+    max_overflow: int = Field(default=10, ge=0, le=200)
+    pool_timeout_seconds: float = Field(default=10.0, gt=0)
+    sqlite_busy_timeout_ms: int = Field(default=10_000, ge=0)
+    echo: bool = False
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.url.startswith("sqlite")
+
+
+class AuthSettings(BaseModel):
+    issuer: str = "http://127.0.0.1:8000"
+    audience: str | None = None  # defaults to the issuer
+    access_token_ttl_seconds: int = Field(default=300, ge=30, le=86_400)
+    refresh_token_ttl_days: int = Field(default=90, ge=1, le=365)
+    signing_key_passphrase: SecretStr | None = None
+    key_refresh_seconds: float = Field(default=30.0, gt=0)
+    external_issuer: str | None = None
+    external_jwks_url: str | None = None
+    external_audience: str | None = None
+    sandbox_credentials_file: Path = Path("var/sandbox-credentials.json")
+
+    @property
+    def effective_audience(self) -> str:
+        return self.audience or self.issuer
+
+
+class CryptoSettings(BaseModel):
+    master_key: SecretStr | None = None
+    master_key_file: Path | None = None
+
+
+class ObservabilitySettings(BaseModel):
+    log_level: str = "INFO"
+    log_json: bool | None = None
+    debug: bool = False
+
+
+class HttpSettings(BaseModel):
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=1, le=65535)
+    max_body_bytes: int = Field(default=1_048_576, ge=1024)
+    public_url: str = "http://127.0.0.1:8000"
+
+
+class SandboxSettings(BaseModel):
+    seed: bool = True
+    initial_balance_minor: int = Field(default=1_000_000_000, ge=0)
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="AMANAT_",
+        env_nested_delimiter="__",
+        extra="ignore",
+    )
+
+    env: Environment = Environment.SANDBOX
+    redis_url: str | None = None
+    database: DatabaseSettings = DatabaseSettings()
+    auth: AuthSettings = AuthSettings()
+    crypto: CryptoSettings = CryptoSettings()
+    observability: ObservabilitySettings = ObservabilitySettings()
+    http: HttpSettings = HttpSettings()
+    sandbox: SandboxSettings = SandboxSettings()
+
+    @property
+    def is_production(self) -> bool:
+        return self.env is Environment.PRODUCTION
+
+    def production_problems(self) -> list[str]:
+        """Every reason this configuration must not serve production traffic."""
+        if not self.is_production:
+            return []
+        problems: list[str] = []
+        if self.database.is_sqlite:
+            problems.append(
+                "AMANAT_DATABASE__URL points at SQLite; production needs PostgreSQL "
+                "(postgresql+asyncpg://...)."
+            )
+        if self.observability.debug:
+            problems.append("AMANAT_OBSERVABILITY__DEBUG is on; turn debug off in production.")
+        if self.crypto.master_key is None and self.crypto.master_key_file is None:
+            problems.append(
+                "No encryption master key: set AMANAT_CRYPTO__MASTER_KEY_FILE (or "
+                "AMANAT_CRYPTO__MASTER_KEY) to a secret the sandbox never used."
+            )
+        if self.auth.signing_key_passphrase is None:
+            problems.append(
+                "Token signing keys would be stored unencrypted: set "
+                "AMANAT_AUTH__SIGNING_KEY_PASSPHRASE."
+            )
+        if self.auth.access_token_ttl_seconds > 900:
+            problems.append(
+                "AMANAT_AUTH__ACCESS_TOKEN_TTL_SECONDS is above 900; production tokens must "
+                "be short-lived."
+            )
+        if not self.http.public_url.startswith("https://"):
+            problems.append("AMANAT_HTTP__PUBLIC_URL must be an https:// URL in production.")
+        if not self.auth.issuer.startswith("https://"):
+            problems.append("AMANAT_AUTH__ISSUER must be an https:// URL in production.")
+        if self.sandbox.seed:
+            problems.append(
+                "AMANAT_SANDBOX__SEED is on; sandbox partners and keys must not "
+                "exist in production."
+            )
+        return problems
+
+    def masked(self) -> dict[str, Any]:
+        """The effective settings with every secret replaced, for ``amanat config show``."""
+        data = self.model_dump(mode="json")
+        data["database"]["url"] = _mask_url(self.database.url)
+        if self.redis_url:
+            data["redis_url"] = _mask_url(self.redis_url)
+        return data
+
+
+def _mask_url(url: str) -> str:
+    """Hide the password in ``scheme://user:password@host/db``."""
+    scheme, sep, rest = url.partition("://")
+    if not sep or "@" not in rest:
+        return url
+    creds, _, host = rest.rpartition("@")
+    user = creds.split(":", 1)[0]
+    return f"{scheme}://{user}:[redacted]@{host}" if ":" in creds else url
+
+
+def load_settings(**overrides: Any) -> Settings:
+    return Settings(**overrides)

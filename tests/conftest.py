@@ -1,0 +1,108 @@
+"""Shared fixtures: a migrated database of the kind chosen by ``AMANAT_TEST_DB``.
+
+``make test`` runs the suite once on SQLite and once more (integration, API, e2e) on
+PostgreSQL. Each PostgreSQL session creates its own database and drops it at the end.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import create_async_engine
+
+from amanat.adapters.db.migrate import upgrade
+from amanat.adapters.db.tables import metadata
+from amanat.api.app import create_app
+from amanat.bootstrap import Container, build_container
+from amanat.domain.audit import GENESIS_HASH
+from amanat.domain.clock import FrozenClock
+from amanat.settings import DatabaseSettings, Settings
+
+TEST_DB = os.environ.get("AMANAT_TEST_DB", "sqlite")
+PG_ADMIN_URL = os.environ.get("AMANAT_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+
+
+def _pg_async_url(database: str) -> str:
+    base = PG_ADMIN_URL.rsplit("/", 1)[0].replace("postgresql://", "postgresql+asyncpg://", 1)
+    return f"{base}/{database}"
+
+
+async def _pg_admin(sql: str) -> None:
+    engine = create_async_engine(_pg_async_url("postgres"), isolation_level="AUTOCOMMIT")
+    try:
+        async with engine.connect() as conn:
+            await conn.execute(sa.text(sql))
+    finally:
+        await engine.dispose()
+
+
+def make_database(tmp_dir: Path, *, migrate: bool = True) -> tuple[str, object]:
+    """Create an empty database of the chosen kind; return its URL and a drop callback."""
+    if TEST_DB == "postgresql":
+        name = f"amanat_test_{uuid.uuid4().hex[:12]}"
+        asyncio.run(_pg_admin(f'CREATE DATABASE "{name}"'))
+        url = _pg_async_url(name)
+
+        def drop() -> None:
+            asyncio.run(_pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    else:
+        url = f"sqlite+aiosqlite:///{tmp_dir / f'amanat-{uuid.uuid4().hex[:8]}.db'}"
+
+        def drop() -> None:
+            return None
+
+    if migrate:
+        upgrade(url)
+    return url, drop
+
+
+@pytest.fixture(scope="session")
+def database_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    url, drop = make_database(tmp_path_factory.mktemp("db"))
+    yield url
+    drop()  # type: ignore[operator]
+
+
+@pytest.fixture
+def settings(database_url: str, tmp_path: Path) -> Settings:
+    return Settings(
+        database=DatabaseSettings(url=database_url),
+        auth={"sandbox_credentials_file": tmp_path / "creds.json"},
+        http={"max_body_bytes": 64 * 1024},
+        crypto={"master_key_file": tmp_path / "master.key"},
+    )
+
+
+@pytest.fixture
+def clock() -> FrozenClock:
+    return FrozenClock()
+
+
+@pytest.fixture
+async def container(settings: Settings, clock: FrozenClock) -> AsyncIterator[Container]:
+    container = build_container(settings, clock=clock)
+    try:
+        yield container
+    finally:
+        async with container.db.write() as conn:
+            for table in reversed(metadata.sorted_tables):
+                if table.name == "audit_head":
+                    await conn.execute(table.update().values(seq=0, hash=GENESIS_HASH))
+                else:
+                    await conn.execute(table.delete())
+        await container.close()
+
+
+@pytest.fixture
+async def client(container: Container) -> AsyncIterator[httpx.AsyncClient]:
+    app = create_app(container=container)
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
+        yield http

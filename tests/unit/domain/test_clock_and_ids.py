@@ -1,0 +1,44 @@
+"""Timestamps are RFC 3339 UTC with milliseconds; ids are prefixed ULIDs."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta, timezone
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from amanat.domain.clock import FrozenClock, format_timestamp, karachi_date, parse_timestamp
+from amanat.domain.ids import is_id_of, new_id
+
+
+def test_format_is_utc_z_with_milliseconds() -> None:
+    pkt = timezone(timedelta(hours=5))
+    moment = datetime(2026, 11, 24, 13, 15, 30, 123456, tzinfo=pkt)
+    assert format_timestamp(moment) == "2026-11-24T08:15:30.123Z"
+
+
+@given(st.datetimes(timezones=st.just(UTC)))
+def test_round_trip_to_the_millisecond(moment: datetime) -> None:
+    parsed = parse_timestamp(format_timestamp(moment))
+    assert parsed == moment.replace(microsecond=moment.microsecond // 1000 * 1000)
+
+
+def test_karachi_business_date_rolls_at_local_midnight() -> None:
+    assert str(karachi_date(datetime(2026, 11, 24, 18, 59, tzinfo=UTC))) == "2026-11-24"
+    assert str(karachi_date(datetime(2026, 11, 24, 19, 0, tzinfo=UTC))) == "2026-11-25"
+
+
+def test_frozen_clock_travels() -> None:
+    clock = FrozenClock()
+    start = clock.now()
+    clock.advance(seconds=301)
+    assert (clock.now() - start).total_seconds() == 301
+
+
+def test_prefixed_ids() -> None:
+    payment_id = new_id("payment")
+    assert payment_id.startswith("pay_")
+    assert len(payment_id) == 30
+    assert is_id_of("payment", payment_id)
+    assert not is_id_of("refund", payment_id)
+    assert not is_id_of("payment", "pay_not-a-ulid")

@@ -1,0 +1,309 @@
+"""Nothing sensitive reaches a log line, whichever way it is logged."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import structlog
+
+from amanat.observability.logging import configure_logging, get_logger
+
+IBAN = "PK36SCBL0000001123456702"
+IBAN_MASKED = "PK**SCBL************6702"
+CNIC = "35202-1234567-3"
+CNIC_MASKED = "*****-*******-3"
+PHONE = "+923001234567"
+PHONE_MASKED = "+92300*****67"
+PAN = "4111111111111111"
+PAN_MASKED = "411111******1111"
+JWT = (
+    "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiIxMjM0NTY3ODkwIiwibmFtZSI6IkFsaSJ9"
+    ".SflKxwRJSMeKKF2QT4fwpMeJf36POk6yJV_adQssw5c"
+)
+CLIENT_SECRET = "cs_live_9fKq2LmX7pRzT4vW8yB1"
+PASSWORD = "correct-horse-battery-staple"
+
+# Every fragment that must never appear in any output, whatever else happens.
+CLEAR_FRAGMENTS = [
+    IBAN,
+    "0000001123456702",
+    CNIC,
+    "3520212345673",
+    "1234567",
+    PHONE,
+    "3001234567",
+    PAN,
+    "4111 1111 1111 1111",
+    JWT.split(".")[2],
+    "9fKq2LmX7pRzT4vW8yB1",
+    PASSWORD,
+]
+
+_ROUTED = ("uvicorn", "uvicorn.error", "uvicorn.access", "uvicorn.asgi", "alembic", "sqlalchemy")
+
+
+@pytest.fixture(autouse=True)
+def restore_logging() -> Iterator[None]:
+    """configure_logging changes process-wide state; put it all back afterwards."""
+    root = logging.getLogger()
+    saved_root = (list(root.handlers), root.level)
+    saved_named = {
+        name: (list(lg.handlers), lg.propagate, lg.level)
+        for name in _ROUTED
+        for lg in [logging.getLogger(name)]
+    }
+    saved_structlog = structlog.get_config()
+    try:
+        yield
+    finally:
+        structlog.contextvars.clear_contextvars()
+        structlog.configure(**saved_structlog)
+        for handler in root.handlers[:]:
+            if handler not in saved_root[0]:
+                root.removeHandler(handler)
+                handler.close()
+        for handler in saved_root[0]:
+            if handler not in root.handlers:
+                root.addHandler(handler)
+        root.setLevel(saved_root[1])
+        for name, (handlers, propagate, level) in saved_named.items():
+            lg = logging.getLogger(name)
+            lg.handlers[:] = handlers
+            lg.propagate = propagate
+            lg.setLevel(level)
+
+
+def _assert_clean(output: str) -> None:
+    leaked = [fragment for fragment in CLEAR_FRAGMENTS if fragment in output]
+    assert not leaked, f"clear values in log output: {leaked}\n{output}"
+
+
+def _lines(stream: io.StringIO) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in stream.getvalue().splitlines() if line.strip()]
+
+
+@pytest.fixture
+def json_stream() -> io.StringIO:
+    stream = io.StringIO()
+    configure_logging(json=True, level="DEBUG", stream=stream)
+    return stream
+
+
+def test_values_under_innocent_keys_are_masked_by_shape(json_stream: io.StringIO) -> None:
+    get_logger("amanat.test").info(
+        "payment_created",
+        beneficiary=IBAN,
+        holder=CNIC,
+        contact=PHONE,
+        instrument=PAN,
+        spaced_card="4111 1111 1111 1111",
+        header=f"Bearer {JWT}",
+        form=f"grant_type=client_credentials&client_secret={CLIENT_SECRET}",
+        amount=150000,
+    )
+    _assert_clean(json_stream.getvalue())
+    (line,) = _lines(json_stream)
+    assert line["beneficiary"] == IBAN_MASKED
+    assert line["holder"] == CNIC_MASKED
+    assert line["contact"] == PHONE_MASKED
+    assert line["instrument"] == PAN_MASKED
+    assert line["spaced_card"] == PAN_MASKED
+    assert line["header"] == "Bearer [redacted]"
+    assert line["form"] == "grant_type=client_credentials&client_secret=[redacted]"
+    assert line["amount"] == 150000
+    assert line["event"] == "payment_created"
+    assert line["level"] == "info"
+    assert line["logger"] == "amanat.test"
+    assert line["timestamp"].endswith("Z")
+
+
+def test_values_under_sensitive_and_personal_keys(json_stream: io.StringIO) -> None:
+    get_logger("amanat.test").info(
+        "token_issued",
+        password=PASSWORD,
+        client_secret=CLIENT_SECRET,
+        access_token=JWT,
+        authorization=f"Bearer {JWT}",
+        otp=123456,
+        debtor_iban=IBAN,
+        cnic=3520212345673,
+        msisdn=923001234567,
+        card_number=PAN,
+        code="invalid_iban",
+    )
+    _assert_clean(json_stream.getvalue())
+    (line,) = _lines(json_stream)
+    for key in ("password", "client_secret", "access_token", "authorization", "otp"):
+        assert line[key] == "[redacted]"
+    assert line["debtor_iban"] == IBAN_MASKED
+    assert line["cnic"] == "************3"
+    assert line["msisdn"] == "92300*****67"
+    assert line["card_number"] == PAN_MASKED
+    assert line["code"] == "invalid_iban"
+
+
+def test_nested_structures(json_stream: io.StringIO) -> None:
+    get_logger("amanat.test").info(
+        "webhook_delivery",
+        request={
+            "headers": {"Authorization": f"Bearer {JWT}", "X-Api-Key": "k3y-123"},
+            "body": {
+                "debtor": {"iban": IBAN, "cnic": CNIC, "phones": [PHONE, "03001234567"]},
+                "card": {"pan": PAN},
+                "memo": f"refund to {IBAN}",
+            },
+        },
+        attempts=(1, {"note": f"called {PHONE}"}),
+    )
+    _assert_clean(json_stream.getvalue())
+    (line,) = _lines(json_stream)
+    headers = line["request"]["headers"]
+    assert headers == {"Authorization": "[redacted]", "X-Api-Key": "[redacted]"}
+    body = line["request"]["body"]
+    assert body["debtor"] == {
+        "iban": IBAN_MASKED,
+        "cnic": CNIC_MASKED,
+        "phones": [PHONE_MASKED, "0300*****67"],
+    }
+    assert body["card"] == {"pan": PAN_MASKED}
+    assert body["memo"] == f"refund to {IBAN_MASKED}"
+    assert line["attempts"] == [1, {"note": f"called {PHONE_MASKED}"}]
+
+
+def test_event_message_and_positional_arguments(json_stream: io.StringIO) -> None:
+    log = get_logger("amanat.test")
+    log.info(f"paid {IBAN} for {CNIC}")
+    log.warning("retrying %s with %s", PHONE, PAN)
+    _assert_clean(json_stream.getvalue())
+    first, second = _lines(json_stream)
+    assert first["event"] == f"paid {IBAN_MASKED} for {CNIC_MASKED}"
+    assert second["event"] == f"retrying {PHONE_MASKED} with {PAN_MASKED}"
+
+
+def _fail_with_secrets() -> None:
+    card, phone, password = PAN, PHONE, PASSWORD
+    raise ValueError(f"card {card} of {phone} refused; password={password} iban={IBAN}")
+
+
+def test_exception_message_and_traceback(json_stream: io.StringIO) -> None:
+    try:
+        _fail_with_secrets()
+    except ValueError:
+        get_logger("amanat.test").exception("charge_failed", customer=CNIC)
+    _assert_clean(json_stream.getvalue())
+    (line,) = _lines(json_stream)
+    assert line["level"] == "error"
+    assert line["customer"] == CNIC_MASKED
+    exception = line["exception"]
+    assert "Traceback (most recent call last)" in exception
+    assert "_fail_with_secrets" in exception
+    assert f"card {PAN_MASKED} of {PHONE_MASKED} refused" in exception
+    assert "password=[redacted]" in exception
+    assert IBAN_MASKED in exception
+
+
+def test_stdlib_loggers_are_formatted_and_masked(json_stream: io.StringIO) -> None:
+    structlog.contextvars.bind_contextvars(request_id="req_01JD8X3QZ9K4")
+    logging.getLogger("uvicorn.error").warning("client %s sent %s", PHONE, IBAN)
+    logging.getLogger("uvicorn.access").info(
+        '%s - "%s %s HTTP/1.1" %d', "127.0.0.1", "GET", f"/cb?code=Spl7OBeZQQYbYS6&token={JWT}", 200
+    )
+    try:
+        _fail_with_secrets()
+    except ValueError:
+        logging.getLogger("sqlalchemy.engine").exception("statement failed for %s", CNIC)
+    _assert_clean(json_stream.getvalue())
+    warning, access, error = _lines(json_stream)
+    assert warning["event"] == f"client {PHONE_MASKED} sent {IBAN_MASKED}"
+    assert warning["logger"] == "uvicorn.error"
+    assert warning["level"] == "warning"
+    assert warning["request_id"] == "req_01JD8X3QZ9K4"
+    assert "code=[redacted]&token=[redacted]" in access["event"]
+    assert error["event"] == f"statement failed for {CNIC_MASKED}"
+    assert f"card {PAN_MASKED}" in error["exception"]
+
+
+def test_value_objects_are_masked_through_their_text() -> None:
+    class Iban:
+        def __str__(self) -> str:
+            return IBAN
+
+    stream = io.StringIO()
+    configure_logging(json=True, stream=stream)
+    get_logger("amanat.test").info("x", destination=Iban(), iban=Iban(), raw=IBAN.encode())
+    _assert_clean(stream.getvalue())
+    (line,) = _lines(stream)
+    assert line["destination"] == line["iban"] == line["raw"] == IBAN_MASKED
+
+
+def test_console_renderer_is_masked_too() -> None:
+    stream = io.StringIO()
+    configure_logging(json=False, stream=stream)
+    log = get_logger("amanat.test")
+    log.info("payment", iban=IBAN, note=f"from {PHONE}", token=JWT)
+    try:
+        _fail_with_secrets()
+    except ValueError:
+        log.exception("failed")
+    logging.getLogger("uvicorn.error").info("client %s", CNIC)
+    output = stream.getvalue()
+    _assert_clean(output)
+    assert IBAN_MASKED in output
+    assert PHONE_MASKED in output
+    assert CNIC_MASKED in output
+    assert "\x1b[" not in output, "no colours when the stream is not a terminal"
+
+
+def test_configure_twice_installs_one_handler() -> None:
+    first, second = io.StringIO(), io.StringIO()
+    configure_logging(json=True, stream=first)
+    configure_logging(json=True, stream=second)
+    ours = [h for h in logging.getLogger().handlers if getattr(h, "_amanat_handler", False)]
+    assert len(ours) == 1
+    get_logger("amanat.test").info("once", iban=IBAN)
+    assert first.getvalue() == ""
+    assert len(_lines(second)) == 1
+
+
+def test_level_filters_and_unknown_level_is_refused() -> None:
+    stream = io.StringIO()
+    configure_logging(json=True, level="warning", stream=stream)
+    log = get_logger("amanat.test")
+    log.info("hidden")
+    log.warning("shown")
+    logging.getLogger("uvicorn.error").info("hidden too")
+    assert [line["event"] for line in _lines(stream)] == ["shown"]
+    with pytest.raises(ValueError, match="Unknown log level"):
+        configure_logging(json=True, level="LOUD")
+
+
+def test_caplog_sees_masked_structlog_events(caplog: pytest.LogCaptureFixture) -> None:
+    configure_logging(json=True, stream=io.StringIO())
+    with caplog.at_level(logging.INFO):
+        get_logger("amanat.test").info("payment", iban=IBAN, password=PASSWORD)
+    (record,) = [r for r in caplog.records if r.name == "amanat.test"]
+    assert isinstance(record.msg, dict)
+    assert record.msg["iban"] == IBAN_MASKED
+    assert record.msg["password"] == "[redacted]"
+    _assert_clean(caplog.text)
+
+
+def test_default_stream_is_the_current_stderr(capsys: pytest.CaptureFixture[str]) -> None:
+    configure_logging(json=True)
+    get_logger("amanat.test").info("to_stderr", phone=PHONE)
+    captured = capsys.readouterr()
+    _assert_clean(captured.err)
+    (line,) = [json.loads(x) for x in captured.err.splitlines() if x.strip()]
+    assert line["phone"] == PHONE_MASKED
+    assert captured.out == ""
+
+
+def test_get_logger_without_name_uses_the_calling_module(json_stream: io.StringIO) -> None:
+    get_logger().info("named")
+    (line,) = _lines(json_stream)
+    assert line["logger"] == __name__
