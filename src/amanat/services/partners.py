@@ -75,6 +75,14 @@ def _check_jwks(jwks: dict[str, Any] | None, jwks_uri: str | None) -> None:
         raise InvalidInput("jwks_uri must be an https URL.", code="invalid_client_metadata")
 
 
+def _mode(value: str) -> Mode:
+    try:
+        return Mode(value)
+    except ValueError:
+        raise InvalidInput(f"mode must be 'sandbox' or 'production', not '{value[:20]}'.",
+                           code="validation_error") from None
+
+
 class PartnerService:
     def __init__(
         self, transactions: TransactionFactory, clock: Clock, hasher: SecretHasher
@@ -93,7 +101,7 @@ class PartnerService:
             id=new_id("partner"),
             name=name.strip(),
             roles=parse_roles(roles),
-            mode=Mode(mode),
+            mode=_mode(mode),
             status="active",
             created_at=now,
             updated_at=now,
@@ -209,6 +217,8 @@ class PartnerService:
             client = await tx.partners.get_client(client_id)
             if client is None:
                 raise NotFound(f"No client '{client_id}'.")
+            if not client.is_active:
+                return client  # already revoked: nothing changes, nothing more to audit
             await tx.partners.revoke_client(client_id, now)
             await audit.record(
                 tx, self._clock, actor, "client.revoked", target_type="client", target_id=client_id

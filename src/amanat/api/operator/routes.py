@@ -108,7 +108,7 @@ class LoginBody(RequestModel):
 async def login(body: LoginBody, request: Request, response: Response) -> dict[str, Any]:
     container = container_of(request)
     await enforce(
-        request, container.rate_limiter, "login", f"{client_ip(request)}|{body.email.lower()}"
+        request, container.rate_limiter, "login", f"{client_ip(request)}|{body.email.strip().lower()}"
     )
     result = await container.operators.login(
         email=body.email,
