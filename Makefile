@@ -30,7 +30,7 @@ run: $(STAMP_RUN)
 	@mkdir -p var
 	$(BIN)/amanat migrate
 	$(BIN)/amanat sandbox seed
-	$(BIN)/amanat serve
+	AMANAT_WORKER__EMBEDDED=true $(BIN)/amanat serve
 
 lint: $(STAMP_DEV)
 	$(BIN)/ruff check src tests

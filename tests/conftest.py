@@ -76,7 +76,10 @@ def settings(database_url: str, tmp_path: Path) -> Settings:
         database=DatabaseSettings(url=database_url),
         auth={"sandbox_credentials_file": tmp_path / "creds.json"},
         http={"max_body_bytes": 64 * 1024},
-        crypto={"master_key_file": tmp_path / "master.key"},
+        crypto={
+            "sandbox_master_key_file": tmp_path / "master.key",
+            "audit_seal_key_file": tmp_path / "seal.key",
+        },
     )
 
 
@@ -91,13 +94,31 @@ async def container(settings: Settings, clock: FrozenClock) -> AsyncIterator[Con
     try:
         yield container
     finally:
-        async with container.db.write() as conn:
-            for table in reversed(metadata.sorted_tables):
-                if table.name == "audit_head":
-                    await conn.execute(table.update().values(seq=0, hash=GENESIS_HASH))
-                else:
-                    await conn.execute(table.delete())
+        await wipe(container)
         await container.close()
+
+
+async def wipe(container: Container) -> None:
+    """Empty every table between tests, stepping around the audit log's append-only guard
+    the way only a database superuser can."""
+    async with container.db.write() as conn:
+        sqlite_triggers: list[str] = []
+        if container.db.is_sqlite:
+            rows = await conn.exec_driver_sql(
+                "SELECT name, sql FROM sqlite_master WHERE type='trigger' AND tbl_name='audit_log'"
+            )
+            for name, sql in rows.all():
+                sqlite_triggers.append(sql)
+                await conn.exec_driver_sql(f'DROP TRIGGER "{name}"')
+        else:
+            await conn.exec_driver_sql("SET LOCAL session_replication_role = replica")
+        for table in reversed(metadata.sorted_tables):
+            if table.name == "audit_head":
+                await conn.execute(table.update().values(seq=0, hash=GENESIS_HASH))
+            else:
+                await conn.execute(table.delete())
+        for sql in sqlite_triggers:
+            await conn.exec_driver_sql(sql)
 
 
 @pytest.fixture

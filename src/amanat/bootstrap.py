@@ -10,21 +10,31 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 import httpx
+import structlog
 
 from amanat.adapters.crypto.client_assertions import JwksClientAssertionVerifier
 from amanat.adapters.crypto.external_issuer import ExternalIssuer
+from amanat.adapters.crypto.field_cipher import FieldCipher
+from amanat.adapters.crypto.master_keys import LocalMasterKey, MasterKey, VaultTransitMasterKey
 from amanat.adapters.crypto.passwords import Argon2Hasher
+from amanat.adapters.crypto.seals import Ed25519SealSigner
 from amanat.adapters.crypto.tokens import EcKeyMaterial, JwtAccessTokenCodec, KeyRing
 from amanat.adapters.db.engine import create_engine
 from amanat.adapters.db.transactions import SqlTransactions
 from amanat.adapters.db.uow import Database
 from amanat.adapters.ratelimit import RateLimiter
+from amanat.domain.audit import Actor
 from amanat.domain.clock import Clock, SystemClock
+from amanat.services.audit_integrity import AuditIntegrityService
+from amanat.services.data_protection import DataProtectionService
 from amanat.services.oauth import OAuthConfig, OAuthService
 from amanat.services.operators import OperatorService
 from amanat.services.partners import PartnerService
+from amanat.services.retention import RetentionService, load_policies
 from amanat.services.signing_keys import SigningKey, SigningKeyService
 from amanat.settings import Settings
+
+log = structlog.get_logger("amanat.bootstrap")
 
 
 @dataclass
@@ -40,11 +50,42 @@ class Container:
     operators: OperatorService
     signing_keys: SigningKeyService
     rate_limiter: RateLimiter
+    protection: DataProtectionService
+    audit_integrity: AuditIntegrityService
+    retention: RetentionService
 
     async def close(self) -> None:
         await self.http.aclose()
         await self.rate_limiter.close()
         await self.db.dispose()
+
+
+def master_key_from(settings: Settings, http: httpx.AsyncClient) -> MasterKey:
+    crypto = settings.crypto
+    if crypto.vault_address and crypto.vault_token:
+        return VaultTransitMasterKey(
+            http,
+            address=crypto.vault_address,
+            token=crypto.vault_token.get_secret_value(),
+            key_name=crypto.vault_transit_key,
+            mount=crypto.vault_transit_mount,
+        )
+    if crypto.master_key is not None:
+        return LocalMasterKey.from_base64(crypto.master_key.get_secret_value())
+    if crypto.master_key_file is not None:
+        key, _ = LocalMasterKey.from_file(crypto.master_key_file, create=False)
+        return key
+    if settings.is_production:
+        raise RuntimeError("production needs a configured master key")
+    key, created = LocalMasterKey.from_file(crypto.sandbox_master_key_file, create=True)
+    if created:
+        log.warning(
+            "sandbox_master_key_created",
+            path=str(crypto.sandbox_master_key_file),
+            note="a local key file protects sandbox data only; production needs a "
+            "configured master key",
+        )
+    return key
 
 
 def build_container(
@@ -98,7 +139,29 @@ def build_container(
             mode=settings.env.value,
         ),
     )
+
+    async def load_data_key(key_id: str) -> tuple[str | None, str]:
+        async with transactions.read() as tx:
+            key = await tx.data_keys.get_key(key_id)
+        if key is None:
+            return None, "missing"
+        return key.wrapped_key, key.purpose
+
+    cipher = FieldCipher(master_key_from(settings, http), load_data_key)
+    protection = DataProtectionService(transactions, clock, cipher)
+    seal_signer = Ed25519SealSigner.from_file(
+        settings.crypto.audit_seal_key_file, create=not settings.is_production
+    )
+
+    async def shred(actor: Actor, subject_id: str) -> None:
+        await protection.erase_subject(actor, subject_id, reason="retention period ended")
+
     return Container(
+        protection=protection,
+        audit_integrity=AuditIntegrityService(transactions, clock, seal_signer),
+        retention=RetentionService(
+            transactions, clock, shred, load_policies(settings.retention_file)
+        ),
         settings=settings,
         db=db,
         clock=clock,
@@ -107,7 +170,7 @@ def build_container(
         key_ring=key_ring,
         oauth=oauth,
         partners=PartnerService(transactions, clock, hasher),
-        operators=OperatorService(transactions, clock, hasher),
+        operators=OperatorService(transactions, clock, hasher, protection),
         signing_keys=SigningKeyService(transactions, clock, EcKeyMaterial(passphrase), ttl),
         rate_limiter=RateLimiter(settings.redis_url),
     )

@@ -5,8 +5,11 @@ from __future__ import annotations
 import asyncio
 import getpass
 import json
+import logging
+import os
 import sys
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import typer
@@ -31,11 +34,19 @@ partners_app = typer.Typer(no_args_is_help=True, help="Onboard partners and thei
 operators_app = typer.Typer(no_args_is_help=True, help="Console operator accounts.")
 keys_app = typer.Typer(no_args_is_help=True, help="Token-signing keys.")
 sandbox_app = typer.Typer(no_args_is_help=True, help="The sandbox environment.")
+audit_app = typer.Typer(no_args_is_help=True, help="The tamper-evident audit log.")
+subjects_app = typer.Typer(no_args_is_help=True, help="Data subjects: find by blind index, erase.")
+retention_app = typer.Typer(no_args_is_help=True, help="Retention policies and legal holds.")
+export_app = typer.Typer(no_args_is_help=True, help="Keys for and decryption of exports.")
 app.add_typer(config_app, name="config")
 app.add_typer(partners_app, name="partners")
 app.add_typer(operators_app, name="operators")
 app.add_typer(keys_app, name="keys")
 app.add_typer(sandbox_app, name="sandbox")
+app.add_typer(audit_app, name="audit")
+app.add_typer(subjects_app, name="subjects")
+app.add_typer(retention_app, name="retention")
+app.add_typer(export_app, name="export")
 
 console = Console(stderr=True)
 
@@ -60,6 +71,8 @@ def _configure_logging(settings: Settings) -> None:
     if as_json is None:
         as_json = settings.is_production or not sys.stderr.isatty()
     configure_logging(json=as_json, level=settings.observability.log_level)
+    # Alembic announces its plugins and context at INFO on every readiness check.
+    logging.getLogger("alembic").setLevel(logging.WARNING)
 
 
 @config_app.command("show")
@@ -98,7 +111,7 @@ def serve(
     bind_host = host or settings.http.host
     bind_port = port or settings.http.port
     uvicorn.run(
-        "amanat.api.app:create_app",
+        "amanat.asgi:app",
         factory=True,
         host=bind_host,
         port=bind_port,
@@ -110,11 +123,41 @@ def serve(
     )
 
 
+@app.command()
+def worker() -> None:
+    """Run the background worker: audit seals, key retirement, re-encryption, retention."""
+    import signal
+    from datetime import timedelta
+
+    from amanat.bootstrap import build_container
+    from amanat.workers.scheduler import Scheduler, default_jobs
+
+    settings = _settings()
+    refuse_insecure_production(settings)
+    _configure_logging(settings)
+
+    async def main_loop() -> None:
+        container = build_container(settings)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, stop.set)
+        jobs = default_jobs(timedelta(minutes=settings.worker.audit_seal_minutes))
+        try:
+            await Scheduler(container, jobs, tick_seconds=settings.worker.tick_seconds
+                            ).run_forever(stop)
+        finally:
+            await container.close()
+
+    asyncio.run(main_loop())
+
+
 def _run(work: Callable[[Container], Awaitable[T]]) -> T:
     """Run one async operation against a container built from the environment."""
     from amanat.bootstrap import build_container
 
     settings = _settings()
+    _configure_logging(settings)
 
     async def runner() -> T:
         container = build_container(settings)
@@ -238,20 +281,56 @@ def keys_rotate() -> None:
 
 @keys_app.command("status")
 def keys_status() -> None:
-    """List signing keys with their status."""
+    """Signing keys, and data keys with how many rows each one still encrypts."""
 
-    async def work(container: Container) -> list[dict[str, Any]]:
+    async def work(container: Container) -> dict[str, Any]:
         await container.signing_keys.retire_expired(_cli_actor())
-        return [
-            {
-                "kid": k.kid,
-                "status": k.status,
-                "encrypted": k.encrypted,
-                "created_at": k.created_at.isoformat(),
-                "retire_after": k.retire_after.isoformat() if k.retire_after else None,
-            }
+        signing = [
+            {"kid": k.kid, "status": k.status, "encrypted": k.encrypted,
+             "created_at": k.created_at.isoformat(),
+             "retire_after": k.retire_after.isoformat() if k.retire_after else None}
             for k in await container.signing_keys.keys()
         ]
+        data_keys, subject_keys = await container.protection.status()
+        return {
+            "signing_keys": signing,
+            "data_keys": [
+                {"id": s.key.id, "purpose": s.key.purpose, "status": s.key.status,
+                 "master_key": s.key.master_key_id, "rows": s.rows, "rows_total": s.total}
+                for s in data_keys
+            ],
+            "subject_keys": subject_keys,
+        }
+
+    typer.echo(json.dumps(_run(work), indent=2))
+
+
+@keys_app.command("rotate-data-key")
+def keys_rotate_data_key(
+    reencrypt: bool = typer.Option(True, help="Re-encrypt old rows right away."),
+) -> None:
+    """Make a new data key primary; re-encrypt rows under old keys; retire unused keys."""
+
+    async def work(container: Container) -> dict[str, Any]:
+        actor = _cli_actor()
+        await container.protection.ensure_keys(actor)
+        new_key, previous = await container.protection.rotate_data_key(actor)
+        moved = await container.protection.reencrypt(actor) if reencrypt else {}
+        retired = await container.protection.retire_unused(actor)
+        return {"active": new_key.id, "previous": previous, "reencrypted": moved,
+                "retired": retired}
+
+    typer.echo(json.dumps(_run(work), indent=2))
+
+
+@keys_app.command("reencrypt")
+def keys_reencrypt(batch_size: int = typer.Option(500, min=1, max=10_000)) -> None:
+    """Resume re-encryption of rows still under decrypt-only keys; retire unused keys."""
+
+    async def work(container: Container) -> dict[str, Any]:
+        actor = _cli_actor()
+        moved = await container.protection.reencrypt(actor, batch_size=batch_size)
+        return {"reencrypted": moved, "retired": await container.protection.retire_unused(actor)}
 
     typer.echo(json.dumps(_run(work), indent=2))
 
@@ -275,7 +354,7 @@ def sandbox_seed() -> None:
         credentials["tpp"],
         credentials["console_admin"],
     )
-    out = Console()
+    out = Console(soft_wrap=True, highlight=False)
     out.rule("[bold]amanat sandbox")
     out.print(f"API reference     {base}/docs")
     out.print(f"Health            {base}/healthz   ready: {base}/readyz")
@@ -289,6 +368,10 @@ def sandbox_seed() -> None:
     out.print(f"  client_id      {tpp['client_id']}")
     out.print(f"  client_secret  {tpp['client_secret']}")
     out.print(f"  redirect_uri   {tpp['redirect_uri']}")
+    out.print("[bold]Sandbox customers[/] (encrypted at rest; try `amanat subjects find "
+              "--cnic 35202-1234567-3`)")
+    for customer in credentials.get("customers", []):
+        out.print(f"  {customer['id']}  {customer['name']}")
     out.print("[bold]Console admin[/]")
     out.print(f"  email          {admin['email']}")
     out.print(f"  password       {admin['password']}")
@@ -316,6 +399,224 @@ def sandbox_totp() -> None:
         console.print("[red]No sandbox admin yet: run `amanat sandbox seed`.[/]")
         raise typer.Exit(code=1)
     typer.echo(pyotp.TOTP(secret).now())
+
+
+@audit_app.command("verify")
+def audit_verify() -> None:
+    """Walk the hash chain and the seals; exit 1 and name the first bad record if any."""
+
+    async def work(container: Container) -> Any:
+        return await container.audit_integrity.verify()
+
+    report = _run(work)
+    if report.ok:
+        typer.echo(
+            f"audit log OK: {report.checked} records, head {report.head_seq}, "
+            f"{report.seals} seals verified"
+        )
+        return
+    finding = report.finding
+    console.print(
+        f"[bold red]audit log TAMPERED[/] at record {finding.seq} "
+        f"({finding.kind}): {finding.detail}"
+    )
+    raise typer.Exit(code=1)
+
+
+@audit_app.command("seal")
+def audit_seal() -> None:
+    """Sign the current head of the chain with the Ed25519 seal key."""
+
+    async def work(container: Container) -> Any:
+        return await container.audit_integrity.seal(_cli_actor())
+
+    seal = _run(work)
+    typer.echo(
+        "nothing new to seal" if seal is None else f"sealed record {seal.seq} head {seal.head_hash}"
+    )
+
+
+@audit_app.command("export-seals")
+def audit_export_seals() -> None:
+    """Print every seal as JSON, to keep a copy outside the database."""
+
+    async def work(container: Container) -> list[dict[str, Any]]:
+        return await container.audit_integrity.export_seals()
+
+    typer.echo(json.dumps(_run(work), indent=2))
+
+
+def _write_export(path: Path, data: bytes, recipients: list[str]) -> str:
+    """Encrypt for the recipients (required in production) and write with mode 0600."""
+    from amanat.adapters.crypto.exports import encrypt_for
+
+    settings = _settings()
+    recipients = recipients or settings.crypto.export_recipients
+    if recipients:
+        data = encrypt_for(data, recipients)
+        note = f"encrypted for {len(recipients)} age recipient(s)"
+    elif settings.is_production:
+        console.print("[red]Production exports must be encrypted: set "
+                      "AMANAT_CRYPTO__EXPORT_RECIPIENTS or pass --recipient.[/]")
+        raise typer.Exit(code=2)
+    else:
+        note = "NOT encrypted (sandbox; pass --recipient age1... to encrypt)"
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(data)
+    return note
+
+
+@audit_app.command("export")
+def audit_export(
+    out: Path = typer.Option(..., help="File to write (JSON Lines, age-encrypted)."),
+    recipient: list[str] = typer.Option([], help="age recipient (repeatable)."),
+) -> None:
+    """Export the whole audit log with hashes and seals, for keeping outside the database."""
+
+    async def work(container: Container) -> bytes:
+        records = await container.audit_integrity.export_records()
+        seals = await container.audit_integrity.export_seals()
+        lines = [json.dumps({"type": "record", **r}, sort_keys=True) for r in records]
+        lines += [json.dumps({"type": "seal", **s}, sort_keys=True) for s in seals]
+        return ("\n".join(lines) + "\n").encode()
+
+    note = _write_export(out, _run(work), recipient)
+    typer.echo(f"wrote {out}: {note}")
+
+
+@export_app.command("keygen")
+def export_keygen() -> None:
+    """Make an age key pair for receiving exports (keep the secret key offline)."""
+    from amanat.adapters.crypto.exports import generate_identity
+
+    identity, public = generate_identity()
+    typer.echo(json.dumps({"recipient": public, "identity": identity}, indent=2))
+
+
+@export_app.command("decrypt")
+def export_decrypt(
+    path: Path,
+    identity_file: Path = typer.Option(..., help="File holding AGE-SECRET-KEY-1..."),
+) -> None:
+    """Decrypt an export to standard output."""
+    from amanat.adapters.crypto.exports import ExportEncryptionError, decrypt_with
+
+    try:
+        data = decrypt_with(path.read_bytes(), identity_file.read_text())
+    except ExportEncryptionError as exc:
+        console.print(f"[red]{exc}[/]")
+        raise typer.Exit(code=1) from None
+    sys.stdout.buffer.write(data)
+
+
+@audit_app.command("init-seal-key")
+def audit_init_seal_key() -> None:
+    """Create the Ed25519 seal key file (refuses to overwrite) and print its public key."""
+    from amanat.adapters.crypto.seals import Ed25519SealSigner
+
+    path = _settings().crypto.audit_seal_key_file
+    existed = path.exists()
+    signer = Ed25519SealSigner.from_file(path, create=True)
+    typer.echo(
+        json.dumps(
+            {"path": str(path), "created": not existed, "public_key": signer.public_key}, indent=2
+        )
+    )
+
+
+@subjects_app.command("find")
+def subjects_find(
+    iban: str | None = typer.Option(None),
+    raast_id: str | None = typer.Option(None),
+    cnic: str | None = typer.Option(None),
+) -> None:
+    """Find data subjects by IBAN, Raast ID or CNIC through the blind index (masked output)."""
+    from amanat.domain.masking import mask_cnic, mask_iban, mask_phone
+
+    field, value = next(
+        ((f, v) for f, v in (("iban", iban), ("raast_id", raast_id), ("cnic", cnic)) if v),
+        (None, None),
+    )
+    if field is None or value is None:
+        console.print("[red]Give one of --iban, --raast-id, --cnic.[/]")
+        raise typer.Exit(code=2)
+
+    async def work(container: Container) -> list[dict[str, Any]]:
+        found = await container.protection.find(field, value, partner_id=None)
+        result = []
+        for record in found:
+            details = await container.protection.reveal(record.id, partner_id=None)
+            result.append(
+                {
+                    "id": details.id,
+                    "partner_id": details.partner_id,
+                    "name": details.name,
+                    "iban": mask_iban(details.iban) if details.iban else None,
+                    "raast_id": mask_phone(details.raast_id) if details.raast_id else None,
+                    "cnic": mask_cnic(details.cnic) if details.cnic else None,
+                }
+            )
+        return result
+
+    typer.echo(json.dumps(_run(work), indent=2))
+
+
+@subjects_app.command("erase")
+def subjects_erase(
+    subject_id: str, reason: str = typer.Option(..., help="Why (recorded in the audit log).")
+) -> None:
+    """Crypto-shred a data subject: their key is deleted, their records stay unreadable."""
+
+    async def work(container: Container) -> None:
+        await container.protection.erase_subject(_cli_actor(), subject_id, reason=reason)
+
+    _run(work)
+    typer.echo(f"{subject_id} erased; its personal fields can no longer be decrypted")
+
+
+@retention_app.command("run")
+def retention_run(
+    dry_run: bool = typer.Option(False, "--dry-run", help="Only report what would go."),
+) -> None:
+    """Apply the retention policies (delete or crypto-shred what is due)."""
+
+    async def work(container: Container) -> tuple[int, list[Any]]:
+        outcomes = await container.retention.run(_cli_actor(), dry_run=dry_run)
+        return container.retention.policies.version, outcomes
+
+    version, outcomes = _run(work)
+    out = Console(soft_wrap=True, highlight=False)
+    out.print(f"retention policy version {version}{' (dry run)' if dry_run else ''}")
+    for o in outcomes:
+        verb = "would" if dry_run else "did"
+        line = f"  {o.data_class:22} {o.action:7}"
+        if o.note:
+            line += f" {o.note}"
+        else:
+            line += f" due {o.due}, {verb} {o.action} {o.done if not dry_run else o.due}"
+            line += f", held {o.held}"
+        out.print(line)
+
+
+@retention_app.command("hold")
+def retention_hold(data_class: str, target_id: str, reason: str = typer.Option(...)) -> None:
+    """Place a legal hold: the record is exempt from retention until released."""
+
+    async def work(container: Container) -> str:
+        return await container.retention.hold(_cli_actor(), data_class, target_id, reason)
+
+    typer.echo(_run(work))
+
+
+@retention_app.command("release")
+def retention_release(data_class: str, target_id: str) -> None:
+    """Release a legal hold."""
+
+    async def work(container: Container) -> int:
+        return await container.retention.release(_cli_actor(), data_class, target_id)
+
+    typer.echo(f"released {_run(work)} hold(s)")
 
 
 def main() -> None:

@@ -18,6 +18,11 @@ from amanat.domain.audit import Actor
 
 SEED_ACTOR = Actor(type="cli", id="sandbox-seed")
 TPP_REDIRECT = "http://127.0.0.1:8000/sandbox/oauth-callback"
+# Made-up people with valid-looking identifiers (the IBAN is the standard example).
+SANDBOX_CUSTOMERS = [
+    ("Ayesha Khan", "PK36SCBL0000001123456702", "+923001234567", "35202-1234567-3"),
+    ("Bilal Ahmed", "PK52MEZN0002140100345678", "+923331234567", "42101-7654321-9"),
+]
 
 
 async def seed(container: Container) -> dict[str, Any]:
@@ -25,6 +30,7 @@ async def seed(container: Container) -> dict[str, Any]:
     if settings.is_production:
         raise RuntimeError("refusing to seed sandbox data in production")
     await container.signing_keys.ensure_active(SEED_ACTOR)
+    await container.protection.ensure_keys(SEED_ACTOR)
     path = settings.auth.sandbox_credentials_file
     existing = _read(path)
     if existing and await _still_valid(container, existing):
@@ -41,6 +47,11 @@ async def seed(container: Container) -> dict[str, Any]:
     tpp_client = await container.partners.create_client(
         SEED_ACTOR, tpp.id, name="Sandbox TPP app", redirect_uris=[TPP_REDIRECT]
     )
+    customers = []
+    for name, iban, raast_id, cnic in SANDBOX_CUSTOMERS:
+        record = await container.protection.create_subject(
+            SEED_ACTOR, merchant.id, name=name, iban=iban, raast_id=raast_id, cnic=cnic)
+        customers.append({"id": record.id, "name": name})
     admin_password = "sandbox-" + os.urandom(9).hex()
     admin = await container.operators.create_operator(
         SEED_ACTOR,
@@ -63,6 +74,7 @@ async def seed(container: Container) -> dict[str, Any]:
             "redirect_uri": TPP_REDIRECT,
             "scopes": sorted(tpp_client.client.allowed_scopes),
         },
+        "customers": customers,
         "console_admin": {
             "email": admin.operator.email,
             "password": admin_password,

@@ -53,6 +53,19 @@ class AuthSettings(BaseModel):
 class CryptoSettings(BaseModel):
     master_key: SecretStr | None = None
     master_key_file: Path | None = None
+    sandbox_master_key_file: Path = Path("var/master.key")
+    vault_address: str | None = None
+    vault_token: SecretStr | None = None
+    vault_transit_key: str = "amanat"
+    vault_transit_mount: str = "transit"
+    audit_seal_key_file: Path = Path("var/audit-seal.key")
+    export_recipients: list[str] = Field(default_factory=list)
+
+    @property
+    def has_master_key(self) -> bool:
+        return bool(
+            self.master_key or self.master_key_file or (self.vault_address and self.vault_token)
+        )
 
 
 class ObservabilitySettings(BaseModel):
@@ -66,6 +79,12 @@ class HttpSettings(BaseModel):
     port: int = Field(default=8000, ge=1, le=65535)
     max_body_bytes: int = Field(default=1_048_576, ge=1024)
     public_url: str = "http://127.0.0.1:8000"
+
+
+class WorkerSettings(BaseModel):
+    embedded: bool = False  # run the scheduler inside the API process (make run does)
+    audit_seal_minutes: int = Field(default=10, ge=1, le=1440)
+    tick_seconds: float = Field(default=5.0, gt=0, le=300)
 
 
 class SandboxSettings(BaseModel):
@@ -82,12 +101,14 @@ class Settings(BaseSettings):
 
     env: Environment = Environment.SANDBOX
     redis_url: str | None = None
+    retention_file: Path | None = None
     database: DatabaseSettings = DatabaseSettings()
     auth: AuthSettings = AuthSettings()
     crypto: CryptoSettings = CryptoSettings()
     observability: ObservabilitySettings = ObservabilitySettings()
     http: HttpSettings = HttpSettings()
     sandbox: SandboxSettings = SandboxSettings()
+    worker: WorkerSettings = WorkerSettings()
 
     @property
     def is_production(self) -> bool:
@@ -105,10 +126,22 @@ class Settings(BaseSettings):
             )
         if self.observability.debug:
             problems.append("AMANAT_OBSERVABILITY__DEBUG is on; turn debug off in production.")
-        if self.crypto.master_key is None and self.crypto.master_key_file is None:
+        if not self.crypto.has_master_key:
             problems.append(
                 "No encryption master key: set AMANAT_CRYPTO__MASTER_KEY_FILE (or "
-                "AMANAT_CRYPTO__MASTER_KEY) to a secret the sandbox never used."
+                "AMANAT_CRYPTO__MASTER_KEY, or AMANAT_CRYPTO__VAULT_ADDRESS and "
+                "AMANAT_CRYPTO__VAULT_TOKEN) to a key the sandbox never used."
+            )
+        if not self.crypto.audit_seal_key_file.exists():
+            problems.append(
+                f"The audit seal key {self.crypto.audit_seal_key_file} does not exist: create "
+                "an Ed25519 key (amanat audit init-seal-key) and keep a copy of its public "
+                "half outside the database."
+            )
+        if not self.crypto.export_recipients:
+            problems.append(
+                "AMANAT_CRYPTO__EXPORT_RECIPIENTS is empty: exports must be encrypted for at "
+                'least one age recipient (JSON list, e.g. ["age1..."]).'
             )
         if self.auth.signing_key_passphrase is None:
             problems.append(

@@ -24,7 +24,7 @@ app = create_app(
     Settings(
         database=DatabaseSettings(url=_url),
         auth={"sandbox_credentials_file": _tmp / "creds.json"},
-        crypto={"master_key_file": _tmp / "master.key"},
+        crypto={"sandbox_master_key_file": _tmp / "master.key"},
     )
 )
 schema = schemathesis.openapi.from_asgi("/openapi.json", app)

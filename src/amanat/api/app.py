@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import asyncio
+from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
 from amanat import __version__
 from amanat.api import health, pages
+from amanat.api.console import routes as console_routes
 from amanat.api.errors import configure_problem_base_url, install_error_handlers
 from amanat.api.middleware import ContractMiddleware
 from amanat.api.oauth import authorize as oauth_authorize
@@ -18,12 +21,22 @@ from amanat.api.oauth import routes as oauth_routes
 from amanat.api.openapi import install_openapi
 from amanat.api.operator import routes as operator_routes
 from amanat.api.responses import JsonResponse
-from amanat.api.v1 import banks
+from amanat.api.v1 import banks, customers
 from amanat.bootstrap import Container, build_container
+from amanat.domain.audit import SYSTEM
 from amanat.settings import Settings
 
 
-def create_app(settings: Settings | None = None, *, container: Container | None = None) -> FastAPI:
+BackgroundJob = Callable[[Container, asyncio.Event], Coroutine[Any, Any, None]]
+
+
+def create_app(
+    settings: Settings | None = None,
+    *,
+    container: Container | None = None,
+    background: Sequence[BackgroundJob] = (),
+) -> FastAPI:
+    """The app; ``background`` jobs run for the app's lifetime and stop on shutdown."""
     settings = container.settings if container is not None else (settings or Settings())
     owns_container = container is None
 
@@ -31,9 +44,17 @@ def create_app(settings: Settings | None = None, *, container: Container | None 
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         if app.state.container is None:
             app.state.container = build_container(settings)
+            # A fresh database gets its signing and data keys before the first request.
+            await app.state.container.signing_keys.ensure_active(SYSTEM)
+            await app.state.container.protection.ensure_keys(SYSTEM)
+        stop = asyncio.Event()
+        tasks = [asyncio.create_task(job(app.state.container, stop)) for job in background]
         try:
             yield
         finally:
+            stop.set()
+            for task in tasks:
+                await task
             if owns_container and app.state.container is not None:
                 await app.state.container.close()
 
@@ -56,6 +77,8 @@ def create_app(settings: Settings | None = None, *, container: Container | None 
     app.include_router(operator_routes.public)
     app.include_router(operator_routes.router)
     app.include_router(banks.router)
+    app.include_router(customers.router)
+    app.include_router(console_routes.router)
     app.mount(
         "/static", StaticFiles(directory=str(Path(__file__).parent / "static")), name="static"
     )

@@ -15,10 +15,12 @@ from fastapi import Depends, Request, Security
 from fastapi.openapi.models import OAuthFlowClientCredentials, OAuthFlows
 from fastapi.security import OAuth2, SecurityScopes
 
+from amanat.api.context import current_request_id
 from amanat.api.errors import ApiProblem
 from amanat.api.ratelimit import enforce
 from amanat.bootstrap import Container
 from amanat.domain.access import SCOPE_DESCRIPTIONS
+from amanat.domain.audit import Actor
 from amanat.services.oauth import AccessContext, TokenRejected
 
 log = structlog.get_logger("amanat.auth")
@@ -42,6 +44,17 @@ def container_of(request: Request) -> Container:
 
 def client_ip(request: Request) -> str | None:
     return request.client.host if request.client else None
+
+
+def client_actor(request: Request, context: AccessContext) -> Actor:
+    """The audit actor for a partner's API call."""
+    return Actor(
+        type="client",
+        id=context.client_id,
+        source_ip=client_ip(request),
+        user_agent=request.headers.get("user-agent"),
+        request_id=current_request_id(),
+    )
 
 
 def _bearer(request: Request) -> str | None:

@@ -141,9 +141,11 @@ def validation_errors(raw_errors: Sequence[Any]) -> list[dict[str, Any]]:
         message = str(err.get("msg", "Invalid value"))
         if message.startswith("Value error, "):
             message = message.removeprefix("Value error, ")
-        result.append(
-            {"pointer": _json_pointer(path), "in": where, "code": code, "message": message}
-        )
+        entry = {"pointer": _json_pointer(path), "in": where, "code": code, "message": message}
+        ctx = err.get("ctx")
+        if isinstance(ctx, dict) and isinstance(ctx.get("reason"), str):
+            entry["reason"] = ctx["reason"]
+        result.append(entry)
     return result
 
 

@@ -32,6 +32,7 @@ PROBLEM_SCHEMA: dict[str, Any] = {
                     "pointer": {"type": ["string", "null"]},
                     "in": {"type": "string"},
                     "code": {"type": "string"},
+                    "reason": {"type": "string"},
                     "message": {"type": "string"},
                 },
             },

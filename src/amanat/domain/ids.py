@@ -26,6 +26,9 @@ PREFIXES: dict[str, str] = {
     "key": "key",
     "token_family": "fam",
     "session": "ses",
+    "data_key": "dk",
+    "data_subject": "cus",
+    "legal_hold": "hold",
 }
 
 _ID_RE = re.compile(r"^(?P<prefix>[a-z]{2,4})_(?P<ulid>[0-9A-HJKMNP-TV-Z]{26})$")

@@ -9,10 +9,12 @@ deliberate revocation of a refresh-token family when a used token is presented a
 from __future__ import annotations
 
 import hashlib
+import math
+import re
 import secrets
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
-from typing import Any
+from datetime import UTC, datetime, timedelta
+from typing import Any, TypeGuard
 
 from amanat.domain.access import CONSENT_SCOPES, grantable_scopes, parse_scope_string
 from amanat.domain.audit import Actor
@@ -35,6 +37,7 @@ from amanat.services.ports import (
 
 JWT_BEARER_ASSERTION = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 MAX_ASSERTION_BYTES = 8192
+MAX_ASSERTION_LIFETIME = timedelta(minutes=5)
 
 
 class OAuthError(Exception):
@@ -116,6 +119,30 @@ def token_hash(value: str) -> str:
     return hashlib.sha256(value.encode()).hexdigest()
 
 
+_LATEST = datetime(9999, 12, 31, tzinfo=UTC)
+# What a consent id may look like: it is stored with the code (64 characters wide) and
+# travels in tokens, so it is bounded and plain.
+_CONSENT_ID = re.compile(r"[A-Za-z0-9_.:-]{1,64}")
+
+
+def _is_numeric_date(value: object) -> TypeGuard[int | float]:
+    """RFC 7519 NumericDate: a JSON number (not a boolean, not NaN or infinite)."""
+    if isinstance(value, bool):
+        return False
+    return isinstance(value, int) or (isinstance(value, float) and math.isfinite(value))
+
+
+def _expiry(exp: object, now: datetime) -> datetime:
+    """A verified token's ``exp`` as a datetime; one beyond what datetime holds (another
+    issuer's token may say anything) becomes the latest instant, i.e. never purged."""
+    if not _is_numeric_date(exp):
+        return _LATEST
+    try:
+        return min(datetime.fromtimestamp(exp, tz=UTC), _LATEST)
+    except (OverflowError, OSError, ValueError):
+        return _LATEST if exp > now.timestamp() else now
+
+
 class OAuthService:
     def __init__(
         self,
@@ -194,23 +221,27 @@ class OAuthService:
             raise OAuthError(
                 "invalid_client", "client_assertion iss and sub must be the client_id.", status=401
             )
-        audiences = claims.get("aud")
-        audiences = audiences if isinstance(audiences, list) else [audiences]
-        if not ({self.config.token_endpoint, self.config.issuer} & set(audiences)):
+        aud = claims.get("aud")
+        # aud is a string or an array of strings; anything else (an object, numbers) is
+        # simply not our audience, and must not reach set() unhashable.
+        audiences = {a for a in (aud if isinstance(aud, list) else [aud]) if isinstance(a, str)}
+        if not ({self.config.token_endpoint, self.config.issuer} & audiences):
             raise OAuthError(
                 "invalid_client",
                 "client_assertion aud must be the token endpoint or the issuer.",
                 status=401,
             )
-        if not isinstance(exp, int) or not isinstance(jti, str) or not jti:
+        if not _is_numeric_date(exp) or not isinstance(jti, str) or not jti:
             raise OAuthError("invalid_client", "client_assertion needs exp and jti.", status=401)
-        expires_at = datetime.fromtimestamp(exp, tz=now.tzinfo)
-        if expires_at <= now:
+        # Compare as numbers first: an absurd exp must not reach datetime (OverflowError).
+        now_ts = now.timestamp()
+        if exp <= now_ts:
             raise OAuthError("invalid_client", "client_assertion has expired.", status=401)
-        if expires_at > now + timedelta(minutes=5):
+        if exp > now_ts + MAX_ASSERTION_LIFETIME.total_seconds():
             raise OAuthError(
                 "invalid_client", "client_assertion exp may be at most 5 minutes ahead.", status=401
             )
+        expires_at = datetime.fromtimestamp(exp, tz=now.tzinfo)
         async with self._tx.write() as tx:
             fresh = await tx.tokens.remember_assertion(client.id, jti, expires_at)
         if not fresh:
@@ -259,46 +290,44 @@ class OAuthService:
         if not code or not redirect_uri:
             raise OAuthError("invalid_request", "code and redirect_uri are required.")
         now = self._clock.now()
+        # One transaction, the code's row locked throughout: of two concurrent exchanges
+        # of one code, the second always sees it used and revokes what the first got.
         async with self._tx.write() as tx:
             stored = await tx.tokens.get_code_for_update(token_hash(code))
             if stored is None or stored.client_id != client.id:
                 raise OAuthError("invalid_grant", "The authorization code is not valid.")
-            if stored.used_at is not None:
-                if stored.family_id:
-                    await self._revoke_family(
-                        tx, stored.family_id, client.id, "authorization_code_reused"
+            if stored.used_at is None:
+                if stored.expires_at <= now:
+                    raise OAuthError("invalid_grant", "The authorization code has expired.")
+                if stored.redirect_uri != redirect_uri:
+                    raise OAuthError(
+                        "invalid_grant", "redirect_uri does not match the authorization request."
                     )
-                reused = True
-            else:
-                reused = False
-        if reused:
-            raise OAuthError(
-                "invalid_grant",
-                "The authorization code was already used; tokens issued from it are revoked.",
-            )
-        if stored.expires_at <= now:
-            raise OAuthError("invalid_grant", "The authorization code has expired.")
-        if stored.redirect_uri != redirect_uri:
-            raise OAuthError(
-                "invalid_grant", "redirect_uri does not match the authorization request."
-            )
-        if not verifier_matches(form.get("code_verifier"), stored.code_challenge):
-            raise OAuthError("invalid_grant", "code_verifier does not match the code_challenge.")
-        family_id = new_id("token_family")
-        async with self._tx.write() as tx:
-            again = await tx.tokens.get_code_for_update(stored.code_hash)
-            if again is None or again.used_at is not None:
-                raise OAuthError("invalid_grant", "The authorization code was already used.")
-            await tx.tokens.mark_code_used(stored.code_hash, now, family_id)
-            return await self._issue_with_refresh(
-                tx,
-                client,
-                partner,
-                list(stored.scopes),
-                stored.subject,
-                stored.consent_id,
-                family_id,
-            )
+                if not verifier_matches(form.get("code_verifier"), stored.code_challenge):
+                    raise OAuthError(
+                        "invalid_grant", "code_verifier does not match the code_challenge."
+                    )
+                family_id = new_id("token_family")
+                await tx.tokens.mark_code_used(stored.code_hash, now, family_id)
+                return await self._issue_with_refresh(
+                    tx,
+                    client,
+                    partner,
+                    list(stored.scopes),
+                    stored.subject,
+                    stored.consent_id,
+                    family_id,
+                )
+            # Used before (RFC 6749 §4.1.2): refuse, and revoke what it was exchanged for;
+            # leaving the block normally commits the revocation before the error is raised.
+            if stored.family_id:
+                await self._revoke_family(
+                    tx, stored.family_id, client.id, "authorization_code_reused"
+                )
+        raise OAuthError(
+            "invalid_grant",
+            "The authorization code was already used; tokens issued from it are revoked.",
+        )
 
     async def _refresh_token(
         self, client: OAuthClient, partner: Partner, form: dict[str, str]
@@ -323,12 +352,20 @@ class OAuthService:
                 requested = parse_scope_string(form.get("scope")) or list(stored.scopes)
                 if not set(requested) <= set(stored.scopes):
                     raise OAuthError("invalid_scope", "A refresh may only narrow the scopes.")
+                # Never beyond what the partner's roles allow today, even if they allowed
+                # more when the PSU consented.
+                allowed = client.effective_scopes(partner)
+                granted = [s for s in requested if s in allowed]
+                if not granted:
+                    raise OAuthError(
+                        "invalid_scope", "None of these scopes is allowed for this client now."
+                    )
                 await tx.tokens.mark_refresh_used(stored.token_hash, now)
                 return await self._issue_with_refresh(
                     tx,
                     client,
                     partner,
-                    requested,
+                    granted,
                     stored.subject,
                     stored.consent_id,
                     stored.family_id,
@@ -450,6 +487,8 @@ class OAuthService:
             raise OAuthError("invalid_client", "Unknown or inactive client.", status=401)
         if redirect_uri not in client.redirect_uris:
             raise OAuthError("invalid_request", "redirect_uri is not registered for this client.")
+        if consent_id is not None and not _CONSENT_ID.fullmatch(consent_id):
+            raise OAuthError("invalid_request", "consent_id is not a valid consent id.")
         try:
             challenge = check_challenge(code_challenge, code_challenge_method)
             allowed = client.effective_scopes(partner) & CONSENT_SCOPES
@@ -490,20 +529,26 @@ class OAuthService:
         if token.startswith("rt_"):
             async with self._tx.write() as tx:
                 stored = await tx.tokens.get_refresh_for_update(token_hash(token))
-                if stored is not None and stored.client_id == client.id:
+                if (
+                    stored is not None
+                    and stored.client_id == client.id
+                    and stored.revoked_at is None
+                ):
                     await self._revoke_family(tx, stored.family_id, client.id, "revoked")
             return
+        # The same reading of the token as the resource endpoints: ours carry client_id,
+        # an external issuer's may carry azp instead.
         try:
-            claims = await self._codec.verify(token)
-        except InvalidToken:
+            context = await self.verify_access_token(token)
+        except TokenRejected:
+            return  # unknown, expired or already revoked: nothing to do (RFC 7009 §2.2)
+        if context.client_id != client.id:
             return
-        if claims.get("client_id") != client.id:
-            return
-        expires = datetime.fromtimestamp(int(claims["exp"]), tz=now.tzinfo)
+        expires = _expiry(context.claims.get("exp"), now)
         async with self._tx.write() as tx:
-            if not await tx.tokens.is_revoked(str(claims["jti"])):
+            if not await tx.tokens.is_revoked(context.jti):
                 await tx.tokens.revoke_jti(
-                    str(claims["jti"]), client.id, expires, now, "revoked_by_client"
+                    context.jti, client.id, expires, now, "revoked_by_client"
                 )
                 await audit.record(
                     tx,
@@ -512,7 +557,7 @@ class OAuthService:
                     "token.revoked",
                     target_type="client",
                     target_id=client.id,
-                    payload={"jti": claims["jti"]},
+                    payload={"jti": context.jti},
                 )
 
     async def revoke_access_token_by_operator(

@@ -20,7 +20,13 @@ from amanat.domain.errors import Conflict, DomainError, InvalidInput, NotFound
 from amanat.domain.identity import Operator
 from amanat.domain.ids import new_id
 from amanat.services import audit
-from amanat.services.ports import SecretHasher, SessionRecord, Transaction, TransactionFactory
+from amanat.services.ports import (
+    SecretHasher,
+    SecretSealer,
+    SessionRecord,
+    Transaction,
+    TransactionFactory,
+)
 
 MIN_PASSWORD_LENGTH = 12
 SESSION_LIFETIME = timedelta(hours=12)
@@ -78,11 +84,13 @@ class OperatorService:
         transactions: TransactionFactory,
         clock: Clock,
         hasher: SecretHasher,
+        sealer: SecretSealer,
         issuer_name: str = "amanat",
     ) -> None:
         self._tx = transactions
         self._clock = clock
         self._hasher = hasher
+        self._sealer = sealer
         self._issuer_name = issuer_name
 
     async def create_operator(
@@ -98,12 +106,17 @@ class OperatorService:
         parsed_roles = parse_operator_roles(roles)
         totp_secret = pyotp.random_base32()
         now = self._clock.now()
+        operator_id = new_id("operator")
+        # The TOTP seed is a shared secret: stored only encrypted, bound to this row.
+        sealed_totp = await self._sealer.seal(
+            totp_secret, table="operators", column="totp_secret", row_id=operator_id
+        )
         operator = Operator(
-            id=new_id("operator"),
+            id=operator_id,
             email=email,
             name=name.strip() or email,
             password_hash=await self._hasher.hash(password),
-            totp_secret=totp_secret,
+            totp_secret=sealed_totp,
             roles=parsed_roles,
             status="active",
             failed_logins=0,
@@ -231,7 +244,7 @@ class OperatorService:
                 payload={"reason": "locked"},
             )
             return None, AccountLocked("Too many failed attempts; try again later.")
-        if not (password_ok and self._totp_matches(current, totp_code, now)):
+        if not (password_ok and await self._totp_matches(current, totp_code, now)):
             updated = current.after_failed_login(now)
             await tx.operators.save_login_state(updated)
             reason = "bad_password" if not password_ok else "bad_totp"
@@ -285,11 +298,14 @@ class OperatorService:
             operator=updated, session_token=token, csrf_token=csrf, expires_at=session.expires_at
         ), None
 
-    def _totp_matches(self, operator: Operator, code: str, now: datetime) -> bool:
+    async def _totp_matches(self, operator: Operator, code: str, now: datetime) -> bool:
         code = code.strip().replace(" ", "")
         if not code.isdigit() or len(code) != 6:
             return False
-        totp = pyotp.TOTP(operator.totp_secret)
+        secret = await self._sealer.unseal(
+            operator.totp_secret, table="operators", column="totp_secret", row_id=operator.id
+        )
+        totp = pyotp.TOTP(secret)
         for offset in (-1, 0, 1):
             step = _totp_step(now) + offset
             if secrets.compare_digest(totp.at(step * 30), code):

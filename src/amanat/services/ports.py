@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
-from amanat.domain.audit import Actor, AuditRecord
+from amanat.domain.audit import Actor, AuditRecord, Seal, StoredRecord
 from amanat.domain.identity import OAuthClient, Operator, Partner
 
 if TYPE_CHECKING:
@@ -122,6 +122,11 @@ class AuditRepository(Protocol):
         self, limit: int, before_seq: int | None, action: str | None, target_id: str | None
     ) -> Page: ...
 
+    async def stored_records(self, after_seq: int, limit: int) -> list[StoredRecord]: ...
+    async def head(self) -> tuple[int, str]: ...
+    async def add_seal(self, seal: Seal) -> None: ...
+    async def seals(self) -> list[Seal]: ...
+
 
 class SigningKeyRepository(Protocol):
     async def list_keys(self) -> list[SigningKey]: ...
@@ -129,6 +134,25 @@ class SigningKeyRepository(Protocol):
     async def set_status(
         self, kid: str, status: str, retire_after: datetime | None, retired_at: datetime | None
     ) -> None: ...
+
+
+class RetentionRepository(Protocol):
+    def supports(self, data_class: str) -> bool: ...
+    async def due(
+        self, data_class: str, cutoff: datetime, limit: int, exclude: set[str]
+    ) -> list[str]: ...
+    async def delete(self, data_class: str, ids: list[str]) -> int: ...
+    async def held_ids(self, data_class: str) -> set[str]: ...
+    async def add_hold(
+        self,
+        hold_id: str,
+        data_class: str,
+        target_id: str,
+        reason: str,
+        created_by: str,
+        at: datetime,
+    ) -> None: ...
+    async def release_hold(self, data_class: str, target_id: str, at: datetime) -> int: ...
 
 
 class Transaction(Protocol):
@@ -144,6 +168,14 @@ class Transaction(Protocol):
     def operators(self) -> OperatorRepository: ...
     @property
     def audit(self) -> AuditRepository: ...
+    @property
+    def data_keys(self) -> DataKeyRepository: ...
+    @property
+    def subjects(self) -> SubjectRepository: ...
+    @property
+    def retention(self) -> RetentionRepository: ...
+    @property
+    def idempotency(self) -> IdempotencyRepository: ...
 
 
 class TransactionFactory(Protocol):
@@ -174,3 +206,138 @@ class ClientAssertionVerifier(Protocol):
     async def verify(self, assertion: str, client: OAuthClient) -> dict[str, Any]:
         """Check the signature against the client's registered keys; raise InvalidToken."""
         ...
+
+
+@dataclass(frozen=True, slots=True)
+class FieldContext:
+    """Where an encrypted value lives; bound into the ciphertext as associated data."""
+
+    table: str
+    column: str
+    row_id: str
+
+
+class KeyUnavailable(Exception):
+    """The data key is shredded, retired or wrong for this ciphertext."""
+
+    def __init__(self, key_id: str, reason: str = "key shredded or unavailable") -> None:
+        super().__init__(f"{key_id}: {reason}")
+        self.key_id = key_id
+        self.reason = reason
+
+
+class FieldEncryptor(Protocol):
+    @property
+    def master_key_id(self) -> str: ...
+    async def new_wrapped_key(self, key_id: str) -> str: ...
+    async def new_subject_key(self, key_id: str, wrapping_key_id: str) -> str: ...
+    def forget(self, key_id: str) -> None: ...
+    async def encrypt(self, plaintext: str, *, context: FieldContext, key_id: str) -> str: ...
+    async def decrypt(self, ciphertext: str, *, context: FieldContext) -> str: ...
+    def key_id_of(self, ciphertext: str) -> str: ...
+    async def blind_index(self, key_id: str, kind: str, normalized: str) -> str: ...
+
+
+@dataclass(frozen=True, slots=True)
+class DataKey:
+    id: str
+    purpose: str
+    wrapped_key: str | None
+    master_key_id: str
+    status: str
+    created_at: datetime
+    retired_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class EncryptedColumn:
+    """One column of one table that holds ciphertexts (for rotation and key status)."""
+
+    table: str
+    id_column: str
+    column: str
+
+
+class DataKeyRepository(Protocol):
+    async def add_key(self, key: DataKey) -> None: ...
+    async def get_key(self, key_id: str) -> DataKey | None: ...
+    async def keys(self, purpose: str | None = None) -> list[DataKey]: ...
+    async def set_status(self, key_id: str, status: str, at: datetime | None) -> None: ...
+    async def shred(self, key_id: str, at: datetime) -> None: ...
+    async def count_rows(self, column: EncryptedColumn, key_id: str) -> int: ...
+    async def rows_with_key(
+        self, column: EncryptedColumn, key_id: str, limit: int
+    ) -> list[tuple[str, str]]: ...
+    async def replace_value(
+        self, column: EncryptedColumn, row_id: str, old: str, new: str
+    ) -> bool: ...
+
+
+@dataclass(frozen=True, slots=True)
+class SubjectRecord:
+    id: str
+    partner_id: str
+    key_id: str
+    name_enc: str | None
+    iban_enc: str | None
+    raast_id_enc: str | None
+    cnic_enc: str | None
+    iban_bidx: str | None
+    raast_id_bidx: str | None
+    cnic_bidx: str | None
+    bank_code: str | None
+    iban_last4: str | None
+    created_at: datetime
+    erased_at: datetime | None
+
+
+class SubjectRepository(Protocol):
+    async def add(self, subject: SubjectRecord) -> None: ...
+    async def get(self, subject_id: str) -> SubjectRecord | None: ...
+    async def find(self, partner_id: str | None, field: str, bidx: str) -> list[SubjectRecord]: ...
+    async def mark_erased(self, subject_id: str, at: datetime) -> None: ...
+
+
+class SealSigner(Protocol):
+    @property
+    def public_key(self) -> str: ...
+    def sign(self, message: bytes) -> str: ...
+    def verify(self, public_key: str, message: bytes, signature: str) -> bool: ...
+
+
+class SecretSealer(Protocol):
+    """Encrypts a secret for one column of one row under the current fields key."""
+
+    async def seal(self, value: str, *, table: str, column: str, row_id: str) -> str: ...
+    async def unseal(self, value: str, *, table: str, column: str, row_id: str) -> str: ...
+
+
+@dataclass(frozen=True, slots=True)
+class IdempotencyRecord:
+    client_id: str
+    key: str
+    request_hash: str
+    method: str
+    path: str
+    status: str
+    response_status: int | None
+    response_body: str | None
+    response_headers: dict[str, str] | None
+    created_at: datetime
+    locked_until: datetime | None
+    expires_at: datetime
+
+
+class IdempotencyRepository(Protocol):
+    async def try_insert(self, record: IdempotencyRecord) -> bool: ...
+    async def get(
+        self, client_id: str, key: str, *, for_update: bool
+    ) -> IdempotencyRecord | None: ...
+    async def take_over(
+        self, client_id: str, key: str, expected_lock: datetime | None, new_lock: datetime
+    ) -> bool: ...
+    async def complete(
+        self, client_id: str, key: str, status: int, body: str, headers: dict[str, str]
+    ) -> None: ...
+    async def release(self, client_id: str, key: str) -> None: ...
+    async def delete_expired(self, client_id: str, key: str, now: datetime) -> None: ...

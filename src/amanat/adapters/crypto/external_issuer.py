@@ -44,17 +44,20 @@ class ExternalIssuer:
         ):
             try:
                 response = await self._http.get(self.issuer + path, timeout=5.0)
-            except httpx.HTTPError:
-                continue
-            if response.status_code == 200:
+                if response.status_code != 200:
+                    continue
                 metadata: Any = response.json()
-                if (
-                    isinstance(metadata, dict)
-                    and metadata.get("issuer", "").rstrip("/") == self.issuer
-                    and isinstance(metadata.get("jwks_uri"), str)
-                ):
-                    self._jwks = RemoteJwks(metadata["jwks_uri"], self._http)
-                    return self._jwks
+            except (httpx.HTTPError, ValueError):
+                continue
+            # RFC 8414 §3.3: the document must name exactly the issuer we were told to trust.
+            if (
+                isinstance(metadata, dict)
+                and isinstance(metadata.get("issuer"), str)
+                and metadata["issuer"].rstrip("/") == self.issuer
+                and isinstance(metadata.get("jwks_uri"), str)
+            ):
+                self._jwks = RemoteJwks(metadata["jwks_uri"], self._http)
+                return self._jwks
         raise InvalidToken("issuer_discovery_failed")
 
     async def verify(self, token: str) -> dict[str, Any]:

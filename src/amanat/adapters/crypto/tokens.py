@@ -16,6 +16,7 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from joserfc import jwt
+from joserfc.errors import JoseError
 from joserfc.jwk import ECKey, KeySet
 
 from amanat.adapters.crypto.jose import peek, validate_claims, verify_signature
@@ -178,5 +179,5 @@ class JwtAccessTokenCodec:
 def keyset_from_jwks(jwks: dict[str, Any]) -> KeySet:
     try:
         return KeySet.import_key_set(jwks)  # type: ignore[arg-type]
-    except (ValueError, KeyError, TypeError) as exc:
+    except (JoseError, ValueError, KeyError, TypeError) as exc:
         raise InvalidToken(f"bad_jwks:{type(exc).__name__}") from None

@@ -13,8 +13,8 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from amanat.adapters.db.tables import audit_head, audit_log
-from amanat.domain.audit import Actor, AuditRecord, canonical_json
+from amanat.adapters.db.tables import audit_head, audit_log, audit_seals
+from amanat.domain.audit import Actor, AuditRecord, Seal, StoredRecord, canonical_json
 from amanat.services.ports import Page
 
 
@@ -70,15 +70,16 @@ class SqlAuditRepository:
             id=record_id,
             occurred_at=occurred_at.replace(microsecond=occurred_at.microsecond // 1000 * 1000),
             actor=Actor(
-                type=actor.type,
+                type=actor.type[:16],
                 id=actor.id[:64],
                 source_ip=actor.source_ip[:64] if actor.source_ip else None,
                 user_agent=actor.user_agent[:256] if actor.user_agent else None,
                 request_id=actor.request_id[:64] if actor.request_id else None,
             ),
-            action=action,
-            target_type=target_type,
-            target_id=target_id,
+            # Fit the columns, so the hash covers exactly what PostgreSQL will store.
+            action=action[:64],
+            target_type=target_type[:32] if target_type is not None else None,
+            target_id=target_id[:64] if target_id is not None else None,
             payload=json.loads(stored_payload),
             prev_hash=prev_hash,
         )
@@ -93,9 +94,9 @@ class SqlAuditRepository:
                 source_ip=record.actor.source_ip,
                 user_agent=record.actor.user_agent,
                 request_id=record.actor.request_id,
-                action=action,
-                target_type=target_type,
-                target_id=target_id,
+                action=record.action,
+                target_type=record.target_type,
+                target_id=record.target_id,
                 payload=stored_payload,
                 prev_hash=prev_hash,
                 hash=digest,
@@ -118,3 +119,48 @@ class SqlAuditRepository:
             stmt = stmt.where(audit_log.c.target_id == target_id)
         rows = (await self._conn.execute(stmt.limit(limit + 1))).all()
         return Page(items=[record_from_row(r) for r in rows[:limit]], has_more=len(rows) > limit)
+
+    async def stored_records(self, after_seq: int, limit: int) -> list[StoredRecord]:
+        rows = (
+            await self._conn.execute(
+                audit_log.select()
+                .where(audit_log.c.seq > after_seq)
+                .order_by(audit_log.c.seq)
+                .limit(limit)
+            )
+        ).all()
+        return [StoredRecord(record=record_from_row(r), stored_hash=r.hash) for r in rows]
+
+    async def head(self) -> tuple[int, str]:
+        row = (
+            await self._conn.execute(
+                sa.select(audit_head.c.seq, audit_head.c.hash).where(audit_head.c.id == 1)
+            )
+        ).first()
+        if row is None:
+            raise RuntimeError("audit_head row missing: run `amanat migrate`")
+        return int(row.seq), str(row.hash)
+
+    async def add_seal(self, seal: Seal) -> None:
+        await self._conn.execute(
+            audit_seals.insert().values(
+                seq=seal.seq,
+                head_hash=seal.head_hash,
+                signature=seal.signature,
+                public_key=seal.public_key,
+                sealed_at=seal.sealed_at,
+            )
+        )
+
+    async def seals(self) -> list[Seal]:
+        rows = (await self._conn.execute(audit_seals.select().order_by(audit_seals.c.seq))).all()
+        return [
+            Seal(
+                seq=r.seq,
+                head_hash=r.head_hash,
+                signature=r.signature,
+                public_key=r.public_key,
+                sealed_at=r.sealed_at,
+            )
+            for r in rows
+        ]

@@ -25,6 +25,8 @@ def create_engine(settings: DatabaseSettings) -> AsyncEngine:
     return create_async_engine(
         settings.url,
         echo=settings.echo,
+        # Bound values carry personal data; SQL logs and errors must never show them.
+        hide_parameters=True,
         pool_size=settings.pool_size,
         max_overflow=settings.max_overflow,
         pool_timeout=settings.pool_timeout_seconds,
@@ -34,7 +36,7 @@ def create_engine(settings: DatabaseSettings) -> AsyncEngine:
 
 def _sqlite_engine(settings: DatabaseSettings) -> AsyncEngine:
     in_memory = ":memory:" in settings.url or settings.url.rstrip("/").endswith("sqlite+aiosqlite:")
-    kwargs: dict[str, Any] = {"echo": settings.echo}
+    kwargs: dict[str, Any] = {"echo": settings.echo, "hide_parameters": True}
     if not in_memory:
         # Each connection is cheap; a pool of file handles would only hide lock waits.
         kwargs["poolclass"] = NullPool

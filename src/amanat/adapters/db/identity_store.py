@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
 from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from amanat.adapters.db.tables import (
@@ -21,6 +25,37 @@ from amanat.adapters.db.tables import (
 from amanat.domain.access import OperatorRole, PartnerRole
 from amanat.domain.identity import ClientAuthMethod, Mode, OAuthClient, Operator, Partner
 from amanat.services.ports import AuthorizationCode, Page, RefreshToken, SessionRecord
+
+
+def _width(column: sa.Column[Any]) -> int:
+    length = getattr(column.type, "length", None)
+    assert isinstance(length, int)
+    return length
+
+
+_REVOKED_JTI_WIDTH = _width(revoked_tokens.c.jti)
+_ASSERTION_JTI_WIDTH = _width(client_assertion_jtis.c.jti)
+
+
+def _insert_if_absent(table: sa.Table, conn: AsyncConnection, **values: Any) -> Any:
+    """INSERT … ON CONFLICT DO NOTHING: of two racing inserts of one key, one wins and the
+    other inserts nothing (instead of failing the request with a unique violation)."""
+    insert = sqlite_insert if conn.dialect.name == "sqlite" else postgresql_insert
+    return insert(table).values(**values).on_conflict_do_nothing()
+
+
+def _key(value: str, width: int) -> str:
+    """A token id as stored: as-is when it fits the column, else a fixed-width digest.
+
+    Our own ids are short; another issuer's ``jti`` (or a client's assertion ``jti``) can
+    be longer than the column, which PostgreSQL would refuse. Our own jtis are base64url
+    and never start with ``~``; for a stored short id to equal a digest, its issuer would
+    need a SHA-256 preimage.
+    """
+    if len(value) <= width:
+        return value
+    digest = base64.urlsafe_b64encode(hashlib.sha256(value.encode()).digest())
+    return "~" + digest.decode("ascii").rstrip("=")
 
 
 def _lock(stmt: Any, conn: AsyncConnection) -> Any:
@@ -173,26 +208,23 @@ class SqlTokenRepository:
     async def revoke_jti(
         self, jti: str, client_id: str | None, expires_at: datetime, at: datetime, reason: str
     ) -> None:
-        exists = (
-            await self._conn.execute(
-                sa.select(revoked_tokens.c.jti).where(revoked_tokens.c.jti == jti)
+        await self._conn.execute(
+            _insert_if_absent(
+                revoked_tokens,
+                self._conn,
+                jti=_key(jti, _REVOKED_JTI_WIDTH),
+                client_id=client_id,
+                expires_at=expires_at,
+                revoked_at=at,
+                reason=reason,
             )
-        ).first()
-        if exists is None:
-            await self._conn.execute(
-                revoked_tokens.insert().values(
-                    jti=jti,
-                    client_id=client_id,
-                    expires_at=expires_at,
-                    revoked_at=at,
-                    reason=reason,
-                )
-            )
+        )
 
     async def is_revoked(self, jti: str) -> bool:
+        key = _key(jti, _REVOKED_JTI_WIDTH)
         row = (
             await self._conn.execute(
-                sa.select(revoked_tokens.c.jti).where(revoked_tokens.c.jti == jti)
+                sa.select(revoked_tokens.c.jti).where(revoked_tokens.c.jti == key)
             )
         ).first()
         return row is not None
@@ -304,22 +336,16 @@ class SqlTokenRepository:
         return [self._refresh(r) for r in rows]
 
     async def remember_assertion(self, client_id: str, jti: str, expires_at: datetime) -> bool:
-        exists = (
-            await self._conn.execute(
-                sa.select(client_assertion_jtis.c.jti).where(
-                    client_assertion_jtis.c.client_id == client_id,
-                    client_assertion_jtis.c.jti == jti,
-                )
-            )
-        ).first()
-        if exists is not None:
-            return False
-        await self._conn.execute(
-            client_assertion_jtis.insert().values(
-                client_id=client_id, jti=jti, expires_at=expires_at
+        result = await self._conn.execute(
+            _insert_if_absent(
+                client_assertion_jtis,
+                self._conn,
+                client_id=client_id,
+                jti=_key(jti, _ASSERTION_JTI_WIDTH),
+                expires_at=expires_at,
             )
         )
-        return True
+        return bool(result.rowcount == 1)
 
 
 class SqlOperatorRepository:

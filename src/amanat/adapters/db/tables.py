@@ -181,3 +181,106 @@ operator_sessions = sa.Table(
     sa.Column("revoked_at", UtcDateTime(), nullable=True),
 )
 sa.Index("ix_operator_sessions_operator", operator_sessions.c.operator_id)
+
+# Envelope encryption: data keys wrapped by the master key. Subject keys belong to one
+# data subject; deleting the wrapped key crypto-shreds everything encrypted under it.
+data_keys = sa.Table(
+    "data_keys",
+    metadata,
+    sa.Column("id", sa.String(40), primary_key=True),
+    sa.Column("purpose", sa.String(16), nullable=False),  # fields | blind_index | subject
+    sa.Column("wrapped_key", sa.Text, nullable=True),
+    sa.Column("master_key_id", sa.String(64), nullable=False),
+    sa.Column(
+        "status", sa.String(16), nullable=False
+    ),  # active | decrypt_only | retired | shredded
+    sa.Column("created_at", UtcDateTime(), nullable=False),
+    sa.Column("retired_at", UtcDateTime(), nullable=True),
+)
+sa.Index("ix_data_keys_purpose_status", data_keys.c.purpose, data_keys.c.status)
+
+# A person whose personal data we hold (a payer, a payee, a PSU). Every personal field is
+# encrypted with the subject's own key; blind indexes let operators find them by value.
+data_subjects = sa.Table(
+    "data_subjects",
+    metadata,
+    sa.Column("id", sa.String(40), primary_key=True),
+    sa.Column("partner_id", sa.String(40), sa.ForeignKey("partners.id"), nullable=False),
+    sa.Column("key_id", sa.String(40), sa.ForeignKey("data_keys.id"), nullable=False),
+    sa.Column("name_enc", sa.Text, nullable=True),
+    sa.Column("iban_enc", sa.Text, nullable=True),
+    sa.Column("raast_id_enc", sa.Text, nullable=True),
+    sa.Column("cnic_enc", sa.Text, nullable=True),
+    sa.Column("iban_bidx", sa.String(64), nullable=True),
+    sa.Column("raast_id_bidx", sa.String(64), nullable=True),
+    sa.Column("cnic_bidx", sa.String(64), nullable=True),
+    sa.Column("bank_code", sa.String(4), nullable=True),
+    sa.Column("iban_last4", sa.String(4), nullable=True),
+    sa.Column("created_at", UtcDateTime(), nullable=False),
+    sa.Column("erased_at", UtcDateTime(), nullable=True),
+)
+sa.Index("ix_data_subjects_partner_created", data_subjects.c.partner_id, data_subjects.c.created_at)
+sa.Index("ix_data_subjects_iban_bidx", data_subjects.c.iban_bidx)
+sa.Index("ix_data_subjects_raast_id_bidx", data_subjects.c.raast_id_bidx)
+sa.Index("ix_data_subjects_cnic_bidx", data_subjects.c.cnic_bidx)
+
+# Signed checkpoints of the audit chain head (Ed25519), exportable outside the database.
+audit_seals = sa.Table(
+    "audit_seals",
+    metadata,
+    sa.Column(
+        "seq",
+        sa.BigInteger().with_variant(sa.Integer, "sqlite"),
+        primary_key=True,
+        autoincrement=False,
+    ),
+    sa.Column("head_hash", sa.String(64), nullable=False),
+    sa.Column("signature", sa.String(128), nullable=False),
+    sa.Column("public_key", sa.String(64), nullable=False),
+    sa.Column("sealed_at", UtcDateTime(), nullable=False),
+)
+
+legal_holds = sa.Table(
+    "legal_holds",
+    metadata,
+    sa.Column("id", sa.String(40), primary_key=True),
+    sa.Column("data_class", sa.String(32), nullable=False),
+    sa.Column("target_id", sa.String(64), nullable=False),
+    sa.Column("reason", sa.String(500), nullable=False),
+    sa.Column("created_by", sa.String(64), nullable=False),
+    sa.Column("created_at", UtcDateTime(), nullable=False),
+    sa.Column("released_at", UtcDateTime(), nullable=True),
+)
+sa.Index("ix_legal_holds_target", legal_holds.c.data_class, legal_holds.c.target_id)
+
+# Idempotency-Key records of the partner API: one per (client, key).
+idempotency_keys = sa.Table(
+    "idempotency_keys",
+    metadata,
+    sa.Column("id", sa.String(300), primary_key=True),  # "<client_id>:<key>"
+    sa.Column("client_id", sa.String(40), nullable=False),
+    sa.Column("key", sa.String(255), nullable=False),
+    sa.Column("request_hash", sa.String(64), nullable=False),
+    sa.Column("method", sa.String(8), nullable=False),
+    sa.Column("path", sa.String(500), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),  # in_progress | completed
+    sa.Column("response_status", sa.Integer, nullable=True),
+    sa.Column("response_body", sa.Text, nullable=True),  # encrypted: it echoes personal data
+    sa.Column("response_headers", sa.JSON, nullable=True),
+    sa.Column("created_at", UtcDateTime(), nullable=False),
+    sa.Column("locked_until", UtcDateTime(), nullable=True),
+    sa.Column("expires_at", UtcDateTime(), nullable=False),
+)
+sa.Index("ix_idempotency_keys_created", idempotency_keys.c.created_at)
+
+# Leases for periodic jobs, so that of many workers only one runs a given job at a time.
+job_leases = sa.Table(
+    "job_leases",
+    metadata,
+    sa.Column("name", sa.String(64), primary_key=True),
+    sa.Column("owner", sa.String(64), nullable=False),
+    sa.Column("leased_until", UtcDateTime(), nullable=False),
+    sa.Column("last_started_at", UtcDateTime(), nullable=True),
+    sa.Column("last_finished_at", UtcDateTime(), nullable=True),
+    sa.Column("last_outcome", sa.String(500), nullable=True),
+)

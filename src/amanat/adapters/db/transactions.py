@@ -4,16 +4,21 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from contextvars import ContextVar
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from amanat.adapters.db.audit_store import SqlAuditRepository
+from amanat.adapters.db.idempotency_store import SqlIdempotencyRepository
 from amanat.adapters.db.identity_store import (
     SqlOperatorRepository,
     SqlPartnerRepository,
     SqlTokenRepository,
 )
 from amanat.adapters.db.keys_store import SqlSigningKeyRepository
+from amanat.adapters.db.leases import SqlLeaseRepository
+from amanat.adapters.db.protection_store import SqlDataKeyRepository, SqlSubjectRepository
+from amanat.adapters.db.retention_store import SqlRetentionRepository
 from amanat.adapters.db.uow import Database
 
 
@@ -25,18 +30,50 @@ class SqlTransaction:
         self.operators = SqlOperatorRepository(conn)
         self.audit = SqlAuditRepository(conn)
         self.signing_keys = SqlSigningKeyRepository(conn)
+        self.data_keys = SqlDataKeyRepository(conn)
+        self.subjects = SqlSubjectRepository(conn)
+        self.retention = SqlRetentionRepository(conn)
+        self.idempotency = SqlIdempotencyRepository(conn)
+        self.leases = SqlLeaseRepository(conn)
+
+
+_ambient: ContextVar[SqlTransaction | None] = ContextVar("amanat_ambient_tx", default=None)
 
 
 class SqlTransactions:
+    """Opens transactions; inside :meth:`atomic` every use case joins the one transaction,
+    so an idempotency record and the business change it guards commit together."""
+
     def __init__(self, db: Database) -> None:
         self.db = db
 
     @asynccontextmanager
     async def write(self) -> AsyncIterator[SqlTransaction]:
+        ambient = _ambient.get()
+        if ambient is not None:
+            yield ambient
+            return
         async with self.db.write() as conn:
             yield SqlTransaction(conn)
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[SqlTransaction]:
+        ambient = _ambient.get()
+        if ambient is not None:
+            yield ambient
+            return
         async with self.db.read() as conn:
             yield SqlTransaction(conn)
+
+    @asynccontextmanager
+    async def atomic(self) -> AsyncIterator[SqlTransaction]:
+        """One write transaction that nested ``write()``/``read()`` calls join."""
+        if _ambient.get() is not None:
+            raise RuntimeError("atomic() does not nest")
+        async with self.db.write() as conn:
+            tx = SqlTransaction(conn)
+            token = _ambient.set(tx)
+            try:
+                yield tx
+            finally:
+                _ambient.reset(token)

@@ -52,7 +52,9 @@ async def _validated_client(request: Request, params: dict[str, str]) -> tuple[s
     client_id, redirect_uri = params.get("client_id", ""), params.get("redirect_uri", "")
     async with container.transactions.read() as tx:
         client = await tx.partners.get_client(client_id) if client_id else None
-    if client is None or not client.is_active:
+        partner = await tx.partners.get_partner(client.partner_id) if client else None
+    # A revoked client or a suspended partner is as good as unknown: never redirect to it.
+    if client is None or partner is None or not client.is_active or not partner.is_active:
         raise ApiProblem("validation_error", "Unknown or inactive client_id.", status=400)
     if redirect_uri not in client.redirect_uris:
         raise ApiProblem(
@@ -98,6 +100,8 @@ async def authorize_decision(request: Request) -> Response:
     container = container_of(request)
     issuer = container.oauth.config.issuer
     state = params.get("state")
+    if params.get("response_type") != "code":
+        return _redirect(redirect_uri, issuer, error="unsupported_response_type", state=state)
     if form.get("decision") != "approve":
         return _redirect(redirect_uri, issuer, error="access_denied", state=state)
     subject = str(form.get("psu", ""))

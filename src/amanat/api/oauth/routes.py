@@ -76,9 +76,9 @@ _OAUTH_ERROR = {
 def oauth_error_response(request: Request, exc: OAuthError) -> JsonResponse:
     headers = dict(NO_STORE)
     if exc.status == 401:
-        headers["WWW-Authenticate"] = (
-            'Basic realm="amanat"' if exc.basic_challenge else 'Bearer realm="amanat"'
-        )
+        # Every 401 needs a challenge (RFC 9110 §15.5.2), and the only HTTP scheme these
+        # endpoints accept is Basic; a Bearer challenge would point at resource access.
+        headers["WWW-Authenticate"] = 'Basic realm="amanat"'
     body = {
         "error": exc.error,
         "error_description": exc.description,

@@ -1,0 +1,192 @@
+"""Idempotency keys for every POST under ``/v1`` (see docs/api-contract.md).
+
+The key record is inserted first (the primary key lets exactly one request win), then the
+business change and the completed record commit in one transaction, so a crash can never
+leave one without the other. An abandoned in-progress record (the process died) is taken
+over once its lock expires; the business transaction had rolled back, so re-executing is
+safe. A request refused before it started (validation, auth, rate limit) never gets here
+and stores nothing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import re
+from collections.abc import Awaitable, Callable
+from datetime import timedelta
+from typing import Annotated, Any
+
+import orjson
+import structlog
+from fastapi import Header, Request
+from starlette.responses import Response
+
+from amanat.api.deps import container_of
+from amanat.api.errors import ApiProblem, domain_error_status, problem_body
+from amanat.api.responses import JsonResponse, ProblemResponse
+from amanat.domain.errors import DomainError, InvalidInput
+from amanat.services.oauth import AccessContext
+from amanat.services.ports import IdempotencyRecord
+
+log = structlog.get_logger("amanat.idempotency")
+
+KEY_LIFETIME = timedelta(hours=24)
+LOCK = timedelta(seconds=30)
+_PRINTABLE = re.compile(r"^[\x20-\x7e]{1,255}$")
+
+IdempotencyKeyHeader = Annotated[
+    str | None,
+    Header(
+        alias="Idempotency-Key",
+        max_length=300,
+        description="Required on every POST: 1-255 printable ASCII characters, unique per "
+        'operation. Bare (`abc`) or as a structured-field string (`"abc"`).',
+    ),
+]
+
+
+def parse_key(raw: str | None) -> str:
+    if raw is None or raw.strip() == "":
+        raise ApiProblem("idempotency_key_missing")
+    value = raw.strip()
+    if len(value) >= 2 and value.startswith('"') and value.endswith('"'):
+        value = re.sub(r'\\(["\\])', r"\1", value[1:-1])
+    if not _PRINTABLE.match(value):
+        raise ApiProblem(
+            "validation_error",
+            "Idempotency-Key must be 1-255 printable ASCII characters.",
+            status=400,
+            errors=[
+                {
+                    "pointer": "Idempotency-Key",
+                    "in": "header",
+                    "code": "bad_format",
+                    "message": "1-255 printable ASCII characters",
+                }
+            ],
+        )
+    return value
+
+
+def fingerprint(method: str, path: str, body: bytes) -> str:
+    try:
+        canonical = orjson.dumps(orjson.loads(body), option=orjson.OPT_SORT_KEYS) if body else b""
+    except orjson.JSONDecodeError:
+        canonical = body
+    return hashlib.sha256(method.encode() + b"\n" + path.encode() + b"\n" + canonical).hexdigest()
+
+
+def _where(record_key: str) -> dict[str, str]:
+    return {"table": "idempotency_keys", "column": "response_body", "row_id": record_key}
+
+
+async def _replay(request: Request, record: IdempotencyRecord) -> Response:
+    status = record.response_status or 200
+    media = "application/problem+json" if status >= 400 else "application/json"
+    headers = dict(record.response_headers or {})
+    headers["Idempotent-Replayed"] = "true"
+    body = await container_of(request).protection.unseal(
+        record.response_body or "", **_where(f"{record.client_id}:{record.key}")
+    )
+    return Response(content=body, status_code=status, media_type=media, headers=headers)
+
+
+Operation = Callable[[], Awaitable[tuple[int, dict[str, Any]]]]
+
+
+async def run_idempotent(
+    request: Request, context: AccessContext, raw_key: str | None, operation: Operation
+) -> Response:
+    container = container_of(request)
+    transactions = container.transactions
+    clock = container.clock
+    key = parse_key(raw_key)
+    body = await request.body()
+    request_hash = fingerprint(request.method, request.url.path, body)
+    now = clock.now()
+    async with transactions.write() as tx:
+        await tx.idempotency.delete_expired(context.client_id, key, now)
+        inserted = await tx.idempotency.try_insert(
+            IdempotencyRecord(
+                client_id=context.client_id,
+                key=key,
+                request_hash=request_hash,
+                method=request.method,
+                path=request.url.path,
+                status="in_progress",
+                response_status=None,
+                response_body=None,
+                response_headers=None,
+                created_at=now,
+                locked_until=now + LOCK,
+                expires_at=now + KEY_LIFETIME,
+            )
+        )
+        if not inserted:
+            existing = await tx.idempotency.get(context.client_id, key, for_update=True)
+            if existing is None:  # expired and removed by a concurrent request: rare
+                raise ApiProblem("idempotency_key_in_use", headers={"Retry-After": "1"})
+            if existing.request_hash != request_hash:
+                raise ApiProblem(
+                    "idempotency_key_reused",
+                    "This Idempotency-Key was used for a different request "
+                    f"({existing.method} {existing.path}).",
+                )
+            if existing.status == "completed":
+                return await _replay(request, existing)
+            lock = existing.locked_until
+            if lock is not None and lock > now:
+                wait = max(1, math.ceil((lock - now).total_seconds()))
+                raise ApiProblem(
+                    "idempotency_key_in_use", headers={"Retry-After": str(min(wait, 5))}
+                )
+            if not await tx.idempotency.take_over(context.client_id, key, lock, now + LOCK):
+                raise ApiProblem("idempotency_key_in_use", headers={"Retry-After": "1"})
+            log.warning("idempotency_takeover", key_age_s=(now - existing.created_at).seconds)
+    # Stored responses echo personal data (names, IBANs), so they are kept encrypted.
+    where = _where(f"{context.client_id}:{key}")
+    try:
+        async with transactions.atomic() as tx:
+            status, payload = await operation()
+            sealed = await container.protection.seal(orjson.dumps(payload).decode(), **where)
+            await tx.idempotency.complete(context.client_id, key, status, sealed, {})
+        return JsonResponse(payload, status_code=status)
+    except (DomainError, ApiProblem) as exc:
+        # The request executed and was refused by a business rule: that outcome is the
+        # result for this key, as Stripe does; nothing else was committed.
+        if isinstance(exc, ApiProblem):
+            status, problem = (
+                exc.status,
+                problem_body(
+                    exc.code,
+                    status=exc.status,
+                    detail=exc.detail,
+                    instance=request.url.path,
+                    errors=exc.errors,
+                    extra=exc.extra,
+                ),
+            )
+        else:
+            status = domain_error_status(exc)
+            errors = (
+                [{"pointer": None, "in": "body", "code": exc.reason, "message": exc.message}]
+                if isinstance(exc, InvalidInput)
+                else None
+            )
+            problem = problem_body(
+                exc.code,
+                status=status,
+                detail=exc.message,
+                instance=request.url.path,
+                errors=errors,
+            )
+        sealed_problem = await container.protection.seal(orjson.dumps(problem).decode(), **where)
+        async with transactions.write() as tx:
+            await tx.idempotency.complete(context.client_id, key, status, sealed_problem, {})
+        return ProblemResponse(problem, status_code=status)
+    except BaseException:
+        # Unexpected failure: nothing committed, so free the key for a retry.
+        async with transactions.write() as tx:
+            await tx.idempotency.release(context.client_id, key)
+        raise

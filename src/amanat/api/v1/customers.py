@@ -1,0 +1,148 @@
+"""Customers: the people a merchant pays or collects from, held encrypted at rest.
+
+Every personal field is encrypted under the customer's own key; the merchant that created
+a customer reads it back in clear, and can find customers by IBAN, Raast ID or CNIC through
+blind indexes, without the table ever holding those values readably.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Depends, Query, Request
+from pydantic import Field, model_validator
+from starlette.responses import Response
+
+from amanat.api.deps import client_actor, container_of, require_scope
+from amanat.api.errors import ApiProblem
+from amanat.api.idempotency import IdempotencyKeyHeader, run_idempotent
+from amanat.api.schemas import ListResponse, RequestModel, ResponseModel
+from amanat.api.types import Cnic, Iban, RaastId
+from amanat.domain.clock import format_timestamp
+from amanat.domain.pakistan import bank_by_code
+from amanat.services.data_protection import SubjectDetails
+from amanat.services.oauth import AccessContext
+from amanat.services.ports import SubjectRecord
+
+router = APIRouter(prefix="/v1/customers", tags=["customers"])
+
+
+class CustomerIn(RequestModel):
+    name: str | None = Field(default=None, min_length=1, max_length=140)
+    iban: Iban | None = None
+    raast_id: RaastId | None = None
+    cnic: Cnic | None = None
+
+    @model_validator(mode="after")
+    def _has_an_account(self) -> CustomerIn:
+        if self.iban is None and self.raast_id is None:
+            raise ValueError("Give the customer's iban or raast_id.")
+        return self
+
+
+class BankOut(ResponseModel):
+    code: str
+    name: str
+
+
+class CustomerOut(ResponseModel):
+    id: str
+    object: Literal["customer"] = "customer"
+    name: str | None
+    iban: str | None
+    raast_id: str | None
+    cnic: str | None
+    bank: BankOut | None
+    erased: bool
+    created_at: str
+
+
+def customer_view(details: SubjectDetails, record: SubjectRecord) -> dict[str, Any]:
+    bank = bank_by_code(record.bank_code) if record.bank_code else None
+    return CustomerOut(
+        id=details.id,
+        name=details.name,
+        iban=details.iban,
+        raast_id=details.raast_id,
+        cnic=details.cnic,
+        bank=BankOut(code=bank.code, name=bank.name) if bank else None,
+        erased=details.erased,
+        created_at=format_timestamp(record.created_at),
+    ).model_dump()
+
+
+Write = Annotated[AccessContext, Depends(require_scope("payments:write", policy="write"))]
+Read = Annotated[AccessContext, Depends(require_scope("payments:read"))]
+
+
+@router.post(
+    "",
+    status_code=201,
+    response_model=CustomerOut,
+    summary="Create a customer (personal fields are encrypted at rest)",
+)
+async def create_customer(
+    body: CustomerIn, request: Request, context: Write, idempotency_key: IdempotencyKeyHeader = None
+) -> Response:
+    protection = container_of(request).protection
+
+    async def operation() -> tuple[int, dict[str, Any]]:
+        record = await protection.create_subject(
+            client_actor(request, context),
+            context.partner_id,
+            name=body.name,
+            iban=body.iban,
+            raast_id=body.raast_id,
+            cnic=body.cnic,
+        )
+        details = await protection.reveal(record.id, partner_id=context.partner_id)
+        return 201, customer_view(details, record)
+
+    return await run_idempotent(request, context, idempotency_key, operation)
+
+
+@router.get("/{customer_id}", response_model=CustomerOut, summary="Retrieve a customer")
+async def get_customer(customer_id: str, request: Request, context: Read) -> dict[str, Any]:
+    protection = container_of(request).protection
+    details = await protection.reveal(customer_id, partner_id=context.partner_id)
+    async with container_of(request).transactions.read() as tx:
+        record = await tx.subjects.get(customer_id)
+    assert record is not None
+    return customer_view(details, record)
+
+
+@router.get(
+    "",
+    response_model=ListResponse[CustomerOut],
+    summary="Find customers by IBAN, Raast ID or CNIC (exact match)",
+)
+async def find_customers(
+    request: Request,
+    context: Read,
+    iban: Annotated[Iban | None, Query()] = None,
+    raast_id: Annotated[RaastId | None, Query()] = None,
+    cnic: Annotated[Cnic | None, Query()] = None,
+) -> dict[str, Any]:
+    given = [(f, v) for f, v in (("iban", iban), ("raast_id", raast_id), ("cnic", cnic)) if v]
+    if len(given) != 1:
+        raise ApiProblem(
+            "validation_error",
+            "Give exactly one of iban, raast_id or cnic.",
+            status=422,
+            errors=[
+                {
+                    "pointer": "/",
+                    "in": "query",
+                    "code": "required",
+                    "message": "exactly one search field",
+                }
+            ],
+        )
+    field, value = given[0]
+    protection = container_of(request).protection
+    found = await protection.find(field, value, partner_id=context.partner_id)
+    data = [
+        customer_view(await protection.reveal(r.id, partner_id=context.partner_id), r)
+        for r in found
+    ]
+    return {"object": "list", "data": data, "has_more": False, "next_cursor": None}

@@ -1,0 +1,1 @@
+"""Background work: periodic jobs now, the outbox dispatcher as capabilities add it."""

@@ -1,0 +1,111 @@
+"""A periodic-job scheduler that is safe to run on many workers at once.
+
+Each job holds a lease row; a worker runs a job only when it wins the lease, and the lease
+stays taken until the job's next due time, so the schedule is shared by the whole fleet:
+adding workers never runs a job twice. A failed job is retried after at most a minute.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import timedelta
+
+import structlog
+
+from amanat.adapters.db.leases import SqlLeaseRepository
+from amanat.bootstrap import Container
+from amanat.domain.audit import Actor
+
+log = structlog.get_logger("amanat.worker")
+WORKER = Actor(type="system", id="worker")
+RETRY_FAILED_AFTER = timedelta(seconds=60)
+
+
+@dataclass(frozen=True, slots=True)
+class Job:
+    name: str
+    every: timedelta
+    run: Callable[[Container], Awaitable[str]]
+
+
+async def _seal(container: Container) -> str:
+    seal = await container.audit_integrity.seal(WORKER)
+    return "nothing new" if seal is None else f"sealed {seal.seq}"
+
+
+async def _retention(container: Container) -> str:
+    outcomes = await container.retention.run(WORKER, dry_run=False)
+    return ", ".join(f"{o.data_class}={o.done}" for o in outcomes if o.done) or "nothing due"
+
+
+async def _retire_signing_keys(container: Container) -> str:
+    retired = await container.signing_keys.retire_expired(WORKER)
+    if retired:
+        await container.key_ring.refresh(force=True)
+    return f"retired {retired}" if retired else "none due"
+
+
+async def _reencrypt(container: Container) -> str:
+    moved = await container.protection.reencrypt(WORKER)
+    retired = await container.protection.retire_unused(WORKER)
+    return f"moved {sum(moved.values())}, retired {retired}"
+
+
+def default_jobs(seal_every: timedelta = timedelta(minutes=10)) -> list[Job]:
+    return [
+        Job("audit.seal", seal_every, _seal),
+        Job("signing_keys.retire", timedelta(minutes=5), _retire_signing_keys),
+        Job("data_keys.reencrypt", timedelta(minutes=15), _reencrypt),
+        Job("retention.run", timedelta(hours=24), _retention),
+    ]
+
+
+class Scheduler:
+    def __init__(self, container: Container, jobs: list[Job], *,
+                 owner: str | None = None, tick_seconds: float = 5.0) -> None:
+        self._container = container
+        self._jobs = jobs
+        self._owner = owner or f"{socket.gethostname()}:{os.getpid()}"
+        self._tick = tick_seconds
+
+    async def run_due(self) -> dict[str, str]:
+        """Run every job whose lease this worker wins now; returns name -> outcome."""
+        results: dict[str, str] = {}
+        clock = self._container.clock
+        for job in self._jobs:
+            now = clock.now()
+            async with self._container.db.write() as conn:
+                won = await SqlLeaseRepository(conn).acquire(job.name, self._owner, now,
+                                                             now + job.every)
+            if not won:
+                continue
+            next_free = now + job.every
+            try:
+                outcome = await job.run(self._container)
+                log.info("job_finished", job=job.name, outcome=outcome)
+            except Exception as exc:  # noqa: BLE001 - a failing job must not stop the others
+                outcome = f"failed: {type(exc).__name__}"
+                next_free = clock.now() + min(job.every, RETRY_FAILED_AFTER)
+                log.exception("job_failed", job=job.name)
+            async with self._container.db.write() as conn:
+                await SqlLeaseRepository(conn).finish(job.name, self._owner, clock.now(),
+                                                      next_free, outcome)
+            results[job.name] = outcome
+        return results
+
+    async def run_forever(self, stop: asyncio.Event) -> None:
+        log.info("worker_started", owner=self._owner, jobs=[j.name for j in self._jobs])
+        while not stop.is_set():
+            try:
+                await self.run_due()
+            except Exception:  # noqa: BLE001 - e.g. the database is briefly unreachable
+                log.exception("scheduler_tick_failed")
+            try:
+                await asyncio.wait_for(stop.wait(), timeout=self._tick)
+            except TimeoutError:
+                pass
+        log.info("worker_stopped", owner=self._owner)

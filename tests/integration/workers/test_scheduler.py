@@ -1,0 +1,57 @@
+"""Periodic jobs run once per period across any number of workers, and failures retry."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from amanat.bootstrap import Container
+from amanat.domain.audit import Actor
+from amanat.domain.clock import FrozenClock
+from amanat.services import audit
+from amanat.workers.scheduler import Job, Scheduler, default_jobs
+
+
+async def test_two_workers_share_one_schedule(container: Container, clock: FrozenClock) -> None:
+    runs: list[str] = []
+
+    async def job(_: Container) -> str:
+        runs.append("ran")
+        return "ok"
+
+    jobs = [Job("test.job", timedelta(minutes=10), job)]
+    first = Scheduler(container, jobs, owner="worker-a")
+    second = Scheduler(container, jobs, owner="worker-b")
+    assert await first.run_due() == {"test.job": "ok"}
+    assert await second.run_due() == {}
+    assert await first.run_due() == {}, "not due again until its period has passed"
+    clock.advance(minutes=10, seconds=1)
+    assert await second.run_due() == {"test.job": "ok"}
+    assert runs == ["ran", "ran"]
+
+
+async def test_a_failing_job_is_retried_within_a_minute(container: Container,
+                                                        clock: FrozenClock) -> None:
+    attempts: list[int] = []
+
+    async def flaky(_: Container) -> str:
+        attempts.append(1)
+        if len(attempts) == 1:
+            raise RuntimeError("core banking timeout")
+        return "recovered"
+
+    worker = Scheduler(container, [Job("flaky", timedelta(hours=24), flaky)], owner="w")
+    assert await worker.run_due() == {"flaky": "failed: RuntimeError"}
+    clock.advance(seconds=30)
+    assert await worker.run_due() == {}
+    clock.advance(seconds=31)
+    assert await worker.run_due() == {"flaky": "recovered"}
+
+
+async def test_default_jobs_seal_the_audit_log(container: Container, clock: FrozenClock) -> None:
+    async with container.transactions.write() as tx:
+        await audit.record(tx, clock, Actor(type="cli", id="t"), "test.event")
+    results = await Scheduler(container, default_jobs(), owner="w").run_due()
+    assert results["audit.seal"] == "sealed 1"
+    assert results["retention.run"]
+    report = await container.audit_integrity.verify()
+    assert report.ok and report.seals == 1
