@@ -28,6 +28,7 @@ from amanat.domain.clock import Clock, SystemClock
 from amanat.services.audit_integrity import AuditIntegrityService
 from amanat.services.data_protection import DataProtectionService
 from amanat.services.oauth import OAuthConfig, OAuthService
+from amanat.services.payments import PaymentsConfig, PaymentService
 from amanat.services.operators import OperatorService
 from amanat.services.partners import PartnerService
 from amanat.services.retention import RetentionService, load_policies
@@ -53,6 +54,7 @@ class Container:
     protection: DataProtectionService
     audit_integrity: AuditIntegrityService
     retention: RetentionService
+    payments: PaymentService
 
     async def close(self) -> None:
         await self.http.aclose()
@@ -156,7 +158,20 @@ def build_container(
     async def shred(actor: Actor, subject_id: str) -> None:
         await protection.erase_subject(actor, subject_id, reason="retention period ended")
 
+    payments = PaymentService(
+        transactions,
+        clock,
+        protection,
+        PaymentsConfig(
+            default_limit=settings.payments.default_per_transaction_limit,
+            balance_shards=settings.payments.balance_shards,
+            collection_ttl=timedelta(seconds=settings.payments.collection_ttl_seconds),
+            enquire_after=timedelta(seconds=settings.payments.enquire_after_seconds),
+            sandbox=not settings.is_production,
+        ),
+    )
     return Container(
+        payments=payments,
         protection=protection,
         audit_integrity=AuditIntegrityService(transactions, clock, seal_signer),
         retention=RetentionService(

@@ -47,10 +47,17 @@ async def seed(container: Container) -> dict[str, Any]:
     tpp_client = await container.partners.create_client(
         SEED_ACTOR, tpp.id, name="Sandbox TPP app", redirect_uris=[TPP_REDIRECT]
     )
+    from amanat.services.payments import Caller
+
+    await container.payments.top_up(
+        Caller(partner_id=merchant.id, client_id=None, actor=SEED_ACTOR),
+        container.settings.sandbox.initial_balance_minor,
+    )
     customers = []
     for name, iban, raast_id, cnic in SANDBOX_CUSTOMERS:
         record = await container.protection.create_subject(
-            SEED_ACTOR, merchant.id, name=name, iban=iban, raast_id=raast_id, cnic=cnic)
+            SEED_ACTOR, merchant.id, name=name, iban=iban, raast_id=raast_id, cnic=cnic
+        )
         customers.append({"id": record.id, "name": name})
     admin_password = "sandbox-" + os.urandom(9).hex()
     admin = await container.operators.create_operator(

@@ -81,6 +81,22 @@ class HttpSettings(BaseModel):
     public_url: str = "http://127.0.0.1:8000"
 
 
+class PaymentsSettings(BaseModel):
+    default_per_transaction_limit: int = Field(default=100_000_000, ge=1)  # PKR 1,000,000
+    balance_shards: int = Field(default=8, ge=1, le=64)
+    collection_ttl_seconds: int = Field(default=900, ge=60)
+    enquire_after_seconds: float = Field(default=30.0, gt=0)
+
+
+class RailSettings(BaseModel):
+    base_url: str | None = None  # default: the in-process sandbox rail at /sandbox-rail
+    callback_url: str | None = None  # default: <public_url>/rails/raast/callbacks
+    secret: SecretStr = SecretStr("sandbox-rail-shared-secret")
+    admin_token: SecretStr = SecretStr("sandbox-rail-admin")
+    timeout_seconds: float = Field(default=5.0, gt=0, le=60)
+    mount_sandbox: bool = True
+
+
 class WorkerSettings(BaseModel):
     embedded: bool = False  # run the scheduler inside the API process (make run does)
     audit_seal_minutes: int = Field(default=10, ge=1, le=1440)
@@ -109,6 +125,8 @@ class Settings(BaseSettings):
     http: HttpSettings = HttpSettings()
     sandbox: SandboxSettings = SandboxSettings()
     worker: WorkerSettings = WorkerSettings()
+    payments: PaymentsSettings = PaymentsSettings()
+    rail: RailSettings = RailSettings()
 
     @property
     def is_production(self) -> bool:
@@ -137,6 +155,15 @@ class Settings(BaseSettings):
                 f"The audit seal key {self.crypto.audit_seal_key_file} does not exist: create "
                 "an Ed25519 key (amanat audit init-seal-key) and keep a copy of its public "
                 "half outside the database."
+            )
+        if self.rail.mount_sandbox:
+            problems.append(
+                "AMANAT_RAIL__MOUNT_SANDBOX is on: the sandbox rail must not run in production."
+            )
+        if self.rail.secret.get_secret_value() == "sandbox-rail-shared-secret":
+            problems.append(
+                "AMANAT_RAIL__SECRET is the sandbox default: set the secret agreed "
+                "with the rail operator."
             )
         if not self.crypto.export_recipients:
             problems.append(

@@ -252,6 +252,18 @@ _ENTRIES += [
         "Integrate the bank's login in front of /oauth/authorize.",
     ),
 ]
+_ENTRIES += [
+    ProblemType("limit_exceeded", 422, "Limit exceeded",
+                "The amount is above your per-transaction limit.",
+                "Split the payment or ask your bank to raise the limit."),
+    ProblemType("refund_exceeds_remaining", 409, "Refund exceeds what remains",
+                "Refunds of a collection can never add up to more than it collected.",
+                "Refund at most the collection's amount minus its refunded_amount."),
+    ProblemType("illegal_transition", 409, "Not possible in this state",
+                "The payment's current state does not allow this action.",
+                "Fetch the payment to see its status."),
+]
+
 for _error, _text in [
     ("invalid_request", "The request is missing a parameter, repeats one, or is malformed."),
     ("invalid_client", "Client authentication failed."),

@@ -29,6 +29,8 @@ PREFIXES: dict[str, str] = {
     "data_key": "dk",
     "data_subject": "cus",
     "legal_hold": "hold",
+    "journal": "jnl",
+    "top_up": "tu",
 }
 
 _ID_RE = re.compile(r"^(?P<prefix>[a-z]{2,4})_(?P<ulid>[0-9A-HJKMNP-TV-Z]{26})$")

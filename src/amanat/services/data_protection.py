@@ -39,6 +39,7 @@ ENCRYPTED_COLUMNS: list[EncryptedColumn] = [
     EncryptedColumn("data_keys", "id", "wrapped_key"),
     EncryptedColumn("operators", "id", "totp_secret"),
     EncryptedColumn("idempotency_keys", "id", "response_body"),
+    EncryptedColumn("payments", "id", "description"),
 ]
 
 

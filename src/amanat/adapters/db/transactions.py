@@ -17,6 +17,12 @@ from amanat.adapters.db.identity_store import (
 )
 from amanat.adapters.db.keys_store import SqlSigningKeyRepository
 from amanat.adapters.db.leases import SqlLeaseRepository
+from amanat.adapters.db.payments_store import (
+    SqlLedgerRepository,
+    SqlOutboxRepository,
+    SqlPaymentRepository,
+    SqlRailEventRepository,
+)
 from amanat.adapters.db.protection_store import SqlDataKeyRepository, SqlSubjectRepository
 from amanat.adapters.db.retention_store import SqlRetentionRepository
 from amanat.adapters.db.uow import Database
@@ -35,6 +41,10 @@ class SqlTransaction:
         self.retention = SqlRetentionRepository(conn)
         self.idempotency = SqlIdempotencyRepository(conn)
         self.leases = SqlLeaseRepository(conn)
+        self.payments = SqlPaymentRepository(conn)
+        self.ledger = SqlLedgerRepository(conn)
+        self.outbox = SqlOutboxRepository(conn)
+        self.rail_events = SqlRailEventRepository(conn)
 
 
 _ambient: ContextVar[SqlTransaction | None] = ContextVar("amanat_ambient_tx", default=None)

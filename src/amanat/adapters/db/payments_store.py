@@ -1,0 +1,637 @@
+"""Payments, the ledger (entries, sharded balances, holds), the outbox and rail events."""
+
+from __future__ import annotations
+
+import random
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from amanat.adapters.db.tables import (
+    balance_shards,
+    holds,
+    ledger_accounts,
+    ledger_entries,
+    ledger_journals,
+    outbox,
+    partners,
+    payment_transitions,
+    payments,
+    rail_events,
+    rejected_callbacks,
+)
+from amanat.domain.ledger import InsufficientFunds, Journal, Shard, rebalanced
+from amanat.domain.money import Money
+from amanat.domain.payments import Failure, Party, Payment, PaymentStatus, PaymentType
+from amanat.services.ports import OutboxJob, Page
+
+
+def _insert(conn: AsyncConnection) -> Any:
+    return pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
+
+
+def _payment(row: Any) -> Payment:
+    return Payment(
+        id=row.id,
+        partner_id=row.partner_id,
+        type=PaymentType(row.type),
+        status=PaymentStatus(row.status),
+        amount=Money(int(row.amount), row.currency),
+        counterparty=Party(
+            subject_id=row.counterparty_id,
+            bank_code=row.bank_code,
+            iban_last4=row.iban_last4,
+            kind=row.counterparty_kind,
+        ),
+        reference=row.reference,
+        description=row.description,
+        metadata=dict(row.metadata),
+        version=row.version,
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+        failure=Failure(row.failure_code, row.failure_message or "") if row.failure_code else None,
+        rail_reference=row.rail_reference,
+        rail_sequence=row.rail_sequence,
+        expires_at=row.expires_at,
+        refunded_amount=int(row.refunded_amount),
+        extra={
+            "parent_id": row.parent_id,
+            "client_id": row.client_id,
+            "submitted_at": row.submitted_at,
+        },
+    )
+
+
+class SqlPaymentRepository:
+    def __init__(self, conn: AsyncConnection) -> None:
+        self._conn = conn
+
+    async def add(
+        self, payment: Payment, *, client_id: str | None, parent_id: str | None = None
+    ) -> None:
+        await self._conn.execute(
+            payments.insert().values(
+                id=payment.id,
+                partner_id=payment.partner_id,
+                client_id=client_id,
+                type=payment.type.value,
+                status=payment.status.value,
+                amount=payment.amount.amount,
+                currency=payment.amount.currency,
+                counterparty_id=payment.counterparty.subject_id,
+                counterparty_kind=payment.counterparty.kind,
+                bank_code=payment.counterparty.bank_code,
+                iban_last4=payment.counterparty.iban_last4,
+                reference=payment.reference,
+                description=payment.description,
+                metadata=payment.metadata,
+                version=payment.version,
+                failure_code=None,
+                failure_message=None,
+                rail_reference=None,
+                rail_sequence=0,
+                submitted_at=None,
+                expires_at=payment.expires_at,
+                refunded_amount=0,
+                parent_id=parent_id,
+                created_at=payment.created_at,
+                updated_at=payment.updated_at,
+            )
+        )
+        await self.record_transition(payment, None, "created")
+
+    async def get(self, payment_id: str, *, for_update: bool = False) -> Payment | None:
+        stmt = payments.select().where(payments.c.id == payment_id)
+        if for_update and self._conn.dialect.name != "sqlite":
+            stmt = stmt.with_for_update()
+        row = (await self._conn.execute(stmt)).first()
+        return _payment(row) if row else None
+
+    async def save_transition(self, before: Payment, after: Payment, cause: str) -> bool:
+        """Optimistic: applies only if the stored version is still ``before.version``."""
+        result = await self._conn.execute(
+            payments.update()
+            .where(payments.c.id == after.id, payments.c.version == before.version)
+            .values(
+                status=after.status.value,
+                version=after.version,
+                updated_at=after.updated_at,
+                failure_code=after.failure.code if after.failure else None,
+                failure_message=after.failure.message if after.failure else None,
+                rail_reference=after.rail_reference,
+                rail_sequence=after.rail_sequence,
+            )
+        )
+        if not result.rowcount:
+            return False
+        await self.record_transition(after, before.status, cause)
+        return True
+
+    async def record_transition(
+        self, payment: Payment, from_status: PaymentStatus | None, cause: str
+    ) -> None:
+        await self._conn.execute(
+            payment_transitions.insert().values(
+                payment_id=payment.id,
+                from_status=from_status.value if from_status else None,
+                to_status=payment.status.value,
+                version=payment.version,
+                cause=cause[:200],
+                at=payment.updated_at,
+            )
+        )
+
+    async def transitions(self, payment_id: str) -> list[dict[str, Any]]:
+        rows = (
+            await self._conn.execute(
+                payment_transitions.select()
+                .where(payment_transitions.c.payment_id == payment_id)
+                .order_by(payment_transitions.c.version)
+            )
+        ).all()
+        return [
+            {
+                "from": r.from_status,
+                "to": r.to_status,
+                "version": r.version,
+                "cause": r.cause,
+                "at": r.at,
+            }
+            for r in rows
+        ]
+
+    async def mark_submitted(self, payment_id: str, at: datetime) -> bool:
+        """Claim the right to send to the rail; after this a payment can no longer be
+        canceled (it may already be at the rail)."""
+        result = await self._conn.execute(
+            payments.update()
+            .where(
+                payments.c.id == payment_id,
+                payments.c.status == PaymentStatus.PENDING.value,
+                payments.c.submitted_at.is_(None),
+            )
+            .values(submitted_at=at)
+        )
+        return bool(result.rowcount)
+
+    async def add_refunded(self, payment_id: str, amount: int) -> bool:
+        """Reduce the refundable remainder atomically; False if it would go negative."""
+        result = await self._conn.execute(
+            payments.update()
+            .where(
+                payments.c.id == payment_id,
+                payments.c.status == PaymentStatus.SUCCEEDED.value,
+                payments.c.amount - payments.c.refunded_amount >= amount,
+            )
+            .values(refunded_amount=payments.c.refunded_amount + amount)
+        )
+        return bool(result.rowcount)
+
+    async def return_refunded(self, payment_id: str, amount: int) -> None:
+        await self._conn.execute(
+            payments.update()
+            .where(payments.c.id == payment_id)
+            .values(refunded_amount=payments.c.refunded_amount - amount)
+        )
+
+    async def list(
+        self,
+        partner_id: str,
+        *,
+        types: list[str],
+        limit: int,
+        before: tuple[datetime, str] | None,
+        status: str | None,
+        created_gte: datetime | None,
+        created_lt: datetime | None,
+        parent_id: str | None = None,
+    ) -> Page:
+        stmt = payments.select().where(
+            payments.c.partner_id == partner_id, payments.c.type.in_(types)
+        )
+        if before is not None:
+            at, pid = before
+            stmt = stmt.where(
+                sa.or_(
+                    payments.c.created_at < at,
+                    sa.and_(payments.c.created_at == at, payments.c.id < pid),
+                )
+            )
+        if status:
+            stmt = stmt.where(payments.c.status == status)
+        if created_gte:
+            stmt = stmt.where(payments.c.created_at >= created_gte)
+        if created_lt:
+            stmt = stmt.where(payments.c.created_at < created_lt)
+        if parent_id:
+            stmt = stmt.where(payments.c.parent_id == parent_id)
+        stmt = stmt.order_by(payments.c.created_at.desc(), payments.c.id.desc()).limit(limit + 1)
+        rows = (await self._conn.execute(stmt)).all()
+        return Page(items=[_payment(r) for r in rows[:limit]], has_more=len(rows) > limit)
+
+    async def in_flight_incoming(self, partner_id: str) -> int:
+        stmt = sa.select(sa.func.coalesce(sa.func.sum(payments.c.amount), 0)).where(
+            payments.c.partner_id == partner_id,
+            payments.c.type == PaymentType.COLLECTION.value,
+            payments.c.status.in_(
+                [PaymentStatus.PENDING.value, PaymentStatus.AWAITING_APPROVAL.value]
+            ),
+        )
+        return int((await self._conn.execute(stmt)).scalar_one())
+
+    async def unresolved(self, older_than: datetime) -> int:
+        stmt = (
+            sa.select(sa.func.count())
+            .select_from(payments)
+            .where(
+                payments.c.status.in_(
+                    [PaymentStatus.PROCESSING.value, PaymentStatus.AWAITING_APPROVAL.value]
+                ),
+                payments.c.updated_at < older_than,
+            )
+        )
+        return int((await self._conn.execute(stmt)).scalar_one())
+
+    async def partner_limit(self, partner_id: str) -> int | None:
+        value = (
+            await self._conn.execute(
+                sa.select(partners.c.per_transaction_limit).where(partners.c.id == partner_id)
+            )
+        ).scalar()
+        return int(value) if value is not None else None
+
+
+class SqlLedgerRepository:
+    def __init__(self, conn: AsyncConnection) -> None:
+        self._conn = conn
+
+    async def ensure_account(
+        self, account_id: str, kind: str, currency: str, shards: int, at: datetime
+    ) -> None:
+        insert = _insert(self._conn)
+        created = await self._conn.execute(
+            insert(ledger_accounts)
+            .values(id=account_id, kind=kind, currency=currency, shards=shards, created_at=at)
+            .on_conflict_do_nothing()
+        )
+        if created.rowcount:
+            await self._conn.execute(
+                balance_shards.insert(),
+                [
+                    {"account_id": account_id, "shard": i, "posted": 0, "held": 0}
+                    for i in range(shards)
+                ],
+            )
+
+    async def _shard_count(self, account_id: str) -> int:
+        value = (
+            await self._conn.execute(
+                sa.select(ledger_accounts.c.shards).where(ledger_accounts.c.id == account_id)
+            )
+        ).scalar()
+        return int(value or 1)
+
+    async def reserve(
+        self, account_id: str, hold_id: str, amount: int, currency: str, at: datetime
+    ) -> int:
+        """Hold ``amount`` on one shard; raises InsufficientFunds and changes nothing."""
+        count = await self._shard_count(account_id)
+        start = random.randrange(count)
+        for offset in range(count):
+            shard = (start + offset) % count
+            result = await self._conn.execute(
+                balance_shards.update()
+                .where(
+                    balance_shards.c.account_id == account_id,
+                    balance_shards.c.shard == shard,
+                    balance_shards.c.posted - balance_shards.c.held >= amount,
+                )
+                .values(held=balance_shards.c.held + amount)
+            )
+            if result.rowcount:
+                await self._add_hold(hold_id, account_id, shard, amount, currency, at)
+                return shard
+        # Slow path: enough money in total but spread thin: lock all, even out, retry.
+        stmt = (
+            balance_shards.select()
+            .where(balance_shards.c.account_id == account_id)
+            .order_by(balance_shards.c.shard)
+        )
+        if self._conn.dialect.name != "sqlite":
+            stmt = stmt.with_for_update()
+        rows = (await self._conn.execute(stmt)).all()
+        shards = [Shard(r.shard, int(r.posted), int(r.held)) for r in rows]
+        if sum(s.available for s in shards) < amount:
+            raise InsufficientFunds("The available balance does not cover this amount.")
+        for s in rebalanced(shards):
+            await self._conn.execute(
+                balance_shards.update()
+                .where(balance_shards.c.account_id == account_id, balance_shards.c.shard == s.index)
+                .values(posted=s.posted)
+            )
+        best = max(rebalanced(shards), key=lambda s: s.available)
+        if best.available < amount:
+            # Evening out leaves at most total/N per shard: put it all on one shard.
+            total = sum(s.available for s in shards)
+            for s in shards:
+                posted = s.held + (total if s.index == best.index else 0)
+                await self._conn.execute(
+                    balance_shards.update()
+                    .where(
+                        balance_shards.c.account_id == account_id, balance_shards.c.shard == s.index
+                    )
+                    .values(posted=posted)
+                )
+        await self._conn.execute(
+            balance_shards.update()
+            .where(balance_shards.c.account_id == account_id, balance_shards.c.shard == best.index)
+            .values(held=balance_shards.c.held + amount)
+        )
+        await self._add_hold(hold_id, account_id, best.index, amount, currency, at)
+        return best.index
+
+    async def _add_hold(
+        self, hold_id: str, account_id: str, shard: int, amount: int, currency: str, at: datetime
+    ) -> None:
+        await self._conn.execute(
+            holds.insert().values(
+                id=hold_id,
+                account_id=account_id,
+                shard=shard,
+                amount=amount,
+                currency=currency,
+                status="active",
+                created_at=at,
+                closed_at=None,
+            )
+        )
+
+    async def close_hold(self, hold_id: str, *, post: bool, at: datetime) -> int | None:
+        """Post (the money left) or void (it stays) an active hold; None if not active."""
+        row = (
+            await self._conn.execute(
+                holds.update()
+                .where(holds.c.id == hold_id, holds.c.status == "active")
+                .values(status="posted" if post else "voided", closed_at=at)
+                .returning(holds.c.account_id, holds.c.shard, holds.c.amount)
+            )
+        ).first()
+        if row is None:
+            return None
+        values: dict[str, Any] = {"held": balance_shards.c.held - row.amount}
+        if post:
+            values["posted"] = balance_shards.c.posted - row.amount
+        await self._conn.execute(
+            balance_shards.update()
+            .where(
+                balance_shards.c.account_id == row.account_id, balance_shards.c.shard == row.shard
+            )
+            .values(values)
+        )
+        return int(row.amount)
+
+    async def credit(self, account_id: str, amount: int, *, spread: bool) -> None:
+        """Add to a credit-normal balance: spread over all shards, or onto one."""
+        count = await self._shard_count(account_id)
+        if spread:
+            share, remainder = divmod(amount, count)
+            for shard in range(count):
+                part = share + (remainder if shard == 0 else 0)
+                if part:
+                    await self._conn.execute(
+                        balance_shards.update()
+                        .where(
+                            balance_shards.c.account_id == account_id,
+                            balance_shards.c.shard == shard,
+                        )
+                        .values(posted=balance_shards.c.posted + part)
+                    )
+            return
+        shard = random.randrange(count)
+        await self._conn.execute(
+            balance_shards.update()
+            .where(balance_shards.c.account_id == account_id, balance_shards.c.shard == shard)
+            .values(posted=balance_shards.c.posted + amount)
+        )
+
+    async def post(self, journal: Journal, at: datetime) -> None:
+        await self._conn.execute(
+            ledger_journals.insert().values(
+                id=journal.id, kind=journal.kind, reference=journal.reference, created_at=at
+            )
+        )
+        await self._conn.execute(
+            ledger_entries.insert(),
+            [
+                {
+                    "journal_id": journal.id,
+                    "account_id": p.account,
+                    "amount": p.amount,
+                    "currency": p.currency,
+                    "created_at": at,
+                }
+                for p in journal.postings
+            ],
+        )
+
+    async def balance(self, account_id: str) -> tuple[int, int]:
+        row = (
+            await self._conn.execute(
+                sa.select(
+                    sa.func.coalesce(sa.func.sum(balance_shards.c.posted), 0),
+                    sa.func.coalesce(sa.func.sum(balance_shards.c.held), 0),
+                ).where(balance_shards.c.account_id == account_id)
+            )
+        ).one()
+        return int(row[0]), int(row[1])
+
+    async def check(self) -> list[str]:
+        """Recompute from the immutable entries and compare with the running balances."""
+        problems: list[str] = []
+        unbalanced = (
+            await self._conn.execute(
+                sa.select(ledger_entries.c.journal_id, ledger_entries.c.currency)
+                .group_by(ledger_entries.c.journal_id, ledger_entries.c.currency)
+                .having(sa.func.sum(ledger_entries.c.amount) != 0)
+            )
+        ).all()
+        problems += [f"journal {r[0]} does not sum to zero in {r[1]}" for r in unbalanced]
+        total = (
+            await self._conn.execute(
+                sa.select(ledger_entries.c.currency, sa.func.sum(ledger_entries.c.amount)).group_by(
+                    ledger_entries.c.currency
+                )
+            )
+        ).all()
+        problems += [f"the ledger sums to {r[1]} {r[0]}, not zero" for r in total if r[1]]
+        accounts = (
+            await self._conn.execute(
+                sa.select(ledger_accounts.c.id).where(ledger_accounts.c.kind == "liability")
+            )
+        ).all()
+        for (account_id,) in accounts:
+            entries = (
+                await self._conn.execute(
+                    sa.select(sa.func.coalesce(sa.func.sum(ledger_entries.c.amount), 0)).where(
+                        ledger_entries.c.account_id == account_id
+                    )
+                )
+            ).scalar_one()
+            active = (
+                await self._conn.execute(
+                    sa.select(sa.func.coalesce(sa.func.sum(holds.c.amount), 0)).where(
+                        holds.c.account_id == account_id, holds.c.status == "active"
+                    )
+                )
+            ).scalar_one()
+            posted, held = await self.balance(account_id)
+            if -int(entries) != posted:
+                problems.append(f"{account_id}: entries say {-int(entries)}, balance says {posted}")
+            if int(active) != held:
+                problems.append(f"{account_id}: active holds {active}, balance holds {held}")
+        return problems
+
+
+class SqlOutboxRepository:
+    def __init__(self, conn: AsyncConnection) -> None:
+        self._conn = conn
+
+    async def enqueue(
+        self, kind: str, subject_id: str, payload: dict[str, Any], run_at: datetime
+    ) -> None:
+        await self._conn.execute(
+            outbox.insert().values(
+                kind=kind,
+                subject_id=subject_id,
+                payload=payload,
+                status="pending",
+                attempts=0,
+                run_at=run_at,
+                locked_until=None,
+                locked_by=None,
+                last_error=None,
+                created_at=run_at,
+                updated_at=run_at,
+            )
+        )
+
+    async def claim(
+        self, owner: str, now: datetime, lease_until: datetime, limit: int
+    ) -> list[OutboxJob]:
+        """Claim due jobs; two workers never claim the same job (SKIP LOCKED / CAS)."""
+        due = sa.and_(
+            outbox.c.status == "pending",
+            outbox.c.run_at <= now,
+            sa.or_(outbox.c.locked_until.is_(None), outbox.c.locked_until < now),
+        )
+        stmt = sa.select(outbox.c.id).where(due).order_by(outbox.c.run_at).limit(limit)
+        if self._conn.dialect.name == "postgresql":
+            stmt = stmt.with_for_update(skip_locked=True)
+        ids = [r[0] for r in (await self._conn.execute(stmt)).all()]
+        if not ids:
+            return []
+        rows = (
+            await self._conn.execute(
+                outbox.update()
+                .where(outbox.c.id.in_(ids), due)
+                .values(locked_until=lease_until, locked_by=owner, attempts=outbox.c.attempts + 1)
+                .returning(
+                    outbox.c.id,
+                    outbox.c.kind,
+                    outbox.c.subject_id,
+                    outbox.c.payload,
+                    outbox.c.attempts,
+                )
+            )
+        ).all()
+        return [
+            OutboxJob(
+                id=r.id,
+                kind=r.kind,
+                subject_id=r.subject_id,
+                payload=dict(r.payload),
+                attempts=r.attempts,
+            )
+            for r in rows
+        ]
+
+    async def finish(self, job_id: int, owner: str, now: datetime) -> None:
+        await self._conn.execute(
+            outbox.update()
+            .where(outbox.c.id == job_id, outbox.c.locked_by == owner)
+            .values(status="done", locked_until=None, updated_at=now)
+        )
+
+    async def retry(
+        self,
+        job_id: int,
+        owner: str,
+        run_at: datetime,
+        error: str,
+        now: datetime,
+        *,
+        dead: bool = False,
+    ) -> None:
+        await self._conn.execute(
+            outbox.update()
+            .where(outbox.c.id == job_id, outbox.c.locked_by == owner)
+            .values(
+                status="dead" if dead else "pending",
+                run_at=run_at,
+                locked_until=None,
+                last_error=error[:500],
+                updated_at=now,
+            )
+        )
+
+    async def pending_count(self, kind: str | None = None) -> int:
+        stmt = sa.select(sa.func.count()).select_from(outbox).where(outbox.c.status == "pending")
+        if kind:
+            stmt = stmt.where(outbox.c.kind == kind)
+        return int((await self._conn.execute(stmt)).scalar_one())
+
+
+class SqlRailEventRepository:
+    def __init__(self, conn: AsyncConnection) -> None:
+        self._conn = conn
+
+    async def remember(
+        self,
+        event_id: str,
+        end_to_end_id: str,
+        status: str,
+        sequence: int,
+        outcome: str,
+        at: datetime,
+    ) -> bool:
+        """False when the event was seen before (a duplicate callback)."""
+        result = await self._conn.execute(
+            _insert(self._conn)(rail_events)
+            .values(
+                event_id=event_id,
+                end_to_end_id=end_to_end_id,
+                status=status,
+                sequence=sequence,
+                outcome=outcome,
+                received_at=at,
+            )
+            .on_conflict_do_nothing()
+        )
+        return bool(result.rowcount)
+
+    async def reject(
+        self, rail: str, reason: str, source_ip: str | None, body_sha256: str, at: datetime
+    ) -> None:
+        await self._conn.execute(
+            rejected_callbacks.insert().values(
+                rail=rail,
+                reason=reason[:200],
+                source_ip=source_ip,
+                body_sha256=body_sha256,
+                received_at=at,
+            )
+        )

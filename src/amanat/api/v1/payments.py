@@ -1,0 +1,434 @@
+"""Payouts and collections (``/v1/payments``), refunds (``/v1/refunds``), the balance."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Depends, Query, Request
+from pydantic import Field, model_validator
+from starlette.responses import Response
+
+from amanat.api.deps import client_actor, container_of, require_scope
+from amanat.api.errors import ApiProblem
+from amanat.api.idempotency import IdempotencyKeyHeader, run_idempotent
+from amanat.api.pagination import CursorParam, LimitParam, decode_cursor, encode_cursor
+from amanat.api.schemas import ListResponse, RequestModel, ResponseModel
+from amanat.api.types import Iban, RaastId
+from amanat.domain.clock import format_timestamp, parse_timestamp
+from amanat.domain.pakistan import bank_by_code
+from amanat.domain.payments import Payment, PaymentType
+from amanat.services.oauth import AccessContext
+from amanat.services.payments import AccountIn, Caller, PaymentService
+
+router = APIRouter(tags=["payments"])
+
+MAX_AMOUNT = 10**13
+
+
+class AccountModel(RequestModel):
+    iban: Iban | None = None
+    raast_id: RaastId | None = None
+    name: str | None = Field(default=None, min_length=1, max_length=140)
+
+    @model_validator(mode="after")
+    def _one_account(self) -> AccountModel:
+        if (self.iban is None) == (self.raast_id is None):
+            raise ValueError("Give exactly one of iban or raast_id.")
+        return self
+
+
+class PaymentIn(RequestModel):
+    type: Literal["payout", "collection"] = "payout"
+    amount: int = Field(gt=0, le=MAX_AMOUNT, description="Minor units (paisa).")
+    currency: Literal["PKR"] = "PKR"
+    creditor: AccountModel | None = Field(default=None, description="Payouts: who is paid.")
+    debtor: AccountModel | None = Field(default=None, description="Collections: who pays.")
+    reference: str | None = Field(default=None, max_length=35)
+    description: str | None = Field(default=None, max_length=500)
+    metadata: dict[str, str] = Field(default_factory=dict, max_length=20)
+    expires_in_seconds: int | None = Field(
+        default=None, ge=60, le=7 * 86_400, description="Collections: how long the payer has."
+    )
+
+    @model_validator(mode="after")
+    def _parties(self) -> PaymentIn:
+        if self.type == "payout" and (self.creditor is None or self.debtor is not None):
+            raise ValueError("A payout needs a creditor and no debtor.")
+        if self.type == "collection" and (self.debtor is None or self.creditor is not None):
+            raise ValueError("A collection needs a debtor and no creditor.")
+        if self.type == "payout" and self.expires_in_seconds is not None:
+            raise ValueError("expires_in_seconds applies to collections only.")
+        return self
+
+
+class RefundIn(RequestModel):
+    payment_id: str = Field(min_length=1, max_length=40)
+    amount: int | None = Field(
+        default=None, gt=0, le=MAX_AMOUNT, description="Omit to refund everything that remains."
+    )
+    reference: str | None = Field(default=None, max_length=35)
+    metadata: dict[str, str] = Field(default_factory=dict, max_length=20)
+
+
+class TopUpIn(RequestModel):
+    amount: int = Field(gt=0, le=MAX_AMOUNT)
+    currency: Literal["PKR"] = "PKR"
+
+
+class PartyOut(ResponseModel):
+    customer_id: str
+    account_type: Literal["iban", "raast_id"]
+    bank_code: str | None
+    bank_name: str | None
+    iban_last4: str | None
+
+
+class FailureOut(ResponseModel):
+    code: str
+    message: str
+
+
+class PaymentOut(ResponseModel):
+    id: str
+    object: Literal["payment", "refund"]
+    type: Literal["payout", "collection", "refund"]
+    status: str
+    amount: int
+    currency: str
+    creditor: PartyOut | None
+    debtor: PartyOut | None
+    reference: str | None
+    description: str | None
+    end_to_end_id: str
+    failure: FailureOut | None
+    version: int
+    created_at: str
+    updated_at: str
+    expires_at: str | None = None
+    refunded_amount: int | None = None
+    payment_id: str | None = None
+    metadata: dict[str, Any]
+
+
+class BalanceOut(ResponseModel):
+    object: Literal["balance"] = "balance"
+    currency: str
+    available: int
+    pending: int
+    held: int
+    as_of: str
+
+
+def _party(payment: Payment) -> PartyOut:
+    party = payment.counterparty
+    bank = bank_by_code(party.bank_code) if party.bank_code else None
+    kind: Literal["iban", "raast_id"] = "iban" if party.kind == "iban" else "raast_id"
+    return PartyOut(
+        customer_id=party.subject_id,
+        account_type=kind,
+        bank_code=party.bank_code,
+        bank_name=bank.name if bank else None,
+        iban_last4=party.iban_last4,
+    )
+
+
+async def payment_view(service: PaymentService, payment: Payment) -> dict[str, Any]:
+    party = _party(payment)
+    outgoing = payment.type in (PaymentType.PAYOUT, PaymentType.REFUND)
+    is_refund = payment.type is PaymentType.REFUND
+    return PaymentOut(
+        id=payment.id,
+        object="refund" if is_refund else "payment",
+        type=payment.type.value,
+        status=payment.status.value,
+        amount=payment.amount.amount,
+        currency=payment.amount.currency,
+        creditor=party if outgoing else None,
+        debtor=None if outgoing else party,
+        reference=payment.reference,
+        description=await service.description(payment),
+        end_to_end_id=payment.end_to_end_id,
+        failure=FailureOut(code=payment.failure.code, message=payment.failure.message)
+        if payment.failure
+        else None,
+        version=payment.version,
+        created_at=format_timestamp(payment.created_at),
+        updated_at=format_timestamp(payment.updated_at),
+        expires_at=format_timestamp(payment.expires_at) if payment.expires_at else None,
+        refunded_amount=payment.refunded_amount if payment.type is PaymentType.COLLECTION else None,
+        payment_id=str(payment.extra.get("parent_id")) if is_refund else None,
+        metadata=payment.metadata,
+    ).model_dump()
+
+
+def _caller(request: Request, context: AccessContext) -> Caller:
+    return Caller(
+        partner_id=context.partner_id,
+        client_id=context.client_id,
+        actor=client_actor(request, context),
+    )
+
+
+def _account(model: AccountModel) -> AccountIn:
+    return AccountIn(iban=model.iban, raast_id=model.raast_id, name=model.name)
+
+
+Write = Annotated[AccessContext, Depends(require_scope("payments:write", policy="write"))]
+Read = Annotated[AccessContext, Depends(require_scope("payments:read"))]
+RefundWrite = Annotated[AccessContext, Depends(require_scope("refunds:write", policy="write"))]
+BalanceRead = Annotated[AccessContext, Depends(require_scope("balance:read"))]
+
+
+@router.post(
+    "/v1/payments",
+    status_code=201,
+    response_model=PaymentOut,
+    summary="Create a payout (pay a beneficiary) or a collection (request to pay)",
+)
+async def create_payment(
+    body: PaymentIn, request: Request, context: Write, idempotency_key: IdempotencyKeyHeader = None
+) -> Response:
+    service = container_of(request).payments
+
+    async def operation() -> tuple[int, dict[str, Any]]:
+        caller = _caller(request, context)
+        if body.type == "payout":
+            assert body.creditor is not None
+            payment = await service.create_payout(
+                caller,
+                amount=body.amount,
+                currency=body.currency,
+                creditor=_account(body.creditor),
+                reference=body.reference,
+                description=body.description,
+                metadata=body.metadata,
+            )
+        else:
+            assert body.debtor is not None
+            payment = await service.create_collection(
+                caller,
+                amount=body.amount,
+                currency=body.currency,
+                debtor=_account(body.debtor),
+                reference=body.reference,
+                description=body.description,
+                metadata=body.metadata,
+                expires_in=timedelta(seconds=body.expires_in_seconds)
+                if body.expires_in_seconds
+                else None,
+            )
+        return 201, await payment_view(service, payment)
+
+    return await run_idempotent(request, context, idempotency_key, operation)
+
+
+@router.get("/v1/payments/{payment_id}", response_model=PaymentOut, summary="Retrieve a payment")
+async def get_payment(payment_id: str, request: Request, context: Read) -> dict[str, Any]:
+    service = container_of(request).payments
+    return await payment_view(service, await service.get(context.partner_id, payment_id))
+
+
+async def _list(
+    request: Request,
+    context: AccessContext,
+    *,
+    refunds: bool,
+    limit: int,
+    cursor: str | None,
+    status: str | None,
+    created_gte: str | None,
+    created_lt: str | None,
+    type_: str | None = None,
+    payment_id: str | None = None,
+) -> dict[str, Any]:
+    service = container_of(request).payments
+    after = decode_cursor(cursor, required_keys=frozenset({"t", "id"}))
+    try:
+        before = (parse_timestamp(str(after["t"])), str(after["id"])) if after else None
+        gte = parse_timestamp(created_gte) if created_gte else None
+        lt = parse_timestamp(created_lt) if created_lt else None
+    except ValueError:
+        raise ApiProblem(
+            "validation_error",
+            "Timestamps must be RFC 3339 with a zone.",
+            status=422,
+            errors=[
+                {
+                    "pointer": "/created_gte",
+                    "in": "query",
+                    "code": "bad_format",
+                    "message": "RFC 3339 timestamp",
+                }
+            ],
+        ) from None
+    page = await service.list(
+        context.partner_id,
+        refunds=refunds,
+        limit=limit,
+        before=before,
+        status=status,
+        created_gte=gte,
+        created_lt=lt,
+        type_=type_,
+        parent_id=payment_id,
+    )
+    last = page.items[-1] if page.items else None
+    return {
+        "object": "list",
+        "data": [await payment_view(service, p) for p in page.items],
+        "has_more": page.has_more,
+        "next_cursor": encode_cursor({"t": last.created_at.isoformat(), "id": last.id})
+        if page.has_more and last
+        else None,
+    }
+
+
+StatusFilter = Annotated[
+    Literal[
+        "pending", "processing", "awaiting_approval", "succeeded", "failed", "canceled", "expired"
+    ]
+    | None,
+    Query(),
+]
+
+
+@router.get(
+    "/v1/payments", response_model=ListResponse[PaymentOut], summary="List payments, newest first"
+)
+async def list_payments(
+    request: Request,
+    context: Read,
+    limit: LimitParam = 20,
+    cursor: CursorParam = None,
+    status: StatusFilter = None,
+    type: Annotated[Literal["payout", "collection"] | None, Query()] = None,
+    created_gte: Annotated[str | None, Query(max_length=40)] = None,
+    created_lt: Annotated[str | None, Query(max_length=40)] = None,
+) -> dict[str, Any]:
+    return await _list(
+        request,
+        context,
+        refunds=False,
+        limit=limit,
+        cursor=cursor,
+        status=status,
+        created_gte=created_gte,
+        created_lt=created_lt,
+        type_=type,
+    )
+
+
+@router.post(
+    "/v1/payments/{payment_id}/cancel",
+    response_model=PaymentOut,
+    summary="Cancel a payment that has not been sent to the rail yet",
+)
+async def cancel_payment(
+    payment_id: str, request: Request, context: Write, idempotency_key: IdempotencyKeyHeader = None
+) -> Response:
+    service = container_of(request).payments
+
+    async def operation() -> tuple[int, dict[str, Any]]:
+        payment = await service.cancel(_caller(request, context), payment_id)
+        return 200, await payment_view(service, payment)
+
+    return await run_idempotent(request, context, idempotency_key, operation)
+
+
+@router.post(
+    "/v1/refunds",
+    status_code=201,
+    response_model=PaymentOut,
+    summary="Refund a collection, fully or in part",
+)
+async def create_refund(
+    body: RefundIn,
+    request: Request,
+    context: RefundWrite,
+    idempotency_key: IdempotencyKeyHeader = None,
+) -> Response:
+    service = container_of(request).payments
+
+    async def operation() -> tuple[int, dict[str, Any]]:
+        refund = await service.create_refund(
+            _caller(request, context),
+            body.payment_id,
+            amount=body.amount,
+            reference=body.reference,
+            metadata=body.metadata,
+        )
+        return 201, await payment_view(service, refund)
+
+    return await run_idempotent(request, context, idempotency_key, operation)
+
+
+@router.get("/v1/refunds/{refund_id}", response_model=PaymentOut, summary="Retrieve a refund")
+async def get_refund(refund_id: str, request: Request, context: Read) -> dict[str, Any]:
+    service = container_of(request).payments
+    return await payment_view(
+        service, await service.get(context.partner_id, refund_id, refund=True)
+    )
+
+
+@router.get("/v1/refunds", response_model=ListResponse[PaymentOut], summary="List refunds")
+async def list_refunds(
+    request: Request,
+    context: Read,
+    limit: LimitParam = 20,
+    cursor: CursorParam = None,
+    status: StatusFilter = None,
+    payment_id: Annotated[str | None, Query(max_length=40)] = None,
+) -> dict[str, Any]:
+    return await _list(
+        request,
+        context,
+        refunds=True,
+        limit=limit,
+        cursor=cursor,
+        status=status,
+        created_gte=None,
+        created_lt=None,
+        payment_id=payment_id,
+    )
+
+
+def _balance_view(request: Request, balance: Any) -> dict[str, Any]:
+    return BalanceOut(
+        currency=balance.currency,
+        available=balance.available,
+        pending=balance.pending,
+        held=balance.held,
+        as_of=format_timestamp(container_of(request).clock.now()),
+    ).model_dump()
+
+
+@router.get(
+    "/v1/balance",
+    response_model=BalanceOut,
+    summary="Available, pending (incoming in flight) and held (outgoing) amounts",
+)
+async def get_balance(request: Request, context: BalanceRead) -> dict[str, Any]:
+    balance = await container_of(request).payments.balance(context.partner_id)
+    return _balance_view(request, balance)
+
+
+@router.post(
+    "/v1/sandbox/top_ups",
+    response_model=BalanceOut,
+    summary="Sandbox only: add funds to your balance",
+)
+async def sandbox_top_up(
+    body: TopUpIn, request: Request, context: Write, idempotency_key: IdempotencyKeyHeader = None
+) -> Response:
+    container = container_of(request)
+    if context.mode != "sandbox" or container.settings.is_production:
+        raise ApiProblem("forbidden", "Top-ups exist only for sandbox partners.", status=403)
+
+    async def operation() -> tuple[int, dict[str, Any]]:
+        balance = await container.payments.top_up(
+            _caller(request, context), body.amount, body.currency
+        )
+        return 200, _balance_view(request, balance)
+
+    return await run_idempotent(request, context, idempotency_key, operation)

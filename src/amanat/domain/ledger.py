@@ -1,0 +1,166 @@
+"""Double-entry ledger rules.
+
+A journal is a set of postings whose amounts sum to zero per currency (debits positive,
+credits negative). Journals are immutable; a correction is a new journal. Money in flight
+is a hold: reserved on creation, posted on success, voided on failure or cancellation.
+``available = posted balance - held`` and may never go below the account's floor.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+from enum import StrEnum
+
+from amanat.domain.errors import DomainError, InvalidInput
+
+
+class InsufficientFunds(DomainError):
+    code = "insufficient_funds"
+
+
+class AccountKind(StrEnum):
+    ASSET = "asset"  # debit-normal: the platform's money at the rail
+    LIABILITY = "liability"  # credit-normal: what the platform owes a merchant
+    EQUITY = "equity"  # credit-normal: funding (sandbox top-ups)
+
+
+RAAST_SETTLEMENT = "raast_settlement"
+SANDBOX_FUNDING = "sandbox_funding"
+
+
+def merchant_account(partner_id: str) -> str:
+    return f"merchant:{partner_id}"
+
+
+@dataclass(frozen=True, slots=True)
+class Posting:
+    account: str
+    amount: int  # + debit, - credit, minor units
+    currency: str
+
+
+@dataclass(frozen=True, slots=True)
+class Journal:
+    id: str
+    kind: str
+    reference: str
+    postings: tuple[Posting, ...]
+
+    def __post_init__(self) -> None:
+        if len(self.postings) < 2:
+            raise InvalidInput("A journal needs at least two postings.", code="unbalanced")
+        sums: dict[str, int] = defaultdict(int)
+        for posting in self.postings:
+            if posting.amount == 0:
+                raise InvalidInput("A posting cannot be zero.", code="unbalanced")
+            sums[posting.currency] += posting.amount
+        if any(total != 0 for total in sums.values()):
+            raise InvalidInput(
+                f"Journal {self.kind} does not balance: {dict(sums)}.", code="unbalanced"
+            )
+
+
+def credit_normal_balance(postings_total: int) -> int:
+    """The balance of a credit-normal account (merchant) from the sum of its postings."""
+    return -postings_total
+
+
+def transfer(
+    journal_id: str,
+    kind: str,
+    reference: str,
+    *,
+    debit: str,
+    credit: str,
+    amount: int,
+    currency: str,
+) -> Journal:
+    if amount <= 0:
+        raise InvalidInput("Journal amounts are positive.", code="invalid_amount")
+    return Journal(
+        journal_id,
+        kind,
+        reference,
+        (Posting(debit, amount, currency), Posting(credit, -amount, currency)),
+    )
+
+
+def payout_settled(
+    journal_id: str, payment_id: str, partner_id: str, amount: int, currency: str
+) -> Journal:
+    """Money leaves the merchant's balance through the rail."""
+    return transfer(
+        journal_id,
+        "payout",
+        payment_id,
+        debit=merchant_account(partner_id),
+        credit=RAAST_SETTLEMENT,
+        amount=amount,
+        currency=currency,
+    )
+
+
+def collection_settled(
+    journal_id: str, payment_id: str, partner_id: str, amount: int, currency: str
+) -> Journal:
+    return transfer(
+        journal_id,
+        "collection",
+        payment_id,
+        debit=RAAST_SETTLEMENT,
+        credit=merchant_account(partner_id),
+        amount=amount,
+        currency=currency,
+    )
+
+
+def refund_settled(
+    journal_id: str, refund_id: str, partner_id: str, amount: int, currency: str
+) -> Journal:
+    return transfer(
+        journal_id,
+        "refund",
+        refund_id,
+        debit=merchant_account(partner_id),
+        credit=RAAST_SETTLEMENT,
+        amount=amount,
+        currency=currency,
+    )
+
+
+def sandbox_top_up(
+    journal_id: str, top_up_id: str, partner_id: str, amount: int, currency: str
+) -> Journal:
+    return transfer(
+        journal_id,
+        "top_up",
+        top_up_id,
+        debit=SANDBOX_FUNDING,
+        credit=merchant_account(partner_id),
+        amount=amount,
+        currency=currency,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Shard:
+    """One slice of a merchant's balance; holds are taken from one slice at a time."""
+
+    index: int
+    posted: int  # credit-normal balance of this slice
+    held: int
+
+    @property
+    def available(self) -> int:
+        return self.posted - self.held
+
+
+def rebalanced(shards: list[Shard]) -> list[Shard]:
+    """Spread the available money evenly; total posted and each slice's holds unchanged."""
+    available = sum(s.available for s in shards)
+    share, remainder = divmod(available, len(shards))
+    return [
+        Shard(s.index, s.held + share + (remainder if i == 0 else 0), s.held)
+        for i, s in enumerate(shards)
+    ]

@@ -1,0 +1,520 @@
+"""The money path's use cases: payouts, collections, refunds, balance, rail outcomes.
+
+Every change happens in one transaction with its ledger postings, holds, outbox job and
+audit record. Nothing talks to the rail here: submissions are outbox jobs that the worker
+runs (see workers/dispatcher.py), and rail outcomes come back through
+:meth:`PaymentService.apply_rail_status`, from callbacks or status enquiries alike.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+from typing import Any
+
+from amanat.domain import ledger
+from amanat.domain.audit import Actor
+from amanat.domain.clock import Clock
+from amanat.domain.errors import Conflict, InvalidInput, NotFound
+from amanat.domain.ids import new_id
+from amanat.domain.money import Money
+from amanat.domain.payments import (
+    Failure,
+    Party,
+    Payment,
+    PaymentStatus,
+    PaymentType,
+    apply_rail_status,
+)
+from amanat.services import audit
+from amanat.services.data_protection import DataProtectionService
+from amanat.services.ports import Page, Transaction, TransactionFactory
+
+SUBMIT = "rail.submit"
+ENQUIRE = "rail.enquire"
+
+
+class LimitExceeded(InvalidInput):
+    code = "limit_exceeded"
+
+
+class RefundExceedsRemaining(Conflict):
+    code = "refund_exceeds_remaining"
+
+
+@dataclass(frozen=True, slots=True)
+class PaymentsConfig:
+    default_limit: int = 100_000_000  # PKR 1,000,000.00 per transaction
+    balance_shards: int = 8
+    collection_ttl: timedelta = timedelta(minutes=15)
+    enquire_after: timedelta = timedelta(seconds=30)
+    sandbox: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class AccountIn:
+    """Where money goes to or comes from, as the partner gave it."""
+
+    iban: str | None
+    raast_id: str | None
+    name: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Caller:
+    partner_id: str
+    client_id: str | None
+    actor: Actor
+
+
+@dataclass(frozen=True, slots=True)
+class Balance:
+    currency: str
+    available: int
+    held: int
+    pending: int
+    posted: int
+
+
+class PaymentService:
+    def __init__(
+        self,
+        transactions: TransactionFactory,
+        clock: Clock,
+        protection: DataProtectionService,
+        config: PaymentsConfig,
+    ) -> None:
+        self._tx = transactions
+        self._clock = clock
+        self._protection = protection
+        self.config = config
+
+    # -- creating -----------------------------------------------------------------------
+
+    async def _party(self, caller: Caller, account: AccountIn) -> Party:
+        field, value = ("iban", account.iban) if account.iban else ("raast_id", account.raast_id)
+        if value is None:
+            raise InvalidInput("Give an iban or a raast_id.", code="validation_error")
+        found = await self._protection.find(field, value, partner_id=caller.partner_id)
+        record = (
+            found[0]
+            if found
+            else await self._protection.create_subject(
+                caller.actor,
+                caller.partner_id,
+                name=account.name,
+                iban=account.iban,
+                raast_id=account.raast_id,
+            )
+        )
+        return Party(
+            subject_id=record.id,
+            bank_code=record.bank_code,
+            iban_last4=record.iban_last4,
+            kind=field,
+        )
+
+    async def _check_limit(self, tx: Transaction, partner_id: str, amount: int) -> None:
+        limit = await tx.payments.partner_limit(partner_id) or self.config.default_limit
+        if amount > limit:
+            raise LimitExceeded(
+                f"The amount exceeds your per-transaction limit of {Money(limit, 'PKR')}.",
+                reason="per_transaction_limit",
+            )
+
+    async def _merchant_account(self, tx: Transaction, partner_id: str, currency: str) -> str:
+        account = ledger.merchant_account(partner_id)
+        await tx.ledger.ensure_account(
+            account,
+            ledger.AccountKind.LIABILITY.value,
+            currency,
+            self.config.balance_shards,
+            self._clock.now(),
+        )
+        return account
+
+    async def _new(
+        self,
+        caller: Caller,
+        kind: PaymentType,
+        amount: int,
+        currency: str,
+        party: Party,
+        *,
+        reference: str | None,
+        description: str | None,
+        metadata: dict[str, Any],
+        expires_at: datetime | None = None,
+    ) -> Payment:
+        now = self._clock.now()
+        payment_id = new_id("refund" if kind is PaymentType.REFUND else "payment")
+        sealed = (
+            await self._protection.seal(
+                description, table="payments", column="description", row_id=payment_id
+            )
+            if description
+            else None
+        )
+        return Payment(
+            id=payment_id,
+            partner_id=caller.partner_id,
+            type=kind,
+            status=PaymentStatus.PENDING,
+            amount=Money(amount, currency),
+            counterparty=party,
+            reference=reference,
+            description=sealed,
+            metadata=metadata,
+            version=1,
+            created_at=now,
+            updated_at=now,
+            expires_at=expires_at,
+        )
+
+    async def create_payout(
+        self,
+        caller: Caller,
+        *,
+        amount: int,
+        currency: str,
+        creditor: AccountIn,
+        reference: str | None,
+        description: str | None,
+        metadata: dict[str, Any],
+    ) -> Payment:
+        money = Money(amount, currency)
+        if not money.is_positive:
+            raise InvalidInput("amount must be positive.", code="invalid_amount")
+        party = await self._party(caller, creditor)
+        payment = await self._new(
+            caller,
+            PaymentType.PAYOUT,
+            amount,
+            currency,
+            party,
+            reference=reference,
+            description=description,
+            metadata=metadata,
+        )
+        async with self._tx.write() as tx:
+            await self._check_limit(tx, caller.partner_id, amount)
+            account = await self._merchant_account(tx, caller.partner_id, currency)
+            await tx.ledger.reserve(account, payment.id, amount, currency, payment.created_at)
+            await tx.payments.add(payment, client_id=caller.client_id)
+            await tx.outbox.enqueue(SUBMIT, payment.id, {}, payment.created_at)
+            await audit.record(
+                tx,
+                self._clock,
+                caller.actor,
+                "payment.created",
+                target_type="payment",
+                target_id=payment.id,
+                payload={"type": "payout", "amount": amount, "currency": currency},
+            )
+        return payment
+
+    async def create_collection(
+        self,
+        caller: Caller,
+        *,
+        amount: int,
+        currency: str,
+        debtor: AccountIn,
+        reference: str | None,
+        description: str | None,
+        metadata: dict[str, Any],
+        expires_in: timedelta | None,
+    ) -> Payment:
+        money = Money(amount, currency)
+        if not money.is_positive:
+            raise InvalidInput("amount must be positive.", code="invalid_amount")
+        party = await self._party(caller, debtor)
+        expires_at = self._clock.now() + (expires_in or self.config.collection_ttl)
+        payment = await self._new(
+            caller,
+            PaymentType.COLLECTION,
+            amount,
+            currency,
+            party,
+            reference=reference,
+            description=description,
+            metadata=metadata,
+            expires_at=expires_at,
+        )
+        async with self._tx.write() as tx:
+            await self._check_limit(tx, caller.partner_id, amount)
+            await self._merchant_account(tx, caller.partner_id, currency)
+            await tx.payments.add(payment, client_id=caller.client_id)
+            await tx.outbox.enqueue(SUBMIT, payment.id, {}, payment.created_at)
+            await audit.record(
+                tx,
+                self._clock,
+                caller.actor,
+                "payment.created",
+                target_type="payment",
+                target_id=payment.id,
+                payload={"type": "collection", "amount": amount, "currency": currency},
+            )
+        return payment
+
+    async def create_refund(
+        self,
+        caller: Caller,
+        payment_id: str,
+        *,
+        amount: int | None,
+        reference: str | None,
+        metadata: dict[str, Any],
+    ) -> Payment:
+        async with self._tx.write() as tx:
+            parent = await tx.payments.get(payment_id, for_update=True)
+            if (
+                parent is None
+                or parent.partner_id != caller.partner_id
+                or parent.type is not PaymentType.COLLECTION
+            ):
+                raise NotFound(f"No collection '{payment_id[:40]}'.")
+            if parent.status is not PaymentStatus.SUCCEEDED:
+                raise Conflict("Only a succeeded collection can be refunded.")
+            value = amount if amount is not None else parent.refundable
+            if value <= 0:
+                raise RefundExceedsRemaining("Nothing is left to refund on this collection.")
+            # Atomic check-and-reduce: two refunds in parallel can never exceed the payment.
+            if not await tx.payments.add_refunded(parent.id, value):
+                raise RefundExceedsRemaining(
+                    f"Only {parent.refundable} {parent.amount.currency} minor units remain "
+                    "refundable."
+                )
+            refund = await self._new(
+                caller,
+                PaymentType.REFUND,
+                value,
+                parent.amount.currency,
+                parent.counterparty,
+                reference=reference,
+                description=None,
+                metadata=metadata,
+            )
+            refund = replace(refund, extra={"parent_id": parent.id, "client_id": caller.client_id})
+            account = await self._merchant_account(tx, caller.partner_id, parent.amount.currency)
+            await tx.ledger.reserve(
+                account, refund.id, value, parent.amount.currency, refund.created_at
+            )
+            await tx.payments.add(refund, client_id=caller.client_id, parent_id=parent.id)
+            await tx.outbox.enqueue(SUBMIT, refund.id, {}, refund.created_at)
+            await audit.record(
+                tx,
+                self._clock,
+                caller.actor,
+                "refund.created",
+                target_type="refund",
+                target_id=refund.id,
+                payload={"payment_id": parent.id, "amount": value},
+            )
+        return refund
+
+    async def cancel(self, caller: Caller, payment_id: str) -> Payment:
+        async with self._tx.write() as tx:
+            payment = await tx.payments.get(payment_id, for_update=True)
+            if (
+                payment is None
+                or payment.partner_id != caller.partner_id
+                or payment.type is PaymentType.REFUND
+            ):
+                raise NotFound(f"No payment '{payment_id[:40]}'.")
+            if payment.status is not PaymentStatus.PENDING or payment.extra.get("submitted_at"):
+                raise Conflict(
+                    "Only a payment not yet sent to the rail can be canceled; this "
+                    f"one is {payment.status.value}."
+                )
+            canceled = payment.to(PaymentStatus.CANCELED, at=self._clock.now())
+            if not await tx.payments.save_transition(payment, canceled, "canceled by partner"):
+                raise Conflict("The payment changed meanwhile; fetch it and retry.")
+            await self._settle_side_effects(tx, canceled)
+            await audit.record(
+                tx,
+                self._clock,
+                caller.actor,
+                "payment.canceled",
+                target_type="payment",
+                target_id=payment.id,
+            )
+        return canceled
+
+    # -- reading ------------------------------------------------------------------------
+
+    async def get(self, partner_id: str, payment_id: str, *, refund: bool = False) -> Payment:
+        async with self._tx.read() as tx:
+            payment = await tx.payments.get(payment_id)
+        wanted = (
+            payment is not None
+            and payment.partner_id == partner_id
+            and ((payment.type is PaymentType.REFUND) == refund)
+        )
+        if payment is None or not wanted:
+            raise NotFound(f"No {'refund' if refund else 'payment'} '{payment_id[:40]}'.")
+        return payment
+
+    async def list(
+        self,
+        partner_id: str,
+        *,
+        refunds: bool,
+        limit: int,
+        before: tuple[datetime, str] | None,
+        status: str | None,
+        created_gte: datetime | None,
+        created_lt: datetime | None,
+        type_: str | None = None,
+        parent_id: str | None = None,
+    ) -> Page:
+        types = ["refund"] if refunds else ([type_] if type_ else ["payout", "collection"])
+        async with self._tx.read() as tx:
+            return await tx.payments.list(
+                partner_id,
+                types=types,
+                limit=limit,
+                before=before,
+                status=status,
+                created_gte=created_gte,
+                created_lt=created_lt,
+                parent_id=parent_id,
+            )
+
+    async def description(self, payment: Payment) -> str | None:
+        if payment.description is None:
+            return None
+        return await self._protection.unseal(
+            payment.description, table="payments", column="description", row_id=payment.id
+        )
+
+    async def balance(self, partner_id: str, currency: str = "PKR") -> Balance:
+        async with self._tx.read() as tx:
+            posted, held = await tx.ledger.balance(ledger.merchant_account(partner_id))
+            pending = await tx.payments.in_flight_incoming(partner_id)
+        return Balance(
+            currency=currency, available=posted - held, held=held, pending=pending, posted=posted
+        )
+
+    async def top_up(self, caller: Caller, amount: int, currency: str = "PKR") -> Balance:
+        if not self.config.sandbox:
+            raise Conflict("Top-ups exist only in the sandbox.")
+        if not Money(amount, currency).is_positive:
+            raise InvalidInput("amount must be positive.", code="invalid_amount")
+        now = self._clock.now()
+        async with self._tx.write() as tx:
+            account = await self._merchant_account(tx, caller.partner_id, currency)
+            await tx.ledger.ensure_account(ledger.SANDBOX_FUNDING, "equity", currency, 1, now)
+            top_up_id = new_id("top_up")
+            await tx.ledger.post(
+                ledger.sandbox_top_up(
+                    new_id("journal"), top_up_id, caller.partner_id, amount, currency
+                ),
+                now,
+            )
+            await tx.ledger.credit(account, amount, spread=True)
+            await audit.record(
+                tx,
+                self._clock,
+                caller.actor,
+                "balance.topped_up",
+                target_type="partner",
+                target_id=caller.partner_id,
+                payload={"amount": amount, "currency": currency, "top_up_id": top_up_id},
+            )
+        return await self.balance(caller.partner_id, currency)
+
+    # -- the rail's side ----------------------------------------------------------------
+
+    async def claim_submission(self, payment_id: str) -> Payment | None:
+        """The worker's right to send this payment to the rail (None: nothing to send)."""
+        async with self._tx.write() as tx:
+            payment = await tx.payments.get(payment_id, for_update=True)
+            if payment is None or payment.status is not PaymentStatus.PENDING:
+                return None
+            if not payment.extra.get("submitted_at"):
+                await tx.payments.mark_submitted(payment_id, self._clock.now())
+            return payment
+
+    async def fail_submission(self, payment_id: str, code: str, message: str) -> None:
+        """The rail definitively refused the submission: fail and release the money."""
+        async with self._tx.write() as tx:
+            payment = await tx.payments.get(payment_id, for_update=True)
+            if payment is None or payment.is_terminal:
+                return
+            failed = payment.to(
+                PaymentStatus.FAILED, at=self._clock.now(), failure=Failure(code, message)
+            )
+            if await tx.payments.save_transition(payment, failed, f"rail refused: {code}"):
+                await self._settle_side_effects(tx, failed)
+
+    async def apply_rail_status(
+        self,
+        end_to_end_id: str,
+        status: str,
+        *,
+        sequence: int,
+        reason_code: str | None = None,
+        reason: str | None = None,
+        rail_reference: str | None = None,
+        cause: str,
+    ) -> str:
+        """Apply a rail outcome in any order, any number of times; returns what happened."""
+        async with self._tx.write() as tx:
+            payment = await tx.payments.get(end_to_end_id, for_update=True)
+            if payment is None:
+                return "unknown payment"
+            decision = apply_rail_status(
+                payment,
+                status,
+                sequence=sequence,
+                at=self._clock.now(),
+                reason_code=reason_code,
+                reason=reason,
+            )
+            if decision.ignored:
+                return f"ignored: {decision.ignored}"
+            before = payment
+            for step in decision.steps:
+                if rail_reference and not step.rail_reference:
+                    step = _with_reference(step, rail_reference)
+                if not await tx.payments.save_transition(before, step, cause):
+                    raise Conflict("payment changed concurrently")
+                before = step
+            await self._settle_side_effects(tx, before)
+            return f"{payment.status.value} -> {before.status.value}"
+
+    async def _settle_side_effects(self, tx: Transaction, payment: Payment) -> None:
+        """Money moves exactly once per final state: post or void holds, post journals."""
+        now = self._clock.now()
+        currency = payment.amount.currency
+        amount = payment.amount.amount
+        account = ledger.merchant_account(payment.partner_id)
+        if payment.status is PaymentStatus.SUCCEEDED:
+            await tx.ledger.ensure_account(ledger.RAAST_SETTLEMENT, "asset", currency, 1, now)
+            if payment.type is PaymentType.COLLECTION:
+                await tx.ledger.post(
+                    ledger.collection_settled(
+                        new_id("journal"), payment.id, payment.partner_id, amount, currency
+                    ),
+                    now,
+                )
+                await tx.ledger.credit(account, amount, spread=False)
+            elif await tx.ledger.close_hold(payment.id, post=True, at=now) is not None:
+                build = (
+                    ledger.refund_settled
+                    if payment.type is PaymentType.REFUND
+                    else ledger.payout_settled
+                )
+                await tx.ledger.post(
+                    build(new_id("journal"), payment.id, payment.partner_id, amount, currency), now
+                )
+        elif payment.is_terminal and payment.type is not PaymentType.COLLECTION:
+            released = await tx.ledger.close_hold(payment.id, post=False, at=now)
+            parent = payment.extra.get("parent_id")
+            if released is not None and payment.type is PaymentType.REFUND and parent:
+                await tx.payments.return_refunded(str(parent), amount)
+
+
+def _with_reference(payment: Payment, reference: str) -> Payment:
+    return replace(payment, rail_reference=reference)
