@@ -56,6 +56,7 @@ def test_secure_production_configuration_passes(tmp_path) -> None:  # type: igno
         auth={"signing_key_passphrase": "long passphrase", "issuer": "https://api.bank.pk"},
         http={"public_url": "https://api.bank.pk"},
         sandbox={"seed": False},
+        rail={"mount_sandbox": False, "secret": "agreed with the rail operator"},
     )
     assert settings.production_problems() == []
 

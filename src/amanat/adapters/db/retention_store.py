@@ -98,7 +98,8 @@ class SqlRetentionRepository:
                 )
             ).all()
             ids = [str(r[0]) for r in rows]
-        return [i for i in ids if hold_key(i) not in exclude][:limit]
+        # A long id is held under its digest (older SQLite holds may name it in full).
+        return [i for i in ids if i not in exclude and hold_key(i) not in exclude][:limit]
 
     async def delete(self, data_class: str, ids: list[str]) -> int:
         deleted = 0
