@@ -5,23 +5,42 @@ Production runs ``amanat worker`` separately and leaves this off."""
 from __future__ import annotations
 
 import asyncio
-from datetime import timedelta
 
 from fastapi import FastAPI
 
 from amanat.api.app import BackgroundJob, create_app
 from amanat.bootstrap import Container
+from amanat.sandbox_rail.app import create_rail_app
+from amanat.sandbox_rail.engine import RailSettings as SandboxRailSettings
 from amanat.settings import Settings
-from amanat.workers.scheduler import Scheduler, default_jobs
+from amanat.workers.runner import run_worker
 
 
 async def embedded_worker(container: Container, stop: asyncio.Event) -> None:
-    settings = container.settings.worker
-    jobs = default_jobs(timedelta(minutes=settings.audit_seal_minutes))
-    await Scheduler(container, jobs, tick_seconds=settings.tick_seconds).run_forever(stop)
+    await run_worker(container, stop)
+
+
+def sandbox_rail(settings: Settings) -> FastAPI:
+    """The sandbox Raast rail, served at /sandbox-rail beside the API (never in production)."""
+    return create_rail_app(
+        SandboxRailSettings(
+            callback_secret=settings.rail.secret.get_secret_value(),
+            admin_token=settings.rail.admin_token.get_secret_value(),
+        )
+    )
 
 
 def app() -> FastAPI:
     settings = Settings()
     background: list[BackgroundJob] = [embedded_worker] if settings.worker.embedded else []
-    return create_app(settings, background=background)
+    application = create_app(settings, background=background)
+    if settings.rail.mount_sandbox and not settings.is_production:
+        rail = sandbox_rail(settings)
+        application.mount("/sandbox-rail", rail)
+
+        async def close_rail(_: Container, stop: asyncio.Event) -> None:
+            await stop.wait()
+            await rail.state.rail_engine.aclose()
+
+        background.append(close_rail)
+    return application

@@ -22,15 +22,17 @@ from amanat.adapters.crypto.tokens import EcKeyMaterial, JwtAccessTokenCodec, Ke
 from amanat.adapters.db.engine import create_engine
 from amanat.adapters.db.transactions import SqlTransactions
 from amanat.adapters.db.uow import Database
+from amanat.adapters.rails.breaker import CircuitBreaker
+from amanat.adapters.rails.raast_http import RaastHttpAdapter
 from amanat.adapters.ratelimit import RateLimiter
 from amanat.domain.audit import Actor
 from amanat.domain.clock import Clock, SystemClock
 from amanat.services.audit_integrity import AuditIntegrityService
 from amanat.services.data_protection import DataProtectionService
 from amanat.services.oauth import OAuthConfig, OAuthService
-from amanat.services.payments import PaymentsConfig, PaymentService
 from amanat.services.operators import OperatorService
 from amanat.services.partners import PartnerService
+from amanat.services.payments import PaymentsConfig, PaymentService
 from amanat.services.retention import RetentionService, load_policies
 from amanat.services.signing_keys import SigningKey, SigningKeyService
 from amanat.settings import Settings
@@ -55,6 +57,8 @@ class Container:
     audit_integrity: AuditIntegrityService
     retention: RetentionService
     payments: PaymentService
+    rail: RaastHttpAdapter
+    rail_callback_url: str
 
     async def close(self) -> None:
         await self.http.aclose()
@@ -170,7 +174,18 @@ def build_container(
             sandbox=not settings.is_production,
         ),
     )
+    public = settings.http.public_url.rstrip("/")
+    rail = RaastHttpAdapter(
+        http,
+        settings.rail.base_url or f"{public}/sandbox-rail",
+        settings.rail.secret.get_secret_value(),
+        timeout_seconds=settings.rail.timeout_seconds,
+        breaker=CircuitBreaker(),
+        clock=clock,
+    )
     return Container(
+        rail=rail,
+        rail_callback_url=settings.rail.callback_url or f"{public}/rails/raast/callbacks",
         payments=payments,
         protection=protection,
         audit_integrity=AuditIntegrityService(transactions, clock, seal_signer),

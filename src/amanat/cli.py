@@ -38,6 +38,7 @@ audit_app = typer.Typer(no_args_is_help=True, help="The tamper-evident audit log
 subjects_app = typer.Typer(no_args_is_help=True, help="Data subjects: find by blind index, erase.")
 retention_app = typer.Typer(no_args_is_help=True, help="Retention policies and legal holds.")
 export_app = typer.Typer(no_args_is_help=True, help="Keys for and decryption of exports.")
+ledger_app = typer.Typer(no_args_is_help=True, help="The double-entry ledger.")
 app.add_typer(config_app, name="config")
 app.add_typer(partners_app, name="partners")
 app.add_typer(operators_app, name="operators")
@@ -47,6 +48,7 @@ app.add_typer(audit_app, name="audit")
 app.add_typer(subjects_app, name="subjects")
 app.add_typer(retention_app, name="retention")
 app.add_typer(export_app, name="export")
+app.add_typer(ledger_app, name="ledger")
 
 console = Console(stderr=True)
 
@@ -125,12 +127,12 @@ def serve(
 
 @app.command()
 def worker() -> None:
-    """Run the background worker: audit seals, key retirement, re-encryption, retention."""
+    """Run the background worker: rail submissions and enquiries, audit seals, key
+    retirement, re-encryption, retention. Run as many as you like."""
     import signal
-    from datetime import timedelta
 
     from amanat.bootstrap import build_container
-    from amanat.workers.scheduler import Scheduler, default_jobs
+    from amanat.workers.runner import run_worker
 
     settings = _settings()
     refuse_insecure_production(settings)
@@ -142,14 +144,57 @@ def worker() -> None:
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(signum, stop.set)
-        jobs = default_jobs(timedelta(minutes=settings.worker.audit_seal_minutes))
         try:
-            await Scheduler(container, jobs, tick_seconds=settings.worker.tick_seconds
-                            ).run_forever(stop)
+            await run_worker(container, stop)
         finally:
             await container.close()
 
     asyncio.run(main_loop())
+
+
+@ledger_app.command("check")
+def ledger_check() -> None:
+    """Recompute balances from the immutable entries and compare; exit 1 on any drift."""
+
+    async def work(container: Container) -> list[str]:
+        async with container.transactions.read() as tx:
+            return await tx.ledger.check()
+
+    problems = _run(work)
+    if problems:
+        for problem in problems:
+            console.print(f"[red]{problem}[/]")
+        raise typer.Exit(code=1)
+    typer.echo(
+        "ledger OK: every journal balances, the ledger sums to zero, balances and "
+        "holds match the entries"
+    )
+
+
+@app.command("sandbox-rail")
+def sandbox_rail_command(
+    host: str = typer.Option("127.0.0.1"),
+    port: int = typer.Option(8001),
+) -> None:
+    """Run the sandbox Raast rail as its own process (for failure drills); point amanat at
+    it with AMANAT_RAIL__BASE_URL=http://127.0.0.1:8001 and AMANAT_RAIL__MOUNT_SANDBOX=false."""
+    import uvicorn
+
+    from amanat.asgi import sandbox_rail
+
+    settings = _settings()
+    if settings.is_production:
+        console.print("[red]The sandbox rail never runs in production.[/]")
+        raise typer.Exit(code=2)
+    _configure_logging(settings)
+    uvicorn.run(
+        sandbox_rail(settings),
+        host=host,
+        port=port,
+        access_log=False,
+        log_config=None,
+        server_header=False,
+    )
 
 
 def _run(work: Callable[[Container], Awaitable[T]]) -> T:
@@ -286,17 +331,27 @@ def keys_status() -> None:
     async def work(container: Container) -> dict[str, Any]:
         await container.signing_keys.retire_expired(_cli_actor())
         signing = [
-            {"kid": k.kid, "status": k.status, "encrypted": k.encrypted,
-             "created_at": k.created_at.isoformat(),
-             "retire_after": k.retire_after.isoformat() if k.retire_after else None}
+            {
+                "kid": k.kid,
+                "status": k.status,
+                "encrypted": k.encrypted,
+                "created_at": k.created_at.isoformat(),
+                "retire_after": k.retire_after.isoformat() if k.retire_after else None,
+            }
             for k in await container.signing_keys.keys()
         ]
         data_keys, subject_keys = await container.protection.status()
         return {
             "signing_keys": signing,
             "data_keys": [
-                {"id": s.key.id, "purpose": s.key.purpose, "status": s.key.status,
-                 "master_key": s.key.master_key_id, "rows": s.rows, "rows_total": s.total}
+                {
+                    "id": s.key.id,
+                    "purpose": s.key.purpose,
+                    "status": s.key.status,
+                    "master_key": s.key.master_key_id,
+                    "rows": s.rows,
+                    "rows_total": s.total,
+                }
                 for s in data_keys
             ],
             "subject_keys": subject_keys,
@@ -317,8 +372,12 @@ def keys_rotate_data_key(
         new_key, previous = await container.protection.rotate_data_key(actor)
         moved = await container.protection.reencrypt(actor) if reencrypt else {}
         retired = await container.protection.retire_unused(actor)
-        return {"active": new_key.id, "previous": previous, "reencrypted": moved,
-                "retired": retired}
+        return {
+            "active": new_key.id,
+            "previous": previous,
+            "reencrypted": moved,
+            "retired": retired,
+        }
 
     typer.echo(json.dumps(_run(work), indent=2))
 
@@ -368,8 +427,10 @@ def sandbox_seed() -> None:
     out.print(f"  client_id      {tpp['client_id']}")
     out.print(f"  client_secret  {tpp['client_secret']}")
     out.print(f"  redirect_uri   {tpp['redirect_uri']}")
-    out.print("[bold]Sandbox customers[/] (encrypted at rest; try `amanat subjects find "
-              "--cnic 35202-1234567-3`)")
+    out.print(
+        "[bold]Sandbox customers[/] (encrypted at rest; try `amanat subjects find "
+        "--cnic 35202-1234567-3`)"
+    )
     for customer in credentials.get("customers", []):
         out.print(f"  {customer['id']}  {customer['name']}")
     out.print("[bold]Console admin[/]")
@@ -456,8 +517,10 @@ def _write_export(path: Path, data: bytes, recipients: list[str]) -> str:
         data = encrypt_for(data, recipients)
         note = f"encrypted for {len(recipients)} age recipient(s)"
     elif settings.is_production:
-        console.print("[red]Production exports must be encrypted: set "
-                      "AMANAT_CRYPTO__EXPORT_RECIPIENTS or pass --recipient.[/]")
+        console.print(
+            "[red]Production exports must be encrypted: set "
+            "AMANAT_CRYPTO__EXPORT_RECIPIENTS or pass --recipient.[/]"
+        )
         raise typer.Exit(code=2)
     else:
         note = "NOT encrypted (sandbox; pass --recipient age1... to encrypt)"

@@ -95,6 +95,8 @@ class RailSettings(BaseModel):
     admin_token: SecretStr = SecretStr("sandbox-rail-admin")
     timeout_seconds: float = Field(default=5.0, gt=0, le=60)
     mount_sandbox: bool = True
+    # The platform's own account that Raast request-to-pay collections are paid into.
+    collection_iban: str = "PK46HABB0000009990000001"
 
 
 class WorkerSettings(BaseModel):

@@ -14,12 +14,12 @@ from amanat.bootstrap import Container
 from tests.support.oauth import RegisteredClient, fetch_token, make_client
 
 IBAN = "PK36SCBL0000001123456702"
-BODY = {"name": "Ayesha Khan", "iban": IBAN, "raast_id": "03001234567",
-        "cnic": "35202-1234567-3"}
+BODY = {"name": "Ayesha Khan", "iban": IBAN, "raast_id": "03001234567", "cnic": "35202-1234567-3"}
 
 
-async def _bearer(client: httpx.AsyncClient, registered: RegisteredClient,
-                  scope: str | None = None) -> dict[str, str]:
+async def _bearer(
+    client: httpx.AsyncClient, registered: RegisteredClient, scope: str | None = None
+) -> dict[str, str]:
     token = await fetch_token(client, registered, scope=scope)
     return {"Authorization": f"Bearer {token['access_token']}"}
 
@@ -31,12 +31,14 @@ async def merchant(container: Container) -> RegisteredClient:
 
 async def _count(container: Container) -> int:
     async with container.db.read() as conn:
-        return int((await conn.execute(
-            sa.select(sa.func.count()).select_from(data_subjects))).scalar_one())
+        return int(
+            (await conn.execute(sa.select(sa.func.count()).select_from(data_subjects))).scalar_one()
+        )
 
 
-async def test_create_replay_and_reuse(client: httpx.AsyncClient, container: Container,
-                                       merchant: RegisteredClient) -> None:
+async def test_create_replay_and_reuse(
+    client: httpx.AsyncClient, container: Container, merchant: RegisteredClient
+) -> None:
     auth = await _bearer(client, merchant)
     headers = auth | {"Idempotency-Key": "cust-1"}
     first = await client.post("/v1/customers", json=BODY, headers=headers)
@@ -52,12 +54,16 @@ async def test_create_replay_and_reuse(client: httpx.AsyncClient, container: Con
     assert again.json() == body
     assert again.headers["idempotent-replayed"] == "true"
 
-    quoted = await client.post("/v1/customers", json=dict(reversed(BODY.items())),
-                               headers=auth | {"Idempotency-Key": '"cust-1"'})
+    quoted = await client.post(
+        "/v1/customers",
+        json=dict(reversed(BODY.items())),
+        headers=auth | {"Idempotency-Key": '"cust-1"'},
+    )
     assert quoted.json() == body, "a structured-field string names the same key"
 
-    changed = await client.post("/v1/customers", json=BODY | {"name": "Someone Else"},
-                                headers=headers)
+    changed = await client.post(
+        "/v1/customers", json=BODY | {"name": "Someone Else"}, headers=headers
+    )
     assert changed.status_code == 422
     assert changed.json()["code"] == "idempotency_key_reused"
     assert await _count(container) == 1
@@ -70,14 +76,23 @@ async def test_missing_key_and_invalid_input_store_nothing(
     missing = await client.post("/v1/customers", json=BODY, headers=auth)
     assert missing.status_code == 400 and missing.json()["code"] == "idempotency_key_missing"
 
-    bad = await client.post("/v1/customers", json=BODY | {"iban": "PK36SCBL0000001123456703"},
-                            headers=auth | {"Idempotency-Key": "k2"})
+    bad = await client.post(
+        "/v1/customers",
+        json=BODY | {"iban": "PK36SCBL0000001123456703"},
+        headers=auth | {"Idempotency-Key": "k2"},
+    )
     assert bad.status_code == 422
     problem = bad.json()
     assert problem["code"] == "invalid_iban"
-    assert problem["errors"] == [{"pointer": "/iban", "in": "body", "code": "invalid_iban",
-                                  "reason": "checksum_mismatch",
-                                  "message": problem["errors"][0]["message"]}]
+    assert problem["errors"] == [
+        {
+            "pointer": "/iban",
+            "in": "body",
+            "code": "invalid_iban",
+            "reason": "checksum_mismatch",
+            "message": problem["errors"][0]["message"],
+        }
+    ]
     assert "PK36SCBL0000001123456703" not in bad.text
 
     fixed = await client.post("/v1/customers", json=BODY, headers=auth | {"Idempotency-Key": "k2"})
@@ -87,12 +102,16 @@ async def test_missing_key_and_invalid_input_store_nothing(
     assert keys == ["k2"]
 
 
-async def test_keys_are_scoped_per_client(client: httpx.AsyncClient, container: Container,
-                                          merchant: RegisteredClient) -> None:
+async def test_keys_are_scoped_per_client(
+    client: httpx.AsyncClient, container: Container, merchant: RegisteredClient
+) -> None:
     other = await make_client(container, name="Other shop")
     for registered in (merchant, other):
-        response = await client.post("/v1/customers", json=BODY, headers=(
-            await _bearer(client, registered)) | {"Idempotency-Key": "same"})
+        response = await client.post(
+            "/v1/customers",
+            json=BODY,
+            headers=(await _bearer(client, registered)) | {"Idempotency-Key": "same"},
+        )
         assert response.status_code == 201
         assert "idempotent-replayed" not in response.headers
     assert await _count(container) == 2
@@ -102,8 +121,9 @@ async def test_concurrent_identical_requests_execute_once(
     client: httpx.AsyncClient, container: Container, merchant: RegisteredClient
 ) -> None:
     headers = (await _bearer(client, merchant)) | {"Idempotency-Key": "burst"}
-    responses = await asyncio.gather(*[
-        client.post("/v1/customers", json=BODY, headers=headers) for _ in range(12)])
+    responses = await asyncio.gather(
+        *[client.post("/v1/customers", json=BODY, headers=headers) for _ in range(12)]
+    )
     statuses = sorted(r.status_code for r in responses)
     assert set(statuses) <= {201, 409}, statuses
     created = [r for r in responses if r.status_code == 201]
@@ -128,12 +148,22 @@ async def test_abandoned_key_is_taken_over_after_its_lock(
     import orjson
 
     async with container.transactions.write() as tx:
-        await tx.idempotency.try_insert(IdempotencyRecord(
-            client_id=merchant.id, key="crashed",
-            request_hash=fingerprint("POST", "/v1/customers", orjson.dumps(BODY)),
-            method="POST", path="/v1/customers", status="in_progress", response_status=None,
-            response_body=None, response_headers=None, created_at=now,
-            locked_until=now + LOCK, expires_at=now + KEY_LIFETIME))
+        await tx.idempotency.try_insert(
+            IdempotencyRecord(
+                client_id=merchant.id,
+                key="crashed",
+                request_hash=fingerprint("POST", "/v1/customers", orjson.dumps(BODY)),
+                method="POST",
+                path="/v1/customers",
+                status="in_progress",
+                response_status=None,
+                response_body=None,
+                response_headers=None,
+                created_at=now,
+                locked_until=now + LOCK,
+                expires_at=now + KEY_LIFETIME,
+            )
+        )
     busy = await client.post("/v1/customers", json=BODY, headers=headers)
     assert busy.status_code == 409
     clock.advance(seconds=LOCK.total_seconds() + 1)
@@ -143,12 +173,13 @@ async def test_abandoned_key_is_taken_over_after_its_lock(
     assert await _count(container) == 1
 
 
-async def test_find_and_read_only_own_customers(client: httpx.AsyncClient,
-                                                container: Container,
-                                                merchant: RegisteredClient) -> None:
+async def test_find_and_read_only_own_customers(
+    client: httpx.AsyncClient, container: Container, merchant: RegisteredClient
+) -> None:
     auth = await _bearer(client, merchant)
-    created = (await client.post("/v1/customers", json=BODY,
-                                 headers=auth | {"Idempotency-Key": "c"})).json()
+    created = (
+        await client.post("/v1/customers", json=BODY, headers=auth | {"Idempotency-Key": "c"})
+    ).json()
     found = await client.get("/v1/customers", params={"cnic": "3520212345673"}, headers=auth)
     assert found.status_code == 200
     assert [c["id"] for c in found.json()["data"]] == [created["id"]]
@@ -156,8 +187,9 @@ async def test_find_and_read_only_own_customers(client: httpx.AsyncClient,
 
     other = await make_client(container, name="Other shop")
     other_auth = await _bearer(client, other)
-    assert (await client.get(f"/v1/customers/{created['id']}",
-                             headers=other_auth)).status_code == 404
+    assert (
+        await client.get(f"/v1/customers/{created['id']}", headers=other_auth)
+    ).status_code == 404
     none = await client.get("/v1/customers", params={"iban": IBAN}, headers=other_auth)
     assert none.json()["data"] == []
     neither = await client.get("/v1/customers", headers=auth)
@@ -166,8 +198,9 @@ async def test_find_and_read_only_own_customers(client: httpx.AsyncClient,
 
 async def test_scope_is_enforced(client: httpx.AsyncClient, merchant: RegisteredClient) -> None:
     read_only = await _bearer(client, merchant, scope="payments:read")
-    refused = await client.post("/v1/customers", json=BODY,
-                                headers=read_only | {"Idempotency-Key": "x"})
+    refused = await client.post(
+        "/v1/customers", json=BODY, headers=read_only | {"Idempotency-Key": "x"}
+    )
     assert refused.status_code == 403
     assert refused.json()["code"] == "insufficient_scope"
     assert 'scope="payments:write"' in refused.headers["www-authenticate"]

@@ -55,42 +55,79 @@ async def test_no_clear_personal_data_or_secret_in_logs_or_foreign_responses(
     secrets = [merchant.secret]
     foreign: list[httpx.Response] = []
     async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
-        token_response = await http.post("/oauth/token", data={"grant_type": "client_credentials"},
-                                         auth=(merchant.id, merchant.secret))
+        token_response = await http.post(
+            "/oauth/token",
+            data={"grant_type": "client_credentials"},
+            auth=(merchant.id, merchant.secret),
+        )
         token = token_response.json()["access_token"]
         secrets.append(token)
         auth = {"Authorization": f"Bearer {token}", "X-Request-Id": f"cnic-{CNIC}"}
         body = {"name": NAME, "iban": IBAN, "raast_id": PHONE_LOCAL, "cnic": CNIC}
         own = await http.post("/v1/customers", json=body, headers=auth | {"Idempotency-Key": "a"})
         assert own.status_code == 201 and own.json()["iban"] == IBAN  # owner sees own data
-        replay = await http.post("/v1/customers", json=body,
-                                 headers=auth | {"Idempotency-Key": "a"})
+        replay = await http.post(
+            "/v1/customers", json=body, headers=auth | {"Idempotency-Key": "a"}
+        )
         assert replay.status_code == 201
         found = await http.get("/v1/customers", params={"cnic": CNIC}, headers=auth)
         assert found.status_code == 200
         # Error paths must not echo what was sent.
-        foreign.append(await http.post("/v1/customers",
-                                       json=body | {"iban": IBAN[:-1] + "3"},
-                                       headers=auth | {"Idempotency-Key": "b"}))
-        foreign.append(await http.post("/v1/customers", json=body | {"cnic": "1234"},
-                                       headers=auth | {"Idempotency-Key": "c"}))
-        foreign.append(await http.post("/v1/customers", json=body | {"name": "Other Person"},
-                                       headers=auth | {"Idempotency-Key": "a"}))
+        foreign.append(
+            await http.post(
+                "/v1/customers",
+                json=body | {"iban": IBAN[:-1] + "3"},
+                headers=auth | {"Idempotency-Key": "b"},
+            )
+        )
+        foreign.append(
+            await http.post(
+                "/v1/customers",
+                json=body | {"cnic": "1234"},
+                headers=auth | {"Idempotency-Key": "c"},
+            )
+        )
+        foreign.append(
+            await http.post(
+                "/v1/customers",
+                json=body | {"name": "Other Person"},
+                headers=auth | {"Idempotency-Key": "a"},
+            )
+        )
         foreign.append(await http.get("/v1/_test/explode", headers=auth))
-        foreign.append(await http.get("/v1/customers", params={"iban": IBAN},
-                                      headers={"Authorization": f"Bearer {token}x"}))
-        foreign.append(await http.post("/oauth/token", data={"grant_type": "client_credentials"},
-                                       auth=(merchant.id, merchant.secret + "x")))
-        revoke = await http.post("/oauth/revoke", data={"token": token},
-                                 auth=(merchant.id, merchant.secret))
+        foreign.append(
+            await http.get(
+                "/v1/customers",
+                params={"iban": IBAN},
+                headers={"Authorization": f"Bearer {token}x"},
+            )
+        )
+        foreign.append(
+            await http.post(
+                "/oauth/token",
+                data={"grant_type": "client_credentials"},
+                auth=(merchant.id, merchant.secret + "x"),
+            )
+        )
+        revoke = await http.post(
+            "/oauth/revoke", data={"token": token}, auth=(merchant.id, merchant.secret)
+        )
         assert revoke.status_code == 200
         foreign.append(await http.get("/v1/customers", params={"iban": IBAN}, headers=auth))
     logging.getLogger("uvicorn.error").error("client sent Authorization: Bearer %s", token)
 
     logs = captured_logs.getvalue()
     assert "http_request" in logs and "unhandled_exception" in logs, "the journey was logged"
-    clear_values = [IBAN, CNIC, CNIC.replace("-", ""), PHONE, PHONE_LOCAL, "3001234567",
-                    NAME, *secrets]
+    clear_values = [
+        IBAN,
+        CNIC,
+        CNIC.replace("-", ""),
+        PHONE,
+        PHONE_LOCAL,
+        "3001234567",
+        NAME,
+        *secrets,
+    ]
     for value in clear_values:
         assert value not in logs, f"{value[:12]}… leaked into the logs"
     for response in foreign:

@@ -350,6 +350,16 @@ async def test_consent_id_travels_into_the_tokens(
     assert decode_segment(refreshed["access_token"], 1)["consent_id"] == "aac_01J8Z3"
 
 
+async def test_client_id_with_a_nul_byte_is_unknown(
+    client: httpx.AsyncClient, container: Container, tpp: RegisteredClient
+) -> None:
+    _verifier, challenge = pkce_pair()
+    stranger = replace(tpp, client=replace(tpp.client, id=tpp.id + "\x00"))
+    response = await authorize(client, stranger, challenge=challenge)
+    assert response.status_code == 400, response.text
+    assert "location" not in response.headers
+
+
 async def test_plain_method_is_refused_at_approval(
     client: httpx.AsyncClient, container: Container, tpp: RegisteredClient
 ) -> None:

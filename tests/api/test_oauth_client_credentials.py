@@ -126,6 +126,25 @@ async def test_unknown_client(client: httpx.AsyncClient, container: Container) -
     assert await snapshot(container) == before
 
 
+@pytest.mark.parametrize("client_id", ["client_\x00x", "\x00", "client_01\x00"])
+async def test_client_id_with_a_nul_byte(
+    client: httpx.AsyncClient, container: Container, client_id: str
+) -> None:
+    """PostgreSQL text cannot hold NUL; such an id is unknown, never a 500."""
+    before = await snapshot(container)
+    basic = await post_form(
+        client, "/oauth/token", {"grant_type": "client_credentials"}, basic_auth(client_id, "x")
+    )
+    _oauth_error(basic, 401, "invalid_client")
+    post = await post_form(
+        client,
+        "/oauth/token",
+        {"grant_type": "client_credentials", "client_id": client_id, "client_secret": "x"},
+    )
+    _oauth_error(post, 401, "invalid_client")
+    assert await snapshot(container) == before
+
+
 async def test_no_client_authentication(client: httpx.AsyncClient) -> None:
     response = await post_form(client, "/oauth/token", {"grant_type": "client_credentials"})
     _oauth_error(response, 401, "invalid_client")

@@ -26,10 +26,12 @@ from tests.support.oauth import (
     unsigned_jwt,
 )
 
+from amanat.adapters.crypto.remote_jwks import RemoteJwks
 from amanat.api.app import create_app
 from amanat.bootstrap import Container, build_container
 from amanat.domain.clock import FrozenClock
 from amanat.services.oauth import TokenRejected
+from amanat.services.ports import InvalidToken
 from amanat.settings import Settings
 
 ISSUER = "https://idp.bank.example/realms/amanat"
@@ -391,3 +393,104 @@ async def test_protected_route_accepts_an_external_token(
             "/v1/_test/balance", headers={"Authorization": f"Bearer {tpp_scope}"}
         )
         assert response.status_code == 403
+
+
+# -- the remote JWKS cache ---------------------------------------------------------------
+
+
+class FakeMonotonic:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+class Certs:
+    def __init__(self, *keys: ECKey) -> None:
+        self.document: dict[str, Any] = public_jwks(*keys)
+        self.status = 200
+        self.fetches = 0
+
+    def handler(self, request: httpx.Request) -> httpx.Response:
+        self.fetches += 1
+        return httpx.Response(self.status, json=self.document)
+
+
+@pytest.fixture
+async def certs_http() -> AsyncIterator[tuple[Certs, httpx.AsyncClient]]:
+    certs = Certs(ec_key("c1"))
+    async with httpx.AsyncClient(transport=httpx.MockTransport(certs.handler)) as http:
+        yield certs, http
+
+
+async def test_remote_jwks_is_cached_for_its_ttl(
+    certs_http: tuple[Certs, httpx.AsyncClient],
+) -> None:
+    certs, http = certs_http
+    clock = FakeMonotonic()
+    jwks = RemoteJwks(CERTS, http, ttl=300, min_refetch=10, monotonic=clock)
+    await jwks.keyset("c1")
+    clock.now += 299
+    await jwks.keyset("c1")
+    assert certs.fetches == 1
+    clock.now += 2
+    await jwks.keyset("c1")
+    assert certs.fetches == 2
+
+
+async def test_unknown_kid_refetches_at_most_every_min_refetch(
+    certs_http: tuple[Certs, httpx.AsyncClient],
+) -> None:
+    certs, http = certs_http
+    clock = FakeMonotonic()
+    jwks = RemoteJwks(CERTS, http, ttl=300, min_refetch=10, monotonic=clock)
+    await jwks.keyset("c1")
+    for _ in range(5):
+        await jwks.keyset("garbage-kid")
+    assert certs.fetches == 1
+    clock.now += 11
+    certs.document = public_jwks(ec_key("c1"), ec_key("c2"))
+    keyset = await jwks.keyset("c2")
+    assert certs.fetches == 2
+    assert keyset.get_by_kid("c2") is not None
+
+
+async def test_last_good_keys_survive_an_outage(
+    certs_http: tuple[Certs, httpx.AsyncClient],
+) -> None:
+    certs, http = certs_http
+    clock = FakeMonotonic()
+    jwks = RemoteJwks(CERTS, http, ttl=300, min_refetch=10, monotonic=clock)
+    first = await jwks.keyset("c1")
+    certs.status = 503
+    clock.now += 301
+    assert await jwks.keyset("c1") is first
+    assert certs.fetches == 2
+    for _ in range(5):  # not retried on every request
+        assert await jwks.keyset("c1") is first
+    assert certs.fetches == 2
+    clock.now += 10
+    await jwks.keyset("c1")
+    assert certs.fetches == 3
+    certs.status = 200
+    clock.now += 10
+    await jwks.keyset("c1")
+    assert certs.fetches == 4
+
+
+async def test_unreachable_jwks_is_not_called_on_every_request(
+    certs_http: tuple[Certs, httpx.AsyncClient],
+) -> None:
+    certs, http = certs_http
+    certs.status = 500
+    clock = FakeMonotonic()
+    jwks = RemoteJwks(CERTS, http, ttl=300, min_refetch=10, monotonic=clock)
+    for _ in range(3):
+        with pytest.raises(InvalidToken):
+            await jwks.keyset("c1")
+    assert certs.fetches == 1
+    certs.status = 200
+    clock.now += 10
+    await jwks.keyset("c1")
+    assert certs.fetches == 2

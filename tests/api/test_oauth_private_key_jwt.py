@@ -157,6 +157,15 @@ async def test_long_jti_is_remembered(
     assert (await _token(client, other, pkj.id)).status_code == 200
 
 
+async def test_jti_with_a_nul_byte_is_remembered(
+    client: httpx.AsyncClient, container: Container, key: Any, pkj: RegisteredClient
+) -> None:
+    assertion = _assertion(container, key, pkj.id, jti="nul\x00jti")
+    assert (await _token(client, assertion, pkj.id)).status_code == 200
+    again = _assertion(container, key, pkj.id, jti="nul\x00jti", lifetime=200)
+    _oauth_error(await _token(client, again, pkj.id), "invalid_client", 401)
+
+
 async def test_replay_is_per_client(
     client: httpx.AsyncClient, container: Container, key: Any, pkj: RegisteredClient
 ) -> None:
@@ -641,10 +650,10 @@ async def test_jwks_uri_rotation_is_followed(
     rotated = ec_key("tpp-key-2")
     jwks_server.document = public_jwks(key, rotated)
     # The cache is fresh, but an unknown kid triggers a refetch once the minimum interval
-    # has passed; force that interval to have passed without sleeping.
-    verifier = remote.oauth._assertions  # type: ignore[attr-defined]
-    for cached in verifier._remote.values():
+    # has passed; make that interval pass without sleeping.
+    for cached in remote.oauth._assertions._remote.values():  # type: ignore[attr-defined]
         cached._fetched_at -= 60
+        cached._attempted_at -= 60
     response = await _token(remote_http, _assertion(remote, rotated, uri_client.id), uri_client.id)
     assert response.status_code == 200, response.text
     assert jwks_server.fetches == 2

@@ -12,24 +12,34 @@ import re
 from typing import Any
 
 import httpx
+from tests.support.oauth import fetch_token, make_client, make_tpp_client
 
 from amanat.bootstrap import Container
 from amanat.domain.access import SCOPE_DESCRIPTIONS
 from amanat.domain.clock import FrozenClock
-from tests.support.oauth import fetch_token, make_client, make_tpp_client
 
 PUBLIC = {
-    ("get", "/healthz"), ("get", "/readyz"), ("get", "/v1/banks"), ("get", "/v1/banks/{code}"),
-    ("post", "/oauth/token"), ("post", "/oauth/revoke"), ("post", "/oauth/introspect"),
-    ("get", "/.well-known/oauth-authorization-server"), ("get", "/.well-known/jwks.json"),
+    ("get", "/healthz"),
+    ("get", "/readyz"),
+    ("get", "/v1/banks"),
+    ("get", "/v1/banks/{code}"),
+    ("post", "/oauth/token"),
+    ("post", "/oauth/revoke"),
+    ("post", "/oauth/introspect"),
+    ("get", "/.well-known/oauth-authorization-server"),
+    ("get", "/.well-known/jwks.json"),
     ("post", "/operator/v1/login"),
 }
 COOKIE = "operator_session"
 
 
 def _operations(spec: dict[str, Any]) -> list[tuple[str, str, dict[str, Any]]]:
-    return [(method, path, op) for path, item in spec["paths"].items()
-            for method, op in item.items() if method in {"get", "post", "put", "patch", "delete"}]
+    return [
+        (method, path, op)
+        for path, item in spec["paths"].items()
+        for method, op in item.items()
+        if method in {"get", "post", "put", "patch", "delete"}
+    ]
 
 
 def _scopes(op: dict[str, Any]) -> list[str] | None:
@@ -43,8 +53,9 @@ def _url(path: str) -> str:
     return re.sub(r"\{[^}]+\}", "x_1", path)
 
 
-async def _call(client: httpx.AsyncClient, method: str, path: str,
-                headers: dict[str, str]) -> httpx.Response:
+async def _call(
+    client: httpx.AsyncClient, method: str, path: str, headers: dict[str, str]
+) -> httpx.Response:
     headers = headers | {"Idempotency-Key": "scope-walk"}
     if method in {"post", "put", "patch"}:
         return await client.request(method.upper(), _url(path), json={}, headers=headers)
@@ -71,8 +82,9 @@ async def test_every_route_declares_its_scope_and_enforces_it(
     tpp = await make_tpp_client(container)
     tpp_token = (await fetch_token(client, tpp))["access_token"]
     revoked = (await fetch_token(client, merchant))["access_token"]
-    await client.post("/oauth/revoke", data={"token": revoked},
-                      auth=(merchant.id, merchant.secret or ""))
+    await client.post(
+        "/oauth/revoke", data={"token": revoked}, auth=(merchant.id, merchant.secret or "")
+    )
     expiring = (await fetch_token(client, merchant))["access_token"]
     for method, path, scope in scoped:
         missing = await _call(client, method, path, {})

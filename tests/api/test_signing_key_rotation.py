@@ -5,6 +5,7 @@ With a passphrase configured, private keys are stored encrypted."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from datetime import timedelta
 
 import httpx
 import pytest
@@ -20,6 +21,7 @@ from tests.support.oauth import (
     make_client,
 )
 
+from amanat.adapters.crypto.tokens import JwtAccessTokenCodec, KeyRing
 from amanat.adapters.db.tables import signing_keys
 from amanat.api.app import create_app
 from amanat.bootstrap import Container, build_container
@@ -82,7 +84,7 @@ async def test_rotation_overlap(
     rows = await _key_rows(container)
     assert rows[old_kid].status == "verifying"
     assert rows[new_kid].status == "active"
-    assert rows[old_kid].retire_after == container.clock.now() + _seconds(OVERLAP)
+    assert rows[old_kid].retire_after == container.clock.now() + timedelta(seconds=OVERLAP)
     assert len(await audit_actions(container, "signing_key.rotated")) == 1
 
 
@@ -162,27 +164,95 @@ async def test_two_rotations_keep_only_what_is_needed(
 
 
 async def test_another_process_follows_a_rotation(
-    settings: Settings, container: Container, clock: FrozenClock, merchant: RegisteredClient
+    client: httpx.AsyncClient, container: Container, merchant: RegisteredClient
 ) -> None:
-    """A second container on the same database (another API process) verifies tokens
-    signed with a key it has never seen, by reloading the ring on an unknown kid."""
-    other = build_container(settings, clock=clock)
-    try:
-        app = create_app(container=container)
-        transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
-        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as http:
-            await _rotate(container)
-            token = (await fetch_token(http, merchant))["access_token"]
-        context = await other.oauth.verify_access_token(token)
-        assert context.client_id == merchant.id
-    finally:
-        await other.close()
+    """Another API process, whose cached ring predates the rotation, verifies a token
+    signed with the brand-new key: an unknown kid makes it reload the ring (at most once a
+    second, so garbage kids cannot make it hammer the database)."""
+    await ensure_signing_key(container)
+    mono = FakeMonotonic()
+    config = container.oauth.config
+    other = JwtAccessTokenCodec(
+        _ring(container, mono, refresh_seconds=600),
+        issuer=config.issuer,
+        audience=config.audience,
+        clock=container.clock,
+    )
+    old_token = (await fetch_token(client, merchant))["access_token"]
+    await other.verify(old_token)  # the other process has loaded its ring
+
+    new_kid = await _rotate(container)
+    new_token = (await fetch_token(client, merchant))["access_token"]
+    assert decode_segment(new_token, 0)["kid"] == new_kid
+    mono.now += 2
+    claims = await other.verify(new_token)
+    assert claims["client_id"] == merchant.id
+    await other.verify(old_token)
 
 
-def _seconds(value: int) -> object:
-    from datetime import timedelta
+class FakeMonotonic:
+    def __init__(self) -> None:
+        self.now = 5000.0
 
-    return timedelta(seconds=value)
+    def __call__(self) -> float:
+        return self.now
+
+
+def _ring(container: Container, mono: FakeMonotonic, refresh_seconds: float) -> KeyRing:
+    """Another process's key ring, on a monotonic clock the test moves."""
+    return KeyRing(
+        container.signing_keys.keys,
+        container.clock,
+        None,
+        refresh_seconds=refresh_seconds,
+        monotonic=mono,
+    )
+
+
+async def test_signer_never_uses_a_ring_older_than_30_seconds(container: Container) -> None:
+    """Even with a long refresh interval, a process notices a rotation within 30 s."""
+    await ensure_signing_key(container)
+    mono = FakeMonotonic()
+    ring = _ring(container, mono, refresh_seconds=600)
+    old = await ring.signer()
+    new_key, _ = await container.signing_keys.rotate(ACTOR)
+    mono.now += 29
+    assert (await ring.signer()).kid == old.kid  # still cached
+    mono.now += 2
+    assert (await ring.signer()).kid == new_key.kid
+
+
+async def test_a_token_from_a_stale_ring_verifies_until_it_expires(
+    container: Container, clock: FrozenClock, merchant: RegisteredClient
+) -> None:
+    """The worst case the overlap must cover: a process signs with the demoted key just
+    before it notices the rotation; that token must verify for its whole life."""
+    await ensure_signing_key(container)
+    mono = FakeMonotonic()
+    ring = _ring(container, mono, refresh_seconds=600)
+    config = container.oauth.config
+    codec = JwtAccessTokenCodec(ring, issuer=config.issuer, audience=config.audience, clock=clock)
+    old_kid = (await ring.signer()).kid
+    await _rotate(container)
+    mono.now += 29
+    clock.advance(seconds=29)
+    now = int(clock.now().timestamp())
+    token = await codec.sign(
+        {
+            "iss": config.issuer,
+            "aud": config.audience,
+            "sub": merchant.id,
+            "client_id": merchant.id,
+            "scope": "payments:read",
+            "iat": now,
+            "exp": now + TTL,
+            "jti": "stale-ring-token",
+        }
+    )
+    assert decode_segment(token, 0)["kid"] == old_kid
+    clock.advance(seconds=TTL + 29)  # just inside exp + the verifier's leeway
+    await container.oauth.verify_access_token(token)
+    assert await container.signing_keys.retire_expired(ACTOR) == []
 
 
 # -- encrypted private keys --------------------------------------------------------------

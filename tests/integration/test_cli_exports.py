@@ -23,8 +23,9 @@ def cli_env(database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
 
 def test_export_is_encrypted_for_the_recipient(cli_env: Path) -> None:
     runner = CliRunner()
-    created = runner.invoke(app, ["partners", "create", "--name", "Export Shop",
-                                  "--role", "merchant"])
+    created = runner.invoke(
+        app, ["partners", "create", "--name", "Export Shop", "--role", "merchant"]
+    )
     assert created.exit_code == 0, created.output
     identity, recipient = generate_identity()
     out = cli_env / "audit.age"
@@ -47,8 +48,9 @@ def test_export_is_encrypted_for_the_recipient(cli_env: Path) -> None:
     assert stranger != recipient
 
 
-def test_production_refuses_an_unencrypted_export(cli_env: Path,
-                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+def test_production_refuses_an_unencrypted_export(
+    cli_env: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from amanat.cli import _write_export
 
     monkeypatch.setenv("AMANAT_ENV", "production")

@@ -12,7 +12,7 @@ from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
 from amanat import __version__
-from amanat.api import health, pages
+from amanat.api import health, pages, rails
 from amanat.api.console import routes as console_routes
 from amanat.api.errors import configure_problem_base_url, install_error_handlers
 from amanat.api.middleware import ContractMiddleware
@@ -76,6 +76,7 @@ def create_app(
     app.include_router(oauth_authorize.router)
     app.include_router(operator_routes.public)
     app.include_router(operator_routes.router)
+    app.include_router(rails.router)
     app.include_router(banks.router)
     app.include_router(customers.router)
     app.include_router(payments.router)

@@ -150,8 +150,10 @@ _RAIL_TARGET[PaymentType.REFUND] = _RAIL_TARGET[PaymentType.PAYOUT]
 RAIL_REASONS = {
     "AC01": "The beneficiary account number is invalid.",
     "AC06": "The beneficiary account is blocked.",
-    "NOAS": "The beneficiary bank did not answer; it may be unavailable.",
+    "AB08": "The beneficiary bank is offline.",
+    "NOAS": "Nobody answered the request in time.",
     "AM02": "The amount exceeds the beneficiary bank's limit.",
+    "CUST": "The customer declined the request.",
     "declined": "The customer declined the request.",
 }
 

@@ -16,7 +16,13 @@ from amanat.domain.clock import Clock
 from amanat.services import audit
 from amanat.services.ports import TransactionFactory
 
-LEEWAY = timedelta(seconds=60)
+# How stale a process's cached key ring may be when it signs (the key ring refreshes
+# before signing if it is older), and how long after ``exp`` a verifier still accepts a
+# token. A demoted key must outlive both: a token signed with it just before the signer
+# noticed the rotation is valid until rotation + SIGNER_STALENESS + ttl + VERIFY_LEEWAY.
+SIGNER_STALENESS = timedelta(seconds=30)
+VERIFY_LEEWAY = timedelta(seconds=30)
+LEEWAY = SIGNER_STALENESS + VERIFY_LEEWAY
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,6 +8,7 @@ adding workers never runs a job twice. A failed job is retried after at most a m
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import socket
 from collections.abc import Awaitable, Callable
@@ -65,8 +66,14 @@ def default_jobs(seal_every: timedelta = timedelta(minutes=10)) -> list[Job]:
 
 
 class Scheduler:
-    def __init__(self, container: Container, jobs: list[Job], *,
-                 owner: str | None = None, tick_seconds: float = 5.0) -> None:
+    def __init__(
+        self,
+        container: Container,
+        jobs: list[Job],
+        *,
+        owner: str | None = None,
+        tick_seconds: float = 5.0,
+    ) -> None:
         self._container = container
         self._jobs = jobs
         self._owner = owner or f"{socket.gethostname()}:{os.getpid()}"
@@ -79,21 +86,23 @@ class Scheduler:
         for job in self._jobs:
             now = clock.now()
             async with self._container.db.write() as conn:
-                won = await SqlLeaseRepository(conn).acquire(job.name, self._owner, now,
-                                                             now + job.every)
+                won = await SqlLeaseRepository(conn).acquire(
+                    job.name, self._owner, now, now + job.every
+                )
             if not won:
                 continue
             next_free = now + job.every
             try:
                 outcome = await job.run(self._container)
                 log.info("job_finished", job=job.name, outcome=outcome)
-            except Exception as exc:  # noqa: BLE001 - a failing job must not stop the others
+            except Exception as exc:
                 outcome = f"failed: {type(exc).__name__}"
                 next_free = clock.now() + min(job.every, RETRY_FAILED_AFTER)
                 log.exception("job_failed", job=job.name)
             async with self._container.db.write() as conn:
-                await SqlLeaseRepository(conn).finish(job.name, self._owner, clock.now(),
-                                                      next_free, outcome)
+                await SqlLeaseRepository(conn).finish(
+                    job.name, self._owner, clock.now(), next_free, outcome
+                )
             results[job.name] = outcome
         return results
 
@@ -102,10 +111,8 @@ class Scheduler:
         while not stop.is_set():
             try:
                 await self.run_due()
-            except Exception:  # noqa: BLE001 - e.g. the database is briefly unreachable
+            except Exception:
                 log.exception("scheduler_tick_failed")
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), timeout=self._tick)
-            except TimeoutError:
-                pass
         log.info("worker_stopped", owner=self._owner)

@@ -26,8 +26,9 @@ CNIC = "35202-1234567-3"
 
 
 async def _partner(container: Container) -> str:
-    partner = await container.partners.create_partner(ACTOR, name="Shop", roles=["merchant"],
-                                                      mode="sandbox")
+    partner = await container.partners.create_partner(
+        ACTOR, name="Shop", roles=["merchant"], mode="sandbox"
+    )
     return partner.id
 
 
@@ -42,7 +43,11 @@ async def test_personal_fields_round_trip_and_are_stored_encrypted(container: Co
     subject_id = await _subject(container, partner_id, raast_id="03001234567")
     details = await container.protection.reveal(subject_id, partner_id=partner_id)
     assert (details.name, details.iban, details.raast_id, details.cnic) == (
-        NAME, IBAN, RAAST, "3520212345673")
+        NAME,
+        IBAN,
+        RAAST,
+        "3520212345673",
+    )
     async with container.db.read() as conn:
         row = (await conn.execute(sa.select(data_subjects))).one()
     stored = " ".join(str(v) for v in row)
@@ -61,10 +66,12 @@ async def test_ciphertext_copied_to_another_row_does_not_decrypt(container: Cont
     stolen = rows[first].name_enc
     with pytest.raises(KeyUnavailable):
         await container.protection.cipher.decrypt(
-            stolen, context=FieldContext("data_subjects", "name_enc", second))
+            stolen, context=FieldContext("data_subjects", "name_enc", second)
+        )
     with pytest.raises(KeyUnavailable):
         await container.protection.cipher.decrypt(
-            stolen, context=FieldContext("data_subjects", "iban_enc", first))
+            stolen, context=FieldContext("data_subjects", "iban_enc", first)
+        )
 
 
 async def test_blind_index_finds_without_decrypting_and_is_scoped(container: Container) -> None:
@@ -72,8 +79,9 @@ async def test_blind_index_finds_without_decrypting_and_is_scoped(container: Con
     other = await _partner(container)
     mine = await _subject(container, shop)
     await _subject(container, other)
-    found = await container.protection.find("iban", "pk36 scbl 0000 0011 2345 6702",
-                                            partner_id=shop)
+    found = await container.protection.find(
+        "iban", "pk36 scbl 0000 0011 2345 6702", partner_id=shop
+    )
     assert [r.id for r in found] == [mine]
     by_phone = await container.protection.find("raast_id", "0300-1234567", partner_id=shop)
     assert [r.id for r in by_phone] == [mine]
@@ -93,14 +101,13 @@ async def test_erasure_shreds_the_subject_key_and_is_audited(container: Containe
     assert details.erased and details.name is None and details.iban is None
     assert (await container.protection.reveal(keep, partner_id=partner_id)).name == "Bilal Ahmed"
     assert await container.protection.find("iban", IBAN, partner_id=partner_id) != []
-    assert all(r.id != gone for r in
-               await container.protection.find("iban", IBAN, partner_id=partner_id))
+    assert all(
+        r.id != gone for r in await container.protection.find("iban", IBAN, partner_id=partner_id)
+    )
     async with container.db.read() as conn:
-        row = (await conn.execute(sa.select(data_subjects)
-                                  .where(data_subjects.c.id == gone))).one()
-        key = (await conn.execute(sa.select(data_keys)
-                                  .where(data_keys.c.id == row.key_id))).one()
-        actions = (await conn.execute(sa.select(audit_log.c.action, audit_log.c.target_id)))
+        row = (await conn.execute(sa.select(data_subjects).where(data_subjects.c.id == gone))).one()
+        key = (await conn.execute(sa.select(data_keys).where(data_keys.c.id == row.key_id))).one()
+        actions = await conn.execute(sa.select(audit_log.c.action, audit_log.c.target_id))
         audit_rows = actions.all()
     assert row.name_enc is not None, "the row stays for accounting"
     assert key.wrapped_key is None and key.status == "shredded"
@@ -109,7 +116,8 @@ async def test_erasure_shreds_the_subject_key_and_is_audited(container: Containe
     container.protection.cipher.forget(row.key_id)
     with pytest.raises(KeyUnavailable):
         await container.protection.cipher.decrypt(
-            row.name_enc, context=FieldContext("data_subjects", "name_enc", gone))
+            row.name_enc, context=FieldContext("data_subjects", "name_enc", gone)
+        )
 
 
 async def test_rotation_reencrypts_everything_and_retires_the_old_key(
@@ -118,8 +126,12 @@ async def test_rotation_reencrypts_everything_and_retires_the_old_key(
     partner_id = await _partner(container)
     subjects = [await _subject(container, partner_id) for _ in range(5)]
     created = await container.operators.create_operator(
-        ACTOR, email="ops@bank.pk", name="Ops", roles=["operations"],
-        password="correct horse battery")
+        ACTOR,
+        email="ops@bank.pk",
+        name="Ops",
+        roles=["operations"],
+        password="correct horse battery",
+    )
     old_key = await container.protection.active_fields_key()
     new_key, previous = await container.protection.rotate_data_key(ACTOR)
     assert previous == [old_key]
@@ -154,8 +166,12 @@ async def test_sqlite_file_holds_no_personal_data(container: Container) -> None:
     partner_id = await _partner(container)
     await _subject(container, partner_id)
     created = await container.operators.create_operator(
-        ACTOR, email="ops@bank.pk", name="Ops", roles=["operations"],
-        password="correct horse battery")
+        ACTOR,
+        email="ops@bank.pk",
+        name="Ops",
+        roles=["operations"],
+        password="correct horse battery",
+    )
     path = Path(container.settings.database.url.split(":///", 1)[1])
     raw = b"".join(p.read_bytes() for p in path.parent.glob(path.name + "*"))
     for clear in (NAME, IBAN, "3001234567", "3520212345673", created.totp_secret):
@@ -170,21 +186,27 @@ async def test_vault_transit_adapter_speaks_the_transit_api() -> None:
         body = json.loads(request.content)
         seen.append((request.url.path, body))
         if request.url.path.endswith("/encrypt/amanat"):
-            blob = base64.b64encode(b"ctx=" + base64.b64decode(body["context"]) + b"|" +
-                                    base64.b64decode(body["plaintext"])).decode()
+            blob = base64.b64encode(
+                b"ctx="
+                + base64.b64decode(body["context"])
+                + b"|"
+                + base64.b64decode(body["plaintext"])
+            ).decode()
             return httpx.Response(200, json={"data": {"ciphertext": f"vault:v1:{blob}"}})
         if request.url.path.endswith("/decrypt/amanat"):
             raw = base64.b64decode(body["ciphertext"].removeprefix("vault:v1:"))
             context, _, plain = raw.partition(b"|")
             if context != b"ctx=" + base64.b64decode(body["context"]):
                 return httpx.Response(400, json={"errors": ["context mismatch"]})
-            return httpx.Response(200, json={"data": {"plaintext": base64.b64encode(plain)
-                                                      .decode()}})
+            return httpx.Response(
+                200, json={"data": {"plaintext": base64.b64encode(plain).decode()}}
+            )
         return httpx.Response(404)
 
     async with httpx.AsyncClient(transport=httpx.MockTransport(vault)) as http:
-        master = VaultTransitMasterKey(http, address="https://vault.bank.pk:8200",
-                                       token="s.token", key_name="amanat")
+        master = VaultTransitMasterKey(
+            http, address="https://vault.bank.pk:8200", token="s.token", key_name="amanat"
+        )
         wrapped = await master.wrap(b"k" * 32, "data-key:dk_1")
         assert wrapped.startswith("vault:v1:")
         assert await master.unwrap(wrapped, "data-key:dk_1") == b"k" * 32

@@ -29,8 +29,9 @@ async def test_two_workers_share_one_schedule(container: Container, clock: Froze
     assert runs == ["ran", "ran"]
 
 
-async def test_a_failing_job_is_retried_within_a_minute(container: Container,
-                                                        clock: FrozenClock) -> None:
+async def test_a_failing_job_is_retried_within_a_minute(
+    container: Container, clock: FrozenClock
+) -> None:
     attempts: list[int] = []
 
     async def flaky(_: Container) -> str:

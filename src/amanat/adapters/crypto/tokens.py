@@ -22,7 +22,7 @@ from joserfc.jwk import ECKey, KeySet
 from amanat.adapters.crypto.jose import peek, validate_claims, verify_signature
 from amanat.domain.clock import Clock
 from amanat.services.ports import InvalidToken
-from amanat.services.signing_keys import SigningKey
+from amanat.services.signing_keys import SIGNER_STALENESS, VERIFY_LEEWAY, SigningKey
 
 ALGORITHM = "ES256"
 TOKEN_TYPE = "at+jwt"
@@ -58,20 +58,25 @@ class KeyRing:
         clock: Clock,
         passphrase: str | None,
         refresh_seconds: float = 30.0,
+        *,
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self._load = load
         self._clock = clock
         self._passphrase = passphrase
         self._refresh_seconds = refresh_seconds
+        self._monotonic = monotonic
         self._keys: list[SigningKey] = []
         self._private: dict[str, ECKey] = {}
         self._loaded_at = float("-inf")
         self._lock = asyncio.Lock()
 
-    async def refresh(self, *, force: bool = False, min_age: float = 0.0) -> None:
+    async def refresh(
+        self, *, force: bool = False, min_age: float = 0.0, max_age: float | None = None
+    ) -> None:
         async with self._lock:
-            age = time.monotonic() - self._loaded_at
-            if not force and age < self._refresh_seconds:
+            age = self._monotonic() - self._loaded_at
+            if not force and age < (self._refresh_seconds if max_age is None else max_age):
                 return
             if force and age < min_age:
                 return
@@ -85,10 +90,13 @@ class KeyRing:
                         password=password,
                     )
             self._keys = keys
-            self._loaded_at = time.monotonic()
+            self._loaded_at = self._monotonic()
 
     async def signer(self) -> ECKey:
-        await self.refresh()
+        # A demoted key keeps verifying for the token lifetime plus SIGNER_STALENESS plus
+        # the verifier's leeway; that only holds if no process signs with a ring older
+        # than SIGNER_STALENESS, whatever refresh_seconds is configured to.
+        await self.refresh(max_age=min(self._refresh_seconds, SIGNER_STALENESS.total_seconds()))
         active = [k for k in self._keys if k.status == "active"]
         if not active:
             await self.refresh(force=True)
@@ -165,6 +173,7 @@ class JwtAccessTokenCodec:
         validate_claims(
             claims,
             now=int(self._clock.now().timestamp()),
+            leeway=int(VERIFY_LEEWAY.total_seconds()),
             iss=self._issuer,
             aud=self._audience,
             jti=None,

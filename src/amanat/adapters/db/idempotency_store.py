@@ -23,11 +23,19 @@ def record_id(client_id: str, key: str) -> str:
 
 def _record(row: Any) -> IdempotencyRecord:
     return IdempotencyRecord(
-        client_id=row.client_id, key=row.key, request_hash=row.request_hash,
-        method=row.method, path=row.path, status=row.status,
-        response_status=row.response_status, response_body=row.response_body,
-        response_headers=row.response_headers, created_at=row.created_at,
-        locked_until=row.locked_until, expires_at=row.expires_at)
+        client_id=row.client_id,
+        key=row.key,
+        request_hash=row.request_hash,
+        method=row.method,
+        path=row.path,
+        status=row.status,
+        response_status=row.response_status,
+        response_body=row.response_body,
+        response_headers=row.response_headers,
+        created_at=row.created_at,
+        locked_until=row.locked_until,
+        expires_at=row.expires_at,
+    )
 
 
 class SqlIdempotencyRepository:
@@ -37,14 +45,19 @@ class SqlIdempotencyRepository:
     async def try_insert(self, record: IdempotencyRecord) -> bool:
         """Insert an in-progress record; False when the key already exists."""
         values = {
-            "id": record_id(record.client_id, record.key), "client_id": record.client_id,
-            "key": record.key, "request_hash": record.request_hash, "method": record.method,
-            "path": record.path, "status": record.status, "created_at": record.created_at,
-            "locked_until": record.locked_until, "expires_at": record.expires_at,
+            "id": record_id(record.client_id, record.key),
+            "client_id": record.client_id,
+            "key": record.key,
+            "request_hash": record.request_hash,
+            "method": record.method,
+            "path": record.path,
+            "status": record.status,
+            "created_at": record.created_at,
+            "locked_until": record.locked_until,
+            "expires_at": record.expires_at,
         }
         insert = pg_insert if self._conn.dialect.name == "postgresql" else sqlite_insert
-        result = await self._conn.execute(insert(_table).values(**values)
-                                          .on_conflict_do_nothing())
+        result = await self._conn.execute(insert(_table).values(**values).on_conflict_do_nothing())
         return bool(result.rowcount)
 
     async def get(self, client_id: str, key: str, *, for_update: bool) -> IdempotencyRecord | None:
@@ -54,26 +67,42 @@ class SqlIdempotencyRepository:
         row = (await self._conn.execute(stmt)).first()
         return _record(row) if row else None
 
-    async def take_over(self, client_id: str, key: str, expected_lock: datetime | None,
-                        new_lock: datetime) -> bool:
+    async def take_over(
+        self, client_id: str, key: str, expected_lock: datetime | None, new_lock: datetime
+    ) -> bool:
         """Claim an abandoned in-progress record (its lock expired): compare-and-set."""
         result = await self._conn.execute(
-            _table.update().where(_c.id == record_id(client_id, key),
-                                  _c.status == "in_progress", _c.locked_until == expected_lock)
-            .values(locked_until=new_lock))
+            _table.update()
+            .where(
+                _c.id == record_id(client_id, key),
+                _c.status == "in_progress",
+                _c.locked_until == expected_lock,
+            )
+            .values(locked_until=new_lock)
+        )
         return bool(result.rowcount)
 
-    async def complete(self, client_id: str, key: str, status: int, body: str,
-                       headers: dict[str, str]) -> None:
+    async def complete(
+        self, client_id: str, key: str, status: int, body: str, headers: dict[str, str]
+    ) -> None:
         await self._conn.execute(
-            _table.update().where(_c.id == record_id(client_id, key))
-            .values(status="completed", response_status=status, response_body=body,
-                    response_headers=headers, locked_until=None))
+            _table.update()
+            .where(_c.id == record_id(client_id, key))
+            .values(
+                status="completed",
+                response_status=status,
+                response_body=body,
+                response_headers=headers,
+                locked_until=None,
+            )
+        )
 
     async def release(self, client_id: str, key: str) -> None:
-        await self._conn.execute(_table.delete().where(_c.id == record_id(client_id, key),
-                                                       _c.status == "in_progress"))
+        await self._conn.execute(
+            _table.delete().where(_c.id == record_id(client_id, key), _c.status == "in_progress")
+        )
 
     async def delete_expired(self, client_id: str, key: str, now: datetime) -> None:
-        await self._conn.execute(_table.delete().where(_c.id == record_id(client_id, key),
-                                                       _c.expires_at < now))
+        await self._conn.execute(
+            _table.delete().where(_c.id == record_id(client_id, key), _c.expires_at < now)
+        )

@@ -44,15 +44,22 @@ def _insert_if_absent(table: sa.Table, conn: AsyncConnection, **values: Any) -> 
     return insert(table).values(**values).on_conflict_do_nothing()
 
 
+def _storable(value: str) -> bool:
+    """PostgreSQL text cannot hold NUL: a value containing one cannot match a stored row,
+    and sending it would fail the statement ("invalid byte sequence for encoding")."""
+    return "\x00" not in value
+
+
 def _key(value: str, width: int) -> str:
-    """A token id as stored: as-is when it fits the column, else a fixed-width digest.
+    """A token id as stored: as-is when it fits the column (and holds no NUL), else a
+    fixed-width digest.
 
     Our own ids are short; another issuer's ``jti`` (or a client's assertion ``jti``) can
     be longer than the column, which PostgreSQL would refuse. Our own jtis are base64url
     and never start with ``~``; for a stored short id to equal a digest, its issuer would
     need a SHA-256 preimage.
     """
-    if len(value) <= width:
+    if len(value) <= width and _storable(value):
         return value
     digest = base64.urlsafe_b64encode(hashlib.sha256(value.encode()).digest())
     return "~" + digest.decode("ascii").rstrip("=")
@@ -128,6 +135,8 @@ class SqlPartnerRepository:
         )
 
     async def get_partner(self, partner_id: str) -> Partner | None:
+        if not _storable(partner_id):
+            return None
         row = (
             await self._conn.execute(partners.select().where(partners.c.id == partner_id))
         ).first()
@@ -171,6 +180,8 @@ class SqlPartnerRepository:
         )
 
     async def get_client(self, client_id: str) -> OAuthClient | None:
+        if not _storable(client_id):
+            return None  # no stored id contains NUL, and PostgreSQL would refuse to look
         row = (
             await self._conn.execute(oauth_clients.select().where(oauth_clients.c.id == client_id))
         ).first()
@@ -376,6 +387,8 @@ class SqlOperatorRepository:
         return _operator(row) if row else None
 
     async def get_operator_by_email(self, email: str) -> Operator | None:
+        if not _storable(email):
+            return None
         row = (
             await self._conn.execute(operators.select().where(operators.c.email == email))
         ).first()

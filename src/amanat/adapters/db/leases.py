@@ -18,18 +18,24 @@ class SqlLeaseRepository:
     async def acquire(self, name: str, owner: str, now: datetime, until: datetime) -> bool:
         insert = pg_insert if self._conn.dialect.name == "postgresql" else sqlite_insert
         created = await self._conn.execute(
-            insert(job_leases).values(name=name, owner=owner, leased_until=until,
-                                      last_started_at=now).on_conflict_do_nothing())
+            insert(job_leases)
+            .values(name=name, owner=owner, leased_until=until, last_started_at=now)
+            .on_conflict_do_nothing()
+        )
         if created.rowcount:
             return True
         taken = await self._conn.execute(
-            job_leases.update().where(job_leases.c.name == name,
-                                      job_leases.c.leased_until <= now)
-            .values(owner=owner, leased_until=until, last_started_at=now))
+            job_leases.update()
+            .where(job_leases.c.name == name, job_leases.c.leased_until <= now)
+            .values(owner=owner, leased_until=until, last_started_at=now)
+        )
         return bool(taken.rowcount)
 
-    async def finish(self, name: str, owner: str, now: datetime, next_free: datetime,
-                     outcome: str) -> None:
+    async def finish(
+        self, name: str, owner: str, now: datetime, next_free: datetime, outcome: str
+    ) -> None:
         await self._conn.execute(
-            job_leases.update().where(job_leases.c.name == name, job_leases.c.owner == owner)
-            .values(leased_until=next_free, last_finished_at=now, last_outcome=outcome[:500]))
+            job_leases.update()
+            .where(job_leases.c.name == name, job_leases.c.owner == owner)
+            .values(leased_until=next_free, last_finished_at=now, last_outcome=outcome[:500])
+        )

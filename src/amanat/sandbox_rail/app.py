@@ -1,0 +1,161 @@
+"""The sandbox rail as a standalone FastAPI app (protocol: docs/sandbox-rail.md).
+
+``create_rail_app(RailSettings(callback_secret=..., admin_token=...))`` gives an ASGI app
+that can be served on its own port or mounted under a path of another app. Its engine is
+``app.state.rail_engine``; the app's lifespan cancels its timers on shutdown.
+"""
+
+from __future__ import annotations
+
+import hmac
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, FastAPI, Header, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from amanat.sandbox_rail.engine import (
+    RailEngine,
+    RailProtocolError,
+    RailSettings,
+    TransferRequest,
+)
+
+__all__ = ["ADMIN_TOKEN_HEADER", "create_rail_app"]
+
+ADMIN_TOKEN_HEADER = "Rail-Admin-Token"
+
+
+class FaultsRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    downtime_seconds: Annotated[StrictInt, Field(ge=0, le=86_400)] | None = None
+    latency_ms: Annotated[StrictInt, Field(ge=0, le=600_000)] | None = None
+    reset: StrictBool = False
+
+
+class _FaultGate:
+    """Latency and downtime for ``/v1/*``, before anything else looks at the request."""
+
+    def __init__(self, app: ASGIApp, engine: RailEngine) -> None:
+        self.app = app
+        self.engine = engine
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and _route_path(scope).startswith("/v1/"):
+            await self.engine.apply_latency()
+            retry_after = self.engine.unavailable_for()
+            if retry_after is not None:
+                response = JSONResponse(
+                    {"error": "rail_unavailable"},
+                    status_code=503,
+                    headers={"Retry-After": str(retry_after)},
+                )
+                await response(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+
+def _route_path(scope: Scope) -> str:
+    """The path inside this app, also when it is mounted under a prefix of another."""
+    path: str = scope["path"]
+    root: str = scope.get("root_path", "")
+    return path[len(root) :] if root and path.startswith(root) else path
+
+
+def _validation_detail(exc: RequestValidationError) -> tuple[str, Any]:
+    errors = exc.errors()
+    if any(error.get("type") == "json_invalid" for error in errors):
+        return "malformed_json", "The body is not valid JSON."
+    detail = [
+        {
+            "field": ".".join(str(part) for part in error.get("loc", ())[1:]) or "body",
+            "type": error.get("type"),
+            "message": error.get("msg"),
+        }
+        for error in errors
+    ]
+    return "invalid_request", detail
+
+
+def create_rail_app(settings: RailSettings) -> FastAPI:
+    engine = RailEngine(settings)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        try:
+            yield
+        finally:
+            await engine.aclose()
+
+    app = FastAPI(
+        title="amanat sandbox rail",
+        description="A Raast-like rail and sandbox bank for testing amanat. "
+        "See docs/sandbox-rail.md.",
+        version="1",
+        lifespan=lifespan,
+    )
+    app.state.rail_engine = engine
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
+        error, detail = _validation_detail(exc)
+        return JSONResponse({"error": error, "detail": detail}, status_code=400)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        error = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+        return JSONResponse({"error": error}, status_code=exc.status_code, headers=exc.headers)
+
+    @app.exception_handler(RailProtocolError)
+    async def _refused(_: Request, exc: RailProtocolError) -> JSONResponse:
+        return JSONResponse(exc.body(), status_code=exc.status, headers=exc.headers)
+
+    async def require_admin(
+        token: Annotated[str | None, Header(alias=ADMIN_TOKEN_HEADER)] = None,
+    ) -> None:
+        expected = settings.admin_token.encode("utf-8")
+        if token is None or not hmac.compare_digest(token.encode("utf-8"), expected):
+            raise RailProtocolError("unauthorized", status=401)
+
+    v1 = APIRouter(prefix="/v1", tags=["rail"])
+
+    @v1.post("/transfers", status_code=202)
+    async def submit_transfer(body: TransferRequest) -> JSONResponse:
+        submitted = await engine.submit(body)
+        if submitted.hold_seconds:
+            await settings.sleep(submitted.hold_seconds)
+        return JSONResponse(submitted.response, status_code=202)
+
+    @v1.get("/transfers/{end_to_end_id}")
+    async def transfer_status(end_to_end_id: str) -> JSONResponse:
+        view = await engine.status(end_to_end_id)
+        if view is None:
+            return JSONResponse({"error": "unknown_transfer"}, status_code=404)
+        return JSONResponse(view)
+
+    admin = APIRouter(prefix="/admin", tags=["admin"], dependencies=[Depends(require_admin)])
+
+    @admin.get("/faults")
+    async def get_faults() -> dict[str, Any]:
+        return engine.fault_view()
+
+    @admin.post("/faults")
+    async def set_faults(body: FaultsRequest) -> dict[str, Any]:
+        return engine.set_faults(
+            downtime_seconds=body.downtime_seconds, latency_ms=body.latency_ms, reset=body.reset
+        )
+
+    @app.get("/healthz", tags=["health"])
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    app.include_router(v1)
+    app.include_router(admin)
+    app.add_middleware(_FaultGate, engine=engine)
+    return app
