@@ -8,10 +8,10 @@ from typing import Any
 import httpx
 import pytest
 import sqlalchemy as sa
+from tests.support.oauth import RegisteredClient, fetch_token, make_client
 
 from amanat.adapters.db.tables import data_subjects, idempotency_keys
 from amanat.bootstrap import Container
-from tests.support.oauth import RegisteredClient, fetch_token, make_client
 
 IBAN = "PK36SCBL0000001123456702"
 BODY = {"name": "Ayesha Khan", "iban": IBAN, "raast_id": "03001234567", "cnic": "35202-1234567-3"}

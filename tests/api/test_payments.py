@@ -322,3 +322,25 @@ async def test_out_of_order_and_duplicate_rail_events(
         ).scalar_one()
     assert journals == 2  # the top-up and this payout, never twice
     await _ledger_ok(container)
+
+
+async def test_concurrent_identical_payouts_execute_once(
+    client: httpx.AsyncClient, container: Container, merchant: RegisteredClient
+) -> None:
+    auth = await _auth(client, merchant)
+    responses = await asyncio.gather(*[_post(client, auth, "same-key", PAYOUT) for _ in range(10)])
+    assert {r.status_code for r in responses} <= {201, 409}
+    assert len({r.json()["id"] for r in responses if r.status_code == 201}) == 1
+    async with container.db.read() as conn:
+        assert (
+            await conn.execute(sa.select(sa.func.count()).select_from(payments))
+        ).scalar_one() == 1
+        assert (await conn.execute(sa.select(sa.func.count()).select_from(holds))).scalar_one() == 1
+    assert (await _balance(client, auth))["held"] == 150_000
+    await _ledger_ok(container)
+
+
+async def test_metrics_are_exposed(client: httpx.AsyncClient) -> None:
+    response = await client.get("/metrics")
+    assert response.status_code == 200
+    assert "amanat_payments_unresolved" in response.text

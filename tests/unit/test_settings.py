@@ -45,14 +45,20 @@ def test_production_lists_one_message_per_problem() -> None:
     assert len(problems) == len(set(problems))
 
 
+RECIPIENT = "age1vuy7c7exnewrgu2pnls646tnsprt7hma5frpfmgds2qhr5975dysvndf2z"
+
+
 def test_secure_production_configuration_passes(tmp_path) -> None:  # type: ignore[no-untyped-def]
     seal = tmp_path / "seal.key"
     seal.write_text("present")
     settings = Settings(
         env="production",
         database={"url": "postgresql+asyncpg://amanat:pw@db/amanat"},
-        crypto={"master_key_file": tmp_path / "k", "audit_seal_key_file": seal,
-                "export_recipients": ["age1vuy7c7exnewrgu2pnls646tnsprt7hma5frpfmgds2qhr5975dysvndf2z"]},
+        crypto={
+            "master_key_file": tmp_path / "k",
+            "audit_seal_key_file": seal,
+            "export_recipients": [RECIPIENT],
+        },
         auth={"signing_key_passphrase": "long passphrase", "issuer": "https://api.bank.pk"},
         http={"public_url": "https://api.bank.pk"},
         sandbox={"seed": False},

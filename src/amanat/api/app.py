@@ -26,7 +26,6 @@ from amanat.bootstrap import Container, build_container
 from amanat.domain.audit import SYSTEM
 from amanat.settings import Settings
 
-
 BackgroundJob = Callable[[Container, asyncio.Event], Coroutine[Any, Any, None]]
 
 

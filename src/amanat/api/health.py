@@ -2,14 +2,30 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 from fastapi import APIRouter, Request
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.responses import Response
 
 from amanat.adapters.db.migrate import current_revision, head_revision
 from amanat.api.responses import JsonResponse
+from amanat.observability.metrics import OUTBOX_PENDING, UNRESOLVED
 
 router = APIRouter(tags=["health"])
+
+
+@router.get("/metrics", include_in_schema=False)
+async def metrics(request: Request) -> Response:
+    """Prometheus metrics (rail calls of this process; unresolved payments and the outbox
+    backlog read from the database at scrape time, so any API replica can report them)."""
+    container = request.app.state.container
+    now = container.clock.now()
+    async with container.transactions.read() as tx:
+        UNRESOLVED.set(await tx.payments.unresolved(now - timedelta(minutes=5)))
+        OUTBOX_PENDING.set(await tx.outbox.pending_count())
+    return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
 
 @router.get("/healthz", summary="The process is alive")

@@ -253,15 +253,27 @@ _ENTRIES += [
     ),
 ]
 _ENTRIES += [
-    ProblemType("limit_exceeded", 422, "Limit exceeded",
-                "The amount is above your per-transaction limit.",
-                "Split the payment or ask your bank to raise the limit."),
-    ProblemType("refund_exceeds_remaining", 409, "Refund exceeds what remains",
-                "Refunds of a collection can never add up to more than it collected.",
-                "Refund at most the collection's amount minus its refunded_amount."),
-    ProblemType("illegal_transition", 409, "Not possible in this state",
-                "The payment's current state does not allow this action.",
-                "Fetch the payment to see its status."),
+    ProblemType(
+        "limit_exceeded",
+        422,
+        "Limit exceeded",
+        "The amount is above your per-transaction limit.",
+        "Split the payment or ask your bank to raise the limit.",
+    ),
+    ProblemType(
+        "refund_exceeds_remaining",
+        409,
+        "Refund exceeds what remains",
+        "Refunds of a collection can never add up to more than it collected.",
+        "Refund at most the collection's amount minus its refunded_amount.",
+    ),
+    ProblemType(
+        "illegal_transition",
+        409,
+        "Not possible in this state",
+        "The payment's current state does not allow this action.",
+        "Fetch the payment to see its status.",
+    ),
 ]
 
 for _error, _text in [

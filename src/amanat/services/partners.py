@@ -79,8 +79,9 @@ def _mode(value: str) -> Mode:
     try:
         return Mode(value)
     except ValueError:
-        raise InvalidInput(f"mode must be 'sandbox' or 'production', not '{value[:20]}'.",
-                           code="validation_error") from None
+        raise InvalidInput(
+            f"mode must be 'sandbox' or 'production', not '{value[:20]}'.", code="validation_error"
+        ) from None
 
 
 class PartnerService:

@@ -24,7 +24,6 @@ import socket
 from datetime import datetime, timedelta
 
 import structlog
-from prometheus_client import Counter, Gauge
 
 from amanat.adapters.rails.base import (
     RailAdapter,
@@ -35,20 +34,11 @@ from amanat.adapters.rails.base import (
 )
 from amanat.bootstrap import Container
 from amanat.domain.payments import PaymentType
+from amanat.observability.metrics import OUTBOX_PENDING, RAIL_CALLS, UNRESOLVED
 from amanat.services.payments import ENQUIRE, SUBMIT
 from amanat.services.ports import OutboxJob
 
 log = structlog.get_logger("amanat.dispatcher")
-
-RAIL_CALLS = Counter(
-    "amanat_rail_calls_total",
-    "Calls to the rail by operation and outcome",
-    ["operation", "outcome"],
-)
-UNRESOLVED = Gauge(
-    "amanat_payments_unresolved", "Payments in processing or awaiting approval for over 5 minutes"
-)
-OUTBOX_PENDING = Gauge("amanat_outbox_pending", "Outbox jobs waiting to run")
 
 LEASE = timedelta(seconds=60)
 SUBMIT_BACKOFF_CAP = timedelta(minutes=5)

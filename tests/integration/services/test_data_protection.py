@@ -10,13 +10,13 @@ from pathlib import Path
 import httpx
 import pytest
 import sqlalchemy as sa
+from tests.conftest import TEST_DB
 
 from amanat.adapters.crypto.master_keys import LocalMasterKey, MasterKeyError, VaultTransitMasterKey
 from amanat.adapters.db.tables import audit_log, data_keys, data_subjects, operators
 from amanat.bootstrap import Container
 from amanat.domain.audit import Actor
 from amanat.services.ports import FieldContext, KeyUnavailable
-from tests.conftest import TEST_DB
 
 ACTOR = Actor(type="cli", id="test")
 NAME = "Ayesha Khan"
@@ -151,7 +151,7 @@ async def test_rotation_reencrypts_everything_and_retires_the_old_key(
     assert by_id[old_key].key.status == "retired" and by_id[old_key].total == 0
     assert by_id[new_key.id].total == 6
     assert subject_keys == {"active": 5}
-    for cached in (old_key, *[s for s in subjects]):
+    for cached in (old_key, *subjects):
         container.protection.cipher.forget(cached)
     for subject_id in subjects:
         assert (await container.protection.reveal(subject_id, partner_id=partner_id)).iban == IBAN

@@ -214,8 +214,9 @@ async def test_collections_approve_decline_expire(world: World) -> None:
 async def test_forged_callback_is_refused_and_recorded(world: World) -> None:
     payment_id = await _pay(world, 150_000, "forged")
     body = (
-        '{"event_id":"rev_x","end_to_end_id":"%s","status":"settled","reason_code":null,'
-        '"reason":null,"sequence":9,"occurred_at":"2026-11-24T08:15:30.123Z"}' % payment_id
+        f'{{"event_id":"rev_x","end_to_end_id":"{payment_id}","status":"settled",'
+        '"reason_code":null,"reason":null,"sequence":9,'
+        '"occurred_at":"2026-11-24T08:15:30.123Z"}'
     )
     response = await world.http.post(
         "/rails/raast/callbacks",

@@ -298,8 +298,7 @@ payments = sa.Table(
     sa.Column("status", sa.String(24), nullable=False),
     sa.Column("amount", sa.BigInteger, nullable=False),
     sa.Column("currency", sa.String(3), nullable=False),
-    sa.Column("counterparty_id", sa.String(40), sa.ForeignKey("data_subjects.id"),
-              nullable=False),
+    sa.Column("counterparty_id", sa.String(40), sa.ForeignKey("data_subjects.id"), nullable=False),
     sa.Column("counterparty_kind", sa.String(16), nullable=False),
     sa.Column("bank_code", sa.String(4), nullable=True),
     sa.Column("iban_last4", sa.String(4), nullable=True),
@@ -318,16 +317,19 @@ payments = sa.Table(
     sa.Column("created_at", UtcDateTime(), nullable=False),
     sa.Column("updated_at", UtcDateTime(), nullable=False),
 )
-sa.Index("ix_payments_partner_created", payments.c.partner_id, payments.c.created_at,
-         payments.c.id)
+sa.Index("ix_payments_partner_created", payments.c.partner_id, payments.c.created_at, payments.c.id)
 sa.Index("ix_payments_status_updated", payments.c.status, payments.c.updated_at)
 sa.Index("ix_payments_parent", payments.c.parent_id)
 
 payment_transitions = sa.Table(
     "payment_transitions",
     metadata,
-    sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True,
-              autoincrement=True),
+    sa.Column(
+        "id",
+        sa.BigInteger().with_variant(sa.Integer, "sqlite"),
+        primary_key=True,
+        autoincrement=True,
+    ),
     sa.Column("payment_id", sa.String(40), sa.ForeignKey("payments.id"), nullable=False),
     sa.Column("from_status", sa.String(24), nullable=True),
     sa.Column("to_status", sa.String(24), nullable=False),
@@ -360,12 +362,14 @@ sa.Index("ix_ledger_journals_reference", ledger_journals.c.reference)
 ledger_entries = sa.Table(
     "ledger_entries",
     metadata,
-    sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True,
-              autoincrement=True),
-    sa.Column("journal_id", sa.String(40), sa.ForeignKey("ledger_journals.id"),
-              nullable=False),
-    sa.Column("account_id", sa.String(80), sa.ForeignKey("ledger_accounts.id"),
-              nullable=False),
+    sa.Column(
+        "id",
+        sa.BigInteger().with_variant(sa.Integer, "sqlite"),
+        primary_key=True,
+        autoincrement=True,
+    ),
+    sa.Column("journal_id", sa.String(40), sa.ForeignKey("ledger_journals.id"), nullable=False),
+    sa.Column("account_id", sa.String(80), sa.ForeignKey("ledger_accounts.id"), nullable=False),
     sa.Column("amount", sa.BigInteger, nullable=False),  # + debit, - credit
     sa.Column("currency", sa.String(3), nullable=False),
     sa.Column("created_at", UtcDateTime(), nullable=False),
@@ -378,8 +382,7 @@ sa.Index("ix_ledger_entries_journal", ledger_entries.c.journal_id)
 balance_shards = sa.Table(
     "balance_shards",
     metadata,
-    sa.Column("account_id", sa.String(80), sa.ForeignKey("ledger_accounts.id"),
-              primary_key=True),
+    sa.Column("account_id", sa.String(80), sa.ForeignKey("ledger_accounts.id"), primary_key=True),
     sa.Column("shard", sa.Integer, primary_key=True, autoincrement=False),
     sa.Column("posted", sa.BigInteger, nullable=False),  # credit-normal balance
     sa.Column("held", sa.BigInteger, nullable=False),
@@ -391,8 +394,7 @@ holds = sa.Table(
     "holds",
     metadata,
     sa.Column("id", sa.String(40), primary_key=True),  # the payment or refund id
-    sa.Column("account_id", sa.String(80), sa.ForeignKey("ledger_accounts.id"),
-              nullable=False),
+    sa.Column("account_id", sa.String(80), sa.ForeignKey("ledger_accounts.id"), nullable=False),
     sa.Column("shard", sa.Integer, nullable=False),
     sa.Column("amount", sa.BigInteger, nullable=False),
     sa.Column("currency", sa.String(3), nullable=False),
@@ -405,8 +407,12 @@ sa.Index("ix_holds_account_status", holds.c.account_id, holds.c.status)
 outbox = sa.Table(
     "outbox",
     metadata,
-    sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True,
-              autoincrement=True),
+    sa.Column(
+        "id",
+        sa.BigInteger().with_variant(sa.Integer, "sqlite"),
+        primary_key=True,
+        autoincrement=True,
+    ),
     sa.Column("kind", sa.String(32), nullable=False),
     sa.Column("subject_id", sa.String(64), nullable=False),
     sa.Column("payload", sa.JSON, nullable=False),
@@ -436,8 +442,12 @@ sa.Index("ix_rail_events_e2e", rail_events.c.end_to_end_id)
 rejected_callbacks = sa.Table(
     "rejected_callbacks",
     metadata,
-    sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True,
-              autoincrement=True),
+    sa.Column(
+        "id",
+        sa.BigInteger().with_variant(sa.Integer, "sqlite"),
+        primary_key=True,
+        autoincrement=True,
+    ),
     sa.Column("rail", sa.String(16), nullable=False),
     sa.Column("reason", sa.String(200), nullable=False),
     sa.Column("source_ip", sa.String(64), nullable=True),

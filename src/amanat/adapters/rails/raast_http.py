@@ -8,7 +8,6 @@ happened and keeps the circuit breaker informed.
 from __future__ import annotations
 
 import asyncio
-
 import json
 from collections.abc import Mapping
 from typing import Any

@@ -107,9 +107,8 @@ class LoginBody(RequestModel):
 )
 async def login(body: LoginBody, request: Request, response: Response) -> dict[str, Any]:
     container = container_of(request)
-    await enforce(
-        request, container.rate_limiter, "login", f"{client_ip(request)}|{body.email.strip().lower()}"
-    )
+    rate_key = f"{client_ip(request)}|{body.email.strip().lower()}"
+    await enforce(request, container.rate_limiter, "login", rate_key)
     result = await container.operators.login(
         email=body.email,
         password=body.password,
