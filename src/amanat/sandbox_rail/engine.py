@@ -342,8 +342,11 @@ class RailEngine:
     def _normalize(self, req: TransferRequest) -> tuple[dict[str, Any], datetime | None]:
         creditor = _normalize_party(req.creditor, "creditor")
         debtor = _normalize_party(req.debtor, "debtor") if req.debtor is not None else None
-        url = httpx.URL(req.callback_url)
-        if url.scheme not in ("http", "https") or not url.host:
+        try:
+            url: httpx.URL | None = httpx.URL(req.callback_url)
+        except httpx.InvalidURL:
+            url = None
+        if url is None or url.scheme not in ("http", "https") or not url.host:
             raise InvalidTransfer(
                 "invalid_request", {"field": "callback_url", "message": "must be an http(s) URL"}
             )
@@ -353,16 +356,11 @@ class RailEngine:
                 "invalid_request",
                 {"field": "expires_at", "message": "only a request_to_pay expires"},
             )
-        if req.type == REQUEST_TO_PAY:
-            if debtor is None:
-                raise InvalidTransfer(
-                    "invalid_request",
-                    {"field": "debtor", "message": "a request_to_pay needs a debtor"},
-                )
-            if expires_at is not None and expires_at <= self.now():
-                raise InvalidTransfer(
-                    "invalid_request", {"field": "expires_at", "message": "is in the past"}
-                )
+        if req.type == REQUEST_TO_PAY and debtor is None:
+            raise InvalidTransfer(
+                "invalid_request",
+                {"field": "debtor", "message": "a request_to_pay needs a debtor"},
+            )
         canonical = {
             "end_to_end_id": req.end_to_end_id,
             "type": req.type,
@@ -396,6 +394,11 @@ class RailEngine:
                     self._refused[e2e] = refused + 1
                     raise RailDown(self.settings.unavailable_retry_after)
             now = self.now()
+            if expires_at is not None and expires_at <= now:
+                # Checked for new transfers only: a replay after expiry still replays.
+                raise InvalidTransfer(
+                    "invalid_request", {"field": "expires_at", "message": "is in the past"}
+                )
             if req.type == REQUEST_TO_PAY and expires_at is None:
                 expires_at = now + timedelta(seconds=self.settings.default_expiry_seconds)
             transfer = Transfer(

@@ -45,7 +45,7 @@ class AuditIntegrityService:
         """
         now = self._clock.now().replace(microsecond=0)
         async with self._tx.write() as tx:
-            seq, head_hash = await tx.audit.head()
+            seq, head_hash = await tx.audit.head(lock=True)
             existing = await tx.audit.seals()
             if seq == 0 or (existing and existing[-1].seq >= seq):
                 return None

@@ -563,3 +563,21 @@ async def test_a_receiver_that_blows_up_is_just_a_failed_delivery(
         (2, None),
     ]
     assert receiver.seen() == [("accepted", 1), ("accepted", 1), ("settled", 2)]
+
+
+async def test_a_request_to_pay_replays_even_after_it_expired(
+    engine: RailEngine, clock: FrozenClock
+) -> None:
+    expires = format_timestamp(clock.now() + timedelta(minutes=1))
+    req = request(100_022, kind="request_to_pay", expires_at=expires)
+    first = await engine.submit(req)
+    await engine.drain()
+    clock.advance(minutes=2)
+    again = await engine.submit(req)
+    assert (again.replay, again.response) == (True, first.response)
+
+
+async def test_an_unparseable_callback_url_is_refused(engine: RailEngine) -> None:
+    with pytest.raises(InvalidTransfer) as refused:
+        await engine.submit(request(callback_url="http://[::1"))
+    assert refused.value.detail["field"] == "callback_url"

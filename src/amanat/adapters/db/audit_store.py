@@ -131,12 +131,11 @@ class SqlAuditRepository:
         ).all()
         return [StoredRecord(record=record_from_row(r), stored_hash=r.hash) for r in rows]
 
-    async def head(self) -> tuple[int, str]:
-        row = (
-            await self._conn.execute(
-                sa.select(audit_head.c.seq, audit_head.c.hash).where(audit_head.c.id == 1)
-            )
-        ).first()
+    async def head(self, *, lock: bool = False) -> tuple[int, str]:
+        stmt = sa.select(audit_head.c.seq, audit_head.c.hash).where(audit_head.c.id == 1)
+        if lock and self._conn.dialect.name != "sqlite":
+            stmt = stmt.with_for_update()  # two sealers take turns instead of colliding
+        row = (await self._conn.execute(stmt)).first()
         if row is None:
             raise RuntimeError("audit_head row missing: run `amanat migrate`")
         return int(row.seq), str(row.hash)

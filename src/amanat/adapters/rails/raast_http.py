@@ -34,7 +34,7 @@ from amanat.adapters.rails.signatures import (
 )
 from amanat.domain.clock import Clock, SystemClock, format_timestamp, parse_timestamp
 
-__all__ = ["RaastHttpAdapter", "parse_callback"]
+__all__ = ["RaastHttpAdapter", "parse_callback", "submission_body"]
 
 # The request never reached the rail: retrying cannot double anything.
 _NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout, httpx.UnsupportedProtocol)
