@@ -66,9 +66,11 @@ def install_openapi(app: FastAPI, *, version: str) -> None:
             version=version,
             summary="Payments and open-banking APIs for Pakistan.",
             description=(
-                "Partner API under `/v1` (amanat conventions) and open-banking API under "
-                "`/open-banking/v3.1` (OBIE v3.1.11 shapes). Every error is an RFC 9457 "
-                "problem document; see `/problems`."
+                "Partner API under `/v1`: payouts and Raast collections, refunds, balance, "
+                "customers. OAuth2 server under `/oauth`, operator API under `/operator/v1`. "
+                "Every error is an RFC 9457 problem document; see `/problems`. The "
+                "open-banking surface (`/open-banking/v3.1`, OBIE v3.1.11 shapes) is not "
+                "published yet."
             ),
             routes=app.routes,
         )

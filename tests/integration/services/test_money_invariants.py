@@ -232,7 +232,8 @@ class Observation:
 
     ledger_problems: list[str] = field(default_factory=list)
     balances: list[Balance] = field(default_factory=list)
-    shards: list[tuple[int, int]] = field(default_factory=list)  # (posted, held)
+    shards: dict[tuple[str, int], tuple[int, int]] = field(default_factory=dict)  # posted, held
+    held_on: Counter[tuple[str, int]] = field(default_factory=Counter)  # active holds by shard
     stored: dict[str, tuple[PaymentStatus, int]] = field(default_factory=dict)
     trails: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     refunds: list[tuple[str, int, PaymentStatus]] = field(default_factory=list)  # parent
@@ -538,11 +539,11 @@ class MoneyMachine(RuleBasedStateMachine):
             for partner_id in self.partners:
                 seen.balances.append(await self.container.payments.balance(partner_id))
             rows = await tx.connection.execute(
-                sa.select(balance_shards.c.posted, balance_shards.c.held).where(
+                sa.select(balance_shards).where(
                     balance_shards.c.account_id.in_([merchant_account(p) for p in self.partners])
                 )
             )
-            seen.shards = [(int(posted), int(held)) for posted, held in rows]
+            seen.shards = {(r.account_id, r.shard): (int(r.posted), int(r.held)) for r in rows}
             rows = await tx.connection.execute(
                 sa.select(
                     payments.c.id,
@@ -559,10 +560,10 @@ class MoneyMachine(RuleBasedStateMachine):
                     seen.refunds.append((row.parent_id, int(row.amount), status))
             for payment_id in self.model.payments:
                 seen.trails[payment_id] = await tx.payments.transitions(payment_id)
-            rows = await tx.connection.execute(
-                sa.select(holds.c.id, holds.c.status, holds.c.amount)
-            )
-            seen.holds = {r.id: (r.status, int(r.amount)) for r in rows}
+            for hold in await tx.connection.execute(sa.select(holds)):
+                seen.holds[hold.id] = (hold.status, int(hold.amount))
+                if hold.status == "active":
+                    seen.held_on[(hold.account_id, hold.shard)] += int(hold.amount)
             rows = await tx.connection.execute(sa.select(ledger_journals.c.reference))
             seen.journals = Counter(r.reference for r in rows)
             rows = await tx.connection.execute(
@@ -594,8 +595,9 @@ class MoneyMachine(RuleBasedStateMachine):
             actual = (balance.posted, balance.held, balance.available, balance.pending)
             assert actual == expected, f"merchant {merchant}: (posted, held, available, pending)"
             assert balance.available >= 0
-        for posted, held in seen.shards:
-            assert held >= 0 and posted - held >= 0, f"a shard went below zero: {posted=} {held=}"
+        for shard, (posted, held) in seen.shards.items():
+            assert held == seen.held_on[shard], f"shard {shard}: holds {seen.held_on[shard]}"
+            assert posted - held >= 0, f"shard {shard} went below zero: {posted=} {held=}"
 
     def statuses_move_only_along_transitions(self, seen: Observation) -> None:
         assert set(seen.stored) == set(self.model.payments), "payments appeared or vanished"
