@@ -21,7 +21,7 @@ def s256_challenge(verifier: str) -> str:
 def check_challenge(challenge: str | None, method: str | None) -> str:
     if method != "S256":
         raise InvalidInput("code_challenge_method must be S256.", code="invalid_request")
-    if not challenge or not _CHALLENGE.match(challenge):
+    if not challenge or not _CHALLENGE.fullmatch(challenge):
         raise InvalidInput(
             "code_challenge must be the 43-character base64url SHA-256 of the verifier.",
             code="invalid_request",
@@ -30,6 +30,6 @@ def check_challenge(challenge: str | None, method: str | None) -> str:
 
 
 def verifier_matches(verifier: str | None, challenge: str) -> bool:
-    if not verifier or not _VERIFIER.match(verifier):
+    if not verifier or not _VERIFIER.fullmatch(verifier):
         return False
     return hmac.compare_digest(s256_challenge(verifier), challenge)

@@ -546,10 +546,10 @@ class OAuthService:
             return
         expires = _expiry(context.claims.get("exp"), now)
         async with self._tx.write() as tx:
-            if not await tx.tokens.is_revoked(context.jti):
-                await tx.tokens.revoke_jti(
-                    context.jti, client.id, expires, now, "revoked_by_client"
-                )
+            # Concurrent revocations of one token: only the one that records it audits it.
+            if await tx.tokens.revoke_jti(
+                context.jti, client.id, expires, now, "revoked_by_client"
+            ):
                 await audit.record(
                     tx,
                     self._clock,

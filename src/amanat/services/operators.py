@@ -70,6 +70,10 @@ class OperatorSession:
             raise PermissionDenied(f"Your roles do not grant '{permission.value}'.")
 
 
+def _fingerprint(value: str) -> str:
+    return hashlib.sha256(value.encode("utf-8", "replace")).hexdigest()[:16]
+
+
 def _session_hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
@@ -184,7 +188,8 @@ class OperatorService:
         )
         actor = Actor(
             type="operator",
-            id=operator.id if operator else f"unknown:{email}",
+            # Never a raw, attacker-chosen string in the audit trail: a short hash of it.
+            id=operator.id if operator else f"unknown:{_fingerprint(email)}",
             source_ip=source_ip,
             user_agent=user_agent,
         )

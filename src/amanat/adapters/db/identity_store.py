@@ -218,8 +218,8 @@ class SqlTokenRepository:
 
     async def revoke_jti(
         self, jti: str, client_id: str | None, expires_at: datetime, at: datetime, reason: str
-    ) -> None:
-        await self._conn.execute(
+    ) -> bool:
+        result = await self._conn.execute(
             _insert_if_absent(
                 revoked_tokens,
                 self._conn,
@@ -230,6 +230,7 @@ class SqlTokenRepository:
                 reason=reason,
             )
         )
+        return bool(result.rowcount)
 
     async def is_revoked(self, jti: str) -> bool:
         key = _key(jti, _REVOKED_JTI_WIDTH)
