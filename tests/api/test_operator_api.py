@@ -4,9 +4,8 @@ lifecycle (shown once, never listed, rotation kills the old secret)."""
 
 from __future__ import annotations
 
-import hashlib
-
 import base64
+import hashlib
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any

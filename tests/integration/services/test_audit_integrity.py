@@ -368,7 +368,9 @@ async def test_a_forged_seal_is_a_bad_signature(
 async def test_two_sealers_at_once_never_collide(container: Container) -> None:
     async with container.transactions.write() as tx:
         await audit.record(tx, container.clock, Actor(type="cli", id="t"), "test.concurrent")
-    results = await asyncio.gather(container.audit_integrity.seal(Actor(type="cli", id="a")),
-                                   container.audit_integrity.seal(Actor(type="cli", id="b")))
+    results = await asyncio.gather(
+        container.audit_integrity.seal(Actor(type="cli", id="a")),
+        container.audit_integrity.seal(Actor(type="cli", id="b")),
+    )
     assert sum(r is not None for r in results) == 1
     assert (await container.audit_integrity.verify()).ok
