@@ -270,6 +270,22 @@ def partners_rotate_secret(client_id: str) -> None:
     typer.echo(json.dumps({"client_id": client_id, "client_secret": _run(work)}, indent=2))
 
 
+@partners_app.command("set-limit")
+def partners_set_limit(
+    partner_id: str,
+    amount: int | None = typer.Option(
+        None, help="Per-transaction limit in paisa; omit to restore the platform default."
+    ),
+) -> None:
+    """Set a partner's per-transaction limit (audited)."""
+
+    async def work(container: Container) -> None:
+        await container.partners.set_transaction_limit(_cli_actor(), partner_id, amount)
+
+    _run(work)
+    typer.echo(f"{partner_id}: per-transaction limit {amount if amount is not None else 'default'}")
+
+
 @operators_app.command("create")
 def operators_create(
     email: str = typer.Option(...),

@@ -322,6 +322,9 @@ ENDPOINTS = [
     Endpoint("GET", "/partners/{partner_id}", P.PARTNERS_READ),
     Endpoint("POST", "/partners", P.PARTNERS_WRITE, {"name": "Matrix", "roles": ["merchant"]}),
     Endpoint("POST", "/partners/{partner_id}/status", P.PARTNERS_SUSPEND, {"status": "active"}),
+    Endpoint(
+        "POST", "/partners/{partner_id}/limits", P.PARTNERS_WRITE, {"per_transaction_limit": 100000}
+    ),
     Endpoint("POST", "/partners/{partner_id}/clients", P.CLIENTS_WRITE, {"name": "matrix"}),
     Endpoint("POST", "/clients/{client_id}/rotate_secret", P.CLIENTS_WRITE),
     Endpoint("POST", "/clients/{client_id}/revoke", P.CLIENTS_WRITE),

@@ -344,3 +344,15 @@ async def test_metrics_are_exposed(client: httpx.AsyncClient) -> None:
     response = await client.get("/metrics")
     assert response.status_code == 200
     assert "amanat_payments_unresolved" in response.text
+
+
+async def test_per_partner_limit(
+    client: httpx.AsyncClient, container: Container, merchant: RegisteredClient
+) -> None:
+    auth = await _auth(client, merchant)
+    await container.partners.set_transaction_limit(ACTOR, merchant.partner.id, 100_000)
+    over = await _post(client, auth, "over", PAYOUT)
+    assert over.status_code == 422 and over.json()["code"] == "limit_exceeded"
+    assert (await _post(client, auth, "under", PAYOUT | {"amount": 100_000})).status_code == 201
+    await container.partners.set_transaction_limit(ACTOR, merchant.partner.id, None)
+    assert (await _post(client, auth, "default", PAYOUT)).status_code == 201

@@ -228,6 +228,26 @@ class PartnerService:
         assert revoked is not None
         return revoked
 
+    async def set_transaction_limit(self, actor: Actor, partner_id: str, limit: int | None) -> None:
+        """Per-partner per-transaction limit in minor units; None restores the default."""
+        if limit is not None and limit <= 0:
+            raise InvalidInput(
+                "The limit must be a positive amount in paisa.", code="invalid_amount"
+            )
+        async with self._tx.write() as tx:
+            if await tx.partners.get_partner(partner_id) is None:
+                raise NotFound(f"No partner '{partner_id[:40]}'.")
+            await tx.partners.set_transaction_limit(partner_id, limit, self._clock.now())
+            await audit.record(
+                tx,
+                self._clock,
+                actor,
+                "partner.limit_changed",
+                target_type="partner",
+                target_id=partner_id,
+                payload={"per_transaction_limit": limit},
+            )
+
     async def set_partner_status(self, actor: Actor, partner_id: str, status: str) -> Partner:
         if status not in {"active", "suspended"}:
             raise InvalidInput("status must be 'active' or 'suspended'.", code="validation_error")

@@ -162,6 +162,13 @@ class SqlPartnerRepository:
             .values(status=status, updated_at=at)
         )
 
+    async def set_transaction_limit(self, partner_id: str, limit: int | None, at: datetime) -> None:
+        await self._conn.execute(
+            partners.update()
+            .where(partners.c.id == partner_id)
+            .values(per_transaction_limit=limit, updated_at=at)
+        )
+
     async def add_client(self, client: OAuthClient) -> None:
         await self._conn.execute(
             oauth_clients.insert().values(

@@ -217,6 +217,28 @@ async def set_partner_status(
     return partner_view(partner)
 
 
+class LimitBody(RequestModel):
+    per_transaction_limit: int | None = Field(
+        default=None,
+        gt=0,
+        le=10**13,
+        description="Minor units (paisa); null restores the platform default.",
+    )
+
+
+@router.post("/partners/{partner_id}/limits", summary="Set a partner's per-transaction limit")
+async def set_limits(
+    partner_id: str,
+    body: LimitBody,
+    request: Request,
+    session: Annotated[OperatorSession, Depends(require_permission(P.PARTNERS_WRITE))],
+) -> dict[str, Any]:
+    await container_of(request).partners.set_transaction_limit(
+        operator_actor(request, session), partner_id, body.per_transaction_limit
+    )
+    return {"partner_id": partner_id, "per_transaction_limit": body.per_transaction_limit}
+
+
 class ClientBody(RequestModel):
     name: str = Field(default="", max_length=200)
     token_endpoint_auth_method: Literal[
