@@ -182,36 +182,17 @@ class PaymentService:
         description: str | None,
         metadata: dict[str, Any],
     ) -> Payment:
-        money = Money(amount, currency)
-        if not money.is_positive:
-            raise InvalidInput("amount must be positive.", code="invalid_amount")
-        party = await self._party(caller, creditor)
-        payment = await self._new(
+        return await self._open(
             caller,
             PaymentType.PAYOUT,
             amount,
             currency,
-            party,
+            creditor,
             reference=reference,
             description=description,
             metadata=metadata,
+            expires_at=None,
         )
-        async with self._tx.write() as tx:
-            await self._check_limit(tx, caller.partner_id, amount)
-            account = await self._merchant_account(tx, caller.partner_id, currency)
-            await tx.ledger.reserve(account, payment.id, amount, currency, payment.created_at)
-            await tx.payments.add(payment, client_id=caller.client_id)
-            await tx.outbox.enqueue(SUBMIT, payment.id, {}, payment.created_at)
-            await audit.record(
-                tx,
-                self._clock,
-                caller.actor,
-                "payment.created",
-                target_type="payment",
-                target_id=payment.id,
-                payload={"type": "payout", "amount": amount, "currency": currency},
-            )
-        return payment
 
     async def create_collection(
         self,
@@ -225,14 +206,40 @@ class PaymentService:
         metadata: dict[str, Any],
         expires_in: timedelta | None,
     ) -> Payment:
-        money = Money(amount, currency)
-        if not money.is_positive:
-            raise InvalidInput("amount must be positive.", code="invalid_amount")
-        party = await self._party(caller, debtor)
         expires_at = self._clock.now() + (expires_in or self.config.collection_ttl)
-        payment = await self._new(
+        return await self._open(
             caller,
             PaymentType.COLLECTION,
+            amount,
+            currency,
+            debtor,
+            reference=reference,
+            description=description,
+            metadata=metadata,
+            expires_at=expires_at,
+        )
+
+    async def _open(
+        self,
+        caller: Caller,
+        kind: PaymentType,
+        amount: int,
+        currency: str,
+        account: AccountIn,
+        *,
+        reference: str | None,
+        description: str | None,
+        metadata: dict[str, Any],
+        expires_at: datetime | None,
+    ) -> Payment:
+        """A new payout or collection: checked, (for payouts) funds held, queued for the
+        rail and audited, all in one transaction."""
+        if not Money(amount, currency).is_positive:
+            raise InvalidInput("amount must be positive.", code="invalid_amount")
+        party = await self._party(caller, account)
+        payment = await self._new(
+            caller,
+            kind,
             amount,
             currency,
             party,
@@ -243,7 +250,9 @@ class PaymentService:
         )
         async with self._tx.write() as tx:
             await self._check_limit(tx, caller.partner_id, amount)
-            await self._merchant_account(tx, caller.partner_id, currency)
+            merchant = await self._merchant_account(tx, caller.partner_id, currency)
+            if kind is PaymentType.PAYOUT:
+                await tx.ledger.reserve(merchant, payment.id, amount, currency, payment.created_at)
             await tx.payments.add(payment, client_id=caller.client_id)
             await tx.outbox.enqueue(SUBMIT, payment.id, {}, payment.created_at)
             await audit.record(
@@ -253,7 +262,7 @@ class PaymentService:
                 "payment.created",
                 target_type="payment",
                 target_id=payment.id,
-                payload={"type": "collection", "amount": amount, "currency": currency},
+                payload={"type": kind.value, "amount": amount, "currency": currency},
             )
         return payment
 

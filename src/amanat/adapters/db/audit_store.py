@@ -13,6 +13,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from amanat.adapters.db.dialect import locked
 from amanat.adapters.db.tables import audit_head, audit_log, audit_seals
 from amanat.domain.audit import Actor, AuditRecord, Seal, StoredRecord, canonical_json
 from amanat.services.ports import Page
@@ -42,15 +43,6 @@ class SqlAuditRepository:
     def __init__(self, conn: AsyncConnection) -> None:
         self._conn = conn
 
-    async def _head(self) -> tuple[int, str]:
-        stmt = sa.select(audit_head.c.seq, audit_head.c.hash).where(audit_head.c.id == 1)
-        if self._conn.dialect.name != "sqlite":
-            stmt = stmt.with_for_update()
-        row = (await self._conn.execute(stmt)).first()
-        if row is None:  # the migration seeds the head; only a hand-wiped table lacks it
-            raise RuntimeError("audit_head row missing: run `amanat migrate`")
-        return int(row.seq), str(row.hash)
-
     async def append(
         self,
         *,
@@ -62,7 +54,7 @@ class SqlAuditRepository:
         target_id: str | None,
         payload: dict[str, Any],
     ) -> AuditRecord:
-        seq, prev_hash = await self._head()
+        seq, prev_hash = await self.head(lock=True)
         # Round-trip the payload through canonical JSON so the hash covers what is stored.
         stored_payload = canonical_json(payload)
         record = AuditRecord(
@@ -133,9 +125,8 @@ class SqlAuditRepository:
 
     async def head(self, *, lock: bool = False) -> tuple[int, str]:
         stmt = sa.select(audit_head.c.seq, audit_head.c.hash).where(audit_head.c.id == 1)
-        if lock and self._conn.dialect.name != "sqlite":
-            stmt = stmt.with_for_update()  # two sealers take turns instead of colliding
-        row = (await self._conn.execute(stmt)).first()
+        # Locked, appenders and sealers take turns at the head, so the chain never forks.
+        row = (await self._conn.execute(locked(stmt, self._conn) if lock else stmt)).first()
         if row is None:
             raise RuntimeError("audit_head row missing: run `amanat migrate`")
         return int(row.seq), str(row.hash)

@@ -6,10 +6,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from amanat.adapters.db.dialect import insert_if_absent, locked
 from amanat.adapters.db.tables import idempotency_keys
 from amanat.services.ports import IdempotencyRecord
 
@@ -56,15 +55,12 @@ class SqlIdempotencyRepository:
             "locked_until": record.locked_until,
             "expires_at": record.expires_at,
         }
-        insert = pg_insert if self._conn.dialect.name == "postgresql" else sqlite_insert
-        result = await self._conn.execute(insert(_table).values(**values).on_conflict_do_nothing())
+        result = await self._conn.execute(insert_if_absent(self._conn, _table, **values))
         return bool(result.rowcount)
 
     async def get(self, client_id: str, key: str, *, for_update: bool) -> IdempotencyRecord | None:
         stmt = _table.select().where(_c.id == record_id(client_id, key))
-        if for_update and self._conn.dialect.name != "sqlite":
-            stmt = stmt.with_for_update()
-        row = (await self._conn.execute(stmt)).first()
+        row = (await self._conn.execute(locked(stmt, self._conn) if for_update else stmt)).first()
         return _record(row) if row else None
 
     async def take_over(

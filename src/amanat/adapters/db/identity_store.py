@@ -8,10 +8,9 @@ from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects.postgresql import insert as postgresql_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from amanat.adapters.db.dialect import insert_if_absent, locked
 from amanat.adapters.db.tables import (
     authorization_codes,
     client_assertion_jtis,
@@ -37,13 +36,6 @@ _REVOKED_JTI_WIDTH = _width(revoked_tokens.c.jti)
 _ASSERTION_JTI_WIDTH = _width(client_assertion_jtis.c.jti)
 
 
-def _insert_if_absent(table: sa.Table, conn: AsyncConnection, **values: Any) -> Any:
-    """INSERT … ON CONFLICT DO NOTHING: of two racing inserts of one key, one wins and the
-    other inserts nothing (instead of failing the request with a unique violation)."""
-    insert = sqlite_insert if conn.dialect.name == "sqlite" else postgresql_insert
-    return insert(table).values(**values).on_conflict_do_nothing()
-
-
 def _storable(value: str) -> bool:
     """PostgreSQL text cannot hold NUL: a value containing one cannot match a stored row,
     and sending it would fail the statement ("invalid byte sequence for encoding")."""
@@ -63,11 +55,6 @@ def _key(value: str, width: int) -> str:
         return value
     digest = base64.urlsafe_b64encode(hashlib.sha256(value.encode()).digest())
     return "~" + digest.decode("ascii").rstrip("=")
-
-
-def _lock(stmt: Any, conn: AsyncConnection) -> Any:
-    # SQLite's BEGIN IMMEDIATE already holds the write lock; FOR UPDATE is PostgreSQL's.
-    return stmt if conn.dialect.name == "sqlite" else stmt.with_for_update()
 
 
 def _partner(row: Any) -> Partner:
@@ -227,9 +214,9 @@ class SqlTokenRepository:
         self, jti: str, client_id: str | None, expires_at: datetime, at: datetime, reason: str
     ) -> bool:
         result = await self._conn.execute(
-            _insert_if_absent(
-                revoked_tokens,
+            insert_if_absent(
                 self._conn,
+                revoked_tokens,
                 jti=_key(jti, _REVOKED_JTI_WIDTH),
                 client_id=client_id,
                 expires_at=expires_at,
@@ -267,7 +254,7 @@ class SqlTokenRepository:
 
     async def get_code_for_update(self, code_hash: str) -> AuthorizationCode | None:
         stmt = authorization_codes.select().where(authorization_codes.c.code_hash == code_hash)
-        row = (await self._conn.execute(_lock(stmt, self._conn))).first()
+        row = (await self._conn.execute(locked(stmt, self._conn))).first()
         if row is None:
             return None
         return AuthorizationCode(
@@ -328,7 +315,7 @@ class SqlTokenRepository:
 
     async def get_refresh_for_update(self, token_hash: str) -> RefreshToken | None:
         stmt = refresh_tokens.select().where(refresh_tokens.c.token_hash == token_hash)
-        row = (await self._conn.execute(_lock(stmt, self._conn))).first()
+        row = (await self._conn.execute(locked(stmt, self._conn))).first()
         return self._refresh(row) if row else None
 
     async def mark_refresh_used(self, token_hash: str, at: datetime) -> None:
@@ -341,7 +328,7 @@ class SqlTokenRepository:
     async def revoke_family(self, family_id: str, at: datetime) -> list[RefreshToken]:
         rows = (
             await self._conn.execute(
-                _lock(
+                locked(
                     refresh_tokens.select().where(refresh_tokens.c.family_id == family_id),
                     self._conn,
                 )
@@ -356,9 +343,9 @@ class SqlTokenRepository:
 
     async def remember_assertion(self, client_id: str, jti: str, expires_at: datetime) -> bool:
         result = await self._conn.execute(
-            _insert_if_absent(
-                client_assertion_jtis,
+            insert_if_absent(
                 self._conn,
+                client_assertion_jtis,
                 client_id=client_id,
                 jti=_key(jti, _ASSERTION_JTI_WIDTH),
                 expires_at=expires_at,
@@ -391,7 +378,7 @@ class SqlOperatorRepository:
 
     async def get_operator(self, operator_id: str) -> Operator | None:
         stmt = operators.select().where(operators.c.id == operator_id)
-        row = (await self._conn.execute(_lock(stmt, self._conn))).first()
+        row = (await self._conn.execute(locked(stmt, self._conn))).first()
         return _operator(row) if row else None
 
     async def get_operator_by_email(self, email: str) -> Operator | None:

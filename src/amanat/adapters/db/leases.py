@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from amanat.adapters.db.dialect import insert_if_absent
 from amanat.adapters.db.tables import job_leases
 
 
@@ -16,11 +15,15 @@ class SqlLeaseRepository:
         self._conn = conn
 
     async def acquire(self, name: str, owner: str, now: datetime, until: datetime) -> bool:
-        insert = pg_insert if self._conn.dialect.name == "postgresql" else sqlite_insert
         created = await self._conn.execute(
-            insert(job_leases)
-            .values(name=name, owner=owner, leased_until=until, last_started_at=now)
-            .on_conflict_do_nothing()
+            insert_if_absent(
+                self._conn,
+                job_leases,
+                name=name,
+                owner=owner,
+                leased_until=until,
+                last_started_at=now,
+            )
         )
         if created.rowcount:
             return True

@@ -7,10 +7,9 @@ from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from amanat.adapters.db.dialect import insert_if_absent, locked
 from amanat.adapters.db.tables import (
     balance_shards,
     holds,
@@ -28,10 +27,6 @@ from amanat.domain.ledger import InsufficientFunds, Journal, Shard, rebalanced
 from amanat.domain.money import Money
 from amanat.domain.payments import Failure, Party, Payment, PaymentStatus, PaymentType
 from amanat.services.ports import OutboxJob, Page
-
-
-def _insert(conn: AsyncConnection) -> Any:
-    return pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
 
 
 def _payment(row: Any) -> Payment:
@@ -106,9 +101,7 @@ class SqlPaymentRepository:
 
     async def get(self, payment_id: str, *, for_update: bool = False) -> Payment | None:
         stmt = payments.select().where(payments.c.id == payment_id)
-        if for_update and self._conn.dialect.name != "sqlite":
-            stmt = stmt.with_for_update()
-        row = (await self._conn.execute(stmt)).first()
+        row = (await self._conn.execute(locked(stmt, self._conn) if for_update else stmt)).first()
         return _payment(row) if row else None
 
     async def save_transition(self, before: Payment, after: Payment, cause: str) -> bool:
@@ -272,11 +265,16 @@ class SqlLedgerRepository:
     async def ensure_account(
         self, account_id: str, kind: str, currency: str, shards: int, at: datetime
     ) -> None:
-        insert = _insert(self._conn)
         created = await self._conn.execute(
-            insert(ledger_accounts)
-            .values(id=account_id, kind=kind, currency=currency, shards=shards, created_at=at)
-            .on_conflict_do_nothing()
+            insert_if_absent(
+                self._conn,
+                ledger_accounts,
+                id=account_id,
+                kind=kind,
+                currency=currency,
+                shards=shards,
+                created_at=at,
+            )
         )
         if created.rowcount:
             await self._conn.execute(
@@ -321,9 +319,7 @@ class SqlLedgerRepository:
             .where(balance_shards.c.account_id == account_id)
             .order_by(balance_shards.c.shard)
         )
-        if self._conn.dialect.name != "sqlite":
-            stmt = stmt.with_for_update()
-        rows = (await self._conn.execute(stmt)).all()
+        rows = (await self._conn.execute(locked(stmt, self._conn))).all()
         shards = [Shard(r.shard, int(r.posted), int(r.held)) for r in rows]
         if sum(s.available for s in shards) < amount:
             raise InsufficientFunds("The available balance does not cover this amount.")
@@ -610,8 +606,9 @@ class SqlRailEventRepository:
     ) -> bool:
         """False when the event was seen before (a duplicate callback)."""
         result = await self._conn.execute(
-            _insert(self._conn)(rail_events)
-            .values(
+            insert_if_absent(
+                self._conn,
+                rail_events,
                 event_id=event_id,
                 end_to_end_id=end_to_end_id,
                 status=status,
@@ -619,7 +616,6 @@ class SqlRailEventRepository:
                 outcome=outcome,
                 received_at=at,
             )
-            .on_conflict_do_nothing()
         )
         return bool(result.rowcount)
 
