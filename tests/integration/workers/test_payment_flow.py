@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 import httpx
@@ -230,3 +231,25 @@ async def test_forged_callback_is_refused_and_recorded(world: World) -> None:
             await conn.execute(sa.select(sa.func.count()).select_from(rejected_callbacks))
         ).scalar_one()
     assert count == 1
+
+
+async def test_a_worker_that_died_mid_job_is_taken_over(world: World) -> None:
+    """Crash after claiming the job and marking the payment submitted, before the rail call:
+    the lease runs out, another worker takes the job, and the payment completes once."""
+    payment_id = await _pay(world, 150_000, "crash")
+    clock = world.container.clock
+    async with world.container.transactions.write() as tx:
+        jobs = await tx.outbox.claim("dead-worker", clock.now(),
+                                     clock.now() + timedelta(seconds=60), 10)
+    assert [j.subject_id for j in jobs] == [payment_id]
+    assert await world.container.payments.claim_submission(payment_id) is not None
+    # The dead worker never calls the rail. Its lease blocks others until it expires.
+    assert await world.dispatcher.run_once() == 0
+    clock.advance(seconds=61)  # type: ignore[attr-defined]
+    body = await _drive(world, payment_id, want="succeeded")
+    assert body["version"] == 3
+    transfer = await world.container.rail.status(payment_id)
+    assert transfer is not None and transfer.status == "settled"
+    balance = (await world.http.get("/v1/balance", headers=world.auth)).json()
+    assert (balance["available"], balance["held"]) == (9_850_000, 0)
+    await _ledger_ok(world)
