@@ -239,8 +239,9 @@ async def test_a_worker_that_died_mid_job_is_taken_over(world: World) -> None:
     payment_id = await _pay(world, 150_000, "crash")
     clock = world.container.clock
     async with world.container.transactions.write() as tx:
-        jobs = await tx.outbox.claim("dead-worker", clock.now(),
-                                     clock.now() + timedelta(seconds=60), 10)
+        jobs = await tx.outbox.claim(
+            "dead-worker", clock.now(), clock.now() + timedelta(seconds=60), 10
+        )
     assert [j.subject_id for j in jobs] == [payment_id]
     assert await world.container.payments.claim_submission(payment_id) is not None
     # The dead worker never calls the rail. Its lease blocks others until it expires.
