@@ -5,18 +5,14 @@ from __future__ import annotations
 
 import html
 import re
-from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
-import pyotp
 import pytest
 import sqlalchemy as sa
-from fastapi import FastAPI
+from tests.support.operators import PASSWORD, Account, NewClient, create_account, totp
 
 from amanat.adapters.db.tables import audit_log, partners
-from amanat.api.app import create_app
 from amanat.api.operator.session import SESSION_COOKIE
 from amanat.bootstrap import Container
 from amanat.domain.access import ROLE_PERMISSIONS, OperatorRole, Permission
@@ -24,36 +20,15 @@ from amanat.domain.audit import Actor
 from amanat.domain.clock import FrozenClock
 
 ACTOR = Actor(type="cli", id="test-setup")
-PASSWORD = "correct horse battery staple"
 GENERIC_FAILURE = "Sign-in failed: the email, password or code is wrong."
 P = Permission
-
-NewClient = Callable[[], httpx.AsyncClient]
-
-
-@dataclass(frozen=True)
-class Account:
-    id: str
-    email: str
-    totp_secret: str
-
-
-async def create_account(container: Container, *roles: str, email: str | None = None) -> Account:
-    created = await container.operators.create_operator(
-        ACTOR,
-        email=email or f"{'-'.join(roles)}@bank.example.pk",
-        name=f"Console {' '.join(roles)}",
-        roles=list(roles),
-        password=PASSWORD,
-    )
-    return Account(created.operator.id, created.operator.email, created.totp_secret)
 
 
 def login_form(container: Container, account: Account, **overrides: str) -> dict[str, str]:
     form = {
         "email": account.email,
         "password": PASSWORD,
-        "totp_code": pyotp.TOTP(account.totp_secret).at(container.clock.now()),
+        "totp_code": totp(container, account),
     }
     return form | overrides
 
@@ -103,28 +78,6 @@ async def audit_actions(container: Container) -> list[str]:
 async def partner_count(container: Container) -> int:
     async with container.db.read() as conn:
         return int((await conn.execute(sa.select(sa.func.count()).select_from(partners))).scalar())
-
-
-@pytest.fixture
-def app(container: Container) -> FastAPI:
-    return create_app(container=container)
-
-
-@pytest.fixture
-async def new_client(app: FastAPI) -> AsyncIterator[NewClient]:
-    opened: list[httpx.AsyncClient] = []
-
-    def make() -> httpx.AsyncClient:
-        http = httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=app, raise_app_exceptions=False),
-            base_url="http://testserver",
-        )
-        opened.append(http)
-        return http
-
-    yield make
-    for http in opened:
-        await http.aclose()
 
 
 @pytest.fixture

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import base64
 import hashlib
-from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -14,11 +13,10 @@ import httpx
 import pyotp
 import pytest
 import sqlalchemy as sa
-from fastapi import FastAPI
 from fastapi.routing import APIRoute
+from tests.support.operators import PASSWORD, Account, NewClient, create_account, totp
 
 from amanat.adapters.db.tables import audit_log, oauth_clients
-from amanat.api.app import create_app
 from amanat.api.operator import routes as operator_routes
 from amanat.api.operator.session import SESSION_COOKIE
 from amanat.bootstrap import Container
@@ -27,31 +25,8 @@ from amanat.domain.audit import Actor, AuditRecord
 from amanat.domain.clock import FrozenClock
 
 ACTOR = Actor(type="cli", id="test-setup")
-PASSWORD = "correct horse battery staple"
 P = Permission
 API = "/operator/v1"
-
-NewClient = Callable[[], httpx.AsyncClient]
-
-
-@dataclass(frozen=True)
-class Account:
-    id: str
-    email: str
-    totp_secret: str
-    roles: tuple[str, ...]
-
-
-async def create_account(container: Container, *roles: str, email: str | None = None) -> Account:
-    address = email or f"{'-'.join(roles)}-{len(roles)}@bank.example.pk"
-    created = await container.operators.create_operator(
-        ACTOR, email=address, name=f"Test {' '.join(roles)}", roles=list(roles), password=PASSWORD
-    )
-    return Account(created.operator.id, created.operator.email, created.totp_secret, roles)
-
-
-def totp(container: Container, account: Account) -> str:
-    return pyotp.TOTP(account.totp_secret).at(container.clock.now())
 
 
 def login_body(
@@ -105,29 +80,6 @@ async def token_status(http: httpx.AsyncClient, client_id: str, secret: str) -> 
         data={"grant_type": "client_credentials"},
         headers=basic(client_id, secret),
     )
-
-
-@pytest.fixture
-def app(container: Container) -> FastAPI:
-    return create_app(container=container)
-
-
-@pytest.fixture
-async def new_client(app: FastAPI) -> AsyncIterator[NewClient]:
-    """A fresh cookie jar per operator: each is its own browser."""
-    opened: list[httpx.AsyncClient] = []
-
-    def make() -> httpx.AsyncClient:
-        http = httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=app, raise_app_exceptions=False),
-            base_url="http://testserver",
-        )
-        opened.append(http)
-        return http
-
-    yield make
-    for http in opened:
-        await http.aclose()
 
 
 # -- login, session, CSRF -----------------------------------------------------------------

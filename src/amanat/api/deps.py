@@ -8,7 +8,7 @@ contract and the enforcement cannot drift apart.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Annotated, Any
 
 import structlog
 from fastapi import Depends, Request, Security
@@ -117,3 +117,8 @@ def require_scope(scope: str, *, policy: str = "read") -> Callable[..., Awaitabl
         return context
 
     return dependency
+
+
+# Scope dependencies used by more than one router.
+PaymentsWrite = Annotated[AccessContext, Depends(require_scope("payments:write", policy="write"))]
+PaymentsRead = Annotated[AccessContext, Depends(require_scope("payments:read"))]

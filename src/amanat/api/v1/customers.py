@@ -9,11 +9,16 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Query, Request
 from pydantic import Field, model_validator
 from starlette.responses import Response
 
-from amanat.api.deps import client_actor, container_of, require_scope
+from amanat.api.deps import (
+    PaymentsRead,
+    PaymentsWrite,
+    client_actor,
+    container_of,
+)
 from amanat.api.errors import ApiProblem
 from amanat.api.idempotency import IdempotencyKeyHeader, run_idempotent
 from amanat.api.schemas import ListResponse, RequestModel, ResponseModel
@@ -21,7 +26,6 @@ from amanat.api.types import Cnic, Iban, RaastId
 from amanat.domain.clock import format_timestamp
 from amanat.domain.pakistan import bank_by_code
 from amanat.services.data_protection import SubjectDetails
-from amanat.services.oauth import AccessContext
 from amanat.services.ports import SubjectRecord
 
 router = APIRouter(prefix="/v1/customers", tags=["customers"])
@@ -71,10 +75,6 @@ def customer_view(details: SubjectDetails, record: SubjectRecord) -> dict[str, A
     ).model_dump()
 
 
-Write = Annotated[AccessContext, Depends(require_scope("payments:write", policy="write"))]
-Read = Annotated[AccessContext, Depends(require_scope("payments:read"))]
-
-
 @router.post(
     "",
     status_code=201,
@@ -82,7 +82,10 @@ Read = Annotated[AccessContext, Depends(require_scope("payments:read"))]
     summary="Create a customer (personal fields are encrypted at rest)",
 )
 async def create_customer(
-    body: CustomerIn, request: Request, context: Write, idempotency_key: IdempotencyKeyHeader = None
+    body: CustomerIn,
+    request: Request,
+    context: PaymentsWrite,
+    idempotency_key: IdempotencyKeyHeader = None,
 ) -> Response:
     protection = container_of(request).protection
 
@@ -102,7 +105,7 @@ async def create_customer(
 
 
 @router.get("/{customer_id}", response_model=CustomerOut, summary="Retrieve a customer")
-async def get_customer(customer_id: str, request: Request, context: Read) -> dict[str, Any]:
+async def get_customer(customer_id: str, request: Request, context: PaymentsRead) -> dict[str, Any]:
     protection = container_of(request).protection
     details = await protection.reveal(customer_id, partner_id=context.partner_id)
     async with container_of(request).transactions.read() as tx:
@@ -118,7 +121,7 @@ async def get_customer(customer_id: str, request: Request, context: Read) -> dic
 )
 async def find_customers(
     request: Request,
-    context: Read,
+    context: PaymentsRead,
     iban: Annotated[Iban | None, Query()] = None,
     raast_id: Annotated[RaastId | None, Query()] = None,
     cnic: Annotated[Cnic | None, Query()] = None,

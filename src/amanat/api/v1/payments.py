@@ -9,7 +9,13 @@ from fastapi import APIRouter, Depends, Query, Request
 from pydantic import Field, model_validator
 from starlette.responses import Response
 
-from amanat.api.deps import client_actor, container_of, require_scope
+from amanat.api.deps import (
+    PaymentsRead,
+    PaymentsWrite,
+    client_actor,
+    container_of,
+    require_scope,
+)
 from amanat.api.errors import ApiProblem
 from amanat.api.idempotency import IdempotencyKeyHeader, run_idempotent
 from amanat.api.pagination import CursorParam, LimitParam, decode_cursor, encode_cursor
@@ -174,8 +180,6 @@ def _account(model: AccountModel) -> AccountIn:
     return AccountIn(iban=model.iban, raast_id=model.raast_id, name=model.name)
 
 
-Write = Annotated[AccessContext, Depends(require_scope("payments:write", policy="write"))]
-Read = Annotated[AccessContext, Depends(require_scope("payments:read"))]
 RefundWrite = Annotated[AccessContext, Depends(require_scope("refunds:write", policy="write"))]
 BalanceRead = Annotated[AccessContext, Depends(require_scope("balance:read"))]
 
@@ -187,7 +191,10 @@ BalanceRead = Annotated[AccessContext, Depends(require_scope("balance:read"))]
     summary="Create a payout (pay a beneficiary) or a collection (request to pay)",
 )
 async def create_payment(
-    body: PaymentIn, request: Request, context: Write, idempotency_key: IdempotencyKeyHeader = None
+    body: PaymentIn,
+    request: Request,
+    context: PaymentsWrite,
+    idempotency_key: IdempotencyKeyHeader = None,
 ) -> Response:
     service = container_of(request).payments
 
@@ -224,7 +231,7 @@ async def create_payment(
 
 
 @router.get("/v1/payments/{payment_id}", response_model=PaymentOut, summary="Retrieve a payment")
-async def get_payment(payment_id: str, request: Request, context: Read) -> dict[str, Any]:
+async def get_payment(payment_id: str, request: Request, context: PaymentsRead) -> dict[str, Any]:
     service = container_of(request).payments
     return await payment_view(service, await service.get(context.partner_id, payment_id))
 
@@ -298,7 +305,7 @@ StatusFilter = Annotated[
 )
 async def list_payments(
     request: Request,
-    context: Read,
+    context: PaymentsRead,
     limit: LimitParam = 20,
     cursor: CursorParam = None,
     status: StatusFilter = None,
@@ -325,7 +332,10 @@ async def list_payments(
     summary="Cancel a payment that has not been sent to the rail yet",
 )
 async def cancel_payment(
-    payment_id: str, request: Request, context: Write, idempotency_key: IdempotencyKeyHeader = None
+    payment_id: str,
+    request: Request,
+    context: PaymentsWrite,
+    idempotency_key: IdempotencyKeyHeader = None,
 ) -> Response:
     service = container_of(request).payments
 
@@ -364,7 +374,7 @@ async def create_refund(
 
 
 @router.get("/v1/refunds/{refund_id}", response_model=PaymentOut, summary="Retrieve a refund")
-async def get_refund(refund_id: str, request: Request, context: Read) -> dict[str, Any]:
+async def get_refund(refund_id: str, request: Request, context: PaymentsRead) -> dict[str, Any]:
     service = container_of(request).payments
     return await payment_view(
         service, await service.get(context.partner_id, refund_id, refund=True)
@@ -374,7 +384,7 @@ async def get_refund(refund_id: str, request: Request, context: Read) -> dict[st
 @router.get("/v1/refunds", response_model=ListResponse[PaymentOut], summary="List refunds")
 async def list_refunds(
     request: Request,
-    context: Read,
+    context: PaymentsRead,
     limit: LimitParam = 20,
     cursor: CursorParam = None,
     status: StatusFilter = None,
@@ -419,7 +429,10 @@ async def get_balance(request: Request, context: BalanceRead) -> dict[str, Any]:
     summary="Sandbox only: add funds to your balance",
 )
 async def sandbox_top_up(
-    body: TopUpIn, request: Request, context: Write, idempotency_key: IdempotencyKeyHeader = None
+    body: TopUpIn,
+    request: Request,
+    context: PaymentsWrite,
+    idempotency_key: IdempotencyKeyHeader = None,
 ) -> Response:
     container = container_of(request)
     if context.mode != "sandbox" or container.settings.is_production:
