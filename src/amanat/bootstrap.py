@@ -25,16 +25,19 @@ from amanat.adapters.db.uow import Database
 from amanat.adapters.rails.breaker import CircuitBreaker
 from amanat.adapters.rails.raast_http import RaastHttpAdapter
 from amanat.adapters.ratelimit import RateLimiter
+from amanat.adapters.webhooks.transport import HttpWebhookSender, SystemResolver
 from amanat.domain.audit import Actor
 from amanat.domain.clock import Clock, SystemClock
 from amanat.services.audit_integrity import AuditIntegrityService
 from amanat.services.data_protection import DataProtectionService
+from amanat.services.events import EventService
 from amanat.services.oauth import OAuthConfig, OAuthService
 from amanat.services.operators import OperatorService
 from amanat.services.partners import PartnerService
 from amanat.services.payments import PaymentsConfig, PaymentService
 from amanat.services.retention import RetentionService, load_policies
 from amanat.services.signing_keys import SigningKey, SigningKeyService
+from amanat.services.webhooks import WebhooksConfig, WebhookService
 from amanat.settings import Settings
 
 log = structlog.get_logger("amanat.bootstrap")
@@ -59,9 +62,14 @@ class Container:
     payments: PaymentService
     rail: RaastHttpAdapter
     rail_callback_url: str
+    events: EventService
+    webhooks: WebhookService
+    webhook_sender: HttpWebhookSender
+    webhook_http: httpx.AsyncClient
 
     async def close(self) -> None:
         await self.http.aclose()
+        await self.webhook_http.aclose()
         await self.rate_limiter.close()
         await self.db.dispose()
 
@@ -162,6 +170,7 @@ def build_container(
     async def shred(actor: Actor, subject_id: str) -> None:
         await protection.erase_subject(actor, subject_id, reason="retention period ended")
 
+    events = EventService(transactions, clock, protection)
     payments = PaymentService(
         transactions,
         clock,
@@ -173,6 +182,7 @@ def build_container(
             enquire_after=timedelta(seconds=settings.payments.enquire_after_seconds),
             sandbox=not settings.is_production,
         ),
+        events,
     )
     public = settings.http.public_url.rstrip("/")
     rail = RaastHttpAdapter(
@@ -183,7 +193,35 @@ def build_container(
         breaker=CircuitBreaker(),
         clock=clock,
     )
+    hooks = settings.webhooks
+    resolver = SystemResolver()
+    webhook_http = httpx.AsyncClient(
+        follow_redirects=False,
+        trust_env=False,  # never route partner deliveries through an ambient proxy
+        limits=httpx.Limits(
+            max_connections=hooks.concurrency, max_keepalive_connections=hooks.concurrency
+        ),
+    )
+    webhooks = WebhookService(
+        transactions,
+        clock,
+        protection,
+        events,
+        resolver,
+        WebhooksConfig(
+            production=settings.is_production,
+            timeout=timedelta(seconds=hooks.timeout_seconds),
+            rotation_overlap=timedelta(hours=hooks.rotation_overlap_hours),
+            disable_after=timedelta(days=hooks.disable_after_days),
+        ),
+    )
     return Container(
+        events=events,
+        webhooks=webhooks,
+        webhook_http=webhook_http,
+        webhook_sender=HttpWebhookSender(
+            webhook_http, resolver, excerpt_bytes=hooks.response_excerpt_bytes
+        ),
         rail=rail,
         rail_callback_url=settings.rail.callback_url or f"{public}/rails/raast/callbacks",
         payments=payments,

@@ -39,6 +39,7 @@ subjects_app = typer.Typer(no_args_is_help=True, help="Data subjects: find by bl
 retention_app = typer.Typer(no_args_is_help=True, help="Retention policies and legal holds.")
 export_app = typer.Typer(no_args_is_help=True, help="Keys for and decryption of exports.")
 ledger_app = typer.Typer(no_args_is_help=True, help="The double-entry ledger.")
+webhooks_app = typer.Typer(no_args_is_help=True, help="Develop against webhooks locally.")
 app.add_typer(config_app, name="config")
 app.add_typer(partners_app, name="partners")
 app.add_typer(operators_app, name="operators")
@@ -49,6 +50,7 @@ app.add_typer(subjects_app, name="subjects")
 app.add_typer(retention_app, name="retention")
 app.add_typer(export_app, name="export")
 app.add_typer(ledger_app, name="ledger")
+app.add_typer(webhooks_app, name="webhooks")
 
 console = Console(stderr=True)
 
@@ -696,6 +698,60 @@ def retention_release(data_class: str, target_id: str) -> None:
         return await container.retention.release(_cli_actor(), data_class, target_id)
 
     typer.echo(f"released {_run(work)} hold(s)")
+
+
+@webhooks_app.command("listen")
+def webhooks_listen(
+    port: int = typer.Option(9000, min=1, max=65535, help="Port to listen on."),
+    host: str = typer.Option("127.0.0.1", help="Address to listen on."),
+    secret: list[str] = typer.Option(
+        [],
+        "--secret",
+        envvar="AMANAT_WEBHOOK_SECRET",
+        help="whsec_... to verify with; repeat during a rotation.",
+    ),
+    forward_to: str | None = typer.Option(
+        None, "--forward-to", help="Pass every delivery, unchanged, to this URL."
+    ),
+    status: int = typer.Option(200, min=100, max=599, help="Status to answer when not forwarding."),
+    tolerance_seconds: int = typer.Option(
+        300, min=0, help="Accepted clock difference for webhook-timestamp."
+    ),
+) -> None:
+    """Receive webhooks on this machine: print each delivery and check its signature.
+
+    Register http://127.0.0.1:PORT/ as an endpoint (sandbox), then make a payment."""
+    from datetime import timedelta
+
+    import uvicorn
+
+    from amanat.webhook_listener import build_listener
+
+    out = Console(soft_wrap=True, highlight=False)
+
+    def report(line: dict[str, Any]) -> None:
+        checked = str(line["signature"])
+        mark = "[green]✓[/]" if checked.startswith("ok") else "·"
+        if checked.startswith("FAILED"):
+            mark = "[red]✗[/]"
+        text = (
+            f"{line['received_at']} {mark} {line['webhook_id']} {line['type']} "
+            f"{line['object_id']} status={line['status']} version={line['version']} "
+            f"signature={line['signature']} answered={line['answered']}"
+        )
+        if "forwarded" in line:
+            text += f" forwarded={line['forwarded']}"
+        out.print(text)
+
+    listener = build_listener(
+        secrets=list(secret),
+        forward_to=forward_to,
+        status=status,
+        tolerance=timedelta(seconds=tolerance_seconds),
+        report=report,
+    )
+    out.print(f"listening on http://{host}:{port}/ (Ctrl-C to stop)")
+    uvicorn.run(listener, host=host, port=port, log_level="warning")
 
 
 def main() -> None:

@@ -105,6 +105,15 @@ class WorkerSettings(BaseModel):
     tick_seconds: float = Field(default=5.0, gt=0, le=300)
 
 
+class WebhookSettings(BaseModel):
+    timeout_seconds: float = Field(default=10.0, gt=0, le=60)  # per attempt, whole call
+    rotation_overlap_hours: float = Field(default=24.0, ge=0, le=168)
+    disable_after_days: float = Field(default=5.0, gt=0, le=30)  # of failures in a row
+    concurrency: int = Field(default=64, ge=1, le=1000)  # attempts in flight per worker
+    per_endpoint_concurrency: int = Field(default=8, ge=1, le=100)
+    response_excerpt_bytes: int = Field(default=512, ge=0, le=1024)
+
+
 class SandboxSettings(BaseModel):
     seed: bool = True
     initial_balance_minor: int = Field(default=1_000_000_000, ge=0)
@@ -129,6 +138,7 @@ class Settings(BaseSettings):
     worker: WorkerSettings = WorkerSettings()
     payments: PaymentsSettings = PaymentsSettings()
     rail: RailSettings = RailSettings()
+    webhooks: WebhookSettings = WebhookSettings()
 
     @property
     def is_production(self) -> bool:

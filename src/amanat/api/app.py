@@ -21,7 +21,7 @@ from amanat.api.oauth import routes as oauth_routes
 from amanat.api.openapi import install_openapi
 from amanat.api.operator import routes as operator_routes
 from amanat.api.responses import JsonResponse
-from amanat.api.v1 import banks, customers, payments
+from amanat.api.v1 import banks, customers, events, payments, webhooks
 from amanat.bootstrap import Container, build_container
 from amanat.domain.audit import SYSTEM
 from amanat.settings import Settings
@@ -79,6 +79,8 @@ def create_app(
     app.include_router(banks.router)
     app.include_router(customers.router)
     app.include_router(payments.router)
+    app.include_router(webhooks.router)
+    app.include_router(events.router)
     app.include_router(console_routes.router)
     app.mount(
         "/static", StaticFiles(directory=str(Path(__file__).parent / "static")), name="static"

@@ -31,6 +31,7 @@ PREFIXES: dict[str, str] = {
     "legal_hold": "hold",
     "journal": "jnl",
     "top_up": "tu",
+    "webhook_delivery": "wd",
 }
 
 _ID_RE = re.compile(r"^(?P<prefix>[a-z]{2,4})_(?P<ulid>[0-9A-HJKMNP-TV-Z]{26})$")

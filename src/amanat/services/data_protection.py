@@ -40,6 +40,9 @@ ENCRYPTED_COLUMNS: list[EncryptedColumn] = [
     EncryptedColumn("operators", "id", "totp_secret"),
     EncryptedColumn("idempotency_keys", "id", "response_body"),
     EncryptedColumn("payments", "id", "description"),
+    EncryptedColumn("events", "id", "data"),
+    EncryptedColumn("webhook_endpoints", "id", "secret"),
+    EncryptedColumn("webhook_endpoints", "id", "previous_secret"),
 ]
 
 
@@ -244,6 +247,28 @@ class DataProtectionService:
             value,
             context=FieldContext(table, column, row_id),
             key_id=await self.active_fields_key(),
+        )
+
+    async def seal_within(
+        self, tx: Transaction, value: str, *, table: str, column: str, row_id: str
+    ) -> str:
+        """:meth:`seal` inside a transaction the caller holds: the active key is read (or,
+        on a fresh database, created) in that transaction, never in a second one that would
+        wait for the first's write lock."""
+        key = await self._active(tx, FIELDS)
+        if key is None:
+            key = await self._create_key(tx, FIELDS)
+            await audit.record(
+                tx,
+                self._clock,
+                SYSTEM,
+                "data_key.created",
+                target_type="data_key",
+                target_id=key.id,
+                payload={"purpose": FIELDS},
+            )
+        return await self.cipher.encrypt(
+            value, context=FieldContext(table, column, row_id), key_id=key.id
         )
 
     async def unseal(self, value: str, *, table: str, column: str, row_id: str) -> str:

@@ -14,7 +14,7 @@ from typing import Any
 
 from amanat.domain import ledger
 from amanat.domain.audit import Actor
-from amanat.domain.clock import Clock
+from amanat.domain.clock import Clock, format_timestamp
 from amanat.domain.errors import Conflict, InvalidInput, NotFound
 from amanat.domain.ids import new_id
 from amanat.domain.money import Money
@@ -28,6 +28,7 @@ from amanat.domain.payments import (
 )
 from amanat.services import audit
 from amanat.services.data_protection import DataProtectionService
+from amanat.services.events import EventService
 from amanat.services.ports import Page, Transaction, TransactionFactory
 
 SUBMIT = "rail.submit"
@@ -83,11 +84,13 @@ class PaymentService:
         clock: Clock,
         protection: DataProtectionService,
         config: PaymentsConfig,
+        events: EventService,
     ) -> None:
         self._tx = transactions
         self._clock = clock
         self._protection = protection
         self.config = config
+        self._events = events
 
     # -- creating -----------------------------------------------------------------------
 
@@ -339,6 +342,7 @@ class PaymentService:
             canceled = payment.to(PaymentStatus.CANCELED, at=self._clock.now())
             if not await tx.payments.save_transition(payment, canceled, "canceled by partner"):
                 raise Conflict("The payment changed meanwhile; fetch it and retry.")
+            await self._events.payment_changed(tx, canceled)
             await self._settle_side_effects(tx, canceled)
             await audit.record(
                 tx,
@@ -431,6 +435,24 @@ class PaymentService:
                 target_id=caller.partner_id,
                 payload={"amount": amount, "currency": currency, "top_up_id": top_up_id},
             )
+            posted, held = await tx.ledger.balance(account)
+            pending = await tx.payments.in_flight_incoming(caller.partner_id)
+            await self._events.emit(
+                tx,
+                partner_id=caller.partner_id,
+                type="balance.topped_up",
+                object_id=top_up_id,
+                version=None,
+                data={
+                    "object": "balance",
+                    "currency": currency,
+                    "available": posted - held,
+                    "pending": pending,
+                    "held": held,
+                    "as_of": format_timestamp(now),
+                    "top_up": {"id": top_up_id, "amount": amount},
+                },
+            )
         return await self.balance(caller.partner_id, currency)
 
     # -- the rail's side ----------------------------------------------------------------
@@ -455,6 +477,7 @@ class PaymentService:
                 PaymentStatus.FAILED, at=self._clock.now(), failure=Failure(code, message)
             )
             if await tx.payments.save_transition(payment, failed, f"rail refused: {code}"):
+                await self._events.payment_changed(tx, failed)
                 await self._settle_side_effects(tx, failed)
 
     async def apply_rail_status(
@@ -489,6 +512,7 @@ class PaymentService:
                     step = _with_reference(step, rail_reference)
                 if not await tx.payments.save_transition(before, step, cause):
                     raise Conflict("payment changed concurrently")
+                await self._events.payment_changed(tx, step)
                 before = step
             await self._settle_side_effects(tx, before)
             return f"{payment.status.value} -> {before.status.value}"

@@ -1,4 +1,5 @@
-"""Everything a worker process runs: the outbox dispatcher and the periodic jobs."""
+"""Everything a worker process runs: the outbox dispatcher, the webhook deliverer and the
+periodic jobs."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from datetime import timedelta
 from amanat.bootstrap import Container
 from amanat.workers.dispatcher import Dispatcher
 from amanat.workers.scheduler import Scheduler, default_jobs
+from amanat.workers.webhooks import WebhookDeliverer
 
 
 async def run_worker(container: Container, stop: asyncio.Event) -> None:
@@ -18,4 +20,19 @@ async def run_worker(container: Container, stop: asyncio.Event) -> None:
         tick_seconds=settings.tick_seconds,
     )
     dispatcher = Dispatcher(container, container.rail, callback_url=container.rail_callback_url)
-    await asyncio.gather(scheduler.run_forever(stop), dispatcher.run_forever(stop))
+    deliverer = webhook_deliverer(container)
+    await asyncio.gather(
+        scheduler.run_forever(stop), dispatcher.run_forever(stop), deliverer.run_forever(stop)
+    )
+
+
+def webhook_deliverer(container: Container) -> WebhookDeliverer:
+    hooks = container.settings.webhooks
+    return WebhookDeliverer(
+        container.webhooks,
+        container.webhook_sender,
+        container.clock,
+        allow_private=not container.settings.is_production,
+        concurrency=hooks.concurrency,
+        per_endpoint=hooks.per_endpoint_concurrency,
+    )

@@ -14,11 +14,14 @@ from amanat.adapters.db.tables import (
     authorization_codes,
     client_assertion_jtis,
     data_subjects,
+    events,
     idempotency_keys,
     legal_holds,
     operator_sessions,
     refresh_tokens,
     revoked_tokens,
+    webhook_attempts,
+    webhook_deliveries,
 )
 from amanat.services.retention import hold_key
 
@@ -44,6 +47,7 @@ class SqlRetentionRepository:
             "operator_sessions",
             "data_subjects",
             "idempotency_records",
+            "webhook_deliveries",
         }
 
     async def due(
@@ -98,6 +102,8 @@ class SqlRetentionRepository:
                 )
             ).all()
             ids = [str(r[0]) for r in rows]
+        elif data_class == "webhook_deliveries":
+            ids = await self._due_webhook_rows(cutoff, fetch)
         # A long id is held under its digest (older SQLite holds may name it in full).
         return [i for i in ids if i not in exclude and hold_key(i) not in exclude][:limit]
 
@@ -115,6 +121,8 @@ class SqlRetentionRepository:
                 idempotency_keys.delete().where(idempotency_keys.c.id.in_(ids))
             )
             return int(result.rowcount or 0)
+        if data_class == "webhook_deliveries":
+            return await self._delete_webhook_rows(ids)
         if data_class != "oauth_artifacts":
             raise ValueError(f"{data_class} is not deleted by rows")
         for qualified in ids:
@@ -129,6 +137,55 @@ class SqlRetentionRepository:
                 table, column, _ = _OAUTH[name]
                 stmt = table.delete().where(column == key)
             result = await self._conn.execute(stmt)
+            deleted += int(result.rowcount or 0)
+        return deleted
+
+    async def _due_webhook_rows(self, cutoff: datetime, fetch: int) -> list[str]:
+        """Finished deliveries (with their attempts), then events no delivery refers to
+        any more; ids are "webhook_deliveries:<id>" and "events:<id>"."""
+        d = webhook_deliveries
+        done = (
+            await self._conn.execute(
+                sa.select(d.c.id)
+                .where(d.c.created_at < cutoff, d.c.status != "pending")
+                .order_by(d.c.created_at)
+                .limit(fetch)
+            )
+        ).all()
+        unreferenced = (
+            await self._conn.execute(
+                sa.select(events.c.id)
+                .where(
+                    events.c.created_at < cutoff,
+                    ~sa.exists().where(d.c.event_id == events.c.id),
+                )
+                .order_by(events.c.created_at)
+                .limit(fetch)
+            )
+        ).all()
+        return [f"webhook_deliveries:{r[0]}" for r in done] + [
+            f"events:{r[0]}" for r in unreferenced
+        ]
+
+    async def _delete_webhook_rows(self, ids: list[str]) -> int:
+        deliveries = [i.partition(":")[2] for i in ids if i.startswith("webhook_deliveries:")]
+        event_ids = [i.partition(":")[2] for i in ids if i.startswith("events:")]
+        deleted = 0
+        if deliveries:
+            await self._conn.execute(
+                webhook_attempts.delete().where(webhook_attempts.c.delivery_id.in_(deliveries))
+            )
+            result = await self._conn.execute(
+                webhook_deliveries.delete().where(webhook_deliveries.c.id.in_(deliveries))
+            )
+            deleted += int(result.rowcount or 0)
+        if event_ids:
+            result = await self._conn.execute(
+                events.delete().where(
+                    events.c.id.in_(event_ids),
+                    ~sa.exists().where(webhook_deliveries.c.event_id == events.c.id),
+                )
+            )
             deleted += int(result.rowcount or 0)
         return deleted
 

@@ -26,6 +26,7 @@ from amanat.adapters.db.payments_store import (
 from amanat.adapters.db.protection_store import SqlDataKeyRepository, SqlSubjectRepository
 from amanat.adapters.db.retention_store import SqlRetentionRepository
 from amanat.adapters.db.uow import Database
+from amanat.adapters.db.webhooks_store import SqlEventRepository, SqlWebhookRepository
 
 
 class SqlTransaction:
@@ -45,6 +46,8 @@ class SqlTransaction:
         self.ledger = SqlLedgerRepository(conn)
         self.outbox = SqlOutboxRepository(conn)
         self.rail_events = SqlRailEventRepository(conn)
+        self.events = SqlEventRepository(conn)
+        self.webhooks = SqlWebhookRepository(conn)
 
 
 _ambient: ContextVar[SqlTransaction | None] = ContextVar("amanat_ambient_tx", default=None)

@@ -22,8 +22,8 @@ from amanat.api.pagination import CursorParam, LimitParam, decode_cursor, encode
 from amanat.api.schemas import ListResponse, RequestModel, ResponseModel
 from amanat.api.types import Iban, RaastId
 from amanat.domain.clock import format_timestamp, parse_timestamp
-from amanat.domain.pakistan import bank_by_code
-from amanat.domain.payments import Payment, PaymentType
+from amanat.domain.payments import Payment
+from amanat.services import views
 from amanat.services.oauth import AccessContext
 from amanat.services.payments import AccountIn, Caller, PaymentService
 
@@ -126,46 +126,8 @@ class BalanceOut(ResponseModel):
     as_of: str
 
 
-def _party(payment: Payment) -> PartyOut:
-    party = payment.counterparty
-    bank = bank_by_code(party.bank_code) if party.bank_code else None
-    kind: Literal["iban", "raast_id"] = "iban" if party.kind == "iban" else "raast_id"
-    return PartyOut(
-        customer_id=party.subject_id,
-        account_type=kind,
-        bank_code=party.bank_code,
-        bank_name=bank.name if bank else None,
-        iban_last4=party.iban_last4,
-    )
-
-
 async def payment_view(service: PaymentService, payment: Payment) -> dict[str, Any]:
-    party = _party(payment)
-    outgoing = payment.type in (PaymentType.PAYOUT, PaymentType.REFUND)
-    is_refund = payment.type is PaymentType.REFUND
-    return PaymentOut(
-        id=payment.id,
-        object="refund" if is_refund else "payment",
-        type=payment.type.value,
-        status=payment.status.value,
-        amount=payment.amount.amount,
-        currency=payment.amount.currency,
-        creditor=party if outgoing else None,
-        debtor=None if outgoing else party,
-        reference=payment.reference,
-        description=await service.description(payment),
-        end_to_end_id=payment.end_to_end_id,
-        failure=FailureOut(code=payment.failure.code, message=payment.failure.message)
-        if payment.failure
-        else None,
-        version=payment.version,
-        created_at=format_timestamp(payment.created_at),
-        updated_at=format_timestamp(payment.updated_at),
-        expires_at=format_timestamp(payment.expires_at) if payment.expires_at else None,
-        refunded_amount=payment.refunded_amount if payment.type is PaymentType.COLLECTION else None,
-        payment_id=str(payment.extra.get("parent_id")) if is_refund else None,
-        metadata=payment.metadata,
-    ).model_dump()
+    return views.payment_view(payment, await service.description(payment))
 
 
 def _caller(request: Request, context: AccessContext) -> Caller:

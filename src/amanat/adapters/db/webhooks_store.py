@@ -1,0 +1,417 @@
+"""The event log, webhook endpoints, the delivery queue and its attempt records."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from amanat.adapters.db.dialect import locked
+from amanat.adapters.db.tables import (
+    events,
+    webhook_attempts,
+    webhook_deliveries,
+    webhook_endpoints,
+)
+from amanat.domain.webhooks import Attempt, Delivery, DeliveryStatus, WebhookEndpoint
+from amanat.services.ports import DeliveryFilter, EventFilter, Page, StoredEvent
+
+
+def _newest_first(table: sa.Table, stmt: Any, before: tuple[datetime, str] | None) -> Any:
+    if before is not None:
+        at, row_id = before
+        stmt = stmt.where(
+            sa.or_(
+                table.c.created_at < at,
+                sa.and_(table.c.created_at == at, table.c.id < row_id),
+            )
+        )
+    return stmt.order_by(table.c.created_at.desc(), table.c.id.desc())
+
+
+def _event(row: Any) -> StoredEvent:
+    return StoredEvent(
+        id=row.id,
+        partner_id=row.partner_id,
+        type=row.type,
+        object_type=row.object_type,
+        object_id=row.object_id,
+        object_version=row.object_version,
+        created_at=row.created_at,
+        sealed_data=row.data,
+    )
+
+
+def _filtered(stmt: Any, where: EventFilter) -> Any:
+    if where.types:
+        stmt = stmt.where(events.c.type.in_(where.types))
+    if where.object_id:
+        stmt = stmt.where(events.c.object_id == where.object_id)
+    if where.created_gte:
+        stmt = stmt.where(events.c.created_at >= where.created_gte)
+    if where.created_lt:
+        stmt = stmt.where(events.c.created_at < where.created_lt)
+    return stmt
+
+
+class SqlEventRepository:
+    def __init__(self, conn: AsyncConnection) -> None:
+        self._conn = conn
+
+    async def add(self, event: StoredEvent) -> None:
+        await self._conn.execute(
+            events.insert().values(
+                id=event.id,
+                partner_id=event.partner_id,
+                type=event.type,
+                object_type=event.object_type,
+                object_id=event.object_id,
+                object_version=event.object_version,
+                data=event.sealed_data,
+                created_at=event.created_at,
+            )
+        )
+
+    async def get(self, event_id: str) -> StoredEvent | None:
+        row = (await self._conn.execute(events.select().where(events.c.id == event_id))).first()
+        return _event(row) if row else None
+
+    async def newest_first(
+        self,
+        partner_id: str,
+        *,
+        limit: int,
+        before: tuple[datetime, str] | None,
+        where: EventFilter,
+    ) -> Page:
+        stmt = _filtered(events.select().where(events.c.partner_id == partner_id), where)
+        stmt = _newest_first(events, stmt, before).limit(limit + 1)
+        rows = (await self._conn.execute(stmt)).all()
+        return Page(items=[_event(r) for r in rows[:limit]], has_more=len(rows) > limit)
+
+    async def oldest_first(
+        self, partner_id: str, *, where: EventFilter, limit: int
+    ) -> list[StoredEvent]:
+        stmt = _filtered(events.select().where(events.c.partner_id == partner_id), where)
+        stmt = stmt.order_by(events.c.created_at, events.c.id).limit(limit)
+        return [_event(r) for r in (await self._conn.execute(stmt)).all()]
+
+
+def _endpoint(row: Any) -> WebhookEndpoint:
+    return WebhookEndpoint(
+        id=row.id,
+        partner_id=row.partner_id,
+        url=row.url,
+        description=row.description,
+        enabled_events=tuple(row.enabled_events),
+        enabled=bool(row.enabled),
+        disabled_reason=row.disabled_reason,
+        secret=row.secret,
+        previous_secret=row.previous_secret,
+        previous_secret_expires_at=row.previous_secret_expires_at,
+        failing_since=row.failing_since,
+        version=row.version,
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+    )
+
+
+def _endpoint_values(endpoint: WebhookEndpoint) -> dict[str, Any]:
+    return {
+        "url": endpoint.url,
+        "description": endpoint.description,
+        "enabled_events": list(endpoint.enabled_events),
+        "enabled": endpoint.enabled,
+        "disabled_reason": endpoint.disabled_reason,
+        "secret": endpoint.secret,
+        "previous_secret": endpoint.previous_secret,
+        "previous_secret_expires_at": endpoint.previous_secret_expires_at,
+        "failing_since": endpoint.failing_since,
+        "version": endpoint.version,
+        "updated_at": endpoint.updated_at,
+    }
+
+
+def _delivery(row: Any) -> Delivery:
+    return Delivery(
+        id=row.id,
+        event_id=row.event_id,
+        endpoint_id=row.endpoint_id,
+        partner_id=row.partner_id,
+        event_type=row.event_type,
+        trigger=row.trigger,
+        status=DeliveryStatus(row.status),
+        attempts=row.attempts,
+        next_attempt_at=row.next_attempt_at,
+        last_status_code=row.last_status_code,
+        last_error=row.last_error,
+        event_created_at=row.event_created_at,
+        first_attempt_at=row.first_attempt_at,
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+    )
+
+
+class SqlWebhookRepository:
+    def __init__(self, conn: AsyncConnection) -> None:
+        self._conn = conn
+
+    # -- endpoints ----------------------------------------------------------------------
+
+    async def add_endpoint(self, endpoint: WebhookEndpoint) -> None:
+        await self._conn.execute(
+            webhook_endpoints.insert().values(
+                id=endpoint.id,
+                partner_id=endpoint.partner_id,
+                created_at=endpoint.created_at,
+                deleted_at=None,
+                **_endpoint_values(endpoint),
+            )
+        )
+
+    async def get_endpoint(
+        self, endpoint_id: str, *, for_update: bool = False
+    ) -> WebhookEndpoint | None:
+        stmt = webhook_endpoints.select().where(
+            webhook_endpoints.c.id == endpoint_id, webhook_endpoints.c.deleted_at.is_(None)
+        )
+        if for_update:
+            stmt = locked(stmt, self._conn)
+        row = (await self._conn.execute(stmt)).first()
+        return _endpoint(row) if row else None
+
+    async def list_endpoints(
+        self, partner_id: str, *, limit: int, before: tuple[datetime, str] | None
+    ) -> Page:
+        stmt = webhook_endpoints.select().where(
+            webhook_endpoints.c.partner_id == partner_id,
+            webhook_endpoints.c.deleted_at.is_(None),
+        )
+        stmt = _newest_first(webhook_endpoints, stmt, before).limit(limit + 1)
+        rows = (await self._conn.execute(stmt)).all()
+        return Page(items=[_endpoint(r) for r in rows[:limit]], has_more=len(rows) > limit)
+
+    async def subscribed(self, partner_id: str, event_type: str) -> list[WebhookEndpoint]:
+        stmt = webhook_endpoints.select().where(
+            webhook_endpoints.c.partner_id == partner_id,
+            webhook_endpoints.c.enabled.is_(True),
+            webhook_endpoints.c.deleted_at.is_(None),
+        )
+        found = [_endpoint(r) for r in (await self._conn.execute(stmt)).all()]
+        return [endpoint for endpoint in found if endpoint.wants(event_type)]
+
+    async def save_endpoint(self, endpoint: WebhookEndpoint) -> None:
+        await self._conn.execute(
+            webhook_endpoints.update()
+            .where(webhook_endpoints.c.id == endpoint.id)
+            .values(**_endpoint_values(endpoint))
+        )
+
+    async def delete_endpoint(self, endpoint_id: str, at: datetime) -> None:
+        await self._conn.execute(
+            webhook_endpoints.update()
+            .where(webhook_endpoints.c.id == endpoint_id)
+            .values(deleted_at=at, updated_at=at, enabled=False)
+        )
+        # Nothing more goes to a deleted endpoint.
+        await self._conn.execute(
+            webhook_deliveries.update()
+            .where(
+                webhook_deliveries.c.endpoint_id == endpoint_id,
+                webhook_deliveries.c.status == DeliveryStatus.PENDING.value,
+            )
+            .values(
+                status=DeliveryStatus.FAILED.value,
+                next_attempt_at=None,
+                last_error="endpoint deleted",
+                updated_at=at,
+            )
+        )
+
+    # -- the delivery queue -------------------------------------------------------------
+
+    async def add_deliveries(self, deliveries: list[Delivery]) -> None:
+        if not deliveries:
+            return
+        await self._conn.execute(
+            webhook_deliveries.insert(),
+            [
+                {
+                    "id": d.id,
+                    "event_id": d.event_id,
+                    "endpoint_id": d.endpoint_id,
+                    "partner_id": d.partner_id,
+                    "event_type": d.event_type,
+                    "trigger": d.trigger,
+                    "status": d.status.value,
+                    "attempts": d.attempts,
+                    "next_attempt_at": d.next_attempt_at,
+                    "locked_until": None,
+                    "locked_by": None,
+                    "last_status_code": None,
+                    "last_error": None,
+                    "event_created_at": d.event_created_at,
+                    "first_attempt_at": None,
+                    "created_at": d.created_at,
+                    "updated_at": d.updated_at,
+                }
+                for d in deliveries
+            ],
+        )
+
+    async def claim(
+        self,
+        owner: str,
+        *,
+        now: datetime,
+        lease_until: datetime,
+        limit: int,
+        per_endpoint: int,
+        exclude_endpoints: set[str],
+    ) -> list[Delivery]:
+        """Claim due deliveries, at most ``per_endpoint`` of any one endpoint, taking the
+        first of every endpoint before the second of any (fair across endpoints)."""
+        d, e = webhook_deliveries, webhook_endpoints
+        due = sa.and_(
+            d.c.status == DeliveryStatus.PENDING.value,
+            d.c.next_attempt_at <= now,
+            sa.or_(d.c.locked_until.is_(None), d.c.locked_until < now),
+        )
+        rank = (
+            sa.func.row_number()
+            .over(partition_by=d.c.endpoint_id, order_by=(d.c.next_attempt_at, d.c.id))
+            .label("rank")
+        )
+        candidates = (
+            sa.select(d.c.id, d.c.next_attempt_at, rank)
+            .join(e, e.c.id == d.c.endpoint_id)
+            .where(due, e.c.enabled.is_(True))
+        )
+        if exclude_endpoints:
+            candidates = candidates.where(d.c.endpoint_id.not_in(sorted(exclude_endpoints)))
+        ranked = candidates.subquery()
+        pick = (
+            sa.select(ranked.c.id)
+            .where(ranked.c.rank <= per_endpoint)
+            .order_by(ranked.c.rank, ranked.c.next_attempt_at)
+            .limit(limit)
+        )
+        ids = [r[0] for r in (await self._conn.execute(pick)).all()]
+        if not ids:
+            return []
+        if self._conn.dialect.name == "postgresql":
+            # Lock what is still free; rows another worker holds are skipped, not awaited.
+            lock = sa.select(d.c.id).where(d.c.id.in_(ids), due).with_for_update(skip_locked=True)
+            ids = [r[0] for r in (await self._conn.execute(lock)).all()]
+            if not ids:
+                return []
+        rows = (
+            await self._conn.execute(
+                d.update()
+                .where(d.c.id.in_(ids), due)
+                .values(locked_until=lease_until, locked_by=owner)
+                .returning(*d.c)
+            )
+        ).all()
+        return [_delivery(r) for r in rows]
+
+    async def settle(self, delivery: Delivery, attempt: Attempt, owner: str) -> bool:
+        """Record an attempt and the delivery's new state; False if another worker took the
+        delivery over meanwhile (its lease ran out), in which case only the attempt is kept."""
+        await self._conn.execute(
+            webhook_attempts.insert().values(
+                delivery_id=attempt.delivery_id,
+                attempt=attempt.attempt,
+                started_at=attempt.started_at,
+                status_code=attempt.status_code,
+                latency_ms=attempt.latency_ms,
+                error_class=attempt.error_class,
+                response_excerpt=attempt.response_excerpt,
+            )
+        )
+        result = await self._conn.execute(
+            webhook_deliveries.update()
+            .where(
+                webhook_deliveries.c.id == delivery.id,
+                webhook_deliveries.c.locked_by == owner,
+            )
+            .values(
+                status=delivery.status.value,
+                attempts=delivery.attempts,
+                next_attempt_at=delivery.next_attempt_at,
+                last_status_code=delivery.last_status_code,
+                last_error=delivery.last_error,
+                first_attempt_at=delivery.first_attempt_at,
+                updated_at=delivery.updated_at,
+                locked_until=None,
+                locked_by=None,
+            )
+        )
+        return bool(result.rowcount)
+
+    async def release(self, delivery_id: str, owner: str) -> None:
+        await self._conn.execute(
+            webhook_deliveries.update()
+            .where(webhook_deliveries.c.id == delivery_id, webhook_deliveries.c.locked_by == owner)
+            .values(locked_until=None, locked_by=None)
+        )
+
+    async def get_delivery(self, delivery_id: str) -> Delivery | None:
+        row = (
+            await self._conn.execute(
+                webhook_deliveries.select().where(webhook_deliveries.c.id == delivery_id)
+            )
+        ).first()
+        return _delivery(row) if row else None
+
+    async def list_deliveries(
+        self,
+        endpoint_id: str,
+        *,
+        limit: int,
+        before: tuple[datetime, str] | None,
+        where: DeliveryFilter,
+    ) -> Page:
+        d = webhook_deliveries
+        stmt = d.select().where(d.c.endpoint_id == endpoint_id)
+        if where.status:
+            stmt = stmt.where(d.c.status == where.status)
+        if where.event_type:
+            stmt = stmt.where(d.c.event_type == where.event_type)
+        if where.created_gte:
+            stmt = stmt.where(d.c.created_at >= where.created_gte)
+        if where.created_lt:
+            stmt = stmt.where(d.c.created_at < where.created_lt)
+        stmt = _newest_first(d, stmt, before).limit(limit + 1)
+        rows = (await self._conn.execute(stmt)).all()
+        return Page(items=[_delivery(r) for r in rows[:limit]], has_more=len(rows) > limit)
+
+    async def attempts(self, delivery_ids: list[str]) -> dict[str, list[Attempt]]:
+        found: dict[str, list[Attempt]] = {i: [] for i in delivery_ids}
+        if not delivery_ids:
+            return found
+        a = webhook_attempts
+        stmt = a.select().where(a.c.delivery_id.in_(delivery_ids)).order_by(a.c.id)
+        for r in (await self._conn.execute(stmt)).all():
+            found[r.delivery_id].append(
+                Attempt(
+                    delivery_id=r.delivery_id,
+                    attempt=r.attempt,
+                    started_at=r.started_at,
+                    status_code=r.status_code,
+                    latency_ms=r.latency_ms,
+                    error_class=r.error_class,
+                    response_excerpt=r.response_excerpt,
+                )
+            )
+        return found
+
+    async def pending_count(self) -> int:
+        stmt = (
+            sa.select(sa.func.count())
+            .select_from(webhook_deliveries)
+            .where(webhook_deliveries.c.status == DeliveryStatus.PENDING.value)
+        )
+        return int((await self._conn.execute(stmt)).scalar_one())

@@ -1,0 +1,1 @@
+"""Webhook transport: the HTTP side of deliveries."""

@@ -1,0 +1,342 @@
+"""Webhook endpoints (``/v1/webhook_endpoints``): register, change, rotate the secret,
+inspect deliveries, replay a time window."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Query, Request
+from pydantic import Field
+from starlette.responses import Response
+
+from amanat.api.deps import client_actor, container_of
+from amanat.api.idempotency import IdempotencyKeyHeader, run_idempotent
+from amanat.api.pagination import CursorParam, LimitParam
+from amanat.api.schemas import ListResponse, RequestModel, ResponseModel
+from amanat.api.v1.events import WebhooksManage, next_cursor, page_position, parse_time
+from amanat.domain.clock import format_timestamp
+from amanat.domain.webhooks import MAX_URL_LENGTH, Attempt, Delivery
+from amanat.services import views
+from amanat.services.oauth import AccessContext
+from amanat.services.ports import DeliveryFilter
+from amanat.services.webhooks import Caller
+
+router = APIRouter(tags=["webhooks"])
+
+EventTypes = Annotated[
+    list[Annotated[str, Field(min_length=1, max_length=64)]],
+    Field(
+        min_length=1,
+        max_length=50,
+        description='Event types to receive (see docs/webhooks.md), or `["*"]` for all.',
+    ),
+]
+
+
+class EndpointIn(RequestModel):
+    url: str = Field(min_length=1, max_length=MAX_URL_LENGTH)
+    enabled_events: EventTypes
+    description: str | None = Field(default=None, max_length=500)
+
+
+class EndpointPatch(RequestModel):
+    url: str | None = Field(default=None, min_length=1, max_length=MAX_URL_LENGTH)
+    enabled_events: EventTypes | None = None
+    description: str | None = Field(default=None, max_length=500)
+    enabled: bool | None = Field(
+        default=None, description="false pauses deliveries; true resumes them."
+    )
+
+
+class RotateIn(RequestModel):
+    expire_previous_in_seconds: int | None = Field(
+        default=None,
+        ge=0,
+        le=7 * 86_400,
+        description="How long the old secret keeps signing too (default 24 h; 0: at once).",
+    )
+
+
+class ReplayIn(RequestModel):
+    since: str = Field(max_length=40, description="RFC 3339; events at or after this time.")
+    until: str | None = Field(default=None, max_length=40, description="RFC 3339, exclusive.")
+
+
+class RotationOut(ResponseModel):
+    previous_secret_expires_at: str
+
+
+class EndpointOut(ResponseModel):
+    id: str
+    object: Literal["webhook_endpoint"]
+    url: str
+    description: str | None
+    enabled_events: list[str]
+    enabled: bool
+    disabled_reason: str | None
+    secret_rotation: RotationOut | None
+    version: int
+    created_at: str
+    updated_at: str
+
+
+class EndpointWithSecret(EndpointOut):
+    secret: str = Field(description="Shown once. Keep it to verify signatures.")
+
+
+class AttemptOut(ResponseModel):
+    attempt: int
+    started_at: str
+    status_code: int | None
+    latency_ms: int
+    error: str | None
+    response_excerpt: str | None
+
+
+class DeliveryOut(ResponseModel):
+    id: str
+    object: Literal["webhook_delivery"]
+    event_id: str = Field(description="Also the `webhook-id` header of every attempt.")
+    event_type: str
+    endpoint_id: str
+    trigger: Literal["event", "redeliver", "replay"]
+    status: Literal["pending", "succeeded", "failed"]
+    attempts: list[AttemptOut]
+    next_attempt_at: str | None
+    created_at: str
+
+
+class DeletedOut(ResponseModel):
+    id: str
+    object: Literal["webhook_endpoint"]
+    deleted: bool
+
+
+class ReplayOut(ResponseModel):
+    object: Literal["replay"]
+    endpoint_id: str
+    queued: int
+    truncated: bool = Field(description="More than 10,000 events: replay again from resume_from.")
+    resume_from: str | None
+
+
+def _caller(request: Request, context: AccessContext) -> Caller:
+    return Caller(partner_id=context.partner_id, actor=client_actor(request, context))
+
+
+def _delivery_view(delivery: Delivery, attempts: list[Attempt]) -> dict[str, Any]:
+    return {
+        "id": delivery.id,
+        "object": "webhook_delivery",
+        "event_id": delivery.event_id,
+        "event_type": delivery.event_type,
+        "endpoint_id": delivery.endpoint_id,
+        "trigger": delivery.trigger,
+        "status": delivery.status.value,
+        "attempts": [
+            {
+                "attempt": a.attempt,
+                "started_at": format_timestamp(a.started_at),
+                "status_code": a.status_code,
+                "latency_ms": a.latency_ms,
+                "error": a.error_class,
+                "response_excerpt": a.response_excerpt,
+            }
+            for a in attempts
+        ],
+        "next_attempt_at": format_timestamp(delivery.next_attempt_at)
+        if delivery.next_attempt_at
+        else None,
+        "created_at": format_timestamp(delivery.created_at),
+    }
+
+
+@router.post(
+    "/v1/webhook_endpoints",
+    status_code=201,
+    response_model=EndpointWithSecret,
+    summary="Register a webhook endpoint (the response alone carries its secret)",
+)
+async def create_endpoint(
+    body: EndpointIn,
+    request: Request,
+    context: WebhooksManage,
+    idempotency_key: IdempotencyKeyHeader = None,
+) -> Response:
+    service = container_of(request).webhooks
+
+    async def operation() -> tuple[int, dict[str, Any]]:
+        endpoint, secret = await service.create_endpoint(
+            _caller(request, context),
+            url=body.url,
+            enabled_events=list(body.enabled_events),
+            description=body.description,
+        )
+        return 201, {**views.endpoint_view(endpoint), "secret": secret}
+
+    return await run_idempotent(request, context, idempotency_key, operation)
+
+
+@router.get(
+    "/v1/webhook_endpoints",
+    response_model=ListResponse[EndpointOut],
+    summary="List webhook endpoints, newest first",
+)
+async def list_endpoints(
+    request: Request, context: WebhooksManage, limit: LimitParam = 20, cursor: CursorParam = None
+) -> dict[str, Any]:
+    page = await container_of(request).webhooks.list_endpoints(
+        context.partner_id, limit=limit, before=page_position(cursor)
+    )
+    last = page.items[-1] if page.items else None
+    return {
+        "object": "list",
+        "data": [views.endpoint_view(e) for e in page.items],
+        "has_more": page.has_more,
+        "next_cursor": next_cursor(
+            page.has_more, last.created_at if last else None, last.id if last else None
+        ),
+    }
+
+
+@router.get(
+    "/v1/webhook_endpoints/{endpoint_id}",
+    response_model=EndpointOut,
+    summary="Retrieve a webhook endpoint",
+)
+async def get_endpoint(
+    endpoint_id: str, request: Request, context: WebhooksManage
+) -> dict[str, Any]:
+    endpoint = await container_of(request).webhooks.get_endpoint(context.partner_id, endpoint_id)
+    return views.endpoint_view(endpoint)
+
+
+@router.patch(
+    "/v1/webhook_endpoints/{endpoint_id}",
+    response_model=EndpointOut,
+    summary="Change a webhook endpoint; enabled=true re-enables a disabled one",
+)
+async def update_endpoint(
+    endpoint_id: str, body: EndpointPatch, request: Request, context: WebhooksManage
+) -> dict[str, Any]:
+    endpoint = await container_of(request).webhooks.update_endpoint(
+        _caller(request, context),
+        endpoint_id,
+        url=body.url,
+        enabled_events=list(body.enabled_events) if body.enabled_events is not None else None,
+        description=body.description,
+        clear_description="description" in body.model_fields_set and body.description is None,
+        enabled=body.enabled,
+    )
+    return views.endpoint_view(endpoint)
+
+
+@router.delete(
+    "/v1/webhook_endpoints/{endpoint_id}",
+    response_model=DeletedOut,
+    summary="Delete a webhook endpoint; its pending deliveries stop",
+)
+async def delete_endpoint(
+    endpoint_id: str, request: Request, context: WebhooksManage
+) -> dict[str, Any]:
+    await container_of(request).webhooks.delete_endpoint(_caller(request, context), endpoint_id)
+    return {"id": endpoint_id, "object": "webhook_endpoint", "deleted": True}
+
+
+@router.post(
+    "/v1/webhook_endpoints/{endpoint_id}/rotate_secret",
+    response_model=EndpointWithSecret,
+    summary="Rotate the signing secret; both sign during the overlap",
+)
+async def rotate_secret(
+    endpoint_id: str,
+    request: Request,
+    context: WebhooksManage,
+    body: RotateIn | None = None,
+    idempotency_key: IdempotencyKeyHeader = None,
+) -> Response:
+    service = container_of(request).webhooks
+    seconds = body.expire_previous_in_seconds if body else None
+
+    async def operation() -> tuple[int, dict[str, Any]]:
+        endpoint, secret = await service.rotate_secret(
+            _caller(request, context),
+            endpoint_id,
+            overlap=timedelta(seconds=seconds) if seconds is not None else None,
+        )
+        return 200, {**views.endpoint_view(endpoint), "secret": secret}
+
+    return await run_idempotent(request, context, idempotency_key, operation)
+
+
+@router.get(
+    "/v1/webhook_endpoints/{endpoint_id}/deliveries",
+    response_model=ListResponse[DeliveryOut],
+    summary="Deliveries to an endpoint, newest first, with every attempt",
+)
+async def list_deliveries(
+    endpoint_id: str,
+    request: Request,
+    context: WebhooksManage,
+    limit: LimitParam = 20,
+    cursor: CursorParam = None,
+    status: Annotated[Literal["pending", "succeeded", "failed"] | None, Query()] = None,
+    event_type: Annotated[str | None, Query(max_length=64)] = None,
+    created_gte: Annotated[str | None, Query(max_length=40)] = None,
+    created_lt: Annotated[str | None, Query(max_length=40)] = None,
+) -> dict[str, Any]:
+    page, attempts = await container_of(request).webhooks.deliveries(
+        context.partner_id,
+        endpoint_id,
+        limit=limit,
+        before=page_position(cursor),
+        where=DeliveryFilter(
+            status=status,
+            event_type=event_type or None,
+            created_gte=parse_time(created_gte, "created_gte"),
+            created_lt=parse_time(created_lt, "created_lt"),
+        ),
+    )
+    last = page.items[-1] if page.items else None
+    return {
+        "object": "list",
+        "data": [_delivery_view(d, attempts.get(d.id, [])) for d in page.items],
+        "has_more": page.has_more,
+        "next_cursor": next_cursor(
+            page.has_more, last.created_at if last else None, last.id if last else None
+        ),
+    }
+
+
+@router.post(
+    "/v1/webhook_endpoints/{endpoint_id}/replay",
+    status_code=202,
+    response_model=ReplayOut,
+    summary="Send again every subscribed event since a time (oldest first)",
+)
+async def replay(
+    endpoint_id: str,
+    body: ReplayIn,
+    request: Request,
+    context: WebhooksManage,
+    idempotency_key: IdempotencyKeyHeader = None,
+) -> Response:
+    service = container_of(request).webhooks
+    since = parse_time(body.since, "since", where="body")
+    until = parse_time(body.until, "until", where="body")
+    assert since is not None
+
+    async def operation() -> tuple[int, dict[str, Any]]:
+        result = await service.replay(
+            _caller(request, context), endpoint_id, since=since, until=until
+        )
+        return 202, {
+            "object": "replay",
+            "endpoint_id": result.endpoint_id,
+            "queued": result.queued,
+            "truncated": result.truncated,
+            "resume_from": format_timestamp(result.resume_from) if result.resume_from else None,
+        }
+
+    return await run_idempotent(request, context, idempotency_key, operation)

@@ -1,0 +1,164 @@
+"""Emitting and reading partner events.
+
+:meth:`EventService.emit` runs inside the caller's transaction: the event row and one
+delivery row per subscribed endpoint commit with the state change or not at all, so an
+event can be neither lost nor invented. The object is sealed because it can carry a
+payment's free-text description.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from amanat.domain.clock import Clock
+from amanat.domain.errors import NotFound
+from amanat.domain.events import CATALOGUE, Event, payment_event_type
+from amanat.domain.ids import new_id
+from amanat.domain.payments import Payment
+from amanat.domain.webhooks import Delivery, DeliveryStatus, WebhookEndpoint
+from amanat.services import views
+from amanat.services.data_protection import DataProtectionService
+from amanat.services.ports import EventFilter, StoredEvent, Transaction, TransactionFactory
+
+
+def encode(document: dict[str, Any]) -> bytes:
+    """The exact bytes sent and signed: compact JSON, UTF-8."""
+    return json.dumps(document, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+@dataclass(frozen=True, slots=True)
+class EventPage:
+    items: list[Event]
+    has_more: bool
+
+
+def new_delivery(event: StoredEvent, endpoint_id: str, trigger: str, now: datetime) -> Delivery:
+    return Delivery(
+        id=new_id("webhook_delivery"),
+        event_id=event.id,
+        endpoint_id=endpoint_id,
+        partner_id=event.partner_id,
+        event_type=event.type,
+        trigger=trigger,
+        status=DeliveryStatus.PENDING,
+        attempts=0,
+        next_attempt_at=now,
+        last_status_code=None,
+        last_error=None,
+        event_created_at=event.created_at,
+        first_attempt_at=None,
+        created_at=now,
+        updated_at=now,
+    )
+
+
+class EventService:
+    def __init__(
+        self, transactions: TransactionFactory, clock: Clock, protection: DataProtectionService
+    ) -> None:
+        self._tx = transactions
+        self._clock = clock
+        self._protection = protection
+
+    # -- writing (inside the caller's transaction) --------------------------------------
+
+    async def emit(
+        self,
+        tx: Transaction,
+        *,
+        partner_id: str,
+        type: str,
+        object_id: str,
+        version: int | None,
+        data: dict[str, Any],
+    ) -> StoredEvent:
+        spec = CATALOGUE[type]  # an unknown type is a programming error
+        now = self._clock.now()
+        event_id = new_id("event")
+        event = StoredEvent(
+            id=event_id,
+            partner_id=partner_id,
+            type=type,
+            object_type=spec.object,
+            object_id=object_id,
+            object_version=version,
+            created_at=now,
+            sealed_data=await self._protection.seal_within(
+                tx, encode(data).decode(), table="events", column="data", row_id=event_id
+            ),
+        )
+        await tx.events.add(event)
+        endpoints = await tx.webhooks.subscribed(partner_id, type)
+        await tx.webhooks.add_deliveries(
+            [new_delivery(event, e.id, "event", now) for e in endpoints]
+        )
+        return event
+
+    async def payment_changed(self, tx: Transaction, payment: Payment) -> None:
+        event_type = payment_event_type(payment)
+        if event_type is None:
+            return
+        description = (
+            await self._protection.unseal(
+                payment.description, table="payments", column="description", row_id=payment.id
+            )
+            if payment.description
+            else None
+        )
+        await self.emit(
+            tx,
+            partner_id=payment.partner_id,
+            type=event_type,
+            object_id=payment.id,
+            version=payment.version,
+            data=views.payment_view(payment, description),
+        )
+
+    async def endpoint_disabled(self, tx: Transaction, endpoint: WebhookEndpoint) -> None:
+        await self.emit(
+            tx,
+            partner_id=endpoint.partner_id,
+            type="webhook_endpoint.disabled",
+            object_id=endpoint.id,
+            version=endpoint.version,
+            data=views.endpoint_view(endpoint),
+        )
+
+    # -- reading ------------------------------------------------------------------------
+
+    async def open(self, stored: StoredEvent) -> Event:
+        clear = await self._protection.unseal(
+            stored.sealed_data, table="events", column="data", row_id=stored.id
+        )
+        return Event(
+            id=stored.id,
+            partner_id=stored.partner_id,
+            type=stored.type,
+            object_type=stored.object_type,
+            object_id=stored.object_id,
+            object_version=stored.object_version,
+            created_at=stored.created_at,
+            data=json.loads(clear),
+        )
+
+    async def get(self, partner_id: str, event_id: str) -> Event:
+        async with self._tx.read() as tx:
+            stored = await tx.events.get(event_id)
+        if stored is None or stored.partner_id != partner_id:
+            raise NotFound(f"No event '{event_id[:40]}'.")
+        return await self.open(stored)
+
+    async def list(
+        self,
+        partner_id: str,
+        *,
+        limit: int,
+        before: tuple[datetime, str] | None,
+        where: EventFilter,
+    ) -> EventPage:
+        async with self._tx.read() as tx:
+            page = await tx.events.newest_first(partner_id, limit=limit, before=before, where=where)
+        return EventPage(items=[await self.open(s) for s in page.items], has_more=page.has_more)

@@ -1,0 +1,578 @@
+"""Webhook endpoints and deliveries: the partner's side (register, rotate, inspect,
+redeliver, replay) and the worker's side (claim, sign, record, retry, disable).
+
+Sending itself is a port (:class:`WebhookSender`); the worker (workers/webhooks.py) decides
+how many attempts run at once. Every attempt is recorded with its outcome before the
+delivery is rescheduled, in one transaction; a worker that dies mid-attempt leaves a
+lease that runs out, and another worker sends again with the same ``webhook-id``.
+"""
+
+from __future__ import annotations
+
+import random
+import secrets
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+from typing import Protocol
+
+from amanat.domain import webhooks as rules
+from amanat.domain.audit import SYSTEM, Actor
+from amanat.domain.clock import Clock
+from amanat.domain.errors import InvalidInput, NotFound
+from amanat.domain.events import ALL_EVENTS, CATALOGUE
+from amanat.domain.ids import new_id
+from amanat.domain.webhooks import (
+    Attempt,
+    Delivery,
+    DeliveryStatus,
+    UrlRefused,
+    Verdict,
+    WebhookEndpoint,
+)
+from amanat.services import audit
+from amanat.services.data_protection import DataProtectionService
+from amanat.services.events import EventService, encode, new_delivery
+from amanat.services.ports import (
+    DeliveryFilter,
+    EventFilter,
+    Page,
+    Transaction,
+    TransactionFactory,
+)
+from amanat.services.signatures import signature_header
+
+REPLAY_LIMIT = 10_000
+SECRET_COLUMNS = ("secret", "previous_secret")
+
+
+class InvalidWebhookUrl(InvalidInput):
+    code = "invalid_webhook_url"
+
+
+@dataclass(frozen=True, slots=True)
+class SendResult:
+    status_code: int | None
+    latency_ms: int
+    error_class: str | None = None  # timeout | connect_error | blocked_address | ...
+    response_excerpt: str | None = None
+    retry_after: timedelta | None = None
+
+
+class WebhookSender(Protocol):
+    async def send(
+        self,
+        url: str,
+        headers: dict[str, str],
+        body: bytes,
+        *,
+        deadline_seconds: float,
+        allow_private: bool,
+    ) -> SendResult: ...
+
+
+class AddressResolver(Protocol):
+    async def resolve(self, host: str) -> list[str]: ...
+
+
+@dataclass(frozen=True, slots=True)
+class WebhooksConfig:
+    production: bool = False
+    timeout: timedelta = timedelta(seconds=10)
+    rotation_overlap: timedelta = timedelta(hours=24)
+    disable_after: timedelta = timedelta(days=5)
+
+    @property
+    def lease(self) -> timedelta:
+        # Covers the attempt itself plus a wait behind the per-endpoint limit.
+        return self.timeout * 2 + timedelta(seconds=5)
+
+
+@dataclass(frozen=True, slots=True)
+class Caller:
+    partner_id: str
+    actor: Actor
+
+
+@dataclass(frozen=True, slots=True)
+class Outgoing:
+    """A claimed delivery, ready to sign: signing happens at send time."""
+
+    delivery: Delivery
+    url: str
+    body: bytes
+    secrets: list[str]
+
+
+@dataclass(frozen=True, slots=True)
+class Recorded:
+    verdict: Verdict
+    rescheduled_in: timedelta | None
+    disabled: bool
+    lease_lost: bool
+
+
+@dataclass(frozen=True, slots=True)
+class ReplayResult:
+    endpoint_id: str
+    queued: int
+    truncated: bool
+    resume_from: datetime | None
+
+
+def _jitter() -> float:
+    return random.uniform(0.8, 1.2)
+
+
+def check_events(enabled_events: list[str]) -> tuple[str, ...]:
+    if not enabled_events:
+        raise InvalidInput("Subscribe to at least one event type (or '*').", reason="empty")
+    unknown = [e for e in enabled_events if e != ALL_EVENTS and e not in CATALOGUE]
+    if unknown:
+        raise InvalidInput(
+            f"Unknown event type(s): {', '.join(sorted(set(unknown)))[:200]}.",
+            reason="unknown_event_type",
+        )
+    return tuple(dict.fromkeys(enabled_events))
+
+
+class WebhookService:
+    def __init__(
+        self,
+        transactions: TransactionFactory,
+        clock: Clock,
+        protection: DataProtectionService,
+        events: EventService,
+        resolver: AddressResolver,
+        config: WebhooksConfig,
+    ) -> None:
+        self._tx = transactions
+        self._clock = clock
+        self._protection = protection
+        self._events = events
+        self._resolver = resolver
+        self.config = config
+
+    # -- endpoints ----------------------------------------------------------------------
+
+    async def _check_url(self, url: str) -> None:
+        try:
+            rules.check_url(url, production=self.config.production)
+        except UrlRefused as exc:
+            raise InvalidWebhookUrl(str(exc), reason=exc.reason) from None
+        if not self.config.production:
+            return
+        host = rules.host_of(url)
+        try:
+            addresses = await self._resolver.resolve(host)
+        except OSError:
+            raise InvalidWebhookUrl(f"'{host}' does not resolve.", reason="unresolvable") from None
+        if not addresses or any(rules.forbidden_address(a) for a in addresses):
+            raise InvalidWebhookUrl(
+                f"'{host}' resolves to a non-public address.", reason="private_address"
+            )
+
+    async def _seal_secret(self, secret: str, endpoint_id: str, column: str) -> str:
+        return await self._protection.seal(
+            secret, table="webhook_endpoints", column=column, row_id=endpoint_id
+        )
+
+    async def _unseal_secret(self, sealed: str, endpoint_id: str, column: str) -> str:
+        return await self._protection.unseal(
+            sealed, table="webhook_endpoints", column=column, row_id=endpoint_id
+        )
+
+    async def create_endpoint(
+        self,
+        caller: Caller,
+        *,
+        url: str,
+        enabled_events: list[str],
+        description: str | None,
+    ) -> tuple[WebhookEndpoint, str]:
+        """A new endpoint and its secret in clear, which is shown this once."""
+        await self._check_url(url)
+        subscribed = check_events(enabled_events)
+        now = self._clock.now()
+        endpoint_id = new_id("webhook_endpoint")
+        secret = rules.format_secret(secrets.token_bytes(rules.SECRET_BYTES))
+        endpoint = WebhookEndpoint(
+            id=endpoint_id,
+            partner_id=caller.partner_id,
+            url=url,
+            description=description,
+            enabled_events=subscribed,
+            enabled=True,
+            disabled_reason=None,
+            secret=await self._seal_secret(secret, endpoint_id, "secret"),
+            previous_secret=None,
+            previous_secret_expires_at=None,
+            failing_since=None,
+            version=1,
+            created_at=now,
+            updated_at=now,
+        )
+        async with self._tx.write() as tx:
+            await tx.webhooks.add_endpoint(endpoint)
+            await audit.record(
+                tx,
+                self._clock,
+                caller.actor,
+                "webhook_endpoint.created",
+                target_type="webhook_endpoint",
+                target_id=endpoint_id,
+                payload={"host": rules.host_of(url), "enabled_events": list(subscribed)},
+            )
+        return endpoint, secret
+
+    async def get_endpoint(self, partner_id: str, endpoint_id: str) -> WebhookEndpoint:
+        async with self._tx.read() as tx:
+            endpoint = await tx.webhooks.get_endpoint(endpoint_id)
+        if endpoint is None or endpoint.partner_id != partner_id:
+            raise NotFound(f"No webhook endpoint '{endpoint_id[:40]}'.")
+        return endpoint
+
+    async def list_endpoints(
+        self, partner_id: str, *, limit: int, before: tuple[datetime, str] | None
+    ) -> Page:
+        async with self._tx.read() as tx:
+            return await tx.webhooks.list_endpoints(partner_id, limit=limit, before=before)
+
+    async def update_endpoint(
+        self,
+        caller: Caller,
+        endpoint_id: str,
+        *,
+        url: str | None = None,
+        enabled_events: list[str] | None = None,
+        description: str | None = None,
+        clear_description: bool = False,
+        enabled: bool | None = None,
+    ) -> WebhookEndpoint:
+        if url is not None:
+            await self._check_url(url)
+        subscribed = check_events(enabled_events) if enabled_events is not None else None
+        async with self._tx.write() as tx:
+            current = await tx.webhooks.get_endpoint(endpoint_id, for_update=True)
+            if current is None or current.partner_id != caller.partner_id:
+                raise NotFound(f"No webhook endpoint '{endpoint_id[:40]}'.")
+            changed = replace(
+                current,
+                url=url if url is not None else current.url,
+                enabled_events=subscribed if subscribed is not None else current.enabled_events,
+                description=None if clear_description else (description or current.description),
+                version=current.version + 1,
+                updated_at=self._clock.now(),
+            )
+            if enabled is True and not current.enabled:
+                changed = replace(changed, enabled=True, disabled_reason=None, failing_since=None)
+            elif enabled is False and current.enabled:
+                changed = replace(changed, enabled=False, disabled_reason="disabled by you")
+            await tx.webhooks.save_endpoint(changed)
+            await audit.record(
+                tx,
+                self._clock,
+                caller.actor,
+                "webhook_endpoint.updated",
+                target_type="webhook_endpoint",
+                target_id=endpoint_id,
+                payload={
+                    "host": rules.host_of(changed.url),
+                    "enabled": changed.enabled,
+                    "enabled_events": list(changed.enabled_events),
+                },
+            )
+        return changed
+
+    async def delete_endpoint(self, caller: Caller, endpoint_id: str) -> None:
+        async with self._tx.write() as tx:
+            current = await tx.webhooks.get_endpoint(endpoint_id, for_update=True)
+            if current is None or current.partner_id != caller.partner_id:
+                raise NotFound(f"No webhook endpoint '{endpoint_id[:40]}'.")
+            await tx.webhooks.delete_endpoint(endpoint_id, self._clock.now())
+            await audit.record(
+                tx,
+                self._clock,
+                caller.actor,
+                "webhook_endpoint.deleted",
+                target_type="webhook_endpoint",
+                target_id=endpoint_id,
+            )
+
+    async def rotate_secret(
+        self, caller: Caller, endpoint_id: str, *, overlap: timedelta | None = None
+    ) -> tuple[WebhookEndpoint, str]:
+        """A new secret; the old one keeps signing too for ``overlap`` (default 24 h)."""
+        overlap = self.config.rotation_overlap if overlap is None else overlap
+        now = self._clock.now()
+        secret = rules.format_secret(secrets.token_bytes(rules.SECRET_BYTES))
+        async with self._tx.write() as tx:
+            current = await tx.webhooks.get_endpoint(endpoint_id, for_update=True)
+            if current is None or current.partner_id != caller.partner_id:
+                raise NotFound(f"No webhook endpoint '{endpoint_id[:40]}'.")
+            old = await self._unseal_secret(current.secret, endpoint_id, "secret")
+            keep_old = overlap > timedelta(0)
+            rotated = replace(
+                current,
+                secret=await self._protection.seal_within(
+                    tx, secret, table="webhook_endpoints", column="secret", row_id=endpoint_id
+                ),
+                previous_secret=await self._protection.seal_within(
+                    tx,
+                    old,
+                    table="webhook_endpoints",
+                    column="previous_secret",
+                    row_id=endpoint_id,
+                )
+                if keep_old
+                else None,
+                previous_secret_expires_at=now + overlap if keep_old else None,
+                version=current.version + 1,
+                updated_at=now,
+            )
+            await tx.webhooks.save_endpoint(rotated)
+            await audit.record(
+                tx,
+                self._clock,
+                caller.actor,
+                "webhook_endpoint.secret_rotated",
+                target_type="webhook_endpoint",
+                target_id=endpoint_id,
+                payload={"overlap_seconds": int(overlap.total_seconds())},
+            )
+        return rotated, secret
+
+    async def signing_secrets(self, endpoint: WebhookEndpoint) -> list[str]:
+        found = [await self._unseal_secret(endpoint.secret, endpoint.id, "secret")]
+        if endpoint.signs_with_previous(self._clock.now()) and endpoint.previous_secret:
+            found.append(
+                await self._unseal_secret(endpoint.previous_secret, endpoint.id, "previous_secret")
+            )
+        return found
+
+    # -- inspecting and re-sending ------------------------------------------------------
+
+    async def deliveries(
+        self,
+        partner_id: str,
+        endpoint_id: str,
+        *,
+        limit: int,
+        before: tuple[datetime, str] | None,
+        where: DeliveryFilter,
+    ) -> tuple[Page, dict[str, list[Attempt]]]:
+        await self.get_endpoint(partner_id, endpoint_id)
+        async with self._tx.read() as tx:
+            page = await tx.webhooks.list_deliveries(
+                endpoint_id, limit=limit, before=before, where=where
+            )
+            attempts = await tx.webhooks.attempts([d.id for d in page.items])
+        return page, attempts
+
+    async def redeliver(
+        self, caller: Caller, event_id: str, *, endpoint_id: str | None
+    ) -> list[Delivery]:
+        """Send an event again (same ``webhook-id``), to one endpoint or to every enabled
+        endpoint that subscribes to its type."""
+        now = self._clock.now()
+        async with self._tx.write() as tx:
+            event = await tx.events.get(event_id)
+            if event is None or event.partner_id != caller.partner_id:
+                raise NotFound(f"No event '{event_id[:40]}'.")
+            if endpoint_id is not None:
+                endpoint = await tx.webhooks.get_endpoint(endpoint_id)
+                if endpoint is None or endpoint.partner_id != caller.partner_id:
+                    raise NotFound(f"No webhook endpoint '{endpoint_id[:40]}'.")
+                targets = [endpoint]
+            else:
+                targets = await tx.webhooks.subscribed(caller.partner_id, event.type)
+            created = [new_delivery(event, t.id, "redeliver", now) for t in targets]
+            await tx.webhooks.add_deliveries(created)
+            await audit.record(
+                tx,
+                self._clock,
+                caller.actor,
+                "event.redelivered",
+                target_type="event",
+                target_id=event_id,
+                payload={"endpoints": [t.id for t in targets]},
+            )
+        return created
+
+    async def replay(
+        self, caller: Caller, endpoint_id: str, *, since: datetime, until: datetime | None
+    ) -> ReplayResult:
+        """Queue every event since ``since`` (up to ``until``) that the endpoint subscribes
+        to, oldest first, at most REPLAY_LIMIT per call."""
+        now = self._clock.now()
+        async with self._tx.write() as tx:
+            endpoint = await tx.webhooks.get_endpoint(endpoint_id)
+            if endpoint is None or endpoint.partner_id != caller.partner_id:
+                raise NotFound(f"No webhook endpoint '{endpoint_id[:40]}'.")
+            types = None if ALL_EVENTS in endpoint.enabled_events else list(endpoint.enabled_events)
+            found = await tx.events.oldest_first(
+                caller.partner_id,
+                where=EventFilter(types=types, created_gte=since, created_lt=until),
+                limit=REPLAY_LIMIT + 1,
+            )
+            truncated = len(found) > REPLAY_LIMIT
+            found = found[:REPLAY_LIMIT]
+            await tx.webhooks.add_deliveries(
+                [new_delivery(event, endpoint_id, "replay", now) for event in found]
+            )
+            await audit.record(
+                tx,
+                self._clock,
+                caller.actor,
+                "webhook_endpoint.replayed",
+                target_type="webhook_endpoint",
+                target_id=endpoint_id,
+                payload={"since": since.isoformat(), "events": len(found)},
+            )
+        return ReplayResult(
+            endpoint_id=endpoint_id,
+            queued=len(found),
+            truncated=truncated,
+            resume_from=found[-1].created_at if truncated and found else None,
+        )
+
+    # -- the worker's side --------------------------------------------------------------
+
+    async def claim(
+        self, owner: str, *, limit: int, per_endpoint: int, exclude_endpoints: set[str]
+    ) -> list[Delivery]:
+        now = self._clock.now()
+        async with self._tx.write() as tx:
+            return await tx.webhooks.claim(
+                owner,
+                now=now,
+                lease_until=now + self.config.lease,
+                limit=limit,
+                per_endpoint=per_endpoint,
+                exclude_endpoints=exclude_endpoints,
+            )
+
+    async def prepare(self, delivery: Delivery, owner: str) -> Outgoing | None:
+        """What to send, or None when the endpoint went away (disabled deliveries wait,
+        deleted ones were already failed)."""
+        async with self._tx.read() as tx:
+            endpoint = await tx.webhooks.get_endpoint(delivery.endpoint_id)
+            stored = await tx.events.get(delivery.event_id)
+        if endpoint is None or stored is None or not endpoint.enabled:
+            async with self._tx.write() as tx:
+                await tx.webhooks.release(delivery.id, owner)
+            return None
+        event = await self._events.open(stored)
+        return Outgoing(
+            delivery=delivery,
+            url=endpoint.url,
+            body=encode(event.envelope()),
+            secrets=await self.signing_secrets(endpoint),
+        )
+
+    def headers(self, outgoing: Outgoing) -> dict[str, str]:
+        """Signed at send time: receivers allow only minutes of clock skew."""
+        timestamp = int(self._clock.now().timestamp())
+        webhook_id = outgoing.delivery.event_id
+        return {
+            "content-type": "application/json",
+            "user-agent": "amanat-webhooks/1",
+            "webhook-id": webhook_id,
+            "webhook-timestamp": str(timestamp),
+            "webhook-signature": signature_header(
+                outgoing.secrets, webhook_id, timestamp, outgoing.body
+            ),
+        }
+
+    async def record(
+        self, delivery: Delivery, result: SendResult, *, owner: str, started_at: datetime
+    ) -> Recorded:
+        now = self._clock.now()
+        verdict = rules.verdict(result.status_code)
+        attempt_no = delivery.attempts + 1
+        delay: timedelta | None = None
+        if verdict is Verdict.DELIVERED:
+            status = DeliveryStatus.SUCCEEDED
+        elif verdict is Verdict.GONE:
+            status = DeliveryStatus.FAILED
+        else:
+            retry_after = (
+                result.retry_after if rules.honours_retry_after(result.status_code) else None
+            )
+            delay = rules.next_attempt_delay(attempt_no, jitter=_jitter(), retry_after=retry_after)
+            status = DeliveryStatus.PENDING if delay is not None else DeliveryStatus.FAILED
+        error = None
+        if verdict is not Verdict.DELIVERED:
+            error = result.error_class or f"http_{result.status_code}"
+        settled = replace(
+            delivery,
+            status=status,
+            attempts=attempt_no,
+            next_attempt_at=now + delay if delay is not None else None,
+            last_status_code=result.status_code,
+            last_error=error,
+            first_attempt_at=delivery.first_attempt_at or started_at,
+            updated_at=now,
+        )
+        attempt = Attempt(
+            delivery_id=delivery.id,
+            attempt=attempt_no,
+            started_at=started_at,
+            status_code=result.status_code,
+            latency_ms=result.latency_ms,
+            error_class=result.error_class,
+            response_excerpt=result.response_excerpt,
+        )
+        disabled = False
+        async with self._tx.write() as tx:
+            kept = await tx.webhooks.settle(settled, attempt, owner)
+            endpoint = await tx.webhooks.get_endpoint(delivery.endpoint_id, for_update=True)
+            if endpoint is not None and endpoint.enabled:
+                disabled = await self._track_health(tx, endpoint, verdict, now)
+        return Recorded(
+            verdict=verdict, rescheduled_in=delay, disabled=disabled, lease_lost=not kept
+        )
+
+    async def _track_health(
+        self, transaction: Transaction, endpoint: WebhookEndpoint, verdict: Verdict, now: datetime
+    ) -> bool:
+        """Keep the failure streak; disable on 410 or after ``disable_after`` of failures.
+        Returns True when this attempt disabled the endpoint."""
+        if verdict is Verdict.DELIVERED:
+            if endpoint.failing_since is not None:
+                await transaction.webhooks.save_endpoint(replace(endpoint, failing_since=None))
+            return False
+        streak_start = endpoint.failing_since or now
+        reason = None
+        if verdict is Verdict.GONE:
+            reason = "the endpoint answered 410 Gone"
+        elif rules.should_disable(streak_start, now, self.config.disable_after):
+            days = self.config.disable_after.total_seconds() / 86_400
+            reason = f"every delivery failed for {days:g} days"
+        if reason is None:
+            if endpoint.failing_since is None:
+                await transaction.webhooks.save_endpoint(replace(endpoint, failing_since=now))
+            return False
+        disabled = replace(
+            endpoint,
+            enabled=False,
+            disabled_reason=reason,
+            failing_since=streak_start,
+            version=endpoint.version + 1,
+            updated_at=now,
+        )
+        await transaction.webhooks.save_endpoint(disabled)
+        await self._events.endpoint_disabled(transaction, disabled)
+        await audit.record(
+            transaction,
+            self._clock,
+            SYSTEM,
+            "webhook_endpoint.disabled",
+            target_type="webhook_endpoint",
+            target_id=endpoint.id,
+            payload={"reason": reason},
+        )
+        return True
+
+    async def pending(self) -> int:
+        async with self._tx.read() as tx:
+            return await tx.webhooks.pending_count()
