@@ -44,14 +44,6 @@ _CATALOGUE: tuple[EventType, ...] = (
     EventType("refund.processing", "refund", "The rail accepted a refund."),
     EventType("refund.succeeded", "refund", "A refund reached the payer."),
     EventType("refund.failed", "refund", "A refund failed; the amount is refundable again."),
-    # The state machine lets a pending refund be canceled, though nothing cancels one yet;
-    # the type exists so that such a transition can never fail on an unknown event type.
-    EventType(
-        "refund.canceled",
-        "refund",
-        "A refund was canceled before it was sent; the amount is refundable again.",
-        emitted=False,
-    ),
     EventType(
         "balance.topped_up", "balance", "Sandbox funds were added to your balance (sandbox only)."
     ),

@@ -46,7 +46,11 @@ TRANSITIONS: dict[PaymentType, dict[PaymentStatus, frozenset[PaymentStatus]]] = 
         S.AWAITING_APPROVAL: frozenset({S.SUCCEEDED, S.FAILED, S.EXPIRED}),
     },
 }
-TRANSITIONS[PaymentType.REFUND] = TRANSITIONS[PaymentType.PAYOUT]
+# A refund moves like a payout but is never canceled: it is sent as soon as it is made.
+TRANSITIONS[PaymentType.REFUND] = {
+    S.PENDING: frozenset({S.PROCESSING, S.FAILED}),
+    S.PROCESSING: frozenset({S.SUCCEEDED, S.FAILED}),
+}
 
 
 class IllegalTransition(Conflict):

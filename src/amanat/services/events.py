@@ -25,8 +25,13 @@ from amanat.services.ports import EventFilter, StoredEvent, Transaction, Transac
 
 
 def encode(document: dict[str, Any]) -> bytes:
-    """The exact bytes sent and signed: compact JSON, UTF-8."""
-    return json.dumps(document, separators=(",", ":"), ensure_ascii=False).encode()
+    """The exact bytes sent and signed: compact JSON, UTF-8.
+
+    A lone surrogate (JSON like ``"\\udc00"`` parses to one, and metadata keeps it) has no
+    UTF-8 form; it is written as its JSON escape instead, so the event is still valid
+    JSON and a state change is never refused because of what a string holds."""
+    text = json.dumps(document, separators=(",", ":"), ensure_ascii=False)
+    return text.encode("utf-8", "backslashreplace")
 
 
 @dataclass(frozen=True, slots=True)

@@ -441,6 +441,11 @@ class WebhookService:
         self, owner: str, *, limit: int, per_endpoint: int, exclude_endpoints: set[str]
     ) -> list[Delivery]:
         now = self._clock.now()
+        # A read first: an idle worker polls often, and on SQLite a claim takes the one
+        # write lock that API requests wait for.
+        async with self._tx.read() as tx:
+            if not await tx.webhooks.any_due(now):
+                return []
         async with self._tx.write() as tx:
             return await tx.webhooks.claim(
                 owner,

@@ -154,6 +154,11 @@ def _delivery(row: Any) -> Delivery:
     )
 
 
+# How many ranks (and batches) past its own share a claim looks, for when other workers
+# claiming at the same moment hold the first ones.
+_LOOK_AHEAD = 4
+
+
 class SqlWebhookRepository:
     def __init__(self, conn: AsyncConnection) -> None:
         self._conn = conn
@@ -215,7 +220,8 @@ class SqlWebhookRepository:
             .where(webhook_endpoints.c.id == endpoint_id)
             .values(deleted_at=at, updated_at=at, enabled=False)
         )
-        # Nothing more goes to a deleted endpoint.
+        # Nothing more goes to a deleted endpoint. Claims are dropped too, so an attempt in
+        # flight finds its lease gone and cannot put its delivery back in the queue.
         await self._conn.execute(
             webhook_deliveries.update()
             .where(
@@ -227,6 +233,8 @@ class SqlWebhookRepository:
                 next_attempt_at=None,
                 last_error="endpoint deleted",
                 updated_at=at,
+                locked_until=None,
+                locked_by=None,
             )
         )
 
@@ -272,7 +280,11 @@ class SqlWebhookRepository:
         exclude_endpoints: set[str],
     ) -> list[Delivery]:
         """Claim due deliveries, at most ``per_endpoint`` of any one endpoint, taking the
-        first of every endpoint before the second of any (fair across endpoints)."""
+        first of every endpoint before the second of any (fair across endpoints).
+
+        Workers claiming at the same moment rank the same rows; each looks past the rows
+        another has locked (SKIP LOCKED) into a few more ranks, so they take different
+        work instead of all but one coming away empty."""
         d, e = webhook_deliveries, webhook_endpoints
         due = sa.and_(
             d.c.status == DeliveryStatus.PENDING.value,
@@ -285,7 +297,7 @@ class SqlWebhookRepository:
             .label("rank")
         )
         candidates = (
-            sa.select(d.c.id, d.c.next_attempt_at, rank)
+            sa.select(d.c.id, d.c.endpoint_id, d.c.next_attempt_at, rank)
             .join(e, e.c.id == d.c.endpoint_id)
             .where(due, e.c.enabled.is_(True))
         )
@@ -293,24 +305,42 @@ class SqlWebhookRepository:
             candidates = candidates.where(d.c.endpoint_id.not_in(sorted(exclude_endpoints)))
         ranked = candidates.subquery()
         pick = (
-            sa.select(ranked.c.id)
-            .where(ranked.c.rank <= per_endpoint)
-            .order_by(ranked.c.rank, ranked.c.next_attempt_at)
-            .limit(limit)
+            sa.select(ranked.c.id, ranked.c.endpoint_id)
+            .where(ranked.c.rank <= per_endpoint * _LOOK_AHEAD)
+            .order_by(ranked.c.rank, ranked.c.next_attempt_at, ranked.c.id)
+            .limit(limit * _LOOK_AHEAD)
         )
-        ids = [r[0] for r in (await self._conn.execute(pick)).all()]
-        if not ids:
+        order = [(r.id, r.endpoint_id) for r in (await self._conn.execute(pick)).all()]
+        if not order:
             return []
         if self._conn.dialect.name == "postgresql":
-            # Lock what is still free; rows another worker holds are skipped, not awaited.
-            lock = sa.select(d.c.id).where(d.c.id.in_(ids), due).with_for_update(skip_locked=True)
-            ids = [r[0] for r in (await self._conn.execute(lock)).all()]
-            if not ids:
-                return []
+            # Lock, in rank order, the first rows still free; rows another worker holds are
+            # skipped, not awaited. At most ``limit`` rows are locked.
+            position = sa.case({row_id: n for n, (row_id, _) in enumerate(order)}, value=d.c.id)
+            lock = (
+                sa.select(d.c.id)
+                .where(d.c.id.in_([row_id for row_id, _ in order]), due)
+                .order_by(position)
+                .limit(limit)
+                .with_for_update(skip_locked=True)
+            )
+            free = {r[0] for r in (await self._conn.execute(lock)).all()}
+        else:
+            free = {row_id for row_id, _ in order}  # BEGIN IMMEDIATE: nobody else is here
+        taken: list[str] = []
+        per: dict[str, int] = {}
+        for row_id, endpoint_id in order:
+            if row_id in free and per.get(endpoint_id, 0) < per_endpoint:
+                per[endpoint_id] = per.get(endpoint_id, 0) + 1
+                taken.append(row_id)
+                if len(taken) == limit:
+                    break
+        if not taken:
+            return []
         rows = (
             await self._conn.execute(
                 d.update()
-                .where(d.c.id.in_(ids), due)
+                .where(d.c.id.in_(taken), due)
                 .values(locked_until=lease_until, locked_by=owner)
                 .returning(*d.c)
             )
@@ -407,6 +437,17 @@ class SqlWebhookRepository:
                 )
             )
         return found
+
+    async def any_due(self, now: datetime) -> bool:
+        d = webhook_deliveries
+        stmt = sa.select(
+            sa.exists().where(
+                d.c.status == DeliveryStatus.PENDING.value,
+                d.c.next_attempt_at <= now,
+                sa.or_(d.c.locked_until.is_(None), d.c.locked_until < now),
+            )
+        )
+        return bool((await self._conn.execute(stmt)).scalar())
 
     async def pending_count(self) -> int:
         stmt = (

@@ -48,8 +48,7 @@ def _retry_after(value: str | None) -> timedelta | None:
         return None
     value = value.strip()
     if value.isascii() and value.isdigit():
-        seconds = min(int(value), int(_RETRY_AFTER_CEILING.total_seconds()))
-        return timedelta(seconds=seconds)
+        return timedelta(seconds=min(int(value), int(_RETRY_AFTER_CEILING.total_seconds())))
     try:
         when = parsedate_to_datetime(value)
         if when.tzinfo is None:  # "-0000": the date is in UTC
@@ -109,7 +108,10 @@ class HttpWebhookSender:
         pinned = urlunsplit((parts.scheme, netloc, parts.path, parts.query, ""))
         host_header = parts.netloc.rsplit("@", 1)[-1]
         extensions = {"sni_hostname": host} if parts.scheme == "https" else {}
-        return pinned, {"host": host_header}, extensions
+        # The client pools connections by the URL's host, here the address: a kept-alive
+        # connection, set up (SNI, certificate) for one name, would otherwise carry the
+        # next delivery to any other name that resolves to the same address.
+        return pinned, {"host": host_header, "connection": "close"}, extensions
 
     async def send(
         self,

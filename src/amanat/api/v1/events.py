@@ -4,7 +4,7 @@ and manual redelivery of one event."""
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Request
 from pydantic import Field
@@ -25,6 +25,8 @@ router = APIRouter(tags=["events"])
 
 EventsRead = Annotated[AccessContext, Depends(require_scope("events:read"))]
 WebhooksManage = Annotated[AccessContext, Depends(require_scope("webhooks:manage", policy="write"))]
+# Same scope, but reads spend the read budget, not the (smaller) write budget.
+WebhooksView = Annotated[AccessContext, Depends(require_scope("webhooks:manage"))]
 
 
 class EventData(ResponseModel):
@@ -33,7 +35,7 @@ class EventData(ResponseModel):
 
 class EventOut(ResponseModel):
     id: str
-    object: str = "event"
+    object: Literal["event"]
     type: str = Field(description="One of the types in docs/webhooks.md.")
     created_at: str
     data: EventData
@@ -49,11 +51,11 @@ class RedeliverIn(RequestModel):
 
 class DeliveryRef(ResponseModel):
     id: str
-    object: str = "webhook_delivery"
+    object: Literal["webhook_delivery"]
     event_id: str
     endpoint_id: str
-    status: str
-    trigger: str
+    status: Literal["pending", "succeeded", "failed"]
+    trigger: Literal["event", "redeliver", "replay"]
 
 
 def parse_time(value: str | None, name: str, *, where: str = "query") -> datetime | None:
@@ -61,7 +63,7 @@ def parse_time(value: str | None, name: str, *, where: str = "query") -> datetim
         return None
     try:
         return parse_timestamp(value)
-    except ValueError:
+    except (ValueError, OverflowError):  # OverflowError: e.g. year 1 with a +01:00 offset
         raise ApiProblem(
             "validation_error",
             "Timestamps must be RFC 3339 with a zone.",
@@ -83,7 +85,7 @@ def page_position(cursor: str | None) -> tuple[datetime, str] | None:
         return None
     try:
         return parse_timestamp(str(after["t"])), str(after["id"])
-    except ValueError:
+    except (ValueError, OverflowError):
         raise ApiProblem("invalid_cursor") from None
 
 

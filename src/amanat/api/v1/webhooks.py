@@ -7,25 +7,47 @@ from datetime import timedelta
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Request
-from pydantic import Field
+from pydantic import AfterValidator, Field
+from pydantic_core import PydanticCustomError
 from starlette.responses import Response
 
 from amanat.api.deps import client_actor, container_of
+from amanat.api.errors import ApiProblem
 from amanat.api.idempotency import IdempotencyKeyHeader, run_idempotent
 from amanat.api.pagination import CursorParam, LimitParam
 from amanat.api.schemas import ListResponse, RequestModel, ResponseModel
-from amanat.api.v1.events import WebhooksManage, next_cursor, page_position, parse_time
+from amanat.api.v1.events import (
+    WebhooksManage,
+    WebhooksView,
+    next_cursor,
+    page_position,
+    parse_time,
+)
 from amanat.domain.clock import format_timestamp
-from amanat.domain.webhooks import MAX_URL_LENGTH, Attempt, Delivery
+from amanat.domain.events import ALL_EVENTS, CATALOGUE
+from amanat.domain.webhooks import MAX_URL_LENGTH, Attempt, Delivery, UrlRefused, check_url
 from amanat.services import views
 from amanat.services.oauth import AccessContext
 from amanat.services.ports import DeliveryFilter
-from amanat.services.webhooks import Caller
+from amanat.services.webhooks import Caller, InvalidWebhookUrl
 
 router = APIRouter(tags=["webhooks"])
 
+
+def _known_event_type(value: str) -> str:
+    """Refused during request validation, so the error points at the item and an
+    Idempotency-Key used with it stays free (nothing executed)."""
+    if value != ALL_EVENTS and value not in CATALOGUE:
+        raise PydanticCustomError(
+            "unknown_event_type",
+            "not an event type: {value} (see docs/webhooks.md, or '*' for all)",
+            {"value": value},
+        )
+    return value
+
+
 EventTypes = Annotated[
-    list[Annotated[str, Field(min_length=1, max_length=64)]],
+    list[Annotated[str, Field(min_length=1, max_length=64), AfterValidator(_known_event_type)]],
     Field(
         min_length=1,
         max_length=50,
@@ -59,7 +81,9 @@ class RotateIn(RequestModel):
 
 
 class ReplayIn(RequestModel):
-    since: str = Field(max_length=40, description="RFC 3339; events at or after this time.")
+    since: str = Field(
+        min_length=1, max_length=40, description="RFC 3339; events at or after this time."
+    )
     until: str | None = Field(default=None, max_length=40, description="RFC 3339, exclusive.")
 
 
@@ -125,6 +149,32 @@ def _caller(request: Request, context: AccessContext) -> Caller:
     return Caller(partner_id=context.partner_id, actor=client_actor(request, context))
 
 
+def _url_problem(message: str, reason: str) -> ApiProblem:
+    return ApiProblem(
+        "invalid_webhook_url",
+        message,
+        status=422,
+        errors=[
+            {
+                "pointer": "/url",
+                "in": "body",
+                "code": "invalid_webhook_url",
+                "message": message,
+                "reason": reason,
+            }
+        ],
+    )
+
+
+def _check_url(request: Request, url: str) -> None:
+    """The URL's static rules, before anything executes (the service checks them again
+    and, in production, resolves the host)."""
+    try:
+        check_url(url, production=container_of(request).settings.is_production)
+    except UrlRefused as exc:
+        raise _url_problem(str(exc), exc.reason) from None
+
+
 def _delivery_view(delivery: Delivery, attempts: list[Attempt]) -> dict[str, Any]:
     return {
         "id": delivery.id,
@@ -165,14 +215,18 @@ async def create_endpoint(
     idempotency_key: IdempotencyKeyHeader = None,
 ) -> Response:
     service = container_of(request).webhooks
+    _check_url(request, body.url)
 
     async def operation() -> tuple[int, dict[str, Any]]:
-        endpoint, secret = await service.create_endpoint(
-            _caller(request, context),
-            url=body.url,
-            enabled_events=list(body.enabled_events),
-            description=body.description,
-        )
+        try:
+            endpoint, secret = await service.create_endpoint(
+                _caller(request, context),
+                url=body.url,
+                enabled_events=list(body.enabled_events),
+                description=body.description,
+            )
+        except InvalidWebhookUrl as exc:
+            raise _url_problem(exc.message, exc.reason) from None
         return 201, {**views.endpoint_view(endpoint), "secret": secret}
 
     return await run_idempotent(request, context, idempotency_key, operation)
@@ -184,7 +238,7 @@ async def create_endpoint(
     summary="List webhook endpoints, newest first",
 )
 async def list_endpoints(
-    request: Request, context: WebhooksManage, limit: LimitParam = 20, cursor: CursorParam = None
+    request: Request, context: WebhooksView, limit: LimitParam = 20, cursor: CursorParam = None
 ) -> dict[str, Any]:
     page = await container_of(request).webhooks.list_endpoints(
         context.partner_id, limit=limit, before=page_position(cursor)
@@ -205,9 +259,7 @@ async def list_endpoints(
     response_model=EndpointOut,
     summary="Retrieve a webhook endpoint",
 )
-async def get_endpoint(
-    endpoint_id: str, request: Request, context: WebhooksManage
-) -> dict[str, Any]:
+async def get_endpoint(endpoint_id: str, request: Request, context: WebhooksView) -> dict[str, Any]:
     endpoint = await container_of(request).webhooks.get_endpoint(context.partner_id, endpoint_id)
     return views.endpoint_view(endpoint)
 
@@ -220,15 +272,21 @@ async def get_endpoint(
 async def update_endpoint(
     endpoint_id: str, body: EndpointPatch, request: Request, context: WebhooksManage
 ) -> dict[str, Any]:
-    endpoint = await container_of(request).webhooks.update_endpoint(
-        _caller(request, context),
-        endpoint_id,
-        url=body.url,
-        enabled_events=list(body.enabled_events) if body.enabled_events is not None else None,
-        description=body.description,
-        clear_description="description" in body.model_fields_set and body.description is None,
-        enabled=body.enabled,
-    )
+    if body.url is not None:
+        _check_url(request, body.url)
+    try:
+        endpoint = await container_of(request).webhooks.update_endpoint(
+            _caller(request, context),
+            endpoint_id,
+            url=body.url,
+            enabled_events=list(body.enabled_events) if body.enabled_events is not None else None,
+            description=body.description or None,
+            # null or "" clears it (a blank string is stripped to "").
+            clear_description="description" in body.model_fields_set and not body.description,
+            enabled=body.enabled,
+        )
+    except InvalidWebhookUrl as exc:
+        raise _url_problem(exc.message, exc.reason) from None
     return views.endpoint_view(endpoint)
 
 
@@ -278,7 +336,7 @@ async def rotate_secret(
 async def list_deliveries(
     endpoint_id: str,
     request: Request,
-    context: WebhooksManage,
+    context: WebhooksView,
     limit: LimitParam = 20,
     cursor: CursorParam = None,
     status: Annotated[Literal["pending", "succeeded", "failed"] | None, Query()] = None,
@@ -325,7 +383,8 @@ async def replay(
     service = container_of(request).webhooks
     since = parse_time(body.since, "since", where="body")
     until = parse_time(body.until, "until", where="body")
-    assert since is not None
+    if since is None:  # cannot happen (min_length=1), but never a 500 if it did
+        raise ApiProblem("validation_error", "since is required.", status=422)
 
     async def operation() -> tuple[int, dict[str, Any]]:
         result = await service.replay(

@@ -1,0 +1,888 @@
+"""Webhook delivery end to end in one process: the real services, database, deliverer and
+HttpWebhookSender, posting to a real HTTP receiver on 127.0.0.1.
+
+Signatures are checked with the ``standardwebhooks`` package itself, which reads the wall
+clock, so the test clock starts at the real time and only travels where a test says so.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gzip
+import json
+import socket
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import sqlalchemy as sa
+import structlog
+from standardwebhooks import Webhook, WebhookVerificationError
+from tests.support.oauth import ACTOR
+from tests.support.webhook_receiver import Received, Receiver, Reply, running, tls_files
+
+from amanat.adapters.db.tables import audit_log, webhook_deliveries
+from amanat.adapters.webhooks.transport import HttpWebhookSender
+from amanat.bootstrap import Container
+from amanat.domain.clock import FrozenClock
+from amanat.domain.webhooks import Attempt, Delivery, DeliveryStatus, WebhookEndpoint
+from amanat.observability.metrics import WEBHOOK_ENDPOINTS_DISABLED
+from amanat.services.payments import AccountIn
+from amanat.services.payments import Caller as PaymentCaller
+from amanat.services.ports import DeliveryFilter, EventFilter
+from amanat.services.webhooks import Caller, WebhookSender
+from amanat.workers.webhooks import WebhookDeliverer
+
+IBAN = "PK36SCBL0000001123456702"
+
+
+class Resolver:
+    """A DNS stand-in: names map to the addresses a test chooses."""
+
+    def __init__(self, table: dict[str, list[str]]) -> None:
+        self.table = table
+        self.asked: list[str] = []
+
+    async def resolve(self, host: str) -> list[str]:
+        self.asked.append(host)
+        if host not in self.table:
+            raise socket.gaierror(socket.EAI_NONAME, "Name or service not known")
+        return self.table[host]
+
+
+@dataclass
+class Hooks:
+    container: Container
+    clock: FrozenClock
+    partner_id: str
+    caller: Caller
+
+    async def endpoint(
+        self, url: str, events: list[str] | None = None
+    ) -> tuple[WebhookEndpoint, str]:
+        return await self.container.webhooks.create_endpoint(
+            self.caller, url=url, enabled_events=events or ["*"], description="test"
+        )
+
+    async def emit(self, type: str = "payment.succeeded", *, version: int = 1) -> str:
+        data = {"id": "pay_test", "object": "payment", "status": "x", "version": version}
+        async with self.container.transactions.write() as tx:
+            event = await self.container.events.emit(
+                tx,
+                partner_id=self.partner_id,
+                type=type,
+                object_id="pay_test",
+                version=version,
+                data=data,
+            )
+        return event.id
+
+    def deliverer(
+        self, sender: WebhookSender | None = None, *, allow_private: bool = True
+    ) -> WebhookDeliverer:
+        return WebhookDeliverer(
+            self.container.webhooks,
+            sender or self.container.webhook_sender,
+            self.clock,
+            allow_private=allow_private,
+            owner="test-deliverer",
+        )
+
+    async def deliveries(self, endpoint_id: str) -> list[tuple[Delivery, list[Attempt]]]:
+        page, attempts = await self.container.webhooks.deliveries(
+            self.partner_id, endpoint_id, limit=100, before=None, where=DeliveryFilter()
+        )
+        return [(d, attempts[d.id]) for d in page.items]
+
+    async def only_delivery(self, endpoint_id: str) -> tuple[Delivery, list[Attempt]]:
+        [found] = await self.deliveries(endpoint_id)
+        return found
+
+    async def events(self, type: str) -> list[dict[str, Any]]:
+        page = await self.container.events.list(
+            self.partner_id, limit=50, before=None, where=EventFilter(types=[type])
+        )
+        return [event.envelope() for event in page.items]
+
+    async def set_timeout(self, seconds: float) -> None:
+        service = self.container.webhooks
+        service.config = replace(service.config, timeout=timedelta(seconds=seconds))
+
+
+async def deliver(deliverer: WebhookDeliverer) -> int:
+    claimed = await deliverer.run_once()
+    await deliverer.drain(30)
+    assert deliverer.in_flight == 0
+    return claimed
+
+
+@pytest.fixture
+async def hooks(container: Container, clock: FrozenClock) -> Hooks:
+    clock.set(datetime.now(UTC))  # standardwebhooks checks the timestamp against real time
+    partner = await container.partners.create_partner(
+        ACTOR, name="Hooks shop", roles=["merchant"], mode="sandbox"
+    )
+    return Hooks(container, clock, partner.id, Caller(partner.id, ACTOR))
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    with running() as server:
+        yield server
+
+
+def verified(received: Received, secret: str) -> dict[str, Any]:
+    """The body, verified by the reference library exactly as a receiver would."""
+    body: dict[str, Any] = Webhook(secret).verify(received.body, received.headers)
+    return body
+
+
+# -- the happy path ---------------------------------------------------------------------
+
+
+async def test_a_payout_reaches_the_receiver_signed_and_versioned(
+    hooks: Hooks, receiver: Receiver
+) -> None:
+    container = hooks.container
+    pay = PaymentCaller(hooks.partner_id, None, ACTOR)
+    await container.payments.top_up(pay, 10_000_000)
+    endpoint, secret = await hooks.endpoint(
+        receiver.url, ["payment.processing", "payment.succeeded"]
+    )
+    payment = await container.payments.create_payout(
+        pay,
+        amount=150_000,
+        currency="PKR",
+        creditor=AccountIn(iban=IBAN, raast_id=None, name="Ayesha Khan"),
+        reference="INV-1",
+        description="first payout",
+        metadata={"order": "42"},
+    )
+    for sequence, status in enumerate(("accepted", "settled"), start=1):
+        await container.payments.apply_rail_status(
+            payment.id, status, sequence=sequence, cause="test"
+        )
+
+    assert await deliver(hooks.deliverer()) == 2
+    got = receiver.received()
+    assert len(got) == 2
+    by_type: dict[str, dict[str, Any]] = {}
+    for request in got:
+        assert request.method == "POST" and request.path == "/hooks"
+        assert request.headers["content-type"] == "application/json"
+        body = verified(request, secret)
+        assert request.webhook_id == body["id"]
+        assert body["object"] == "event"
+        by_type[body["type"]] = body
+    assert set(by_type) == {"payment.processing", "payment.succeeded"}
+    processing = by_type["payment.processing"]["data"]["object"]
+    succeeded = by_type["payment.succeeded"]["data"]["object"]
+    assert (processing["id"], processing["status"], processing["version"]) == (
+        payment.id,
+        "processing",
+        2,
+    )
+    assert (succeeded["status"], succeeded["version"]) == ("succeeded", 3)
+    assert succeeded["description"] == "first payout"  # unsealed for the receiver
+    assert succeeded["metadata"] == {"order": "42"}
+    # The top-up before the endpoint existed went nowhere; the log still has it.
+    assert len(await hooks.events("balance.topped_up")) == 1
+    # Each delivery is final, with one attempt on record.
+    for delivery, attempts in await hooks.deliveries(endpoint.id):
+        assert delivery.status is DeliveryStatus.SUCCEEDED
+        assert [a.status_code for a in attempts] == [200]
+        assert delivery.event_id in {r.webhook_id for r in got}
+    assert await deliver(hooks.deliverer()) == 0, "nothing is sent twice"
+
+
+async def test_metadata_no_utf8_can_hold_never_blocks_a_payment(
+    hooks: Hooks, receiver: Receiver
+) -> None:
+    """JSON like "\\udc00" parses to a lone surrogate, which the payment keeps but UTF-8
+    cannot encode: its events are still written, and still valid JSON."""
+    container = hooks.container
+    pay = PaymentCaller(hooks.partner_id, None, ACTOR)
+    await container.payments.top_up(pay, 1_000_000)
+    _, secret = await hooks.endpoint(receiver.url, ["payment.processing"])
+    metadata = json.loads('{"note": "a\\udc00b", "shop": "\u0686\u0627\u0626\u06d2"}')
+    payment = await container.payments.create_payout(
+        pay,
+        amount=10_000,
+        currency="PKR",
+        creditor=AccountIn(iban=IBAN, raast_id=None, name="Ayesha Khan"),
+        reference=None,
+        description=None,
+        metadata=metadata,
+    )
+    outcome = await container.payments.apply_rail_status(
+        payment.id, "accepted", sequence=1, cause="test"
+    )
+    assert outcome == "pending -> processing"
+    await deliver(hooks.deliverer())
+    [request] = receiver.received()
+    assert verified(request, secret)["data"]["object"]["metadata"] == metadata
+
+
+async def test_an_endpoint_receives_only_what_it_subscribed_to(
+    hooks: Hooks, receiver: Receiver
+) -> None:
+    await hooks.endpoint(receiver.url, ["payment.failed"])
+    await hooks.emit("payment.succeeded")
+    wanted = await hooks.emit("payment.failed")
+    await deliver(hooks.deliverer())
+    assert [r.webhook_id for r in receiver.received()] == [wanted]
+
+
+# -- failures and retries ---------------------------------------------------------------
+
+
+async def test_a_500_is_retried_after_about_five_seconds(hooks: Hooks, receiver: Receiver) -> None:
+    receiver.respond = lambda _: Reply(500, body=b"upstream down")
+    endpoint, secret = await hooks.endpoint(receiver.url)
+    event_id = await hooks.emit()
+    await deliver(hooks.deliverer())
+
+    delivery, attempts = await hooks.only_delivery(endpoint.id)
+    assert delivery.status is DeliveryStatus.PENDING
+    assert (delivery.attempts, delivery.last_status_code, delivery.last_error) == (
+        1,
+        500,
+        "http_500",
+    )
+    assert [(a.attempt, a.status_code, a.response_excerpt) for a in attempts] == [
+        (1, 500, "upstream down")
+    ]
+    assert delivery.next_attempt_at is not None
+    wait = delivery.next_attempt_at - hooks.clock.now()
+    assert timedelta(seconds=4) <= wait <= timedelta(seconds=6)
+
+    assert await deliver(hooks.deliverer()) == 0, "not due yet"
+    hooks.clock.advance(seconds=6)
+    receiver.respond = lambda _: Reply(204)
+    assert await deliver(hooks.deliverer()) == 1
+    delivery, attempts = await hooks.only_delivery(endpoint.id)
+    assert delivery.status is DeliveryStatus.SUCCEEDED
+    assert delivery.next_attempt_at is None
+    assert [a.status_code for a in attempts] == [500, 204]
+    # Same webhook-id both times: the receiver de-duplicates by it.
+    assert [r.webhook_id for r in receiver.received()] == [event_id, event_id]
+    for request in receiver.received():
+        verified(request, secret)
+    endpoint_now = await hooks.container.webhooks.get_endpoint(hooks.partner_id, endpoint.id)
+    assert endpoint_now.failing_since is None, "a success ends the streak"
+
+
+async def test_the_schedule_runs_out_and_the_delivery_fails(
+    hooks: Hooks, receiver: Receiver
+) -> None:
+    receiver.respond = lambda _: Reply(503)
+    endpoint, _ = await hooks.endpoint(receiver.url)
+    await hooks.emit()
+    # Keep the endpoint alive through the whole schedule (about three days).
+    service = hooks.container.webhooks
+    service.config = replace(service.config, disable_after=timedelta(days=30))
+    for _ in range(20):
+        await deliver(hooks.deliverer())
+        delivery, _ = await hooks.only_delivery(endpoint.id)
+        if delivery.status is not DeliveryStatus.PENDING:
+            break
+        assert delivery.next_attempt_at is not None
+        hooks.clock.set(delivery.next_attempt_at)
+    delivery, attempts = await hooks.only_delivery(endpoint.id)
+    assert delivery.status is DeliveryStatus.FAILED
+    assert delivery.attempts == len(attempts) == 10
+    assert delivery.next_attempt_at is None
+    assert delivery.first_attempt_at is not None
+    assert attempts[-1].started_at - delivery.first_attempt_at >= timedelta(hours=24)
+    assert await deliver(hooks.deliverer()) == 0
+
+
+async def test_a_410_disables_the_endpoint_and_tells_everyone(
+    hooks: Hooks, receiver: Receiver
+) -> None:
+    receiver.respond = lambda r: Reply(410) if r.path == "/hooks" else Reply(200)
+    gone, _ = await hooks.endpoint(receiver.url, ["payment.succeeded"])
+    watcher, watcher_secret = await hooks.endpoint(
+        receiver.url_for("127.0.0.1", "/watch"), ["webhook_endpoint.disabled"]
+    )
+    await hooks.emit()
+    await hooks.emit()  # a second delivery that must wait, not fail
+    alerts_before = WEBHOOK_ENDPOINTS_DISABLED._value.get()
+
+    deliverer = hooks.deliverer()
+    with structlog.testing.capture_logs() as logs:
+        await deliver(deliverer)
+
+    now = await hooks.container.webhooks.get_endpoint(hooks.partner_id, gone.id)
+    assert not now.enabled
+    assert now.disabled_reason is not None and "410" in now.disabled_reason
+    statuses = sorted(d.status.value for d, _ in await hooks.deliveries(gone.id))
+    # Both may have been in flight together; at least the 410 one failed, none succeeded.
+    assert "failed" in statuses and "succeeded" not in statuses
+
+    [event] = await hooks.events("webhook_endpoint.disabled")
+    assert event["data"]["object"]["id"] == gone.id
+    assert event["data"]["object"]["enabled"] is False
+    assert "secret" not in json.dumps(event["data"]["object"]).replace("secret_rotation", "")
+    async with hooks.container.db.read() as conn:
+        audited = (
+            await conn.execute(
+                sa.select(audit_log.c.actor_type).where(
+                    audit_log.c.action == "webhook_endpoint.disabled",
+                    audit_log.c.target_id == gone.id,
+                )
+            )
+        ).all()
+    assert [row.actor_type for row in audited] == ["system"]
+    alerts = [entry for entry in logs if entry["event"] == "operator_alert"]
+    assert [a["endpoint_id"] for a in alerts] == [gone.id]
+    assert WEBHOOK_ENDPOINTS_DISABLED._value.get() == alerts_before + 1
+
+    # The watcher hears about it, signed like any other event.
+    await deliver(deliverer)
+    [told] = [r for r in receiver.received() if r.path == "/watch"]
+    assert verified(told, watcher_secret)["type"] == "webhook_endpoint.disabled"
+    assert (await hooks.only_delivery(watcher.id))[0].status is DeliveryStatus.SUCCEEDED
+
+    # Nothing more goes to the disabled endpoint, however long we wait.
+    gone_calls = len([r for r in receiver.received() if r.path == "/hooks"])
+    hooks.clock.advance(hours=1)
+    await deliver(deliverer)
+    assert len([r for r in receiver.received() if r.path == "/hooks"]) == gone_calls
+
+
+async def test_a_long_failure_streak_disables_the_endpoint(
+    hooks: Hooks, receiver: Receiver
+) -> None:
+    receiver.respond = lambda _: Reply(500)
+    endpoint, _ = await hooks.endpoint(receiver.url)
+    disable_after = hooks.container.webhooks.config.disable_after
+    assert disable_after == timedelta(days=5)
+    await hooks.emit()
+    await deliver(hooks.deliverer())
+    first = await hooks.container.webhooks.get_endpoint(hooks.partner_id, endpoint.id)
+    assert first.enabled and first.failing_since == hooks.clock.now()
+
+    hooks.clock.advance(days=4)  # a long streak, but not long enough
+    await deliver(hooks.deliverer())
+    still = await hooks.container.webhooks.get_endpoint(hooks.partner_id, endpoint.id)
+    assert still.enabled and still.failing_since == first.failing_since
+
+    hooks.clock.advance(days=1, seconds=1)
+    await deliver(hooks.deliverer())
+    now = await hooks.container.webhooks.get_endpoint(hooks.partner_id, endpoint.id)
+    assert not now.enabled
+    assert now.disabled_reason == "every delivery failed for 5 days"
+    delivery, attempts = await hooks.only_delivery(endpoint.id)
+    assert len(attempts) == 3
+    assert delivery.status is DeliveryStatus.PENDING, "it waits for the endpoint to return"
+    assert len(await hooks.events("webhook_endpoint.disabled")) == 1
+
+    # Re-enabled: the streak starts over and the waiting delivery resumes.
+    receiver.respond = lambda _: Reply(200)
+    enabled = await hooks.container.webhooks.update_endpoint(
+        hooks.caller, endpoint.id, enabled=True
+    )
+    assert enabled.enabled and enabled.failing_since is None and enabled.disabled_reason is None
+    hooks.clock.advance(hours=1)
+    await deliver(hooks.deliverer())
+    delivery, _ = await hooks.only_delivery(endpoint.id)
+    assert delivery.status is DeliveryStatus.SUCCEEDED
+
+
+async def test_a_success_in_between_resets_the_streak(hooks: Hooks, receiver: Receiver) -> None:
+    receiver.respond = lambda _: Reply(500)
+    endpoint, _ = await hooks.endpoint(receiver.url)
+    await hooks.emit()
+    await deliver(hooks.deliverer())
+    hooks.clock.advance(days=3)
+    receiver.respond = lambda _: Reply(200)
+    await deliver(hooks.deliverer())
+    receiver.respond = lambda _: Reply(500)
+    hooks.clock.advance(days=3)
+    await hooks.emit()
+    await deliver(hooks.deliverer())
+    now = await hooks.container.webhooks.get_endpoint(hooks.partner_id, endpoint.id)
+    assert now.enabled, "six days since the first failure, but not six days of failures"
+    assert now.failing_since == hooks.clock.now()
+
+
+@pytest.mark.parametrize(
+    ("status", "retry_after", "expected"),
+    [
+        (429, "120", timedelta(seconds=120)),
+        (503, "3600", timedelta(hours=1)),
+        (429, "99999999999999999999999", timedelta(hours=24)),  # capped
+    ],
+)
+async def test_retry_after_is_honoured(
+    hooks: Hooks, receiver: Receiver, status: int, retry_after: str, expected: timedelta
+) -> None:
+    receiver.respond = lambda _: Reply(status, headers={"retry-after": retry_after})
+    endpoint, _ = await hooks.endpoint(receiver.url)
+    await hooks.emit()
+    await deliver(hooks.deliverer())
+    delivery, attempts = await hooks.only_delivery(endpoint.id)
+    assert [a.status_code for a in attempts] == [status]
+    assert delivery.status is DeliveryStatus.PENDING
+    assert delivery.next_attempt_at == hooks.clock.now() + expected
+    hooks.clock.advance(seconds=expected.total_seconds() - 1)
+    assert await deliver(hooks.deliverer()) == 0, "not before the receiver asked"
+
+
+async def test_retry_after_as_an_http_date(hooks: Hooks, receiver: Receiver) -> None:
+    # Real time: the header's date is read against the wall clock.
+    from email.utils import format_datetime
+
+    when = format_datetime(datetime.now(UTC) + timedelta(minutes=10), usegmt=True)
+    receiver.respond = lambda _: Reply(429, headers={"retry-after": when})
+    endpoint, _ = await hooks.endpoint(receiver.url)
+    await hooks.emit()
+    await deliver(hooks.deliverer())
+    delivery, _ = await hooks.only_delivery(endpoint.id)
+    assert delivery.next_attempt_at is not None
+    wait = delivery.next_attempt_at - hooks.clock.now()
+    assert timedelta(minutes=9) <= wait <= timedelta(minutes=10)
+
+
+@pytest.mark.parametrize("retry_after", ["120", "²", "soon", "-5", "Mon, 99 Foo 2026 99:99:99 GMT"])
+async def test_retry_after_is_ignored_where_it_does_not_apply_or_is_garbage(
+    hooks: Hooks, receiver: Receiver, retry_after: str
+) -> None:
+    """A 500's Retry-After is not honoured; an unreadable one is ignored, never a crash."""
+    status = 500 if retry_after == "120" else 429
+    receiver.respond = lambda _: Reply(status, headers={"retry-after": retry_after})
+    endpoint, _ = await hooks.endpoint(receiver.url)
+    await hooks.emit()
+    await deliver(hooks.deliverer())
+    delivery, attempts = await hooks.only_delivery(endpoint.id)
+    assert [a.status_code for a in attempts] == [status], "the attempt is on record"
+    assert delivery.next_attempt_at is not None
+    wait = delivery.next_attempt_at - hooks.clock.now()
+    assert timedelta(seconds=4) <= wait <= timedelta(seconds=6)
+
+
+async def test_a_redirect_is_a_failure_and_never_followed(hooks: Hooks, receiver: Receiver) -> None:
+    target = receiver.url_for("127.0.0.1", "/elsewhere")
+    receiver.respond = lambda r: (
+        Reply(302, headers={"location": target}) if r.path == "/hooks" else Reply(200)
+    )
+    endpoint, _ = await hooks.endpoint(receiver.url)
+    await hooks.emit()
+    await deliver(hooks.deliverer())
+    delivery, attempts = await hooks.only_delivery(endpoint.id)
+    assert [a.status_code for a in attempts] == [302]
+    assert (delivery.status, delivery.last_error) == (DeliveryStatus.PENDING, "http_302")
+    assert [r.path for r in receiver.received()] == ["/hooks"]
+
+
+async def test_a_slow_receiver_times_out(hooks: Hooks, receiver: Receiver) -> None:
+    receiver.respond = lambda _: Reply(200, delay=3)
+    await hooks.set_timeout(0.3)
+    endpoint, _ = await hooks.endpoint(receiver.url)
+    await hooks.emit()
+    await deliver(hooks.deliverer())
+    delivery, [attempt] = await hooks.only_delivery(endpoint.id)
+    assert (attempt.status_code, attempt.error_class) == (None, "timeout")
+    assert (delivery.status, delivery.last_error) == (DeliveryStatus.PENDING, "timeout")
+    assert attempt.latency_ms < 3000
+
+
+async def test_one_slow_endpoint_does_not_hold_up_another(hooks: Hooks) -> None:
+    gate = threading.Event()
+    with running(lambda _: Reply(200, hold=gate)) as slow, running() as fast:
+        try:
+            slow_endpoint, _ = await hooks.endpoint(slow.url)
+            fast_endpoint, _ = await hooks.endpoint(fast.url)
+            for _ in range(12):  # three times the per-endpoint slots
+                await hooks.emit()
+            deliverer = WebhookDeliverer(
+                hooks.container.webhooks,
+                hooks.container.webhook_sender,
+                hooks.clock,
+                allow_private=True,
+                concurrency=16,
+                per_endpoint=4,
+                owner="fairness",
+            )
+            assert await deliverer.run_once() == 8, "four of each, not sixteen of the first"
+            # While the slow endpoint hangs, the fast one's work goes on in the free slots.
+            for _ in range(500):
+                await deliverer.run_once()
+                fast_done = [d for d, _ in await hooks.deliveries(fast_endpoint.id)]
+                if all(d.status is DeliveryStatus.SUCCEEDED for d in fast_done):
+                    break
+                await asyncio.sleep(0.01)
+            assert len(fast.received()) == 12
+            assert all(d.status is DeliveryStatus.SUCCEEDED for d in fast_done)
+            assert len(slow.received()) <= 4, "never more than its slots at once"
+            assert deliverer.in_flight == 4
+        finally:
+            gate.set()
+        for _ in range(10):
+            await deliver(deliverer)
+        slow_done = [d for d, _ in await hooks.deliveries(slow_endpoint.id)]
+        assert all(d.status is DeliveryStatus.SUCCEEDED for d in slow_done)
+        assert len(slow.received()) == 12
+
+
+@pytest.mark.parametrize(
+    ("reply", "excerpt_bytes", "expected"),
+    [
+        (Reply(500, body=b"e" * 2000), 512, "e" * 512),
+        (Reply(500, body=b"short"), 512, "short"),
+        (Reply(200, body=b""), 512, None),
+        (Reply(500, body=b"abcdefghijklmnopqrstuvwxyz"), 16, "abcdefghijklmnop"),
+        # A NUL byte cannot be stored in PostgreSQL text: shown as U+FFFD.
+        (Reply(500, body=b"bad\x00news"), 512, "bad\ufffdnews"),
+        # Cut inside a two-byte character: the half is shown as U+FFFD, not an error.
+        (Reply(500, body="ااااا".encode()), 5, "اا\ufffd"),
+    ],
+)
+async def test_the_response_excerpt_is_bounded(
+    hooks: Hooks, receiver: Receiver, reply: Reply, excerpt_bytes: int, expected: str | None
+) -> None:
+    receiver.respond = lambda _: reply
+    sender = HttpWebhookSender(hooks.container.webhook_http, excerpt_bytes=excerpt_bytes)
+    endpoint, _ = await hooks.endpoint(receiver.url)
+    await hooks.emit()
+    await deliver(hooks.deliverer(sender))
+    _, [attempt] = await hooks.only_delivery(endpoint.id)
+    assert attempt.response_excerpt == expected
+    assert attempt.status_code == reply.status
+
+
+async def test_the_excerpt_is_of_the_answer_as_sent_not_compressed(
+    hooks: Hooks, receiver: Receiver
+) -> None:
+    text = b"<html>quota exceeded, try tomorrow</html>" * 5
+
+    def answer(request: Received) -> Reply:
+        if "gzip" in request.headers.get("accept-encoding", ""):
+            return Reply(500, headers={"content-encoding": "gzip"}, body=gzip.compress(text))
+        return Reply(500, body=text)
+
+    receiver.respond = answer
+    endpoint, _ = await hooks.endpoint(receiver.url)
+    await hooks.emit()
+    await deliver(hooks.deliverer())
+    _, [attempt] = await hooks.only_delivery(endpoint.id)
+    assert attempt.response_excerpt is not None
+    assert attempt.response_excerpt.startswith("<html>quota exceeded")
+
+
+async def test_a_connection_refused_is_a_network_error(hooks: Hooks) -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]  # bound, never listening: connections are refused
+        endpoint, _ = await hooks.endpoint(f"http://127.0.0.1:{port}/hooks")
+        await hooks.emit()
+        await deliver(hooks.deliverer())
+    delivery, [attempt] = await hooks.only_delivery(endpoint.id)
+    assert (attempt.status_code, attempt.error_class) == (None, "connect_error")
+    assert delivery.status is DeliveryStatus.PENDING
+
+
+# -- secret rotation --------------------------------------------------------------------
+
+
+async def test_rotation_signs_with_both_secrets_during_the_overlap(
+    hooks: Hooks, receiver: Receiver
+) -> None:
+    endpoint, old = await hooks.endpoint(receiver.url)
+    rotated, new = await hooks.container.webhooks.rotate_secret(
+        hooks.caller, endpoint.id, overlap=timedelta(seconds=30)
+    )
+    assert new != old and new.startswith("whsec_")
+    assert rotated.previous_secret_expires_at == hooks.clock.now() + timedelta(seconds=30)
+
+    await hooks.emit()
+    await deliver(hooks.deliverer())
+    [during] = receiver.received()
+    assert len(during.headers["webhook-signature"].split(" ")) == 2
+    verified(during, new)
+    verified(during, old)
+
+    hooks.clock.advance(seconds=31)
+    receiver.clear()
+    await hooks.emit()
+    await deliver(hooks.deliverer())
+    [after] = receiver.received()
+    assert len(after.headers["webhook-signature"].split(" ")) == 1
+    verified(after, new)
+    with pytest.raises(WebhookVerificationError):
+        verified(after, old)
+
+
+async def test_rotation_defaults_to_a_day_and_zero_ends_the_old_secret_at_once(
+    hooks: Hooks, receiver: Receiver
+) -> None:
+    endpoint, first = await hooks.endpoint(receiver.url)
+    rotated, second = await hooks.container.webhooks.rotate_secret(hooks.caller, endpoint.id)
+    assert rotated.previous_secret_expires_at == hooks.clock.now() + timedelta(hours=24)
+    _, third = await hooks.container.webhooks.rotate_secret(
+        hooks.caller, endpoint.id, overlap=timedelta(0)
+    )
+    await hooks.emit()
+    await deliver(hooks.deliverer())
+    [request] = receiver.received()
+    verified(request, third)
+    for stale in (first, second):
+        with pytest.raises(WebhookVerificationError):
+            verified(request, stale)
+
+
+# -- where deliveries may go ------------------------------------------------------------
+
+
+async def test_a_name_resolving_to_a_private_address_is_refused(
+    hooks: Hooks, receiver: Receiver
+) -> None:
+    resolver = Resolver({"hooks.test": ["127.0.0.1"]})
+    sender = HttpWebhookSender(hooks.container.webhook_http, resolver)
+    endpoint, _ = await hooks.endpoint(receiver.url_for("hooks.test"))
+    await hooks.emit()
+    await deliver(hooks.deliverer(sender, allow_private=False))
+    delivery, [attempt] = await hooks.only_delivery(endpoint.id)
+    assert (attempt.status_code, attempt.error_class) == (None, "blocked_address")
+    assert (delivery.status, delivery.last_error) == (DeliveryStatus.PENDING, "blocked_address")
+    assert receiver.received() == []
+    assert resolver.asked == ["hooks.test"]
+
+
+@pytest.mark.parametrize(
+    "addresses",
+    [
+        ["169.254.169.254"],
+        ["::ffff:127.0.0.1"],
+        ["64:ff9b::a9fe:a9fe"],
+        ["10.0.0.1"],
+        [],
+    ],
+)
+async def test_every_resolved_address_must_be_public(
+    hooks: Hooks, receiver: Receiver, addresses: list[str]
+) -> None:
+    sender = HttpWebhookSender(hooks.container.webhook_http, Resolver({"hooks.test": addresses}))
+    endpoint, _ = await hooks.endpoint(receiver.url_for("hooks.test"))
+    await hooks.emit()
+    await deliver(hooks.deliverer(sender, allow_private=False))
+    _, [attempt] = await hooks.only_delivery(endpoint.id)
+    assert attempt.error_class == "blocked_address"
+    assert receiver.received() == []
+
+
+@pytest.mark.parametrize("order", [["127.0.0.1", "10.0.0.1"], ["10.0.0.1", "127.0.0.1"]])
+async def test_one_forbidden_address_among_several_blocks_the_delivery(
+    hooks: Hooks, receiver: Receiver, order: list[str]
+) -> None:
+    # Here 127.0.0.1 stands for a public address (the check lets it through), so a sender
+    # that checked only some addresses would reach the local receiver, never the internet.
+    sender = HttpWebhookSender(
+        hooks.container.webhook_http,
+        Resolver({"hooks.test": order}),
+        address_forbidden=lambda address: address == "10.0.0.1",
+    )
+    endpoint, _ = await hooks.endpoint(receiver.url_for("hooks.test"))
+    await hooks.emit()
+    await deliver(hooks.deliverer(sender, allow_private=False))
+    _, [attempt] = await hooks.only_delivery(endpoint.id)
+    assert attempt.error_class == "blocked_address"
+    assert receiver.received() == []
+
+
+async def test_a_name_that_does_not_resolve_is_a_dns_error(
+    hooks: Hooks, receiver: Receiver
+) -> None:
+    sender = HttpWebhookSender(hooks.container.webhook_http, Resolver({}))
+    endpoint, _ = await hooks.endpoint(receiver.url_for("nowhere.test"))
+    await hooks.emit()
+    await deliver(hooks.deliverer(sender, allow_private=False))
+    _, [attempt] = await hooks.only_delivery(endpoint.id)
+    assert attempt.error_class == "dns_error"
+
+
+async def test_the_request_goes_to_the_checked_address_with_the_original_host(
+    hooks: Hooks, receiver: Receiver
+) -> None:
+    resolver = Resolver({"hooks.test": ["127.0.0.1"]})
+    checked: list[str] = []
+
+    def permissive(address: str) -> bool:
+        checked.append(address)
+        return False
+
+    sender = HttpWebhookSender(hooks.container.webhook_http, resolver, address_forbidden=permissive)
+    endpoint, secret = await hooks.endpoint(receiver.url_for("hooks.test") + "?k=v")
+    await hooks.emit()
+    await deliver(hooks.deliverer(sender, allow_private=False))
+    [request] = receiver.received()
+    assert request.headers["host"] == f"hooks.test:{receiver.port}"
+    assert request.path == "/hooks"
+    assert checked == ["127.0.0.1"]
+    verified(request, secret)
+    assert (await hooks.only_delivery(endpoint.id))[0].status is DeliveryStatus.SUCCEEDED
+
+
+async def test_tls_to_a_pinned_address_still_checks_the_host_name(
+    hooks: Hooks, tmp_path: Path
+) -> None:
+    """The certificate names hooks.test only. Pinned to 127.0.0.1, a delivery to
+    hooks.test succeeds (SNI and the certificate check use the name); one to other.test,
+    resolving to the same address, fails, even right after the first: no connection
+    verified for one name carries another name's delivery."""
+    certfile, keyfile, trust = tls_files(tmp_path, "hooks.test")
+    resolver = Resolver({"hooks.test": ["127.0.0.1"], "other.test": ["127.0.0.1"]})
+    async with httpx.AsyncClient(verify=trust, trust_env=False) as client:
+        with running(certfile=certfile, keyfile=keyfile) as server:
+            pinned = HttpWebhookSender(client, resolver, address_forbidden=lambda _: False)
+            good, _ = await hooks.endpoint(server.url_for("hooks.test"), ["payment.succeeded"])
+            await hooks.emit("payment.succeeded")
+            await deliver(hooks.deliverer(pinned, allow_private=False))
+            [request] = server.received()
+            assert request.headers["host"] == f"hooks.test:{server.port}"
+            assert (await hooks.only_delivery(good.id))[0].status is DeliveryStatus.SUCCEEDED
+
+            other, _ = await hooks.endpoint(server.url_for("other.test"), ["payment.failed"])
+            await hooks.emit("payment.failed")
+            await deliver(hooks.deliverer(pinned, allow_private=False))
+            _, [attempt] = await hooks.only_delivery(other.id)
+            assert (attempt.status_code, attempt.error_class) == (None, "ssl_error")
+            assert len(server.received()) == 1
+
+
+@pytest.mark.parametrize(
+    ("url", "table", "reason"),
+    [
+        ("https://hooks.test/h", {"hooks.test": ["127.0.0.1"]}, "private_address"),
+        ("https://hooks.test/h", {"hooks.test": ["8.8.8.8", "10.0.0.1"]}, "private_address"),
+        ("https://hooks.test/h", {"hooks.test": []}, "private_address"),
+        ("https://nowhere.test/h", {}, "unresolvable"),
+        ("http://hooks.test/h", {"hooks.test": ["8.8.8.8"]}, "https_required"),
+        ("https://10.0.0.1/h", {}, "private_address"),
+    ],
+)
+async def test_production_endpoints_are_checked_when_saved(
+    hooks: Hooks, url: str, table: dict[str, list[str]], reason: str
+) -> None:
+    from amanat.domain.errors import InvalidInput
+    from amanat.services.webhooks import WebhooksConfig, WebhookService
+
+    c = hooks.container
+    production = WebhookService(
+        c.transactions,
+        hooks.clock,
+        c.protection,
+        c.events,
+        Resolver(table),
+        WebhooksConfig(production=True),
+    )
+    with pytest.raises(InvalidInput) as caught:
+        await production.create_endpoint(
+            hooks.caller, url=url, enabled_events=["*"], description=None
+        )
+    assert caught.value.code == "invalid_webhook_url"
+    assert caught.value.reason == reason
+    # A public name is accepted (only resolved, never called).
+    ok, _ = await WebhookService(
+        c.transactions,
+        hooks.clock,
+        c.protection,
+        c.events,
+        Resolver({"hooks.test": ["8.8.8.8"]}),
+        WebhooksConfig(production=True),
+    ).create_endpoint(
+        hooks.caller, url="https://hooks.test/h", enabled_events=["*"], description=None
+    )
+    assert ok.url == "https://hooks.test/h"
+
+
+# -- sending again ----------------------------------------------------------------------
+
+
+async def test_redeliver_sends_the_same_event_again(hooks: Hooks, receiver: Receiver) -> None:
+    endpoint, secret = await hooks.endpoint(receiver.url)
+    other, _ = await hooks.endpoint(receiver.url_for("127.0.0.1", "/other"))
+    event_id = await hooks.emit()
+    await deliver(hooks.deliverer())
+    assert len(receiver.received()) == 2
+
+    to_all = await hooks.container.webhooks.redeliver(hooks.caller, event_id, endpoint_id=None)
+    assert sorted(d.endpoint_id for d in to_all) == sorted([endpoint.id, other.id])
+    to_one = await hooks.container.webhooks.redeliver(
+        hooks.caller, event_id, endpoint_id=endpoint.id
+    )
+    assert [(d.event_id, d.trigger) for d in to_one] == [(event_id, "redeliver")]
+    await deliver(hooks.deliverer())
+    got = receiver.received()
+    assert [r.webhook_id for r in got] == [event_id] * 5
+    assert len([r for r in got if r.path == "/hooks"]) == 3
+    bodies = {json.dumps(verified(r, secret), sort_keys=True) for r in got if r.path == "/hooks"}
+    assert len(bodies) == 1, "the same event, byte for byte"
+
+
+async def test_replay_queues_subscribed_events_since_a_time(
+    hooks: Hooks, receiver: Receiver
+) -> None:
+    endpoint, _ = await hooks.endpoint(receiver.url, ["payment.succeeded"])
+    before = await hooks.emit()
+    hooks.clock.advance(seconds=10)
+    since = hooks.clock.now()
+    wanted = [await hooks.emit(version=v) for v in (1, 2, 3)]
+    await hooks.emit("payment.failed")  # not subscribed
+    hooks.clock.advance(seconds=10)
+    await deliver(hooks.deliverer())
+    assert len(receiver.received()) == 4
+    receiver.clear()
+
+    result = await hooks.container.webhooks.replay(
+        hooks.caller, endpoint.id, since=since, until=None
+    )
+    assert (result.queued, result.truncated, result.resume_from) == (3, False, None)
+    await deliver(hooks.deliverer())
+    assert sorted(r.webhook_id for r in receiver.received()) == sorted(wanted)
+    assert before not in {r.webhook_id for r in receiver.received()}
+    triggers = sorted(d.trigger for d, _ in await hooks.deliveries(endpoint.id))
+    assert triggers == ["event"] * 4 + ["replay"] * 3
+
+
+async def test_a_disabled_endpoints_deliveries_wait_and_resume(
+    hooks: Hooks, receiver: Receiver
+) -> None:
+    endpoint, _ = await hooks.endpoint(receiver.url)
+    event_id = await hooks.emit()
+    paused = await hooks.container.webhooks.update_endpoint(
+        hooks.caller, endpoint.id, enabled=False
+    )
+    assert not paused.enabled
+    hooks.clock.advance(hours=2)
+    assert await deliver(hooks.deliverer()) == 0
+    assert receiver.received() == []
+    delivery, attempts = await hooks.only_delivery(endpoint.id)
+    assert (delivery.status, attempts) == (DeliveryStatus.PENDING, [])
+
+    await hooks.container.webhooks.update_endpoint(hooks.caller, endpoint.id, enabled=True)
+    assert await deliver(hooks.deliverer()) == 1
+    assert [r.webhook_id for r in receiver.received()] == [event_id]
+
+
+async def test_deleting_an_endpoint_stops_its_deliveries(hooks: Hooks, receiver: Receiver) -> None:
+    endpoint, _ = await hooks.endpoint(receiver.url)
+    await hooks.emit()
+    await hooks.container.webhooks.delete_endpoint(hooks.caller, endpoint.id)
+    assert await deliver(hooks.deliverer()) == 0
+    assert receiver.received() == []
+    async with hooks.container.db.read() as conn:
+        row = (
+            await conn.execute(
+                sa.select(webhook_deliveries.c.status, webhook_deliveries.c.last_error).where(
+                    webhook_deliveries.c.endpoint_id == endpoint.id
+                )
+            )
+        ).one()
+    assert (row.status, row.last_error) == ("failed", "endpoint deleted")
