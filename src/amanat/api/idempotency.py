@@ -1,11 +1,12 @@
 """Idempotency keys for every POST under ``/v1`` (see docs/api-contract.md).
 
-The key record is inserted first (the primary key lets exactly one request win), then the
-business change and the completed record commit in one transaction, so a crash can never
-leave one without the other. An abandoned in-progress record (the process died) is taken
-over once its lock expires; the business transaction had rolled back, so re-executing is
-safe. A request refused before it started (validation, auth, rate limit) never gets here
-and stores nothing.
+The key record, the business change and the completed record are written in one
+transaction, so a crash can never leave one without the others, and the request costs one
+commit. The key's primary key lets exactly one request win: a concurrent request with the
+same key waits on that row until the first commits, then gets its stored result. A
+business refusal rolls the change back and is then stored as the key's result. A request
+refused before it started (validation, auth, rate limit) never gets here and stores
+nothing.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from amanat.api.errors import ApiProblem, domain_error_status, problem_body
 from amanat.api.responses import JsonResponse, ProblemResponse
 from amanat.domain.errors import DomainError, InvalidInput
 from amanat.services.oauth import AccessContext
-from amanat.services.ports import IdempotencyRecord
+from amanat.services.ports import IdempotencyRecord, Transaction
 
 log = structlog.get_logger("amanat.idempotency")
 
@@ -95,63 +96,90 @@ async def _replay(request: Request, record: IdempotencyRecord) -> Response:
 Operation = Callable[[], Awaitable[tuple[int, dict[str, Any]]]]
 
 
+class _KeyState(Exception):
+    """The key is not free to run under (replay, reuse, in use): never stored as a result."""
+
+    def __init__(self, response: Response | None = None, problem: ApiProblem | None = None):
+        super().__init__()
+        self.response = response
+        self.problem = problem
+
+
+async def _claim(
+    request: Request,
+    tx: Transaction,
+    record: IdempotencyRecord,
+) -> None:
+    """Insert the key as in progress, in the business transaction. A concurrent request
+    with the same key waits on the key's row until this one commits or rolls back, then
+    finds the stored result (replayed) or a free key."""
+    now = record.created_at
+    await tx.idempotency.delete_expired(record.client_id, record.key, now)
+    if await tx.idempotency.try_insert(record):
+        return
+    existing = await tx.idempotency.get(record.client_id, record.key, for_update=True)
+    if existing is None:  # expired and removed by a concurrent request: rare
+        raise _KeyState(problem=ApiProblem("idempotency_key_in_use", headers={"Retry-After": "1"}))
+    if existing.request_hash != record.request_hash:
+        raise _KeyState(
+            problem=ApiProblem(
+                "idempotency_key_reused",
+                "This Idempotency-Key was used for a different request "
+                f"({existing.method} {existing.path}).",
+            )
+        )
+    if existing.status == "completed":
+        raise _KeyState(response=await _replay(request, existing))
+    # An in-progress record that was committed: left by an older version of amanat that
+    # claimed keys in a transaction of their own. Taken over once its lock has expired.
+    lock = existing.locked_until
+    if lock is not None and lock > now:
+        wait = max(1, math.ceil((lock - now).total_seconds()))
+        raise _KeyState(
+            problem=ApiProblem("idempotency_key_in_use", headers={"Retry-After": str(min(wait, 5))})
+        )
+    if not await tx.idempotency.take_over(record.client_id, record.key, lock, now + LOCK):
+        raise _KeyState(problem=ApiProblem("idempotency_key_in_use", headers={"Retry-After": "1"}))
+    log.warning("idempotency_takeover", key_age_s=(now - existing.created_at).seconds)
+
+
 async def run_idempotent(
     request: Request, context: AccessContext, raw_key: str | None, operation: Operation
 ) -> Response:
     container = container_of(request)
     transactions = container.transactions
-    clock = container.clock
     key = parse_key(raw_key)
     body = await request.body()
-    request_hash = fingerprint(request.method, request.url.path, body)
-    now = clock.now()
-    async with transactions.write() as tx:
-        await tx.idempotency.delete_expired(context.client_id, key, now)
-        inserted = await tx.idempotency.try_insert(
-            IdempotencyRecord(
-                client_id=context.client_id,
-                key=key,
-                request_hash=request_hash,
-                method=request.method,
-                path=request.url.path,
-                status="in_progress",
-                response_status=None,
-                response_body=None,
-                response_headers=None,
-                created_at=now,
-                locked_until=now + LOCK,
-                expires_at=now + KEY_LIFETIME,
-            )
-        )
-        if not inserted:
-            existing = await tx.idempotency.get(context.client_id, key, for_update=True)
-            if existing is None:  # expired and removed by a concurrent request: rare
-                raise ApiProblem("idempotency_key_in_use", headers={"Retry-After": "1"})
-            if existing.request_hash != request_hash:
-                raise ApiProblem(
-                    "idempotency_key_reused",
-                    "This Idempotency-Key was used for a different request "
-                    f"({existing.method} {existing.path}).",
-                )
-            if existing.status == "completed":
-                return await _replay(request, existing)
-            lock = existing.locked_until
-            if lock is not None and lock > now:
-                wait = max(1, math.ceil((lock - now).total_seconds()))
-                raise ApiProblem(
-                    "idempotency_key_in_use", headers={"Retry-After": str(min(wait, 5))}
-                )
-            if not await tx.idempotency.take_over(context.client_id, key, lock, now + LOCK):
-                raise ApiProblem("idempotency_key_in_use", headers={"Retry-After": "1"})
-            log.warning("idempotency_takeover", key_age_s=(now - existing.created_at).seconds)
+    now = container.clock.now()
+    record = IdempotencyRecord(
+        client_id=context.client_id,
+        key=key,
+        request_hash=fingerprint(request.method, request.url.path, body),
+        method=request.method,
+        path=request.url.path,
+        status="in_progress",
+        response_status=None,
+        response_body=None,
+        response_headers=None,
+        created_at=now,
+        locked_until=now + LOCK,
+        expires_at=now + KEY_LIFETIME,
+    )
     # Stored responses echo personal data (names, IBANs), so they are kept encrypted.
     where = _where(f"{context.client_id}:{key}")
     try:
+        # One transaction: the key, the business change and the stored response commit
+        # together or not at all.
         async with transactions.atomic() as tx:
+            await _claim(request, tx, record)
             status, payload = await operation()
             sealed = await container.protection.seal(orjson.dumps(payload).decode(), **where)
             await tx.idempotency.complete(context.client_id, key, status, sealed, {})
         return JsonResponse(payload, status_code=status)
+    except _KeyState as state:
+        if state.response is not None:
+            return state.response
+        raise (state.problem or ApiProblem("idempotency_key_in_use")) from None
     except (DomainError, ApiProblem) as exc:
         # The request executed and was refused by a business rule: that outcome is the
         # result for this key, as Stripe does; nothing else was committed.
@@ -183,10 +211,8 @@ async def run_idempotent(
             )
         sealed_problem = await container.protection.seal(orjson.dumps(problem).decode(), **where)
         async with transactions.write() as tx:
-            await tx.idempotency.complete(context.client_id, key, status, sealed_problem, {})
+            await tx.idempotency.delete_expired(context.client_id, key, now)
+            if await tx.idempotency.try_insert(record):
+                await tx.idempotency.complete(context.client_id, key, status, sealed_problem, {})
+            # else: a concurrent request with this key ran meanwhile; its result stands.
         return ProblemResponse(problem, status_code=status)
-    except BaseException:
-        # Unexpected failure: nothing committed, so free the key for a retry.
-        async with transactions.write() as tx:
-            await tx.idempotency.release(context.client_id, key)
-        raise

@@ -1,10 +1,15 @@
-"""Writing to the audit trail, always inside the caller's transaction."""
+"""Writing to the audit trail, always inside the caller's transaction.
+
+Records are appended as the transaction's last statements (see adapters/db/audit_store.py),
+so they commit or roll back with the change they describe while the chain's head is
+locked only for a moment.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
-from amanat.domain.audit import Actor, AuditRecord
+from amanat.domain.audit import Actor
 from amanat.domain.clock import Clock
 from amanat.domain.ids import new_id
 from amanat.services.ports import Transaction
@@ -19,9 +24,9 @@ async def record(
     target_type: str | None = None,
     target_id: str | None = None,
     payload: dict[str, Any] | None = None,
-) -> AuditRecord:
-    """Append one audit record; it commits or rolls back with the change it describes."""
-    return await tx.audit.append(
+) -> None:
+    """Record one audit entry; it commits or rolls back with the change it describes."""
+    await tx.audit.append_at_commit(
         record_id=new_id("audit"),
         occurred_at=clock.now(),
         actor=actor,

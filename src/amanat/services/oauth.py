@@ -610,10 +610,9 @@ class OAuthService:
         if not isinstance(client_id, str) or not isinstance(jti, str):
             raise TokenRejected("missing_claims")
         async with self._tx.read() as tx:
-            if await tx.tokens.is_revoked(jti):
-                raise TokenRejected("revoked")
-            client = await tx.partners.get_client(client_id)
-            partner = await tx.partners.get_partner(client.partner_id) if client else None
+            client, partner, revoked = await tx.partners.access_of(client_id, jti)
+        if revoked:
+            raise TokenRejected("revoked")
         if client is None or partner is None:
             raise TokenRejected("unknown_client")
         if not client.is_active or not partner.is_active:

@@ -91,6 +91,7 @@ class PaymentService:
         self._protection = protection
         self.config = config
         self._events = events
+        self._accounts: dict[str, int] = {}
 
     # -- creating -----------------------------------------------------------------------
 
@@ -125,16 +126,30 @@ class PaymentService:
                 reason="per_transaction_limit",
             )
 
-    async def _merchant_account(self, tx: Transaction, partner_id: str, currency: str) -> str:
-        account = ledger.merchant_account(partner_id)
-        await tx.ledger.ensure_account(
-            account,
-            ledger.AccountKind.LIABILITY.value,
-            currency,
-            self.config.balance_shards,
-            self._clock.now(),
+    async def _ensure(
+        self, tx: Transaction, account: str, kind: str, currency: str, shards: int
+    ) -> int:
+        """The account's shard count, creating the account on first use. Accounts are never
+        deleted, so one seen committed is remembered and costs no query again; one created
+        by this transaction is not, as the transaction may still roll back."""
+        known = self._accounts.get(account)
+        if known is not None:
+            return known
+        count, created = await tx.ledger.ensure_account(
+            account, kind, currency, shards, self._clock.now()
         )
-        return account
+        if not created:
+            self._accounts[account] = count
+        return count
+
+    async def _merchant_account(
+        self, tx: Transaction, partner_id: str, currency: str
+    ) -> tuple[str, int]:
+        account = ledger.merchant_account(partner_id)
+        shards = await self._ensure(
+            tx, account, ledger.AccountKind.LIABILITY.value, currency, self.config.balance_shards
+        )
+        return account, shards
 
     async def _new(
         self,
@@ -253,9 +268,11 @@ class PaymentService:
         )
         async with self._tx.write() as tx:
             await self._check_limit(tx, caller.partner_id, amount)
-            merchant = await self._merchant_account(tx, caller.partner_id, currency)
+            merchant, shards = await self._merchant_account(tx, caller.partner_id, currency)
             if kind is PaymentType.PAYOUT:
-                await tx.ledger.reserve(merchant, payment.id, amount, currency, payment.created_at)
+                await tx.ledger.reserve(
+                    merchant, payment.id, amount, currency, payment.created_at, shard_count=shards
+                )
             await tx.payments.add(payment, client_id=caller.client_id)
             await tx.outbox.enqueue(SUBMIT, payment.id, {}, payment.created_at)
             await audit.record(
@@ -308,9 +325,16 @@ class PaymentService:
                 metadata=metadata,
             )
             refund = replace(refund, extra={"parent_id": parent.id, "client_id": caller.client_id})
-            account = await self._merchant_account(tx, caller.partner_id, parent.amount.currency)
+            account, shards = await self._merchant_account(
+                tx, caller.partner_id, parent.amount.currency
+            )
             await tx.ledger.reserve(
-                account, refund.id, value, parent.amount.currency, refund.created_at
+                account,
+                refund.id,
+                value,
+                parent.amount.currency,
+                refund.created_at,
+                shard_count=shards,
             )
             await tx.payments.add(refund, client_id=caller.client_id, parent_id=parent.id)
             await tx.outbox.enqueue(SUBMIT, refund.id, {}, refund.created_at)
@@ -416,8 +440,8 @@ class PaymentService:
             raise InvalidInput("amount must be positive.", code="invalid_amount")
         now = self._clock.now()
         async with self._tx.write() as tx:
-            account = await self._merchant_account(tx, caller.partner_id, currency)
-            await tx.ledger.ensure_account(ledger.SANDBOX_FUNDING, "equity", currency, 1, now)
+            account, shards = await self._merchant_account(tx, caller.partner_id, currency)
+            await self._ensure(tx, ledger.SANDBOX_FUNDING, "equity", currency, 1)
             top_up_id = new_id("top_up")
             await tx.ledger.post(
                 ledger.sandbox_top_up(
@@ -425,7 +449,7 @@ class PaymentService:
                 ),
                 now,
             )
-            await tx.ledger.credit(account, amount, spread=True)
+            await tx.ledger.credit(account, amount, spread=True, shard_count=shards)
             await audit.record(
                 tx,
                 self._clock,
@@ -524,7 +548,7 @@ class PaymentService:
         amount = payment.amount.amount
         account = ledger.merchant_account(payment.partner_id)
         if payment.status is PaymentStatus.SUCCEEDED:
-            await tx.ledger.ensure_account(ledger.RAAST_SETTLEMENT, "asset", currency, 1, now)
+            await self._ensure(tx, ledger.RAAST_SETTLEMENT, "asset", currency, 1)
             if payment.type is PaymentType.COLLECTION:
                 await tx.ledger.post(
                     ledger.collection_settled(

@@ -122,15 +122,13 @@ async def test_a_rolled_back_append_leaves_no_gap(log: Container, clock: FrozenC
 async def test_fifty_concurrent_appends_never_fork_the_chain(
     log: Container, clock: FrozenClock
 ) -> None:
-    async def one(i: int) -> int:
+    async def one(i: int) -> None:
         async with log.transactions.write() as tx:
-            record = await audit.record(
+            await audit.record(
                 tx, clock, ACTOR, "test.concurrent", target_id=str(i), payload={"i": i}
             )
-            return record.seq
 
-    seqs = await asyncio.gather(*(one(i) for i in range(50)))
-    assert sorted(seqs) == list(range(1, 51))
+    await asyncio.gather(*(one(i) for i in range(50)))
     records = await stored(log)
     assert [s.record.seq for s in records] == list(range(1, 51))
     assert sorted(s.record.payload["i"] for s in records) == list(range(50))

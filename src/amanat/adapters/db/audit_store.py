@@ -3,6 +3,11 @@
 Each append locks the single ``audit_head`` row (``FOR UPDATE`` on PostgreSQL; SQLite's
 ``BEGIN IMMEDIATE`` already serialises writers), so concurrent transactions take turns at
 the head and a rolled-back transaction leaves no gap.
+
+The head lock is held until commit, so every transaction that audits takes its turn
+there. Business transactions therefore queue their records (:meth:`append_at_commit`)
+and the unit of work appends them as its last statements, just before commit: the lock
+is held for three statements and the commit, not for the whole business change.
 """
 
 from __future__ import annotations
@@ -42,6 +47,36 @@ def record_from_row(row: Any) -> AuditRecord:
 class SqlAuditRepository:
     def __init__(self, conn: AsyncConnection) -> None:
         self._conn = conn
+        self._queued: list[dict[str, Any]] = []
+
+    async def append_at_commit(
+        self,
+        *,
+        record_id: str,
+        occurred_at: Any,
+        actor: Actor,
+        action: str,
+        target_type: str | None,
+        target_id: str | None,
+        payload: dict[str, Any],
+    ) -> None:
+        """Queue a record; :meth:`flush` appends it in this transaction before commit."""
+        self._queued.append(
+            {
+                "record_id": record_id,
+                "occurred_at": occurred_at,
+                "actor": actor,
+                "action": action,
+                "target_type": target_type,
+                "target_id": target_id,
+                "payload": payload,
+            }
+        )
+
+    async def flush(self) -> None:
+        queued, self._queued = self._queued, []
+        for entry in queued:
+            await self.append(**entry)
 
     async def append(
         self,

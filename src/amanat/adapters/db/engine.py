@@ -12,7 +12,7 @@ from typing import Any
 
 from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
-from sqlalchemy.pool import NullPool
+from sqlalchemy.pool import AsyncAdaptedQueuePool
 
 from amanat.settings import DatabaseSettings
 
@@ -30,7 +30,9 @@ def create_engine(settings: DatabaseSettings) -> AsyncEngine:
         pool_size=settings.pool_size,
         max_overflow=settings.max_overflow,
         pool_timeout=settings.pool_timeout_seconds,
-        pool_pre_ping=True,
+        # No pre-ping: it costs a round trip on every checkout. A connection the server
+        # dropped fails once, and SQLAlchemy then discards the whole pool.
+        pool_recycle=1800,
     )
 
 
@@ -38,8 +40,12 @@ def _sqlite_engine(settings: DatabaseSettings) -> AsyncEngine:
     in_memory = ":memory:" in settings.url or settings.url.rstrip("/").endswith("sqlite+aiosqlite:")
     kwargs: dict[str, Any] = {"echo": settings.echo, "hide_parameters": True}
     if not in_memory:
-        # Each connection is cheap; a pool of file handles would only hide lock waits.
-        kwargs["poolclass"] = NullPool
+        # Pooled: opening a connection starts a thread and runs four PRAGMAs, which cost
+        # more than most transactions. Writers still queue on SQLite's one write lock.
+        kwargs["poolclass"] = AsyncAdaptedQueuePool
+        kwargs["pool_size"] = settings.pool_size
+        kwargs["max_overflow"] = settings.max_overflow
+        kwargs["pool_timeout"] = settings.pool_timeout_seconds
     engine = create_async_engine(settings.url, **kwargs)
     busy_timeout = settings.sqlite_busy_timeout_ms
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import hashlib
 from datetime import datetime
+from types import SimpleNamespace
 from typing import Any
 
 import sqlalchemy as sa
@@ -180,6 +181,27 @@ class SqlPartnerRepository:
             await self._conn.execute(oauth_clients.select().where(oauth_clients.c.id == client_id))
         ).first()
         return _client(row) if row else None
+
+    async def access_of(
+        self, client_id: str, jti: str
+    ) -> tuple[OAuthClient | None, Partner | None, bool]:
+        """What every authenticated request needs, in one round trip: the client, its
+        partner, and whether the token's ``jti`` is revoked."""
+        if not _storable(client_id) or not _storable(jti):
+            return None, None, False
+        revoked = sa.exists().where(revoked_tokens.c.jti == _key(jti, _REVOKED_JTI_WIDTH))
+        stmt = (
+            sa.select(oauth_clients, partners, revoked.label("revoked"))
+            .join(partners, partners.c.id == oauth_clients.c.partner_id)
+            .where(oauth_clients.c.id == client_id)
+        )
+        row = (await self._conn.execute(stmt)).first()
+        if row is None:
+            return None, None, False
+        values = row._mapping
+        client = _client(SimpleNamespace(**{c.name: values[c] for c in oauth_clients.c}))
+        partner = _partner(SimpleNamespace(**{c.name: values[c] for c in partners.c}))
+        return client, partner, bool(values["revoked"])
 
     async def list_clients(self, partner_id: str) -> list[OAuthClient]:
         rows = (

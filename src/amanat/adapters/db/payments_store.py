@@ -264,7 +264,9 @@ class SqlLedgerRepository:
 
     async def ensure_account(
         self, account_id: str, kind: str, currency: str, shards: int, at: datetime
-    ) -> None:
+    ) -> tuple[int, bool]:
+        """Create the account if it is new; returns its number of balance shards and
+        whether this transaction created it (then it exists only once this commits)."""
         created = await self._conn.execute(
             insert_if_absent(
                 self._conn,
@@ -284,6 +286,8 @@ class SqlLedgerRepository:
                     for i in range(shards)
                 ],
             )
+            return shards, True
+        return await self._shard_count(account_id), False
 
     async def _shard_count(self, account_id: str) -> int:
         value = (
@@ -294,10 +298,18 @@ class SqlLedgerRepository:
         return int(value or 1)
 
     async def reserve(
-        self, account_id: str, hold_id: str, amount: int, currency: str, at: datetime
+        self,
+        account_id: str,
+        hold_id: str,
+        amount: int,
+        currency: str,
+        at: datetime,
+        *,
+        shard_count: int | None = None,
     ) -> int:
-        """Hold ``amount`` on one shard; raises InsufficientFunds and changes nothing."""
-        count = await self._shard_count(account_id)
+        """Hold ``amount`` on one shard; raises InsufficientFunds and changes nothing.
+        ``shard_count``: the account's, when the caller knows it (saves a query)."""
+        count = shard_count or await self._shard_count(account_id)
         start = random.randrange(count)
         for offset in range(count):
             shard = (start + offset) % count
@@ -390,9 +402,11 @@ class SqlLedgerRepository:
         )
         return int(row.amount)
 
-    async def credit(self, account_id: str, amount: int, *, spread: bool) -> None:
+    async def credit(
+        self, account_id: str, amount: int, *, spread: bool, shard_count: int | None = None
+    ) -> None:
         """Add to a credit-normal balance: spread over all shards, or onto one."""
-        count = await self._shard_count(account_id)
+        count = shard_count or await self._shard_count(account_id)
         if spread:
             share, remainder = divmod(amount, count)
             for shard in range(count):

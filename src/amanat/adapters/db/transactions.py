@@ -67,7 +67,9 @@ class SqlTransactions:
             yield ambient
             return
         async with self.db.write() as conn:
-            yield SqlTransaction(conn)
+            tx = SqlTransaction(conn)
+            yield tx
+            await tx.audit.flush()  # last, so the audit head is locked only briefly
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[SqlTransaction]:
@@ -76,7 +78,9 @@ class SqlTransactions:
             yield ambient
             return
         async with self.db.read() as conn:
-            yield SqlTransaction(conn)
+            tx = SqlTransaction(conn)
+            yield tx
+            await tx.audit.flush()
 
     @asynccontextmanager
     async def atomic(self) -> AsyncIterator[SqlTransaction]:
@@ -90,3 +94,4 @@ class SqlTransactions:
                 yield tx
             finally:
                 _ambient.reset(token)
+            await tx.audit.flush()
