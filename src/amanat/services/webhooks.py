@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import random
 import secrets
+from collections import OrderedDict
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 from amanat.domain import webhooks as rules
 from amanat.domain.audit import SYSTEM, Actor
@@ -101,6 +102,7 @@ class Outgoing:
     url: str
     body: bytes
     secrets: list[str]
+    endpoint_failing: bool = True  # False: a success needs no change to the endpoint
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,6 +153,10 @@ class WebhookService:
         self._events = events
         self._resolver = resolver
         self.config = config
+        # Decrypted once, sent many times: an event goes to every endpoint and is retried,
+        # and an endpoint's secrets change only with its version. Bounded, in memory only.
+        self._bodies: OrderedDict[str, bytes] = OrderedDict()
+        self._secrets: OrderedDict[tuple[str, int], tuple[str, str | None]] = OrderedDict()
 
     # -- endpoints ----------------------------------------------------------------------
 
@@ -342,12 +348,31 @@ class WebhookService:
         return rotated, secret
 
     async def signing_secrets(self, endpoint: WebhookEndpoint) -> list[str]:
-        found = [await self._unseal_secret(endpoint.secret, endpoint.id, "secret")]
-        if endpoint.signs_with_previous(self._clock.now()) and endpoint.previous_secret:
-            found.append(
+        cache_key = (endpoint.id, endpoint.version)
+        known = self._secrets.get(cache_key)
+        if known is None:
+            current = await self._unseal_secret(endpoint.secret, endpoint.id, "secret")
+            previous = (
                 await self._unseal_secret(endpoint.previous_secret, endpoint.id, "previous_secret")
+                if endpoint.previous_secret
+                else None
             )
-        return found
+            known = _remember(self._secrets, cache_key, (current, previous))
+        current, previous = known
+        if previous is not None and endpoint.signs_with_previous(self._clock.now()):
+            return [current, previous]
+        return [current]
+
+    async def _body(self, event_id: str) -> bytes | None:
+        body = self._bodies.get(event_id)
+        if body is not None:
+            return body
+        async with self._tx.read() as tx:
+            stored = await tx.events.get(event_id)
+        if stored is None:
+            return None
+        event = await self._events.open(stored)
+        return _remember(self._bodies, event_id, encode(event.envelope()))
 
     # -- inspecting and re-sending ------------------------------------------------------
 
@@ -461,17 +486,17 @@ class WebhookService:
         deleted ones were already failed)."""
         async with self._tx.read() as tx:
             endpoint = await tx.webhooks.get_endpoint(delivery.endpoint_id)
-            stored = await tx.events.get(delivery.event_id)
-        if endpoint is None or stored is None or not endpoint.enabled:
+        body = await self._body(delivery.event_id) if endpoint is not None else None
+        if endpoint is None or body is None or not endpoint.enabled:
             async with self._tx.write() as tx:
                 await tx.webhooks.release(delivery.id, owner)
             return None
-        event = await self._events.open(stored)
         return Outgoing(
             delivery=delivery,
             url=endpoint.url,
-            body=encode(event.envelope()),
+            body=body,
             secrets=await self.signing_secrets(endpoint),
+            endpoint_failing=endpoint.failing_since is not None,
         )
 
     def headers(self, outgoing: Outgoing) -> dict[str, str]:
@@ -489,8 +514,17 @@ class WebhookService:
         }
 
     async def record(
-        self, delivery: Delivery, result: SendResult, *, owner: str, started_at: datetime
+        self,
+        delivery: Delivery,
+        result: SendResult,
+        *,
+        owner: str,
+        started_at: datetime,
+        endpoint_failing: bool = True,
     ) -> Recorded:
+        """Record the attempt and reschedule, fail or finish the delivery. The endpoint's
+        health is tracked under its row lock, which a success at a healthy endpoint
+        (``endpoint_failing`` False, as :meth:`prepare` saw it) does not need."""
         now = self._clock.now()
         verdict = rules.verdict(result.status_code)
         attempt_no = delivery.attempts + 1
@@ -530,9 +564,10 @@ class WebhookService:
         disabled = False
         async with self._tx.write() as tx:
             kept = await tx.webhooks.settle(settled, attempt, owner)
-            endpoint = await tx.webhooks.get_endpoint(delivery.endpoint_id, for_update=True)
-            if endpoint is not None and endpoint.enabled:
-                disabled = await self._track_health(tx, endpoint, verdict, now)
+            if verdict is not Verdict.DELIVERED or endpoint_failing:
+                endpoint = await tx.webhooks.get_endpoint(delivery.endpoint_id, for_update=True)
+                if endpoint is not None and endpoint.enabled:
+                    disabled = await self._track_health(tx, endpoint, verdict, now)
         return Recorded(
             verdict=verdict, rescheduled_in=delay, disabled=disabled, lease_lost=not kept
         )
@@ -581,3 +616,15 @@ class WebhookService:
     async def pending(self) -> int:
         async with self._tx.read() as tx:
             return await tx.webhooks.pending_count()
+
+
+_CACHE_SIZE = 4096
+_K = TypeVar("_K")
+_V = TypeVar("_V")
+
+
+def _remember(cache: OrderedDict[_K, _V], key: _K, value: _V) -> _V:
+    cache[key] = value
+    if len(cache) > _CACHE_SIZE:
+        cache.popitem(last=False)
+    return value

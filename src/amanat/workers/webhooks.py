@@ -116,7 +116,11 @@ class WebhookDeliverer:
             allow_private=self._allow_private,
         )
         recorded = await self._service.record(
-            delivery, result, owner=self._owner, started_at=started_at
+            delivery,
+            result,
+            owner=self._owner,
+            started_at=started_at,
+            endpoint_failing=outgoing.endpoint_failing,
         )
         WEBHOOK_LATENCY.observe(result.latency_ms / 1000)
         WEBHOOK_ATTEMPTS.labels(recorded.verdict.value, result.error_class or "").inc()
