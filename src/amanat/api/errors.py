@@ -21,7 +21,7 @@ from starlette.routing import Match
 from amanat.api.context import current_request_id
 from amanat.api.problems import lookup
 from amanat.api.responses import ProblemResponse
-from amanat.domain.errors import Conflict, DomainError, InvalidInput, NotFound
+from amanat.domain.errors import Conflict, DomainError, InvalidInput, NotFound, Unavailable
 
 log = structlog.get_logger("amanat.api")
 
@@ -249,6 +249,17 @@ def domain_error_status(exc: DomainError) -> int:
     return 422
 
 
+async def _on_unavailable(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, Unavailable)
+    return problem_response(
+        exc.code,
+        status=503,
+        detail=exc.message,
+        instance=request.url.path,
+        headers={"Retry-After": str(exc.retry_after_seconds)},
+    )
+
+
 async def _on_domain_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, DomainError)
     errors = None
@@ -277,3 +288,4 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(StarletteHTTPException, _on_http_exception)
     app.add_exception_handler(ApiProblem, _on_api_problem)
     app.add_exception_handler(DomainError, _on_domain_error)
+    app.add_exception_handler(Unavailable, _on_unavailable)

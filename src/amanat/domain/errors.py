@@ -40,3 +40,15 @@ class NotFound(DomainError):
 
 class Conflict(DomainError):
     code = "conflict"
+
+
+class Unavailable(Exception):
+    """A dependency (the database's write lock, a remote service) did not answer in time.
+    Not a business outcome: nothing changed, and the same request may simply be retried."""
+
+    code = "service_unavailable"
+    retry_after_seconds = 1
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message

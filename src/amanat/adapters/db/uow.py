@@ -12,9 +12,11 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import sqlalchemy as sa
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from amanat.adapters.db.engine import SQLITE_BEGIN_OPTION
+from amanat.domain.errors import Unavailable
 
 
 class Database:
@@ -24,11 +26,18 @@ class Database:
 
     @asynccontextmanager
     async def write(self) -> AsyncIterator[AsyncConnection]:
-        async with self.engine.connect() as conn:
-            if self.is_sqlite:
-                conn = await conn.execution_options(**{SQLITE_BEGIN_OPTION: "IMMEDIATE"})
-            async with conn.begin():
-                yield conn
+        try:
+            async with self.engine.connect() as conn:
+                if self.is_sqlite:
+                    conn = await conn.execution_options(**{SQLITE_BEGIN_OPTION: "IMMEDIATE"})
+                async with conn.begin():
+                    yield conn
+        except OperationalError as exc:
+            # SQLite's one write lock stayed taken past the busy timeout: a 503 the client
+            # may retry (nothing was written), not a 500.
+            if self.is_sqlite and "database is locked" in str(exc.orig):
+                raise Unavailable("The database is busy; retry in a moment.") from None
+            raise
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncConnection]:
