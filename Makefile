@@ -7,7 +7,8 @@ STAMP_RUN := $(VENV)/.installed-run
 STAMP_DEV := $(VENV)/.installed-dev
 export AMANAT_TEST_PG_URL ?= postgresql://postgres@127.0.0.1:5432/postgres
 
-.PHONY: run test lint typecheck layers unit pytest-sqlite pytest-postgres install install-dev clean
+.PHONY: run test lint typecheck layers unit pytest-sqlite pytest-postgres install install-dev clean \
+	bench bench-smoke
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -49,6 +50,15 @@ pytest-postgres: $(STAMP_DEV)
 	AMANAT_TEST_DB=postgresql $(BIN)/pytest -m "not sqlite_only" tests/integration tests/api tests/e2e
 
 test: lint typecheck layers pytest-sqlite pytest-postgres
+
+# Benchmarks (bench/README.md): both databases, server and worker started by the bench.
+# Options are environment variables, e.g. `make bench BENCH_DURATION=10`.
+bench: $(STAMP_RUN)
+	$(BIN)/python -m bench.run
+
+# A few seconds per scenario, correctness checks only (no timing thresholds); for CI.
+bench-smoke: $(STAMP_RUN)
+	$(BIN)/python -m bench.run --smoke
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache

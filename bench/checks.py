@@ -1,0 +1,157 @@
+"""Correctness after each load, from the database and the answers: the ledger balances, no
+payment was created twice, the payments match the answers, no 5xx, no unhandled exception
+in the server's log. Failures of these make ``make bench-smoke`` exit non-zero."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from amanat.adapters.db.payments_store import SqlLedgerRepository
+from amanat.bootstrap import Container
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    ok: bool
+    detail: str = ""
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "ok": self.ok,
+            **({"detail": self.detail} if self.detail else {}),
+        }
+
+
+async def ledger(container: Container) -> Check:
+    """amanat's own ledger check (``amanat ledger check``), on one snapshot: REPEATABLE
+    READ on PostgreSQL (READ COMMITTED would compare sums taken at different moments while
+    the worker posts), a deferred read transaction on SQLite (a WAL snapshot)."""
+    engine = container.db.engine
+    async with engine.connect() as conn:
+        if engine.dialect.name == "postgresql":
+            conn = await conn.execution_options(isolation_level="REPEATABLE READ")
+        async with conn.begin():
+            problems = await SqlLedgerRepository(conn).check()
+    return Check("ledger balances", not problems, "; ".join(problems[:5]))
+
+
+async def no_duplicate_payments(engine: AsyncEngine) -> Check:
+    """Every bench request carries its Idempotency-Key as the payout's reference, so two
+    payments with one reference would be one request executed twice."""
+    async with engine.connect() as conn:
+        rows = (
+            await conn.execute(
+                sa.text(
+                    "SELECT reference, COUNT(*) FROM payments WHERE reference IS NOT NULL "
+                    "GROUP BY reference HAVING COUNT(*) > 1 LIMIT 5"
+                )
+            )
+        ).all()
+    return Check("no payment created twice", not rows, ", ".join(f"{r[0]} x{r[1]}" for r in rows))
+
+
+async def count_payments(engine: AsyncEngine, prefix: str | None = None) -> int:
+    query = "SELECT COUNT(*) FROM payments"
+    params: dict[str, Any] = {}
+    if prefix is not None:
+        query += " WHERE reference LIKE :prefix"
+        params["prefix"] = prefix + "%"
+    async with engine.connect() as conn:
+        return int((await conn.execute(sa.text(query), params)).scalar_one())
+
+
+async def newest_references(engine: AsyncEngine, count: int) -> list[str | None]:
+    if count <= 0:
+        return []
+    async with engine.connect() as conn:
+        rows = await conn.execute(
+            sa.text("SELECT reference FROM payments ORDER BY created_at DESC, id DESC LIMIT :n"),
+            {"n": min(count, 5)},
+        )
+        return [r[0] for r in rows]
+
+
+async def open_transactions(engine: AsyncEngine) -> Check | None:
+    """PostgreSQL only: sessions of the bench database (other than this one) that have sat
+    idle inside a transaction for more than 5 s after the load ended: a request that left
+    its transaction (and its pooled connection) behind. (The worker's transactions are
+    idle in transaction between their statements for milliseconds: not counted.)"""
+    if engine.dialect.name != "postgresql":
+        return None
+    async with engine.connect() as conn:
+        rows = (
+            await conn.execute(
+                sa.text(
+                    "SELECT CASE WHEN state = 'idle in transaction' "
+                    "AND now() - state_change > interval '5 seconds' "
+                    "THEN 'stuck in transaction' ELSE state END, "
+                    "COUNT(*), MAX(now() - state_change) FROM pg_stat_activity "
+                    "WHERE datname = current_database() AND pid <> pg_backend_pid() "
+                    "GROUP BY 1"
+                )
+            )
+        ).all()
+    states = {str(r[0]): (int(r[1]), r[2]) for r in rows}
+    stuck = states.get("stuck in transaction", (0, None))
+    return Check(
+        "no transaction left open after the load",
+        stuck[0] == 0,
+        ", ".join(f"{state}: {n}" for state, (n, _) in sorted(states.items()))
+        + (f"; the oldest idle in its transaction for {stuck[1]}" if stuck[0] else ""),
+    )
+
+
+def created_match(created: int, ok: int, unanswered: int) -> Check:
+    """Each 201 is a payment; requests without an answer (cut off at the end of the run,
+    errors) may or may not have made one."""
+    good = ok <= created <= ok + unanswered
+    return Check(
+        "payments match the 201 answers",
+        good,
+        f"{created} payments for {ok} answers of 201 (+ at most {unanswered} unanswered)",
+    )
+
+
+def no_5xx(status: dict[str, int]) -> Check:
+    count = status.get("5xx", 0)
+    return Check("no 5xx", count == 0, f"{count} answers were 5xx" if count else "")
+
+
+def log_offset(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0
+
+
+def server_log_clean(path: Path, offset: int, who: str = "server") -> Check:
+    """No error-level record (an unhandled exception, a crashed job) since ``offset`` in a
+    JSON log of the server or the worker."""
+    name = f"no unhandled exception in the {who} log"
+    try:
+        with path.open("rb") as handle:
+            handle.seek(offset)
+            text = handle.read().decode("utf-8", "replace")
+    except OSError as exc:
+        return Check(name, False, str(exc))
+    bad = []
+    for line in text.splitlines():
+        if '"error"' not in line and '"critical"' not in line and "Traceback" not in line:
+            continue  # the server logs every request: parse only the candidates
+        try:
+            record = json.loads(line)
+        except ValueError:
+            if "Traceback" in line:
+                bad.append(line[:200])
+            continue
+        if isinstance(record, dict) and record.get("level") in {"error", "critical"}:
+            bad.append(f"{record.get('event')}: {str(record.get('exception', ''))[-800:]}")
+    return Check(name, not bad, f"{len(bad)}: {bad[0]}" if bad else "")

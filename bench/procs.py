@@ -1,0 +1,276 @@
+"""Child processes (server, worker, receiver) and their memory, read from /proc."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import threading
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+
+@dataclass
+class Child:
+    name: str
+    process: subprocess.Popen[bytes]
+    log_path: Path
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    def alive(self) -> bool:
+        return self.process.poll() is None
+
+    def log_tail(self, lines: int = 30) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return ""
+
+
+def start(name: str, argv: Sequence[str], env: Mapping[str, str], log_path: Path) -> Child:
+    """Start ``argv`` in its own process group (so it and its children stop together)."""
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with log_path.open("ab") as log:
+        process = subprocess.Popen(  # noqa: S603 - argv is ours, never user input
+            list(argv),
+            env=dict(env),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+    return Child(name, process, log_path)
+
+
+def stop(child: Child, timeout: float = 15.0) -> int | None:
+    """SIGTERM the child's process group, then SIGKILL it if it lingers."""
+    if child.alive():
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(child.pid, signal.SIGTERM)
+        try:
+            child.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(child.pid, signal.SIGKILL)
+            child.process.wait(5)
+    # Children of the group leader (uvicorn workers) may outlive it for a moment.
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(child.pid, signal.SIGKILL)
+    return child.process.returncode
+
+
+def wait_ready(url: str, child: Child, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    last = "no answer"
+    while time.monotonic() < deadline:
+        if not child.alive():
+            raise RuntimeError(f"{child.name} exited early:\n{child.log_tail()}")
+        try:
+            response = httpx.get(url, timeout=2.0)
+            if response.status_code == 200:
+                return
+            last = f"HTTP {response.status_code}: {response.text[:200]}"
+        except httpx.HTTPError as exc:
+            last = type(exc).__name__
+        time.sleep(0.2)
+    raise RuntimeError(f"{child.name} not ready at {url} after {timeout} s ({last})")
+
+
+# -- memory ------------------------------------------------------------------------------
+
+
+def _children_map() -> dict[int, list[int]]:
+    children: dict[int, list[int]] = {}
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = Path(entry.path, "stat").read_text()
+        except OSError:
+            continue
+        # The command name (field 2) may hold spaces or parentheses: split after its end.
+        fields = stat[stat.rfind(")") + 2 :].split()
+        children.setdefault(int(fields[1]), []).append(int(entry.name))
+    return children
+
+
+def _rss_kib(pid: int) -> int:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    except (OSError, ValueError, IndexError):
+        pass
+    return 0
+
+
+def tree_rss_mb(pid: int) -> float:
+    """Resident memory of a process and all its descendants, in MiB."""
+    children = _children_map()
+    total, stack = 0, [pid]
+    while stack:
+        current = stack.pop()
+        total += _rss_kib(current)
+        stack.extend(children.get(current, []))
+    return total / 1024
+
+
+@dataclass
+class RssSampler:
+    """Samples the resident memory of named process trees on a thread, keeping peaks."""
+
+    pids: dict[str, int]
+    interval: float = 0.5
+    peaks: dict[str, float] = field(default_factory=dict)
+    _stop: threading.Event = field(default_factory=threading.Event)
+    _thread: threading.Thread | None = None
+
+    def sample(self) -> None:
+        for name, pid in self.pids.items():
+            self.peaks[name] = max(self.peaks.get(name, 0.0), tree_rss_mb(pid))
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self.sample()
+            self._stop.wait(self.interval)
+
+    def __enter__(self) -> RssSampler:
+        self.sample()
+        self._thread = threading.Thread(target=self._run, name="rss-sampler", daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(5)
+        self.sample()
+
+    def result(self) -> dict[str, float]:
+        return {name: round(value, 1) for name, value in self.peaks.items()}
+
+
+# -- CPU: who used the shared cores during a load ----------------------------------------------
+
+_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def _machine_busy_ticks() -> tuple[int, int]:
+    """(busy, total) ticks of all CPUs since boot, from /proc/stat."""
+    fields = [int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)  # idle + iowait
+    total = sum(fields[:8])  # guest time is already inside user/nice
+    return total - idle, total
+
+
+def _process_ticks() -> dict[int, tuple[str, int, int]]:
+    """pid -> (command, parent pid, user+system ticks) of every process."""
+    found: dict[int, tuple[str, int, int]] = {}
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = Path(entry.path, "stat").read_text()
+        except OSError:
+            continue
+        command = stat[stat.find("(") + 1 : stat.rfind(")")]
+        fields = stat[stat.rfind(")") + 2 :].split()
+        found[int(entry.name)] = (command, int(fields[1]), int(fields[11]) + int(fields[12]))
+    return found
+
+
+def _descendants(snapshot: dict[int, tuple[str, int, int]], root: int) -> set[int]:
+    children: dict[int, list[int]] = {}
+    for pid, (_, parent, _) in snapshot.items():
+        children.setdefault(parent, []).append(pid)
+    found, stack = set(), [root]
+    while stack:
+        pid = stack.pop()
+        found.add(pid)
+        stack.extend(children.get(pid, []))
+    return found
+
+
+def _reaped_children_ticks() -> int:
+    import resource
+
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return round((usage.ru_utime + usage.ru_stime) * _TICKS)
+
+
+class CpuWindow:
+    """CPU use during a window, in % of one core: the whole machine, the bench's own
+    processes (server, worker, load generator, this process), PostgreSQL's processes (all
+    of them: other databases' users too), and everything else. "other" well above zero
+    means someone else shared the machine and the numbers are pessimistic.
+
+    Processes are sampled every ``interval`` seconds, so short-lived ones (a PostgreSQL
+    backend per connection) are counted up to their last sample; children this process
+    waited for (wrk, pgbench) are counted through getrusage."""
+
+    def __init__(self, interval: float = 0.5) -> None:
+        self.interval = interval
+        self.result: dict[str, Any] = {}
+        self._first: dict[int, int] = {}
+        self._last: dict[int, tuple[str, int]] = {}
+        self._ours: set[int] = set()
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+
+    def _sample(self, *, initial: bool = False) -> None:
+        snapshot = _process_ticks()
+        ours = _descendants(snapshot, os.getpid())
+        with self._lock:
+            for pid, (command, _, ticks) in snapshot.items():
+                self._first.setdefault(pid, ticks if initial else 0)
+                self._last[pid] = (command, ticks)
+            self._ours |= ours
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            self._sample()
+
+    def __enter__(self) -> CpuWindow:
+        self._start = time.monotonic()
+        self._machine = _machine_busy_ticks()[0]
+        self._reaped = _reaped_children_ticks()
+        self._sample(initial=True)
+        self._thread = threading.Thread(target=self._run, name="cpu-sampler", daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self._stop.set()
+        self._thread.join(5)
+        self._sample()
+        elapsed = max(time.monotonic() - self._start, 1e-6)
+        machine = _machine_busy_ticks()[0] - self._machine
+        alive = set(_process_ticks())
+        own = _reaped_children_ticks() - self._reaped
+        postgres = 0
+        for pid, (command, ticks) in self._last.items():
+            used = ticks - self._first.get(pid, 0)
+            if pid in self._ours:
+                own += used if pid in alive else 0  # reaped ones are in getrusage
+            elif command.startswith("postgres"):
+                postgres += used
+
+        def pct(ticks: int) -> float:
+            return round(100 * ticks / _TICKS / elapsed, 1)
+
+        self.result = {
+            "machine_pct": pct(machine),
+            "bench_pct": pct(own),
+            "postgres_pct": pct(postgres),
+            "other_pct": pct(max(0, machine - own - postgres)),
+            "cores": os.cpu_count(),
+        }

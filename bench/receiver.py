@@ -1,0 +1,104 @@
+"""A local webhook receiver (its own process, so the load client does not slow it down).
+
+``POST /hooks/{n}`` records the Standard Webhooks headers, the raw body and the arrival
+time, and answers 204 at once; ``GET /_progress`` counts deliveries and, per endpoint, the
+payments whose ``payment.succeeded`` arrived; ``GET /_deliveries`` returns everything
+recorded. The bench verifies the signatures afterwards with the endpoints' secrets
+(:func:`verify`).
+
+Run as ``python -m bench.receiver PORT``.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import sys
+import time
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+_deliveries: list[dict[str, Any]] = []
+_succeeded: dict[str, set[str]] = {}  # endpoint -> payments whose payment.succeeded arrived
+
+
+async def hook(request: Request) -> Response:
+    body = await request.body()
+    _deliveries.append(
+        {
+            "endpoint": request.path_params["n"],
+            "received_at": time.time(),
+            "webhook_id": request.headers.get("webhook-id"),
+            "webhook_timestamp": request.headers.get("webhook-timestamp"),
+            "webhook_signature": request.headers.get("webhook-signature"),
+            "body": body.decode("utf-8", "replace"),
+        }
+    )
+    _note(request.path_params["n"], body)
+    return Response(status_code=204)
+
+
+def _note(endpoint: str, body: bytes) -> None:
+    try:
+        event = json.loads(body)
+        if event.get("type") == "payment.succeeded":
+            _succeeded.setdefault(endpoint, set()).add(str(event["data"]["object"]["id"]))
+    except (ValueError, KeyError, TypeError, AttributeError):
+        pass  # the bench inspects every body afterwards anyway
+
+
+async def progress(_request: Request) -> JSONResponse:
+    return JSONResponse(
+        {"count": len(_deliveries), "succeeded": {e: len(p) for e, p in _succeeded.items()}}
+    )
+
+
+async def deliveries(_request: Request) -> JSONResponse:
+    return JSONResponse(_deliveries)
+
+
+async def count(_request: Request) -> JSONResponse:
+    return JSONResponse({"count": len(_deliveries)})
+
+
+app = Starlette(
+    routes=[
+        Route("/hooks/{n}", hook, methods=["POST"]),
+        Route("/_deliveries", deliveries, methods=["GET"]),
+        Route("/_count", count, methods=["GET"]),
+        Route("/_progress", progress, methods=["GET"]),
+        Route("/_health", count, methods=["GET"]),
+    ]
+)
+
+
+def signature(secret: str, webhook_id: str, timestamp: str, body: bytes) -> str:
+    """Standard Webhooks: ``v1,`` + base64(HMAC-SHA256(key, "{id}.{timestamp}.{body}"))
+    where the key is the base64 part of ``whsec_<base64>``."""
+    raw = secret.removeprefix("whsec_")
+    key = base64.b64decode(raw + "=" * (-len(raw) % 4))
+    digest = hmac.new(key, f"{webhook_id}.{timestamp}.".encode() + body, hashlib.sha256).digest()
+    return "v1," + base64.b64encode(digest).decode("ascii")
+
+
+def verify(secret: str, webhook_id: str, timestamp: str, body: bytes, offered: str) -> bool:
+    """True when one of the space-separated signatures in ``offered`` is right."""
+    expected = signature(secret, webhook_id, timestamp, body)
+    return any(hmac.compare_digest(candidate, expected) for candidate in offered.split())
+
+
+def main() -> None:
+    import uvicorn
+
+    port = int(sys.argv[1])
+    uvicorn.run(app, host="127.0.0.1", port=port, access_log=False, log_level="warning")
+
+
+if __name__ == "__main__":
+    main()
