@@ -106,7 +106,10 @@ def build_container(
     settings: Settings, *, clock: Clock | None = None, http: httpx.AsyncClient | None = None
 ) -> Container:
     clock = clock or SystemClock()
-    db = Database(create_engine(settings.database))
+    db = Database(
+        create_engine(settings.database),
+        write_wait_seconds=settings.database.sqlite_busy_timeout_ms / 1000,
+    )
     transactions = SqlTransactions(db)
     http = http or httpx.AsyncClient(follow_redirects=False, timeout=10.0)
     hasher = Argon2Hasher()

@@ -8,6 +8,7 @@ outbox rows are durable together or not at all. On SQLite a write transaction is
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -20,12 +21,34 @@ from amanat.domain.errors import Unavailable
 
 
 class Database:
-    def __init__(self, engine: AsyncEngine) -> None:
+    def __init__(self, engine: AsyncEngine, *, write_wait_seconds: float = 10.0) -> None:
         self.engine = engine
         self.is_sqlite = engine.dialect.name == "sqlite"
+        # SQLite has one write lock, and a writer that finds it taken sleeps and polls
+        # (1, 2, 5 ... 100 ms): under concurrency most of the time goes to those sleeps.
+        # Writers of this process queue here instead, in order, and wake the moment the
+        # previous one commits; other processes still meet the busy timeout.
+        self._writers = asyncio.Lock() if self.is_sqlite else None
+        self._write_wait = write_wait_seconds
 
     @asynccontextmanager
     async def write(self) -> AsyncIterator[AsyncConnection]:
+        if self._writers is None:
+            async with self._write() as conn:
+                yield conn
+            return
+        try:
+            await asyncio.wait_for(self._writers.acquire(), timeout=self._write_wait)
+        except TimeoutError:
+            raise Unavailable("The database is busy; retry in a moment.") from None
+        try:
+            async with self._write() as conn:
+                yield conn
+        finally:
+            self._writers.release()
+
+    @asynccontextmanager
+    async def _write(self) -> AsyncIterator[AsyncConnection]:
         try:
             async with self.engine.connect() as conn:
                 if self.is_sqlite:
