@@ -125,6 +125,16 @@ def _jitter() -> float:
     return random.uniform(0.8, 1.2)
 
 
+async def _owned_endpoint(
+    tx: Transaction, partner_id: str, endpoint_id: str, *, for_update: bool = False
+) -> WebhookEndpoint:
+    """The partner's endpoint; another partner's is as absent as a missing one."""
+    endpoint = await tx.webhooks.get_endpoint(endpoint_id, for_update=for_update)
+    if endpoint is None or endpoint.partner_id != partner_id:
+        raise NotFound(f"No webhook endpoint '{endpoint_id[:40]}'.")
+    return endpoint
+
+
 def check_events(enabled_events: list[str]) -> tuple[str, ...]:
     if not enabled_events:
         raise InvalidInput("Subscribe to at least one event type (or '*').", reason="empty")
@@ -232,10 +242,7 @@ class WebhookService:
 
     async def get_endpoint(self, partner_id: str, endpoint_id: str) -> WebhookEndpoint:
         async with self._tx.read() as tx:
-            endpoint = await tx.webhooks.get_endpoint(endpoint_id)
-        if endpoint is None or endpoint.partner_id != partner_id:
-            raise NotFound(f"No webhook endpoint '{endpoint_id[:40]}'.")
-        return endpoint
+            return await _owned_endpoint(tx, partner_id, endpoint_id)
 
     async def list_endpoints(
         self, partner_id: str, *, limit: int, before: tuple[datetime, str] | None
@@ -258,9 +265,7 @@ class WebhookService:
             await self._check_url(url)
         subscribed = check_events(enabled_events) if enabled_events is not None else None
         async with self._tx.write() as tx:
-            current = await tx.webhooks.get_endpoint(endpoint_id, for_update=True)
-            if current is None or current.partner_id != caller.partner_id:
-                raise NotFound(f"No webhook endpoint '{endpoint_id[:40]}'.")
+            current = await _owned_endpoint(tx, caller.partner_id, endpoint_id, for_update=True)
             changed = replace(
                 current,
                 url=url if url is not None else current.url,
@@ -291,9 +296,7 @@ class WebhookService:
 
     async def delete_endpoint(self, caller: Caller, endpoint_id: str) -> None:
         async with self._tx.write() as tx:
-            current = await tx.webhooks.get_endpoint(endpoint_id, for_update=True)
-            if current is None or current.partner_id != caller.partner_id:
-                raise NotFound(f"No webhook endpoint '{endpoint_id[:40]}'.")
+            await _owned_endpoint(tx, caller.partner_id, endpoint_id, for_update=True)
             await tx.webhooks.delete_endpoint(endpoint_id, self._clock.now())
             await audit.record(
                 tx,
@@ -312,9 +315,7 @@ class WebhookService:
         now = self._clock.now()
         secret = rules.format_secret(secrets.token_bytes(rules.SECRET_BYTES))
         async with self._tx.write() as tx:
-            current = await tx.webhooks.get_endpoint(endpoint_id, for_update=True)
-            if current is None or current.partner_id != caller.partner_id:
-                raise NotFound(f"No webhook endpoint '{endpoint_id[:40]}'.")
+            current = await _owned_endpoint(tx, caller.partner_id, endpoint_id, for_update=True)
             old = await self._unseal_secret(current.secret, endpoint_id, "secret")
             keep_old = overlap > timedelta(0)
             rotated = replace(
@@ -404,9 +405,7 @@ class WebhookService:
             if event is None or event.partner_id != caller.partner_id:
                 raise NotFound(f"No event '{event_id[:40]}'.")
             if endpoint_id is not None:
-                endpoint = await tx.webhooks.get_endpoint(endpoint_id)
-                if endpoint is None or endpoint.partner_id != caller.partner_id:
-                    raise NotFound(f"No webhook endpoint '{endpoint_id[:40]}'.")
+                endpoint = await _owned_endpoint(tx, caller.partner_id, endpoint_id)
                 targets = [endpoint]
             else:
                 targets = await tx.webhooks.subscribed(caller.partner_id, event.type)
@@ -430,9 +429,7 @@ class WebhookService:
         to, oldest first, at most REPLAY_LIMIT per call."""
         now = self._clock.now()
         async with self._tx.write() as tx:
-            endpoint = await tx.webhooks.get_endpoint(endpoint_id)
-            if endpoint is None or endpoint.partner_id != caller.partner_id:
-                raise NotFound(f"No webhook endpoint '{endpoint_id[:40]}'.")
+            endpoint = await _owned_endpoint(tx, caller.partner_id, endpoint_id)
             types = None if ALL_EVENTS in endpoint.enabled_events else list(endpoint.enabled_events)
             found = await tx.events.oldest_first(
                 caller.partner_id,
