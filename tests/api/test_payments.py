@@ -356,3 +356,13 @@ async def test_per_partner_limit(
     assert (await _post(client, auth, "under", PAYOUT | {"amount": 100_000})).status_code == 201
     await container.partners.set_transaction_limit(ACTOR, merchant.partner.id, None)
     assert (await _post(client, auth, "default", PAYOUT)).status_code == 201
+
+
+async def test_a_bad_time_filter_points_at_its_own_parameter(
+    client: httpx.AsyncClient, merchant: RegisteredClient
+) -> None:
+    auth = await _auth(client, merchant)
+    for name in ("created_gte", "created_lt"):
+        response = await client.get("/v1/payments", params={name: "yesterday"}, headers=auth)
+        assert response.status_code == 422, response.text
+        assert response.json()["errors"][0]["pointer"] == f"/{name}"

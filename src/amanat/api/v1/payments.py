@@ -18,10 +18,11 @@ from amanat.api.deps import (
 )
 from amanat.api.errors import ApiProblem
 from amanat.api.idempotency import IdempotencyKeyHeader, run_idempotent
-from amanat.api.pagination import CursorParam, LimitParam, decode_cursor, encode_cursor
+from amanat.api.pagination import CursorParam, LimitParam
 from amanat.api.schemas import ListResponse, RequestModel, ResponseModel
 from amanat.api.types import Iban, RaastId
-from amanat.domain.clock import format_timestamp, parse_timestamp
+from amanat.api.v1.events import next_cursor, page_position, parse_time
+from amanat.domain.clock import format_timestamp
 from amanat.domain.payments import Payment
 from amanat.services import views
 from amanat.services.oauth import AccessContext
@@ -212,25 +213,9 @@ async def _list(
     payment_id: str | None = None,
 ) -> dict[str, Any]:
     service = container_of(request).payments
-    after = decode_cursor(cursor, required_keys=frozenset({"t", "id"}))
-    try:
-        before = (parse_timestamp(str(after["t"])), str(after["id"])) if after else None
-        gte = parse_timestamp(created_gte) if created_gte else None
-        lt = parse_timestamp(created_lt) if created_lt else None
-    except ValueError:
-        raise ApiProblem(
-            "validation_error",
-            "Timestamps must be RFC 3339 with a zone.",
-            status=422,
-            errors=[
-                {
-                    "pointer": "/created_gte",
-                    "in": "query",
-                    "code": "bad_format",
-                    "message": "RFC 3339 timestamp",
-                }
-            ],
-        ) from None
+    before = page_position(cursor)
+    gte = parse_time(created_gte, "created_gte")
+    lt = parse_time(created_lt, "created_lt")
     page = await service.list(
         context.partner_id,
         refunds=refunds,
@@ -247,9 +232,9 @@ async def _list(
         "object": "list",
         "data": [await payment_view(service, p) for p in page.items],
         "has_more": page.has_more,
-        "next_cursor": encode_cursor({"t": last.created_at.isoformat(), "id": last.id})
-        if page.has_more and last
-        else None,
+        "next_cursor": next_cursor(
+            page.has_more, last.created_at if last else None, last.id if last else None
+        ),
     }
 
 
