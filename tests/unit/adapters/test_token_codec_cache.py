@@ -1,0 +1,114 @@
+"""The codec remembers signature checks, never the decision: expiry and key status are
+checked on every request."""
+
+from __future__ import annotations
+
+import dataclasses
+from datetime import UTC, datetime
+
+import pytest
+
+from amanat.adapters.crypto import tokens
+from amanat.adapters.crypto.tokens import EcKeyMaterial, JwtAccessTokenCodec, KeyRing
+from amanat.domain.clock import FrozenClock
+from amanat.services.ports import InvalidToken
+
+ISSUER = "http://issuer.test"
+
+
+@pytest.fixture
+def world() -> tuple[JwtAccessTokenCodec, FrozenClock, list[tokens.SigningKey]]:
+    clock = FrozenClock(datetime(2026, 11, 24, 12, tzinfo=UTC))
+    keys = [EcKeyMaterial(None).generate(clock.now())]
+
+    async def load() -> list[tokens.SigningKey]:
+        return list(keys)
+
+    ring = KeyRing(load, clock, None, refresh_seconds=0.0)
+    codec = JwtAccessTokenCodec(ring, issuer=ISSUER, audience=ISSUER, clock=clock)
+    return codec, clock, keys
+
+
+def _claims(clock: FrozenClock, ttl: int = 300) -> dict[str, object]:
+    now = int(clock.now().timestamp())
+    return {
+        "iss": ISSUER,
+        "aud": ISSUER,
+        "iat": now,
+        "exp": now + ttl,
+        "client_id": "cli_1",
+        "jti": "tok_1",
+    }
+
+
+@pytest.fixture
+def signature_checks(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    calls: list[str] = []
+    real = tokens.verify_signature
+
+    def counting(token: str, key: object, algorithms: list[str]) -> dict[str, object]:
+        calls.append(token)
+        return real(token, key, algorithms)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(tokens, "verify_signature", counting)
+    return calls
+
+
+async def test_second_use_of_a_token_skips_the_signature_check(
+    world: tuple[JwtAccessTokenCodec, FrozenClock, list[tokens.SigningKey]],
+    signature_checks: list[str],
+) -> None:
+    codec, clock, _ = world
+    token = await codec.sign(_claims(clock))
+    first = await codec.verify(token)
+    first["client_id"] = "tampered by a caller"
+    second = await codec.verify(token)
+    assert second["client_id"] == "cli_1"
+    assert signature_checks == [token]
+
+
+async def test_a_cached_token_still_expires(
+    world: tuple[JwtAccessTokenCodec, FrozenClock, list[tokens.SigningKey]],
+    signature_checks: list[str],
+) -> None:
+    codec, clock, _ = world
+    token = await codec.sign(_claims(clock, ttl=60))
+    await codec.verify(token)
+    clock.advance(seconds=3600)
+    with pytest.raises(InvalidToken):
+        await codec.verify(token)
+
+
+async def test_a_cached_token_stops_when_its_key_is_retired(
+    world: tuple[JwtAccessTokenCodec, FrozenClock, list[tokens.SigningKey]],
+) -> None:
+    codec, clock, keys = world
+    token = await codec.sign(_claims(clock))
+    await codec.verify(token)
+    keys[0] = dataclasses.replace(keys[0], status="retired")
+    with pytest.raises(InvalidToken, match="unknown_kid"):
+        await codec.verify(token)
+
+
+async def test_a_forged_signature_is_not_a_cache_hit(
+    world: tuple[JwtAccessTokenCodec, FrozenClock, list[tokens.SigningKey]],
+) -> None:
+    codec, clock, _ = world
+    token = await codec.sign(_claims(clock))
+    await codec.verify(token)
+    head, body, signature = token.split(".")
+    forged = f"{head}.{body}.{signature[:-4]}AAAA"
+    with pytest.raises(InvalidToken):
+        await codec.verify(forged)
+
+
+async def test_the_cache_is_bounded(
+    world: tuple[JwtAccessTokenCodec, FrozenClock, list[tokens.SigningKey]],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    codec, clock, _ = world
+    monkeypatch.setattr(tokens, "VERIFIED_CACHE_SIZE", 3)
+    for n in range(5):
+        claims = _claims(clock) | {"jti": f"tok_{n}"}
+        await codec.verify(await codec.sign(claims))
+    assert len(codec._verified) == 3
