@@ -18,10 +18,14 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from amanat.adapters.db.dialect import locked
 from amanat.adapters.db.tables import audit_head, audit_log, audit_seals
 from amanat.domain.audit import Actor, AuditRecord, Seal, StoredRecord, canonical_json
 from amanat.services.ports import Page
+
+# Every audited change runs these; built once (see the package docstring).
+_HEAD = sa.select(audit_head.c.seq, audit_head.c.hash).where(audit_head.c.id == 1)
+_HEAD_FOR_UPDATE = _HEAD.with_for_update()  # SQLite omits FOR UPDATE (BEGIN IMMEDIATE)
+_MOVE_HEAD = audit_head.update().where(audit_head.c.id == 1)
 
 
 def record_from_row(row: Any) -> AuditRecord:
@@ -73,6 +77,11 @@ class SqlAuditRepository:
             }
         )
 
+    @property
+    def pending(self) -> int:
+        """Records queued by :meth:`append_at_commit` and not yet appended."""
+        return len(self._queued)
+
     async def flush(self) -> None:
         queued, self._queued = self._queued, []
         for entry in queued:
@@ -112,26 +121,25 @@ class SqlAuditRepository:
         )
         digest = record.compute_hash()
         await self._conn.execute(
-            audit_log.insert().values(
-                seq=record.seq,
-                id=record.id,
-                occurred_at=record.occurred_at,
-                actor_type=record.actor.type,
-                actor_id=record.actor.id,
-                source_ip=record.actor.source_ip,
-                user_agent=record.actor.user_agent,
-                request_id=record.actor.request_id,
-                action=record.action,
-                target_type=record.target_type,
-                target_id=record.target_id,
-                payload=stored_payload,
-                prev_hash=prev_hash,
-                hash=digest,
-            )
+            audit_log.insert(),
+            {
+                "seq": record.seq,
+                "id": record.id,
+                "occurred_at": record.occurred_at,
+                "actor_type": record.actor.type,
+                "actor_id": record.actor.id,
+                "source_ip": record.actor.source_ip,
+                "user_agent": record.actor.user_agent,
+                "request_id": record.actor.request_id,
+                "action": record.action,
+                "target_type": record.target_type,
+                "target_id": record.target_id,
+                "payload": stored_payload,
+                "prev_hash": prev_hash,
+                "hash": digest,
+            },
         )
-        await self._conn.execute(
-            audit_head.update().where(audit_head.c.id == 1).values(seq=record.seq, hash=digest)
-        )
+        await self._conn.execute(_MOVE_HEAD, {"seq": record.seq, "hash": digest})
         return record
 
     async def list_records(
@@ -159,22 +167,22 @@ class SqlAuditRepository:
         return [StoredRecord(record=record_from_row(r), stored_hash=r.hash) for r in rows]
 
     async def head(self, *, lock: bool = False) -> tuple[int, str]:
-        stmt = sa.select(audit_head.c.seq, audit_head.c.hash).where(audit_head.c.id == 1)
         # Locked, appenders and sealers take turns at the head, so the chain never forks.
-        row = (await self._conn.execute(locked(stmt, self._conn) if lock else stmt)).first()
+        row = (await self._conn.execute(_HEAD_FOR_UPDATE if lock else _HEAD)).first()
         if row is None:
             raise RuntimeError("audit_head row missing: run `amanat migrate`")
         return int(row.seq), str(row.hash)
 
     async def add_seal(self, seal: Seal) -> None:
         await self._conn.execute(
-            audit_seals.insert().values(
-                seq=seal.seq,
-                head_hash=seal.head_hash,
-                signature=seal.signature,
-                public_key=seal.public_key,
-                sealed_at=seal.sealed_at,
-            )
+            audit_seals.insert(),
+            {
+                "seq": seal.seq,
+                "head_hash": seal.head_hash,
+                "signature": seal.signature,
+                "public_key": seal.public_key,
+                "sealed_at": seal.sealed_at,
+            },
         )
 
     async def seals(self) -> list[Seal]:

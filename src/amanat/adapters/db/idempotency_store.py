@@ -6,14 +6,24 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from amanat.adapters.db.dialect import insert_if_absent, locked
+from amanat.adapters.db.dialect import insert_if_absent
 from amanat.adapters.db.tables import idempotency_keys
 from amanat.services.ports import IdempotencyRecord
 
 _table = idempotency_keys
 _c = idempotency_keys.c
+
+# Every idempotent POST runs these; built once (see the package docstring).
+_BY_ID = _table.select().where(_c.id == sa.bindparam("p_id"))
+_BY_ID_FOR_UPDATE = _BY_ID.with_for_update()  # SQLite omits FOR UPDATE (BEGIN IMMEDIATE)
+_COMPLETE = _table.update().where(_c.id == sa.bindparam("p_id"))
+_RELEASE = _table.delete().where(_c.id == sa.bindparam("p_id"), _c.status == "in_progress")
+_DELETE_EXPIRED = _table.delete().where(
+    _c.id == sa.bindparam("p_id"), _c.expires_at < sa.bindparam("p_now")
+)
 
 
 def record_id(client_id: str, key: str) -> str:
@@ -55,18 +65,19 @@ class SqlIdempotencyRepository:
             "locked_until": record.locked_until,
             "expires_at": record.expires_at,
         }
-        result = await self._conn.execute(insert_if_absent(self._conn, _table, **values))
+        result = await self._conn.execute(insert_if_absent(self._conn, _table), values)
         return bool(result.rowcount)
 
     async def get(self, client_id: str, key: str, *, for_update: bool) -> IdempotencyRecord | None:
-        stmt = _table.select().where(_c.id == record_id(client_id, key))
-        row = (await self._conn.execute(locked(stmt, self._conn) if for_update else stmt)).first()
+        stmt = _BY_ID_FOR_UPDATE if for_update else _BY_ID
+        row = (await self._conn.execute(stmt, {"p_id": record_id(client_id, key)})).first()
         return _record(row) if row else None
 
     async def take_over(
         self, client_id: str, key: str, expected_lock: datetime | None, new_lock: datetime
     ) -> bool:
         """Claim an abandoned in-progress record (its lock expired): compare-and-set."""
+        # Built here, not once: ``locked_until == None`` must render as IS NULL.
         result = await self._conn.execute(
             _table.update()
             .where(
@@ -82,23 +93,20 @@ class SqlIdempotencyRepository:
         self, client_id: str, key: str, status: int, body: str, headers: dict[str, str]
     ) -> None:
         await self._conn.execute(
-            _table.update()
-            .where(_c.id == record_id(client_id, key))
-            .values(
-                status="completed",
-                response_status=status,
-                response_body=body,
-                response_headers=headers,
-                locked_until=None,
-            )
+            _COMPLETE,
+            {
+                "p_id": record_id(client_id, key),
+                "status": "completed",
+                "response_status": status,
+                "response_body": body,
+                "response_headers": headers,
+                "locked_until": None,
+            },
         )
 
     async def release(self, client_id: str, key: str) -> None:
-        await self._conn.execute(
-            _table.delete().where(_c.id == record_id(client_id, key), _c.status == "in_progress")
-        )
+        await self._conn.execute(_RELEASE, {"p_id": record_id(client_id, key)})
 
-    async def delete_expired(self, client_id: str, key: str, now: datetime) -> None:
-        await self._conn.execute(
-            _table.delete().where(_c.id == record_id(client_id, key), _c.expires_at < now)
-        )
+    async def delete_expired(self, client_id: str, key: str, now: datetime) -> bool:
+        params = {"p_id": record_id(client_id, key), "p_now": now}
+        return bool((await self._conn.execute(_DELETE_EXPIRED, params)).rowcount)

@@ -105,21 +105,36 @@ def _operator(row: Any) -> Operator:
     )
 
 
+# Every authenticated request runs this; built once (see the package docstring).
+_ACCESS_OF = (
+    sa.select(
+        oauth_clients,
+        partners,
+        sa.exists()
+        .where(revoked_tokens.c.jti == sa.bindparam("jti", type_=sa.String))
+        .label("revoked"),
+    )
+    .join(partners, partners.c.id == oauth_clients.c.partner_id)
+    .where(oauth_clients.c.id == sa.bindparam("client_id", type_=sa.String))
+)
+
+
 class SqlPartnerRepository:
     def __init__(self, conn: AsyncConnection) -> None:
         self._conn = conn
 
     async def add_partner(self, partner: Partner) -> None:
         await self._conn.execute(
-            partners.insert().values(
-                id=partner.id,
-                name=partner.name,
-                roles=sorted(r.value for r in partner.roles),
-                mode=partner.mode.value,
-                status=partner.status,
-                created_at=partner.created_at,
-                updated_at=partner.updated_at,
-            )
+            partners.insert(),
+            {
+                "id": partner.id,
+                "name": partner.name,
+                "roles": sorted(r.value for r in partner.roles),
+                "mode": partner.mode.value,
+                "status": partner.status,
+                "created_at": partner.created_at,
+                "updated_at": partner.updated_at,
+            },
         )
 
     async def get_partner(self, partner_id: str) -> Partner | None:
@@ -159,19 +174,20 @@ class SqlPartnerRepository:
 
     async def add_client(self, client: OAuthClient) -> None:
         await self._conn.execute(
-            oauth_clients.insert().values(
-                id=client.id,
-                partner_id=client.partner_id,
-                name=client.name,
-                auth_method=client.auth_method.value,
-                secret_hash=client.secret_hash,
-                jwks=client.jwks,
-                jwks_uri=client.jwks_uri,
-                redirect_uris=list(client.redirect_uris),
-                allowed_scopes=sorted(client.allowed_scopes),
-                status=client.status,
-                created_at=client.created_at,
-            )
+            oauth_clients.insert(),
+            {
+                "id": client.id,
+                "partner_id": client.partner_id,
+                "name": client.name,
+                "auth_method": client.auth_method.value,
+                "secret_hash": client.secret_hash,
+                "jwks": client.jwks,
+                "jwks_uri": client.jwks_uri,
+                "redirect_uris": list(client.redirect_uris),
+                "allowed_scopes": sorted(client.allowed_scopes),
+                "status": client.status,
+                "created_at": client.created_at,
+            },
         )
 
     async def get_client(self, client_id: str) -> OAuthClient | None:
@@ -189,13 +205,8 @@ class SqlPartnerRepository:
         partner, and whether the token's ``jti`` is revoked."""
         if not _storable(client_id) or not _storable(jti):
             return None, None, False
-        revoked = sa.exists().where(revoked_tokens.c.jti == _key(jti, _REVOKED_JTI_WIDTH))
-        stmt = (
-            sa.select(oauth_clients, partners, revoked.label("revoked"))
-            .join(partners, partners.c.id == oauth_clients.c.partner_id)
-            .where(oauth_clients.c.id == client_id)
-        )
-        row = (await self._conn.execute(stmt)).first()
+        params = {"client_id": client_id, "jti": _key(jti, _REVOKED_JTI_WIDTH)}
+        row = (await self._conn.execute(_ACCESS_OF, params)).first()
         if row is None:
             return None, None, False
         values = row._mapping
@@ -236,15 +247,14 @@ class SqlTokenRepository:
         self, jti: str, client_id: str | None, expires_at: datetime, at: datetime, reason: str
     ) -> bool:
         result = await self._conn.execute(
-            insert_if_absent(
-                self._conn,
-                revoked_tokens,
-                jti=_key(jti, _REVOKED_JTI_WIDTH),
-                client_id=client_id,
-                expires_at=expires_at,
-                revoked_at=at,
-                reason=reason,
-            )
+            insert_if_absent(self._conn, revoked_tokens),
+            {
+                "jti": _key(jti, _REVOKED_JTI_WIDTH),
+                "client_id": client_id,
+                "expires_at": expires_at,
+                "revoked_at": at,
+                "reason": reason,
+            },
         )
         return bool(result.rowcount)
 
@@ -259,19 +269,20 @@ class SqlTokenRepository:
 
     async def add_code(self, code: AuthorizationCode) -> None:
         await self._conn.execute(
-            authorization_codes.insert().values(
-                code_hash=code.code_hash,
-                client_id=code.client_id,
-                redirect_uri=code.redirect_uri,
-                scopes=list(code.scopes),
-                code_challenge=code.code_challenge,
-                subject=code.subject,
-                consent_id=code.consent_id,
-                created_at=code.created_at,
-                expires_at=code.expires_at,
-                used_at=None,
-                family_id=None,
-            )
+            authorization_codes.insert(),
+            {
+                "code_hash": code.code_hash,
+                "client_id": code.client_id,
+                "redirect_uri": code.redirect_uri,
+                "scopes": list(code.scopes),
+                "code_challenge": code.code_challenge,
+                "subject": code.subject,
+                "consent_id": code.consent_id,
+                "created_at": code.created_at,
+                "expires_at": code.expires_at,
+                "used_at": None,
+                "family_id": None,
+            },
         )
 
     async def get_code_for_update(self, code_hash: str) -> AuthorizationCode | None:
@@ -302,20 +313,21 @@ class SqlTokenRepository:
 
     async def add_refresh(self, token: RefreshToken) -> None:
         await self._conn.execute(
-            refresh_tokens.insert().values(
-                token_hash=token.token_hash,
-                family_id=token.family_id,
-                client_id=token.client_id,
-                scopes=list(token.scopes),
-                subject=token.subject,
-                consent_id=token.consent_id,
-                access_jti=token.access_jti,
-                access_expires_at=token.access_expires_at,
-                issued_at=token.issued_at,
-                expires_at=token.expires_at,
-                used_at=None,
-                revoked_at=None,
-            )
+            refresh_tokens.insert(),
+            {
+                "token_hash": token.token_hash,
+                "family_id": token.family_id,
+                "client_id": token.client_id,
+                "scopes": list(token.scopes),
+                "subject": token.subject,
+                "consent_id": token.consent_id,
+                "access_jti": token.access_jti,
+                "access_expires_at": token.access_expires_at,
+                "issued_at": token.issued_at,
+                "expires_at": token.expires_at,
+                "used_at": None,
+                "revoked_at": None,
+            },
         )
 
     @staticmethod
@@ -365,13 +377,12 @@ class SqlTokenRepository:
 
     async def remember_assertion(self, client_id: str, jti: str, expires_at: datetime) -> bool:
         result = await self._conn.execute(
-            insert_if_absent(
-                self._conn,
-                client_assertion_jtis,
-                client_id=client_id,
-                jti=_key(jti, _ASSERTION_JTI_WIDTH),
-                expires_at=expires_at,
-            )
+            insert_if_absent(self._conn, client_assertion_jtis),
+            {
+                "client_id": client_id,
+                "jti": _key(jti, _ASSERTION_JTI_WIDTH),
+                "expires_at": expires_at,
+            },
         )
         return bool(result.rowcount == 1)
 
@@ -382,20 +393,21 @@ class SqlOperatorRepository:
 
     async def add_operator(self, operator: Operator) -> None:
         await self._conn.execute(
-            operators.insert().values(
-                id=operator.id,
-                email=operator.email,
-                name=operator.name,
-                password_hash=operator.password_hash,
-                totp_secret=operator.totp_secret,
-                roles=sorted(r.value for r in operator.roles),
-                status=operator.status,
-                failed_logins=operator.failed_logins,
-                locked_until=operator.locked_until,
-                last_totp_step=operator.last_totp_step,
-                created_at=operator.created_at,
-                last_login_at=operator.last_login_at,
-            )
+            operators.insert(),
+            {
+                "id": operator.id,
+                "email": operator.email,
+                "name": operator.name,
+                "password_hash": operator.password_hash,
+                "totp_secret": operator.totp_secret,
+                "roles": sorted(r.value for r in operator.roles),
+                "status": operator.status,
+                "failed_logins": operator.failed_logins,
+                "locked_until": operator.locked_until,
+                "last_totp_step": operator.last_totp_step,
+                "created_at": operator.created_at,
+                "last_login_at": operator.last_login_at,
+            },
         )
 
     async def get_operator(self, operator_id: str) -> Operator | None:
@@ -434,17 +446,18 @@ class SqlOperatorRepository:
 
     async def add_session(self, session: SessionRecord) -> None:
         await self._conn.execute(
-            operator_sessions.insert().values(
-                id_hash=session.id_hash,
-                operator_id=session.operator_id,
-                csrf_token=session.csrf_token,
-                created_at=session.created_at,
-                expires_at=session.expires_at,
-                idle_expires_at=session.idle_expires_at,
-                source_ip=session.source_ip,
-                user_agent=(session.user_agent or "")[:256] or None,
-                revoked_at=None,
-            )
+            operator_sessions.insert(),
+            {
+                "id_hash": session.id_hash,
+                "operator_id": session.operator_id,
+                "csrf_token": session.csrf_token,
+                "created_at": session.created_at,
+                "expires_at": session.expires_at,
+                "idle_expires_at": session.idle_expires_at,
+                "source_ip": session.source_ip,
+                "user_agent": (session.user_agent or "")[:256] or None,
+                "revoked_at": None,
+            },
         )
 
     async def get_session(self, id_hash: str) -> SessionRecord | None:

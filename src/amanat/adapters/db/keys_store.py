@@ -37,17 +37,18 @@ class SqlSigningKeyRepository:
 
     async def add_key(self, key: SigningKey) -> None:
         await self._conn.execute(
-            signing_keys.insert().values(
-                kid=key.kid,
-                alg=key.alg,
-                private_pem=key.private_pem,
-                encrypted=key.encrypted,
-                public_jwk=key.public_jwk,
-                status=key.status,
-                created_at=key.created_at,
-                retire_after=key.retire_after,
-                retired_at=key.retired_at,
-            )
+            signing_keys.insert(),
+            {
+                "kid": key.kid,
+                "alg": key.alg,
+                "private_pem": key.private_pem,
+                "encrypted": key.encrypted,
+                "public_jwk": key.public_jwk,
+                "status": key.status,
+                "created_at": key.created_at,
+                "retire_after": key.retire_after,
+                "retired_at": key.retired_at,
+            },
         )
 
     async def set_status(

@@ -16,14 +16,8 @@ class SqlLeaseRepository:
 
     async def acquire(self, name: str, owner: str, now: datetime, until: datetime) -> bool:
         created = await self._conn.execute(
-            insert_if_absent(
-                self._conn,
-                job_leases,
-                name=name,
-                owner=owner,
-                leased_until=until,
-                last_started_at=now,
-            )
+            insert_if_absent(self._conn, job_leases),
+            {"name": name, "owner": owner, "leased_until": until, "last_started_at": now},
         )
         if created.rowcount:
             return True

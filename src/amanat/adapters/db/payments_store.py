@@ -28,6 +28,57 @@ from amanat.domain.money import Money
 from amanat.domain.payments import Failure, Party, Payment, PaymentStatus, PaymentType
 from amanat.services.ports import OutboxJob, Page
 
+# The request path's statements, built once (see the package docstring).
+_PAYMENT_BY_ID = payments.select().where(payments.c.id == sa.bindparam("p_id"))
+_PAYMENT_BY_ID_FOR_UPDATE = _PAYMENT_BY_ID.with_for_update()  # SQLite omits FOR UPDATE
+_SAVE_TRANSITION = payments.update().where(
+    payments.c.id == sa.bindparam("p_id"), payments.c.version == sa.bindparam("p_version")
+)
+_MARK_SUBMITTED = payments.update().where(
+    payments.c.id == sa.bindparam("p_id"),
+    payments.c.status == PaymentStatus.PENDING.value,
+    payments.c.submitted_at.is_(None),
+)
+_PARTNER_LIMIT = sa.select(partners.c.per_transaction_limit).where(
+    partners.c.id == sa.bindparam("p_id")
+)
+_SHARD_COUNT = sa.select(ledger_accounts.c.shards).where(
+    ledger_accounts.c.id == sa.bindparam("p_account")
+)
+_SHARD = sa.and_(
+    balance_shards.c.account_id == sa.bindparam("p_account"),
+    balance_shards.c.shard == sa.bindparam("p_shard"),
+)
+_HOLD_ON_SHARD = (
+    balance_shards.update()
+    .where(_SHARD, balance_shards.c.posted - balance_shards.c.held >= sa.bindparam("p_amount"))
+    .values(held=balance_shards.c.held + sa.bindparam("p_amount"))
+)
+_CLOSE_HOLD = (
+    holds.update()
+    .where(holds.c.id == sa.bindparam("p_id"), holds.c.status == "active")
+    .values(status=sa.bindparam("p_status"), closed_at=sa.bindparam("p_at"))
+    .returning(holds.c.account_id, holds.c.shard, holds.c.amount)
+)
+_RELEASE_HOLD = (
+    balance_shards.update()
+    .where(_SHARD)
+    .values(held=balance_shards.c.held - sa.bindparam("p_amount"))
+)
+_POST_HOLD = (
+    balance_shards.update()
+    .where(_SHARD)
+    .values(
+        held=balance_shards.c.held - sa.bindparam("p_amount"),
+        posted=balance_shards.c.posted - sa.bindparam("p_amount"),
+    )
+)
+_CREDIT_SHARD = (
+    balance_shards.update()
+    .where(_SHARD)
+    .values(posted=balance_shards.c.posted + sa.bindparam("p_amount"))
+)
+
 
 def _payment(row: Any) -> Payment:
     return Payment(
@@ -69,55 +120,57 @@ class SqlPaymentRepository:
         self, payment: Payment, *, client_id: str | None, parent_id: str | None = None
     ) -> None:
         await self._conn.execute(
-            payments.insert().values(
-                id=payment.id,
-                partner_id=payment.partner_id,
-                client_id=client_id,
-                type=payment.type.value,
-                status=payment.status.value,
-                amount=payment.amount.amount,
-                currency=payment.amount.currency,
-                counterparty_id=payment.counterparty.subject_id,
-                counterparty_kind=payment.counterparty.kind,
-                bank_code=payment.counterparty.bank_code,
-                iban_last4=payment.counterparty.iban_last4,
-                reference=payment.reference,
-                description=payment.description,
-                metadata=payment.metadata,
-                version=payment.version,
-                failure_code=None,
-                failure_message=None,
-                rail_reference=None,
-                rail_sequence=0,
-                submitted_at=None,
-                expires_at=payment.expires_at,
-                refunded_amount=0,
-                parent_id=parent_id,
-                created_at=payment.created_at,
-                updated_at=payment.updated_at,
-            )
+            payments.insert(),
+            {
+                "id": payment.id,
+                "partner_id": payment.partner_id,
+                "client_id": client_id,
+                "type": payment.type.value,
+                "status": payment.status.value,
+                "amount": payment.amount.amount,
+                "currency": payment.amount.currency,
+                "counterparty_id": payment.counterparty.subject_id,
+                "counterparty_kind": payment.counterparty.kind,
+                "bank_code": payment.counterparty.bank_code,
+                "iban_last4": payment.counterparty.iban_last4,
+                "reference": payment.reference,
+                "description": payment.description,
+                "metadata": payment.metadata,
+                "version": payment.version,
+                "failure_code": None,
+                "failure_message": None,
+                "rail_reference": None,
+                "rail_sequence": 0,
+                "submitted_at": None,
+                "expires_at": payment.expires_at,
+                "refunded_amount": 0,
+                "parent_id": parent_id,
+                "created_at": payment.created_at,
+                "updated_at": payment.updated_at,
+            },
         )
         await self.record_transition(payment, None, "created")
 
     async def get(self, payment_id: str, *, for_update: bool = False) -> Payment | None:
-        stmt = payments.select().where(payments.c.id == payment_id)
-        row = (await self._conn.execute(locked(stmt, self._conn) if for_update else stmt)).first()
+        stmt = _PAYMENT_BY_ID_FOR_UPDATE if for_update else _PAYMENT_BY_ID
+        row = (await self._conn.execute(stmt, {"p_id": payment_id})).first()
         return _payment(row) if row else None
 
     async def save_transition(self, before: Payment, after: Payment, cause: str) -> bool:
         """Optimistic: applies only if the stored version is still ``before.version``."""
         result = await self._conn.execute(
-            payments.update()
-            .where(payments.c.id == after.id, payments.c.version == before.version)
-            .values(
-                status=after.status.value,
-                version=after.version,
-                updated_at=after.updated_at,
-                failure_code=after.failure.code if after.failure else None,
-                failure_message=after.failure.message if after.failure else None,
-                rail_reference=after.rail_reference,
-                rail_sequence=after.rail_sequence,
-            )
+            _SAVE_TRANSITION,
+            {
+                "p_id": after.id,
+                "p_version": before.version,
+                "status": after.status.value,
+                "version": after.version,
+                "updated_at": after.updated_at,
+                "failure_code": after.failure.code if after.failure else None,
+                "failure_message": after.failure.message if after.failure else None,
+                "rail_reference": after.rail_reference,
+                "rail_sequence": after.rail_sequence,
+            },
         )
         if not result.rowcount:
             return False
@@ -128,14 +181,15 @@ class SqlPaymentRepository:
         self, payment: Payment, from_status: PaymentStatus | None, cause: str
     ) -> None:
         await self._conn.execute(
-            payment_transitions.insert().values(
-                payment_id=payment.id,
-                from_status=from_status.value if from_status else None,
-                to_status=payment.status.value,
-                version=payment.version,
-                cause=cause[:200],
-                at=payment.updated_at,
-            )
+            payment_transitions.insert(),
+            {
+                "payment_id": payment.id,
+                "from_status": from_status.value if from_status else None,
+                "to_status": payment.status.value,
+                "version": payment.version,
+                "cause": cause[:200],
+                "at": payment.updated_at,
+            },
         )
 
     async def transitions(self, payment_id: str) -> list[dict[str, Any]]:
@@ -160,15 +214,7 @@ class SqlPaymentRepository:
     async def mark_submitted(self, payment_id: str, at: datetime) -> bool:
         """Claim the right to send to the rail; after this a payment can no longer be
         canceled (it may already be at the rail)."""
-        result = await self._conn.execute(
-            payments.update()
-            .where(
-                payments.c.id == payment_id,
-                payments.c.status == PaymentStatus.PENDING.value,
-                payments.c.submitted_at.is_(None),
-            )
-            .values(submitted_at=at)
-        )
+        result = await self._conn.execute(_MARK_SUBMITTED, {"p_id": payment_id, "submitted_at": at})
         return bool(result.rowcount)
 
     async def add_refunded(self, payment_id: str, amount: int) -> bool:
@@ -250,11 +296,7 @@ class SqlPaymentRepository:
         return int((await self._conn.execute(stmt)).scalar_one())
 
     async def partner_limit(self, partner_id: str) -> int | None:
-        value = (
-            await self._conn.execute(
-                sa.select(partners.c.per_transaction_limit).where(partners.c.id == partner_id)
-            )
-        ).scalar()
+        value = (await self._conn.execute(_PARTNER_LIMIT, {"p_id": partner_id})).scalar()
         return int(value) if value is not None else None
 
 
@@ -268,15 +310,14 @@ class SqlLedgerRepository:
         """Create the account if it is new; returns its number of balance shards and
         whether this transaction created it (then it exists only once this commits)."""
         created = await self._conn.execute(
-            insert_if_absent(
-                self._conn,
-                ledger_accounts,
-                id=account_id,
-                kind=kind,
-                currency=currency,
-                shards=shards,
-                created_at=at,
-            )
+            insert_if_absent(self._conn, ledger_accounts),
+            {
+                "id": account_id,
+                "kind": kind,
+                "currency": currency,
+                "shards": shards,
+                "created_at": at,
+            },
         )
         if created.rowcount:
             await self._conn.execute(
@@ -290,11 +331,7 @@ class SqlLedgerRepository:
         return await self._shard_count(account_id), False
 
     async def _shard_count(self, account_id: str) -> int:
-        value = (
-            await self._conn.execute(
-                sa.select(ledger_accounts.c.shards).where(ledger_accounts.c.id == account_id)
-            )
-        ).scalar()
+        value = (await self._conn.execute(_SHARD_COUNT, {"p_account": account_id})).scalar()
         return int(value or 1)
 
     async def reserve(
@@ -314,13 +351,7 @@ class SqlLedgerRepository:
         for offset in range(count):
             shard = (start + offset) % count
             result = await self._conn.execute(
-                balance_shards.update()
-                .where(
-                    balance_shards.c.account_id == account_id,
-                    balance_shards.c.shard == shard,
-                    balance_shards.c.posted - balance_shards.c.held >= amount,
-                )
-                .values(held=balance_shards.c.held + amount)
+                _HOLD_ON_SHARD, {"p_account": account_id, "p_shard": shard, "p_amount": amount}
             )
             if result.rowcount:
                 await self._add_hold(hold_id, account_id, shard, amount, currency, at)
@@ -366,39 +397,30 @@ class SqlLedgerRepository:
         self, hold_id: str, account_id: str, shard: int, amount: int, currency: str, at: datetime
     ) -> None:
         await self._conn.execute(
-            holds.insert().values(
-                id=hold_id,
-                account_id=account_id,
-                shard=shard,
-                amount=amount,
-                currency=currency,
-                status="active",
-                created_at=at,
-                closed_at=None,
-            )
+            holds.insert(),
+            {
+                "id": hold_id,
+                "account_id": account_id,
+                "shard": shard,
+                "amount": amount,
+                "currency": currency,
+                "status": "active",
+                "created_at": at,
+                "closed_at": None,
+            },
         )
 
     async def close_hold(self, hold_id: str, *, post: bool, at: datetime) -> int | None:
         """Post (the money left) or void (it stays) an active hold; None if not active."""
+        status = "posted" if post else "voided"
         row = (
-            await self._conn.execute(
-                holds.update()
-                .where(holds.c.id == hold_id, holds.c.status == "active")
-                .values(status="posted" if post else "voided", closed_at=at)
-                .returning(holds.c.account_id, holds.c.shard, holds.c.amount)
-            )
+            await self._conn.execute(_CLOSE_HOLD, {"p_id": hold_id, "p_status": status, "p_at": at})
         ).first()
         if row is None:
             return None
-        values: dict[str, Any] = {"held": balance_shards.c.held - row.amount}
-        if post:
-            values["posted"] = balance_shards.c.posted - row.amount
         await self._conn.execute(
-            balance_shards.update()
-            .where(
-                balance_shards.c.account_id == row.account_id, balance_shards.c.shard == row.shard
-            )
-            .values(values)
+            _POST_HOLD if post else _RELEASE_HOLD,
+            {"p_account": row.account_id, "p_shard": row.shard, "p_amount": row.amount},
         )
         return int(row.amount)
 
@@ -413,26 +435,23 @@ class SqlLedgerRepository:
                 part = share + (remainder if shard == 0 else 0)
                 if part:
                     await self._conn.execute(
-                        balance_shards.update()
-                        .where(
-                            balance_shards.c.account_id == account_id,
-                            balance_shards.c.shard == shard,
-                        )
-                        .values(posted=balance_shards.c.posted + part)
+                        _CREDIT_SHARD, {"p_account": account_id, "p_shard": shard, "p_amount": part}
                     )
             return
         shard = random.randrange(count)
         await self._conn.execute(
-            balance_shards.update()
-            .where(balance_shards.c.account_id == account_id, balance_shards.c.shard == shard)
-            .values(posted=balance_shards.c.posted + amount)
+            _CREDIT_SHARD, {"p_account": account_id, "p_shard": shard, "p_amount": amount}
         )
 
     async def post(self, journal: Journal, at: datetime) -> None:
         await self._conn.execute(
-            ledger_journals.insert().values(
-                id=journal.id, kind=journal.kind, reference=journal.reference, created_at=at
-            )
+            ledger_journals.insert(),
+            {
+                "id": journal.id,
+                "kind": journal.kind,
+                "reference": journal.reference,
+                "created_at": at,
+            },
         )
         await self._conn.execute(
             ledger_entries.insert(),
@@ -514,19 +533,20 @@ class SqlOutboxRepository:
         self, kind: str, subject_id: str, payload: dict[str, Any], run_at: datetime
     ) -> None:
         await self._conn.execute(
-            outbox.insert().values(
-                kind=kind,
-                subject_id=subject_id,
-                payload=payload,
-                status="pending",
-                attempts=0,
-                run_at=run_at,
-                locked_until=None,
-                locked_by=None,
-                last_error=None,
-                created_at=run_at,
-                updated_at=run_at,
-            )
+            outbox.insert(),
+            {
+                "kind": kind,
+                "subject_id": subject_id,
+                "payload": payload,
+                "status": "pending",
+                "attempts": 0,
+                "run_at": run_at,
+                "locked_until": None,
+                "locked_by": None,
+                "last_error": None,
+                "created_at": run_at,
+                "updated_at": run_at,
+            },
         )
 
     async def claim(
@@ -620,16 +640,15 @@ class SqlRailEventRepository:
     ) -> bool:
         """False when the event was seen before (a duplicate callback)."""
         result = await self._conn.execute(
-            insert_if_absent(
-                self._conn,
-                rail_events,
-                event_id=event_id,
-                end_to_end_id=end_to_end_id,
-                status=status,
-                sequence=sequence,
-                outcome=outcome,
-                received_at=at,
-            )
+            insert_if_absent(self._conn, rail_events),
+            {
+                "event_id": event_id,
+                "end_to_end_id": end_to_end_id,
+                "status": status,
+                "sequence": sequence,
+                "outcome": outcome,
+                "received_at": at,
+            },
         )
         return bool(result.rowcount)
 
@@ -637,11 +656,12 @@ class SqlRailEventRepository:
         self, rail: str, reason: str, source_ip: str | None, body_sha256: str, at: datetime
     ) -> None:
         await self._conn.execute(
-            rejected_callbacks.insert().values(
-                rail=rail,
-                reason=reason[:200],
-                source_ip=source_ip,
-                body_sha256=body_sha256,
-                received_at=at,
-            )
+            rejected_callbacks.insert(),
+            {
+                "rail": rail,
+                "reason": reason[:200],
+                "source_ip": source_ip,
+                "body_sha256": body_sha256,
+                "received_at": at,
+            },
         )

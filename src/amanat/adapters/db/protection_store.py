@@ -29,21 +29,47 @@ def _column(column: EncryptedColumn) -> tuple[sa.Table, sa.Column[Any], sa.Colum
     return table, table.c[column.id_column], table.c[column.column]
 
 
+# Every payout runs these; built once (see the package docstring).
+_ALL_KEYS = data_keys.select().order_by(data_keys.c.created_at, data_keys.c.id)
+_KEYS_FOR = _ALL_KEYS.where(data_keys.c.purpose == sa.bindparam("p_purpose"))
+
+
+def _find_by(column: sa.Column[Any]) -> sa.Select[Any]:
+    return (
+        data_subjects.select()
+        .where(column == sa.bindparam("p_bidx"))
+        .order_by(data_subjects.c.created_at.desc())
+        .limit(50)
+    )
+
+
+_FIND_ANYWHERE = {
+    "iban": _find_by(data_subjects.c.iban_bidx),
+    "raast_id": _find_by(data_subjects.c.raast_id_bidx),
+    "cnic": _find_by(data_subjects.c.cnic_bidx),
+}
+_FIND_FOR_PARTNER = {
+    field: stmt.where(data_subjects.c.partner_id == sa.bindparam("p_partner"))
+    for field, stmt in _FIND_ANYWHERE.items()
+}
+
+
 class SqlDataKeyRepository:
     def __init__(self, conn: AsyncConnection) -> None:
         self._conn = conn
 
     async def add_key(self, key: DataKey) -> None:
         await self._conn.execute(
-            data_keys.insert().values(
-                id=key.id,
-                purpose=key.purpose,
-                wrapped_key=key.wrapped_key,
-                master_key_id=key.master_key_id,
-                status=key.status,
-                created_at=key.created_at,
-                retired_at=key.retired_at,
-            )
+            data_keys.insert(),
+            {
+                "id": key.id,
+                "purpose": key.purpose,
+                "wrapped_key": key.wrapped_key,
+                "master_key_id": key.master_key_id,
+                "status": key.status,
+                "created_at": key.created_at,
+                "retired_at": key.retired_at,
+            },
         )
 
     async def get_key(self, key_id: str) -> DataKey | None:
@@ -51,10 +77,11 @@ class SqlDataKeyRepository:
         return _data_key(row) if row else None
 
     async def keys(self, purpose: str | None = None) -> list[DataKey]:
-        stmt = data_keys.select().order_by(data_keys.c.created_at, data_keys.c.id)
-        if purpose is not None:
-            stmt = stmt.where(data_keys.c.purpose == purpose)
-        return [_data_key(r) for r in (await self._conn.execute(stmt)).all()]
+        if purpose is None:
+            result = await self._conn.execute(_ALL_KEYS)
+        else:
+            result = await self._conn.execute(_KEYS_FOR, {"p_purpose": purpose})
+        return [_data_key(r) for r in result.all()]
 
     async def set_status(self, key_id: str, status: str, at: datetime | None) -> None:
         await self._conn.execute(
@@ -118,22 +145,23 @@ class SqlSubjectRepository:
 
     async def add(self, subject: SubjectRecord) -> None:
         await self._conn.execute(
-            data_subjects.insert().values(
-                id=subject.id,
-                partner_id=subject.partner_id,
-                key_id=subject.key_id,
-                name_enc=subject.name_enc,
-                iban_enc=subject.iban_enc,
-                raast_id_enc=subject.raast_id_enc,
-                cnic_enc=subject.cnic_enc,
-                iban_bidx=subject.iban_bidx,
-                raast_id_bidx=subject.raast_id_bidx,
-                cnic_bidx=subject.cnic_bidx,
-                bank_code=subject.bank_code,
-                iban_last4=subject.iban_last4,
-                created_at=subject.created_at,
-                erased_at=None,
-            )
+            data_subjects.insert(),
+            {
+                "id": subject.id,
+                "partner_id": subject.partner_id,
+                "key_id": subject.key_id,
+                "name_enc": subject.name_enc,
+                "iban_enc": subject.iban_enc,
+                "raast_id_enc": subject.raast_id_enc,
+                "cnic_enc": subject.cnic_enc,
+                "iban_bidx": subject.iban_bidx,
+                "raast_id_bidx": subject.raast_id_bidx,
+                "cnic_bidx": subject.cnic_bidx,
+                "bank_code": subject.bank_code,
+                "iban_last4": subject.iban_last4,
+                "created_at": subject.created_at,
+                "erased_at": None,
+            },
         )
 
     async def get(self, subject_id: str) -> SubjectRecord | None:
@@ -143,20 +171,13 @@ class SqlSubjectRepository:
         return _subject(row) if row else None
 
     async def find(self, partner_id: str | None, field: str, bidx: str) -> list[SubjectRecord]:
-        column = {
-            "iban": data_subjects.c.iban_bidx,
-            "raast_id": data_subjects.c.raast_id_bidx,
-            "cnic": data_subjects.c.cnic_bidx,
-        }[field]
-        stmt = (
-            data_subjects.select()
-            .where(column == bidx)
-            .order_by(data_subjects.c.created_at.desc())
-            .limit(50)
-        )
-        if partner_id is not None:
-            stmt = stmt.where(data_subjects.c.partner_id == partner_id)
-        return [_subject(r) for r in (await self._conn.execute(stmt)).all()]
+        if partner_id is None:
+            result = await self._conn.execute(_FIND_ANYWHERE[field], {"p_bidx": bidx})
+        else:
+            result = await self._conn.execute(
+                _FIND_FOR_PARTNER[field], {"p_bidx": bidx, "p_partner": partner_id}
+            )
+        return [_subject(r) for r in result.all()]
 
     async def mark_erased(self, subject_id: str, at: datetime) -> None:
         # Blind indexes go too: an erased person must not be findable by their CNIC.

@@ -209,15 +209,16 @@ class SqlRetentionRepository:
         at: datetime,
     ) -> None:
         await self._conn.execute(
-            legal_holds.insert().values(
-                id=hold_id,
-                data_class=data_class,
-                target_id=target_id,
-                reason=reason[:500],
-                created_by=created_by[:64],
-                created_at=at,
-                released_at=None,
-            )
+            legal_holds.insert(),
+            {
+                "id": hold_id,
+                "data_class": data_class,
+                "target_id": target_id,
+                "reason": reason[:500],
+                "created_by": created_by[:64],
+                "created_at": at,
+                "released_at": None,
+            },
         )
 
     async def release_hold(self, data_class: str, target_id: str, at: datetime) -> int:

@@ -8,7 +8,6 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from amanat.adapters.db.dialect import locked
 from amanat.adapters.db.tables import (
     events,
     webhook_attempts,
@@ -17,6 +16,35 @@ from amanat.adapters.db.tables import (
 )
 from amanat.domain.webhooks import Attempt, Delivery, DeliveryStatus, WebhookEndpoint
 from amanat.services.ports import DeliveryFilter, EventFilter, Page, StoredEvent
+
+# Every payment change and every delivery attempt runs these; built once (see the package
+# docstring).
+_EVENT_BY_ID = events.select().where(events.c.id == sa.bindparam("p_id"))
+_ENDPOINT_BY_ID = webhook_endpoints.select().where(
+    webhook_endpoints.c.id == sa.bindparam("p_id"), webhook_endpoints.c.deleted_at.is_(None)
+)
+_ENDPOINT_BY_ID_FOR_UPDATE = _ENDPOINT_BY_ID.with_for_update()  # SQLite omits FOR UPDATE
+_ENABLED_ENDPOINTS = webhook_endpoints.select().where(
+    webhook_endpoints.c.partner_id == sa.bindparam("p_partner"),
+    webhook_endpoints.c.enabled.is_(True),
+    webhook_endpoints.c.deleted_at.is_(None),
+)
+_DELIVERY_BY_ID = webhook_deliveries.select().where(webhook_deliveries.c.id == sa.bindparam("p_id"))
+# The SET clause is the parameters named after columns.
+_SETTLE = webhook_deliveries.update().where(
+    webhook_deliveries.c.id == sa.bindparam("p_id"),
+    webhook_deliveries.c.locked_by == sa.bindparam("p_owner"),
+)
+_ANY_DUE = sa.select(
+    sa.exists().where(
+        webhook_deliveries.c.status == DeliveryStatus.PENDING.value,
+        webhook_deliveries.c.next_attempt_at <= sa.bindparam("p_now"),
+        sa.or_(
+            webhook_deliveries.c.locked_until.is_(None),
+            webhook_deliveries.c.locked_until < sa.bindparam("p_now"),
+        ),
+    )
+)
 
 
 def _newest_first(table: sa.Table, stmt: Any, before: tuple[datetime, str] | None) -> Any:
@@ -62,20 +90,21 @@ class SqlEventRepository:
 
     async def add(self, event: StoredEvent) -> None:
         await self._conn.execute(
-            events.insert().values(
-                id=event.id,
-                partner_id=event.partner_id,
-                type=event.type,
-                object_type=event.object_type,
-                object_id=event.object_id,
-                object_version=event.object_version,
-                data=event.sealed_data,
-                created_at=event.created_at,
-            )
+            events.insert(),
+            {
+                "id": event.id,
+                "partner_id": event.partner_id,
+                "type": event.type,
+                "object_type": event.object_type,
+                "object_id": event.object_id,
+                "object_version": event.object_version,
+                "data": event.sealed_data,
+                "created_at": event.created_at,
+            },
         )
 
     async def get(self, event_id: str) -> StoredEvent | None:
-        row = (await self._conn.execute(events.select().where(events.c.id == event_id))).first()
+        row = (await self._conn.execute(_EVENT_BY_ID, {"p_id": event_id})).first()
         return _event(row) if row else None
 
     async def newest_first(
@@ -179,12 +208,8 @@ class SqlWebhookRepository:
     async def get_endpoint(
         self, endpoint_id: str, *, for_update: bool = False
     ) -> WebhookEndpoint | None:
-        stmt = webhook_endpoints.select().where(
-            webhook_endpoints.c.id == endpoint_id, webhook_endpoints.c.deleted_at.is_(None)
-        )
-        if for_update:
-            stmt = locked(stmt, self._conn)
-        row = (await self._conn.execute(stmt)).first()
+        stmt = _ENDPOINT_BY_ID_FOR_UPDATE if for_update else _ENDPOINT_BY_ID
+        row = (await self._conn.execute(stmt, {"p_id": endpoint_id})).first()
         return _endpoint(row) if row else None
 
     async def list_endpoints(
@@ -199,12 +224,8 @@ class SqlWebhookRepository:
         return Page(items=[_endpoint(r) for r in rows[:limit]], has_more=len(rows) > limit)
 
     async def subscribed(self, partner_id: str, event_type: str) -> list[WebhookEndpoint]:
-        stmt = webhook_endpoints.select().where(
-            webhook_endpoints.c.partner_id == partner_id,
-            webhook_endpoints.c.enabled.is_(True),
-            webhook_endpoints.c.deleted_at.is_(None),
-        )
-        found = [_endpoint(r) for r in (await self._conn.execute(stmt)).all()]
+        rows = (await self._conn.execute(_ENABLED_ENDPOINTS, {"p_partner": partner_id})).all()
+        found = [_endpoint(r) for r in rows]
         return [endpoint for endpoint in found if endpoint.wants(event_type)]
 
     async def save_endpoint(self, endpoint: WebhookEndpoint) -> None:
@@ -351,49 +372,43 @@ class SqlWebhookRepository:
         """Record an attempt and the delivery's new state; False if another worker took the
         delivery over meanwhile (its lease ran out), in which case only the attempt is kept."""
         await self._conn.execute(
-            webhook_attempts.insert().values(
-                delivery_id=attempt.delivery_id,
-                attempt=attempt.attempt,
-                started_at=attempt.started_at,
-                status_code=attempt.status_code,
-                latency_ms=attempt.latency_ms,
-                error_class=attempt.error_class,
-                response_excerpt=attempt.response_excerpt,
-            )
+            webhook_attempts.insert(),
+            {
+                "delivery_id": attempt.delivery_id,
+                "attempt": attempt.attempt,
+                "started_at": attempt.started_at,
+                "status_code": attempt.status_code,
+                "latency_ms": attempt.latency_ms,
+                "error_class": attempt.error_class,
+                "response_excerpt": attempt.response_excerpt,
+            },
         )
         result = await self._conn.execute(
-            webhook_deliveries.update()
-            .where(
-                webhook_deliveries.c.id == delivery.id,
-                webhook_deliveries.c.locked_by == owner,
-            )
-            .values(
-                status=delivery.status.value,
-                attempts=delivery.attempts,
-                next_attempt_at=delivery.next_attempt_at,
-                last_status_code=delivery.last_status_code,
-                last_error=delivery.last_error,
-                first_attempt_at=delivery.first_attempt_at,
-                updated_at=delivery.updated_at,
-                locked_until=None,
-                locked_by=None,
-            )
+            _SETTLE,
+            {
+                "p_id": delivery.id,
+                "p_owner": owner,
+                "status": delivery.status.value,
+                "attempts": delivery.attempts,
+                "next_attempt_at": delivery.next_attempt_at,
+                "last_status_code": delivery.last_status_code,
+                "last_error": delivery.last_error,
+                "first_attempt_at": delivery.first_attempt_at,
+                "updated_at": delivery.updated_at,
+                "locked_until": None,
+                "locked_by": None,
+            },
         )
         return bool(result.rowcount)
 
     async def release(self, delivery_id: str, owner: str) -> None:
         await self._conn.execute(
-            webhook_deliveries.update()
-            .where(webhook_deliveries.c.id == delivery_id, webhook_deliveries.c.locked_by == owner)
-            .values(locked_until=None, locked_by=None)
+            _SETTLE,
+            {"p_id": delivery_id, "p_owner": owner, "locked_until": None, "locked_by": None},
         )
 
     async def get_delivery(self, delivery_id: str) -> Delivery | None:
-        row = (
-            await self._conn.execute(
-                webhook_deliveries.select().where(webhook_deliveries.c.id == delivery_id)
-            )
-        ).first()
+        row = (await self._conn.execute(_DELIVERY_BY_ID, {"p_id": delivery_id})).first()
         return _delivery(row) if row else None
 
     async def list_deliveries(
@@ -439,15 +454,7 @@ class SqlWebhookRepository:
         return found
 
     async def any_due(self, now: datetime) -> bool:
-        d = webhook_deliveries
-        stmt = sa.select(
-            sa.exists().where(
-                d.c.status == DeliveryStatus.PENDING.value,
-                d.c.next_attempt_at <= now,
-                sa.or_(d.c.locked_until.is_(None), d.c.locked_until < now),
-            )
-        )
-        return bool((await self._conn.execute(stmt)).scalar())
+        return bool((await self._conn.execute(_ANY_DUE, {"p_now": now})).scalar())
 
     async def pending_count(self) -> int:
         stmt = (
