@@ -15,11 +15,9 @@ SELECT partner_id, client_id, account_id, subject_id, iban_bidx FROM bench_merch
 BEGIN;
 -- verify_access_token: the client, its partner, and whether the token is revoked
 SELECT oauth_clients.id, oauth_clients.partner_id, oauth_clients.name, oauth_clients.auth_method, oauth_clients.secret_hash, oauth_clients.jwks, oauth_clients.jwks_uri, oauth_clients.redirect_uris, oauth_clients.allowed_scopes, oauth_clients.status, oauth_clients.created_at, oauth_clients.secret_rotated_at, oauth_clients.revoked_at, partners.id AS id_1, partners.name AS name_1, partners.roles, partners.mode, partners.status AS status_1, partners.per_transaction_limit, partners.created_at AS created_at_1, partners.updated_at, EXISTS (SELECT * FROM revoked_tokens WHERE revoked_tokens.jti = 'jti-' || CAST(:n AS text)) AS revoked FROM oauth_clients JOIN partners ON partners.id = oauth_clients.partner_id WHERE oauth_clients.id = :client_id;
--- run_idempotent: the in-progress record
-DELETE FROM idempotency_keys WHERE idempotency_keys.id = CAST(:client_id AS text) || chr(58) || 'pgb-' || CAST(:n AS text) AND idempotency_keys.expires_at < now();
+-- run_idempotent: the in-progress record (an expired one is deleted only on conflict)
 INSERT INTO idempotency_keys (id, client_id, key, request_hash, method, path, status, created_at, locked_until, expires_at) VALUES (CAST(:client_id AS text) || chr(58) || 'pgb-' || CAST(:n AS text), :client_id, 'pgb-' || CAST(:n AS text), '2ea615019c4179a0ca4464fd4d60c6e8f06afaca2cccd868d7c68b4e1328bb9b', 'POST', '/v1/payments', 'in_progress', now(), now() + interval '30 seconds', now() + interval '1 day') ON CONFLICT DO NOTHING;
--- the beneficiary, found by blind index
-SELECT data_keys.id, data_keys.purpose, data_keys.wrapped_key, data_keys.master_key_id, data_keys.status, data_keys.created_at, data_keys.retired_at FROM data_keys WHERE data_keys.purpose = 'blind_index' ORDER BY data_keys.created_at, data_keys.id;
+-- the beneficiary, found by blind index (the blind-index key id is cached by the server)
 SELECT data_subjects.id, data_subjects.partner_id, data_subjects.key_id, data_subjects.name_enc, data_subjects.iban_enc, data_subjects.raast_id_enc, data_subjects.cnic_enc, data_subjects.iban_bidx, data_subjects.raast_id_bidx, data_subjects.cnic_bidx, data_subjects.bank_code, data_subjects.iban_last4, data_subjects.created_at, data_subjects.erased_at FROM data_subjects WHERE data_subjects.iban_bidx = :iban_bidx AND data_subjects.partner_id = :partner_id ORDER BY data_subjects.created_at DESC LIMIT 50;
 -- the payout: limit, hold (the account's shard count is cached by the server), payment,
 -- transition, outbox job

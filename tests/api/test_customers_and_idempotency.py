@@ -173,6 +173,32 @@ async def test_abandoned_key_is_taken_over_after_its_lock(
     assert await _count(container) == 1
 
 
+async def test_a_key_past_its_lifetime_is_free_again(
+    client: httpx.AsyncClient, container: Container, merchant: RegisteredClient, clock: Any
+) -> None:
+    """After 24 hours the key names a new request: no replay, no "reused" error."""
+    from amanat.api.idempotency import KEY_LIFETIME
+
+    headers = (await _bearer(client, merchant)) | {"Idempotency-Key": "old-key"}
+    first = await client.post("/v1/customers", json=BODY, headers=headers)
+    assert first.status_code == 201, first.text
+    clock.advance(seconds=KEY_LIFETIME.total_seconds() + 1)
+    headers = (await _bearer(client, merchant)) | {"Idempotency-Key": "old-key"}
+    other = BODY | {"name": "Bilal Ahmed", "cnic": "35202-7654321-3"}
+    second = await client.post("/v1/customers", json=other, headers=headers)
+    assert second.status_code == 201, second.text
+    assert "idempotent-replayed" not in second.headers
+    assert second.json()["id"] != first.json()["id"]
+    replay = await client.post("/v1/customers", json=other, headers=headers)
+    assert replay.headers["idempotent-replayed"] == "true"
+    assert replay.json()["id"] == second.json()["id"]
+    async with container.db.read() as conn:
+        keys = (
+            await conn.execute(sa.select(sa.func.count()).select_from(idempotency_keys))
+        ).scalar_one()
+    assert keys == 1
+
+
 async def test_find_and_read_only_own_customers(
     client: httpx.AsyncClient, container: Container, merchant: RegisteredClient
 ) -> None:

@@ -28,7 +28,7 @@ from amanat.api.errors import ApiProblem, domain_error_status, problem_body
 from amanat.api.responses import JsonResponse, ProblemResponse
 from amanat.domain.errors import DomainError, InvalidInput
 from amanat.services.oauth import AccessContext
-from amanat.services.ports import IdempotencyRecord, Transaction
+from amanat.services.ports import IdempotencyRecord, Transaction, TransactionFactory
 
 log = structlog.get_logger("amanat.idempotency")
 
@@ -114,20 +114,18 @@ async def _claim(
     with the same key waits on the key's row until this one commits or rolls back, then
     finds the stored result (replayed) or a free key."""
     now = record.created_at
-    await tx.idempotency.delete_expired(record.client_id, record.key, now)
     if await tx.idempotency.try_insert(record):
+        return
+    # The key is taken. A record past its lifetime no longer counts: remove it, claim afresh.
+    if await tx.idempotency.delete_expired(
+        record.client_id, record.key, now
+    ) and await tx.idempotency.try_insert(record):
         return
     existing = await tx.idempotency.get(record.client_id, record.key, for_update=True)
     if existing is None:  # expired and removed by a concurrent request: rare
         raise _KeyState(problem=ApiProblem("idempotency_key_in_use", headers={"Retry-After": "1"}))
     if existing.request_hash != record.request_hash:
-        raise _KeyState(
-            problem=ApiProblem(
-                "idempotency_key_reused",
-                "This Idempotency-Key was used for a different request "
-                f"({existing.method} {existing.path}).",
-            )
-        )
+        raise _KeyState(problem=_reused(existing))
     if existing.status == "completed":
         raise _KeyState(response=await _replay(request, existing))
     # An in-progress record that was committed: left by an older version of amanat that
@@ -141,6 +139,35 @@ async def _claim(
     if not await tx.idempotency.take_over(record.client_id, record.key, lock, now + LOCK):
         raise _KeyState(problem=ApiProblem("idempotency_key_in_use", headers={"Retry-After": "1"}))
     log.warning("idempotency_takeover", key_age_s=(now - existing.created_at).seconds)
+
+
+async def _replay_if_completed(
+    request: Request, transactions: TransactionFactory, record: IdempotencyRecord
+) -> Response | None:
+    """The stored answer of a completed, unexpired key, read without taking a write lock;
+    ``None`` sends the request down the claiming path (new, in progress or expired key).
+
+    Retries are the common case after a timeout, and on SQLite the claiming path queues
+    them behind every payout for the one write lock."""
+    async with transactions.lookup() as tx:
+        existing = await tx.idempotency.get(record.client_id, record.key, for_update=False)
+    if (
+        existing is None
+        or existing.status != "completed"
+        or existing.expires_at <= record.created_at
+    ):
+        return None
+    if existing.request_hash != record.request_hash:
+        raise _reused(existing)
+    return await _replay(request, existing)
+
+
+def _reused(existing: IdempotencyRecord) -> ApiProblem:
+    return ApiProblem(
+        "idempotency_key_reused",
+        "This Idempotency-Key was used for a different request "
+        f"({existing.method} {existing.path}).",
+    )
 
 
 async def run_idempotent(
@@ -167,6 +194,9 @@ async def run_idempotent(
     )
     # Stored responses echo personal data (names, IBANs), so they are kept encrypted.
     where = _where(f"{context.client_id}:{key}")
+    replayed = await _replay_if_completed(request, transactions, record)
+    if replayed is not None:
+        return replayed
     try:
         # One transaction: the key, the business change and the stored response commit
         # together or not at all.

@@ -83,6 +83,9 @@ class DataProtectionService:
         self._tx = transactions
         self._clock = clock
         self.cipher = cipher
+        # The blind-index key is never rotated (every stored index would stop matching), so
+        # once found it is remembered instead of read in a transaction of its own per lookup.
+        self._blind_index_key: str | None = None
 
     # -- data keys --------------------------------------------------------------------
 
@@ -137,7 +140,9 @@ class DataProtectionService:
         return await self._active_id(FIELDS)
 
     async def blind_index_key(self) -> str:
-        return await self._active_id(BLIND_INDEX)
+        if self._blind_index_key is None:
+            self._blind_index_key = await self._active_id(BLIND_INDEX)
+        return self._blind_index_key
 
     async def rotate_data_key(self, actor: Actor) -> tuple[DataKey, list[str]]:
         async with self._tx.write() as tx:

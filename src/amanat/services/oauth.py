@@ -609,7 +609,7 @@ class OAuthService:
         jti = claims.get("jti")
         if not isinstance(client_id, str) or not isinstance(jti, str):
             raise TokenRejected("missing_claims")
-        async with self._tx.read() as tx:
+        async with self._tx.lookup() as tx:
             client, partner, revoked = await tx.partners.access_of(client_id, jti)
         if revoked:
             raise TokenRejected("revoked")

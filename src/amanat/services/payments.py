@@ -381,7 +381,7 @@ class PaymentService:
     # -- reading ------------------------------------------------------------------------
 
     async def get(self, partner_id: str, payment_id: str, *, refund: bool = False) -> Payment:
-        async with self._tx.read() as tx:
+        async with self._tx.lookup() as tx:
             payment = await tx.payments.get(payment_id)
         wanted = (
             payment is not None
@@ -406,7 +406,7 @@ class PaymentService:
         parent_id: str | None = None,
     ) -> Page:
         types = ["refund"] if refunds else ([type_] if type_ else ["payout", "collection"])
-        async with self._tx.read() as tx:
+        async with self._tx.lookup() as tx:
             return await tx.payments.list(
                 partner_id,
                 types=types,

@@ -2,8 +2,8 @@
 
 SQLite gets WAL, foreign keys, ``synchronous=FULL`` and a busy timeout on every
 connection, and its transactions are begun by us: ``BEGIN IMMEDIATE`` for writes (the
-write lock is taken up front, so two writers never deadlock upgrading a read lock) and a
-plain deferred ``BEGIN`` for reads.
+write lock is taken up front, so two writers never deadlock upgrading a read lock), a
+plain deferred ``BEGIN`` for reads, and none for a single-statement lookup.
 """
 
 from __future__ import annotations
@@ -63,6 +63,8 @@ def _sqlite_engine(settings: DatabaseSettings) -> AsyncEngine:
     @event.listens_for(engine.sync_engine, "begin")
     def _on_begin(conn: Any) -> None:
         mode = conn.get_execution_options().get(SQLITE_BEGIN_OPTION, "DEFERRED")
+        if mode is None:
+            return  # Database.lookup(): one statement, in SQLite's own implicit transaction
         conn.exec_driver_sql(f"BEGIN {mode}")
 
     return engine

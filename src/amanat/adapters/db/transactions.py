@@ -83,6 +83,18 @@ class SqlTransactions:
             await tx.audit.flush()
 
     @asynccontextmanager
+    async def lookup(self) -> AsyncIterator[SqlTransaction]:
+        ambient = _ambient.get()
+        if ambient is not None:
+            yield ambient
+            return
+        async with self.db.lookup() as conn:
+            tx = SqlTransaction(conn)
+            yield tx
+            if tx.audit.pending:
+                raise RuntimeError("audit records need a transaction: use write(), not lookup()")
+
+    @asynccontextmanager
     async def atomic(self) -> AsyncIterator[SqlTransaction]:
         """One write transaction that nested ``write()``/``read()`` calls join."""
         if _ambient.get() is not None:

@@ -67,6 +67,18 @@ class Database:
         async with self.engine.connect() as conn, conn.begin():
             yield conn
 
+    @asynccontextmanager
+    async def lookup(self) -> AsyncIterator[AsyncConnection]:
+        """A connection outside any transaction, for one read statement: PostgreSQL runs it
+        in autocommit (no BEGIN and COMMIT round trips); SQLite wraps it in its own implicit
+        read transaction (we issue no BEGIN)."""
+        async with self.engine.connect() as conn:
+            if self.is_sqlite:
+                conn = await conn.execution_options(**{SQLITE_BEGIN_OPTION: None})
+            else:
+                conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
+            yield conn
+
     async def ping(self) -> None:
         async with self.engine.connect() as conn:
             await conn.execute(sa.text("SELECT 1"))

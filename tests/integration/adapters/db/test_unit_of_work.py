@@ -55,3 +55,61 @@ async def test_sqlite_connections_use_wal_fk_and_full_sync(container: Container)
     assert fks == 1
     assert sync == 2  # FULL
     assert busy == container.settings.database.sqlite_busy_timeout_ms
+
+
+async def test_a_lookup_runs_outside_any_transaction(container: Container) -> None:
+    """No BEGIN (the point of a lookup), and the pooled connection comes back clean: the
+    next write and read on it behave as usual."""
+    async with container.db.write() as conn:
+        await conn.execute(audit_log.insert(), _row(1))
+    statements: list[str] = []
+
+    def remember(_conn: object, _cursor: object, statement: str, *_args: object) -> None:
+        statements.append(statement.strip().split()[0].upper())
+
+    engine = container.db.engine.sync_engine
+    sa.event.listen(engine, "before_cursor_execute", remember)
+    try:
+        for _ in range(3):  # every pooled connection, more than once
+            async with container.db.lookup() as conn:
+                count = (
+                    await conn.execute(sa.select(sa.func.count()).select_from(audit_log))
+                ).scalar()
+            assert count == 1
+    finally:
+        sa.event.remove(engine, "before_cursor_execute", remember)
+    assert statements == ["SELECT"] * 3
+    if TEST_DB == "sqlite":
+        async with container.db.lookup() as conn:
+            raw = await conn.get_raw_connection()
+            assert not raw.driver_connection._conn.in_transaction  # type: ignore[union-attr]
+    else:
+        # Autocommit: each statement is a transaction of its own. After a BEGIN they share one.
+        txid = sa.text("SELECT txid_current()")
+        async with container.db.lookup() as conn:
+            first, second = [(await conn.execute(txid)).scalar() for _ in range(2)]
+        assert first != second
+        async with container.db.read() as conn:
+            first, second = [(await conn.execute(txid)).scalar() for _ in range(2)]
+        assert first == second
+    with pytest.raises(RuntimeError):
+        async with container.db.write() as conn:
+            await conn.execute(audit_log.insert(), _row(2))
+            raise RuntimeError("rolled back on a connection a lookup used")
+    async with container.db.write() as conn:
+        await conn.execute(audit_log.insert(), _row(3))
+    async with container.db.read() as conn:
+        seqs = (await conn.execute(sa.select(audit_log.c.seq))).scalars().all()
+    assert sorted(seqs) == [1, 3]
+
+
+async def test_a_lookup_refuses_audit_records(container: Container) -> None:
+    from amanat.domain.audit import SYSTEM
+    from amanat.services import audit
+
+    with pytest.raises(RuntimeError, match="audit records need a transaction"):
+        async with container.transactions.lookup() as tx:
+            await audit.record(tx, container.clock, SYSTEM, "test.action")
+    async with container.db.read() as conn:
+        count = (await conn.execute(sa.select(sa.func.count()).select_from(audit_log))).scalar()
+    assert count == 0
