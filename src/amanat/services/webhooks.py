@@ -368,7 +368,7 @@ class WebhookService:
         body = self._bodies.get(event_id)
         if body is not None:
             return body
-        async with self._tx.read() as tx:
+        async with self._tx.lookup() as tx:
             stored = await tx.events.get(event_id)
         if stored is None:
             return None
@@ -465,7 +465,7 @@ class WebhookService:
         now = self._clock.now()
         # A read first: an idle worker polls often, and on SQLite a claim takes the one
         # write lock that API requests wait for.
-        async with self._tx.read() as tx:
+        async with self._tx.lookup() as tx:
             if not await tx.webhooks.any_due(now):
                 return []
         async with self._tx.write() as tx:
@@ -481,7 +481,7 @@ class WebhookService:
     async def prepare(self, delivery: Delivery, owner: str) -> Outgoing | None:
         """What to send, or None when the endpoint went away (disabled deliveries wait,
         deleted ones were already failed)."""
-        async with self._tx.read() as tx:
+        async with self._tx.lookup() as tx:
             endpoint = await tx.webhooks.get_endpoint(delivery.endpoint_id)
         body = await self._body(delivery.event_id) if endpoint is not None else None
         if endpoint is None or body is None or not endpoint.enabled:
