@@ -56,7 +56,7 @@ class BenchConfig:
     connections: dict[str, int]  # per database
     merchants: int
     wrk_threads: int
-    api_workers: int
+    api_workers: dict[str, int]  # per database: API processes (`amanat serve --workers`)
     pg_admin_url: str  # postgresql://user@host:port (no database)
     pg_database: str
     load_tool: str  # wrk | python
@@ -100,7 +100,13 @@ def load_config(*, smoke: bool) -> BenchConfig:
         },
         merchants=_int("BENCH_MERCHANTS", 20 if smoke else 1000),
         wrk_threads=_int("BENCH_WRK_THREADS", 1),
-        api_workers=_int("BENCH_API_WORKERS", 1),
+        # One API process per core on PostgreSQL, as `amanat serve --workers 2` would run
+        # here. One on SQLite: its writers queue on a lock inside the process, and a
+        # second process would wait on SQLite's sleeping busy handler instead.
+        api_workers={
+            "postgresql": _int("BENCH_PG_API_WORKERS", _int("BENCH_API_WORKERS", 2)),
+            "sqlite": _int("BENCH_SQLITE_API_WORKERS", _int("BENCH_API_WORKERS", 1)),
+        },
         pg_admin_url=os.environ.get("BENCH_PG_URL", "postgresql://postgres@127.0.0.1:5432").rstrip(
             "/"
         ),

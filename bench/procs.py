@@ -113,15 +113,18 @@ def _rss_kib(pid: int) -> int:
     return 0
 
 
-def tree_rss_mb(pid: int) -> float:
-    """Resident memory of a process and all its descendants, in MiB."""
+def tree_rss_mb(pid: int) -> tuple[float, float]:
+    """Resident memory of a process and all its descendants, and of the largest single
+    process among them, in MiB."""
     children = _children_map()
-    total, stack = 0, [pid]
+    total, largest, stack = 0, 0, [pid]
     while stack:
         current = stack.pop()
-        total += _rss_kib(current)
+        rss = _rss_kib(current)
+        total += rss
+        largest = max(largest, rss)
         stack.extend(children.get(current, []))
-    return total / 1024
+    return total / 1024, largest / 1024
 
 
 @dataclass
@@ -136,7 +139,10 @@ class RssSampler:
 
     def sample(self) -> None:
         for name, pid in self.pids.items():
-            self.peaks[name] = max(self.peaks.get(name, 0.0), tree_rss_mb(pid))
+            total, largest = tree_rss_mb(pid)
+            self.peaks[name] = max(self.peaks.get(name, 0.0), total)
+            key = f"{name}_largest_process"
+            self.peaks[key] = max(self.peaks.get(key, 0.0), largest)
 
     def _run(self) -> None:
         while not self._stop.is_set():

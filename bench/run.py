@@ -98,6 +98,7 @@ class Phase:
         self.out: dict[str, Any] = {
             "database": database,
             "connections": self.connections,
+            "api_processes": config.api_workers[database],
             "scenarios": {},
             "baselines": {},
         }
@@ -302,6 +303,7 @@ class Phase:
             }
         result.setdefault("scenario", name)
         result.setdefault("connections", self.connections)
+        result.setdefault("api_processes", self.config.api_workers[self.database])
         if result.get("status") not in {"skipped", "error"}:
             await self._quiesce()
             extra = [

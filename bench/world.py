@@ -109,7 +109,7 @@ def phase_env(config: BenchConfig, database: str) -> dict[str, str]:
             "AMANAT_CRYPTO__SANDBOX_MASTER_KEY_FILE": str(directory / "master.key"),
             "AMANAT_CRYPTO__AUDIT_SEAL_KEY_FILE": str(directory / "audit-seal.key"),
             "AMANAT_WORKER__EMBEDDED": "false",
-            "BENCH_API_WORKERS": str(config.api_workers),
+            "BENCH_API_WORKERS": str(config.api_workers[database]),
             "PYTHONPATH": os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH")) if p),
         }
     )
