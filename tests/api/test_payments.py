@@ -366,3 +366,45 @@ async def test_a_bad_time_filter_points_at_its_own_parameter(
         response = await client.get("/v1/payments", params={name: "yesterday"}, headers=auth)
         assert response.status_code == 422, response.text
         assert response.json()["errors"][0]["pointer"] == f"/{name}"
+
+
+async def test_reads_answer_exactly_the_documented_shape(
+    client: httpx.AsyncClient, container: Container, merchant: RegisteredClient
+) -> None:
+    """GET payment, refund and the lists answer without FastAPI's response validation, so
+    this holds them to the response models (which forbid undocumented fields)."""
+    from amanat.api.schemas import ListResponse
+    from amanat.api.v1.payments import PaymentOut
+
+    auth = await _auth(client, merchant)
+    payout = (await _post(client, auth, "shape-1", PAYOUT)).json()
+    collection = (
+        await _post(
+            client,
+            auth,
+            "shape-2",
+            {
+                "type": "collection",
+                "amount": 50_000,
+                "currency": "PKR",
+                "debtor": {"raast_id": "03001234567", "name": "Bilal Ahmed"},
+                "expires_in_seconds": 600,
+            },
+        )
+    ).json()
+    await container.payments.apply_rail_status(
+        collection["id"], "approved", sequence=3, cause="test"
+    )
+    refund = (
+        await _post(client, auth, "shape-3", {"payment_id": collection["id"]}, "/v1/refunds")
+    ).json()
+    for path in (f"/v1/payments/{payout['id']}", f"/v1/payments/{collection['id']}"):
+        one = await client.get(path, headers=auth)
+        assert one.status_code == 200 and one.headers["content-type"] == "application/json"
+        assert PaymentOut.model_validate(one.json()).model_dump(mode="json") == one.json()
+    got = (await client.get(f"/v1/refunds/{refund['id']}", headers=auth)).json()
+    assert PaymentOut.model_validate(got).model_dump(mode="json") == got == refund
+    for path in ("/v1/payments?limit=1", "/v1/refunds"):
+        page = (await client.get(path, headers=auth)).json()
+        assert ListResponse[PaymentOut].model_validate(page).model_dump(mode="json") == page
+        assert page["data"]
