@@ -178,6 +178,13 @@ def _machine_busy_ticks() -> tuple[int, int]:
     return total - idle, total
 
 
+def _interrupt_ticks() -> int:
+    """irq + softirq ticks of all CPUs since boot: the kernel's share of the load (loopback
+    TCP is processed there), charged to no process."""
+    fields = [int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+    return fields[5] + fields[6] if len(fields) > 6 else 0
+
+
 def _process_ticks() -> dict[int, tuple[str, int, int]]:
     """pid -> (command, parent pid, user+system ticks) of every process."""
     found: dict[int, tuple[str, int, int]] = {}
@@ -248,6 +255,7 @@ class CpuWindow:
     def __enter__(self) -> CpuWindow:
         self._start = time.monotonic()
         self._machine = _machine_busy_ticks()[0]
+        self._interrupts = _interrupt_ticks()
         self._reaped = _reaped_children_ticks()
         self._sample(initial=True)
         self._thread = threading.Thread(target=self._run, name="cpu-sampler", daemon=True)
@@ -260,23 +268,30 @@ class CpuWindow:
         self._sample()
         elapsed = max(time.monotonic() - self._start, 1e-6)
         machine = _machine_busy_ticks()[0] - self._machine
+        interrupts = _interrupt_ticks() - self._interrupts
         alive = set(_process_ticks())
         own = _reaped_children_ticks() - self._reaped
         postgres = 0
+        others: dict[str, int] = {}
         for pid, (command, ticks) in self._last.items():
             used = ticks - self._first.get(pid, 0)
             if pid in self._ours:
                 own += used if pid in alive else 0  # reaped ones are in getrusage
             elif command.startswith("postgres"):
                 postgres += used
+            elif used > 0:
+                others[command] = others.get(command, 0) + used
 
         def pct(ticks: int) -> float:
             return round(100 * ticks / _TICKS / elapsed, 1)
 
+        busiest = sorted(others.items(), key=lambda item: -item[1])[:3]
         self.result = {
             "machine_pct": pct(machine),
             "bench_pct": pct(own),
             "postgres_pct": pct(postgres),
-            "other_pct": pct(max(0, machine - own - postgres)),
+            "interrupts_pct": pct(interrupts),
+            "other_pct": pct(max(0, machine - own - postgres - interrupts)),
+            "other_processes": {command: pct(ticks) for command, ticks in busiest},
             "cores": os.cpu_count(),
         }
