@@ -24,6 +24,13 @@ PAYOUT = {
     "description": "November invoice",
     "metadata": {"order": "1001"},
 }
+COLLECTION = {
+    "type": "collection",
+    "amount": 50_000,
+    "currency": "PKR",
+    "debtor": {"raast_id": "03001234567", "name": "Bilal Ahmed"},
+    "expires_in_seconds": 600,
+}
 
 
 @pytest.fixture
@@ -181,13 +188,7 @@ async def test_collection_and_refunds(
             client,
             auth,
             "col",
-            {
-                "type": "collection",
-                "amount": 50_000,
-                "currency": "PKR",
-                "debtor": {"raast_id": "03001234567", "name": "Bilal Ahmed"},
-                "expires_in_seconds": 600,
-            },
+            COLLECTION,
         )
     ).json()
     assert collection["type"] == "collection" and collection["debtor"]["account_type"] == "raast_id"
@@ -383,13 +384,7 @@ async def test_reads_answer_exactly_the_documented_shape(
             client,
             auth,
             "shape-2",
-            {
-                "type": "collection",
-                "amount": 50_000,
-                "currency": "PKR",
-                "debtor": {"raast_id": "03001234567", "name": "Bilal Ahmed"},
-                "expires_in_seconds": 600,
-            },
+            COLLECTION,
         )
     ).json()
     await container.payments.apply_rail_status(
