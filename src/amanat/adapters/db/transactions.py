@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from contextvars import ContextVar
 
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -60,38 +60,33 @@ class SqlTransactions:
     def __init__(self, db: Database) -> None:
         self.db = db
 
-    @asynccontextmanager
-    async def write(self) -> AsyncIterator[SqlTransaction]:
-        ambient = _ambient.get()
-        if ambient is not None:
-            yield ambient
-            return
-        async with self.db.write() as conn:
-            tx = SqlTransaction(conn)
-            yield tx
-            await tx.audit.flush()  # last, so the audit head is locked only briefly
+    def write(self) -> AbstractAsyncContextManager[SqlTransaction]:
+        return self._joined_or(self.db.write, transaction=True)
+
+    def read(self) -> AbstractAsyncContextManager[SqlTransaction]:
+        return self._joined_or(self.db.read, transaction=True)
+
+    def lookup(self) -> AbstractAsyncContextManager[SqlTransaction]:
+        return self._joined_or(self.db.lookup, transaction=False)
 
     @asynccontextmanager
-    async def read(self) -> AsyncIterator[SqlTransaction]:
+    async def _joined_or(
+        self,
+        connect: Callable[[], AbstractAsyncContextManager[AsyncConnection]],
+        *,
+        transaction: bool,
+    ) -> AsyncIterator[SqlTransaction]:
+        """The ambient transaction of :meth:`atomic` if there is one, else a new one."""
         ambient = _ambient.get()
         if ambient is not None:
             yield ambient
             return
-        async with self.db.read() as conn:
+        async with connect() as conn:
             tx = SqlTransaction(conn)
             yield tx
-            await tx.audit.flush()
-
-    @asynccontextmanager
-    async def lookup(self) -> AsyncIterator[SqlTransaction]:
-        ambient = _ambient.get()
-        if ambient is not None:
-            yield ambient
-            return
-        async with self.db.lookup() as conn:
-            tx = SqlTransaction(conn)
-            yield tx
-            if tx.audit.pending:
+            if transaction:
+                await tx.audit.flush()  # last, so the audit head is locked only briefly
+            elif tx.audit.pending:
                 raise RuntimeError("audit records need a transaction: use write(), not lookup()")
 
     @asynccontextmanager
