@@ -178,11 +178,13 @@ def _machine_busy_ticks() -> tuple[int, int]:
     return total - idle, total
 
 
-def _interrupt_ticks() -> int:
-    """irq + softirq ticks of all CPUs since boot: the kernel's share of the load (loopback
-    TCP is processed there), charged to no process."""
+def _interrupt_and_steal_ticks() -> tuple[int, int]:
+    """irq + softirq ticks (the kernel's share of the load: loopback TCP is processed there,
+    charged to no process) and steal ticks (the hypervisor ran another machine) of all
+    CPUs since boot."""
     fields = [int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
-    return fields[5] + fields[6] if len(fields) > 6 else 0
+    interrupts = fields[5] + fields[6] if len(fields) > 6 else 0
+    return interrupts, fields[7] if len(fields) > 7 else 0
 
 
 def _process_ticks() -> dict[int, tuple[str, int, int]]:
@@ -255,7 +257,7 @@ class CpuWindow:
     def __enter__(self) -> CpuWindow:
         self._start = time.monotonic()
         self._machine = _machine_busy_ticks()[0]
-        self._interrupts = _interrupt_ticks()
+        self._interrupts, self._steal = _interrupt_and_steal_ticks()
         self._reaped = _reaped_children_ticks()
         self._sample(initial=True)
         self._thread = threading.Thread(target=self._run, name="cpu-sampler", daemon=True)
@@ -268,7 +270,9 @@ class CpuWindow:
         self._sample()
         elapsed = max(time.monotonic() - self._start, 1e-6)
         machine = _machine_busy_ticks()[0] - self._machine
-        interrupts = _interrupt_ticks() - self._interrupts
+        interrupts, steal = _interrupt_and_steal_ticks()
+        interrupts -= self._interrupts
+        steal -= self._steal
         alive = set(_process_ticks())
         own = _reaped_children_ticks() - self._reaped
         postgres = 0
@@ -291,6 +295,7 @@ class CpuWindow:
             "bench_pct": pct(own),
             "postgres_pct": pct(postgres),
             "interrupts_pct": pct(interrupts),
+            "steal_pct": pct(steal),  # part of other_pct: another machine had the CPU
             "other_pct": pct(max(0, machine - own - postgres - interrupts)),
             "other_processes": {command: pct(ticks) for command, ticks in busiest},
             "cores": os.cpu_count(),
