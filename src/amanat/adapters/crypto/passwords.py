@@ -24,11 +24,7 @@ _POOL = ThreadPoolExecutor(max_workers=os.cpu_count() or 2, thread_name_prefix="
 
 class Argon2Hasher:
     def __init__(
-        self,
-        *,
-        time_cost: int = 2,
-        memory_cost: int = 19_456,
-        parallelism: int = 1,
+        self, *, time_cost: int = 2, memory_cost: int = 19_456, parallelism: int = 1
     ) -> None:
         # OWASP's argon2id minimum (19 MiB, t=2, p=1): slow for attackers, bearable for a
         # token endpoint that sees each client once per token lifetime.
