@@ -88,21 +88,6 @@ def wait_ready(url: str, child: Child, timeout: float = 60.0) -> None:
 # -- memory ------------------------------------------------------------------------------
 
 
-def _children_map() -> dict[int, list[int]]:
-    children: dict[int, list[int]] = {}
-    for entry in os.scandir("/proc"):
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = Path(entry.path, "stat").read_text()
-        except OSError:
-            continue
-        # The command name (field 2) may hold spaces or parentheses: split after its end.
-        fields = stat[stat.rfind(")") + 2 :].split()
-        children.setdefault(int(fields[1]), []).append(int(entry.name))
-    return children
-
-
 def _rss_kib(pid: int) -> int:
     try:
         for line in Path(f"/proc/{pid}/status").read_text().splitlines():
@@ -116,15 +101,8 @@ def _rss_kib(pid: int) -> int:
 def tree_rss_mb(pid: int) -> tuple[float, float]:
     """Resident memory of a process and all its descendants, and of the largest single
     process among them, in MiB."""
-    children = _children_map()
-    total, largest, stack = 0, 0, [pid]
-    while stack:
-        current = stack.pop()
-        rss = _rss_kib(current)
-        total += rss
-        largest = max(largest, rss)
-        stack.extend(children.get(current, []))
-    return total / 1024, largest / 1024
+    sizes = [_rss_kib(member) for member in _descendants(_process_ticks(), pid)]
+    return sum(sizes) / 1024, max(sizes, default=0) / 1024
 
 
 @dataclass
@@ -170,21 +148,15 @@ class RssSampler:
 _TICKS = os.sysconf("SC_CLK_TCK")
 
 
-def _machine_busy_ticks() -> tuple[int, int]:
-    """(busy, total) ticks of all CPUs since boot, from /proc/stat."""
+def _machine_ticks() -> tuple[int, int, int]:
+    """Ticks of all CPUs since boot, from /proc/stat: busy (steal included; guest time is
+    already inside user/nice), irq + softirq (the kernel's share of the load: loopback TCP
+    is processed there, charged to no process) and steal (the hypervisor ran another
+    machine)."""
     fields = [int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
-    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)  # idle + iowait
-    total = sum(fields[:8])  # guest time is already inside user/nice
-    return total - idle, total
-
-
-def _interrupt_and_steal_ticks() -> tuple[int, int]:
-    """irq + softirq ticks (the kernel's share of the load: loopback TCP is processed there,
-    charged to no process) and steal ticks (the hypervisor ran another machine) of all
-    CPUs since boot."""
-    fields = [int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
-    interrupts = fields[5] + fields[6] if len(fields) > 6 else 0
-    return interrupts, fields[7] if len(fields) > 7 else 0
+    fields += [0] * (8 - len(fields))
+    idle = fields[3] + fields[4]  # idle + iowait
+    return sum(fields[:8]) - idle, fields[5] + fields[6], fields[7]
 
 
 def _process_ticks() -> dict[int, tuple[str, int, int]]:
@@ -197,6 +169,7 @@ def _process_ticks() -> dict[int, tuple[str, int, int]]:
             stat = Path(entry.path, "stat").read_text()
         except OSError:
             continue
+        # The command name (field 2) may hold spaces or parentheses: split after its end.
         command = stat[stat.find("(") + 1 : stat.rfind(")")]
         fields = stat[stat.rfind(")") + 2 :].split()
         found[int(entry.name)] = (command, int(fields[1]), int(fields[11]) + int(fields[12]))
@@ -256,8 +229,7 @@ class CpuWindow:
 
     def __enter__(self) -> CpuWindow:
         self._start = time.monotonic()
-        self._machine = _machine_busy_ticks()[0]
-        self._interrupts, self._steal = _interrupt_and_steal_ticks()
+        self._machine, self._interrupts, self._steal = _machine_ticks()
         self._reaped = _reaped_children_ticks()
         self._sample(initial=True)
         self._thread = threading.Thread(target=self._run, name="cpu-sampler", daemon=True)
@@ -269,8 +241,8 @@ class CpuWindow:
         self._thread.join(5)
         self._sample()
         elapsed = max(time.monotonic() - self._start, 1e-6)
-        machine = _machine_busy_ticks()[0] - self._machine
-        interrupts, steal = _interrupt_and_steal_ticks()
+        machine, interrupts, steal = _machine_ticks()
+        machine -= self._machine
         interrupts -= self._interrupts
         steal -= self._steal
         alive = set(_process_ticks())
