@@ -5,11 +5,11 @@ Everything goes through amanat's own services (partners, clients, top-ups, token
 so the audit chain, the ledger and the encrypted fields stay exactly as the product keeps
 them. Two shortcuts, both for speed and both producing real, valid objects:
 
-* Every bench client gets the same secret. Its argon2 hash is computed once and stored for
-  each client (PartnerService is handed a hasher that returns that hash), so 1,000 clients
-  cost one argon2 hash instead of 1,000. POST /oauth/token with that secret works for all.
+* Every bench client gets the same secret (PartnerService is handed a hasher that stores
+  the real hash of CLIENT_SECRET in place of the generated secret's), so POST /oauth/token
+  with that one secret works for all of them.
 * Tokens for the load are minted in-process with the OAuth service's own client-credentials
-  grant (the code path behind POST /oauth/token, minus the argon2 check of the secret),
+  grant (the code path behind POST /oauth/token, minus the check of the secret),
   signed by the signing key in the database. The token scenario itself goes through HTTP.
 """
 
@@ -28,7 +28,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from amanat.adapters.crypto.passwords import Argon2Hasher
+from amanat.adapters.crypto.client_secrets import ClientSecretHasher
 from amanat.bootstrap import Container
 from amanat.domain.audit import Actor
 from amanat.domain.identity import OAuthClient, Partner
@@ -175,16 +175,14 @@ def drop_database(config: BenchConfig, database: str) -> None:
 # -- merchants -------------------------------------------------------------------------------
 
 
-class _OneHash:
-    """A SecretHasher that stores one precomputed argon2 hash (of CLIENT_SECRET) for every
-    new client; verification stays real argon2."""
+class _OneSecret:
+    """A SecretHasher that stores the hash of CLIENT_SECRET for every new client."""
 
-    def __init__(self, hashed: str) -> None:
-        self._hashed = hashed
-        self._real = Argon2Hasher()
+    def __init__(self) -> None:
+        self._real = ClientSecretHasher()
 
     async def hash(self, secret: str) -> str:
-        return self._hashed
+        return await self._real.hash(CLIENT_SECRET)
 
     async def verify(self, hashed: str, secret: str) -> bool:
         return await self._real.verify(hashed, secret)
@@ -205,9 +203,7 @@ async def _account(
 async def build_world(container: Container, merchants: int, concurrency: int) -> World:
     await container.signing_keys.ensure_active(ACTOR)
     await container.protection.ensure_keys(ACTOR)
-    partners = PartnerService(
-        container.transactions, container.clock, _OneHash(await Argon2Hasher().hash(CLIENT_SECRET))
-    )
+    partners = PartnerService(container.transactions, container.clock, _OneSecret())
     gate = asyncio.Semaphore(concurrency)
 
     async def one(name: str, funds: int) -> Account:

@@ -13,6 +13,7 @@ import httpx
 import structlog
 
 from amanat.adapters.crypto.client_assertions import JwksClientAssertionVerifier
+from amanat.adapters.crypto.client_secrets import ClientSecretHasher
 from amanat.adapters.crypto.external_issuer import ExternalIssuer
 from amanat.adapters.crypto.field_cipher import FieldCipher
 from amanat.adapters.crypto.master_keys import LocalMasterKey, MasterKey, VaultTransitMasterKey
@@ -112,7 +113,8 @@ def build_container(
     )
     transactions = SqlTransactions(db)
     http = http or httpx.AsyncClient(follow_redirects=False, timeout=10.0)
-    hasher = Argon2Hasher()
+    passwords = Argon2Hasher()
+    client_secrets = ClientSecretHasher(passwords)
     passphrase = (
         settings.auth.signing_key_passphrase.get_secret_value()
         if settings.auth.signing_key_passphrase
@@ -144,7 +146,7 @@ def build_container(
     oauth = OAuthService(
         transactions,
         clock,
-        hasher,
+        client_secrets,
         codec,
         JwksClientAssertionVerifier(http),
         OAuthConfig(
@@ -240,8 +242,8 @@ def build_container(
         http=http,
         key_ring=key_ring,
         oauth=oauth,
-        partners=PartnerService(transactions, clock, hasher),
-        operators=OperatorService(transactions, clock, hasher, protection),
+        partners=PartnerService(transactions, clock, client_secrets),
+        operators=OperatorService(transactions, clock, passwords, protection),
         signing_keys=SigningKeyService(transactions, clock, EcKeyMaterial(passphrase), ttl),
         rate_limiter=RateLimiter(settings.redis_url),
     )

@@ -32,7 +32,8 @@ from tests.support.oauth import (
     unsigned_jwt,
 )
 
-from amanat.adapters.db.tables import revoked_tokens
+from amanat.adapters.crypto.passwords import Argon2Hasher
+from amanat.adapters.db.tables import oauth_clients, revoked_tokens
 from amanat.api.app import create_app
 from amanat.api.deps import require_scope
 from amanat.bootstrap import Container
@@ -124,6 +125,40 @@ async def test_unknown_client(client: httpx.AsyncClient, container: Container) -
     _oauth_error(response, 401, "invalid_client")
     assert response.headers["www-authenticate"].startswith("Basic ")
     assert await snapshot(container) == before
+
+
+async def test_secret_is_stored_as_a_sha256_digest(
+    container: Container, merchant: RegisteredClient
+) -> None:
+    async with container.db.read() as conn:
+        stored = (
+            await conn.execute(
+                sa.select(oauth_clients.c.secret_hash).where(oauth_clients.c.id == merchant.id)
+            )
+        ).scalar_one()
+    assert stored.startswith("sha256$")
+    assert merchant.secret and merchant.secret not in stored
+
+
+async def test_a_secret_hashed_with_argon2_before_still_works(
+    client: httpx.AsyncClient, container: Container, merchant: RegisteredClient
+) -> None:
+    assert merchant.secret
+    legacy = await Argon2Hasher().hash(merchant.secret)
+    async with container.db.write() as conn:
+        await conn.execute(
+            oauth_clients.update()
+            .where(oauth_clients.c.id == merchant.id)
+            .values(secret_hash=legacy)
+        )
+    assert (await request_token(client, merchant)).status_code == 200
+    wrong = await post_form(
+        client,
+        "/oauth/token",
+        {"grant_type": "client_credentials"},
+        basic_auth(merchant.id, "cs_not-the-secret"),
+    )
+    _oauth_error(wrong, 401, "invalid_client")
 
 
 @pytest.mark.parametrize("client_id", ["client_\x00x", "\x00", "client_01\x00"])

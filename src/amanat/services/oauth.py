@@ -159,6 +159,13 @@ class OAuthService:
         self._codec = codec
         self._assertions = assertions
         self.config = config
+        self._unknown_client_hash: str | None = None
+
+    async def _dummy_hash(self) -> str:
+        # A real hash of a random secret, so an unknown client costs what a known one does.
+        if self._unknown_client_hash is None:
+            self._unknown_client_hash = await self._hasher.hash(secrets.token_urlsafe(32))
+        return self._unknown_client_hash
 
     # -- client authentication ---------------------------------------------------------
 
@@ -175,7 +182,7 @@ class OAuthService:
             client = await tx.partners.get_client(creds.client_id)
             partner = await tx.partners.get_partner(client.partner_id) if client else None
         if client is None or partner is None or not client.is_active or not partner.is_active:
-            await self._hasher.verify(_DUMMY_HASH, creds.secret or "x")  # equal timing
+            await self._hasher.verify(await self._dummy_hash(), creds.secret or "x")
             raise OAuthError(
                 "invalid_client", "Client authentication failed.", status=401, basic_challenge=basic
             )
@@ -636,10 +643,3 @@ class OAuthService:
             mode=partner.mode.value,
             claims=claims,
         )
-
-
-# A real argon2 hash of a random string, so unknown clients cost as much as known ones.
-_DUMMY_HASH = (
-    "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$"
-    "2j3qMSx9t9CB3mmrtXAa1mXa7/f5mJ4nE3QlzdBqGk0"
-)

@@ -1,7 +1,7 @@
 """Partner onboarding and the lifecycle of their OAuth clients.
 
-A client secret is generated here, returned exactly once, and stored only as an argon2
-hash. Every change is audited in the same transaction.
+A client secret is generated here, returned exactly once, and stored only as a hash
+(``adapters.crypto.client_secrets``). Every change is audited in the same transaction.
 """
 
 from __future__ import annotations
