@@ -22,8 +22,11 @@ class Environment(StrEnum):
 
 class DatabaseSettings(BaseModel):
     url: str = "sqlite+aiosqlite:///var/amanat.db"
-    pool_size: int = Field(default=10, ge=1, le=200)
-    max_overflow: int = Field(default=10, ge=0, le=200)
+    # A fixed pool: SQLAlchemy closes an overflow connection as soon as the pool is full
+    # again, so under a fluctuating load overflow meant a new connection (a PostgreSQL
+    # backend started, the driver set up) many times a second. docs/configuration.md.
+    pool_size: int = Field(default=20, ge=1, le=200)
+    max_overflow: int = Field(default=0, ge=0, le=200)
     pool_timeout_seconds: float = Field(default=10.0, gt=0)
     sqlite_busy_timeout_ms: int = Field(default=10_000, ge=0)
     echo: bool = False

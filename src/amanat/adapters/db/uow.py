@@ -14,6 +14,7 @@ from contextlib import asynccontextmanager
 
 import sqlalchemy as sa
 from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from amanat.adapters.db.engine import SQLITE_BEGIN_OPTION
@@ -48,9 +49,19 @@ class Database:
             self._writers.release()
 
     @asynccontextmanager
-    async def _write(self) -> AsyncIterator[AsyncConnection]:
+    async def _connection(self) -> AsyncIterator[AsyncConnection]:
         try:
             async with self.engine.connect() as conn:
+                yield conn
+        except PoolTimeout:
+            # Every pooled connection stayed busy past the pool timeout: nothing was done
+            # yet, so a 503 the client may retry, not a 500.
+            raise Unavailable("The database is busy; retry in a moment.") from None
+
+    @asynccontextmanager
+    async def _write(self) -> AsyncIterator[AsyncConnection]:
+        try:
+            async with self._connection() as conn:
                 if self.is_sqlite:
                     conn = await conn.execution_options(**{SQLITE_BEGIN_OPTION: "IMMEDIATE"})
                 async with conn.begin():
@@ -64,7 +75,7 @@ class Database:
 
     @asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncConnection]:
-        async with self.engine.connect() as conn, conn.begin():
+        async with self._connection() as conn, conn.begin():
             yield conn
 
     @asynccontextmanager
@@ -72,7 +83,7 @@ class Database:
         """A connection outside any transaction, for one read statement: PostgreSQL runs it
         in autocommit (no BEGIN and COMMIT round trips); SQLite wraps it in its own implicit
         read transaction (we issue no BEGIN)."""
-        async with self.engine.connect() as conn:
+        async with self._connection() as conn:
             if self.is_sqlite:
                 conn = await conn.execution_options(**{SQLITE_BEGIN_OPTION: None})
             else:

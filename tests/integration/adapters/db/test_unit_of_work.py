@@ -113,3 +113,36 @@ async def test_a_lookup_refuses_audit_records(container: Container) -> None:
     async with container.db.read() as conn:
         count = (await conn.execute(sa.select(sa.func.count()).select_from(audit_log))).scalar()
     assert count == 0
+
+
+async def test_a_full_pool_answers_unavailable_and_then_recovers(container: Container) -> None:
+    """Every connection busy past the pool timeout is a retryable 503, not a 500."""
+    from amanat.adapters.db.engine import create_engine
+    from amanat.adapters.db.uow import Database
+    from amanat.domain.errors import Unavailable
+
+    settings = container.settings.database.model_copy(
+        update={"pool_size": 1, "max_overflow": 0, "pool_timeout_seconds": 0.2}
+    )
+    db = Database(create_engine(settings))
+    try:
+        async with db.read() as held:
+            await held.execute(sa.select(1))
+            for opening in (db.read, db.lookup, db.write):
+                with pytest.raises(Unavailable):
+                    async with opening():
+                        pass
+        async with db.lookup() as conn:  # the connection came back: served again
+            assert (await conn.execute(sa.select(1))).scalar() == 1
+    finally:
+        await db.dispose()
+
+
+def test_the_pool_is_fixed_by_default() -> None:
+    """No overflow: an overflow connection is closed as soon as the pool has room, and
+    under a fluctuating load that reconnected many times a second (docs/configuration.md)."""
+    from amanat.settings import DatabaseSettings
+
+    defaults = DatabaseSettings()
+    assert defaults.max_overflow == 0
+    assert defaults.pool_size >= 20
