@@ -38,6 +38,7 @@ class Partner:
     status: str
     created_at: datetime
     updated_at: datetime
+    per_transaction_limit: int | None = None  # None: the platform's default applies
 
     @property
     def is_active(self) -> bool:

@@ -105,6 +105,8 @@ class AccessContext:
     consent_id: str | None = None
     mode: str = "sandbox"
     claims: dict[str, Any] = field(default_factory=dict)
+    # The partner as read with the token check, so a payout need not read it again.
+    partner: Partner | None = None
 
 
 class TokenRejected(Exception):
@@ -642,4 +644,5 @@ class OAuthService:
             consent_id=consent if isinstance(consent, str) else None,
             mode=partner.mode.value,
             claims=claims,
+            partner=partner,
         )

@@ -16,6 +16,7 @@ from amanat.domain import ledger
 from amanat.domain.audit import Actor
 from amanat.domain.clock import Clock, format_timestamp
 from amanat.domain.errors import Conflict, InvalidInput, NotFound
+from amanat.domain.identity import Partner
 from amanat.domain.ids import new_id
 from amanat.domain.money import Money
 from amanat.domain.payments import (
@@ -66,6 +67,9 @@ class Caller:
     partner_id: str
     client_id: str | None
     actor: Actor
+    # The partner as the token check read it, one statement before this request's
+    # transaction; None makes the payment read its limit itself.
+    partner: Partner | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,8 +122,13 @@ class PaymentService:
             kind=field,
         )
 
-    async def _check_limit(self, tx: Transaction, partner_id: str, amount: int) -> None:
-        limit = await tx.payments.partner_limit(partner_id) or self.config.default_limit
+    async def _check_limit(self, tx: Transaction, caller: Caller, amount: int) -> None:
+        known = caller.partner
+        if known is not None and known.id == caller.partner_id:
+            configured = known.per_transaction_limit
+        else:
+            configured = await tx.payments.partner_limit(caller.partner_id)
+        limit = configured or self.config.default_limit
         if amount > limit:
             raise LimitExceeded(
                 f"The amount exceeds your per-transaction limit of {Money(limit, 'PKR')}.",
@@ -267,7 +276,7 @@ class PaymentService:
             expires_at=expires_at,
         )
         async with self._tx.write() as tx:
-            await self._check_limit(tx, caller.partner_id, amount)
+            await self._check_limit(tx, caller, amount)
             merchant, shards = await self._merchant_account(tx, caller.partner_id, currency)
             if kind is PaymentType.PAYOUT:
                 await tx.ledger.reserve(

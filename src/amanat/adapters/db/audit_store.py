@@ -23,6 +23,7 @@ from amanat.domain.audit import Actor, AuditRecord, Seal, StoredRecord, canonica
 from amanat.services.ports import Page
 
 # Every audited change runs these; built once (see the package docstring).
+_INSERT_AUDIT_LOG = audit_log.insert()
 _HEAD = sa.select(audit_head.c.seq, audit_head.c.hash).where(audit_head.c.id == 1)
 _HEAD_FOR_UPDATE = _HEAD.with_for_update()  # SQLite omits FOR UPDATE (BEGIN IMMEDIATE)
 _MOVE_HEAD = audit_head.update().where(audit_head.c.id == 1)
@@ -121,7 +122,7 @@ class SqlAuditRepository:
         )
         digest = record.compute_hash()
         await self._conn.execute(
-            audit_log.insert(),
+            _INSERT_AUDIT_LOG,
             {
                 "seq": record.seq,
                 "id": record.id,

@@ -67,6 +67,7 @@ def _partner(row: Any) -> Partner:
         status=row.status,
         created_at=row.created_at,
         updated_at=row.updated_at,
+        per_transaction_limit=row.per_transaction_limit,
     )
 
 

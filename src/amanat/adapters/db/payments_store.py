@@ -29,6 +29,12 @@ from amanat.domain.payments import Failure, Party, Payment, PaymentStatus, Payme
 from amanat.services.ports import OutboxJob, Page
 
 # The request path's statements, built once (see the package docstring).
+_INSERT_PAYMENTS = payments.insert()
+_INSERT_PAYMENT_TRANSITIONS = payment_transitions.insert()
+_INSERT_HOLDS = holds.insert()
+_INSERT_LEDGER_JOURNALS = ledger_journals.insert()
+_INSERT_LEDGER_ENTRIES = ledger_entries.insert()
+_INSERT_OUTBOX = outbox.insert()
 _PAYMENT_BY_ID = payments.select().where(payments.c.id == sa.bindparam("p_id"))
 _PAYMENT_BY_ID_FOR_UPDATE = _PAYMENT_BY_ID.with_for_update()  # SQLite omits FOR UPDATE
 _SAVE_TRANSITION = payments.update().where(
@@ -120,7 +126,7 @@ class SqlPaymentRepository:
         self, payment: Payment, *, client_id: str | None, parent_id: str | None = None
     ) -> None:
         await self._conn.execute(
-            payments.insert(),
+            _INSERT_PAYMENTS,
             {
                 "id": payment.id,
                 "partner_id": payment.partner_id,
@@ -181,7 +187,7 @@ class SqlPaymentRepository:
         self, payment: Payment, from_status: PaymentStatus | None, cause: str
     ) -> None:
         await self._conn.execute(
-            payment_transitions.insert(),
+            _INSERT_PAYMENT_TRANSITIONS,
             {
                 "payment_id": payment.id,
                 "from_status": from_status.value if from_status else None,
@@ -397,7 +403,7 @@ class SqlLedgerRepository:
         self, hold_id: str, account_id: str, shard: int, amount: int, currency: str, at: datetime
     ) -> None:
         await self._conn.execute(
-            holds.insert(),
+            _INSERT_HOLDS,
             {
                 "id": hold_id,
                 "account_id": account_id,
@@ -445,7 +451,7 @@ class SqlLedgerRepository:
 
     async def post(self, journal: Journal, at: datetime) -> None:
         await self._conn.execute(
-            ledger_journals.insert(),
+            _INSERT_LEDGER_JOURNALS,
             {
                 "id": journal.id,
                 "kind": journal.kind,
@@ -454,7 +460,7 @@ class SqlLedgerRepository:
             },
         )
         await self._conn.execute(
-            ledger_entries.insert(),
+            _INSERT_LEDGER_ENTRIES,
             [
                 {
                     "journal_id": journal.id,
@@ -533,7 +539,7 @@ class SqlOutboxRepository:
         self, kind: str, subject_id: str, payload: dict[str, Any], run_at: datetime
     ) -> None:
         await self._conn.execute(
-            outbox.insert(),
+            _INSERT_OUTBOX,
             {
                 "kind": kind,
                 "subject_id": subject_id,

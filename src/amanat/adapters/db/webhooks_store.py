@@ -19,6 +19,9 @@ from amanat.services.ports import DeliveryFilter, EventFilter, Page, StoredEvent
 
 # Every payment change and every delivery attempt runs these; built once (see the package
 # docstring).
+_INSERT_EVENTS = events.insert()
+_INSERT_WEBHOOK_DELIVERIES = webhook_deliveries.insert()
+_INSERT_WEBHOOK_ATTEMPTS = webhook_attempts.insert()
 _EVENT_BY_ID = events.select().where(events.c.id == sa.bindparam("p_id"))
 _ENDPOINT_BY_ID = webhook_endpoints.select().where(
     webhook_endpoints.c.id == sa.bindparam("p_id"), webhook_endpoints.c.deleted_at.is_(None)
@@ -90,7 +93,7 @@ class SqlEventRepository:
 
     async def add(self, event: StoredEvent) -> None:
         await self._conn.execute(
-            events.insert(),
+            _INSERT_EVENTS,
             {
                 "id": event.id,
                 "partner_id": event.partner_id,
@@ -265,7 +268,7 @@ class SqlWebhookRepository:
         if not deliveries:
             return
         await self._conn.execute(
-            webhook_deliveries.insert(),
+            _INSERT_WEBHOOK_DELIVERIES,
             [
                 {
                     "id": d.id,
@@ -372,7 +375,7 @@ class SqlWebhookRepository:
         """Record an attempt and the delivery's new state; False if another worker took the
         delivery over meanwhile (its lease ran out), in which case only the attempt is kept."""
         await self._conn.execute(
-            webhook_attempts.insert(),
+            _INSERT_WEBHOOK_ATTEMPTS,
             {
                 "delivery_id": attempt.delivery_id,
                 "attempt": attempt.attempt,

@@ -137,6 +137,7 @@ def _caller(request: Request, context: AccessContext) -> Caller:
         partner_id=context.partner_id,
         client_id=context.client_id,
         actor=client_actor(request, context),
+        partner=context.partner,
     )
 
 
