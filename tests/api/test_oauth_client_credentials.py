@@ -151,7 +151,6 @@ async def test_a_secret_hashed_with_argon2_before_still_works(
             .where(oauth_clients.c.id == merchant.id)
             .values(secret_hash=legacy)
         )
-    assert (await request_token(client, merchant)).status_code == 200
     wrong = await post_form(
         client,
         "/oauth/token",
@@ -159,6 +158,39 @@ async def test_a_secret_hashed_with_argon2_before_still_works(
         basic_auth(merchant.id, "cs_not-the-secret"),
     )
     _oauth_error(wrong, 401, "invalid_client")
+    assert await _stored_secret_hash(container, merchant.id) == legacy, (
+        "a wrong secret changes nothing"
+    )
+
+    assert (await request_token(client, merchant)).status_code == 200
+    upgraded = await _stored_secret_hash(container, merchant.id)
+    assert upgraded.startswith("sha256$"), "stored again in the current scheme once proven"
+    assert (await request_token(client, merchant)).status_code == 200
+
+
+async def test_a_rehash_never_overwrites_a_rotation_made_meanwhile(
+    container: Container, merchant: RegisteredClient
+) -> None:
+    rotated = "sha256$" + "0" * 64
+    async with container.db.write() as conn:
+        await conn.execute(
+            oauth_clients.update()
+            .where(oauth_clients.c.id == merchant.id)
+            .values(secret_hash=rotated)
+        )
+    async with container.transactions.write() as tx:
+        assert not await tx.partners.rehash_client_secret(merchant.id, "$argon2id$old", "x")
+    assert await _stored_secret_hash(container, merchant.id) == rotated
+
+
+async def _stored_secret_hash(container: Container, client_id: str) -> str:
+    async with container.db.read() as conn:
+        stored: str = (
+            await conn.execute(
+                sa.select(oauth_clients.c.secret_hash).where(oauth_clients.c.id == client_id)
+            )
+        ).scalar_one()
+    return stored
 
 
 @pytest.mark.parametrize("client_id", ["client_\x00x", "\x00", "client_01\x00"])

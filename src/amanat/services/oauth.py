@@ -19,7 +19,7 @@ from typing import Any, TypeGuard
 from amanat.domain.access import CONSENT_SCOPES, grantable_scopes, parse_scope_string
 from amanat.domain.audit import Actor
 from amanat.domain.clock import Clock
-from amanat.domain.errors import InvalidInput
+from amanat.domain.errors import InvalidInput, Unavailable
 from amanat.domain.identity import ClientAuthMethod, OAuthClient, Partner
 from amanat.domain.ids import new_id
 from amanat.domain.pkce import check_challenge, verifier_matches
@@ -205,7 +205,20 @@ class OAuthService:
                     status=401,
                     basic_challenge=basic,
                 )
+            if self._hasher.needs_rehash(client.secret_hash):
+                await self._rehash(client.id, client.secret_hash, creds.secret)
         return client, partner
+
+    async def _rehash(self, client_id: str, old_hash: str, secret: str) -> None:
+        """Store a proven secret in the current scheme (once per client: argon2 digests
+        from before SHA-256). Housekeeping: a busy database leaves it for the next time
+        rather than failing a good authentication."""
+        new_hash = await self._hasher.hash(secret)
+        try:
+            async with self._tx.write() as tx:
+                await tx.partners.rehash_client_secret(client_id, old_hash, new_hash)
+        except Unavailable:
+            return
 
     async def _check_assertion(self, client: OAuthClient, creds: ClientCredentials) -> None:
         if client.auth_method is not ClientAuthMethod.PRIVATE_KEY_JWT:

@@ -52,3 +52,9 @@ async def test_a_digest_in_no_known_scheme_never_verifies() -> None:
     assert not await hasher.verify(bare, secret)  # unlabelled: could be anything
     assert not await hasher.verify(secret, secret)  # a plaintext column must not match
     assert not await hasher.verify("", secret)
+
+
+async def test_only_digests_in_another_scheme_need_rehashing() -> None:
+    hasher = ClientSecretHasher(LEGACY)
+    assert not hasher.needs_rehash(await hasher.hash("cs_x"))
+    assert hasher.needs_rehash(await LEGACY.hash("cs_x"))

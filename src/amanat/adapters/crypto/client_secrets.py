@@ -6,11 +6,12 @@ protect: a leaked digest cannot be searched, whatever the hash costs. Password h
 (argon2) exist for secrets people choose, and operator passwords keep theirs.
 
 argon2 here cost about 40 ms of CPU and 19 MiB per token request. It capped
-``POST /oauth/token`` at about 40/s on two cores and was the largest part of the API
+``POST /oauth/token`` at 40-60/s on two cores and was the largest part of the API
 process's memory peak.
 
 Digests written before this change are argon2 (``$argon2id$...``). They still verify, with
-argon2, until the client's secret is next rotated.
+argon2, and the OAuth service stores the SHA-256 digest in their place at the client's
+first successful authentication (``needs_rehash``).
 """
 
 from __future__ import annotations
@@ -34,6 +35,9 @@ class ClientSecretHasher:
 
     async def hash(self, secret: str) -> str:
         return _digest(secret)
+
+    def needs_rehash(self, hashed: str) -> bool:
+        return not hashed.startswith(_SCHEME)
 
     async def verify(self, hashed: str, secret: str) -> bool:
         if hashed.startswith(_LEGACY_PREFIX):

@@ -1,4 +1,4 @@
-"""Slow hashing (argon2id) for client secrets and operator passwords, off the event loop.
+"""Slow hashing (argon2id) for operator passwords, off the event loop.
 
 Hashes run on one pool per process with a thread per core. Each hash needs 19 MiB, and
 on the default executor (up to cores + 4 threads, shared with everything else) a burst of
@@ -37,6 +37,12 @@ class Argon2Hasher:
 
     async def hash(self, secret: str) -> str:
         return await self._run(lambda: self._hasher.hash(secret))
+
+    def needs_rehash(self, hashed: str) -> bool:
+        try:
+            return bool(self._hasher.check_needs_rehash(hashed))
+        except InvalidHashError:
+            return False
 
     async def verify(self, hashed: str, secret: str) -> bool:
         def check() -> bool:

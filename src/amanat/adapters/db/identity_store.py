@@ -232,6 +232,14 @@ class SqlPartnerRepository:
             .values(secret_hash=secret_hash, secret_rotated_at=at)
         )
 
+    async def rehash_client_secret(self, client_id: str, old_hash: str, new_hash: str) -> bool:
+        result = await self._conn.execute(
+            oauth_clients.update()
+            .where(oauth_clients.c.id == client_id, oauth_clients.c.secret_hash == old_hash)
+            .values(secret_hash=new_hash)
+        )
+        return bool(result.rowcount)
+
     async def revoke_client(self, client_id: str, at: datetime) -> None:
         await self._conn.execute(
             oauth_clients.update()
