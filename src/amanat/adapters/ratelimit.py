@@ -10,8 +10,9 @@ through redis-py's asyncio client (``implementation="redispy"``); limits' own de
 
 The strategy is a fixed window that opens at a key's first hit (one ``INCR`` + ``EXPIRE``
 per hit): O(1) per request and per key, at the price of allowing up to twice the quota in
-a burst straddling two windows. The endpoints where that matters (token, login) are also
-guarded by lockout and by argon2's cost.
+a burst straddling two windows. The endpoints where that matters are guarded otherwise too:
+operator sign-in by lockout and argon2's cost, the token endpoint by client secrets of 256
+random bits, which no number of guesses finds.
 
 Responses advertise the policy and the live counter in the form of
 draft-ietf-httpapi-ratelimit-headers-11 (May 2026), both fields being Structured Field
@@ -113,10 +114,11 @@ class RateLimiter:
     If the counter store (Redis) is unreachable or times out, the limiter fails OPEN: the
     request is allowed, uncounted, and a warning is logged. An outage of a cache-like
     dependency must not take the payment API down with it; the abuse-sensitive paths do
-    not rely on this layer alone (token and login attempts are also throttled by account
-    lockout and made expensive by argon2 hashing). Socket timeouts are short and, after a
-    failure, the store is not asked again for ``failure_cooldown_seconds``, so an outage
-    costs at most one slow request per cooldown rather than a timeout on every request.
+    not rely on this layer alone (operator sign-in is also throttled by account lockout and
+    made expensive by argon2 hashing; client secrets carry 256 random bits). Socket
+    timeouts are short and, after a failure, the store is not asked again for
+    ``failure_cooldown_seconds``, so an outage costs at most one slow request per cooldown
+    rather than a timeout on every request.
     """
 
     def __init__(
