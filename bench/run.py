@@ -902,8 +902,11 @@ def _replay_call(item: tuple[str, ...]) -> Call:
 
 
 def _full_page(page: dict[str, Any], expect_full: bool) -> bool:
+    """Newest first by ``created_at`` as shown (milliseconds, fixed width). Two payments in
+    the same millisecond may come in either id order: the server orders them by the exact
+    microsecond, which the answer does not show."""
     data = page.get("data", [])
-    stamps = [(p["created_at"], p["id"]) for p in data]
+    stamps = [p["created_at"] for p in data]
     ordered = stamps == sorted(stamps, reverse=True)
     return ordered and ((len(data) == 20 and page.get("has_more") is True) or not expect_full)
 
