@@ -84,15 +84,21 @@ async def test_wrong_secret_basic(
     client: httpx.AsyncClient, container: Container, merchant: RegisteredClient
 ) -> None:
     before = await snapshot(container)
-    response = await post_form(
+    response = await _with_a_wrong_secret(client, merchant)
+    _oauth_error(response, 401, "invalid_client")
+    assert response.headers["www-authenticate"].startswith("Basic ")
+    assert await snapshot(container) == before
+
+
+async def _with_a_wrong_secret(
+    client: httpx.AsyncClient, merchant: RegisteredClient
+) -> httpx.Response:
+    return await post_form(
         client,
         "/oauth/token",
         {"grant_type": "client_credentials"},
         basic_auth(merchant.id, "cs_not-the-secret"),
     )
-    _oauth_error(response, 401, "invalid_client")
-    assert response.headers["www-authenticate"].startswith("Basic ")
-    assert await snapshot(container) == before
 
 
 async def test_wrong_secret_post(
@@ -151,13 +157,7 @@ async def test_a_secret_hashed_with_argon2_before_still_works(
             .where(oauth_clients.c.id == merchant.id)
             .values(secret_hash=legacy)
         )
-    wrong = await post_form(
-        client,
-        "/oauth/token",
-        {"grant_type": "client_credentials"},
-        basic_auth(merchant.id, "cs_not-the-secret"),
-    )
-    _oauth_error(wrong, 401, "invalid_client")
+    _oauth_error(await _with_a_wrong_secret(client, merchant), 401, "invalid_client")
     assert await _stored_secret_hash(container, merchant.id) == legacy, (
         "a wrong secret changes nothing"
     )
