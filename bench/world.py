@@ -187,6 +187,9 @@ class _OneSecret:
     async def verify(self, hashed: str, secret: str) -> bool:
         return await self._real.verify(hashed, secret)
 
+    def needs_rehash(self, hashed: str) -> bool:
+        return self._real.needs_rehash(hashed)
+
 
 async def _account(
     partners: PartnerService, container: Container, name: str, funds: int
