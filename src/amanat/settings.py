@@ -29,6 +29,31 @@ class DatabaseSettings(BaseModel):
     max_overflow: int = Field(default=0, ge=0, le=200)
     pool_timeout_seconds: float = Field(default=10.0, gt=0)
     sqlite_busy_timeout_ms: int = Field(default=10_000, ge=0)
+    statement_timeout_ms: int = Field(
+        default=15_000,
+        ge=0,
+        description="PostgreSQL: the longest one statement may run before the server "
+        "cancels it (0: no limit). The request then answers 503 with Retry-After.",
+    )
+    lock_timeout_ms: int = Field(
+        default=5_000,
+        ge=0,
+        description="PostgreSQL: the longest one statement may wait for a row or table "
+        "lock (0: no limit). A unit of work that times out is retried, then answers 503.",
+    )
+    idle_in_transaction_timeout_ms: int = Field(
+        default=30_000,
+        ge=0,
+        description="PostgreSQL: a session that sits idle inside an open transaction this "
+        "long is ended by the server, releasing its locks (0: no limit).",
+    )
+    contention_retries: int = Field(
+        default=3,
+        ge=0,
+        le=10,
+        description="How many more times an idempotent write is run after a deadlock, "
+        "serialization failure or lock timeout before it answers 503 with Retry-After.",
+    )
     echo: bool = False
 
     @property

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 
 import httpx
+import pytest
 
 from amanat.bootstrap import Container
 
@@ -19,6 +21,22 @@ async def test_readyz_when_migrated(client: httpx.AsyncClient) -> None:
     response = await client.get("/readyz")
     assert response.status_code == 200, response.text
     assert response.json()["status"] == "ready"
+
+
+async def test_readyz_answers_not_ready_when_the_database_hangs(
+    client: httpx.AsyncClient, container: Container, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Sessions stuck holding every pooled connection once made /readyz hang for minutes."""
+    from amanat.api import health
+
+    async def hangs() -> None:
+        await asyncio.Event().wait()
+
+    monkeypatch.setattr(health, "READY_TIMEOUT_SECONDS", 0.2)
+    monkeypatch.setattr(container.db, "ping", hangs)
+    response = await client.get("/readyz")
+    assert response.status_code == 503
+    assert response.json()["checks"]["database"] == "no answer within 0.2 s"
 
 
 async def test_readyz_not_ready_when_migrations_behind(

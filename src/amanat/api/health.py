@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
 from typing import Any
 
@@ -14,6 +15,9 @@ from amanat.api.responses import JsonResponse
 from amanat.observability.metrics import OUTBOX_PENDING, UNRESOLVED
 
 router = APIRouter(tags=["health"])
+
+# A load balancer's probe must get an answer, not hang behind a busy connection pool.
+READY_TIMEOUT_SECONDS = 3.0
 
 
 @router.get("/metrics", include_in_schema=False)
@@ -43,12 +47,16 @@ async def readyz(request: Request) -> JsonResponse:
     checks: dict[str, Any] = {}
     ready = True
     try:
-        await container.db.ping()
-        checks["database"] = "ok"
-        current = await current_revision(container.db.engine)
+        async with asyncio.timeout(READY_TIMEOUT_SECONDS):
+            await container.db.ping()
+            checks["database"] = "ok"
+            current = await current_revision(container.db.engine)
         head = head_revision()
         checks["migrations"] = "ok" if current == head else f"at {current}, head is {head}"
         ready = current == head
+    except TimeoutError:
+        checks["database"] = f"no answer within {READY_TIMEOUT_SECONDS:g} s"
+        ready = False
     except Exception as exc:  # noqa: BLE001 - any failure means not ready
         checks["database"] = f"unreachable: {type(exc).__name__}"
         ready = False

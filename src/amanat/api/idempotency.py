@@ -11,8 +11,10 @@ nothing.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import math
+import random
 import re
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
@@ -26,7 +28,7 @@ from starlette.responses import Response
 from amanat.api.deps import container_of
 from amanat.api.errors import ApiProblem, domain_error_status, problem_body
 from amanat.api.responses import JsonResponse, ProblemResponse
-from amanat.domain.errors import DomainError, InvalidInput
+from amanat.domain.errors import Contention, DomainError, InvalidInput
 from amanat.services.oauth import AccessContext
 from amanat.services.ports import IdempotencyRecord, Transaction, TransactionFactory
 
@@ -192,11 +194,34 @@ async def run_idempotent(
         locked_until=now + LOCK,
         expires_at=now + KEY_LIFETIME,
     )
-    # Stored responses echo personal data (names, IBANs), so they are kept encrypted.
-    where = _where(f"{context.client_id}:{key}")
     replayed = await _replay_if_completed(request, transactions, record)
     if replayed is not None:
         return replayed
+    retries = container.settings.database.contention_retries
+    for attempt in range(retries + 1):
+        try:
+            return await _execute(request, context, record, operation)
+        except Contention:
+            # The database rolled the whole unit of work back (deadlock, serialization
+            # failure, lock timeout): nothing of it stands, so it runs again from the top.
+            # After the last try the client gets 503 with Retry-After and a free key.
+            if attempt == retries:
+                raise
+            log.info("unit_of_work_retried", attempt=attempt + 1)
+            await asyncio.sleep(random.uniform(0.01, 0.05) * 2**attempt)
+    raise AssertionError("unreachable")
+
+
+async def _execute(
+    request: Request, context: AccessContext, record: IdempotencyRecord, operation: Operation
+) -> Response:
+    """One run of the operation under its key, in one transaction."""
+    container = container_of(request)
+    transactions = container.transactions
+    key = record.key
+    now = record.created_at
+    # Stored responses echo personal data (names, IBANs), so they are kept encrypted.
+    where = _where(f"{context.client_id}:{key}")
     try:
         # One transaction: the key, the business change and the stored response commit
         # together or not at all.

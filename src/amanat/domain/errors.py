@@ -52,3 +52,9 @@ class Unavailable(Exception):
     def __init__(self, message: str) -> None:
         super().__init__(message)
         self.message = message
+
+
+class Contention(Unavailable):
+    """The database gave up on this transaction to let others through (a deadlock, a
+    serialization failure, a lock or statement timeout). Nothing of it was committed, so
+    the whole unit of work may be run again; after a few tries the caller answers 503."""

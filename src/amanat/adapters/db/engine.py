@@ -33,7 +33,18 @@ def create_engine(settings: DatabaseSettings) -> AsyncEngine:
         # No pre-ping: it costs a round trip on every checkout. A connection the server
         # dropped fails once, and SQLAlchemy then discards the whole pool.
         pool_recycle=1800,
+        connect_args={"server_settings": _postgres_session_settings(settings)},
     )
+
+
+def _postgres_session_settings(settings: DatabaseSettings) -> dict[str, str]:
+    """Bounds every session puts on itself, so no statement, lock wait or abandoned
+    transaction can hold rows (and with them other requests) for minutes."""
+    return {
+        "statement_timeout": str(settings.statement_timeout_ms),
+        "lock_timeout": str(settings.lock_timeout_ms),
+        "idle_in_transaction_session_timeout": str(settings.idle_in_transaction_timeout_ms),
+    }
 
 
 def _sqlite_engine(settings: DatabaseSettings) -> AsyncEngine:

@@ -60,6 +60,32 @@ _HOLD_ON_SHARD = (
     .where(_SHARD, balance_shards.c.posted - balance_shards.c.held >= sa.bindparam("p_amount"))
     .values(held=balance_shards.c.held + sa.bindparam("p_amount"))
 )
+# PostgreSQL's first try: one statement holds the amount on a shard that covers it and
+# that no other transaction has locked, starting at a random shard; it never waits.
+_FREE_SHARD = (
+    sa.select(balance_shards.c.shard)
+    .where(
+        balance_shards.c.account_id == sa.bindparam("p_account"),
+        balance_shards.c.posted - balance_shards.c.held >= sa.bindparam("p_amount"),
+    )
+    .order_by(
+        (balance_shards.c.shard + sa.bindparam("p_offset", type_=sa.Integer))
+        % sa.bindparam("p_count", type_=sa.Integer)
+    )
+    .limit(1)
+    .with_for_update(skip_locked=True)
+    .scalar_subquery()
+)
+_HOLD_ON_FREE_SHARD = (
+    balance_shards.update()
+    .where(
+        balance_shards.c.account_id == sa.bindparam("p_account"),
+        balance_shards.c.shard == _FREE_SHARD,
+        balance_shards.c.posted - balance_shards.c.held >= sa.bindparam("p_amount"),
+    )
+    .values(held=balance_shards.c.held + sa.bindparam("p_amount"))
+    .returning(balance_shards.c.shard)
+)
 _CLOSE_HOLD = (
     holds.update()
     .where(holds.c.id == sa.bindparam("p_id"), holds.c.status == "active")
@@ -354,14 +380,15 @@ class SqlLedgerRepository:
         ``shard_count``: the account's, when the caller knows it (saves a query)."""
         count = shard_count or await self._shard_count(account_id)
         start = random.randrange(count)
-        for offset in range(count):
-            shard = (start + offset) % count
-            result = await self._conn.execute(
-                _HOLD_ON_SHARD, {"p_account": account_id, "p_shard": shard, "p_amount": amount}
-            )
-            if result.rowcount:
-                await self._add_hold(hold_id, account_id, shard, amount, currency, at)
-                return shard
+        if self._conn.dialect.name == "sqlite":
+            shard = await self._hold_on_any_shard(account_id, amount, start, count)
+        else:
+            shard = await self._hold_without_waiting(account_id, amount, start, count)
+            if shard is None:
+                shard = await self._hold_after_waiting(account_id, amount, start)
+        if shard is not None:
+            await self._add_hold(hold_id, account_id, shard, amount, currency, at)
+            return shard
         # Slow path: enough money in total but spread thin: lock all, even out, retry.
         stmt = (
             balance_shards.select()
@@ -398,6 +425,52 @@ class SqlLedgerRepository:
         )
         await self._add_hold(hold_id, account_id, best.index, amount, currency, at)
         return best.index
+
+    async def _hold_on_any_shard(
+        self, account_id: str, amount: int, start: int, count: int
+    ) -> int | None:
+        """SQLite: one writer at a time, so no lock order to keep; try each shard in turn."""
+        for offset in range(count):
+            shard = (start + offset) % count
+            result = await self._conn.execute(
+                _HOLD_ON_SHARD, {"p_account": account_id, "p_shard": shard, "p_amount": amount}
+            )
+            if result.rowcount:
+                return shard
+        return None
+
+    async def _hold_without_waiting(
+        self, account_id: str, amount: int, start: int, count: int
+    ) -> int | None:
+        row = (
+            await self._conn.execute(
+                _HOLD_ON_FREE_SHARD,
+                {
+                    "p_account": account_id,
+                    "p_amount": amount,
+                    "p_offset": count - start,
+                    "p_count": count,
+                },
+            )
+        ).first()
+        return None if row is None else int(row.shard)
+
+    async def _hold_after_waiting(self, account_id: str, amount: int, start: int) -> int | None:
+        """Every shard that covers the amount is locked by another payout: queue on one.
+
+        PostgreSQL keeps the row lock of an UPDATE that waited and then found the row no
+        longer matching. Held into the slow path, such a lock would be taken out of shard
+        order and could deadlock with another slow path; the savepoint's rollback lets it
+        go, so the slow path starts holding no shard."""
+        savepoint = await self._conn.begin_nested()
+        result = await self._conn.execute(
+            _HOLD_ON_SHARD, {"p_account": account_id, "p_shard": start, "p_amount": amount}
+        )
+        if result.rowcount:
+            await savepoint.commit()
+            return start
+        await savepoint.rollback()
+        return None
 
     async def _add_hold(
         self, hold_id: str, account_id: str, shard: int, amount: int, currency: str, at: datetime

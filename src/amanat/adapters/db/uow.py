@@ -13,12 +13,25 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import sqlalchemy as sa
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from amanat.adapters.db.engine import SQLITE_BEGIN_OPTION
-from amanat.domain.errors import Unavailable
+from amanat.domain.errors import Contention, Unavailable
+
+# PostgreSQL gave up on the transaction so that others can go on: deadlock_detected,
+# serialization_failure, lock_not_available (lock_timeout), query_canceled
+# (statement_timeout) and idle_in_transaction_session_timeout. Nothing was committed.
+_CONTENTION_SQLSTATES = frozenset({"40P01", "40001", "55P03", "57014", "25P03"})
+
+
+def contention(exc: DBAPIError) -> Contention | None:
+    """The retryable error a database refusal stands for, if it is one of contention."""
+    state = getattr(exc.orig, "sqlstate", None)
+    if state in _CONTENTION_SQLSTATES:
+        return Contention("The database is busy with concurrent requests; retry in a moment.")
+    return None
 
 
 class Database:
@@ -57,6 +70,12 @@ class Database:
             # Every pooled connection stayed busy past the pool timeout: nothing was done
             # yet, so a 503 the client may retry, not a 500.
             raise Unavailable("The database is busy; retry in a moment.") from None
+        except DBAPIError as exc:
+            # Rolled back by the server to break a deadlock or a timeout: retryable.
+            retry = contention(exc)
+            if retry is None:
+                raise
+            raise retry from None
 
     @asynccontextmanager
     async def _write(self) -> AsyncIterator[AsyncConnection]:
