@@ -71,10 +71,16 @@ class AuditRecord:
 
 @dataclass(frozen=True, slots=True)
 class StoredRecord:
-    """An audit record as read back, with the hash stored beside it."""
+    """An audit record as read back, with the hash stored beside it.
+
+    ``unreadable`` names the stored fields that no longer parse (a payload that is not JSON,
+    a timestamp that is not one); the record then carries placeholders for them and can
+    never match its hash, but the walk goes on past it.
+    """
 
     record: AuditRecord
     stored_hash: str
+    unreadable: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,104 +102,227 @@ def seal_message(seq: int, head_hash: str, sealed_at: datetime) -> bytes:
 
 
 @dataclass(frozen=True, slots=True)
+class WitnessContents:
+    """What a witness holds: its seals, and the lines of it that no longer parse."""
+
+    seals: list[Seal]
+    unreadable: list[tuple[int, str]]  # (line number, why)
+
+
+@dataclass(frozen=True, slots=True)
 class Finding:
-    """The first thing wrong with the chain, named precisely."""
+    """One thing wrong with the log, named by the record (sequence number) it concerns.
+
+    ``kind`` is one of :data:`FINDING_KINDS`.
+    """
 
     seq: int
-    # gap | duplicate | edited | broken_link | truncated | head_mismatch | seal_mismatch
-    # | bad_signature
     kind: str
     detail: str
 
 
-class ChainVerifier:
-    """Feeds records in sequence order; stops at the first problem.
+FINDING_KINDS = {
+    "gap": "records are missing from the middle of the sequence (deleted or renumbered)",
+    "duplicate": "a sequence number appears twice or goes backwards",
+    "unparsable": "a stored field no longer parses (edited to something that is not JSON or "
+    "not a timestamp)",
+    "edited": "the record's content no longer matches its stored hash",
+    "broken_link": "the record does not chain to the one before it (reordered or replaced)",
+    "truncated": "records were removed from the end of the log",
+    "head_mismatch": "the chain head row disagrees with the log",
+    "seal_mismatch": "the record at a sealed position differs from the seal",
+    "bad_signature": "a seal's signature does not verify with the configured seal key",
+    "seal_missing": "a seal known elsewhere (witness, or the chain's own audit.sealed "
+    "record) is missing from the audit_seals table",
+    "unwitnessed": "a seal in the database that the witness never received",
+    "witness_unreadable": "a line of the witness file does not parse",
+}
 
-    Detects an edited field (hash mismatch), a deleted record (sequence gap), reordered
-    records (the previous-hash link breaks), truncation below the last seal or the chain
-    head, and a chain head that disagrees with the log.
+
+class ChainVerifier:
+    """Feeds records in sequence order and collects every problem, not just the first.
+
+    Detects edited fields (hash mismatch), fields that no longer parse, deleted records
+    (sequence gap), reordered or replaced records (the previous-hash link breaks),
+    truncation below a seal, the chain head or a witnessed seal, and seals that are
+    missing, forged or disagree with the chain. It checks only (sequence, hash) pairs at
+    sealed points, so it does not depend on how appends build the chain.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, remember: set[int] | None = None) -> None:
+        self.remember = set(remember or ())
         self.expected_seq = 1
-        self.prev_hash = GENESIS_HASH
+        self.last_seq = 0
+        # The link to the next record is accepted against either the previous record's
+        # stored hash or its recomputed hash, so one edit is reported once, not twice.
+        self._link_ok: set[str] = {GENESIS_HASH}
         self.hashes_at: dict[int, str] = {}
-        self.finding: Finding | None = None
+        self.claimed_seals: dict[int, str] = {}  # from the chain's audit.sealed records
+        self.findings: list[Finding] = []
         self.checked = 0
 
-    def feed(self, stored: StoredRecord, *, remember: set[int]) -> bool:
-        if self.finding is not None:
-            return False
+    @property
+    def finding(self) -> Finding | None:
+        return self.findings[0] if self.findings else None
+
+    def report(self, seq: int, kind: str, detail: str) -> None:
+        self.findings.append(Finding(seq, kind, detail))
+
+    def feed(self, stored: StoredRecord, *, sealed_action: str = "audit.sealed") -> None:
         record = stored.record
-        if record.seq != self.expected_seq:
-            kind = "gap" if record.seq > self.expected_seq else "duplicate"
-            self.finding = Finding(
-                self.expected_seq,
-                kind,
-                f"expected record {self.expected_seq}, found {record.seq}: "
-                "a record was deleted or renumbered",
+        check_link = True
+        if record.seq < self.expected_seq:
+            self.report(
+                record.seq,
+                "duplicate",
+                f"record {record.seq} comes after record {self.last_seq}: "
+                "a record was renumbered or duplicated",
             )
-            return False
-        if record.prev_hash != self.prev_hash:
-            self.finding = Finding(
+            check_link = False
+        elif record.seq > self.expected_seq:
+            missing = (
+                str(self.expected_seq)
+                if record.seq == self.expected_seq + 1
+                else f"{self.expected_seq}-{record.seq - 1}"
+            )
+            self.report(
+                self.expected_seq,
+                "gap",
+                f"record(s) {missing} missing before record {record.seq}: deleted or renumbered",
+            )
+            check_link = False  # the link over a gap is broken by the gap itself
+        if stored.unreadable:
+            self.report(
+                record.seq,
+                "unparsable",
+                f"stored {', '.join(stored.unreadable)} no longer parses: the record was edited",
+            )
+        if check_link and record.prev_hash not in self._link_ok:
+            self.report(
                 record.seq,
                 "broken_link",
                 "prev_hash does not match the previous record: records were "
                 "reordered, replaced or removed",
             )
-            return False
-        if record.compute_hash() != stored.stored_hash:
-            self.finding = Finding(
+        computed = record.compute_hash()
+        if not stored.unreadable and computed != stored.stored_hash:
+            self.report(
                 record.seq,
                 "edited",
-                "the record's content no longer matches its hash: a field was edited",
+                "the record's content no longer matches its stored hash: a field was edited",
             )
-            return False
-        if record.seq in remember:
+        if record.seq in self.remember:
             self.hashes_at[record.seq] = stored.stored_hash
-        self.prev_hash = stored.stored_hash
-        self.expected_seq += 1
+        if record.action == sealed_action and not stored.unreadable:
+            claimed = record.payload.get("head_hash")
+            if record.target_id and record.target_id.isdigit() and isinstance(claimed, str):
+                self.claimed_seals[int(record.target_id)] = claimed
+        self._link_ok = {stored.stored_hash, computed}
+        self.last_seq = max(self.last_seq, record.seq)
+        self.expected_seq = self.last_seq + 1
         self.checked += 1
-        return True
 
-    def check_seals(self, seals: list[Seal], valid_signature: dict[int, bool]) -> None:
-        if self.finding is not None:
-            return
-        last_seq = self.expected_seq - 1
+    def check_seals(
+        self,
+        seals: list[Seal],
+        valid_signature: dict[int, bool],
+        *,
+        source: str = "audit_seals",
+    ) -> None:
+        """Every seal must verify and match the chain at its sequence number."""
         for seal in sorted(seals, key=lambda s: s.seq):
             if not valid_signature.get(seal.seq, False):
-                self.finding = Finding(
-                    seal.seq, "bad_signature", "a seal's signature does not verify"
+                self.report(
+                    seal.seq, "bad_signature", f"the {source} seal's signature does not verify"
                 )
-                return
-            if seal.seq > last_seq:
-                self.finding = Finding(
-                    last_seq + 1,
+                continue
+            if seal.seq > self.last_seq:
+                self.report(
+                    self.last_seq + 1,
                     "truncated",
-                    f"the log ends at {last_seq} but a seal covers "
-                    f"{seal.seq}: records were removed from the end",
+                    f"the log ends at {self.last_seq} but a seal in {source} covers "
+                    f"{seal.seq}: records {self.last_seq + 1}-{seal.seq} were removed "
+                    "from the end",
                 )
-                return
-            if self.hashes_at.get(seal.seq) != seal.head_hash:
-                self.finding = Finding(
+                continue
+            found = self.hashes_at.get(seal.seq)
+            if found != seal.head_hash:
+                self.report(
                     seal.seq,
                     "seal_mismatch",
-                    "the record at a sealed position differs from the seal",
+                    f"the record differs from the {source} seal over it "
+                    + ("(the record is missing)" if found is None else "(hash differs)"),
                 )
-                return
+
+    def check_witness(self, witnessed: list[Seal], in_database: list[Seal]) -> None:
+        """The witness is the reference: each witnessed seal must be in the database, and
+        no database seal inside the witnessed range may be missing from the witness."""
+        if not witnessed:
+            return
+        db = {s.seq: s for s in in_database}
+        seen = {s.seq for s in witnessed}
+        for seal in witnessed:
+            kept = db.get(seal.seq)
+            if kept is None:
+                self.report(
+                    seal.seq, "seal_missing", "a witnessed seal is missing from audit_seals"
+                )
+            elif (kept.head_hash, kept.signature) != (seal.head_hash, seal.signature):
+                self.report(
+                    seal.seq, "seal_mismatch", "audit_seals disagrees with the witness's seal"
+                )
+        oldest, newest = min(seen), max(seen)
+        for seq in sorted(db):
+            if oldest <= seq <= newest and seq not in seen:
+                self.report(seq, "unwitnessed", "a seal in audit_seals the witness never received")
+
+    def check_claimed_seals(self, in_database: list[Seal]) -> None:
+        """Each ``audit.sealed`` record in the chain names a seal that must still exist."""
+        db = {s.seq: s for s in in_database}
+        for seq, head_hash in sorted(self.claimed_seals.items()):
+            kept = db.get(seq)
+            if kept is None:
+                self.report(
+                    seq,
+                    "seal_missing",
+                    f"the chain records a seal over {seq} but audit_seals has none",
+                )
+            elif kept.head_hash != head_hash:
+                self.report(
+                    seq, "seal_mismatch", "audit_seals disagrees with the chain's audit.sealed"
+                )
+
+    def check_seal_records(self, sealed_seqs: list[int]) -> None:
+        """Each seal is made together with an ``audit.sealed`` record appended after the
+        point it seals; without it, the records after that point were removed (even when
+        the head was rewound to hide it) or the record itself was."""
+        for seq in sealed_seqs:
+            if seq in self.claimed_seals or self.last_seq < seq:  # the latter: check_seals
+                continue
+            if self.last_seq == seq:
+                self.report(
+                    seq + 1,
+                    "truncated",
+                    f"the log ends at {self.last_seq}, but the seal over {seq} was recorded "
+                    f"after it: record(s) from {seq + 1} on were removed from the end",
+                )
+            else:
+                self.report(
+                    seq,
+                    "seal_missing",
+                    f"the chain holds no audit.sealed record for the seal over {seq}",
+                )
 
     def check_head(self, seq: int, head_hash: str) -> None:
         """Compare the chain head, read *before* the walk, with the records fed.
 
         The head row is written in the same transaction as each record, so every record
         up to the head must have been fed, and the record at the head must carry its hash.
-        Pass ``seq`` in ``remember`` while feeding.
+        Put ``seq`` in ``remember``.
         """
-        if self.finding is not None:
-            return
-        last = self.expected_seq - 1
+        last = self.last_seq
         if seq > last:
-            self.finding = Finding(
+            self.report(
                 last + 1,
                 "truncated",
                 f"the chain head says {seq} records but the log ends at {last}",
@@ -201,7 +330,7 @@ class ChainVerifier:
             return
         expected = GENESIS_HASH if seq == 0 else self.hashes_at.get(seq)
         if expected != head_hash:
-            self.finding = Finding(
+            self.report(
                 max(seq, 1),
                 "head_mismatch",
                 f"the chain head's hash differs from the hash of record {seq}",
@@ -212,12 +341,9 @@ class ChainVerifier:
 
         Every record fed had committed before this read, so a head behind it was moved back.
         """
-        if self.finding is not None:
-            return
-        last = self.expected_seq - 1
-        if seq < last:
-            self.finding = Finding(
+        if seq < self.last_seq:
+            self.report(
                 seq + 1,
                 "head_mismatch",
-                f"the chain head says {seq} records but the log holds {last}",
+                f"the chain head says {seq} records but the log holds {self.last_seq}",
             )
