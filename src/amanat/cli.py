@@ -549,11 +549,11 @@ def audit_verify(
     Exit status: 0 the log is intact, 1 findings (each names its record), 2 the check could
     not run (no database, unreadable witness file).
     """
-    from amanat.adapters.crypto.witness import read_witness_file
+    from amanat.adapters.crypto.witness import iter_witness_file
 
     async def work(container: Container) -> Any:
-        contents = read_witness_file(witness) if witness is not None else None
-        return await container.audit_integrity.verify(contents)
+        lines = iter_witness_file(witness) if witness is not None else None
+        return await container.audit_integrity.verify(lines)
 
     if witness is not None and not witness.is_file():
         typer.echo(f"witness file {witness} does not exist", err=True)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -102,14 +103,6 @@ def seal_message(seq: int, head_hash: str, sealed_at: datetime) -> bytes:
 
 
 @dataclass(frozen=True, slots=True)
-class WitnessContents:
-    """What a witness holds: its seals, and the lines of it that no longer parse."""
-
-    seals: list[Seal]
-    unreadable: list[tuple[int, str]]  # (line number, why)
-
-
-@dataclass(frozen=True, slots=True)
 class Finding:
     """One thing wrong with the log, named by the record (sequence number) it concerns.
 
@@ -135,31 +128,62 @@ FINDING_KINDS = {
     "seal_missing": "a seal known elsewhere (witness, or the chain's own audit.sealed "
     "record) is missing from the audit_seals table",
     "unwitnessed": "a seal in the database that the witness never received",
-    "witness_unreadable": "a line of the witness file does not parse",
+    "witness_unreadable": "a line of the witness file does not parse or is out of order",
 }
 
 
+@dataclass(frozen=True, slots=True)
+class UnreadableLine:
+    """A line of a witness that does not parse."""
+
+    number: int
+    why: str
+
+
+WitnessLine = Seal | UnreadableLine
+
+
 class ChainVerifier:
-    """Feeds records in sequence order and collects every problem, not just the first.
+    """Walks the chain in sequence order, batch by batch, and collects every problem.
 
     Detects edited fields (hash mismatch), fields that no longer parse, deleted records
     (sequence gap), reordered or replaced records (the previous-hash link breaks),
-    truncation below a seal, the chain head or a witnessed seal, and seals that are
-    missing, forged or disagree with the chain. It checks only (sequence, hash) pairs at
-    sealed points, so it does not depend on how appends build the chain.
+    truncation below the chain head, a seal, a witnessed seal or a seal's own
+    ``audit.sealed`` record, and seals that are missing, forged or disagree with the chain
+    or with each other. It checks only (sequence, hash) pairs at sealed points, so it does
+    not depend on how appends build the chain, and it holds one batch at a time, so its
+    memory does not grow with the log: give each batch of records with the seals (from the
+    database and from the witness) whose sequence falls inside it.
     """
 
-    def __init__(self, remember: set[int] | None = None) -> None:
-        self.remember = set(remember or ())
-        self.expected_seq = 1
+    def __init__(
+        self,
+        signature_ok: Callable[[Seal], bool],
+        *,
+        head_seq: int,
+        sealed_action: str | None = "audit.sealed",
+    ) -> None:
+        """``sealed_action`` names the record every seal is followed by; None when seals
+        come without one (then a removed tail after the newest seal goes unnoticed)."""
+        self._signature_ok = signature_ok
+        self._sealed_action = sealed_action
+        self.head_seq = head_seq
+        self.head_stored_hash: str | None = None
         self.last_seq = 0
         # The link to the next record is accepted against either the previous record's
         # stored hash or its recomputed hash, so one edit is reported once, not twice.
         self._link_ok: set[str] = {GENESIS_HASH}
-        self.hashes_at: dict[int, str] = {}
-        self.claimed_seals: dict[int, str] = {}  # from the chain's audit.sealed records
+        # Seals (database or witness) whose audit.sealed record has not been seen yet;
+        # the sealer appends it right after, so this stays small.
+        self._awaiting_record: dict[int, str] = {}
+        self._claimed: set[int] = set()
+        self._db_since_witness: list[int] = []  # database seals the witness may yet show
+        self._witness_started = False
+        self._witness_last = 0
         self.findings: list[Finding] = []
         self.checked = 0
+        self.db_seals = 0
+        self.witnessed = 0
 
     @property
     def finding(self) -> Finding | None:
@@ -168,10 +192,29 @@ class ChainVerifier:
     def report(self, seq: int, kind: str, detail: str) -> None:
         self.findings.append(Finding(seq, kind, detail))
 
-    def feed(self, stored: StoredRecord, *, sealed_action: str = "audit.sealed") -> None:
+    # -- records ------------------------------------------------------------------------
+
+    def feed_batch(
+        self, batch: list[StoredRecord], db_seals: list[Seal], witnessed: list[WitnessLine]
+    ) -> None:
+        """One batch of records, in order, with every seal whose sequence is after the
+        previous batch and not after this batch's last record."""
+        hashes: dict[int, str] = {}
+        claims: list[tuple[int, int, str]] = []
+        for stored in batch:
+            self._feed(stored)
+            hashes[stored.record.seq] = stored.stored_hash
+            claim = self._claim(stored)
+            if claim is not None:
+                claims.append((stored.record.seq, *claim))
+        self._seals(db_seals, witnessed, hashes)
+        for _, sealed_seq, head_hash in claims:
+            self._check_claim(sealed_seq, head_hash)
+
+    def _feed(self, stored: StoredRecord) -> None:
         record = stored.record
         check_link = True
-        if record.seq < self.expected_seq:
+        if record.seq <= self.last_seq:
             self.report(
                 record.seq,
                 "duplicate",
@@ -179,14 +222,11 @@ class ChainVerifier:
                 "a record was renumbered or duplicated",
             )
             check_link = False
-        elif record.seq > self.expected_seq:
-            missing = (
-                str(self.expected_seq)
-                if record.seq == self.expected_seq + 1
-                else f"{self.expected_seq}-{record.seq - 1}"
-            )
+        elif record.seq > self.last_seq + 1:
+            first = self.last_seq + 1
+            missing = str(first) if record.seq == first + 1 else f"{first}-{record.seq - 1}"
             self.report(
-                self.expected_seq,
+                first,
                 "gap",
                 f"record(s) {missing} missing before record {record.seq}: deleted or renumbered",
             )
@@ -211,93 +251,129 @@ class ChainVerifier:
                 "edited",
                 "the record's content no longer matches its stored hash: a field was edited",
             )
-        if record.seq in self.remember:
-            self.hashes_at[record.seq] = stored.stored_hash
-        if record.action == sealed_action and not stored.unreadable:
-            claimed = record.payload.get("head_hash")
-            if record.target_id and record.target_id.isdigit() and isinstance(claimed, str):
-                self.claimed_seals[int(record.target_id)] = claimed
+        if record.seq == self.head_seq:
+            self.head_stored_hash = stored.stored_hash
         self._link_ok = {stored.stored_hash, computed}
         self.last_seq = max(self.last_seq, record.seq)
-        self.expected_seq = self.last_seq + 1
         self.checked += 1
 
-    def check_seals(
-        self,
-        seals: list[Seal],
-        valid_signature: dict[int, bool],
-        *,
-        source: str = "audit_seals",
+    def _claim(self, stored: StoredRecord) -> tuple[int, str] | None:
+        record = stored.record
+        if self._sealed_action is None or record.action != self._sealed_action:
+            return None
+        if stored.unreadable:
+            return None
+        claimed = record.payload.get("head_hash")
+        if record.target_id and record.target_id.isdigit() and isinstance(claimed, str):
+            return int(record.target_id), claimed
+        return None
+
+    # -- seals --------------------------------------------------------------------------
+
+    def _seals(
+        self, db_seals: list[Seal], witnessed: list[WitnessLine], hashes: dict[int, str]
     ) -> None:
-        """Every seal must verify and match the chain at its sequence number."""
-        for seal in sorted(seals, key=lambda s: s.seq):
-            if not valid_signature.get(seal.seq, False):
+        for seal in db_seals:
+            self.db_seals += 1
+            self._check_seal(seal, hashes, "audit_seals")
+        witness_seals: dict[int, Seal] = {}
+        for line in witnessed:
+            if isinstance(line, UnreadableLine):
+                self.report(0, "witness_unreadable", f"witness line {line.number}: {line.why}")
+                continue
+            if line.seq <= self._witness_last:
                 self.report(
-                    seal.seq, "bad_signature", f"the {source} seal's signature does not verify"
+                    0,
+                    "witness_unreadable",
+                    f"witness seal over {line.seq} comes after one over {self._witness_last}: "
+                    "the witness is out of order",
                 )
                 continue
-            if seal.seq > self.last_seq:
-                self.report(
-                    self.last_seq + 1,
-                    "truncated",
-                    f"the log ends at {self.last_seq} but a seal in {source} covers "
-                    f"{seal.seq}: records {self.last_seq + 1}-{seal.seq} were removed "
-                    "from the end",
-                )
-                continue
-            found = self.hashes_at.get(seal.seq)
-            if found != seal.head_hash:
-                self.report(
-                    seal.seq,
-                    "seal_mismatch",
-                    f"the record differs from the {source} seal over it "
-                    + ("(the record is missing)" if found is None else "(hash differs)"),
-                )
+            self._witness_last = line.seq
+            self.witnessed += 1
+            witness_seals[line.seq] = line
+            self._check_seal(line, hashes, "witness")
+        self._cross_check(db_seals, witness_seals)
 
-    def check_witness(self, witnessed: list[Seal], in_database: list[Seal]) -> None:
-        """The witness is the reference: each witnessed seal must be in the database, and
-        no database seal inside the witnessed range may be missing from the witness."""
-        if not witnessed:
+    def _check_seal(self, seal: Seal, hashes: dict[int, str], source: str) -> None:
+        if not self._signature_ok(seal):
+            self.report(seal.seq, "bad_signature", f"the {source} seal's signature does not verify")
             return
-        db = {s.seq: s for s in in_database}
-        seen = {s.seq for s in witnessed}
-        for seal in witnessed:
-            kept = db.get(seal.seq)
-            if kept is None:
-                self.report(
-                    seal.seq, "seal_missing", "a witnessed seal is missing from audit_seals"
-                )
-            elif (kept.head_hash, kept.signature) != (seal.head_hash, seal.signature):
-                self.report(
-                    seal.seq, "seal_mismatch", "audit_seals disagrees with the witness's seal"
-                )
-        oldest, newest = min(seen), max(seen)
-        for seq in sorted(db):
-            if oldest <= seq <= newest and seq not in seen:
-                self.report(seq, "unwitnessed", "a seal in audit_seals the witness never received")
+        self._awaiting_record.setdefault(seal.seq, seal.head_hash)
+        found = hashes.get(seal.seq)
+        if found is None and seal.seq > self.last_seq:
+            self.report(
+                self.last_seq + 1,
+                "truncated",
+                f"the log ends at {self.last_seq} but a seal in {source} covers "
+                f"{seal.seq}: records {self.last_seq + 1}-{seal.seq} were removed from the end",
+            )
+        elif found != seal.head_hash:
+            self.report(
+                seal.seq,
+                "seal_mismatch",
+                f"the record differs from the {source} seal over it "
+                + ("(the record is missing)" if found is None else "(hash differs)"),
+            )
 
-    def check_claimed_seals(self, in_database: list[Seal]) -> None:
-        """Each ``audit.sealed`` record in the chain names a seal that must still exist."""
-        db = {s.seq: s for s in in_database}
-        for seq, head_hash in sorted(self.claimed_seals.items()):
+    def _cross_check(self, db_seals: list[Seal], witness_seals: dict[int, Seal]) -> None:
+        """The witness is the reference: each witnessed seal must be in the database, and a
+        database seal between two witnessed ones must be in the witness too."""
+        db = {s.seq: s for s in db_seals}
+        for seq, seal in witness_seals.items():
             kept = db.get(seq)
             if kept is None:
-                self.report(
-                    seq,
-                    "seal_missing",
-                    f"the chain records a seal over {seq} but audit_seals has none",
-                )
-            elif kept.head_hash != head_hash:
-                self.report(
-                    seq, "seal_mismatch", "audit_seals disagrees with the chain's audit.sealed"
-                )
+                self.report(seq, "seal_missing", "a witnessed seal is missing from audit_seals")
+            elif (kept.head_hash, kept.signature) != (seal.head_hash, seal.signature):
+                self.report(seq, "seal_mismatch", "audit_seals disagrees with the witness's seal")
+        for seq in sorted(db):
+            if seq in witness_seals:
+                continue
+            if self._witness_started or (witness_seals and seq > min(witness_seals)):
+                self._db_since_witness.append(seq)
+        if witness_seals:
+            self._witness_started = True
+            newest = max(witness_seals)
+            for seq in [s for s in self._db_since_witness if s < newest]:
+                self.report(seq, "unwitnessed", "a seal in audit_seals the witness never received")
+            self._db_since_witness = [s for s in self._db_since_witness if s > newest]
 
-    def check_seal_records(self, sealed_seqs: list[int]) -> None:
-        """Each seal is made together with an ``audit.sealed`` record appended after the
-        point it seals; without it, the records after that point were removed (even when
-        the head was rewound to hide it) or the record itself was."""
-        for seq in sealed_seqs:
-            if seq in self.claimed_seals or self.last_seq < seq:  # the latter: check_seals
+    def _check_claim(self, sealed_seq: int, head_hash: str) -> None:
+        """An ``audit.sealed`` record names a seal that must still exist and agree."""
+        self._claimed.add(sealed_seq)
+        expected = self._awaiting_record.pop(sealed_seq, None)
+        if expected is None:
+            self.report(
+                sealed_seq,
+                "seal_missing",
+                f"the chain records a seal over {sealed_seq} but no seal is left for it",
+            )
+        elif expected != head_hash:
+            self.report(
+                sealed_seq,
+                "seal_mismatch",
+                "the seal disagrees with the chain's audit.sealed record",
+            )
+
+    # -- the end ------------------------------------------------------------------------
+
+    def finish(
+        self,
+        db_seals_beyond: list[Seal],
+        witnessed_beyond: list[WitnessLine],
+        *,
+        head_hash: str,
+        head_seq_after: int,
+    ) -> list[Finding]:
+        """Seals past the last record, seals never followed by their record, and the head.
+
+        ``head_hash`` is the head row's hash read before the walk (with ``head_seq``);
+        ``head_seq_after`` is the head read after it. Returns the findings, one per record
+        and kind, in record order.
+        """
+        self._seals(db_seals_beyond, witnessed_beyond, {})
+        for seq in sorted(self._awaiting_record) if self._sealed_action else ():
+            if seq in self._claimed or self.last_seq < seq:  # the latter: truncated above
                 continue
             if self.last_seq == seq:
                 self.report(
@@ -308,42 +384,38 @@ class ChainVerifier:
                 )
             else:
                 self.report(
-                    seq,
-                    "seal_missing",
-                    f"the chain holds no audit.sealed record for the seal over {seq}",
+                    seq, "seal_missing", f"the chain holds no audit.sealed record for {seq}"
                 )
-
-    def check_head(self, seq: int, head_hash: str) -> None:
-        """Compare the chain head, read *before* the walk, with the records fed.
-
-        The head row is written in the same transaction as each record, so every record
-        up to the head must have been fed, and the record at the head must carry its hash.
-        Put ``seq`` in ``remember``.
-        """
-        last = self.last_seq
-        if seq > last:
+        self._check_head(head_hash)
+        if head_seq_after < self.last_seq:
+            # Every record fed had committed before this read: a head behind was moved back.
             self.report(
-                last + 1,
+                head_seq_after + 1,
+                "head_mismatch",
+                f"the chain head says {head_seq_after} records but the log holds {self.last_seq}",
+            )
+        seen: set[tuple[int, str]] = set()
+        out: list[Finding] = []
+        for finding in sorted(self.findings, key=lambda f: (f.seq, f.kind)):
+            if (finding.seq, finding.kind) not in seen:
+                seen.add((finding.seq, finding.kind))
+                out.append(finding)
+        return out
+
+    def _check_head(self, head_hash: str) -> None:
+        """The head row is written in the same transaction as each record, so every record
+        up to the head must be there, and the record at the head must carry its hash."""
+        if self.head_seq > self.last_seq:
+            self.report(
+                self.last_seq + 1,
                 "truncated",
-                f"the chain head says {seq} records but the log ends at {last}",
+                f"the chain head says {self.head_seq} records but the log ends at {self.last_seq}",
             )
             return
-        expected = GENESIS_HASH if seq == 0 else self.hashes_at.get(seq)
+        expected = GENESIS_HASH if self.head_seq == 0 else self.head_stored_hash
         if expected != head_hash:
             self.report(
-                max(seq, 1),
+                max(self.head_seq, 1),
                 "head_mismatch",
-                f"the chain head's hash differs from the hash of record {seq}",
-            )
-
-    def check_head_not_behind(self, seq: int) -> None:
-        """Compare the chain head, read *after* the walk, with the last record fed.
-
-        Every record fed had committed before this read, so a head behind it was moved back.
-        """
-        if seq < self.last_seq:
-            self.report(
-                seq + 1,
-                "head_mismatch",
-                f"the chain head says {seq} records but the log holds {self.last_seq}",
+                f"the chain head's hash differs from the hash of record {self.head_seq}",
             )

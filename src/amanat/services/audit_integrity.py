@@ -9,7 +9,7 @@ appends build the chain.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
@@ -20,7 +20,7 @@ from amanat.domain.audit import (
     ChainVerifier,
     Finding,
     Seal,
-    WitnessContents,
+    WitnessLine,
     seal_message,
 )
 from amanat.domain.clock import Clock, format_timestamp
@@ -60,7 +60,7 @@ class AuditIntegrityService:
         clock: Clock,
         signer: SealSigner,
         witnesses: list[SealWitness] | None = None,
-        read_witness: Callable[[], WitnessContents] | None = None,
+        read_witness: Callable[[], Iterable[WitnessLine]] | None = None,
     ) -> None:
         self._tx = transactions
         self._clock = clock
@@ -157,59 +157,51 @@ class AuditIntegrityService:
         if failed:
             raise WitnessUnavailable("; ".join(failed))
 
-    async def verify(self, witness: WitnessContents | None = None) -> VerificationReport:
+    async def verify(self, witness: Iterable[WitnessLine] | None = None) -> VerificationReport:
         """Walk the chain and report every finding; ``witness`` overrides the configured
-        witness file (e.g. a copy of what an HTTP witness received)."""
+        witness file (e.g. a copy of what an HTTP witness received).
+
+        Records, the database's seals and the witness are read together in sequence order,
+        one batch at a time, so memory stays flat however long the log grows.
+        """
         if witness is None and self._read_witness is not None:
             witness = self._read_witness()
-        witnessed = witness.seals if witness is not None else []
+        witness_lines = _Upto(witness if witness is not None else ())
         async with self._tx.read() as tx:
-            seals = await tx.audit.seals()
             head_seq, head_hash = await tx.audit.head()
-        verifier = ChainVerifier(
-            remember={s.seq for s in seals} | {s.seq for s in witnessed} | {head_seq}
-        )
-        if witness is not None:
-            for line, why in witness.unreadable:
-                verifier.report(0, "witness_unreadable", f"witness line {line}: {why}")
+        verifier = ChainVerifier(self._signature_ok, head_seq=head_seq, sealed_action=SEALED)
         after = 0
         while True:
             async with self._tx.read() as tx:
                 batch = await tx.audit.stored_records(after, BATCH)
-            for stored in batch:
-                verifier.feed(stored, sealed_action=SEALED)
+                if not batch:
+                    break
+                last = batch[-1].record.seq
+                db_seals = await tx.audit.seals(after_seq=after, up_to=last)
+            verifier.feed_batch(batch, db_seals, witness_lines.take(last))
+            after = last
             if len(batch) < BATCH:
                 break
-            after = batch[-1].record.seq
-        verifier.check_seals(seals, self._signatures(seals), source="audit_seals")
-        if witness is not None:
-            verifier.check_seals(witnessed, self._signatures(witnessed), source="witness")
-            verifier.check_witness(witnessed, seals)
-        verifier.check_claimed_seals(seals)
-        verifier.check_seal_records(sorted({s.seq for s in seals} | {s.seq for s in witnessed}))
-        verifier.check_head(head_seq, head_hash)
-        # Records appended while we walked are fine; a head behind them is not.
         async with self._tx.read() as tx:
+            beyond = await tx.audit.seals(after_seq=after)
+            # Records appended while we walked are fine; a head behind them is not.
             final_seq, _ = await tx.audit.head()
-        verifier.check_head_not_behind(final_seq)
-        findings = _first_of_each(verifier.findings)
+        findings = verifier.finish(
+            beyond, witness_lines.rest(), head_hash=head_hash, head_seq_after=final_seq
+        )
         return VerificationReport(
             ok=not findings,
             checked=verifier.checked,
             head_seq=head_seq,
-            seals=len(seals),
+            seals=verifier.db_seals,
             findings=findings,
-            witnessed=None if witness is None else len(witnessed),
+            witnessed=None if witness is None else verifier.witnessed,
         )
 
-    def _signatures(self, seals: list[Seal]) -> dict[int, bool]:
-        return {
-            s.seq: (
-                s.public_key == self._signer.public_key
-                and self._signer.verify(s.public_key, s.message(), s.signature)
-            )
-            for s in seals
-        }
+    def _signature_ok(self, seal: Seal) -> bool:
+        return seal.public_key == self._signer.public_key and self._signer.verify(
+            seal.public_key, seal.message(), seal.signature
+        )
 
     async def export_records(self) -> list[dict[str, Any]]:
         """Every record with its stored hash, oldest first, for an offline copy."""
@@ -242,13 +234,26 @@ class AuditIntegrityService:
         ]
 
 
-def _first_of_each(findings: list[Finding]) -> list[Finding]:
-    """One finding per (record, kind), in record order: the same truncation seen by the
-    head, the database's seals and the witness is one finding."""
-    seen: set[tuple[int, str]] = set()
-    out: list[Finding] = []
-    for finding in sorted(findings, key=lambda f: (f.seq, f.kind)):
-        if (finding.seq, finding.kind) not in seen:
-            seen.add((finding.seq, finding.kind))
-            out.append(finding)
-    return out
+class _Upto:
+    """Hands out witness lines up to a sequence number, reading no further than needed."""
+
+    def __init__(self, lines: Iterable[WitnessLine]) -> None:
+        self._lines = iter(lines)
+        self._held: WitnessLine | None = None
+
+    def take(self, up_to: int) -> list[WitnessLine]:
+        out: list[WitnessLine] = []
+        while True:
+            line = self._held if self._held is not None else next(self._lines, None)
+            self._held = None
+            if line is None:
+                return out
+            if isinstance(line, Seal) and line.seq > up_to:
+                self._held = line
+                return out
+            out.append(line)
+
+    def rest(self) -> list[WitnessLine]:
+        held = [self._held] if self._held is not None else []
+        self._held = None
+        return held + list(self._lines)

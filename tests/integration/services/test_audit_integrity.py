@@ -580,3 +580,29 @@ async def test_a_seal_missing_from_the_witness_is_a_finding(
     path.write_text(lines[0] + "\n" + lines[2] + "\n")
     report = await log.audit_integrity.verify()
     assert found(report) == [(5, "unwitnessed")]
+
+
+@pytest.mark.parametrize(
+    "case", ["delete a middle record", "swap two neighbours", "truncate the tail"]
+)
+async def test_small_batches_find_the_same(
+    log: Container, clock: FrozenClock, monkeypatch: pytest.MonkeyPatch, case: str
+) -> None:
+    """Records, seals and the witness are read together batch by batch; a seal and its
+    audit.sealed record on either side of a batch boundary change nothing."""
+    from amanat.services import audit_integrity
+
+    statements, _, _ = TAMPERING[case]
+    await _sealed_log(log, clock)
+    await append(log, clock, 3)
+    await log.audit_integrity.seal(SEALER)  # seals 14, its record is 15
+    for size in (1, 3):
+        monkeypatch.setattr(audit_integrity, "BATCH", size)
+        assert (await log.audit_integrity.verify()).ok, size
+    monkeypatch.setattr(audit_integrity, "BATCH", 1000)
+    await tamper(log, *statements)
+    whole = found(await log.audit_integrity.verify())
+    assert whole
+    for size in (1, 3, 8, 9):
+        monkeypatch.setattr(audit_integrity, "BATCH", size)
+        assert found(await log.audit_integrity.verify()) == whole, size

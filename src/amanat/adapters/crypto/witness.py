@@ -15,12 +15,13 @@ import asyncio
 import fcntl
 import json
 import os
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 
-from amanat.domain.audit import Seal, WitnessContents
+from amanat.domain.audit import Seal, UnreadableLine, WitnessLine
 from amanat.domain.clock import format_timestamp, parse_timestamp
 
 WITNESS_FILE_NAME = "audit-seals.jsonl"
@@ -65,21 +66,19 @@ def witness_path(configured: Path) -> Path:
     return configured / WITNESS_FILE_NAME if configured.is_dir() else configured
 
 
-def read_witness_file(path: Path) -> WitnessContents:
-    """Every seal in the file; lines that do not parse are listed, never raised."""
-    seals: list[Seal] = []
-    unreadable: list[tuple[int, str]] = []
+def iter_witness_file(path: Path) -> Iterator[WitnessLine]:
+    """Every seal in the file, line by line (the file may be large); lines that do not
+    parse are yielded as :class:`UnreadableLine`, never raised."""
     if not path.exists():
-        return WitnessContents(seals, unreadable)
+        return
     with path.open("rb") as handle:
         for number, raw in enumerate(handle, start=1):
             if not raw.strip():
                 continue
             try:
-                seals.append(seal_from_json(json.loads(raw)))
+                yield seal_from_json(json.loads(raw))
             except (ValueError, TypeError) as exc:
-                unreadable.append((number, str(exc)[:120]))
-    return WitnessContents(seals, unreadable)
+                yield UnreadableLine(number, str(exc)[:120])
 
 
 class FileWitness:
@@ -98,8 +97,8 @@ class FileWitness:
         if seals:
             await asyncio.to_thread(self._append, seals)
 
-    def read(self) -> WitnessContents:
-        return read_witness_file(self.path)
+    def read(self) -> Iterator[WitnessLine]:
+        return iter_witness_file(self.path)
 
     def _newest_seq(self) -> int:
         if not self.path.exists():

@@ -220,8 +220,10 @@ class SqlAuditRepository:
             },
         )
 
-    async def seals(self, after_seq: int = 0) -> list[Seal]:
+    async def seals(self, after_seq: int = 0, up_to: int | None = None) -> list[Seal]:
         stmt = audit_seals.select().where(audit_seals.c.seq > after_seq)
+        if up_to is not None:
+            stmt = stmt.where(audit_seals.c.seq <= up_to)
         rows = (await self._conn.execute(stmt.order_by(audit_seals.c.seq))).all()
         return [_seal_from_row(r) for r in rows]
 
