@@ -269,6 +269,8 @@ class Settings(BaseSettings):
             data["database"]["migration_url"] = _mask_url(self.database.migration_url)
         if self.redis_url:
             data["redis_url"] = _mask_url(self.redis_url)
+        if self.audit.witness_url:
+            data["audit"]["witness_url"] = _mask_url(self.audit.witness_url)
         return data
 
 

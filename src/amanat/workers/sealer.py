@@ -28,6 +28,7 @@ class AuditSealer:
         self._every = timedelta(seconds=every_seconds)
         # Check several times per period, so the count trigger is not held back by the time.
         self._poll = min(every_seconds / 4, 0.5)
+        self._failing = False
 
     async def run_once(self) -> Seal | None:
         return await self._service.seal_if_due(
@@ -40,7 +41,13 @@ class AuditSealer:
                 seal = await self.run_once()
                 if seal is not None:
                     log.debug("audit_sealed", seq=seal.seq)
+                if self._failing:
+                    log.info("audit_sealing_recovered")
+                    self._failing = False
             except Exception:
-                log.exception("audit_seal_failed")
+                # Once per failure streak: it is retried twice a second.
+                if not self._failing:
+                    log.exception("audit_seal_failed")
+                self._failing = True
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), timeout=self._poll)
