@@ -69,10 +69,6 @@ class AuditIntegrityService:
         self._read_witness = read_witness
         self._witness_behind = True  # until a publish succeeds, check for seals to catch up
 
-    @property
-    def has_witness(self) -> bool:
-        return self._read_witness is not None
-
     async def _nothing_new(self, tx: Transaction, seq: int, latest: Seal | None) -> bool:
         """Nothing was appended since the latest seal but (maybe) its own audit.sealed
         record, which does not count: sealing an idle log twice signs nothing more."""
@@ -162,32 +158,34 @@ class AuditIntegrityService:
         witness file (e.g. a copy of what an HTTP witness received).
 
         Records, the database's seals and the witness are read together in sequence order,
-        one batch at a time, so memory stays flat however long the log grows.
+        one batch at a time, so memory stays flat however long the log grows. (On PostgreSQL
+        the snapshot is held for the whole walk: run it where a long read transaction is
+        acceptable.)
         """
+        # The witness is opened first: each seal it holds was committed before it was
+        # written, so the database snapshot taken next contains every record it covers.
         if witness is None and self._read_witness is not None:
             witness = self._read_witness()
         witness_lines = _Upto(witness if witness is not None else ())
-        async with self._tx.read() as tx:
+        # One snapshot for the whole walk: records, seals and the head appended meanwhile
+        # are not half-seen.
+        async with self._tx.snapshot() as tx:
             head_seq, head_hash = await tx.audit.head()
-        verifier = ChainVerifier(self._signature_ok, head_seq=head_seq, sealed_action=SEALED)
-        after = 0
-        while True:
-            async with self._tx.read() as tx:
+            verifier = ChainVerifier(self._signature_ok, head_seq=head_seq, sealed_action=SEALED)
+            after = 0
+            while True:
                 batch = await tx.audit.stored_records(after, BATCH)
                 if not batch:
                     break
                 last = batch[-1].record.seq
                 db_seals = await tx.audit.seals(after_seq=after, up_to=last)
-            verifier.feed_batch(batch, db_seals, witness_lines.take(last))
-            after = last
-            if len(batch) < BATCH:
-                break
-        async with self._tx.read() as tx:
+                verifier.feed_batch(batch, db_seals, witness_lines.take(last))
+                after = last
+                if len(batch) < BATCH:
+                    break
             beyond = await tx.audit.seals(after_seq=after)
-            # Records appended while we walked are fine; a head behind them is not.
-            final_seq, _ = await tx.audit.head()
         findings = verifier.finish(
-            beyond, witness_lines.rest(), head_hash=head_hash, head_seq_after=final_seq
+            beyond, witness_lines.rest(), head_hash=head_hash, head_seq_after=head_seq
         )
         return VerificationReport(
             ok=not findings,

@@ -230,6 +230,11 @@ class TransactionFactory(Protocol):
         must see one snapshot."""
         ...
 
+    def snapshot(self) -> AbstractAsyncContextManager[Transaction]:
+        """A read-only transaction whose every statement sees one snapshot (PostgreSQL:
+        REPEATABLE READ), for reads that must agree with each other however long they take."""
+        ...
+
 
 class SecretHasher(Protocol):
     async def hash(self, secret: str) -> str: ...

@@ -606,3 +606,37 @@ async def test_small_batches_find_the_same(
     for size in (1, 3, 8, 9):
         monkeypatch.setattr(audit_integrity, "BATCH", size)
         assert found(await log.audit_integrity.verify()) == whole, size
+
+
+async def test_records_and_seals_made_while_verify_walks_are_not_findings(
+    log: Container, clock: FrozenClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Verify reads one snapshot: a seal made mid-walk over records it has not seen (and
+    written to the witness) is neither a truncation nor a missing record."""
+    from amanat.adapters.db.audit_store import SqlAuditRepository
+    from amanat.services import audit_integrity
+
+    await _sealed_log(log, clock)
+    monkeypatch.setattr(audit_integrity, "BATCH", 4)
+    original = SqlAuditRepository.stored_records
+    calls = 0
+
+    async def stored_records_while_busy(
+        self: SqlAuditRepository, after_seq: int, limit: int
+    ) -> list[StoredRecord]:
+        nonlocal calls
+        calls += 1
+        batch = await original(self, after_seq, limit)
+        if calls == 3:  # the walk has read the last batch: the application goes on
+            await append(log, clock, 3)
+            assert await log.audit_integrity.seal(SEALER) is not None
+        return batch
+
+    monkeypatch.setattr(SqlAuditRepository, "stored_records", stored_records_while_busy)
+    report = await log.audit_integrity.verify()
+    assert report.ok, report.findings
+    assert report.checked == 11  # what the snapshot held
+    monkeypatch.setattr(SqlAuditRepository, "stored_records", original)
+    after = await log.audit_integrity.verify()
+    assert after.ok, after.findings
+    assert (after.checked, after.witnessed) == (15, 2)

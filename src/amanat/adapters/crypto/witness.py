@@ -67,18 +67,33 @@ def witness_path(configured: Path) -> Path:
 
 
 def iter_witness_file(path: Path) -> Iterator[WitnessLine]:
-    """Every seal in the file, line by line (the file may be large); lines that do not
-    parse are yielded as :class:`UnreadableLine`, never raised."""
-    if not path.exists():
+    """Every seal the file holds now, line by line (the file may be large; lines appended
+    after this call are not read); lines that do not parse are yielded as
+    :class:`UnreadableLine`, never raised."""
+    size = path.stat().st_size if path.exists() else 0
+    return _lines(path, size)
+
+
+def _lines(path: Path, size: int) -> Iterator[WitnessLine]:
+    if size == 0:
         return
     with path.open("rb") as handle:
-        for number, raw in enumerate(handle, start=1):
+        for number, raw in enumerate(_up_to(handle, size), start=1):
             if not raw.strip():
                 continue
             try:
                 yield seal_from_json(json.loads(raw))
             except (ValueError, TypeError) as exc:
                 yield UnreadableLine(number, str(exc)[:120])
+
+
+def _up_to(handle: Any, size: int) -> Iterator[bytes]:
+    read = 0
+    for raw in handle:
+        if read + len(raw) > size:
+            return  # a line being appended right now: not part of what was there
+        read += len(raw)
+        yield raw
 
 
 class FileWitness:
