@@ -151,7 +151,11 @@ def db_create_roles(
         await grant_app_role(conn, role)
         return created
 
-    created = asyncio.run(_with_owner(settings, work))
+    try:
+        created = asyncio.run(_with_owner(settings, work))
+    except Exception as exc:  # noqa: BLE001 - a clear line, not a traceback
+        typer.echo(f"could not create or grant role {role}: {type(exc).__name__}: {exc}", err=True)
+        raise typer.Exit(code=1) from None
     typer.echo(f"role {role} {'created' if created else 'already existed'}; grants applied")
 
 

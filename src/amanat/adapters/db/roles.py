@@ -53,7 +53,15 @@ async def grant_app_role(conn: AsyncConnection, role: str) -> None:
     """Grant the application role what it needs and nothing more on the audit tables."""
     quoted = _ident(conn, role)
     await conn.exec_driver_sql(f"GRANT USAGE ON SCHEMA public TO {quoted}")
-    tables = [t.name for t in metadata.sorted_tables]
+    present = set(
+        (
+            await conn.execute(
+                sa.text("SELECT tablename FROM pg_tables WHERE schemaname = current_schema()")
+            )
+        ).scalars()
+    )
+    # Before the first migration there is nothing to grant on yet; migrate grants again.
+    tables = [t.name for t in metadata.sorted_tables if t.name in present]
     for name in tables:
         table = _ident(conn, name)
         await conn.exec_driver_sql(f"REVOKE ALL ON {table} FROM {quoted}")
@@ -64,6 +72,6 @@ async def grant_app_role(conn: AsyncConnection, role: str) -> None:
         else:
             privileges = "SELECT, INSERT, UPDATE, DELETE"
         await conn.exec_driver_sql(f"GRANT {privileges} ON {table} TO {quoted}")
-    # The readiness check reads the schema revision.
-    await conn.exec_driver_sql(f"GRANT SELECT ON alembic_version TO {quoted}")
+    if "alembic_version" in present:  # the readiness check reads the schema revision
+        await conn.exec_driver_sql(f"GRANT SELECT ON alembic_version TO {quoted}")
     await conn.exec_driver_sql(f"GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA public TO {quoted}")
