@@ -31,7 +31,8 @@ run: $(STAMP_RUN)
 	@mkdir -p var
 	$(BIN)/amanat migrate
 	$(BIN)/amanat sandbox seed
-	AMANAT_WORKER__EMBEDDED=true $(BIN)/amanat serve
+	AMANAT_WORKER__EMBEDDED=true AMANAT_AUDIT__WITNESS_FILE=$${AMANAT_AUDIT__WITNESS_FILE:-var/audit-witness.jsonl} \
+		$(BIN)/amanat serve
 
 lint: $(STAMP_DEV)
 	$(BIN)/ruff check src tests

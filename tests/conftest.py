@@ -80,6 +80,7 @@ def settings(database_url: str, tmp_path: Path) -> Settings:
             "sandbox_master_key_file": tmp_path / "master.key",
             "audit_seal_key_file": tmp_path / "seal.key",
         },
+        audit={"witness_file": tmp_path / "witness.jsonl"},
     )
 
 
@@ -99,13 +100,14 @@ async def container(settings: Settings, clock: FrozenClock) -> AsyncIterator[Con
 
 
 async def wipe(container: Container) -> None:
-    """Empty every table between tests, stepping around the audit log's append-only guard
-    the way only a database superuser can."""
+    """Empty every table between tests, stepping around the audit tables' append-only guard
+    the way only a database superuser can. (A test's witness file lives in its tmp_path.)"""
     async with container.db.write() as conn:
         sqlite_triggers: list[str] = []
         if container.db.is_sqlite:
             rows = await conn.exec_driver_sql(
-                "SELECT name, sql FROM sqlite_master WHERE type='trigger' AND tbl_name='audit_log'"
+                "SELECT name, sql FROM sqlite_master WHERE type='trigger' "
+                "AND tbl_name IN ('audit_log', 'audit_seals')"
             )
             for name, sql in rows.all():
                 sqlite_triggers.append(sql)

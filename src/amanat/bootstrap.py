@@ -20,6 +20,7 @@ from amanat.adapters.crypto.master_keys import LocalMasterKey, MasterKey, VaultT
 from amanat.adapters.crypto.passwords import Argon2Hasher
 from amanat.adapters.crypto.seals import Ed25519SealSigner
 from amanat.adapters.crypto.tokens import EcKeyMaterial, JwtAccessTokenCodec, KeyRing
+from amanat.adapters.crypto.witness import FileWitness, HttpWitness
 from amanat.adapters.db.engine import create_engine
 from amanat.adapters.db.transactions import SqlTransactions
 from amanat.adapters.db.uow import Database
@@ -36,6 +37,7 @@ from amanat.services.oauth import OAuthConfig, OAuthService
 from amanat.services.operators import OperatorService
 from amanat.services.partners import PartnerService
 from amanat.services.payments import PaymentsConfig, PaymentService
+from amanat.services.ports import SealWitness
 from amanat.services.retention import RetentionService, load_policies
 from amanat.services.signing_keys import SigningKey, SigningKeyService
 from amanat.services.webhooks import WebhooksConfig, WebhookService
@@ -101,6 +103,36 @@ def master_key_from(settings: Settings, http: httpx.AsyncClient) -> MasterKey:
             "configured master key",
         )
     return key
+
+
+def audit_integrity_service(
+    settings: Settings,
+    transactions: SqlTransactions,
+    clock: Clock,
+    signer: Ed25519SealSigner,
+    http: httpx.AsyncClient,
+) -> AuditIntegrityService:
+    """Seals go to every configured witness; verify reads the witness file back."""
+    witnesses: list[SealWitness] = []
+    file_witness = None
+    if settings.audit.witness_file is not None:
+        file_witness = FileWitness(settings.audit.witness_file)
+        witnesses.append(file_witness)
+    if settings.audit.witness_url:
+        witnesses.append(
+            HttpWitness(
+                http,
+                settings.audit.witness_url,
+                timeout_seconds=settings.audit.witness_timeout_seconds,
+            )
+        )
+    return AuditIntegrityService(
+        transactions,
+        clock,
+        signer,
+        witnesses,
+        read_witness=file_witness.read if file_witness is not None else None,
+    )
 
 
 def build_container(
@@ -231,7 +263,7 @@ def build_container(
         rail_callback_url=settings.rail.callback_url or f"{public}/rails/raast/callbacks",
         payments=payments,
         protection=protection,
-        audit_integrity=AuditIntegrityService(transactions, clock, seal_signer),
+        audit_integrity=audit_integrity_service(settings, transactions, clock, seal_signer, http),
         retention=RetentionService(
             transactions, clock, shred, load_policies(settings.retention_file)
         ),

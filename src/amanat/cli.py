@@ -40,6 +40,7 @@ retention_app = typer.Typer(no_args_is_help=True, help="Retention policies and l
 export_app = typer.Typer(no_args_is_help=True, help="Keys for and decryption of exports.")
 ledger_app = typer.Typer(no_args_is_help=True, help="The double-entry ledger.")
 webhooks_app = typer.Typer(no_args_is_help=True, help="Develop against webhooks locally.")
+db_app = typer.Typer(no_args_is_help=True, help="Database roles (PostgreSQL).")
 app.add_typer(config_app, name="config")
 app.add_typer(partners_app, name="partners")
 app.add_typer(operators_app, name="operators")
@@ -51,6 +52,7 @@ app.add_typer(retention_app, name="retention")
 app.add_typer(export_app, name="export")
 app.add_typer(ledger_app, name="ledger")
 app.add_typer(webhooks_app, name="webhooks")
+app.add_typer(db_app, name="db")
 
 console = Console(stderr=True)
 
@@ -96,8 +98,65 @@ def migrate() -> None:
     settings = _settings()
     refuse_insecure_production(settings)
     _configure_logging(settings)
-    upgrade(settings.database.url)
+    upgrade(settings.database.migration_url or settings.database.url)
     console.print("[green]database migrated to head[/]")
+    if settings.database.app_role and not settings.database.is_sqlite:
+        asyncio.run(_with_owner(settings, _grant(settings.database.app_role)))
+        console.print(f"[green]granted role {settings.database.app_role}[/]")
+
+
+def _grant(role: str) -> Callable[[Any], Awaitable[None]]:
+    from amanat.adapters.db.roles import grant_app_role
+
+    async def work(conn: Any) -> None:
+        await grant_app_role(conn, role)
+
+    return work
+
+
+async def _with_owner(settings: Settings, work: Callable[[Any], Awaitable[T]]) -> T:
+    """Run ``work`` on one connection as the schema owner (``database.migration_url``)."""
+    from amanat.adapters.db.engine import create_engine
+
+    url = settings.database.migration_url or settings.database.url
+    engine = create_engine(settings.database.model_copy(update={"url": url}))
+    try:
+        async with engine.begin() as conn:
+            return await work(conn)
+    finally:
+        await engine.dispose()
+
+
+@db_app.command("create-roles")
+def db_create_roles(
+    password: str | None = typer.Option(
+        None,
+        envvar="AMANAT_APP_ROLE_PASSWORD",
+        help="Password for a newly created application role (or set AMANAT_APP_ROLE_PASSWORD).",
+    ),
+) -> None:
+    """Create the application role (database.app_role) if absent and grant it only what it
+    needs: no UPDATE or DELETE on the audit tables. Run with the owner's credentials."""
+    from amanat.adapters.db.roles import create_app_role, grant_app_role
+
+    settings = _settings()
+    _configure_logging(settings)
+    role = settings.database.app_role
+    if settings.database.is_sqlite or not role:
+        console.print("[red]Set AMANAT_DATABASE__APP_ROLE and use PostgreSQL.[/]")
+        raise typer.Exit(code=2)
+
+    async def work(conn: Any) -> bool:
+        created = await create_app_role(conn, role, password)
+        await grant_app_role(conn, role)
+        return created
+
+    try:
+        created = asyncio.run(_with_owner(settings, work))
+    except Exception as exc:  # noqa: BLE001 - a clear line, not a traceback
+        typer.echo(f"could not create or grant role {role}: {type(exc).__name__}: {exc}", err=True)
+        raise typer.Exit(code=1) from None
+    typer.echo(f"role {role} {'created' if created else 'already existed'}; grants applied")
 
 
 @app.command()
@@ -481,25 +540,70 @@ def sandbox_totp() -> None:
 
 
 @audit_app.command("verify")
-def audit_verify() -> None:
-    """Walk the hash chain and the seals; exit 1 and name the first bad record if any."""
+def audit_verify(
+    as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
+    witness: Path | None = typer.Option(
+        None,
+        help="Witness file to check against instead of AMANAT_AUDIT__WITNESS_FILE (e.g. what "
+        "an HTTP witness received, as JSON Lines).",
+    ),
+) -> None:
+    """Walk the hash chain, the seals and the witness; report every bad record.
+
+    Exit status: 0 the log is intact, 1 findings (each names its record), 2 the check could
+    not run (no database, unreadable witness file).
+    """
+    from amanat.adapters.crypto.witness import iter_witness_file
 
     async def work(container: Container) -> Any:
-        return await container.audit_integrity.verify()
+        lines = iter_witness_file(witness) if witness is not None else None
+        return await container.audit_integrity.verify(lines)
 
-    report = _run(work)
-    if report.ok:
+    if witness is not None and not witness.is_file():
+        typer.echo(f"witness file {witness} does not exist", err=True)
+        raise typer.Exit(code=2)
+    try:
+        report = _run(work)
+    except typer.Exit:
+        raise
+    except Exception as exc:  # noqa: BLE001 - verify reports, it never shows a traceback
+        typer.echo(f"audit verification could not run: {type(exc).__name__}: {exc}", err=True)
+        raise typer.Exit(code=2) from None
+    if as_json:
+        typer.echo(
+            json.dumps(
+                {
+                    "ok": report.ok,
+                    "records": report.checked,
+                    "head": report.head_seq,
+                    "seals": report.seals,
+                    "witnessed": report.witnessed,
+                    "findings": [
+                        {"seq": f.seq, "kind": f.kind, "detail": f.detail} for f in report.findings
+                    ],
+                },
+                indent=2,
+            )
+        )
+    elif report.ok:
+        witnessed = (
+            "no witness configured"
+            if report.witnessed is None
+            else f"{report.witnessed} witnessed seals match"
+        )
         typer.echo(
             f"audit log OK: {report.checked} records, head {report.head_seq}, "
-            f"{report.seals} seals verified"
+            f"{report.seals} seals verified, {witnessed}"
         )
-        return
-    finding = report.finding
-    console.print(
-        f"[bold red]audit log TAMPERED[/] at record {finding.seq} "
-        f"({finding.kind}): {finding.detail}"
-    )
-    raise typer.Exit(code=1)
+    else:
+        typer.echo(
+            f"audit log TAMPERED: {len(report.findings)} finding(s) in {report.checked} records"
+        )
+        for finding in report.findings:
+            where = "witness" if finding.seq == 0 else f"record {finding.seq}"
+            typer.echo(f"  at {where} ({finding.kind}): {finding.detail}")
+    if not report.ok:
+        raise typer.Exit(code=1)
 
 
 @audit_app.command("seal")
@@ -509,7 +613,13 @@ def audit_seal() -> None:
     async def work(container: Container) -> Any:
         return await container.audit_integrity.seal(_cli_actor())
 
-    seal = _run(work)
+    from amanat.services.audit_integrity import WitnessUnavailable
+
+    try:
+        seal = _run(work)
+    except WitnessUnavailable as exc:
+        console.print(f"[red]sealed, but a witness did not take the seal ({exc}); retry[/]")
+        raise typer.Exit(code=1) from None
     typer.echo(
         "nothing new to seal" if seal is None else f"sealed record {seal.seq} head {seal.head_hash}"
     )

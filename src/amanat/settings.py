@@ -55,6 +55,21 @@ class DatabaseSettings(BaseModel):
         "serialization failure or lock timeout before it answers 503 with Retry-After.",
     )
     echo: bool = False
+    migration_url: str | None = Field(
+        default=None,
+        description="Database URL `amanat migrate` and `amanat db create-roles` connect with: "
+        "the schema owner's credentials. Empty: the same as `url`. In production set `url` to "
+        "the application role (see `app_role`) and this to the owner, so the running service "
+        "can never drop the audit triggers or delete audit rows.",
+    )
+    app_role: str | None = Field(
+        default=None,
+        pattern=r"^[a-z_][a-z0-9_]{0,62}$",
+        description="PostgreSQL role the application runs as. When set, `amanat migrate` "
+        "grants it SELECT, INSERT, UPDATE, DELETE on ordinary tables but only SELECT and "
+        "INSERT on `audit_log` and `audit_seals` (and SELECT, UPDATE on the `audit_head` row); "
+        "`amanat db create-roles` creates it if absent. Ignored on SQLite.",
+    )
 
     @property
     def is_sqlite(self) -> bool:
@@ -127,9 +142,42 @@ class RailSettings(BaseModel):
     collection_iban: str = "PK46HABB0000009990000001"
 
 
+class AuditSettings(BaseModel):
+    seal_every_records: int = Field(
+        default=1000,
+        ge=1,
+        description="The worker seals the audit chain as soon as this many records were "
+        "appended since the last seal (or after `seal_every_seconds`, whichever comes first).",
+    )
+    seal_every_seconds: float = Field(
+        default=2.0,
+        gt=0,
+        le=3600,
+        description="The longest time, in seconds, an appended audit record waits for a seal. "
+        "Records after the newest witnessed seal are the window a database attacker can "
+        "remove unseen (docs/security.md).",
+    )
+    witness_file: Path | None = Field(
+        default=None,
+        description="Append-only file (JSON Lines) every seal is also written to, on storage "
+        "the database's owner cannot rewrite (another host's mount, a WORM bucket mount, a "
+        "file with `chattr +a`). A directory means `<dir>/audit-seals.jsonl`. `amanat audit "
+        "verify` checks the chain against it. Required in production unless `witness_url` "
+        "is set; `make run` uses var/audit-witness.jsonl.",
+    )
+    witness_url: str | None = Field(
+        default=None,
+        description="HTTP(S) endpoint that receives every seal as a JSON POST, for a witness "
+        "kept by another party; keep what it receives as a file and pass it to `amanat audit "
+        "verify --witness`.",
+    )
+    witness_timeout_seconds: float = Field(
+        default=5.0, gt=0, le=60, description="Timeout of one POST to `witness_url`."
+    )
+
+
 class WorkerSettings(BaseModel):
     embedded: bool = False  # run the scheduler inside the API process (make run does)
-    audit_seal_minutes: int = Field(default=10, ge=1, le=1440)
     tick_seconds: float = Field(default=5.0, gt=0, le=300)
 
 
@@ -164,6 +212,7 @@ class Settings(BaseSettings):
     http: HttpSettings = HttpSettings()
     sandbox: SandboxSettings = SandboxSettings()
     worker: WorkerSettings = WorkerSettings()
+    audit: AuditSettings = AuditSettings()
     payments: PaymentsSettings = PaymentsSettings()
     rail: RailSettings = RailSettings()
     webhooks: WebhookSettings = WebhookSettings()
@@ -195,6 +244,12 @@ class Settings(BaseSettings):
                 f"The audit seal key {self.crypto.audit_seal_key_file} does not exist: create "
                 "an Ed25519 key (amanat audit init-seal-key) and keep a copy of its public "
                 "half outside the database."
+            )
+        if self.audit.witness_file is None and self.audit.witness_url is None:
+            problems.append(
+                "No audit seal witness: set AMANAT_AUDIT__WITNESS_FILE (append-only storage "
+                "the database's owner cannot rewrite) or AMANAT_AUDIT__WITNESS_URL; without "
+                "one, someone with the database can truncate or rewrite the audit log unseen."
             )
         if self.rail.mount_sandbox:
             problems.append(
@@ -235,8 +290,12 @@ class Settings(BaseSettings):
         """The effective settings with every secret replaced, for ``amanat config show``."""
         data = self.model_dump(mode="json")
         data["database"]["url"] = _mask_url(self.database.url)
+        if self.database.migration_url:
+            data["database"]["migration_url"] = _mask_url(self.database.migration_url)
         if self.redis_url:
             data["redis_url"] = _mask_url(self.redis_url)
+        if self.audit.witness_url:
+            data["audit"]["witness_url"] = _mask_url(self.audit.witness_url)
         return data
 
 

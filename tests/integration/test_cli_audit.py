@@ -1,4 +1,5 @@
-"""`amanat audit verify | seal | export-seals` against the test database.
+"""`amanat audit verify | seal | export-seals` against the test database, and the attack
+drill (tests/audit_drill.py) run against the real command.
 
 CliRunner runs ``asyncio.run`` inside, so these tests are synchronous; set-up and tampering
 run their own event loops.
@@ -15,6 +16,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 from click.testing import Result
+from tests.audit_drill import ATTACKS, attack
 from tests.conftest import wipe
 from typer.testing import CliRunner
 
@@ -33,6 +35,7 @@ def _settings(database_url: str, tmp_path: Path) -> Settings:
             "sandbox_master_key_file": tmp_path / "master.key",
             "audit_seal_key_file": tmp_path / "seal.key",
         },
+        audit={"witness_file": tmp_path / "witness.jsonl"},
     )
 
 
@@ -53,6 +56,7 @@ def cli_env(database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
     monkeypatch.setenv("AMANAT_CRYPTO__SANDBOX_MASTER_KEY_FILE", str(tmp_path / "master.key"))
     monkeypatch.setenv("AMANAT_CRYPTO__AUDIT_SEAL_KEY_FILE", str(tmp_path / "seal.key"))
     monkeypatch.setenv("AMANAT_AUTH__SANDBOX_CREDENTIALS_FILE", str(tmp_path / "creds.json"))
+    monkeypatch.setenv("AMANAT_AUDIT__WITNESS_FILE", str(tmp_path / "witness.jsonl"))
     settings = _settings(database_url, tmp_path)
     _wipe(settings)  # an empty log, whatever ran before
     yield tmp_path
@@ -183,3 +187,79 @@ def test_seal_then_export_seals_prints_json(cli_env: Path) -> None:
     assert f"audit log OK: {count + 1} records, head {count + 1}, 1 seals verified" in (
         verified.stdout
     )
+
+
+# -- the attack drill ---------------------------------------------------------------------
+# The log: four records (1-4), a seal over 4 (its audit.sealed record is 5), two more
+# records (6, 7) and a seal over 7 (record 8). Both seals are in the witness file.
+
+DRILL = {
+    "edit-field": [(4, "edited")],
+    "break-json": [(4, "unparsable")],
+    "delete-middle": [(4, "gap"), (4, "seal_mismatch")],
+    "delete-newest": [(8, "truncated")],
+    "delete-newest-rewind-head": [(8, "truncated")],
+    "delete-seals-rewrite-chain": [
+        (4, "seal_mismatch"),
+        (4, "seal_missing"),
+        (7, "seal_missing"),
+        (7, "truncated"),
+    ],
+}
+
+
+def _drill_log() -> None:
+    make_records()
+    assert invoke("audit", "seal").exit_code == 0
+    for target in ("ds_4", "ds_5"):
+        held = invoke("retention", "hold", "data_subjects", target, "--reason", "FIA 2026/115")
+        assert held.exit_code == 0, held.output
+    sealed = invoke("audit", "seal")
+    assert "sealed record 7" in sealed.stdout, sealed.output
+    clean = invoke("audit", "verify")
+    assert clean.exit_code == 0, clean.output
+    assert "8 records, head 8, 2 seals verified, 2 witnessed seals match" in clean.stdout
+
+
+@pytest.mark.parametrize("case", list(DRILL))
+def test_the_attack_drill_is_reported_by_record(
+    cli_env: Path, database_url: str, case: str
+) -> None:
+    assert set(DRILL) == set(ATTACKS)
+    _drill_log()
+    asyncio.run(attack(database_url, case))
+
+    result = invoke("audit", "verify")
+    assert result.exit_code == 1, result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+    assert "Traceback" not in result.output
+    assert "audit log TAMPERED" in result.stdout
+    for seq, kind in DRILL[case]:
+        assert f"at record {seq} ({kind})" in result.stdout, result.stdout
+
+    as_json = invoke("audit", "verify", "--json")
+    assert as_json.exit_code == 1, as_json.output
+    report = json.loads(as_json.stdout)
+    assert report["ok"] is False
+    assert [(f["seq"], f["kind"]) for f in report["findings"]] == DRILL[case]
+
+
+def test_verify_reports_every_finding_not_just_the_first(cli_env: Path, database_url: str) -> None:
+    make_records()
+    tamper(
+        database_url,
+        "UPDATE audit_log SET payload = '{\"broken' WHERE seq = 1",
+        "UPDATE audit_log SET actor_id = 'someone_else' WHERE seq = 3",
+    )
+    result = invoke("audit", "verify", "--json")
+    assert result.exit_code == 1, result.output
+    findings = [(f["seq"], f["kind"]) for f in json.loads(result.stdout)["findings"]]
+    assert findings == [(1, "unparsable"), (3, "edited")]
+
+
+def test_verify_exits_2_without_a_traceback_when_the_witness_file_is_missing(
+    cli_env: Path,
+) -> None:
+    result = invoke("audit", "verify", "--witness", str(cli_env / "nowhere.jsonl"))
+    assert result.exit_code == 2
+    assert "does not exist" in result.output

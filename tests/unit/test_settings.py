@@ -40,6 +40,7 @@ def test_production_lists_one_message_per_problem() -> None:
         "PUBLIC_URL",
         "ISSUER",
         "SANDBOX__SEED",
+        "AUDIT__WITNESS_FILE",
     ):
         assert needle in joined, needle
     assert len(problems) == len(set(problems))
@@ -63,6 +64,7 @@ def test_secure_production_configuration_passes(tmp_path) -> None:  # type: igno
         http={"public_url": "https://api.bank.pk"},
         sandbox={"seed": False},
         rail={"mount_sandbox": False, "secret": "agreed with the rail operator"},
+        audit={"witness_file": tmp_path / "witness" / "audit-seals.jsonl"},
     )
     assert settings.production_problems() == []
 

@@ -1,28 +1,32 @@
-"""Everything a worker process runs: the outbox dispatcher, the webhook deliverer and the
-periodic jobs."""
+"""Everything a worker process runs: the outbox dispatcher, the webhook deliverer, the audit
+sealer and the periodic jobs."""
 
 from __future__ import annotations
 
 import asyncio
-from datetime import timedelta
 
 from amanat.bootstrap import Container
 from amanat.workers.dispatcher import Dispatcher
 from amanat.workers.scheduler import Scheduler, default_jobs
+from amanat.workers.sealer import AuditSealer
 from amanat.workers.webhooks import WebhookDeliverer
 
 
 async def run_worker(container: Container, stop: asyncio.Event) -> None:
     settings = container.settings.worker
-    scheduler = Scheduler(
+    scheduler = Scheduler(container, default_jobs(), tick_seconds=settings.tick_seconds)
+    sealer = AuditSealer(
         container,
-        default_jobs(timedelta(minutes=settings.audit_seal_minutes)),
-        tick_seconds=settings.tick_seconds,
+        every_records=container.settings.audit.seal_every_records,
+        every_seconds=container.settings.audit.seal_every_seconds,
     )
     dispatcher = Dispatcher(container, container.rail, callback_url=container.rail_callback_url)
     deliverer = webhook_deliverer(container)
     await asyncio.gather(
-        scheduler.run_forever(stop), dispatcher.run_forever(stop), deliverer.run_forever(stop)
+        scheduler.run_forever(stop),
+        sealer.run_forever(stop),
+        dispatcher.run_forever(stop),
+        deliverer.run_forever(stop),
     )
 
 

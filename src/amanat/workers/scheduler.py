@@ -33,11 +33,6 @@ class Job:
     run: Callable[[Container], Awaitable[str]]
 
 
-async def _seal(container: Container) -> str:
-    seal = await container.audit_integrity.seal(WORKER)
-    return "nothing new" if seal is None else f"sealed {seal.seq}"
-
-
 async def _retention(container: Container) -> str:
     outcomes = await container.retention.run(WORKER, dry_run=False)
     return ", ".join(f"{o.data_class}={o.done}" for o in outcomes if o.done) or "nothing due"
@@ -56,9 +51,9 @@ async def _reencrypt(container: Container) -> str:
     return f"moved {sum(moved.values())}, retired {retired}"
 
 
-def default_jobs(seal_every: timedelta = timedelta(minutes=10)) -> list[Job]:
+def default_jobs() -> list[Job]:
+    # The audit seal runs far more often than a job: see workers/sealer.py.
     return [
-        Job("audit.seal", seal_every, _seal),
         Job("signing_keys.retire", timedelta(minutes=5), _retire_signing_keys),
         Job("data_keys.reencrypt", timedelta(minutes=15), _reencrypt),
         Job("retention.run", timedelta(hours=24), _retention),

@@ -9,6 +9,7 @@ import base64
 import dataclasses
 import itertools
 import json
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -60,12 +61,13 @@ async def tamper(container: Container, *statements: Statement) -> None:
         triggers: list[str] = []
         if container.db.is_sqlite:
             rows = await conn.exec_driver_sql(
-                "SELECT name, sql FROM sqlite_master WHERE type='trigger' AND tbl_name='audit_log'"
+                "SELECT name, sql FROM sqlite_master WHERE type='trigger' "
+                "AND tbl_name IN ('audit_log', 'audit_seals')"
             )
             for name, sql in rows.all():
                 triggers.append(sql)
                 await conn.exec_driver_sql(f'DROP TRIGGER "{name}"')
-            assert len(triggers) == 2
+            assert len(triggers) == 4
         else:
             await conn.exec_driver_sql("SET LOCAL session_replication_role = replica")
         for statement in statements:
@@ -84,12 +86,18 @@ def where(report: VerificationReport) -> tuple[int, str] | None:
     return None if report.finding is None else (report.finding.seq, report.finding.kind)
 
 
+def found(report: VerificationReport) -> list[tuple[int, str]]:
+    return [(f.seq, f.kind) for f in report.findings]
+
+
 # -- a clean log --------------------------------------------------------------------------
 
 
 async def test_an_empty_log_verifies(log: Container) -> None:
     report = await log.audit_integrity.verify()
-    assert report == VerificationReport(ok=True, checked=0, head_seq=0, seals=0, finding=None)
+    assert report == VerificationReport(
+        ok=True, checked=0, head_seq=0, seals=0, findings=[], witnessed=0
+    )
 
 
 async def test_a_clean_log_verifies_with_the_right_count(
@@ -248,9 +256,7 @@ async def test_tampering_is_named_at_the_first_bad_record(
     await tamper(log, *statements)
     report = await log.audit_integrity.verify()
     assert not report.ok
-    assert where(report) == (seq, kind), report.finding
-    if kind != "head_mismatch":  # the chain itself is checked up to the first bad record
-        assert report.checked == seq - 1
+    assert where(report) == (seq, kind), report.findings
 
 
 async def test_a_rewritten_tail_with_recomputed_hashes_fails_the_seal(
@@ -372,3 +378,265 @@ async def test_two_sealers_at_once_never_collide(container: Container) -> None:
     )
     assert sum(r is not None for r in results) == 1
     assert (await container.audit_integrity.verify()).ok
+
+
+# -- seals are append-only, and anchored outside the database ---------------------------
+
+
+async def test_update_and_delete_on_seals_are_refused(log: Container, clock: FrozenClock) -> None:
+    await append(log, clock, 2)
+    assert await log.audit_integrity.seal(SEALER) is not None
+    statements = [
+        "UPDATE audit_seals SET head_hash = 'x' WHERE seq = 2",
+        "DELETE FROM audit_seals WHERE seq = 2",
+        "DELETE FROM audit_seals",
+    ]
+    if TEST_DB == "postgresql":
+        statements.append("TRUNCATE audit_seals")
+    for statement in statements:
+        with pytest.raises(sa.exc.DBAPIError, match="append-only"):
+            async with log.db.write() as conn:
+                await conn.execute(sa.text(statement))
+    assert (await log.audit_integrity.verify()).seals == 1
+
+
+def witness_lines(container: Container) -> list[dict[str, Any]]:
+    path = container.settings.audit.witness_file
+    assert path is not None
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+async def test_every_seal_is_written_to_the_witness(log: Container, clock: FrozenClock) -> None:
+    await append(log, clock, 3)
+    await log.audit_integrity.seal(SEALER)
+    await append(log, clock, 2)
+    await log.audit_integrity.seal(SEALER)
+    assert witness_lines(log) == await log.audit_integrity.export_seals()
+    assert [line["seq"] for line in witness_lines(log)] == [3, 6]
+    report = await log.audit_integrity.verify()
+    assert report.ok, report.findings
+    assert report.witnessed == 2
+
+
+async def test_a_witness_that_missed_seals_is_caught_up(
+    log: Container, clock: FrozenClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from amanat.adapters.crypto.witness import FileWitness
+    from amanat.services.audit_integrity import WitnessUnavailable
+
+    await append(log, clock, 2)
+    real_append = FileWitness._append
+
+    def unavailable(self: FileWitness, seals: list[Any]) -> None:
+        raise OSError("witness storage unmounted")
+
+    monkeypatch.setattr(FileWitness, "_append", unavailable)
+    with pytest.raises(WitnessUnavailable, match="file: OSError"):
+        await log.audit_integrity.seal(SEALER)
+    monkeypatch.setattr(FileWitness, "_append", real_append)
+    clock.advance(seconds=5)
+    # Nothing new to seal, but the seal the witness missed is delivered now.
+    assert (
+        await log.audit_integrity.seal_if_due(SEALER, every_records=1000, every=timedelta(0))
+        is None
+    )
+    assert [line["seq"] for line in witness_lines(log)] == [2]
+    assert (await log.audit_integrity.verify()).ok
+
+
+async def test_seals_are_due_by_count_or_by_time(log: Container, clock: FrozenClock) -> None:
+    every = timedelta(seconds=2)
+    service = log.audit_integrity
+    assert await service.seal_if_due(SEALER, every_records=5, every=every) is None  # empty
+    await append(log, clock, 1)
+    first = await service.seal_if_due(SEALER, every_records=5, every=every)
+    assert first is not None  # the first record is sealed at once
+    assert first.seq == 1
+    await append(log, clock, 4)  # time moves 1 s a record: 4 s, 4 records + 1 sealed record
+    by_count = await service.seal_if_due(SEALER, every_records=5, every=timedelta(hours=1))
+    assert by_count is not None
+    assert by_count.seq == 6
+    await append(log, clock, 1)
+    assert await service.seal_if_due(SEALER, every_records=5, every=every) is None  # 1 s
+    clock.advance(seconds=1)
+    by_time = await service.seal_if_due(SEALER, every_records=5, every=every)
+    assert by_time is not None
+    assert by_time.seq == 8
+    clock.advance(seconds=60)  # idle: only its own audit.sealed record is new
+    assert await service.seal_if_due(SEALER, every_records=5, every=every) is None
+    assert [line["seq"] for line in witness_lines(log)] == [1, 6, 8]
+
+
+async def test_the_sealer_worker_seals_in_the_background(
+    log: Container, clock: FrozenClock
+) -> None:
+    from amanat.workers.sealer import AuditSealer
+
+    await append(log, clock, 3)
+    sealer = AuditSealer(log, every_records=1000, every_seconds=2.0)
+    seal = await sealer.run_once()
+    assert seal is not None
+    assert seal.seq == 3
+    assert await sealer.run_once() is None
+    assert (await log.audit_integrity.verify()).witnessed == 1
+
+
+async def test_an_http_witness_receives_each_seal(log: Container, clock: FrozenClock) -> None:
+    import httpx
+
+    from amanat.adapters.crypto.witness import HttpWitness, seal_from_json
+    from amanat.services.audit_integrity import AuditIntegrityService
+
+    received: list[dict[str, Any]] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        received.append(json.loads(request.content))
+        return httpx.Response(204)
+
+    async with httpx.AsyncClient(transport=httpx.MockTransport(handler)) as http:
+        witness = HttpWitness(http, "https://witness.example/seals", timeout_seconds=1)
+        signer = Ed25519SealSigner.from_file(log.settings.crypto.audit_seal_key_file, create=True)
+        service = AuditIntegrityService(log.transactions, clock, signer, [witness])
+        await append(log, clock, 2)
+        await service.seal(SEALER)
+        await append(log, clock, 1)
+        await service.seal(SEALER)
+    assert [r["seq"] for r in received] == [2, 4]
+    assert [seal_from_json(r).seq for r in received] == [2, 4]
+
+
+# -- every finding, never a traceback -------------------------------------------------------
+
+
+async def test_an_unparsable_payload_and_timestamp_are_findings_not_crashes(
+    log: Container, clock: FrozenClock
+) -> None:
+    await _sealed_log(log, clock)
+    await tamper(
+        log,
+        'UPDATE audit_log SET payload = \'{"n": 3, "name": \' WHERE seq = 3',
+        "UPDATE audit_log SET payload = '[1, 2]' WHERE seq = 5",
+        "UPDATE audit_log SET actor_id = 'op_other' WHERE seq = 10",
+    )
+    report = await log.audit_integrity.verify()
+    assert found(report) == [(3, "unparsable"), (5, "unparsable"), (10, "edited")]
+    assert report.checked == 11
+    page = await _list(log)  # the operator's listing shows the record instead of failing
+    assert {r.seq: r.payload for r in page}[3] == {}
+
+
+async def _list(container: Container) -> list[Any]:
+    async with container.transactions.read() as tx:
+        return list((await tx.audit.list_records(100, None, None, None)).items)
+
+
+@pytest.mark.sqlite_only  # PostgreSQL's timestamptz column cannot hold a non-timestamp
+async def test_an_unparsable_timestamp_is_a_finding(log: Container, clock: FrozenClock) -> None:
+    await _sealed_log(log, clock)
+    await tamper(log, "UPDATE audit_log SET occurred_at = 'yesterday' WHERE seq = 2")
+    report = await log.audit_integrity.verify()
+    assert found(report) == [(2, "unparsable")]
+    assert "occurred_at" in report.findings[0].detail
+
+
+async def test_deleting_every_seal_and_rewriting_the_chain_is_caught_by_the_witness(
+    log: Container, clock: FrozenClock
+) -> None:
+    from tests.audit_drill import attack
+
+    await _sealed_log(log, clock)  # seal over 8 (witnessed), records 9-11
+    await attack(log.settings.database.url, "delete-seals-rewrite-chain")
+    report = await log.audit_integrity.verify()
+    assert found(report) == [(8, "seal_mismatch"), (8, "seal_missing")]
+    assert report.seals == 0
+    assert report.witnessed == 1
+
+
+async def test_a_witness_line_that_does_not_parse_is_a_finding(
+    log: Container, clock: FrozenClock
+) -> None:
+    await _sealed_log(log, clock)
+    path = log.settings.audit.witness_file
+    assert path is not None
+    with path.open("a") as handle:
+        handle.write('{"seq": 9, "head_hash": \n')
+    report = await log.audit_integrity.verify()
+    assert found(report) == [(0, "witness_unreadable")]
+    assert "line 2" in report.findings[0].detail
+
+
+async def test_a_seal_missing_from_the_witness_is_a_finding(
+    log: Container, clock: FrozenClock
+) -> None:
+    await append(log, clock, 2)
+    await log.audit_integrity.seal(SEALER)  # 2
+    await append(log, clock, 2)
+    await log.audit_integrity.seal(SEALER)  # 5
+    await append(log, clock, 2)
+    await log.audit_integrity.seal(SEALER)  # 8
+    path = log.settings.audit.witness_file
+    assert path is not None
+    lines = path.read_text().splitlines()
+    path.write_text(lines[0] + "\n" + lines[2] + "\n")
+    report = await log.audit_integrity.verify()
+    assert found(report) == [(5, "unwitnessed")]
+
+
+@pytest.mark.parametrize(
+    "case", ["delete a middle record", "swap two neighbours", "truncate the tail"]
+)
+async def test_small_batches_find_the_same(
+    log: Container, clock: FrozenClock, monkeypatch: pytest.MonkeyPatch, case: str
+) -> None:
+    """Records, seals and the witness are read together batch by batch; a seal and its
+    audit.sealed record on either side of a batch boundary change nothing."""
+    from amanat.services import audit_integrity
+
+    statements, _, _ = TAMPERING[case]
+    await _sealed_log(log, clock)
+    await append(log, clock, 3)
+    await log.audit_integrity.seal(SEALER)  # seals 14, its record is 15
+    for size in (1, 3):
+        monkeypatch.setattr(audit_integrity, "BATCH", size)
+        assert (await log.audit_integrity.verify()).ok, size
+    monkeypatch.setattr(audit_integrity, "BATCH", 1000)
+    await tamper(log, *statements)
+    whole = found(await log.audit_integrity.verify())
+    assert whole
+    for size in (1, 3, 8, 9):
+        monkeypatch.setattr(audit_integrity, "BATCH", size)
+        assert found(await log.audit_integrity.verify()) == whole, size
+
+
+async def test_records_and_seals_made_while_verify_walks_are_not_findings(
+    log: Container, clock: FrozenClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Verify reads one snapshot: a seal made mid-walk over records it has not seen (and
+    written to the witness) is neither a truncation nor a missing record."""
+    from amanat.adapters.db.audit_store import SqlAuditRepository
+    from amanat.services import audit_integrity
+
+    await _sealed_log(log, clock)
+    monkeypatch.setattr(audit_integrity, "BATCH", 4)
+    original = SqlAuditRepository.stored_records
+    calls = 0
+
+    async def stored_records_while_busy(
+        self: SqlAuditRepository, after_seq: int, limit: int
+    ) -> list[StoredRecord]:
+        nonlocal calls
+        calls += 1
+        batch = await original(self, after_seq, limit)
+        if calls == 3:  # the walk has read the last batch: the application goes on
+            await append(log, clock, 3)
+            assert await log.audit_integrity.seal(SEALER) is not None
+        return batch
+
+    monkeypatch.setattr(SqlAuditRepository, "stored_records", stored_records_while_busy)
+    report = await log.audit_integrity.verify()
+    assert report.ok, report.findings
+    assert report.checked == 11  # what the snapshot held
+    monkeypatch.setattr(SqlAuditRepository, "stored_records", original)
+    after = await log.audit_integrity.verify()
+    assert after.ok, after.findings
+    assert (after.checked, after.witnessed) == (15, 2)

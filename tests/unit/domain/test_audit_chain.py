@@ -1,5 +1,5 @@
 """The audit hash chain, in memory: a chain built by appending verifies, and every kind of
-tampering is named at the first record it touches."""
+tampering is named at the first record it touches (and the walk goes on past it)."""
 
 from __future__ import annotations
 
@@ -97,24 +97,29 @@ def verify(
     seals: tuple[Seal, ...] | list[Seal] = (),
     trusted: Ed25519SealSigner | None = None,
     head: tuple[int, str] | None = None,
+    sealed_action: str | None = None,
 ) -> tuple[Finding | None, int]:
-    """Feed records in seq order, then the seals and the head, as the service does."""
-    verifier = ChainVerifier()
-    remember = {s.seq for s in seals} | ({head[0]} if head else set())
-    for stored in sorted(records, key=lambda s: s.record.seq):
-        if not verifier.feed(stored, remember=remember):
-            break
-    valid = {
-        s.seq: trusted is not None
-        and s.public_key == trusted.public_key
-        and trusted.verify(s.public_key, s.message(), s.signature)
-        for s in seals
-    }
-    verifier.check_seals(list(seals), valid)
-    if head is not None:
-        verifier.check_head(*head)
-        verifier.check_head_not_behind(head[0])
-    return verifier.finding, verifier.checked
+    """Feed records in seq order with the seals inside them, then the rest, as the service
+    does; returns the first finding in record order and how many records were walked.
+    Without ``head``, the head agrees with the last record."""
+    ordered = sorted(records, key=lambda s: s.record.seq)
+    if head is None:
+        head = (ordered[-1].record.seq, ordered[-1].stored_hash) if ordered else (0, GENESIS_HASH)
+
+    def signature_ok(seal: Seal) -> bool:
+        return (
+            trusted is not None
+            and seal.public_key == trusted.public_key
+            and trusted.verify(seal.public_key, seal.message(), seal.signature)
+        )
+
+    verifier = ChainVerifier(signature_ok, head_seq=head[0], sealed_action=sealed_action)
+    last = ordered[-1].record.seq if ordered else 0
+    inside = sorted((s for s in seals if s.seq <= last), key=lambda s: s.seq)
+    beyond = sorted((s for s in seals if s.seq > last), key=lambda s: s.seq)
+    verifier.feed_batch(ordered, inside, [])
+    findings = verifier.finish(beyond, [], head_hash=head[1], head_seq_after=head[0])
+    return (findings[0] if findings else None), verifier.checked
 
 
 def changed(record: AuditRecord, field: str) -> AuditRecord:
@@ -176,7 +181,7 @@ def test_any_edited_field_is_named_at_its_record(
     records[index] = dataclasses.replace(target, record=changed(target.record, field))
     finding, checked = verify(records)
     assert where(finding) == (index + 1, "edited")
-    assert checked == index
+    assert checked == len(records)
 
 
 @given(chains, st.data())
@@ -275,7 +280,7 @@ def test_swapped_seq_values_are_caught_at_the_first_swapped_record(
     records[second] = dataclasses.replace(b, record=dataclasses.replace(b.record, seq=a.record.seq))
     finding, checked = verify(records, head=head_of(build(chain)))
     assert where(finding) == (first + 1, "broken_link")
-    assert checked == first
+    assert checked == len(records)
 
 
 @given(chains, st.data())
@@ -322,3 +327,101 @@ def test_a_seal_over_a_different_sealed_at_fails_its_signature() -> None:
     finding, _ = verify(records, seals=[moved], trusted=key)
     assert finding is not None
     assert finding.kind == "bad_signature"
+
+
+# -- every finding, seal records, the witness ---------------------------------------------
+
+PLAIN = {"action": "a", "target_id": None, "source_ip": None, "payload": {}}
+
+
+def all_findings(
+    records: list[StoredRecord],
+    *,
+    seals: list[Seal],
+    witnessed: list[Any],
+    trusted: Ed25519SealSigner,
+) -> list[tuple[int, str]]:
+    ordered = sorted(records, key=lambda s: s.record.seq)
+    last = ordered[-1]
+    verifier = ChainVerifier(
+        lambda s: (
+            s.public_key == trusted.public_key
+            and trusted.verify(s.public_key, s.message(), s.signature)
+        ),
+        head_seq=last.record.seq,
+    )
+    verifier.feed_batch(ordered, [s for s in seals if s.seq <= last.record.seq], witnessed)
+    findings = verifier.finish(
+        [s for s in seals if s.seq > last.record.seq],
+        [],
+        head_hash=last.stored_hash,
+        head_seq_after=last.record.seq,
+    )
+    return [(f.seq, f.kind) for f in findings]
+
+
+def sealed_chain(key: Ed25519SealSigner) -> tuple[list[StoredRecord], Seal]:
+    """Records 1-3, a seal over 3 and its audit.sealed record 4."""
+    plain = build([PLAIN] * 3)
+    seal = seal_at(plain, 3, key)
+    entries: list[dict[str, Any]] = [PLAIN] * 3 + [
+        {
+            "action": "audit.sealed",
+            "target_id": "3",
+            "source_ip": None,
+            "payload": {"head_hash": seal.head_hash},
+        }
+    ]
+    return build(entries), seal
+
+
+def test_every_edited_record_is_named_not_just_the_first() -> None:
+    records = build([PLAIN] * 6)
+    for index in (1, 4):
+        target = records[index]
+        records[index] = dataclasses.replace(target, record=changed(target.record, "action"))
+    key = signer()
+    assert all_findings(records, seals=[], witnessed=[], trusted=key) == [
+        (2, "edited"),
+        (5, "edited"),
+    ]
+
+
+def test_an_unreadable_record_is_named_and_the_walk_goes_on() -> None:
+    records = build([PLAIN] * 4)
+    records[1] = dataclasses.replace(records[1], unreadable=("payload",))
+    records[3] = dataclasses.replace(records[3], stored_hash="e" * 64)
+    key = signer()
+    assert all_findings(records, seals=[], witnessed=[], trusted=key) == [
+        (2, "unparsable"),
+        (4, "edited"),
+    ]
+
+
+def test_a_removed_seal_record_after_the_newest_seal_is_truncation() -> None:
+    key = signer()
+    records, seal = sealed_chain(key)
+    assert all_findings(records, seals=[seal], witnessed=[seal], trusted=key) == []
+    # The head rewound to 3 along with the deletion: only the seal's record can tell.
+    assert all_findings(records[:3], seals=[seal], witnessed=[seal], trusted=key) == [
+        (4, "truncated")
+    ]
+
+
+def test_seals_deleted_from_the_database_are_missing() -> None:
+    key = signer()
+    records, seal = sealed_chain(key)
+    assert all_findings(records, seals=[], witnessed=[seal], trusted=key) == [(3, "seal_missing")]
+    # Without a witness, the chain's own audit.sealed record names the missing seal.
+    assert all_findings(records, seals=[], witnessed=[], trusted=key) == [(3, "seal_missing")]
+
+
+def test_witness_lines_out_of_order_or_unreadable_are_findings() -> None:
+    from amanat.domain.audit import UnreadableLine
+
+    key = signer()
+    records, seal = sealed_chain(key)
+    witnessed = [UnreadableLine(1, "not JSON"), seal, seal]
+    assert all_findings(records, seals=[seal], witnessed=witnessed, trusted=key) == [
+        (0, "witness_unreadable")
+    ]

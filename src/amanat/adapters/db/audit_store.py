@@ -13,6 +13,7 @@ is held for three statements and the commit, not for the whole business change.
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -27,13 +28,46 @@ _INSERT_AUDIT_LOG = audit_log.insert()
 _HEAD = sa.select(audit_head.c.seq, audit_head.c.hash).where(audit_head.c.id == 1)
 _HEAD_FOR_UPDATE = _HEAD.with_for_update()  # SQLite omits FOR UPDATE (BEGIN IMMEDIATE)
 _MOVE_HEAD = audit_head.update().where(audit_head.c.id == 1)
+# Verification reads the timestamp without the column type's parser, so a value edited
+# into something that is not a timestamp is a finding rather than an exception.
+_RAW_RECORDS = sa.select(
+    *(c for c in audit_log.c if c.name != "occurred_at"),
+    sa.type_coerce(audit_log.c.occurred_at, sa.String).label("occurred_at"),
+)
+_UNREADABLE_MOMENT = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def record_from_row(row: Any) -> AuditRecord:
-    return AuditRecord(
+    return stored_from_row(row).record
+
+
+def _parse_moment(value: Any) -> datetime:
+    moment = datetime.fromisoformat(value) if isinstance(value, str) else value
+    if not isinstance(moment, datetime):
+        raise ValueError("not a timestamp")
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+def stored_from_row(row: Any) -> StoredRecord:
+    """A record as stored, however it was edited: fields that no longer parse are named
+    in ``unreadable`` and replaced by placeholders, never raised."""
+    unreadable: list[str] = []
+    try:
+        occurred_at = _parse_moment(row.occurred_at)
+    except (TypeError, ValueError):
+        unreadable.append("occurred_at")
+        occurred_at = _UNREADABLE_MOMENT
+    try:
+        payload = json.loads(row.payload)
+        if not isinstance(payload, dict):
+            raise ValueError("not an object")
+    except (TypeError, ValueError):
+        unreadable.append("payload")
+        payload = {}
+    record = AuditRecord(
         seq=row.seq,
         id=row.id,
-        occurred_at=row.occurred_at,
+        occurred_at=occurred_at,
         actor=Actor(
             type=row.actor_type,
             id=row.actor_id,
@@ -44,9 +78,10 @@ def record_from_row(row: Any) -> AuditRecord:
         action=row.action,
         target_type=row.target_type,
         target_id=row.target_id,
-        payload=json.loads(row.payload),
+        payload=payload,
         prev_hash=row.prev_hash,
     )
+    return StoredRecord(record=record, stored_hash=row.hash, unreadable=tuple(unreadable))
 
 
 class SqlAuditRepository:
@@ -159,13 +194,12 @@ class SqlAuditRepository:
     async def stored_records(self, after_seq: int, limit: int) -> list[StoredRecord]:
         rows = (
             await self._conn.execute(
-                audit_log.select()
-                .where(audit_log.c.seq > after_seq)
+                _RAW_RECORDS.where(audit_log.c.seq > after_seq)
                 .order_by(audit_log.c.seq)
                 .limit(limit)
             )
         ).all()
-        return [StoredRecord(record=record_from_row(r), stored_hash=r.hash) for r in rows]
+        return [stored_from_row(r) for r in rows]
 
     async def head(self, *, lock: bool = False) -> tuple[int, str]:
         # Locked, appenders and sealers take turns at the head, so the chain never forks.
@@ -186,15 +220,24 @@ class SqlAuditRepository:
             },
         )
 
-    async def seals(self) -> list[Seal]:
-        rows = (await self._conn.execute(audit_seals.select().order_by(audit_seals.c.seq))).all()
-        return [
-            Seal(
-                seq=r.seq,
-                head_hash=r.head_hash,
-                signature=r.signature,
-                public_key=r.public_key,
-                sealed_at=r.sealed_at,
-            )
-            for r in rows
-        ]
+    async def seals(self, after_seq: int = 0, up_to: int | None = None) -> list[Seal]:
+        stmt = audit_seals.select().where(audit_seals.c.seq > after_seq)
+        if up_to is not None:
+            stmt = stmt.where(audit_seals.c.seq <= up_to)
+        rows = (await self._conn.execute(stmt.order_by(audit_seals.c.seq))).all()
+        return [_seal_from_row(r) for r in rows]
+
+    async def latest_seal(self) -> Seal | None:
+        stmt = audit_seals.select().order_by(audit_seals.c.seq.desc()).limit(1)
+        row = (await self._conn.execute(stmt)).first()
+        return None if row is None else _seal_from_row(row)
+
+
+def _seal_from_row(row: Any) -> Seal:
+    return Seal(
+        seq=row.seq,
+        head_hash=row.head_hash,
+        signature=row.signature,
+        public_key=row.public_key,
+        sealed_at=row.sealed_at,
+    )

@@ -69,6 +69,9 @@ class SqlTransactions:
     def lookup(self) -> AbstractAsyncContextManager[SqlTransaction]:
         return self._joined_or(self.db.lookup, transaction=False)
 
+    def snapshot(self) -> AbstractAsyncContextManager[SqlTransaction]:
+        return self._joined_or(self.db.snapshot, transaction=True)
+
     @asynccontextmanager
     async def _joined_or(
         self,

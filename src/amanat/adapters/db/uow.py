@@ -98,6 +98,16 @@ class Database:
             yield conn
 
     @asynccontextmanager
+    async def snapshot(self) -> AsyncIterator[AsyncConnection]:
+        """A read transaction in which every statement sees the database as of its first:
+        REPEATABLE READ on PostgreSQL; SQLite's deferred read transaction (WAL) already is."""
+        async with self._connection() as conn:
+            if not self.is_sqlite:
+                conn = await conn.execution_options(isolation_level="REPEATABLE READ")
+            async with conn.begin():
+                yield conn
+
+    @asynccontextmanager
     async def lookup(self) -> AsyncIterator[AsyncConnection]:
         """A connection outside any transaction, for one read statement: PostgreSQL runs it
         in autocommit (no BEGIN and COMMIT round trips); SQLite wraps it in its own implicit
