@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import getpass
 import json
-import logging
 import os
 import sys
 from collections.abc import Awaitable, Callable
@@ -69,14 +68,9 @@ def refuse_insecure_production(settings: Settings) -> None:
 
 
 def _configure_logging(settings: Settings) -> None:
-    from amanat.observability.logging import configure_logging
+    from amanat.observability.logging import configure_logging_from
 
-    as_json = settings.observability.log_json
-    if as_json is None:
-        as_json = settings.is_production or not sys.stderr.isatty()
-    configure_logging(json=as_json, level=settings.observability.log_level)
-    # Alembic announces its plugins and context at INFO on every readiness check.
-    logging.getLogger("alembic").setLevel(logging.WARNING)
+    configure_logging_from(settings)
 
 
 @config_app.command("show")
@@ -109,16 +103,20 @@ def serve(
     """Serve the HTTP APIs, portal and console."""
     import uvicorn
 
+    # Through the environment, so every server process (each reads its own settings)
+    # binds here and, unless AMANAT_HTTP__PUBLIC_URL says otherwise, its URLs follow.
+    if host is not None:
+        os.environ["AMANAT_HTTP__HOST"] = host
+    if port is not None:
+        os.environ["AMANAT_HTTP__PORT"] = str(port)
     settings = _settings()
     refuse_insecure_production(settings)
     _configure_logging(settings)
-    bind_host = host or settings.http.host
-    bind_port = port or settings.http.port
     uvicorn.run(
         "amanat.asgi:app",
         factory=True,
-        host=bind_host,
-        port=bind_port,
+        host=settings.http.host,
+        port=settings.http.port,
         workers=workers,
         access_log=False,
         log_config=None,
