@@ -260,6 +260,11 @@ def configure_logging_from(settings: Settings) -> None:
     configure_logging(json=as_json, level=settings.observability.log_level)
     # Alembic announces its plugins and context at INFO on every readiness check.
     logging.getLogger("alembic").setLevel(logging.WARNING)
+    # amanat's own `http_request` line is the request log (request id, masked path,
+    # status, duration); uvicorn's access line would repeat it with the raw, percent-
+    # encoded target, which the masking cannot always read. `amanat serve` turns it off
+    # (access_log=False) before the app factory runs this, so keep it off.
+    logging.getLogger("uvicorn.access").propagate = False
 
 
 def get_logger(name: str | None = None) -> structlog.stdlib.BoundLogger:
