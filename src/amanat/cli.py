@@ -82,6 +82,30 @@ def config_show() -> None:
         console.print(f"[yellow]production problem:[/] {problem}")
 
 
+@config_app.command("docs")
+def config_docs(
+    path: Path = typer.Option(
+        Path("docs/configuration.md"), help="The page whose settings table to rewrite."
+    ),
+    check: bool = typer.Option(False, help="Only compare; exit 1 when the table is stale."),
+) -> None:
+    """Regenerate the table of every AMANAT_ setting in docs/configuration.md from the
+    settings model (names, types, defaults, descriptions)."""
+    from amanat.settings_docs import render_table, rewrite
+
+    page = path.read_text()
+    updated = rewrite(page, render_table())
+    if check:
+        if updated != page:
+            console.print(f"[red]{path} is stale: run `amanat config docs`.[/]")
+            raise typer.Exit(code=1)
+        typer.echo(f"{path} is up to date")
+        return
+    if updated != page:
+        path.write_text(updated)
+    typer.echo(f"{path}: settings table {'rewritten' if updated != page else 'unchanged'}")
+
+
 @app.command()
 def migrate() -> None:
     """Upgrade the database schema to the latest migration."""

@@ -23,7 +23,7 @@ class Environment(StrEnum):
 class DatabaseSettings(BaseModel):
     url: str = Field(
         default="sqlite+aiosqlite:///var/amanat.db",
-        description="Database URL; production needs postgresql+asyncpg://user:pass@host/db.",
+        description="Database URL; production needs `postgresql+asyncpg://user:pass@host/db`.",
     )
     # A fixed pool: SQLAlchemy closes an overflow connection as soon as the pool is full
     # again, so under a fluctuating load overflow meant a new connection (a PostgreSQL
@@ -55,8 +55,8 @@ class DatabaseSettings(BaseModel):
 class AuthSettings(BaseModel):
     issuer: str = Field(
         default="",
-        description="Token `iss` and base of the OAuth endpoints in discovery; "
-        "empty: the public URL. Set only when tokens must name another issuer.",
+        description="Token `iss` and base of the OAuth endpoints in discovery; unset: the "
+        "public URL. Set it only when tokens must name another issuer.",
     )
     audience: str | None = Field(default=None, description="Token `aud`; unset: the issuer.")
     access_token_ttl_seconds: int = Field(
@@ -116,7 +116,7 @@ class CryptoSettings(BaseModel):
     )
     export_recipients: list[str] = Field(
         default_factory=list,
-        description='age recipients exports are encrypted for (JSON list, ["age1..."]).',
+        description='age recipients exports are encrypted for (`["age1..."]`).',
     )
 
     @property
@@ -145,7 +145,7 @@ class HttpSettings(BaseModel):
         default="",
         description="The URL clients reach the server at: token issuer and audience, "
         "OAuth discovery, problem `type` URLs, sandbox redirect and rail callback URLs, "
-        "the `make run` banner, cookies' `Secure` flag. Empty: http://<host>:<port>.",
+        "the `make run` banner, cookies' `Secure` flag. Unset: `http://<host>:<port>`.",
     )
 
     @model_validator(mode="after")
@@ -171,8 +171,8 @@ class PaymentsSettings(BaseModel):
         default=100_000_000,
         ge=1,
         description="Largest payout or collection in paisa (PKR 1,000,000) for partners "
-        "without their own limit; a request is judged by the limit in force when its "
-        "token was checked.",
+        "without their own limit (`POST /operator/v1/partners/{id}/limits`); a request is "
+        "judged by the limit in force when its token was checked.",
     )
     balance_shards: int = Field(
         default=8,
@@ -194,11 +194,11 @@ class RailSettings(BaseModel):
     base_url: str | None = Field(
         default=None,
         description="The Raast rail's base URL; unset: the sandbox rail at "
-        "<public URL>/sandbox-rail.",
+        "`<public URL>/sandbox-rail`.",
     )
     callback_url: str | None = Field(
         default=None,
-        description="Where the rail sends results; unset: <public URL>/rails/raast/callbacks.",
+        description="Where the rail sends results; unset: `<public URL>/rails/raast/callbacks`.",
     )
     secret: SecretStr = Field(
         default=SecretStr("sandbox-rail-shared-secret"),
@@ -214,7 +214,7 @@ class RailSettings(BaseModel):
     )
     mount_sandbox: bool = Field(
         default=True,
-        description="Serve the sandbox rail at /sandbox-rail (refused in production).",
+        description="Serve the sandbox rail at `/sandbox-rail` (refused in production).",
     )
     # The platform's own account that Raast request-to-pay collections are paid into.
     collection_iban: str = Field(
@@ -279,10 +279,14 @@ class Settings(BaseSettings):
         extra="ignore",
     )
 
-    env: Environment = Field(default=Environment.SANDBOX, description="`sandbox` or `production`.")
+    env: Environment = Field(
+        default=Environment.SANDBOX,
+        description="`production` refuses to start with an unsafe setting (see below) and "
+        "never seeds sandbox data.",
+    )
     redis_url: str | None = Field(
         default=None,
-        description="Share rate-limit counters between processes (redis://127.0.0.1:6379/0).",
+        description="Share rate-limit counters between processes (`redis://127.0.0.1:6379/0`).",
     )
     retention_file: Path | None = Field(
         default=None,
