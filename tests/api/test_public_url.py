@@ -181,3 +181,19 @@ def test_the_banner_names_the_public_url(
     assert urls, result.output
     assert all(url.startswith(f"{PUBLIC}/") for url in urls), urls
     assert f"{PUBLIC}/sandbox/oauth/callback" in urls
+
+
+def test_serve_port_option_moves_the_public_url_of_every_process(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import uvicorn
+
+    monkeypatch.setenv("AMANAT_HTTP__PORT", "8000")  # restored after the test
+    monkeypatch.setenv("AMANAT_HTTP__HOST", "127.0.0.1")
+    served: dict[str, object] = {}
+    monkeypatch.setattr(uvicorn, "run", lambda target, **options: served.update(options))
+    result = CliRunner().invoke(cli, ["serve", "--port", "8300", "--workers", "2"])
+    assert result.exit_code == 0, result.output
+    assert served["port"] == 8300 and served["workers"] == 2
+    # Each worker process reads its settings from the environment it inherits.
+    assert Settings().http.public_url == PUBLIC
