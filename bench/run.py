@@ -43,7 +43,7 @@ from amanat.adapters.db.migrate import upgrade
 from amanat.bootstrap import Container, build_container
 from amanat.observability.logging import configure_logging
 from amanat.settings import Settings
-from bench import baselines, checks, machine, procs, report
+from bench import baselines, checks, lock, machine, procs, report
 from bench.checks import Check
 from bench.config import (
     BENCH_DIR,
@@ -1046,7 +1046,11 @@ def main(argv: list[str] | None = None) -> int:
         stored = json.loads((RESULTS_DIR / "latest.json").read_text())
         report.update_readme(BENCH_DIR / "README.md", report.render_markdown(stored))
         return 0
-    config = load_config(smoke=args.smoke)
+    with lock.hold(VAR_DIR / "run.lock"):
+        return _run(load_config(smoke=args.smoke))
+
+
+def _run(config: BenchConfig) -> int:
     started = time.monotonic()
     # This process runs amanat's services for setup and checks: only their warnings, please.
     configure_logging(json=False, level="WARNING")

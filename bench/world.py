@@ -104,7 +104,6 @@ def phase_env(config: BenchConfig, database: str) -> dict[str, str]:
             "AMANAT_HTTP__HOST": "127.0.0.1",
             "AMANAT_HTTP__PORT": str(config.port),
             "AMANAT_HTTP__PUBLIC_URL": public,
-            "AMANAT_AUTH__ISSUER": public,
             "AMANAT_AUTH__SANDBOX_CREDENTIALS_FILE": str(directory / "credentials.json"),
             "AMANAT_CRYPTO__SANDBOX_MASTER_KEY_FILE": str(directory / "master.key"),
             "AMANAT_CRYPTO__AUDIT_SEAL_KEY_FILE": str(directory / "audit-seal.key"),

@@ -1,6 +1,9 @@
 """The ASGI entry point ``amanat serve`` runs: the app, plus the embedded worker when
 ``AMANAT_WORKER__EMBEDDED`` is on (as ``make run`` sets it), so the sandbox is one process.
-Production runs ``amanat worker`` separately and leaves this off."""
+Production runs ``amanat worker`` separately and leaves this off.
+
+Every server process runs :func:`app` (``amanat serve --workers N`` starts N fresh
+processes, each importing this module), so logging is configured here, in each of them."""
 
 from __future__ import annotations
 
@@ -10,6 +13,7 @@ from fastapi import FastAPI
 
 from amanat.api.app import BackgroundJob, create_app
 from amanat.bootstrap import Container
+from amanat.observability.logging import configure_logging_from
 from amanat.sandbox_rail.app import create_rail_app
 from amanat.sandbox_rail.engine import RailSettings as SandboxRailSettings
 from amanat.settings import Settings
@@ -32,6 +36,7 @@ def sandbox_rail(settings: Settings) -> FastAPI:
 
 def app() -> FastAPI:
     settings = Settings()
+    configure_logging_from(settings)
     background: list[BackgroundJob] = [embedded_worker] if settings.worker.embedded else []
     application = create_app(settings, background=background)
     if settings.rail.mount_sandbox and not settings.is_production:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import getpass
 import json
-import logging
 import os
 import sys
 from collections.abc import Awaitable, Callable
@@ -71,14 +70,9 @@ def refuse_insecure_production(settings: Settings) -> None:
 
 
 def _configure_logging(settings: Settings) -> None:
-    from amanat.observability.logging import configure_logging
+    from amanat.observability.logging import configure_logging_from
 
-    as_json = settings.observability.log_json
-    if as_json is None:
-        as_json = settings.is_production or not sys.stderr.isatty()
-    configure_logging(json=as_json, level=settings.observability.log_level)
-    # Alembic announces its plugins and context at INFO on every readiness check.
-    logging.getLogger("alembic").setLevel(logging.WARNING)
+    configure_logging_from(settings)
 
 
 @config_app.command("show")
@@ -88,6 +82,30 @@ def config_show() -> None:
     typer.echo(json.dumps(settings.masked(), indent=2))
     for problem in settings.production_problems():
         console.print(f"[yellow]production problem:[/] {problem}")
+
+
+@config_app.command("docs")
+def config_docs(
+    path: Path = typer.Option(
+        Path("docs/configuration.md"), help="The page whose settings table to rewrite."
+    ),
+    check: bool = typer.Option(False, help="Only compare; exit 1 when the table is stale."),
+) -> None:
+    """Regenerate the table of every AMANAT_ setting in docs/configuration.md from the
+    settings model (names, types, defaults, descriptions)."""
+    from amanat.settings_docs import render_table, rewrite
+
+    page = path.read_text()
+    updated = rewrite(page, render_table())
+    if check:
+        if updated != page:
+            console.print(f"[red]{path} is stale: run `amanat config docs`.[/]")
+            raise typer.Exit(code=1)
+        typer.echo(f"{path} is up to date")
+        return
+    if updated != page:
+        path.write_text(updated)
+    typer.echo(f"{path}: settings table {'rewritten' if updated != page else 'unchanged'}")
 
 
 @app.command()
@@ -168,16 +186,20 @@ def serve(
     """Serve the HTTP APIs, portal and console."""
     import uvicorn
 
+    # Through the environment, so every server process (each reads its own settings)
+    # binds here and, unless AMANAT_HTTP__PUBLIC_URL says otherwise, its URLs follow.
+    if host is not None:
+        os.environ["AMANAT_HTTP__HOST"] = host
+    if port is not None:
+        os.environ["AMANAT_HTTP__PORT"] = str(port)
     settings = _settings()
     refuse_insecure_production(settings)
     _configure_logging(settings)
-    bind_host = host or settings.http.host
-    bind_port = port or settings.http.port
     uvicorn.run(
         "amanat.asgi:app",
         factory=True,
-        host=bind_host,
-        port=bind_port,
+        host=settings.http.host,
+        port=settings.http.port,
         workers=workers,
         access_log=False,
         log_config=None,

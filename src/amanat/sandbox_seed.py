@@ -13,11 +13,13 @@ import os
 from pathlib import Path
 from typing import Any
 
+from amanat.adapters.secret_files import exclusive, replace_atomically
 from amanat.bootstrap import Container
 from amanat.domain.audit import Actor
 
 SEED_ACTOR = Actor(type="cli", id="sandbox-seed")
-TPP_REDIRECT = "http://127.0.0.1:8000/sandbox/oauth-callback"
+# The page at this path (api/pages.py) shows the code and state the TPP app would receive.
+TPP_REDIRECT_PATH = "/sandbox/oauth/callback"
 # Made-up people with valid-looking identifiers (the IBAN is the standard example).
 SANDBOX_CUSTOMERS = [
     ("Ayesha Khan", "PK36SCBL0000001123456702", "+923001234567", "35202-1234567-3"),
@@ -29,11 +31,26 @@ async def seed(container: Container) -> dict[str, Any]:
     settings = container.settings
     if settings.is_production:
         raise RuntimeError("refusing to seed sandbox data in production")
+    # Two `make run`s starting together would each find no credentials and seed twice;
+    # one at a time, the second finds the first's credentials and keeps them.
+    path = settings.auth.sandbox_credentials_file
+    with exclusive(path.with_name(path.name + ".lock")):
+        return await _seed(container)
+
+
+async def _seed(container: Container) -> dict[str, Any]:
+    settings = container.settings
     await container.signing_keys.ensure_active(SEED_ACTOR)
     await container.protection.ensure_keys(SEED_ACTOR)
     path = settings.auth.sandbox_credentials_file
+    redirect_uri = tpp_redirect_uri(settings.http.public_url)
     existing = _read(path)
     if existing and await _still_valid(container, existing):
+        if existing["tpp"].get("redirect_uri") != redirect_uri:
+            # The server moved (another port or public URL): the TPP app gets a client
+            # whose redirect_uri is on the new address, and the old client goes.
+            existing["tpp"] = await _reissue_tpp_client(container, existing["tpp"], redirect_uri)
+            _write(path, existing)
         return existing
     merchant = await container.partners.create_partner(
         SEED_ACTOR, name="Sandbox Merchant", roles=["merchant"], mode="sandbox"
@@ -45,7 +62,7 @@ async def seed(container: Container) -> dict[str, Any]:
         SEED_ACTOR, name="Sandbox TPP", roles=["aisp", "pisp", "cbpii"], mode="sandbox"
     )
     tpp_client = await container.partners.create_client(
-        SEED_ACTOR, tpp.id, name="Sandbox TPP app", redirect_uris=[TPP_REDIRECT]
+        SEED_ACTOR, tpp.id, name="Sandbox TPP app", redirect_uris=[redirect_uri]
     )
     from amanat.services.payments import Caller
 
@@ -78,7 +95,7 @@ async def seed(container: Container) -> dict[str, Any]:
             "partner_id": tpp.id,
             "client_id": tpp_client.client.id,
             "client_secret": tpp_client.secret,
-            "redirect_uri": TPP_REDIRECT,
+            "redirect_uri": redirect_uri,
             "scopes": sorted(tpp_client.client.allowed_scopes),
         },
         "customers": customers,
@@ -91,6 +108,25 @@ async def seed(container: Container) -> dict[str, Any]:
     }
     _write(path, credentials)
     return credentials
+
+
+def tpp_redirect_uri(public_url: str) -> str:
+    return public_url.rstrip("/") + TPP_REDIRECT_PATH
+
+
+async def _reissue_tpp_client(
+    container: Container, tpp: dict[str, Any], redirect_uri: str
+) -> dict[str, Any]:
+    issued = await container.partners.create_client(
+        SEED_ACTOR, tpp["partner_id"], name="Sandbox TPP app", redirect_uris=[redirect_uri]
+    )
+    await container.partners.revoke_client(SEED_ACTOR, tpp["client_id"])
+    return {
+        **tpp,
+        "client_id": issued.client.id,
+        "client_secret": issued.secret,
+        "redirect_uri": redirect_uri,
+    }
 
 
 async def _still_valid(container: Container, credentials: dict[str, Any]) -> bool:
@@ -111,7 +147,4 @@ def _read(path: Path) -> dict[str, Any] | None:
 
 
 def _write(path: Path, data: dict[str, Any]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as handle:
-        json.dump(data, handle, indent=2)
+    replace_atomically(path, json.dumps(data, indent=2).encode())

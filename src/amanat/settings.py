@@ -11,7 +11,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, Field, SecretStr
+from pydantic import BaseModel, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -21,14 +21,31 @@ class Environment(StrEnum):
 
 
 class DatabaseSettings(BaseModel):
-    url: str = "sqlite+aiosqlite:///var/amanat.db"
+    url: str = Field(
+        default="sqlite+aiosqlite:///var/amanat.db",
+        description="Database URL; production needs `postgresql+asyncpg://user:pass@host/db`.",
+    )
     # A fixed pool: SQLAlchemy closes an overflow connection as soon as the pool is full
     # again, so under a fluctuating load overflow meant a new connection (a PostgreSQL
     # backend started, the driver set up) many times a second. docs/configuration.md.
-    pool_size: int = Field(default=20, ge=1, le=200)
-    max_overflow: int = Field(default=0, ge=0, le=200)
-    pool_timeout_seconds: float = Field(default=10.0, gt=0)
-    sqlite_busy_timeout_ms: int = Field(default=10_000, ge=0)
+    pool_size: int = Field(
+        default=20, ge=1, le=200, description="Connections each process keeps open (see Sizing)."
+    )
+    max_overflow: int = Field(
+        default=0,
+        ge=0,
+        le=200,
+        description="Extra short-lived connections above the pool; keep 0 and raise the pool.",
+    )
+    pool_timeout_seconds: float = Field(
+        default=10.0,
+        gt=0,
+        description="How long a request waits for a pooled connection before its 503.",
+    )
+    sqlite_busy_timeout_ms: int = Field(
+        default=10_000, ge=0, description="How long a SQLite writer waits for the lock."
+    )
+    echo: bool = Field(default=False, description="Log every SQL statement (debugging only).")
     statement_timeout_ms: int = Field(
         default=15_000,
         ge=0,
@@ -54,7 +71,6 @@ class DatabaseSettings(BaseModel):
         description="How many more times an idempotent write is run after a deadlock, "
         "serialization failure or lock timeout before it answers 503 with Retry-After.",
     )
-    echo: bool = False
     migration_url: str | None = Field(
         default=None,
         description="Database URL `amanat migrate` and `amanat db create-roles` connect with: "
@@ -77,16 +93,40 @@ class DatabaseSettings(BaseModel):
 
 
 class AuthSettings(BaseModel):
-    issuer: str = "http://127.0.0.1:8000"
-    audience: str | None = None  # defaults to the issuer
-    access_token_ttl_seconds: int = Field(default=300, ge=30, le=86_400)
-    refresh_token_ttl_days: int = Field(default=90, ge=1, le=365)
-    signing_key_passphrase: SecretStr | None = None
-    key_refresh_seconds: float = Field(default=30.0, gt=0)
-    external_issuer: str | None = None
-    external_jwks_url: str | None = None
-    external_audience: str | None = None
-    sandbox_credentials_file: Path = Path("var/sandbox-credentials.json")
+    issuer: str = Field(
+        default="",
+        description="Token `iss` and base of the OAuth endpoints in discovery; unset: the "
+        "public URL. Set it only when tokens must name another issuer.",
+    )
+    audience: str | None = Field(default=None, description="Token `aud`; unset: the issuer.")
+    access_token_ttl_seconds: int = Field(
+        default=300, ge=30, le=86_400, description="Access-token lifetime (production: <= 900)."
+    )
+    refresh_token_ttl_days: int = Field(
+        default=90, ge=1, le=365, description="Refresh-token lifetime (authorization-code grant)."
+    )
+    signing_key_passphrase: SecretStr | None = Field(
+        default=None, description="Encrypts token-signing keys at rest (required in production)."
+    )
+    key_refresh_seconds: float = Field(
+        default=30.0,
+        gt=0,
+        description="How often a process reloads the signing keys (sees a rotation).",
+    )
+    external_issuer: str | None = Field(
+        default=None, description="Also trust tokens from this external authorization server."
+    )
+    external_jwks_url: str | None = Field(
+        default=None,
+        description="The external issuer's JWKS; unset: found through its discovery document.",
+    )
+    external_audience: str | None = Field(
+        default=None, description="The `aud` the external issuer's tokens carry; unset: ours."
+    )
+    sandbox_credentials_file: Path = Field(
+        default=Path("var/sandbox-credentials.json"),
+        description="Where the sandbox seed keeps the credentials it printed (mode 0600).",
+    )
 
     @property
     def effective_audience(self) -> str:
@@ -94,15 +134,30 @@ class AuthSettings(BaseModel):
 
 
 class CryptoSettings(BaseModel):
-    master_key: SecretStr | None = None
-    master_key_file: Path | None = None
-    sandbox_master_key_file: Path = Path("var/master.key")
-    vault_address: str | None = None
-    vault_token: SecretStr | None = None
-    vault_transit_key: str = "amanat"
-    vault_transit_mount: str = "transit"
-    audit_seal_key_file: Path = Path("var/audit-seal.key")
-    export_recipients: list[str] = Field(default_factory=list)
+    master_key: SecretStr | None = Field(
+        default=None, description="Base64 of 32 random bytes: the field-encryption master key."
+    )
+    master_key_file: Path | None = Field(
+        default=None, description="A file holding the master key (base64); production needs one."
+    )
+    sandbox_master_key_file: Path = Field(
+        default=Path("var/master.key"),
+        description="Sandbox only: the master key generated on first start when none is set.",
+    )
+    vault_address: str | None = Field(
+        default=None, description="HashiCorp Vault address: its transit engine wraps data keys."
+    )
+    vault_token: SecretStr | None = Field(default=None, description="Token for Vault.")
+    vault_transit_key: str = Field(default="amanat", description="Vault transit key name.")
+    vault_transit_mount: str = Field(default="transit", description="Vault transit mount.")
+    audit_seal_key_file: Path = Field(
+        default=Path("var/audit-seal.key"),
+        description="Ed25519 key that signs audit seals (generated in the sandbox).",
+    )
+    export_recipients: list[str] = Field(
+        default_factory=list,
+        description='age recipients exports are encrypted for (`["age1..."]`).',
+    )
 
     @property
     def has_master_key(self) -> bool:
@@ -112,34 +167,100 @@ class CryptoSettings(BaseModel):
 
 
 class ObservabilitySettings(BaseModel):
-    log_level: str = "INFO"
-    log_json: bool | None = None
-    debug: bool = False
+    log_level: str = Field(default="INFO", description="Log level (DEBUG, INFO, WARNING...).")
+    log_json: bool | None = Field(
+        default=None,
+        description="JSON log lines; unset: in production or when stderr is not a terminal.",
+    )
+    debug: bool = Field(default=False, description="Debug mode; refused in production.")
 
 
 class HttpSettings(BaseModel):
-    host: str = "127.0.0.1"
-    port: int = Field(default=8000, ge=1, le=65535)
-    max_body_bytes: int = Field(default=1_048_576, ge=1024)
-    public_url: str = "http://127.0.0.1:8000"
+    host: str = Field(default="127.0.0.1", description="Address `amanat serve` binds.")
+    port: int = Field(default=8000, ge=1, le=65535, description="Port `amanat serve` binds.")
+    max_body_bytes: int = Field(
+        default=1_048_576, ge=1024, description="Larger request bodies get 413."
+    )
+    public_url: str = Field(
+        default="",
+        description="The URL clients reach the server at: token issuer and audience, "
+        "OAuth discovery, problem `type` URLs, sandbox redirect and rail callback URLs, "
+        "the `make run` banner, cookies' `Secure` flag. Unset: `http://<host>:<port>`.",
+    )
+
+    @model_validator(mode="after")
+    def _derive_public_url(self) -> HttpSettings:
+        # The address clients use, so moving the port alone moves every URL a client sees.
+        self.public_url = (self.public_url or _url_of(self.host, self.port)).rstrip("/")
+        return self
+
+
+def _url_of(host: str, port: int) -> str:
+    """``http://host:port`` as a client would type it; a wildcard bind means this machine."""
+    if host in {"", "0.0.0.0"}:  # noqa: S104 - naming the wildcard, not binding it
+        host = "127.0.0.1"
+    elif host == "::":
+        host = "::1"
+    if ":" in host:
+        host = f"[{host}]"
+    return f"http://{host}:{port}"
 
 
 class PaymentsSettings(BaseModel):
-    default_per_transaction_limit: int = Field(default=100_000_000, ge=1)  # PKR 1,000,000
-    balance_shards: int = Field(default=8, ge=1, le=64)
-    collection_ttl_seconds: int = Field(default=900, ge=60)
-    enquire_after_seconds: float = Field(default=30.0, gt=0)
+    default_per_transaction_limit: int = Field(
+        default=100_000_000,
+        ge=1,
+        description="Largest payout or collection in paisa (PKR 1,000,000) for partners "
+        "without their own limit (`POST /operator/v1/partners/{id}/limits`); a request is "
+        "judged by the limit in force when its token was checked.",
+    )
+    balance_shards: int = Field(
+        default=8,
+        ge=1,
+        le=64,
+        description="Rows each partner balance is spread over, so payouts do not queue on one row.",
+    )
+    collection_ttl_seconds: int = Field(
+        default=900, ge=60, description="How long a collection request stays payable."
+    )
+    enquire_after_seconds: float = Field(
+        default=30.0,
+        gt=0,
+        description="A submitted payment without a rail answer this long gets a status enquiry.",
+    )
 
 
 class RailSettings(BaseModel):
-    base_url: str | None = None  # default: the in-process sandbox rail at /sandbox-rail
-    callback_url: str | None = None  # default: <public_url>/rails/raast/callbacks
-    secret: SecretStr = SecretStr("sandbox-rail-shared-secret")
-    admin_token: SecretStr = SecretStr("sandbox-rail-admin")
-    timeout_seconds: float = Field(default=5.0, gt=0, le=60)
-    mount_sandbox: bool = True
+    base_url: str | None = Field(
+        default=None,
+        description="The Raast rail's base URL; unset: the sandbox rail at "
+        "`<public URL>/sandbox-rail`.",
+    )
+    callback_url: str | None = Field(
+        default=None,
+        description="Where the rail sends results; unset: `<public URL>/rails/raast/callbacks`.",
+    )
+    secret: SecretStr = Field(
+        default=SecretStr("sandbox-rail-shared-secret"),
+        description="Shared secret signing rail requests and callbacks (production: the "
+        "one agreed with the rail operator).",
+    )
+    admin_token: SecretStr = Field(
+        default=SecretStr("sandbox-rail-admin"),
+        description="Bearer token of the sandbox rail's admin endpoints.",
+    )
+    timeout_seconds: float = Field(
+        default=5.0, gt=0, le=60, description="One rail call, start to finish."
+    )
+    mount_sandbox: bool = Field(
+        default=True,
+        description="Serve the sandbox rail at `/sandbox-rail` (refused in production).",
+    )
     # The platform's own account that Raast request-to-pay collections are paid into.
-    collection_iban: str = "PK46HABB0000009990000001"
+    collection_iban: str = Field(
+        default="PK46HABB0000009990000001",
+        description="The platform's own account that Raast collections are paid into.",
+    )
 
 
 class AuditSettings(BaseModel):
@@ -177,22 +298,49 @@ class AuditSettings(BaseModel):
 
 
 class WorkerSettings(BaseModel):
-    embedded: bool = False  # run the scheduler inside the API process (make run does)
-    tick_seconds: float = Field(default=5.0, gt=0, le=300)
+    embedded: bool = Field(
+        default=False,
+        description="Run the worker inside the API process (make run does); production "
+        "runs `amanat worker`.",
+    )
+    tick_seconds: float = Field(
+        default=5.0, gt=0, le=300, description="How often the worker looks for due work."
+    )
 
 
 class WebhookSettings(BaseModel):
-    timeout_seconds: float = Field(default=10.0, gt=0, le=60)  # per attempt, whole call
-    rotation_overlap_hours: float = Field(default=24.0, ge=0, le=168)
-    disable_after_days: float = Field(default=5.0, gt=0, le=30)  # of failures in a row
-    concurrency: int = Field(default=64, ge=1, le=1000)  # attempts in flight per worker
-    per_endpoint_concurrency: int = Field(default=8, ge=1, le=100)
-    response_excerpt_bytes: int = Field(default=512, ge=0, le=1024)
+    timeout_seconds: float = Field(
+        default=10.0, gt=0, le=60, description="One webhook attempt, start to finish."
+    )
+    rotation_overlap_hours: float = Field(
+        default=24.0,
+        ge=0,
+        le=168,
+        description="How long an old endpoint secret keeps signing after `rotate_secret`.",
+    )
+    disable_after_days: float = Field(
+        default=5.0, gt=0, le=30, description="A failure streak this long disables an endpoint."
+    )
+    concurrency: int = Field(
+        default=64, ge=1, le=1000, description="Webhook attempts in flight per worker."
+    )
+    per_endpoint_concurrency: int = Field(
+        default=8, ge=1, le=100, description="Webhook attempts in flight to one endpoint."
+    )
+    response_excerpt_bytes: int = Field(
+        default=512, ge=0, le=1024, description="How much of a receiver's answer an attempt keeps."
+    )
 
 
 class SandboxSettings(BaseModel):
-    seed: bool = True
-    initial_balance_minor: int = Field(default=1_000_000_000, ge=0)
+    seed: bool = Field(
+        default=True, description="Whether `amanat sandbox seed` may create sandbox data."
+    )
+    initial_balance_minor: int = Field(
+        default=1_000_000_000,
+        ge=0,
+        description="The sandbox merchant's starting balance in paisa (PKR 10,000,000).",
+    )
 
 
 class Settings(BaseSettings):
@@ -202,9 +350,20 @@ class Settings(BaseSettings):
         extra="ignore",
     )
 
-    env: Environment = Environment.SANDBOX
-    redis_url: str | None = None
-    retention_file: Path | None = None
+    env: Environment = Field(
+        default=Environment.SANDBOX,
+        description="`production` refuses to start with an unsafe setting (see below) and "
+        "never seeds sandbox data.",
+    )
+    redis_url: str | None = Field(
+        default=None,
+        description="Share rate-limit counters between processes (`redis://127.0.0.1:6379/0`).",
+    )
+    retention_file: Path | None = Field(
+        default=None,
+        description="A TOML file of retention policies; unset: the built-in ones "
+        "(docs/retention.md).",
+    )
     database: DatabaseSettings = DatabaseSettings()
     auth: AuthSettings = AuthSettings()
     crypto: CryptoSettings = CryptoSettings()
@@ -216,6 +375,14 @@ class Settings(BaseSettings):
     payments: PaymentsSettings = PaymentsSettings()
     rail: RailSettings = RailSettings()
     webhooks: WebhookSettings = WebhookSettings()
+
+    @model_validator(mode="after")
+    def _issuer_follows_public_url(self) -> Settings:
+        # One public URL drives the issuer (and so the audience and discovery) unless the
+        # issuer is set on purpose; a copy, so the shared default instance stays untouched.
+        if not self.auth.issuer:
+            self.auth = self.auth.model_copy(update={"issuer": self.http.public_url})
+        return self
 
     @property
     def is_production(self) -> bool:

@@ -22,10 +22,12 @@ from amanat.api.context import current_request_id
 from amanat.api.problems import lookup
 from amanat.api.responses import ProblemResponse
 from amanat.domain.errors import Conflict, DomainError, InvalidInput, NotFound, Unavailable
+from amanat.settings import HttpSettings
 
 log = structlog.get_logger("amanat.api")
 
-_PUBLIC_BASE = {"url": "http://127.0.0.1:8000"}
+# Set by create_app from the settings' public URL; the default's until then.
+_PUBLIC_BASE = {"url": HttpSettings().public_url}
 
 
 class ApiProblem(Exception):

@@ -1,4 +1,5 @@
-"""Human pages served by the API process: problem-type docs and offline API reference."""
+"""Human pages served by the API process: problem-type docs, offline API reference, and
+the sandbox TPP's OAuth redirect page."""
 
 from __future__ import annotations
 
@@ -33,3 +34,19 @@ async def problem_page(request: Request, code: str) -> HTMLResponse:
 @router.get("/docs", response_class=HTMLResponse)
 async def api_reference(request: Request) -> HTMLResponse:
     return TEMPLATES.TemplateResponse(request, "docs.html", {})
+
+
+@router.get("/sandbox/oauth/callback", response_class=HTMLResponse)
+async def sandbox_oauth_callback(request: Request) -> HTMLResponse:
+    """The seeded sandbox TPP's redirect_uri: shows what the authorization server sent back
+    (code and state, or the error), so a developer can take the code to /oauth/token."""
+    params = request.query_params
+    shown = {
+        name: params.get(name)
+        for name in ("code", "state", "iss", "error", "error_description")
+        if params.get(name)
+    }
+    token_url = str(request.app.state.settings.http.public_url) + "/oauth/token"
+    return TEMPLATES.TemplateResponse(
+        request, "oauth_callback.html", {"shown": shown, "token_url": token_url}
+    )

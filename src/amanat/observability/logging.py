@@ -27,7 +27,7 @@ import contextlib
 import logging
 import sys
 from collections.abc import Mapping
-from typing import IO, Any, Final, cast
+from typing import IO, TYPE_CHECKING, Any, Final, cast
 
 import orjson
 import structlog
@@ -35,7 +35,16 @@ from structlog.typing import EventDict, Processor, WrappedLogger
 
 from amanat.domain.masking import mask_value
 
-__all__ = ["STRUCTURAL_KEYS", "configure_logging", "get_logger", "mask_event_dict"]
+if TYPE_CHECKING:
+    from amanat.settings import Settings
+
+__all__ = [
+    "STRUCTURAL_KEYS",
+    "configure_logging",
+    "configure_logging_from",
+    "get_logger",
+    "mask_event_dict",
+]
 
 STRUCTURAL_KEYS: Final = frozenset(
     {"timestamp", "level", "logger", "exc_info", "stack_info", "_record", "_from_structlog"}
@@ -235,6 +244,27 @@ def configure_logging(*, json: bool, level: str = "INFO", stream: IO[str] | None
         for old in list(stdlib_logger.handlers):
             stdlib_logger.removeHandler(old)
         stdlib_logger.propagate = True
+
+
+def configure_logging_from(settings: Settings) -> None:
+    """:func:`configure_logging` as the settings ask; every process amanat starts calls it.
+
+    A process that never calls it (a uvicorn worker process, say) would log through
+    structlog's default console renderer: not JSON, no level filter, and nothing masked.
+    JSON is on when ``AMANAT_OBSERVABILITY__LOG_JSON`` says so, or (unset) in production
+    or when stderr is not a terminal.
+    """
+    as_json = settings.observability.log_json
+    if as_json is None:
+        as_json = settings.is_production or not _isatty(None)
+    configure_logging(json=as_json, level=settings.observability.log_level)
+    # Alembic announces its plugins and context at INFO on every readiness check.
+    logging.getLogger("alembic").setLevel(logging.WARNING)
+    # amanat's own `http_request` line is the request log (request id, masked path,
+    # status, duration); uvicorn's access line would repeat it with the raw, percent-
+    # encoded target, which the masking cannot always read. `amanat serve` turns it off
+    # (access_log=False) before the app factory runs this, so keep it off.
+    logging.getLogger("uvicorn.access").propagate = False
 
 
 def get_logger(name: str | None = None) -> structlog.stdlib.BoundLogger:

@@ -24,6 +24,8 @@ from typing import Protocol
 import httpx
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+from amanat.adapters.secret_files import create_once
+
 
 class MasterKeyError(Exception):
     pass
@@ -62,11 +64,10 @@ class LocalMasterKey:
         if not path.exists():
             if not create:
                 raise MasterKeyError(f"master key file {path} does not exist")
-            path.parent.mkdir(parents=True, exist_ok=True)
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            with os.fdopen(fd, "w") as handle:
-                handle.write(base64.b64encode(AESGCM.generate_key(bit_length=256)).decode())
-            created = True
+            # Another process may be making one right now: only one file wins, and a
+            # process that loses reads the winner's key (adapters/secret_files.py).
+            key = base64.b64encode(AESGCM.generate_key(bit_length=256))
+            created = create_once(path, key)
         return cls.from_base64(path.read_text()), created
 
     async def wrap(self, data_key: bytes, context: str) -> str:
