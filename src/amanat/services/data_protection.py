@@ -16,6 +16,7 @@ from amanat.domain.audit import SYSTEM, Actor
 from amanat.domain.clock import Clock
 from amanat.domain.errors import Conflict, NotFound
 from amanat.domain.ids import new_id
+from amanat.domain.names import same_person_name
 from amanat.domain.pakistan import parse_cnic, parse_iban, parse_raast_id
 from amanat.services import audit
 from amanat.services.ports import (
@@ -367,6 +368,22 @@ class DataProtectionService:
         if record is None or (partner_id is not None and record.partner_id != partner_id):
             raise NotFound(f"No data subject '{subject_id[:40]}'.")
         return await self._details(record)
+
+    async def find_holder(
+        self, field: str, value: str, name: str | None, *, partner_id: str
+    ) -> SubjectRecord | None:
+        """The partner's customer holding this IBAN or Raast ID under this name, if any.
+
+        An identifier alone does not identify a person (a joint account, a mistyped
+        number, a recycled mobile number), so a record is only reused when the names match
+        too (:func:`amanat.domain.names.same_person_name`); otherwise the caller makes a new
+        customer rather than attach the payment to someone else's record.
+        """
+        for record in await self.find(field, value, partner_id=partner_id):
+            details = await self._details(record)
+            if not details.erased and same_person_name(details.name, name):
+                return record
+        return None
 
     async def _details(self, record: SubjectRecord) -> SubjectDetails:
         async def dec(column: str, value: str | None) -> str | None:
