@@ -55,8 +55,13 @@ async def _seed(container: Container) -> dict[str, Any]:
     merchant = await container.partners.create_partner(
         SEED_ACTOR, name="Sandbox Merchant", roles=["merchant"], mode="sandbox"
     )
+    # The sandbox client may try everything a merchant may, the opt-in customers:reveal
+    # included (its tokens still carry it only when asked for by name).
     merchant_client = await container.partners.create_client(
-        SEED_ACTOR, merchant.id, name="Sandbox Merchant server"
+        SEED_ACTOR,
+        merchant.id,
+        name="Sandbox Merchant server",
+        scopes=sorted(merchant.allowed_scopes),
     )
     tpp = await container.partners.create_partner(
         SEED_ACTOR, name="Sandbox TPP", roles=["aisp", "pisp", "cbpii"], mode="sandbox"

@@ -340,6 +340,10 @@ async def test_create_partner_and_client_shows_the_secret_exactly_once(
     scopes = option_values(detail.text, "scopes")
     assert "payments:write" in scopes
     assert "accounts" not in scopes
+    # The opt-in scope is offered, but never ticked by default.
+    assert "customers:reveal" in scopes
+    assert 'value="payments:write" checked' in detail.text
+    assert 'value="customers:reveal">' in detail.text
 
     made = await http.post(
         f"{detail_path}/clients",

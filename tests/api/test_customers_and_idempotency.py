@@ -45,7 +45,7 @@ async def test_create_replay_and_reuse(
     assert first.status_code == 201, first.text
     body = first.json()
     assert body["id"].startswith("cus_") and body["object"] == "customer"
-    assert body["iban"] == IBAN and body["raast_id"] == "+923001234567"
+    assert body["iban_last4"] == "6702" and body["raast_id_masked"] == "+92300*****67"
     assert body["bank"] == {"code": "SCBL", "name": body["bank"]["name"]}
     assert "idempotent-replayed" not in first.headers
 

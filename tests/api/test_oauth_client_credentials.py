@@ -37,11 +37,12 @@ from amanat.adapters.db.tables import oauth_clients, revoked_tokens
 from amanat.api.app import create_app
 from amanat.api.deps import require_scope
 from amanat.bootstrap import Container
-from amanat.domain.access import ROLE_SCOPES, PartnerRole
+from amanat.domain.access import OPT_IN_SCOPES, ROLE_SCOPES, PartnerRole
 from amanat.domain.clock import FrozenClock
 from amanat.services.oauth import AccessContext, TokenRejected
 
-MERCHANT_SCOPES = " ".join(sorted(ROLE_SCOPES[PartnerRole.MERCHANT]))
+# What a merchant's client holds by default: everything but the opt-in scopes.
+MERCHANT_SCOPES = " ".join(sorted(ROLE_SCOPES[PartnerRole.MERCHANT] - OPT_IN_SCOPES))
 
 
 def _oauth_error(response: httpx.Response, status: int, error: str) -> dict[str, Any]:

@@ -72,6 +72,9 @@ DEFAULT_POLICIES: dict[str, Policy] = {
     "read": Policy("read", 600, 60),
     # Authenticated partner writes (payments, consents…), per client id.
     "write": Policy("write", 120, 60),
+    # Reading a customer's identifiers in clear, per client id: support look-ups, not bulk
+    # export, so a stolen token cannot walk the customer table.
+    "reveal": Policy("reveal", 30, 3600),
     # The token endpoint, per client id, or per IP when the client is unknown.
     "token": Policy("token", 30, 60),
     # Operator login, per IP + email.

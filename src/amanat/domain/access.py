@@ -31,6 +31,7 @@ SCOPE_DESCRIPTIONS: dict[str, str] = {
     "events:read": "Read the event log.",
     "settlements:read": "Read settlements and reports.",
     "balance:read": "Read balances.",
+    "customers:reveal": "Read a customer's IBAN, Raast ID and CNIC in clear (audited).",
     "accounts": "Open banking: account information (AISP).",
     "payments": "Open banking: payment initiation (PISP).",
     "fundsconfirmations": "Open banking: confirmation of funds (CBPII).",
@@ -48,12 +49,18 @@ ROLE_SCOPES: dict[PartnerRole, frozenset[str]] = {
             "events:read",
             "settlements:read",
             "balance:read",
+            "customers:reveal",
         }
     ),
     PartnerRole.AISP: frozenset({"accounts"}),
     PartnerRole.PISP: frozenset({"payments"}),
     PartnerRole.CBPII: frozenset({"fundsconfirmations"}),
 }
+
+# Scopes a client or token only ever holds when asked for by name: never part of the
+# default grant when a client is registered or a token requested without ``scope``, so the
+# power to read personal identifiers in clear is always a deliberate choice.
+OPT_IN_SCOPES = frozenset({"customers:reveal"})
 
 # Open-banking scopes are granted per PSU consent through the authorization-code grant.
 CONSENT_SCOPES = frozenset({"accounts", "payments", "fundsconfirmations"})
@@ -97,7 +104,8 @@ def grantable_scopes(requested: list[str], allowed: frozenset[str]) -> list[str]
     """The scopes to grant, or raise if any requested scope is unknown or not allowed.
 
     An empty request grants everything the client is allowed (RFC 6749 §3.3 lets the
-    server apply a default), which is never more than its partner's roles allow.
+    server apply a default) except the :data:`OPT_IN_SCOPES`, which is never more than its
+    partner's roles allow.
     """
     unknown = [s for s in requested if s not in SCOPE_DESCRIPTIONS]
     if unknown:
@@ -107,7 +115,7 @@ def grantable_scopes(requested: list[str], allowed: frozenset[str]) -> list[str]
         raise InvalidInput(
             f"Scope(s) not allowed for this client: {' '.join(refused)}.", code="invalid_scope"
         )
-    return requested or sorted(allowed)
+    return requested or sorted(allowed - OPT_IN_SCOPES)
 
 
 class OperatorRole(StrEnum):

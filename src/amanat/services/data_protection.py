@@ -14,8 +14,9 @@ from typing import Any
 
 from amanat.domain.audit import SYSTEM, Actor
 from amanat.domain.clock import Clock
-from amanat.domain.errors import Conflict, NotFound
+from amanat.domain.errors import Conflict, InvalidInput, NotFound
 from amanat.domain.ids import new_id
+from amanat.domain.names import same_person_name
 from amanat.domain.pakistan import parse_cnic, parse_iban, parse_raast_id
 from amanat.services import audit
 from amanat.services.ports import (
@@ -32,6 +33,9 @@ from amanat.services.ports import (
 FIELDS = "fields"
 BLIND_INDEX = "blind_index"
 SUBJECT = "subject"
+
+# The personal identifiers a partner may read back in clear, by name.
+REVEALABLE_FIELDS = ("iban", "raast_id", "cnic")
 
 # Every column whose values are encrypted under a *fields* key. Later capabilities add
 # theirs with register_encrypted_column so rotation and key status cover them.
@@ -367,6 +371,71 @@ class DataProtectionService:
         if record is None or (partner_id is not None and record.partner_id != partner_id):
             raise NotFound(f"No data subject '{subject_id[:40]}'.")
         return await self._details(record)
+
+    async def reveal_audited(
+        self, actor: Actor, subject_id: str, *, partner_id: str, fields: tuple[str, ...]
+    ) -> SubjectDetails:
+        """A partner reads some of its customer's identifiers in clear: one audit record.
+
+        The record (who, which customer, which fields; the actor carries source IP and
+        request id, never a value) commits before anything is decrypted, so no clear value
+        is ever handed out unrecorded. Fields not asked for come back ``None``.
+        """
+        unknown = [f for f in fields if f not in REVEALABLE_FIELDS]
+        if unknown or not fields:
+            raise InvalidInput(
+                f"Reveal some of {', '.join(REVEALABLE_FIELDS)}.", code="validation_error"
+            )
+        async with self._tx.write() as tx:
+            record = await tx.subjects.get(subject_id)
+            if record is None or record.partner_id != partner_id:
+                raise NotFound(f"No data subject '{subject_id[:40]}'.")
+            await audit.record(
+                tx,
+                self._clock,
+                actor,
+                "data_subject.revealed",
+                target_type="data_subject",
+                target_id=subject_id,
+                payload={"partner_id": partner_id, "fields": sorted(set(fields))},
+            )
+        details = await self._details(record)
+        return SubjectDetails(
+            id=details.id,
+            partner_id=details.partner_id,
+            name=details.name,
+            iban=details.iban if "iban" in fields else None,
+            raast_id=details.raast_id if "raast_id" in fields else None,
+            cnic=details.cnic if "cnic" in fields else None,
+            bank_code=details.bank_code,
+            iban_last4=details.iban_last4,
+            erased=details.erased,
+        )
+
+    async def find_holder(
+        self, field: str, value: str, name: str | None, *, partner_id: str
+    ) -> SubjectRecord | None:
+        """The partner's customer holding this IBAN or Raast ID under this name, if any.
+
+        An identifier alone does not identify a person (a joint account, a mistyped
+        number, a recycled mobile number), so a record is only reused when the names match
+        too (:func:`amanat.domain.names.same_person_name`); otherwise the caller makes a new
+        customer rather than attach the payment to someone else's record.
+        """
+        for record in await self.find(field, value, partner_id=partner_id):
+            if record.erased_at is not None:
+                continue
+            # Only the name is decrypted: this runs on every payout.
+            stored: str | None = None
+            if record.name_enc is not None:
+                context = FieldContext("data_subjects", "name_enc", record.id)
+                try:
+                    stored = await self.cipher.decrypt(record.name_enc, context=context)
+                except KeyUnavailable:
+                    continue  # a shredded key: that person can never be matched again
+            if same_person_name(stored, name):
+                return record
+        return None
 
     async def _details(self, record: SubjectRecord) -> SubjectDetails:
         async def dec(column: str, value: str | None) -> str | None:

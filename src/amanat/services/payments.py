@@ -103,10 +103,12 @@ class PaymentService:
         field, value = ("iban", account.iban) if account.iban else ("raast_id", account.raast_id)
         if value is None:
             raise InvalidInput("Give an iban or a raast_id.", code="validation_error")
-        found = await self._protection.find(field, value, partner_id=caller.partner_id)
+        found = await self._protection.find_holder(
+            field, value, account.name, partner_id=caller.partner_id
+        )
         record = (
-            found[0]
-            if found
+            found
+            if found is not None
             else await self._protection.create_subject(
                 caller.actor,
                 caller.partner_id,

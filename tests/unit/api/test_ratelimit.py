@@ -54,6 +54,7 @@ def test_default_policies() -> None:
     assert {name: (p.limit, p.window_seconds) for name, p in DEFAULT_POLICIES.items()} == {
         "read": (600, 60),
         "write": (120, 60),
+        "reveal": (30, 3600),
         "token": (30, 60),
         "login": (10, 300),
         "public": (300, 60),

@@ -8,6 +8,7 @@ from hypothesis import strategies as st
 
 from amanat.domain.access import (
     CONSENT_SCOPES,
+    OPT_IN_SCOPES,
     ROLE_PERMISSIONS,
     ROLE_SCOPES,
     SCOPE_DESCRIPTIONS,
@@ -53,6 +54,7 @@ def test_merchant_scopes() -> None:
         "events:read",
         "settlements:read",
         "balance:read",
+        "customers:reveal",
     }
     assert not ROLE_SCOPES[PartnerRole.MERCHANT] & CONSENT_SCOPES
 
@@ -177,7 +179,7 @@ def test_granted_scopes_never_exceed_allowed(requested: list[str], allowed: froz
     if requested:
         assert granted == requested
     else:
-        assert set(granted) == allowed
+        assert set(granted) == allowed - OPT_IN_SCOPES, "opt-in scopes only when asked for"
 
 
 @given(st.sets(st.sampled_from(list(PartnerRole))), _requested)

@@ -35,6 +35,7 @@ from amanat.api.pagination import decode_cursor, encode_cursor
 from amanat.api.problems import lookup
 from amanat.api.ratelimit import enforce
 from amanat.domain.access import (
+    OPT_IN_SCOPES,
     ROLE_PERMISSIONS,
     OperatorRole,
     PartnerRole,
@@ -449,7 +450,8 @@ async def _partner_page(
             or {
                 "name": "",
                 "auth_method": ClientAuthMethod.SECRET_BASIC.value,
-                "scopes": allowed,
+                # Opt-in scopes (customers:reveal) are ticked by hand, never by default.
+                "scopes": [s for s in allowed if s not in OPT_IN_SCOPES],
                 "redirect_uris": "",
                 "jwks_uri": "",
             }

@@ -1,15 +1,19 @@
 """Customers: the people a merchant pays or collects from, held encrypted at rest.
 
-Every personal field is encrypted under the customer's own key; the merchant that created
-a customer reads it back in clear, and can find customers by IBAN, Raast ID or CNIC through
-blind indexes, without the table ever holding those values readably.
+Every personal field is encrypted under the customer's own key. Responses show the
+identifiers masked by the one masking policy (:mod:`amanat.domain.masking`): the IBAN's
+last four characters and bank, the Raast ID and CNIC with most digits starred. The clear
+values come back only from ``GET /v1/customers/{id}/identifiers``, which needs the opt-in
+scope ``customers:reveal``, has a rate-limit policy of its own, is never cached and writes
+one audit record per call. Customers are found by IBAN, Raast ID or CNIC through blind
+indexes, without the table ever holding those values readably.
 """
 
 from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Depends, Query, Request
 from pydantic import Field, model_validator
 from starlette.responses import Response
 
@@ -18,14 +22,18 @@ from amanat.api.deps import (
     PaymentsWrite,
     client_actor,
     container_of,
+    require_scope,
 )
 from amanat.api.errors import ApiProblem
 from amanat.api.idempotency import IdempotencyKeyHeader, run_idempotent
+from amanat.api.responses import JsonResponse
 from amanat.api.schemas import ListResponse, RequestModel, ResponseModel
 from amanat.api.types import Cnic, Iban, RaastId
 from amanat.domain.clock import format_timestamp
-from amanat.domain.pakistan import bank_by_code
-from amanat.services.data_protection import SubjectDetails
+from amanat.domain.masking import Masker, mask_cnic, mask_phone
+from amanat.domain.pakistan import bank_by_code, parse_cnic
+from amanat.services.data_protection import REVEALABLE_FIELDS, SubjectDetails
+from amanat.services.oauth import AccessContext
 from amanat.services.ports import SubjectRecord
 
 router = APIRouter(prefix="/v1/customers", tags=["customers"])
@@ -50,15 +58,36 @@ class BankOut(ResponseModel):
 
 
 class CustomerOut(ResponseModel):
+    """A customer as every default response shows it: identifiers masked, never clear."""
+
     id: str
     object: Literal["customer"] = "customer"
     name: str | None
+    iban_last4: str | None = Field(description="The IBAN's last four characters.")
+    bank: BankOut | None = Field(description="The bank named by the IBAN's bank code.")
+    raast_id_masked: str | None = Field(description="E.g. `+92300*****67`.")
+    cnic_masked: str | None = Field(description="E.g. `*****-*******-3`.")
+    erased: bool
+    created_at: str
+
+
+class CustomerIdentifiersOut(ResponseModel):
+    """A customer's identifiers in clear; only the fields asked for are filled."""
+
+    id: str
+    object: Literal["customer_identifiers"] = "customer_identifiers"
     iban: str | None
     raast_id: str | None
     cnic: str | None
-    bank: BankOut | None
-    erased: bool
-    created_at: str
+
+
+def _masked(value: str | None, masker: Masker) -> str | None:
+    return masker(value) if value is not None else None
+
+
+def _written_cnic(cnic: str | None) -> str | None:
+    """CNICs are stored as 13 digits and shown as written: ``XXXXX-XXXXXXX-X``."""
+    return parse_cnic(cnic).formatted if cnic is not None else None
 
 
 def customer_view(details: SubjectDetails, record: SubjectRecord) -> dict[str, Any]:
@@ -66,10 +95,10 @@ def customer_view(details: SubjectDetails, record: SubjectRecord) -> dict[str, A
     return CustomerOut(
         id=details.id,
         name=details.name,
-        iban=details.iban,
-        raast_id=details.raast_id,
-        cnic=details.cnic,
+        iban_last4=record.iban_last4,
         bank=BankOut(code=bank.code, name=bank.name) if bank else None,
+        raast_id_masked=_masked(details.raast_id, mask_phone),
+        cnic_masked=_masked(_written_cnic(details.cnic), mask_cnic),
         erased=details.erased,
         created_at=format_timestamp(record.created_at),
     ).model_dump()
@@ -79,7 +108,7 @@ def customer_view(details: SubjectDetails, record: SubjectRecord) -> dict[str, A
     "",
     status_code=201,
     response_model=CustomerOut,
-    summary="Create a customer (personal fields are encrypted at rest)",
+    summary="Create a customer (personal fields are encrypted at rest, answered masked)",
 )
 async def create_customer(
     body: CustomerIn,
@@ -149,3 +178,42 @@ async def find_customers(
         for r in found
     ]
     return {"object": "list", "data": data, "has_more": False, "next_cursor": None}
+
+
+RevealableField = Literal["iban", "raast_id", "cnic"]
+CustomersReveal = Annotated[
+    AccessContext, Depends(require_scope("customers:reveal", policy="reveal"))
+]
+_NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
+
+
+@router.get(
+    "/{customer_id}/identifiers",
+    response_model=CustomerIdentifiersOut,
+    summary="Reveal a customer's IBAN, Raast ID or CNIC in clear (audited, never cached)",
+)
+async def reveal_customer_identifiers(
+    customer_id: str,
+    request: Request,
+    context: CustomersReveal,
+    field: Annotated[
+        list[RevealableField] | None,
+        Query(description="Which identifiers to reveal (repeat the parameter); all by default."),
+    ] = None,
+) -> Response:
+    """A GET, not a POST: it changes nothing a partner sees, and a POST's stored
+    idempotent response would keep the clear values for a day, past an erasure."""
+    fields = tuple(dict.fromkeys(field)) if field else REVEALABLE_FIELDS
+    details = await container_of(request).protection.reveal_audited(
+        client_actor(request, context),
+        customer_id,
+        partner_id=context.partner_id,
+        fields=fields,
+    )
+    body = CustomerIdentifiersOut(
+        id=details.id,
+        iban=details.iban,
+        raast_id=details.raast_id,
+        cnic=_written_cnic(details.cnic),
+    ).model_dump()
+    return JsonResponse(body, headers=_NO_STORE)
