@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Request, Response, Security
+from fastapi import APIRouter, Body, Depends, Request, Response, Security
 from fastapi.security import APIKeyCookie
 from pydantic import Field
 
@@ -37,6 +37,10 @@ router = APIRouter(
 )
 
 P = Permission
+
+
+def _example(summary: str, value: dict[str, Any]) -> dict[str, Any]:
+    return {"example": {"summary": summary, "value": value}}
 
 
 def partner_view(partner: Partner) -> dict[str, Any]:
@@ -105,7 +109,30 @@ class LoginBody(RequestModel):
         423: {"description": "Locked after repeated failures."},
     },
 )
-async def login(body: LoginBody, request: Request, response: Response) -> dict[str, Any]:
+async def login(
+    body: Annotated[
+        LoginBody,
+        Body(
+            openapi_examples=_example(
+                "The seeded sandbox admin (password and code from `make run`'s output)",
+                {
+                    "email": "admin@sandbox.amanat.local",
+                    "password": "sandbox-0123456789abcdef01",
+                    "totp_code": "123456",
+                },
+            )
+        ),
+    ],
+    request: Request,
+    response: Response,
+) -> dict[str, Any]:
+    """Logs an operator in with email, password and the current TOTP code; sets the
+    `amanat_session` cookie (HttpOnly, SameSite=Strict) and returns the `csrf_token` that
+    unsafe requests must send as `X-CSRF-Token`.
+
+    Errors: `login_failed` (401, the same for every wrong field), `account_locked` (423)
+    after repeated failures, `rate_limited` (429).
+    """
     container = container_of(request)
     rate_key = f"{client_ip(request)}|{body.email.strip().lower()}"
     await enforce(request, container.rate_limiter, "login", rate_key)
@@ -135,6 +162,11 @@ async def logout(
     response: Response,
     session: Annotated[OperatorSession, Depends(current_operator)],
 ) -> dict[str, Any]:
+    """Ends the current session and clears its cookie.
+
+    Needs the session cookie and `X-CSRF-Token`. Errors: `unauthorized` (401), `csrf_failed`
+    (403).
+    """
     await container_of(request).operators.logout(session, operator_actor(request, session))
     response.delete_cookie(SESSION_COOKIE, path="/")
     return {"logged_out": True}
@@ -142,6 +174,9 @@ async def logout(
 
 @router.get("/me", summary="The logged-in operator")
 async def me(session: Annotated[OperatorSession, Depends(current_operator)]) -> dict[str, Any]:
+    """The logged-in operator (roles and the permissions they grant) and the session's
+    `csrf_token`. Errors: `unauthorized` (401) without a live session.
+    """
     return {"operator": operator_view(session.operator), "csrf_token": session.session.csrf_token}
 
 
@@ -153,10 +188,24 @@ class PartnerBody(RequestModel):
 
 @router.post("/partners", status_code=201, summary="Onboard a partner")
 async def create_partner(
-    body: PartnerBody,
+    body: Annotated[
+        PartnerBody,
+        Body(
+            openapi_examples=_example(
+                "A sandbox merchant",
+                {"name": "Karachi Traders", "roles": ["merchant"], "mode": "sandbox"},
+            )
+        ),
+    ],
     request: Request,
     session: Annotated[OperatorSession, Depends(require_permission(P.PARTNERS_WRITE))],
 ) -> dict[str, Any]:
+    """Onboards a partner (a merchant, or a TPP with open-banking roles) in `sandbox` or
+    `production` mode. Its OAuth clients are created with `POST .../clients`.
+
+    Session cookie, `X-CSRF-Token` and permission `partners.write` (otherwise
+    `unauthorized` 401, `csrf_failed` or `forbidden` 403). Errors: `validation_error` (422).
+    """
     partner = await container_of(request).partners.create_partner(
         operator_actor(request, session), name=body.name, roles=list(body.roles), mode=body.mode
     )
@@ -170,6 +219,11 @@ async def list_partners(
     limit: LimitParam = 20,
     cursor: CursorParam = None,
 ) -> dict[str, Any]:
+    """Every partner, newest first, with roles, mode, status and allowed scopes.
+
+    Session cookie and permission `partners.read`. Pages with `limit` and `cursor`.
+    Errors: `invalid_cursor` (400).
+    """
     after = decode_cursor(cursor, required_keys=frozenset({"t", "id"}))
     before = (parse_timestamp(str(after["t"])), str(after["id"])) if after else None
     async with container_of(request).transactions.read() as tx:
@@ -192,6 +246,10 @@ async def get_partner(
     request: Request,
     _session: Annotated[OperatorSession, Depends(require_permission(P.PARTNERS_READ))],
 ) -> dict[str, Any]:
+    """One partner and its OAuth clients (never their secrets).
+
+    Session cookie and permission `partners.read`. Errors: `not_found` (404).
+    """
     async with container_of(request).transactions.read() as tx:
         partner = await tx.partners.get_partner(partner_id)
         if partner is None:
@@ -207,10 +265,19 @@ class PartnerStatusBody(RequestModel):
 @router.post("/partners/{partner_id}/status", summary="Suspend or reactivate a partner")
 async def set_partner_status(
     partner_id: str,
-    body: PartnerStatusBody,
+    body: Annotated[
+        PartnerStatusBody,
+        Body(openapi_examples=_example("Suspend a partner", {"status": "suspended"})),
+    ],
     request: Request,
     session: Annotated[OperatorSession, Depends(require_permission(P.PARTNERS_SUSPEND))],
 ) -> dict[str, Any]:
+    """Suspends a partner (its tokens stop working at once and it cannot get new ones) or
+    reactivates it.
+
+    Session cookie, `X-CSRF-Token` and permission `partners.suspend`. Errors: `not_found`
+    (404).
+    """
     partner = await container_of(request).partners.set_partner_status(
         operator_actor(request, session), partner_id, body.status
     )
@@ -229,10 +296,23 @@ class LimitBody(RequestModel):
 @router.post("/partners/{partner_id}/limits", summary="Set a partner's per-transaction limit")
 async def set_limits(
     partner_id: str,
-    body: LimitBody,
+    body: Annotated[
+        LimitBody,
+        Body(
+            openapi_examples=_example(
+                "At most PKR 500,000.00 per payment", {"per_transaction_limit": 50_000_000}
+            )
+        ),
+    ],
     request: Request,
     session: Annotated[OperatorSession, Depends(require_permission(P.PARTNERS_WRITE))],
 ) -> dict[str, Any]:
+    """Sets the largest amount one payment of this partner may have (paisa); null
+    restores the platform default. Payments above it get `limit_exceeded`.
+
+    Session cookie, `X-CSRF-Token` and permission `partners.write`. Errors: `not_found`
+    (404), `validation_error` (422).
+    """
     await container_of(request).partners.set_transaction_limit(
         operator_actor(request, session), partner_id, body.per_transaction_limit
     )
@@ -257,10 +337,30 @@ class ClientBody(RequestModel):
 )
 async def create_client(
     partner_id: str,
-    body: ClientBody,
+    body: Annotated[
+        ClientBody,
+        Body(
+            openapi_examples=_example(
+                "A merchant's server with a client secret",
+                {
+                    "name": "Checkout server",
+                    "token_endpoint_auth_method": "client_secret_basic",
+                    "scopes": ["payments:read", "payments:write"],
+                },
+            )
+        ),
+    ],
     request: Request,
     session: Annotated[OperatorSession, Depends(require_permission(P.CLIENTS_WRITE))],
 ) -> dict[str, Any]:
+    """Creates an OAuth client for the partner. With `client_secret_basic` or
+    `client_secret_post` the response is the only place its `client_secret` is shown; with
+    `private_key_jwt` give `jwks` or `jwks_uri`. `scopes` must be allowed for the partner's
+    roles (empty: all of them).
+
+    Session cookie, `X-CSRF-Token` and permission `clients.write`. Errors: `invalid_scope`,
+    `invalid_redirect_uri`, `invalid_client_metadata` (422), `not_found` (404).
+    """
     issued = await container_of(request).partners.create_client(
         operator_actor(request, session),
         partner_id,
@@ -283,6 +383,12 @@ async def rotate_secret(
     request: Request,
     session: Annotated[OperatorSession, Depends(require_permission(P.CLIENTS_WRITE))],
 ) -> dict[str, Any]:
+    """Issues a new client secret, shown only in this response; the old one stops
+    working at once, and tokens already issued keep working until they expire.
+
+    Session cookie, `X-CSRF-Token` and permission `clients.write`. Errors: `not_found`
+    (404), `conflict` (409) for a `private_key_jwt` client.
+    """
     issued = await container_of(request).partners.rotate_client_secret(
         operator_actor(request, session), client_id
     )
@@ -297,6 +403,10 @@ async def revoke_client(
     request: Request,
     session: Annotated[OperatorSession, Depends(require_permission(P.CLIENTS_WRITE))],
 ) -> dict[str, Any]:
+    """Revokes the client: it can get no new tokens and its tokens stop working at once.
+
+    Session cookie, `X-CSRF-Token` and permission `clients.write`. Errors: `not_found` (404).
+    """
     client = await container_of(request).partners.revoke_client(
         operator_actor(request, session), client_id
     )
@@ -316,10 +426,29 @@ class OperatorBody(RequestModel):
     summary="Create an operator; the TOTP secret is shown only in this response",
 )
 async def create_operator(
-    body: OperatorBody,
+    body: Annotated[
+        OperatorBody,
+        Body(
+            openapi_examples=_example(
+                "An operations colleague",
+                {
+                    "email": "sana.iqbal@bank.example.pk",
+                    "name": "Sana Iqbal",
+                    "roles": ["operations"],
+                    "password": "a long passphrase of words",
+                },
+            )
+        ),
+    ],
     request: Request,
     session: Annotated[OperatorSession, Depends(require_permission(P.OPERATORS_WRITE))],
 ) -> dict[str, Any]:
+    """Creates a console operator. The response is the only place the TOTP secret (and
+    its `otpauth://` URI for an authenticator app) is shown.
+
+    Session cookie, `X-CSRF-Token` and permission `operators.write`. Errors: `weak_password`
+    (422, under 12 characters), `invalid_role` (422), `conflict` (409) for a taken email.
+    """
     created = await container_of(request).operators.create_operator(
         operator_actor(request, session),
         email=body.email,
@@ -338,6 +467,10 @@ async def list_operators(
     request: Request,
     _session: Annotated[OperatorSession, Depends(require_permission(P.OPERATORS_READ))],
 ) -> dict[str, Any]:
+    """Every operator with roles, permissions, status and last login.
+
+    Session cookie and permission `operators.read`.
+    """
     async with container_of(request).transactions.read() as tx:
         operators = await tx.operators.list_operators()
     return {
@@ -355,10 +488,18 @@ class RolesBody(RequestModel):
 @router.patch("/operators/{operator_id}", summary="Change an operator's roles")
 async def set_roles(
     operator_id: str,
-    body: RolesBody,
+    body: Annotated[
+        RolesBody,
+        Body(openapi_examples=_example("Make an operator a support agent", {"roles": ["support"]})),
+    ],
     request: Request,
     session: Annotated[OperatorSession, Depends(require_permission(P.OPERATORS_WRITE))],
 ) -> dict[str, Any]:
+    """Replaces an operator's roles; the permissions follow at their next request.
+
+    Session cookie, `X-CSRF-Token` and permission `operators.write`. Errors: `invalid_role`
+    (422), `not_found` (404).
+    """
     operator = await container_of(request).operators.set_roles(
         operator_actor(request, session), operator_id, body.roles
     )
@@ -370,6 +511,11 @@ async def signing_keys(
     request: Request,
     _session: Annotated[OperatorSession, Depends(require_permission(P.KEYS_ROTATE))],
 ) -> dict[str, Any]:
+    """The keys that sign and verify access tokens: the `active` one and those still
+    `verifying` tokens they signed. Private keys never leave the server.
+
+    Session cookie and permission `keys.rotate`.
+    """
     keys = await container_of(request).signing_keys.keys()
     return {
         "object": "list",
@@ -394,6 +540,11 @@ async def rotate_signing_key(
     request: Request,
     session: Annotated[OperatorSession, Depends(require_permission(P.KEYS_ROTATE))],
 ) -> dict[str, Any]:
+    """Creates a new active signing key; the previous one keeps verifying the tokens it
+    signed until they expire. Answers the new `kid` and the verifying ones.
+
+    Session cookie, `X-CSRF-Token` and permission `keys.rotate`.
+    """
     container = container_of(request)
     new_key, demoted = await container.signing_keys.rotate(operator_actor(request, session))
     await container.key_ring.refresh(force=True)
@@ -409,6 +560,12 @@ async def audit_trail(
     action: str | None = None,
     target_id: str | None = None,
 ) -> dict[str, Any]:
+    """The tamper-evident audit trail, newest first: who did what to which object, from
+    where. Filter by `action` (e.g. `partner.created`) and `target_id`.
+
+    Session cookie and permission `audit.read`. Pages with `limit` and `cursor`. Errors:
+    `invalid_cursor` (400).
+    """
     after = decode_cursor(cursor, required_keys=frozenset({"seq"}))
     before_seq = int(after["seq"]) if after else None
     async with container_of(request).transactions.read() as tx:

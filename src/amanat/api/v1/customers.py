@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Body, Query, Request
 from pydantic import Field, model_validator
 from starlette.responses import Response
 
@@ -75,6 +75,19 @@ def customer_view(details: SubjectDetails, record: SubjectRecord) -> dict[str, A
     ).model_dump()
 
 
+CUSTOMER_EXAMPLES: dict[str, Any] = {
+    "customer": {
+        "summary": "A customer with an IBAN, a Raast ID and a CNIC",
+        "value": {
+            "name": "Ayesha Khan",
+            "iban": "PK36SCBL0000001123456702",
+            "raast_id": "+923001234567",
+            "cnic": "35202-1234567-3",
+        },
+    }
+}
+
+
 @router.post(
     "",
     status_code=201,
@@ -82,11 +95,18 @@ def customer_view(details: SubjectDetails, record: SubjectRecord) -> dict[str, A
     summary="Create a customer (personal fields are encrypted at rest)",
 )
 async def create_customer(
-    body: CustomerIn,
+    body: Annotated[CustomerIn, Body(openapi_examples=CUSTOMER_EXAMPLES)],
     request: Request,
     context: PaymentsWrite,
     idempotency_key: IdempotencyKeyHeader = None,
 ) -> Response:
+    """Stores a person you pay or collect from. Give an `iban` or a `raast_id` (or both);
+    `name` and `cnic` are optional. Every personal field is encrypted at rest under the
+    customer's own key; you read them back in clear.
+
+    Scope `payments:write`. Requires an `Idempotency-Key`. Errors: `invalid_iban`,
+    `invalid_raast_id`, `invalid_cnic`, `validation_error` (422).
+    """
     protection = container_of(request).protection
 
     async def operation() -> tuple[int, dict[str, Any]]:
@@ -106,6 +126,11 @@ async def create_customer(
 
 @router.get("/{customer_id}", response_model=CustomerOut, summary="Retrieve a customer")
 async def get_customer(customer_id: str, request: Request, context: PaymentsRead) -> dict[str, Any]:
+    """One of your customers, personal fields in clear (null after erasure, with
+    `erased: true`).
+
+    Scope `payments:read`. Errors: `not_found` (404) for an unknown or another partner's id.
+    """
     protection = container_of(request).protection
     details = await protection.reveal(customer_id, partner_id=context.partner_id)
     async with container_of(request).transactions.read() as tx:
@@ -126,6 +151,12 @@ async def find_customers(
     raast_id: Annotated[RaastId | None, Query()] = None,
     cnic: Annotated[Cnic | None, Query()] = None,
 ) -> dict[str, Any]:
+    """Your customers whose IBAN, Raast ID or CNIC equals the one given (exactly one of
+    the three). The match uses blind indexes: the values are never stored readably.
+
+    Scope `payments:read`. Errors: `validation_error` (422) unless exactly one search field
+    is given, `invalid_iban` / `invalid_raast_id` / `invalid_cnic` (422) for a malformed one.
+    """
     given = [(f, v) for f, v in (("iban", iban), ("raast_id", raast_id), ("cnic", cnic)) if v]
     if len(given) != 1:
         raise ApiProblem(
