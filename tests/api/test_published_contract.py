@@ -64,6 +64,10 @@ async def test_enums_are_declared(client: httpx.AsyncClient) -> None:
     assert "payment.succeeded" in components["EventOut"]["properties"]["type"]["enum"]
     enabled = components["EndpointIn"]["properties"]["enabled_events"]["items"]["enum"]
     assert "*" in enabled and "refund.failed" in enabled
+    assert components["PartnerOut"]["properties"]["status"]["enum"] == ["active", "suspended"]
+    assert "admin" in components["OperatorRole"]["enum"]
+    assert "partners.suspend" in components["Permission"]["enum"]
+    assert "private_key_jwt" in components["ClientAuthMethod"]["enum"]
     assert components["DeliveryOut"]["properties"]["status"]["enum"] == [
         "pending",
         "succeeded",

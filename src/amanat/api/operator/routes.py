@@ -10,6 +10,7 @@ from pydantic import Field
 
 from amanat.api.deps import client_ip, container_of
 from amanat.api.errors import ApiProblem
+from amanat.api.openapi import declared_enum
 from amanat.api.operator.session import (
     SESSION_COOKIE,
     current_operator,
@@ -18,10 +19,10 @@ from amanat.api.operator.session import (
 )
 from amanat.api.pagination import CursorParam, LimitParam, decode_cursor, encode_cursor
 from amanat.api.ratelimit import enforce
-from amanat.api.schemas import RequestModel
-from amanat.domain.access import Permission
+from amanat.api.schemas import ListResponse, RequestModel, ResponseModel
+from amanat.domain.access import SCOPE_DESCRIPTIONS, OperatorRole, PartnerRole, Permission
 from amanat.domain.clock import format_timestamp, parse_timestamp
-from amanat.domain.identity import OAuthClient, Operator, Partner
+from amanat.domain.identity import ClientAuthMethod, Mode, OAuthClient, Operator, Partner
 from amanat.services.operators import OperatorSession
 
 session_cookie = APIKeyCookie(
@@ -41,6 +42,111 @@ P = Permission
 
 def _example(summary: str, value: dict[str, Any]) -> dict[str, Any]:
     return {"example": {"summary": summary, "value": value}}
+
+
+Scope = Annotated[str, Field(json_schema_extra=declared_enum(sorted(SCOPE_DESCRIPTIONS)))]
+
+
+class PartnerOut(ResponseModel):
+    id: str
+    object: Literal["partner"]
+    name: str
+    roles: list[PartnerRole]
+    mode: Mode
+    status: Literal["active", "suspended"]
+    allowed_scopes: list[Scope]
+    created_at: str
+    updated_at: str
+
+
+class ClientOut(ResponseModel):
+    id: str
+    object: Literal["client"]
+    partner_id: str
+    name: str
+    token_endpoint_auth_method: ClientAuthMethod
+    scopes: list[Scope]
+    redirect_uris: list[str]
+    jwks_uri: str | None
+    has_jwks: bool
+    status: Literal["active", "revoked"]
+    created_at: str
+    secret_rotated_at: str | None
+
+
+class ClientWithSecret(ClientOut):
+    client_secret: str | None = Field(
+        default=None,
+        description="Shown only in this response; null for a private_key_jwt client.",
+    )
+
+
+class PartnerWithClients(PartnerOut):
+    clients: list[ClientOut]
+
+
+class OperatorOut(ResponseModel):
+    id: str
+    object: Literal["operator"]
+    email: str
+    name: str
+    roles: list[OperatorRole]
+    permissions: list[Permission]
+    status: str = Field(description="`active`, or why the operator may not sign in.")
+    created_at: str
+    last_login_at: str | None
+
+
+class NewOperatorOut(OperatorOut):
+    totp_secret: str = Field(description="Shown only in this response.")
+    totp_uri: str = Field(description="`otpauth://` URI for an authenticator app.")
+
+
+class SessionOut(ResponseModel):
+    operator: OperatorOut
+    csrf_token: str = Field(description="Send as `X-CSRF-Token` on unsafe requests.")
+
+
+class LoggedOut(ResponseModel):
+    logged_out: Literal[True]
+
+
+class LimitOut(ResponseModel):
+    partner_id: str
+    per_transaction_limit: int | None
+
+
+class SigningKeyOut(ResponseModel):
+    kid: str
+    alg: str
+    status: str = Field(description="`active` signs; the others only verify.")
+    encrypted: bool
+    created_at: str
+    retire_after: str | None
+
+
+class RotatedKeysOut(ResponseModel):
+    active: str = Field(description="The new signing key's `kid`.")
+    verifying: list[str]
+
+
+class AuditActorOut(ResponseModel):
+    type: str
+    id: str
+    source_ip: str | None
+    user_agent: str | None
+    request_id: str | None
+
+
+class AuditRecordOut(ResponseModel):
+    seq: int
+    id: str
+    occurred_at: str
+    actor: AuditActorOut
+    action: str
+    target_type: str | None
+    target_id: str | None
+    payload: dict[str, Any]
 
 
 def partner_view(partner: Partner) -> dict[str, Any]:
@@ -103,6 +209,7 @@ class LoginBody(RequestModel):
 
 @public.post(
     "/login",
+    response_model=SessionOut,
     summary="Log in with password and TOTP; sets the session cookie",
     responses={
         401: {"description": "Wrong email, password or code."},
@@ -156,7 +263,7 @@ async def login(
     return {"operator": operator_view(result.operator), "csrf_token": result.csrf_token}
 
 
-@router.post("/logout", summary="End the current session")
+@router.post("/logout", response_model=LoggedOut, summary="End the current session")
 async def logout(
     request: Request,
     response: Response,
@@ -172,7 +279,7 @@ async def logout(
     return {"logged_out": True}
 
 
-@router.get("/me", summary="The logged-in operator")
+@router.get("/me", response_model=SessionOut, summary="The logged-in operator")
 async def me(session: Annotated[OperatorSession, Depends(current_operator)]) -> dict[str, Any]:
     """The logged-in operator (roles and the permissions they grant) and the session's
     `csrf_token`. Errors: `unauthorized` (401) without a live session.
@@ -186,7 +293,7 @@ class PartnerBody(RequestModel):
     mode: Literal["sandbox", "production"] = "sandbox"
 
 
-@router.post("/partners", status_code=201, summary="Onboard a partner")
+@router.post("/partners", status_code=201, response_model=PartnerOut, summary="Onboard a partner")
 async def create_partner(
     body: Annotated[
         PartnerBody,
@@ -212,7 +319,9 @@ async def create_partner(
     return partner_view(partner)
 
 
-@router.get("/partners", summary="List partners, newest first")
+@router.get(
+    "/partners", response_model=ListResponse[PartnerOut], summary="List partners, newest first"
+)
 async def list_partners(
     request: Request,
     _session: Annotated[OperatorSession, Depends(require_permission(P.PARTNERS_READ))],
@@ -240,7 +349,11 @@ async def list_partners(
     }
 
 
-@router.get("/partners/{partner_id}", summary="A partner with its clients")
+@router.get(
+    "/partners/{partner_id}",
+    response_model=PartnerWithClients,
+    summary="A partner with its clients",
+)
 async def get_partner(
     partner_id: str,
     request: Request,
@@ -262,7 +375,11 @@ class PartnerStatusBody(RequestModel):
     status: Literal["active", "suspended"]
 
 
-@router.post("/partners/{partner_id}/status", summary="Suspend or reactivate a partner")
+@router.post(
+    "/partners/{partner_id}/status",
+    response_model=PartnerOut,
+    summary="Suspend or reactivate a partner",
+)
 async def set_partner_status(
     partner_id: str,
     body: Annotated[
@@ -293,7 +410,11 @@ class LimitBody(RequestModel):
     )
 
 
-@router.post("/partners/{partner_id}/limits", summary="Set a partner's per-transaction limit")
+@router.post(
+    "/partners/{partner_id}/limits",
+    response_model=LimitOut,
+    summary="Set a partner's per-transaction limit",
+)
 async def set_limits(
     partner_id: str,
     body: Annotated[
@@ -333,6 +454,7 @@ class ClientBody(RequestModel):
 @router.post(
     "/partners/{partner_id}/clients",
     status_code=201,
+    response_model=ClientWithSecret,
     summary="Create an OAuth client; the secret is shown only in this response",
 )
 async def create_client(
@@ -376,6 +498,7 @@ async def create_client(
 
 @router.post(
     "/clients/{client_id}/rotate_secret",
+    response_model=ClientWithSecret,
     summary="Issue a new client secret; the old one stops working at once",
 )
 async def rotate_secret(
@@ -396,7 +519,9 @@ async def rotate_secret(
 
 
 @router.post(
-    "/clients/{client_id}/revoke", summary="Revoke a client; its tokens stop working at once"
+    "/clients/{client_id}/revoke",
+    response_model=ClientOut,
+    summary="Revoke a client; its tokens stop working at once",
 )
 async def revoke_client(
     client_id: str,
@@ -423,6 +548,7 @@ class OperatorBody(RequestModel):
 @router.post(
     "/operators",
     status_code=201,
+    response_model=NewOperatorOut,
     summary="Create an operator; the TOTP secret is shown only in this response",
 )
 async def create_operator(
@@ -462,7 +588,7 @@ async def create_operator(
     }
 
 
-@router.get("/operators", summary="List operators")
+@router.get("/operators", response_model=ListResponse[OperatorOut], summary="List operators")
 async def list_operators(
     request: Request,
     _session: Annotated[OperatorSession, Depends(require_permission(P.OPERATORS_READ))],
@@ -485,7 +611,9 @@ class RolesBody(RequestModel):
     roles: list[str] = Field(min_length=1, max_length=6)
 
 
-@router.patch("/operators/{operator_id}", summary="Change an operator's roles")
+@router.patch(
+    "/operators/{operator_id}", response_model=OperatorOut, summary="Change an operator's roles"
+)
 async def set_roles(
     operator_id: str,
     body: Annotated[
@@ -506,7 +634,11 @@ async def set_roles(
     return operator_view(operator)
 
 
-@router.get("/signing_keys", summary="The token-signing key ring")
+@router.get(
+    "/signing_keys",
+    response_model=ListResponse[SigningKeyOut],
+    summary="The token-signing key ring",
+)
 async def signing_keys(
     request: Request,
     _session: Annotated[OperatorSession, Depends(require_permission(P.KEYS_ROTATE))],
@@ -535,7 +667,9 @@ async def signing_keys(
     }
 
 
-@router.post("/signing_keys/rotate", summary="Rotate the token-signing key")
+@router.post(
+    "/signing_keys/rotate", response_model=RotatedKeysOut, summary="Rotate the token-signing key"
+)
 async def rotate_signing_key(
     request: Request,
     session: Annotated[OperatorSession, Depends(require_permission(P.KEYS_ROTATE))],
@@ -551,7 +685,9 @@ async def rotate_signing_key(
     return {"active": new_key.kid, "verifying": [k.kid for k in demoted]}
 
 
-@router.get("/audit", summary="The audit trail, newest first")
+@router.get(
+    "/audit", response_model=ListResponse[AuditRecordOut], summary="The audit trail, newest first"
+)
 async def audit_trail(
     request: Request,
     _session: Annotated[OperatorSession, Depends(require_permission(P.AUDIT_READ))],
