@@ -34,6 +34,8 @@ async def metrics(request: Request) -> Response:
 
 @router.get("/healthz", summary="The process is alive")
 async def healthz() -> dict[str, str]:
+    """Liveness: answers `{"status": "ok"}` while the process can serve HTTP; it checks
+    nothing else, so an orchestrator restarts the process only when it is stuck."""
     return {"status": "ok"}
 
 
@@ -43,6 +45,8 @@ async def healthz() -> dict[str, str]:
     responses={503: {"description": "Not ready; `checks` says why."}},
 )
 async def readyz(request: Request) -> JsonResponse:
+    """Readiness: 200 when the database answers and is migrated to the head revision,
+    otherwise 503 with `checks` saying which check failed. Route traffic only when ready."""
     container = request.app.state.container
     checks: dict[str, Any] = {}
     ready = True

@@ -3,14 +3,31 @@
 FastAPI documents only the happy path and its own 422 shape; our error handlers answer
 every failure as problem+json, so the published contract says so (schemathesis holds the
 implementation to it).
+
+The ``Idempotency-Key`` header is declared optional in the route signatures so that a
+request without it reaches :mod:`amanat.api.idempotency` and gets the documented
+``idempotency_key_missing`` problem rather than a generic validation error; the published
+contract marks it required on every POST under ``/v1``, which is what the server enforces.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 from fastapi import FastAPI
 from fastapi.openapi.utils import get_openapi
+from pydantic import JsonValue
+
+IDEMPOTENCY_HEADER = "Idempotency-Key"
+
+
+def declared_enum(values: Iterable[str], *, key: str = "enum") -> dict[str, JsonValue]:
+    """``json_schema_extra`` publishing ``values`` as the field's ``enum`` (or ``examples``
+    with ``key``) where the model keeps a plain ``str`` (the set is defined in one
+    catalogue elsewhere, and the endpoint answers its own problem for an unknown value)."""
+    return {key: list(values)}
+
 
 PROBLEM_SCHEMA: dict[str, Any] = {
     "type": "object",
@@ -57,6 +74,22 @@ _WITH_AUTH = {
 }
 
 
+def _require_idempotency_key(operation: dict[str, Any]) -> None:
+    for parameter in operation.get("parameters", []):
+        if parameter.get("in") == "header" and parameter.get("name") == IDEMPOTENCY_HEADER:
+            parameter["required"] = True
+            parameter["example"] = "3f0e8c52-6a1d-4e0b-9d7a-1b2c3d4e5f60"
+            schema = parameter.get("schema", {})
+            # Optional in the signature (see the module docstring); never null on the wire.
+            options = [s for s in schema.pop("anyOf", []) if s.get("type") != "null"]
+            if options:
+                schema.update(options[0])
+            schema["minLength"] = 1
+            schema.pop("default", None)
+            return
+    raise AssertionError(f"POST {operation.get('operationId')} lacks {IDEMPOTENCY_HEADER}")
+
+
 def install_openapi(app: FastAPI, *, version: str) -> None:
     def build() -> dict[str, Any]:
         if app.openapi_schema:
@@ -79,10 +112,12 @@ def install_openapi(app: FastAPI, *, version: str) -> None:
         components.pop("HTTPValidationError", None)
         components.pop("ValidationError", None)
         ref = {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}
-        for path_item in schema.get("paths", {}).values():
-            for operation in path_item.values():
+        for path, path_item in schema.get("paths", {}).items():
+            for method, operation in path_item.items():
                 if not isinstance(operation, dict) or "responses" not in operation:
                     continue
+                if method == "post" and path.startswith("/v1/"):
+                    _require_idempotency_key(operation)
                 responses = operation["responses"]
                 wanted = dict(_COMMON)
                 if operation.get("security"):

@@ -3,6 +3,7 @@ the sandbox TPP's OAuth redirect page."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from fastapi import APIRouter, Request
@@ -10,9 +11,11 @@ from fastapi.responses import HTMLResponse
 from fastapi.templating import Jinja2Templates
 
 from amanat.api.errors import ApiProblem
+from amanat.api.markdown import render
 from amanat.api.problems import CATALOGUE, lookup
 
 TEMPLATES = Jinja2Templates(directory=str(Path(__file__).parent / "templates"))
+TEMPLATES.env.filters["markdown"] = render
 
 router = APIRouter(include_in_schema=False)
 
@@ -28,7 +31,12 @@ async def problem_page(request: Request, code: str) -> HTMLResponse:
     entry = lookup(code)
     if entry is None:
         raise ApiProblem("not_found", f"No problem type named '{code}'.")
-    return TEMPLATES.TemplateResponse(request, "problem.html", {"entry": entry})
+    example = entry.example_document(str(request.base_url).rstrip("/"))
+    return TEMPLATES.TemplateResponse(
+        request,
+        "problem.html",
+        {"entry": entry, "example": json.dumps(example, indent=2, ensure_ascii=False)},
+    )
 
 
 @router.get("/docs", response_class=HTMLResponse)

@@ -1,12 +1,19 @@
 """The catalogue of problem codes: one entry per stable ``code`` a client may see.
 
 Each code has a page at ``/problems/<code>`` (the problem document's ``type``), so a
-developer who meets an error can read what it means and what to do about it.
+developer who meets an error can read what it means and what to do about it. The same
+pages explain the ``rail_*`` codes a payment's ``failure.code`` can carry: those are not
+HTTP errors but outcomes reported by the rail, so their entries have ``status`` 0 and
+their example is a payment, not a problem document.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
+
+RAIL_FAILURE = 0
+"""The ``status`` of an entry that is a payment's failure code, not an HTTP problem."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -16,6 +23,26 @@ class ProblemType:
     title: str
     description: str
     remedy: str
+    example: dict[str, Any] | None = None
+    """What a client receives; ``None`` derives a problem document from the entry."""
+
+    @property
+    def is_rail_failure(self) -> bool:
+        return self.status == RAIL_FAILURE
+
+    def example_document(self, base_url: str = "https://api.amanat.example") -> dict[str, Any]:
+        """An example of what a client receives with this code (shown on its page)."""
+        if self.example is not None:
+            return self.example
+        return {
+            "type": f"{base_url}/problems/{self.code}",
+            "title": self.title,
+            "status": self.status,
+            "detail": self.title + ".",
+            "instance": "/v1/payments",
+            "code": self.code,
+            "request_id": "req_01JDX3M9Q5W8C2V7T4K6B0N1ZP",
+        }
 
 
 _ENTRIES = [
@@ -304,6 +331,136 @@ for _error, _text in [
             f"OAuth error: {_error}",
             _text,
             "See RFC 6749 §5.2; fix the request and retry.",
+            example={
+                "error": _error,
+                "error_description": _text,
+                "type": f"https://api.amanat.example/problems/oauth_{_error}",
+                "title": _error.replace("_", " "),
+                "status": 401 if _error == "invalid_client" else 400,
+                "detail": _text,
+                "instance": "/oauth/token",
+                "code": _error,
+                "request_id": "req_01JDX3M9Q5W8C2V7T4K6B0N1ZP",
+            },
+        )
+    )
+
+
+def _failed_payment(code: str, message: str, *, type_: str = "payout") -> dict[str, Any]:
+    """The part of a failed payment that carries a rail failure code."""
+    return {
+        "id": "pay_01JDX3M9Q5W8C2V7T4K6B0N1ZP",
+        "object": "payment",
+        "type": type_,
+        "status": "failed",
+        "amount": 100_001,
+        "currency": "PKR",
+        "failure": {"code": code, "message": message},
+    }
+
+
+_RETRY_NEW = (
+    "Do not resend the same request: the payment is final and its Idempotency-Key replays "
+    "the failure. "
+)
+for _code, _title, _cause, _remedy, _kind in [
+    (
+        "rail_ac01",
+        "Account number invalid (AC01)",
+        "The beneficiary's bank says the account number is invalid or does not exist "
+        "(ISO 20022 reason `AC01`). In the sandbox, amounts ending in `01` produce it.",
+        _RETRY_NEW + "Do not retry with the same details. Tell the customer: *the account "
+        "details are wrong; please check the IBAN or Raast ID with the account holder*, then "
+        "create a new payment with the corrected details.",
+        "payout",
+    ),
+    (
+        "rail_ac06",
+        "Account blocked (AC06)",
+        "The beneficiary's bank says the account is blocked (ISO 20022 reason `AC06`). In "
+        "the sandbox, amounts ending in `02` produce it.",
+        _RETRY_NEW + "Do not retry to this account. Tell the customer: *your bank has "
+        "blocked this account; please contact your bank or give another account*.",
+        "payout",
+    ),
+    (
+        "rail_ab08",
+        "Beneficiary bank offline (AB08)",
+        "The beneficiary's bank was offline and could not take the payment (ISO 20022 "
+        "reason `AB08`). In the sandbox, amounts ending in `03` produce it.",
+        _RETRY_NEW + "This is temporary: create a new payment later (for example after 15 "
+        "minutes, with backoff). Tell the customer: *your bank is not reachable right now; "
+        "we will try again*.",
+        "payout",
+    ),
+    (
+        "rail_am02",
+        "Amount over the bank's limit (AM02)",
+        "The beneficiary's bank refused the amount as above its limit (ISO 20022 reason "
+        "`AM02`). In the sandbox, amounts ending in `04` produce it.",
+        _RETRY_NEW + "Do not retry the same amount. Split it into smaller payments, or tell "
+        "the customer: *the amount is above what your bank accepts in one payment*.",
+        "payout",
+    ),
+    (
+        "rail_cust",
+        "Declined by the payer (CUST)",
+        "The payer declined the collection (request to pay) in their banking app (ISO "
+        "20022 reason `CUST`). In the sandbox, collection amounts ending in `21` produce it.",
+        "Retrying would only ask again: create a new collection only if the payer agrees. "
+        "Tell the customer: *you declined the payment request; we can send a new one*.",
+        "collection",
+    ),
+    (
+        "rail_declined",
+        "Declined by the payer",
+        "The payer declined the collection, and the rail gave no more specific reason code.",
+        "As for `rail_cust`: create a new collection only if the payer agrees to pay.",
+        "collection",
+    ),
+    (
+        "rail_rejected",
+        "Rejected by the rail",
+        "The rail rejected the payment without a more specific reason code.",
+        _RETRY_NEW + "Check the beneficiary's details and the amount; create a new payment "
+        "once they are confirmed. Quote the payment id to support if it happens again.",
+        "payout",
+    ),
+    (
+        "rail_unavailable",
+        "Rail unavailable",
+        "amanat retried the submission with backoff, but the rail stayed unavailable and "
+        "never received the payment, so no money moved.",
+        "Safe to retry: create a new payment (with a new Idempotency-Key) once the rail is "
+        "back. Tell the customer: *the payment network is unavailable; we will try again*.",
+        "payout",
+    ),
+    (
+        "rail_invalid_request",
+        "Refused by the rail as invalid",
+        "The rail refused the submission as malformed (for example an account it could not "
+        "parse). No money moved.",
+        _RETRY_NEW + "Check the account details; quote the payment id to support if they "
+        "are right.",
+        "payout",
+    ),
+    (
+        "rail_duplicate_end_to_end_id",
+        "Duplicate end-to-end id at the rail",
+        "The rail already had a different payment with this payment's end-to-end id. No "
+        "money moved for this payment.",
+        "Create a new payment (it gets a new end-to-end id); quote both payment ids to support.",
+        "payout",
+    ),
+]:
+    _ENTRIES.append(
+        ProblemType(
+            _code,
+            RAIL_FAILURE,
+            _title,
+            _cause + " The payment's `status` is `failed` and `failure.code` is this code.",
+            _remedy,
+            example=_failed_payment(_code, _title + ".", type_=_kind),
         )
     )
 

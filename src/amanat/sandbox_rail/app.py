@@ -95,8 +95,10 @@ def create_rail_app(settings: RailSettings) -> FastAPI:
 
     app = FastAPI(
         title="amanat sandbox rail",
-        description="A Raast-like rail and sandbox bank for testing amanat. "
-        "See docs/sandbox-rail.md.",
+        description="A Raast-like rail and sandbox bank for testing amanat. The last two "
+        "digits of an amount choose the outcome: 00 settles; 01-04 are refused with AC01, "
+        "AC06, AB08, AM02; 21 and 22 make a request to pay declined or expired. amanat's "
+        "`/problems/rail_<reason>` pages say what each refusal means for a payment.",
         version="1",
         lifespan=lifespan,
     )

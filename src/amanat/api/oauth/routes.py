@@ -26,34 +26,41 @@ router = APIRouter(tags=["oauth"])
 
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 
-_FORM_BODY = {
-    "requestBody": {
+
+def _form_body(summary: str, example: dict[str, str]) -> dict[str, Any]:
+    """The form schema with this endpoint's own example (client authentication goes in
+    the `Authorization: Basic` header, or as `client_id`/`client_secret` fields)."""
+    body: dict[str, Any] = {
         "required": True,
         "content": {
             "application/x-www-form-urlencoded": {
-                "schema": {
-                    "type": "object",
-                    "properties": {
-                        "grant_type": {
-                            "type": "string",
-                            "enum": ["client_credentials", "authorization_code", "refresh_token"],
-                        },
-                        "scope": {"type": "string"},
-                        "code": {"type": "string"},
-                        "redirect_uri": {"type": "string"},
-                        "code_verifier": {"type": "string"},
-                        "refresh_token": {"type": "string"},
-                        "client_id": {"type": "string"},
-                        "client_secret": {"type": "string"},
-                        "client_assertion_type": {"type": "string"},
-                        "client_assertion": {"type": "string"},
-                        "token": {"type": "string"},
-                        "token_type_hint": {"type": "string"},
-                    },
-                }
+                "schema": _FORM_SCHEMA,
+                "examples": {"example": {"summary": summary, "value": example}},
             }
         },
     }
+    return {"requestBody": body}
+
+
+_FORM_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "grant_type": {
+            "type": "string",
+            "enum": ["client_credentials", "authorization_code", "refresh_token"],
+        },
+        "scope": {"type": "string"},
+        "code": {"type": "string"},
+        "redirect_uri": {"type": "string"},
+        "code_verifier": {"type": "string"},
+        "refresh_token": {"type": "string"},
+        "client_id": {"type": "string"},
+        "client_secret": {"type": "string"},
+        "client_assertion_type": {"type": "string"},
+        "client_assertion": {"type": "string"},
+        "token": {"type": "string"},
+        "token_type_hint": {"type": "string"},
+    },
 }
 
 _OAUTH_ERROR = {
@@ -101,7 +108,10 @@ def _rate_key(request: Request, form: dict[str, str]) -> str:
 @router.post(
     "/oauth/token",
     summary="Obtain an access token",
-    openapi_extra=_FORM_BODY,
+    openapi_extra=_form_body(
+        "Client credentials for payouts (client authenticated with HTTP Basic)",
+        {"grant_type": "client_credentials", "scope": "payments:read payments:write"},
+    ),
     responses={
         200: {"description": "Token response (RFC 6749 §5.1)."},
         400: _OAUTH_ERROR,
@@ -109,6 +119,16 @@ def _rate_key(request: Request, form: dict[str, str]) -> str:
     },
 )
 async def token(request: Request) -> Response:
+    """The OAuth 2.0 token endpoint (RFC 6749). Grants: `client_credentials` (a merchant's
+    server), `authorization_code` with PKCE S256 (a TPP acting for a customer) and
+    `refresh_token`. Authenticate the client with HTTP Basic, `client_id`/`client_secret`
+    form fields, or a `private_key_jwt` assertion; `scope` is space-separated (omit it for
+    every scope the client may have). Send the `access_token` as `Authorization: Bearer`.
+
+    Errors use RFC 6749 fields (`error`, `error_description`) plus the problem fields:
+    `invalid_client` (401), `invalid_grant`, `invalid_scope`, `invalid_request`,
+    `unsupported_grant_type` (400); `rate_limited` (429).
+    """
     container = container_of(request)
     try:
         form = await read_form(request)
@@ -123,7 +143,10 @@ async def token(request: Request) -> Response:
 @router.post(
     "/oauth/revoke",
     summary="Revoke a token (RFC 7009)",
-    openapi_extra=_FORM_BODY,
+    openapi_extra=_form_body(
+        "Revoke an access token (client authenticated with HTTP Basic)",
+        {"token": "eyJhbGciOiJFUzI1NiIsImtpZCI6IjEifQ...", "token_type_hint": "access_token"},
+    ),
     responses={
         200: {"description": "Revoked, or unknown (RFC 7009 §2.2)."},
         400: _OAUTH_ERROR,
@@ -131,6 +154,12 @@ async def token(request: Request) -> Response:
     },
 )
 async def revoke(request: Request) -> Response:
+    """Revokes an access or refresh token the authenticated client holds (RFC 7009); it
+    stops working at once. Answers 200 with an empty body also for an unknown token, so it
+    reveals nothing.
+
+    Errors: `invalid_client` (401), `invalid_request` (400) without `token`.
+    """
     container = container_of(request)
     try:
         form = await read_form(request)
@@ -155,7 +184,10 @@ async def revoke(request: Request) -> Response:
 @router.post(
     "/oauth/introspect",
     summary="Introspect a token (RFC 7662)",
-    openapi_extra=_FORM_BODY,
+    openapi_extra=_form_body(
+        "Is this token active? (client authenticated with HTTP Basic)",
+        {"token": "eyJhbGciOiJFUzI1NiIsImtpZCI6IjEifQ..."},
+    ),
     responses={
         200: {"description": "Introspection response."},
         400: _OAUTH_ERROR,
@@ -163,6 +195,11 @@ async def revoke(request: Request) -> Response:
     },
 )
 async def introspect(request: Request) -> Response:
+    """Says whether a token is active and, if so, its client, scopes and expiry (RFC
+    7662). An expired, revoked, malformed or foreign token answers `{"active": false}`.
+
+    Errors: `invalid_client` (401), `invalid_request` (400) without `token`.
+    """
     container = container_of(request)
     try:
         form = await read_form(request)
@@ -180,6 +217,8 @@ async def introspect(request: Request) -> Response:
     "/.well-known/oauth-authorization-server", summary="Authorization server metadata (RFC 8414)"
 )
 async def metadata(request: Request) -> dict[str, Any]:
+    """The authorization server's metadata (RFC 8414): endpoints, grant types, client
+    authentication methods and scopes. Public, no authentication."""
     issuer = container_of(request).oauth.config.issuer
     return {
         "issuer": issuer,
@@ -214,5 +253,7 @@ async def metadata(request: Request) -> dict[str, Any]:
 
 @router.get("/.well-known/jwks.json", summary="Public keys that verify access tokens")
 async def jwks(request: Request) -> JsonResponse:
+    """The public keys (JWK Set) that verify amanat's access tokens, the active key and
+    those still verifying; cache for at most 60 seconds. Public, no authentication."""
     keys = await container_of(request).key_ring.public_jwks()
     return JsonResponse(keys, headers={"Cache-Control": "public, max-age=60"})

@@ -5,11 +5,13 @@ from __future__ import annotations
 from typing import Literal
 
 from fastapi import APIRouter
+from pydantic import Field
 
 from amanat.api.errors import ApiProblem
+from amanat.api.openapi import declared_enum
 from amanat.api.pagination import CursorParam, LimitParam, list_body, page_request
 from amanat.api.schemas import ListResponse, ResponseModel
-from amanat.domain.pakistan import Bank, bank_by_code, banks
+from amanat.domain.pakistan import BANK_KINDS, Bank, bank_by_code, banks
 
 router = APIRouter(prefix="/v1/banks", tags=["reference data"])
 
@@ -19,7 +21,9 @@ class BankOut(ResponseModel):
     code: str
     name: str
     imd: str | None
-    kind: str
+    kind: str = Field(
+        description="The SBP licence category.", json_schema_extra=declared_enum(sorted(BANK_KINDS))
+    )
 
 
 def _out(bank: Bank) -> BankOut:
@@ -28,6 +32,11 @@ def _out(bank: Bank) -> BankOut:
 
 @router.get("", response_model=ListResponse[BankOut], summary="List banks")
 async def list_banks(limit: LimitParam = 20, cursor: CursorParam = None) -> dict[str, object]:
+    """The SBP-licensed banks amanat routes to, ordered by `code` (the four letters in an
+    IBAN after the check digits). Public: no token needed.
+
+    Pages with `limit` and `cursor`. Errors: `invalid_cursor` (400).
+    """
     page = page_request(limit, cursor, keys=frozenset({"code"}))
     after = str(page.after["code"]) if page.after else ""
     items = [_out(b) for b in sorted(banks(), key=lambda b: b.code) if b.code > after]
@@ -36,6 +45,9 @@ async def list_banks(limit: LimitParam = 20, cursor: CursorParam = None) -> dict
 
 @router.get("/{code}", response_model=BankOut, summary="Retrieve a bank by its IBAN code")
 async def get_bank(code: str) -> BankOut:
+    """One bank by its IBAN bank code (case-insensitive, e.g. `SCBL`). Public: no token
+    needed. Errors: `not_found` (404).
+    """
     bank = bank_by_code(code.upper())
     if bank is None:
         raise ApiProblem("not_found", f"No bank with code '{code[:8]}'.")

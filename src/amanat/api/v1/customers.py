@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Body, Depends, Query, Request
 from pydantic import Field, model_validator
 from starlette.responses import Response
 
@@ -104,6 +104,19 @@ def customer_view(details: SubjectDetails, record: SubjectRecord) -> dict[str, A
     ).model_dump()
 
 
+CUSTOMER_EXAMPLES: dict[str, Any] = {
+    "customer": {
+        "summary": "A customer with an IBAN, a Raast ID and a CNIC",
+        "value": {
+            "name": "Ayesha Khan",
+            "iban": "PK36SCBL0000001123456702",
+            "raast_id": "+923001234567",
+            "cnic": "35202-1234567-3",
+        },
+    }
+}
+
+
 @router.post(
     "",
     status_code=201,
@@ -111,11 +124,19 @@ def customer_view(details: SubjectDetails, record: SubjectRecord) -> dict[str, A
     summary="Create a customer (personal fields are encrypted at rest, answered masked)",
 )
 async def create_customer(
-    body: CustomerIn,
+    body: Annotated[CustomerIn, Body(openapi_examples=CUSTOMER_EXAMPLES)],
     request: Request,
     context: PaymentsWrite,
     idempotency_key: IdempotencyKeyHeader = None,
 ) -> Response:
+    """Stores a person you pay or collect from. Give an `iban` or a `raast_id` (or both);
+    `name` and `cnic` are optional. Every personal field is encrypted at rest under the
+    customer's own key. The answer shows identifiers masked (`iban_last4`, bank, masked
+    Raast ID and CNIC); `GET /v1/customers/{id}/identifiers` reveals them, audited.
+
+    Scope `payments:write`. Requires an `Idempotency-Key`. Errors: `invalid_iban`,
+    `invalid_raast_id`, `invalid_cnic`, `validation_error` (422).
+    """
     protection = container_of(request).protection
 
     async def operation() -> tuple[int, dict[str, Any]]:
@@ -135,6 +156,12 @@ async def create_customer(
 
 @router.get("/{customer_id}", response_model=CustomerOut, summary="Retrieve a customer")
 async def get_customer(customer_id: str, request: Request, context: PaymentsRead) -> dict[str, Any]:
+    """One of your customers, identifiers masked (`iban_last4`, bank, `raast_id_masked`,
+    `cnic_masked`; null after erasure, with `erased: true`). The clear values come only from
+    `GET /v1/customers/{id}/identifiers`.
+
+    Scope `payments:read`. Errors: `not_found` (404) for an unknown or another partner's id.
+    """
     protection = container_of(request).protection
     details = await protection.reveal(customer_id, partner_id=context.partner_id)
     async with container_of(request).transactions.read() as tx:
@@ -155,6 +182,12 @@ async def find_customers(
     raast_id: Annotated[RaastId | None, Query()] = None,
     cnic: Annotated[Cnic | None, Query()] = None,
 ) -> dict[str, Any]:
+    """Your customers whose IBAN, Raast ID or CNIC equals the one given (exactly one of
+    the three). The match uses blind indexes: the values are never stored readably.
+
+    Scope `payments:read`. Errors: `validation_error` (422) unless exactly one search field
+    is given, `invalid_iban` / `invalid_raast_id` / `invalid_cnic` (422) for a malformed one.
+    """
     given = [(f, v) for f, v in (("iban", iban), ("raast_id", raast_id), ("cnic", cnic)) if v]
     if len(given) != 1:
         raise ApiProblem(
@@ -201,8 +234,17 @@ async def reveal_customer_identifiers(
         Query(description="Which identifiers to reveal (repeat the parameter); all by default."),
     ] = None,
 ) -> Response:
-    """A GET, not a POST: it changes nothing a partner sees, and a POST's stored
-    idempotent response would keep the clear values for a day, past an erasure."""
+    """The customer's IBAN, Raast ID and CNIC in clear, for the rare case a partner must
+    show or re-use them. Every call writes one audit record (who, which customer, which
+    fields, from where; never the values) before anything is decrypted. Answers carry
+    `Cache-Control: no-store`.
+
+    Scope `customers:reveal` (opt-in: a client holds it only when registered with it, and a
+    token carries it only when asked for by name). Rate limit policy `reveal`. Errors:
+    `insufficient_scope` (403), `not_found` (404), `rate_limited` (429).
+    """
+    # A GET, not a POST: it changes nothing a partner sees, and a POST's stored idempotent
+    # response would keep the clear values for a day, past an erasure.
     fields = tuple(dict.fromkeys(field)) if field else REVEALABLE_FIELDS
     details = await container_of(request).protection.reveal_audited(
         client_actor(request, context),

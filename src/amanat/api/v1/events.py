@@ -6,13 +6,14 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Body, Depends, Query, Request
 from pydantic import Field
 from starlette.responses import Response
 
 from amanat.api.deps import client_actor, container_of, require_scope
 from amanat.api.errors import ApiProblem
 from amanat.api.idempotency import IdempotencyKeyHeader, run_idempotent
+from amanat.api.openapi import declared_enum
 from amanat.api.pagination import CursorParam, LimitParam, decode_cursor, encode_cursor
 from amanat.api.schemas import ListResponse, RequestModel, ResponseModel
 from amanat.domain.clock import parse_timestamp
@@ -22,6 +23,10 @@ from amanat.services.ports import EventFilter
 from amanat.services.webhooks import Caller
 
 router = APIRouter(tags=["events"])
+
+EVENT_TYPES: list[str] = sorted(CATALOGUE)
+"""Every event type, for the ``enum`` of the fields and parameters that carry one."""
+EventTypeName = Annotated[str, Field(json_schema_extra=declared_enum(EVENT_TYPES))]
 
 EventsRead = Annotated[AccessContext, Depends(require_scope("events:read"))]
 WebhooksManage = Annotated[AccessContext, Depends(require_scope("webhooks:manage", policy="write"))]
@@ -36,7 +41,7 @@ class EventData(ResponseModel):
 class EventOut(ResponseModel):
     id: str
     object: Literal["event"]
-    type: str = Field(description="One of the types in docs/webhooks.md.")
+    type: str = Field(description="What happened.", json_schema_extra=declared_enum(EVENT_TYPES))
     created_at: str
     data: EventData
 
@@ -56,6 +61,14 @@ class DeliveryRef(ResponseModel):
     endpoint_id: str
     status: Literal["pending", "succeeded", "failed"]
     trigger: Literal["event", "redeliver", "replay"]
+
+
+REDELIVER_EXAMPLES: dict[str, Any] = {
+    "every_endpoint": {
+        "summary": "To every endpoint subscribed to the event's type",
+        "value": {},
+    }
+}
 
 
 def parse_time(value: str | None, name: str, *, where: str = "query") -> datetime | None:
@@ -106,12 +119,20 @@ async def list_events(
     limit: LimitParam = 20,
     cursor: CursorParam = None,
     type: Annotated[
-        list[str] | None, Query(max_length=20, description="Event type(s); repeat to widen.")
+        list[EventTypeName] | None,
+        Query(max_length=20, description="Event type(s); repeat to widen."),
     ] = None,
     object_id: Annotated[str | None, Query(max_length=40)] = None,
     created_gte: Annotated[str | None, Query(max_length=40)] = None,
     created_lt: Annotated[str | None, Query(max_length=40)] = None,
 ) -> dict[str, Any]:
+    """Your events, newest first: each is the object as committed at that moment. Poll
+    this to catch up on deliveries your endpoint missed; filter by `type` (repeatable),
+    `object_id` (e.g. a payment id) and creation time (RFC 3339).
+
+    Scope `events:read`. Pages with `limit` and `cursor`. Errors: `validation_error` (422)
+    for an unknown event type or a bad timestamp, `invalid_cursor` (400).
+    """
     unknown = [t for t in type or [] if t not in CATALOGUE]
     if unknown:
         raise ApiProblem(
@@ -149,6 +170,10 @@ async def list_events(
 
 @router.get("/v1/events/{event_id}", response_model=EventOut, summary="Retrieve an event")
 async def get_event(event_id: str, request: Request, context: EventsRead) -> dict[str, Any]:
+    """One event, exactly as it was (and is) delivered to webhook endpoints.
+
+    Scope `events:read`. Errors: `not_found` (404).
+    """
     event = await container_of(request).events.get(context.partner_id, event_id)
     return event.envelope()
 
@@ -163,9 +188,16 @@ async def redeliver_event(
     event_id: str,
     request: Request,
     context: WebhooksManage,
-    body: RedeliverIn | None = None,
+    body: Annotated[RedeliverIn | None, Body(openapi_examples=REDELIVER_EXAMPLES)] = None,
     idempotency_key: IdempotencyKeyHeader = None,
 ) -> Response:
+    """Queues the event for delivery again, with its original `webhook-id` so your
+    receiver can de-duplicate it: to one endpoint (`endpoint_id`) or, with an empty body,
+    to every endpoint subscribed to its type. Answers the deliveries queued.
+
+    Scope `webhooks:manage`. Requires an `Idempotency-Key`. Errors: `not_found` (404) for an
+    unknown event or endpoint.
+    """
     service = container_of(request).webhooks
     caller = Caller(partner_id=context.partner_id, actor=client_actor(request, context))
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Body, Depends, Query, Request
 from pydantic import Field, model_validator
 from starlette.responses import Response
 
@@ -18,13 +18,15 @@ from amanat.api.deps import (
 )
 from amanat.api.errors import ApiProblem
 from amanat.api.idempotency import IdempotencyKeyHeader, run_idempotent
+from amanat.api.openapi import declared_enum
 from amanat.api.pagination import CursorParam, LimitParam
+from amanat.api.problems import CATALOGUE as PROBLEMS
 from amanat.api.responses import JsonResponse
 from amanat.api.schemas import ListResponse, RequestModel, ResponseModel
 from amanat.api.types import Iban, RaastId
 from amanat.api.v1.events import next_cursor, page_position, parse_time
 from amanat.domain.clock import format_timestamp
-from amanat.domain.payments import Payment
+from amanat.domain.payments import Payment, PaymentStatus
 from amanat.services import views
 from amanat.services.oauth import AccessContext
 from amanat.services.payments import AccountIn, Caller, PaymentService
@@ -92,18 +94,32 @@ class PartyOut(ResponseModel):
     iban_last4: str | None
 
 
+RAIL_FAILURE_CODES = sorted(code for code, entry in PROBLEMS.items() if entry.is_rail_failure)
+
+
 class FailureOut(ResponseModel):
-    code: str
-    message: str
+    code: str = Field(
+        pattern=r"^rail_[a-z0-9_]+$",
+        description="Why the rail failed the payment: `rail_` and the rail's reason code, "
+        "lower-cased. Each known code has a page at `/problems/<code>` saying whether to "
+        "retry and what to tell the customer. A live rail may add reason codes, so treat an "
+        "unknown `rail_*` code like `rail_rejected`.",
+        json_schema_extra=declared_enum(RAIL_FAILURE_CODES, key="examples"),
+    )
+    message: str = Field(description="A sentence for your logs and support staff.")
 
 
 class PaymentOut(ResponseModel):
     id: str
     object: Literal["payment", "refund"]
     type: Literal["payout", "collection", "refund"]
-    status: str
-    amount: int
-    currency: str
+    status: PaymentStatus = Field(
+        description="pending → processing → succeeded | failed (payouts, refunds); "
+        "pending → awaiting_approval → succeeded | failed | expired (collections); "
+        "canceled before it reaches the rail."
+    )
+    amount: int = Field(description="Minor units (paisa).")
+    currency: Literal["PKR"]
     creditor: PartyOut | None
     debtor: PartyOut | None
     reference: str | None
@@ -121,7 +137,7 @@ class PaymentOut(ResponseModel):
 
 class BalanceOut(ResponseModel):
     object: Literal["balance"] = "balance"
-    currency: str
+    currency: Literal["PKR"]
     available: int
     pending: int
     held: int
@@ -145,6 +161,47 @@ def _account(model: AccountModel) -> AccountIn:
     return AccountIn(iban=model.iban, raast_id=model.raast_id, name=model.name)
 
 
+PAYMENT_EXAMPLES: dict[str, Any] = {
+    "payout": {
+        "summary": "Pay PKR 1,500.00 to an IBAN",
+        "value": {
+            "type": "payout",
+            "amount": 150_000,
+            "currency": "PKR",
+            "creditor": {"iban": "PK36SCBL0000001123456702", "name": "Ayesha Khan"},
+            "reference": "INV-2026-0042",
+            "description": "Invoice 42",
+        },
+    },
+    "collection": {
+        "summary": "Ask a Raast ID to pay PKR 2,500.00 within an hour",
+        "value": {
+            "type": "collection",
+            "amount": 250_000,
+            "currency": "PKR",
+            "debtor": {"raast_id": "+923001234567", "name": "Ayesha Khan"},
+            "reference": "ORDER-7781",
+            "expires_in_seconds": 3600,
+        },
+    },
+}
+REFUND_EXAMPLES: dict[str, Any] = {
+    "partial": {
+        "summary": "Refund PKR 500.00 of a succeeded collection",
+        "value": {
+            "payment_id": "pay_01JDX3M9Q5W8C2V7T4K6B0N1ZP",
+            "amount": 50_000,
+            "reference": "RETURN-7781",
+        },
+    }
+}
+TOP_UP_EXAMPLES: dict[str, Any] = {
+    "top_up": {
+        "summary": "Add PKR 100,000.00 to a sandbox balance",
+        "value": {"amount": 10_000_000, "currency": "PKR"},
+    }
+}
+
 RefundWrite = Annotated[AccessContext, Depends(require_scope("refunds:write", policy="write"))]
 BalanceRead = Annotated[AccessContext, Depends(require_scope("balance:read"))]
 
@@ -156,11 +213,26 @@ BalanceRead = Annotated[AccessContext, Depends(require_scope("balance:read"))]
     summary="Create a payout (pay a beneficiary) or a collection (request to pay)",
 )
 async def create_payment(
-    body: PaymentIn,
+    body: Annotated[PaymentIn, Body(openapi_examples=PAYMENT_EXAMPLES)],
     request: Request,
     context: PaymentsWrite,
     idempotency_key: IdempotencyKeyHeader = None,
 ) -> Response:
+    """Creates a **payout** (`type: payout`, money from your balance to the `creditor`) or
+    a **collection** (`type: collection`, a Raast request to pay sent to the `debtor`).
+    Give the account as exactly one of `iban` or `raast_id`.
+
+    Scope `payments:write`. Requires an `Idempotency-Key`: a retry with the same key and
+    body replays the first answer (`Idempotent-Replayed: true`). The payment starts
+    `pending`; its outcome arrives as a webhook event and on `GET /v1/payments/{id}`. A
+    payout holds its amount from `available` at once.
+
+    Errors: `validation_error` / `invalid_iban` / `invalid_raast_id` (422),
+    `insufficient_funds` (422), `limit_exceeded` (422), `idempotency_key_missing` (400),
+    `idempotency_key_reused` (422), `idempotency_key_in_use` (409). In the sandbox the last
+    two digits of `amount` choose the rail's outcome (see `/problems/rail_ac01` and the
+    other `rail_*` pages); 00 succeeds.
+    """
     service = container_of(request).payments
 
     async def operation() -> tuple[int, dict[str, Any]]:
@@ -203,6 +275,11 @@ async def create_payment(
 
 @router.get("/v1/payments/{payment_id}", response_model=PaymentOut, summary="Retrieve a payment")
 async def get_payment(payment_id: str, request: Request, context: PaymentsRead) -> Response:
+    """The payment as it is now, including `failure` when it failed.
+
+    Scope `payments:read`. Only your own payments are visible: another partner's id answers
+    `not_found` (404), as does a refund id (use `GET /v1/refunds/{id}`).
+    """
     service = container_of(request).payments
     view = await payment_view(service, await service.get(context.partner_id, payment_id))
     return JsonResponse(view)
@@ -271,6 +348,13 @@ async def list_payments(
     created_gte: Annotated[str | None, Query(max_length=40)] = None,
     created_lt: Annotated[str | None, Query(max_length=40)] = None,
 ) -> Response:
+    """Your payouts and collections, newest first, filtered by `status`, `type` and
+    creation time (`created_gte`, `created_lt`: RFC 3339). Refunds are listed by
+    `GET /v1/refunds`.
+
+    Scope `payments:read`. Pages with `limit` (1-100) and the `next_cursor` of the previous
+    page. Errors: `invalid_cursor` (400), `validation_error` (422) for a bad filter.
+    """
     return await _list(
         request,
         context,
@@ -295,6 +379,13 @@ async def cancel_payment(
     context: PaymentsWrite,
     idempotency_key: IdempotencyKeyHeader = None,
 ) -> Response:
+    """Cancels a payment that is still `pending` (not yet sent to the rail); a payout's
+    held amount returns to `available`.
+
+    Scope `payments:write`. Requires an `Idempotency-Key`. No body. Errors:
+    `illegal_transition` (409) once the payment has reached the rail or is final,
+    `not_found` (404).
+    """
     service = container_of(request).payments
 
     async def operation() -> tuple[int, dict[str, Any]]:
@@ -311,11 +402,19 @@ async def cancel_payment(
     summary="Refund a collection, fully or in part",
 )
 async def create_refund(
-    body: RefundIn,
+    body: Annotated[RefundIn, Body(openapi_examples=REFUND_EXAMPLES)],
     request: Request,
     context: RefundWrite,
     idempotency_key: IdempotencyKeyHeader = None,
 ) -> Response:
+    """Sends money back to the payer of a `succeeded` collection: all that remains when
+    `amount` is omitted, or part of it. `payment_id` is the collection's id. The refund
+    is a payment of its own (`type: refund`) that moves like a payout.
+
+    Scope `refunds:write`. Requires an `Idempotency-Key`. Errors:
+    `refund_exceeds_remaining` (409) when refunds would add up to more than was collected,
+    `illegal_transition` (409) when the collection has not succeeded, `not_found` (404).
+    """
     service = container_of(request).payments
 
     async def operation() -> tuple[int, dict[str, Any]]:
@@ -333,6 +432,10 @@ async def create_refund(
 
 @router.get("/v1/refunds/{refund_id}", response_model=PaymentOut, summary="Retrieve a refund")
 async def get_refund(refund_id: str, request: Request, context: PaymentsRead) -> Response:
+    """One refund, with `payment_id` naming the collection it returns money from.
+
+    Scope `payments:read`. Errors: `not_found` (404) for an unknown or another partner's id.
+    """
     service = container_of(request).payments
     view = await payment_view(
         service, await service.get(context.partner_id, refund_id, refund=True)
@@ -349,6 +452,10 @@ async def list_refunds(
     status: StatusFilter = None,
     payment_id: Annotated[str | None, Query(max_length=40)] = None,
 ) -> Response:
+    """Your refunds, newest first; `payment_id` narrows to one collection's refunds.
+
+    Scope `payments:read`. Pages with `limit` and `cursor`. Errors: `invalid_cursor` (400).
+    """
     return await _list(
         request,
         context,
@@ -378,6 +485,11 @@ def _balance_view(request: Request, balance: Any) -> dict[str, Any]:
     summary="Available, pending (incoming in flight) and held (outgoing) amounts",
 )
 async def get_balance(request: Request, context: BalanceRead) -> dict[str, Any]:
+    """Your balance in paisa: `available` to pay out, `pending` incoming (collections in
+    flight), `held` outgoing (payouts and refunds not yet final).
+
+    Scope `balance:read`.
+    """
     balance = await container_of(request).payments.balance(context.partner_id)
     return _balance_view(request, balance)
 
@@ -388,11 +500,17 @@ async def get_balance(request: Request, context: BalanceRead) -> dict[str, Any]:
     summary="Sandbox only: add funds to your balance",
 )
 async def sandbox_top_up(
-    body: TopUpIn,
+    body: Annotated[TopUpIn, Body(openapi_examples=TOP_UP_EXAMPLES)],
     request: Request,
     context: PaymentsWrite,
     idempotency_key: IdempotencyKeyHeader = None,
 ) -> Response:
+    """Adds test money to a sandbox partner's `available` balance and returns the new
+    balance.
+
+    Scope `payments:write`. Requires an `Idempotency-Key`. Errors: `forbidden` (403) for a
+    production partner or on a production deployment.
+    """
     container = container_of(request)
     if context.mode != "sandbox" or container.settings.is_production:
         raise ApiProblem("forbidden", "Top-ups exist only for sandbox partners.", status=403)

@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Body, Query, Request
 from pydantic import AfterValidator, Field
 from pydantic_core import PydanticCustomError
 from starlette.responses import Response
@@ -14,9 +14,11 @@ from starlette.responses import Response
 from amanat.api.deps import client_actor, container_of
 from amanat.api.errors import ApiProblem
 from amanat.api.idempotency import IdempotencyKeyHeader, run_idempotent
+from amanat.api.openapi import declared_enum
 from amanat.api.pagination import CursorParam, LimitParam
 from amanat.api.schemas import ListResponse, RequestModel, ResponseModel
 from amanat.api.v1.events import (
+    EVENT_TYPES,
     WebhooksManage,
     WebhooksView,
     next_cursor,
@@ -40,19 +42,34 @@ def _known_event_type(value: str) -> str:
     if value != ALL_EVENTS and value not in CATALOGUE:
         raise PydanticCustomError(
             "unknown_event_type",
-            "not an event type: {value} (see docs/webhooks.md, or '*' for all)",
+            "not an event type: {value} (the enum of enabled_events in /openapi.json lists "
+            "them; '*' means all)",
             {"value": value},
         )
     return value
 
 
 EventTypes = Annotated[
-    list[Annotated[str, Field(min_length=1, max_length=64), AfterValidator(_known_event_type)]],
+    list[
+        Annotated[
+            str,
+            Field(
+                min_length=1,
+                max_length=64,
+                json_schema_extra=declared_enum([ALL_EVENTS, *EVENT_TYPES]),
+            ),
+            AfterValidator(_known_event_type),
+        ]
+    ],
     Field(
         min_length=1,
         max_length=50,
-        description='Event types to receive (see docs/webhooks.md), or `["*"]` for all.',
+        description='Event types to receive, or `["*"]` for all.',
     ),
+]
+SubscribedTypes = Annotated[
+    list[Annotated[str, Field(json_schema_extra=declared_enum([ALL_EVENTS, *EVENT_TYPES]))]],
+    Field(description='The event types delivered; `["*"]` means all.'),
 ]
 
 
@@ -96,7 +113,7 @@ class EndpointOut(ResponseModel):
     object: Literal["webhook_endpoint"]
     url: str
     description: str | None
-    enabled_events: list[str]
+    enabled_events: SubscribedTypes
     enabled: bool
     disabled_reason: str | None
     secret_rotation: RotationOut | None
@@ -122,7 +139,7 @@ class DeliveryOut(ResponseModel):
     id: str
     object: Literal["webhook_delivery"]
     event_id: str = Field(description="Also the `webhook-id` header of every attempt.")
-    event_type: str
+    event_type: str = Field(json_schema_extra=declared_enum(EVENT_TYPES))
     endpoint_id: str
     trigger: Literal["event", "redeliver", "replay"]
     status: Literal["pending", "succeeded", "failed"]
@@ -143,6 +160,40 @@ class ReplayOut(ResponseModel):
     queued: int
     truncated: bool = Field(description="More than 10,000 events: replay again from resume_from.")
     resume_from: str | None
+
+
+ENDPOINT_EXAMPLES: dict[str, Any] = {
+    "payments": {
+        "summary": "Receive payment and refund outcomes",
+        "value": {
+            "url": "https://merchant.example.pk/webhooks/amanat",
+            "enabled_events": ["payment.succeeded", "payment.failed", "refund.succeeded"],
+            "description": "Order service",
+        },
+    }
+}
+PATCH_EXAMPLES: dict[str, Any] = {
+    "resume": {
+        "summary": "Resume deliveries to a paused or disabled endpoint",
+        "value": {"enabled": True},
+    },
+    "subscribe_all": {
+        "summary": "Receive every event type",
+        "value": {"enabled_events": ["*"]},
+    },
+}
+ROTATE_EXAMPLES: dict[str, Any] = {
+    "one_hour_overlap": {
+        "summary": "The old secret keeps signing for one more hour",
+        "value": {"expire_previous_in_seconds": 3600},
+    }
+}
+REPLAY_EXAMPLES: dict[str, Any] = {
+    "since": {
+        "summary": "Every subscribed event since a time",
+        "value": {"since": "2026-11-24T10:00:00Z"},
+    }
+}
 
 
 def _caller(request: Request, context: AccessContext) -> Caller:
@@ -209,11 +260,19 @@ def _delivery_view(delivery: Delivery, attempts: list[Attempt]) -> dict[str, Any
     summary="Register a webhook endpoint (the response alone carries its secret)",
 )
 async def create_endpoint(
-    body: EndpointIn,
+    body: Annotated[EndpointIn, Body(openapi_examples=ENDPOINT_EXAMPLES)],
     request: Request,
     context: WebhooksManage,
     idempotency_key: IdempotencyKeyHeader = None,
 ) -> Response:
+    """Registers a URL to receive the event types in `enabled_events` (Standard Webhooks:
+    `webhook-id`, `webhook-timestamp`, `webhook-signature` headers). The response is the
+    only place the signing `secret` (`whsec_...`) is ever shown: store it.
+
+    Scope `webhooks:manage`. Requires an `Idempotency-Key`. Errors: `invalid_webhook_url`
+    (422; in production only public https URLs), `validation_error` (422) for an unknown
+    event type.
+    """
     service = container_of(request).webhooks
     _check_url(request, body.url)
 
@@ -240,6 +299,10 @@ async def create_endpoint(
 async def list_endpoints(
     request: Request, context: WebhooksView, limit: LimitParam = 20, cursor: CursorParam = None
 ) -> dict[str, Any]:
+    """Your webhook endpoints, newest first (never their secrets).
+
+    Scope `webhooks:manage`. Pages with `limit` and `cursor`. Errors: `invalid_cursor` (400).
+    """
     page = await container_of(request).webhooks.list_endpoints(
         context.partner_id, limit=limit, before=page_position(cursor)
     )
@@ -260,6 +323,10 @@ async def list_endpoints(
     summary="Retrieve a webhook endpoint",
 )
 async def get_endpoint(endpoint_id: str, request: Request, context: WebhooksView) -> dict[str, Any]:
+    """One webhook endpoint; `disabled_reason` says why deliveries stopped, if they did.
+
+    Scope `webhooks:manage`. Errors: `not_found` (404).
+    """
     endpoint = await container_of(request).webhooks.get_endpoint(context.partner_id, endpoint_id)
     return views.endpoint_view(endpoint)
 
@@ -270,8 +337,18 @@ async def get_endpoint(endpoint_id: str, request: Request, context: WebhooksView
     summary="Change a webhook endpoint; enabled=true re-enables a disabled one",
 )
 async def update_endpoint(
-    endpoint_id: str, body: EndpointPatch, request: Request, context: WebhooksManage
+    endpoint_id: str,
+    body: Annotated[EndpointPatch, Body(openapi_examples=PATCH_EXAMPLES)],
+    request: Request,
+    context: WebhooksManage,
 ) -> dict[str, Any]:
+    """Changes the fields given and leaves the others: `url`, `enabled_events`,
+    `description` (null clears it), `enabled` (false pauses deliveries, true resumes them,
+    also after amanat disabled a failing endpoint).
+
+    Scope `webhooks:manage`. No Idempotency-Key (PATCH is idempotent). Errors:
+    `invalid_webhook_url` (422), `not_found` (404).
+    """
     if body.url is not None:
         _check_url(request, body.url)
     try:
@@ -298,6 +375,10 @@ async def update_endpoint(
 async def delete_endpoint(
     endpoint_id: str, request: Request, context: WebhooksManage
 ) -> dict[str, Any]:
+    """Deletes the endpoint; its pending deliveries are not attempted any more.
+
+    Scope `webhooks:manage`. Errors: `not_found` (404).
+    """
     await container_of(request).webhooks.delete_endpoint(_caller(request, context), endpoint_id)
     return {"id": endpoint_id, "object": "webhook_endpoint", "deleted": True}
 
@@ -311,9 +392,15 @@ async def rotate_secret(
     endpoint_id: str,
     request: Request,
     context: WebhooksManage,
-    body: RotateIn | None = None,
+    body: Annotated[RotateIn | None, Body(openapi_examples=ROTATE_EXAMPLES)] = None,
     idempotency_key: IdempotencyKeyHeader = None,
 ) -> Response:
+    """Issues a new signing secret, shown once in the response. Until
+    `expire_previous_in_seconds` have passed (default 24 h; 0: at once) every delivery is
+    signed with both secrets, so you can deploy the new one without missing a delivery.
+
+    Scope `webhooks:manage`. Requires an `Idempotency-Key`. Errors: `not_found` (404).
+    """
     service = container_of(request).webhooks
     seconds = body.expire_previous_in_seconds if body else None
 
@@ -340,10 +427,19 @@ async def list_deliveries(
     limit: LimitParam = 20,
     cursor: CursorParam = None,
     status: Annotated[Literal["pending", "succeeded", "failed"] | None, Query()] = None,
-    event_type: Annotated[str | None, Query(max_length=64)] = None,
+    event_type: Annotated[
+        str | None, Query(max_length=64, json_schema_extra=declared_enum(EVENT_TYPES))
+    ] = None,
     created_gte: Annotated[str | None, Query(max_length=40)] = None,
     created_lt: Annotated[str | None, Query(max_length=40)] = None,
 ) -> dict[str, Any]:
+    """Deliveries to one endpoint, newest first, each with its attempts (status code,
+    latency, error, the start of your response), filtered by `status`, `event_type` and
+    creation time.
+
+    Scope `webhooks:manage`. Pages with `limit` and `cursor`. Errors: `not_found` (404),
+    `invalid_cursor` (400), `validation_error` (422).
+    """
     page, attempts = await container_of(request).webhooks.deliveries(
         context.partner_id,
         endpoint_id,
@@ -375,11 +471,18 @@ async def list_deliveries(
 )
 async def replay(
     endpoint_id: str,
-    body: ReplayIn,
+    body: Annotated[ReplayIn, Body(openapi_examples=REPLAY_EXAMPLES)],
     request: Request,
     context: WebhooksManage,
     idempotency_key: IdempotencyKeyHeader = None,
 ) -> Response:
+    """Queues every event the endpoint subscribes to from `since` (until `until`,
+    exclusive), oldest first, e.g. after an outage on your side. At most 10,000 events per
+    call: when `truncated` is true, call again with `since` set to `resume_from`.
+
+    Scope `webhooks:manage`. Requires an `Idempotency-Key`. Errors: `validation_error`
+    (422) for a timestamp that is not RFC 3339 with a zone, `not_found` (404).
+    """
     service = container_of(request).webhooks
     since = parse_time(body.since, "since", where="body")
     until = parse_time(body.until, "until", where="body")
