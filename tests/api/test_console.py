@@ -234,8 +234,9 @@ async def test_incomplete_login_form_is_refused_without_calling_the_service(
 
 async def test_login_is_rate_limited_with_a_friendly_page(http: httpx.AsyncClient) -> None:
     form = {"email": "flood@bank.example.pk", "password": "x" * 12, "totp_code": "123456"}
-    for _ in range(10):
-        assert (await http.post("/console/login", data=form)).status_code == 401
+    # No such account: locked out after five failures (423), like a real one.
+    codes = [(await http.post("/console/login", data=form)).status_code for _ in range(10)]
+    assert codes == [401] * 4 + [423] * 6
     limited = await http.post("/console/login", data=form)
     assert limited.status_code == 429
     assert limited.headers["content-type"].startswith("text/html")
@@ -268,9 +269,9 @@ async def test_every_post_form_carries_the_csrf_token(
         for form in post_forms(page.text):
             assert f'<input type="hidden" name="csrf_token" value="{csrf}">' in form, form
             seen += 1
-    # logout x6, create partner, partner status, rotate, revoke, create client,
-    # create operator, rotate signing key
-    assert seen == 13
+    # logout x6, create partner, partner status, rate limits x2, rotate, revoke,
+    # create client, create operator, rotate signing key
+    assert seen == 15
     # GET forms (the audit filter) must not leak the token into URLs.
     audit_page = (await http.get("/console/audit")).text
     get_form = re.search(r'<form[^>]*method="get".*?</form>', audit_page, flags=re.DOTALL)

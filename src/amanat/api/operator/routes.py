@@ -8,7 +8,8 @@ from fastapi import APIRouter, Depends, Request, Response, Security
 from fastapi.security import APIKeyCookie
 from pydantic import Field
 
-from amanat.api.deps import client_ip, container_of
+from amanat.api.client_address import client_ip
+from amanat.api.deps import container_of
 from amanat.api.errors import ApiProblem
 from amanat.api.operator.session import (
     SESSION_COOKIE,
@@ -21,7 +22,13 @@ from amanat.api.ratelimit import enforce
 from amanat.api.schemas import RequestModel
 from amanat.domain.access import Permission
 from amanat.domain.clock import format_timestamp, parse_timestamp
-from amanat.domain.identity import OAuthClient, Operator, Partner
+from amanat.domain.identity import (
+    MAX_PARTNER_RATE_LIMIT,
+    MAX_RATE_LIMIT_WINDOW_SECONDS,
+    OAuthClient,
+    Operator,
+    Partner,
+)
 from amanat.services.operators import OperatorSession
 
 session_cookie = APIKeyCookie(
@@ -39,6 +46,14 @@ router = APIRouter(
 P = Permission
 
 
+def rate_limits_view(partner: Partner) -> dict[str, dict[str, int]]:
+    """The partner's own quotas; a policy not listed has the platform's."""
+    return {
+        name: {"limit": limit, "window_seconds": window}
+        for name, (limit, window) in sorted(partner.rate_limits.items())
+    }
+
+
 def partner_view(partner: Partner) -> dict[str, Any]:
     return {
         "id": partner.id,
@@ -48,6 +63,7 @@ def partner_view(partner: Partner) -> dict[str, Any]:
         "mode": partner.mode.value,
         "status": partner.status,
         "allowed_scopes": sorted(partner.allowed_scopes),
+        "rate_limits": rate_limits_view(partner),
         "created_at": format_timestamp(partner.created_at),
         "updated_at": format_timestamp(partner.updated_at),
     }
@@ -237,6 +253,34 @@ async def set_limits(
         operator_actor(request, session), partner_id, body.per_transaction_limit
     )
     return {"partner_id": partner_id, "per_transaction_limit": body.per_transaction_limit}
+
+
+class RateLimitBody(RequestModel):
+    policy: Literal["read", "write"] = Field(description="The rate-limit policy to set.")
+    limit: int | None = Field(
+        default=None,
+        ge=1,
+        le=MAX_PARTNER_RATE_LIMIT,
+        description="Requests per window for each of the partner's clients; null restores "
+        "the platform's quota.",
+    )
+    window_seconds: int = Field(default=60, ge=1, le=MAX_RATE_LIMIT_WINDOW_SECONDS)
+
+
+@router.post(
+    "/partners/{partner_id}/rate_limits", summary="Set or clear a partner's own rate limit"
+)
+async def set_rate_limit(
+    partner_id: str,
+    body: RateLimitBody,
+    request: Request,
+    session: Annotated[OperatorSession, Depends(require_permission(P.PARTNERS_WRITE))],
+) -> dict[str, Any]:
+    quota = None if body.limit is None else (body.limit, body.window_seconds)
+    partner = await container_of(request).partners.set_rate_limit(
+        operator_actor(request, session), partner_id, body.policy, quota
+    )
+    return {"partner_id": partner_id, "rate_limits": rate_limits_view(partner)}
 
 
 class ClientBody(RequestModel):
