@@ -543,6 +543,32 @@ async def test_pages_load_only_local_assets_and_no_inline_code(
     assert "htmx" in htmx.text[:200]
 
 
+async def test_an_operator_sets_a_partner_rate_limit_in_the_console(
+    container: Container, http: httpx.AsyncClient
+) -> None:
+    account = await create_account(container, "operations")
+    csrf = await sign_in(http, container, account)
+    partner = await container.partners.create_partner(
+        ACTOR, name="Payroll Co", roles=["merchant"], mode="sandbox"
+    )
+    path = f"/console/partners/{partner.id}/rate_limits"
+    bad = await http.post(path, data={"policy": "write", "quota": "lots", "csrf_token": csrf})
+    assert bad.status_code == 422
+    saved = await http.post(path, data={"policy": "write", "quota": "30000/60", "csrf_token": csrf})
+    assert saved.status_code == 303
+    page = (await http.get(f"/console/partners/{partner.id}")).text
+    assert 'value="30000/60"' in page
+    assert "6000 / 60 s" in page  # the platform's quota beside it
+    cleared = await http.post(path, data={"policy": "write", "quota": "", "csrf_token": csrf})
+    assert cleared.status_code == 303
+    async with container.transactions.read() as tx:
+        page_of = await tx.audit.list_records(10, None, "partner.rate_limit_changed", partner.id)
+    assert [(r.actor.id, r.payload["to"]) for r in reversed(page_of.items)] == [
+        (account.id, [30000, 60]),
+        (account.id, None),
+    ]
+
+
 # -- the permission matrix, in HTML ---------------------------------------------------------
 
 CONSOLE_PAGES = [
@@ -553,6 +579,7 @@ CONSOLE_PAGES = [
     ("GET", "/console/keys", P.KEYS_ROTATE),
     ("POST", "/console/partners", P.PARTNERS_WRITE),
     ("POST", "/console/partners/{partner_id}/status", P.PARTNERS_SUSPEND),
+    ("POST", "/console/partners/{partner_id}/rate_limits", P.PARTNERS_WRITE),
     ("POST", "/console/partners/{partner_id}/clients", P.CLIENTS_WRITE),
     ("POST", "/console/clients/{client_id}/rotate_secret", P.CLIENTS_WRITE),
     ("POST", "/console/clients/{client_id}/revoke", P.CLIENTS_WRITE),
@@ -580,6 +607,7 @@ async def test_each_role_sees_exactly_its_pages(
     forms = {
         "/console/partners": {"name": "New", "roles": "merchant", "mode": "sandbox"},
         "/console/partners/{partner_id}/status": {"status": "active"},
+        "/console/partners/{partner_id}/rate_limits": {"policy": "write", "quota": "6000/60"},
         "/console/partners/{partner_id}/clients": {"name": "m", "scopes": "payments:read"},
         "/console/operators": {
             "email": f"made-by-{role.value}@bank.example.pk",
