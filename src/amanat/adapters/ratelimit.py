@@ -1,8 +1,10 @@
 """Per-client, per-endpoint-class rate limiting on top of :mod:`limits` (async API).
 
-Each endpoint class has a :class:`Policy` (``read``, ``write``, ``token``, ``login``,
-``public``); the caller chooses the key (client id, IP, IP+email). Counters live in the
-storage named by a URI: ``memory://`` (one process, the default) or Redis
+Each endpoint class has a :class:`Policy` (``read``, ``write``, ``token``,
+``token_failures``, ``token_failures_ip``, ``login``, ``public``), each quota settable with
+``AMANAT_RATE_LIMITS__<POLICY>=LIMIT/WINDOW_SECONDS`` and, for ``read`` and ``write``, per
+partner by an operator; the caller chooses the key (client id, client id+IP, IP, IP+email).
+Counters live in the storage named by a URI: ``memory://`` (one process, the default) or Redis
 (``redis://host:port/db`` or ``async+redis://host:port/db``), which every API process
 shares, so a client's budget is one budget however many workers serve it. Redis is reached
 through redis-py's asyncio client (``implementation="redispy"``); limits' own default for
@@ -18,8 +20,8 @@ Responses advertise the policy and the live counter in the form of
 draft-ietf-httpapi-ratelimit-headers-11 (May 2026), both fields being Structured Field
 Lists of one String item with Integer parameters::
 
-    RateLimit-Policy: "token";q=30;w=60
-    RateLimit: "token";r=29;t=60
+    RateLimit-Policy: "token";q=600;w=60
+    RateLimit: "token";r=599;t=60
 
 and a refused request also carries ``Retry-After`` (delay-seconds, at least 1, never
 earlier than the end of the effective window).

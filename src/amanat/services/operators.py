@@ -207,13 +207,16 @@ class OperatorService:
                     target_type="operator",
                     payload={"reason": "unknown_email"},
                 )
-                failure = await self._unknown_email_failure(email)
             else:
                 result, failure = await self._attempt(
                     tx, operator.id, actor, password_ok, totp_code, now, source_ip, user_agent
                 )
                 if result is not None:
                     return result
+        if operator is None:
+            # After the transaction: the count lives in the shared limiter store, and a
+            # database writer must not wait on it.
+            failure = await self._unknown_email_failure(email)
         assert failure is not None
         raise failure
 
