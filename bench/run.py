@@ -1088,8 +1088,8 @@ def _run(config: BenchConfig) -> int:
             "webhook_rate": config.webhook_rate,
         },
         "notes": [
-            "Rate-limit quotas were raised in the bench server (the limiter still counts "
-            "every request)."
+            "Rate-limit quotas were raised with AMANAT_RATE_LIMITS__<POLICY> (the limiter "
+            "still counts every request)."
             if not config.product_rate_limits
             else "Product rate limits.",
             "The worker runs during the warm-up and the webhook scenario and is stopped for "

@@ -29,6 +29,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from amanat.adapters.crypto.client_secrets import ClientSecretHasher
+from amanat.adapters.ratelimit import DEFAULT_POLICIES
 from amanat.bootstrap import Container
 from amanat.domain.audit import Actor
 from amanat.domain.identity import OAuthClient, Partner
@@ -40,6 +41,7 @@ ACTOR = Actor(type="cli", id="bench", user_agent="amanat-bench")
 CLIENT_SECRET = "cs_bench-" + "x" * 40  # every bench client's secret (sandbox data only)
 SPREAD_FUNDS = 10**12  # paisa per spread merchant: PKR 10 billion
 HOT_FUNDS = 10**14
+BENCH_QUOTA = 1_000_000_000  # requests per window when the product quotas are not kept
 IBAN = "PK36SCBL0000001123456702"
 AMOUNT = 10_000  # PKR 100.00: ends in 00, the sandbox rail settles it
 
@@ -114,6 +116,16 @@ def phase_env(config: BenchConfig, database: str) -> dict[str, str]:
     )
     if config.product_rate_limits:
         env["BENCH_PRODUCT_RATE_LIMITS"] = "1"
+    else:
+        # The product's own setting (docs/rate-limits.md), not a patched app: the limiter
+        # still counts every request in the same storage; only the refusals go, since the
+        # product quotas would turn a throughput benchmark into a rate-limit test.
+        env.update(
+            {
+                f"AMANAT_RATE_LIMITS__{name.upper()}": f"{BENCH_QUOTA}/{policy.window_seconds}"
+                for name, policy in DEFAULT_POLICIES.items()
+            }
+        )
     return env
 
 

@@ -26,7 +26,7 @@ from amanat.adapters.db.transactions import SqlTransactions
 from amanat.adapters.db.uow import Database
 from amanat.adapters.rails.breaker import CircuitBreaker
 from amanat.adapters.rails.raast_http import RaastHttpAdapter
-from amanat.adapters.ratelimit import RateLimiter
+from amanat.adapters.ratelimit import LimiterLockout, RateLimiter
 from amanat.adapters.webhooks.transport import HttpWebhookSender, SystemResolver
 from amanat.domain.audit import Actor
 from amanat.domain.clock import Clock, SystemClock
@@ -252,6 +252,7 @@ def build_container(
             disable_after=timedelta(days=hooks.disable_after_days),
         ),
     )
+    rate_limiter = RateLimiter(settings.redis_url, settings.rate_limit_policies())
     return Container(
         events=events,
         webhooks=webhooks,
@@ -275,7 +276,13 @@ def build_container(
         key_ring=key_ring,
         oauth=oauth,
         partners=PartnerService(transactions, clock, client_secrets),
-        operators=OperatorService(transactions, clock, passwords, protection),
+        operators=OperatorService(
+            transactions,
+            clock,
+            passwords,
+            protection,
+            unknown_email_lockout=LimiterLockout(rate_limiter),
+        ),
         signing_keys=SigningKeyService(transactions, clock, EcKeyMaterial(passphrase), ttl),
-        rate_limiter=RateLimiter(settings.redis_url),
+        rate_limiter=rate_limiter,
     )

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import typer
+from pydantic import ValidationError
 from rich.console import Console
 
 from amanat.domain.audit import Actor
@@ -57,7 +58,14 @@ console = Console(stderr=True)
 
 
 def _settings() -> Settings:
-    return Settings()
+    try:
+        return Settings()
+    except ValidationError as exc:
+        console.print("[bold red]amanat cannot start: a setting is wrong:[/]")
+        for error in exc.errors():
+            where = ".".join(str(part) for part in error["loc"])
+            console.print(f"  - {where}: {error['msg']}")
+        raise typer.Exit(code=2) from None
 
 
 def refuse_insecure_production(settings: Settings) -> None:
@@ -186,6 +194,8 @@ def serve(
     """Serve the HTTP APIs, portal and console."""
     import uvicorn
 
+    from amanat.api.client_address import uvicorn_proxy_options
+
     # Through the environment, so every server process (each reads its own settings)
     # binds here and, unless AMANAT_HTTP__PUBLIC_URL says otherwise, its URLs follow.
     if host is not None:
@@ -203,8 +213,8 @@ def serve(
         workers=workers,
         access_log=False,
         log_config=None,
-        proxy_headers=True,
         server_header=False,
+        **uvicorn_proxy_options(settings),
     )
 
 
@@ -367,6 +377,33 @@ def partners_set_limit(
 
     _run(work)
     typer.echo(f"{partner_id}: per-transaction limit {amount if amount is not None else 'default'}")
+
+
+@partners_app.command("set-rate-limit")
+def partners_set_rate_limit(
+    partner_id: str,
+    policy: str = typer.Argument(..., help="read or write"),
+    quota: str | None = typer.Option(
+        None,
+        help="LIMIT/WINDOW_SECONDS, e.g. 6000/60, for each of the partner's clients; "
+        "omit to restore the platform's quota.",
+    ),
+) -> None:
+    """Set a partner's own rate limit for one policy (audited)."""
+    from amanat.adapters.ratelimit import parse_policy
+
+    try:
+        parsed = None if quota is None else parse_policy(policy, quota)
+    except ValueError as exc:
+        console.print(f"[red]{exc}[/]")
+        raise typer.Exit(code=2) from None
+    pair = None if parsed is None else (parsed.limit, parsed.window_seconds)
+
+    async def work(container: Container) -> None:
+        await container.partners.set_rate_limit(_cli_actor(), partner_id, policy, pair)
+
+    _run(work)
+    typer.echo(f"{partner_id}: {policy} rate limit {quota if quota is not None else 'default'}")
 
 
 @operators_app.command("create")

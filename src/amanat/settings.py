@@ -7,12 +7,15 @@ configuration unsafe for production; the CLI refuses to start while the list is 
 
 from __future__ import annotations
 
+import ipaddress
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, Field, SecretStr, model_validator
+from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from amanat.adapters.ratelimit import DEFAULT_POLICIES, Policy, parse_policy
 
 
 class Environment(StrEnum):
@@ -187,6 +190,29 @@ class HttpSettings(BaseModel):
         "OAuth discovery, problem `type` URLs, sandbox redirect and rail callback URLs, "
         "the `make run` banner, cookies' `Secure` flag. Unset: `http://<host>:<port>`.",
     )
+
+    trusted_proxies: list[str] = Field(
+        default_factory=list,
+        description=(
+            'Addresses or networks (JSON list, e.g. ["10.0.0.5", "10.1.0.0/16"]) of the '
+            "reverse proxies whose X-Forwarded-For and X-Forwarded-Proto headers are "
+            "believed. Empty (the default): the headers are ignored and the client address "
+            "is the TCP peer's."
+        ),
+    )
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _proxies_are_networks(cls, value: list[str]) -> list[str]:
+        for entry in value:
+            try:
+                ipaddress.ip_network(entry.strip(), strict=False)
+            except ValueError:
+                raise ValueError(
+                    f"AMANAT_HTTP__TRUSTED_PROXIES: {entry[:60]!r} is not an IP address or "
+                    "network (e.g. 10.0.0.5 or 10.1.0.0/16)"
+                ) from None
+        return [entry.strip() for entry in value]
 
     @model_validator(mode="after")
     def _derive_public_url(self) -> HttpSettings:
@@ -375,6 +401,40 @@ class Settings(BaseSettings):
     payments: PaymentsSettings = PaymentsSettings()
     rail: RailSettings = RailSettings()
     webhooks: WebhookSettings = WebhookSettings()
+    rate_limits: dict[str, str] = Field(
+        default_factory=dict,
+        description=(
+            "Per-policy quotas as LIMIT/WINDOW_SECONDS, one variable per policy, e.g. "
+            "AMANAT_RATE_LIMITS__WRITE=6000/60. Policies: "
+            + ", ".join(
+                f"{p.name} ({p.limit}/{p.window_seconds})" for p in DEFAULT_POLICIES.values()
+            )
+            + ". docs/rate-limits.md."
+        ),
+    )
+
+    @field_validator("rate_limits")
+    @classmethod
+    def _rate_limits_parse(cls, value: dict[str, str]) -> dict[str, str]:
+        normalised: dict[str, str] = {}
+        for raw_name, text in value.items():
+            name = raw_name.lower()
+            if name not in DEFAULT_POLICIES:
+                raise ValueError(
+                    f"AMANAT_RATE_LIMITS__{raw_name.upper()[:40]}: no such policy; known: "
+                    + ", ".join(sorted(DEFAULT_POLICIES))
+                )
+            try:
+                policy = parse_policy(name, str(text))
+            except ValueError as exc:
+                raise ValueError(f"AMANAT_RATE_LIMITS__{name.upper()}: {exc}") from None
+            normalised[name] = f"{policy.limit}/{policy.window_seconds}"
+        return normalised
+
+    def rate_limit_policies(self) -> dict[str, Policy]:
+        """Every rate-limit policy: the defaults with the configured ones over them."""
+        configured = {n: parse_policy(n, t) for n, t in self.rate_limits.items()}
+        return {**DEFAULT_POLICIES, **configured}
 
     @model_validator(mode="after")
     def _issuer_follows_public_url(self) -> Settings:

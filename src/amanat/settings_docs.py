@@ -53,6 +53,15 @@ def rows(model: type[BaseModel] = Settings, prefix: str = PREFIX) -> Iterator[Se
             continue
         if not field.description:
             raise MissingDescriptionError(f"{variable} has no description= in settings.py")
+        if typing.get_origin(field.annotation) is dict:
+            # A mapping is set one key at a time: AMANAT_RATE_LIMITS__WRITE=6000/60.
+            yield SettingRow(
+                variable=f"{variable}{DELIMITER}<KEY>",
+                type="text, one variable per key",
+                default="see the description",
+                description=field.description,
+            )
+            continue
         yield SettingRow(
             variable=variable,
             type=_type_text(field),

@@ -234,8 +234,9 @@ async def test_incomplete_login_form_is_refused_without_calling_the_service(
 
 async def test_login_is_rate_limited_with_a_friendly_page(http: httpx.AsyncClient) -> None:
     form = {"email": "flood@bank.example.pk", "password": "x" * 12, "totp_code": "123456"}
-    for _ in range(10):
-        assert (await http.post("/console/login", data=form)).status_code == 401
+    # No such account: locked out after five failures (423), like a real one.
+    codes = [(await http.post("/console/login", data=form)).status_code for _ in range(10)]
+    assert codes == [401] * 4 + [423] * 6
     limited = await http.post("/console/login", data=form)
     assert limited.status_code == 429
     assert limited.headers["content-type"].startswith("text/html")
@@ -268,9 +269,9 @@ async def test_every_post_form_carries_the_csrf_token(
         for form in post_forms(page.text):
             assert f'<input type="hidden" name="csrf_token" value="{csrf}">' in form, form
             seen += 1
-    # logout x6, create partner, partner status, rotate, revoke, create client,
-    # create operator, rotate signing key
-    assert seen == 13
+    # logout x6, create partner, partner status, rate limits x2, rotate, revoke,
+    # create client, create operator, rotate signing key
+    assert seen == 15
     # GET forms (the audit filter) must not leak the token into URLs.
     audit_page = (await http.get("/console/audit")).text
     get_form = re.search(r'<form[^>]*method="get".*?</form>', audit_page, flags=re.DOTALL)
@@ -546,6 +547,32 @@ async def test_pages_load_only_local_assets_and_no_inline_code(
     assert "htmx" in htmx.text[:200]
 
 
+async def test_an_operator_sets_a_partner_rate_limit_in_the_console(
+    container: Container, http: httpx.AsyncClient
+) -> None:
+    account = await create_account(container, "operations")
+    csrf = await sign_in(http, container, account)
+    partner = await container.partners.create_partner(
+        ACTOR, name="Payroll Co", roles=["merchant"], mode="sandbox"
+    )
+    path = f"/console/partners/{partner.id}/rate_limits"
+    bad = await http.post(path, data={"policy": "write", "quota": "lots", "csrf_token": csrf})
+    assert bad.status_code == 422
+    saved = await http.post(path, data={"policy": "write", "quota": "30000/60", "csrf_token": csrf})
+    assert saved.status_code == 303
+    page = (await http.get(f"/console/partners/{partner.id}")).text
+    assert 'value="30000/60"' in page
+    assert "6000 / 60 s" in page  # the platform's quota beside it
+    cleared = await http.post(path, data={"policy": "write", "quota": "", "csrf_token": csrf})
+    assert cleared.status_code == 303
+    async with container.transactions.read() as tx:
+        page_of = await tx.audit.list_records(10, None, "partner.rate_limit_changed", partner.id)
+    assert [(r.actor.id, r.payload["to"]) for r in reversed(page_of.items)] == [
+        (account.id, [30000, 60]),
+        (account.id, None),
+    ]
+
+
 # -- the permission matrix, in HTML ---------------------------------------------------------
 
 CONSOLE_PAGES = [
@@ -556,6 +583,7 @@ CONSOLE_PAGES = [
     ("GET", "/console/keys", P.KEYS_ROTATE),
     ("POST", "/console/partners", P.PARTNERS_WRITE),
     ("POST", "/console/partners/{partner_id}/status", P.PARTNERS_SUSPEND),
+    ("POST", "/console/partners/{partner_id}/rate_limits", P.PARTNERS_WRITE),
     ("POST", "/console/partners/{partner_id}/clients", P.CLIENTS_WRITE),
     ("POST", "/console/clients/{client_id}/rotate_secret", P.CLIENTS_WRITE),
     ("POST", "/console/clients/{client_id}/revoke", P.CLIENTS_WRITE),
@@ -583,6 +611,7 @@ async def test_each_role_sees_exactly_its_pages(
     forms = {
         "/console/partners": {"name": "New", "roles": "merchant", "mode": "sandbox"},
         "/console/partners/{partner_id}/status": {"status": "active"},
+        "/console/partners/{partner_id}/rate_limits": {"policy": "write", "quota": "6000/60"},
         "/console/partners/{partner_id}/clients": {"name": "m", "scopes": "payments:read"},
         "/console/operators": {
             "email": f"made-by-{role.value}@bank.example.pk",

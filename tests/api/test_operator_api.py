@@ -246,15 +246,73 @@ async def test_a_totp_code_works_once(
     assert fresh.status_code == 200
 
 
+async def test_unknown_emails_lock_out_exactly_like_accounts(
+    container: Container, new_client: NewClient
+) -> None:
+    """After five failures a real account answers 423; an email with no account must
+    answer the same, or the 423 tells which emails exist."""
+    account = await create_account(container, "support")
+    http = new_client()
+
+    async def tries(email: str) -> list[tuple[int, str, str, str]]:
+        body = {"email": email, "password": "wrong-password!", "totp_code": "000000"}
+        answers = []
+        for _ in range(7):
+            response = await http.post(f"{API}/login", json=body)
+            problem = response.json()
+            answers.append(
+                (response.status_code, problem["code"], problem["title"], problem["detail"])
+            )
+        return answers
+
+    real = await tries(account.email)
+    unknown = await tries("nobody-here@bank.example.pk")
+    assert [a[0] for a in real] == [401] * 4 + [423] * 3
+    assert unknown == real
+    # Each email is locked on its own: a sixth address still gets its five tries.
+    fresh = await tries("someone-else@bank.example.pk")
+    assert [a[0] for a in fresh] == [401] * 4 + [423] * 3
+
+
 async def test_rate_limit_applies_to_login(container: Container, new_client: NewClient) -> None:
     http = new_client()
     body = {"email": "flood@bank.example.pk", "password": "x" * 12, "totp_code": "000000"}
     codes = [(await http.post(f"{API}/login", json=body)).status_code for _ in range(10)]
-    assert codes == [401] * 10
+    # No such account: locked out after five failures all the same, like a real one.
+    assert codes == [401] * 4 + [423] * 6
     limited = await http.post(f"{API}/login", json=body)
     assert limited.status_code == 429
     assert problem_code(limited) == "rate_limited"
     assert int(limited.headers["retry-after"]) >= 1
+
+
+async def test_operators_set_a_partner_rate_limit(
+    container: Container, new_client: NewClient
+) -> None:
+    account = await create_account(container, "operations")
+    http = new_client()
+    csrf = {"X-CSRF-Token": await login(http, container, account)}
+    partner = await container.partners.create_partner(
+        ACTOR, name="Payroll Co", roles=["merchant"], mode="sandbox"
+    )
+    path = f"{API}/partners/{partner.id}/rate_limits"
+    for bad in ({"policy": "write", "limit": 0}, {"policy": "token", "limit": 5}):
+        refused = await http.post(path, json=bad, headers=csrf)
+        assert refused.status_code == 422
+    answer = await http.post(
+        path, json={"policy": "write", "limit": 6000, "window_seconds": 30}, headers=csrf
+    )
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["rate_limits"] == {"write": {"limit": 6000, "window_seconds": 30}}
+    shown = (await http.get(f"{API}/partners/{partner.id}")).json()
+    assert shown["rate_limits"] == {"write": {"limit": 6000, "window_seconds": 30}}
+    cleared = await http.post(path, json={"policy": "write", "limit": None}, headers=csrf)
+    assert cleared.json()["rate_limits"] == {}
+    records = await audit_records(container, "partner.rate_limit_changed", partner.id)
+    assert [(r.actor.id, r.payload["to"]) for r in reversed(records)] == [
+        (account.id, [6000, 30]),
+        (account.id, None),
+    ]
 
 
 # -- the permission matrix ------------------------------------------------------------------
@@ -276,6 +334,12 @@ ENDPOINTS = [
     Endpoint("POST", "/partners/{partner_id}/status", P.PARTNERS_SUSPEND, {"status": "active"}),
     Endpoint(
         "POST", "/partners/{partner_id}/limits", P.PARTNERS_WRITE, {"per_transaction_limit": 100000}
+    ),
+    Endpoint(
+        "POST",
+        "/partners/{partner_id}/rate_limits",
+        P.PARTNERS_WRITE,
+        {"policy": "write", "limit": 6000, "window_seconds": 60},
     ),
     Endpoint("POST", "/partners/{partner_id}/clients", P.CLIENTS_WRITE, {"name": "matrix"}),
     Endpoint("POST", "/clients/{client_id}/rotate_secret", P.CLIENTS_WRITE),

@@ -14,6 +14,7 @@ import pytest
 import redis
 import redis.asyncio
 
+from amanat.adapters.ratelimit import LimiterLockout
 from amanat.api.ratelimit import Policy, RateLimiter, headers_for
 
 REDIS_URL = os.environ.get("AMANAT_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
@@ -110,3 +111,28 @@ async def test_reset_only_clears_its_own_prefix(make_limiter: Callable[[], RateL
     finally:
         await theirs.reset()
         await theirs.close()
+
+
+async def test_a_partner_quota_and_a_peek_are_shared_too(
+    make_limiter: Callable[[], RateLimiter],
+) -> None:
+    api_1, api_2 = make_limiter(), make_limiter()
+    partner = Policy("shared", 2, 30)
+    assert (await api_1.hit("shared", "client-1", override=partner)).remaining == 1
+    peeked = await api_2.peek("shared", "client-1", override=partner)
+    assert (peeked.allowed, peeked.remaining) == (True, 1)  # a peek counts nothing
+    assert (await api_2.hit("shared", "client-1", override=partner)).remaining == 0
+    assert not (await api_1.peek("shared", "client-1", override=partner)).allowed
+    # The platform quota keeps its own counter.
+    assert (await api_1.hit("shared", "client-1")).remaining == 4
+
+
+async def test_unknown_email_lockout_is_shared_by_every_process(
+    make_limiter: Callable[[], RateLimiter],
+) -> None:
+    api_1, api_2 = make_limiter(), make_limiter()
+    lockouts = [LimiterLockout(api_1), LimiterLockout(api_2)]
+    locked = [await lockouts[i % 2].record_failure("fp-1") for i in range(5)]
+    assert locked == [False] * 4 + [True]
+    assert await lockouts[0].is_locked("fp-1") and await lockouts[1].is_locked("fp-1")
+    assert not await lockouts[1].is_locked("fp-2")

@@ -1,8 +1,10 @@
 """Per-client, per-endpoint-class rate limiting on top of :mod:`limits` (async API).
 
-Each endpoint class has a :class:`Policy` (``read``, ``write``, ``token``, ``login``,
-``public``); the caller chooses the key (client id, IP, IP+email). Counters live in the
-storage named by a URI: ``memory://`` (one process, the default) or Redis
+Each endpoint class has a :class:`Policy` (``read``, ``write``, ``token``,
+``token_failures``, ``token_failures_ip``, ``login``, ``public``), each quota settable with
+``AMANAT_RATE_LIMITS__<POLICY>=LIMIT/WINDOW_SECONDS`` and, for ``read`` and ``write``, per
+partner by an operator; the caller chooses the key (client id, client id+IP, IP, IP+email).
+Counters live in the storage named by a URI: ``memory://`` (one process, the default) or Redis
 (``redis://host:port/db`` or ``async+redis://host:port/db``), which every API process
 shares, so a client's budget is one budget however many workers serve it. Redis is reached
 through redis-py's asyncio client (``implementation="redispy"``); limits' own default for
@@ -18,8 +20,8 @@ Responses advertise the policy and the live counter in the form of
 draft-ietf-httpapi-ratelimit-headers-11 (May 2026), both fields being Structured Field
 Lists of one String item with Integer parameters::
 
-    RateLimit-Policy: "token";q=30;w=60
-    RateLimit: "token";r=29;t=60
+    RateLimit-Policy: "token";q=600;w=60
+    RateLimit: "token";r=599;t=60
 
 and a refused request also carries ``Retry-After`` (delay-seconds, at least 1, never
 earlier than the end of the effective window).
@@ -44,6 +46,8 @@ from limits.storage import storage_from_string
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
+from amanat.domain.identity import LOCKOUT, MAX_FAILED_LOGINS, PARTNER_RATE_LIMIT_POLICIES
+
 log = structlog.get_logger("amanat.ratelimit")
 
 _POLICY_NAME = re.compile(r"[A-Za-z0-9_.-]{1,64}")
@@ -67,21 +71,46 @@ class Policy:
             raise ValueError(f"policy {self.name!r}: window_seconds must be at least 1")
 
 
+_POLICY_TEXT = re.compile(r"\s*([0-9]{1,10})\s*/\s*([0-9]{1,7})\s*")
+
+
+def parse_policy(name: str, text: str) -> Policy:
+    """``"6000/60"`` (LIMIT/WINDOW_SECONDS) as the policy ``name``; ValueError otherwise."""
+    match = _POLICY_TEXT.fullmatch(text)
+    if match is None:
+        raise ValueError(
+            f"rate limit {name!r} must be LIMIT/WINDOW_SECONDS, e.g. 6000/60; got {text[:40]!r}"
+        )
+    return Policy(name, int(match.group(1)), int(match.group(2)))
+
+
+# Defaults sized for a real partner (a 10,000-salary payroll in under two minutes), at
+# 100 requests a second per client, the figure Stripe publishes for live mode. Every one
+# can be changed with AMANAT_RATE_LIMITS__<POLICY>=LIMIT/WINDOW_SECONDS (docs/rate-limits.md).
 DEFAULT_POLICIES: dict[str, Policy] = {
     # Authenticated partner reads, per client id.
-    "read": Policy("read", 600, 60),
+    "read": Policy("read", 6000, 60),
     # Authenticated partner writes (payments, consents…), per client id.
-    "write": Policy("write", 120, 60),
+    "write": Policy("write", 6000, 60),
     # Reading a customer's identifiers in clear, per client id: support look-ups, not bulk
     # export, so a stolen token cannot walk the customer table.
     "reveal": Policy("reveal", 30, 3600),
-    # The token endpoint, per client id, or per IP when the client is unknown.
-    "token": Policy("token", 30, 60),
+    # Token, revoke and introspect requests, per (client id, source IP).
+    "token": Policy("token", 600, 60),
+    # Failed client authentications, per (client id, source IP): a guesser locks out only
+    # itself, never the client it does not hold the secret of, elsewhere.
+    "token_failures": Policy("token_failures", 20, 300),
+    # Failed client authentications per source IP, whatever client id they name, so
+    # invented client ids do not each get a fresh budget.
+    "token_failures_ip": Policy("token_failures_ip", 200, 300),
     # Operator login, per IP + email.
     "login": Policy("login", 10, 300),
     # Unauthenticated reference data, per IP.
     "public": Policy("public", 300, 60),
 }
+
+# Policies a partner-specific override may replace (the partner is known on those only).
+PARTNER_POLICIES: Final = PARTNER_RATE_LIMIT_POLICIES
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,10 +168,7 @@ class RateLimiter:
             if name != policy.name:
                 raise ValueError(f"policy registered as {name!r} is named {policy.name!r}")
         self.policies: dict[str, Policy] = merged
-        self._items: dict[str, RateLimitItem] = {
-            name: RateLimitItemPerSecond(p.limit, p.window_seconds, namespace=name)
-            for name, p in merged.items()
-        }
+        self._items: dict[Policy, RateLimitItem] = {}
         uri = _async_uri(storage_uri)
         scheme = urlsplit(uri).scheme.removeprefix("async+")
         options: dict[str, Any] = {"wrap_exceptions": True}
@@ -169,18 +195,49 @@ class RateLimiter:
         """The storage scheme without ``async+`` (``memory``, ``redis``…); never the URI."""
         return self._scheme
 
-    async def hit(self, policy_name: str, key: str) -> Decision:
-        """Count one request by ``key`` against ``policy_name`` and decide on it."""
+    def _item(self, policy: Policy) -> RateLimitItem:
+        # The counter key holds the quota and window, so a changed override starts afresh.
+        item = self._items.get(policy)
+        if item is None:
+            item = RateLimitItemPerSecond(
+                policy.limit, policy.window_seconds, namespace=policy.name
+            )
+            self._items[policy] = item
+        return item
+
+    def _policy(self, policy_name: str, override: Policy | None) -> Policy:
+        if override is not None:
+            if override.name != policy_name:
+                raise ValueError(f"override {override.name!r} given for {policy_name!r}")
+            return override
         policy = self.policies.get(policy_name)
         if policy is None:
             raise KeyError(f"unknown rate-limit policy {policy_name!r}")
+        return policy
+
+    async def hit(self, policy_name: str, key: str, *, override: Policy | None = None) -> Decision:
+        """Count one request by ``key`` against ``policy_name`` and decide on it.
+
+        ``override`` replaces the configured quota for this hit (a partner's own quota).
+        """
+        return await self._decide(self._policy(policy_name, override), key, count=True)
+
+    async def peek(self, policy_name: str, key: str, *, override: Policy | None = None) -> Decision:
+        """Whether ``key`` may still be counted against ``policy_name``, without counting."""
+        return await self._decide(self._policy(policy_name, override), key, count=False)
+
+    async def _decide(self, policy: Policy, key: str, *, count: bool) -> Decision:
         if time.monotonic() < self._skip_until:
             return self._fail_open(policy)
-        item = self._items[policy_name]
+        policy_name = policy.name
+        item = self._item(policy)
         # Keys can hold emails or IPs: store a digest, never the raw value, at a fixed length.
         digest = hashlib.blake2b(key.encode("utf-8"), digest_size=16).hexdigest()
         try:
-            allowed = await self._strategy.hit(item, digest)
+            if count:
+                allowed = await self._strategy.hit(item, digest)
+            else:
+                allowed = await self._strategy.test(item, digest)
             stats = await self._strategy.get_window_stats(item, digest)
         except (StorageError, OSError, TimeoutError) as exc:
             self._skip_until = time.monotonic() + self._cooldown
@@ -223,3 +280,28 @@ class RateLimiter:
         aclose = getattr(client, "aclose", None)
         if aclose is not None:
             await aclose()
+
+
+# Sign-in attempts at emails with no account: locked out like an account is (domain
+# MAX_FAILED_LOGINS failures, for the LOCKOUT period), so a 423 does not tell which exist.
+UNKNOWN_EMAIL_LOCKOUT = Policy(
+    "login_unknown_email", MAX_FAILED_LOGINS, int(LOCKOUT.total_seconds())
+)
+
+
+class LimiterLockout:
+    """:class:`~amanat.services.ports.FailureLockout` on a rate-limit policy's counters
+    (shared by every API process when the limiter uses Redis). If the store is down the
+    lockout fails open, like the limiter: never locked."""
+
+    def __init__(self, limiter: RateLimiter, policy: Policy = UNKNOWN_EMAIL_LOCKOUT) -> None:
+        self._limiter = limiter
+        self._policy = policy
+
+    async def is_locked(self, key: str) -> bool:
+        decision = await self._limiter.peek(self._policy.name, key, override=self._policy)
+        return not decision.allowed
+
+    async def record_failure(self, key: str) -> bool:
+        decision = await self._limiter.hit(self._policy.name, key, override=self._policy)
+        return not decision.degraded and (not decision.allowed or decision.remaining == 0)

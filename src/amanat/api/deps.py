@@ -15,9 +15,10 @@ from fastapi import Depends, Request, Security
 from fastapi.openapi.models import OAuthFlowClientCredentials, OAuthFlows
 from fastapi.security import OAuth2, SecurityScopes
 
+from amanat.api.client_address import client_ip
 from amanat.api.context import current_request_id
 from amanat.api.errors import ApiProblem
-from amanat.api.ratelimit import enforce
+from amanat.api.ratelimit import Policy, enforce
 from amanat.bootstrap import Container
 from amanat.domain.access import SCOPE_DESCRIPTIONS
 from amanat.domain.audit import Actor
@@ -40,10 +41,6 @@ oauth2_scheme = OAuth2(
 def container_of(request: Request) -> Container:
     container: Container = request.app.state.container
     return container
-
-
-def client_ip(request: Request) -> str | None:
-    return request.client.host if request.client else None
 
 
 def client_actor(request: Request, context: AccessContext) -> Actor:
@@ -106,6 +103,14 @@ async def _authenticate(
     return context
 
 
+def _partner_quota(context: AccessContext, policy_name: str) -> Policy | None:
+    """The partner's own quota for ``policy_name``, read with the token check (so an
+    operator's change applies from the partner's next request, in every process)."""
+    quotas = context.partner.rate_limits if context.partner else {}
+    quota = quotas.get(policy_name)
+    return Policy(policy_name, quota[0], quota[1]) if quota else None
+
+
 def require_scope(scope: str, *, policy: str = "read") -> Callable[..., Awaitable[AccessContext]]:
     """A dependency: a verified caller holding ``scope``, within its rate limit."""
 
@@ -113,7 +118,14 @@ def require_scope(scope: str, *, policy: str = "read") -> Callable[..., Awaitabl
         request: Request,
         context: AccessContext = Security(_authenticate, scopes=[scope]),
     ) -> AccessContext:
-        await enforce(request, container_of(request).rate_limiter, policy, context.client_id)
+        override = _partner_quota(context, policy)
+        await enforce(
+            request,
+            container_of(request).rate_limiter,
+            policy,
+            context.client_id,
+            override=override,
+        )
         return context
 
     return dependency

@@ -14,7 +14,8 @@ from fastapi import APIRouter, Request
 from starlette.responses import Response
 
 from amanat.adapters.rails.signatures import InvalidCallback, InvalidCallbackSignature
-from amanat.api.deps import client_ip, container_of
+from amanat.api.client_address import client_ip
+from amanat.api.deps import container_of
 from amanat.api.errors import ApiProblem
 from amanat.api.responses import JsonResponse
 

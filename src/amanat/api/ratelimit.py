@@ -8,10 +8,27 @@ from __future__ import annotations
 
 from starlette.requests import Request
 
-from amanat.adapters.ratelimit import DEFAULT_POLICIES, Decision, Policy, RateLimiter
+from amanat.adapters.ratelimit import (
+    DEFAULT_POLICIES,
+    PARTNER_POLICIES,
+    Decision,
+    Policy,
+    RateLimiter,
+    parse_policy,
+)
 from amanat.api.errors import ApiProblem
 
-__all__ = ["DEFAULT_POLICIES", "Decision", "Policy", "RateLimiter", "enforce", "headers_for"]
+__all__ = [
+    "DEFAULT_POLICIES",
+    "PARTNER_POLICIES",
+    "Decision",
+    "Policy",
+    "RateLimiter",
+    "enforce",
+    "headers_for",
+    "parse_policy",
+    "refuse_if_exhausted",
+]
 
 
 def headers_for(decision: Decision) -> dict[str, str]:
@@ -43,13 +60,37 @@ def _merge(existing: dict[str, str], new: dict[str, str]) -> dict[str, str]:
     return merged
 
 
-async def enforce(request: Request, limiter: RateLimiter, policy_name: str, key: str) -> None:
+async def enforce(
+    request: Request,
+    limiter: RateLimiter,
+    policy_name: str,
+    key: str,
+    *,
+    override: Policy | None = None,
+) -> None:
     """Count the request; record the headers for the response; answer 429 when refused.
 
+    ``override`` is a partner's own quota for the policy; the headers then advertise it.
     The headers go to ``request.state.ratelimit_headers``, which the contract middleware
     adds to whatever response is eventually sent.
     """
-    decision = await limiter.hit(policy_name, key)
+    _apply(request, await limiter.hit(policy_name, key, override=override))
+
+
+async def refuse_if_exhausted(
+    request: Request, limiter: RateLimiter, policy_name: str, key: str
+) -> None:
+    """Answer 429 if ``key`` has used up ``policy_name``, without counting this request.
+
+    For budgets that only some outcomes spend (failed authentications): the request is
+    checked before it is served and counted afterwards only if it failed.
+    """
+    decision = await limiter.peek(policy_name, key)
+    if not decision.allowed:
+        _apply(request, decision)
+
+
+def _apply(request: Request, decision: Decision) -> None:
     existing: dict[str, str] = getattr(request.state, "ratelimit_headers", None) or {}
     headers = _merge(existing, headers_for(decision))
     request.state.ratelimit_headers = headers

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from enum import StrEnum
 
@@ -13,6 +14,12 @@ from amanat.domain.access import (
     permissions_for,
     scopes_for_roles,
 )
+
+# The rate-limit policies an operator may set per partner: the ones counted per client of
+# a known partner (token requests are counted before the partner is known).
+PARTNER_RATE_LIMIT_POLICIES = frozenset({"read", "write"})
+MAX_PARTNER_RATE_LIMIT = 1_000_000_000
+MAX_RATE_LIMIT_WINDOW_SECONDS = 86_400
 
 MAX_FAILED_LOGINS = 5
 LOCKOUT = timedelta(minutes=15)
@@ -39,6 +46,8 @@ class Partner:
     created_at: datetime
     updated_at: datetime
     per_transaction_limit: int | None = None  # None: the platform's default applies
+    # Rate-limit policy name -> (limit, window_seconds), replacing the platform's quota.
+    rate_limits: Mapping[str, tuple[int, int]] = field(default_factory=dict)
 
     @property
     def is_active(self) -> bool:

@@ -21,6 +21,7 @@ from amanat.domain.identity import Operator
 from amanat.domain.ids import new_id
 from amanat.services import audit
 from amanat.services.ports import (
+    FailureLockout,
     SecretHasher,
     SecretSealer,
     SessionRecord,
@@ -90,8 +91,10 @@ class OperatorService:
         hasher: SecretHasher,
         sealer: SecretSealer,
         issuer_name: str = "amanat",
+        unknown_email_lockout: FailureLockout | None = None,
     ) -> None:
         self._tx = transactions
+        self._unknown_lockout = unknown_email_lockout
         self._clock = clock
         self._hasher = hasher
         self._sealer = sealer
@@ -204,15 +207,28 @@ class OperatorService:
                     target_type="operator",
                     payload={"reason": "unknown_email"},
                 )
-                failure = LoginFailed("Email, password or code is wrong.")
             else:
                 result, failure = await self._attempt(
                     tx, operator.id, actor, password_ok, totp_code, now, source_ip, user_agent
                 )
                 if result is not None:
                     return result
+        if operator is None:
+            # After the transaction: the count lives in the shared limiter store, and a
+            # database writer must not wait on it.
+            failure = await self._unknown_email_failure(email)
         assert failure is not None
         raise failure
+
+    async def _unknown_email_failure(self, email: str) -> DomainError:
+        """The answer a real account would give after as many failures: 401 until the
+        MAX_FAILED_LOGINS-th, then 423 for the lockout period, so 423 reveals no account."""
+        lockout = self._unknown_lockout
+        if lockout is not None:
+            key = _fingerprint(email)
+            if await lockout.is_locked(key) or await lockout.record_failure(key):
+                return AccountLocked("Too many failed attempts; try again later.")
+        return LoginFailed("Email, password or code is wrong.")
 
     async def _attempt(
         self,

@@ -7,7 +7,7 @@ A client secret is generated here, returned exactly once, and stored only as a h
 from __future__ import annotations
 
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -15,7 +15,15 @@ from amanat.domain.access import grantable_scopes, parse_roles
 from amanat.domain.audit import Actor
 from amanat.domain.clock import Clock
 from amanat.domain.errors import Conflict, InvalidInput, NotFound
-from amanat.domain.identity import ClientAuthMethod, Mode, OAuthClient, Partner
+from amanat.domain.identity import (
+    MAX_PARTNER_RATE_LIMIT,
+    MAX_RATE_LIMIT_WINDOW_SECONDS,
+    PARTNER_RATE_LIMIT_POLICIES,
+    ClientAuthMethod,
+    Mode,
+    OAuthClient,
+    Partner,
+)
 from amanat.domain.ids import new_id
 from amanat.services import audit
 from amanat.services.ports import SecretHasher, TransactionFactory
@@ -247,6 +255,58 @@ class PartnerService:
                 target_id=partner_id,
                 payload={"per_transaction_limit": limit},
             )
+
+    async def set_rate_limit(
+        self,
+        actor: Actor,
+        partner_id: str,
+        policy: str,
+        quota: tuple[int, int] | None,
+    ) -> Partner:
+        """A partner's own ``(limit, window_seconds)`` for ``policy``; None restores the
+        platform's quota. Applies from the partner's next request, in every API process
+        (the partner is read with each access-token check)."""
+        if policy not in PARTNER_RATE_LIMIT_POLICIES:
+            raise InvalidInput(
+                f"policy must be one of: {', '.join(sorted(PARTNER_RATE_LIMIT_POLICIES))}.",
+                code="validation_error",
+            )
+        if quota is not None:
+            limit, window = quota
+            if not 1 <= limit <= MAX_PARTNER_RATE_LIMIT:
+                raise InvalidInput(
+                    f"limit must be between 1 and {MAX_PARTNER_RATE_LIMIT} requests.",
+                    code="validation_error",
+                )
+            if not 1 <= window <= MAX_RATE_LIMIT_WINDOW_SECONDS:
+                raise InvalidInput(
+                    f"window_seconds must be between 1 and {MAX_RATE_LIMIT_WINDOW_SECONDS}.",
+                    code="validation_error",
+                )
+        async with self._tx.write() as tx:
+            partner = await tx.partners.get_partner(partner_id)
+            if partner is None:
+                raise NotFound(f"No partner '{partner_id[:40]}'.")
+            quotas = dict(partner.rate_limits)
+            previous = quotas.pop(policy, None)
+            if quota is not None:
+                quotas[policy] = quota
+            now = self._clock.now()
+            await tx.partners.set_rate_limits(partner_id, quotas, now)
+            await audit.record(
+                tx,
+                self._clock,
+                actor,
+                "partner.rate_limit_changed",
+                target_type="partner",
+                target_id=partner_id,
+                payload={
+                    "policy": policy,
+                    "from": list(previous) if previous else None,
+                    "to": list(quota) if quota else None,
+                },
+            )
+        return replace(partner, rate_limits=quotas, updated_at=now)
 
     async def set_partner_status(self, actor: Actor, partner_id: str, status: str) -> Partner:
         if status not in {"active", "suspended"}:

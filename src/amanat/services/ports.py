@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import datetime
@@ -74,6 +75,9 @@ class PartnerRepository(Protocol):
     async def set_partner_status(self, partner_id: str, status: str, at: datetime) -> None: ...
     async def set_transaction_limit(
         self, partner_id: str, limit: int | None, at: datetime
+    ) -> None: ...
+    async def set_rate_limits(
+        self, partner_id: str, quotas: Mapping[str, tuple[int, int]], at: datetime
     ) -> None: ...
     async def add_client(self, client: OAuthClient) -> None: ...
     async def get_client(self, client_id: str) -> OAuthClient | None: ...
@@ -590,3 +594,16 @@ class WebhookRepository(Protocol):
     async def attempts(self, delivery_ids: list[str]) -> dict[str, list[Attempt]]: ...
     async def any_due(self, now: datetime) -> bool: ...
     async def pending_count(self) -> int: ...
+
+
+class FailureLockout(Protocol):
+    """Counts failures per key in a shared store and says when a key is locked out.
+
+    Used for sign-in attempts at emails that have no account, so they lock out after the
+    same number of tries as a real account does (an attacker learns nothing from 423).
+    """
+
+    async def is_locked(self, key: str) -> bool: ...
+    async def record_failure(self, key: str) -> bool:
+        """Count one failure; True when ``key`` is locked out from now on."""
+        ...

@@ -52,10 +52,12 @@ def _request() -> Request:
 
 def test_default_policies() -> None:
     assert {name: (p.limit, p.window_seconds) for name, p in DEFAULT_POLICIES.items()} == {
-        "read": (600, 60),
-        "write": (120, 60),
+        "read": (6000, 60),
+        "write": (6000, 60),
         "reveal": (30, 3600),
-        "token": (30, 60),
+        "token": (600, 60),
+        "token_failures": (20, 300),
+        "token_failures_ip": (200, 300),
         "login": (10, 300),
         "public": (300, 60),
     }
@@ -66,7 +68,7 @@ def test_overrides_merge_over_defaults() -> None:
     limiter = RateLimiter("memory://", {"token": Policy("token", 5, 10)})
     assert limiter.policies["token"] == Policy("token", 5, 10)
     assert limiter.policies["read"] == DEFAULT_POLICIES["read"]
-    assert DEFAULT_POLICIES["token"].limit == 30
+    assert DEFAULT_POLICIES["token"].limit == 600
     assert limiter.storage_kind == "memory"
 
 

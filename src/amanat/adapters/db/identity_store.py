@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+from collections.abc import Mapping
 from datetime import datetime
 from types import SimpleNamespace
 from typing import Any
@@ -68,6 +69,9 @@ def _partner(row: Any) -> Partner:
         created_at=row.created_at,
         updated_at=row.updated_at,
         per_transaction_limit=row.per_transaction_limit,
+        rate_limits={
+            name: (int(quota[0]), int(quota[1])) for name, quota in (row.rate_limits or {}).items()
+        },
     )
 
 
@@ -171,6 +175,16 @@ class SqlPartnerRepository:
             partners.update()
             .where(partners.c.id == partner_id)
             .values(per_transaction_limit=limit, updated_at=at)
+        )
+
+    async def set_rate_limits(
+        self, partner_id: str, quotas: Mapping[str, tuple[int, int]], at: datetime
+    ) -> None:
+        stored = {name: [limit, window] for name, (limit, window) in sorted(quotas.items())}
+        await self._conn.execute(
+            partners.update()
+            .where(partners.c.id == partner_id)
+            .values(rate_limits=stored or None, updated_at=at)
         )
 
     async def add_client(self, client: OAuthClient) -> None:

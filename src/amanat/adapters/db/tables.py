@@ -61,6 +61,8 @@ partners = sa.Table(
     sa.Column("mode", sa.String(16), nullable=False),
     sa.Column("status", sa.String(16), nullable=False),
     sa.Column("per_transaction_limit", sa.BigInteger, nullable=True),
+    # {"write": [6000, 60]}: an operator's per-partner rate-limit quotas (migration 0007).
+    sa.Column("rate_limits", sa.JSON, nullable=True),
     sa.Column("created_at", UtcDateTime(), nullable=False),
     sa.Column("updated_at", UtcDateTime(), nullable=False),
 )

@@ -28,12 +28,13 @@ from fastapi.routing import APIRoute
 from fastapi.templating import Jinja2Templates
 from starlette.datastructures import FormData
 
-from amanat.api.deps import client_ip, container_of
+from amanat.api.client_address import client_ip
+from amanat.api.deps import container_of
 from amanat.api.errors import ApiProblem, domain_error_status
 from amanat.api.operator.session import SESSION_COOKIE, current_operator, operator_actor
 from amanat.api.pagination import decode_cursor, encode_cursor
 from amanat.api.problems import lookup
-from amanat.api.ratelimit import enforce
+from amanat.api.ratelimit import PARTNER_POLICIES, enforce, parse_policy
 from amanat.domain.access import (
     OPT_IN_SCOPES,
     ROLE_PERMISSIONS,
@@ -444,6 +445,14 @@ async def _partner_page(
         notice=notice,
         section_error=client_error,
         allowed_scopes=allowed,
+        rate_limits=[
+            {
+                "policy": name,
+                "platform": container_of(request).rate_limiter.policies[name],
+                "own": partner.rate_limits.get(name),
+            }
+            for name in sorted(PARTNER_POLICIES)
+        ],
         auth_methods=[m.value for m in ClientAuthMethod],
         form=dict(
             client_values
@@ -476,6 +485,27 @@ async def set_partner_status(partner_id: str, request: Request, session: Session
         operator_actor(request, session), partner_id, status
     )
     return _see_other(f"/console/partners/{partner_id}")
+
+
+@router.post("/partners/{partner_id}/rate_limits")
+async def set_partner_rate_limit(partner_id: str, request: Request, session: Session) -> Response:
+    _require(session, P.PARTNERS_WRITE)
+    form = await request.form()
+    policy = _text(form, "policy")
+    quota = _text(form, "quota")
+    if policy not in PARTNER_POLICIES:
+        raise ApiProblem("validation_error", "Policy must be read or write.", status=422)
+    try:
+        parsed = parse_policy(policy, quota) if quota else None
+    except ValueError as exc:
+        raise ApiProblem("validation_error", str(exc), status=422) from None
+    await container_of(request).partners.set_rate_limit(
+        operator_actor(request, session),
+        partner_id,
+        policy,
+        None if parsed is None else (parsed.limit, parsed.window_seconds),
+    )
+    return _see_other(f"/console/partners/{partner_id}#rate-limits")
 
 
 @router.post("/partners/{partner_id}/clients")

@@ -6,23 +6,27 @@ those fields and, alongside them, the problem-document fields every other error 
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
 
 import structlog
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
+from amanat.api.client_address import client_ip
 from amanat.api.context import current_request_id
-from amanat.api.deps import client_ip, container_of
+from amanat.api.deps import container_of
 from amanat.api.oauth.forms import client_credentials, read_form
-from amanat.api.ratelimit import enforce
+from amanat.api.ratelimit import enforce, refuse_if_exhausted
 from amanat.api.responses import JsonResponse
 from amanat.domain.access import SCOPE_DESCRIPTIONS
 from amanat.domain.audit import Actor
-from amanat.services.oauth import OAuthError
+from amanat.services.oauth import ClientCredentials, OAuthError, TokenResult
 
 log = structlog.get_logger("amanat.oauth")
 router = APIRouter(tags=["oauth"])
+
+T = TypeVar("T")
 
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 
@@ -101,8 +105,42 @@ def oauth_error_response(request: Request, exc: OAuthError) -> JsonResponse:
     return JsonResponse(body, status_code=exc.status, headers=headers)
 
 
-def _rate_key(request: Request, form: dict[str, str]) -> str:
-    return form.get("client_id") or client_ip(request) or "unknown"
+async def _authenticated_call(
+    request: Request, form: dict[str, str], work: Callable[[ClientCredentials], Awaitable[T]]
+) -> T:
+    """Run ``work`` with the request's client credentials, within the token rate limits.
+
+    Volume is counted per (client id, source IP) and failed client authentications per
+    (client id, source IP) and per source IP, so whoever guesses at a client's secret
+    spends only their own address's budgets: the client itself, calling from elsewhere,
+    is never refused for it, and invented client ids share their IP's failure budget.
+    """
+    limiter = container_of(request).rate_limiter
+    ip = client_ip(request) or "unknown"
+    await refuse_if_exhausted(request, limiter, "token_failures_ip", ip)
+    try:
+        creds = client_credentials(request, form)
+    except OAuthError as exc:
+        await _count_failure(request, exc, None, ip)
+        raise
+    pair = f"{creds.client_id or ''}|{ip}"
+    if creds.client_id:
+        await refuse_if_exhausted(request, limiter, "token_failures", pair)
+    await enforce(request, limiter, "token", pair)
+    try:
+        return await work(creds)
+    except OAuthError as exc:
+        await _count_failure(request, exc, creds.client_id, ip)
+        raise
+
+
+async def _count_failure(request: Request, exc: OAuthError, client: str | None, ip: str) -> None:
+    if exc.error != "invalid_client":
+        return
+    limiter = container_of(request).rate_limiter
+    await limiter.hit("token_failures_ip", ip)
+    if client:
+        await limiter.hit("token_failures", f"{client}|{ip}")
 
 
 @router.post(
@@ -132,9 +170,11 @@ async def token(request: Request) -> Response:
     container = container_of(request)
     try:
         form = await read_form(request)
-        await enforce(request, container.rate_limiter, "token", _rate_key(request, form))
-        creds = client_credentials(request, form)
-        result = await container.oauth.token(form.get("grant_type"), form, creds)
+
+        async def issue(creds: ClientCredentials) -> TokenResult:
+            return await container.oauth.token(form.get("grant_type"), form, creds)
+
+        result = await _authenticated_call(request, form, issue)
     except OAuthError as exc:
         return oauth_error_response(request, exc)
     return JsonResponse(result.as_response(), headers=NO_STORE)
@@ -163,19 +203,21 @@ async def revoke(request: Request) -> Response:
     container = container_of(request)
     try:
         form = await read_form(request)
-        await enforce(request, container.rate_limiter, "token", _rate_key(request, form))
-        presented = form.get("token")
-        if not presented:
-            raise OAuthError("invalid_request", "token is required.")
-        creds = client_credentials(request, form)
-        actor = Actor(
-            type="client",
-            id=creds.client_id or "unknown",
-            source_ip=client_ip(request),
-            user_agent=request.headers.get("user-agent"),
-            request_id=current_request_id(),
-        )
-        await container.oauth.revoke(presented, form.get("token_type_hint"), creds, actor)
+
+        async def revoke_token(creds: ClientCredentials) -> None:
+            presented = form.get("token")
+            if not presented:
+                raise OAuthError("invalid_request", "token is required.")
+            actor = Actor(
+                type="client",
+                id=creds.client_id or "unknown",
+                source_ip=client_ip(request),
+                user_agent=request.headers.get("user-agent"),
+                request_id=current_request_id(),
+            )
+            await container.oauth.revoke(presented, form.get("token_type_hint"), creds, actor)
+
+        await _authenticated_call(request, form, revoke_token)
     except OAuthError as exc:
         return oauth_error_response(request, exc)
     return Response(status_code=200, headers=NO_STORE)
@@ -203,11 +245,14 @@ async def introspect(request: Request) -> Response:
     container = container_of(request)
     try:
         form = await read_form(request)
-        await enforce(request, container.rate_limiter, "token", _rate_key(request, form))
-        presented = form.get("token")
-        if not presented:
-            raise OAuthError("invalid_request", "token is required.")
-        body = await container.oauth.introspect(presented, client_credentials(request, form))
+
+        async def introspect_token(creds: ClientCredentials) -> dict[str, Any]:
+            presented = form.get("token")
+            if not presented:
+                raise OAuthError("invalid_request", "token is required.")
+            return await container.oauth.introspect(presented, creds)
+
+        body = await _authenticated_call(request, form, introspect_token)
     except OAuthError as exc:
         return oauth_error_response(request, exc)
     return JsonResponse(body, headers=NO_STORE)

@@ -8,7 +8,8 @@ from fastapi import APIRouter, Body, Depends, Request, Response, Security
 from fastapi.security import APIKeyCookie
 from pydantic import Field
 
-from amanat.api.deps import client_ip, container_of
+from amanat.api.client_address import client_ip
+from amanat.api.deps import container_of
 from amanat.api.errors import ApiProblem
 from amanat.api.openapi import declared_enum
 from amanat.api.operator.session import (
@@ -22,7 +23,15 @@ from amanat.api.ratelimit import enforce
 from amanat.api.schemas import ListResponse, RequestModel, ResponseModel
 from amanat.domain.access import SCOPE_DESCRIPTIONS, OperatorRole, PartnerRole, Permission
 from amanat.domain.clock import format_timestamp, parse_timestamp
-from amanat.domain.identity import ClientAuthMethod, Mode, OAuthClient, Operator, Partner
+from amanat.domain.identity import (
+    MAX_PARTNER_RATE_LIMIT,
+    MAX_RATE_LIMIT_WINDOW_SECONDS,
+    ClientAuthMethod,
+    Mode,
+    OAuthClient,
+    Operator,
+    Partner,
+)
 from amanat.services.operators import OperatorSession
 
 session_cookie = APIKeyCookie(
@@ -47,6 +56,11 @@ def _example(summary: str, value: dict[str, Any]) -> dict[str, Any]:
 Scope = Annotated[str, Field(json_schema_extra=declared_enum(sorted(SCOPE_DESCRIPTIONS)))]
 
 
+class RateLimitOut(ResponseModel):
+    limit: int
+    window_seconds: int
+
+
 class PartnerOut(ResponseModel):
     id: str
     object: Literal["partner"]
@@ -55,6 +69,10 @@ class PartnerOut(ResponseModel):
     mode: Mode
     status: Literal["active", "suspended"]
     allowed_scopes: list[Scope]
+    rate_limits: dict[str, RateLimitOut] = Field(
+        description="The partner's own quotas by policy; a policy not listed has the "
+        "platform's (AMANAT_RATE_LIMITS__<POLICY>)."
+    )
     created_at: str
     updated_at: str
 
@@ -149,6 +167,14 @@ class AuditRecordOut(ResponseModel):
     payload: dict[str, Any]
 
 
+def rate_limits_view(partner: Partner) -> dict[str, dict[str, int]]:
+    """The partner's own quotas; a policy not listed has the platform's."""
+    return {
+        name: {"limit": limit, "window_seconds": window}
+        for name, (limit, window) in sorted(partner.rate_limits.items())
+    }
+
+
 def partner_view(partner: Partner) -> dict[str, Any]:
     return {
         "id": partner.id,
@@ -158,6 +184,7 @@ def partner_view(partner: Partner) -> dict[str, Any]:
         "mode": partner.mode.value,
         "status": partner.status,
         "allowed_scopes": sorted(partner.allowed_scopes),
+        "rate_limits": rate_limits_view(partner),
         "created_at": format_timestamp(partner.created_at),
         "updated_at": format_timestamp(partner.updated_at),
     }
@@ -438,6 +465,51 @@ async def set_limits(
         operator_actor(request, session), partner_id, body.per_transaction_limit
     )
     return {"partner_id": partner_id, "per_transaction_limit": body.per_transaction_limit}
+
+
+class RateLimitBody(RequestModel):
+    policy: Literal["read", "write"] = Field(description="The rate-limit policy to set.")
+    limit: int | None = Field(
+        default=None,
+        ge=1,
+        le=MAX_PARTNER_RATE_LIMIT,
+        description="Requests per window for each of the partner's clients; null restores "
+        "the platform's quota.",
+    )
+    window_seconds: int = Field(default=60, ge=1, le=MAX_RATE_LIMIT_WINDOW_SECONDS)
+
+
+@router.post(
+    "/partners/{partner_id}/rate_limits", summary="Set or clear a partner's own rate limit"
+)
+async def set_rate_limit(
+    partner_id: str,
+    body: Annotated[
+        RateLimitBody,
+        Body(
+            openapi_examples=_example(
+                "A payroll partner: 30,000 writes a minute",
+                {"policy": "write", "limit": 30000, "window_seconds": 60},
+            )
+        ),
+    ],
+    request: Request,
+    session: Annotated[OperatorSession, Depends(require_permission(P.PARTNERS_WRITE))],
+) -> dict[str, Any]:
+    """Gives one partner its own quota for a policy (`read` or `write`), for example a
+    high-volume payroll partner; `limit: null` restores the platform's quota
+    (`AMANAT_RATE_LIMITS__<POLICY>`). Takes effect on the partner's next request in every
+    API process, and shows in its `RateLimit-Policy` headers. Audited as
+    `partner.rate_limit_changed` with the quota before and after.
+
+    Session cookie, `X-CSRF-Token` and permission `partners.write`. Errors: `not_found`
+    (404), `validation_error` (422).
+    """
+    quota = None if body.limit is None else (body.limit, body.window_seconds)
+    partner = await container_of(request).partners.set_rate_limit(
+        operator_actor(request, session), partner_id, body.policy, quota
+    )
+    return {"partner_id": partner_id, "rate_limits": rate_limits_view(partner)}
 
 
 class ClientBody(RequestModel):

@@ -7,8 +7,9 @@ from collections.abc import Awaitable, Callable
 
 from fastapi import Request
 
+from amanat.api.client_address import client_ip
 from amanat.api.context import current_request_id
-from amanat.api.deps import client_ip, container_of
+from amanat.api.deps import container_of
 from amanat.api.errors import ApiProblem
 from amanat.domain.access import Permission
 from amanat.domain.audit import Actor
