@@ -114,12 +114,18 @@ def serve(
     _configure_logging(settings)
     bind_host = host or settings.http.host
     bind_port = port or settings.http.port
+    from amanat.api.header_limits import REQUEST_LINE_ALLOWANCE, HeaderLimitedProtocol
+
     uvicorn.run(
         "amanat.asgi:app",
         factory=True,
         host=bind_host,
         port=bind_port,
         workers=workers,
+        # Header count and size are capped while parsing (the stock protocols do not cap
+        # them); the h11 limit bounds the same for a server started with http="h11".
+        http=HeaderLimitedProtocol,
+        h11_max_incomplete_event_size=settings.http.max_header_bytes + REQUEST_LINE_ALLOWANCE,
         access_log=False,
         log_config=None,
         proxy_headers=True,

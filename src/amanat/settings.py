@@ -81,6 +81,17 @@ class HttpSettings(BaseModel):
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=1, le=65535)
     max_body_bytes: int = Field(default=1_048_576, ge=1024)
+    max_header_bytes: int = Field(
+        default=16_384,
+        ge=1024,
+        description="Most bytes a request's headers may take in total (names and "
+        "values); a request over it is answered 431 before it is read further.",
+    )
+    max_header_count: int = Field(
+        default=100,
+        ge=10,
+        description="Most header fields one request may carry; more is answered 431.",
+    )
     public_url: str = "http://127.0.0.1:8000"
 
 
