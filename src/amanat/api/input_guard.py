@@ -104,6 +104,12 @@ def parse_json_body(body: bytes) -> Any:
             "body",
             "The body starts with a byte-order mark; send UTF-8 without one.",
         )
+    if b"\x00" in body:
+        # JSON text never holds a raw NUL byte (text escapes it), but UTF-16 and UTF-32
+        # bodies are full of them, and a lenient reader would decode them as such.
+        raise InputRefused(
+            "not_utf8", "", "body", "The body holds NUL bytes: send UTF-8, not UTF-16 or UTF-32."
+        )
     try:
         text = body.decode("utf-8")
     except UnicodeDecodeError as exc:

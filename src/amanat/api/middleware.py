@@ -9,12 +9,12 @@ problem document carrying ``X-Request-Id``.
 from __future__ import annotations
 
 import contextlib
+import re
 import time
 from collections.abc import Iterable
 from typing import Any
 
 import structlog
-from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from amanat.api.context import accept_or_generate_request_id, request_id_var
@@ -66,14 +66,18 @@ def _refused(status: int, code: str, detail: str, path: str, refusal: InputRefus
 
 
 def _path_refusal(scope: Scope, char: str) -> InputRefused:
-    """Names the path parameter that holds the character, when a route matches."""
-    router = getattr(scope.get("app"), "router", None)
-    for route in getattr(router, "routes", ()):
-        match, child = route.matches(scope)
-        if match is Match.NONE:
+    """Names the path parameter that holds the character, from the OpenAPI document's path
+    templates (a refusal is rare, and FastAPI caches the document)."""
+    openapi = getattr(scope.get("app"), "openapi", None)
+    templates = openapi().get("paths", {}) if callable(openapi) else {}
+    path = scope.get("path", "")
+    for template in templates:
+        pattern = re.sub(r"\\\{(\w+)\\\}", r"(?P<\1>[^/]+)", re.escape(template))
+        match = re.fullmatch(pattern, path)
+        if match is None:
             continue
-        for name, value in child.get("path_params", {}).items():
-            if isinstance(value, str) and is_forbidden_in_path(value):
+        for name, value in match.groupdict().items():
+            if is_forbidden_in_path(value):
                 return InputRefused(
                     "forbidden_character",
                     json_pointer([name]),
