@@ -23,6 +23,8 @@ from amanat.settings import Settings
 
 # Room for the request line (method, target, version) on top of the headers themselves.
 REQUEST_LINE_ALLOWANCE = 8192
+# How long a refused connection may still send (and have it discarded) before it is closed.
+DRAIN_SECONDS = 2.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,6 +119,14 @@ class HeaderLimitedProtocol(HttpToolsProtocol):
     def _refuse(self) -> None:
         self._refused = True
         transport: asyncio.Transport = self.transport
-        if not transport.is_closing():
-            transport.write(refusal_bytes(self._limits))
+        if transport.is_closing():
+            return
+        transport.write(refusal_bytes(self._limits))
+        # Half-close and drop what still arrives (data_received ignores it): closing with
+        # unread bytes would send a reset that can destroy the 431 before the client reads
+        # it. The connection is closed for good after a grace period.
+        if transport.can_write_eof():
+            transport.write_eof()
+            self.loop.call_later(DRAIN_SECONDS, transport.close)
+        else:
             transport.close()
