@@ -13,6 +13,11 @@ from pydantic import AfterValidator, Field, ValidatorFunctionWrapHandler, WrapVa
 from pydantic_core import PydanticCustomError
 
 from amanat.domain.errors import InvalidInput
+from amanat.domain.metadata import (
+    MAX_METADATA_KEY_LENGTH,
+    MAX_METADATA_KEYS,
+    MAX_METADATA_VALUE_LENGTH,
+)
 from amanat.domain.pakistan import parse_cnic, parse_iban, parse_raast_id
 
 
@@ -71,10 +76,6 @@ Amount = Annotated[
     ),
     WrapValidator(_integer_paisa),
 ]
-
-MAX_METADATA_KEYS = 50
-MAX_METADATA_KEY_LENGTH = 40
-MAX_METADATA_VALUE_LENGTH = 500
 
 Metadata = Annotated[
     dict[
