@@ -205,12 +205,18 @@ def serve(
     settings = _settings()
     refuse_insecure_production(settings)
     _configure_logging(settings)
+    from amanat.api.header_limits import REQUEST_LINE_ALLOWANCE, HeaderLimitedProtocol
+
     uvicorn.run(
         "amanat.asgi:app",
         factory=True,
         host=settings.http.host,
         port=settings.http.port,
         workers=workers,
+        # Header count and size are capped while parsing (the stock protocols do not cap
+        # them); the h11 limit bounds the same for a server started with http="h11".
+        http=HeaderLimitedProtocol,
+        h11_max_incomplete_event_size=settings.http.max_header_bytes + REQUEST_LINE_ALLOWANCE,
         access_log=False,
         log_config=None,
         server_header=False,

@@ -184,6 +184,17 @@ class HttpSettings(BaseModel):
     max_body_bytes: int = Field(
         default=1_048_576, ge=1024, description="Larger request bodies get 413."
     )
+    max_header_bytes: int = Field(
+        default=16_384,
+        ge=1024,
+        description="Most bytes a request's headers may take in total (names and "
+        "values); a request over it is answered 431 before it is read further.",
+    )
+    max_header_count: int = Field(
+        default=100,
+        ge=10,
+        description="Most header fields one request may carry; more is answered 431.",
+    )
     public_url: str = Field(
         default="",
         description="The URL clients reach the server at: token issuer and audience, "

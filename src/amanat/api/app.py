@@ -88,5 +88,10 @@ def create_app(
         "/static", StaticFiles(directory=str(Path(__file__).parent / "static")), name="static"
     )
     install_openapi(app, version=__version__)
-    app.add_middleware(ContractMiddleware, max_body_bytes=settings.http.max_body_bytes)
+    app.add_middleware(
+        ContractMiddleware,
+        max_body_bytes=settings.http.max_body_bytes,
+        max_header_bytes=settings.http.max_header_bytes,
+        max_header_count=settings.http.max_header_count,
+    )
     return app

@@ -19,6 +19,7 @@ from starlette.responses import Response
 from starlette.routing import Match
 
 from amanat.api.context import current_request_id
+from amanat.api.field_codes import FALLBACK_CODE, FIELD_CODES, field_code
 from amanat.api.problems import lookup
 from amanat.api.responses import ProblemResponse
 from amanat.domain.errors import Conflict, DomainError, InvalidInput, NotFound, Unavailable
@@ -102,26 +103,6 @@ def problem_response(
     )
 
 
-_PYDANTIC_CODES = {
-    "missing": "required",
-    "extra_forbidden": "unknown_field",
-    "string_too_short": "too_short",
-    "string_too_long": "too_long",
-    "too_short": "too_short",
-    "too_long": "too_long",
-    "greater_than": "out_of_range",
-    "greater_than_equal": "out_of_range",
-    "less_than": "out_of_range",
-    "less_than_equal": "out_of_range",
-    "string_pattern_mismatch": "bad_format",
-    "literal_error": "not_allowed",
-    "enum": "not_allowed",
-    "url_parsing": "bad_format",
-    "url_scheme": "bad_format",
-}
-_TYPE_SUFFIXES = ("_type", "_parsing")
-
-
 def _json_pointer(parts: Iterable[Any]) -> str:
     escaped = (str(p).replace("~", "~0").replace("/", "~1") for p in parts)
     return "/" + "/".join(escaped)
@@ -136,10 +117,7 @@ def validation_errors(raw_errors: Sequence[Any]) -> list[dict[str, Any]]:
         path = loc[1:] if loc and where in {"body", "query", "path", "header", "cookie"} else loc
         # Union members and model wrappers add noise like 'function-after[...]'.
         path = [p for p in path if not (isinstance(p, str) and ("[" in p or p.endswith("]")))]
-        err_type = str(err.get("type", "invalid"))
-        code = _PYDANTIC_CODES.get(err_type)
-        if code is None:
-            code = "invalid_type" if err_type.endswith(_TYPE_SUFFIXES) else err_type
+        code = field_code(str(err.get("type", FALLBACK_CODE)))
         message = str(err.get("msg", "Invalid value"))
         if message.startswith("Value error, "):
             message = message.removeprefix("Value error, ")
@@ -210,7 +188,8 @@ async def _on_http_exception(request: Request, exc: Exception) -> Response:
         413: "payload_too_large",
         415: "unsupported_media_type",
         429: "rate_limited",
-    }.get(exc.status_code, "http_error")
+        431: "request_header_fields_too_large",
+    }.get(exc.status_code, "bad_request" if exc.status_code < 500 else "internal_error")
     detail: str = exc.detail if isinstance(exc.detail, str) else code
     return problem_response(
         code, status=exc.status_code, detail=detail, instance=request.url.path, headers=headers
@@ -266,7 +245,18 @@ async def _on_domain_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, DomainError)
     errors = None
     if isinstance(exc, InvalidInput):
-        errors = [{"pointer": None, "in": "body", "code": exc.reason, "message": exc.message}]
+        # errors[].code is from the documented list; the precise cause goes in `reason`,
+        # as it does when the same rule fails during request validation.
+        code = exc.code if exc.code in FIELD_CODES else FALLBACK_CODE
+        errors = [
+            {
+                "pointer": None,
+                "in": "body",
+                "code": code,
+                "message": exc.message,
+                "reason": exc.reason,
+            }
+        ]
     return problem_response(
         exc.code,
         status=domain_error_status(exc),

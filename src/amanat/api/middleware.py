@@ -1,4 +1,5 @@
-"""Contract middleware: request ids, body limits, content types, and the last-resort 500.
+"""Contract middleware: request ids, header and body limits, content types, strict input
+(amanat.api.input_guard), and the last-resort 500.
 
 Written as plain ASGI (not ``BaseHTTPMiddleware``) so it can wrap the body stream to
 enforce the size limit while it is read, and so an unexpected exception still becomes a
@@ -7,6 +8,8 @@ problem document carrying ``X-Request-Id``.
 
 from __future__ import annotations
 
+import contextlib
+import re
 import time
 from collections.abc import Iterable
 from typing import Any
@@ -16,10 +19,22 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from amanat.api.context import accept_or_generate_request_id, request_id_var
 from amanat.api.errors import internal_error_response, problem_response
+from amanat.api.input_guard import (
+    InputRefused,
+    check_body_text,
+    check_form_text,
+    check_query_text,
+    is_forbidden_in_path,
+    json_pointer,
+    parse_json_body,
+    path_has_forbidden,
+)
 
 log = structlog.get_logger("amanat.http")
 
 _JSON_BODY_METHODS = {"POST", "PUT", "PATCH"}
+_BODY_METHODS = {"POST", "PUT", "PATCH", "DELETE"}
+_OAUTH_PREFIX = "/oauth/"
 
 
 class _BodyTooLarge(Exception):
@@ -40,12 +55,57 @@ def _is_json_type(content_type: str) -> bool:
     )
 
 
+def _is_form_type(content_type: str) -> bool:
+    return content_type.split(";", 1)[0].strip().lower() == "application/x-www-form-urlencoded"
+
+
+def _refused(status: int, code: str, detail: str, path: str, refusal: InputRefused) -> Any:
+    return problem_response(
+        code, status=status, detail=detail, instance=path, errors=[refusal.as_error()]
+    )
+
+
+def _path_refusal(scope: Scope, char: str) -> InputRefused:
+    """Names the path parameter that holds the character, from the OpenAPI document's path
+    templates (a refusal is rare, and FastAPI caches the document)."""
+    openapi = getattr(scope.get("app"), "openapi", None)
+    templates = openapi().get("paths", {}) if callable(openapi) else {}
+    path = scope.get("path", "")
+    for template in templates:
+        pattern = re.sub(r"\\\{(\w+)\\\}", r"(?P<\1>[^/]+)", re.escape(template))
+        match = re.fullmatch(pattern, path)
+        if match is None:
+            continue
+        for name, value in match.groupdict().items():
+            if is_forbidden_in_path(value):
+                return InputRefused(
+                    "forbidden_character",
+                    json_pointer([name]),
+                    "path",
+                    f"Control characters ({char}) are not allowed in path parameters.",
+                )
+    return InputRefused(
+        "forbidden_character",
+        "",
+        "path",
+        f"Control characters ({char}) are not allowed in the path.",
+    )
+
+
 class ContractMiddleware:
     def __init__(
-        self, app: ASGIApp, *, max_body_bytes: int, json_only_prefixes: Iterable[str] = ("/v1/",)
+        self,
+        app: ASGIApp,
+        *,
+        max_body_bytes: int,
+        max_header_bytes: int = 16_384,
+        max_header_count: int = 100,
+        json_only_prefixes: Iterable[str] = ("/v1/",),
     ) -> None:
         self.app = app
         self.max_body_bytes = max_body_bytes
+        self.max_header_bytes = max_header_bytes
+        self.max_header_count = max_header_count
         self.json_only_prefixes = tuple(json_only_prefixes)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -100,7 +160,11 @@ class ContractMiddleware:
                         raise _BodyTooLarge
                 return message
 
-            await self.app(scope, limited_receive, send_with_id)
+            inspected = await self._inspect_body(scope, limited_receive)
+            if isinstance(inspected, Exception):
+                await self._body_refusal(path, inspected)(scope, receive, send_with_id)
+                return
+            await self.app(scope, inspected or limited_receive, send_with_id)
         except _BodyTooLarge:
             if status_holder["status"] is None and not status_holder["replaced"]:
                 status_holder["replaced"] = True
@@ -132,6 +196,25 @@ class ContractMiddleware:
 
     def _early_rejection(self, scope: Scope) -> Any:
         path = scope.get("path", "")
+        headers = scope.get("headers", ())
+        header_bytes = sum(len(k) + len(v) for k, v in headers)
+        if len(headers) > self.max_header_count or header_bytes > self.max_header_bytes:
+            return problem_response(
+                "request_header_fields_too_large",
+                status=431,
+                detail=f"At most {self.max_header_count} headers of "
+                f"{self.max_header_bytes} bytes in total are accepted.",
+                instance=path,
+            )
+        char = path_has_forbidden(path)
+        if char is not None:
+            return self._validation_refusal(path, _path_refusal(scope, char))
+        query = scope.get("query_string", b"")
+        if query:
+            try:
+                check_query_text(query)
+            except InputRefused as refusal:
+                return self._validation_refusal(path, refusal)
         length = _header(scope, b"content-length")
         if length is not None and length.isdigit() and int(length) > self.max_body_bytes:
             return self._too_large(path)
@@ -149,3 +232,80 @@ class ContractMiddleware:
                     instance=path,
                 )
         return None
+
+    @staticmethod
+    def _validation_refusal(path: str, refusal: InputRefused) -> Any:
+        return _refused(422, "validation_error", "1 field failed validation.", path, refusal)
+
+    def _body_refusal(self, path: str, refusal: Exception) -> Any:
+        assert isinstance(refusal, InputRefused)
+        if refusal.code == "forbidden_character" and refusal.form:
+            # Form bodies come from console pages; answer as a form reader would.
+            return problem_response(
+                "invalid_request",
+                status=400,
+                detail=refusal.message,
+                instance=path,
+                errors=[refusal.as_error()],
+            )
+        if refusal.code == "forbidden_character":
+            return self._validation_refusal(path, refusal)
+        return _refused(
+            400,
+            "malformed_json",
+            "The request body could not be read unambiguously.",
+            path,
+            refusal,
+        )
+
+    async def _inspect_body(self, scope: Scope, receive: Receive) -> Receive | Exception | None:
+        """Reads a JSON or form body whole (it is capped at max_body_bytes) and checks it;
+        answers a receive that replays it, the refusal, or None when there is nothing to
+        check. The route parses the same bytes again with FastAPI's reader; what the two
+        readers could read differently (encodings, duplicate keys) is refused here."""
+        if scope.get("method") not in _BODY_METHODS:
+            return None
+        content_type = _header(scope, b"content-type")
+        is_form = content_type is not None and _is_form_type(content_type)
+        if content_type is not None and not is_form and not _is_json_type(content_type):
+            return None
+        if is_form and scope.get("path", "").startswith(_OAUTH_PREFIX):
+            # OAuth reads its own forms strictly and answers in RFC 6749's terms.
+            return None
+        chunks: list[bytes] = []
+        while True:
+            message = await receive()
+            if message["type"] != "http.request":
+                return None if not chunks else _replay(b"".join(chunks), message, receive)
+            chunks.append(message.get("body", b""))
+            if not message.get("more_body", False):
+                break
+        body = b"".join(chunks)
+        if body:
+            try:
+                if is_form:
+                    check_form_text(body)
+                else:
+                    # A syntax error (or absurd nesting) is left to the route, which
+                    # answers malformed_json as it always has.
+                    with contextlib.suppress(ValueError, RecursionError):
+                        check_body_text(parse_json_body(body))
+            except InputRefused as refusal:
+                return refusal
+        return _replay(body, None, receive)
+
+
+def _replay(body: bytes, pending: Message | None, receive: Receive) -> Receive:
+    """A receive that hands the app the body already read, then defers to the server."""
+    sent = False
+
+    async def replay() -> Message:
+        nonlocal sent
+        if not sent:
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        if pending is not None:
+            return pending
+        return await receive()
+
+    return replay

@@ -312,6 +312,48 @@ _ENTRIES += [
     ),
 ]
 
+_ENTRIES += [
+    ProblemType(
+        "bad_request",
+        400,
+        "Bad request",
+        "The request could not be read (for example a body that is neither JSON nor a form "
+        "where one is expected).",
+        "Check the method, headers and body against the endpoint's description in /docs.",
+    ),
+    ProblemType(
+        "request_header_fields_too_large",
+        431,
+        "Request headers too large",
+        "The request's headers are too many or too large in total "
+        "(`AMANAT_HTTP__MAX_HEADER_COUNT`, `AMANAT_HTTP__MAX_HEADER_BYTES`).",
+        "Send fewer or smaller headers; large data belongs in the body.",
+    ),
+    ProblemType(
+        "invalid_request",
+        400,
+        "Invalid request",
+        "A parameter is missing, repeated or malformed (for example a PKCE code challenge "
+        "that is not S256).",
+        "Fix the parameter the detail names and send the request again.",
+    ),
+    ProblemType(
+        "currency_mismatch",
+        422,
+        "Currencies differ",
+        "The operation combines amounts in different currencies.",
+        "Use the currency of the payment or balance it applies to (`PKR`).",
+    ),
+    ProblemType(
+        "unbalanced",
+        500,
+        "Ledger journal does not balance",
+        "An internal ledger journal did not sum to zero, so it was refused and nothing was "
+        "written. This is a defect, never a result of your input.",
+        "Retry with the same Idempotency-Key; quote `request_id` to support.",
+    ),
+]
+
 for _error, _text in [
     ("invalid_request", "The request is missing a parameter, repeats one, or is malformed."),
     ("invalid_client", "Client authentication failed."),

@@ -10,9 +10,16 @@ T = TypeVar("T")
 
 
 class RequestModel(BaseModel):
-    """Every request body: unknown fields are refused, not silently dropped."""
+    """Every request body: unknown fields are refused, not silently dropped, and values
+    keep their JSON type: ``true``, ``"1500"`` or ``1500.0`` is never read as an integer.
 
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+    Strict mode is safe here because FastAPI validates the parsed JSON (Python mode) and no
+    request model has a field that legitimately parses from a JSON string (datetimes are
+    taken as ``str`` and parsed by the route, choices are ``Literal``); a test walks every
+    request model to keep it that way.
+    """
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True, strict=True)
 
 
 class ResponseModel(BaseModel):

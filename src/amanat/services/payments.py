@@ -18,6 +18,7 @@ from amanat.domain.clock import Clock, format_timestamp
 from amanat.domain.errors import Conflict, InvalidInput, NotFound
 from amanat.domain.identity import Partner
 from amanat.domain.ids import new_id
+from amanat.domain.metadata import check_metadata
 from amanat.domain.money import Money
 from amanat.domain.payments import (
     Failure,
@@ -175,6 +176,7 @@ class PaymentService:
         metadata: dict[str, Any],
         expires_at: datetime | None = None,
     ) -> Payment:
+        metadata = check_metadata(metadata)
         now = self._clock.now()
         payment_id = new_id("refund" if kind is PaymentType.REFUND else "payment")
         sealed = (

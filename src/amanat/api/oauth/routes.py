@@ -16,6 +16,7 @@ from fastapi.responses import Response
 from amanat.api.client_address import client_ip
 from amanat.api.context import current_request_id
 from amanat.api.deps import container_of
+from amanat.api.errors import problem_body
 from amanat.api.oauth.forms import client_credentials, read_form
 from amanat.api.ratelimit import enforce, refuse_if_exhausted
 from amanat.api.responses import JsonResponse
@@ -93,13 +94,14 @@ def oauth_error_response(request: Request, exc: OAuthError) -> JsonResponse:
     body = {
         "error": exc.error,
         "error_description": exc.description,
-        "type": f"{str(request.base_url).rstrip('/')}/problems/oauth_{exc.error}",
-        "title": exc.error.replace("_", " "),
-        "status": exc.status,
-        "detail": exc.description,
-        "instance": request.url.path,
-        "code": exc.error,
-        "request_id": current_request_id(),
+        # The problem `code` carries the `oauth_` prefix so that it names the page `type`
+        # points at (`invalid_scope` alone is the operator API's role-scope problem).
+        **problem_body(
+            f"oauth_{exc.error}",
+            status=exc.status,
+            detail=exc.description,
+            instance=request.url.path,
+        ),
     }
     log.info("oauth_error", error=exc.error, path=request.url.path)
     return JsonResponse(body, status_code=exc.status, headers=headers)

@@ -21,6 +21,7 @@ from amanat.api.operator.session import (
 from amanat.api.pagination import CursorParam, LimitParam, decode_cursor, encode_cursor
 from amanat.api.ratelimit import enforce
 from amanat.api.schemas import ListResponse, RequestModel, ResponseModel
+from amanat.api.types import Amount
 from amanat.domain.access import SCOPE_DESCRIPTIONS, OperatorRole, PartnerRole, Permission
 from amanat.domain.clock import format_timestamp, parse_timestamp
 from amanat.domain.identity import (
@@ -429,11 +430,8 @@ async def set_partner_status(
 
 
 class LimitBody(RequestModel):
-    per_transaction_limit: int | None = Field(
-        default=None,
-        gt=0,
-        le=10**13,
-        description="Minor units (paisa); null restores the platform default.",
+    per_transaction_limit: Amount | None = Field(
+        default=None, description="Minor units (paisa); null restores the platform default."
     )
 
 

@@ -23,7 +23,7 @@ from amanat.api.pagination import CursorParam, LimitParam
 from amanat.api.problems import CATALOGUE as PROBLEMS
 from amanat.api.responses import JsonResponse
 from amanat.api.schemas import ListResponse, RequestModel, ResponseModel
-from amanat.api.types import Iban, RaastId
+from amanat.api.types import Amount, Iban, Metadata, RaastId
 from amanat.api.v1.events import next_cursor, page_position, parse_time
 from amanat.domain.clock import format_timestamp
 from amanat.domain.payments import Payment, PaymentStatus
@@ -32,8 +32,6 @@ from amanat.services.oauth import AccessContext
 from amanat.services.payments import AccountIn, Caller, PaymentService
 
 router = APIRouter(tags=["payments"])
-
-MAX_AMOUNT = 10**13
 
 
 class AccountModel(RequestModel):
@@ -50,13 +48,13 @@ class AccountModel(RequestModel):
 
 class PaymentIn(RequestModel):
     type: Literal["payout", "collection"] = "payout"
-    amount: int = Field(gt=0, le=MAX_AMOUNT, description="Minor units (paisa).")
+    amount: Amount
     currency: Literal["PKR"] = "PKR"
     creditor: AccountModel | None = Field(default=None, description="Payouts: who is paid.")
     debtor: AccountModel | None = Field(default=None, description="Collections: who pays.")
     reference: str | None = Field(default=None, max_length=35)
     description: str | None = Field(default=None, max_length=500)
-    metadata: dict[str, str] = Field(default_factory=dict, max_length=20)
+    metadata: Metadata = Field(default_factory=dict)
     expires_in_seconds: int | None = Field(
         default=None, ge=60, le=7 * 86_400, description="Collections: how long the payer has."
     )
@@ -74,15 +72,15 @@ class PaymentIn(RequestModel):
 
 class RefundIn(RequestModel):
     payment_id: str = Field(min_length=1, max_length=40)
-    amount: int | None = Field(
-        default=None, gt=0, le=MAX_AMOUNT, description="Omit to refund everything that remains."
+    amount: Amount | None = Field(
+        default=None, description="Omit to refund everything that remains."
     )
     reference: str | None = Field(default=None, max_length=35)
-    metadata: dict[str, str] = Field(default_factory=dict, max_length=20)
+    metadata: Metadata = Field(default_factory=dict)
 
 
 class TopUpIn(RequestModel):
-    amount: int = Field(gt=0, le=MAX_AMOUNT)
+    amount: Amount
     currency: Literal["PKR"] = "PKR"
 
 

@@ -1,0 +1,196 @@
+"""Strict reading of what a request carries, before any route (or database) sees it.
+
+A request must mean one thing and hold only text the database can store:
+
+- a JSON body is UTF-8 without a byte-order mark, and no object names a key twice (a
+  lenient parser keeps the last value, so ``{"amount": 1000, "amount": 99999999}`` would
+  pay the second amount while a reviewer reads the first);
+- no string in the body, the path or the query holds NUL (PostgreSQL cannot store it and
+  answered 500) or another control character. Body text may hold tab, line feed and
+  carriage return (descriptions are free text); paths and query strings may not. Unpaired
+  surrogates (``"\\ud800"``) are refused as well: they are not text in any encoding.
+
+Each refusal names the place with a JSON pointer, as validation errors do.
+"""
+
+from __future__ import annotations
+
+import codecs
+import json
+import re
+from collections.abc import Iterator
+from typing import Any
+from urllib.parse import parse_qsl
+
+_BODY_FORBIDDEN = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff]")
+_URL_FORBIDDEN = re.compile("[\x00-\x1f\x7f]")
+
+
+class InputRefused(Exception):
+    """One refused place: ``code`` is a documented field code, ``pointer`` a JSON pointer."""
+
+    def __init__(
+        self, code: str, pointer: str, where: str, message: str, *, form: bool = False
+    ) -> None:
+        super().__init__(message)
+        self.form = form
+        self.code = code
+        self.pointer = pointer
+        self.where = where
+        self.message = message
+
+    def as_error(self) -> dict[str, str]:
+        return {
+            "pointer": self.pointer,
+            "in": self.where,
+            "code": self.code,
+            "message": self.message,
+        }
+
+
+def json_pointer(parts: Any) -> str:
+    escaped = (str(p).replace("~", "~0").replace("/", "~1") for p in parts)
+    return "".join("/" + p for p in escaped)
+
+
+def _describe(char: str) -> str:
+    return f"U+{ord(char):04X}"
+
+
+class _DuplicateKey(Exception):
+    pass
+
+
+def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    result = dict(pairs)
+    if len(result) != len(pairs):
+        raise _DuplicateKey
+    return result
+
+
+class _Pairs(list[tuple[str, Any]]):
+    """An object kept as its key-value pairs, to find where a duplicate is."""
+
+
+def _first_duplicate(value: Any, path: list[str]) -> tuple[list[str], str] | None:
+    if isinstance(value, _Pairs):
+        seen: set[str] = set()
+        for key, _item in value:
+            if key in seen:
+                return path, key
+            seen.add(key)
+        for key, item in value:
+            found = _first_duplicate(item, [*path, key])
+            if found:
+                return found
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            found = _first_duplicate(item, [*path, str(index)])
+            if found:
+                return found
+    return None
+
+
+def parse_json_body(body: bytes) -> Any:
+    """The body as JSON, refusing what a lenient parser would quietly accept.
+
+    Raises :class:`InputRefused` (``not_utf8``, ``duplicate_key``) for a body that could
+    mean two things; lets :class:`json.JSONDecodeError` through for a plain syntax error.
+    """
+    if body.startswith(codecs.BOM_UTF8):
+        raise InputRefused(
+            "not_utf8",
+            "",
+            "body",
+            "The body starts with a byte-order mark; send UTF-8 without one.",
+        )
+    if b"\x00" in body:
+        # JSON text never holds a raw NUL byte (text escapes it), but UTF-16 and UTF-32
+        # bodies are full of them, and a lenient reader would decode them as such.
+        raise InputRefused(
+            "not_utf8", "", "body", "The body holds NUL bytes: send UTF-8, not UTF-16 or UTF-32."
+        )
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise InputRefused(
+            "not_utf8", "", "body", f"The body is not UTF-8 (invalid byte at offset {exc.start})."
+        ) from None
+    try:
+        return json.loads(text, object_pairs_hook=_no_duplicates)
+    except _DuplicateKey:
+        found = _first_duplicate(json.loads(text, object_pairs_hook=_Pairs), [])
+        assert found is not None
+        path, key = found
+        raise InputRefused(
+            "duplicate_key",
+            json_pointer([*path, key]),
+            "body",
+            f"The key {json.dumps(key)} appears more than once in one object.",
+        ) from None
+
+
+def _strings(value: Any, path: list[str]) -> Iterator[tuple[list[str], str]]:
+    if isinstance(value, str):
+        yield path, value
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            yield [*path, key], key
+            yield from _strings(item, [*path, key])
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            yield from _strings(item, [*path, str(index)])
+
+
+def check_body_text(value: Any) -> None:
+    """Every key and string in a parsed body is storable text."""
+    for path, text in _strings(value, []):
+        bad = _BODY_FORBIDDEN.search(text)
+        if bad:
+            raise InputRefused(
+                "forbidden_character",
+                json_pointer(path),
+                "body",
+                f"Control characters and unpaired surrogates ({_describe(bad.group())}) are not "
+                "allowed; body text may hold tab, line feed and carriage return only.",
+            )
+
+
+def check_form_text(body: bytes) -> None:
+    """Every name and value of a form body is storable text."""
+    for name, value in parse_qsl(body.decode("latin-1"), keep_blank_values=True):
+        for text in (name, value):
+            bad = _BODY_FORBIDDEN.search(text)
+            if bad:
+                raise InputRefused(
+                    "forbidden_character",
+                    json_pointer([name]),
+                    "body",
+                    f"Control characters ({_describe(bad.group())}) are not allowed in form "
+                    "fields.",
+                    form=True,
+                )
+
+
+def check_query_text(query_string: bytes) -> None:
+    for name, value in parse_qsl(query_string.decode("latin-1"), keep_blank_values=True):
+        for text in (name, value):
+            bad = _URL_FORBIDDEN.search(text)
+            if bad:
+                raise InputRefused(
+                    "forbidden_character",
+                    json_pointer([name]),
+                    "query",
+                    f"Control characters ({_describe(bad.group())}) are not allowed in the "
+                    "query string.",
+                )
+
+
+def path_has_forbidden(path: str) -> str | None:
+    """The first forbidden character of a decoded URL path, if any."""
+    bad = _URL_FORBIDDEN.search(path)
+    return _describe(bad.group()) if bad else None
+
+
+def is_forbidden_in_path(value: str) -> bool:
+    return _URL_FORBIDDEN.search(value) is not None

@@ -1,0 +1,109 @@
+"""`amanat serve` caps header count and size while it reads the request: 100,000 headers or
+one of 32 MiB are answered 431 at once, and the server keeps answering everyone else."""
+
+from __future__ import annotations
+
+import json
+import os
+import select
+import socket
+import subprocess
+import sys
+from collections.abc import Iterator
+
+import httpx
+import pytest
+from tests.e2e.conftest import _amanat, _free_port, _wait_until_healthy
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, int]]:
+    workdir = tmp_path_factory.mktemp("header-limits")
+    port = _free_port()
+    base_url = f"http://127.0.0.1:{port}"
+    env = {
+        **os.environ,
+        "AMANAT_ENV": "sandbox",
+        "AMANAT_DATABASE__URL": f"sqlite+aiosqlite:///{workdir / 'amanat.db'}",
+        "AMANAT_AUTH__SANDBOX_CREDENTIALS_FILE": str(workdir / "sandbox-credentials.json"),
+        "AMANAT_HTTP__PUBLIC_URL": base_url,
+        "AMANAT_RAIL__MOUNT_SANDBOX": "false",
+    }
+    env.pop("AMANAT_REDIS_URL", None)
+    _amanat(["migrate"], env, workdir)
+    log = workdir / "server.log"
+    with log.open("wb") as log_file:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "amanat", "serve", "--host", "127.0.0.1", "--port", str(port)],
+            env=env,
+            cwd=workdir,
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        _wait_until_healthy(process, base_url, log)
+        yield "127.0.0.1", port
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=10)
+
+
+def _send_head(address: tuple[str, int], head: bytes) -> bytes:
+    """Sends the request head in chunks until the server answers; returns the answer."""
+    with socket.create_connection(address, timeout=30) as sock:
+        for start in range(0, len(head), 16_384):
+            readable, _, _ = select.select([sock], [], [], 0)
+            if readable:
+                break
+            try:
+                sock.sendall(head[start : start + 16_384])
+            except (BrokenPipeError, ConnectionResetError):
+                break
+        answer = b""
+        while True:
+            try:
+                chunk = sock.recv(65_536)
+            except ConnectionResetError:
+                break
+            if not chunk:
+                break
+            answer += chunk
+        return answer
+
+
+def _assert_431(answer: bytes) -> None:
+    assert answer.startswith(b"HTTP/1.1 431 "), answer[:200]
+    problem = json.loads(answer.split(b"\r\n\r\n", 1)[1])
+    assert problem["code"] == "request_header_fields_too_large"
+    assert problem["status"] == 431
+
+
+def test_a_hundred_thousand_headers_are_431(server: tuple[str, int]) -> None:
+    headers = b"".join(b"X-H%d: 1\r\n" % i for i in range(100_000))
+    _assert_431(_send_head(server, b"GET /healthz HTTP/1.1\r\nHost: x\r\n" + headers + b"\r\n"))
+
+
+def test_a_32_mib_header_is_431(server: tuple[str, int]) -> None:
+    head = b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * (32 << 20) + b"\r\n\r\n"
+    _assert_431(_send_head(server, head))
+
+
+def test_101_small_headers_are_431_and_100_pass(server: tuple[str, int]) -> None:
+    host, port = server
+    many = [(f"x-h{i}", "1") for i in range(100)]  # with Host & co. this is over 100
+    assert httpx.get(f"http://{host}:{port}/healthz", headers=many).status_code == 431
+    fine = [(f"x-h{i}", "1") for i in range(90)]
+    assert httpx.get(f"http://{host}:{port}/healthz", headers=fine).status_code == 200
+
+
+def test_the_server_still_answers_after_refusals(server: tuple[str, int]) -> None:
+    host, port = server
+    for _ in range(3):
+        _send_head(server, b"GET / HTTP/1.1\r\nHost: x\r\nX-Big: " + b"b" * 100_000 + b"\r\n\r\n")
+    assert httpx.get(f"http://{host}:{port}/healthz", timeout=5).status_code == 200
