@@ -115,6 +115,16 @@ class WebhookSettings(BaseModel):
     concurrency: int = Field(default=64, ge=1, le=1000)  # attempts in flight per worker
     per_endpoint_concurrency: int = Field(default=8, ge=1, le=100)
     response_excerpt_bytes: int = Field(default=512, ge=0, le=1024)
+    held_events_days: float = Field(
+        default=30.0,
+        gt=0,
+        le=180,
+        description=(
+            "How long events raised while a webhook endpoint is disabled are kept for it. "
+            "On re-enabling, the held events are delivered oldest first; those older than "
+            "this are dropped (marked failed) and can still be read with GET /v1/events."
+        ),
+    )
 
 
 class SandboxSettings(BaseModel):

@@ -96,7 +96,9 @@ class EventService:
             ),
         )
         await tx.events.add(event)
-        endpoints = await tx.webhooks.subscribed(partner_id, type)
+        # Disabled endpoints get their deliveries too; they wait, unclaimed, until the
+        # endpoint is enabled again (see WebhookService.update_endpoint).
+        endpoints = await tx.webhooks.subscribed(partner_id, type, include_disabled=True)
         await tx.webhooks.add_deliveries(
             [new_delivery(event, e.id, "event", now) for e in endpoints]
         )
