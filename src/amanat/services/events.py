@@ -104,8 +104,12 @@ class EventService:
         )
         return event
 
-    async def payment_changed(self, tx: Transaction, payment: Payment) -> None:
-        event_type = payment_event_type(payment)
+    async def payment_changed(
+        self, tx: Transaction, payment: Payment, *, event_type: str | None = None
+    ) -> None:
+        """One event for one new version of a payment: by default the one its status
+        names; ``event_type`` for a change that leaves the status as it was."""
+        event_type = event_type or payment_event_type(payment)
         if event_type is None:
             return
         description = (
