@@ -121,7 +121,7 @@ class WebhookSettings(BaseModel):
         le=180,
         description=(
             "How long events raised while a webhook endpoint is disabled are kept for it. "
-            "On re-enabling, the held events are delivered oldest first; those older than "
+            "On re-enabling, the held events are delivered oldest first; those held longer than "
             "this are dropped (marked failed) and can still be read with GET /v1/events."
         ),
     )

@@ -951,6 +951,23 @@ async def test_events_held_longer_than_the_window_are_dropped_on_re_enabling(
     assert len(await hooks.events("payment.succeeded")) == 2
 
 
+async def test_a_replay_queued_while_disabled_is_fresh_however_old_its_events(
+    hooks: Hooks, receiver: Receiver
+) -> None:
+    endpoint, _ = await hooks.endpoint(receiver.url)
+    start = hooks.clock.now()
+    await hooks.container.webhooks.update_endpoint(hooks.caller, endpoint.id, enabled=False)
+    old = await hooks.emit()
+    hooks.clock.advance(days=40)
+    await hooks.container.webhooks.replay(hooks.caller, endpoint.id, since=start, until=None)
+    await hooks.container.webhooks.update_endpoint(hooks.caller, endpoint.id, enabled=True)
+    await deliver_all_one_at_a_time(hooks)
+    # The held delivery (40 days old) was dropped; the replay queued today went out.
+    assert [r.webhook_id for r in receiver.received()] == [old]
+    by_trigger = {d.trigger: d.status for d, _ in await hooks.deliveries(endpoint.id)}
+    assert by_trigger == {"event": DeliveryStatus.FAILED, "replay": DeliveryStatus.SUCCEEDED}
+
+
 async def test_an_automatically_disabled_endpoint_holds_events_like_a_paused_one(
     hooks: Hooks, receiver: Receiver
 ) -> None:

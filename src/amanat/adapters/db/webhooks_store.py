@@ -271,14 +271,15 @@ class SqlWebhookRepository:
         )
 
     async def drop_held(self, endpoint_id: str, older_than: datetime, at: datetime) -> int:
-        """Fail the endpoint's pending deliveries of events created before ``older_than``
-        (held too long while it was disabled); how many were dropped."""
+        """Fail the endpoint's pending deliveries queued before ``older_than`` (held too
+        long while it was disabled); how many were dropped. The delivery's own creation
+        time counts, not the event's: a replay of old events queued yesterday is fresh."""
         result = await self._conn.execute(
             webhook_deliveries.update()
             .where(
                 webhook_deliveries.c.endpoint_id == endpoint_id,
                 webhook_deliveries.c.status == DeliveryStatus.PENDING.value,
-                webhook_deliveries.c.event_created_at < older_than,
+                webhook_deliveries.c.created_at < older_than,
             )
             .values(
                 status=DeliveryStatus.FAILED.value,
