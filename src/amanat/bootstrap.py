@@ -250,6 +250,7 @@ def build_container(
             timeout=timedelta(seconds=hooks.timeout_seconds),
             rotation_overlap=timedelta(hours=hooks.rotation_overlap_hours),
             disable_after=timedelta(days=hooks.disable_after_days),
+            held_for=timedelta(days=hooks.held_events_days),
         ),
     )
     rate_limiter = RateLimiter(settings.redis_url, settings.rate_limit_policies())

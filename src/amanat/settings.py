@@ -367,6 +367,16 @@ class WebhookSettings(BaseModel):
     response_excerpt_bytes: int = Field(
         default=512, ge=0, le=1024, description="How much of a receiver's answer an attempt keeps."
     )
+    held_events_days: float = Field(
+        default=30.0,
+        gt=0,
+        le=180,
+        description=(
+            "How long events raised while a webhook endpoint is disabled are kept for it. "
+            "On re-enabling, the held events are delivered oldest first; those held longer than "
+            "this are dropped (marked failed) and can still be read with GET /v1/events."
+        ),
+    )
 
 
 class SandboxSettings(BaseModel):

@@ -147,6 +147,59 @@ async def test_failed_and_canceled_payouts_raise_their_events(
     assert cancel["data"]["object"]["version"] == 2
 
 
+async def test_every_refund_bumps_its_collection_and_raises_payment_updated(
+    client: httpx.AsyncClient, container: Container, auth: dict[str, str], clock: FrozenClock
+) -> None:
+    """Two refunds and a failed one: each moves refunded_amount, so each is a new version
+    of the collection with one event showing it; a receiver keeping the highest version
+    ends up with what GET shows."""
+    created = await client.post(
+        "/v1/payments",
+        json={
+            "type": "collection",
+            "amount": 1_000_000,
+            "currency": "PKR",
+            "debtor": {"raast_id": "03001234567"},
+        },
+        headers=auth | {"Idempotency-Key": "col"},
+    )
+    assert created.status_code == 201, created.text
+    collection = created.json()["id"]
+    await container.payments.apply_rail_status(collection, "approved", sequence=2, cause="t")
+    refunds = []
+    for key in ("r1", "r2"):
+        clock.advance(seconds=1)
+        made = await client.post(
+            "/v1/refunds",
+            json={"payment_id": collection, "amount": 250_000},
+            headers=auth | {"Idempotency-Key": key},
+        )
+        assert made.status_code == 201, made.text
+        refunds.append(made.json()["id"])
+    clock.advance(seconds=1)
+    await container.payments.apply_rail_status(refunds[1], "rejected", sequence=1, cause="t")
+
+    current = (await client.get(f"/v1/payments/{collection}", headers=auth)).json()
+    assert (current["refunded_amount"], current["version"]) == (250_000, 6)
+    raised = sorted(
+        await _events(client, auth, object_id=collection),
+        key=lambda e: e["data"]["object"]["version"],
+    )
+    assert [(e["type"], e["data"]["object"]["version"]) for e in raised] == [
+        ("collection.awaiting_approval", 2),
+        ("collection.approved", 3),
+        ("payment.updated", 4),
+        ("payment.updated", 5),
+        ("payment.updated", 6),
+    ]
+    assert [e["data"]["object"]["refunded_amount"] for e in raised[2:]] == [
+        250_000,
+        500_000,
+        250_000,
+    ]
+    assert raised[-1]["data"]["object"] == current
+
+
 async def test_filters(
     client: httpx.AsyncClient, container: Container, auth: dict[str, str], clock: FrozenClock
 ) -> None:

@@ -142,6 +142,41 @@ async def test_a_submitted_payout_cannot_be_canceled(
         f"/v1/payments/{payment['id']}/cancel", headers=auth | {"Idempotency-Key": "c"}
     )
     assert refused.status_code == 409
+    problem = refused.json()
+    assert problem["code"] == "payment_not_cancelable"
+    assert "already handed to the rail" in problem["detail"]
+    assert "this one is pending" not in problem["detail"]
+
+
+async def test_a_payment_that_moved_on_cannot_be_canceled_and_says_its_status(
+    client: httpx.AsyncClient, container: Container, merchant: RegisteredClient
+) -> None:
+    auth = await _auth(client, merchant)
+    payment = (await _post(client, auth, "m", PAYOUT)).json()
+    await container.payments.apply_rail_status(payment["id"], "accepted", sequence=1, cause="t")
+    refused = await client.post(
+        f"/v1/payments/{payment['id']}/cancel", headers=auth | {"Idempotency-Key": "c"}
+    )
+    assert refused.status_code == 409
+    assert refused.json()["code"] == "payment_not_cancelable"
+    assert "already processing" in refused.json()["detail"]
+
+
+async def test_refunding_a_payout_says_refunds_apply_to_collections(
+    client: httpx.AsyncClient, container: Container, merchant: RegisteredClient
+) -> None:
+    auth = await _auth(client, merchant)
+    payout = (await _post(client, auth, "p", PAYOUT)).json()
+    refused = await _post(client, auth, "r", {"payment_id": payout["id"]}, "/v1/refunds")
+    assert refused.status_code == 409
+    problem = refused.json()
+    assert problem["code"] == "refund_not_supported"
+    assert "collections only" in problem["detail"] and "is a payout" in problem["detail"]
+    assert "No collection" not in problem["detail"]
+    unknown = await _post(
+        client, auth, "u", {"payment_id": "pay_01M87DC4ZZZZZZZZZZZZZZZZZZ"}, "/v1/refunds"
+    )
+    assert unknown.status_code == 404
 
 
 async def test_insufficient_funds_posts_nothing(
@@ -195,6 +230,8 @@ async def test_collection_and_refunds(
     assert (await _balance(client, auth))["pending"] == 50_000
     early = await _post(client, auth, "r0", {"payment_id": collection["id"]}, "/v1/refunds")
     assert early.status_code == 409
+    assert early.json()["code"] == "refund_not_supported"
+    assert "this one is pending" in early.json()["detail"]
     await container.payments.apply_rail_status(
         collection["id"], "approved", sequence=3, cause="test"
     )

@@ -437,6 +437,26 @@ async def test_patch_changes_fields_and_reenabling_clears_the_reason(
     assert (await client.get(path, headers=auth)).json() == resumed, "refusals change nothing"
 
 
+async def test_a_patch_that_changes_nothing_keeps_the_version(
+    client: httpx.AsyncClient, auth: dict[str, str], clock: FrozenClock
+) -> None:
+    endpoint = await _created(
+        client, auth, "n", {"url": "https://example.pk/a", "enabled_events": ["payment.failed"]}
+    )
+    endpoint.pop("secret")  # shown at creation only
+    path = f"{ENDPOINTS}/{endpoint['id']}"
+    clock.advance(seconds=5)
+    for body in (
+        {},
+        {"url": "https://example.pk/a", "enabled_events": ["payment.failed"], "enabled": True},
+        {"description": None},  # it has none already
+    ):
+        answer = await client.patch(path, json=body, headers=auth)
+        assert answer.status_code == 200, answer.text
+        assert answer.json() == endpoint, f"{body} changed the endpoint"
+    assert (await client.get(path, headers=auth)).json() == endpoint
+
+
 async def test_reenabling_after_amanat_disabled_the_endpoint(
     client: httpx.AsyncClient, container: Container, auth: dict[str, str]
 ) -> None:

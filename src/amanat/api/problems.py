@@ -295,6 +295,25 @@ _ENTRIES += [
         "Refund at most the collection's amount minus its refunded_amount.",
     ),
     ProblemType(
+        "refund_not_supported",
+        409,
+        "This payment cannot be refunded",
+        "Refunds apply to succeeded collections only: the payment is a payout or a "
+        "refund, or a collection whose money has not arrived (the detail says its status).",
+        "Refund a collection once it has succeeded; to send money back after a payout, "
+        "make a new payout.",
+    ),
+    ProblemType(
+        "payment_not_cancelable",
+        409,
+        "This payment can no longer be canceled",
+        "Only a payment not yet handed to the rail can be canceled. This one was already "
+        "sent (it may still show `pending` until the rail answers) or has moved on; the "
+        "detail says which.",
+        "Wait for the payment's outcome event; if it succeeds and you need the money back, "
+        "refund the collection or make a new payout.",
+    ),
+    ProblemType(
         "illegal_transition",
         409,
         "Not possible in this state",

@@ -34,6 +34,12 @@ _CATALOGUE: tuple[EventType, ...] = (
     EventType("payment.failed", "payment", "A payout or collection failed; see `failure`."),
     EventType("payment.canceled", "payment", "You canceled a payment before it was sent."),
     EventType(
+        "payment.updated",
+        "payment",
+        "A collection's `refunded_amount` changed, its status did not: a refund was made "
+        "against it, or a refund failed and its amount is refundable again.",
+    ),
+    EventType(
         "collection.awaiting_approval",
         "payment",
         "A request to pay reached the payer, who has until `expires_at` to approve it.",

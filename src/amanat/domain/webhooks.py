@@ -60,8 +60,13 @@ class WebhookEndpoint:
     created_at: datetime
     updated_at: datetime
 
+    def subscribes_to(self, event_type: str) -> bool:
+        """Whether its ``enabled_events`` cover the type, enabled or not (a disabled
+        endpoint still has events held for it)."""
+        return "*" in self.enabled_events or event_type in self.enabled_events
+
     def wants(self, event_type: str) -> bool:
-        return self.enabled and ("*" in self.enabled_events or event_type in self.enabled_events)
+        return self.enabled and self.subscribes_to(event_type)
 
     def signs_with_previous(self, now: datetime) -> bool:
         return (

@@ -96,14 +96,20 @@ class EventService:
             ),
         )
         await tx.events.add(event)
-        endpoints = await tx.webhooks.subscribed(partner_id, type)
+        # Disabled endpoints get their deliveries too; they wait, unclaimed, until the
+        # endpoint is enabled again (see WebhookService.update_endpoint).
+        endpoints = await tx.webhooks.subscribed(partner_id, type, include_disabled=True)
         await tx.webhooks.add_deliveries(
             [new_delivery(event, e.id, "event", now) for e in endpoints]
         )
         return event
 
-    async def payment_changed(self, tx: Transaction, payment: Payment) -> None:
-        event_type = payment_event_type(payment)
+    async def payment_changed(
+        self, tx: Transaction, payment: Payment, *, event_type: str | None = None
+    ) -> None:
+        """One event for one new version of a payment: by default the one its status
+        names; ``event_type`` for a change that leaves the status as it was."""
+        event_type = event_type or payment_event_type(payment)
         if event_type is None:
             return
         description = (

@@ -33,6 +33,7 @@ from amanat.services.data_protection import DataProtectionService
 from amanat.services.events import EventService
 from amanat.services.ports import Page, Transaction, TransactionFactory
 
+PAYMENT_UPDATED = "payment.updated"
 SUBMIT = "rail.submit"
 ENQUIRE = "rail.enquire"
 
@@ -43,6 +44,16 @@ class LimitExceeded(InvalidInput):
 
 class RefundExceedsRemaining(Conflict):
     code = "refund_exceeds_remaining"
+
+
+class RefundNotSupported(Conflict):
+    """The payment exists but is not a paid collection, the one thing a refund applies to."""
+
+    code = "refund_not_supported"
+
+
+class PaymentNotCancelable(Conflict):
+    code = "payment_not_cancelable"
 
 
 @dataclass(frozen=True, slots=True)
@@ -310,23 +321,32 @@ class PaymentService:
     ) -> Payment:
         async with self._tx.write() as tx:
             parent = await tx.payments.get(payment_id, for_update=True)
-            if (
-                parent is None
-                or parent.partner_id != caller.partner_id
-                or parent.type is not PaymentType.COLLECTION
-            ):
-                raise NotFound(f"No collection '{payment_id[:40]}'.")
+            if parent is None or parent.partner_id != caller.partner_id:
+                raise NotFound(f"No payment '{payment_id[:40]}'.")
+            if parent.type is not PaymentType.COLLECTION:
+                raise RefundNotSupported(
+                    f"Refunds apply to collections only; '{parent.id}' is a {parent.type.value}."
+                    + (
+                        " To send money back, make a new payout."
+                        if parent.type is PaymentType.PAYOUT
+                        else ""
+                    )
+                )
             if parent.status is not PaymentStatus.SUCCEEDED:
-                raise Conflict("Only a succeeded collection can be refunded.")
+                raise RefundNotSupported(
+                    "Only a succeeded collection can be refunded; this one is "
+                    f"{parent.status.value}."
+                )
             value = amount if amount is not None else parent.refundable
             if value <= 0:
                 raise RefundExceedsRemaining("Nothing is left to refund on this collection.")
             # Atomic check-and-reduce: two refunds in parallel can never exceed the payment.
-            if not await tx.payments.add_refunded(parent.id, value):
+            if not await tx.payments.add_refunded(parent.id, value, self._clock.now()):
                 raise RefundExceedsRemaining(
                     f"Only {parent.refundable} {parent.amount.currency} minor units remain "
                     "refundable."
                 )
+            await self._refunded_amount_changed(tx, parent.id)
             refund = await self._new(
                 caller,
                 PaymentType.REFUND,
@@ -371,10 +391,16 @@ class PaymentService:
                 or payment.type is PaymentType.REFUND
             ):
                 raise NotFound(f"No payment '{payment_id[:40]}'.")
-            if payment.status is not PaymentStatus.PENDING or payment.extra.get("submitted_at"):
-                raise Conflict(
-                    "Only a payment not yet sent to the rail can be canceled; this "
-                    f"one is {payment.status.value}."
+            if payment.status is not PaymentStatus.PENDING:
+                raise PaymentNotCancelable(
+                    "Only a payment not yet sent to the rail can be canceled; this one is "
+                    f"already {payment.status.value}."
+                )
+            if payment.extra.get("submitted_at"):
+                raise PaymentNotCancelable(
+                    "This payment was already handed to the rail, so it can no longer be "
+                    "canceled (its status is still pending until the rail answers); its "
+                    "outcome arrives as an event."
                 )
             canceled = payment.to(PaymentStatus.CANCELED, at=self._clock.now())
             if not await tx.payments.save_transition(payment, canceled, "canceled by partner"):
@@ -583,7 +609,14 @@ class PaymentService:
             released = await tx.ledger.close_hold(payment.id, post=False, at=now)
             parent = payment.extra.get("parent_id")
             if released is not None and payment.type is PaymentType.REFUND and parent:
-                await tx.payments.return_refunded(str(parent), amount)
+                await tx.payments.return_refunded(str(parent), amount, now)
+                await self._refunded_amount_changed(tx, str(parent))
+
+    async def _refunded_amount_changed(self, tx: Transaction, collection_id: str) -> None:
+        """The collection's ``refunded_amount`` moved (a new version): tell the partner."""
+        collection = await tx.payments.get(collection_id)
+        if collection is not None:
+            await self._events.payment_changed(tx, collection, event_type=PAYMENT_UPDATED)
 
 
 def _with_reference(payment: Payment, reference: str) -> Payment:

@@ -81,6 +81,8 @@ class WebhooksConfig:
     timeout: timedelta = timedelta(seconds=10)
     rotation_overlap: timedelta = timedelta(hours=24)
     disable_after: timedelta = timedelta(days=5)
+    # Events raised while an endpoint is disabled are held for it this long.
+    held_for: timedelta = timedelta(days=30)
 
     @property
     def lease(self) -> timedelta:
@@ -271,14 +273,24 @@ class WebhookService:
                 url=url if url is not None else current.url,
                 enabled_events=subscribed if subscribed is not None else current.enabled_events,
                 description=None if clear_description else (description or current.description),
-                version=current.version + 1,
-                updated_at=self._clock.now(),
             )
             if enabled is True and not current.enabled:
                 changed = replace(changed, enabled=True, disabled_reason=None, failing_since=None)
             elif enabled is False and current.enabled:
                 changed = replace(changed, enabled=False, disabled_reason="disabled by you")
+            if changed == current:
+                # Nothing to change (an empty PATCH, or the values it already has): the
+                # version stays, so a receiver keeping the highest version loses nothing.
+                return current
+            now = self._clock.now()
+            changed = replace(changed, version=current.version + 1, updated_at=now)
             await tx.webhooks.save_endpoint(changed)
+            dropped = 0
+            if changed.enabled and not current.enabled:
+                # Held events wait for the endpoint (oldest first), within the window.
+                dropped = await tx.webhooks.drop_held(
+                    endpoint_id, older_than=now - self.config.held_for, at=now
+                )
             await audit.record(
                 tx,
                 self._clock,
@@ -290,6 +302,7 @@ class WebhookService:
                     "host": rules.host_of(changed.url),
                     "enabled": changed.enabled,
                     "enabled_events": list(changed.enabled_events),
+                    "held_deliveries_dropped": dropped,
                 },
             )
         return changed

@@ -43,6 +43,7 @@ from tests.support.oauth import ACTOR, fetch_token, make_client
 
 from amanat.adapters.db.tables import (
     balance_shards,
+    events,
     holds,
     ledger_entries,
     ledger_journals,
@@ -53,7 +54,7 @@ from amanat.adapters.db.tables import (
 from amanat.api.app import create_app
 from amanat.bootstrap import Container, build_container
 from amanat.domain.clock import FrozenClock
-from amanat.domain.errors import Conflict, DomainError, NotFound
+from amanat.domain.errors import DomainError, NotFound
 from amanat.domain.ledger import InsufficientFunds, merchant_account
 from amanat.domain.payments import TERMINAL, TRANSITIONS, PaymentStatus, PaymentType
 from amanat.services.payments import (
@@ -62,7 +63,9 @@ from amanat.services.payments import (
     Balance,
     Caller,
     LimitExceeded,
+    PaymentNotCancelable,
     RefundExceedsRemaining,
+    RefundNotSupported,
 )
 from amanat.settings import Settings
 
@@ -110,6 +113,7 @@ MONEY_TABLES = (
     ledger_journals,
     ledger_entries,
     outbox,
+    events,  # a refused operation raises no event either
 )
 
 sequences = st.integers(min_value=0, max_value=8)
@@ -221,7 +225,9 @@ def legal_history(kind: PaymentType, trail: list[dict[str, Any]]) -> str | None:
         if after["version"] != before["version"] + 1:
             return f"version {before['version']} -> {after['version']}"
         allowed = TRANSITIONS[kind].get(PaymentStatus(after["from"]), frozenset())
-        if PaymentStatus(after["to"]) not in allowed:
+        # A paid collection's refunded_amount moves (a refund made or failed) in place.
+        in_place = kind is PaymentType.COLLECTION and after["from"] == after["to"] == "succeeded"
+        if PaymentStatus(after["to"]) not in allowed and not in_place:
             return f"illegal step {after['from']} -> {after['to']}"
     return None
 
@@ -240,6 +246,9 @@ class Observation:
     holds: dict[str, tuple[str, int]] = field(default_factory=dict)  # status, amount
     journals: Counter[str] = field(default_factory=Counter)  # by reference
     submissions: Counter[str] = field(default_factory=Counter)  # outbox jobs by payment
+    versions: dict[str, int] = field(default_factory=dict)  # as stored
+    event_versions: dict[str, list[int]] = field(default_factory=dict)  # by object
+    newest_event: dict[str, dict[str, Any]] = field(default_factory=dict)  # its object
 
 
 class MoneyMachine(RuleBasedStateMachine):
@@ -253,6 +262,8 @@ class MoneyMachine(RuleBasedStateMachine):
         self.http: httpx.AsyncClient | None = None
         self.auth: dict[str, str] | None = None
         self.model = Model()
+        # Per payment: the version and (status, refunded_amount) the last step left.
+        self.last_seen: dict[str, tuple[int, tuple[PaymentStatus, int]]] = {}
         self.keys = 0
         self.run(wipe(self.container))
         self.registered = self.run(make_client(self.container, name="Shop"))
@@ -373,7 +384,7 @@ class MoneyMachine(RuleBasedStateMachine):
         if other or expected.type is PaymentType.REFUND:
             self.refused(NotFound, cancel, "cancel")
         elif expected.status is not S.PENDING or expected.submitted:
-            self.refused(Conflict, cancel, f"cancel of a {expected.status} payment")
+            self.refused(PaymentNotCancelable, cancel, f"cancel of a {expected.status} payment")
         else:
             assert self.run(cancel).status is S.CANCELED
             expected.status = S.CANCELED
@@ -401,7 +412,7 @@ class MoneyMachine(RuleBasedStateMachine):
         if other:
             refusal = NotFound
         elif parent.status is not S.SUCCEEDED:
-            refusal = Conflict
+            refusal = RefundNotSupported
         elif value <= 0 or value > remaining:
             refusal = RefundExceedsRemaining
         elif value > self.model.available(parent.merchant):
@@ -551,9 +562,11 @@ class MoneyMachine(RuleBasedStateMachine):
                     payments.c.amount,
                     payments.c.refunded_amount,
                     payments.c.parent_id,
+                    payments.c.version,
                 )
             )
             for row in rows:
+                seen.versions[row.id] = row.version
                 status = PaymentStatus(row.status)
                 seen.stored[row.id] = (status, int(row.refunded_amount))
                 if row.parent_id is not None:
@@ -570,6 +583,22 @@ class MoneyMachine(RuleBasedStateMachine):
                 sa.select(outbox.c.subject_id).where(outbox.c.kind == SUBMIT)
             )
             seen.submissions = Counter(r.subject_id for r in rows)
+            rows = await tx.connection.execute(
+                sa.select(events.c.id, events.c.object_id, events.c.object_version).where(
+                    events.c.object_type.in_(["payment", "refund"])
+                )
+            )
+            newest: dict[str, tuple[int, str]] = {}
+            for row in rows:
+                seen.event_versions.setdefault(row.object_id, []).append(row.object_version)
+                newest[row.object_id] = max(
+                    newest.get(row.object_id, (0, "")), (row.object_version, row.id)
+                )
+            for object_id, (_, event_id) in newest.items():
+                stored_event = await tx.events.get(event_id)
+                assert stored_event is not None
+                opened = await self.container.events.open(stored_event)
+                seen.newest_event[object_id] = opened.data
         return seen
 
     @invariant()
@@ -580,6 +609,7 @@ class MoneyMachine(RuleBasedStateMachine):
         self.statuses_move_only_along_transitions(seen)
         self.refunds_never_exceed_their_collection(seen)
         self.money_moves_exactly_once(seen)
+        self.every_change_is_one_version_and_one_event(seen)
 
     def the_ledger_reconciles(self, seen: Observation) -> None:
         assert seen.ledger_problems == []
@@ -608,6 +638,33 @@ class MoneyMachine(RuleBasedStateMachine):
             problem = legal_history(expected.type, trail)
             assert problem is None, f"{payment_id}: {problem}"
             assert trail[-1]["to"] == status.value
+
+    def every_change_is_one_version_and_one_event(self, seen: Observation) -> None:
+        """A payment is created at version 1 (the partner has it from the response, no
+        event); every later change (a status, or a collection's refunded_amount) is the
+        next version, in the history once and in exactly one event carrying it."""
+        for payment_id in self.model.payments:
+            version = seen.versions[payment_id]
+            visible = seen.stored[payment_id]  # status, refunded_amount
+            last_version, last_visible = self.last_seen.get(payment_id, (version, visible))
+            if visible == last_visible:
+                assert version == last_version, f"{payment_id}: a new version, nothing changed"
+            else:
+                assert version > last_version, f"{payment_id}: {visible} at the same version"
+            self.last_seen[payment_id] = (version, visible)
+            if version > 1:
+                newest = seen.newest_event[payment_id]
+                assert newest["version"] == version, f"{payment_id}: newest event's version"
+                assert (newest["status"], newest.get("refunded_amount") or 0) == (
+                    visible[0].value,
+                    visible[1],
+                ), f"{payment_id}: the newest event does not show the payment as stored"
+            assert [t["version"] for t in seen.trails[payment_id]] == list(range(1, version + 1)), (
+                f"{payment_id}: history versions"
+            )
+            assert sorted(seen.event_versions.get(payment_id, [])) == list(range(2, version + 1)), (
+                f"{payment_id}: event versions, stored version {version}"
+            )
 
     def money_moves_exactly_once(self, seen: Observation) -> None:
         """One submission per payment; an outgoing payment's hold is active while it is in

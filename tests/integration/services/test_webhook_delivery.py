@@ -378,10 +378,13 @@ async def test_a_long_failure_streak_disables_the_endpoint(
     now = await hooks.container.webhooks.get_endpoint(hooks.partner_id, endpoint.id)
     assert not now.enabled
     assert now.disabled_reason == "every delivery failed for 5 days"
-    delivery, attempts = await hooks.only_delivery(endpoint.id)
+    held = {d.event_type: (d, a) for d, a in await hooks.deliveries(endpoint.id)}
+    delivery, attempts = held["payment.succeeded"]
     assert len(attempts) == 3
     assert delivery.status is DeliveryStatus.PENDING, "it waits for the endpoint to return"
     assert len(await hooks.events("webhook_endpoint.disabled")) == 1
+    # It subscribes to everything, so the news of its own disabling is held for it too.
+    assert held["webhook_endpoint.disabled"][0].status is DeliveryStatus.PENDING
 
     # Re-enabled: the streak starts over and the waiting delivery resumes.
     receiver.respond = lambda _: Reply(200)
@@ -391,8 +394,8 @@ async def test_a_long_failure_streak_disables_the_endpoint(
     assert enabled.enabled and enabled.failing_since is None and enabled.disabled_reason is None
     hooks.clock.advance(hours=1)
     await deliver(hooks.deliverer())
-    delivery, _ = await hooks.only_delivery(endpoint.id)
-    assert delivery.status is DeliveryStatus.SUCCEEDED
+    statuses = [d.status for d, _ in await hooks.deliveries(endpoint.id)]
+    assert statuses == [DeliveryStatus.SUCCEEDED] * 2
 
 
 async def test_a_success_in_between_resets_the_streak(hooks: Hooks, receiver: Receiver) -> None:
@@ -886,3 +889,134 @@ async def test_deleting_an_endpoint_stops_its_deliveries(hooks: Hooks, receiver:
             )
         ).one()
     assert (row.status, row.last_error) == ("failed", "endpoint deleted")
+
+
+# -- events raised while an endpoint is disabled -----------------------------------------
+
+
+async def deliver_all_one_at_a_time(hooks: Hooks) -> None:
+    """One attempt in flight per endpoint, so arrivals show the claim order."""
+    deliverer = WebhookDeliverer(
+        hooks.container.webhooks,
+        hooks.container.webhook_sender,
+        hooks.clock,
+        allow_private=True,
+        per_endpoint=1,
+        owner="test-deliverer",
+    )
+    while await deliver(deliverer):
+        pass
+
+
+async def test_events_raised_while_disabled_are_held_and_sent_in_order_when_re_enabled(
+    hooks: Hooks, receiver: Receiver
+) -> None:
+    endpoint, _ = await hooks.endpoint(receiver.url, ["payment.succeeded", "payment.failed"])
+    await hooks.container.webhooks.update_endpoint(hooks.caller, endpoint.id, enabled=False)
+    raised = []
+    for type_ in ("payment.succeeded", "payment.failed", "payment.succeeded"):
+        hooks.clock.advance(seconds=1)
+        raised.append(await hooks.emit(type_))
+    hooks.clock.advance(seconds=1)
+    await hooks.emit("payment.canceled")  # not subscribed: never held
+    assert await deliver(hooks.deliverer()) == 0
+    assert receiver.received() == []
+
+    await hooks.container.webhooks.update_endpoint(hooks.caller, endpoint.id, enabled=True)
+    await deliver_all_one_at_a_time(hooks)
+    assert [r.webhook_id for r in receiver.received()] == raised
+    held = await hooks.deliveries(endpoint.id)
+    assert sorted(d.status.value for d, _ in held) == ["succeeded"] * 3
+
+
+async def test_events_held_longer_than_the_window_are_dropped_on_re_enabling(
+    hooks: Hooks, receiver: Receiver
+) -> None:
+    window = hooks.container.webhooks.config.held_for
+    assert window == timedelta(days=30)
+    endpoint, _ = await hooks.endpoint(receiver.url)
+    await hooks.container.webhooks.update_endpoint(hooks.caller, endpoint.id, enabled=False)
+    too_old = await hooks.emit()
+    hooks.clock.advance(days=20)
+    recent = await hooks.emit()
+    hooks.clock.advance(days=10, seconds=1)
+    await hooks.container.webhooks.update_endpoint(hooks.caller, endpoint.id, enabled=True)
+    await deliver_all_one_at_a_time(hooks)
+    assert [r.webhook_id for r in receiver.received()] == [recent]
+    by_event = {d.event_id: d for d, _ in await hooks.deliveries(endpoint.id)}
+    assert by_event[too_old].status is DeliveryStatus.FAILED
+    assert by_event[too_old].last_error is not None
+    assert "retention window" in by_event[too_old].last_error
+    # The event itself is still there to read.
+    assert len(await hooks.events("payment.succeeded")) == 2
+
+
+async def test_a_replay_queued_while_disabled_is_fresh_however_old_its_events(
+    hooks: Hooks, receiver: Receiver
+) -> None:
+    endpoint, _ = await hooks.endpoint(receiver.url)
+    start = hooks.clock.now()
+    await hooks.container.webhooks.update_endpoint(hooks.caller, endpoint.id, enabled=False)
+    old = await hooks.emit()
+    hooks.clock.advance(days=40)
+    await hooks.container.webhooks.replay(hooks.caller, endpoint.id, since=start, until=None)
+    await hooks.container.webhooks.update_endpoint(hooks.caller, endpoint.id, enabled=True)
+    await deliver_all_one_at_a_time(hooks)
+    # The held delivery (40 days old) was dropped; the replay queued today went out.
+    assert [r.webhook_id for r in receiver.received()] == [old]
+    by_trigger = {d.trigger: d.status for d, _ in await hooks.deliveries(endpoint.id)}
+    assert by_trigger == {"event": DeliveryStatus.FAILED, "replay": DeliveryStatus.SUCCEEDED}
+
+
+async def test_an_automatically_disabled_endpoint_holds_events_like_a_paused_one(
+    hooks: Hooks, receiver: Receiver
+) -> None:
+    receiver.respond = lambda _: Reply(410)
+    endpoint, _ = await hooks.endpoint(receiver.url, ["payment.succeeded"])
+    await hooks.emit()
+    await deliver(hooks.deliverer())
+    gone = await hooks.container.webhooks.get_endpoint(hooks.partner_id, endpoint.id)
+    assert not gone.enabled and gone.disabled_reason is not None
+
+    raised = []
+    for _ in range(3):
+        hooks.clock.advance(seconds=1)
+        raised.append(await hooks.emit())
+    receiver.respond = lambda _: Reply(200)
+    await hooks.container.webhooks.update_endpoint(hooks.caller, endpoint.id, enabled=True)
+    await deliver_all_one_at_a_time(hooks)
+    # The first answered 410 and failed for good; the three raised meanwhile arrive.
+    assert [r.webhook_id for r in receiver.received()][1:] == raised
+
+
+async def test_an_empty_or_unchanged_patch_changes_nothing(
+    hooks: Hooks, receiver: Receiver
+) -> None:
+    endpoint, _ = await hooks.endpoint(receiver.url, ["payment.succeeded"])
+    empty = await hooks.container.webhooks.update_endpoint(hooks.caller, endpoint.id)
+    same = await hooks.container.webhooks.update_endpoint(
+        hooks.caller,
+        endpoint.id,
+        url=endpoint.url,
+        enabled_events=["payment.succeeded"],
+        description=endpoint.description,
+        enabled=True,
+    )
+    stored = await hooks.container.webhooks.get_endpoint(hooks.partner_id, endpoint.id)
+    assert empty.version == same.version == stored.version == endpoint.version == 1
+    assert stored.updated_at == endpoint.updated_at
+    async with hooks.container.db.read() as conn:
+        audited = (
+            await conn.execute(
+                sa.select(sa.func.count()).where(
+                    audit_log.c.action == "webhook_endpoint.updated",
+                    audit_log.c.target_id == endpoint.id,
+                )
+            )
+        ).scalar_one()
+    assert audited == 0
+
+    changed = await hooks.container.webhooks.update_endpoint(
+        hooks.caller, endpoint.id, description="new"
+    )
+    assert changed.version == 2

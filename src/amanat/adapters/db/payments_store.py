@@ -249,8 +249,10 @@ class SqlPaymentRepository:
         result = await self._conn.execute(_MARK_SUBMITTED, {"p_id": payment_id, "submitted_at": at})
         return bool(result.rowcount)
 
-    async def add_refunded(self, payment_id: str, amount: int) -> bool:
-        """Reduce the refundable remainder atomically; False if it would go negative."""
+    async def add_refunded(self, payment_id: str, amount: int, at: datetime) -> bool:
+        """Reduce the refundable remainder atomically; False if it would go negative.
+        ``refunded_amount`` is part of the payment as partners see it, so this is a new
+        version, recorded in the history like a status change."""
         result = await self._conn.execute(
             payments.update()
             .where(
@@ -258,16 +260,34 @@ class SqlPaymentRepository:
                 payments.c.status == PaymentStatus.SUCCEEDED.value,
                 payments.c.amount - payments.c.refunded_amount >= amount,
             )
-            .values(refunded_amount=payments.c.refunded_amount + amount)
+            .values(
+                refunded_amount=payments.c.refunded_amount + amount,
+                version=payments.c.version + 1,
+                updated_at=at,
+            )
         )
-        return bool(result.rowcount)
+        if not result.rowcount:
+            return False
+        await self._record_refunded_change(payment_id, f"refund of {amount} made")
+        return True
 
-    async def return_refunded(self, payment_id: str, amount: int) -> None:
+    async def return_refunded(self, payment_id: str, amount: int, at: datetime) -> None:
+        """A failed refund's amount is refundable again: a new version too."""
         await self._conn.execute(
             payments.update()
             .where(payments.c.id == payment_id)
-            .values(refunded_amount=payments.c.refunded_amount - amount)
+            .values(
+                refunded_amount=payments.c.refunded_amount - amount,
+                version=payments.c.version + 1,
+                updated_at=at,
+            )
         )
+        await self._record_refunded_change(payment_id, f"failed refund of {amount} returned")
+
+    async def _record_refunded_change(self, payment_id: str, cause: str) -> None:
+        changed = await self.get(payment_id)
+        if changed is not None:
+            await self.record_transition(changed, changed.status, cause)
 
     async def list(
         self,

@@ -32,6 +32,11 @@ _ENABLED_ENDPOINTS = webhook_endpoints.select().where(
     webhook_endpoints.c.enabled.is_(True),
     webhook_endpoints.c.deleted_at.is_(None),
 )
+# Disabled endpoints too: events raised while one is disabled are held for it.
+_LIVE_ENDPOINTS = webhook_endpoints.select().where(
+    webhook_endpoints.c.partner_id == sa.bindparam("p_partner"),
+    webhook_endpoints.c.deleted_at.is_(None),
+)
 _DELIVERY_BY_ID = webhook_deliveries.select().where(webhook_deliveries.c.id == sa.bindparam("p_id"))
 # The SET clause is the parameters named after columns.
 _SETTLE = webhook_deliveries.update().where(
@@ -226,10 +231,13 @@ class SqlWebhookRepository:
         rows = (await self._conn.execute(stmt)).all()
         return Page(items=[_endpoint(r) for r in rows[:limit]], has_more=len(rows) > limit)
 
-    async def subscribed(self, partner_id: str, event_type: str) -> list[WebhookEndpoint]:
-        rows = (await self._conn.execute(_ENABLED_ENDPOINTS, {"p_partner": partner_id})).all()
+    async def subscribed(
+        self, partner_id: str, event_type: str, *, include_disabled: bool = False
+    ) -> list[WebhookEndpoint]:
+        stmt = _LIVE_ENDPOINTS if include_disabled else _ENABLED_ENDPOINTS
+        rows = (await self._conn.execute(stmt, {"p_partner": partner_id})).all()
         found = [_endpoint(r) for r in rows]
-        return [endpoint for endpoint in found if endpoint.wants(event_type)]
+        return [endpoint for endpoint in found if endpoint.subscribes_to(event_type)]
 
     async def save_endpoint(self, endpoint: WebhookEndpoint) -> None:
         await self._conn.execute(
@@ -261,6 +269,28 @@ class SqlWebhookRepository:
                 locked_by=None,
             )
         )
+
+    async def drop_held(self, endpoint_id: str, older_than: datetime, at: datetime) -> int:
+        """Fail the endpoint's pending deliveries queued before ``older_than`` (held too
+        long while it was disabled); how many were dropped. The delivery's own creation
+        time counts, not the event's: a replay of old events queued yesterday is fresh."""
+        result = await self._conn.execute(
+            webhook_deliveries.update()
+            .where(
+                webhook_deliveries.c.endpoint_id == endpoint_id,
+                webhook_deliveries.c.status == DeliveryStatus.PENDING.value,
+                webhook_deliveries.c.created_at < older_than,
+            )
+            .values(
+                status=DeliveryStatus.FAILED.value,
+                next_attempt_at=None,
+                last_error="held longer than the retention window while the endpoint was disabled",
+                updated_at=at,
+                locked_until=None,
+                locked_by=None,
+            )
+        )
+        return int(result.rowcount or 0)
 
     # -- the delivery queue -------------------------------------------------------------
 
