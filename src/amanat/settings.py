@@ -106,6 +106,20 @@ class WorkerSettings(BaseModel):
     embedded: bool = False  # run the scheduler inside the API process (make run does)
     audit_seal_minutes: int = Field(default=10, ge=1, le=1440)
     tick_seconds: float = Field(default=5.0, gt=0, le=300)
+    sweep_every_seconds: float = Field(
+        default=60.0,
+        gt=0,
+        le=3600,
+        description="How often the payments sweeper looks for payments in flight that no "
+        "job will move on (after a crash) and queues the job they need.",
+    )
+    stranded_after_seconds: float = Field(
+        default=300.0,
+        gt=0,
+        le=86_400,
+        description="How long a payment in flight (pending, processing, awaiting approval) "
+        "must have been unchanged, with no job left for it, before the sweeper re-queues it.",
+    )
 
 
 class WebhookSettings(BaseModel):

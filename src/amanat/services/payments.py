@@ -491,14 +491,32 @@ class PaymentService:
     # -- the rail's side ----------------------------------------------------------------
 
     async def claim_submission(self, payment_id: str) -> Payment | None:
-        """The worker's right to send this payment to the rail (None: nothing to send)."""
+        """The worker's right to send this payment to the rail.
+
+        Returns the payment while it is not final: a pending one is marked submitted (it
+        can no longer be canceled) and is to be sent; one past submission is to be chased
+        by an enquiry, or sent again if the rail lost it. None: it is final."""
         async with self._tx.write() as tx:
             payment = await tx.payments.get(payment_id, for_update=True)
-            if payment is None or payment.status is not PaymentStatus.PENDING:
+            if payment is None or payment.is_terminal:
                 return None
-            if not payment.extra.get("submitted_at"):
+            if payment.status is PaymentStatus.PENDING and not payment.extra.get("submitted_at"):
                 await tx.payments.mark_submitted(payment_id, self._clock.now())
             return payment
+
+    async def requeue_stranded(self, older_than: timedelta, limit: int = 500) -> dict[str, int]:
+        """Give every payment in flight that has no job left (a crash between two steps,
+        a job lost by hand) the job that moves it on: a pending one is sent (again: the
+        same end-to-end id makes that safe), one past submission gets a status enquiry.
+        Returns how many jobs of each kind were queued."""
+        now = self._clock.now()
+        queued = {SUBMIT: 0, ENQUIRE: 0}
+        async with self._tx.write() as tx:
+            for payment in await tx.payments.stranded(now - older_than, limit):
+                kind = SUBMIT if payment.status is PaymentStatus.PENDING else ENQUIRE
+                await tx.outbox.enqueue(kind, payment.id, {}, now)
+                queued[kind] += 1
+        return queued
 
     async def fail_submission(self, payment_id: str, code: str, message: str) -> None:
         """The rail definitively refused the submission: fail and release the money."""

@@ -16,7 +16,11 @@ async def run_worker(container: Container, stop: asyncio.Event) -> None:
     settings = container.settings.worker
     scheduler = Scheduler(
         container,
-        default_jobs(timedelta(minutes=settings.audit_seal_minutes)),
+        default_jobs(
+            timedelta(minutes=settings.audit_seal_minutes),
+            sweep_every=timedelta(seconds=settings.sweep_every_seconds),
+            stranded_after=timedelta(seconds=settings.stranded_after_seconds),
+        ),
         tick_seconds=settings.tick_seconds,
     )
     dispatcher = Dispatcher(container, container.rail, callback_url=container.rail_callback_url)

@@ -56,8 +56,24 @@ async def _reencrypt(container: Container) -> str:
     return f"moved {sum(moved.values())}, retired {retired}"
 
 
-def default_jobs(seal_every: timedelta = timedelta(minutes=10)) -> list[Job]:
+def _sweep_payments(stranded_after: timedelta) -> Callable[[Container], Awaitable[str]]:
+    async def sweep(container: Container) -> str:
+        queued = await container.payments.requeue_stranded(stranded_after)
+        if any(queued.values()):
+            log.warning("stranded_payments_requeued", **queued)
+        return ", ".join(f"{kind}={n}" for kind, n in queued.items() if n) or "none stranded"
+
+    return sweep
+
+
+def default_jobs(
+    seal_every: timedelta = timedelta(minutes=10),
+    *,
+    sweep_every: timedelta = timedelta(minutes=1),
+    stranded_after: timedelta = timedelta(minutes=5),
+) -> list[Job]:
     return [
+        Job("payments.sweep", sweep_every, _sweep_payments(stranded_after)),
         Job("audit.seal", seal_every, _seal),
         Job("signing_keys.retire", timedelta(minutes=5), _retire_signing_keys),
         Job("data_keys.reencrypt", timedelta(minutes=15), _reencrypt),
