@@ -98,6 +98,12 @@ class RailSettings(BaseModel):
     admin_token: SecretStr = SecretStr("sandbox-rail-admin")
     timeout_seconds: float = Field(default=5.0, gt=0, le=60)
     mount_sandbox: bool = True
+    sandbox_state_file: Path = Field(
+        default=Path("var/sandbox-rail.db"),
+        description="Where the sandbox rail keeps its transfers (a SQLite file of its own, "
+        "never amanat's database), so a restart of the sandbox forgets no payment the rail "
+        "accepted.",
+    )
     # The platform's own account that Raast request-to-pay collections are paid into.
     collection_iban: str = "PK46HABB0000009990000001"
 
