@@ -112,6 +112,13 @@ class WorkerSettings(BaseModel):
     embedded: bool = False  # run the scheduler inside the API process (make run does)
     audit_seal_minutes: int = Field(default=10, ge=1, le=1440)
     tick_seconds: float = Field(default=5.0, gt=0, le=300)
+    job_lease_seconds: float = Field(
+        default=60.0,
+        ge=10,
+        le=3600,
+        description="How long a worker holds a rail job it claimed; a job of a worker that "
+        "died is taken over by another after this. Keep it well above the rail timeout.",
+    )
     sweep_every_seconds: float = Field(
         default=60.0,
         gt=0,

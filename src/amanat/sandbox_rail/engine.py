@@ -395,7 +395,6 @@ class RailEngine:
         # The transfers this process works on (their timers and delivery chains).
         self._transfers: dict[str, Transfer] = {}
         self._resumed = False
-        self._refused: dict[str, int] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._http = settings.http
         self._owns_http = settings.http is None
@@ -459,11 +458,11 @@ class RailEngine:
                 self.store.replayed(e2e)
                 return Submitted(existing.acceptance, replay=True)
             magic = magic_for(req.type, req.amount)
-            if magic.outcome is Outcome.UNAVAILABLE_FIRST:
-                refused = self._refused.get(e2e, 0)
-                if refused < self.settings.unavailable_submissions:
-                    self._refused[e2e] = refused + 1
-                    raise RailDown(self.settings.unavailable_retry_after)
+            # Counted in the store: a restarted rail does not start refusing afresh.
+            if magic.outcome is Outcome.UNAVAILABLE_FIRST and (
+                self.store.next_number(f"refused:{e2e}") <= self.settings.unavailable_submissions
+            ):
+                raise RailDown(self.settings.unavailable_retry_after)
             now = self.now()
             if expires_at is not None and expires_at <= now:
                 # Checked for new transfers only: a replay after expiry still replays.

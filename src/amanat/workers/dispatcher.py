@@ -80,12 +80,14 @@ class Dispatcher:
         owner: str | None = None,
         batch: int = 20,
         concurrency: int = 8,
+        lease: timedelta = LEASE,
     ) -> None:
         self._c = container
         self._rail = rail
         self._callback_url = callback_url
         self._owner = owner or f"{socket.gethostname()}:{os.getpid()}:dispatch"
         self._batch = batch
+        self._lease = lease
         self._semaphore = asyncio.Semaphore(concurrency)
 
     @property
@@ -94,7 +96,9 @@ class Dispatcher:
 
     async def run_once(self) -> int:
         async with self._c.transactions.write() as tx:
-            jobs = await tx.outbox.claim(self._owner, self._now, self._now + LEASE, self._batch)
+            jobs = await tx.outbox.claim(
+                self._owner, self._now, self._now + self._lease, self._batch
+            )
         if jobs:
             await asyncio.gather(*(self._guarded(job) for job in jobs))
         return len(jobs)

@@ -23,7 +23,12 @@ async def run_worker(container: Container, stop: asyncio.Event) -> None:
         ),
         tick_seconds=settings.tick_seconds,
     )
-    dispatcher = Dispatcher(container, container.rail, callback_url=container.rail_callback_url)
+    dispatcher = Dispatcher(
+        container,
+        container.rail,
+        callback_url=container.rail_callback_url,
+        lease=timedelta(seconds=settings.job_lease_seconds),
+    )
     deliverer = webhook_deliverer(container)
     await asyncio.gather(
         scheduler.run_forever(stop), dispatcher.run_forever(stop), deliverer.run_forever(stop)
