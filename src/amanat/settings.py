@@ -89,6 +89,14 @@ class PaymentsSettings(BaseModel):
     balance_shards: int = Field(default=8, ge=1, le=64)
     collection_ttl_seconds: int = Field(default=900, ge=60)
     enquire_after_seconds: float = Field(default=30.0, gt=0)
+    sandbox_hold_seconds: float = Field(
+        default=60.0,
+        ge=0,
+        le=3600,
+        description="Sandbox only: how long a payment whose amount ends in 11 (the "
+        "held_pending test value) stays pending, not yet sent to the rail, so cancelling it "
+        "can be tried.",
+    )
 
 
 class RailSettings(BaseModel):

@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import json
 import math
+import random
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -362,6 +363,7 @@ class Submitted:
 class Faults:
     down_until: datetime | None = None
     latency_ms: int = 0
+    error_rate: float = 0.0  # share of /v1 calls answered 503, at random
 
 
 # --------------------------------------------------------------------------------------
@@ -664,10 +666,15 @@ class RailEngine:
         *,
         downtime_seconds: float | None = None,
         latency_ms: int | None = None,
+        error_rate: float | None = None,
         reset: bool = False,
     ) -> dict[str, Any]:
         if reset:
             self.faults = Faults()
+        if error_rate is not None:
+            if not 0 <= error_rate <= 1:
+                raise ValueError("error_rate must be between 0 and 1")
+            self.faults.error_rate = error_rate
         if downtime_seconds is not None:
             self.faults.down_until = (
                 self.now() + timedelta(seconds=downtime_seconds) if downtime_seconds > 0 else None
@@ -677,7 +684,13 @@ class RailEngine:
         return self.fault_view()
 
     def unavailable_for(self) -> int | None:
-        """Seconds (at least 1) until the rail is back, or ``None`` if it is up."""
+        """Seconds (at least 1) until the rail is back, or ``None`` if it is up. With an
+        error rate, that share of calls finds it down for a second."""
+        if self.faults.error_rate and random.random() < self.faults.error_rate:
+            return self.settings.unavailable_retry_after
+        return self._down_for()
+
+    def _down_for(self) -> int | None:
         until = self.faults.down_until
         if until is None:
             return None
@@ -688,13 +701,14 @@ class RailEngine:
         return max(1, math.ceil(remaining))
 
     def fault_view(self) -> dict[str, Any]:
-        retry_after = self.unavailable_for()
+        retry_after = self._down_for()
         until = self.faults.down_until
         return {
             "down": retry_after is not None,
             "down_until": format_timestamp(until) if until is not None else None,
             "retry_after_seconds": retry_after,
             "latency_ms": self.faults.latency_ms,
+            "error_rate": self.faults.error_rate,
         }
 
     async def apply_latency(self) -> None:

@@ -51,6 +51,10 @@ class PaymentsConfig:
     collection_ttl: timedelta = timedelta(minutes=15)
     enquire_after: timedelta = timedelta(seconds=30)
     sandbox: bool = True
+    # The sandbox test value (docs/sandbox-rail.md, "held_pending"): a payment whose amount
+    # in paisa ends in these two digits is sent to the rail only after ``sandbox_hold``.
+    sandbox_hold_suffix: int = 11
+    sandbox_hold: timedelta = timedelta(seconds=60)
 
 
 @dataclass(frozen=True, slots=True)
@@ -283,7 +287,7 @@ class PaymentService:
                     merchant, payment.id, amount, currency, payment.created_at, shard_count=shards
                 )
             await tx.payments.add(payment, client_id=caller.client_id)
-            await tx.outbox.enqueue(SUBMIT, payment.id, {}, payment.created_at)
+            await tx.outbox.enqueue(SUBMIT, payment.id, {}, self._submit_at(payment))
             await audit.record(
                 tx,
                 self._clock,
@@ -294,6 +298,14 @@ class PaymentService:
                 payload={"type": kind.value, "amount": amount, "currency": currency},
             )
         return payment
+
+    def _submit_at(self, payment: Payment) -> datetime:
+        """When to send a new payment to the rail: at once, except the sandbox's held
+        test value, which stays pending (cancelable) for a while first."""
+        held = (
+            self.config.sandbox and payment.amount.amount % 100 == self.config.sandbox_hold_suffix
+        )
+        return payment.created_at + (self.config.sandbox_hold if held else timedelta(0))
 
     async def create_refund(
         self,
