@@ -57,6 +57,7 @@ FINAL = ("succeeded", "failed", "canceled", "expired")
 class Figures:
     database: str
     kills: int = 0
+    requested: int = 0  # POST /v1/payments sent
     accepted: int = 0  # payouts answered 201
     unanswered: int = 0  # requests cut by a kill (may or may not exist)
     payments: int = 0
@@ -86,8 +87,9 @@ class Figures:
 
     def report(self) -> str:
         return (
-            f"crash drill on {self.database}: {self.kills} SIGKILLs of server+worker, "
-            f"{self.accepted} payouts accepted (201), {self.unanswered} requests cut by a kill\n"
+            f"crash drill on {self.database}: {self.kills} SIGKILLs of server+worker during "
+            f"{self.requested} payout requests: {self.accepted} accepted (201), "
+            f"{self.unanswered} cut by a kill\n"
             f"  payments {self.payments}: {dict(sorted(self.statuses.items()))}\n"
             f"  lost {self.lost}, duplicated {self.duplicated}, stuck {self.stuck}, "
             f"ledger problems {len(self.ledger_problems)}, balance drift {self.balance_drift}, "
@@ -237,9 +239,9 @@ class Drill:
                 raise RuntimeError("the server did not start")
             time.sleep(0.1)
 
-    async def _post(self, count: int, stop_after: int | None, tree: Tree) -> None:
-        """Post ``count`` payouts, 4 at a time; kill the tree once ``stop_after`` of them
-        were answered (the others are in flight then)."""
+    async def _post(self, count: int, stop_after: int | None, tree: Tree) -> int:
+        """Post up to ``count`` payouts, 4 at a time; kill the tree once ``stop_after`` of
+        them were answered (the others are in flight then). Returns how many were sent."""
         async with httpx.AsyncClient(base_url=self.base, timeout=30) as http:
             token = (
                 await http.post(
@@ -286,6 +288,7 @@ class Drill:
                         tree.kill()
 
             await asyncio.gather(*(one() for _ in range(4)))
+            return count - len(queue)
 
     # -- the checks ---------------------------------------------------------------------
 
@@ -360,19 +363,22 @@ class Drill:
 
     def run(self, *, kills: int, payouts: int, recovery_seconds: float = 300) -> Figures:
         figures = Figures(database="PostgreSQL" if "postgresql" in self.url else "SQLite")
+        figures.requested = payouts
         self.prepare()
         per_cycle = max(1, payouts // (kills + 1))
+        sent = 0
         for _ in range(kills):
             tree = self.start()
             try:
-                asyncio.run(self._post(per_cycle, self.random.randint(1, per_cycle), tree))
+                stop_after = self.random.randint(1, per_cycle)
+                sent += asyncio.run(self._post(per_cycle, stop_after, tree))
             finally:
                 if tree.alive():
                     tree.kill()
             figures.kills += 1
         tree = self.start()
         try:
-            asyncio.run(self._post(payouts - per_cycle * kills, None, tree))
+            asyncio.run(self._post(payouts - sent, None, tree))  # what the kills cut short
             figures.recovery_seconds = self.recover(tree, recovery_seconds)
         finally:
             tree.stop()
