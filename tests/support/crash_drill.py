@@ -274,6 +274,10 @@ class Drill:
                     except httpx.TransportError:
                         self.unanswered += 1
                         continue
+                    if response.status_code == 429:  # the partner's write limit: wait, again
+                        queue.append(0)
+                        await asyncio.sleep(float(response.headers.get("Retry-After", "1")))
+                        continue
                     if response.status_code == 201:
                         self.accepted[response.json()["id"]] = amount
                     elif response.status_code != 503:  # contention is allowed to say so
