@@ -229,7 +229,11 @@ class Drill:
         deadline = time.monotonic() + 60
         while True:
             if not tree.alive():
-                raise RuntimeError(f"the tree died on start:\n{tree.log.read_text()[-3000:]}")
+                codes = (tree.server.poll(), tree.worker.poll())
+                raise RuntimeError(
+                    f"the tree died on start (server, worker exit codes {codes}):\n"
+                    f"{tree.log.read_text()[-3000:]}"
+                )
             try:
                 if httpx.get(f"{self.base}/healthz", timeout=1).status_code == 200:
                     return tree
