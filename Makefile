@@ -8,7 +8,7 @@ STAMP_DEV := $(VENV)/.installed-dev
 export AMANAT_TEST_PG_URL ?= postgresql://postgres@127.0.0.1:5432/postgres
 
 .PHONY: run test lint typecheck layers unit pytest-sqlite pytest-postgres install install-dev clean \
-	bench bench-smoke
+	bench bench-smoke drills
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -60,6 +60,13 @@ bench: $(STAMP_RUN)
 # A few seconds per scenario, correctness checks only (no timing thresholds); for CI.
 bench-smoke: $(STAMP_RUN)
 	$(BIN)/python -m bench.run --smoke
+
+# The crash drill (tests/support/crash_drill.py): payouts while server+worker are SIGKILLed
+# at random moments, on SQLite and PostgreSQL; prints lost/duplicated/stuck figures.
+# Options: `make drills DRILL_ARGS="--kills 16 --payouts 600 --database both"`.
+DRILL_ARGS ?= --kills 16 --payouts 600 --database both
+drills: $(STAMP_DEV)
+	$(BIN)/python -m tests.support.crash_drill $(DRILL_ARGS)
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache

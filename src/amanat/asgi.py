@@ -30,6 +30,7 @@ def sandbox_rail(settings: Settings) -> FastAPI:
         SandboxRailSettings(
             callback_secret=settings.rail.secret.get_secret_value(),
             admin_token=settings.rail.admin_token.get_secret_value(),
+            state_file=settings.rail.sandbox_state_file,
         )
     )
 

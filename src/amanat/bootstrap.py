@@ -217,6 +217,7 @@ def build_container(
             balance_shards=settings.payments.balance_shards,
             collection_ttl=timedelta(seconds=settings.payments.collection_ttl_seconds),
             enquire_after=timedelta(seconds=settings.payments.enquire_after_seconds),
+            sandbox_hold=timedelta(seconds=settings.payments.sandbox_hold_seconds),
             sandbox=not settings.is_production,
         ),
         events,

@@ -586,7 +586,90 @@ def sandbox_seed() -> None:
         f"-d grant_type=client_credentials {base}/oauth/token"
     )
     out.print(f"  (credentials saved in {settings.auth.sandbox_credentials_file})")
+    out.print(
+        "Rail faults: amanat sandbox faults set --downtime 30 | --latency-ms 800 | "
+        "--error-rate 0.2; amanat sandbox faults show / clear (docs/sandbox-rail.md)"
+    )
     out.rule()
+
+
+faults_app = typer.Typer(
+    no_args_is_help=True,
+    help="Inject faults into the sandbox rail (downtime, latency, random 503s); "
+    "docs/sandbox-rail.md.",
+)
+sandbox_app.add_typer(faults_app, name="faults")
+
+
+def _rail_faults(body: dict[str, Any] | None) -> None:
+    """GET (body None) or POST the sandbox rail's /admin/faults and print the answer."""
+    import httpx
+
+    settings = _settings()
+    if settings.is_production:
+        console.print("[red]The sandbox rail never runs in production.[/]")
+        raise typer.Exit(code=2)
+    base = (
+        settings.rail.base_url or f"{settings.http.public_url.rstrip('/')}/sandbox-rail"
+    ).rstrip("/")
+    headers = {"Rail-Admin-Token": settings.rail.admin_token.get_secret_value()}
+    try:
+        with httpx.Client(timeout=10, trust_env=False) as http:
+            if body is None:
+                response = http.get(f"{base}/admin/faults", headers=headers)
+            else:
+                response = http.post(f"{base}/admin/faults", headers=headers, json=body)
+    except httpx.HTTPError as exc:
+        console.print(
+            f"[red]The sandbox rail at {base} did not answer ({type(exc).__name__}); is "
+            "`make run` (or `amanat sandbox-rail`) running? AMANAT_RAIL__BASE_URL or "
+            "AMANAT_HTTP__PUBLIC_URL says where it is.[/]"
+        )
+        raise typer.Exit(code=1) from None
+    if response.status_code != 200:
+        console.print(f"[red]The sandbox rail answered {response.status_code}: {response.text}[/]")
+        raise typer.Exit(code=1)
+    typer.echo(json.dumps(response.json(), indent=2))
+
+
+@faults_app.command("show")
+def faults_show() -> None:
+    """Print the rail's current faults."""
+    _rail_faults(None)
+
+
+@faults_app.command("set")
+def faults_set(
+    downtime: int | None = typer.Option(
+        None, min=0, max=86_400, help="Seconds every rail call answers 503 (0 ends it)."
+    ),
+    latency_ms: int | None = typer.Option(
+        None, min=0, max=600_000, help="Delay added to every rail answer, in milliseconds."
+    ),
+    error_rate: float | None = typer.Option(
+        None, min=0.0, max=1.0, help="Share of rail calls answered 503 at random (0 to 1)."
+    ),
+) -> None:
+    """Set one or more faults; the others stay as they are."""
+    body = {
+        key: value
+        for key, value in (
+            ("downtime_seconds", downtime),
+            ("latency_ms", latency_ms),
+            ("error_rate", error_rate),
+        )
+        if value is not None
+    }
+    if not body:
+        console.print("[red]Give --downtime, --latency-ms or --error-rate.[/]")
+        raise typer.Exit(code=2)
+    _rail_faults(body)
+
+
+@faults_app.command("clear")
+def faults_clear() -> None:
+    """Clear every fault: the rail is up, fast and reliable again."""
+    _rail_faults({"reset": True})
 
 
 @sandbox_app.command("totp")

@@ -265,6 +265,14 @@ class PaymentsSettings(BaseModel):
         gt=0,
         description="A submitted payment without a rail answer this long gets a status enquiry.",
     )
+    sandbox_hold_seconds: float = Field(
+        default=60.0,
+        ge=0,
+        le=3600,
+        description="Sandbox only: how long a payment whose amount ends in 11 (the "
+        "held_pending test value) stays pending, not yet sent to the rail, so cancelling it "
+        "can be tried.",
+    )
 
 
 class RailSettings(BaseModel):
@@ -292,6 +300,12 @@ class RailSettings(BaseModel):
     mount_sandbox: bool = Field(
         default=True,
         description="Serve the sandbox rail at `/sandbox-rail` (refused in production).",
+    )
+    sandbox_state_file: Path = Field(
+        default=Path("var/sandbox-rail.db"),
+        description="Where the sandbox rail keeps its transfers (a SQLite file of its own, "
+        "never amanat's database), so a restart of the sandbox forgets no payment the rail "
+        "accepted.",
     )
     # The platform's own account that Raast request-to-pay collections are paid into.
     collection_iban: str = Field(
@@ -342,6 +356,27 @@ class WorkerSettings(BaseModel):
     )
     tick_seconds: float = Field(
         default=5.0, gt=0, le=300, description="How often the worker looks for due work."
+    )
+    job_lease_seconds: float = Field(
+        default=60.0,
+        ge=10,
+        le=3600,
+        description="How long a worker holds a rail job it claimed; a job of a worker that "
+        "died is taken over by another after this. Keep it well above the rail timeout.",
+    )
+    sweep_every_seconds: float = Field(
+        default=60.0,
+        gt=0,
+        le=3600,
+        description="How often the payments sweeper looks for payments in flight that no "
+        "job will move on (after a crash) and queues the job they need.",
+    )
+    stranded_after_seconds: float = Field(
+        default=300.0,
+        gt=0,
+        le=86_400,
+        description="How long a payment in flight (pending, processing, awaiting approval) "
+        "must have been unchanged, with no job left for it, before the sweeper re-queues it.",
     )
 
 

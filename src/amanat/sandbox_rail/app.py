@@ -36,6 +36,7 @@ class FaultsRequest(BaseModel):
 
     downtime_seconds: Annotated[StrictInt, Field(ge=0, le=86_400)] | None = None
     latency_ms: Annotated[StrictInt, Field(ge=0, le=600_000)] | None = None
+    error_rate: Annotated[float, Field(ge=0, le=1)] | None = None
     reset: StrictBool = False
 
 
@@ -150,7 +151,10 @@ def create_rail_app(settings: RailSettings) -> FastAPI:
     @admin.post("/faults")
     async def set_faults(body: FaultsRequest) -> dict[str, Any]:
         return engine.set_faults(
-            downtime_seconds=body.downtime_seconds, latency_ms=body.latency_ms, reset=body.reset
+            downtime_seconds=body.downtime_seconds,
+            latency_ms=body.latency_ms,
+            error_rate=body.error_rate,
+            reset=body.reset,
         )
 
     @app.get("/healthz", tags=["health"])

@@ -1,6 +1,9 @@
 """The sandbox rail's state machine: transfers, outcomes, timers and callback delivery.
 
-Everything is in memory and guarded by one asyncio lock. Each accepted transfer gets a
+Transfers are kept in a :class:`~amanat.sandbox_rail.store.RailStore` (a SQLite file of
+the rail's own when ``settings.state_file`` is set, so a restart forgets nothing; in memory
+otherwise) and guarded by one asyncio lock. After a restart, transfers still ``accepted``
+resume their lifecycle on the first call to the rail. Each accepted transfer gets a
 lifecycle task (wait, then move to its final status) and its callbacks go out through a
 per-transfer chain of delivery tasks, so they leave in the order they were queued (which
 is what the out-of-order test value plays with). Time comes from ``settings.clock`` and
@@ -14,12 +17,13 @@ and the callback signature scheme.
 from __future__ import annotations
 
 import asyncio
-import itertools
 import json
 import math
+import random
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import httpx
@@ -33,6 +37,7 @@ from amanat.domain.money import MAX_AMOUNT_MINOR
 from amanat.domain.pakistan import parse_iban, parse_raast_id
 from amanat.sandbox_rail.magic import (
     CREDIT_TRANSFER,
+    MAGIC_VALUES,
     NO_ANSWER,
     REQUEST_TO_PAY,
     MagicValue,
@@ -41,6 +46,7 @@ from amanat.sandbox_rail.magic import (
     magic_for,
 )
 from amanat.sandbox_rail.signing import callback_headers
+from amanat.sandbox_rail.store import RailStore
 
 __all__ = [
     "CallbackEvent",
@@ -67,7 +73,8 @@ class RailSettings:
     """Configuration of one sandbox rail.
 
     ``callback_secret`` signs callbacks (amanat verifies with the same secret);
-    ``admin_token`` guards ``/admin/*``. ``clock``, ``sleep`` and ``http`` are injectable
+    ``admin_token`` guards ``/admin/*``. ``state_file`` keeps the transfers across restarts
+    (``None``: in memory only). ``clock``, ``sleep`` and ``http`` are injectable
     for tests; when ``http`` is ``None`` the engine opens (and closes) its own client.
     """
 
@@ -82,6 +89,7 @@ class RailSettings:
     callback_attempts: int = 4
     callback_backoff_seconds: float = 0.5
     callback_timeout_seconds: float = 5.0
+    state_file: Path | None = None
     clock: Clock = field(default_factory=SystemClock)
     sleep: Sleep = asyncio.sleep
     http: httpx.AsyncClient | None = None
@@ -252,6 +260,63 @@ class Transfer:
             "rail_reference": self.rail_reference,
         }
 
+    def record(self) -> dict[str, Any]:
+        """What the store keeps (the delivery chain is this process's own)."""
+        return {
+            "end_to_end_id": self.end_to_end_id,
+            "kind": self.kind,
+            "amount": self.amount,
+            "currency": self.currency,
+            "creditor": self.creditor,
+            "debtor": self.debtor,
+            "callback_url": self.callback_url,
+            "expires_at": self.expires_at,
+            "fingerprint": self.fingerprint,
+            "rail_reference": self.rail_reference,
+            "magic": self.magic.code,
+            "created_at": self.created_at,
+            "status": self.status,
+            "reason_code": self.reason_code,
+            "reason": self.reason,
+            "sequence": self.sequence,
+            "updated_at": self.updated_at,
+            "events": [
+                {
+                    "event_id": e.event_id,
+                    "status": e.status,
+                    "reason_code": e.reason_code,
+                    "reason": e.reason,
+                    "sequence": e.sequence,
+                    "occurred_at": e.occurred_at,
+                }
+                for e in self.events
+            ],
+        }
+
+    @classmethod
+    def from_record(cls, record: dict[str, Any]) -> Transfer:
+        e2e = record["end_to_end_id"]
+        return cls(
+            end_to_end_id=e2e,
+            kind=record["kind"],
+            amount=record["amount"],
+            currency=record["currency"],
+            creditor=record["creditor"],
+            debtor=record["debtor"],
+            callback_url=record["callback_url"],
+            expires_at=record["expires_at"],
+            fingerprint=record["fingerprint"],
+            rail_reference=record["rail_reference"],
+            magic=_MAGIC_BY_CODE[record["magic"]],
+            created_at=record["created_at"],
+            status=record["status"],
+            reason_code=record["reason_code"],
+            reason=record["reason"],
+            sequence=record["sequence"],
+            updated_at=record["updated_at"],
+            events=[CallbackEvent(end_to_end_id=e2e, **event) for event in record["events"]],
+        )
+
     def view(self) -> dict[str, Any]:
         """The status-enquiry answer."""
         return {
@@ -263,6 +328,9 @@ class Transfer:
             "sequence": self.sequence,
             "updated_at": format_timestamp(self.updated_at or self.created_at),
         }
+
+
+_MAGIC_BY_CODE = {value.code: value for value in MAGIC_VALUES}
 
 
 @dataclass(frozen=True, slots=True)
@@ -295,6 +363,7 @@ class Submitted:
 class Faults:
     down_until: datetime | None = None
     latency_ms: int = 0
+    error_rate: float = 0.0  # share of /v1 calls answered 503, at random
 
 
 # --------------------------------------------------------------------------------------
@@ -324,10 +393,11 @@ class RailEngine:
         self.faults = Faults()
         self.deliveries: list[Delivery] = []
         self._lock = asyncio.Lock()
+        self.store = RailStore(settings.state_file)
+        # The transfers this process works on (their timers and delivery chains).
         self._transfers: dict[str, Transfer] = {}
-        self._refused: dict[str, int] = {}
+        self._resumed = False
         self._tasks: set[asyncio.Task[None]] = set()
-        self._references = itertools.count(1)
         self._http = settings.http
         self._owns_http = settings.http is None
         self._closed = False
@@ -382,17 +452,19 @@ class RailEngine:
         fingerprint = json.dumps(canonical, sort_keys=True, separators=(",", ":"))
         e2e = req.end_to_end_id
         async with self._lock:
-            existing = self._transfers.get(e2e)
+            self._resume()
+            existing = self._known(e2e)
             if existing is not None:
                 if existing.fingerprint != fingerprint:
                     raise DuplicateEndToEndId()
+                self.store.replayed(e2e)
                 return Submitted(existing.acceptance, replay=True)
             magic = magic_for(req.type, req.amount)
-            if magic.outcome is Outcome.UNAVAILABLE_FIRST:
-                refused = self._refused.get(e2e, 0)
-                if refused < self.settings.unavailable_submissions:
-                    self._refused[e2e] = refused + 1
-                    raise RailDown(self.settings.unavailable_retry_after)
+            # Counted in the store: a restarted rail does not start refusing afresh.
+            if magic.outcome is Outcome.UNAVAILABLE_FIRST and (
+                self.store.next_number(f"refused:{e2e}") <= self.settings.unavailable_submissions
+            ):
+                raise RailDown(self.settings.unavailable_retry_after)
             now = self.now()
             if expires_at is not None and expires_at <= now:
                 # Checked for new transfers only: a replay after expiry still replays.
@@ -411,11 +483,16 @@ class RailEngine:
                 callback_url=req.callback_url,
                 expires_at=expires_at,
                 fingerprint=fingerprint,
-                rail_reference=f"RRN{now:%y%m%d}{next(self._references):06d}",
+                rail_reference=f"RRN{now:%y%m%d}{self.store.next_number('reference'):06d}",
                 magic=magic,
                 created_at=now,
             )
             accepted = self._transition(transfer, "accepted", None, None)
+            if not self.store.add(transfer.record()):  # another rail process took it first
+                taken = self._known(e2e)
+                if taken is None or taken.fingerprint != fingerprint:
+                    raise DuplicateEndToEndId()
+                return Submitted(taken.acceptance, replay=True)
             self._transfers[e2e] = transfer
             if magic.outcome not in (Outcome.NO_CALLBACK, Outcome.OUT_OF_ORDER):
                 self._enqueue(transfer, accepted)
@@ -445,9 +522,30 @@ class RailEngine:
         transfer.events.append(event)
         return event
 
+    def _known(self, end_to_end_id: str) -> Transfer | None:
+        known = self._transfers.get(end_to_end_id)
+        if known is not None:
+            return known
+        record = self.store.get(end_to_end_id)
+        return Transfer.from_record(record) if record is not None else None
+
+    def _resume(self) -> None:
+        """Once per process: restart the timers of transfers a previous run left
+        ``accepted`` (a killed rail must still settle what it accepted)."""
+        if self._resumed:
+            return
+        self._resumed = True
+        for record in self.store.with_status("accepted"):
+            transfer = Transfer.from_record(record)
+            if transfer.end_to_end_id not in self._transfers:
+                self._transfers[transfer.end_to_end_id] = transfer
+                self._spawn(self._lifecycle(transfer))
+
     async def _lifecycle(self, transfer: Transfer) -> None:
         magic = transfer.magic
-        delay = self.settings.settle_delay
+        # Counted from acceptance, so a transfer resumed after a restart is not late twice.
+        elapsed = (self.now() - transfer.created_at).total_seconds()
+        delay = max(0.0, self.settings.settle_delay - elapsed)
         expire = magic.outcome is Outcome.EXPIRE
         if transfer.expires_at is not None:
             until_expiry = max(0.0, (transfer.expires_at - self.now()).total_seconds())
@@ -457,6 +555,9 @@ class RailEngine:
         async with self._lock:
             if transfer.status != "accepted":
                 return
+            stored = self.store.get(transfer.end_to_end_id)
+            if stored is not None and stored["status"] != "accepted":
+                return  # another rail process sharing the file settled it
             if expire:
                 status = "expired"
                 reason_code, reason = NO_ANSWER.reason_code, NO_ANSWER.reason
@@ -466,6 +567,7 @@ class RailEngine:
                     (magic.reason_code, magic.reason) if not magic.succeeds else (None, None)
                 )
             final = self._transition(transfer, status, reason_code, reason)
+            self.store.save(transfer.record(), was="accepted")
             outcome = magic.outcome
             if outcome is Outcome.NO_CALLBACK:
                 pass
@@ -550,11 +652,12 @@ class RailEngine:
 
     async def status(self, end_to_end_id: str) -> dict[str, Any] | None:
         async with self._lock:
-            transfer = self._transfers.get(end_to_end_id)
-            return transfer.view() if transfer is not None else None
+            self._resume()
+            record = self.store.get(end_to_end_id)  # the file is the truth, for all processes
+            return Transfer.from_record(record).view() if record is not None else None
 
     def transfer(self, end_to_end_id: str) -> Transfer | None:
-        return self._transfers.get(end_to_end_id)
+        return self._known(end_to_end_id)
 
     # -- faults -------------------------------------------------------------------------
 
@@ -563,10 +666,15 @@ class RailEngine:
         *,
         downtime_seconds: float | None = None,
         latency_ms: int | None = None,
+        error_rate: float | None = None,
         reset: bool = False,
     ) -> dict[str, Any]:
         if reset:
             self.faults = Faults()
+        if error_rate is not None:
+            if not 0 <= error_rate <= 1:
+                raise ValueError("error_rate must be between 0 and 1")
+            self.faults.error_rate = error_rate
         if downtime_seconds is not None:
             self.faults.down_until = (
                 self.now() + timedelta(seconds=downtime_seconds) if downtime_seconds > 0 else None
@@ -576,7 +684,13 @@ class RailEngine:
         return self.fault_view()
 
     def unavailable_for(self) -> int | None:
-        """Seconds (at least 1) until the rail is back, or ``None`` if it is up."""
+        """Seconds (at least 1) until the rail is back, or ``None`` if it is up. With an
+        error rate, that share of calls finds it down for a second."""
+        if self.faults.error_rate and random.random() < self.faults.error_rate:
+            return self.settings.unavailable_retry_after
+        return self._down_for()
+
+    def _down_for(self) -> int | None:
         until = self.faults.down_until
         if until is None:
             return None
@@ -587,13 +701,14 @@ class RailEngine:
         return max(1, math.ceil(remaining))
 
     def fault_view(self) -> dict[str, Any]:
-        retry_after = self.unavailable_for()
+        retry_after = self._down_for()
         until = self.faults.down_until
         return {
             "down": retry_after is not None,
             "down_until": format_timestamp(until) if until is not None else None,
             "retry_after_seconds": retry_after,
             "latency_ms": self.faults.latency_ms,
+            "error_rate": self.faults.error_rate,
         }
 
     async def apply_latency(self) -> None:

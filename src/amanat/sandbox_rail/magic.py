@@ -152,6 +152,15 @@ MAGIC_VALUES: tuple[MagicValue, ...] = (
         "Succeeds, but no callback is ever sent: only a status enquiry finds the outcome.",
     ),
     MagicValue(
+        "held_pending",
+        "11",
+        Outcome.SUCCEED,
+        "Not a rail behaviour: amanat's sandbox keeps a payout or collection with this "
+        "amount `pending`, not yet sent to the rail, for `AMANAT_PAYMENTS__SANDBOX_HOLD_SECONDS` "
+        "(60 s), so you can try `POST /v1/payments/{id}/cancel`; then it is sent and succeeds "
+        "like the default.",
+    ),
+    MagicValue(
         "debtor_declined",
         "21",
         Outcome.REFUSE,

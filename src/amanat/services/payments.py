@@ -63,6 +63,10 @@ class PaymentsConfig:
     collection_ttl: timedelta = timedelta(minutes=15)
     enquire_after: timedelta = timedelta(seconds=30)
     sandbox: bool = True
+    # The sandbox test value (docs/sandbox-rail.md, "held_pending"): a payment whose amount
+    # in paisa ends in these two digits is sent to the rail only after ``sandbox_hold``.
+    sandbox_hold_suffix: int = 11
+    sandbox_hold: timedelta = timedelta(seconds=60)
 
 
 @dataclass(frozen=True, slots=True)
@@ -298,7 +302,7 @@ class PaymentService:
                     merchant, payment.id, amount, currency, payment.created_at, shard_count=shards
                 )
             await tx.payments.add(payment, client_id=caller.client_id)
-            await tx.outbox.enqueue(SUBMIT, payment.id, {}, payment.created_at)
+            await tx.outbox.enqueue(SUBMIT, payment.id, {}, self._submit_at(payment))
             await audit.record(
                 tx,
                 self._clock,
@@ -309,6 +313,14 @@ class PaymentService:
                 payload={"type": kind.value, "amount": amount, "currency": currency},
             )
         return payment
+
+    def _submit_at(self, payment: Payment) -> datetime:
+        """When to send a new payment to the rail: at once, except the sandbox's held
+        test value, which stays pending (cancelable) for a while first."""
+        held = (
+            self.config.sandbox and payment.amount.amount % 100 == self.config.sandbox_hold_suffix
+        )
+        return payment.created_at + (self.config.sandbox_hold if held else timedelta(0))
 
     async def create_refund(
         self,
@@ -521,14 +533,32 @@ class PaymentService:
     # -- the rail's side ----------------------------------------------------------------
 
     async def claim_submission(self, payment_id: str) -> Payment | None:
-        """The worker's right to send this payment to the rail (None: nothing to send)."""
+        """The worker's right to send this payment to the rail.
+
+        Returns the payment while it is not final: a pending one is marked submitted (it
+        can no longer be canceled) and is to be sent; one past submission is to be chased
+        by an enquiry, or sent again if the rail lost it. None: it is final."""
         async with self._tx.write() as tx:
             payment = await tx.payments.get(payment_id, for_update=True)
-            if payment is None or payment.status is not PaymentStatus.PENDING:
+            if payment is None or payment.is_terminal:
                 return None
-            if not payment.extra.get("submitted_at"):
+            if payment.status is PaymentStatus.PENDING and not payment.extra.get("submitted_at"):
                 await tx.payments.mark_submitted(payment_id, self._clock.now())
             return payment
+
+    async def requeue_stranded(self, older_than: timedelta, limit: int = 500) -> dict[str, int]:
+        """Give every payment in flight that has no job left (a crash between two steps,
+        a job lost by hand) the job that moves it on: a pending one is sent (again: the
+        same end-to-end id makes that safe), one past submission gets a status enquiry.
+        Returns how many jobs of each kind were queued."""
+        now = self._clock.now()
+        queued = {SUBMIT: 0, ENQUIRE: 0}
+        async with self._tx.write() as tx:
+            for payment in await tx.payments.stranded(now - older_than, limit):
+                kind = SUBMIT if payment.status is PaymentStatus.PENDING else ENQUIRE
+                await tx.outbox.enqueue(kind, payment.id, {}, now)
+                queued[kind] += 1
+        return queued
 
     async def fail_submission(self, payment_id: str, code: str, message: str) -> None:
         """The rail definitively refused the submission: fail and release the money."""

@@ -10,6 +10,13 @@ so any number of workers never take the same job. For each call to the rail:
 | rail unavailable (5xx, refused, circuit open) | retried with backoff and jitter |
 | timeout (outcome unknown) | never assumed failed: a status enquiry decides |
 | no callback | status enquiries on a backoff schedule until final |
+| rail forgot an accepted payment | sent again, same end-to-end id; 3 times, then failed |
+
+A state change and the job that must follow it commit in one transaction with the finish
+of the job that caused them, so a crash at any moment leaves either the old job (run again;
+every step is idempotent) or the new one, never a payment in flight with no job. The
+scheduler's ``payments.sweep`` job is the safety net for anything else (see
+:meth:`PaymentService.requeue_stranded`).
 
 Payments left unresolved are counted for the ``amanat_payments_unresolved`` gauge.
 """
@@ -21,6 +28,8 @@ import contextlib
 import os
 import random
 import socket
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 import structlog
@@ -33,7 +42,7 @@ from amanat.adapters.rails.base import (
     Submission,
 )
 from amanat.bootstrap import Container
-from amanat.domain.payments import PaymentType
+from amanat.domain.payments import Payment, PaymentStatus, PaymentType
 from amanat.observability.metrics import OUTBOX_PENDING, RAIL_CALLS, UNRESOLVED
 from amanat.services.payments import ENQUIRE, SUBMIT
 from amanat.services.ports import OutboxJob
@@ -43,7 +52,18 @@ log = structlog.get_logger("amanat.dispatcher")
 LEASE = timedelta(seconds=60)
 SUBMIT_BACKOFF_CAP = timedelta(minutes=5)
 SUBMIT_GIVE_UP_AFTER = 12  # about 30 minutes of an unavailable rail
+# How often a payment the rail accepted and then forgot is sent again before it is failed.
+MAX_RESUBMITS = 3
 ENQUIRY_STEPS = [timedelta(seconds=s) for s in (5, 15, 30, 60, 120, 300, 600, 1800)]
+
+
+@dataclass(frozen=True, slots=True)
+class FollowUp:
+    """The job that must follow a finished one, queued in the same transaction."""
+
+    kind: str
+    after: timedelta
+    payload: dict[str, int] = field(default_factory=dict)
 
 
 def _jittered(delay: timedelta) -> timedelta:
@@ -60,12 +80,14 @@ class Dispatcher:
         owner: str | None = None,
         batch: int = 20,
         concurrency: int = 8,
+        lease: timedelta = LEASE,
     ) -> None:
         self._c = container
         self._rail = rail
         self._callback_url = callback_url
         self._owner = owner or f"{socket.gethostname()}:{os.getpid()}:dispatch"
         self._batch = batch
+        self._lease = lease
         self._semaphore = asyncio.Semaphore(concurrency)
 
     @property
@@ -74,7 +96,9 @@ class Dispatcher:
 
     async def run_once(self) -> int:
         async with self._c.transactions.write() as tx:
-            jobs = await tx.outbox.claim(self._owner, self._now, self._now + LEASE, self._batch)
+            jobs = await tx.outbox.claim(
+                self._owner, self._now, self._now + self._lease, self._batch
+            )
         if jobs:
             await asyncio.gather(*(self._guarded(job) for job in jobs))
         return len(jobs)
@@ -95,8 +119,14 @@ class Dispatcher:
         else:
             await self._retry(job, timedelta(hours=1), f"unknown job kind {job.kind}", dead=True)
 
-    async def _finish(self, job: OutboxJob) -> None:
+    async def _finish(self, job: OutboxJob, *, then: FollowUp | None = None) -> None:
+        """Finish ``job``, queueing its follow-up in the same transaction: a crash can
+        never leave the follow-up without the finish, nor the finish without it."""
         async with self._c.transactions.write() as tx:
+            if then is not None:
+                await tx.outbox.enqueue(
+                    then.kind, job.subject_id, then.payload, self._now + then.after
+                )
             await tx.outbox.finish(job.id, self._owner, self._now)
 
     async def _retry(
@@ -107,16 +137,28 @@ class Dispatcher:
                 job.id, self._owner, self._now + _jittered(delay), error, self._now, dead=dead
             )
 
-    async def _enqueue(
-        self, kind: str, payment_id: str, delay: timedelta, payload: dict[str, int] | None = None
-    ) -> None:
-        async with self._c.transactions.write() as tx:
-            await tx.outbox.enqueue(kind, payment_id, payload or {}, self._now + delay)
+    async def _settle(
+        self, job: OutboxJob, change: Callable[[], Awaitable[object]], then: FollowUp | None
+    ) -> object:
+        """Apply a payment change, queue the job that must follow it and finish ``job``,
+        all in one transaction (the payment service's own transaction joins it)."""
+        async with self._c.transactions.atomic() as tx:
+            outcome = await change()
+            if then is not None:
+                await tx.outbox.enqueue(
+                    then.kind, job.subject_id, then.payload, self._now + then.after
+                )
+            await tx.outbox.finish(job.id, self._owner, self._now)
+        return outcome
 
-    async def _submission(self, payment_id: str) -> Submission | None:
+    async def _submission(self, payment_id: str, *, resubmit: bool) -> Submission | Payment | None:
+        """What to send; the payment itself when it is past submission and not final
+        (it needs an enquiry, not a send); None when there is nothing to do."""
         payment = await self._c.payments.claim_submission(payment_id)
         if payment is None:
             return None
+        if payment.status is not PaymentStatus.PENDING and not resubmit:
+            return payment
         details = await self._c.protection.reveal(payment.counterparty.subject_id, partner_id=None)
         party: dict[str, str] = {"name": details.name} if details.name else {}
         if details.iban:
@@ -136,46 +178,55 @@ class Dispatcher:
         )
 
     async def _submit(self, job: OutboxJob) -> None:
-        submission = await self._submission(job.subject_id)
-        if submission is None:  # canceled, or already past submission
+        resubmits = int(job.payload.get("resubmits", 0))
+        carried = {"resubmits": resubmits} if resubmits else {}
+        submission = await self._submission(
+            job.subject_id, resubmit=bool(job.payload.get("resubmit"))
+        )
+        if submission is None:  # canceled, or final
             await self._finish(job)
+            return
+        if isinstance(submission, Payment):
+            # Already past submission (a callback got there first, or this job is re-run
+            # after a crash): make sure something chases its outcome.
+            await self._finish(job, then=FollowUp(ENQUIRE, timedelta(0), carried))
             return
         try:
             acceptance = await self._rail.submit(submission)
         except RailRejected as exc:
             RAIL_CALLS.labels("submit", "rejected").inc()
-            await self._c.payments.fail_submission(
-                job.subject_id,
-                f"rail_{exc.code.lower()}",
-                exc.reason or "The rail refused the payment.",
+            code, reason = f"rail_{exc.code.lower()}", exc.reason or "The rail refused the payment."
+            await self._settle(
+                job, lambda: self._c.payments.fail_submission(job.subject_id, code, reason), None
             )
-            await self._finish(job)
         except RailTimeout:
             RAIL_CALLS.labels("submit", "timeout").inc()
             log.warning("rail_submit_timeout", payment_id=job.subject_id)
-            await self._enqueue(ENQUIRE, job.subject_id, ENQUIRY_STEPS[0])
-            await self._finish(job)
+            await self._finish(job, then=FollowUp(ENQUIRE, ENQUIRY_STEPS[0], carried))
         except RailUnavailable as exc:
             RAIL_CALLS.labels("submit", "unavailable").inc()
             if job.attempts >= SUBMIT_GIVE_UP_AFTER:
                 # Hand over to enquiries: they fail it only if the rail never saw it.
-                await self._enqueue(ENQUIRE, job.subject_id, timedelta(0), {"give_up": 1})
-                await self._finish(job)
+                await self._finish(
+                    job, then=FollowUp(ENQUIRE, timedelta(0), carried | {"give_up": 1})
+                )
                 return
             delay = min(timedelta(seconds=2**job.attempts), SUBMIT_BACKOFF_CAP)
             await self._retry(job, delay, f"rail unavailable: {exc}")
         else:
             RAIL_CALLS.labels("submit", "accepted").inc()
-            outcome = await self._c.payments.apply_rail_status(
-                job.subject_id,
-                "accepted",
-                sequence=0,
-                rail_reference=acceptance.rail_reference,
-                cause="rail accepted the submission",
+            outcome = await self._settle(
+                job,
+                lambda: self._c.payments.apply_rail_status(
+                    job.subject_id,
+                    "accepted",
+                    sequence=0,
+                    rail_reference=acceptance.rail_reference,
+                    cause="rail accepted the submission",
+                ),
+                FollowUp(ENQUIRE, self._c.payments.config.enquire_after, carried),
             )
             log.info("rail_submitted", payment_id=job.subject_id, outcome=outcome)
-            await self._enqueue(ENQUIRE, job.subject_id, self._c.payments.config.enquire_after)
-            await self._finish(job)
 
     async def _enquire(self, job: OutboxJob) -> None:
         async with self._c.transactions.read() as tx:
@@ -191,18 +242,7 @@ class Dispatcher:
             return
         RAIL_CALLS.labels("status", "found" if status else "unknown").inc()
         if status is None:
-            if job.payload.get("give_up"):
-                await self._c.payments.fail_submission(
-                    job.subject_id,
-                    "rail_unavailable",
-                    "The rail was unavailable and never received the payment.",
-                )
-                await self._finish(job)
-                return
-            # The rail never saw it (the first send timed out before arriving): send again;
-            # the same end-to-end id makes this safe.
-            await self._enqueue(SUBMIT, job.subject_id, timedelta(0))
-            await self._finish(job)
+            await self._unknown_at_the_rail(job, payment)
             return
         outcome = await self._c.payments.apply_rail_status(
             job.subject_id,
@@ -219,6 +259,50 @@ class Dispatcher:
             await self._finish(job)
         else:
             await self._retry(job, self._enquiry_delay(job), "not final yet")
+
+    async def _unknown_at_the_rail(self, job: OutboxJob, payment: Payment) -> None:
+        """The rail says it never received the payment.
+
+        Still pending: the first send never arrived; send again (the same end-to-end id
+        makes that safe), or fail it if sending had been given up. Past submission: the
+        rail accepted it once and has lost it; send it again with the same end-to-end id
+        (the rail answers a transfer it still has with its first acceptance, so this never
+        moves money twice), at most ``MAX_RESUBMITS`` times, then fail it with
+        ``rail_unknown_transfer`` and release the hold."""
+        resubmits = int(job.payload.get("resubmits", 0))
+        if payment.status is PaymentStatus.PENDING:
+            if job.payload.get("give_up"):
+                await self._settle(
+                    job,
+                    lambda: self._c.payments.fail_submission(
+                        job.subject_id,
+                        "rail_unavailable",
+                        "The rail was unavailable and never received the payment.",
+                    ),
+                    None,
+                )
+                return
+            carried = {"resubmits": resubmits} if resubmits else {}
+            await self._finish(job, then=FollowUp(SUBMIT, timedelta(0), carried))
+            return
+        if resubmits >= MAX_RESUBMITS:
+            log.warning("rail_lost_payment", payment_id=job.subject_id, resubmits=resubmits)
+            await self._settle(
+                job,
+                lambda: self._c.payments.fail_submission(
+                    job.subject_id,
+                    "rail_unknown_transfer",
+                    "The rail accepted the payment but no longer knows it, and did not "
+                    "keep it when it was sent again; no money moved.",
+                ),
+                None,
+            )
+            return
+        log.warning("rail_forgot_payment", payment_id=job.subject_id, resubmits=resubmits)
+        await self._finish(
+            job,
+            then=FollowUp(SUBMIT, timedelta(0), {"resubmit": 1, "resubmits": resubmits + 1}),
+        )
 
     @staticmethod
     def _enquiry_delay(job: OutboxJob) -> timedelta:

@@ -4,6 +4,7 @@ sealer and the periodic jobs."""
 from __future__ import annotations
 
 import asyncio
+from datetime import timedelta
 
 from amanat.bootstrap import Container
 from amanat.workers.dispatcher import Dispatcher
@@ -14,13 +15,25 @@ from amanat.workers.webhooks import WebhookDeliverer
 
 async def run_worker(container: Container, stop: asyncio.Event) -> None:
     settings = container.settings.worker
-    scheduler = Scheduler(container, default_jobs(), tick_seconds=settings.tick_seconds)
+    scheduler = Scheduler(
+        container,
+        default_jobs(
+            sweep_every=timedelta(seconds=settings.sweep_every_seconds),
+            stranded_after=timedelta(seconds=settings.stranded_after_seconds),
+        ),
+        tick_seconds=settings.tick_seconds,
+    )
     sealer = AuditSealer(
         container,
         every_records=container.settings.audit.seal_every_records,
         every_seconds=container.settings.audit.seal_every_seconds,
     )
-    dispatcher = Dispatcher(container, container.rail, callback_url=container.rail_callback_url)
+    dispatcher = Dispatcher(
+        container,
+        container.rail,
+        callback_url=container.rail_callback_url,
+        lease=timedelta(seconds=settings.job_lease_seconds),
+    )
     deliverer = webhook_deliverer(container)
     await asyncio.gather(
         scheduler.run_forever(stop),

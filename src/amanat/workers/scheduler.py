@@ -51,9 +51,24 @@ async def _reencrypt(container: Container) -> str:
     return f"moved {sum(moved.values())}, retired {retired}"
 
 
-def default_jobs() -> list[Job]:
+def _sweep_payments(stranded_after: timedelta) -> Callable[[Container], Awaitable[str]]:
+    async def sweep(container: Container) -> str:
+        queued = await container.payments.requeue_stranded(stranded_after)
+        if any(queued.values()):
+            log.warning("stranded_payments_requeued", **queued)
+        return ", ".join(f"{kind}={n}" for kind, n in queued.items() if n) or "none stranded"
+
+    return sweep
+
+
+def default_jobs(
+    *,
+    sweep_every: timedelta = timedelta(minutes=1),
+    stranded_after: timedelta = timedelta(minutes=5),
+) -> list[Job]:
     # The audit seal runs far more often than a job: see workers/sealer.py.
     return [
+        Job("payments.sweep", sweep_every, _sweep_payments(stranded_after)),
         Job("signing_keys.retire", timedelta(minutes=5), _retire_signing_keys),
         Job("data_keys.reencrypt", timedelta(minutes=15), _reencrypt),
         Job("retention.run", timedelta(hours=24), _retention),

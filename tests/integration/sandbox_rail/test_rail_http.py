@@ -299,6 +299,7 @@ async def test_reset_ends_downtime_and_latency_delays_answers(
         "down_until": None,
         "retry_after_seconds": None,
         "latency_ms": 750,
+        "error_rate": 0.0,
     }
     assert (await client.get("/v1/transfers/pay_x")).status_code == 404
     assert sleeps.asked == [0.75]

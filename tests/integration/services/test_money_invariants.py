@@ -435,8 +435,13 @@ class MoneyMachine(RuleBasedStateMachine):
     def claim_submission(self, payment_id: str) -> None:
         expected = self.model.payments[payment_id]
         claim = self.container.payments.claim_submission(payment_id)
+        if expected.status in TERMINAL:
+            assert self.unchanged(claim, "claiming a final payment") is None
+            return
         if expected.status is not S.PENDING:
-            assert self.unchanged(claim, "claiming a sent payment") is None
+            # Past submission and not final: handed back for an enquiry, not marked again.
+            in_flight = self.unchanged(claim, "claiming a sent payment")
+            assert in_flight is not None and in_flight.status is expected.status
             return
         claimed = self.unchanged(claim, "claiming again") if expected.submitted else self.run(claim)
         assert claimed is not None and claimed.id == payment_id

@@ -22,6 +22,7 @@ from amanat.adapters.rails import (
     InvalidCallback,
     InvalidCallbackSignature,
     RaastHttpAdapter,
+    RailAlreadyHolds,
     RailCallback,
     RailRejected,
     RailTimeout,
@@ -252,11 +253,17 @@ async def test_duplicate_submission_is_idempotent(harness: Harness) -> None:
     assert harness.seen() == [("accepted", 1), ("settled", 2)]
 
 
-async def test_synchronous_refusals_map_to_rail_rejected(harness: Harness) -> None:
+async def test_an_id_the_rail_already_holds_is_never_a_refusal(harness: Harness) -> None:
+    """409 duplicate_end_to_end_id: the transfer exists and may move money, so the caller
+    must enquire (a RailTimeout), never fail the payment and release its hold."""
     await harness.adapter.submit(submission())
-    with pytest.raises(RailRejected) as conflict:
+    with pytest.raises(RailAlreadyHolds) as conflict:
         await harness.adapter.submit(submission(500_100))
-    assert (conflict.value.code, conflict.value.status_code) == ("duplicate_end_to_end_id", 409)
+    assert isinstance(conflict.value, RailTimeout)
+    assert not isinstance(conflict.value, RailRejected)
+
+
+async def test_synchronous_refusals_map_to_rail_rejected(harness: Harness) -> None:
     bad = Submission(
         end_to_end_id="pay_bad",
         kind="credit_transfer",

@@ -483,6 +483,7 @@ async def test_downtime_ends_by_the_clock_and_reset_clears_everything(
         "down_until": None,
         "retry_after_seconds": None,
         "latency_ms": 0,
+        "error_rate": 0.0,
     }
 
 

@@ -25,7 +25,7 @@ from amanat.adapters.db.tables import (
 )
 from amanat.domain.ledger import InsufficientFunds, Journal, Shard, rebalanced
 from amanat.domain.money import Money
-from amanat.domain.payments import Failure, Party, Payment, PaymentStatus, PaymentType
+from amanat.domain.payments import TERMINAL, Failure, Party, Payment, PaymentStatus, PaymentType
 from amanat.services.ports import OutboxJob, Page
 
 # The request path's statements, built once (see the package docstring).
@@ -346,6 +346,24 @@ class SqlPaymentRepository:
             )
         )
         return int((await self._conn.execute(stmt)).scalar_one())
+
+    async def stranded(self, older_than: datetime, limit: int) -> tuple[Payment, ...]:
+        """Payments in flight that nothing will move: not final, unchanged since
+        ``older_than``, and without a pending (or running) outbox job."""
+        live_job = sa.exists().where(
+            outbox.c.subject_id == payments.c.id, outbox.c.status == "pending"
+        )
+        stmt = (
+            payments.select()
+            .where(
+                payments.c.status.in_([s.value for s in PaymentStatus if s not in TERMINAL]),
+                payments.c.updated_at < older_than,
+                ~live_job,
+            )
+            .order_by(payments.c.updated_at)
+            .limit(limit)
+        )
+        return tuple(_payment(r) for r in (await self._conn.execute(stmt)).all())
 
     async def partner_limit(self, partner_id: str) -> int | None:
         value = (await self._conn.execute(_PARTNER_LIMIT, {"p_id": partner_id})).scalar()

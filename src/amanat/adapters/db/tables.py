@@ -428,6 +428,8 @@ outbox = sa.Table(
     sa.Column("updated_at", UtcDateTime(), nullable=False),
 )
 sa.Index("ix_outbox_due", outbox.c.status, outbox.c.run_at)
+# The payments sweeper asks, per payment in flight, whether a job is still pending for it.
+sa.Index("ix_outbox_subject_status", outbox.c.subject_id, outbox.c.status)
 
 rail_events = sa.Table(
     "rail_events",

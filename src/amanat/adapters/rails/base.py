@@ -7,8 +7,10 @@ The failure types say what the caller may safely do next:
 - :class:`RailTimeout`: the instruction may or may not have been taken (no answer in
   time, connection dropped mid-answer). Never assume it failed: retry with the same
   ``end_to_end_id`` (the rail is idempotent on it) or ask :meth:`RailAdapter.status`.
-- :class:`RailRejected`: a definite, synchronous refusal (400, 409). Retrying the same
+- :class:`RailRejected`: a definite, synchronous refusal (400). Retrying the same
   instruction will be refused again.
+- :class:`RailAlreadyHolds` (a :class:`RailTimeout`): 409, the rail already has this
+  ``end_to_end_id`` under another body; it is not a refusal: enquire.
 
 Asynchronous outcomes (settled, rejected, approved, ...) arrive later as
 :class:`RailCallback` or from :meth:`RailAdapter.status`, ordered by ``sequence``.
@@ -31,6 +33,7 @@ __all__ = [
     "InvalidCallback",
     "InvalidCallbackSignature",
     "RailAdapter",
+    "RailAlreadyHolds",
     "RailCallback",
     "RailError",
     "RailRejected",
@@ -65,6 +68,13 @@ class RailUnavailable(RailError):
 
 class RailTimeout(RailError):
     """The outcome is unknown. Do NOT treat as failed: resubmit the same id or enquire."""
+
+
+class RailAlreadyHolds(RailTimeout):
+    """The rail already holds a transfer under this ``end_to_end_id`` and refused a body
+    that differs from the first (409 ``duplicate_end_to_end_id``). Never a refusal of the
+    payment: the transfer exists and may move money, so its outcome is the rail's, found
+    by a status enquiry like any unknown outcome."""
 
 
 class RailRejected(RailError):

@@ -18,6 +18,7 @@ import httpx
 from amanat.adapters.rails.base import (
     RAIL_STATUSES,
     Acceptance,
+    RailAlreadyHolds,
     RailCallback,
     RailRejected,
     RailStatus,
@@ -215,6 +216,9 @@ class RaastHttpAdapter:
                 raise RailTimeout("the rail acknowledged another end_to_end_id")
             return Acceptance(end_to_end_id=echoed, rail_reference=reference)
         code, reason = _error_code(response)
+        if response.status_code == 409 and code == "duplicate_end_to_end_id":
+            # Resubmitting must never fail a payment the rail already holds.
+            raise RailAlreadyHolds(f"the rail already holds {sub.end_to_end_id}: {reason}")
         raise RailRejected(code, reason, status_code=response.status_code)
 
     async def status(self, end_to_end_id: str) -> RailStatus | None:
