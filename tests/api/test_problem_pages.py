@@ -90,3 +90,15 @@ async def test_page_texts_are_escaped(
     assert "<b>title" not in page
     assert 'href="javascript:' not in page
     assert "<code>code</code>" in page
+
+
+def test_every_failure_code_a_payment_can_carry_has_a_page_and_is_published() -> None:
+    """The OpenAPI enum, the domain's closed list and the catalogue's rail pages agree."""
+    from amanat.api.app import create_app
+    from amanat.api.problems import CATALOGUE
+    from amanat.domain.payments import RAIL_FAILURE_CODES
+
+    rail_pages = {code for code, entry in CATALOGUE.items() if entry.is_rail_failure}
+    assert rail_pages == set(RAIL_FAILURE_CODES)
+    schema = create_app().openapi()["components"]["schemas"]["FailureOut"]
+    assert sorted(schema["properties"]["code"]["enum"]) == sorted(RAIL_FAILURE_CODES)

@@ -59,7 +59,7 @@ async def test_enums_are_declared(client: httpx.AsyncClient) -> None:
     payment = components["PaymentOut"]["properties"]
     assert payment["type"]["enum"] == ["payout", "collection", "refund"]
     assert payment["currency"].get("enum") == ["PKR"] or payment["currency"]["const"] == "PKR"
-    failure_codes = components["FailureOut"]["properties"]["code"]["examples"]
+    failure_codes = components["FailureOut"]["properties"]["code"]["enum"]
     assert set(failure_codes) == {c for c, e in CATALOGUE.items() if e.is_rail_failure}
     assert "payment.succeeded" in components["EventOut"]["properties"]["type"]["enum"]
     enabled = components["EndpointIn"]["properties"]["enabled_events"]["items"]["enum"]

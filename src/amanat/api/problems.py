@@ -464,6 +464,18 @@ for _code, _title, _cause, _remedy, _kind in [
         "payout",
     ),
     (
+        "rail_noas",
+        "No answer from the payer (NOAS)",
+        "The rail failed the collection (request to pay) because nobody answered it in time "
+        "(ISO 20022 reason `NOAS`): the payer never approved nor declined it. (A collection "
+        "that simply reaches its `expires_at` ends `expired`, not `failed`: in the sandbox, "
+        "amounts ending in `22`.)",
+        "Safe to ask again: create a new collection (new Idempotency-Key) if the payer still "
+        "means to pay. Tell the customer: *the payment request was not answered in time; we "
+        "can send a new one*.",
+        "collection",
+    ),
+    (
         "rail_cust",
         "Declined by the payer (CUST)",
         "The payer declined the collection (request to pay) in their banking app (ISO "
@@ -482,7 +494,8 @@ for _code, _title, _cause, _remedy, _kind in [
     (
         "rail_rejected",
         "Rejected by the rail",
-        "The rail rejected the payment without a more specific reason code.",
+        "The rail rejected the payment without a reason code amanat knows; the message "
+        "names the rail's own code when it gave one.",
         _RETRY_NEW + "Check the beneficiary's details and the amount; create a new payment "
         "once they are confirmed. Quote the payment id to support if it happens again.",
         "payout",
@@ -503,6 +516,16 @@ for _code, _title, _cause, _remedy, _kind in [
         "parse). No money moved.",
         _RETRY_NEW + "Check the account details; quote the payment id to support if they "
         "are right.",
+        "payout",
+    ),
+    (
+        "rail_unknown_transfer",
+        "Lost by the rail",
+        "The rail had accepted the payment and later answered that it did not know it; "
+        "amanat sent it again with the same end-to-end id three times and the rail still "
+        "did not know it. The hold was released: no money left the balance.",
+        "Safe to retry: create a new payment (new Idempotency-Key). Quote the payment id to "
+        "support, who can ask the rail operator what happened to the original.",
         "payout",
     ),
     (

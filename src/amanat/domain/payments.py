@@ -8,6 +8,7 @@ below the last applied is stale and is ignored (out-of-order and duplicate callb
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from enum import StrEnum
@@ -151,6 +152,28 @@ _RAIL_TARGET: dict[PaymentType, dict[str, PaymentStatus]] = {
 }
 _RAIL_TARGET[PaymentType.REFUND] = _RAIL_TARGET[PaymentType.PAYOUT]
 
+# Every code a failed payment's `failure.code` can carry, so partners can switch on a closed
+# list: the rail reason codes amanat knows (ISO 20022 external status reasons and the rail's
+# own refusals) and amanat's own. A reason code outside it is reported as `rail_rejected`,
+# its raw value kept in the message for support.
+RAIL_FAILURE_CODES = frozenset(
+    {
+        "rail_ac01",
+        "rail_ac06",
+        "rail_ab08",
+        "rail_am02",
+        "rail_noas",
+        "rail_cust",
+        "rail_declined",
+        "rail_rejected",
+        "rail_unavailable",
+        "rail_invalid_request",
+        "rail_duplicate_end_to_end_id",
+        "rail_unknown_transfer",
+    }
+)
+_RAW_CODE = re.compile(r"[A-Za-z0-9_]{1,40}")
+
 RAIL_REASONS = {
     "AC01": "The beneficiary account number is invalid.",
     "AC06": "The beneficiary account is blocked.",
@@ -206,9 +229,16 @@ def apply_rail_status(
     failure = None
     if target is S.FAILED:
         code = reason_code or status
-        failure = Failure(
-            code=f"rail_{code.lower()}",
-            message=reason or RAIL_REASONS.get(code, "The rail refused it."),
-        )
+        failure = rail_failure(code, reason or RAIL_REASONS.get(code, "The rail refused it."))
     steps.append(current.to(target, at=at, failure=failure, rail_sequence=sequence))
     return RailDecision(tuple(steps))
+
+
+def rail_failure(raw_code: str, message: str) -> Failure:
+    """The failure for a rail reason code: ``rail_<code>`` when it is one of
+    :data:`RAIL_FAILURE_CODES`, else ``rail_rejected`` with the raw code in the message."""
+    code = f"rail_{raw_code.lower()}"
+    if code in RAIL_FAILURE_CODES:
+        return Failure(code=code, message=message)
+    shown = raw_code if _RAW_CODE.fullmatch(raw_code) else "unreadable"
+    return Failure(code="rail_rejected", message=f"{message} (rail reason code {shown})")

@@ -42,7 +42,7 @@ from amanat.adapters.rails.base import (
     Submission,
 )
 from amanat.bootstrap import Container
-from amanat.domain.payments import Payment, PaymentStatus, PaymentType
+from amanat.domain.payments import Payment, PaymentStatus, PaymentType, rail_failure
 from amanat.observability.metrics import OUTBOX_PENDING, RAIL_CALLS, UNRESOLVED
 from amanat.services.payments import ENQUIRE, SUBMIT
 from amanat.services.ports import OutboxJob
@@ -195,9 +195,13 @@ class Dispatcher:
             acceptance = await self._rail.submit(submission)
         except RailRejected as exc:
             RAIL_CALLS.labels("submit", "rejected").inc()
-            code, reason = f"rail_{exc.code.lower()}", exc.reason or "The rail refused the payment."
+            failure = rail_failure(exc.code, exc.reason or "The rail refused the payment.")
             await self._settle(
-                job, lambda: self._c.payments.fail_submission(job.subject_id, code, reason), None
+                job,
+                lambda: self._c.payments.fail_submission(
+                    job.subject_id, failure.code, failure.message
+                ),
+                None,
             )
         except RailTimeout:
             RAIL_CALLS.labels("submit", "timeout").inc()

@@ -20,13 +20,12 @@ from amanat.api.errors import ApiProblem
 from amanat.api.idempotency import IdempotencyKeyHeader, run_idempotent
 from amanat.api.openapi import declared_enum
 from amanat.api.pagination import CursorParam, LimitParam
-from amanat.api.problems import CATALOGUE as PROBLEMS
 from amanat.api.responses import JsonResponse
 from amanat.api.schemas import ListResponse, RequestModel, ResponseModel
 from amanat.api.types import Amount, Iban, Metadata, RaastId
 from amanat.api.v1.events import next_cursor, page_position, parse_time
 from amanat.domain.clock import format_timestamp
-from amanat.domain.payments import Payment, PaymentStatus
+from amanat.domain.payments import RAIL_FAILURE_CODES, Payment, PaymentStatus
 from amanat.services import views
 from amanat.services.oauth import AccessContext
 from amanat.services.payments import AccountIn, Caller, PaymentService
@@ -92,17 +91,14 @@ class PartyOut(ResponseModel):
     iban_last4: str | None
 
 
-RAIL_FAILURE_CODES = sorted(code for code, entry in PROBLEMS.items() if entry.is_rail_failure)
-
-
 class FailureOut(ResponseModel):
     code: str = Field(
         pattern=r"^rail_[a-z0-9_]+$",
-        description="Why the rail failed the payment: `rail_` and the rail's reason code, "
-        "lower-cased. Each known code has a page at `/problems/<code>` saying whether to "
-        "retry and what to tell the customer. A live rail may add reason codes, so treat an "
-        "unknown `rail_*` code like `rail_rejected`.",
-        json_schema_extra=declared_enum(RAIL_FAILURE_CODES, key="examples"),
+        description="Why the payment failed: `rail_` and the rail's reason code, "
+        "lower-cased. The list is closed: a reason code amanat does not know arrives as "
+        "`rail_rejected`, with the rail's code in `message`. Each code has a page at "
+        "`/problems/<code>` saying whether to retry and what to tell the customer.",
+        json_schema_extra=declared_enum(sorted(RAIL_FAILURE_CODES)),
     )
     message: str = Field(description="A sentence for your logs and support staff.")
 
