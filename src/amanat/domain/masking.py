@@ -57,6 +57,7 @@ import re
 from collections.abc import Callable, Mapping
 from types import MappingProxyType
 from typing import Any, Final
+from urllib.parse import unquote
 
 __all__ = [
     "KEYED_MASKERS",
@@ -607,6 +608,10 @@ def redact_text(text: str) -> str:
     """
     if not text:
         return text
+    if "%" in text:
+        # Percent-encoding (a URL's path or query, as an access log repeats it) would hide
+        # `secret%3Ds3cr3t` or `%2B923001234567` from every rule below: judge the decoded text.
+        text = unquote(text)
     for pattern, replace in _CREDENTIAL_RULES:
         text = pattern.sub(replace, text)
     # The groups below are skipped when the character every one of their patterns needs is

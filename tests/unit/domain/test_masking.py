@@ -522,3 +522,20 @@ _MIXED_TEXT = st.lists(
 @example(text="id 01M87DW81WMYYW8YC7ZGKRG8J5 at 2026-11-24T21:30:42Z")
 def test_redact_text_fast_paths_change_nothing(text: str) -> None:
     assert redact_text(text) == _redact_every_rule(text)
+
+
+@pytest.mark.parametrize(
+    ("encoded", "hidden"),
+    [
+        ("/v1/lookup?secret%3Ds3cr3t", "s3cr3t"),
+        ("/v1/x?phone=%2B923001234567", "923001234567"),
+        ("/v1/x/PK36SCBL0000001123456702%2F", "0000001123456702"),
+        ("q=client_secret%3Dabcdefghijklmnop%26x%3D1", "abcdefghijklmnop"),
+    ],
+)
+def test_percent_encoding_does_not_hide_a_secret_or_an_identifier(
+    encoded: str, hidden: str
+) -> None:
+    redacted = redact_text(encoded)
+    assert hidden not in redacted
+    assert redact_text(redacted) == redacted
