@@ -608,10 +608,20 @@ def redact_text(text: str) -> str:
     """
     if not text:
         return text
-    if "%" in text:
-        # Percent-encoding (a URL's path or query, as an access log repeats it) would hide
-        # `secret%3Ds3cr3t` or `%2B923001234567` from every rule below: judge the decoded text.
-        text = unquote(text)
+    text = _redact_once(text)
+    # Percent-encoding (a URL's path or query, as an access log repeats it) would hide
+    # `secret%3Ds3cr3t` from every rule: judge the decoded text too, after the text as it
+    # came (decoding can also split a run of digits the first pass masked). Each decoding
+    # shortens the text, and masking adds no `%`, so this ends and stays idempotent.
+    while "%" in text:
+        decoded = unquote(text)
+        if decoded == text:
+            break
+        text = _redact_once(decoded)
+    return text
+
+
+def _redact_once(text: str) -> str:
     for pattern, replace in _CREDENTIAL_RULES:
         text = pattern.sub(replace, text)
     # The groups below are skipped when the character every one of their patterns needs is

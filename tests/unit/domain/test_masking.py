@@ -415,6 +415,8 @@ def test_no_iban_survives(before: str, iban: str, after: str, spaced: bool) -> N
 
 
 @given(before=_SURROUNDING, cnic=cnics(), after=_SURROUNDING, dashed=st.booleans())
+# A `%` before the digits: decoding `%10` first would split the CNIC and let it through.
+@example(before="%", cnic="1000000000000", after="", dashed=False)
 def test_no_cnic_survives(before: str, cnic: str, after: str, dashed: bool) -> None:
     shown = f"{cnic[:5]}-{cnic[5:12]}-{cnic[12]}" if dashed else cnic
     redacted = redact_text(f"{before}{shown}{after}")
