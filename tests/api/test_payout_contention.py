@@ -11,12 +11,11 @@ import asyncio
 import httpx
 import pytest
 import sqlalchemy as sa
-from tests.support.oauth import ACTOR, RegisteredClient, fetch_token, make_client
+from tests.support.oauth import RegisteredClient, bearer, funded_merchant
 
 from amanat.adapters.db.tables import holds
 from amanat.bootstrap import Container
 from amanat.domain.errors import Contention
-from amanat.services.payments import Caller
 
 IBAN = "PK36SCBL0000001123456702"
 BALANCE = 10_000_000  # PKR 100,000
@@ -26,10 +25,8 @@ AMOUNT = 500_000  # PKR 5,000: twenty fit, forty are asked for
 async def test_forty_payouts_against_twenty_payouts_of_balance(
     client: httpx.AsyncClient, container: Container
 ) -> None:
-    merchant: RegisteredClient = await make_client(container, name="Contended")
-    await container.payments.top_up(Caller(merchant.partner.id, None, ACTOR), BALANCE)
-    token = await fetch_token(client, merchant)
-    auth = {"Authorization": f"Bearer {token['access_token']}"}
+    merchant = await funded_merchant(container, "Contended", BALANCE)
+    auth = await bearer(client, merchant)
 
     async def pay(i: int) -> httpx.Response:
         return await client.post(
@@ -77,10 +74,8 @@ PAYOUT = {"amount": 150_000, "currency": "PKR", "creditor": {"iban": IBAN, "name
 async def _merchant_auth(
     client: httpx.AsyncClient, container: Container
 ) -> tuple[RegisteredClient, dict[str, str]]:
-    merchant = await make_client(container, name="Retried")
-    await container.payments.top_up(Caller(merchant.partner.id, None, ACTOR), BALANCE)
-    token = await fetch_token(client, merchant)
-    return merchant, {"Authorization": f"Bearer {token['access_token']}"}
+    merchant = await funded_merchant(container, "Retried", BALANCE)
+    return merchant, await bearer(client, merchant)
 
 
 async def test_a_unit_of_work_the_database_gave_up_on_runs_again(
