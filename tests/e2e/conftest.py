@@ -39,21 +39,33 @@ def _json_block(output: str) -> dict[str, object]:
     return data
 
 
-@pytest.fixture(scope="module")
-def console_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ConsoleServer]:
-    workdir = tmp_path_factory.mktemp("e2e-server")
-    port = free_port()
-    base_url = f"http://127.0.0.1:{port}"
+def server_env(workdir: Path, base_url: str, **settings: str) -> dict[str, str]:
+    """This process's environment with a sandbox server's settings: a SQLite database and
+    sandbox credentials in ``workdir``, ``base_url`` as the public URL, no Redis, and
+    ``settings`` on top."""
     env = {
         **os.environ,
         "AMANAT_ENV": "sandbox",
         "AMANAT_DATABASE__URL": f"sqlite+aiosqlite:///{workdir / 'amanat.db'}",
         "AMANAT_AUTH__SANDBOX_CREDENTIALS_FILE": str(workdir / "sandbox-credentials.json"),
-        "AMANAT_AUTH__ISSUER": base_url,
         "AMANAT_HTTP__PUBLIC_URL": base_url,
-        "AMANAT_OBSERVABILITY__LOG_JSON": "true",
+        **settings,
     }
     env.pop("AMANAT_REDIS_URL", None)
+    return env
+
+
+@pytest.fixture(scope="module")
+def console_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ConsoleServer]:
+    workdir = tmp_path_factory.mktemp("e2e-server")
+    port = free_port()
+    base_url = f"http://127.0.0.1:{port}"
+    env = server_env(
+        workdir,
+        base_url,
+        AMANAT_AUTH__ISSUER=base_url,
+        AMANAT_OBSERVABILITY__LOG_JSON="true",
+    )
 
     run_amanat(["migrate"], env, workdir)
     created = _json_block(

@@ -4,14 +4,13 @@ one of 32 MiB are answered 431 at once, and the server keeps answering everyone 
 from __future__ import annotations
 
 import json
-import os
 import select
 import socket
 from collections.abc import Iterator
 
 import httpx
 import pytest
-from tests.e2e.conftest import START_TIMEOUT
+from tests.e2e.conftest import START_TIMEOUT, server_env
 from tests.support.processes import AMANAT, answers_healthz, free_port, run_amanat, serving
 
 pytestmark = pytest.mark.e2e
@@ -22,15 +21,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, int]
     workdir = tmp_path_factory.mktemp("header-limits")
     port = free_port()
     base_url = f"http://127.0.0.1:{port}"
-    env = {
-        **os.environ,
-        "AMANAT_ENV": "sandbox",
-        "AMANAT_DATABASE__URL": f"sqlite+aiosqlite:///{workdir / 'amanat.db'}",
-        "AMANAT_AUTH__SANDBOX_CREDENTIALS_FILE": str(workdir / "sandbox-credentials.json"),
-        "AMANAT_HTTP__PUBLIC_URL": base_url,
-        "AMANAT_RAIL__MOUNT_SANDBOX": "false",
-    }
-    env.pop("AMANAT_REDIS_URL", None)
+    env = server_env(workdir, base_url, AMANAT_RAIL__MOUNT_SANDBOX="false")
     run_amanat(["migrate"], env, workdir)
     with serving(
         [*AMANAT, "serve", "--host", "127.0.0.1", "--port", str(port)],
