@@ -11,12 +11,11 @@ from typing import Any
 
 import httpx
 import pytest
-from tests.support.oauth import ACTOR, RegisteredClient, fetch_token, make_client
+from tests.support.oauth import RegisteredClient, bearer, funded_merchant, make_client
 
 from amanat.bootstrap import Container
 from amanat.domain.clock import FrozenClock, format_timestamp
 from amanat.domain.events import CATALOGUE
-from amanat.services.payments import Caller
 
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "webhooks.md"
 IBAN = "PK36SCBL0000001123456702"
@@ -28,13 +27,6 @@ PAYOUT = {
     "description": "November invoice",
     "metadata": {"order": "1001"},
 }
-
-
-async def _auth(
-    client: httpx.AsyncClient, registered: RegisteredClient, scope: str | None = None
-) -> dict[str, str]:
-    token = await fetch_token(client, registered, scope=scope)
-    return {"Authorization": f"Bearer {token['access_token']}"}
 
 
 async def _events(
@@ -69,14 +61,12 @@ def _only_error(response: httpx.Response) -> dict[str, Any]:
 @pytest.fixture
 async def merchant(container: Container) -> RegisteredClient:
     # Funded through the service so that the tests below start with a known event log.
-    registered = await make_client(container, name="Shop")
-    await container.payments.top_up(Caller(registered.partner.id, None, ACTOR), 10_000_000)
-    return registered
+    return await funded_merchant(container, "Shop")
 
 
 @pytest.fixture
 async def auth(client: httpx.AsyncClient, merchant: RegisteredClient) -> dict[str, str]:
-    return await _auth(client, merchant)
+    return await bearer(client, merchant)
 
 
 async def test_a_succeeded_payout_leaves_processing_and_succeeded_events(
@@ -336,7 +326,7 @@ async def test_another_partners_events_are_invisible(
     [event] = await _events(client, auth, object_id=payment_id)
 
     other = await make_client(container, name="Other shop")
-    theirs = await _auth(client, other)
+    theirs = await bearer(client, other)
     assert await _events(client, theirs) == []
     assert await _events(client, theirs, object_id=payment_id) == []
     hidden = await client.get(f"/v1/events/{event['id']}", headers=theirs)
@@ -379,13 +369,13 @@ async def test_a_sandbox_top_up_raises_balance_topped_up(
 async def test_reading_events_needs_events_read(
     client: httpx.AsyncClient, container: Container, merchant: RegisteredClient
 ) -> None:
-    full = await _auth(client, merchant)
+    full = await bearer(client, merchant)
     payment_id = await _payout(client, full, "p")
     await container.payments.apply_rail_status(payment_id, "accepted", sequence=1, cause="t")
     [event] = await _events(client, full, object_id=payment_id)
 
-    reader = await _auth(client, merchant, scope="events:read")
-    manager = await _auth(client, merchant, scope="webhooks:manage")
+    reader = await bearer(client, merchant, scope="events:read")
+    manager = await bearer(client, merchant, scope="webhooks:manage")
     assert (await client.get("/v1/events", headers=reader)).status_code == 200
     assert (await client.get(f"/v1/events/{event['id']}", headers=reader)).status_code == 200
     for path in ("/v1/events", f"/v1/events/{event['id']}"):

@@ -8,27 +8,18 @@ pass authentication, and nothing may be written.
 
 from __future__ import annotations
 
-import re
 from typing import Any
 from urllib.parse import quote
 
 import httpx
 from tests.api.test_strict_input import row_counts
 from tests.support.oauth import fetch_token, make_client
+from tests.support.openapi_walk import concrete_path, operations
 from tests.support.operators import PASSWORD, create_account, totp
 
 from amanat.bootstrap import Container
 
 NUL = "a\x00b"
-
-
-def _operations(spec: dict[str, Any]) -> list[tuple[str, str, dict[str, Any]]]:
-    return [
-        (method, path, op)
-        for path, item in spec["paths"].items()
-        for method, op in item.items()
-        if method in {"get", "post", "put", "patch", "delete"}
-    ]
 
 
 def _resolve(spec: dict[str, Any], schema: dict[str, Any]) -> dict[str, Any]:
@@ -72,13 +63,6 @@ def _body_with(path: list[str]) -> Any:
     return {head: _body_with(rest)}
 
 
-def _url(path: str, nul_in: str | None = None) -> str:
-    def fill(match: re.Match[str]) -> str:
-        return quote(NUL, safe="") if match.group(1) == nul_in else "x_1"
-
-    return re.sub(r"\{([^}]+)\}", fill, path)
-
-
 async def test_nul_anywhere_is_a_4xx_and_writes_nothing(
     client: httpx.AsyncClient, container: Container
 ) -> None:
@@ -98,23 +82,25 @@ async def test_nul_anywhere_is_a_4xx_and_writes_nothing(
     }
     before = await row_counts(container)
     tried = 0
-    for method, path, op in _operations(spec):
+    for method, path, op in operations(spec):
         if path == "/operator/v1/logout":
             continue
         attempts: list[tuple[str, dict[str, Any]]] = []
         for param in op.get("parameters", []):
             if param["in"] == "path":
-                attempts.append((_url(path, param["name"]), {}))
+                nul_in_path = concrete_path(path, {param["name"]: quote(NUL, safe="")})
+                attempts.append((nul_in_path, {}))
             elif param["in"] == "query":
-                attempts.append((f"{_url(path)}?{param['name']}={quote(NUL, safe='')}", {}))
+                nul_in_query = f"{param['name']}={quote(NUL, safe='')}"
+                attempts.append((f"{concrete_path(path)}?{nul_in_query}", {}))
         content = op.get("requestBody", {}).get("content", {})
         if "application/json" in content:
             for pointer in _string_pointers(spec, content["application/json"]["schema"]):
-                attempts.append((_url(path), {"json": _body_with(pointer)}))
+                attempts.append((concrete_path(path), {"json": _body_with(pointer)}))
         if "application/x-www-form-urlencoded" in content:
             schema = content["application/x-www-form-urlencoded"]["schema"]
             for name in schema.get("properties", {}):
-                attempts.append((_url(path), {"data": {name: NUL}}))
+                attempts.append((concrete_path(path), {"data": {name: NUL}}))
         for url, kwargs in attempts:
             response = await client.request(method.upper(), url, headers=headers, **kwargs)
             tried += 1

@@ -7,16 +7,16 @@ path's ``ORDER BY shard FOR UPDATE`` took the shard rows in different orders."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 
 import httpx
 import pytest
 import sqlalchemy as sa
-from tests.support.oauth import ACTOR, RegisteredClient, fetch_token, make_client
+from tests.support.oauth import RegisteredClient, bearer, funded_merchant
 
 from amanat.adapters.db.tables import holds
 from amanat.bootstrap import Container
 from amanat.domain.errors import Contention
-from amanat.services.payments import Caller
 
 IBAN = "PK36SCBL0000001123456702"
 BALANCE = 10_000_000  # PKR 100,000
@@ -26,10 +26,8 @@ AMOUNT = 500_000  # PKR 5,000: twenty fit, forty are asked for
 async def test_forty_payouts_against_twenty_payouts_of_balance(
     client: httpx.AsyncClient, container: Container
 ) -> None:
-    merchant: RegisteredClient = await make_client(container, name="Contended")
-    await container.payments.top_up(Caller(merchant.partner.id, None, ACTOR), BALANCE)
-    token = await fetch_token(client, merchant)
-    auth = {"Authorization": f"Bearer {token['access_token']}"}
+    merchant = await funded_merchant(container, "Contended", BALANCE)
+    auth = await bearer(client, merchant)
 
     async def pay(i: int) -> httpx.Response:
         return await client.post(
@@ -77,33 +75,39 @@ PAYOUT = {"amount": 150_000, "currency": "PKR", "creditor": {"iban": IBAN, "name
 async def _merchant_auth(
     client: httpx.AsyncClient, container: Container
 ) -> tuple[RegisteredClient, dict[str, str]]:
-    merchant = await make_client(container, name="Retried")
-    await container.payments.top_up(Caller(merchant.partner.id, None, ACTOR), BALANCE)
-    token = await fetch_token(client, merchant)
-    return merchant, {"Authorization": f"Bearer {token['access_token']}"}
+    merchant = await funded_merchant(container, "Retried", BALANCE)
+    return merchant, await bearer(client, merchant)
+
+
+class _Deadlocks:
+    """A stand-in for create_payout that does the real writes and then fails with
+    Contention, as a deadlock would, on its first ``times`` calls (every call if None):
+    the writes must roll back."""
+
+    def __init__(self, real: Callable[..., Awaitable[object]], *, times: int | None) -> None:
+        self.real = real
+        self.times = times
+        self.calls = 0
+
+    async def __call__(self, *args: object, **kwargs: object) -> object:
+        self.calls += 1
+        result = await self.real(*args, **kwargs)
+        if self.times is None or self.calls <= self.times:
+            raise Contention("deadlock detected")
+        return result
 
 
 async def test_a_unit_of_work_the_database_gave_up_on_runs_again(
     client: httpx.AsyncClient, container: Container, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     _, auth = await _merchant_auth(client, container)
-    real = container.payments.create_payout
-    calls = 0
-
-    async def deadlocked_once(*args: object, **kwargs: object) -> object:
-        nonlocal calls
-        calls += 1
-        result = await real(*args, **kwargs)  # type: ignore[arg-type]
-        if calls == 1:
-            raise Contention("deadlock detected")  # after the writes: they must roll back
-        return result
-
+    deadlocked_once = _Deadlocks(container.payments.create_payout, times=1)
     monkeypatch.setattr(container.payments, "create_payout", deadlocked_once)
     response = await client.post(
         "/v1/payments", json=PAYOUT, headers=auth | {"Idempotency-Key": "retried-1"}
     )
     assert response.status_code == 201, response.text
-    assert calls == 2
+    assert deadlocked_once.calls == 2
     listed = (await client.get("/v1/payments", headers=auth)).json()
     assert [p["id"] for p in listed["data"]] == [response.json()["id"]]
     balance = (await client.get("/v1/balance", headers=auth)).json()
@@ -115,21 +119,14 @@ async def test_contention_that_persists_answers_503_and_leaves_the_key_free(
 ) -> None:
     _, auth = await _merchant_auth(client, container)
     real = container.payments.create_payout
-    calls = 0
-
-    async def always_deadlocked(*args: object, **kwargs: object) -> object:
-        nonlocal calls
-        calls += 1
-        await real(*args, **kwargs)  # type: ignore[arg-type]
-        raise Contention("deadlock detected")
-
+    always_deadlocked = _Deadlocks(real, times=None)
     monkeypatch.setattr(container.payments, "create_payout", always_deadlocked)
     headers = auth | {"Idempotency-Key": "retried-2"}
     response = await client.post("/v1/payments", json=PAYOUT, headers=headers)
     assert response.status_code == 503, response.text
     assert response.json()["code"] == "service_unavailable"
     assert int(response.headers["retry-after"]) >= 1
-    assert calls == container.settings.database.contention_retries + 1
+    assert always_deadlocked.calls == container.settings.database.contention_retries + 1
     assert (await client.get("/v1/payments", headers=auth)).json()["data"] == []
 
     monkeypatch.setattr(container.payments, "create_payout", real)

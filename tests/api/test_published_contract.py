@@ -12,36 +12,27 @@ from typing import Any
 import httpx
 import pyotp
 from tests.support.oauth import ACTOR, fetch_token, make_client
+from tests.support.openapi_walk import operations
 
 from amanat.api.problems import CATALOGUE
 from amanat.bootstrap import Container
 from amanat.sandbox_rail.magic import CREDIT_TRANSFER, REQUEST_TO_PAY, magic_for
 from amanat.sandbox_seed import seed
 
-_METHODS = {"get", "post", "put", "patch", "delete"}
 _REPO_PATH = re.compile(r"\bdocs/[\w./-]+")
-
-
-def _operations(schema: dict[str, Any]) -> list[tuple[str, str, dict[str, Any]]]:
-    return [
-        (method, path, operation)
-        for path, item in schema["paths"].items()
-        for method, operation in item.items()
-        if method in _METHODS
-    ]
 
 
 async def test_every_operation_is_described(client: httpx.AsyncClient) -> None:
     schema = (await client.get("/openapi.json")).json()
     undescribed = [
-        f"{m.upper()} {p}" for m, p, op in _operations(schema) if not op.get("description")
+        f"{m.upper()} {p}" for m, p, op in operations(schema) if not op.get("description")
     ]
     assert undescribed == []
 
 
 async def test_every_v1_post_requires_an_idempotency_key(client: httpx.AsyncClient) -> None:
     schema = (await client.get("/openapi.json")).json()
-    posts = [(p, op) for m, p, op in _operations(schema) if m == "post" and p.startswith("/v1/")]
+    posts = [(p, op) for m, p, op in operations(schema) if m == "post" and p.startswith("/v1/")]
     assert posts
     for path, operation in posts:
         headers = [
@@ -192,7 +183,7 @@ async def test_every_published_example_is_accepted_by_the_sandbox(
     sandbox = _Sandbox(client, container)
     await sandbox.start()
     with_body = sorted(
-        ((m, p, op) for m, p, op in _operations(schema) if "requestBody" in op), key=_order
+        ((m, p, op) for m, p, op in operations(schema) if "requestBody" in op), key=_order
     )
     assert len(with_body) >= 19
     tried = 0

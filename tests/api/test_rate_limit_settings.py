@@ -6,7 +6,7 @@ from __future__ import annotations
 import httpx
 import pydantic
 import pytest
-from tests.support.oauth import ACTOR, RegisteredClient, fetch_token, make_client
+from tests.support.oauth import ACTOR, RegisteredClient, fetch_token, funded_merchant, make_client
 from typer.testing import CliRunner
 
 from amanat.adapters.ratelimit import DEFAULT_POLICIES, Policy
@@ -14,7 +14,6 @@ from amanat.bootstrap import Container
 from amanat.cli import app as cli_app
 from amanat.domain.audit import AuditRecord
 from amanat.domain.errors import InvalidInput
-from amanat.services.payments import Caller
 from amanat.settings import Settings
 
 PAYOUT = {
@@ -31,9 +30,7 @@ def settings(settings: Settings) -> Settings:
 
 @pytest.fixture
 async def merchant(container: Container) -> RegisteredClient:
-    registered = await make_client(container, name="Payroll Co")
-    await container.payments.top_up(Caller(registered.partner.id, None, ACTOR), 10_000_000)
-    return registered
+    return await funded_merchant(container, "Payroll Co")
 
 
 async def audit_records(container: Container, action: str, target_id: str) -> list[AuditRecord]:

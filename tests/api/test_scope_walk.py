@@ -8,11 +8,11 @@ WWW-Authenticate naming the scope) to a valid token that lacks its scope.
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 import httpx
 from tests.support.oauth import fetch_token, make_client, make_tpp_client
+from tests.support.openapi_walk import concrete_path, operations
 
 from amanat.bootstrap import Container
 from amanat.domain.access import SCOPE_DESCRIPTIONS
@@ -33,15 +33,6 @@ PUBLIC = {
 COOKIE = "operator_session"
 
 
-def _operations(spec: dict[str, Any]) -> list[tuple[str, str, dict[str, Any]]]:
-    return [
-        (method, path, op)
-        for path, item in spec["paths"].items()
-        for method, op in item.items()
-        if method in {"get", "post", "put", "patch", "delete"}
-    ]
-
-
 def _scopes(op: dict[str, Any]) -> list[str] | None:
     for requirement in op.get("security", []):
         if "oauth2" in requirement:
@@ -49,26 +40,22 @@ def _scopes(op: dict[str, Any]) -> list[str] | None:
     return None
 
 
-def _url(path: str) -> str:
-    return re.sub(r"\{[^}]+\}", "x_1", path)
-
-
 async def _call(
     client: httpx.AsyncClient, method: str, path: str, headers: dict[str, str]
 ) -> httpx.Response:
     headers = headers | {"Idempotency-Key": "scope-walk"}
     if method in {"post", "put", "patch"}:
-        return await client.request(method.upper(), _url(path), json={}, headers=headers)
-    return await client.request(method.upper(), _url(path), headers=headers)
+        return await client.request(method.upper(), concrete_path(path), json={}, headers=headers)
+    return await client.request(method.upper(), concrete_path(path), headers=headers)
 
 
 async def test_every_route_declares_its_scope_and_enforces_it(
     client: httpx.AsyncClient, container: Container, clock: FrozenClock
 ) -> None:
     spec = (await client.get("/openapi.json")).json()
-    operations = _operations(spec)
+    walked = operations(spec)
     scoped = []
-    for method, path, op in operations:
+    for method, path, op in walked:
         scopes = _scopes(op)
         cookie = any(COOKIE in r for r in op.get("security", []))
         if scopes is None:

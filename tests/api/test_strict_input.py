@@ -10,12 +10,11 @@ import httpx
 import pytest
 import sqlalchemy as sa
 from hypothesis import strategies as st
-from tests.support.oauth import ACTOR, RegisteredClient, examples, fetch_token, make_client
+from tests.support.oauth import RegisteredClient, bearer, examples, funded_merchant
 from tests.support.operators import create_account, totp
 
 from amanat.adapters.db.tables import metadata as db_metadata
 from amanat.bootstrap import Container
-from amanat.services.payments import Caller
 
 IBAN = "PK36SCBL0000001123456702"
 PAYOUT: dict[str, Any] = {
@@ -46,15 +45,12 @@ NOT_INTEGERS = (
 
 @pytest.fixture
 async def merchant(container: Container) -> RegisteredClient:
-    registered = await make_client(container, name="Shop")
-    await container.payments.top_up(Caller(registered.partner.id, None, ACTOR), 10_000_000)
-    return registered
+    return await funded_merchant(container, "Shop")
 
 
 @pytest.fixture
 async def auth(client: httpx.AsyncClient, merchant: RegisteredClient) -> dict[str, str]:
-    token = await fetch_token(client, merchant)
-    return {"Authorization": f"Bearer {token['access_token']}"}
+    return await bearer(client, merchant)
 
 
 @pytest.fixture

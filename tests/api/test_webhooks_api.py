@@ -17,12 +17,11 @@ from typing import Any
 import httpx
 import pytest
 import sqlalchemy as sa
-from tests.support.oauth import ACTOR, RegisteredClient, fetch_token, make_client
+from tests.support.oauth import RegisteredClient, bearer, funded_merchant, make_client
 
 from amanat.adapters.db.tables import metadata, webhook_deliveries, webhook_endpoints
 from amanat.bootstrap import Container
 from amanat.domain.clock import FrozenClock, format_timestamp
-from amanat.services.payments import Caller
 from amanat.services.webhooks import WebhooksConfig, WebhookService
 from amanat.workers.runner import webhook_deliverer
 
@@ -88,13 +87,6 @@ def expected_signature(secret: str, headers: dict[str, str], body: bytes) -> str
     key = base64.b64decode(secret.removeprefix("whsec_"))
     signed = f"{headers['webhook-id']}.{headers['webhook-timestamp']}.".encode() + body
     return "v1," + base64.b64encode(hmac.new(key, signed, hashlib.sha256).digest()).decode()
-
-
-async def _auth(
-    client: httpx.AsyncClient, registered: RegisteredClient, scope: str | None = None
-) -> dict[str, str]:
-    token = await fetch_token(client, registered, scope=scope)
-    return {"Authorization": f"Bearer {token['access_token']}"}
 
 
 async def _create(
@@ -174,14 +166,12 @@ def _only_error(response: httpx.Response) -> dict[str, Any]:
 
 @pytest.fixture
 async def merchant(container: Container) -> RegisteredClient:
-    registered = await make_client(container, name="Shop")
-    await container.payments.top_up(Caller(registered.partner.id, None, ACTOR), 10_000_000)
-    return registered
+    return await funded_merchant(container, "Shop")
 
 
 @pytest.fixture
 async def auth(client: httpx.AsyncClient, merchant: RegisteredClient) -> dict[str, str]:
-    return await _auth(client, merchant)
+    return await bearer(client, merchant)
 
 
 # -- creating --------------------------------------------------------------------------
@@ -531,7 +521,7 @@ async def test_another_partners_endpoint_is_not_found_everywhere(
 ) -> None:
     endpoint = await _created(client, auth, "mine")
     other = await make_client(container, name="Other shop")
-    theirs = await _auth(client, other)
+    theirs = await bearer(client, other)
     path = f"{ENDPOINTS}/{endpoint['id']}"
     key = {"Idempotency-Key": "k"}
     answers = [
@@ -799,7 +789,7 @@ async def test_redeliver_sends_the_event_again_with_the_same_id(
     )
     assert missing.status_code == 404
     other = await make_client(container, name="Other shop")
-    theirs = await _auth(client, other)
+    theirs = await bearer(client, other)
     foreign = await client.post(
         f"/v1/events/{event_id}/redeliver", headers=theirs | {"Idempotency-Key": "steal"}
     )
@@ -902,8 +892,8 @@ async def test_endpoints_need_webhooks_manage(
     client: httpx.AsyncClient, merchant: RegisteredClient, auth: dict[str, str]
 ) -> None:
     endpoint = await _created(client, auth, "s")
-    reader = await _auth(client, merchant, scope="events:read")
-    manager = await _auth(client, merchant, scope="webhooks:manage")
+    reader = await bearer(client, merchant, scope="events:read")
+    manager = await bearer(client, merchant, scope="webhooks:manage")
     path = f"{ENDPOINTS}/{endpoint['id']}"
     calls = [
         ("GET", ENDPOINTS, None),

@@ -10,16 +10,13 @@ from __future__ import annotations
 import json
 import os
 import re
-import socket
-import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import httpx
 import pytest
+from tests.support.processes import answers_healthz, free_port, run_amanat, serving
 
 OPERATOR_PASSWORD = "e2e console password 2026"
 START_TIMEOUT = 60.0
@@ -34,34 +31,6 @@ class ConsoleServer:
     log: Path
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def _amanat(
-    args: list[str], env: dict[str, str], cwd: Path, stdin: str | None = None
-) -> subprocess.CompletedProcess[str]:
-    result = subprocess.run(
-        [sys.executable, "-m", "amanat", *args],
-        env=env,
-        cwd=cwd,
-        input=stdin,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    if result.returncode != 0:
-        pytest.fail(
-            f"amanat {' '.join(args)} failed ({result.returncode}):\n"
-            f"{result.stdout}\n{result.stderr}"
-        )
-    return result
-
-
 def _json_block(output: str) -> dict[str, object]:
     """The indented JSON object the CLI prints (log lines may surround it)."""
     match = re.search(r"^\{$.*?^\}$", output, flags=re.MULTILINE | re.DOTALL)
@@ -70,39 +39,37 @@ def _json_block(output: str) -> dict[str, object]:
     return data
 
 
-def _wait_until_healthy(process: subprocess.Popen[bytes], base_url: str, log: Path) -> None:
-    deadline = time.monotonic() + START_TIMEOUT
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            pytest.fail(f"the server exited with {process.returncode}:\n{log.read_text()}")
-        try:
-            if httpx.get(f"{base_url}/healthz", timeout=1.0).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.2)
-    pytest.fail(f"the server did not become healthy in {START_TIMEOUT} s:\n{log.read_text()}")
-
-
-@pytest.fixture(scope="module")
-def console_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ConsoleServer]:
-    workdir = tmp_path_factory.mktemp("e2e-server")
-    port = _free_port()
-    base_url = f"http://127.0.0.1:{port}"
+def server_env(workdir: Path, base_url: str, **settings: str) -> dict[str, str]:
+    """This process's environment with a sandbox server's settings: a SQLite database and
+    sandbox credentials in ``workdir``, ``base_url`` as the public URL, no Redis, and
+    ``settings`` on top."""
     env = {
         **os.environ,
         "AMANAT_ENV": "sandbox",
         "AMANAT_DATABASE__URL": f"sqlite+aiosqlite:///{workdir / 'amanat.db'}",
         "AMANAT_AUTH__SANDBOX_CREDENTIALS_FILE": str(workdir / "sandbox-credentials.json"),
-        "AMANAT_AUTH__ISSUER": base_url,
         "AMANAT_HTTP__PUBLIC_URL": base_url,
-        "AMANAT_OBSERVABILITY__LOG_JSON": "true",
+        **settings,
     }
     env.pop("AMANAT_REDIS_URL", None)
+    return env
 
-    _amanat(["migrate"], env, workdir)
+
+@pytest.fixture(scope="module")
+def console_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ConsoleServer]:
+    workdir = tmp_path_factory.mktemp("e2e-server")
+    port = free_port()
+    base_url = f"http://127.0.0.1:{port}"
+    env = server_env(
+        workdir,
+        base_url,
+        AMANAT_AUTH__ISSUER=base_url,
+        AMANAT_OBSERVABILITY__LOG_JSON="true",
+    )
+
+    run_amanat(["migrate"], env, workdir)
     created = _json_block(
-        _amanat(
+        run_amanat(
             [
                 "operators",
                 "create",
@@ -121,29 +88,18 @@ def console_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Console
             stdin=OPERATOR_PASSWORD + "\n",
         ).stdout
     )
-    _amanat(["keys", "rotate"], env, workdir)  # a signing key, so a new client can get a token
+    run_amanat(["keys", "rotate"], env, workdir)  # a signing key, so a new client can get a token
 
     log = workdir / "server.log"
-    with log.open("wb") as log_file:
-        process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "uvicorn",
-                "amanat.api.app:create_app",
-                "--factory",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(port),
-            ],
-            env=env,
-            cwd=workdir,
-            stdout=log_file,
-            stderr=subprocess.STDOUT,
-        )
-    try:
-        _wait_until_healthy(process, base_url, log)
+    uvicorn = [sys.executable, "-m", "uvicorn", "amanat.api.app:create_app", "--factory"]
+    with serving(
+        [*uvicorn, "--host", "127.0.0.1", "--port", str(port)],
+        env,
+        workdir,
+        log,
+        ready=lambda: answers_healthz(base_url),
+        timeout=START_TIMEOUT,
+    ):
         yield ConsoleServer(
             base_url=base_url,
             email=str(created["email"]),
@@ -151,10 +107,3 @@ def console_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Console
             totp_secret=str(created["totp_secret"]),
             log=log,
         )
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=10)

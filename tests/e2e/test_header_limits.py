@@ -4,16 +4,14 @@ one of 32 MiB are answered 431 at once, and the server keeps answering everyone 
 from __future__ import annotations
 
 import json
-import os
 import select
 import socket
-import subprocess
-import sys
 from collections.abc import Iterator
 
 import httpx
 import pytest
-from tests.e2e.conftest import _amanat, _free_port, _wait_until_healthy
+from tests.e2e.conftest import START_TIMEOUT, server_env
+from tests.support.processes import AMANAT, answers_healthz, free_port, run_amanat, serving
 
 pytestmark = pytest.mark.e2e
 
@@ -21,37 +19,19 @@ pytestmark = pytest.mark.e2e
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, int]]:
     workdir = tmp_path_factory.mktemp("header-limits")
-    port = _free_port()
+    port = free_port()
     base_url = f"http://127.0.0.1:{port}"
-    env = {
-        **os.environ,
-        "AMANAT_ENV": "sandbox",
-        "AMANAT_DATABASE__URL": f"sqlite+aiosqlite:///{workdir / 'amanat.db'}",
-        "AMANAT_AUTH__SANDBOX_CREDENTIALS_FILE": str(workdir / "sandbox-credentials.json"),
-        "AMANAT_HTTP__PUBLIC_URL": base_url,
-        "AMANAT_RAIL__MOUNT_SANDBOX": "false",
-    }
-    env.pop("AMANAT_REDIS_URL", None)
-    _amanat(["migrate"], env, workdir)
-    log = workdir / "server.log"
-    with log.open("wb") as log_file:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "amanat", "serve", "--host", "127.0.0.1", "--port", str(port)],
-            env=env,
-            cwd=workdir,
-            stdout=log_file,
-            stderr=subprocess.STDOUT,
-        )
-    try:
-        _wait_until_healthy(process, base_url, log)
+    env = server_env(workdir, base_url, AMANAT_RAIL__MOUNT_SANDBOX="false")
+    run_amanat(["migrate"], env, workdir)
+    with serving(
+        [*AMANAT, "serve", "--host", "127.0.0.1", "--port", str(port)],
+        env,
+        workdir,
+        workdir / "server.log",
+        ready=lambda: answers_healthz(base_url),
+        timeout=START_TIMEOUT,
+    ):
         yield "127.0.0.1", port
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=10)
 
 
 def _send_head(address: tuple[str, int], head: bytes) -> bytes:

@@ -18,49 +18,21 @@ import sqlalchemy as sa
 from click.testing import Result
 from tests.audit_drill import ATTACKS, attack
 from tests.conftest import wipe
+from tests.support.cli import cli_settings, in_container
 from typer.testing import CliRunner
 
 from amanat.adapters.db.engine import create_engine
 from amanat.adapters.db.uow import Database
-from amanat.bootstrap import build_container
 from amanat.cli import app
-from amanat.settings import DatabaseSettings, Settings
-
-
-def _settings(database_url: str, tmp_path: Path) -> Settings:
-    return Settings(
-        database=DatabaseSettings(url=database_url),
-        auth={"sandbox_credentials_file": tmp_path / "creds.json"},
-        crypto={
-            "sandbox_master_key_file": tmp_path / "master.key",
-            "audit_seal_key_file": tmp_path / "seal.key",
-        },
-        audit={"witness_file": tmp_path / "witness.jsonl"},
-    )
-
-
-def _wipe(settings: Settings) -> None:
-    async def run() -> None:
-        container = build_container(settings)
-        try:
-            await wipe(container)
-        finally:
-            await container.close()
-
-    asyncio.run(run())
+from amanat.settings import DatabaseSettings
 
 
 @pytest.fixture
 def cli_env(database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
-    monkeypatch.setenv("AMANAT_DATABASE__URL", database_url)
-    monkeypatch.setenv("AMANAT_CRYPTO__SANDBOX_MASTER_KEY_FILE", str(tmp_path / "master.key"))
-    monkeypatch.setenv("AMANAT_CRYPTO__AUDIT_SEAL_KEY_FILE", str(tmp_path / "seal.key"))
-    monkeypatch.setenv("AMANAT_AUTH__SANDBOX_CREDENTIALS_FILE", str(tmp_path / "creds.json"))
-    monkeypatch.setenv("AMANAT_AUDIT__WITNESS_FILE", str(tmp_path / "witness.jsonl"))
-    settings = _settings(database_url, tmp_path)
-    _wipe(settings)  # an empty log, whatever ran before
+    settings = cli_settings(database_url, tmp_path, monkeypatch, witness=True)
+    in_container(settings, wipe)  # an empty log, whatever ran before
     yield tmp_path
-    _wipe(settings)
+    in_container(settings, wipe)
 
 
 def tamper(database_url: str, *statements: str) -> None:

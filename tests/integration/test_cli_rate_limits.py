@@ -5,55 +5,28 @@ CliRunner runs ``asyncio.run`` inside, so these tests are synchronous.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from tests.conftest import wipe
+from tests.support.cli import cli_settings, in_container
 from typer.testing import CliRunner
 
-from amanat.bootstrap import build_container
 from amanat.cli import app
 from amanat.domain.audit import Actor
-from amanat.settings import DatabaseSettings, Settings
-
-
-def _settings(database_url: str, tmp_path: Path) -> Settings:
-    return Settings(
-        database=DatabaseSettings(url=database_url),
-        auth={"sandbox_credentials_file": tmp_path / "creds.json"},
-        crypto={
-            "sandbox_master_key_file": tmp_path / "master.key",
-            "audit_seal_key_file": tmp_path / "seal.key",
-        },
-    )
-
-
-def _in_container(settings: Settings, work: Any) -> Any:
-    async def run() -> Any:
-        container = build_container(settings)
-        try:
-            return await work(container)
-        finally:
-            await container.close()
-
-    return asyncio.run(run())
+from amanat.settings import Settings
 
 
 @pytest.fixture
 def settings(
     database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> Iterator[Settings]:
-    monkeypatch.setenv("AMANAT_DATABASE__URL", database_url)
-    monkeypatch.setenv("AMANAT_CRYPTO__SANDBOX_MASTER_KEY_FILE", str(tmp_path / "master.key"))
-    monkeypatch.setenv("AMANAT_CRYPTO__AUDIT_SEAL_KEY_FILE", str(tmp_path / "seal.key"))
-    monkeypatch.setenv("AMANAT_AUTH__SANDBOX_CREDENTIALS_FILE", str(tmp_path / "creds.json"))
-    settings = _settings(database_url, tmp_path)
-    _in_container(settings, wipe)
+    settings = cli_settings(database_url, tmp_path, monkeypatch)
+    in_container(settings, wipe)
     yield settings
-    _in_container(settings, wipe)
+    in_container(settings, wipe)
 
 
 def test_set_and_clear_a_partner_rate_limit(settings: Settings) -> None:
@@ -63,7 +36,7 @@ def test_set_and_clear_a_partner_rate_limit(settings: Settings) -> None:
         )
         return str(partner.id)
 
-    partner_id = _in_container(settings, create)
+    partner_id = in_container(settings, create)
     runner = CliRunner()
     bad = runner.invoke(app, ["partners", "set-rate-limit", partner_id, "write", "--quota", "9x"])
     assert bad.exit_code == 2
@@ -80,4 +53,4 @@ def test_set_and_clear_a_partner_rate_limit(settings: Settings) -> None:
             page = await tx.audit.list_records(10, None, "partner.rate_limit_changed", partner_id)
         return [(r.actor.type, r.payload["to"]) for r in reversed(page.items)]
 
-    assert _in_container(settings, audited) == [("cli", [30000, 60]), ("cli", None)]
+    assert in_container(settings, audited) == [("cli", [30000, 60]), ("cli", None)]

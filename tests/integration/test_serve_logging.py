@@ -9,13 +9,7 @@ the combined output.
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
-import signal
-import socket
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,6 +17,15 @@ from pathlib import Path
 import httpx
 import pytest
 from tests.conftest import make_database
+from tests.support.processes import (
+    AMANAT,
+    answers_healthz,
+    environment_without_amanat,
+    free_port,
+    run_amanat,
+    sandbox_key_files,
+    serving,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -31,83 +34,44 @@ LEAKY_PATH = f"/v1/lookup/{IBAN}/{PHONE}/secret={SECRET}"
 WAIT_SECONDS = 30  # a bound on a hang, never a timing assertion
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-def _amanat(env: dict[str, str], cwd: Path, *args: str) -> None:
-    done = subprocess.run(
-        [sys.executable, "-m", "amanat", *args],
-        env=env,
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert done.returncode == 0, done.stdout + done.stderr
-
-
 @pytest.fixture
 def served_log(tmp_path: Path) -> Iterator[tuple[str, Path]]:
     """A running `amanat serve --workers 2`; its base URL and its combined output file."""
     url, drop = make_database(tmp_path, migrate=False)
-    port = _free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("AMANAT_")}
+    port = free_port()
+    env = environment_without_amanat() | sandbox_key_files(tmp_path)
     env |= {
         "AMANAT_ENV": "sandbox",
         "AMANAT_DATABASE__URL": url,
         "AMANAT_HTTP__PORT": str(port),
         "AMANAT_OBSERVABILITY__LOG_LEVEL": "INFO",
-        "AMANAT_CRYPTO__SANDBOX_MASTER_KEY_FILE": str(tmp_path / "master.key"),
-        "AMANAT_CRYPTO__AUDIT_SEAL_KEY_FILE": str(tmp_path / "seal.key"),
-        "AMANAT_AUTH__SANDBOX_CREDENTIALS_FILE": str(tmp_path / "creds.json"),
     }
-    _amanat(env, tmp_path, "migrate")
-    _amanat(env, tmp_path, "sandbox", "seed")  # keys made once, before the workers start
+    run_amanat(["migrate"], env, tmp_path)
+    run_amanat(["sandbox", "seed"], env, tmp_path)  # keys made once, before the workers start
     log_path = tmp_path / "serve.log"
-    with log_path.open("wb") as log:
-        # stdout too: structlog's unconfigured default prints there.
-        server = subprocess.Popen(
-            [sys.executable, "-m", "amanat", "serve", "--workers", "2"],
-            env=env,
-            cwd=tmp_path,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            start_new_session=True,
-        )
     base = f"http://127.0.0.1:{port}"
     try:
-        _wait_for_two_workers(server, base, log_path)
-        yield base, log_path
+        # stdout too (`serving` logs both): structlog's unconfigured default prints there.
+        with serving(
+            [*AMANAT, "serve", "--workers", "2"],
+            env,
+            tmp_path,
+            log_path,
+            ready=lambda: _two_workers_ready(base, log_path),
+            timeout=WAIT_SECONDS,
+            grace=30,
+            group=True,
+        ):
+            yield base, log_path
     finally:
-        os.killpg(server.pid, signal.SIGTERM)
-        try:
-            server.wait(30)
-        except subprocess.TimeoutExpired:
-            os.killpg(server.pid, signal.SIGKILL)
-            server.wait(5)
         drop()  # type: ignore[operator]
 
 
-def _wait_for_two_workers(server: subprocess.Popen[bytes], base: str, log_path: Path) -> None:
-    """Until the server answers and both workers said (in JSON) that they started; a
-    worker that logs nothing through the pipeline leaves the assertions to say so."""
-    deadline = time.monotonic() + WAIT_SECONDS
-    ready = False
-    while time.monotonic() < deadline:
-        assert server.poll() is None, log_path.read_text(errors="replace")
-        if not ready:
-            with contextlib.suppress(httpx.HTTPError):
-                ready = httpx.get(f"{base}/healthz", timeout=2).status_code == 200
-        started = log_path.read_text(errors="replace").count('"Application startup complete')
-        if ready and started >= 2:
-            return
-        time.sleep(0.2)
-    assert ready, "the server did not start:\n" + log_path.read_text(errors="replace")
+def _two_workers_ready(base: str, log_path: Path) -> bool:
+    """The server answers and both workers said (in JSON) that they started; a worker that
+    logs nothing through the pipeline never does, and the wait says so with the log."""
+    started = log_path.read_text(errors="replace").count('"Application startup complete')
+    return started >= 2 and answers_healthz(base, timeout=2)
 
 
 def test_every_worker_process_logs_masked_json(served_log: tuple[str, Path]) -> None:

@@ -37,6 +37,14 @@ from typing import Any
 import httpx
 import sqlalchemy as sa
 from tests.support.oauth import ACTOR, make_client
+from tests.support.processes import (
+    answers_healthz,
+    environment_without_amanat,
+    free_port,
+    run_amanat,
+    sandbox_key_files,
+    wait_until,
+)
 
 from amanat.adapters.db.tables import payments
 from amanat.bootstrap import build_container
@@ -100,14 +108,6 @@ class Figures:
         )
 
 
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 class Tree:
     """``amanat serve`` and ``amanat worker`` in one process group, killed together."""
 
@@ -158,17 +158,12 @@ class Drill:
     def __init__(self, workdir: Path, database_url: str, *, seed: int) -> None:
         self.workdir = workdir
         self.url = database_url
-        self.port = _free_port()
+        self.port = free_port()
         self.random = random.Random(seed)
         base = f"http://127.0.0.1:{self.port}"
         self.base = base
-        files = {
-            "AMANAT_CRYPTO__SANDBOX_MASTER_KEY_FILE": str(workdir / "master.key"),
-            "AMANAT_CRYPTO__AUDIT_SEAL_KEY_FILE": str(workdir / "seal.key"),
-            "AMANAT_AUTH__SANDBOX_CREDENTIALS_FILE": str(workdir / "creds.json"),
-        }
-        self.env = {k: v for k, v in os.environ.items() if not k.startswith("AMANAT_")}
-        self.env |= files | {
+        self.env = environment_without_amanat() | sandbox_key_files(workdir)
+        self.env |= {
             "AMANAT_ENV": "sandbox",
             "AMANAT_DATABASE__URL": database_url,
             "AMANAT_HTTP__PUBLIC_URL": base,
@@ -197,17 +192,7 @@ class Drill:
     # -- set-up -------------------------------------------------------------------------
 
     def prepare(self) -> None:
-        migrated = subprocess.run(
-            [sys.executable, "-m", "amanat", "migrate"],
-            env=self.env,
-            cwd=self.workdir,
-            capture_output=True,
-            text=True,
-            timeout=120,
-            check=False,
-        )
-        if migrated.returncode != 0:
-            raise RuntimeError(migrated.stdout + migrated.stderr)
+        run_amanat(["migrate"], self.env, self.workdir)
         self.client_id, self.secret, self.partner_id = asyncio.run(self._merchant())
 
     async def _merchant(self) -> tuple[str, str, str]:
@@ -226,22 +211,15 @@ class Drill:
     def start(self) -> Tree:
         self.runs += 1
         tree = Tree(self.workdir, self.env, self.port, self.runs)
-        deadline = time.monotonic() + 60
-        while True:
-            if not tree.alive():
-                codes = (tree.server.poll(), tree.worker.poll())
-                raise RuntimeError(
-                    f"the tree died on start (server, worker exit codes {codes}):\n"
-                    f"{tree.log.read_text()[-3000:]}"
-                )
-            try:
-                if httpx.get(f"{self.base}/healthz", timeout=1).status_code == 200:
-                    return tree
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError("the server did not start")
-            time.sleep(0.1)
+        wait_until(
+            lambda: answers_healthz(self.base),
+            processes=[tree.server, tree.worker],
+            output=lambda: tree.log.read_text()[-3000:],
+            what="the server and worker to start",
+            timeout=60,
+            interval=0.1,
+        )
+        return tree
 
     async def _post(self, count: int, stop_after: int | None, tree: Tree) -> int:
         """Post up to ``count`` payouts, 4 at a time; kill the tree once ``stop_after`` of

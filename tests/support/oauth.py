@@ -30,6 +30,7 @@ from amanat.adapters.db.tables import (
 from amanat.bootstrap import Container
 from amanat.domain.audit import Actor
 from amanat.domain.identity import OAuthClient, Partner
+from amanat.services.payments import Caller
 from amanat.services.signing_keys import SigningKey
 
 ACTOR = Actor(type="cli", id="test")
@@ -141,6 +142,23 @@ async def fetch_token(
     assert response.status_code == 200, response.text
     body: dict[str, Any] = response.json()
     return body
+
+
+async def bearer(
+    http: httpx.AsyncClient, registered: RegisteredClient, *, scope: str | None = None
+) -> dict[str, str]:
+    """The Authorization header of a fresh client_credentials token for ``registered``."""
+    token = await fetch_token(http, registered, scope=scope)
+    return {"Authorization": f"Bearer {token['access_token']}"}
+
+
+async def funded_merchant(
+    container: Container, name: str, balance: int = 10_000_000
+) -> RegisteredClient:
+    """A merchant client whose partner holds ``balance`` (minor units) to pay out from."""
+    registered = await make_client(container, name=name)
+    await container.payments.top_up(Caller(registered.partner.id, None, ACTOR), balance)
+    return registered
 
 
 async def revoke(

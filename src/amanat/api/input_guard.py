@@ -158,31 +158,27 @@ def check_body_text(value: Any) -> None:
 
 def check_form_text(body: bytes) -> None:
     """Every name and value of a form body is storable text."""
-    for name, value in parse_qsl(body.decode("latin-1"), keep_blank_values=True):
-        for text in (name, value):
-            bad = _BODY_FORBIDDEN.search(text)
-            if bad:
-                raise InputRefused(
-                    "forbidden_character",
-                    json_pointer([name]),
-                    "body",
-                    f"Control characters ({_describe(bad.group())}) are not allowed in form "
-                    "fields.",
-                    form=True,
-                )
+    _check_pairs(body, _BODY_FORBIDDEN, "body", "form fields", form=True)
 
 
 def check_query_text(query_string: bytes) -> None:
-    for name, value in parse_qsl(query_string.decode("latin-1"), keep_blank_values=True):
+    _check_pairs(query_string, _URL_FORBIDDEN, "query", "the query string")
+
+
+def _check_pairs(
+    encoded: bytes, forbidden: re.Pattern[str], where: str, place: str, *, form: bool = False
+) -> None:
+    """Every name and value of URL-encoded ``encoded`` is free of ``forbidden``."""
+    for name, value in parse_qsl(encoded.decode("latin-1"), keep_blank_values=True):
         for text in (name, value):
-            bad = _URL_FORBIDDEN.search(text)
+            bad = forbidden.search(text)
             if bad:
                 raise InputRefused(
                     "forbidden_character",
                     json_pointer([name]),
-                    "query",
-                    f"Control characters ({_describe(bad.group())}) are not allowed in the "
-                    "query string.",
+                    where,
+                    f"Control characters ({_describe(bad.group())}) are not allowed in {place}.",
+                    form=form,
                 )
 
 

@@ -21,7 +21,7 @@ import json
 import math
 import random
 from collections.abc import Awaitable, Callable, Coroutine
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -261,61 +261,22 @@ class Transfer:
         }
 
     def record(self) -> dict[str, Any]:
-        """What the store keeps (the delivery chain is this process's own)."""
-        return {
-            "end_to_end_id": self.end_to_end_id,
-            "kind": self.kind,
-            "amount": self.amount,
-            "currency": self.currency,
-            "creditor": self.creditor,
-            "debtor": self.debtor,
-            "callback_url": self.callback_url,
-            "expires_at": self.expires_at,
-            "fingerprint": self.fingerprint,
-            "rail_reference": self.rail_reference,
-            "magic": self.magic.code,
-            "created_at": self.created_at,
-            "status": self.status,
-            "reason_code": self.reason_code,
-            "reason": self.reason,
-            "sequence": self.sequence,
-            "updated_at": self.updated_at,
-            "events": [
-                {
-                    "event_id": e.event_id,
-                    "status": e.status,
-                    "reason_code": e.reason_code,
-                    "reason": e.reason,
-                    "sequence": e.sequence,
-                    "occurred_at": e.occurred_at,
-                }
-                for e in self.events
-            ],
-        }
+        """What the store keeps (the delivery chain is this process's own): every field
+        but that, the magic value by its code and each event without the transfer's id."""
+        stored = {name: getattr(self, name) for name in _STORED_TRANSFER_FIELDS}
+        stored["magic"] = self.magic.code
+        stored["events"] = [
+            {name: getattr(event, name) for name in _STORED_EVENT_FIELDS} for event in self.events
+        ]
+        return stored
 
     @classmethod
     def from_record(cls, record: dict[str, Any]) -> Transfer:
         e2e = record["end_to_end_id"]
-        return cls(
-            end_to_end_id=e2e,
-            kind=record["kind"],
-            amount=record["amount"],
-            currency=record["currency"],
-            creditor=record["creditor"],
-            debtor=record["debtor"],
-            callback_url=record["callback_url"],
-            expires_at=record["expires_at"],
-            fingerprint=record["fingerprint"],
-            rail_reference=record["rail_reference"],
-            magic=_MAGIC_BY_CODE[record["magic"]],
-            created_at=record["created_at"],
-            status=record["status"],
-            reason_code=record["reason_code"],
-            reason=record["reason"],
-            sequence=record["sequence"],
-            updated_at=record["updated_at"],
-            events=[CallbackEvent(end_to_end_id=e2e, **event) for event in record["events"]],
-        )
+        stored = {name: record[name] for name in _STORED_TRANSFER_FIELDS}
+        stored["magic"] = _MAGIC_BY_CODE[record["magic"]]
+        stored["events"] = [CallbackEvent(end_to_end_id=e2e, **event) for event in record["events"]]
+        return cls(**stored)
 
     def view(self) -> dict[str, Any]:
         """The status-enquiry answer."""
@@ -328,6 +289,11 @@ class Transfer:
             "sequence": self.sequence,
             "updated_at": format_timestamp(self.updated_at or self.created_at),
         }
+
+
+# Field names in declaration order, so a stored record keeps the order it always had.
+_STORED_TRANSFER_FIELDS = tuple(f.name for f in fields(Transfer) if f.name != "delivery_tail")
+_STORED_EVENT_FIELDS = tuple(f.name for f in fields(CallbackEvent) if f.name != "end_to_end_id")
 
 
 _MAGIC_BY_CODE = {value.code: value for value in MAGIC_VALUES}

@@ -26,7 +26,7 @@ from amanat.domain.identity import (
 )
 from amanat.domain.ids import new_id
 from amanat.services import audit
-from amanat.services.ports import SecretHasher, TransactionFactory
+from amanat.services.ports import SecretHasher, Transaction, TransactionFactory
 
 SECRET_PREFIX = "cs_"
 
@@ -243,8 +243,7 @@ class PartnerService:
                 "The limit must be a positive amount in paisa.", code="invalid_amount"
             )
         async with self._tx.write() as tx:
-            if await tx.partners.get_partner(partner_id) is None:
-                raise NotFound(f"No partner '{partner_id[:40]}'.")
+            await _partner_to_change(tx, partner_id)
             await tx.partners.set_transaction_limit(partner_id, limit, self._clock.now())
             await audit.record(
                 tx,
@@ -284,9 +283,7 @@ class PartnerService:
                     code="validation_error",
                 )
         async with self._tx.write() as tx:
-            partner = await tx.partners.get_partner(partner_id)
-            if partner is None:
-                raise NotFound(f"No partner '{partner_id[:40]}'.")
+            partner = await _partner_to_change(tx, partner_id)
             quotas = dict(partner.rate_limits)
             previous = quotas.pop(policy, None)
             if quota is not None:
@@ -327,3 +324,12 @@ class PartnerService:
             partner = await tx.partners.get_partner(partner_id)
         assert partner is not None
         return partner
+
+
+async def _partner_to_change(tx: Transaction, partner_id: str) -> Partner:
+    """The partner a limit is set for, or NotFound (naming at most 40 characters of an id
+    that came from the request)."""
+    partner = await tx.partners.get_partner(partner_id)
+    if partner is None:
+        raise NotFound(f"No partner '{partner_id[:40]}'.")
+    return partner

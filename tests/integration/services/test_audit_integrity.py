@@ -150,23 +150,30 @@ async def test_fifty_concurrent_appends_never_fork_the_chain(
 # -- the append-only guard ----------------------------------------------------------------
 
 
+async def refused_as_append_only(log: Container, table: str, *statements: str) -> None:
+    """Each statement (and, on PostgreSQL, TRUNCATE of ``table``) fails on the
+    append-only guard."""
+    if TEST_DB == "postgresql":
+        statements = (*statements, f"TRUNCATE {table}")
+    for statement in statements:
+        with pytest.raises(sa.exc.DBAPIError, match="append-only"):
+            async with log.db.write() as conn:
+                await conn.execute(sa.text(statement))
+
+
 async def test_ordinary_update_and_delete_on_the_log_are_refused(
     log: Container, clock: FrozenClock
 ) -> None:
     await append(log, clock, 3)
     await tamper(log, "UPDATE audit_head SET id = 1 WHERE id = 1")  # triggers put back
-    statements = [
+    await refused_as_append_only(
+        log,
+        "audit_log",
         "UPDATE audit_log SET action = 'x.y' WHERE seq = 2",
         "UPDATE audit_log SET seq = 99 WHERE seq = 3",
         "DELETE FROM audit_log WHERE seq = 3",
         "DELETE FROM audit_log",
-    ]
-    if TEST_DB == "postgresql":
-        statements.append("TRUNCATE audit_log")
-    for statement in statements:
-        with pytest.raises(sa.exc.DBAPIError, match="append-only"):
-            async with log.db.write() as conn:
-                await conn.execute(sa.text(statement))
+    )
     records = await stored(log)
     assert [s.record.seq for s in records] == [1, 2, 3]
     assert records[1].record.action == "partner.updated"
@@ -386,17 +393,13 @@ async def test_two_sealers_at_once_never_collide(container: Container) -> None:
 async def test_update_and_delete_on_seals_are_refused(log: Container, clock: FrozenClock) -> None:
     await append(log, clock, 2)
     assert await log.audit_integrity.seal(SEALER) is not None
-    statements = [
+    await refused_as_append_only(
+        log,
+        "audit_seals",
         "UPDATE audit_seals SET head_hash = 'x' WHERE seq = 2",
         "DELETE FROM audit_seals WHERE seq = 2",
         "DELETE FROM audit_seals",
-    ]
-    if TEST_DB == "postgresql":
-        statements.append("TRUNCATE audit_seals")
-    for statement in statements:
-        with pytest.raises(sa.exc.DBAPIError, match="append-only"):
-            async with log.db.write() as conn:
-                await conn.execute(sa.text(statement))
+    )
     assert (await log.audit_integrity.verify()).seals == 1
 
 

@@ -10,12 +10,8 @@ receiver is a real HTTP server in this process that answers slowly.
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
-import subprocess
-import sys
 import threading
-import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -25,6 +21,15 @@ import pytest
 import sqlalchemy as sa
 from tests.conftest import make_database
 from tests.support.oauth import ACTOR
+from tests.support.processes import (
+    AMANAT,
+    environment_without_amanat,
+    run_amanat,
+    sandbox_key_files,
+    start,
+    stop,
+)
+from tests.support.processes import wait_until as wait_for
 from tests.support.webhook_receiver import Received, Receiver, Reply, running
 
 from amanat.adapters.db.tables import webhook_attempts, webhook_deliveries
@@ -49,17 +54,8 @@ class World:
 @pytest.fixture
 def world(tmp_path: Path) -> Iterator[World]:
     url, drop = make_database(tmp_path, migrate=False)
-    keys = {
-        "AMANAT_CRYPTO__SANDBOX_MASTER_KEY_FILE": str(tmp_path / "master.key"),
-        "AMANAT_CRYPTO__AUDIT_SEAL_KEY_FILE": str(tmp_path / "seal.key"),
-        "AMANAT_AUTH__SANDBOX_CREDENTIALS_FILE": str(tmp_path / "creds.json"),
-    }
-    env = {
-        key: value
-        for key, value in os.environ.items()
-        if not key.startswith("AMANAT_") or key.startswith("AMANAT_TEST")
-    }
-    env |= keys | {
+    env = environment_without_amanat(keep_prefix="AMANAT_TEST") | sandbox_key_files(tmp_path)
+    env |= {
         "AMANAT_ENV": "sandbox",
         "AMANAT_DATABASE__URL": url,
         "AMANAT_WEBHOOKS__TIMEOUT_SECONDS": str(TIMEOUT_SECONDS),
@@ -67,16 +63,7 @@ def world(tmp_path: Path) -> Iterator[World]:
         "AMANAT_WEBHOOKS__PER_ENDPOINT_CONCURRENCY": "2",
         "AMANAT_OBSERVABILITY__LOG_JSON": "true",
     }
-    migrated = subprocess.run(
-        [sys.executable, "-m", "amanat", "migrate"],
-        env=env,
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert migrated.returncode == 0, migrated.stdout + migrated.stderr
+    run_amanat(["migrate"], env, tmp_path)
     settings = Settings(
         database=DatabaseSettings(url=url),
         auth={"sandbox_credentials_file": tmp_path / "creds.json"},
@@ -141,14 +128,7 @@ async def delivery_state(world: World) -> tuple[Counter[str], int]:
 class Worker:
     def __init__(self, world: World, name: str) -> None:
         self.log = world.workdir / f"{name}.log"
-        with self.log.open("wb") as out:
-            self.process = subprocess.Popen(
-                [sys.executable, "-m", "amanat", "worker"],
-                env=world.env,
-                cwd=world.workdir,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-            )
+        self.process = start([*AMANAT, "worker"], world.env, world.workdir, self.log)
 
     def alive(self) -> bool:
         return self.process.poll() is None
@@ -158,27 +138,20 @@ class Worker:
         self.process.wait(timeout=10)
 
     def stop(self) -> None:
-        if self.alive():
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=10)
+        stop(self.process, grace=15)
 
     def output(self) -> str:
         return self.log.read_text(errors="replace")[-4000:]
 
 
 def wait_until(condition: Callable[[], bool], workers: list[Worker], what: str) -> None:
-    deadline = time.monotonic() + WAIT_SECONDS
-    while not condition():
-        for worker in workers:
-            assert worker.alive(), f"a worker died:\n{worker.output()}"
-        if time.monotonic() > deadline:
-            logs = "\n".join(w.output() for w in workers)
-            pytest.fail(f"gave up waiting for {what}\n{logs}")
-        time.sleep(0.2)
+    wait_for(
+        condition,
+        processes=[worker.process for worker in workers],
+        output=lambda: "\n".join(worker.output() for worker in workers),
+        what=what,
+        timeout=WAIT_SECONDS,
+    )
 
 
 def arrived(receiver: Receiver) -> set[str]:

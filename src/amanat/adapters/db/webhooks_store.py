@@ -254,37 +254,35 @@ class SqlWebhookRepository:
         )
         # Nothing more goes to a deleted endpoint. Claims are dropped too, so an attempt in
         # flight finds its lease gone and cannot put its delivery back in the queue.
-        await self._conn.execute(
-            webhook_deliveries.update()
-            .where(
-                webhook_deliveries.c.endpoint_id == endpoint_id,
-                webhook_deliveries.c.status == DeliveryStatus.PENDING.value,
-            )
-            .values(
-                status=DeliveryStatus.FAILED.value,
-                next_attempt_at=None,
-                last_error="endpoint deleted",
-                updated_at=at,
-                locked_until=None,
-                locked_by=None,
-            )
-        )
+        await self._fail_pending(endpoint_id, "endpoint deleted", at)
 
     async def drop_held(self, endpoint_id: str, older_than: datetime, at: datetime) -> int:
         """Fail the endpoint's pending deliveries queued before ``older_than`` (held too
         long while it was disabled); how many were dropped. The delivery's own creation
         time counts, not the event's: a replay of old events queued yesterday is fresh."""
+        return await self._fail_pending(
+            endpoint_id,
+            "held longer than the retention window while the endpoint was disabled",
+            at,
+            webhook_deliveries.c.created_at < older_than,
+        )
+
+    async def _fail_pending(
+        self, endpoint_id: str, reason: str, at: datetime, *also: sa.ColumnElement[bool]
+    ) -> int:
+        """Fail the endpoint's pending deliveries (those matching ``also`` too) with
+        ``reason``, dropping their claims; how many."""
         result = await self._conn.execute(
             webhook_deliveries.update()
             .where(
                 webhook_deliveries.c.endpoint_id == endpoint_id,
                 webhook_deliveries.c.status == DeliveryStatus.PENDING.value,
-                webhook_deliveries.c.created_at < older_than,
+                *also,
             )
             .values(
                 status=DeliveryStatus.FAILED.value,
                 next_attempt_at=None,
-                last_error="held longer than the retention window while the endpoint was disabled",
+                last_error=reason,
                 updated_at=at,
                 locked_until=None,
                 locked_by=None,
