@@ -435,6 +435,13 @@ class WebhookService:
             )
         return created
 
+    async def drop_expired_held(self) -> int:
+        """Fail deliveries held longer than the window for endpoints still disabled (a
+        periodic job): re-enabling drops them too, but an endpoint may never be."""
+        now = self._clock.now()
+        async with self._tx.write() as tx:
+            return await tx.webhooks.drop_held_of_disabled(now - self.config.held_for, now)
+
     async def replay(
         self, caller: Caller, endpoint_id: str, *, since: datetime, until: datetime | None
     ) -> ReplayResult:

@@ -61,6 +61,11 @@ def _sweep_payments(stranded_after: timedelta) -> Callable[[Container], Awaitabl
     return sweep
 
 
+async def _drop_expired_held(container: Container) -> str:
+    dropped = await container.webhooks.drop_expired_held()
+    return f"dropped {dropped} held deliveries" if dropped else "none held too long"
+
+
 def default_jobs(
     *,
     sweep_every: timedelta = timedelta(minutes=1),
@@ -69,6 +74,7 @@ def default_jobs(
     # The audit seal runs far more often than a job: see workers/sealer.py.
     return [
         Job("payments.sweep", sweep_every, _sweep_payments(stranded_after)),
+        Job("webhooks.drop_expired_held", timedelta(hours=1), _drop_expired_held),
         Job("signing_keys.retire", timedelta(minutes=5), _retire_signing_keys),
         Job("data_keys.reencrypt", timedelta(minutes=15), _reencrypt),
         Job("retention.run", timedelta(hours=24), _retention),

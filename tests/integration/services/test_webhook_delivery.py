@@ -951,6 +951,26 @@ async def test_events_held_longer_than_the_window_are_dropped_on_re_enabling(
     assert len(await hooks.events("payment.succeeded")) == 2
 
 
+async def test_held_deliveries_of_an_endpoint_left_disabled_are_dropped_by_the_sweep(
+    hooks: Hooks, receiver: Receiver
+) -> None:
+    """Without the periodic job they stayed pending for ever."""
+    paused, _ = await hooks.endpoint(receiver.url)
+    live, _ = await hooks.endpoint(receiver.url)
+    await hooks.container.webhooks.update_endpoint(hooks.caller, paused.id, enabled=False)
+    too_old = await hooks.emit()
+    hooks.clock.advance(days=20)
+    recent = await hooks.emit()
+    hooks.clock.advance(days=10, seconds=1)
+
+    assert await hooks.container.webhooks.drop_expired_held() == 1
+    statuses = {d.event_id: d.status for d, _ in await hooks.deliveries(paused.id)}
+    assert statuses == {too_old: DeliveryStatus.FAILED, recent: DeliveryStatus.PENDING}
+    # An enabled endpoint's deliveries are the retry schedule's business, not the sweep's.
+    assert {d.status for d, _ in await hooks.deliveries(live.id)} == {DeliveryStatus.PENDING}
+    assert await hooks.container.webhooks.drop_expired_held() == 0
+
+
 async def test_a_replay_queued_while_disabled_is_fresh_however_old_its_events(
     hooks: Hooks, receiver: Receiver
 ) -> None:

@@ -92,6 +92,9 @@ def _filtered(stmt: Any, where: EventFilter) -> Any:
     return stmt
 
 
+_HELD_TOO_LONG = "held longer than the retention window while the endpoint was disabled"
+
+
 class SqlEventRepository:
     def __init__(self, conn: AsyncConnection) -> None:
         self._conn = conn
@@ -262,7 +265,18 @@ class SqlWebhookRepository:
         time counts, not the event's: a replay of old events queued yesterday is fresh."""
         return await self._fail_pending(
             endpoint_id,
-            "held longer than the retention window while the endpoint was disabled",
+            _HELD_TOO_LONG,
+            at,
+            webhook_deliveries.c.created_at < older_than,
+        )
+
+    async def drop_held_of_disabled(self, older_than: datetime, at: datetime) -> int:
+        """:meth:`drop_held` for every endpoint that is disabled now, so deliveries held
+        for an endpoint nobody re-enables do not pile up for ever; how many."""
+        disabled = sa.select(webhook_endpoints.c.id).where(webhook_endpoints.c.enabled.is_(False))
+        return await self._fail_pending_where(
+            webhook_deliveries.c.endpoint_id.in_(disabled),
+            _HELD_TOO_LONG,
             at,
             webhook_deliveries.c.created_at < older_than,
         )
@@ -272,13 +286,20 @@ class SqlWebhookRepository:
     ) -> int:
         """Fail the endpoint's pending deliveries (those matching ``also`` too) with
         ``reason``, dropping their claims; how many."""
+        return await self._fail_pending_where(
+            webhook_deliveries.c.endpoint_id == endpoint_id, reason, at, *also
+        )
+
+    async def _fail_pending_where(
+        self,
+        which: sa.ColumnElement[bool],
+        reason: str,
+        at: datetime,
+        *also: sa.ColumnElement[bool],
+    ) -> int:
         result = await self._conn.execute(
             webhook_deliveries.update()
-            .where(
-                webhook_deliveries.c.endpoint_id == endpoint_id,
-                webhook_deliveries.c.status == DeliveryStatus.PENDING.value,
-                *also,
-            )
+            .where(which, webhook_deliveries.c.status == DeliveryStatus.PENDING.value, *also)
             .values(
                 status=DeliveryStatus.FAILED.value,
                 next_attempt_at=None,
