@@ -91,7 +91,7 @@ class Delivery:
     endpoint_id: str
     partner_id: str
     event_type: str
-    trigger: str  # event | redeliver | replay
+    trigger: str  # event | held (queued while the endpoint was disabled) | redeliver | replay
     status: DeliveryStatus
     attempts: int
     next_attempt_at: datetime | None

@@ -40,6 +40,10 @@ class EventPage:
     has_more: bool
 
 
+HELD = "held"
+"""The trigger of a delivery queued while its endpoint was disabled."""
+
+
 def new_delivery(event: StoredEvent, endpoint_id: str, trigger: str, now: datetime) -> Delivery:
     return Delivery(
         id=new_id("webhook_delivery"),
@@ -96,11 +100,12 @@ class EventService:
             ),
         )
         await tx.events.add(event)
-        # Disabled endpoints get their deliveries too; they wait, unclaimed, until the
-        # endpoint is enabled again (see WebhookService.update_endpoint).
+        # Disabled endpoints get their deliveries too, as "held": they wait, unclaimed,
+        # until the endpoint is enabled again, then go out one at a time, oldest first (see
+        # WebhookService.update_endpoint and the deliverer).
         endpoints = await tx.webhooks.subscribed(partner_id, type, include_disabled=True)
         await tx.webhooks.add_deliveries(
-            [new_delivery(event, e.id, "event", now) for e in endpoints]
+            [new_delivery(event, e.id, "event" if e.enabled else HELD, now) for e in endpoints]
         )
         return event
 

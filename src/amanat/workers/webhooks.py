@@ -31,6 +31,7 @@ from amanat.observability.metrics import (
     WEBHOOK_LATENCY,
     WEBHOOK_PENDING,
 )
+from amanat.services.events import HELD
 from amanat.services.webhooks import WebhookSender, WebhookService
 
 log = structlog.get_logger("amanat.webhooks")
@@ -58,6 +59,7 @@ class WebhookDeliverer:
         self._claimed: dict[str, int] = defaultdict(int)
         self._gates: dict[str, asyncio.Semaphore] = {}
         self._tasks: set[asyncio.Task[None]] = set()
+        self._held_in_order: dict[str, asyncio.Lock] = {}
 
     @property
     def in_flight(self) -> int:
@@ -88,10 +90,23 @@ class WebhookDeliverer:
             gate = self._gates[endpoint_id] = asyncio.Semaphore(self._per_endpoint)
         return gate
 
+    def _in_order(self, endpoint_id: str) -> asyncio.Lock:
+        lock = self._held_in_order.get(endpoint_id)
+        if lock is None:
+            lock = self._held_in_order[endpoint_id] = asyncio.Lock()
+        return lock
+
     async def _deliver(self, delivery: Delivery) -> None:
         try:
-            async with self._gate(delivery.endpoint_id):
-                await self._attempt(delivery)
+            if delivery.trigger == HELD:
+                # An endpoint's held backlog goes out one at a time in the order it was
+                # claimed (oldest first): the lock wakes its waiters first come, first served,
+                # and tasks start in the order they were created.
+                async with self._in_order(delivery.endpoint_id), self._gate(delivery.endpoint_id):
+                    await self._attempt(delivery)
+            else:
+                async with self._gate(delivery.endpoint_id):
+                    await self._attempt(delivery)
         except Exception:
             # The lease runs out and another claim retries; nothing is lost.
             log.exception("webhook_attempt_crashed", delivery_id=delivery.id)
@@ -100,6 +115,7 @@ class WebhookDeliverer:
             if self._claimed[delivery.endpoint_id] <= 0:
                 self._claimed.pop(delivery.endpoint_id, None)
                 self._gates.pop(delivery.endpoint_id, None)
+                self._held_in_order.pop(delivery.endpoint_id, None)
 
     async def _attempt(self, delivery: Delivery) -> None:
         outgoing = await self._service.prepare(delivery, self._owner)

@@ -929,6 +929,37 @@ async def test_events_raised_while_disabled_are_held_and_sent_in_order_when_re_e
     assert sorted(d.status.value for d, _ in held) == ["succeeded"] * 3
 
 
+async def test_a_held_backlog_goes_out_one_at_a_time_with_the_default_concurrency(
+    hooks: Hooks, receiver: Receiver
+) -> None:
+    """Up to 8 attempts per endpoint run at once; the backlog of a re-enabled endpoint
+    must still arrive oldest first, so its attempts wait for each other."""
+    endpoint, _ = await hooks.endpoint(receiver.url)
+    await hooks.container.webhooks.update_endpoint(hooks.caller, endpoint.id, enabled=False)
+    raised = []
+    for _ in range(5):
+        hooks.clock.advance(seconds=1)
+        raised.append(await hooks.emit())
+    await hooks.container.webhooks.update_endpoint(hooks.caller, endpoint.id, enabled=True)
+
+    first_answer = threading.Event()
+    receiver.respond = lambda r: (
+        Reply(hold=first_answer) if len(receiver.received()) == 1 else Reply()
+    )
+    deliverer = hooks.deliverer()
+    assert await deliverer.run_once() == 5
+    for _ in range(200):
+        if receiver.received():
+            break
+        await asyncio.sleep(0.01)
+    await asyncio.sleep(0.3)  # room for any attempt sent alongside the first
+    assert len(receiver.received()) == 1, "held deliveries were sent side by side"
+    first_answer.set()
+    await deliverer.drain(30)
+    assert [r.webhook_id for r in receiver.received()] == raised
+    assert {d.trigger for d, _ in await hooks.deliveries(endpoint.id)} == {"held"}
+
+
 async def test_events_held_longer_than_the_window_are_dropped_on_re_enabling(
     hooks: Hooks, receiver: Receiver
 ) -> None:
@@ -985,7 +1016,7 @@ async def test_a_replay_queued_while_disabled_is_fresh_however_old_its_events(
     # The held delivery (40 days old) was dropped; the replay queued today went out.
     assert [r.webhook_id for r in receiver.received()] == [old]
     by_trigger = {d.trigger: d.status for d, _ in await hooks.deliveries(endpoint.id)}
-    assert by_trigger == {"event": DeliveryStatus.FAILED, "replay": DeliveryStatus.SUCCEEDED}
+    assert by_trigger == {"held": DeliveryStatus.FAILED, "replay": DeliveryStatus.SUCCEEDED}
 
 
 async def test_an_automatically_disabled_endpoint_holds_events_like_a_paused_one(

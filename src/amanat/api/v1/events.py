@@ -60,7 +60,7 @@ class DeliveryRef(ResponseModel):
     event_id: str
     endpoint_id: str
     status: Literal["pending", "succeeded", "failed"]
-    trigger: Literal["event", "redeliver", "replay"]
+    trigger: Literal["event", "held", "redeliver", "replay"]
 
 
 REDELIVER_EXAMPLES: dict[str, Any] = {

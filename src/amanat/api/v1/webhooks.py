@@ -141,7 +141,7 @@ class DeliveryOut(ResponseModel):
     event_id: str = Field(description="Also the `webhook-id` header of every attempt.")
     event_type: str = Field(json_schema_extra=declared_enum(EVENT_TYPES))
     endpoint_id: str
-    trigger: Literal["event", "redeliver", "replay"]
+    trigger: Literal["event", "held", "redeliver", "replay"]
     status: Literal["pending", "succeeded", "failed"]
     attempts: list[AttemptOut]
     next_attempt_at: str | None
