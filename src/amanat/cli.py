@@ -17,7 +17,7 @@ from rich.console import Console
 
 from amanat.domain.audit import Actor
 from amanat.domain.errors import DomainError
-from amanat.settings import Settings
+from amanat.settings import HttpSettings, Settings
 
 if TYPE_CHECKING:
     from amanat.bootstrap import Container
@@ -586,9 +586,13 @@ def sandbox_seed() -> None:
         f"-d grant_type=client_credentials {base}/oauth/token"
     )
     out.print(f"  (credentials saved in {settings.auth.sandbox_credentials_file})")
+    # Another shell has none of make run's environment: name the URL when it is not the
+    # default, so the command finds this server's rail.
+    where = "" if base == HttpSettings().public_url else f"AMANAT_HTTP__PUBLIC_URL={base} "
     out.print(
-        "Rail faults: amanat sandbox faults set --downtime 30 | --latency-ms 800 | "
-        "--error-rate 0.2; amanat sandbox faults show / clear (docs/sandbox-rail.md)"
+        f"Rail faults: {where}.venv/bin/amanat sandbox faults set --downtime 30 | "
+        f"--latency-ms 800 | --error-rate 0.2; {where}.venv/bin/amanat sandbox faults "
+        "show / clear (docs/sandbox-rail.md)"
     )
     out.rule()
 
@@ -687,6 +691,11 @@ def sandbox_totp() -> None:
     typer.echo(pyotp.TOTP(secret).now())
 
 
+# Where `make run` keeps the sandbox's audit witness (the Makefile sets it): beside the
+# sandbox credentials, in var/.
+SANDBOX_WITNESS_NAME = "audit-witness.jsonl"
+
+
 @audit_app.command("verify")
 def audit_verify(
     as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
@@ -702,6 +711,20 @@ def audit_verify(
     not run (no database, unreadable witness file).
     """
     from amanat.adapters.crypto.witness import iter_witness_file
+
+    settings = _settings()
+    sandbox_witness = settings.auth.sandbox_credentials_file.parent / SANDBOX_WITNESS_NAME
+    if (
+        witness is None
+        and not settings.is_production
+        and settings.audit.witness_file is None
+        and settings.audit.witness_url is None
+        and sandbox_witness.is_file()
+    ):
+        # What `make run` writes to: a bare `amanat audit verify` after it checks against
+        # the witness too, instead of silently checking the database alone.
+        witness = sandbox_witness
+        typer.echo(f"(checking against the sandbox witness {witness})", err=True)
 
     async def work(container: Container) -> Any:
         lines = iter_witness_file(witness) if witness is not None else None

@@ -179,8 +179,10 @@ def test_the_banner_names_the_public_url(
     assert result.exit_code == 0, result.output
     urls = re.findall(r"https?://[^\s)]+", result.output)
     assert urls, result.output
-    assert all(url.startswith(f"{PUBLIC}/") for url in urls), urls
+    assert all(url == PUBLIC or url.startswith(f"{PUBLIC}/") for url in urls), urls
     assert f"{PUBLIC}/sandbox/oauth/callback" in urls
+    # Typed in another shell, the faults command finds this server's rail.
+    assert f"AMANAT_HTTP__PUBLIC_URL={PUBLIC} .venv/bin/amanat sandbox faults" in result.output
 
 
 def test_serve_port_option_moves_the_public_url_of_every_process(

@@ -235,3 +235,18 @@ def test_verify_exits_2_without_a_traceback_when_the_witness_file_is_missing(
     result = invoke("audit", "verify", "--witness", str(cli_env / "nowhere.jsonl"))
     assert result.exit_code == 2
     assert "does not exist" in result.output
+
+
+def test_a_bare_verify_in_the_sandbox_checks_against_the_make_run_witness(
+    cli_env: Path, database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`make run` writes the witness to var/ (beside the sandbox credentials); a verify run
+    by hand in another shell, with no witness setting, must still check against it."""
+    _drill_log()
+    (cli_env / "witness.jsonl").rename(cli_env / "audit-witness.jsonl")
+    monkeypatch.delenv("AMANAT_AUDIT__WITNESS_FILE")
+    asyncio.run(attack(database_url, "delete-seals-rewrite-chain"))  # only a witness sees it
+
+    result = invoke("audit", "verify")
+    assert result.exit_code == 1, result.output
+    assert "at record 7 (seal_missing)" in result.stdout, result.output
