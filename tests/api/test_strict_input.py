@@ -363,3 +363,15 @@ async def test_control_characters_in_path_and_query_are_refused(
     response = await client.get(url, headers=auth)
     error = single_error(response, 422, "validation_error")
     assert (error["pointer"], error["in"], error["code"]) == (pointer, where, "forbidden_character")
+
+
+@pytest.mark.parametrize("limit", ["1.0", " 5", "1e1", "+5", "٣"])
+async def test_a_page_size_is_digits_only(
+    client: httpx.AsyncClient, auth: dict[str, str], limit: str
+) -> None:
+    """As strict as the body's integers: a query `limit` of "1.0" was read as 1."""
+    response = await client.get("/v1/payments", params={"limit": limit}, headers=auth)
+    assert response.status_code == 422, response.text
+    body = response.json()
+    assert body["errors"][0]["in"] == "query"
+    assert body["errors"][0]["code"] == "invalid_type"

@@ -14,10 +14,24 @@ from typing import Annotated, Any
 
 import orjson
 from fastapi import Query
+from pydantic import BeforeValidator
+from pydantic_core import PydanticCustomError
 
 from amanat.api.errors import ApiProblem
 
-LimitParam = Annotated[int, Query(ge=1, le=100, description="Page size, 1 to 100.")]
+
+def _digits_only(value: object) -> object:
+    """As strict as the body's integers: "1.0", " 5" or "1e1" are refused, not rounded."""
+    if isinstance(value, str) and not (value.isascii() and value.isdigit()):
+        raise PydanticCustomError("int_parsing", "Input should be a whole number, e.g. 20")
+    return value
+
+
+LimitParam = Annotated[
+    int,
+    BeforeValidator(_digits_only),
+    Query(ge=1, le=100, description="Page size, 1 to 100."),
+]
 CursorParam = Annotated[
     str | None,
     Query(max_length=512, description="`next_cursor` from the previous page."),
