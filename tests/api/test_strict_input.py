@@ -307,6 +307,13 @@ async def test_metadata_at_the_limits_is_accepted(
         ("metadata", {"k\x00": "v"}, "/metadata/k\x00"),
         ("metadata", {"k": "v\x1b[31m"}, "/metadata/k"),
         ("creditor", {"iban": IBAN, "name": "Ayesha\x00"}, "/creditor/name"),
+        ("description", "a\x7fb", "/description"),
+        ("description", "a\x85b", "/description"),
+        ("reference", "INV\x9b31m", "/reference"),
+        ("description", "pay \u202eKPR 00001\u202c", "/description"),
+        ("creditor", {"iban": IBAN, "name": "\u2067Ayesha\u2069"}, "/creditor/name"),
+        ("description", "a\u2028b", "/description"),
+        ("metadata", {"k\ufeff": "v"}, "/metadata/k\ufeff"),
     ],
 )
 async def test_control_characters_in_body_text_are_refused(
@@ -345,6 +352,62 @@ async def test_tabs_and_newlines_stay_allowed_in_free_text(
     assert response.json()["description"] == "line one\r\nline two\tend"
 
 
+async def test_urdu_joiners_and_direction_marks_stay_allowed(
+    client: httpx.AsyncClient, auth: dict[str, str]
+) -> None:
+    # ZWNJ shapes Urdu words; RLM and ALM mark direction without overriding what follows.
+    urdu = "\u0639\u0627\u0626\u0634\u06c1\u200c\u062e\u0627\u0646\u200f \u061c\xa0INV"
+    response = await client.post(
+        "/v1/payments",
+        json=PAYOUT | {"description": urdu},
+        headers=auth | {"Idempotency-Key": "urdu"},
+    )
+    assert response.status_code == 201, response.text
+    assert response.json()["description"] == urdu
+
+
+async def test_operator_webhook_and_console_text_refuse_del_and_c1_too(
+    client: httpx.AsyncClient,
+    container: Container,
+    auth: dict[str, str],
+    operator: dict[str, str],
+) -> None:
+    endpoint = await client.post(
+        "/v1/webhook_endpoints",
+        json={"url": "https://example.pk/hooks", "enabled_events": ["*"]},
+        headers=auth | {"Idempotency-Key": "we"},
+    )
+    assert endpoint.status_code == 201, endpoint.text
+    before = await row_counts(container)
+
+    partner = await client.post(
+        "/operator/v1/partners", json={"name": "A\x7fB", "roles": ["merchant"]}, headers=operator
+    )
+    error = single_error(partner, 422, "validation_error")
+    assert (error["pointer"], error["code"]) == ("/name", "forbidden_character")
+
+    patched = await client.patch(
+        f"/v1/webhook_endpoints/{endpoint.json()['id']}",
+        json={"description": "a\x85b"},
+        headers=auth,
+    )
+    error = single_error(patched, 422, "validation_error")
+    assert (error["pointer"], error["code"]) == ("/description", "forbidden_character")
+
+    form = await client.post(
+        "/console/partners",
+        data={"name": "A\u202eB", "roles": "merchant", "mode": "sandbox"},
+        headers=operator,
+    )
+    error = single_error(form, 400, "invalid_request")
+    assert (error["pointer"], error["in"], error["code"]) == (
+        "/name",
+        "body",
+        "forbidden_character",
+    )
+    assert await row_counts(container) == before
+
+
 @pytest.mark.parametrize(
     ("url", "where", "pointer"),
     [
@@ -355,6 +418,12 @@ async def test_tabs_and_newlines_stay_allowed_in_free_text(
         ("/v1/refunds?payment_id=pay_%00", "query", "/payment_id"),
         ("/v1/events?type=payment.succeeded%00", "query", "/type"),
         ("/v1/payments?cursor=%00", "query", "/cursor"),
+        ("/v1/payments/pay_%7F", "path", "/payment_id"),
+        ("/v1/payments/pay_%C2%85", "path", "/payment_id"),
+        ("/v1/refunds/re_%E2%80%AE", "path", "/refund_id"),
+        ("/v1/payments?status=%C2%85", "query", "/status"),
+        ("/v1/payments?status=%7F", "query", "/status"),
+        ("/v1/events?type=%E2%81%A6payment.succeeded", "query", "/type"),
     ],
 )
 async def test_control_characters_in_path_and_query_are_refused(

@@ -1,12 +1,16 @@
 """`amanat serve` caps header count and size while it reads the request: 100,000 headers or
-one of 32 MiB are answered 431 at once, and the server keeps answering everyone else."""
+one of 32 MiB are answered 431 at once, and the server keeps answering everyone else. A
+request pipelined before the refused one still gets its answer first."""
 
 from __future__ import annotations
 
 import json
 import select
 import socket
+import time
+import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import pytest
@@ -17,21 +21,33 @@ pytestmark = pytest.mark.e2e
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, int]]:
+def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[tuple[str, int], Path]]:
+    """The server's address and its log (JSON lines)."""
     workdir = tmp_path_factory.mktemp("header-limits")
     port = free_port()
     base_url = f"http://127.0.0.1:{port}"
-    env = server_env(workdir, base_url, AMANAT_RAIL__MOUNT_SANDBOX="false")
+    env = server_env(
+        workdir,
+        base_url,
+        AMANAT_RAIL__MOUNT_SANDBOX="false",
+        AMANAT_OBSERVABILITY__LOG_JSON="true",
+    )
     run_amanat(["migrate"], env, workdir)
+    log = workdir / "server.log"
     with serving(
         [*AMANAT, "serve", "--host", "127.0.0.1", "--port", str(port)],
         env,
         workdir,
-        workdir / "server.log",
+        log,
         ready=lambda: answers_healthz(base_url),
         timeout=START_TIMEOUT,
     ):
-        yield "127.0.0.1", port
+        yield ("127.0.0.1", port), log
+
+
+@pytest.fixture(scope="module")
+def server(served: tuple[tuple[str, int], Path]) -> tuple[str, int]:
+    return served[0]
 
 
 def _send_head(address: tuple[str, int], head: bytes) -> bytes:
@@ -53,6 +69,16 @@ def _send_head(address: tuple[str, int], head: bytes) -> bytes:
                 break
             if not chunk:
                 break
+            answer += chunk
+        return answer
+
+
+def _send_whole(address: tuple[str, int], request: bytes) -> bytes:
+    """Sends ``request`` in one write, however the server answers; returns all it says."""
+    with socket.create_connection(address, timeout=30) as sock:
+        sock.sendall(request)
+        answer = b""
+        while chunk := sock.recv(65_536):
             answer += chunk
         return answer
 
@@ -87,3 +113,56 @@ def test_the_server_still_answers_after_refusals(server: tuple[str, int]) -> Non
     for _ in range(3):
         _send_head(server, b"GET / HTTP/1.1\r\nHost: x\r\nX-Big: " + b"b" * 100_000 + b"\r\n\r\n")
     assert httpx.get(f"http://{host}:{port}/healthz", timeout=5).status_code == 200
+
+
+def _log_records(log: Path) -> list[dict[str, object]]:
+    lines = log.read_text(errors="replace").splitlines()
+    return [json.loads(line) for line in lines if line.startswith("{")]
+
+
+def test_a_request_pipelined_before_a_refused_one_is_answered_first(
+    served: tuple[tuple[str, int], Path],
+) -> None:
+    address, log = served
+    request_id = f"req_pipelined{uuid.uuid4().hex[:12]}"
+    first = f"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Request-Id: {request_id}\r\n\r\n".encode()
+    many = b"".join(b"X-H%d: 1\r\n" % i for i in range(150))
+    second = b"GET /healthz HTTP/1.1\r\nHost: x\r\n" + many + b"\r\n"
+
+    answer = _send_head(address, first + second)
+
+    assert answer.startswith(b"HTTP/1.1 200 "), answer[:300]
+    refused_at = answer.find(b"HTTP/1.1 431 ")
+    assert refused_at > 0, answer
+    _assert_431(answer[refused_at:])
+    assert answer.count(b"HTTP/1.1 ") == 2, answer
+    # The first request's own log line comes last (after any error it raised); wait for it.
+    deadline = time.monotonic() + 30
+    while not any(
+        r.get("event") == "http_request" and r.get("request_id") == request_id
+        for r in _log_records(log)
+    ):
+        assert time.monotonic() < deadline, log.read_text(errors="replace")
+        time.sleep(0.1)
+    errors = [r for r in _log_records(log) if r.get("level") in {"error", "critical"}]
+    assert errors == [], errors
+
+
+def test_a_request_pipelined_before_an_oversized_head_is_answered_first(
+    server: tuple[str, int],
+) -> None:
+    first = b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"
+    second = b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: " + b"c" * 100_000 + b"\r\n\r\n"
+    answer = _send_whole(server, first + second)
+    assert answer.startswith(b"HTTP/1.1 200 "), answer[:300]
+    refused_at = answer.find(b"HTTP/1.1 431 ")
+    assert refused_at > 0, answer
+    _assert_431(answer[refused_at:])
+
+
+def test_a_body_read_with_its_head_does_not_count_as_head(server: tuple[str, int]) -> None:
+    body = b"d" * 60_000
+    request = b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+    request += b"Content-Length: %d\r\n\r\n" % len(body) + body
+    answer = _send_whole(server, request)
+    assert answer.startswith(b"HTTP/1.1 200 "), answer[:300]

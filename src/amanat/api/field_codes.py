@@ -20,9 +20,10 @@ FIELD_CODES: dict[str, str] = {
     "not_allowed": "The value is not one of the allowed choices.",
     "invalid_value": "The value breaks a rule the message states (for example: give "
     "exactly one of iban or raast_id).",
-    "forbidden_character": "A string holds a NUL or other control character "
-    "(only tab, line feed and carriage return are allowed in body text), or an unpaired "
-    "surrogate.",
+    "forbidden_character": "A string holds a NUL or other control character (C0, DEL or "
+    "C1; only tab, line feed and carriage return are allowed in body text), a bidirectional "
+    "override or isolate (U+202A-U+202E, U+2066-U+2069), a line or paragraph separator "
+    "(U+2028, U+2029), U+FEFF, or an unpaired surrogate.",
     "duplicate_key": "A JSON object names the same key twice (with `malformed_json`).",
     "not_utf8": "The body is not UTF-8 without a byte-order mark (with `malformed_json`).",
     "invalid_iban": "Not a valid Pakistani IBAN; `reason` says what is wrong.",

@@ -6,6 +6,10 @@ refuse them. :class:`HeaderLimitedProtocol` counts as the bytes arrive and answe
 ``431 request_header_fields_too_large`` at once, closing the connection.
 ``amanat serve`` runs it; ContractMiddleware checks the same limits again for any other
 server that hosts the app.
+
+Requests pipelined before the refused one on the same connection are answered first, in
+order: the 431 waits until their responses are written (writing it at once put it ahead of
+them, and its half-close made their own responses fail with "write() after write_eof()").
 """
 
 from __future__ import annotations
@@ -74,17 +78,25 @@ class HeaderLimitedProtocol(HttpToolsProtocol):
         self._head_open = True
         self._head_bytes = 0
         self._header_bytes = 0
+        self._over_limits = False
         self._refused = False
+        self._refusal_waiting = False
 
     def data_received(self, data: bytes) -> None:
-        if self._refused:
-            return
-        if self._head_open:
-            self._head_bytes += len(data)
-            if self._head_bytes > self._limits.max_header_bytes + REQUEST_LINE_ALLOWANCE:
+        # Fed in pieces no larger than the room left for the head being read: a piece may
+        # end that head (the body and any pipelined requests after it are then fed as they
+        # come), so only bytes of an unfinished head count against the cap.
+        while data and not self._refused and not self.transport.is_closing():
+            if not self._head_open:
+                super().data_received(data)
+                return
+            room = self._limits.max_header_bytes + REQUEST_LINE_ALLOWANCE - self._head_bytes
+            if room <= 0:
                 self._refuse()
                 return
-        super().data_received(data)
+            piece, data = data[:room], data[room:]
+            self._head_bytes += len(piece)  # on_headers_complete starts the count afresh
+            super().data_received(piece)
 
     def on_message_begin(self) -> None:
         super().on_message_begin()
@@ -96,7 +108,7 @@ class HeaderLimitedProtocol(HttpToolsProtocol):
             len(self.headers) >= self._limits.max_header_count
             or self._header_bytes > self._limits.max_header_bytes
         ):
-            self._refused = True
+            self._over_limits = True
             # httptools turns this into a parser error; send_400_response answers 431.
             raise _HeadersTooLarge
         super().on_header(name, value)
@@ -110,17 +122,39 @@ class HeaderLimitedProtocol(HttpToolsProtocol):
         self._head_open = True
         super().on_message_complete()
 
+    def on_response_complete(self) -> None:
+        super().on_response_complete()
+        if self._refusal_waiting and not self._answering():
+            self._refusal_waiting = False
+            self._send_refusal()
+
     def send_400_response(self, msg: str) -> None:
-        if self._refused:
+        if self._over_limits:
             self._refuse()
             return
         super().send_400_response(msg)
 
+    def _answering(self) -> bool:
+        """Whether a request read before the refused one is still being answered (the
+        latest cycle is the last of any pipelined ones, so it completes last)."""
+        return self.cycle is not None and not self.cycle.response_complete
+
     def _refuse(self) -> None:
+        if self._refused:  # the headers fed last may have been refused already
+            return
         self._refused = True
+        if self._answering():
+            # Nothing more is read from this connection (data_received drops it); the 431
+            # follows the last pending response, from on_response_complete.
+            self._refusal_waiting = True
+            return
+        self._send_refusal()
+
+    def _send_refusal(self) -> None:
         transport: asyncio.Transport = self.transport
         if transport.is_closing():
             return
+        self._unset_keepalive_if_required()
         transport.write(refusal_bytes(self._limits))
         # Half-close and drop what still arrives (data_received ignores it): closing with
         # unread bytes would send a reset that can destroy the 431 before the client reads

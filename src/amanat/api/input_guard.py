@@ -6,9 +6,17 @@ A request must mean one thing and hold only text the database can store:
   lenient parser keeps the last value, so ``{"amount": 1000, "amount": 99999999}`` would
   pay the second amount while a reviewer reads the first);
 - no string in the body, the path or the query holds NUL (PostgreSQL cannot store it and
-  answered 500) or another control character. Body text may hold tab, line feed and
-  carriage return (descriptions are free text); paths and query strings may not. Unpaired
-  surrogates (``"\\ud800"``) are refused as well: they are not text in any encoding.
+  answered 500) or another control character: C0, DEL and C1 (U+0080 to U+009F; U+0085 is
+  a line break to some readers). Body text may hold tab, line feed and carriage return
+  (descriptions are free text); paths and query strings may not. Unpaired surrogates
+  (``"\\ud800"``) are refused as well: they are not text in any encoding;
+- nor characters that make text show other than it reads, once it is echoed in the
+  console, the audit log or a partner's own screens: the bidirectional embeddings,
+  overrides and isolates (U+202A to U+202E, U+2066 to U+2069; "Trojan source"), the line
+  and paragraph separators U+2028 and U+2029 (invisible line breaks; body text has line
+  feed for that), and U+FEFF (an invisible byte-order mark that makes two equal-looking
+  names differ). The marks U+200E, U+200F and U+061C, and the joiners U+200C and U+200D,
+  stay allowed: Urdu text needs them, and they reorder nothing on their own.
 
 Each refusal names the place with a JSON pointer, as validation errors do.
 """
@@ -22,8 +30,12 @@ from collections.abc import Iterator
 from typing import Any
 from urllib.parse import parse_qsl
 
-_BODY_FORBIDDEN = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff]")
-_URL_FORBIDDEN = re.compile("[\x00-\x1f\x7f]")
+_CONTROLS = "\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f"
+_LINE_BREAKS = "\t\n\r"
+_DECEPTIVE = "\u202a-\u202e\u2066-\u2069\u2028\u2029\ufeff"
+_SURROGATES = "\ud800-\udfff"
+_BODY_FORBIDDEN = re.compile(f"[{_CONTROLS}{_DECEPTIVE}{_SURROGATES}]")
+_URL_FORBIDDEN = re.compile(f"[{_CONTROLS}{_LINE_BREAKS}{_DECEPTIVE}{_SURROGATES}]")
 
 
 class InputRefused(Exception):
@@ -55,6 +67,20 @@ def json_pointer(parts: Any) -> str:
 
 def _describe(char: str) -> str:
     return f"U+{ord(char):04X}"
+
+
+def _kind(char: str) -> str:
+    """What the refused character is, in the words of the documentation."""
+    code = ord(char)
+    if 0xD800 <= code <= 0xDFFF:
+        return f"an unpaired surrogate ({_describe(char)})"
+    if 0x202A <= code <= 0x202E or 0x2066 <= code <= 0x2069:
+        return f"a bidirectional override or isolate ({_describe(char)})"
+    if code in (0x2028, 0x2029):
+        return f"a line or paragraph separator ({_describe(char)})"
+    if code == 0xFEFF:
+        return f"a zero-width no-break space ({_describe(char)})"
+    return f"a control character ({_describe(char)})"
 
 
 class _DuplicateKey(Exception):
@@ -151,8 +177,8 @@ def check_body_text(value: Any) -> None:
                 "forbidden_character",
                 json_pointer(path),
                 "body",
-                f"Control characters and unpaired surrogates ({_describe(bad.group())}) are not "
-                "allowed; body text may hold tab, line feed and carriage return only.",
+                f"The text holds {_kind(bad.group())}; body text may hold tab, line feed and "
+                "carriage return, but no other control or bidirectional formatting character.",
             )
 
 
@@ -177,15 +203,19 @@ def _check_pairs(
                     "forbidden_character",
                     json_pointer([name]),
                     where,
-                    f"Control characters ({_describe(bad.group())}) are not allowed in {place}.",
+                    f"{capitalised(_kind(bad.group()))} is not allowed in {place}.",
                     form=form,
                 )
 
 
+def capitalised(text: str) -> str:
+    return text[:1].upper() + text[1:]
+
+
 def path_has_forbidden(path: str) -> str | None:
-    """The first forbidden character of a decoded URL path, if any."""
+    """What the first forbidden character of a decoded URL path is, if there is one."""
     bad = _URL_FORBIDDEN.search(path)
-    return _describe(bad.group()) if bad else None
+    return _kind(bad.group()) if bad else None
 
 
 def is_forbidden_in_path(value: str) -> bool:

@@ -21,6 +21,7 @@ from amanat.api.context import accept_or_generate_request_id, request_id_var
 from amanat.api.errors import internal_error_response, problem_response
 from amanat.api.input_guard import (
     InputRefused,
+    capitalised,
     check_body_text,
     check_form_text,
     check_query_text,
@@ -82,13 +83,13 @@ def _path_refusal(scope: Scope, char: str) -> InputRefused:
                     "forbidden_character",
                     json_pointer([name]),
                     "path",
-                    f"Control characters ({char}) are not allowed in path parameters.",
+                    f"{capitalised(char)} is not allowed in path parameters.",
                 )
     return InputRefused(
         "forbidden_character",
         "",
         "path",
-        f"Control characters ({char}) are not allowed in the path.",
+        f"{capitalised(char)} is not allowed in the path.",
     )
 
 

@@ -4,17 +4,48 @@ from __future__ import annotations
 
 import json
 from typing import Any
+from urllib.parse import quote
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from amanat.api.input_guard import InputRefused, check_body_text, parse_json_body
+from amanat.api.input_guard import (
+    InputRefused,
+    check_body_text,
+    check_form_text,
+    check_query_text,
+    parse_json_body,
+    path_has_forbidden,
+)
 
+# Characters a body string may not hold besides C0 (but tab, LF, CR): DEL and C1, the
+# bidirectional embeddings, overrides and isolates, the line and paragraph separators, and
+# the zero-width no-break space.
+REFUSED_BEYOND_C0 = [
+    "\x7f",
+    "\x80",
+    "\x85",
+    "\x9f",
+    "\u202a",
+    "\u202b",
+    "\u202c",
+    "\u202d",
+    "\u202e",
+    "\u2066",
+    "\u2067",
+    "\u2068",
+    "\u2069",
+    "\u2028",
+    "\u2029",
+    "\ufeff",
+]
 CLEAN_TEXT = st.text(
-    alphabet=st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"),
+    alphabet=st.characters(
+        blacklist_categories=("Cs",), blacklist_characters=["\x00", *REFUSED_BEYOND_C0]
+    ),
     max_size=8,
-).filter(lambda s: all(c in "\t\n\r" or ord(c) >= 0x20 for c in s))
+).filter(lambda s: all(c in "\t\n\r" or 0x20 <= ord(c) < 0x7F or ord(c) > 0x9F for c in s))
 JSON_VALUES = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | CLEAN_TEXT,
     lambda inner: st.lists(inner, max_size=3) | st.dictionaries(CLEAN_TEXT, inner, max_size=3),
@@ -75,3 +106,35 @@ def test_control_characters_are_refused_with_a_pointer(value: Any, pointer: str)
 
 def test_tab_newline_and_carriage_return_are_text() -> None:
     check_body_text({"description": "a\tb\nc\r\n"})
+
+
+@pytest.mark.parametrize("char", REFUSED_BEYOND_C0, ids=lambda c: f"U+{ord(c):04X}")
+def test_del_c1_bidi_controls_separators_and_bom_are_refused_in_keys_and_values(
+    char: str,
+) -> None:
+    for value, pointer in [({"a": f"x{char}y"}, "/a"), ({f"k{char}": "v"}, f"/k{char}")]:
+        with pytest.raises(InputRefused) as caught:
+            check_body_text(value)
+        assert (caught.value.code, caught.value.pointer) == ("forbidden_character", pointer)
+        assert f"U+{ord(char):04X}" in caught.value.message
+
+
+@pytest.mark.parametrize("char", REFUSED_BEYOND_C0, ids=lambda c: f"U+{ord(c):04X}")
+def test_the_same_characters_are_refused_in_paths_queries_and_forms(char: str) -> None:
+    encoded = quote(f"x{char}y").encode()
+    assert path_has_forbidden(f"/v1/payments/pay_{char}") is not None
+    with pytest.raises(InputRefused) as in_query:
+        check_query_text(b"status=" + encoded)
+    assert (in_query.value.code, in_query.value.where) == ("forbidden_character", "query")
+    with pytest.raises(InputRefused) as in_form:
+        check_form_text(b"name=" + encoded)
+    assert (in_form.value.code, in_form.value.form) == ("forbidden_character", True)
+
+
+def test_urdu_marks_joiners_and_no_break_space_stay_text() -> None:
+    # ZWNJ and ZWJ shape Urdu words; LRM, RLM and ALM mark direction without overriding it.
+    text = "\u0639\u0627\u0626\u0634\u06c1\u200c\u200d \u200e\u200f\u061c\xa0caf\xe9"
+    check_body_text({"name": text})
+    check_query_text(b"q=" + quote(text).encode())
+    check_form_text(b"name=" + quote(text).encode())
+    assert path_has_forbidden("/v1/customers/" + text) is None
