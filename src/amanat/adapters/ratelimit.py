@@ -1,6 +1,7 @@
 """Per-client, per-endpoint-class rate limiting on top of :mod:`limits` (async API).
 
-Each endpoint class has a :class:`Policy` (``read``, ``write``, ``token``,
+Each endpoint class has a :class:`Policy` (``read``, ``write``, ``reveal``,
+``customer_search``, ``token``,
 ``token_failures``, ``token_failures_ip``, ``login``, ``public``), each quota settable with
 ``AMANAT_RATE_LIMITS__<POLICY>=LIMIT/WINDOW_SECONDS`` and, for ``read`` and ``write``, per
 partner by an operator; the caller chooses the key (client id, client id+IP, IP, IP+email).
@@ -95,6 +96,9 @@ DEFAULT_POLICIES: dict[str, Policy] = {
     # Reading a customer's identifiers in clear, per client id: support look-ups, not bulk
     # export, so a stolen token cannot walk the customer table.
     "reveal": Policy("reveal", 30, 3600),
+    # Finding customers by IBAN, Raast ID or CNIC, per client id: a search confirms a
+    # guessed identifier (a masked Raast ID hides only five digits), so guesses are few.
+    "customer_search": Policy("customer_search", 300, 3600),
     # Token, revoke and introspect requests, per (client id, source IP).
     "token": Policy("token", 600, 60),
     # Failed client authentications, per (client id, source IP): a guesser locks out only

@@ -55,6 +55,7 @@ def test_default_policies() -> None:
         "read": (6000, 60),
         "write": (6000, 60),
         "reveal": (30, 3600),
+        "customer_search": (300, 3600),
         "token": (600, 60),
         "token_failures": (20, 300),
         "token_failures_ip": (200, 300),
