@@ -283,7 +283,7 @@ def build_container(
             clock,
             passwords,
             protection,
-            unknown_email_lockout=LimiterLockout(rate_limiter),
+            sign_in_lockout=LimiterLockout(rate_limiter),
         ),
         signing_keys=SigningKeyService(transactions, clock, EcKeyMaterial(passphrase), ttl),
         rate_limiter=rate_limiter,

@@ -286,11 +286,11 @@ class RateLimiter:
             await aclose()
 
 
-# Sign-in attempts at emails with no account: locked out like an account is (domain
-# MAX_FAILED_LOGINS failures, for the LOCKOUT period), so a 423 does not tell which exist.
-UNKNOWN_EMAIL_LOCKOUT = Policy(
-    "login_unknown_email", MAX_FAILED_LOGINS, int(LOCKOUT.total_seconds())
-)
+# Failed operator sign-ins per (email, source IP), whether the email has an account or
+# not: MAX_FAILED_LOGINS failures lock that address out of that email for the LOCKOUT
+# period. Keyed by address so a guesser locks out only itself, never the operator
+# elsewhere; the same for unknown emails, so a 423 does not tell which exist.
+SIGN_IN_LOCKOUT = Policy("login_lockout", MAX_FAILED_LOGINS, int(LOCKOUT.total_seconds()))
 
 
 class LimiterLockout:
@@ -298,7 +298,7 @@ class LimiterLockout:
     (shared by every API process when the limiter uses Redis). If the store is down the
     lockout fails open, like the limiter: never locked."""
 
-    def __init__(self, limiter: RateLimiter, policy: Policy = UNKNOWN_EMAIL_LOCKOUT) -> None:
+    def __init__(self, limiter: RateLimiter, policy: Policy = SIGN_IN_LOCKOUT) -> None:
         self._limiter = limiter
         self._policy = policy
 
@@ -309,3 +309,7 @@ class LimiterLockout:
     async def record_failure(self, key: str) -> bool:
         decision = await self._limiter.hit(self._policy.name, key, override=self._policy)
         return not decision.degraded and (not decision.allowed or decision.remaining == 0)
+
+    async def seconds_left(self, key: str) -> int:
+        decision = await self._limiter.peek(self._policy.name, key, override=self._policy)
+        return max(1, decision.reset_seconds)
