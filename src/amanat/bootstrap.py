@@ -284,6 +284,7 @@ def build_container(
             passwords,
             protection,
             sign_in_lockout=LimiterLockout(rate_limiter),
+            email_failures=LimiterLockout(rate_limiter, "login_email_failures"),
         ),
         signing_keys=SigningKeyService(transactions, clock, EcKeyMaterial(passphrase), ttl),
         rate_limiter=rate_limiter,

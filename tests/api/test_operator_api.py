@@ -19,6 +19,7 @@ from fastapi.routing import APIRoute
 from tests.support.operators import PASSWORD, Account, NewClient, create_account, totp
 
 from amanat.adapters.db.tables import audit_log, oauth_clients
+from amanat.adapters.ratelimit import Policy
 from amanat.api.operator import routes as operator_routes
 from amanat.api.operator.session import SESSION_COOKIE
 from amanat.bootstrap import Container
@@ -242,6 +243,36 @@ async def test_five_failures_lock_out_the_address_not_the_operator(
     response = await operator.post(f"{API}/login", json=login_body(container, account))
     assert response.status_code == 200, response.text
     assert await audit_rows(container, "operator.login_succeeded")
+
+
+async def test_failures_from_many_addresses_slow_down_but_never_lock_the_operator(
+    container: Container, clock: FrozenClock, from_address: Callable[[str], httpx.AsyncClient]
+) -> None:
+    """Once an email has failed too often from everywhere, each further failing address
+    is locked at its first failure, not its fifth; an address that gives the right
+    password and code still signs in. An unknown email answers the same."""
+    container.rate_limiter.policies["login_email_failures"] = Policy("login_email_failures", 3, 900)
+    account = await create_account(container, "support")
+
+    async def spread(email: str, first_octet: int) -> list[tuple[int, str, bool]]:
+        answers = []
+        for n in range(5):
+            body = {"email": email, "password": "wrong-password!", "totp_code": "000000"}
+            response = await from_address(f"10.{first_octet}.0.{n + 1}").post(
+                f"{API}/login", json=body
+            )
+            answers.append(
+                (response.status_code, problem_code(response), "retry-after" in response.headers)
+            )
+        return answers
+
+    real = await spread(account.email, 1)
+    assert real == [(401, "login_failed", False)] * 2 + [(423, "account_locked", True)] * 3
+    assert await spread("nobody-here@bank.example.pk", 2) == real
+    clock.advance(seconds=30)
+    operator = from_address("10.1.0.99")
+    response = await operator.post(f"{API}/login", json=login_body(container, account))
+    assert response.status_code == 200, response.text
 
 
 async def test_a_totp_code_works_once(

@@ -109,6 +109,10 @@ DEFAULT_POLICIES: dict[str, Policy] = {
     "token_failures_ip": Policy("token_failures_ip", 200, 300),
     # Operator login, per IP + email.
     "login": Policy("login", 10, 300),
+    # Failed operator sign-ins at one email from every address together. Past it, an
+    # address is locked out at its first failure rather than its fifth: a guesser spread
+    # over many addresses is slowed, while the right password and code still sign in.
+    "login_email_failures": Policy("login_email_failures", 50, 900),
     # Unauthenticated reference data, per IP.
     "public": Policy("public", 300, 60),
 }
@@ -298,18 +302,33 @@ class LimiterLockout:
     (shared by every API process when the limiter uses Redis). If the store is down the
     lockout fails open, like the limiter: never locked."""
 
-    def __init__(self, limiter: RateLimiter, policy: Policy = SIGN_IN_LOCKOUT) -> None:
+    def __init__(self, limiter: RateLimiter, policy: Policy | str = SIGN_IN_LOCKOUT) -> None:
+        """``policy`` is a fixed Policy, or the name of one of the limiter's (configurable)."""
         self._limiter = limiter
         self._policy = policy
 
+    def _current(self) -> Policy:
+        policy = self._policy
+        return self._limiter.policies[policy] if isinstance(policy, str) else policy
+
     async def is_locked(self, key: str) -> bool:
-        decision = await self._limiter.peek(self._policy.name, key, override=self._policy)
+        policy = self._current()
+        decision = await self._limiter.peek(policy.name, key, override=policy)
         return not decision.allowed
 
     async def record_failure(self, key: str) -> bool:
-        decision = await self._limiter.hit(self._policy.name, key, override=self._policy)
+        policy = self._current()
+        decision = await self._limiter.hit(policy.name, key, override=policy)
         return not decision.degraded and (not decision.allowed or decision.remaining == 0)
 
+    async def lock(self, key: str) -> None:
+        policy = self._current()
+        for _ in range(policy.limit):
+            decision = await self._limiter.hit(policy.name, key, override=policy)
+            if decision.degraded or not decision.allowed or decision.remaining == 0:
+                return
+
     async def seconds_left(self, key: str) -> int:
-        decision = await self._limiter.peek(self._policy.name, key, override=self._policy)
+        policy = self._current()
+        decision = await self._limiter.peek(policy.name, key, override=policy)
         return max(1, decision.reset_seconds)

@@ -98,9 +98,11 @@ class OperatorService:
         sealer: SecretSealer,
         issuer_name: str = "amanat",
         sign_in_lockout: FailureLockout | None = None,
+        email_failures: FailureLockout | None = None,
     ) -> None:
         self._tx = transactions
         self._lockout = sign_in_lockout
+        self._email_failures = email_failures
         self._clock = clock
         self._hasher = hasher
         self._sealer = sealer
@@ -205,7 +207,8 @@ class OperatorService:
         # Failures lock out an (email, source IP) pair, never the account everywhere: a
         # guesser who knows an email shuts out only its own address, and the operator
         # still signs in from theirs. Unknown emails go through the same counter.
-        lock_key = f"{_fingerprint(email)}|{source_ip or '-'}"
+        email_key = _fingerprint(email)
+        lock_key = f"{email_key}|{source_ip or '-'}"
         locked = self._lockout is not None and await self._lockout.is_locked(lock_key)
         async with self._tx.write() as tx:
             if operator is None:
@@ -233,10 +236,16 @@ class OperatorService:
                     return result
         # After the transaction: the count lives in the shared limiter store, and a
         # database writer must not wait on it.
-        raise await self._failure(lock_key, actor, operator, locked=locked)
+        raise await self._failure(email_key, lock_key, actor, operator, locked=locked)
 
     async def _failure(
-        self, lock_key: str, actor: Actor, operator: Operator | None, *, locked: bool
+        self,
+        email_key: str,
+        lock_key: str,
+        actor: Actor,
+        operator: Operator | None,
+        *,
+        locked: bool,
     ) -> DomainError:
         """401 until the MAX_FAILED_LOGINS-th failure from this address at this email, then
         423 with Retry-After for the lockout period; the same whether the account exists."""
@@ -244,7 +253,12 @@ class OperatorService:
         if lockout is None:
             return LoginFailed("Email, password or code is wrong.")
         if not locked:
-            if not await lockout.record_failure(lock_key):
+            # Once the email has failed too often from everywhere, every further failing
+            # address is locked at once; addresses that do not fail are never refused.
+            email_failures = self._email_failures
+            if email_failures is not None and await email_failures.record_failure(email_key):
+                await lockout.lock(lock_key)
+            elif not await lockout.record_failure(lock_key):
                 return LoginFailed("Email, password or code is wrong.")
             if operator is not None:
                 async with self._tx.write() as tx:

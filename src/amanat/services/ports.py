@@ -622,6 +622,10 @@ class FailureLockout(Protocol):
         """Count one failure; True when ``key`` is locked out from now on."""
         ...
 
+    async def lock(self, key: str) -> None:
+        """Lock ``key`` out now, whatever its count."""
+        ...
+
     async def seconds_left(self, key: str) -> int:
         """Seconds (at least 1) until ``key``'s lockout, if any, ends."""
         ...

@@ -60,6 +60,7 @@ def test_default_policies() -> None:
         "token_failures": (20, 300),
         "token_failures_ip": (200, 300),
         "login": (10, 300),
+        "login_email_failures": (50, 900),
         "public": (300, 60),
     }
     assert all(name == p.name for name, p in DEFAULT_POLICIES.items())
