@@ -18,7 +18,7 @@ from tests.support.oauth import (
 )
 
 from amanat.adapters.db.tables import audit_log
-from amanat.adapters.ratelimit import DEFAULT_POLICIES
+from amanat.adapters.ratelimit import DEFAULT_POLICIES, Policy
 from amanat.bootstrap import Container
 
 IBAN = "PK36SCBL0000001123456702"
@@ -79,15 +79,18 @@ async def _reveal_audits(container: Container) -> list[sa.Row[tuple[object, ...]
         return list(rows.all())
 
 
+async def _customer_writer(container: Container, owner: RegisteredClient) -> RegisteredClient:
+    writer = await container.partners.create_client(
+        ACTOR, owner.partner.id, name="writer", scopes=["payments:write"]
+    )
+    return RegisteredClient(owner.partner, writer.client, writer.secret)
+
+
 async def _customer_of(
     client: httpx.AsyncClient, container: Container, owner: RegisteredClient
 ) -> str:
     """A customer of ``owner``'s partner, made by a second client of it that may write."""
-    writer = await container.partners.create_client(
-        ACTOR, owner.partner.id, name="writer", scopes=["payments:write"]
-    )
-    registered = RegisteredClient(owner.partner, writer.client, writer.secret)
-    return await _create(client, await _bearer(client, registered))
+    return await _create(client, await _bearer(client, await _customer_writer(container, owner)))
 
 
 def _assert_masked(text: str) -> None:
@@ -215,3 +218,63 @@ async def test_reveal_has_its_own_rate_limit(
     assert int(limited.headers["retry-after"]) >= 1
     assert IBAN not in limited.text
     assert len(await _reveal_audits(container)) == policy.limit, "a refusal reveals nothing"
+
+
+async def _search_audits(container: Container) -> list[sa.Row[tuple[object, ...]]]:
+    async with container.db.read() as conn:
+        rows = await conn.execute(
+            sa.select(audit_log).where(audit_log.c.action == "data_subject.searched")
+        )
+        return list(rows.all())
+
+
+async def test_search_by_identifier_is_audited_without_the_value(
+    client: httpx.AsyncClient, container: Container, merchant: RegisteredClient
+) -> None:
+    """A search confirms a guessed identifier, so each leaves a trace: field and count."""
+    auth = await _bearer(client, merchant)
+    await _create(client, await _bearer(client, await _customer_writer(container, merchant)))
+    hit = await client.get(
+        "/v1/customers", params={"raast_id": PHONE}, headers=auth | {"X-Request-Id": "req-s1"}
+    )
+    miss = await client.get("/v1/customers", params={"cnic": "35202-7654321-3"}, headers=auth)
+    assert hit.status_code == 200 and len(hit.json()["data"]) == 1
+    assert hit.headers["ratelimit-policy"].startswith('"customer_search"')
+    assert miss.status_code == 200 and miss.json()["data"] == []
+    audits = await _search_audits(container)
+    assert len(audits) == 2, "one audit record per search"
+    assert (audits[0].actor_type, audits[0].actor_id) == ("client", merchant.id)
+    assert audits[0].request_id == "req-s1" and audits[0].source_ip
+    assert json.loads(audits[0].payload) == {
+        "partner_id": merchant.partner.id,
+        "field": "raast_id",
+        "matches": 1,
+    }
+    assert json.loads(audits[1].payload)["matches"] == 0
+    for row in audits:
+        text = " ".join(str(value) for value in row)
+        for clear in [*CLEAR_FORMS, "7654321", "3520276543213"]:
+            assert clear not in text, "a search's audit record holds the value searched"
+
+
+async def test_search_by_identifier_has_its_own_rate_limit(
+    client: httpx.AsyncClient, container: Container, merchant: RegisteredClient
+) -> None:
+    """Guessing the five starred digits of a Raast ID needs up to 100,000 searches: the
+    search policy keeps that to a few hundred an hour, far below the read policy."""
+    default = DEFAULT_POLICIES["customer_search"]
+    assert default.limit * 100 <= DEFAULT_POLICIES["read"].limit * 60
+    small = Policy("customer_search", 3, 3600)
+    container.rate_limiter.policies["customer_search"] = small
+    auth = await _bearer(client, merchant)
+    for n in range(small.limit):
+        guess = f"+92300{n:05d}67"
+        assert (
+            await client.get("/v1/customers", params={"raast_id": guess}, headers=auth)
+        ).status_code == 200
+    limited = await client.get("/v1/customers", params={"raast_id": PHONE}, headers=auth)
+    assert limited.status_code == 429 and limited.json()["code"] == "rate_limited"
+    assert int(limited.headers["retry-after"]) >= 1
+    assert len(await _search_audits(container)) == small.limit, "a refused search is not audited"
+    # Reading a customer by id still answers: only identifier searches are limited.
+    assert (await client.get("/v1/customers/cus_unknown", headers=auth)).status_code == 404

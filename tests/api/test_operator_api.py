@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -13,10 +14,12 @@ import httpx
 import pyotp
 import pytest
 import sqlalchemy as sa
+from fastapi import FastAPI
 from fastapi.routing import APIRoute
 from tests.support.operators import PASSWORD, Account, NewClient, create_account, totp
 
 from amanat.adapters.db.tables import audit_log, oauth_clients
+from amanat.adapters.ratelimit import Policy
 from amanat.api.operator import routes as operator_routes
 from amanat.api.operator.session import SESSION_COOKIE
 from amanat.bootstrap import Container
@@ -192,36 +195,84 @@ async def test_failed_login_is_generic_and_audited_with_source_ip(
     assert any(r["actor_id"] == expected for r in rows)
 
 
-async def test_five_failures_lock_the_account_for_fifteen_minutes(
-    container: Container, clock: FrozenClock, new_client: NewClient
+@pytest.fixture
+async def from_address(app: FastAPI) -> AsyncIterator[Callable[[str], httpx.AsyncClient]]:
+    """A browser whose requests come from the given source IP."""
+    opened: list[httpx.AsyncClient] = []
+
+    def make(ip: str) -> httpx.AsyncClient:
+        transport = httpx.ASGITransport(app=app, raise_app_exceptions=False, client=(ip, 4321))
+        http = httpx.AsyncClient(transport=transport, base_url="http://testserver")
+        opened.append(http)
+        return http
+
+    yield make
+    for http in opened:
+        await http.aclose()
+
+
+async def test_five_failures_lock_out_the_address_not_the_operator(
+    container: Container, clock: FrozenClock, from_address: Callable[[str], httpx.AsyncClient]
 ) -> None:
+    """Someone who knows an operator's email and fails five times from one address is
+    locked out there (423 with Retry-After), even with the right password and code; the
+    operator, from another address, still signs in."""
     account = await create_account(container, "support")
-    http = new_client()
+    attacker = from_address("127.0.0.6")
     statuses = []
     for _ in range(5):
-        response = await http.post(
+        response = await attacker.post(
             f"{API}/login", json=login_body(container, account, password="not the password")
         )
         statuses.append((response.status_code, problem_code(response)))
     assert statuses[:4] == [(401, "login_failed")] * 4
     assert statuses[4] == (423, "account_locked")
+    assert 1 <= int(response.headers["retry-after"]) <= 15 * 60
 
     locked = await audit_rows(container, "operator.locked_out")
     assert [r["target_id"] for r in locked] == [account.id]
-    assert locked[0]["source_ip"] == "127.0.0.1"
+    assert locked[0]["source_ip"] == "127.0.0.6"
 
-    # Even the right password and code are refused while locked.
-    right = await http.post(f"{API}/login", json=login_body(container, account))
-    assert right.status_code == 423
-    assert problem_code(right) == "account_locked"
-    clock.advance(minutes=14, seconds=59)
-    still = await http.post(f"{API}/login", json=login_body(container, account))
-    assert still.status_code == 423
-
-    clock.advance(seconds=1)
-    response = await http.post(f"{API}/login", json=login_body(container, account))
+    # The right password and code are refused from the locked address …
+    right = await attacker.post(f"{API}/login", json=login_body(container, account))
+    assert right.status_code == 423 and problem_code(right) == "account_locked"
+    assert int(right.headers["retry-after"]) >= 1
+    # … and accepted from the operator's own.
+    clock.advance(seconds=30)
+    operator = from_address("127.0.0.9")
+    response = await operator.post(f"{API}/login", json=login_body(container, account))
     assert response.status_code == 200, response.text
     assert await audit_rows(container, "operator.login_succeeded")
+
+
+async def test_failures_from_many_addresses_slow_down_but_never_lock_the_operator(
+    container: Container, clock: FrozenClock, from_address: Callable[[str], httpx.AsyncClient]
+) -> None:
+    """Once an email has failed too often from everywhere, each further failing address
+    is locked at its first failure, not its fifth; an address that gives the right
+    password and code still signs in. An unknown email answers the same."""
+    container.rate_limiter.policies["login_email_failures"] = Policy("login_email_failures", 3, 900)
+    account = await create_account(container, "support")
+
+    async def spread(email: str, first_octet: int) -> list[tuple[int, str, bool]]:
+        answers = []
+        for n in range(5):
+            body = {"email": email, "password": "wrong-password!", "totp_code": "000000"}
+            response = await from_address(f"10.{first_octet}.0.{n + 1}").post(
+                f"{API}/login", json=body
+            )
+            answers.append(
+                (response.status_code, problem_code(response), "retry-after" in response.headers)
+            )
+        return answers
+
+    real = await spread(account.email, 1)
+    assert real == [(401, "login_failed", False)] * 2 + [(423, "account_locked", True)] * 3
+    assert await spread("nobody-here@bank.example.pk", 2) == real
+    clock.advance(seconds=30)
+    operator = from_address("10.1.0.99")
+    response = await operator.post(f"{API}/login", json=login_body(container, account))
+    assert response.status_code == 200, response.text
 
 
 async def test_a_totp_code_works_once(
@@ -254,6 +305,8 @@ async def test_unknown_emails_lock_out_exactly_like_accounts(
     account = await create_account(container, "support")
     http = new_client()
 
+    retry_after_given: list[bool] = []
+
     async def tries(email: str) -> list[tuple[int, str, str, str]]:
         body = {"email": email, "password": "wrong-password!", "totp_code": "000000"}
         answers = []
@@ -263,12 +316,14 @@ async def test_unknown_emails_lock_out_exactly_like_accounts(
             answers.append(
                 (response.status_code, problem["code"], problem["title"], problem["detail"])
             )
+            retry_after_given.append("retry-after" in response.headers)
         return answers
 
     real = await tries(account.email)
     unknown = await tries("nobody-here@bank.example.pk")
     assert [a[0] for a in real] == [401] * 4 + [423] * 3
     assert unknown == real
+    assert retry_after_given == [False] * 4 + [True] * 3 + [False] * 4 + [True] * 3
     # Each email is locked on its own: a sixth address still gets its five tries.
     fresh = await tries("someone-else@bank.example.pk")
     assert [a[0] for a in fresh] == [401] * 4 + [423] * 3

@@ -1,6 +1,7 @@
 """Per-client, per-endpoint-class rate limiting on top of :mod:`limits` (async API).
 
-Each endpoint class has a :class:`Policy` (``read``, ``write``, ``token``,
+Each endpoint class has a :class:`Policy` (``read``, ``write``, ``reveal``,
+``customer_search``, ``token``,
 ``token_failures``, ``token_failures_ip``, ``login``, ``public``), each quota settable with
 ``AMANAT_RATE_LIMITS__<POLICY>=LIMIT/WINDOW_SECONDS`` and, for ``read`` and ``write``, per
 partner by an operator; the caller chooses the key (client id, client id+IP, IP, IP+email).
@@ -95,6 +96,9 @@ DEFAULT_POLICIES: dict[str, Policy] = {
     # Reading a customer's identifiers in clear, per client id: support look-ups, not bulk
     # export, so a stolen token cannot walk the customer table.
     "reveal": Policy("reveal", 30, 3600),
+    # Finding customers by IBAN, Raast ID or CNIC, per client id: a search confirms a
+    # guessed identifier (a masked Raast ID hides only five digits), so guesses are few.
+    "customer_search": Policy("customer_search", 300, 3600),
     # Token, revoke and introspect requests, per (client id, source IP).
     "token": Policy("token", 600, 60),
     # Failed client authentications, per (client id, source IP): a guesser locks out only
@@ -105,6 +109,10 @@ DEFAULT_POLICIES: dict[str, Policy] = {
     "token_failures_ip": Policy("token_failures_ip", 200, 300),
     # Operator login, per IP + email.
     "login": Policy("login", 10, 300),
+    # Failed operator sign-ins at one email from every address together. Past it, an
+    # address is locked out at its first failure rather than its fifth: a guesser spread
+    # over many addresses is slowed, while the right password and code still sign in.
+    "login_email_failures": Policy("login_email_failures", 50, 900),
     # Unauthenticated reference data, per IP.
     "public": Policy("public", 300, 60),
 }
@@ -282,11 +290,11 @@ class RateLimiter:
             await aclose()
 
 
-# Sign-in attempts at emails with no account: locked out like an account is (domain
-# MAX_FAILED_LOGINS failures, for the LOCKOUT period), so a 423 does not tell which exist.
-UNKNOWN_EMAIL_LOCKOUT = Policy(
-    "login_unknown_email", MAX_FAILED_LOGINS, int(LOCKOUT.total_seconds())
-)
+# Failed operator sign-ins per (email, source IP), whether the email has an account or
+# not: MAX_FAILED_LOGINS failures lock that address out of that email for the LOCKOUT
+# period. Keyed by address so a guesser locks out only itself, never the operator
+# elsewhere; the same for unknown emails, so a 423 does not tell which exist.
+SIGN_IN_LOCKOUT = Policy("login_lockout", MAX_FAILED_LOGINS, int(LOCKOUT.total_seconds()))
 
 
 class LimiterLockout:
@@ -294,14 +302,33 @@ class LimiterLockout:
     (shared by every API process when the limiter uses Redis). If the store is down the
     lockout fails open, like the limiter: never locked."""
 
-    def __init__(self, limiter: RateLimiter, policy: Policy = UNKNOWN_EMAIL_LOCKOUT) -> None:
+    def __init__(self, limiter: RateLimiter, policy: Policy | str = SIGN_IN_LOCKOUT) -> None:
+        """``policy`` is a fixed Policy, or the name of one of the limiter's (configurable)."""
         self._limiter = limiter
         self._policy = policy
 
+    def _current(self) -> Policy:
+        policy = self._policy
+        return self._limiter.policies[policy] if isinstance(policy, str) else policy
+
     async def is_locked(self, key: str) -> bool:
-        decision = await self._limiter.peek(self._policy.name, key, override=self._policy)
+        policy = self._current()
+        decision = await self._limiter.peek(policy.name, key, override=policy)
         return not decision.allowed
 
     async def record_failure(self, key: str) -> bool:
-        decision = await self._limiter.hit(self._policy.name, key, override=self._policy)
+        policy = self._current()
+        decision = await self._limiter.hit(policy.name, key, override=policy)
         return not decision.degraded and (not decision.allowed or decision.remaining == 0)
+
+    async def lock(self, key: str) -> None:
+        policy = self._current()
+        for _ in range(policy.limit):
+            decision = await self._limiter.hit(policy.name, key, override=policy)
+            if decision.degraded or not decision.allowed or decision.remaining == 0:
+                return
+
+    async def seconds_left(self, key: str) -> int:
+        policy = self._current()
+        decision = await self._limiter.peek(policy.name, key, override=policy)
+        return max(1, decision.reset_seconds)

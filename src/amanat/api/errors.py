@@ -257,12 +257,15 @@ async def _on_domain_error(request: Request, exc: Exception) -> Response:
                 "reason": exc.reason,
             }
         ]
+    # A refusal that ends by itself (a sign-in lockout) says when to try again.
+    retry_after = getattr(exc, "retry_after_seconds", None)
     return problem_response(
         exc.code,
         status=domain_error_status(exc),
         detail=exc.message,
         instance=request.url.path,
         errors=errors,
+        headers={"Retry-After": str(retry_after)} if retry_after else None,
     )
 
 

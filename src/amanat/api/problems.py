@@ -219,14 +219,16 @@ _ENTRIES += [
         401,
         "Login failed",
         "The email, password or one-time code is wrong.",
-        "Check all three; after repeated failures the account locks for a while.",
+        "Check all three; after five failures from one address, that address is locked out "
+        "of the account for 15 minutes.",
     ),
     ProblemType(
         "account_locked",
         423,
         "Account locked",
-        "Too many failed logins; the account is locked for a while.",
-        "Wait, or ask an administrator.",
+        "Five failed sign-ins from this source IP at this email: this address is locked out "
+        "of it for 15 minutes. Sign-in from other addresses is not affected.",
+        "Wait the seconds given in Retry-After, or sign in from your usual address.",
     ),
     ProblemType(
         "weak_password",

@@ -460,6 +460,27 @@ class DataProtectionService:
             erased=record.erased_at is not None,
         )
 
+    async def search_audited(
+        self, actor: Actor, field: str, value: str, *, partner_id: str
+    ) -> list[SubjectRecord]:
+        """A partner finds its customers by an identifier: one audit record per search.
+
+        A search answers whether a guessed IBAN, Raast ID or CNIC belongs to a customer,
+        so each leaves a trace (who, which field, how many matched; the actor carries
+        source IP and request id), never the value searched.
+        """
+        found = await self.find(field, value, partner_id=partner_id)
+        async with self._tx.write() as tx:
+            await audit.record(
+                tx,
+                self._clock,
+                actor,
+                "data_subject.searched",
+                target_type="data_subject",
+                payload={"partner_id": partner_id, "field": field, "matches": len(found)},
+            )
+        return found
+
     async def find(self, field: str, value: str, *, partner_id: str | None) -> list[SubjectRecord]:
         normalized = {
             "iban": lambda v: parse_iban(v).value,

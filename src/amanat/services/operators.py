@@ -1,7 +1,9 @@
 """Operator accounts for the console: creation, login with password and TOTP, sessions.
 
-Failures are counted and audited even though the login is refused, so the counter and the
-audit record are committed before the refusal is returned.
+Failures are audited even though the login is refused, so the audit record is committed
+before the refusal is returned. They are counted per (email, source IP) in a shared
+:class:`~amanat.services.ports.FailureLockout`, so a guesser locks out only its own
+address, and unknown emails are counted the same way as accounts.
 """
 
 from __future__ import annotations
@@ -40,6 +42,10 @@ class LoginFailed(DomainError):
 
 class AccountLocked(DomainError):
     code = "account_locked"
+
+    def __init__(self, retry_after_seconds: int) -> None:
+        super().__init__("Too many failed attempts from this address; try again later.")
+        self.retry_after_seconds = retry_after_seconds
 
 
 class PermissionDenied(DomainError):
@@ -91,10 +97,12 @@ class OperatorService:
         hasher: SecretHasher,
         sealer: SecretSealer,
         issuer_name: str = "amanat",
-        unknown_email_lockout: FailureLockout | None = None,
+        sign_in_lockout: FailureLockout | None = None,
+        email_failures: FailureLockout | None = None,
     ) -> None:
         self._tx = transactions
-        self._unknown_lockout = unknown_email_lockout
+        self._lockout = sign_in_lockout
+        self._email_failures = email_failures
         self._clock = clock
         self._hasher = hasher
         self._sealer = sealer
@@ -196,7 +204,12 @@ class OperatorService:
             source_ip=source_ip,
             user_agent=user_agent,
         )
-        failure: DomainError | None = None
+        # Failures lock out an (email, source IP) pair, never the account everywhere: a
+        # guesser who knows an email shuts out only its own address, and the operator
+        # still signs in from theirs. Unknown emails go through the same counter.
+        email_key = _fingerprint(email)
+        lock_key = f"{email_key}|{source_ip or '-'}"
+        locked = self._lockout is not None and await self._lockout.is_locked(lock_key)
         async with self._tx.write() as tx:
             if operator is None:
                 await audit.record(
@@ -205,30 +218,60 @@ class OperatorService:
                     actor,
                     "operator.login_failed",
                     target_type="operator",
-                    payload={"reason": "unknown_email"},
+                    payload={"reason": "locked" if locked else "unknown_email"},
                 )
             else:
-                result, failure = await self._attempt(
-                    tx, operator.id, actor, password_ok, totp_code, now, source_ip, user_agent
+                result = await self._attempt(
+                    tx,
+                    operator.id,
+                    actor,
+                    password_ok,
+                    totp_code,
+                    now,
+                    source_ip,
+                    user_agent,
+                    locked,
                 )
                 if result is not None:
                     return result
-        if operator is None:
-            # After the transaction: the count lives in the shared limiter store, and a
-            # database writer must not wait on it.
-            failure = await self._unknown_email_failure(email)
-        assert failure is not None
-        raise failure
+        # After the transaction: the count lives in the shared limiter store, and a
+        # database writer must not wait on it.
+        raise await self._failure(email_key, lock_key, actor, operator, locked=locked)
 
-    async def _unknown_email_failure(self, email: str) -> DomainError:
-        """The answer a real account would give after as many failures: 401 until the
-        MAX_FAILED_LOGINS-th, then 423 for the lockout period, so 423 reveals no account."""
-        lockout = self._unknown_lockout
-        if lockout is not None:
-            key = _fingerprint(email)
-            if await lockout.is_locked(key) or await lockout.record_failure(key):
-                return AccountLocked("Too many failed attempts; try again later.")
-        return LoginFailed("Email, password or code is wrong.")
+    async def _failure(
+        self,
+        email_key: str,
+        lock_key: str,
+        actor: Actor,
+        operator: Operator | None,
+        *,
+        locked: bool,
+    ) -> DomainError:
+        """401 until the MAX_FAILED_LOGINS-th failure from this address at this email, then
+        423 with Retry-After for the lockout period; the same whether the account exists."""
+        lockout = self._lockout
+        if lockout is None:
+            return LoginFailed("Email, password or code is wrong.")
+        if not locked:
+            # Once the email has failed too often from everywhere, every further failing
+            # address is locked at once; addresses that do not fail are never refused.
+            email_failures = self._email_failures
+            if email_failures is not None and await email_failures.record_failure(email_key):
+                await lockout.lock(lock_key)
+            elif not await lockout.record_failure(lock_key):
+                return LoginFailed("Email, password or code is wrong.")
+            if operator is not None:
+                async with self._tx.write() as tx:
+                    await audit.record(
+                        tx,
+                        self._clock,
+                        actor,
+                        "operator.locked_out",
+                        target_type="operator",
+                        target_id=operator.id,
+                        payload={"source_ip": actor.source_ip},
+                    )
+        return AccountLocked(await lockout.seconds_left(lock_key))
 
     async def _attempt(
         self,
@@ -240,35 +283,21 @@ class OperatorService:
         now: datetime,
         source_ip: str | None,
         user_agent: str | None,
-    ) -> tuple[LoginResult | None, DomainError | None]:
+        locked: bool,
+    ) -> LoginResult | None:
+        """A session when every check passes; otherwise the failure is audited and None."""
         current = await tx.operators.get_operator(operator_id)
         assert current is not None
-        if current.status != "active":
-            await audit.record(
-                tx,
-                self._clock,
-                actor,
-                "operator.login_failed",
-                target_type="operator",
-                target_id=current.id,
-                payload={"reason": "disabled"},
-            )
-            return None, LoginFailed("Email, password or code is wrong.")
-        if current.is_locked(now):
-            await audit.record(
-                tx,
-                self._clock,
-                actor,
-                "operator.login_failed",
-                target_type="operator",
-                target_id=current.id,
-                payload={"reason": "locked"},
-            )
-            return None, AccountLocked("Too many failed attempts; try again later.")
-        if not (password_ok and await self._totp_matches(current, totp_code, now)):
-            updated = current.after_failed_login(now)
-            await tx.operators.save_login_state(updated)
-            reason = "bad_password" if not password_ok else "bad_totp"
+        reason: str | None = None
+        if locked:
+            reason = "locked"  # even the right password and code, from this address
+        elif current.status != "active":
+            reason = "disabled"
+        elif not password_ok:
+            reason = "bad_password"
+        elif not await self._totp_matches(current, totp_code, now):
+            reason = "bad_totp"
+        if reason is not None:
             await audit.record(
                 tx,
                 self._clock,
@@ -278,19 +307,7 @@ class OperatorService:
                 target_id=current.id,
                 payload={"reason": reason},
             )
-            if updated.is_locked(now):
-                until = updated.locked_until.isoformat() if updated.locked_until else None
-                await audit.record(
-                    tx,
-                    self._clock,
-                    actor,
-                    "operator.locked_out",
-                    target_type="operator",
-                    target_id=current.id,
-                    payload={"until": until},
-                )
-                return None, AccountLocked("Too many failed attempts; try again later.")
-            return None, LoginFailed("Email, password or code is wrong.")
+            return None
         updated = current.after_successful_login(now, _totp_step(now))
         await tx.operators.save_login_state(updated)
         token = secrets.token_urlsafe(32)
@@ -317,7 +334,7 @@ class OperatorService:
         )
         return LoginResult(
             operator=updated, session_token=token, csrf_token=csrf, expires_at=session.expires_at
-        ), None
+        )
 
     async def _totp_matches(self, operator: Operator, code: str, now: datetime) -> bool:
         code = code.strip().replace(" ", "")

@@ -613,11 +613,19 @@ class WebhookRepository(Protocol):
 class FailureLockout(Protocol):
     """Counts failures per key in a shared store and says when a key is locked out.
 
-    Used for sign-in attempts at emails that have no account, so they lock out after the
-    same number of tries as a real account does (an attacker learns nothing from 423).
+    Used for operator sign-in per (email, source IP), for emails with and without an
+    account alike (an attacker learns nothing from 423, and locks out only its address).
     """
 
     async def is_locked(self, key: str) -> bool: ...
     async def record_failure(self, key: str) -> bool:
         """Count one failure; True when ``key`` is locked out from now on."""
+        ...
+
+    async def lock(self, key: str) -> None:
+        """Lock ``key`` out now, whatever its count."""
+        ...
+
+    async def seconds_left(self, key: str) -> int:
+        """Seconds (at least 1) until ``key``'s lockout, if any, ends."""
         ...

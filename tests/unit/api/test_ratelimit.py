@@ -55,10 +55,12 @@ def test_default_policies() -> None:
         "read": (6000, 60),
         "write": (6000, 60),
         "reveal": (30, 3600),
+        "customer_search": (300, 3600),
         "token": (600, 60),
         "token_failures": (20, 300),
         "token_failures_ip": (200, 300),
         "login": (10, 300),
+        "login_email_failures": (50, 900),
         "public": (300, 60),
     }
     assert all(name == p.name for name, p in DEFAULT_POLICIES.items())

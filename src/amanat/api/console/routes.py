@@ -59,7 +59,7 @@ PARTNERS_PAGE_SIZE = 20
 AUDIT_PAGE_SIZE = 50
 MAX_CURSOR = 512
 LOGIN_FAILED = "Sign-in failed: the email, password or code is wrong."
-LOGIN_LOCKED = "Too many failed attempts: sign-in is paused for this account. Try again later."
+LOGIN_LOCKED = "Too many failed attempts from this address: sign-in is paused. Try again later."
 LOGIN_INCOMPLETE = "Enter your email, your password and the 6-digit code from your app."
 
 # The console loads only its own assets; nothing inline, nothing third-party.
@@ -291,9 +291,14 @@ async def login(request: Request) -> Response:
             source_ip=ip,
             user_agent=request.headers.get("user-agent"),
         )
-    except AccountLocked:
+    except AccountLocked as exc:
         return _render(
-            request, "console/login.html", status=423, email=shown_email, error=LOGIN_LOCKED
+            request,
+            "console/login.html",
+            status=423,
+            headers={"Retry-After": str(exc.retry_after_seconds)},
+            email=shown_email,
+            error=LOGIN_LOCKED,
         )
     except LoginFailed:
         return _render(

@@ -6,7 +6,8 @@ last four characters and bank, the Raast ID and CNIC with most digits starred. T
 values come back only from ``GET /v1/customers/{id}/identifiers``, which needs the opt-in
 scope ``customers:reveal``, has a rate-limit policy of its own, is never cached and writes
 one audit record per call. Customers are found by IBAN, Raast ID or CNIC through blind
-indexes, without the table ever holding those values readably.
+indexes, without the table ever holding those values readably; since a search confirms a
+guessed identifier, searches have a rate-limit policy of their own and each is audited.
 """
 
 from __future__ import annotations
@@ -170,6 +171,12 @@ async def get_customer(customer_id: str, request: Request, context: PaymentsRead
     return customer_view(details, record)
 
 
+# Searching by identifier answers whether a guess is right, so it has a budget of its own.
+CustomerSearch = Annotated[
+    AccessContext, Depends(require_scope("payments:read", policy="customer_search"))
+]
+
+
 @router.get(
     "",
     response_model=ListResponse[CustomerOut],
@@ -177,16 +184,20 @@ async def get_customer(customer_id: str, request: Request, context: PaymentsRead
 )
 async def find_customers(
     request: Request,
-    context: PaymentsRead,
+    context: CustomerSearch,
     iban: Annotated[Iban | None, Query()] = None,
     raast_id: Annotated[RaastId | None, Query()] = None,
     cnic: Annotated[Cnic | None, Query()] = None,
 ) -> dict[str, Any]:
     """Your customers whose IBAN, Raast ID or CNIC equals the one given (exactly one of
     the three). The match uses blind indexes: the values are never stored readably.
+    A search confirms whether a guessed identifier is a customer's, so every search writes
+    one audit record (the field searched and the number of matches, never the value).
 
-    Scope `payments:read`. Errors: `validation_error` (422) unless exactly one search field
-    is given, `invalid_iban` / `invalid_raast_id` / `invalid_cnic` (422) for a malformed one.
+    Scope `payments:read`. Rate limit policy `customer_search` (300 an hour per client by
+    default). Errors: `validation_error` (422) unless exactly one search field is given,
+    `invalid_iban` / `invalid_raast_id` / `invalid_cnic` (422) for a malformed one,
+    `rate_limited` (429).
     """
     given = [(f, v) for f, v in (("iban", iban), ("raast_id", raast_id), ("cnic", cnic)) if v]
     if len(given) != 1:
@@ -205,7 +216,9 @@ async def find_customers(
         )
     field, value = given[0]
     protection = container_of(request).protection
-    found = await protection.find(field, value, partner_id=context.partner_id)
+    found = await protection.search_audited(
+        client_actor(request, context), field, value, partner_id=context.partner_id
+    )
     data = [
         customer_view(await protection.reveal(r.id, partner_id=context.partner_id), r)
         for r in found
