@@ -570,8 +570,8 @@ def sandbox_seed() -> None:
     out.print(f"  client_secret  {tpp['client_secret']}")
     out.print(f"  redirect_uri   {tpp['redirect_uri']}")
     out.print(
-        "[bold]Sandbox customers[/] (encrypted at rest; try `amanat subjects find "
-        "--cnic 35202-1234567-3`)"
+        "[bold]Sandbox customers[/] (encrypted at rest; answered masked by "
+        "GET /v1/customers/{id}; `amanat subjects find --help` looks one up)"
     )
     for customer in credentials.get("customers", []):
         out.print(f"  {customer['id']}  {customer['name']}")
