@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
-import httpx
 import pytest
 from fastapi import FastAPI
+from tests.support.asgi_clients import ClientFrom, asgi_clients
 from tests.support.operators import NewClient
 
 from amanat.api.app import create_app
@@ -21,16 +21,12 @@ def app(container: Container) -> FastAPI:
 @pytest.fixture
 async def new_client(app: FastAPI) -> AsyncIterator[NewClient]:
     """A fresh cookie jar per operator: each is its own browser."""
-    opened: list[httpx.AsyncClient] = []
+    async with asgi_clients(app) as make:
+        yield lambda: make("127.0.0.1")
 
-    def make() -> httpx.AsyncClient:
-        http = httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=app, raise_app_exceptions=False),
-            base_url="http://testserver",
-        )
-        opened.append(http)
-        return http
 
-    yield make
-    for http in opened:
-        await http.aclose()
+@pytest.fixture
+async def from_address(app: FastAPI) -> AsyncIterator[ClientFrom]:
+    """A browser whose requests come from the given source IP."""
+    async with asgi_clients(app) as make:
+        yield make

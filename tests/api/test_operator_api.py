@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -14,7 +14,6 @@ import httpx
 import pyotp
 import pytest
 import sqlalchemy as sa
-from fastapi import FastAPI
 from fastapi.routing import APIRoute
 from tests.support.operators import PASSWORD, Account, NewClient, create_account, totp
 
@@ -193,22 +192,6 @@ async def test_failed_login_is_generic_and_audited_with_source_ip(
     # An unknown email is recorded by a short hash, never as the raw string it was.
     expected = "unknown:" + hashlib.sha256(b"nobody@bank.example.pk").hexdigest()[:16]
     assert any(r["actor_id"] == expected for r in rows)
-
-
-@pytest.fixture
-async def from_address(app: FastAPI) -> AsyncIterator[Callable[[str], httpx.AsyncClient]]:
-    """A browser whose requests come from the given source IP."""
-    opened: list[httpx.AsyncClient] = []
-
-    def make(ip: str) -> httpx.AsyncClient:
-        transport = httpx.ASGITransport(app=app, raise_app_exceptions=False, client=(ip, 4321))
-        http = httpx.AsyncClient(transport=transport, base_url="http://testserver")
-        opened.append(http)
-        return http
-
-    yield make
-    for http in opened:
-        await http.aclose()
 
 
 async def test_five_failures_lock_out_the_address_not_the_operator(

@@ -11,6 +11,7 @@ import httpx
 import pytest
 import sqlalchemy as sa
 from fastapi import FastAPI
+from tests.support.asgi_clients import asgi_clients
 from tests.support.oauth import basic_auth, make_client
 from typer.testing import CliRunner
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
@@ -43,18 +44,8 @@ def _served(app: FastAPI, settings: Settings) -> Any:
 @pytest.fixture
 async def connect(container: Container) -> AsyncIterator[Connect]:
     """An HTTP client whose requests come from the TCP peer ``ip``."""
-    app = _served(create_app(container=container), container.settings)
-    opened: list[httpx.AsyncClient] = []
-
-    def make(ip: str) -> httpx.AsyncClient:
-        transport = httpx.ASGITransport(app=app, raise_app_exceptions=False, client=(ip, 40000))
-        http = httpx.AsyncClient(transport=transport, base_url="http://testserver")
-        opened.append(http)
-        return http
-
-    yield make
-    for http in opened:
-        await http.aclose()
+    async with asgi_clients(_served(create_app(container=container), container.settings)) as make:
+        yield make
 
 
 async def _token(http: httpx.AsyncClient, client_id: str, secret: str) -> int:
