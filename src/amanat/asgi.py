@@ -13,7 +13,7 @@ from fastapi import FastAPI
 
 from amanat.api.app import BackgroundJob, create_app
 from amanat.bootstrap import Container
-from amanat.observability.logging import configure_logging_from
+from amanat.observability.logging import configure_logging_from, route_stderr_as_json
 from amanat.sandbox_rail.app import create_rail_app
 from amanat.sandbox_rail.engine import RailSettings as SandboxRailSettings
 from amanat.settings import Settings
@@ -37,7 +37,10 @@ def sandbox_rail(settings: Settings) -> FastAPI:
 
 def app() -> FastAPI:
     settings = Settings()
-    configure_logging_from(settings)
+    if configure_logging_from(settings):
+        # A worker process's stray stderr text (a crash traceback printed by
+        # multiprocessing) would otherwise be the one line that is neither JSON nor masked.
+        route_stderr_as_json()
     background: list[BackgroundJob] = [embedded_worker] if settings.worker.embedded else []
     application = create_app(settings, background=background)
     if settings.rail.mount_sandbox and not settings.is_production:

@@ -94,7 +94,9 @@ def test_every_worker_process_logs_masked_json(served_log: tuple[str, Path]) -> 
     for clear in (IBAN, PHONE, "923001234567", SECRET):
         assert clear not in output, clear
     lines = [line for line in output.splitlines() if line.strip()]
-    records = [json.loads(line) for line in lines]  # every line is JSON, none console text
+    not_json = [line for line in lines if not _is_json(line)]
+    assert not not_json, output  # every line is JSON, none console text
+    records = [json.loads(line) for line in lines]
     started = {r["event"] for r in records if r["event"].startswith("Started server process")}
     assert len(started) == 2, started  # each worker process logged, as JSON
     assert any(r["event"].startswith("Started parent process") for r in records)
@@ -105,3 +107,11 @@ def test_every_worker_process_logs_masked_json(served_log: tuple[str, Path]) -> 
         assert "PK**SCBL************6702" in record["path"]
         assert "+92300*****67" in record["path"]
         assert "secret=[redacted]" in record["path"]
+
+
+def _is_json(line: str) -> bool:
+    try:
+        json.loads(line)
+    except ValueError:
+        return False
+    return True

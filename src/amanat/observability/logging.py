@@ -24,16 +24,18 @@ Tracebacks are rendered to plain text (never with local variables) and then reda
 from __future__ import annotations
 
 import contextlib
+import io
 import logging
 import sys
 from collections.abc import Mapping
+from datetime import UTC, datetime
 from typing import IO, TYPE_CHECKING, Any, Final, cast
 
 import orjson
 import structlog
 from structlog.typing import EventDict, Processor, WrappedLogger
 
-from amanat.domain.masking import mask_value
+from amanat.domain.masking import mask_value, redact_text
 
 if TYPE_CHECKING:
     from amanat.settings import Settings
@@ -246,13 +248,13 @@ def configure_logging(*, json: bool, level: str = "INFO", stream: IO[str] | None
         stdlib_logger.propagate = True
 
 
-def configure_logging_from(settings: Settings) -> None:
+def configure_logging_from(settings: Settings) -> bool:
     """:func:`configure_logging` as the settings ask; every process amanat starts calls it.
 
     A process that never calls it (a uvicorn worker process, say) would log through
     structlog's default console renderer: not JSON, no level filter, and nothing masked.
     JSON is on when ``AMANAT_OBSERVABILITY__LOG_JSON`` says so, or (unset) in production
-    or when stderr is not a terminal.
+    or when stderr is not a terminal. Returns whether the lines are JSON.
     """
     as_json = settings.observability.log_json
     if as_json is None:
@@ -265,6 +267,55 @@ def configure_logging_from(settings: Settings) -> None:
     # encoded target, which the masking cannot always read. `amanat serve` turns it off
     # (access_log=False) before the app factory runs this, so keep it off.
     logging.getLogger("uvicorn.access").propagate = False
+    return as_json
+
+
+class JsonStderr(io.TextIOBase):
+    """``sys.stderr`` of a server process that logs JSON: lines that are already JSON (the
+    log pipeline's own) pass through; any other text written straight to stderr (a worker
+    process's crash traceback, a library's print) becomes one masked JSON record per line,
+    so the output stays machine-readable and nothing leaves unmasked."""
+
+    def __init__(self, original: IO[str]) -> None:
+        super().__init__()
+        self._original = original
+        self._pending = ""
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, text: str) -> int:
+        self._pending += text
+        *lines, self._pending = self._pending.split("\n")
+        for line in lines:
+            self._emit(line)
+        return len(text)
+
+    def flush(self) -> None:
+        self._original.flush()
+
+    def isatty(self) -> bool:
+        return False
+
+    def _emit(self, line: str) -> None:
+        if not line.strip():
+            return
+        if line.startswith("{"):
+            self._original.write(line + "\n")
+            return
+        record = {
+            "timestamp": datetime.now(UTC).isoformat().replace("+00:00", "Z"),
+            "level": "error",
+            "logger": "stderr",
+            "event": redact_text(line),
+        }
+        self._original.write(_dumps(record) + "\n")
+
+
+def route_stderr_as_json() -> None:
+    """Install :class:`JsonStderr` once in this process (server worker processes)."""
+    if not isinstance(sys.stderr, JsonStderr):
+        sys.stderr = JsonStderr(sys.stderr)
 
 
 def get_logger(name: str | None = None) -> structlog.stdlib.BoundLogger:
