@@ -102,15 +102,6 @@ class Operator:
     def permissions(self) -> frozenset[Permission]:
         return permissions_for(self.roles)
 
-    def is_locked(self, now: datetime) -> bool:
-        return self.locked_until is not None and self.locked_until > now
-
-    def after_failed_login(self, now: datetime) -> Operator:
-        failures = self.failed_logins + 1
-        if failures >= MAX_FAILED_LOGINS:
-            return replace(self, failed_logins=0, locked_until=now + LOCKOUT)
-        return replace(self, failed_logins=failures)
-
     def after_successful_login(self, now: datetime, totp_step: int) -> Operator:
         return replace(
             self, failed_logins=0, locked_until=None, last_login_at=now, last_totp_step=totp_step

@@ -10,7 +10,6 @@ erasing a person deletes one wrapped key.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 from amanat.domain.audit import SYSTEM, Actor
 from amanat.domain.clock import Clock
@@ -511,14 +510,3 @@ class DataProtectionService:
                 payload={"reason": reason[:200], "key_id": record.key_id},
             )
         self.cipher.forget(record.key_id)
-
-
-def describe(details: SubjectDetails) -> dict[str, Any]:
-    return {
-        "id": details.id,
-        "name": details.name,
-        "iban": details.iban,
-        "raast_id": details.raast_id,
-        "cnic": details.cnic,
-        "erased": details.erased,
-    }
