@@ -27,12 +27,10 @@ from amanat.adapters.db.uow import Database
 from amanat.adapters.rails.breaker import CircuitBreaker
 from amanat.adapters.rails.raast_http import RaastHttpAdapter
 from amanat.adapters.ratelimit import LimiterLockout, RateLimiter
-from amanat.adapters.webhooks.transport import HttpWebhookSender, SystemResolver
 from amanat.domain.audit import Actor
 from amanat.domain.clock import Clock, SystemClock
 from amanat.services.audit_integrity import AuditIntegrityService
 from amanat.services.data_protection import DataProtectionService
-from amanat.services.events import EventService
 from amanat.services.oauth import OAuthConfig, OAuthService
 from amanat.services.operators import OperatorService
 from amanat.services.partners import PartnerService
@@ -40,8 +38,10 @@ from amanat.services.payments import PaymentsConfig, PaymentService
 from amanat.services.ports import SealWitness
 from amanat.services.retention import RetentionService, load_policies
 from amanat.services.signing_keys import SigningKey, SigningKeyService
-from amanat.services.webhooks import WebhooksConfig, WebhookService
 from amanat.settings import Settings
+from amanat.webhooks.events_service import EventService
+from amanat.webhooks.service import WebhooksConfig, WebhookService
+from amanat.webhooks.transport import HttpWebhookSender, SystemResolver
 
 log = structlog.get_logger("amanat.bootstrap")
 

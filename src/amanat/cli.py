@@ -1006,7 +1006,7 @@ def webhooks_listen(
 
     import uvicorn
 
-    from amanat.webhook_listener import build_listener
+    from amanat.webhooks.listener import build_listener
 
     out = Console(soft_wrap=True, highlight=False)
 

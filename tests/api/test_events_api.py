@@ -15,7 +15,7 @@ from tests.support.oauth import RegisteredClient, bearer, funded_merchant, make_
 
 from amanat.bootstrap import Container
 from amanat.domain.clock import FrozenClock, format_timestamp
-from amanat.domain.events import CATALOGUE
+from amanat.webhooks.domain.events import CATALOGUE
 
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "webhooks.md"
 IBAN = "PK36SCBL0000001123456702"

@@ -22,7 +22,7 @@ from tests.support.oauth import RegisteredClient, bearer, funded_merchant, make_
 from amanat.adapters.db.tables import metadata, webhook_deliveries, webhook_endpoints
 from amanat.bootstrap import Container
 from amanat.domain.clock import FrozenClock, format_timestamp
-from amanat.services.webhooks import WebhooksConfig, WebhookService
+from amanat.webhooks.service import WebhooksConfig, WebhookService
 from amanat.workers.runner import webhook_deliverer
 
 ENDPOINTS = "/v1/webhook_endpoints"

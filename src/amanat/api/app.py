@@ -21,10 +21,12 @@ from amanat.api.oauth import routes as oauth_routes
 from amanat.api.openapi import install_openapi
 from amanat.api.operator import routes as operator_routes
 from amanat.api.responses import JsonResponse
-from amanat.api.v1 import banks, customers, events, payments, webhooks
+from amanat.api.v1 import banks, customers, payments
 from amanat.bootstrap import Container, build_container
 from amanat.domain.audit import SYSTEM
 from amanat.settings import Settings
+from amanat.webhooks import event_routes as events
+from amanat.webhooks import routes as webhooks
 
 BackgroundJob = Callable[[Container, asyncio.Event], Coroutine[Any, Any, None]]
 

@@ -30,8 +30,8 @@ from amanat.domain.payments import (
 )
 from amanat.services import audit
 from amanat.services.data_protection import DataProtectionService
-from amanat.services.events import EventService
 from amanat.services.ports import Page, Transaction, TransactionFactory
+from amanat.webhooks.events_service import EventService
 
 PAYMENT_UPDATED = "payment.updated"
 SUBMIT = "rail.submit"

@@ -12,7 +12,7 @@ from amanat.domain.audit import Actor, AuditRecord, Seal, StoredRecord
 from amanat.domain.identity import OAuthClient, Operator, Partner
 from amanat.domain.ledger import Journal
 from amanat.domain.payments import Payment
-from amanat.domain.webhooks import Attempt, Delivery, WebhookEndpoint
+from amanat.webhooks.domain.endpoints import Attempt, Delivery, WebhookEndpoint
 
 if TYPE_CHECKING:
     from amanat.services.signing_keys import SigningKey

@@ -8,7 +8,7 @@ from typing import Any
 from amanat.domain.clock import format_timestamp
 from amanat.domain.pakistan import bank_by_code
 from amanat.domain.payments import Payment, PaymentType
-from amanat.domain.webhooks import WebhookEndpoint
+from amanat.webhooks.domain.endpoints import WebhookEndpoint
 
 
 def party_view(payment: Payment) -> dict[str, Any]:

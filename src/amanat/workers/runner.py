@@ -7,10 +7,10 @@ import asyncio
 from datetime import timedelta
 
 from amanat.bootstrap import Container
+from amanat.webhooks.deliverer import WebhookDeliverer
 from amanat.workers.dispatcher import Dispatcher
 from amanat.workers.scheduler import Scheduler, default_jobs
 from amanat.workers.sealer import AuditSealer
-from amanat.workers.webhooks import WebhookDeliverer
 
 
 async def run_worker(container: Container, stop: asyncio.Event) -> None:

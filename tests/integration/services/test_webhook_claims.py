@@ -14,11 +14,11 @@ from tests.conftest import TEST_DB
 from tests.support.oauth import ACTOR
 
 from amanat.adapters.db.tables import webhook_deliveries
-from amanat.adapters.db.webhooks_store import SqlWebhookRepository
 from amanat.bootstrap import Container
 from amanat.domain.clock import FrozenClock
-from amanat.domain.webhooks import Delivery, DeliveryStatus
-from amanat.services.webhooks import Caller, SendResult
+from amanat.webhooks.domain.endpoints import Delivery, DeliveryStatus
+from amanat.webhooks.service import Caller, SendResult
+from amanat.webhooks.store import SqlWebhookRepository
 
 BIG, SMALL = "payment.succeeded", "payment.failed"
 

@@ -27,16 +27,16 @@ from tests.support.oauth import ACTOR
 from tests.support.webhook_receiver import Received, Receiver, Reply, running, tls_files
 
 from amanat.adapters.db.tables import audit_log, webhook_deliveries
-from amanat.adapters.webhooks.transport import HttpWebhookSender
 from amanat.bootstrap import Container
 from amanat.domain.clock import FrozenClock
-from amanat.domain.webhooks import Attempt, Delivery, DeliveryStatus, WebhookEndpoint
 from amanat.observability.metrics import WEBHOOK_ENDPOINTS_DISABLED
 from amanat.services.payments import AccountIn
 from amanat.services.payments import Caller as PaymentCaller
 from amanat.services.ports import DeliveryFilter, EventFilter
-from amanat.services.webhooks import Caller, WebhookSender
-from amanat.workers.webhooks import WebhookDeliverer
+from amanat.webhooks.deliverer import WebhookDeliverer
+from amanat.webhooks.domain.endpoints import Attempt, Delivery, DeliveryStatus, WebhookEndpoint
+from amanat.webhooks.service import Caller, WebhookSender
+from amanat.webhooks.transport import HttpWebhookSender
 
 IBAN = "PK36SCBL0000001123456702"
 
@@ -774,7 +774,7 @@ async def test_production_endpoints_are_checked_when_saved(
     hooks: Hooks, url: str, table: dict[str, list[str]], reason: str
 ) -> None:
     from amanat.domain.errors import InvalidInput
-    from amanat.services.webhooks import WebhooksConfig, WebhookService
+    from amanat.webhooks.service import WebhooksConfig, WebhookService
 
     c = hooks.container
     production = WebhookService(

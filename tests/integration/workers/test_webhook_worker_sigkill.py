@@ -34,8 +34,8 @@ from tests.support.webhook_receiver import Received, Receiver, Reply, running
 
 from amanat.adapters.db.tables import webhook_attempts, webhook_deliveries
 from amanat.bootstrap import build_container
-from amanat.services.webhooks import Caller
 from amanat.settings import DatabaseSettings, Settings
+from amanat.webhooks.service import Caller
 
 pytestmark = pytest.mark.e2e
 

@@ -7,7 +7,6 @@ from datetime import UTC, datetime
 
 import pytest
 
-from amanat.domain.events import ALL_EVENTS, CATALOGUE, Event, payment_event_type
 from amanat.domain.money import Money
 from amanat.domain.payments import (
     TRANSITIONS,
@@ -18,6 +17,7 @@ from amanat.domain.payments import (
     PaymentType,
     apply_rail_status,
 )
+from amanat.webhooks.domain.events import ALL_EVENTS, CATALOGUE, Event, payment_event_type
 
 S = PaymentStatus
 AT = datetime(2026, 11, 24, 8, 15, 30, 123000, tzinfo=UTC)

@@ -11,7 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from standardwebhooks import Webhook
 
-from amanat.domain.webhooks import (
+from amanat.webhooks.domain.endpoints import (
     MAX_ATTEMPTS,
     MAX_RETRY_AFTER,
     RETRY_SCHEDULE,
@@ -28,7 +28,7 @@ from amanat.domain.webhooks import (
     should_disable,
     verdict,
 )
-from amanat.services.webhooks import _jitter
+from amanat.webhooks.service import _jitter
 
 JITTER_LOW, JITTER_HIGH = 0.8, 1.2
 NOW = datetime(2026, 11, 24, 8, 0, tzinfo=UTC)

@@ -13,8 +13,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 from standardwebhooks import Webhook, WebhookVerificationError
 
-from amanat.domain.webhooks import format_secret
-from amanat.services.signatures import SignatureError, sign, signature_header, verify
+from amanat.webhooks.domain.endpoints import format_secret
+from amanat.webhooks.signatures import SignatureError, sign, signature_header, verify
 
 WEBHOOK_ID = "evt_01M87DC4FPJTBD0CHPTVFH0Q5R"
 BODY = json.dumps(

@@ -26,7 +26,7 @@ from amanat.adapters.db.payments_store import (
 from amanat.adapters.db.protection_store import SqlDataKeyRepository, SqlSubjectRepository
 from amanat.adapters.db.retention_store import SqlRetentionRepository
 from amanat.adapters.db.uow import Database
-from amanat.adapters.db.webhooks_store import SqlEventRepository, SqlWebhookRepository
+from amanat.webhooks.store import SqlEventRepository, SqlWebhookRepository
 
 
 class SqlTransaction:

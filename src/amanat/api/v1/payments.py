@@ -23,12 +23,12 @@ from amanat.api.pagination import CursorParam, LimitParam
 from amanat.api.responses import JsonResponse
 from amanat.api.schemas import ListResponse, RequestModel, ResponseModel
 from amanat.api.types import Amount, Iban, Metadata, RaastId
-from amanat.api.v1.events import next_cursor, page_position, parse_time
 from amanat.domain.clock import format_timestamp
 from amanat.domain.payments import RAIL_FAILURE_CODES, Payment, PaymentStatus
 from amanat.services import views
 from amanat.services.oauth import AccessContext
 from amanat.services.payments import AccountIn, Caller, PaymentService
+from amanat.webhooks.event_routes import next_cursor, page_position, parse_time
 
 router = APIRouter(tags=["payments"])
 

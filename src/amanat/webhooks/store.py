@@ -14,8 +14,8 @@ from amanat.adapters.db.tables import (
     webhook_deliveries,
     webhook_endpoints,
 )
-from amanat.domain.webhooks import Attempt, Delivery, DeliveryStatus, WebhookEndpoint
 from amanat.services.ports import DeliveryFilter, EventFilter, Page, StoredEvent
+from amanat.webhooks.domain.endpoints import Attempt, Delivery, DeliveryStatus, WebhookEndpoint
 
 # Every payment change and every delivery attempt runs these; built once (see the package
 # docstring).

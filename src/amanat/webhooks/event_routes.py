@@ -17,10 +17,10 @@ from amanat.api.openapi import declared_enum
 from amanat.api.pagination import CursorParam, LimitParam, decode_cursor, encode_cursor
 from amanat.api.schemas import ListResponse, RequestModel, ResponseModel
 from amanat.domain.clock import parse_timestamp
-from amanat.domain.events import CATALOGUE
 from amanat.services.oauth import AccessContext
 from amanat.services.ports import EventFilter
-from amanat.services.webhooks import Caller
+from amanat.webhooks.domain.events import CATALOGUE
+from amanat.webhooks.service import Caller
 
 router = APIRouter(tags=["events"])
 

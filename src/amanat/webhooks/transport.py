@@ -22,8 +22,8 @@ from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 
-from amanat.domain.webhooks import forbidden_address
-from amanat.services.webhooks import AddressResolver, SendResult
+from amanat.webhooks.domain.endpoints import forbidden_address
+from amanat.webhooks.service import AddressResolver, SendResult
 
 
 class SystemResolver:

@@ -23,7 +23,6 @@ from typing import Any
 import structlog
 
 from amanat.domain.clock import Clock
-from amanat.domain.webhooks import Delivery
 from amanat.observability.metrics import (
     WEBHOOK_ATTEMPTS,
     WEBHOOK_ENDPOINTS_DISABLED,
@@ -31,8 +30,9 @@ from amanat.observability.metrics import (
     WEBHOOK_LATENCY,
     WEBHOOK_PENDING,
 )
-from amanat.services.events import HELD
-from amanat.services.webhooks import WebhookSender, WebhookService
+from amanat.webhooks.domain.endpoints import Delivery
+from amanat.webhooks.events_service import HELD
+from amanat.webhooks.service import WebhookSender, WebhookService
 
 log = structlog.get_logger("amanat.webhooks")
 

@@ -15,13 +15,13 @@ from typing import Any
 
 from amanat.domain.clock import Clock
 from amanat.domain.errors import NotFound
-from amanat.domain.events import CATALOGUE, Event, payment_event_type
 from amanat.domain.ids import new_id
 from amanat.domain.payments import Payment
-from amanat.domain.webhooks import Delivery, DeliveryStatus, WebhookEndpoint
 from amanat.services import views
 from amanat.services.data_protection import DataProtectionService
 from amanat.services.ports import EventFilter, StoredEvent, Transaction, TransactionFactory
+from amanat.webhooks.domain.endpoints import Delivery, DeliveryStatus, WebhookEndpoint
+from amanat.webhooks.domain.events import CATALOGUE, Event, payment_event_type
 
 
 def encode(document: dict[str, Any]) -> bytes:

@@ -16,23 +16,12 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Protocol, TypeVar
 
-from amanat.domain import webhooks as rules
 from amanat.domain.audit import SYSTEM, Actor
 from amanat.domain.clock import Clock
 from amanat.domain.errors import InvalidInput, NotFound
-from amanat.domain.events import ALL_EVENTS, CATALOGUE
 from amanat.domain.ids import new_id
-from amanat.domain.webhooks import (
-    Attempt,
-    Delivery,
-    DeliveryStatus,
-    UrlRefused,
-    Verdict,
-    WebhookEndpoint,
-)
 from amanat.services import audit
 from amanat.services.data_protection import DataProtectionService
-from amanat.services.events import EventService, encode, new_delivery
 from amanat.services.ports import (
     DeliveryFilter,
     EventFilter,
@@ -40,7 +29,18 @@ from amanat.services.ports import (
     Transaction,
     TransactionFactory,
 )
-from amanat.services.signatures import signature_header
+from amanat.webhooks.domain import endpoints as rules
+from amanat.webhooks.domain.endpoints import (
+    Attempt,
+    Delivery,
+    DeliveryStatus,
+    UrlRefused,
+    Verdict,
+    WebhookEndpoint,
+)
+from amanat.webhooks.domain.events import ALL_EVENTS, CATALOGUE
+from amanat.webhooks.events_service import EventService, encode, new_delivery
+from amanat.webhooks.signatures import signature_header
 
 REPLAY_LIMIT = 10_000
 SECRET_COLUMNS = ("secret", "previous_secret")

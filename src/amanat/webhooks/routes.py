@@ -17,7 +17,19 @@ from amanat.api.idempotency import IdempotencyKeyHeader, run_idempotent
 from amanat.api.openapi import declared_enum
 from amanat.api.pagination import CursorParam, LimitParam
 from amanat.api.schemas import ListResponse, RequestModel, ResponseModel
-from amanat.api.v1.events import (
+from amanat.domain.clock import format_timestamp
+from amanat.services import views
+from amanat.services.oauth import AccessContext
+from amanat.services.ports import DeliveryFilter
+from amanat.webhooks.domain.endpoints import (
+    MAX_URL_LENGTH,
+    Attempt,
+    Delivery,
+    UrlRefused,
+    check_url,
+)
+from amanat.webhooks.domain.events import ALL_EVENTS, CATALOGUE
+from amanat.webhooks.event_routes import (
     EVENT_TYPES,
     WebhooksManage,
     WebhooksView,
@@ -25,13 +37,7 @@ from amanat.api.v1.events import (
     page_position,
     parse_time,
 )
-from amanat.domain.clock import format_timestamp
-from amanat.domain.events import ALL_EVENTS, CATALOGUE
-from amanat.domain.webhooks import MAX_URL_LENGTH, Attempt, Delivery, UrlRefused, check_url
-from amanat.services import views
-from amanat.services.oauth import AccessContext
-from amanat.services.ports import DeliveryFilter
-from amanat.services.webhooks import Caller, InvalidWebhookUrl
+from amanat.webhooks.service import Caller, InvalidWebhookUrl
 
 router = APIRouter(tags=["webhooks"])
 

@@ -22,7 +22,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from amanat.services.signatures import SignatureError, verify
+from amanat.webhooks.signatures import SignatureError, verify
 
 FORWARDED = ("content-type", "user-agent", "webhook-id", "webhook-timestamp", "webhook-signature")
 

@@ -1,1 +1,0 @@
-"""Webhook transport: the HTTP side of deliveries."""

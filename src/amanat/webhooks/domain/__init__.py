@@ -1,0 +1,1 @@
+"""Pure rules of webhooks: event types and envelopes, endpoints, retry schedule."""
