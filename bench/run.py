@@ -39,10 +39,10 @@ from typing import Any
 import httpx
 import sqlalchemy as sa
 
-from amanat.adapters.db.migrate import upgrade
 from amanat.bootstrap import Container, build_container
-from amanat.observability.logging import configure_logging
-from amanat.settings import Settings
+from amanat.platform.db.migrate import upgrade
+from amanat.platform.observability.logging import configure_logging
+from amanat.platform.settings import Settings
 from bench import baselines, checks, lock, machine, procs, report
 from bench.checks import Check
 from bench.config import (

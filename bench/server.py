@@ -23,7 +23,7 @@ from fastapi import FastAPI
 
 from amanat.api.v1.payments import PaymentIn
 from amanat.asgi import app as amanat_app
-from amanat.settings import Settings
+from amanat.platform.settings import Settings
 
 ECHO_PATH = "/bench/echo"
 
@@ -42,8 +42,8 @@ def create() -> FastAPI:
 def main() -> None:
     import uvicorn
 
-    from amanat.api.client_address import uvicorn_proxy_options
-    from amanat.observability.logging import configure_logging
+    from amanat.platform.http.client_address import uvicorn_proxy_options
+    from amanat.platform.observability.logging import configure_logging
 
     settings = Settings()
     as_json = settings.observability.log_json

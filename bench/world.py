@@ -29,10 +29,10 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from amanat.adapters.crypto.client_secrets import ClientSecretHasher
-from amanat.adapters.ratelimit import DEFAULT_POLICIES
 from amanat.bootstrap import Container
-from amanat.domain.audit import Actor
 from amanat.domain.identity import OAuthClient, Partner
+from amanat.platform.audit.domain import Actor
+from amanat.platform.ratelimit.limiter import DEFAULT_POLICIES
 from amanat.services.partners import PartnerService
 from amanat.services.payments import Caller
 from bench.config import ROOT, VAR_DIR, BenchConfig

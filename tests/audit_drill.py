@@ -26,11 +26,11 @@ from collections.abc import Awaitable, Callable
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from amanat.adapters.db.audit_store import SqlAuditRepository
-from amanat.adapters.db.engine import create_engine
-from amanat.adapters.db.tables import audit_head, audit_log
-from amanat.domain.audit import GENESIS_HASH, canonical_json
-from amanat.settings import DatabaseSettings, Settings
+from amanat.platform.audit.domain import GENESIS_HASH, canonical_json
+from amanat.platform.audit.store import SqlAuditRepository
+from amanat.platform.db.engine import create_engine
+from amanat.platform.db.tables import audit_head, audit_log
+from amanat.platform.settings import DatabaseSettings, Settings
 
 AUDIT_TABLES = ("audit_log", "audit_seals")
 

@@ -17,13 +17,13 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from amanat.adapters.db.migrate import upgrade
-from amanat.adapters.db.tables import metadata
-from amanat.api.app import create_app
 from amanat.bootstrap import Container, build_container
-from amanat.domain.audit import GENESIS_HASH
-from amanat.domain.clock import FrozenClock
-from amanat.settings import DatabaseSettings, Settings
+from amanat.kernel.clock import FrozenClock
+from amanat.platform.audit.domain import GENESIS_HASH
+from amanat.platform.db.migrate import upgrade
+from amanat.platform.db.tables import metadata
+from amanat.platform.http.app import create_app
+from amanat.platform.settings import DatabaseSettings, Settings
 
 TEST_DB = os.environ.get("AMANAT_TEST_DB", "sqlite")
 PG_ADMIN_URL = os.environ.get("AMANAT_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/postgres")

@@ -11,13 +11,13 @@ import asyncio
 
 from fastapi import FastAPI
 
-from amanat.api.app import BackgroundJob, create_app
 from amanat.bootstrap import Container
-from amanat.observability.logging import configure_logging_from, route_stderr_as_json
+from amanat.platform.http.app import BackgroundJob, create_app
+from amanat.platform.jobs.runner import run_worker
+from amanat.platform.observability.logging import configure_logging_from, route_stderr_as_json
+from amanat.platform.settings import Settings
 from amanat.sandbox_rail.app import create_rail_app
 from amanat.sandbox_rail.engine import RailSettings as SandboxRailSettings
-from amanat.settings import Settings
-from amanat.workers.runner import run_worker
 
 
 async def embedded_worker(container: Container, stop: asyncio.Event) -> None:

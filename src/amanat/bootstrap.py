@@ -15,30 +15,30 @@ import structlog
 from amanat.adapters.crypto.client_assertions import JwksClientAssertionVerifier
 from amanat.adapters.crypto.client_secrets import ClientSecretHasher
 from amanat.adapters.crypto.external_issuer import ExternalIssuer
-from amanat.adapters.crypto.field_cipher import FieldCipher
-from amanat.adapters.crypto.master_keys import LocalMasterKey, MasterKey, VaultTransitMasterKey
 from amanat.adapters.crypto.passwords import Argon2Hasher
-from amanat.adapters.crypto.seals import Ed25519SealSigner
 from amanat.adapters.crypto.tokens import EcKeyMaterial, JwtAccessTokenCodec, KeyRing
-from amanat.adapters.crypto.witness import FileWitness, HttpWitness
-from amanat.adapters.db.engine import create_engine
-from amanat.adapters.db.transactions import SqlTransactions
-from amanat.adapters.db.uow import Database
 from amanat.adapters.rails.breaker import CircuitBreaker
 from amanat.adapters.rails.raast_http import RaastHttpAdapter
-from amanat.adapters.ratelimit import LimiterLockout, RateLimiter
-from amanat.domain.audit import Actor
-from amanat.domain.clock import Clock, SystemClock
-from amanat.services.audit_integrity import AuditIntegrityService
-from amanat.services.data_protection import DataProtectionService
+from amanat.kernel.clock import Clock, SystemClock
+from amanat.platform.audit.domain import Actor
+from amanat.platform.audit.integrity import AuditIntegrityService
+from amanat.platform.audit.seals import Ed25519SealSigner
+from amanat.platform.audit.witness import FileWitness, HttpWitness
+from amanat.platform.crypto.field_cipher import FieldCipher
+from amanat.platform.crypto.master_keys import LocalMasterKey, MasterKey, VaultTransitMasterKey
+from amanat.platform.db.database import Database
+from amanat.platform.db.engine import create_engine
+from amanat.platform.db.transactions import SqlTransactions
+from amanat.platform.keys.service import SigningKey, SigningKeyService
+from amanat.platform.protection.service import DataProtectionService
+from amanat.platform.ratelimit.limiter import LimiterLockout, RateLimiter
+from amanat.platform.retention.service import RetentionService, load_policies
+from amanat.platform.settings import Settings
 from amanat.services.oauth import OAuthConfig, OAuthService
 from amanat.services.operators import OperatorService
 from amanat.services.partners import PartnerService
 from amanat.services.payments import PaymentsConfig, PaymentService
 from amanat.services.ports import SealWitness
-from amanat.services.retention import RetentionService, load_policies
-from amanat.services.signing_keys import SigningKey, SigningKeyService
-from amanat.settings import Settings
 from amanat.webhooks.events_service import EventService
 from amanat.webhooks.service import WebhooksConfig, WebhookService
 from amanat.webhooks.transport import HttpWebhookSender, SystemResolver

@@ -15,9 +15,9 @@ import typer
 from pydantic import ValidationError
 from rich.console import Console
 
-from amanat.domain.audit import Actor
-from amanat.domain.errors import DomainError
-from amanat.settings import HttpSettings, Settings
+from amanat.kernel.errors import DomainError
+from amanat.platform.audit.domain import Actor
+from amanat.platform.settings import HttpSettings, Settings
 
 if TYPE_CHECKING:
     from amanat.bootstrap import Container
@@ -78,7 +78,7 @@ def refuse_insecure_production(settings: Settings) -> None:
 
 
 def _configure_logging(settings: Settings) -> None:
-    from amanat.observability.logging import configure_logging_from
+    from amanat.platform.observability.logging import configure_logging_from
 
     configure_logging_from(settings)
 
@@ -101,7 +101,7 @@ def config_docs(
 ) -> None:
     """Regenerate the table of every AMANAT_ setting in docs/configuration.md from the
     settings model (names, types, defaults, descriptions)."""
-    from amanat.settings_docs import render_table, rewrite
+    from amanat.platform.settings_docs import render_table, rewrite
 
     page = path.read_text()
     updated = rewrite(page, render_table())
@@ -119,7 +119,7 @@ def config_docs(
 @app.command()
 def migrate() -> None:
     """Upgrade the database schema to the latest migration."""
-    from amanat.adapters.db.migrate import upgrade
+    from amanat.platform.db.migrate import upgrade
 
     settings = _settings()
     refuse_insecure_production(settings)
@@ -132,7 +132,7 @@ def migrate() -> None:
 
 
 def _grant(role: str) -> Callable[[Any], Awaitable[None]]:
-    from amanat.adapters.db.roles import grant_app_role
+    from amanat.platform.db.roles import grant_app_role
 
     async def work(conn: Any) -> None:
         await grant_app_role(conn, role)
@@ -142,7 +142,7 @@ def _grant(role: str) -> Callable[[Any], Awaitable[None]]:
 
 async def _with_owner(settings: Settings, work: Callable[[Any], Awaitable[T]]) -> T:
     """Run ``work`` on one connection as the schema owner (``database.migration_url``)."""
-    from amanat.adapters.db.engine import create_engine
+    from amanat.platform.db.engine import create_engine
 
     url = settings.database.migration_url or settings.database.url
     engine = create_engine(settings.database.model_copy(update={"url": url}))
@@ -163,7 +163,7 @@ def db_create_roles(
 ) -> None:
     """Create the application role (database.app_role) if absent and grant it only what it
     needs: no UPDATE or DELETE on the audit tables. Run with the owner's credentials."""
-    from amanat.adapters.db.roles import create_app_role, grant_app_role
+    from amanat.platform.db.roles import create_app_role, grant_app_role
 
     settings = _settings()
     _configure_logging(settings)
@@ -194,7 +194,7 @@ def serve(
     """Serve the HTTP APIs, portal and console."""
     import uvicorn
 
-    from amanat.api.client_address import uvicorn_proxy_options
+    from amanat.platform.http.client_address import uvicorn_proxy_options
 
     # Through the environment, so every server process (each reads its own settings)
     # binds here and, unless AMANAT_HTTP__PUBLIC_URL says otherwise, its URLs follow.
@@ -205,7 +205,7 @@ def serve(
     settings = _settings()
     refuse_insecure_production(settings)
     _configure_logging(settings)
-    from amanat.api.header_limits import REQUEST_LINE_ALLOWANCE, HeaderLimitedProtocol
+    from amanat.platform.http.header_limits import REQUEST_LINE_ALLOWANCE, HeaderLimitedProtocol
 
     uvicorn.run(
         "amanat.asgi:app",
@@ -231,7 +231,7 @@ def worker() -> None:
     import signal
 
     from amanat.bootstrap import build_container
-    from amanat.workers.runner import run_worker
+    from amanat.platform.jobs.runner import run_worker
 
     settings = _settings()
     refuse_insecure_production(settings)
@@ -396,7 +396,7 @@ def partners_set_rate_limit(
     ),
 ) -> None:
     """Set a partner's own rate limit for one policy (audited)."""
-    from amanat.adapters.ratelimit import parse_policy
+    from amanat.platform.ratelimit.limiter import parse_policy
 
     try:
         parsed = None if quota is None else parse_policy(policy, quota)
@@ -710,7 +710,7 @@ def audit_verify(
     Exit status: 0 the log is intact, 1 findings (each names its record), 2 the check could
     not run (no database, unreadable witness file).
     """
-    from amanat.adapters.crypto.witness import iter_witness_file
+    from amanat.platform.audit.witness import iter_witness_file
 
     settings = _settings()
     sandbox_witness = settings.auth.sandbox_credentials_file.parent / SANDBOX_WITNESS_NAME
@@ -784,7 +784,7 @@ def audit_seal() -> None:
     async def work(container: Container) -> Any:
         return await container.audit_integrity.seal(_cli_actor())
 
-    from amanat.services.audit_integrity import WitnessUnavailable
+    from amanat.platform.audit.integrity import WitnessUnavailable
 
     try:
         seal = _run(work)
@@ -808,7 +808,7 @@ def audit_export_seals() -> None:
 
 def _write_export(path: Path, data: bytes, recipients: list[str]) -> str:
     """Encrypt for the recipients (required in production) and write with mode 0600."""
-    from amanat.adapters.crypto.exports import encrypt_for
+    from amanat.platform.crypto.exports import encrypt_for
 
     settings = _settings()
     recipients = recipients or settings.crypto.export_recipients
@@ -850,7 +850,7 @@ def audit_export(
 @export_app.command("keygen")
 def export_keygen() -> None:
     """Make an age key pair for receiving exports (keep the secret key offline)."""
-    from amanat.adapters.crypto.exports import generate_identity
+    from amanat.platform.crypto.exports import generate_identity
 
     identity, public = generate_identity()
     typer.echo(json.dumps({"recipient": public, "identity": identity}, indent=2))
@@ -862,7 +862,7 @@ def export_decrypt(
     identity_file: Path = typer.Option(..., help="File holding AGE-SECRET-KEY-1..."),
 ) -> None:
     """Decrypt an export to standard output."""
-    from amanat.adapters.crypto.exports import ExportEncryptionError, decrypt_with
+    from amanat.platform.crypto.exports import ExportEncryptionError, decrypt_with
 
     try:
         data = decrypt_with(path.read_bytes(), identity_file.read_text())
@@ -875,7 +875,7 @@ def export_decrypt(
 @audit_app.command("init-seal-key")
 def audit_init_seal_key() -> None:
     """Create the Ed25519 seal key file (refuses to overwrite) and print its public key."""
-    from amanat.adapters.crypto.seals import Ed25519SealSigner
+    from amanat.platform.audit.seals import Ed25519SealSigner
 
     path = _settings().crypto.audit_seal_key_file
     existed = path.exists()
@@ -894,7 +894,7 @@ def subjects_find(
     cnic: str | None = typer.Option(None),
 ) -> None:
     """Find data subjects by IBAN, Raast ID or CNIC through the blind index (masked output)."""
-    from amanat.domain.masking import mask_cnic, mask_iban, mask_phone
+    from amanat.kernel.masking import mask_cnic, mask_iban, mask_phone
 
     field, value = next(
         ((f, v) for f, v in (("iban", iban), ("raast_id", raast_id), ("cnic", cnic)) if v),

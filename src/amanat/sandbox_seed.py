@@ -13,9 +13,9 @@ import os
 from pathlib import Path
 from typing import Any
 
-from amanat.adapters.secret_files import exclusive, replace_atomically
 from amanat.bootstrap import Container
-from amanat.domain.audit import Actor
+from amanat.platform.audit.domain import Actor
+from amanat.platform.crypto.secret_files import exclusive, replace_atomically
 
 SEED_ACTOR = Actor(type="cli", id="sandbox-seed")
 # The page at this path (api/pages.py) shows the code and state the TPP app would receive.

@@ -13,12 +13,12 @@ import sqlalchemy as sa
 from fastapi import FastAPI
 from tests.support.operators import PASSWORD, Account, NewClient, create_account, totp
 
-from amanat.adapters.db.tables import audit_log, partners
 from amanat.api.operator.session import SESSION_COOKIE
 from amanat.bootstrap import Container
 from amanat.domain.access import ROLE_PERMISSIONS, OperatorRole, Permission
-from amanat.domain.audit import Actor
-from amanat.domain.clock import FrozenClock
+from amanat.kernel.clock import FrozenClock
+from amanat.platform.audit.domain import Actor
+from amanat.platform.db.tables import audit_log, partners
 
 ACTOR = Actor(type="cli", id="test-setup")
 GENERIC_FAILURE = "Sign-in failed: the email, password or code is wrong."

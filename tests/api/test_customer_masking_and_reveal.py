@@ -17,9 +17,9 @@ from tests.support.oauth import (
     request_token,
 )
 
-from amanat.adapters.db.tables import audit_log
-from amanat.adapters.ratelimit import DEFAULT_POLICIES, Policy
 from amanat.bootstrap import Container
+from amanat.platform.db.tables import audit_log
+from amanat.platform.ratelimit.limiter import DEFAULT_POLICIES, Policy
 
 IBAN = "PK36SCBL0000001123456702"
 CNIC = "35202-1234567-3"

@@ -10,8 +10,8 @@ import pytest
 import sqlalchemy as sa
 from tests.support.oauth import RegisteredClient, fetch_token, make_client
 
-from amanat.adapters.db.tables import data_subjects, idempotency_keys
 from amanat.bootstrap import Container
+from amanat.platform.db.tables import data_subjects, idempotency_keys
 
 IBAN = "PK36SCBL0000001123456702"
 BODY = {"name": "Ayesha Khan", "iban": IBAN, "raast_id": "03001234567", "cnic": "35202-1234567-3"}
@@ -140,7 +140,7 @@ async def test_abandoned_key_is_taken_over_after_its_lock(
     client: httpx.AsyncClient, container: Container, merchant: RegisteredClient, clock: Any
 ) -> None:
     """A crash after the key was recorded but before the change committed."""
-    from amanat.api.idempotency import KEY_LIFETIME, LOCK, fingerprint
+    from amanat.platform.idempotency.protocol import KEY_LIFETIME, LOCK, fingerprint
     from amanat.services.ports import IdempotencyRecord
 
     headers = (await _bearer(client, merchant)) | {"Idempotency-Key": "crashed"}
@@ -177,7 +177,7 @@ async def test_a_key_past_its_lifetime_is_free_again(
     client: httpx.AsyncClient, container: Container, merchant: RegisteredClient, clock: Any
 ) -> None:
     """After 24 hours the key names a new request: no replay, no "reused" error."""
-    from amanat.api.idempotency import KEY_LIFETIME
+    from amanat.platform.idempotency.protocol import KEY_LIFETIME
 
     headers = (await _bearer(client, merchant)) | {"Idempotency-Key": "old-key"}
     first = await client.post("/v1/customers", json=BODY, headers=headers)

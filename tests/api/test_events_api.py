@@ -14,7 +14,7 @@ import pytest
 from tests.support.oauth import RegisteredClient, bearer, funded_merchant, make_client
 
 from amanat.bootstrap import Container
-from amanat.domain.clock import FrozenClock, format_timestamp
+from amanat.kernel.clock import FrozenClock, format_timestamp
 from amanat.webhooks.domain.events import CATALOGUE
 
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "webhooks.md"

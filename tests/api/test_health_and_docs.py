@@ -27,7 +27,7 @@ async def test_readyz_answers_not_ready_when_the_database_hangs(
     client: httpx.AsyncClient, container: Container, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Sessions stuck holding every pooled connection once made /readyz hang for minutes."""
-    from amanat.api import health
+    from amanat.platform.http import health
 
     async def hangs() -> None:
         await asyncio.Event().wait()
@@ -50,7 +50,7 @@ async def test_readyz_not_ready_when_migrations_behind(
         assert response.json()["status"] == "not_ready"
         assert "head is" in response.json()["checks"]["migrations"]
     finally:
-        from amanat.adapters.db.migrate import head_revision
+        from amanat.platform.db.migrate import head_revision
 
         async with container.db.write() as conn:
             await conn.exec_driver_sql(

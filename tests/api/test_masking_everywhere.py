@@ -13,9 +13,9 @@ import pytest
 from fastapi import APIRouter
 from tests.support.oauth import make_client
 
-from amanat.api.app import create_app
 from amanat.bootstrap import Container
-from amanat.observability.logging import configure_logging
+from amanat.platform.http.app import create_app
+from amanat.platform.observability.logging import configure_logging
 
 IBAN = "PK36SCBL0000001123456702"
 CNIC = "35202-1234567-3"

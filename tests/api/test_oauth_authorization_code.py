@@ -30,9 +30,9 @@ from tests.support.oauth import (
     snapshot,
 )
 
-from amanat.adapters.db.tables import partners
 from amanat.bootstrap import Container
-from amanat.domain.clock import FrozenClock
+from amanat.kernel.clock import FrozenClock
+from amanat.platform.db.tables import partners
 from amanat.services.oauth import TokenRejected
 
 OTHER_REDIRECT = "http://localhost:9999/other-callback"

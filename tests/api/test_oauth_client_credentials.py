@@ -33,12 +33,12 @@ from tests.support.oauth import (
 )
 
 from amanat.adapters.crypto.passwords import Argon2Hasher
-from amanat.adapters.db.tables import oauth_clients, revoked_tokens
-from amanat.api.app import create_app
 from amanat.api.deps import require_scope
 from amanat.bootstrap import Container
 from amanat.domain.access import OPT_IN_SCOPES, ROLE_SCOPES, PartnerRole
-from amanat.domain.clock import FrozenClock
+from amanat.kernel.clock import FrozenClock
+from amanat.platform.db.tables import oauth_clients, revoked_tokens
+from amanat.platform.http.app import create_app
 from amanat.services.oauth import AccessContext, TokenRejected
 
 # What a merchant's client holds by default: everything but the opt-in scopes.

@@ -27,12 +27,12 @@ from tests.support.oauth import (
 )
 
 from amanat.adapters.crypto.remote_jwks import RemoteJwks
-from amanat.api.app import create_app
 from amanat.bootstrap import Container, build_container
-from amanat.domain.clock import FrozenClock
+from amanat.kernel.clock import FrozenClock
+from amanat.platform.http.app import create_app
+from amanat.platform.settings import Settings
 from amanat.services.oauth import TokenRejected
 from amanat.services.ports import InvalidToken
-from amanat.settings import Settings
 
 ISSUER = "https://idp.bank.example/realms/amanat"
 AUDIENCE = "amanat-api"

@@ -14,8 +14,8 @@ from hypothesis import HealthCheck, settings
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 from tests.conftest import make_database
 
-from amanat.api.app import create_app
-from amanat.settings import DatabaseSettings, Settings
+from amanat.platform.http.app import create_app
+from amanat.platform.settings import DatabaseSettings, Settings
 
 _tmp = Path(__import__("tempfile").mkdtemp(prefix="amanat-schemathesis-"))
 _url, _drop = make_database(_tmp)

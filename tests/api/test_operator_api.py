@@ -17,14 +17,14 @@ import sqlalchemy as sa
 from fastapi.routing import APIRoute
 from tests.support.operators import PASSWORD, Account, NewClient, create_account, totp
 
-from amanat.adapters.db.tables import audit_log, oauth_clients
-from amanat.adapters.ratelimit import Policy
 from amanat.api.operator import routes as operator_routes
 from amanat.api.operator.session import SESSION_COOKIE
 from amanat.bootstrap import Container
 from amanat.domain.access import ROLE_PERMISSIONS, OperatorRole, Permission
-from amanat.domain.audit import Actor, AuditRecord
-from amanat.domain.clock import FrozenClock
+from amanat.kernel.clock import FrozenClock
+from amanat.platform.audit.domain import Actor, AuditRecord
+from amanat.platform.db.tables import audit_log, oauth_clients
+from amanat.platform.ratelimit.limiter import Policy
 
 ACTOR = Actor(type="cli", id="test-setup")
 P = Permission

@@ -11,8 +11,8 @@ import pytest
 import sqlalchemy as sa
 from tests.support.oauth import ACTOR, RegisteredClient, fetch_token, make_client
 
-from amanat.adapters.db.tables import holds, ledger_entries, payments
 from amanat.bootstrap import Container
+from amanat.platform.db.tables import holds, ledger_entries, payments
 from amanat.services.payments import Caller
 
 IBAN = "PK36SCBL0000001123456702"
@@ -411,8 +411,8 @@ async def test_reads_answer_exactly_the_documented_shape(
 ) -> None:
     """GET payment, refund and the lists answer without FastAPI's response validation, so
     this holds them to the response models (which forbid undocumented fields)."""
-    from amanat.api.schemas import ListResponse
     from amanat.api.v1.payments import PaymentOut
+    from amanat.platform.http.schemas import ListResponse
 
     auth = await _auth(client, merchant)
     payout = (await _post(client, auth, "shape-1", PAYOUT)).json()

@@ -14,9 +14,9 @@ import pytest
 import sqlalchemy as sa
 from tests.support.oauth import RegisteredClient, bearer, funded_merchant
 
-from amanat.adapters.db.tables import holds
 from amanat.bootstrap import Container
-from amanat.domain.errors import Contention
+from amanat.kernel.errors import Contention
+from amanat.platform.db.tables import holds
 
 IBAN = "PK36SCBL0000001123456702"
 BALANCE = 10_000_000  # PKR 100,000

@@ -11,8 +11,8 @@ from tests.api.test_strict_input import row_counts
 from tests.support.oauth import basic_auth, make_client, post_form
 from tests.unit.api.test_problem_codes import _codes
 
-from amanat.api.problems import CATALOGUE
 from amanat.bootstrap import Container
+from amanat.platform.http.problems import CATALOGUE
 
 
 async def test_every_code_the_server_can_answer_has_a_page(client: httpx.AsyncClient) -> None:

@@ -9,9 +9,9 @@ import httpx
 import pytest
 from fastapi import APIRouter, FastAPI
 
-from amanat.api.app import create_app
-from amanat.api.schemas import RequestModel
 from amanat.bootstrap import Container
+from amanat.platform.http.app import create_app
+from amanat.platform.http.schemas import RequestModel
 
 
 class _Creditor(RequestModel):

@@ -12,8 +12,8 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from amanat.api import problems
-from amanat.api.problems import CATALOGUE, ProblemType
+from amanat.platform.http import problems
+from amanat.platform.http.problems import CATALOGUE, ProblemType
 from amanat.sandbox_rail.magic import MAGIC_VALUES, Outcome
 
 # Every failure code a payment can end with: each refusal of the sandbox rail's table,
@@ -94,9 +94,9 @@ async def test_page_texts_are_escaped(
 
 def test_every_failure_code_a_payment_can_carry_has_a_page_and_is_published() -> None:
     """The OpenAPI enum, the domain's closed list and the catalogue's rail pages agree."""
-    from amanat.api.app import create_app
-    from amanat.api.problems import CATALOGUE
     from amanat.domain.payments import RAIL_FAILURE_CODES
+    from amanat.platform.http.app import create_app
+    from amanat.platform.http.problems import CATALOGUE
 
     rail_pages = {code for code, entry in CATALOGUE.items() if entry.is_rail_failure}
     assert rail_pages == set(RAIL_FAILURE_CODES)

@@ -24,8 +24,8 @@ from typer.testing import CliRunner
 from amanat.bootstrap import Container, build_container
 from amanat.cli import app as cli
 from amanat.domain.identity import OAuthClient, Partner
+from amanat.platform.settings import DatabaseSettings, Settings
 from amanat.sandbox_seed import seed
-from amanat.settings import DatabaseSettings, Settings
 
 PUBLIC = "http://127.0.0.1:8300"
 

@@ -14,8 +14,8 @@ import pyotp
 from tests.support.oauth import ACTOR, fetch_token, make_client
 from tests.support.openapi_walk import operations
 
-from amanat.api.problems import CATALOGUE
 from amanat.bootstrap import Container
+from amanat.platform.http.problems import CATALOGUE
 from amanat.sandbox_rail.magic import CREDIT_TRANSFER, REQUEST_TO_PAY, magic_for
 from amanat.sandbox_seed import seed
 

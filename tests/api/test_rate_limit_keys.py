@@ -16,11 +16,11 @@ from tests.support.oauth import basic_auth, make_client
 from typer.testing import CliRunner
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
-from amanat.adapters.db.tables import audit_log
-from amanat.api.app import create_app
-from amanat.api.client_address import parsed_ip, uvicorn_proxy_options
 from amanat.bootstrap import Container
-from amanat.settings import Settings
+from amanat.platform.db.tables import audit_log
+from amanat.platform.http.app import create_app
+from amanat.platform.http.client_address import parsed_ip, uvicorn_proxy_options
+from amanat.platform.settings import Settings
 
 Connect = Callable[[str], httpx.AsyncClient]
 TOKEN = {"grant_type": "client_credentials"}

@@ -9,12 +9,12 @@ import pytest
 from tests.support.oauth import ACTOR, RegisteredClient, fetch_token, funded_merchant, make_client
 from typer.testing import CliRunner
 
-from amanat.adapters.ratelimit import DEFAULT_POLICIES, Policy
 from amanat.bootstrap import Container
 from amanat.cli import app as cli_app
-from amanat.domain.audit import AuditRecord
-from amanat.domain.errors import InvalidInput
-from amanat.settings import Settings
+from amanat.kernel.errors import InvalidInput
+from amanat.platform.audit.domain import AuditRecord
+from amanat.platform.ratelimit.limiter import DEFAULT_POLICIES, Policy
+from amanat.platform.settings import Settings
 
 PAYOUT = {
     "amount": 1000,

@@ -16,7 +16,7 @@ from tests.support.openapi_walk import concrete_path, operations
 
 from amanat.bootstrap import Container
 from amanat.domain.access import SCOPE_DESCRIPTIONS
-from amanat.domain.clock import FrozenClock
+from amanat.kernel.clock import FrozenClock
 
 PUBLIC = {
     ("get", "/healthz"),

@@ -22,12 +22,12 @@ from tests.support.oauth import (
 )
 
 from amanat.adapters.crypto.tokens import JwtAccessTokenCodec, KeyRing
-from amanat.adapters.db.tables import signing_keys
-from amanat.api.app import create_app
 from amanat.bootstrap import Container, build_container
-from amanat.domain.clock import FrozenClock
+from amanat.kernel.clock import FrozenClock
+from amanat.platform.db.tables import signing_keys
+from amanat.platform.http.app import create_app
+from amanat.platform.settings import Settings
 from amanat.services.oauth import TokenRejected
-from amanat.settings import Settings
 
 TTL = 300
 OVERLAP = TTL + 60

@@ -13,8 +13,8 @@ from hypothesis import strategies as st
 from tests.support.oauth import RegisteredClient, bearer, examples, funded_merchant
 from tests.support.operators import create_account, totp
 
-from amanat.adapters.db.tables import metadata as db_metadata
 from amanat.bootstrap import Container
+from amanat.platform.db.tables import metadata as db_metadata
 
 IBAN = "PK36SCBL0000001123456702"
 PAYOUT: dict[str, Any] = {

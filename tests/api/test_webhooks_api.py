@@ -19,11 +19,11 @@ import pytest
 import sqlalchemy as sa
 from tests.support.oauth import RegisteredClient, bearer, funded_merchant, make_client
 
-from amanat.adapters.db.tables import metadata, webhook_deliveries, webhook_endpoints
 from amanat.bootstrap import Container
-from amanat.domain.clock import FrozenClock, format_timestamp
+from amanat.kernel.clock import FrozenClock, format_timestamp
+from amanat.platform.db.tables import metadata, webhook_deliveries, webhook_endpoints
+from amanat.platform.jobs.runner import webhook_deliverer
 from amanat.webhooks.service import WebhooksConfig, WebhookService
-from amanat.workers.runner import webhook_deliverer
 
 ENDPOINTS = "/v1/webhook_endpoints"
 IBAN = "PK36SCBL0000001123456702"

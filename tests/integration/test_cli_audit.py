@@ -21,10 +21,10 @@ from tests.conftest import wipe
 from tests.support.cli import cli_settings, in_container
 from typer.testing import CliRunner
 
-from amanat.adapters.db.engine import create_engine
-from amanat.adapters.db.uow import Database
 from amanat.cli import app
-from amanat.settings import DatabaseSettings
+from amanat.platform.db.database import Database
+from amanat.platform.db.engine import create_engine
+from amanat.platform.settings import DatabaseSettings
 
 
 @pytest.fixture

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from amanat.adapters.crypto.exports import ExportEncryptionError, decrypt_with, generate_identity
 from amanat.cli import app
+from amanat.platform.crypto.exports import ExportEncryptionError, decrypt_with, generate_identity
 
 
 @pytest.fixture

@@ -15,8 +15,8 @@ from tests.support.cli import cli_settings, in_container
 from typer.testing import CliRunner
 
 from amanat.cli import app
-from amanat.domain.audit import Actor
-from amanat.settings import Settings
+from amanat.platform.audit.domain import Actor
+from amanat.platform.settings import Settings
 
 
 @pytest.fixture

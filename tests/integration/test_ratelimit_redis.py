@@ -14,8 +14,8 @@ import pytest
 import redis
 import redis.asyncio
 
-from amanat.adapters.ratelimit import LimiterLockout
-from amanat.api.ratelimit import Policy, RateLimiter, headers_for
+from amanat.platform.ratelimit.http import Policy, RateLimiter, headers_for
+from amanat.platform.ratelimit.limiter import LimiterLockout
 
 REDIS_URL = os.environ.get("AMANAT_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 SHARED = Policy("shared", 5, 60)

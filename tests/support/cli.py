@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 import pytest
 
 from amanat.bootstrap import Container, build_container
-from amanat.settings import DatabaseSettings, Settings
+from amanat.platform.settings import DatabaseSettings, Settings
 
 T = TypeVar("T")
 

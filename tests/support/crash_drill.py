@@ -46,11 +46,11 @@ from tests.support.processes import (
     wait_until,
 )
 
-from amanat.adapters.db.tables import payments
 from amanat.bootstrap import build_container
 from amanat.domain import ledger
+from amanat.platform.db.tables import payments
+from amanat.platform.settings import Settings
 from amanat.services.payments import Caller
-from amanat.settings import Settings
 
 IBAN = "PK36SCBL0000001123456702"
 TOP_UP = 10_000_000_000

@@ -18,7 +18,10 @@ from hypothesis import strategies as st
 from joserfc import jwt
 from joserfc.jwk import ECKey, RSAKey
 
-from amanat.adapters.db.tables import (
+from amanat.bootstrap import Container
+from amanat.domain.identity import OAuthClient, Partner
+from amanat.platform.audit.domain import Actor
+from amanat.platform.db.tables import (
     audit_log,
     authorization_codes,
     client_assertion_jtis,
@@ -27,11 +30,8 @@ from amanat.adapters.db.tables import (
     refresh_tokens,
     revoked_tokens,
 )
-from amanat.bootstrap import Container
-from amanat.domain.audit import Actor
-from amanat.domain.identity import OAuthClient, Partner
+from amanat.platform.keys.service import SigningKey
 from amanat.services.payments import Caller
-from amanat.services.signing_keys import SigningKey
 
 ACTOR = Actor(type="cli", id="test")
 TOKEN_URL = "/oauth/token"

@@ -8,7 +8,7 @@ import pytest
 from typer.testing import CliRunner
 
 from amanat.cli import app
-from amanat.settings import Environment, Settings
+from amanat.platform.settings import Environment, Settings
 
 
 def test_nested_settings_from_environment(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -10,7 +10,14 @@ from pydantic import BaseModel, Field
 from typer.testing import CliRunner
 
 from amanat.cli import app
-from amanat.settings_docs import END, START, MissingDescriptionError, render_table, rewrite, rows
+from amanat.platform.settings_docs import (
+    END,
+    START,
+    MissingDescriptionError,
+    render_table,
+    rewrite,
+    rows,
+)
 
 PAGE = Path(__file__).resolve().parents[2] / "docs" / "configuration.md"
 

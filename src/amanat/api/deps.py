@@ -15,13 +15,13 @@ from fastapi import Depends, Request, Security
 from fastapi.openapi.models import OAuthFlowClientCredentials, OAuthFlows
 from fastapi.security import OAuth2, SecurityScopes
 
-from amanat.api.client_address import client_ip
-from amanat.api.context import current_request_id
-from amanat.api.errors import ApiProblem
-from amanat.api.ratelimit import Policy, enforce
 from amanat.bootstrap import Container
 from amanat.domain.access import SCOPE_DESCRIPTIONS
-from amanat.domain.audit import Actor
+from amanat.platform.audit.domain import Actor
+from amanat.platform.http.client_address import client_ip
+from amanat.platform.http.context import current_request_id
+from amanat.platform.http.errors import ApiProblem
+from amanat.platform.ratelimit.http import Policy, enforce
 from amanat.services.oauth import AccessContext, TokenRejected
 
 log = structlog.get_logger("amanat.auth")

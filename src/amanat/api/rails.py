@@ -14,10 +14,10 @@ from fastapi import APIRouter, Request
 from starlette.responses import Response
 
 from amanat.adapters.rails.signatures import InvalidCallback, InvalidCallbackSignature
-from amanat.api.client_address import client_ip
 from amanat.api.deps import container_of
-from amanat.api.errors import ApiProblem
-from amanat.api.responses import JsonResponse
+from amanat.platform.http.client_address import client_ip
+from amanat.platform.http.errors import ApiProblem
+from amanat.platform.http.responses import JsonResponse
 
 log = structlog.get_logger("amanat.rails")
 router = APIRouter(tags=["rails"], include_in_schema=False)

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from enum import StrEnum
 
-from amanat.domain.errors import InvalidInput
+from amanat.kernel.errors import InvalidInput
 
 
 class PartnerRole(StrEnum):

@@ -12,7 +12,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 from enum import StrEnum
 
-from amanat.domain.errors import DomainError, InvalidInput
+from amanat.kernel.errors import DomainError, InvalidInput
 
 
 class InsufficientFunds(DomainError):

@@ -14,8 +14,8 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from amanat.domain.errors import Conflict
-from amanat.domain.money import Money
+from amanat.kernel.errors import Conflict
+from amanat.kernel.money import Money
 
 
 class PaymentType(StrEnum):

@@ -7,7 +7,7 @@ import hashlib
 import hmac
 import re
 
-from amanat.domain.errors import InvalidInput
+from amanat.kernel.errors import InvalidInput
 
 _VERIFIER = re.compile(r"^[A-Za-z0-9\-._~]{43,128}$")
 _CHALLENGE = re.compile(r"^[A-Za-z0-9\-_]{43}$")

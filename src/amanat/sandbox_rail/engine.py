@@ -31,10 +31,10 @@ import structlog
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, StrictInt, model_validator
 from ulid import ULID
 
-from amanat.domain.clock import Clock, SystemClock, format_timestamp
-from amanat.domain.errors import InvalidInput
-from amanat.domain.money import MAX_AMOUNT_MINOR
-from amanat.domain.pakistan import parse_iban, parse_raast_id
+from amanat.kernel.clock import Clock, SystemClock, format_timestamp
+from amanat.kernel.errors import InvalidInput
+from amanat.kernel.money import MAX_AMOUNT_MINOR
+from amanat.kernel.pakistan import parse_iban, parse_raast_id
 from amanat.sandbox_rail.magic import (
     CREDIT_TRANSFER,
     MAGIC_VALUES,

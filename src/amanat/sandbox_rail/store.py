@@ -19,7 +19,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from amanat.domain.clock import format_timestamp, parse_timestamp
+from amanat.kernel.clock import format_timestamp, parse_timestamp
 
 __all__ = ["RailStore"]
 

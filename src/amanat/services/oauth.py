@@ -17,13 +17,13 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, TypeGuard
 
 from amanat.domain.access import CONSENT_SCOPES, grantable_scopes, parse_scope_string
-from amanat.domain.audit import Actor
-from amanat.domain.clock import Clock
-from amanat.domain.errors import InvalidInput, Unavailable
 from amanat.domain.identity import ClientAuthMethod, OAuthClient, Partner
-from amanat.domain.ids import new_id
 from amanat.domain.pkce import check_challenge, verifier_matches
-from amanat.services import audit
+from amanat.kernel.clock import Clock
+from amanat.kernel.errors import InvalidInput, Unavailable
+from amanat.kernel.ids import new_id
+from amanat.platform.audit import recorder as audit
+from amanat.platform.audit.domain import Actor
 from amanat.services.ports import (
     AccessTokenCodec,
     AuthorizationCode,

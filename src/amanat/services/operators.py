@@ -16,12 +16,12 @@ from datetime import datetime, timedelta
 import pyotp
 
 from amanat.domain.access import Permission, parse_operator_roles
-from amanat.domain.audit import Actor
-from amanat.domain.clock import Clock
-from amanat.domain.errors import Conflict, DomainError, InvalidInput, NotFound
 from amanat.domain.identity import Operator
-from amanat.domain.ids import new_id
-from amanat.services import audit
+from amanat.kernel.clock import Clock
+from amanat.kernel.errors import Conflict, DomainError, InvalidInput, NotFound
+from amanat.kernel.ids import new_id
+from amanat.platform.audit import recorder as audit
+from amanat.platform.audit.domain import Actor
 from amanat.services.ports import (
     FailureLockout,
     SecretHasher,

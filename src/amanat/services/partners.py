@@ -12,9 +12,6 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from amanat.domain.access import grantable_scopes, parse_roles
-from amanat.domain.audit import Actor
-from amanat.domain.clock import Clock
-from amanat.domain.errors import Conflict, InvalidInput, NotFound
 from amanat.domain.identity import (
     MAX_PARTNER_RATE_LIMIT,
     MAX_RATE_LIMIT_WINDOW_SECONDS,
@@ -24,8 +21,11 @@ from amanat.domain.identity import (
     OAuthClient,
     Partner,
 )
-from amanat.domain.ids import new_id
-from amanat.services import audit
+from amanat.kernel.clock import Clock
+from amanat.kernel.errors import Conflict, InvalidInput, NotFound
+from amanat.kernel.ids import new_id
+from amanat.platform.audit import recorder as audit
+from amanat.platform.audit.domain import Actor
 from amanat.services.ports import SecretHasher, Transaction, TransactionFactory
 
 SECRET_PREFIX = "cs_"

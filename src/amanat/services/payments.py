@@ -13,13 +13,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from amanat.domain import ledger
-from amanat.domain.audit import Actor
-from amanat.domain.clock import Clock, format_timestamp
-from amanat.domain.errors import Conflict, InvalidInput, NotFound
 from amanat.domain.identity import Partner
-from amanat.domain.ids import new_id
-from amanat.domain.metadata import check_metadata
-from amanat.domain.money import Money
 from amanat.domain.payments import (
     Failure,
     Party,
@@ -28,8 +22,14 @@ from amanat.domain.payments import (
     PaymentType,
     apply_rail_status,
 )
-from amanat.services import audit
-from amanat.services.data_protection import DataProtectionService
+from amanat.kernel.clock import Clock, format_timestamp
+from amanat.kernel.errors import Conflict, InvalidInput, NotFound
+from amanat.kernel.ids import new_id
+from amanat.kernel.metadata import check_metadata
+from amanat.kernel.money import Money
+from amanat.platform.audit import recorder as audit
+from amanat.platform.audit.domain import Actor
+from amanat.platform.protection.service import DataProtectionService
 from amanat.services.ports import Page, Transaction, TransactionFactory
 from amanat.webhooks.events_service import EventService
 

@@ -8,14 +8,14 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
-from amanat.domain.audit import Actor, AuditRecord, Seal, StoredRecord
 from amanat.domain.identity import OAuthClient, Operator, Partner
 from amanat.domain.ledger import Journal
 from amanat.domain.payments import Payment
+from amanat.platform.audit.domain import Actor, AuditRecord, Seal, StoredRecord
 from amanat.webhooks.domain.endpoints import Attempt, Delivery, WebhookEndpoint
 
 if TYPE_CHECKING:
-    from amanat.services.signing_keys import SigningKey
+    from amanat.platform.keys.service import SigningKey
 
 
 @dataclass(frozen=True, slots=True)

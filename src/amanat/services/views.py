@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from amanat.domain.clock import format_timestamp
-from amanat.domain.pakistan import bank_by_code
 from amanat.domain.payments import Payment, PaymentType
+from amanat.kernel.clock import format_timestamp
+from amanat.kernel.pakistan import bank_by_code
 from amanat.webhooks.domain.endpoints import WebhookEndpoint
 
 

@@ -22,8 +22,8 @@ from typing import Any
 
 import structlog
 
-from amanat.domain.clock import Clock
-from amanat.observability.metrics import (
+from amanat.kernel.clock import Clock
+from amanat.platform.observability.metrics import (
     WEBHOOK_ATTEMPTS,
     WEBHOOK_ENDPOINTS_DISABLED,
     WEBHOOK_LAG,

@@ -11,12 +11,12 @@ from pydantic import Field
 from starlette.responses import Response
 
 from amanat.api.deps import client_actor, container_of, require_scope
-from amanat.api.errors import ApiProblem
-from amanat.api.idempotency import IdempotencyKeyHeader, run_idempotent
-from amanat.api.openapi import declared_enum
-from amanat.api.pagination import CursorParam, LimitParam, decode_cursor, encode_cursor
-from amanat.api.schemas import ListResponse, RequestModel, ResponseModel
-from amanat.domain.clock import parse_timestamp
+from amanat.kernel.clock import parse_timestamp
+from amanat.platform.http.errors import ApiProblem
+from amanat.platform.http.openapi import declared_enum
+from amanat.platform.http.pagination import CursorParam, LimitParam, decode_cursor, encode_cursor
+from amanat.platform.http.schemas import ListResponse, RequestModel, ResponseModel
+from amanat.platform.idempotency.protocol import IdempotencyKeyHeader, run_idempotent
 from amanat.services.oauth import AccessContext
 from amanat.services.ports import EventFilter
 from amanat.webhooks.domain.events import CATALOGUE

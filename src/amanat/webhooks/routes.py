@@ -12,12 +12,12 @@ from pydantic_core import PydanticCustomError
 from starlette.responses import Response
 
 from amanat.api.deps import client_actor, container_of
-from amanat.api.errors import ApiProblem
-from amanat.api.idempotency import IdempotencyKeyHeader, run_idempotent
-from amanat.api.openapi import declared_enum
-from amanat.api.pagination import CursorParam, LimitParam
-from amanat.api.schemas import ListResponse, RequestModel, ResponseModel
-from amanat.domain.clock import format_timestamp
+from amanat.kernel.clock import format_timestamp
+from amanat.platform.http.errors import ApiProblem
+from amanat.platform.http.openapi import declared_enum
+from amanat.platform.http.pagination import CursorParam, LimitParam
+from amanat.platform.http.schemas import ListResponse, RequestModel, ResponseModel
+from amanat.platform.idempotency.protocol import IdempotencyKeyHeader, run_idempotent
 from amanat.services import views
 from amanat.services.oauth import AccessContext
 from amanat.services.ports import DeliveryFilter

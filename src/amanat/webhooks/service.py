@@ -16,12 +16,12 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Protocol, TypeVar
 
-from amanat.domain.audit import SYSTEM, Actor
-from amanat.domain.clock import Clock
-from amanat.domain.errors import InvalidInput, NotFound
-from amanat.domain.ids import new_id
-from amanat.services import audit
-from amanat.services.data_protection import DataProtectionService
+from amanat.kernel.clock import Clock
+from amanat.kernel.errors import InvalidInput, NotFound
+from amanat.kernel.ids import new_id
+from amanat.platform.audit import recorder as audit
+from amanat.platform.audit.domain import SYSTEM, Actor
+from amanat.platform.protection.service import DataProtectionService
 from amanat.services.ports import (
     DeliveryFilter,
     EventFilter,

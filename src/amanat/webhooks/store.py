@@ -8,7 +8,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from amanat.adapters.db.tables import (
+from amanat.platform.db.tables import (
     events,
     webhook_attempts,
     webhook_deliveries,

@@ -43,7 +43,7 @@ from amanat.adapters.rails.base import (
 )
 from amanat.bootstrap import Container
 from amanat.domain.payments import Payment, PaymentStatus, PaymentType, rail_failure
-from amanat.observability.metrics import OUTBOX_PENDING, RAIL_CALLS, UNRESOLVED
+from amanat.platform.observability.metrics import OUTBOX_PENDING, RAIL_CALLS, UNRESOLVED
 from amanat.services.payments import ENQUIRE, SUBMIT
 from amanat.services.ports import OutboxJob
 

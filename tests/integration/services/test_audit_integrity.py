@@ -17,13 +17,13 @@ import sqlalchemy as sa
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from tests.conftest import TEST_DB, wipe
 
-from amanat.adapters.crypto.seals import Ed25519SealSigner
-from amanat.adapters.db.tables import audit_seals
 from amanat.bootstrap import Container
-from amanat.domain.audit import Actor, StoredRecord, canonical_json, seal_message
-from amanat.domain.clock import FrozenClock, format_timestamp, parse_timestamp
-from amanat.services import audit
-from amanat.services.audit_integrity import VerificationReport
+from amanat.kernel.clock import FrozenClock, format_timestamp, parse_timestamp
+from amanat.platform.audit import recorder as audit
+from amanat.platform.audit.domain import Actor, StoredRecord, canonical_json, seal_message
+from amanat.platform.audit.integrity import VerificationReport
+from amanat.platform.audit.seals import Ed25519SealSigner
+from amanat.platform.db.tables import audit_seals
 
 ACTOR = Actor(type="operator", id="op_tester", source_ip="10.1.2.3", request_id="req_1")
 SEALER = Actor(type="cli", id="tester")
@@ -424,8 +424,8 @@ async def test_every_seal_is_written_to_the_witness(log: Container, clock: Froze
 async def test_a_witness_that_missed_seals_is_caught_up(
     log: Container, clock: FrozenClock, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from amanat.adapters.crypto.witness import FileWitness
-    from amanat.services.audit_integrity import WitnessUnavailable
+    from amanat.platform.audit.integrity import WitnessUnavailable
+    from amanat.platform.audit.witness import FileWitness
 
     await append(log, clock, 2)
     real_append = FileWitness._append
@@ -473,7 +473,7 @@ async def test_seals_are_due_by_count_or_by_time(log: Container, clock: FrozenCl
 async def test_the_sealer_worker_seals_in_the_background(
     log: Container, clock: FrozenClock
 ) -> None:
-    from amanat.workers.sealer import AuditSealer
+    from amanat.platform.audit.sealer import AuditSealer
 
     await append(log, clock, 3)
     sealer = AuditSealer(log, every_records=1000, every_seconds=2.0)
@@ -487,8 +487,8 @@ async def test_the_sealer_worker_seals_in_the_background(
 async def test_an_http_witness_receives_each_seal(log: Container, clock: FrozenClock) -> None:
     import httpx
 
-    from amanat.adapters.crypto.witness import HttpWitness, seal_from_json
-    from amanat.services.audit_integrity import AuditIntegrityService
+    from amanat.platform.audit.integrity import AuditIntegrityService
+    from amanat.platform.audit.witness import HttpWitness, seal_from_json
 
     received: list[dict[str, Any]] = []
 
@@ -593,7 +593,7 @@ async def test_small_batches_find_the_same(
 ) -> None:
     """Records, seals and the witness are read together batch by batch; a seal and its
     audit.sealed record on either side of a batch boundary change nothing."""
-    from amanat.services import audit_integrity
+    from amanat.platform.audit import integrity as audit_integrity
 
     statements, _, _ = TAMPERING[case]
     await _sealed_log(log, clock)
@@ -616,8 +616,8 @@ async def test_records_and_seals_made_while_verify_walks_are_not_findings(
 ) -> None:
     """Verify reads one snapshot: a seal made mid-walk over records it has not seen (and
     written to the witness) is neither a truncation nor a missing record."""
-    from amanat.adapters.db.audit_store import SqlAuditRepository
-    from amanat.services import audit_integrity
+    from amanat.platform.audit import integrity as audit_integrity
+    from amanat.platform.audit.store import SqlAuditRepository
 
     await _sealed_log(log, clock)
     monkeypatch.setattr(audit_integrity, "BATCH", 4)

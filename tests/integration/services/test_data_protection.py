@@ -12,10 +12,10 @@ import pytest
 import sqlalchemy as sa
 from tests.conftest import TEST_DB
 
-from amanat.adapters.crypto.master_keys import LocalMasterKey, MasterKeyError, VaultTransitMasterKey
-from amanat.adapters.db.tables import audit_log, data_keys, data_subjects, operators
 from amanat.bootstrap import Container
-from amanat.domain.audit import Actor
+from amanat.platform.audit.domain import Actor
+from amanat.platform.crypto.master_keys import LocalMasterKey, MasterKeyError, VaultTransitMasterKey
+from amanat.platform.db.tables import audit_log, data_keys, data_subjects, operators
 from amanat.services.ports import FieldContext, KeyUnavailable
 
 ACTOR = Actor(type="cli", id="test")

@@ -41,7 +41,12 @@ from hypothesis.stateful import (
 from tests.conftest import wipe
 from tests.support.oauth import ACTOR, fetch_token, make_client
 
-from amanat.adapters.db.tables import (
+from amanat.bootstrap import Container, build_container
+from amanat.domain.ledger import InsufficientFunds, merchant_account
+from amanat.domain.payments import TERMINAL, TRANSITIONS, PaymentStatus, PaymentType
+from amanat.kernel.clock import FrozenClock
+from amanat.kernel.errors import DomainError, NotFound
+from amanat.platform.db.tables import (
     balance_shards,
     events,
     holds,
@@ -51,12 +56,8 @@ from amanat.adapters.db.tables import (
     payment_transitions,
     payments,
 )
-from amanat.api.app import create_app
-from amanat.bootstrap import Container, build_container
-from amanat.domain.clock import FrozenClock
-from amanat.domain.errors import DomainError, NotFound
-from amanat.domain.ledger import InsufficientFunds, merchant_account
-from amanat.domain.payments import TERMINAL, TRANSITIONS, PaymentStatus, PaymentType
+from amanat.platform.http.app import create_app
+from amanat.platform.settings import Settings
 from amanat.services.payments import (
     SUBMIT,
     AccountIn,
@@ -67,7 +68,6 @@ from amanat.services.payments import (
     RefundExceedsRemaining,
     RefundNotSupported,
 )
-from amanat.settings import Settings
 
 T = TypeVar("T")
 S = PaymentStatus

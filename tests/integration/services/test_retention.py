@@ -13,7 +13,11 @@ import pytest
 import sqlalchemy as sa
 from tests.conftest import wipe
 
-from amanat.adapters.db.tables import (
+from amanat.bootstrap import Container
+from amanat.kernel.clock import FrozenClock
+from amanat.kernel.errors import InvalidInput
+from amanat.platform.audit.domain import Actor, AuditRecord
+from amanat.platform.db.tables import (
     audit_log,
     authorization_codes,
     client_assertion_jtis,
@@ -25,17 +29,13 @@ from amanat.adapters.db.tables import (
     refresh_tokens,
     revoked_tokens,
 )
-from amanat.bootstrap import Container
-from amanat.domain.audit import Actor, AuditRecord
-from amanat.domain.clock import FrozenClock
-from amanat.domain.errors import InvalidInput
+from amanat.platform.retention.service import ClassOutcome, hold_key, load_policies
 from amanat.services.ports import (
     AuthorizationCode,
     IdempotencyRecord,
     RefreshToken,
     SessionRecord,
 )
-from amanat.services.retention import ClassOutcome, hold_key, load_policies
 
 ACTOR = Actor(type="cli", id="compliance")
 IBAN = "PK36SCBL0000001123456702"

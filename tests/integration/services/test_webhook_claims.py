@@ -13,9 +13,9 @@ import sqlalchemy as sa
 from tests.conftest import TEST_DB
 from tests.support.oauth import ACTOR
 
-from amanat.adapters.db.tables import webhook_deliveries
 from amanat.bootstrap import Container
-from amanat.domain.clock import FrozenClock
+from amanat.kernel.clock import FrozenClock
+from amanat.platform.db.tables import webhook_deliveries
 from amanat.webhooks.domain.endpoints import Delivery, DeliveryStatus
 from amanat.webhooks.service import Caller, SendResult
 from amanat.webhooks.store import SqlWebhookRepository

@@ -26,10 +26,10 @@ from standardwebhooks import Webhook, WebhookVerificationError
 from tests.support.oauth import ACTOR
 from tests.support.webhook_receiver import Received, Receiver, Reply, running, tls_files
 
-from amanat.adapters.db.tables import audit_log, webhook_deliveries
 from amanat.bootstrap import Container
-from amanat.domain.clock import FrozenClock
-from amanat.observability.metrics import WEBHOOK_ENDPOINTS_DISABLED
+from amanat.kernel.clock import FrozenClock
+from amanat.platform.db.tables import audit_log, webhook_deliveries
+from amanat.platform.observability.metrics import WEBHOOK_ENDPOINTS_DISABLED
 from amanat.services.payments import AccountIn
 from amanat.services.payments import Caller as PaymentCaller
 from amanat.services.ports import DeliveryFilter, EventFilter
@@ -773,7 +773,7 @@ async def test_tls_to_a_pinned_address_still_checks_the_host_name(
 async def test_production_endpoints_are_checked_when_saved(
     hooks: Hooks, url: str, table: dict[str, list[str]], reason: str
 ) -> None:
-    from amanat.domain.errors import InvalidInput
+    from amanat.kernel.errors import InvalidInput
     from amanat.webhooks.service import WebhooksConfig, WebhookService
 
     c = hooks.container

@@ -5,10 +5,10 @@ from __future__ import annotations
 from datetime import timedelta
 
 from amanat.bootstrap import Container
-from amanat.domain.audit import Actor
-from amanat.domain.clock import FrozenClock
-from amanat.services import audit
-from amanat.workers.scheduler import Job, Scheduler, default_jobs
+from amanat.kernel.clock import FrozenClock
+from amanat.platform.audit import recorder as audit
+from amanat.platform.audit.domain import Actor
+from amanat.platform.jobs.scheduler import Job, Scheduler, default_jobs
 
 
 async def test_two_workers_share_one_schedule(container: Container, clock: FrozenClock) -> None:

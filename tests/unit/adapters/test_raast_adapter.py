@@ -30,8 +30,8 @@ from amanat.adapters.rails import (
     Submission,
 )
 from amanat.adapters.rails.signatures import sign, verify
-from amanat.domain.clock import FrozenClock
-from amanat.domain.pakistan import make_iban
+from amanat.kernel.clock import FrozenClock
+from amanat.kernel.pakistan import make_iban
 from amanat.sandbox_rail import MAGIC_VALUES, MagicValue, RailEngine, RailSettings, create_rail_app
 from amanat.sandbox_rail.magic import final_status
 

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from amanat.adapters.crypto.master_keys import LocalMasterKey
-from amanat.adapters.crypto.seals import Ed25519SealSigner
-from amanat.adapters.secret_files import create_once, replace_atomically
+from amanat.platform.audit.seals import Ed25519SealSigner
+from amanat.platform.crypto.master_keys import LocalMasterKey
+from amanat.platform.crypto.secret_files import create_once, replace_atomically
 
 RACERS = 8
 

@@ -10,7 +10,7 @@ import pytest
 
 from amanat.adapters.crypto import tokens
 from amanat.adapters.crypto.tokens import EcKeyMaterial, JwtAccessTokenCodec, KeyRing
-from amanat.domain.clock import FrozenClock
+from amanat.kernel.clock import FrozenClock
 from amanat.services.ports import InvalidToken
 
 ISSUER = "http://issuer.test"

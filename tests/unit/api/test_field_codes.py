@@ -10,8 +10,8 @@ from typing import get_args
 import pytest
 from pydantic_core.core_schema import ErrorType
 
-from amanat.api.errors import validation_errors
-from amanat.api.field_codes import FALLBACK_CODE, FIELD_CODES, field_code
+from amanat.platform.http.errors import validation_errors
+from amanat.platform.http.field_codes import FALLBACK_CODE, FIELD_CODES, field_code
 
 ROOT = Path(__file__).resolve().parents[3]
 
@@ -51,7 +51,7 @@ def test_custom_error_types_keep_their_documented_code() -> None:
 
 
 def test_domain_families_raised_through_types_are_documented() -> None:
-    # amanat.api.types raises PydanticCustomError(exc.code) for these families.
+    # amanat.platform.http.types raises PydanticCustomError(exc.code) for these families.
     for family in ("invalid_iban", "invalid_raast_id", "invalid_cnic"):
         assert field_code(family) == family
 

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from amanat.api.input_guard import (
+from amanat.platform.http.input_guard import (
     InputRefused,
     check_body_text,
     check_form_text,

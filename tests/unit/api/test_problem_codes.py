@@ -6,7 +6,7 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
-from amanat.api.problems import CATALOGUE
+from amanat.platform.http.problems import CATALOGUE
 
 ROOT = Path(__file__).resolve().parents[3]
 _PROBLEM_CALLS = {"ApiProblem", "problem_response", "problem_body"}

@@ -12,9 +12,9 @@ from fastapi import FastAPI, Request
 from limits.errors import StorageError
 from structlog.testing import capture_logs
 
-from amanat.api.errors import ApiProblem, install_error_handlers
-from amanat.api.middleware import ContractMiddleware
-from amanat.api.ratelimit import (
+from amanat.platform.http.errors import ApiProblem, install_error_handlers
+from amanat.platform.http.middleware import ContractMiddleware
+from amanat.platform.ratelimit.http import (
     DEFAULT_POLICIES,
     Decision,
     Policy,

@@ -14,8 +14,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 from pydantic import BaseModel, ValidationError
 
-import amanat.api.app  # noqa: F401  (imports every route module, so every request model)
-from amanat.api.schemas import RequestModel
+import amanat.platform.http.app  # noqa: F401  (imports every route module, so every request model)
+from amanat.platform.http.schemas import RequestModel
 
 NOT_INTEGERS = st.recursive(
     st.booleans()

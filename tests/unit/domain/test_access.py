@@ -22,7 +22,7 @@ from amanat.domain.access import (
     permissions_for,
     scopes_for_roles,
 )
-from amanat.domain.errors import InvalidInput
+from amanat.kernel.errors import InvalidInput
 
 ALL_SCOPES = sorted(SCOPE_DESCRIPTIONS)
 

@@ -12,8 +12,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from hypothesis import given
 from hypothesis import strategies as st
 
-from amanat.adapters.crypto.seals import Ed25519SealSigner
-from amanat.domain.audit import (
+from amanat.platform.audit.domain import (
     GENESIS_HASH,
     Actor,
     AuditRecord,
@@ -23,6 +22,7 @@ from amanat.domain.audit import (
     StoredRecord,
     seal_message,
 )
+from amanat.platform.audit.seals import Ed25519SealSigner
 
 START = datetime(2026, 11, 24, 8, 15, 30, 123000, tzinfo=UTC)
 
@@ -417,7 +417,7 @@ def test_seals_deleted_from_the_database_are_missing() -> None:
 
 
 def test_witness_lines_out_of_order_or_unreadable_are_findings() -> None:
-    from amanat.domain.audit import UnreadableLine
+    from amanat.platform.audit.domain import UnreadableLine
 
     key = signer()
     records, seal = sealed_chain(key)

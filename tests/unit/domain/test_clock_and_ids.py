@@ -7,8 +7,8 @@ from datetime import UTC, datetime, timedelta, timezone
 from hypothesis import given
 from hypothesis import strategies as st
 
-from amanat.domain.clock import FrozenClock, format_timestamp, karachi_date, parse_timestamp
-from amanat.domain.ids import is_id_of, new_id
+from amanat.kernel.clock import FrozenClock, format_timestamp, karachi_date, parse_timestamp
+from amanat.kernel.ids import is_id_of, new_id
 
 
 def test_format_is_utc_z_with_milliseconds() -> None:

@@ -7,7 +7,6 @@ from datetime import UTC, datetime
 
 import pytest
 
-from amanat.domain.money import Money
 from amanat.domain.payments import (
     TRANSITIONS,
     Failure,
@@ -17,6 +16,7 @@ from amanat.domain.payments import (
     PaymentType,
     apply_rail_status,
 )
+from amanat.kernel.money import Money
 from amanat.webhooks.domain.events import ALL_EVENTS, CATALOGUE, Event, payment_event_type
 
 S = PaymentStatus

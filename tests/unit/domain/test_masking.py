@@ -9,8 +9,8 @@ import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from amanat.domain import masking
-from amanat.domain.masking import (
+from amanat.kernel import masking
+from amanat.kernel.masking import (
     KEYED_MASKERS,
     REDACTED,
     SENSITIVE_KEYS,

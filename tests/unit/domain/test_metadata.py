@@ -6,8 +6,8 @@ from typing import Any
 
 import pytest
 
-from amanat.domain.errors import InvalidInput
-from amanat.domain.metadata import check_metadata
+from amanat.kernel.errors import InvalidInput
+from amanat.kernel.metadata import check_metadata
 
 
 @pytest.mark.parametrize(

@@ -6,8 +6,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from amanat.domain.errors import InvalidInput
-from amanat.domain.money import MAX_AMOUNT_MINOR, Money
+from amanat.kernel.errors import InvalidInput
+from amanat.kernel.money import MAX_AMOUNT_MINOR, Money
 
 amounts = st.integers(min_value=-(10**12), max_value=10**12)
 

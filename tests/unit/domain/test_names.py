@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from amanat.domain.names import normalize_person_name, same_person_name
+from amanat.kernel.names import normalize_person_name, same_person_name
 
 
 @pytest.mark.parametrize(

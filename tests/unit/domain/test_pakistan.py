@@ -10,8 +10,8 @@ import pytest
 from hypothesis import assume, example, given
 from hypothesis import strategies as st
 
-from amanat.domain.errors import InvalidInput
-from amanat.domain.pakistan import (
+from amanat.kernel.errors import InvalidInput
+from amanat.kernel.pakistan import (
     BANK_KINDS,
     Bank,
     Cnic,

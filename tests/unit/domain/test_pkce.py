@@ -9,8 +9,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from amanat.domain.errors import InvalidInput
 from amanat.domain.pkce import check_challenge, s256_challenge, verifier_matches
+from amanat.kernel.errors import InvalidInput
 
 # RFC 7636 Appendix B: the 32 random octets, their base64url (the verifier), and the
 # base64url SHA-256 of the verifier's ASCII (the challenge).

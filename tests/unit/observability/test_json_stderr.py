@@ -5,7 +5,7 @@ from __future__ import annotations
 import io
 import json
 
-from amanat.observability.logging import JsonStderr
+from amanat.platform.observability.logging import JsonStderr
 
 
 def test_json_lines_pass_through_and_other_text_becomes_masked_records() -> None:

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 import structlog
 
-from amanat.observability.logging import configure_logging, get_logger
+from amanat.platform.observability.logging import configure_logging, get_logger
 
 IBAN = "PK36SCBL0000001123456702"
 IBAN_MASKED = "PK**SCBL************6702"

@@ -14,8 +14,8 @@ import httpx
 import pytest
 
 from amanat.adapters.rails.signatures import verify
-from amanat.domain.clock import FrozenClock, format_timestamp
-from amanat.domain.pakistan import make_iban
+from amanat.kernel.clock import FrozenClock, format_timestamp
+from amanat.kernel.pakistan import make_iban
 from amanat.sandbox_rail.engine import (
     DuplicateEndToEndId,
     InvalidTransfer,
@@ -384,7 +384,7 @@ async def test_bad_accounts_and_fields_are_refused_synchronously(
 
 
 async def test_an_unknown_bank_code_is_refused(engine: RailEngine) -> None:
-    from amanat.domain.pakistan import iban_check_digits
+    from amanat.kernel.pakistan import iban_check_digits
 
     unknown = f"PK{iban_check_digits('ZZZZ', '0000001123456702')}ZZZZ0000001123456702"
     with pytest.raises(InvalidTransfer) as refused:
@@ -538,7 +538,7 @@ def test_the_docs_show_the_table_as_the_code_has_it() -> None:
 
 
 def test_the_rail_imports_nothing_of_amanat_but_domain_rules_and_signatures() -> None:
-    allowed = ("amanat.domain", "amanat.sandbox_rail", "amanat.adapters.rails.signatures")
+    allowed = ("amanat.kernel", "amanat.sandbox_rail", "amanat.adapters.rails.signatures")
     package = ROOT / "src" / "amanat" / "sandbox_rail"
     for path in package.glob("*.py"):
         tree = ast.parse(path.read_text(encoding="utf-8"))

@@ -11,7 +11,7 @@ import httpx
 import pytest
 from tests.unit.sandbox_rail.test_engine import SECRET, Receiver, request
 
-from amanat.domain.clock import FrozenClock
+from amanat.kernel.clock import FrozenClock
 from amanat.sandbox_rail.engine import DuplicateEndToEndId, RailEngine, RailSettings
 
 E2E = "pay_01JD8Y7X3M5T2K9Q4R6W8Z0B1C"

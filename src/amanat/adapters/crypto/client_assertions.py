@@ -10,10 +10,10 @@ from typing import Any
 
 import httpx
 
-from amanat.adapters.crypto.jose import peek, verify_signature
 from amanat.adapters.crypto.remote_jwks import RemoteJwks
 from amanat.adapters.crypto.tokens import keyset_from_jwks
 from amanat.domain.identity import OAuthClient
+from amanat.platform.crypto.jose import peek, verify_signature
 from amanat.services.ports import InvalidToken
 
 ASSERTION_ALGORITHMS = ["ES256", "PS256"]

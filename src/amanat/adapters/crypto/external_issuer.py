@@ -11,9 +11,9 @@ from typing import Any
 
 import httpx
 
-from amanat.adapters.crypto.jose import peek, validate_claims, verify_signature
 from amanat.adapters.crypto.remote_jwks import RemoteJwks
-from amanat.domain.clock import Clock
+from amanat.kernel.clock import Clock
+from amanat.platform.crypto.jose import peek, validate_claims, verify_signature
 from amanat.services.ports import InvalidToken
 
 ALLOWED_ALGORITHMS = ["ES256", "PS256", "RS256"]

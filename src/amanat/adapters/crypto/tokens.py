@@ -19,10 +19,10 @@ from joserfc import jwt
 from joserfc.errors import JoseError
 from joserfc.jwk import ECKey, KeySet
 
-from amanat.adapters.crypto.jose import peek, validate_claims, verify_signature
-from amanat.domain.clock import Clock
+from amanat.kernel.clock import Clock
+from amanat.platform.crypto.jose import peek, validate_claims, verify_signature
+from amanat.platform.keys.service import SIGNER_STALENESS, VERIFY_LEEWAY, SigningKey
 from amanat.services.ports import InvalidToken
-from amanat.services.signing_keys import SIGNER_STALENESS, VERIFY_LEEWAY, SigningKey
 
 ALGORITHM = "ES256"
 TOKEN_TYPE = "at+jwt"

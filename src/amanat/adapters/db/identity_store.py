@@ -12,8 +12,10 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from amanat.adapters.db.dialect import insert_if_absent, locked
-from amanat.adapters.db.tables import (
+from amanat.domain.access import OperatorRole, PartnerRole
+from amanat.domain.identity import ClientAuthMethod, Mode, OAuthClient, Operator, Partner
+from amanat.platform.db.dialect import insert_if_absent, locked
+from amanat.platform.db.tables import (
     authorization_codes,
     client_assertion_jtis,
     oauth_clients,
@@ -23,8 +25,6 @@ from amanat.adapters.db.tables import (
     refresh_tokens,
     revoked_tokens,
 )
-from amanat.domain.access import OperatorRole, PartnerRole
-from amanat.domain.identity import ClientAuthMethod, Mode, OAuthClient, Operator, Partner
 from amanat.services.ports import AuthorizationCode, Page, RefreshToken, SessionRecord
 
 

@@ -9,8 +9,11 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from amanat.adapters.db.dialect import insert_if_absent, locked
-from amanat.adapters.db.tables import (
+from amanat.domain.ledger import InsufficientFunds, Journal, Shard, rebalanced
+from amanat.domain.payments import TERMINAL, Failure, Party, Payment, PaymentStatus, PaymentType
+from amanat.kernel.money import Money
+from amanat.platform.db.dialect import insert_if_absent, locked
+from amanat.platform.db.tables import (
     balance_shards,
     holds,
     ledger_accounts,
@@ -23,9 +26,6 @@ from amanat.adapters.db.tables import (
     rail_events,
     rejected_callbacks,
 )
-from amanat.domain.ledger import InsufficientFunds, Journal, Shard, rebalanced
-from amanat.domain.money import Money
-from amanat.domain.payments import TERMINAL, Failure, Party, Payment, PaymentStatus, PaymentType
 from amanat.services.ports import OutboxJob, Page
 
 # The request path's statements, built once (see the package docstring).

@@ -33,7 +33,7 @@ from amanat.adapters.rails.signatures import (
     InvalidCallback,
     verify,
 )
-from amanat.domain.clock import Clock, SystemClock, format_timestamp, parse_timestamp
+from amanat.kernel.clock import Clock, SystemClock, format_timestamp, parse_timestamp
 
 __all__ = ["RaastHttpAdapter", "parse_callback", "submission_body"]
 

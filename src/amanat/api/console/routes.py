@@ -28,13 +28,8 @@ from fastapi.routing import APIRoute
 from fastapi.templating import Jinja2Templates
 from starlette.datastructures import FormData
 
-from amanat.api.client_address import client_ip
 from amanat.api.deps import container_of
-from amanat.api.errors import ApiProblem, domain_error_status
 from amanat.api.operator.session import SESSION_COOKIE, current_operator, operator_actor
-from amanat.api.pagination import decode_cursor, encode_cursor
-from amanat.api.problems import lookup
-from amanat.api.ratelimit import PARTNER_POLICIES, enforce, parse_policy
 from amanat.domain.access import (
     OPT_IN_SCOPES,
     ROLE_PERMISSIONS,
@@ -42,9 +37,15 @@ from amanat.domain.access import (
     PartnerRole,
     Permission,
 )
-from amanat.domain.clock import format_timestamp, parse_timestamp
-from amanat.domain.errors import DomainError
 from amanat.domain.identity import ClientAuthMethod, Mode
+from amanat.kernel.clock import format_timestamp, parse_timestamp
+from amanat.kernel.errors import DomainError
+from amanat.platform.http import pages as http_pages
+from amanat.platform.http.client_address import client_ip
+from amanat.platform.http.errors import ApiProblem, domain_error_status
+from amanat.platform.http.pagination import decode_cursor, encode_cursor
+from amanat.platform.http.problems import lookup
+from amanat.platform.ratelimit.http import PARTNER_POLICIES, enforce, parse_policy
 from amanat.services.operators import (
     AccountLocked,
     LoginFailed,
@@ -76,7 +77,7 @@ SECURITY_HEADERS = {
     "Referrer-Policy": "same-origin",
 }
 
-TEMPLATES = Jinja2Templates(directory=str(Path(__file__).resolve().parent.parent / "templates"))
+TEMPLATES = Jinja2Templates(directory=str(Path(http_pages.__file__).parent / "templates"))
 
 
 def _timestamp(value: datetime | None) -> str:

@@ -16,10 +16,11 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 
 from amanat.api.deps import container_of
-from amanat.api.errors import ApiProblem
+from amanat.platform.http import pages as http_pages
+from amanat.platform.http.errors import ApiProblem
 from amanat.services.oauth import OAuthError
 
-TEMPLATES = Jinja2Templates(directory=str(Path(__file__).parent.parent / "templates"))
+TEMPLATES = Jinja2Templates(directory=str(Path(http_pages.__file__).parent / "templates"))
 router = APIRouter(include_in_schema=False)
 
 SANDBOX_PSUS = {

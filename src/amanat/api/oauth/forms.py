@@ -86,7 +86,7 @@ def client_credentials(request: Request, form: dict[str, str]) -> ClientCredenti
 
 
 def _assertion_subject(assertion: str) -> str | None:
-    from amanat.adapters.crypto.jose import peek
+    from amanat.platform.crypto.jose import peek
     from amanat.services.ports import InvalidToken
 
     try:

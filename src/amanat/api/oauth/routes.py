@@ -13,15 +13,15 @@ import structlog
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
-from amanat.api.client_address import client_ip
-from amanat.api.context import current_request_id
 from amanat.api.deps import container_of
-from amanat.api.errors import problem_body
 from amanat.api.oauth.forms import client_credentials, read_form
-from amanat.api.ratelimit import enforce, refuse_if_exhausted
-from amanat.api.responses import JsonResponse
 from amanat.domain.access import SCOPE_DESCRIPTIONS
-from amanat.domain.audit import Actor
+from amanat.platform.audit.domain import Actor
+from amanat.platform.http.client_address import client_ip
+from amanat.platform.http.context import current_request_id
+from amanat.platform.http.errors import problem_body
+from amanat.platform.http.responses import JsonResponse
+from amanat.platform.ratelimit.http import enforce, refuse_if_exhausted
 from amanat.services.oauth import ClientCredentials, OAuthError, TokenResult
 
 log = structlog.get_logger("amanat.oauth")

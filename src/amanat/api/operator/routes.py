@@ -8,22 +8,14 @@ from fastapi import APIRouter, Body, Depends, Request, Response, Security
 from fastapi.security import APIKeyCookie
 from pydantic import Field
 
-from amanat.api.client_address import client_ip
 from amanat.api.deps import container_of
-from amanat.api.errors import ApiProblem
-from amanat.api.openapi import declared_enum
 from amanat.api.operator.session import (
     SESSION_COOKIE,
     current_operator,
     operator_actor,
     require_permission,
 )
-from amanat.api.pagination import CursorParam, LimitParam, decode_cursor, encode_cursor
-from amanat.api.ratelimit import enforce
-from amanat.api.schemas import ListResponse, RequestModel, ResponseModel
-from amanat.api.types import Amount
 from amanat.domain.access import SCOPE_DESCRIPTIONS, OperatorRole, PartnerRole, Permission
-from amanat.domain.clock import format_timestamp, parse_timestamp
 from amanat.domain.identity import (
     MAX_PARTNER_RATE_LIMIT,
     MAX_RATE_LIMIT_WINDOW_SECONDS,
@@ -33,6 +25,14 @@ from amanat.domain.identity import (
     Operator,
     Partner,
 )
+from amanat.kernel.clock import format_timestamp, parse_timestamp
+from amanat.platform.http.client_address import client_ip
+from amanat.platform.http.errors import ApiProblem
+from amanat.platform.http.openapi import declared_enum
+from amanat.platform.http.pagination import CursorParam, LimitParam, decode_cursor, encode_cursor
+from amanat.platform.http.schemas import ListResponse, RequestModel, ResponseModel
+from amanat.platform.http.types import Amount
+from amanat.platform.ratelimit.http import enforce
 from amanat.services.operators import OperatorSession
 
 session_cookie = APIKeyCookie(

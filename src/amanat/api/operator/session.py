@@ -7,12 +7,12 @@ from collections.abc import Awaitable, Callable
 
 from fastapi import Request
 
-from amanat.api.client_address import client_ip
-from amanat.api.context import current_request_id
 from amanat.api.deps import container_of
-from amanat.api.errors import ApiProblem
 from amanat.domain.access import Permission
-from amanat.domain.audit import Actor
+from amanat.platform.audit.domain import Actor
+from amanat.platform.http.client_address import client_ip
+from amanat.platform.http.context import current_request_id
+from amanat.platform.http.errors import ApiProblem
 from amanat.services.operators import OperatorSession
 
 SESSION_COOKIE = "amanat_session"

@@ -7,11 +7,11 @@ from typing import Literal
 from fastapi import APIRouter
 from pydantic import Field
 
-from amanat.api.errors import ApiProblem
-from amanat.api.openapi import declared_enum
-from amanat.api.pagination import CursorParam, LimitParam, list_body, page_request
-from amanat.api.schemas import ListResponse, ResponseModel
-from amanat.domain.pakistan import BANK_KINDS, Bank, bank_by_code, banks
+from amanat.kernel.pakistan import BANK_KINDS, Bank, bank_by_code, banks
+from amanat.platform.http.errors import ApiProblem
+from amanat.platform.http.openapi import declared_enum
+from amanat.platform.http.pagination import CursorParam, LimitParam, list_body, page_request
+from amanat.platform.http.schemas import ListResponse, ResponseModel
 
 router = APIRouter(prefix="/v1/banks", tags=["reference data"])
 

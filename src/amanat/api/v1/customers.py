@@ -1,7 +1,7 @@
 """Customers: the people a merchant pays or collects from, held encrypted at rest.
 
 Every personal field is encrypted under the customer's own key. Responses show the
-identifiers masked by the one masking policy (:mod:`amanat.domain.masking`): the IBAN's
+identifiers masked by the one masking policy (:mod:`amanat.kernel.masking`): the IBAN's
 last four characters and bank, the Raast ID and CNIC with most digits starred. The clear
 values come back only from ``GET /v1/customers/{id}/identifiers``, which needs the opt-in
 scope ``customers:reveal``, has a rate-limit policy of its own, is never cached and writes
@@ -25,15 +25,15 @@ from amanat.api.deps import (
     container_of,
     require_scope,
 )
-from amanat.api.errors import ApiProblem
-from amanat.api.idempotency import IdempotencyKeyHeader, run_idempotent
-from amanat.api.responses import JsonResponse
-from amanat.api.schemas import ListResponse, RequestModel, ResponseModel
-from amanat.api.types import Cnic, Iban, RaastId
-from amanat.domain.clock import format_timestamp
-from amanat.domain.masking import Masker, mask_cnic, mask_phone
-from amanat.domain.pakistan import bank_by_code, parse_cnic
-from amanat.services.data_protection import REVEALABLE_FIELDS, SubjectDetails
+from amanat.kernel.clock import format_timestamp
+from amanat.kernel.masking import Masker, mask_cnic, mask_phone
+from amanat.kernel.pakistan import bank_by_code, parse_cnic
+from amanat.platform.http.errors import ApiProblem
+from amanat.platform.http.responses import JsonResponse
+from amanat.platform.http.schemas import ListResponse, RequestModel, ResponseModel
+from amanat.platform.http.types import Cnic, Iban, RaastId
+from amanat.platform.idempotency.protocol import IdempotencyKeyHeader, run_idempotent
+from amanat.platform.protection.service import REVEALABLE_FIELDS, SubjectDetails
 from amanat.services.oauth import AccessContext
 from amanat.services.ports import SubjectRecord
 

@@ -16,15 +16,15 @@ from amanat.api.deps import (
     container_of,
     require_scope,
 )
-from amanat.api.errors import ApiProblem
-from amanat.api.idempotency import IdempotencyKeyHeader, run_idempotent
-from amanat.api.openapi import declared_enum
-from amanat.api.pagination import CursorParam, LimitParam
-from amanat.api.responses import JsonResponse
-from amanat.api.schemas import ListResponse, RequestModel, ResponseModel
-from amanat.api.types import Amount, Iban, Metadata, RaastId
-from amanat.domain.clock import format_timestamp
 from amanat.domain.payments import RAIL_FAILURE_CODES, Payment, PaymentStatus
+from amanat.kernel.clock import format_timestamp
+from amanat.platform.http.errors import ApiProblem
+from amanat.platform.http.openapi import declared_enum
+from amanat.platform.http.pagination import CursorParam, LimitParam
+from amanat.platform.http.responses import JsonResponse
+from amanat.platform.http.schemas import ListResponse, RequestModel, ResponseModel
+from amanat.platform.http.types import Amount, Iban, Metadata, RaastId
+from amanat.platform.idempotency.protocol import IdempotencyKeyHeader, run_idempotent
 from amanat.services import views
 from amanat.services.oauth import AccessContext
 from amanat.services.payments import AccountIn, Caller, PaymentService

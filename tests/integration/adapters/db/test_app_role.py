@@ -15,11 +15,11 @@ import sqlalchemy as sa
 from tests.conftest import TEST_DB
 from typer.testing import CliRunner
 
-from amanat.adapters.db.audit_store import SqlAuditRepository
-from amanat.adapters.db.engine import create_engine
 from amanat.cli import app
-from amanat.domain.audit import Actor
-from amanat.settings import DatabaseSettings
+from amanat.platform.audit.domain import Actor
+from amanat.platform.audit.store import SqlAuditRepository
+from amanat.platform.db.engine import create_engine
+from amanat.platform.settings import DatabaseSettings
 
 pytestmark = pytest.mark.skipif(TEST_DB != "postgresql", reason="PostgreSQL roles")
 ROLE = "amanat_test_app"

@@ -10,10 +10,10 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from tests.conftest import make_database
 
-from amanat.adapters.db.engine import create_engine
-from amanat.adapters.db.migrate import current_revision, head_revision
-from amanat.adapters.db.tables import metadata
-from amanat.settings import DatabaseSettings
+from amanat.platform.db.engine import create_engine
+from amanat.platform.db.migrate import current_revision, head_revision
+from amanat.platform.db.tables import metadata
+from amanat.platform.settings import DatabaseSettings
 
 
 @pytest.fixture

@@ -10,9 +10,9 @@ import pytest
 from tests.conftest import TEST_DB, wipe
 from tests.support.oauth import fetch_token, make_client
 
-from amanat.api.app import create_app
 from amanat.bootstrap import build_container
-from amanat.settings import Settings
+from amanat.platform.http.app import create_app
+from amanat.platform.settings import Settings
 
 pytestmark = pytest.mark.skipif(TEST_DB != "sqlite", reason="SQLite's single write lock")
 

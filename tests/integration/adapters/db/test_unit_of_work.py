@@ -6,8 +6,8 @@ import pytest
 import sqlalchemy as sa
 from tests.conftest import TEST_DB
 
-from amanat.adapters.db.tables import audit_log
 from amanat.bootstrap import Container
+from amanat.platform.db.tables import audit_log
 
 
 def _row(seq: int) -> dict[str, object]:
@@ -104,8 +104,8 @@ async def test_a_lookup_runs_outside_any_transaction(container: Container) -> No
 
 
 async def test_a_lookup_refuses_audit_records(container: Container) -> None:
-    from amanat.domain.audit import SYSTEM
-    from amanat.services import audit
+    from amanat.platform.audit import recorder as audit
+    from amanat.platform.audit.domain import SYSTEM
 
     with pytest.raises(RuntimeError, match="audit records need a transaction"):
         async with container.transactions.lookup() as tx:
@@ -117,9 +117,9 @@ async def test_a_lookup_refuses_audit_records(container: Container) -> None:
 
 async def test_a_full_pool_answers_unavailable_and_then_recovers(container: Container) -> None:
     """Every connection busy past the pool timeout is a retryable 503, not a 500."""
-    from amanat.adapters.db.engine import create_engine
-    from amanat.adapters.db.uow import Database
-    from amanat.domain.errors import Unavailable
+    from amanat.kernel.errors import Unavailable
+    from amanat.platform.db.database import Database
+    from amanat.platform.db.engine import create_engine
 
     settings = container.settings.database.model_copy(
         update={"pool_size": 1, "max_overflow": 0, "pool_timeout_seconds": 0.2}
@@ -141,7 +141,7 @@ async def test_a_full_pool_answers_unavailable_and_then_recovers(container: Cont
 def test_the_pool_is_fixed_by_default() -> None:
     """No overflow: an overflow connection is closed as soon as the pool has room, and
     under a fluctuating load that reconnected many times a second (docs/configuration.md)."""
-    from amanat.settings import DatabaseSettings
+    from amanat.platform.settings import DatabaseSettings
 
     defaults = DatabaseSettings()
     assert defaults.max_overflow == 0

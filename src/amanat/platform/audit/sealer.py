@@ -1,0 +1,53 @@
+"""The audit sealer: signs the chain's head often, in the background, off the request path.
+
+It seals as soon as ``seal_every_records`` records were appended or ``seal_every_seconds``
+passed since the last seal (whichever first), so what a database attacker could remove
+unseen is at most those records. Between seals it only reads the head: requests never wait
+for it. Several workers may run it; the head's lock makes one of them seal.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from datetime import timedelta
+
+import structlog
+
+from amanat.bootstrap import Container
+from amanat.platform.audit.domain import Actor, Seal
+
+log = structlog.get_logger("amanat.worker")
+SEALER = Actor(type="system", id="sealer")
+
+
+class AuditSealer:
+    def __init__(self, container: Container, *, every_records: int, every_seconds: float) -> None:
+        self._service = container.audit_integrity
+        self._every_records = every_records
+        self._every = timedelta(seconds=every_seconds)
+        # Check several times per period, so the count trigger is not held back by the time.
+        self._poll = min(every_seconds / 4, 0.5)
+        self._failing = False
+
+    async def run_once(self) -> Seal | None:
+        return await self._service.seal_if_due(
+            SEALER, every_records=self._every_records, every=self._every
+        )
+
+    async def run_forever(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            try:
+                seal = await self.run_once()
+                if seal is not None:
+                    log.debug("audit_sealed", seq=seal.seq)
+                if self._failing:
+                    log.info("audit_sealing_recovered")
+                    self._failing = False
+            except Exception:
+                # Once per failure streak: it is retried twice a second.
+                if not self._failing:
+                    log.exception("audit_seal_failed")
+                self._failing = True
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout=self._poll)

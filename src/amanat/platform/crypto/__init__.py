@@ -1,0 +1,1 @@
+"""Master keys, field encryption, JOSE helpers, encrypted exports and secret files."""

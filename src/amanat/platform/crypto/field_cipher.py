@@ -1,0 +1,118 @@
+"""Field-level envelope encryption (AES-256-GCM) and blind indexes.
+
+A ciphertext is ``v1.<data-key-id>.<base64url(nonce || ciphertext || tag)>``, with
+``table|column|row-id`` bound as associated data: copied to another row or column it no
+longer decrypts. Unwrapped data keys are cached in memory for the life of the process;
+a shredded or retired key is dropped from the cache by :meth:`forget`.
+
+Blind indexes are HMAC-SHA256 under their own data key (purpose ``blind_index``), so the
+index key can be held apart from the encryption keys and an index reveals nothing without it.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import os
+from collections.abc import Awaitable, Callable
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+from amanat.platform.crypto.master_keys import MasterKey
+from amanat.services.ports import FieldContext, KeyUnavailable
+
+PREFIX = "v1"
+SUBJECT = "subject"
+
+
+def subject_key_context(key_id: str) -> FieldContext:
+    return FieldContext(table="data_keys", column="wrapped_key", row_id=key_id)
+
+
+def _aad(context: FieldContext) -> bytes:
+    return f"amanat:{PREFIX}|{context.table}|{context.column}|{context.row_id}".encode()
+
+
+def key_id_of(ciphertext: str) -> str:
+    parts = ciphertext.split(".", 2)
+    if len(parts) != 3 or parts[0] != PREFIX:
+        raise ValueError("not an amanat ciphertext")
+    return parts[1]
+
+
+class FieldCipher:
+    def __init__(
+        self, master: MasterKey, load_wrapped: Callable[[str], Awaitable[tuple[str | None, str]]]
+    ) -> None:
+        """``load_wrapped(key_id)`` returns ``(wrapped_key or None if shredded, purpose)``."""
+        self._master = master
+        self._load_wrapped = load_wrapped
+        self._keys: dict[str, bytes] = {}
+
+    @property
+    def master_key_id(self) -> str:
+        return self._master.key_id
+
+    async def new_wrapped_key(self, key_id: str) -> str:
+        """A fresh random data key, wrapped by the master key and bound to its id."""
+        key = AESGCM.generate_key(bit_length=256)
+        wrapped = await self._master.wrap(key, f"data-key:{key_id}")
+        self._keys[key_id] = key
+        return wrapped
+
+    async def new_subject_key(self, key_id: str, wrapping_key_id: str) -> str:
+        """A fresh key for one data subject, wrapped (encrypted) under a fields key."""
+        key = AESGCM.generate_key(bit_length=256)
+        wrapped = await self.encrypt(
+            base64.b64encode(key).decode("ascii"),
+            context=subject_key_context(key_id),
+            key_id=wrapping_key_id,
+        )
+        self._keys[key_id] = key
+        return wrapped
+
+    async def _key(self, key_id: str) -> bytes:
+        cached = self._keys.get(key_id)
+        if cached is not None:
+            return cached
+        wrapped, purpose = await self._load_wrapped(key_id)
+        if wrapped is None:
+            raise KeyUnavailable(key_id)
+        if purpose == SUBJECT:
+            # Subject keys are wrapped by the current fields key, not the master key, so a
+            # data-key rotation re-wraps them like any other ciphertext.
+            encoded = await self.decrypt(wrapped, context=subject_key_context(key_id))
+            key = base64.b64decode(encoded)
+        else:
+            key = await self._master.unwrap(wrapped, f"data-key:{key_id}")
+        self._keys[key_id] = key
+        return key
+
+    def forget(self, key_id: str) -> None:
+        self._keys.pop(key_id, None)
+
+    async def encrypt(self, plaintext: str, *, context: FieldContext, key_id: str) -> str:
+        key = await self._key(key_id)
+        nonce = os.urandom(12)
+        sealed = AESGCM(key).encrypt(nonce, plaintext.encode("utf-8"), _aad(context))
+        token = base64.urlsafe_b64encode(nonce + sealed).decode("ascii").rstrip("=")
+        return f"{PREFIX}.{key_id}.{token}"
+
+    async def decrypt(self, ciphertext: str, *, context: FieldContext) -> str:
+        key_id = key_id_of(ciphertext)
+        key = await self._key(key_id)
+        token = ciphertext.split(".", 2)[2]
+        raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
+        try:
+            return AESGCM(key).decrypt(raw[:12], raw[12:], _aad(context)).decode("utf-8")
+        except InvalidTag:
+            raise KeyUnavailable(key_id, "ciphertext does not belong to this field") from None
+
+    def key_id_of(self, ciphertext: str) -> str:
+        return key_id_of(ciphertext)
+
+    async def blind_index(self, key_id: str, kind: str, normalized: str) -> str:
+        key = await self._key(key_id)
+        return hmac.new(key, f"{kind}:{normalized}".encode(), hashlib.sha256).hexdigest()

@@ -1,0 +1,1 @@
+"""One database for all capabilities: engine, dialect quirks, column types, transactions, migrations."""

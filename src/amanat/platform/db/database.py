@@ -1,0 +1,127 @@
+"""Unit of work: one database transaction per business action.
+
+``Database.write()`` yields a connection inside a transaction that commits when the block
+exits normally and rolls back on any exception, so a state change, its audit record and its
+outbox rows are durable together or not at all. On SQLite a write transaction is begun with
+``BEGIN IMMEDIATE``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import sqlalchemy as sa
+from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from amanat.kernel.errors import Contention, Unavailable
+from amanat.platform.db.engine import SQLITE_BEGIN_OPTION
+
+# PostgreSQL gave up on the transaction so that others can go on: deadlock_detected,
+# serialization_failure, lock_not_available (lock_timeout), query_canceled
+# (statement_timeout) and idle_in_transaction_session_timeout. Nothing was committed.
+_CONTENTION_SQLSTATES = frozenset({"40P01", "40001", "55P03", "57014", "25P03"})
+
+
+def contention(exc: DBAPIError) -> Contention | None:
+    """The retryable error a database refusal stands for, if it is one of contention."""
+    state = getattr(exc.orig, "sqlstate", None)
+    if state in _CONTENTION_SQLSTATES:
+        return Contention("The database is busy with concurrent requests; retry in a moment.")
+    return None
+
+
+class Database:
+    def __init__(self, engine: AsyncEngine, *, write_wait_seconds: float = 10.0) -> None:
+        self.engine = engine
+        self.is_sqlite = engine.dialect.name == "sqlite"
+        # SQLite has one write lock, and a writer that finds it taken sleeps and polls
+        # (1, 2, 5 ... 100 ms): under concurrency most of the time goes to those sleeps.
+        # Writers of this process queue here instead, in order, and wake the moment the
+        # previous one commits; other processes still meet the busy timeout.
+        self._writers = asyncio.Lock() if self.is_sqlite else None
+        self._write_wait = write_wait_seconds
+
+    @asynccontextmanager
+    async def write(self) -> AsyncIterator[AsyncConnection]:
+        if self._writers is None:
+            async with self._write() as conn:
+                yield conn
+            return
+        try:
+            await asyncio.wait_for(self._writers.acquire(), timeout=self._write_wait)
+        except TimeoutError:
+            raise Unavailable("The database is busy; retry in a moment.") from None
+        try:
+            async with self._write() as conn:
+                yield conn
+        finally:
+            self._writers.release()
+
+    @asynccontextmanager
+    async def _connection(self) -> AsyncIterator[AsyncConnection]:
+        try:
+            async with self.engine.connect() as conn:
+                yield conn
+        except PoolTimeout:
+            # Every pooled connection stayed busy past the pool timeout: nothing was done
+            # yet, so a 503 the client may retry, not a 500.
+            raise Unavailable("The database is busy; retry in a moment.") from None
+        except DBAPIError as exc:
+            # Rolled back by the server to break a deadlock or a timeout: retryable.
+            retry = contention(exc)
+            if retry is None:
+                raise
+            raise retry from None
+
+    @asynccontextmanager
+    async def _write(self) -> AsyncIterator[AsyncConnection]:
+        try:
+            async with self._connection() as conn:
+                if self.is_sqlite:
+                    conn = await conn.execution_options(**{SQLITE_BEGIN_OPTION: "IMMEDIATE"})
+                async with conn.begin():
+                    yield conn
+        except OperationalError as exc:
+            # SQLite's one write lock stayed taken past the busy timeout: a 503 the client
+            # may retry (nothing was written), not a 500.
+            if self.is_sqlite and "database is locked" in str(exc.orig):
+                raise Unavailable("The database is busy; retry in a moment.") from None
+            raise
+
+    @asynccontextmanager
+    async def read(self) -> AsyncIterator[AsyncConnection]:
+        async with self._connection() as conn, conn.begin():
+            yield conn
+
+    @asynccontextmanager
+    async def snapshot(self) -> AsyncIterator[AsyncConnection]:
+        """A read transaction in which every statement sees the database as of its first:
+        REPEATABLE READ on PostgreSQL; SQLite's deferred read transaction (WAL) already is."""
+        async with self._connection() as conn:
+            if not self.is_sqlite:
+                conn = await conn.execution_options(isolation_level="REPEATABLE READ")
+            async with conn.begin():
+                yield conn
+
+    @asynccontextmanager
+    async def lookup(self) -> AsyncIterator[AsyncConnection]:
+        """A connection outside any transaction, for one read statement: PostgreSQL runs it
+        in autocommit (no BEGIN and COMMIT round trips); SQLite wraps it in its own implicit
+        read transaction (we issue no BEGIN)."""
+        async with self._connection() as conn:
+            if self.is_sqlite:
+                conn = await conn.execution_options(**{SQLITE_BEGIN_OPTION: None})
+            else:
+                conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
+            yield conn
+
+    async def ping(self) -> None:
+        async with self.engine.connect() as conn:
+            await conn.execute(sa.text("SELECT 1"))
+
+    async def dispose(self) -> None:
+        await self.engine.dispose()

@@ -1,0 +1,1 @@
+"""HTTP plumbing: the app factory, middleware, problems, pagination, OpenAPI, health, pages."""

@@ -1,0 +1,112 @@
+"""Idempotency-Key records in SQL. The first insert of a (client, key) wins by primary key,
+so under any concurrency exactly one request executes."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from amanat.platform.db.dialect import insert_if_absent
+from amanat.platform.db.tables import idempotency_keys
+from amanat.services.ports import IdempotencyRecord
+
+_table = idempotency_keys
+_c = idempotency_keys.c
+
+# Every idempotent POST runs these; built once (see the package docstring).
+_BY_ID = _table.select().where(_c.id == sa.bindparam("p_id"))
+_BY_ID_FOR_UPDATE = _BY_ID.with_for_update()  # SQLite omits FOR UPDATE (BEGIN IMMEDIATE)
+_COMPLETE = _table.update().where(_c.id == sa.bindparam("p_id"))
+_RELEASE = _table.delete().where(_c.id == sa.bindparam("p_id"), _c.status == "in_progress")
+_DELETE_EXPIRED = _table.delete().where(
+    _c.id == sa.bindparam("p_id"), _c.expires_at < sa.bindparam("p_now")
+)
+
+
+def record_id(client_id: str, key: str) -> str:
+    return f"{client_id}:{key}"
+
+
+def _record(row: Any) -> IdempotencyRecord:
+    return IdempotencyRecord(
+        client_id=row.client_id,
+        key=row.key,
+        request_hash=row.request_hash,
+        method=row.method,
+        path=row.path,
+        status=row.status,
+        response_status=row.response_status,
+        response_body=row.response_body,
+        response_headers=row.response_headers,
+        created_at=row.created_at,
+        locked_until=row.locked_until,
+        expires_at=row.expires_at,
+    )
+
+
+class SqlIdempotencyRepository:
+    def __init__(self, conn: AsyncConnection) -> None:
+        self._conn = conn
+
+    async def try_insert(self, record: IdempotencyRecord) -> bool:
+        """Insert an in-progress record; False when the key already exists."""
+        values = {
+            "id": record_id(record.client_id, record.key),
+            "client_id": record.client_id,
+            "key": record.key,
+            "request_hash": record.request_hash,
+            "method": record.method,
+            "path": record.path,
+            "status": record.status,
+            "created_at": record.created_at,
+            "locked_until": record.locked_until,
+            "expires_at": record.expires_at,
+        }
+        result = await self._conn.execute(insert_if_absent(self._conn, _table), values)
+        return bool(result.rowcount)
+
+    async def get(self, client_id: str, key: str, *, for_update: bool) -> IdempotencyRecord | None:
+        stmt = _BY_ID_FOR_UPDATE if for_update else _BY_ID
+        row = (await self._conn.execute(stmt, {"p_id": record_id(client_id, key)})).first()
+        return _record(row) if row else None
+
+    async def take_over(
+        self, client_id: str, key: str, expected_lock: datetime | None, new_lock: datetime
+    ) -> bool:
+        """Claim an abandoned in-progress record (its lock expired): compare-and-set."""
+        # Built here, not once: ``locked_until == None`` must render as IS NULL.
+        result = await self._conn.execute(
+            _table.update()
+            .where(
+                _c.id == record_id(client_id, key),
+                _c.status == "in_progress",
+                _c.locked_until == expected_lock,
+            )
+            .values(locked_until=new_lock)
+        )
+        return bool(result.rowcount)
+
+    async def complete(
+        self, client_id: str, key: str, status: int, body: str, headers: dict[str, str]
+    ) -> None:
+        await self._conn.execute(
+            _COMPLETE,
+            {
+                "p_id": record_id(client_id, key),
+                "status": "completed",
+                "response_status": status,
+                "response_body": body,
+                "response_headers": headers,
+                "locked_until": None,
+            },
+        )
+
+    async def release(self, client_id: str, key: str) -> None:
+        await self._conn.execute(_RELEASE, {"p_id": record_id(client_id, key)})
+
+    async def delete_expired(self, client_id: str, key: str, now: datetime) -> bool:
+        params = {"p_id": record_id(client_id, key), "p_now": now}
+        return bool((await self._conn.execute(_DELETE_EXPIRED, params)).rowcount)

@@ -1,0 +1,1 @@
+"""The job runtime: leases, the periodic scheduler and the worker process."""

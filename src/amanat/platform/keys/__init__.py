@@ -1,0 +1,1 @@
+"""Token-signing keys: their lifecycle and store."""

@@ -1,0 +1,324 @@
+"""Structured logging for every amanat process, masked by the one masking policy.
+
+One pipeline serves both kinds of log call:
+
+* ``structlog`` loggers (:func:`get_logger`) run the shared processors (context variables
+  such as ``request_id``, level, logger name, UTC ISO timestamp, exception formatting) and
+  then :func:`mask_event_dict`, *before* the event leaves structlog. So even a handler we do
+  not own (pytest's ``caplog``) only ever sees masked data.
+* Standard-library records (uvicorn, alembic, SQLAlchemy, anything using ``logging``) reach
+  the root logger's handler, whose :class:`structlog.stdlib.ProcessorFormatter` runs the
+  same processors on them, masking included.
+
+Masking applies :func:`amanat.kernel.masking.mask_value` to every key except a few
+structural ones (``timestamp``, ``level``, ``logger``): secrets under sensitive keys become
+``[redacted]``, identifiers under personal keys are partially masked, and every string
+(the ``event`` message, a rendered traceback, ``request_id``) goes through
+:func:`~amanat.kernel.masking.redact_text`. Values that are not JSON-native (value objects,
+bytes, exceptions …) are turned into text first and masked as text, so an ``Iban`` logged
+by mistake still shows as ``PK**SCBL************6702``.
+
+Tracebacks are rendered to plain text (never with local variables) and then redacted.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import logging
+import sys
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import IO, TYPE_CHECKING, Any, Final, cast
+
+import orjson
+import structlog
+from structlog.typing import EventDict, Processor, WrappedLogger
+
+from amanat.kernel.masking import mask_value, redact_text
+
+if TYPE_CHECKING:
+    from amanat.platform.settings import Settings
+
+__all__ = [
+    "STRUCTURAL_KEYS",
+    "configure_logging",
+    "configure_logging_from",
+    "get_logger",
+    "mask_event_dict",
+]
+
+STRUCTURAL_KEYS: Final = frozenset(
+    {"timestamp", "level", "logger", "exc_info", "stack_info", "_record", "_from_structlog"}
+)
+"""Event-dict keys whose values we generate ourselves and pass through unmasked."""
+
+_STDLIB_LOGGERS_TO_ROUTE: Final = (
+    "uvicorn",
+    "uvicorn.error",
+    "uvicorn.access",
+    "uvicorn.asgi",
+    "alembic",
+    "sqlalchemy",
+)
+"""Loggers that might carry their own handlers; they are emptied and made to propagate."""
+
+_HANDLER_FLAG: Final = "_amanat_handler"
+_MAX_DEPTH: Final = 24
+
+
+def _loggable(value: object, depth: int = 0) -> object:
+    """``value`` as JSON-native data, anything else as text (masked next, by the caller)."""
+    if value is None or isinstance(value, str | bool | int | float):
+        return value
+    if depth > _MAX_DEPTH:
+        return "[truncated]"
+    if isinstance(value, Mapping):
+        return {
+            key if isinstance(key, str) else str(key): _loggable(item, depth + 1)
+            for key, item in value.items()
+        }
+    if isinstance(value, list | tuple | set | frozenset):
+        return [_loggable(item, depth + 1) for item in value]
+    if isinstance(value, bytes | bytearray):
+        return bytes(value).decode("utf-8", "replace")
+    try:
+        return str(value)
+    except Exception:  # noqa: BLE001 - a broken __str__ must not break logging
+        return f"[unprintable {type(value).__name__}]"
+
+
+def mask_event_dict(_logger: WrappedLogger, _method_name: str, event_dict: EventDict) -> EventDict:
+    """structlog processor: apply the masking policy to every non-structural key."""
+    for key in list(event_dict):
+        if key in STRUCTURAL_KEYS:
+            continue
+        event_dict[key] = mask_value(key, _loggable(event_dict[key]))
+    return event_dict
+
+
+def _finish_foreign(logger: WrappedLogger, method_name: str, event_dict: EventDict) -> EventDict:
+    """Format and mask a standard-library record; structlog events are already masked."""
+    if event_dict.get("_from_structlog"):
+        return event_dict
+    event_dict = structlog.processors.format_exc_info(logger, method_name, event_dict)
+    return mask_event_dict(logger, method_name, event_dict)
+
+
+_LEADING_KEYS: Final = ("timestamp", "level", "logger", "event", "request_id")
+
+
+def _leading_keys_first(
+    _logger: WrappedLogger, _method_name: str, event_dict: EventDict
+) -> EventDict:
+    """Put timestamp, level, logger, event and request_id first: easier to read in JSON."""
+    ordered = {key: event_dict.pop(key) for key in _LEADING_KEYS if key in event_dict}
+    ordered.update(event_dict)
+    return ordered
+
+
+def _dumps(obj: Any, **kwargs: Any) -> str:
+    default = kwargs.get("default")
+    return orjson.dumps(obj, default=default, option=orjson.OPT_NON_STR_KEYS).decode("utf-8")
+
+
+class _StreamHandler(logging.Handler):
+    """Writes formatted records to ``stream``, or to whatever ``sys.stderr`` is *now*.
+
+    Looking ``sys.stderr`` up on every record (instead of once, at configuration) keeps
+    pytest's ``capsys``/``capfd`` working and never writes to a stream pytest has closed.
+    """
+
+    def __init__(self, stream: IO[str] | None) -> None:
+        super().__init__()
+        self._stream = stream
+        setattr(self, _HANDLER_FLAG, True)
+
+    @property
+    def target(self) -> IO[str]:
+        return self._stream if self._stream is not None else sys.stderr
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            line = self.format(record)
+            stream = self.target
+            stream.write(line + "\n")
+            stream.flush()
+        except RecursionError:
+            raise
+        except Exception:  # noqa: BLE001 - reported by handleError, without the record
+            self.handleError(record)
+
+    def handleError(self, record: logging.LogRecord) -> None:
+        # logging's default prints the record's message and arguments, unmasked. Say only
+        # that something went wrong and where.
+        if not logging.raiseExceptions:
+            return
+        error = sys.exc_info()[1]
+        name = type(error).__name__ if error is not None else "error"
+        with contextlib.suppress(Exception):
+            sys.stderr.write(
+                f"--- logging error: {name} while formatting a record from "
+                f"{record.name} ({record.pathname}:{record.lineno}) ---\n"
+            )
+
+
+def _isatty(stream: IO[str] | None) -> bool:
+    target = stream if stream is not None else sys.stderr
+    try:
+        return bool(target.isatty())
+    except (AttributeError, ValueError):
+        return False
+
+
+def configure_logging(*, json: bool, level: str = "INFO", stream: IO[str] | None = None) -> None:
+    """Route structlog and standard-library logging through one masked pipeline.
+
+    ``json`` picks one JSON object per line (production, log shippers) or the human console
+    format (colours only on a terminal). ``level`` is a standard level name. Output goes to
+    ``stream``, by default the current ``sys.stderr``.
+
+    Safe to call more than once: each call replaces the handler the previous call
+    installed and leaves every other root handler (pytest's ``caplog``, for one) alone.
+    """
+    level_number = logging.getLevelNamesMapping().get(level.strip().upper())
+    if level_number is None:
+        raise ValueError(f"Unknown log level {level!r}.")
+
+    timestamper = structlog.processors.TimeStamper(fmt="iso", utc=True)
+    pre_chain: list[Processor] = [
+        structlog.contextvars.merge_contextvars,
+        structlog.stdlib.add_logger_name,
+        structlog.stdlib.add_log_level,
+        timestamper,
+    ]
+
+    renderers: list[Processor]
+    if json:
+        renderers = [_leading_keys_first, structlog.processors.JSONRenderer(serializer=_dumps)]
+    else:
+        renderers = [
+            structlog.dev.ConsoleRenderer(
+                colors=_isatty(stream), exception_formatter=structlog.dev.plain_traceback
+            )
+        ]
+
+    structlog.configure(
+        processors=[
+            structlog.stdlib.filter_by_level,
+            structlog.contextvars.merge_contextvars,
+            structlog.stdlib.add_logger_name,
+            structlog.stdlib.add_log_level,
+            structlog.stdlib.PositionalArgumentsFormatter(),
+            timestamper,
+            structlog.processors.StackInfoRenderer(),
+            structlog.processors.format_exc_info,
+            mask_event_dict,
+            structlog.stdlib.ProcessorFormatter.wrap_for_formatter,
+        ],
+        logger_factory=structlog.stdlib.LoggerFactory(),
+        wrapper_class=structlog.stdlib.BoundLogger,
+        # Not cached: module-level loggers then follow a later configure_logging() call,
+        # and structlog.testing.capture_logs() keeps working in tests.
+        cache_logger_on_first_use=False,
+    )
+
+    formatter = structlog.stdlib.ProcessorFormatter(
+        foreign_pre_chain=pre_chain,
+        processors=[
+            _finish_foreign,
+            structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+            *renderers,
+        ],
+    )
+    handler = _StreamHandler(stream)
+    handler.setFormatter(formatter)
+
+    root = logging.getLogger()
+    for old in [h for h in root.handlers if getattr(h, _HANDLER_FLAG, False)]:
+        root.removeHandler(old)
+        old.close()
+    root.addHandler(handler)
+    root.setLevel(level_number)
+
+    for name in _STDLIB_LOGGERS_TO_ROUTE:
+        stdlib_logger = logging.getLogger(name)
+        for old in list(stdlib_logger.handlers):
+            stdlib_logger.removeHandler(old)
+        stdlib_logger.propagate = True
+
+
+def configure_logging_from(settings: Settings) -> bool:
+    """:func:`configure_logging` as the settings ask; every process amanat starts calls it.
+
+    A process that never calls it (a uvicorn worker process, say) would log through
+    structlog's default console renderer: not JSON, no level filter, and nothing masked.
+    JSON is on when ``AMANAT_OBSERVABILITY__LOG_JSON`` says so, or (unset) in production
+    or when stderr is not a terminal. Returns whether the lines are JSON.
+    """
+    as_json = settings.observability.log_json
+    if as_json is None:
+        as_json = settings.is_production or not _isatty(None)
+    configure_logging(json=as_json, level=settings.observability.log_level)
+    # Alembic announces its plugins and context at INFO on every readiness check.
+    logging.getLogger("alembic").setLevel(logging.WARNING)
+    # amanat's own `http_request` line is the request log (request id, masked path,
+    # status, duration); uvicorn's access line would repeat it with the raw, percent-
+    # encoded target, which the masking cannot always read. `amanat serve` turns it off
+    # (access_log=False) before the app factory runs this, so keep it off.
+    logging.getLogger("uvicorn.access").propagate = False
+    return as_json
+
+
+class JsonStderr(io.TextIOBase):
+    """``sys.stderr`` of a server process that logs JSON: lines that are already JSON (the
+    log pipeline's own) pass through; any other text written straight to stderr (a worker
+    process's crash traceback, a library's print) becomes one masked JSON record per line,
+    so the output stays machine-readable and nothing leaves unmasked."""
+
+    def __init__(self, original: IO[str]) -> None:
+        super().__init__()
+        self._original = original
+        self._pending = ""
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, text: str) -> int:
+        self._pending += text
+        *lines, self._pending = self._pending.split("\n")
+        for line in lines:
+            self._emit(line)
+        return len(text)
+
+    def flush(self) -> None:
+        self._original.flush()
+
+    def isatty(self) -> bool:
+        return False
+
+    def _emit(self, line: str) -> None:
+        if not line.strip():
+            return
+        if line.startswith("{"):
+            self._original.write(line + "\n")
+            return
+        record = {
+            "timestamp": datetime.now(UTC).isoformat().replace("+00:00", "Z"),
+            "level": "error",
+            "logger": "stderr",
+            "event": redact_text(line),
+        }
+        self._original.write(_dumps(record) + "\n")
+
+
+def route_stderr_as_json() -> None:
+    """Install :class:`JsonStderr` once in this process (server worker processes)."""
+    if not isinstance(sys.stderr, JsonStderr):
+        sys.stderr = JsonStderr(sys.stderr)
+
+
+def get_logger(name: str | None = None) -> structlog.stdlib.BoundLogger:
+    """A structlog logger; ``name`` defaults to the calling module's name."""
+    logger = structlog.get_logger(name) if name is not None else structlog.get_logger()
+    return cast(structlog.stdlib.BoundLogger, logger)

@@ -1,0 +1,1 @@
+"""Encryption at rest as a service: data keys, data subjects and their blind indexes."""

@@ -1,0 +1,512 @@
+"""Encryption at rest as a service: data-key lifecycle, data subjects, crypto-shredding.
+
+Key hierarchy: the master key (outside the database) wraps the *fields* data keys and the
+*blind-index* key; the current fields key encrypts secrets stored in columns and wraps
+each data subject's own key; a subject key encrypts that person's personal fields.
+Rotating the fields key therefore re-encrypts secrets and re-wraps subject keys, and
+erasing a person deletes one wrapped key.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from amanat.kernel.clock import Clock
+from amanat.kernel.errors import Conflict, InvalidInput, NotFound
+from amanat.kernel.ids import new_id
+from amanat.kernel.names import same_person_name
+from amanat.kernel.pakistan import parse_cnic, parse_iban, parse_raast_id
+from amanat.platform.audit import recorder as audit
+from amanat.platform.audit.domain import SYSTEM, Actor
+from amanat.services.ports import (
+    DataKey,
+    EncryptedColumn,
+    FieldContext,
+    FieldEncryptor,
+    KeyUnavailable,
+    SubjectRecord,
+    Transaction,
+    TransactionFactory,
+)
+
+FIELDS = "fields"
+BLIND_INDEX = "blind_index"
+SUBJECT = "subject"
+
+# The personal identifiers a partner may read back in clear, by name.
+REVEALABLE_FIELDS = ("iban", "raast_id", "cnic")
+
+# Every column whose values are encrypted under a *fields* key. Later capabilities add
+# theirs with register_encrypted_column so rotation and key status cover them.
+ENCRYPTED_COLUMNS: list[EncryptedColumn] = [
+    EncryptedColumn("data_keys", "id", "wrapped_key"),
+    EncryptedColumn("operators", "id", "totp_secret"),
+    EncryptedColumn("idempotency_keys", "id", "response_body"),
+    EncryptedColumn("payments", "id", "description"),
+    EncryptedColumn("events", "id", "data"),
+    EncryptedColumn("webhook_endpoints", "id", "secret"),
+    EncryptedColumn("webhook_endpoints", "id", "previous_secret"),
+]
+
+
+def register_encrypted_column(column: EncryptedColumn) -> None:
+    if column not in ENCRYPTED_COLUMNS:
+        ENCRYPTED_COLUMNS.append(column)
+
+
+@dataclass(frozen=True, slots=True)
+class SubjectDetails:
+    """A data subject's personal fields in clear, for their owner only."""
+
+    id: str
+    partner_id: str
+    name: str | None
+    iban: str | None
+    raast_id: str | None
+    cnic: str | None
+    bank_code: str | None
+    iban_last4: str | None
+    erased: bool
+
+
+@dataclass(frozen=True, slots=True)
+class KeyStatus:
+    key: DataKey
+    rows: dict[str, int]
+
+    @property
+    def total(self) -> int:
+        return sum(self.rows.values())
+
+
+class DataProtectionService:
+    def __init__(
+        self, transactions: TransactionFactory, clock: Clock, cipher: FieldEncryptor
+    ) -> None:
+        self._tx = transactions
+        self._clock = clock
+        self.cipher = cipher
+        # The blind-index key is never rotated (every stored index would stop matching), so
+        # once found it is remembered instead of read in a transaction of its own per lookup.
+        self._blind_index_key: str | None = None
+
+    # -- data keys --------------------------------------------------------------------
+
+    async def _active(self, tx: Transaction, purpose: str) -> DataKey | None:
+        for key in await tx.data_keys.keys(purpose):
+            if key.status == "active":
+                return key
+        return None
+
+    async def _create_key(self, tx: Transaction, purpose: str) -> DataKey:
+        key_id = new_id("data_key")
+        wrapped = await self.cipher.new_wrapped_key(key_id)
+        key = DataKey(
+            id=key_id,
+            purpose=purpose,
+            wrapped_key=wrapped,
+            master_key_id=self.cipher.master_key_id,
+            status="active",
+            created_at=self._clock.now(),
+        )
+        await tx.data_keys.add_key(key)
+        return key
+
+    async def ensure_keys(self, actor: Actor) -> None:
+        async with self._tx.write() as tx:
+            for purpose in (FIELDS, BLIND_INDEX):
+                if await self._active(tx, purpose) is None:
+                    key = await self._create_key(tx, purpose)
+                    await audit.record(
+                        tx,
+                        self._clock,
+                        actor,
+                        "data_key.created",
+                        target_type="data_key",
+                        target_id=key.id,
+                        payload={"purpose": purpose},
+                    )
+
+    async def _active_id(self, purpose: str) -> str:
+        async with self._tx.read() as tx:
+            key = await self._active(tx, purpose)
+        if key is None:
+            # First use on a fresh database: make the keys (under the write lock).
+            await self.ensure_keys(SYSTEM)
+            async with self._tx.read() as tx:
+                key = await self._active(tx, purpose)
+        if key is None:
+            raise Conflict(f"No active {purpose} data key could be created.")
+        return key.id
+
+    async def active_fields_key(self) -> str:
+        return await self._active_id(FIELDS)
+
+    async def blind_index_key(self) -> str:
+        if self._blind_index_key is None:
+            self._blind_index_key = await self._active_id(BLIND_INDEX)
+        return self._blind_index_key
+
+    async def rotate_data_key(self, actor: Actor) -> tuple[DataKey, list[str]]:
+        async with self._tx.write() as tx:
+            previous = [k for k in await tx.data_keys.keys(FIELDS) if k.status == "active"]
+            for key in previous:
+                await tx.data_keys.set_status(key.id, "decrypt_only", None)
+            new_key = await self._create_key(tx, FIELDS)
+            await audit.record(
+                tx,
+                self._clock,
+                actor,
+                "data_key.rotated",
+                target_type="data_key",
+                target_id=new_key.id,
+                payload={"previous": [k.id for k in previous]},
+            )
+        return new_key, [k.id for k in previous]
+
+    async def reencrypt(
+        self, actor: Actor, *, batch_size: int = 500, max_batches: int | None = None
+    ) -> dict[str, int]:
+        """Move every ciphertext under a decrypt-only key to the active key.
+
+        Each batch is its own transaction and each row is swapped only if unchanged
+        (compare-and-set), so the job can stop anywhere and resume, alongside live traffic.
+        """
+        active = await self.active_fields_key()
+        async with self._tx.read() as tx:
+            old_keys = [k.id for k in await tx.data_keys.keys(FIELDS) if k.status == "decrypt_only"]
+        moved: dict[str, int] = {}
+        batches = 0
+        for old in old_keys:
+            for column in ENCRYPTED_COLUMNS:
+                while max_batches is None or batches < max_batches:
+                    async with self._tx.write() as tx:
+                        rows = await tx.data_keys.rows_with_key(column, old, batch_size)
+                        for row_id, value in rows:
+                            context = FieldContext(column.table, column.column, row_id)
+                            plain = await self.cipher.decrypt(value, context=context)
+                            fresh = await self.cipher.encrypt(plain, context=context, key_id=active)
+                            if await tx.data_keys.replace_value(column, row_id, value, fresh):
+                                name = f"{column.table}.{column.column}"
+                                moved[name] = moved.get(name, 0) + 1
+                    batches += 1
+                    if len(rows) < batch_size:
+                        break
+        if moved:
+            async with self._tx.write() as tx:
+                await audit.record(
+                    tx,
+                    self._clock,
+                    actor,
+                    "data_key.reencrypted",
+                    target_type="data_key",
+                    target_id=active,
+                    payload={"moved": moved, "from": old_keys},
+                )
+        return moved
+
+    async def retire_unused(self, actor: Actor) -> list[str]:
+        retired: list[str] = []
+        async with self._tx.write() as tx:
+            for key in await tx.data_keys.keys(FIELDS):
+                if key.status != "decrypt_only":
+                    continue
+                in_use = 0
+                for column in ENCRYPTED_COLUMNS:
+                    in_use += await tx.data_keys.count_rows(column, key.id)
+                if in_use == 0:
+                    await tx.data_keys.set_status(key.id, "retired", self._clock.now())
+                    self.cipher.forget(key.id)
+                    retired.append(key.id)
+            if retired:
+                await audit.record(
+                    tx,
+                    self._clock,
+                    actor,
+                    "data_key.retired",
+                    target_type="data_key",
+                    target_id=retired[0],
+                    payload={"keys": retired},
+                )
+        return retired
+
+    async def status(self) -> tuple[list[KeyStatus], dict[str, int]]:
+        """Fields and blind-index keys with row counts; subject keys counted by status."""
+        result: list[KeyStatus] = []
+        subjects: dict[str, int] = {}
+        async with self._tx.read() as tx:
+            for key in await tx.data_keys.keys():
+                if key.purpose == SUBJECT:
+                    subjects[key.status] = subjects.get(key.status, 0) + 1
+                    continue
+                rows: dict[str, int] = {}
+                if key.purpose == FIELDS:
+                    for column in ENCRYPTED_COLUMNS:
+                        count = await tx.data_keys.count_rows(column, key.id)
+                        if count:
+                            rows[f"{column.table}.{column.column}"] = count
+                result.append(KeyStatus(key=key, rows=rows))
+        return result, subjects
+
+    # -- secrets under the fields key ---------------------------------------------------
+
+    async def seal(self, value: str, *, table: str, column: str, row_id: str) -> str:
+        return await self.cipher.encrypt(
+            value,
+            context=FieldContext(table, column, row_id),
+            key_id=await self.active_fields_key(),
+        )
+
+    async def seal_within(
+        self, tx: Transaction, value: str, *, table: str, column: str, row_id: str
+    ) -> str:
+        """:meth:`seal` inside a transaction the caller holds: the active key is read (or,
+        on a fresh database, created) in that transaction, never in a second one that would
+        wait for the first's write lock."""
+        key = await self._active(tx, FIELDS)
+        if key is None:
+            key = await self._create_key(tx, FIELDS)
+            await audit.record(
+                tx,
+                self._clock,
+                SYSTEM,
+                "data_key.created",
+                target_type="data_key",
+                target_id=key.id,
+                payload={"purpose": FIELDS},
+            )
+        return await self.cipher.encrypt(
+            value, context=FieldContext(table, column, row_id), key_id=key.id
+        )
+
+    async def unseal(self, value: str, *, table: str, column: str, row_id: str) -> str:
+        return await self.cipher.decrypt(value, context=FieldContext(table, column, row_id))
+
+    # -- data subjects ------------------------------------------------------------------
+
+    async def create_subject(
+        self,
+        actor: Actor,
+        partner_id: str,
+        *,
+        name: str | None = None,
+        iban: str | None = None,
+        raast_id: str | None = None,
+        cnic: str | None = None,
+    ) -> SubjectRecord:
+        iban_value = parse_iban(iban) if iban else None
+        raast_value = parse_raast_id(raast_id) if raast_id else None
+        cnic_value = parse_cnic(cnic) if cnic else None
+        subject_id = new_id("data_subject")
+        key_id = new_id("data_key")
+        fields_key = await self.active_fields_key()
+        bidx_key = await self.blind_index_key()
+        wrapped = await self.cipher.new_subject_key(key_id, fields_key)
+
+        async def enc(column: str, value: str | None) -> str | None:
+            if value is None:
+                return None
+            return await self.cipher.encrypt(
+                value, context=FieldContext("data_subjects", column, subject_id), key_id=key_id
+            )
+
+        async def bidx(kind: str, value: str | None) -> str | None:
+            return await self.cipher.blind_index(bidx_key, kind, value) if value else None
+
+        record = SubjectRecord(
+            id=subject_id,
+            partner_id=partner_id,
+            key_id=key_id,
+            name_enc=await enc("name_enc", name.strip() if name else None),
+            iban_enc=await enc("iban_enc", iban_value.value if iban_value else None),
+            raast_id_enc=await enc("raast_id_enc", raast_value.value if raast_value else None),
+            cnic_enc=await enc("cnic_enc", cnic_value.value if cnic_value else None),
+            iban_bidx=await bidx("iban", iban_value.value if iban_value else None),
+            raast_id_bidx=await bidx("raast_id", raast_value.value if raast_value else None),
+            cnic_bidx=await bidx("cnic", cnic_value.value if cnic_value else None),
+            bank_code=iban_value.bank_code if iban_value else None,
+            iban_last4=iban_value.last4 if iban_value else None,
+            created_at=self._clock.now(),
+            erased_at=None,
+        )
+        async with self._tx.write() as tx:
+            await tx.data_keys.add_key(
+                DataKey(
+                    id=key_id,
+                    purpose=SUBJECT,
+                    wrapped_key=wrapped,
+                    master_key_id=self.cipher.master_key_id,
+                    status="active",
+                    created_at=record.created_at,
+                )
+            )
+            await tx.subjects.add(record)
+            await audit.record(
+                tx,
+                self._clock,
+                actor,
+                "data_subject.created",
+                target_type="data_subject",
+                target_id=subject_id,
+                payload={
+                    "partner_id": partner_id,
+                    "fields": [
+                        f
+                        for f, v in (
+                            ("name", name),
+                            ("iban", iban),
+                            ("raast_id", raast_id),
+                            ("cnic", cnic),
+                        )
+                        if v
+                    ],
+                },
+            )
+        return record
+
+    async def reveal(self, subject_id: str, *, partner_id: str | None) -> SubjectDetails:
+        async with self._tx.read() as tx:
+            record = await tx.subjects.get(subject_id)
+        if record is None or (partner_id is not None and record.partner_id != partner_id):
+            raise NotFound(f"No data subject '{subject_id[:40]}'.")
+        return await self._details(record)
+
+    async def reveal_audited(
+        self, actor: Actor, subject_id: str, *, partner_id: str, fields: tuple[str, ...]
+    ) -> SubjectDetails:
+        """A partner reads some of its customer's identifiers in clear: one audit record.
+
+        The record (who, which customer, which fields; the actor carries source IP and
+        request id, never a value) commits before anything is decrypted, so no clear value
+        is ever handed out unrecorded. Fields not asked for come back ``None``.
+        """
+        unknown = [f for f in fields if f not in REVEALABLE_FIELDS]
+        if unknown or not fields:
+            raise InvalidInput(
+                f"Reveal some of {', '.join(REVEALABLE_FIELDS)}.", code="validation_error"
+            )
+        async with self._tx.write() as tx:
+            record = await tx.subjects.get(subject_id)
+            if record is None or record.partner_id != partner_id:
+                raise NotFound(f"No data subject '{subject_id[:40]}'.")
+            await audit.record(
+                tx,
+                self._clock,
+                actor,
+                "data_subject.revealed",
+                target_type="data_subject",
+                target_id=subject_id,
+                payload={"partner_id": partner_id, "fields": sorted(set(fields))},
+            )
+        details = await self._details(record)
+        return SubjectDetails(
+            id=details.id,
+            partner_id=details.partner_id,
+            name=details.name,
+            iban=details.iban if "iban" in fields else None,
+            raast_id=details.raast_id if "raast_id" in fields else None,
+            cnic=details.cnic if "cnic" in fields else None,
+            bank_code=details.bank_code,
+            iban_last4=details.iban_last4,
+            erased=details.erased,
+        )
+
+    async def find_holder(
+        self, field: str, value: str, name: str | None, *, partner_id: str
+    ) -> SubjectRecord | None:
+        """The partner's customer holding this IBAN or Raast ID under this name, if any.
+
+        An identifier alone does not identify a person (a joint account, a mistyped
+        number, a recycled mobile number), so a record is only reused when the names match
+        too (:func:`amanat.kernel.names.same_person_name`); otherwise the caller makes a new
+        customer rather than attach the payment to someone else's record.
+        """
+        for record in await self.find(field, value, partner_id=partner_id):
+            if record.erased_at is not None:
+                continue
+            # Only the name is decrypted: this runs on every payout.
+            stored: str | None = None
+            if record.name_enc is not None:
+                context = FieldContext("data_subjects", "name_enc", record.id)
+                try:
+                    stored = await self.cipher.decrypt(record.name_enc, context=context)
+                except KeyUnavailable:
+                    continue  # a shredded key: that person can never be matched again
+            if same_person_name(stored, name):
+                return record
+        return None
+
+    async def _details(self, record: SubjectRecord) -> SubjectDetails:
+        async def dec(column: str, value: str | None) -> str | None:
+            if value is None or record.erased_at is not None:
+                return None
+            try:
+                return await self.cipher.decrypt(
+                    value, context=FieldContext("data_subjects", column, record.id)
+                )
+            except KeyUnavailable:
+                return None
+
+        return SubjectDetails(
+            id=record.id,
+            partner_id=record.partner_id,
+            name=await dec("name_enc", record.name_enc),
+            iban=await dec("iban_enc", record.iban_enc),
+            raast_id=await dec("raast_id_enc", record.raast_id_enc),
+            cnic=await dec("cnic_enc", record.cnic_enc),
+            bank_code=record.bank_code,
+            iban_last4=record.iban_last4,
+            erased=record.erased_at is not None,
+        )
+
+    async def search_audited(
+        self, actor: Actor, field: str, value: str, *, partner_id: str
+    ) -> list[SubjectRecord]:
+        """A partner finds its customers by an identifier: one audit record per search.
+
+        A search answers whether a guessed IBAN, Raast ID or CNIC belongs to a customer,
+        so each leaves a trace (who, which field, how many matched; the actor carries
+        source IP and request id), never the value searched.
+        """
+        found = await self.find(field, value, partner_id=partner_id)
+        async with self._tx.write() as tx:
+            await audit.record(
+                tx,
+                self._clock,
+                actor,
+                "data_subject.searched",
+                target_type="data_subject",
+                payload={"partner_id": partner_id, "field": field, "matches": len(found)},
+            )
+        return found
+
+    async def find(self, field: str, value: str, *, partner_id: str | None) -> list[SubjectRecord]:
+        normalized = {
+            "iban": lambda v: parse_iban(v).value,
+            "raast_id": lambda v: parse_raast_id(v).value,
+            "cnic": lambda v: parse_cnic(v).value,
+        }[field](value)
+        bidx = await self.cipher.blind_index(await self.blind_index_key(), field, normalized)
+        async with self._tx.read() as tx:
+            return await tx.subjects.find(partner_id, field, bidx)
+
+    async def erase_subject(self, actor: Actor, subject_id: str, *, reason: str) -> None:
+        now = self._clock.now()
+        async with self._tx.write() as tx:
+            record = await tx.subjects.get(subject_id)
+            if record is None:
+                raise NotFound(f"No data subject '{subject_id[:40]}'.")
+            if record.erased_at is not None:
+                raise Conflict("This data subject is already erased.")
+            await tx.data_keys.shred(record.key_id, now)
+            await tx.subjects.mark_erased(subject_id, now)
+            await audit.record(
+                tx,
+                self._clock,
+                actor,
+                "data_subject.erased",
+                target_type="data_subject",
+                target_id=subject_id,
+                payload={"reason": reason[:200], "key_id": record.key_id},
+            )
+        self.cipher.forget(record.key_id)

@@ -1,0 +1,1 @@
+"""Rate limits: policies, the limiter over memory or Redis, and its HTTP dependency."""

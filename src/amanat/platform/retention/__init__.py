@@ -1,0 +1,1 @@
+"""Retention classes, legal holds and the purge job."""
