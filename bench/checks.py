@@ -12,8 +12,8 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from amanat.adapters.db.payments_store import SqlLedgerRepository
 from amanat.bootstrap import Container
+from amanat.payments.store import SqlLedgerRepository
 
 
 @dataclass(frozen=True)

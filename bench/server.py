@@ -21,8 +21,8 @@ from typing import Any
 
 from fastapi import FastAPI
 
-from amanat.api.v1.payments import PaymentIn
 from amanat.asgi import app as amanat_app
+from amanat.payments.routes.payments import PaymentIn
 from amanat.platform.settings import Settings
 
 ECHO_PATH = "/bench/echo"

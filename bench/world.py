@@ -28,13 +28,13 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import create_async_engine
 
-from amanat.adapters.crypto.client_secrets import ClientSecretHasher
 from amanat.bootstrap import Container
-from amanat.domain.identity import OAuthClient, Partner
+from amanat.identity.adapters.client_secrets import ClientSecretHasher
+from amanat.identity.domain import OAuthClient, Partner
+from amanat.identity.services.partners import PartnerService
+from amanat.payments.service import Caller
 from amanat.platform.audit.domain import Actor
 from amanat.platform.ratelimit.limiter import DEFAULT_POLICIES
-from amanat.services.partners import PartnerService
-from amanat.services.payments import Caller
 from bench.config import ROOT, VAR_DIR, BenchConfig
 
 ACTOR = Actor(type="cli", id="bench", user_agent="amanat-bench")

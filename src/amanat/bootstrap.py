@@ -12,14 +12,18 @@ from datetime import timedelta
 import httpx
 import structlog
 
-from amanat.adapters.crypto.client_assertions import JwksClientAssertionVerifier
-from amanat.adapters.crypto.client_secrets import ClientSecretHasher
-from amanat.adapters.crypto.external_issuer import ExternalIssuer
-from amanat.adapters.crypto.passwords import Argon2Hasher
-from amanat.adapters.crypto.tokens import EcKeyMaterial, JwtAccessTokenCodec, KeyRing
-from amanat.adapters.rails.breaker import CircuitBreaker
-from amanat.adapters.rails.raast_http import RaastHttpAdapter
+from amanat.auth.adapters.client_assertions import JwksClientAssertionVerifier
+from amanat.auth.adapters.external_issuer import ExternalIssuer
+from amanat.auth.adapters.tokens import EcKeyMaterial, JwtAccessTokenCodec, KeyRing
+from amanat.auth.service import OAuthConfig, OAuthService
+from amanat.identity.adapters.client_secrets import ClientSecretHasher
+from amanat.identity.adapters.passwords import Argon2Hasher
+from amanat.identity.services.operators import OperatorService
+from amanat.identity.services.partners import PartnerService
 from amanat.kernel.clock import Clock, SystemClock
+from amanat.payments.adapters.breaker import CircuitBreaker
+from amanat.payments.adapters.raast_http import RaastHttpAdapter
+from amanat.payments.service import PaymentsConfig, PaymentService
 from amanat.platform.audit.domain import Actor
 from amanat.platform.audit.integrity import AuditIntegrityService
 from amanat.platform.audit.seals import Ed25519SealSigner
@@ -28,20 +32,16 @@ from amanat.platform.crypto.field_cipher import FieldCipher
 from amanat.platform.crypto.master_keys import LocalMasterKey, MasterKey, VaultTransitMasterKey
 from amanat.platform.db.database import Database
 from amanat.platform.db.engine import create_engine
+from amanat.platform.db.ports import SealWitness
 from amanat.platform.db.transactions import SqlTransactions
 from amanat.platform.keys.service import SigningKey, SigningKeyService
 from amanat.platform.protection.service import DataProtectionService
 from amanat.platform.ratelimit.limiter import LimiterLockout, RateLimiter
 from amanat.platform.retention.service import RetentionService, load_policies
 from amanat.platform.settings import Settings
-from amanat.services.oauth import OAuthConfig, OAuthService
-from amanat.services.operators import OperatorService
-from amanat.services.partners import PartnerService
-from amanat.services.payments import PaymentsConfig, PaymentService
-from amanat.services.ports import SealWitness
+from amanat.webhooks.adapters.transport import HttpWebhookSender, SystemResolver
 from amanat.webhooks.events_service import EventService
 from amanat.webhooks.service import WebhooksConfig, WebhookService
-from amanat.webhooks.transport import HttpWebhookSender, SystemResolver
 
 log = structlog.get_logger("amanat.bootstrap")
 

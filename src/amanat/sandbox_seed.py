@@ -69,7 +69,7 @@ async def _seed(container: Container) -> dict[str, Any]:
     tpp_client = await container.partners.create_client(
         SEED_ACTOR, tpp.id, name="Sandbox TPP app", redirect_uris=[redirect_uri]
     )
-    from amanat.services.payments import Caller
+    from amanat.payments.service import Caller
 
     await container.payments.top_up(
         Caller(partner_id=merchant.id, client_id=None, actor=SEED_ACTOR),

@@ -13,9 +13,9 @@ import sqlalchemy as sa
 from fastapi import FastAPI
 from tests.support.operators import PASSWORD, Account, NewClient, create_account, totp
 
-from amanat.api.operator.session import SESSION_COOKIE
 from amanat.bootstrap import Container
-from amanat.domain.access import ROLE_PERMISSIONS, OperatorRole, Permission
+from amanat.identity.access import ROLE_PERMISSIONS, OperatorRole, Permission
+from amanat.identity.sessions import SESSION_COOKIE
 from amanat.kernel.clock import FrozenClock
 from amanat.platform.audit.domain import Actor
 from amanat.platform.db.tables import audit_log, partners

@@ -140,8 +140,8 @@ async def test_abandoned_key_is_taken_over_after_its_lock(
     client: httpx.AsyncClient, container: Container, merchant: RegisteredClient, clock: Any
 ) -> None:
     """A crash after the key was recorded but before the change committed."""
+    from amanat.platform.db.ports import IdempotencyRecord
     from amanat.platform.idempotency.protocol import KEY_LIFETIME, LOCK, fingerprint
-    from amanat.services.ports import IdempotencyRecord
 
     headers = (await _bearer(client, merchant)) | {"Idempotency-Key": "crashed"}
     now = clock.now()

@@ -32,14 +32,14 @@ from tests.support.oauth import (
     unsigned_jwt,
 )
 
-from amanat.adapters.crypto.passwords import Argon2Hasher
-from amanat.api.deps import require_scope
+from amanat.auth.service import AccessContext, TokenRejected
+from amanat.auth.verification import require_scope
 from amanat.bootstrap import Container
-from amanat.domain.access import OPT_IN_SCOPES, ROLE_SCOPES, PartnerRole
+from amanat.identity.access import OPT_IN_SCOPES, ROLE_SCOPES, PartnerRole
+from amanat.identity.adapters.passwords import Argon2Hasher
 from amanat.kernel.clock import FrozenClock
 from amanat.platform.db.tables import oauth_clients, revoked_tokens
 from amanat.platform.http.app import create_app
-from amanat.services.oauth import AccessContext, TokenRejected
 
 # What a merchant's client holds by default: everything but the opt-in scopes.
 MERCHANT_SCOPES = " ".join(sorted(ROLE_SCOPES[PartnerRole.MERCHANT] - OPT_IN_SCOPES))

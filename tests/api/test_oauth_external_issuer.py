@@ -26,13 +26,13 @@ from tests.support.oauth import (
     unsigned_jwt,
 )
 
-from amanat.adapters.crypto.remote_jwks import RemoteJwks
+from amanat.auth.adapters.remote_jwks import RemoteJwks
+from amanat.auth.service import TokenRejected
 from amanat.bootstrap import Container, build_container
 from amanat.kernel.clock import FrozenClock
+from amanat.platform.db.ports import InvalidToken
 from amanat.platform.http.app import create_app
 from amanat.platform.settings import Settings
-from amanat.services.oauth import TokenRejected
-from amanat.services.ports import InvalidToken
 
 ISSUER = "https://idp.bank.example/realms/amanat"
 AUDIENCE = "amanat-api"
@@ -371,8 +371,8 @@ async def test_protected_route_accepts_an_external_token(
 ) -> None:
     from fastapi import APIRouter, Depends
 
-    from amanat.api.deps import require_scope
-    from amanat.services.oauth import AccessContext
+    from amanat.auth.service import AccessContext
+    from amanat.auth.verification import require_scope
 
     router = APIRouter()
 

@@ -1,5 +1,5 @@
 """The operator API: password + TOTP login, sessions and CSRF, lockout, the permission
-matrix (checked against ``amanat.domain.access``), role changes, and the client-secret
+matrix (checked against ``amanat.identity.access``), role changes, and the client-secret
 lifecycle (shown once, never listed, rotation kills the old secret)."""
 
 from __future__ import annotations
@@ -17,10 +17,10 @@ import sqlalchemy as sa
 from fastapi.routing import APIRoute
 from tests.support.operators import PASSWORD, Account, NewClient, create_account, totp
 
-from amanat.api.operator import routes as operator_routes
-from amanat.api.operator.session import SESSION_COOKIE
 from amanat.bootstrap import Container
-from amanat.domain.access import ROLE_PERMISSIONS, OperatorRole, Permission
+from amanat.identity.access import ROLE_PERMISSIONS, OperatorRole, Permission
+from amanat.identity.routes import operator_api as operator_routes
+from amanat.identity.sessions import SESSION_COOKIE
 from amanat.kernel.clock import FrozenClock
 from amanat.platform.audit.domain import Actor, AuditRecord
 from amanat.platform.db.tables import audit_log, oauth_clients

@@ -10,7 +10,7 @@ import pytest
 from tests.support.oauth import ACTOR, RegisteredClient, fetch_token, make_client
 
 from amanat.bootstrap import Container
-from amanat.services.payments import Caller
+from amanat.payments.service import Caller
 
 IBAN = "PK36SCBL0000001123456702"
 

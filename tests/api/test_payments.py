@@ -12,8 +12,8 @@ import sqlalchemy as sa
 from tests.support.oauth import ACTOR, RegisteredClient, fetch_token, make_client
 
 from amanat.bootstrap import Container
+from amanat.payments.service import Caller
 from amanat.platform.db.tables import holds, ledger_entries, payments
-from amanat.services.payments import Caller
 
 IBAN = "PK36SCBL0000001123456702"
 PAYOUT = {
@@ -411,7 +411,7 @@ async def test_reads_answer_exactly_the_documented_shape(
 ) -> None:
     """GET payment, refund and the lists answer without FastAPI's response validation, so
     this holds them to the response models (which forbid undocumented fields)."""
-    from amanat.api.v1.payments import PaymentOut
+    from amanat.payments.routes.payments import PaymentOut
     from amanat.platform.http.schemas import ListResponse
 
     auth = await _auth(client, merchant)

@@ -23,7 +23,7 @@ from typer.testing import CliRunner
 
 from amanat.bootstrap import Container, build_container
 from amanat.cli import app as cli
-from amanat.domain.identity import OAuthClient, Partner
+from amanat.identity.domain import OAuthClient, Partner
 from amanat.platform.settings import DatabaseSettings, Settings
 from amanat.sandbox_seed import seed
 

@@ -15,7 +15,7 @@ from tests.support.oauth import fetch_token, make_client, make_tpp_client
 from tests.support.openapi_walk import concrete_path, operations
 
 from amanat.bootstrap import Container
-from amanat.domain.access import SCOPE_DESCRIPTIONS
+from amanat.identity.access import SCOPE_DESCRIPTIONS
 from amanat.kernel.clock import FrozenClock
 
 PUBLIC = {

@@ -21,13 +21,13 @@ from tests.support.oauth import (
     make_client,
 )
 
-from amanat.adapters.crypto.tokens import JwtAccessTokenCodec, KeyRing
+from amanat.auth.adapters.tokens import JwtAccessTokenCodec, KeyRing
+from amanat.auth.service import TokenRejected
 from amanat.bootstrap import Container, build_container
 from amanat.kernel.clock import FrozenClock
 from amanat.platform.db.tables import signing_keys
 from amanat.platform.http.app import create_app
 from amanat.platform.settings import Settings
-from amanat.services.oauth import TokenRejected
 
 TTL = 300
 OVERLAP = TTL + 60

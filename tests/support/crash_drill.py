@@ -47,10 +47,10 @@ from tests.support.processes import (
 )
 
 from amanat.bootstrap import build_container
-from amanat.domain import ledger
+from amanat.payments.domain import ledger
+from amanat.payments.service import Caller
 from amanat.platform.db.tables import payments
 from amanat.platform.settings import Settings
-from amanat.services.payments import Caller
 
 IBAN = "PK36SCBL0000001123456702"
 TOP_UP = 10_000_000_000

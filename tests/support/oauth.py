@@ -19,7 +19,8 @@ from joserfc import jwt
 from joserfc.jwk import ECKey, RSAKey
 
 from amanat.bootstrap import Container
-from amanat.domain.identity import OAuthClient, Partner
+from amanat.identity.domain import OAuthClient, Partner
+from amanat.payments.service import Caller
 from amanat.platform.audit.domain import Actor
 from amanat.platform.db.tables import (
     audit_log,
@@ -31,7 +32,6 @@ from amanat.platform.db.tables import (
     revoked_tokens,
 )
 from amanat.platform.keys.service import SigningKey
-from amanat.services.payments import Caller
 
 ACTOR = Actor(type="cli", id="test")
 TOKEN_URL = "/oauth/token"

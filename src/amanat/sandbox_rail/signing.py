@@ -1,15 +1,15 @@
 """How the sandbox rail signs its callbacks.
 
-The scheme itself lives in :mod:`amanat.adapters.rails.signatures` (the receiving side
+The scheme itself lives in :mod:`amanat.kernel.rail_signatures` (the receiving side
 verifies with the same code); this module only builds the headers of one delivery. It is
-the one place the sandbox imports from ``amanat.adapters``.
+the one place the sandbox imports from ``amanat.kernel``.
 """
 
 from __future__ import annotations
 
 from datetime import datetime
 
-from amanat.adapters.rails.signatures import SIGNATURE_HEADER, sign
+from amanat.kernel.rail_signatures import SIGNATURE_HEADER, sign
 
 __all__ = ["SIGNATURE_HEADER", "callback_headers"]
 

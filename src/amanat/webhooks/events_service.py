@@ -13,13 +13,13 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from amanat.domain.payments import Payment
 from amanat.kernel.clock import Clock
 from amanat.kernel.errors import NotFound
 from amanat.kernel.ids import new_id
+from amanat.payments import views
+from amanat.payments.domain.payments import Payment
+from amanat.platform.db.ports import EventFilter, StoredEvent, Transaction, TransactionFactory
 from amanat.platform.protection.service import DataProtectionService
-from amanat.services import views
-from amanat.services.ports import EventFilter, StoredEvent, Transaction, TransactionFactory
 from amanat.webhooks.domain.endpoints import Delivery, DeliveryStatus, WebhookEndpoint
 from amanat.webhooks.domain.events import CATALOGUE, Event, payment_event_type
 

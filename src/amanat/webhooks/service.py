@@ -21,14 +21,14 @@ from amanat.kernel.errors import InvalidInput, NotFound
 from amanat.kernel.ids import new_id
 from amanat.platform.audit import recorder as audit
 from amanat.platform.audit.domain import SYSTEM, Actor
-from amanat.platform.protection.service import DataProtectionService
-from amanat.services.ports import (
+from amanat.platform.db.ports import (
     DeliveryFilter,
     EventFilter,
     Page,
     Transaction,
     TransactionFactory,
 )
+from amanat.platform.protection.service import DataProtectionService
 from amanat.webhooks.domain import endpoints as rules
 from amanat.webhooks.domain.endpoints import (
     Attempt,

@@ -8,13 +8,13 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from amanat.platform.db.ports import DeliveryFilter, EventFilter, Page, StoredEvent
 from amanat.platform.db.tables import (
     events,
     webhook_attempts,
     webhook_deliveries,
     webhook_endpoints,
 )
-from amanat.services.ports import DeliveryFilter, EventFilter, Page, StoredEvent
 from amanat.webhooks.domain.endpoints import Attempt, Delivery, DeliveryStatus, WebhookEndpoint
 
 # Every payment change and every delivery attempt runs these; built once (see the package

@@ -16,9 +16,9 @@ import httpx
 import pytest
 from fastapi import FastAPI, Request, Response
 
-from amanat.adapters.rails.signatures import InvalidCallbackSignature, verify
 from amanat.kernel.clock import FrozenClock, format_timestamp
 from amanat.kernel.pakistan import iban_check_digits, make_iban
+from amanat.kernel.rail_signatures import InvalidCallbackSignature, verify
 from amanat.sandbox_rail import RailEngine, RailSettings, create_rail_app
 
 SECRET = "rail-callback-secret"

@@ -15,8 +15,8 @@ from tests.conftest import TEST_DB
 from amanat.bootstrap import Container
 from amanat.platform.audit.domain import Actor
 from amanat.platform.crypto.master_keys import LocalMasterKey, MasterKeyError, VaultTransitMasterKey
+from amanat.platform.db.ports import FieldContext, KeyUnavailable
 from amanat.platform.db.tables import audit_log, data_keys, data_subjects, operators
-from amanat.services.ports import FieldContext, KeyUnavailable
 
 ACTOR = Actor(type="cli", id="test")
 NAME = "Ayesha Khan"

@@ -42,10 +42,20 @@ from tests.conftest import wipe
 from tests.support.oauth import ACTOR, fetch_token, make_client
 
 from amanat.bootstrap import Container, build_container
-from amanat.domain.ledger import InsufficientFunds, merchant_account
-from amanat.domain.payments import TERMINAL, TRANSITIONS, PaymentStatus, PaymentType
 from amanat.kernel.clock import FrozenClock
 from amanat.kernel.errors import DomainError, NotFound
+from amanat.payments.domain.ledger import InsufficientFunds, merchant_account
+from amanat.payments.domain.payments import TERMINAL, TRANSITIONS, PaymentStatus, PaymentType
+from amanat.payments.service import (
+    SUBMIT,
+    AccountIn,
+    Balance,
+    Caller,
+    LimitExceeded,
+    PaymentNotCancelable,
+    RefundExceedsRemaining,
+    RefundNotSupported,
+)
 from amanat.platform.db.tables import (
     balance_shards,
     events,
@@ -58,16 +68,6 @@ from amanat.platform.db.tables import (
 )
 from amanat.platform.http.app import create_app
 from amanat.platform.settings import Settings
-from amanat.services.payments import (
-    SUBMIT,
-    AccountIn,
-    Balance,
-    Caller,
-    LimitExceeded,
-    PaymentNotCancelable,
-    RefundExceedsRemaining,
-    RefundNotSupported,
-)
 
 T = TypeVar("T")
 S = PaymentStatus

@@ -17,6 +17,12 @@ from amanat.bootstrap import Container
 from amanat.kernel.clock import FrozenClock
 from amanat.kernel.errors import InvalidInput
 from amanat.platform.audit.domain import Actor, AuditRecord
+from amanat.platform.db.ports import (
+    AuthorizationCode,
+    IdempotencyRecord,
+    RefreshToken,
+    SessionRecord,
+)
 from amanat.platform.db.tables import (
     audit_log,
     authorization_codes,
@@ -30,12 +36,6 @@ from amanat.platform.db.tables import (
     revoked_tokens,
 )
 from amanat.platform.retention.service import ClassOutcome, hold_key, load_policies
-from amanat.services.ports import (
-    AuthorizationCode,
-    IdempotencyRecord,
-    RefreshToken,
-    SessionRecord,
-)
 
 ACTOR = Actor(type="cli", id="compliance")
 IBAN = "PK36SCBL0000001123456702"

@@ -28,15 +28,15 @@ from tests.support.webhook_receiver import Received, Receiver, Reply, running, t
 
 from amanat.bootstrap import Container
 from amanat.kernel.clock import FrozenClock
+from amanat.payments.service import AccountIn
+from amanat.payments.service import Caller as PaymentCaller
+from amanat.platform.db.ports import DeliveryFilter, EventFilter
 from amanat.platform.db.tables import audit_log, webhook_deliveries
 from amanat.platform.observability.metrics import WEBHOOK_ENDPOINTS_DISABLED
-from amanat.services.payments import AccountIn
-from amanat.services.payments import Caller as PaymentCaller
-from amanat.services.ports import DeliveryFilter, EventFilter
-from amanat.webhooks.deliverer import WebhookDeliverer
+from amanat.webhooks.adapters.transport import HttpWebhookSender
 from amanat.webhooks.domain.endpoints import Attempt, Delivery, DeliveryStatus, WebhookEndpoint
+from amanat.webhooks.jobs import WebhookDeliverer
 from amanat.webhooks.service import Caller, WebhookSender
-from amanat.webhooks.transport import HttpWebhookSender
 
 IBAN = "PK36SCBL0000001123456702"
 

@@ -20,13 +20,13 @@ from tests.support.oauth import ACTOR, fetch_token, make_client
 
 from amanat.bootstrap import Container, build_container
 from amanat.kernel.clock import FrozenClock
+from amanat.payments.jobs import Dispatcher
+from amanat.payments.service import Caller
 from amanat.platform.db.tables import rejected_callbacks
 from amanat.platform.http.app import create_app
 from amanat.platform.settings import Settings
 from amanat.sandbox_rail.app import create_rail_app
 from amanat.sandbox_rail.engine import RailSettings
-from amanat.services.payments import Caller
-from amanat.workers.dispatcher import Dispatcher
 
 IBAN = "PK36SCBL0000001123456702"
 

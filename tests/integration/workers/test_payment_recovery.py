@@ -15,12 +15,12 @@ import sqlalchemy as sa
 from tests.integration.workers import test_payment_flow as flow
 from tests.integration.workers.test_payment_flow import World, _drive, _ledger_ok, _pay, _status
 
-from amanat.adapters.db.payments_store import SqlOutboxRepository
-from amanat.adapters.rails.base import Acceptance, RailAdapter, RailCallback, RailStatus, Submission
+from amanat.payments.jobs import MAX_RESUBMITS, Dispatcher
+from amanat.payments.rail import Acceptance, RailAdapter, RailCallback, RailStatus, Submission
+from amanat.payments.service import ENQUIRE
+from amanat.payments.store import SqlOutboxRepository
 from amanat.platform.db.tables import outbox
 from amanat.platform.jobs.scheduler import Scheduler, default_jobs
-from amanat.services.payments import ENQUIRE
-from amanat.workers.dispatcher import MAX_RESUBMITS, Dispatcher
 
 world = flow.world  # the fixture: amanat with the sandbox rail mounted, one partner
 NO_CALLBACK = 100_010  # the rail settles it but never says so: only enquiries find out

@@ -6,8 +6,8 @@ from __future__ import annotations
 from tests.integration.workers import test_payment_flow as flow
 from tests.integration.workers.test_payment_flow import World, _drive, _ledger_ok, _pay, _status
 
+from amanat.payments.service import PaymentsConfig
 from amanat.sandbox_rail.magic import MAGIC_VALUES
-from amanat.services.payments import PaymentsConfig
 
 world = flow.world  # the fixture: amanat with the sandbox rail mounted, one partner
 HELD = 100_011

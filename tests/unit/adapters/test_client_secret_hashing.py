@@ -7,9 +7,9 @@ import hashlib
 from hypothesis import given
 from hypothesis import strategies as st
 
-from amanat.adapters.crypto.client_secrets import ClientSecretHasher
-from amanat.adapters.crypto.passwords import Argon2Hasher
-from amanat.services.partners import new_client_secret
+from amanat.identity.adapters.client_secrets import ClientSecretHasher
+from amanat.identity.adapters.passwords import Argon2Hasher
+from amanat.identity.services.partners import new_client_secret
 
 LEGACY = Argon2Hasher(time_cost=1, memory_cost=8)
 

@@ -6,8 +6,8 @@ import asyncio
 import os
 import threading
 
-from amanat.adapters.crypto import passwords
-from amanat.adapters.crypto.passwords import Argon2Hasher
+from amanat.identity.adapters import passwords
+from amanat.identity.adapters.passwords import Argon2Hasher
 
 
 async def test_hashes_run_on_their_own_pool_one_per_core() -> None:

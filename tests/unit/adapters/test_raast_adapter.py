@@ -16,12 +16,15 @@ import httpx
 import pytest
 from fastapi import FastAPI, Request, Response
 
-from amanat.adapters.rails import (
+from amanat.kernel.clock import FrozenClock
+from amanat.kernel.pakistan import make_iban
+from amanat.kernel.rail_signatures import sign, verify
+from amanat.payments.adapters.breaker import CircuitBreaker
+from amanat.payments.adapters.raast_http import RaastHttpAdapter
+from amanat.payments.rail import (
     Acceptance,
-    CircuitBreaker,
     InvalidCallback,
     InvalidCallbackSignature,
-    RaastHttpAdapter,
     RailAlreadyHolds,
     RailCallback,
     RailRejected,
@@ -29,9 +32,6 @@ from amanat.adapters.rails import (
     RailUnavailable,
     Submission,
 )
-from amanat.adapters.rails.signatures import sign, verify
-from amanat.kernel.clock import FrozenClock
-from amanat.kernel.pakistan import make_iban
 from amanat.sandbox_rail import MAGIC_VALUES, MagicValue, RailEngine, RailSettings, create_rail_app
 from amanat.sandbox_rail.magic import final_status
 

@@ -8,10 +8,10 @@ from datetime import UTC, datetime
 
 import pytest
 
-from amanat.adapters.crypto import tokens
-from amanat.adapters.crypto.tokens import EcKeyMaterial, JwtAccessTokenCodec, KeyRing
+from amanat.auth.adapters import tokens
+from amanat.auth.adapters.tokens import EcKeyMaterial, JwtAccessTokenCodec, KeyRing
 from amanat.kernel.clock import FrozenClock
-from amanat.services.ports import InvalidToken
+from amanat.platform.db.ports import InvalidToken
 
 ISSUER = "http://issuer.test"
 

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from amanat.domain.access import (
+from amanat.identity.access import (
     CONSENT_SCOPES,
     OPT_IN_SCOPES,
     ROLE_PERMISSIONS,

@@ -7,7 +7,8 @@ from datetime import UTC, datetime
 
 import pytest
 
-from amanat.domain.payments import (
+from amanat.kernel.money import Money
+from amanat.payments.domain.payments import (
     TRANSITIONS,
     Failure,
     Party,
@@ -16,7 +17,6 @@ from amanat.domain.payments import (
     PaymentType,
     apply_rail_status,
 )
-from amanat.kernel.money import Money
 from amanat.webhooks.domain.events import ALL_EVENTS, CATALOGUE, Event, payment_event_type
 
 S = PaymentStatus

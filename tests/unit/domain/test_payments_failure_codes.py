@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from amanat.domain.payments import RAIL_FAILURE_CODES, rail_failure
+from amanat.payments.domain.payments import RAIL_FAILURE_CODES, rail_failure
 
 
 def test_known_reason_codes_keep_their_own_code() -> None:

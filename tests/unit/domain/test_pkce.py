@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from amanat.domain.pkce import check_challenge, s256_challenge, verifier_matches
+from amanat.auth.pkce import check_challenge, s256_challenge, verifier_matches
 from amanat.kernel.errors import InvalidInput
 
 # RFC 7636 Appendix B: the 32 random octets, their base64url (the verifier), and the

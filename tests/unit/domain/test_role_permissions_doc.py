@@ -1,4 +1,4 @@
-"""``docs/access-control.md`` prints the access tables; it must equal ``amanat.domain.access``.
+"""``docs/access-control.md`` prints the access tables; it must equal ``amanat.identity.access``.
 
 The two Markdown tables are parsed back into the shapes of ``ROLE_SCOPES`` and
 ``ROLE_PERMISSIONS`` and compared exactly, so neither the code nor the document can change
@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from amanat.domain.access import (
+from amanat.identity.access import (
     ROLE_PERMISSIONS,
     ROLE_SCOPES,
     SCOPE_DESCRIPTIONS,

@@ -25,7 +25,7 @@ from amanat.platform.audit.domain import (
     WitnessLine,
     seal_message,
 )
-from amanat.services.ports import SealSigner, SealWitness, Transaction, TransactionFactory
+from amanat.platform.db.ports import SealSigner, SealWitness, Transaction, TransactionFactory
 
 BATCH = 1000
 SEALED = "audit.sealed"

@@ -12,7 +12,7 @@ from typing import Any
 from amanat.kernel.clock import Clock
 from amanat.kernel.ids import new_id
 from amanat.platform.audit.domain import Actor
-from amanat.services.ports import Transaction
+from amanat.platform.db.ports import Transaction
 
 
 async def record(

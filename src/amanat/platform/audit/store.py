@@ -20,8 +20,8 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from amanat.platform.audit.domain import Actor, AuditRecord, Seal, StoredRecord, canonical_json
+from amanat.platform.db.ports import Page
 from amanat.platform.db.tables import audit_head, audit_log, audit_seals
-from amanat.services.ports import Page
 
 # Every audited change runs these; built once (see the package docstring).
 _INSERT_AUDIT_LOG = audit_log.insert()

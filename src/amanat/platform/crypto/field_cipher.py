@@ -21,7 +21,7 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from amanat.platform.crypto.master_keys import MasterKey
-from amanat.services.ports import FieldContext, KeyUnavailable
+from amanat.platform.db.ports import FieldContext, KeyUnavailable
 
 PREFIX = "v1"
 SUBJECT = "subject"

@@ -1,1 +1,2 @@
-"""One database for all capabilities: engine, dialect quirks, column types, transactions, migrations."""
+"""One database for every capability: engine, dialect quirks, column types, transactions,
+migrations."""

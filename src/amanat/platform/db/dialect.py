@@ -22,7 +22,7 @@ def insert_if_absent(conn: AsyncConnection, table: sa.Table) -> Any:
     other inserts nothing (``rowcount`` 0) instead of failing with a unique violation.
 
     Execute it with the row as parameters. The statement is built once per table (and
-    dialect): see :mod:`amanat.adapters.db` for why."""
+    dialect): see :mod:`amanat.platform.db` for why."""
     return _on_conflict_do_nothing(conn.dialect.name, table)
 
 

@@ -8,12 +8,12 @@ from contextvars import ContextVar
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from amanat.adapters.db.identity_store import (
+from amanat.identity.store import (
     SqlOperatorRepository,
     SqlPartnerRepository,
     SqlTokenRepository,
 )
-from amanat.adapters.db.payments_store import (
+from amanat.payments.store import (
     SqlLedgerRepository,
     SqlOutboxRepository,
     SqlPaymentRepository,

@@ -12,13 +12,14 @@ from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
 from amanat import __version__
-from amanat.api import rails
-from amanat.api.console import routes as console_routes
-from amanat.api.oauth import authorize as oauth_authorize
-from amanat.api.oauth import routes as oauth_routes
-from amanat.api.operator import routes as operator_routes
-from amanat.api.v1 import banks, customers, payments
+from amanat.auth.routes import authorize as oauth_authorize
+from amanat.auth.routes import token as oauth_routes
 from amanat.bootstrap import Container, build_container
+from amanat.console.routes import pages as console_routes
+from amanat.customers.routes import customers
+from amanat.identity.routes import operator_api as operator_routes
+from amanat.payments.routes import banks, payments
+from amanat.payments.routes import rail_callbacks as rails
 from amanat.platform.audit.domain import SYSTEM
 from amanat.platform.http import health, pages
 from amanat.platform.http.errors import configure_problem_base_url, install_error_handlers
@@ -26,8 +27,8 @@ from amanat.platform.http.middleware import ContractMiddleware
 from amanat.platform.http.openapi import install_openapi
 from amanat.platform.http.responses import JsonResponse
 from amanat.platform.settings import Settings
-from amanat.webhooks import event_routes as events
-from amanat.webhooks import routes as webhooks
+from amanat.webhooks.routes import endpoints as webhooks
+from amanat.webhooks.routes import events
 
 BackgroundJob = Callable[[Container, asyncio.Event], Coroutine[Any, Any, None]]
 

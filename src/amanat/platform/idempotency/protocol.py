@@ -25,12 +25,12 @@ import structlog
 from fastapi import Header, Request
 from starlette.responses import Response
 
-from amanat.api.deps import container_of
+from amanat.auth.service import AccessContext
+from amanat.auth.verification import container_of
 from amanat.kernel.errors import Contention, DomainError, InvalidInput
+from amanat.platform.db.ports import IdempotencyRecord, Transaction, TransactionFactory
 from amanat.platform.http.errors import ApiProblem, domain_error_status, problem_body
 from amanat.platform.http.responses import JsonResponse, ProblemResponse
-from amanat.services.oauth import AccessContext
-from amanat.services.ports import IdempotencyRecord, Transaction, TransactionFactory
 
 log = structlog.get_logger("amanat.idempotency")
 

@@ -10,8 +10,8 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from amanat.platform.db.dialect import insert_if_absent
+from amanat.platform.db.ports import IdempotencyRecord
 from amanat.platform.db.tables import idempotency_keys
-from amanat.services.ports import IdempotencyRecord
 
 _table = idempotency_keys
 _c = idempotency_keys.c

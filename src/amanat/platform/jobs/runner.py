@@ -7,10 +7,10 @@ import asyncio
 from datetime import timedelta
 
 from amanat.bootstrap import Container
+from amanat.payments.jobs import Dispatcher
 from amanat.platform.audit.sealer import AuditSealer
 from amanat.platform.jobs.scheduler import Scheduler, default_jobs
-from amanat.webhooks.deliverer import WebhookDeliverer
-from amanat.workers.dispatcher import Dispatcher
+from amanat.webhooks.jobs import WebhookDeliverer
 
 
 async def run_worker(container: Container, stop: asyncio.Event) -> None:

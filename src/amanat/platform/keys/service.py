@@ -14,7 +14,7 @@ from typing import Any, Protocol
 from amanat.kernel.clock import Clock
 from amanat.platform.audit import recorder as audit
 from amanat.platform.audit.domain import Actor
-from amanat.services.ports import TransactionFactory
+from amanat.platform.db.ports import TransactionFactory
 
 # How stale a process's cached key ring may be when it signs (the key ring refreshes
 # before signing if it is older), and how long after ``exp`` a verifier still accepts a

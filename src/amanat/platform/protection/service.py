@@ -18,7 +18,7 @@ from amanat.kernel.names import same_person_name
 from amanat.kernel.pakistan import parse_cnic, parse_iban, parse_raast_id
 from amanat.platform.audit import recorder as audit
 from amanat.platform.audit.domain import SYSTEM, Actor
-from amanat.services.ports import (
+from amanat.platform.db.ports import (
     DataKey,
     EncryptedColumn,
     FieldContext,

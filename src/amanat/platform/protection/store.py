@@ -8,8 +8,8 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from amanat.platform.db.ports import DataKey, EncryptedColumn, SubjectRecord
 from amanat.platform.db.tables import data_keys, data_subjects, metadata
-from amanat.services.ports import DataKey, EncryptedColumn, SubjectRecord
 
 
 def _data_key(row: Any) -> DataKey:

@@ -47,7 +47,7 @@ from limits.storage import storage_from_string
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
-from amanat.domain.identity import LOCKOUT, MAX_FAILED_LOGINS, PARTNER_RATE_LIMIT_POLICIES
+from amanat.identity.domain import LOCKOUT, MAX_FAILED_LOGINS, PARTNER_RATE_LIMIT_POLICIES
 
 log = structlog.get_logger("amanat.ratelimit")
 
@@ -298,7 +298,7 @@ SIGN_IN_LOCKOUT = Policy("login_lockout", MAX_FAILED_LOGINS, int(LOCKOUT.total_s
 
 
 class LimiterLockout:
-    """:class:`~amanat.services.ports.FailureLockout` on a rate-limit policy's counters
+    """:class:`~amanat.platform.db.ports.FailureLockout` on a rate-limit policy's counters
     (shared by every API process when the limiter uses Redis). If the store is down the
     lockout fails open, like the limiter: never locked."""
 

@@ -22,7 +22,7 @@ from amanat.kernel.errors import InvalidInput
 from amanat.kernel.ids import new_id
 from amanat.platform.audit import recorder as audit
 from amanat.platform.audit.domain import Actor
-from amanat.services.ports import TransactionFactory
+from amanat.platform.db.ports import TransactionFactory
 
 ACTIONS = {"delete", "shred", "retain"}
 # Classes whose records are crypto-shredded (rows kept) rather than deleted.

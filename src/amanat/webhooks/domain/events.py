@@ -16,8 +16,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from amanat.domain.payments import Payment, PaymentStatus, PaymentType
 from amanat.kernel.clock import format_timestamp
+from amanat.payments.domain.payments import Payment, PaymentStatus, PaymentType
 
 
 @dataclass(frozen=True, slots=True)

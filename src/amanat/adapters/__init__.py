@@ -1,1 +1,0 @@
-"""I/O behind small interfaces: database, rails, crypto, parsers, transports."""

@@ -1,1 +1,0 @@
-"""Cryptography behind small interfaces: password hashing, token signing, key rings."""

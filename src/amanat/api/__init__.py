@@ -1,1 +1,0 @@
-"""HTTP edge: the only package that knows FastAPI."""

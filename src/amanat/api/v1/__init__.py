@@ -1,1 +1,0 @@
-"""The partner API, ``/v1``."""

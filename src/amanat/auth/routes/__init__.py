@@ -1,0 +1,1 @@
+"""HTTP edges of auth: the token, revocation, introspection and authorize endpoints."""

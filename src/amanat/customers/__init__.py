@@ -1,0 +1,1 @@
+"""Customers: the partner API over data subjects (masked by default, revealed with audit)."""

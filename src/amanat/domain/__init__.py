@@ -1,1 +1,0 @@
-"""Pure business rules: no framework, no I/O beyond reading packaged data files."""

@@ -1,0 +1,1 @@
+"""Identity: partners and their OAuth clients, console operators, their roles and sessions."""

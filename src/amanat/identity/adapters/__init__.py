@@ -1,0 +1,1 @@
+"""Identity's adapters: operator password hashing, client secret digests."""

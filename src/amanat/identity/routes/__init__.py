@@ -1,0 +1,1 @@
+"""HTTP edges of identity: the operator API."""

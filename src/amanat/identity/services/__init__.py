@@ -1,0 +1,1 @@
+"""Identity's use cases: onboarding partners and clients, operator accounts and sessions."""

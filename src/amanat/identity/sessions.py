@@ -1,0 +1,68 @@
+"""Operator sessions: cookie in, permission-checked operator out."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Awaitable, Callable
+
+from fastapi import Request
+
+from amanat.auth.verification import container_of
+from amanat.identity.access import Permission
+from amanat.identity.services.operators import OperatorSession
+from amanat.platform.audit.domain import Actor
+from amanat.platform.http.client_address import client_ip
+from amanat.platform.http.context import current_request_id
+from amanat.platform.http.errors import ApiProblem
+
+SESSION_COOKIE = "amanat_session"
+CSRF_HEADER = "x-csrf-token"
+_SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
+
+
+async def current_operator(request: Request) -> OperatorSession:
+    container = container_of(request)
+    session = await container.operators.session(request.cookies.get(SESSION_COOKIE))
+    if session is None:
+        raise ApiProblem(
+            "unauthorized",
+            "Log in to the console first.",
+            status=401,
+            headers={"WWW-Authenticate": 'Cookie realm="amanat-console"'},
+        )
+    if request.method not in _SAFE_METHODS:
+        presented = request.headers.get(CSRF_HEADER)
+        if presented is None and request.headers.get("content-type", "").startswith(
+            ("application/x-www-form-urlencoded", "multipart/form-data")
+        ):
+            form = await request.form()
+            value = form.get("csrf_token")
+            presented = value if isinstance(value, str) else None
+        if not presented or not secrets.compare_digest(presented, session.session.csrf_token):
+            raise ApiProblem("csrf_failed", status=403)
+    request.state.operator = session
+    return session
+
+
+def require_permission(permission: Permission) -> Callable[..., Awaitable[OperatorSession]]:
+    async def dependency(request: Request) -> OperatorSession:
+        session = await current_operator(request)
+        if permission not in session.operator.permissions:
+            raise ApiProblem(
+                "forbidden", f"Your roles do not grant '{permission.value}'.", status=403
+            )
+        return session
+
+    dependency.__name__ = f"require_{permission.value.replace('.', '_')}"
+    return dependency
+
+
+def operator_actor(request: Request, session: OperatorSession | None = None) -> Actor:
+    operator_id = session.operator.id if session else "anonymous"
+    return Actor(
+        type="operator",
+        id=operator_id,
+        source_ip=client_ip(request),
+        user_agent=request.headers.get("user-agent"),
+        request_id=current_request_id(),
+    )

@@ -1,0 +1,528 @@
+"""Partners, clients, tokens and operators in SQL (implements the services' ports)."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+from collections.abc import Mapping
+from datetime import datetime
+from types import SimpleNamespace
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from amanat.identity.access import OperatorRole, PartnerRole
+from amanat.identity.domain import ClientAuthMethod, Mode, OAuthClient, Operator, Partner
+from amanat.platform.db.dialect import insert_if_absent, locked
+from amanat.platform.db.ports import AuthorizationCode, Page, RefreshToken, SessionRecord
+from amanat.platform.db.tables import (
+    authorization_codes,
+    client_assertion_jtis,
+    oauth_clients,
+    operator_sessions,
+    operators,
+    partners,
+    refresh_tokens,
+    revoked_tokens,
+)
+
+
+def _width(column: sa.Column[Any]) -> int:
+    length = getattr(column.type, "length", None)
+    assert isinstance(length, int)
+    return length
+
+
+_REVOKED_JTI_WIDTH = _width(revoked_tokens.c.jti)
+_ASSERTION_JTI_WIDTH = _width(client_assertion_jtis.c.jti)
+
+
+def _storable(value: str) -> bool:
+    """PostgreSQL text cannot hold NUL: a value containing one cannot match a stored row,
+    and sending it would fail the statement ("invalid byte sequence for encoding")."""
+    return "\x00" not in value
+
+
+def _key(value: str, width: int) -> str:
+    """A token id as stored: as-is when it fits the column (and holds no NUL), else a
+    fixed-width digest.
+
+    Our own ids are short; another issuer's ``jti`` (or a client's assertion ``jti``) can
+    be longer than the column, which PostgreSQL would refuse. Our own jtis are base64url
+    and never start with ``~``; for a stored short id to equal a digest, its issuer would
+    need a SHA-256 preimage.
+    """
+    if len(value) <= width and _storable(value):
+        return value
+    digest = base64.urlsafe_b64encode(hashlib.sha256(value.encode()).digest())
+    return "~" + digest.decode("ascii").rstrip("=")
+
+
+def _partner(row: Any) -> Partner:
+    return Partner(
+        id=row.id,
+        name=row.name,
+        roles=frozenset(PartnerRole(r) for r in row.roles),
+        mode=Mode(row.mode),
+        status=row.status,
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+        per_transaction_limit=row.per_transaction_limit,
+        rate_limits={
+            name: (int(quota[0]), int(quota[1])) for name, quota in (row.rate_limits or {}).items()
+        },
+    )
+
+
+def _client(row: Any) -> OAuthClient:
+    return OAuthClient(
+        id=row.id,
+        partner_id=row.partner_id,
+        name=row.name,
+        auth_method=ClientAuthMethod(row.auth_method),
+        secret_hash=row.secret_hash,
+        jwks=row.jwks,
+        jwks_uri=row.jwks_uri,
+        redirect_uris=tuple(row.redirect_uris),
+        allowed_scopes=frozenset(row.allowed_scopes),
+        status=row.status,
+        created_at=row.created_at,
+        secret_rotated_at=row.secret_rotated_at,
+        revoked_at=row.revoked_at,
+    )
+
+
+def _operator(row: Any) -> Operator:
+    return Operator(
+        id=row.id,
+        email=row.email,
+        name=row.name,
+        password_hash=row.password_hash,
+        totp_secret=row.totp_secret,
+        roles=frozenset(OperatorRole(r) for r in row.roles),
+        status=row.status,
+        failed_logins=row.failed_logins,
+        locked_until=row.locked_until,
+        last_totp_step=row.last_totp_step,
+        created_at=row.created_at,
+        last_login_at=row.last_login_at,
+    )
+
+
+# Every authenticated request runs this; built once (see the package docstring).
+_ACCESS_OF = (
+    sa.select(
+        oauth_clients,
+        partners,
+        sa.exists()
+        .where(revoked_tokens.c.jti == sa.bindparam("jti", type_=sa.String))
+        .label("revoked"),
+    )
+    .join(partners, partners.c.id == oauth_clients.c.partner_id)
+    .where(oauth_clients.c.id == sa.bindparam("client_id", type_=sa.String))
+)
+
+
+class SqlPartnerRepository:
+    def __init__(self, conn: AsyncConnection) -> None:
+        self._conn = conn
+
+    async def add_partner(self, partner: Partner) -> None:
+        await self._conn.execute(
+            partners.insert(),
+            {
+                "id": partner.id,
+                "name": partner.name,
+                "roles": sorted(r.value for r in partner.roles),
+                "mode": partner.mode.value,
+                "status": partner.status,
+                "created_at": partner.created_at,
+                "updated_at": partner.updated_at,
+            },
+        )
+
+    async def get_partner(self, partner_id: str) -> Partner | None:
+        if not _storable(partner_id):
+            return None
+        row = (
+            await self._conn.execute(partners.select().where(partners.c.id == partner_id))
+        ).first()
+        return _partner(row) if row else None
+
+    async def list_partners(self, limit: int, before: tuple[datetime, str] | None) -> Page:
+        stmt = partners.select().order_by(partners.c.created_at.desc(), partners.c.id.desc())
+        if before is not None:
+            at, pid = before
+            stmt = stmt.where(
+                sa.or_(
+                    partners.c.created_at < at,
+                    sa.and_(partners.c.created_at == at, partners.c.id < pid),
+                )
+            )
+        rows = (await self._conn.execute(stmt.limit(limit + 1))).all()
+        return Page(items=[_partner(r) for r in rows[:limit]], has_more=len(rows) > limit)
+
+    async def set_partner_status(self, partner_id: str, status: str, at: datetime) -> None:
+        await self._conn.execute(
+            partners.update()
+            .where(partners.c.id == partner_id)
+            .values(status=status, updated_at=at)
+        )
+
+    async def set_transaction_limit(self, partner_id: str, limit: int | None, at: datetime) -> None:
+        await self._conn.execute(
+            partners.update()
+            .where(partners.c.id == partner_id)
+            .values(per_transaction_limit=limit, updated_at=at)
+        )
+
+    async def set_rate_limits(
+        self, partner_id: str, quotas: Mapping[str, tuple[int, int]], at: datetime
+    ) -> None:
+        stored = {name: [limit, window] for name, (limit, window) in sorted(quotas.items())}
+        await self._conn.execute(
+            partners.update()
+            .where(partners.c.id == partner_id)
+            .values(rate_limits=stored or None, updated_at=at)
+        )
+
+    async def add_client(self, client: OAuthClient) -> None:
+        await self._conn.execute(
+            oauth_clients.insert(),
+            {
+                "id": client.id,
+                "partner_id": client.partner_id,
+                "name": client.name,
+                "auth_method": client.auth_method.value,
+                "secret_hash": client.secret_hash,
+                "jwks": client.jwks,
+                "jwks_uri": client.jwks_uri,
+                "redirect_uris": list(client.redirect_uris),
+                "allowed_scopes": sorted(client.allowed_scopes),
+                "status": client.status,
+                "created_at": client.created_at,
+            },
+        )
+
+    async def get_client(self, client_id: str) -> OAuthClient | None:
+        if not _storable(client_id):
+            return None  # no stored id contains NUL, and PostgreSQL would refuse to look
+        row = (
+            await self._conn.execute(oauth_clients.select().where(oauth_clients.c.id == client_id))
+        ).first()
+        return _client(row) if row else None
+
+    async def access_of(
+        self, client_id: str, jti: str
+    ) -> tuple[OAuthClient | None, Partner | None, bool]:
+        """What every authenticated request needs, in one round trip: the client, its
+        partner, and whether the token's ``jti`` is revoked."""
+        if not _storable(client_id) or not _storable(jti):
+            return None, None, False
+        params = {"client_id": client_id, "jti": _key(jti, _REVOKED_JTI_WIDTH)}
+        row = (await self._conn.execute(_ACCESS_OF, params)).first()
+        if row is None:
+            return None, None, False
+        values = row._mapping
+        client = _client(SimpleNamespace(**{c.name: values[c] for c in oauth_clients.c}))
+        partner = _partner(SimpleNamespace(**{c.name: values[c] for c in partners.c}))
+        return client, partner, bool(values["revoked"])
+
+    async def list_clients(self, partner_id: str) -> list[OAuthClient]:
+        rows = (
+            await self._conn.execute(
+                oauth_clients.select()
+                .where(oauth_clients.c.partner_id == partner_id)
+                .order_by(oauth_clients.c.created_at)
+            )
+        ).all()
+        return [_client(r) for r in rows]
+
+    async def set_client_secret(self, client_id: str, secret_hash: str, at: datetime) -> None:
+        await self._conn.execute(
+            oauth_clients.update()
+            .where(oauth_clients.c.id == client_id)
+            .values(secret_hash=secret_hash, secret_rotated_at=at)
+        )
+
+    async def rehash_client_secret(self, client_id: str, old_hash: str, new_hash: str) -> bool:
+        result = await self._conn.execute(
+            oauth_clients.update()
+            .where(oauth_clients.c.id == client_id, oauth_clients.c.secret_hash == old_hash)
+            .values(secret_hash=new_hash)
+        )
+        return bool(result.rowcount)
+
+    async def revoke_client(self, client_id: str, at: datetime) -> None:
+        await self._conn.execute(
+            oauth_clients.update()
+            .where(oauth_clients.c.id == client_id)
+            .values(status="revoked", revoked_at=at)
+        )
+
+
+class SqlTokenRepository:
+    def __init__(self, conn: AsyncConnection) -> None:
+        self._conn = conn
+
+    async def revoke_jti(
+        self, jti: str, client_id: str | None, expires_at: datetime, at: datetime, reason: str
+    ) -> bool:
+        result = await self._conn.execute(
+            insert_if_absent(self._conn, revoked_tokens),
+            {
+                "jti": _key(jti, _REVOKED_JTI_WIDTH),
+                "client_id": client_id,
+                "expires_at": expires_at,
+                "revoked_at": at,
+                "reason": reason,
+            },
+        )
+        return bool(result.rowcount)
+
+    async def is_revoked(self, jti: str) -> bool:
+        key = _key(jti, _REVOKED_JTI_WIDTH)
+        row = (
+            await self._conn.execute(
+                sa.select(revoked_tokens.c.jti).where(revoked_tokens.c.jti == key)
+            )
+        ).first()
+        return row is not None
+
+    async def add_code(self, code: AuthorizationCode) -> None:
+        await self._conn.execute(
+            authorization_codes.insert(),
+            {
+                "code_hash": code.code_hash,
+                "client_id": code.client_id,
+                "redirect_uri": code.redirect_uri,
+                "scopes": list(code.scopes),
+                "code_challenge": code.code_challenge,
+                "subject": code.subject,
+                "consent_id": code.consent_id,
+                "created_at": code.created_at,
+                "expires_at": code.expires_at,
+                "used_at": None,
+                "family_id": None,
+            },
+        )
+
+    async def get_code_for_update(self, code_hash: str) -> AuthorizationCode | None:
+        stmt = authorization_codes.select().where(authorization_codes.c.code_hash == code_hash)
+        row = (await self._conn.execute(locked(stmt, self._conn))).first()
+        if row is None:
+            return None
+        return AuthorizationCode(
+            code_hash=row.code_hash,
+            client_id=row.client_id,
+            redirect_uri=row.redirect_uri,
+            scopes=tuple(row.scopes),
+            code_challenge=row.code_challenge,
+            subject=row.subject,
+            consent_id=row.consent_id,
+            created_at=row.created_at,
+            expires_at=row.expires_at,
+            used_at=row.used_at,
+            family_id=row.family_id,
+        )
+
+    async def mark_code_used(self, code_hash: str, at: datetime, family_id: str) -> None:
+        await self._conn.execute(
+            authorization_codes.update()
+            .where(authorization_codes.c.code_hash == code_hash)
+            .values(used_at=at, family_id=family_id)
+        )
+
+    async def add_refresh(self, token: RefreshToken) -> None:
+        await self._conn.execute(
+            refresh_tokens.insert(),
+            {
+                "token_hash": token.token_hash,
+                "family_id": token.family_id,
+                "client_id": token.client_id,
+                "scopes": list(token.scopes),
+                "subject": token.subject,
+                "consent_id": token.consent_id,
+                "access_jti": token.access_jti,
+                "access_expires_at": token.access_expires_at,
+                "issued_at": token.issued_at,
+                "expires_at": token.expires_at,
+                "used_at": None,
+                "revoked_at": None,
+            },
+        )
+
+    @staticmethod
+    def _refresh(row: Any) -> RefreshToken:
+        return RefreshToken(
+            token_hash=row.token_hash,
+            family_id=row.family_id,
+            client_id=row.client_id,
+            scopes=tuple(row.scopes),
+            subject=row.subject,
+            consent_id=row.consent_id,
+            access_jti=row.access_jti,
+            access_expires_at=row.access_expires_at,
+            issued_at=row.issued_at,
+            expires_at=row.expires_at,
+            used_at=row.used_at,
+            revoked_at=row.revoked_at,
+        )
+
+    async def get_refresh_for_update(self, token_hash: str) -> RefreshToken | None:
+        stmt = refresh_tokens.select().where(refresh_tokens.c.token_hash == token_hash)
+        row = (await self._conn.execute(locked(stmt, self._conn))).first()
+        return self._refresh(row) if row else None
+
+    async def mark_refresh_used(self, token_hash: str, at: datetime) -> None:
+        await self._conn.execute(
+            refresh_tokens.update()
+            .where(refresh_tokens.c.token_hash == token_hash)
+            .values(used_at=at)
+        )
+
+    async def revoke_family(self, family_id: str, at: datetime) -> list[RefreshToken]:
+        rows = (
+            await self._conn.execute(
+                locked(
+                    refresh_tokens.select().where(refresh_tokens.c.family_id == family_id),
+                    self._conn,
+                )
+            )
+        ).all()
+        await self._conn.execute(
+            refresh_tokens.update()
+            .where(refresh_tokens.c.family_id == family_id, refresh_tokens.c.revoked_at.is_(None))
+            .values(revoked_at=at)
+        )
+        return [self._refresh(r) for r in rows]
+
+    async def remember_assertion(self, client_id: str, jti: str, expires_at: datetime) -> bool:
+        result = await self._conn.execute(
+            insert_if_absent(self._conn, client_assertion_jtis),
+            {
+                "client_id": client_id,
+                "jti": _key(jti, _ASSERTION_JTI_WIDTH),
+                "expires_at": expires_at,
+            },
+        )
+        return bool(result.rowcount == 1)
+
+
+class SqlOperatorRepository:
+    def __init__(self, conn: AsyncConnection) -> None:
+        self._conn = conn
+
+    async def add_operator(self, operator: Operator) -> None:
+        await self._conn.execute(
+            operators.insert(),
+            {
+                "id": operator.id,
+                "email": operator.email,
+                "name": operator.name,
+                "password_hash": operator.password_hash,
+                "totp_secret": operator.totp_secret,
+                "roles": sorted(r.value for r in operator.roles),
+                "status": operator.status,
+                "failed_logins": operator.failed_logins,
+                "locked_until": operator.locked_until,
+                "last_totp_step": operator.last_totp_step,
+                "created_at": operator.created_at,
+                "last_login_at": operator.last_login_at,
+            },
+        )
+
+    async def get_operator(self, operator_id: str) -> Operator | None:
+        stmt = operators.select().where(operators.c.id == operator_id)
+        row = (await self._conn.execute(locked(stmt, self._conn))).first()
+        return _operator(row) if row else None
+
+    async def get_operator_by_email(self, email: str) -> Operator | None:
+        if not _storable(email):
+            return None
+        row = (
+            await self._conn.execute(operators.select().where(operators.c.email == email))
+        ).first()
+        return _operator(row) if row else None
+
+    async def list_operators(self) -> list[Operator]:
+        rows = (await self._conn.execute(operators.select().order_by(operators.c.email))).all()
+        return [_operator(r) for r in rows]
+
+    async def save_login_state(self, operator: Operator) -> None:
+        await self._conn.execute(
+            operators.update()
+            .where(operators.c.id == operator.id)
+            .values(
+                failed_logins=operator.failed_logins,
+                locked_until=operator.locked_until,
+                last_totp_step=operator.last_totp_step,
+                last_login_at=operator.last_login_at,
+            )
+        )
+
+    async def set_operator_roles(self, operator_id: str, roles: list[str]) -> None:
+        await self._conn.execute(
+            operators.update().where(operators.c.id == operator_id).values(roles=roles)
+        )
+
+    async def add_session(self, session: SessionRecord) -> None:
+        await self._conn.execute(
+            operator_sessions.insert(),
+            {
+                "id_hash": session.id_hash,
+                "operator_id": session.operator_id,
+                "csrf_token": session.csrf_token,
+                "created_at": session.created_at,
+                "expires_at": session.expires_at,
+                "idle_expires_at": session.idle_expires_at,
+                "source_ip": session.source_ip,
+                "user_agent": (session.user_agent or "")[:256] or None,
+                "revoked_at": None,
+            },
+        )
+
+    async def get_session(self, id_hash: str) -> SessionRecord | None:
+        row = (
+            await self._conn.execute(
+                operator_sessions.select().where(operator_sessions.c.id_hash == id_hash)
+            )
+        ).first()
+        if row is None:
+            return None
+        return SessionRecord(
+            id_hash=row.id_hash,
+            operator_id=row.operator_id,
+            csrf_token=row.csrf_token,
+            created_at=row.created_at,
+            expires_at=row.expires_at,
+            idle_expires_at=row.idle_expires_at,
+            source_ip=row.source_ip,
+            user_agent=row.user_agent,
+            revoked_at=row.revoked_at,
+        )
+
+    async def touch_session(self, id_hash: str, idle_expires_at: datetime) -> None:
+        await self._conn.execute(
+            operator_sessions.update()
+            .where(operator_sessions.c.id_hash == id_hash)
+            .values(idle_expires_at=idle_expires_at)
+        )
+
+    async def revoke_session(self, id_hash: str, at: datetime) -> None:
+        await self._conn.execute(
+            operator_sessions.update()
+            .where(operator_sessions.c.id_hash == id_hash)
+            .values(revoked_at=at)
+        )
+
+    async def revoke_operator_sessions(self, operator_id: str, at: datetime) -> None:
+        await self._conn.execute(
+            operator_sessions.update()
+            .where(
+                operator_sessions.c.operator_id == operator_id,
+                operator_sessions.c.revoked_at.is_(None),
+            )
+            .values(revoked_at=at)
+        )

@@ -1,0 +1,1 @@
+"""Payments: payouts, collections and refunds, the ledger, the Raast rail and its callbacks."""

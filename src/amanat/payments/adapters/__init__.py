@@ -1,0 +1,1 @@
+"""Payments' adapters: the Raast HTTP rail client and its circuit breaker."""

@@ -1,0 +1,1 @@
+"""Pure rules of payments: the payment state machine and the double-entry ledger."""

@@ -1,0 +1,1 @@
+"""HTTP edges of payments: payouts, collections, refunds, banks and the rail's callbacks."""

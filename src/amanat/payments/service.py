@@ -1,0 +1,653 @@
+"""The money path's use cases: payouts, collections, refunds, balance, rail outcomes.
+
+Every change happens in one transaction with its ledger postings, holds, outbox job and
+audit record. Nothing talks to the rail here: submissions are outbox jobs that the worker
+runs (see workers/dispatcher.py), and rail outcomes come back through
+:meth:`PaymentService.apply_rail_status`, from callbacks or status enquiries alike.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+from typing import Any
+
+from amanat.identity.domain import Partner
+from amanat.kernel.clock import Clock, format_timestamp
+from amanat.kernel.errors import Conflict, InvalidInput, NotFound
+from amanat.kernel.ids import new_id
+from amanat.kernel.metadata import check_metadata
+from amanat.kernel.money import Money
+from amanat.payments.domain import ledger
+from amanat.payments.domain.payments import (
+    Failure,
+    Party,
+    Payment,
+    PaymentStatus,
+    PaymentType,
+    apply_rail_status,
+)
+from amanat.platform.audit import recorder as audit
+from amanat.platform.audit.domain import Actor
+from amanat.platform.db.ports import Page, Transaction, TransactionFactory
+from amanat.platform.protection.service import DataProtectionService
+from amanat.webhooks.events_service import EventService
+
+PAYMENT_UPDATED = "payment.updated"
+SUBMIT = "rail.submit"
+ENQUIRE = "rail.enquire"
+
+
+class LimitExceeded(InvalidInput):
+    code = "limit_exceeded"
+
+
+class RefundExceedsRemaining(Conflict):
+    code = "refund_exceeds_remaining"
+
+
+class RefundNotSupported(Conflict):
+    """The payment exists but is not a paid collection, the one thing a refund applies to."""
+
+    code = "refund_not_supported"
+
+
+class PaymentNotCancelable(Conflict):
+    code = "payment_not_cancelable"
+
+
+@dataclass(frozen=True, slots=True)
+class PaymentsConfig:
+    default_limit: int = 100_000_000  # PKR 1,000,000.00 per transaction
+    balance_shards: int = 8
+    collection_ttl: timedelta = timedelta(minutes=15)
+    enquire_after: timedelta = timedelta(seconds=30)
+    sandbox: bool = True
+    # The sandbox test value (docs/sandbox-rail.md, "held_pending"): a payment whose amount
+    # in paisa ends in these two digits is sent to the rail only after ``sandbox_hold``.
+    sandbox_hold_suffix: int = 11
+    sandbox_hold: timedelta = timedelta(seconds=60)
+
+
+@dataclass(frozen=True, slots=True)
+class AccountIn:
+    """Where money goes to or comes from, as the partner gave it."""
+
+    iban: str | None
+    raast_id: str | None
+    name: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Caller:
+    partner_id: str
+    client_id: str | None
+    actor: Actor
+    # The partner as the token check read it, one statement before this request's
+    # transaction; None makes the payment read its limit itself.
+    partner: Partner | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Balance:
+    currency: str
+    available: int
+    held: int
+    pending: int
+    posted: int
+
+
+class PaymentService:
+    def __init__(
+        self,
+        transactions: TransactionFactory,
+        clock: Clock,
+        protection: DataProtectionService,
+        config: PaymentsConfig,
+        events: EventService,
+    ) -> None:
+        self._tx = transactions
+        self._clock = clock
+        self._protection = protection
+        self.config = config
+        self._events = events
+        self._accounts: dict[str, int] = {}
+
+    # -- creating -----------------------------------------------------------------------
+
+    async def _party(self, caller: Caller, account: AccountIn) -> Party:
+        field, value = ("iban", account.iban) if account.iban else ("raast_id", account.raast_id)
+        if value is None:
+            raise InvalidInput("Give an iban or a raast_id.", code="validation_error")
+        found = await self._protection.find_holder(
+            field, value, account.name, partner_id=caller.partner_id
+        )
+        record = (
+            found
+            if found is not None
+            else await self._protection.create_subject(
+                caller.actor,
+                caller.partner_id,
+                name=account.name,
+                iban=account.iban,
+                raast_id=account.raast_id,
+            )
+        )
+        return Party(
+            subject_id=record.id,
+            bank_code=record.bank_code,
+            iban_last4=record.iban_last4,
+            kind=field,
+        )
+
+    async def _check_limit(self, tx: Transaction, caller: Caller, amount: int) -> None:
+        known = caller.partner
+        if known is not None and known.id == caller.partner_id:
+            configured = known.per_transaction_limit
+        else:
+            configured = await tx.payments.partner_limit(caller.partner_id)
+        limit = configured or self.config.default_limit
+        if amount > limit:
+            raise LimitExceeded(
+                f"The amount exceeds your per-transaction limit of {Money(limit, 'PKR')}.",
+                reason="per_transaction_limit",
+            )
+
+    async def _ensure(
+        self, tx: Transaction, account: str, kind: str, currency: str, shards: int
+    ) -> int:
+        """The account's shard count, creating the account on first use. Accounts are never
+        deleted, so one seen committed is remembered and costs no query again; one created
+        by this transaction is not, as the transaction may still roll back."""
+        known = self._accounts.get(account)
+        if known is not None:
+            return known
+        count, created = await tx.ledger.ensure_account(
+            account, kind, currency, shards, self._clock.now()
+        )
+        if not created:
+            self._accounts[account] = count
+        return count
+
+    async def _merchant_account(
+        self, tx: Transaction, partner_id: str, currency: str
+    ) -> tuple[str, int]:
+        account = ledger.merchant_account(partner_id)
+        shards = await self._ensure(
+            tx, account, ledger.AccountKind.LIABILITY.value, currency, self.config.balance_shards
+        )
+        return account, shards
+
+    async def _new(
+        self,
+        caller: Caller,
+        kind: PaymentType,
+        amount: int,
+        currency: str,
+        party: Party,
+        *,
+        reference: str | None,
+        description: str | None,
+        metadata: dict[str, Any],
+        expires_at: datetime | None = None,
+    ) -> Payment:
+        metadata = check_metadata(metadata)
+        now = self._clock.now()
+        payment_id = new_id("refund" if kind is PaymentType.REFUND else "payment")
+        sealed = (
+            await self._protection.seal(
+                description, table="payments", column="description", row_id=payment_id
+            )
+            if description
+            else None
+        )
+        return Payment(
+            id=payment_id,
+            partner_id=caller.partner_id,
+            type=kind,
+            status=PaymentStatus.PENDING,
+            amount=Money(amount, currency),
+            counterparty=party,
+            reference=reference,
+            description=sealed,
+            metadata=metadata,
+            version=1,
+            created_at=now,
+            updated_at=now,
+            expires_at=expires_at,
+        )
+
+    async def create_payout(
+        self,
+        caller: Caller,
+        *,
+        amount: int,
+        currency: str,
+        creditor: AccountIn,
+        reference: str | None,
+        description: str | None,
+        metadata: dict[str, Any],
+    ) -> Payment:
+        return await self._open(
+            caller,
+            PaymentType.PAYOUT,
+            amount,
+            currency,
+            creditor,
+            reference=reference,
+            description=description,
+            metadata=metadata,
+            expires_at=None,
+        )
+
+    async def create_collection(
+        self,
+        caller: Caller,
+        *,
+        amount: int,
+        currency: str,
+        debtor: AccountIn,
+        reference: str | None,
+        description: str | None,
+        metadata: dict[str, Any],
+        expires_in: timedelta | None,
+    ) -> Payment:
+        expires_at = self._clock.now() + (expires_in or self.config.collection_ttl)
+        return await self._open(
+            caller,
+            PaymentType.COLLECTION,
+            amount,
+            currency,
+            debtor,
+            reference=reference,
+            description=description,
+            metadata=metadata,
+            expires_at=expires_at,
+        )
+
+    async def _open(
+        self,
+        caller: Caller,
+        kind: PaymentType,
+        amount: int,
+        currency: str,
+        account: AccountIn,
+        *,
+        reference: str | None,
+        description: str | None,
+        metadata: dict[str, Any],
+        expires_at: datetime | None,
+    ) -> Payment:
+        """A new payout or collection: checked, (for payouts) funds held, queued for the
+        rail and audited, all in one transaction."""
+        if not Money(amount, currency).is_positive:
+            raise InvalidInput("amount must be positive.", code="invalid_amount")
+        party = await self._party(caller, account)
+        payment = await self._new(
+            caller,
+            kind,
+            amount,
+            currency,
+            party,
+            reference=reference,
+            description=description,
+            metadata=metadata,
+            expires_at=expires_at,
+        )
+        async with self._tx.write() as tx:
+            await self._check_limit(tx, caller, amount)
+            merchant, shards = await self._merchant_account(tx, caller.partner_id, currency)
+            if kind is PaymentType.PAYOUT:
+                await tx.ledger.reserve(
+                    merchant, payment.id, amount, currency, payment.created_at, shard_count=shards
+                )
+            await tx.payments.add(payment, client_id=caller.client_id)
+            await tx.outbox.enqueue(SUBMIT, payment.id, {}, self._submit_at(payment))
+            await audit.record(
+                tx,
+                self._clock,
+                caller.actor,
+                "payment.created",
+                target_type="payment",
+                target_id=payment.id,
+                payload={"type": kind.value, "amount": amount, "currency": currency},
+            )
+        return payment
+
+    def _submit_at(self, payment: Payment) -> datetime:
+        """When to send a new payment to the rail: at once, except the sandbox's held
+        test value, which stays pending (cancelable) for a while first."""
+        held = (
+            self.config.sandbox and payment.amount.amount % 100 == self.config.sandbox_hold_suffix
+        )
+        return payment.created_at + (self.config.sandbox_hold if held else timedelta(0))
+
+    async def create_refund(
+        self,
+        caller: Caller,
+        payment_id: str,
+        *,
+        amount: int | None,
+        reference: str | None,
+        metadata: dict[str, Any],
+    ) -> Payment:
+        async with self._tx.write() as tx:
+            parent = await tx.payments.get(payment_id, for_update=True)
+            if parent is None or parent.partner_id != caller.partner_id:
+                raise NotFound(f"No payment '{payment_id[:40]}'.")
+            if parent.type is not PaymentType.COLLECTION:
+                raise RefundNotSupported(
+                    f"Refunds apply to collections only; '{parent.id}' is a {parent.type.value}."
+                    + (
+                        " To send money back, make a new payout."
+                        if parent.type is PaymentType.PAYOUT
+                        else ""
+                    )
+                )
+            if parent.status is not PaymentStatus.SUCCEEDED:
+                raise RefundNotSupported(
+                    "Only a succeeded collection can be refunded; this one is "
+                    f"{parent.status.value}."
+                )
+            value = amount if amount is not None else parent.refundable
+            if value <= 0:
+                raise RefundExceedsRemaining("Nothing is left to refund on this collection.")
+            # Atomic check-and-reduce: two refunds in parallel can never exceed the payment.
+            if not await tx.payments.add_refunded(parent.id, value, self._clock.now()):
+                raise RefundExceedsRemaining(
+                    f"Only {parent.refundable} {parent.amount.currency} minor units remain "
+                    "refundable."
+                )
+            await self._refunded_amount_changed(tx, parent.id)
+            refund = await self._new(
+                caller,
+                PaymentType.REFUND,
+                value,
+                parent.amount.currency,
+                parent.counterparty,
+                reference=reference,
+                description=None,
+                metadata=metadata,
+            )
+            refund = replace(refund, extra={"parent_id": parent.id, "client_id": caller.client_id})
+            account, shards = await self._merchant_account(
+                tx, caller.partner_id, parent.amount.currency
+            )
+            await tx.ledger.reserve(
+                account,
+                refund.id,
+                value,
+                parent.amount.currency,
+                refund.created_at,
+                shard_count=shards,
+            )
+            await tx.payments.add(refund, client_id=caller.client_id, parent_id=parent.id)
+            await tx.outbox.enqueue(SUBMIT, refund.id, {}, refund.created_at)
+            await audit.record(
+                tx,
+                self._clock,
+                caller.actor,
+                "refund.created",
+                target_type="refund",
+                target_id=refund.id,
+                payload={"payment_id": parent.id, "amount": value},
+            )
+        return refund
+
+    async def cancel(self, caller: Caller, payment_id: str) -> Payment:
+        async with self._tx.write() as tx:
+            payment = await tx.payments.get(payment_id, for_update=True)
+            if (
+                payment is None
+                or payment.partner_id != caller.partner_id
+                or payment.type is PaymentType.REFUND
+            ):
+                raise NotFound(f"No payment '{payment_id[:40]}'.")
+            if payment.status is not PaymentStatus.PENDING:
+                raise PaymentNotCancelable(
+                    "Only a payment not yet sent to the rail can be canceled; this one is "
+                    f"already {payment.status.value}."
+                )
+            if payment.extra.get("submitted_at"):
+                raise PaymentNotCancelable(
+                    "This payment was already handed to the rail, so it can no longer be "
+                    "canceled (its status is still pending until the rail answers); its "
+                    "outcome arrives as an event."
+                )
+            canceled = payment.to(PaymentStatus.CANCELED, at=self._clock.now())
+            if not await tx.payments.save_transition(payment, canceled, "canceled by partner"):
+                raise Conflict("The payment changed meanwhile; fetch it and retry.")
+            await self._events.payment_changed(tx, canceled)
+            await self._settle_side_effects(tx, canceled)
+            await audit.record(
+                tx,
+                self._clock,
+                caller.actor,
+                "payment.canceled",
+                target_type="payment",
+                target_id=payment.id,
+            )
+        return canceled
+
+    # -- reading ------------------------------------------------------------------------
+
+    async def get(self, partner_id: str, payment_id: str, *, refund: bool = False) -> Payment:
+        async with self._tx.lookup() as tx:
+            payment = await tx.payments.get(payment_id)
+        wanted = (
+            payment is not None
+            and payment.partner_id == partner_id
+            and ((payment.type is PaymentType.REFUND) == refund)
+        )
+        if payment is None or not wanted:
+            raise NotFound(f"No {'refund' if refund else 'payment'} '{payment_id[:40]}'.")
+        return payment
+
+    async def list(
+        self,
+        partner_id: str,
+        *,
+        refunds: bool,
+        limit: int,
+        before: tuple[datetime, str] | None,
+        status: str | None,
+        created_gte: datetime | None,
+        created_lt: datetime | None,
+        type_: str | None = None,
+        parent_id: str | None = None,
+    ) -> Page:
+        types = ["refund"] if refunds else ([type_] if type_ else ["payout", "collection"])
+        async with self._tx.lookup() as tx:
+            return await tx.payments.list(
+                partner_id,
+                types=types,
+                limit=limit,
+                before=before,
+                status=status,
+                created_gte=created_gte,
+                created_lt=created_lt,
+                parent_id=parent_id,
+            )
+
+    async def description(self, payment: Payment) -> str | None:
+        if payment.description is None:
+            return None
+        return await self._protection.unseal(
+            payment.description, table="payments", column="description", row_id=payment.id
+        )
+
+    async def balance(self, partner_id: str, currency: str = "PKR") -> Balance:
+        async with self._tx.read() as tx:
+            posted, held = await tx.ledger.balance(ledger.merchant_account(partner_id))
+            pending = await tx.payments.in_flight_incoming(partner_id)
+        return Balance(
+            currency=currency, available=posted - held, held=held, pending=pending, posted=posted
+        )
+
+    async def top_up(self, caller: Caller, amount: int, currency: str = "PKR") -> Balance:
+        if not self.config.sandbox:
+            raise Conflict("Top-ups exist only in the sandbox.")
+        if not Money(amount, currency).is_positive:
+            raise InvalidInput("amount must be positive.", code="invalid_amount")
+        now = self._clock.now()
+        async with self._tx.write() as tx:
+            account, shards = await self._merchant_account(tx, caller.partner_id, currency)
+            await self._ensure(tx, ledger.SANDBOX_FUNDING, "equity", currency, 1)
+            top_up_id = new_id("top_up")
+            await tx.ledger.post(
+                ledger.sandbox_top_up(
+                    new_id("journal"), top_up_id, caller.partner_id, amount, currency
+                ),
+                now,
+            )
+            await tx.ledger.credit(account, amount, spread=True, shard_count=shards)
+            await audit.record(
+                tx,
+                self._clock,
+                caller.actor,
+                "balance.topped_up",
+                target_type="partner",
+                target_id=caller.partner_id,
+                payload={"amount": amount, "currency": currency, "top_up_id": top_up_id},
+            )
+            posted, held = await tx.ledger.balance(account)
+            pending = await tx.payments.in_flight_incoming(caller.partner_id)
+            await self._events.emit(
+                tx,
+                partner_id=caller.partner_id,
+                type="balance.topped_up",
+                object_id=top_up_id,
+                version=None,
+                data={
+                    "object": "balance",
+                    "currency": currency,
+                    "available": posted - held,
+                    "pending": pending,
+                    "held": held,
+                    "as_of": format_timestamp(now),
+                    "top_up": {"id": top_up_id, "amount": amount},
+                },
+            )
+        return await self.balance(caller.partner_id, currency)
+
+    # -- the rail's side ----------------------------------------------------------------
+
+    async def claim_submission(self, payment_id: str) -> Payment | None:
+        """The worker's right to send this payment to the rail.
+
+        Returns the payment while it is not final: a pending one is marked submitted (it
+        can no longer be canceled) and is to be sent; one past submission is to be chased
+        by an enquiry, or sent again if the rail lost it. None: it is final."""
+        async with self._tx.write() as tx:
+            payment = await tx.payments.get(payment_id, for_update=True)
+            if payment is None or payment.is_terminal:
+                return None
+            if payment.status is PaymentStatus.PENDING and not payment.extra.get("submitted_at"):
+                await tx.payments.mark_submitted(payment_id, self._clock.now())
+            return payment
+
+    async def requeue_stranded(self, older_than: timedelta, limit: int = 500) -> dict[str, int]:
+        """Give every payment in flight that has no job left (a crash between two steps,
+        a job lost by hand) the job that moves it on: a pending one is sent (again: the
+        same end-to-end id makes that safe), one past submission gets a status enquiry.
+        Returns how many jobs of each kind were queued."""
+        now = self._clock.now()
+        queued = {SUBMIT: 0, ENQUIRE: 0}
+        async with self._tx.write() as tx:
+            for payment in await tx.payments.stranded(now - older_than, limit):
+                kind = SUBMIT if payment.status is PaymentStatus.PENDING else ENQUIRE
+                await tx.outbox.enqueue(kind, payment.id, {}, now)
+                queued[kind] += 1
+        return queued
+
+    async def fail_submission(self, payment_id: str, code: str, message: str) -> None:
+        """The rail definitively refused the submission: fail and release the money."""
+        async with self._tx.write() as tx:
+            payment = await tx.payments.get(payment_id, for_update=True)
+            if payment is None or payment.is_terminal:
+                return
+            failed = payment.to(
+                PaymentStatus.FAILED, at=self._clock.now(), failure=Failure(code, message)
+            )
+            if await tx.payments.save_transition(payment, failed, f"rail refused: {code}"):
+                await self._events.payment_changed(tx, failed)
+                await self._settle_side_effects(tx, failed)
+
+    async def apply_rail_status(
+        self,
+        end_to_end_id: str,
+        status: str,
+        *,
+        sequence: int,
+        reason_code: str | None = None,
+        reason: str | None = None,
+        rail_reference: str | None = None,
+        cause: str,
+    ) -> str:
+        """Apply a rail outcome in any order, any number of times; returns what happened."""
+        async with self._tx.write() as tx:
+            payment = await tx.payments.get(end_to_end_id, for_update=True)
+            if payment is None:
+                return "unknown payment"
+            decision = apply_rail_status(
+                payment,
+                status,
+                sequence=sequence,
+                at=self._clock.now(),
+                reason_code=reason_code,
+                reason=reason,
+            )
+            if decision.ignored:
+                return f"ignored: {decision.ignored}"
+            before = payment
+            for step in decision.steps:
+                if rail_reference and not step.rail_reference:
+                    step = _with_reference(step, rail_reference)
+                if not await tx.payments.save_transition(before, step, cause):
+                    raise Conflict("payment changed concurrently")
+                await self._events.payment_changed(tx, step)
+                before = step
+            await self._settle_side_effects(tx, before)
+            return f"{payment.status.value} -> {before.status.value}"
+
+    async def _settle_side_effects(self, tx: Transaction, payment: Payment) -> None:
+        """Money moves exactly once per final state: post or void holds, post journals."""
+        now = self._clock.now()
+        currency = payment.amount.currency
+        amount = payment.amount.amount
+        account = ledger.merchant_account(payment.partner_id)
+        if payment.status is PaymentStatus.SUCCEEDED:
+            await self._ensure(tx, ledger.RAAST_SETTLEMENT, "asset", currency, 1)
+            if payment.type is PaymentType.COLLECTION:
+                await tx.ledger.post(
+                    ledger.collection_settled(
+                        new_id("journal"), payment.id, payment.partner_id, amount, currency
+                    ),
+                    now,
+                )
+                await tx.ledger.credit(account, amount, spread=False)
+            elif await tx.ledger.close_hold(payment.id, post=True, at=now) is not None:
+                build = (
+                    ledger.refund_settled
+                    if payment.type is PaymentType.REFUND
+                    else ledger.payout_settled
+                )
+                await tx.ledger.post(
+                    build(new_id("journal"), payment.id, payment.partner_id, amount, currency), now
+                )
+        elif payment.is_terminal and payment.type is not PaymentType.COLLECTION:
+            released = await tx.ledger.close_hold(payment.id, post=False, at=now)
+            parent = payment.extra.get("parent_id")
+            if released is not None and payment.type is PaymentType.REFUND and parent:
+                await tx.payments.return_refunded(str(parent), amount, now)
+                await self._refunded_amount_changed(tx, str(parent))
+
+    async def _refunded_amount_changed(self, tx: Transaction, collection_id: str) -> None:
+        """The collection's ``refunded_amount`` moved (a new version): tell the partner."""
+        collection = await tx.payments.get(collection_id)
+        if collection is not None:
+            await self._events.payment_changed(tx, collection, event_type=PAYMENT_UPDATED)
+
+
+def _with_reference(payment: Payment, reference: str) -> Payment:
+    return replace(payment, rail_reference=reference)

@@ -1,0 +1,791 @@
+"""Payments, the ledger (entries, sharded balances, holds), the outbox and rail events."""
+
+from __future__ import annotations
+
+import random
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from amanat.kernel.money import Money
+from amanat.payments.domain.ledger import InsufficientFunds, Journal, Shard, rebalanced
+from amanat.payments.domain.payments import (
+    TERMINAL,
+    Failure,
+    Party,
+    Payment,
+    PaymentStatus,
+    PaymentType,
+)
+from amanat.platform.db.dialect import insert_if_absent, locked
+from amanat.platform.db.ports import OutboxJob, Page
+from amanat.platform.db.tables import (
+    balance_shards,
+    holds,
+    ledger_accounts,
+    ledger_entries,
+    ledger_journals,
+    outbox,
+    partners,
+    payment_transitions,
+    payments,
+    rail_events,
+    rejected_callbacks,
+)
+
+# The request path's statements, built once (see the package docstring).
+_INSERT_PAYMENTS = payments.insert()
+_INSERT_PAYMENT_TRANSITIONS = payment_transitions.insert()
+_INSERT_HOLDS = holds.insert()
+_INSERT_LEDGER_JOURNALS = ledger_journals.insert()
+_INSERT_LEDGER_ENTRIES = ledger_entries.insert()
+_INSERT_OUTBOX = outbox.insert()
+_PAYMENT_BY_ID = payments.select().where(payments.c.id == sa.bindparam("p_id"))
+_PAYMENT_BY_ID_FOR_UPDATE = _PAYMENT_BY_ID.with_for_update()  # SQLite omits FOR UPDATE
+_SAVE_TRANSITION = payments.update().where(
+    payments.c.id == sa.bindparam("p_id"), payments.c.version == sa.bindparam("p_version")
+)
+_MARK_SUBMITTED = payments.update().where(
+    payments.c.id == sa.bindparam("p_id"),
+    payments.c.status == PaymentStatus.PENDING.value,
+    payments.c.submitted_at.is_(None),
+)
+_PARTNER_LIMIT = sa.select(partners.c.per_transaction_limit).where(
+    partners.c.id == sa.bindparam("p_id")
+)
+_SHARD_COUNT = sa.select(ledger_accounts.c.shards).where(
+    ledger_accounts.c.id == sa.bindparam("p_account")
+)
+_SHARD = sa.and_(
+    balance_shards.c.account_id == sa.bindparam("p_account"),
+    balance_shards.c.shard == sa.bindparam("p_shard"),
+)
+_HOLD_ON_SHARD = (
+    balance_shards.update()
+    .where(_SHARD, balance_shards.c.posted - balance_shards.c.held >= sa.bindparam("p_amount"))
+    .values(held=balance_shards.c.held + sa.bindparam("p_amount"))
+)
+# PostgreSQL's first try: one statement holds the amount on a shard that covers it and
+# that no other transaction has locked, starting at a random shard; it never waits.
+_FREE_SHARD = (
+    sa.select(balance_shards.c.shard)
+    .where(
+        balance_shards.c.account_id == sa.bindparam("p_account"),
+        balance_shards.c.posted - balance_shards.c.held >= sa.bindparam("p_amount"),
+    )
+    .order_by(
+        (balance_shards.c.shard + sa.bindparam("p_offset", type_=sa.Integer))
+        % sa.bindparam("p_count", type_=sa.Integer)
+    )
+    .limit(1)
+    .with_for_update(skip_locked=True)
+    .scalar_subquery()
+)
+_HOLD_ON_FREE_SHARD = (
+    balance_shards.update()
+    .where(
+        balance_shards.c.account_id == sa.bindparam("p_account"),
+        balance_shards.c.shard == _FREE_SHARD,
+        balance_shards.c.posted - balance_shards.c.held >= sa.bindparam("p_amount"),
+    )
+    .values(held=balance_shards.c.held + sa.bindparam("p_amount"))
+    .returning(balance_shards.c.shard)
+)
+_CLOSE_HOLD = (
+    holds.update()
+    .where(holds.c.id == sa.bindparam("p_id"), holds.c.status == "active")
+    .values(status=sa.bindparam("p_status"), closed_at=sa.bindparam("p_at"))
+    .returning(holds.c.account_id, holds.c.shard, holds.c.amount)
+)
+_RELEASE_HOLD = (
+    balance_shards.update()
+    .where(_SHARD)
+    .values(held=balance_shards.c.held - sa.bindparam("p_amount"))
+)
+_POST_HOLD = (
+    balance_shards.update()
+    .where(_SHARD)
+    .values(
+        held=balance_shards.c.held - sa.bindparam("p_amount"),
+        posted=balance_shards.c.posted - sa.bindparam("p_amount"),
+    )
+)
+_CREDIT_SHARD = (
+    balance_shards.update()
+    .where(_SHARD)
+    .values(posted=balance_shards.c.posted + sa.bindparam("p_amount"))
+)
+
+
+def _payment(row: Any) -> Payment:
+    return Payment(
+        id=row.id,
+        partner_id=row.partner_id,
+        type=PaymentType(row.type),
+        status=PaymentStatus(row.status),
+        amount=Money(int(row.amount), row.currency),
+        counterparty=Party(
+            subject_id=row.counterparty_id,
+            bank_code=row.bank_code,
+            iban_last4=row.iban_last4,
+            kind=row.counterparty_kind,
+        ),
+        reference=row.reference,
+        description=row.description,
+        metadata=dict(row.metadata),
+        version=row.version,
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+        failure=Failure(row.failure_code, row.failure_message or "") if row.failure_code else None,
+        rail_reference=row.rail_reference,
+        rail_sequence=row.rail_sequence,
+        expires_at=row.expires_at,
+        refunded_amount=int(row.refunded_amount),
+        extra={
+            "parent_id": row.parent_id,
+            "client_id": row.client_id,
+            "submitted_at": row.submitted_at,
+        },
+    )
+
+
+class SqlPaymentRepository:
+    def __init__(self, conn: AsyncConnection) -> None:
+        self._conn = conn
+
+    async def add(
+        self, payment: Payment, *, client_id: str | None, parent_id: str | None = None
+    ) -> None:
+        await self._conn.execute(
+            _INSERT_PAYMENTS,
+            {
+                "id": payment.id,
+                "partner_id": payment.partner_id,
+                "client_id": client_id,
+                "type": payment.type.value,
+                "status": payment.status.value,
+                "amount": payment.amount.amount,
+                "currency": payment.amount.currency,
+                "counterparty_id": payment.counterparty.subject_id,
+                "counterparty_kind": payment.counterparty.kind,
+                "bank_code": payment.counterparty.bank_code,
+                "iban_last4": payment.counterparty.iban_last4,
+                "reference": payment.reference,
+                "description": payment.description,
+                "metadata": payment.metadata,
+                "version": payment.version,
+                "failure_code": None,
+                "failure_message": None,
+                "rail_reference": None,
+                "rail_sequence": 0,
+                "submitted_at": None,
+                "expires_at": payment.expires_at,
+                "refunded_amount": 0,
+                "parent_id": parent_id,
+                "created_at": payment.created_at,
+                "updated_at": payment.updated_at,
+            },
+        )
+        await self.record_transition(payment, None, "created")
+
+    async def get(self, payment_id: str, *, for_update: bool = False) -> Payment | None:
+        stmt = _PAYMENT_BY_ID_FOR_UPDATE if for_update else _PAYMENT_BY_ID
+        row = (await self._conn.execute(stmt, {"p_id": payment_id})).first()
+        return _payment(row) if row else None
+
+    async def save_transition(self, before: Payment, after: Payment, cause: str) -> bool:
+        """Optimistic: applies only if the stored version is still ``before.version``."""
+        result = await self._conn.execute(
+            _SAVE_TRANSITION,
+            {
+                "p_id": after.id,
+                "p_version": before.version,
+                "status": after.status.value,
+                "version": after.version,
+                "updated_at": after.updated_at,
+                "failure_code": after.failure.code if after.failure else None,
+                "failure_message": after.failure.message if after.failure else None,
+                "rail_reference": after.rail_reference,
+                "rail_sequence": after.rail_sequence,
+            },
+        )
+        if not result.rowcount:
+            return False
+        await self.record_transition(after, before.status, cause)
+        return True
+
+    async def record_transition(
+        self, payment: Payment, from_status: PaymentStatus | None, cause: str
+    ) -> None:
+        await self._conn.execute(
+            _INSERT_PAYMENT_TRANSITIONS,
+            {
+                "payment_id": payment.id,
+                "from_status": from_status.value if from_status else None,
+                "to_status": payment.status.value,
+                "version": payment.version,
+                "cause": cause[:200],
+                "at": payment.updated_at,
+            },
+        )
+
+    async def transitions(self, payment_id: str) -> list[dict[str, Any]]:
+        rows = (
+            await self._conn.execute(
+                payment_transitions.select()
+                .where(payment_transitions.c.payment_id == payment_id)
+                .order_by(payment_transitions.c.version)
+            )
+        ).all()
+        return [
+            {
+                "from": r.from_status,
+                "to": r.to_status,
+                "version": r.version,
+                "cause": r.cause,
+                "at": r.at,
+            }
+            for r in rows
+        ]
+
+    async def mark_submitted(self, payment_id: str, at: datetime) -> bool:
+        """Claim the right to send to the rail; after this a payment can no longer be
+        canceled (it may already be at the rail)."""
+        result = await self._conn.execute(_MARK_SUBMITTED, {"p_id": payment_id, "submitted_at": at})
+        return bool(result.rowcount)
+
+    async def add_refunded(self, payment_id: str, amount: int, at: datetime) -> bool:
+        """Reduce the refundable remainder atomically; False if it would go negative.
+        ``refunded_amount`` is part of the payment as partners see it, so this is a new
+        version, recorded in the history like a status change."""
+        result = await self._conn.execute(
+            payments.update()
+            .where(
+                payments.c.id == payment_id,
+                payments.c.status == PaymentStatus.SUCCEEDED.value,
+                payments.c.amount - payments.c.refunded_amount >= amount,
+            )
+            .values(
+                refunded_amount=payments.c.refunded_amount + amount,
+                version=payments.c.version + 1,
+                updated_at=at,
+            )
+        )
+        if not result.rowcount:
+            return False
+        await self._record_refunded_change(payment_id, f"refund of {amount} made")
+        return True
+
+    async def return_refunded(self, payment_id: str, amount: int, at: datetime) -> None:
+        """A failed refund's amount is refundable again: a new version too."""
+        await self._conn.execute(
+            payments.update()
+            .where(payments.c.id == payment_id)
+            .values(
+                refunded_amount=payments.c.refunded_amount - amount,
+                version=payments.c.version + 1,
+                updated_at=at,
+            )
+        )
+        await self._record_refunded_change(payment_id, f"failed refund of {amount} returned")
+
+    async def _record_refunded_change(self, payment_id: str, cause: str) -> None:
+        changed = await self.get(payment_id)
+        if changed is not None:
+            await self.record_transition(changed, changed.status, cause)
+
+    async def list(
+        self,
+        partner_id: str,
+        *,
+        types: list[str],
+        limit: int,
+        before: tuple[datetime, str] | None,
+        status: str | None,
+        created_gte: datetime | None,
+        created_lt: datetime | None,
+        parent_id: str | None = None,
+    ) -> Page:
+        stmt = payments.select().where(
+            payments.c.partner_id == partner_id, payments.c.type.in_(types)
+        )
+        if before is not None:
+            at, pid = before
+            stmt = stmt.where(
+                sa.or_(
+                    payments.c.created_at < at,
+                    sa.and_(payments.c.created_at == at, payments.c.id < pid),
+                )
+            )
+        if status:
+            stmt = stmt.where(payments.c.status == status)
+        if created_gte:
+            stmt = stmt.where(payments.c.created_at >= created_gte)
+        if created_lt:
+            stmt = stmt.where(payments.c.created_at < created_lt)
+        if parent_id:
+            stmt = stmt.where(payments.c.parent_id == parent_id)
+        stmt = stmt.order_by(payments.c.created_at.desc(), payments.c.id.desc()).limit(limit + 1)
+        rows = (await self._conn.execute(stmt)).all()
+        return Page(items=[_payment(r) for r in rows[:limit]], has_more=len(rows) > limit)
+
+    async def in_flight_incoming(self, partner_id: str) -> int:
+        stmt = sa.select(sa.func.coalesce(sa.func.sum(payments.c.amount), 0)).where(
+            payments.c.partner_id == partner_id,
+            payments.c.type == PaymentType.COLLECTION.value,
+            payments.c.status.in_(
+                [PaymentStatus.PENDING.value, PaymentStatus.AWAITING_APPROVAL.value]
+            ),
+        )
+        return int((await self._conn.execute(stmt)).scalar_one())
+
+    async def unresolved(self, older_than: datetime) -> int:
+        stmt = (
+            sa.select(sa.func.count())
+            .select_from(payments)
+            .where(
+                payments.c.status.in_(
+                    [PaymentStatus.PROCESSING.value, PaymentStatus.AWAITING_APPROVAL.value]
+                ),
+                payments.c.updated_at < older_than,
+            )
+        )
+        return int((await self._conn.execute(stmt)).scalar_one())
+
+    async def stranded(self, older_than: datetime, limit: int) -> tuple[Payment, ...]:
+        """Payments in flight that nothing will move: not final, unchanged since
+        ``older_than``, and without a pending (or running) outbox job."""
+        live_job = sa.exists().where(
+            outbox.c.subject_id == payments.c.id, outbox.c.status == "pending"
+        )
+        stmt = (
+            payments.select()
+            .where(
+                payments.c.status.in_([s.value for s in PaymentStatus if s not in TERMINAL]),
+                payments.c.updated_at < older_than,
+                ~live_job,
+            )
+            .order_by(payments.c.updated_at)
+            .limit(limit)
+        )
+        return tuple(_payment(r) for r in (await self._conn.execute(stmt)).all())
+
+    async def partner_limit(self, partner_id: str) -> int | None:
+        value = (await self._conn.execute(_PARTNER_LIMIT, {"p_id": partner_id})).scalar()
+        return int(value) if value is not None else None
+
+
+class SqlLedgerRepository:
+    def __init__(self, conn: AsyncConnection) -> None:
+        self._conn = conn
+
+    async def ensure_account(
+        self, account_id: str, kind: str, currency: str, shards: int, at: datetime
+    ) -> tuple[int, bool]:
+        """Create the account if it is new; returns its number of balance shards and
+        whether this transaction created it (then it exists only once this commits)."""
+        created = await self._conn.execute(
+            insert_if_absent(self._conn, ledger_accounts),
+            {
+                "id": account_id,
+                "kind": kind,
+                "currency": currency,
+                "shards": shards,
+                "created_at": at,
+            },
+        )
+        if created.rowcount:
+            await self._conn.execute(
+                balance_shards.insert(),
+                [
+                    {"account_id": account_id, "shard": i, "posted": 0, "held": 0}
+                    for i in range(shards)
+                ],
+            )
+            return shards, True
+        return await self._shard_count(account_id), False
+
+    async def _shard_count(self, account_id: str) -> int:
+        value = (await self._conn.execute(_SHARD_COUNT, {"p_account": account_id})).scalar()
+        return int(value or 1)
+
+    async def reserve(
+        self,
+        account_id: str,
+        hold_id: str,
+        amount: int,
+        currency: str,
+        at: datetime,
+        *,
+        shard_count: int | None = None,
+    ) -> int:
+        """Hold ``amount`` on one shard; raises InsufficientFunds and changes nothing.
+        ``shard_count``: the account's, when the caller knows it (saves a query)."""
+        count = shard_count or await self._shard_count(account_id)
+        start = random.randrange(count)
+        if self._conn.dialect.name == "sqlite":
+            shard = await self._hold_on_any_shard(account_id, amount, start, count)
+        else:
+            shard = await self._hold_without_waiting(account_id, amount, start, count)
+            if shard is None:
+                shard = await self._hold_after_waiting(account_id, amount, start)
+        if shard is not None:
+            await self._add_hold(hold_id, account_id, shard, amount, currency, at)
+            return shard
+        # Slow path: enough money in total but spread thin: lock all, even out, retry.
+        stmt = (
+            balance_shards.select()
+            .where(balance_shards.c.account_id == account_id)
+            .order_by(balance_shards.c.shard)
+        )
+        rows = (await self._conn.execute(locked(stmt, self._conn))).all()
+        shards = [Shard(r.shard, int(r.posted), int(r.held)) for r in rows]
+        if sum(s.available for s in shards) < amount:
+            raise InsufficientFunds("The available balance does not cover this amount.")
+        for s in rebalanced(shards):
+            await self._conn.execute(
+                balance_shards.update()
+                .where(balance_shards.c.account_id == account_id, balance_shards.c.shard == s.index)
+                .values(posted=s.posted)
+            )
+        best = max(rebalanced(shards), key=lambda s: s.available)
+        if best.available < amount:
+            # Evening out leaves at most total/N per shard: put it all on one shard.
+            total = sum(s.available for s in shards)
+            for s in shards:
+                posted = s.held + (total if s.index == best.index else 0)
+                await self._conn.execute(
+                    balance_shards.update()
+                    .where(
+                        balance_shards.c.account_id == account_id, balance_shards.c.shard == s.index
+                    )
+                    .values(posted=posted)
+                )
+        await self._conn.execute(
+            balance_shards.update()
+            .where(balance_shards.c.account_id == account_id, balance_shards.c.shard == best.index)
+            .values(held=balance_shards.c.held + amount)
+        )
+        await self._add_hold(hold_id, account_id, best.index, amount, currency, at)
+        return best.index
+
+    async def _hold_on_any_shard(
+        self, account_id: str, amount: int, start: int, count: int
+    ) -> int | None:
+        """SQLite: one writer at a time, so no lock order to keep; try each shard in turn."""
+        for offset in range(count):
+            shard = (start + offset) % count
+            result = await self._conn.execute(
+                _HOLD_ON_SHARD, {"p_account": account_id, "p_shard": shard, "p_amount": amount}
+            )
+            if result.rowcount:
+                return shard
+        return None
+
+    async def _hold_without_waiting(
+        self, account_id: str, amount: int, start: int, count: int
+    ) -> int | None:
+        row = (
+            await self._conn.execute(
+                _HOLD_ON_FREE_SHARD,
+                {
+                    "p_account": account_id,
+                    "p_amount": amount,
+                    "p_offset": count - start,
+                    "p_count": count,
+                },
+            )
+        ).first()
+        return None if row is None else int(row.shard)
+
+    async def _hold_after_waiting(self, account_id: str, amount: int, start: int) -> int | None:
+        """Every shard that covers the amount is locked by another payout: queue on one.
+
+        PostgreSQL keeps the row lock of an UPDATE that waited and then found the row no
+        longer matching. Held into the slow path, such a lock would be taken out of shard
+        order and could deadlock with another slow path; the savepoint's rollback lets it
+        go, so the slow path starts holding no shard."""
+        savepoint = await self._conn.begin_nested()
+        result = await self._conn.execute(
+            _HOLD_ON_SHARD, {"p_account": account_id, "p_shard": start, "p_amount": amount}
+        )
+        if result.rowcount:
+            await savepoint.commit()
+            return start
+        await savepoint.rollback()
+        return None
+
+    async def _add_hold(
+        self, hold_id: str, account_id: str, shard: int, amount: int, currency: str, at: datetime
+    ) -> None:
+        await self._conn.execute(
+            _INSERT_HOLDS,
+            {
+                "id": hold_id,
+                "account_id": account_id,
+                "shard": shard,
+                "amount": amount,
+                "currency": currency,
+                "status": "active",
+                "created_at": at,
+                "closed_at": None,
+            },
+        )
+
+    async def close_hold(self, hold_id: str, *, post: bool, at: datetime) -> int | None:
+        """Post (the money left) or void (it stays) an active hold; None if not active."""
+        status = "posted" if post else "voided"
+        row = (
+            await self._conn.execute(_CLOSE_HOLD, {"p_id": hold_id, "p_status": status, "p_at": at})
+        ).first()
+        if row is None:
+            return None
+        await self._conn.execute(
+            _POST_HOLD if post else _RELEASE_HOLD,
+            {"p_account": row.account_id, "p_shard": row.shard, "p_amount": row.amount},
+        )
+        return int(row.amount)
+
+    async def credit(
+        self, account_id: str, amount: int, *, spread: bool, shard_count: int | None = None
+    ) -> None:
+        """Add to a credit-normal balance: spread over all shards, or onto one."""
+        count = shard_count or await self._shard_count(account_id)
+        if spread:
+            share, remainder = divmod(amount, count)
+            for shard in range(count):
+                part = share + (remainder if shard == 0 else 0)
+                if part:
+                    await self._conn.execute(
+                        _CREDIT_SHARD, {"p_account": account_id, "p_shard": shard, "p_amount": part}
+                    )
+            return
+        shard = random.randrange(count)
+        await self._conn.execute(
+            _CREDIT_SHARD, {"p_account": account_id, "p_shard": shard, "p_amount": amount}
+        )
+
+    async def post(self, journal: Journal, at: datetime) -> None:
+        await self._conn.execute(
+            _INSERT_LEDGER_JOURNALS,
+            {
+                "id": journal.id,
+                "kind": journal.kind,
+                "reference": journal.reference,
+                "created_at": at,
+            },
+        )
+        await self._conn.execute(
+            _INSERT_LEDGER_ENTRIES,
+            [
+                {
+                    "journal_id": journal.id,
+                    "account_id": p.account,
+                    "amount": p.amount,
+                    "currency": p.currency,
+                    "created_at": at,
+                }
+                for p in journal.postings
+            ],
+        )
+
+    async def balance(self, account_id: str) -> tuple[int, int]:
+        row = (
+            await self._conn.execute(
+                sa.select(
+                    sa.func.coalesce(sa.func.sum(balance_shards.c.posted), 0),
+                    sa.func.coalesce(sa.func.sum(balance_shards.c.held), 0),
+                ).where(balance_shards.c.account_id == account_id)
+            )
+        ).one()
+        return int(row[0]), int(row[1])
+
+    async def check(self) -> list[str]:
+        """Recompute from the immutable entries and compare with the running balances."""
+        problems: list[str] = []
+        unbalanced = (
+            await self._conn.execute(
+                sa.select(ledger_entries.c.journal_id, ledger_entries.c.currency)
+                .group_by(ledger_entries.c.journal_id, ledger_entries.c.currency)
+                .having(sa.func.sum(ledger_entries.c.amount) != 0)
+            )
+        ).all()
+        problems += [f"journal {r[0]} does not sum to zero in {r[1]}" for r in unbalanced]
+        total = (
+            await self._conn.execute(
+                sa.select(ledger_entries.c.currency, sa.func.sum(ledger_entries.c.amount)).group_by(
+                    ledger_entries.c.currency
+                )
+            )
+        ).all()
+        problems += [f"the ledger sums to {r[1]} {r[0]}, not zero" for r in total if r[1]]
+        accounts = (
+            await self._conn.execute(
+                sa.select(ledger_accounts.c.id).where(ledger_accounts.c.kind == "liability")
+            )
+        ).all()
+        for (account_id,) in accounts:
+            entries = (
+                await self._conn.execute(
+                    sa.select(sa.func.coalesce(sa.func.sum(ledger_entries.c.amount), 0)).where(
+                        ledger_entries.c.account_id == account_id
+                    )
+                )
+            ).scalar_one()
+            active = (
+                await self._conn.execute(
+                    sa.select(sa.func.coalesce(sa.func.sum(holds.c.amount), 0)).where(
+                        holds.c.account_id == account_id, holds.c.status == "active"
+                    )
+                )
+            ).scalar_one()
+            posted, held = await self.balance(account_id)
+            if -int(entries) != posted:
+                problems.append(f"{account_id}: entries say {-int(entries)}, balance says {posted}")
+            if int(active) != held:
+                problems.append(f"{account_id}: active holds {active}, balance holds {held}")
+        return problems
+
+
+class SqlOutboxRepository:
+    def __init__(self, conn: AsyncConnection) -> None:
+        self._conn = conn
+
+    async def enqueue(
+        self, kind: str, subject_id: str, payload: dict[str, Any], run_at: datetime
+    ) -> None:
+        await self._conn.execute(
+            _INSERT_OUTBOX,
+            {
+                "kind": kind,
+                "subject_id": subject_id,
+                "payload": payload,
+                "status": "pending",
+                "attempts": 0,
+                "run_at": run_at,
+                "locked_until": None,
+                "locked_by": None,
+                "last_error": None,
+                "created_at": run_at,
+                "updated_at": run_at,
+            },
+        )
+
+    async def claim(
+        self, owner: str, now: datetime, lease_until: datetime, limit: int
+    ) -> list[OutboxJob]:
+        """Claim due jobs; two workers never claim the same job (SKIP LOCKED / CAS)."""
+        due = sa.and_(
+            outbox.c.status == "pending",
+            outbox.c.run_at <= now,
+            sa.or_(outbox.c.locked_until.is_(None), outbox.c.locked_until < now),
+        )
+        stmt = sa.select(outbox.c.id).where(due).order_by(outbox.c.run_at).limit(limit)
+        if self._conn.dialect.name == "postgresql":
+            stmt = stmt.with_for_update(skip_locked=True)
+        ids = [r[0] for r in (await self._conn.execute(stmt)).all()]
+        if not ids:
+            return []
+        rows = (
+            await self._conn.execute(
+                outbox.update()
+                .where(outbox.c.id.in_(ids), due)
+                .values(locked_until=lease_until, locked_by=owner, attempts=outbox.c.attempts + 1)
+                .returning(
+                    outbox.c.id,
+                    outbox.c.kind,
+                    outbox.c.subject_id,
+                    outbox.c.payload,
+                    outbox.c.attempts,
+                )
+            )
+        ).all()
+        return [
+            OutboxJob(
+                id=r.id,
+                kind=r.kind,
+                subject_id=r.subject_id,
+                payload=dict(r.payload),
+                attempts=r.attempts,
+            )
+            for r in rows
+        ]
+
+    async def finish(self, job_id: int, owner: str, now: datetime) -> None:
+        await self._conn.execute(
+            outbox.update()
+            .where(outbox.c.id == job_id, outbox.c.locked_by == owner)
+            .values(status="done", locked_until=None, updated_at=now)
+        )
+
+    async def retry(
+        self,
+        job_id: int,
+        owner: str,
+        run_at: datetime,
+        error: str,
+        now: datetime,
+        *,
+        dead: bool = False,
+    ) -> None:
+        await self._conn.execute(
+            outbox.update()
+            .where(outbox.c.id == job_id, outbox.c.locked_by == owner)
+            .values(
+                status="dead" if dead else "pending",
+                run_at=run_at,
+                locked_until=None,
+                last_error=error[:500],
+                updated_at=now,
+            )
+        )
+
+    async def pending_count(self, kind: str | None = None) -> int:
+        stmt = sa.select(sa.func.count()).select_from(outbox).where(outbox.c.status == "pending")
+        if kind:
+            stmt = stmt.where(outbox.c.kind == kind)
+        return int((await self._conn.execute(stmt)).scalar_one())
+
+
+class SqlRailEventRepository:
+    def __init__(self, conn: AsyncConnection) -> None:
+        self._conn = conn
+
+    async def remember(
+        self,
+        event_id: str,
+        end_to_end_id: str,
+        status: str,
+        sequence: int,
+        outcome: str,
+        at: datetime,
+    ) -> bool:
+        """False when the event was seen before (a duplicate callback)."""
+        result = await self._conn.execute(
+            insert_if_absent(self._conn, rail_events),
+            {
+                "event_id": event_id,
+                "end_to_end_id": end_to_end_id,
+                "status": status,
+                "sequence": sequence,
+                "outcome": outcome,
+                "received_at": at,
+            },
+        )
+        return bool(result.rowcount)
+
+    async def reject(
+        self, rail: str, reason: str, source_ip: str | None, body_sha256: str, at: datetime
+    ) -> None:
+        await self._conn.execute(
+            rejected_callbacks.insert(),
+            {
+                "rail": rail,
+                "reason": reason[:200],
+                "source_ip": source_ip,
+                "body_sha256": body_sha256,
+                "received_at": at,
+            },
+        )

@@ -1,1 +1,0 @@
-"""Use cases: one function per business action, over a unit of work and ports."""

@@ -1,0 +1,1 @@
+"""Webhooks' adapters: the signed HTTP transport to partners' endpoints."""

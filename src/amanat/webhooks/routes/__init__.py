@@ -1,0 +1,1 @@
+"""HTTP edges of webhooks: endpoints, deliveries and the events feed."""

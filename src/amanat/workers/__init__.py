@@ -1,1 +1,0 @@
-"""Background work: periodic jobs now, the outbox dispatcher as capabilities add it."""
