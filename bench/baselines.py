@@ -366,7 +366,7 @@ async def capture_payout_shapes(container: Any, token: str) -> list[str]:
     import httpx
     from sqlalchemy import event
 
-    from amanat.platform.http.app import create_app
+    from amanat.app import create_app
     from bench.world import payout_body, payout_headers
 
     app = create_app(container.settings, container=container)

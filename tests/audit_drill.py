@@ -28,8 +28,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from amanat.platform.audit.domain import GENESIS_HASH, canonical_json
 from amanat.platform.audit.store import SqlAuditRepository
+from amanat.platform.audit.tables import audit_head, audit_log
 from amanat.platform.db.engine import create_engine
-from amanat.platform.db.tables import audit_head, audit_log
 from amanat.platform.settings import DatabaseSettings, Settings
 
 AUDIT_TABLES = ("audit_log", "audit_seals")

@@ -17,12 +17,12 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import create_async_engine
 
+from amanat.app import create_app
 from amanat.bootstrap import Container, build_container
 from amanat.kernel.clock import FrozenClock
 from amanat.platform.audit.domain import GENESIS_HASH
+from amanat.platform.db.metadata import metadata
 from amanat.platform.db.migrate import upgrade
-from amanat.platform.db.tables import metadata
-from amanat.platform.http.app import create_app
 from amanat.platform.settings import DatabaseSettings, Settings
 
 TEST_DB = os.environ.get("AMANAT_TEST_DB", "sqlite")

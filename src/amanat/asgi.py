@@ -11,9 +11,8 @@ import asyncio
 
 from fastapi import FastAPI
 
+from amanat.app import BackgroundJob, create_app
 from amanat.bootstrap import Container
-from amanat.platform.http.app import BackgroundJob, create_app
-from amanat.platform.jobs.runner import run_worker
 from amanat.platform.observability.logging import configure_logging_from, route_stderr_as_json
 from amanat.platform.settings import Settings
 from amanat.sandbox_rail.app import create_rail_app
@@ -21,7 +20,7 @@ from amanat.sandbox_rail.engine import RailSettings as SandboxRailSettings
 
 
 async def embedded_worker(container: Container, stop: asyncio.Event) -> None:
-    await run_worker(container, stop)
+    await container.run_worker(stop)
 
 
 def sandbox_rail(settings: Settings) -> FastAPI:

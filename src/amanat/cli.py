@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import getpass
 import json
 import os
 import sys
@@ -12,11 +11,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import typer
-from pydantic import ValidationError
 from rich.console import Console
 
-from amanat.kernel.errors import DomainError
-from amanat.platform.audit.domain import Actor
+from amanat.bootstrap import build_container, registry
+from amanat.platform.cli import cli_actor as _cli_actor
+from amanat.platform.cli import configure_logging as _configure_logging
+from amanat.platform.cli import console, use_container_factory
+from amanat.platform.cli import run as _run
+from amanat.platform.cli import settings as _settings
 from amanat.platform.settings import HttpSettings, Settings
 
 if TYPE_CHECKING:
@@ -30,42 +32,22 @@ app = typer.Typer(
     help="amanat: payments and open-banking API platform for Pakistan.",
 )
 config_app = typer.Typer(no_args_is_help=True, help="Inspect configuration.")
-partners_app = typer.Typer(no_args_is_help=True, help="Onboard partners and their clients.")
-operators_app = typer.Typer(no_args_is_help=True, help="Console operator accounts.")
-keys_app = typer.Typer(no_args_is_help=True, help="Token-signing keys.")
 sandbox_app = typer.Typer(no_args_is_help=True, help="The sandbox environment.")
 audit_app = typer.Typer(no_args_is_help=True, help="The tamper-evident audit log.")
 subjects_app = typer.Typer(no_args_is_help=True, help="Data subjects: find by blind index, erase.")
 retention_app = typer.Typer(no_args_is_help=True, help="Retention policies and legal holds.")
 export_app = typer.Typer(no_args_is_help=True, help="Keys for and decryption of exports.")
-ledger_app = typer.Typer(no_args_is_help=True, help="The double-entry ledger.")
-webhooks_app = typer.Typer(no_args_is_help=True, help="Develop against webhooks locally.")
 db_app = typer.Typer(no_args_is_help=True, help="Database roles (PostgreSQL).")
 app.add_typer(config_app, name="config")
-app.add_typer(partners_app, name="partners")
-app.add_typer(operators_app, name="operators")
-app.add_typer(keys_app, name="keys")
 app.add_typer(sandbox_app, name="sandbox")
 app.add_typer(audit_app, name="audit")
 app.add_typer(subjects_app, name="subjects")
 app.add_typer(retention_app, name="retention")
 app.add_typer(export_app, name="export")
-app.add_typer(ledger_app, name="ledger")
-app.add_typer(webhooks_app, name="webhooks")
 app.add_typer(db_app, name="db")
-
-console = Console(stderr=True)
-
-
-def _settings() -> Settings:
-    try:
-        return Settings()
-    except ValidationError as exc:
-        console.print("[bold red]amanat cannot start: a setting is wrong:[/]")
-        for error in exc.errors():
-            where = ".".join(str(part) for part in error["loc"])
-            console.print(f"  - {where}: {error['msg']}")
-        raise typer.Exit(code=2) from None
+for _name, _group in registry().commands:  # each capability's own command groups
+    app.add_typer(_group, name=_name)
+use_container_factory(build_container)
 
 
 def refuse_insecure_production(settings: Settings) -> None:
@@ -75,12 +57,6 @@ def refuse_insecure_production(settings: Settings) -> None:
         for problem in problems:
             console.print(f"  - {problem}")
         raise typer.Exit(code=2)
-
-
-def _configure_logging(settings: Settings) -> None:
-    from amanat.platform.observability.logging import configure_logging_from
-
-    configure_logging_from(settings)
 
 
 @config_app.command("show")
@@ -231,7 +207,6 @@ def worker() -> None:
     import signal
 
     from amanat.bootstrap import build_container
-    from amanat.platform.jobs.runner import run_worker
 
     settings = _settings()
     refuse_insecure_production(settings)
@@ -244,30 +219,11 @@ def worker() -> None:
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(signum, stop.set)
         try:
-            await run_worker(container, stop)
+            await container.run_worker(stop)
         finally:
             await container.close()
 
     asyncio.run(main_loop())
-
-
-@ledger_app.command("check")
-def ledger_check() -> None:
-    """Recompute balances from the immutable entries and compare; exit 1 on any drift."""
-
-    async def work(container: Container) -> list[str]:
-        async with container.transactions.read() as tx:
-            return await tx.ledger.check()
-
-    problems = _run(work)
-    if problems:
-        for problem in problems:
-            console.print(f"[red]{problem}[/]")
-        raise typer.Exit(code=1)
-    typer.echo(
-        "ledger OK: every journal balances, the ledger sums to zero, balances and "
-        "holds match the entries"
-    )
 
 
 @app.command("sandbox-rail")
@@ -294,246 +250,6 @@ def sandbox_rail_command(
         log_config=None,
         server_header=False,
     )
-
-
-def _run(work: Callable[[Container], Awaitable[T]]) -> T:
-    """Run one async operation against a container built from the environment."""
-    from amanat.bootstrap import build_container
-
-    settings = _settings()
-    _configure_logging(settings)
-
-    async def runner() -> T:
-        container = build_container(settings)
-        try:
-            return await work(container)
-        finally:
-            await container.close()
-
-    try:
-        return asyncio.run(runner())
-    except DomainError as exc:
-        console.print(f"[red]{exc.code}:[/] {exc.message}")
-        raise typer.Exit(code=1) from None
-
-
-def _cli_actor() -> Actor:
-    return Actor(type="cli", id=getpass.getuser(), user_agent="amanat-cli")
-
-
-@partners_app.command("create")
-def partners_create(
-    name: str = typer.Option(..., help="Legal or trading name."),
-    role: list[str] = typer.Option(..., help="merchant, aisp, pisp or cbpii (repeatable)."),
-    mode: str = typer.Option("sandbox", help="sandbox or production."),
-    auth_method: str = typer.Option(
-        "client_secret_basic", help="client_secret_basic, client_secret_post or private_key_jwt."
-    ),
-    redirect_uri: list[str] = typer.Option([], help="Redirect URI (repeatable)."),
-    jwks_uri: str | None = typer.Option(None, help="For private_key_jwt: the client's JWKS URL."),
-) -> None:
-    """Create a partner and its first OAuth client; prints the secret once."""
-
-    async def work(container: Container) -> dict[str, Any]:
-        actor = _cli_actor()
-        partner = await container.partners.create_partner(actor, name=name, roles=role, mode=mode)
-        issued = await container.partners.create_client(
-            actor,
-            partner.id,
-            name=f"{name} client",
-            auth_method=auth_method,
-            redirect_uris=redirect_uri,
-            jwks_uri=jwks_uri,
-        )
-        return {
-            "partner_id": partner.id,
-            "client_id": issued.client.id,
-            "client_secret": issued.secret,
-            "scopes": sorted(issued.client.allowed_scopes),
-        }
-
-    result = _run(work)
-    typer.echo(json.dumps(result, indent=2))
-    if result["client_secret"]:
-        console.print("[yellow]The client secret is shown only now; store it safely.[/]")
-
-
-@partners_app.command("rotate-secret")
-def partners_rotate_secret(client_id: str) -> None:
-    """Issue a new secret for a client; the old one stops working at once."""
-
-    async def work(container: Container) -> str | None:
-        issued = await container.partners.rotate_client_secret(_cli_actor(), client_id)
-        return issued.secret
-
-    typer.echo(json.dumps({"client_id": client_id, "client_secret": _run(work)}, indent=2))
-
-
-@partners_app.command("set-limit")
-def partners_set_limit(
-    partner_id: str,
-    amount: int | None = typer.Option(
-        None, help="Per-transaction limit in paisa; omit to restore the platform default."
-    ),
-) -> None:
-    """Set a partner's per-transaction limit (audited)."""
-
-    async def work(container: Container) -> None:
-        await container.partners.set_transaction_limit(_cli_actor(), partner_id, amount)
-
-    _run(work)
-    typer.echo(f"{partner_id}: per-transaction limit {amount if amount is not None else 'default'}")
-
-
-@partners_app.command("set-rate-limit")
-def partners_set_rate_limit(
-    partner_id: str,
-    policy: str = typer.Argument(..., help="read or write"),
-    quota: str | None = typer.Option(
-        None,
-        help="LIMIT/WINDOW_SECONDS, e.g. 6000/60, for each of the partner's clients; "
-        "omit to restore the platform's quota.",
-    ),
-) -> None:
-    """Set a partner's own rate limit for one policy (audited)."""
-    from amanat.platform.ratelimit.limiter import parse_policy
-
-    try:
-        parsed = None if quota is None else parse_policy(policy, quota)
-    except ValueError as exc:
-        console.print(f"[red]{exc}[/]")
-        raise typer.Exit(code=2) from None
-    pair = None if parsed is None else (parsed.limit, parsed.window_seconds)
-
-    async def work(container: Container) -> None:
-        await container.partners.set_rate_limit(_cli_actor(), partner_id, policy, pair)
-
-    _run(work)
-    typer.echo(f"{partner_id}: {policy} rate limit {quota if quota is not None else 'default'}")
-
-
-@operators_app.command("create")
-def operators_create(
-    email: str = typer.Option(...),
-    name: str = typer.Option(...),
-    role: list[str] = typer.Option(
-        ..., help="support, operations, risk, compliance, admin, auditor (repeatable)."
-    ),
-    password_stdin: bool = typer.Option(False, help="Read the password from standard input."),
-) -> None:
-    """Create a console operator (the first admin, typically); prints the TOTP secret once."""
-    if password_stdin:
-        password = sys.stdin.readline().rstrip("\n")
-    else:
-        password = getpass.getpass("Password (12+ characters): ")
-        if getpass.getpass("Again: ") != password:
-            console.print("[red]Passwords differ.[/]")
-            raise typer.Exit(code=1)
-
-    async def work(container: Container) -> dict[str, Any]:
-        created = await container.operators.create_operator(
-            _cli_actor(), email=email, name=name, roles=role, password=password
-        )
-        return {
-            "operator_id": created.operator.id,
-            "email": created.operator.email,
-            "roles": sorted(r.value for r in created.operator.roles),
-            "totp_secret": created.totp_secret,
-            "totp_uri": created.provisioning_uri,
-        }
-
-    typer.echo(json.dumps(_run(work), indent=2))
-    console.print(
-        "[yellow]Add the TOTP secret to an authenticator app now; it is not shown again.[/]"
-    )
-
-
-@keys_app.command("rotate")
-def keys_rotate() -> None:
-    """Make a new signing key active; old keys verify until their tokens expire."""
-
-    async def work(container: Container) -> dict[str, Any]:
-        new_key, demoted = await container.signing_keys.rotate(_cli_actor())
-        retired = await container.signing_keys.retire_expired(_cli_actor())
-        return {
-            "active": new_key.kid,
-            "verifying_until": {
-                k.kid: k.retire_after.isoformat() for k in demoted if k.retire_after
-            },
-            "retired": retired,
-        }
-
-    typer.echo(json.dumps(_run(work), indent=2))
-
-
-@keys_app.command("status")
-def keys_status() -> None:
-    """Signing keys, and data keys with how many rows each one still encrypts."""
-
-    async def work(container: Container) -> dict[str, Any]:
-        await container.signing_keys.retire_expired(_cli_actor())
-        signing = [
-            {
-                "kid": k.kid,
-                "status": k.status,
-                "encrypted": k.encrypted,
-                "created_at": k.created_at.isoformat(),
-                "retire_after": k.retire_after.isoformat() if k.retire_after else None,
-            }
-            for k in await container.signing_keys.keys()
-        ]
-        data_keys, subject_keys = await container.protection.status()
-        return {
-            "signing_keys": signing,
-            "data_keys": [
-                {
-                    "id": s.key.id,
-                    "purpose": s.key.purpose,
-                    "status": s.key.status,
-                    "master_key": s.key.master_key_id,
-                    "rows": s.rows,
-                    "rows_total": s.total,
-                }
-                for s in data_keys
-            ],
-            "subject_keys": subject_keys,
-        }
-
-    typer.echo(json.dumps(_run(work), indent=2))
-
-
-@keys_app.command("rotate-data-key")
-def keys_rotate_data_key(
-    reencrypt: bool = typer.Option(True, help="Re-encrypt old rows right away."),
-) -> None:
-    """Make a new data key primary; re-encrypt rows under old keys; retire unused keys."""
-
-    async def work(container: Container) -> dict[str, Any]:
-        actor = _cli_actor()
-        await container.protection.ensure_keys(actor)
-        new_key, previous = await container.protection.rotate_data_key(actor)
-        moved = await container.protection.reencrypt(actor) if reencrypt else {}
-        retired = await container.protection.retire_unused(actor)
-        return {
-            "active": new_key.id,
-            "previous": previous,
-            "reencrypted": moved,
-            "retired": retired,
-        }
-
-    typer.echo(json.dumps(_run(work), indent=2))
-
-
-@keys_app.command("reencrypt")
-def keys_reencrypt(batch_size: int = typer.Option(500, min=1, max=10_000)) -> None:
-    """Resume re-encryption of rows still under decrypt-only keys; retire unused keys."""
-
-    async def work(container: Container) -> dict[str, Any]:
-        actor = _cli_actor()
-        moved = await container.protection.reencrypt(actor, batch_size=batch_size)
-        return {"reencrypted": moved, "retired": await container.protection.retire_unused(actor)}
-
-    typer.echo(json.dumps(_run(work), indent=2))
 
 
 @sandbox_app.command("seed")
@@ -979,60 +695,6 @@ def retention_release(data_class: str, target_id: str) -> None:
         return await container.retention.release(_cli_actor(), data_class, target_id)
 
     typer.echo(f"released {_run(work)} hold(s)")
-
-
-@webhooks_app.command("listen")
-def webhooks_listen(
-    port: int = typer.Option(9000, min=1, max=65535, help="Port to listen on."),
-    host: str = typer.Option("127.0.0.1", help="Address to listen on."),
-    secret: list[str] = typer.Option(
-        [],
-        "--secret",
-        envvar="AMANAT_WEBHOOK_SECRET",
-        help="whsec_... to verify with; repeat during a rotation.",
-    ),
-    forward_to: str | None = typer.Option(
-        None, "--forward-to", help="Pass every delivery, unchanged, to this URL."
-    ),
-    status: int = typer.Option(200, min=100, max=599, help="Status to answer when not forwarding."),
-    tolerance_seconds: int = typer.Option(
-        300, min=0, help="Accepted clock difference for webhook-timestamp."
-    ),
-) -> None:
-    """Receive webhooks on this machine: print each delivery and check its signature.
-
-    Register http://127.0.0.1:PORT/ as an endpoint (sandbox), then make a payment."""
-    from datetime import timedelta
-
-    import uvicorn
-
-    from amanat.webhooks.listener import build_listener
-
-    out = Console(soft_wrap=True, highlight=False)
-
-    def report(line: dict[str, Any]) -> None:
-        checked = str(line["signature"])
-        mark = "[green]✓[/]" if checked.startswith("ok") else "·"
-        if checked.startswith("FAILED"):
-            mark = "[red]✗[/]"
-        text = (
-            f"{line['received_at']} {mark} {line['webhook_id']} {line['type']} "
-            f"{line['object_id']} status={line['status']} version={line['version']} "
-            f"signature={line['signature']} answered={line['answered']}"
-        )
-        if "forwarded" in line:
-            text += f" forwarded={line['forwarded']}"
-        out.print(text)
-
-    listener = build_listener(
-        secrets=list(secret),
-        forward_to=forward_to,
-        status=status,
-        tolerance=timedelta(seconds=tolerance_seconds),
-        report=report,
-    )
-    out.print(f"listening on http://{host}:{port}/ (Ctrl-C to stop)")
-    uvicorn.run(listener, host=host, port=port, log_level="warning")
 
 
 def main() -> None:

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from amanat.bootstrap import Container
+from amanat.identity.queries import IdentityQueries
 from amanat.platform.audit.domain import Actor
 from amanat.platform.crypto.secret_files import exclusive, replace_atomically
 
@@ -135,11 +136,11 @@ async def _reissue_tpp_client(
 
 
 async def _still_valid(container: Container, credentials: dict[str, Any]) -> bool:
-    async with container.transactions.read() as tx:
-        for key in ("merchant", "tpp"):
-            client = await tx.partners.get_client(credentials.get(key, {}).get("client_id", ""))
-            if client is None or not client.is_active:
-                return False
+    queries = container.get(IdentityQueries)
+    for key in ("merchant", "tpp"):
+        client = await queries.client(credentials.get(key, {}).get("client_id", ""))
+        if client is None or not client.is_active:
+            return False
     return True
 
 

@@ -9,8 +9,8 @@ from fastapi import FastAPI
 from tests.support.asgi_clients import ClientFrom, asgi_clients
 from tests.support.operators import NewClient
 
+from amanat.app import create_app
 from amanat.bootstrap import Container
-from amanat.platform.http.app import create_app
 
 
 @pytest.fixture

@@ -16,9 +16,10 @@ from tests.support.operators import PASSWORD, Account, NewClient, create_account
 from amanat.bootstrap import Container
 from amanat.identity.access import ROLE_PERMISSIONS, OperatorRole, Permission
 from amanat.identity.sessions import SESSION_COOKIE
+from amanat.identity.tables import partners
 from amanat.kernel.clock import FrozenClock
 from amanat.platform.audit.domain import Actor
-from amanat.platform.db.tables import audit_log, partners
+from amanat.platform.audit.tables import audit_log
 
 ACTOR = Actor(type="cli", id="test-setup")
 GENERIC_FAILURE = "Sign-in failed: the email, password or code is wrong."

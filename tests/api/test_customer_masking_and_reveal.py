@@ -18,7 +18,7 @@ from tests.support.oauth import (
 )
 
 from amanat.bootstrap import Container
-from amanat.platform.db.tables import audit_log
+from amanat.platform.audit.tables import audit_log
 from amanat.platform.ratelimit.limiter import DEFAULT_POLICIES, Policy
 
 IBAN = "PK36SCBL0000001123456702"

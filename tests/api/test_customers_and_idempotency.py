@@ -11,7 +11,8 @@ import sqlalchemy as sa
 from tests.support.oauth import RegisteredClient, fetch_token, make_client
 
 from amanat.bootstrap import Container
-from amanat.platform.db.tables import data_subjects, idempotency_keys
+from amanat.platform.idempotency.tables import idempotency_keys
+from amanat.platform.protection.tables import data_subjects
 
 IBAN = "PK36SCBL0000001123456702"
 BODY = {"name": "Ayesha Khan", "iban": IBAN, "raast_id": "03001234567", "cnic": "35202-1234567-3"}
@@ -140,7 +141,7 @@ async def test_abandoned_key_is_taken_over_after_its_lock(
     client: httpx.AsyncClient, container: Container, merchant: RegisteredClient, clock: Any
 ) -> None:
     """A crash after the key was recorded but before the change committed."""
-    from amanat.platform.db.ports import IdempotencyRecord
+    from amanat.platform.idempotency.ports import IdempotencyRecord
     from amanat.platform.idempotency.protocol import KEY_LIFETIME, LOCK, fingerprint
 
     headers = (await _bearer(client, merchant)) | {"Idempotency-Key": "crashed"}

@@ -13,8 +13,8 @@ import pytest
 from fastapi import APIRouter
 from tests.support.oauth import make_client
 
+from amanat.app import create_app
 from amanat.bootstrap import Container
-from amanat.platform.http.app import create_app
 from amanat.platform.observability.logging import configure_logging
 
 IBAN = "PK36SCBL0000001123456702"

@@ -30,10 +30,10 @@ from tests.support.oauth import (
     snapshot,
 )
 
-from amanat.auth.service import TokenRejected
+from amanat.auth.errors import TokenRejected
 from amanat.bootstrap import Container
+from amanat.identity.tables import partners
 from amanat.kernel.clock import FrozenClock
-from amanat.platform.db.tables import partners
 
 OTHER_REDIRECT = "http://localhost:9999/other-callback"
 

@@ -32,14 +32,16 @@ from tests.support.oauth import (
     unsigned_jwt,
 )
 
-from amanat.auth.service import AccessContext, TokenRejected
+from amanat.app import create_app
+from amanat.auth.errors import TokenRejected
+from amanat.auth.service import AccessContext
+from amanat.auth.tables import revoked_tokens
 from amanat.auth.verification import require_scope
 from amanat.bootstrap import Container
 from amanat.identity.access import OPT_IN_SCOPES, ROLE_SCOPES, PartnerRole
 from amanat.identity.adapters.passwords import Argon2Hasher
+from amanat.identity.tables import oauth_clients
 from amanat.kernel.clock import FrozenClock
-from amanat.platform.db.tables import oauth_clients, revoked_tokens
-from amanat.platform.http.app import create_app
 
 # What a merchant's client holds by default: everything but the opt-in scopes.
 MERCHANT_SCOPES = " ".join(sorted(ROLE_SCOPES[PartnerRole.MERCHANT] - OPT_IN_SCOPES))

@@ -26,12 +26,12 @@ from tests.support.oauth import (
     unsigned_jwt,
 )
 
+from amanat.app import create_app
 from amanat.auth.adapters.remote_jwks import RemoteJwks
-from amanat.auth.service import TokenRejected
+from amanat.auth.errors import TokenRejected
+from amanat.auth.ports import InvalidToken
 from amanat.bootstrap import Container, build_container
 from amanat.kernel.clock import FrozenClock
-from amanat.platform.db.ports import InvalidToken
-from amanat.platform.http.app import create_app
 from amanat.platform.settings import Settings
 
 ISSUER = "https://idp.bank.example/realms/amanat"

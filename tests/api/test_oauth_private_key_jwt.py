@@ -33,10 +33,11 @@ from tests.support.oauth import (
     unsigned_jwt,
 )
 
-from amanat.auth.service import JWT_BEARER_ASSERTION, ClientCredentials, OAuthError
+from amanat.app import create_app
+from amanat.auth.errors import OAuthError
+from amanat.auth.service import JWT_BEARER_ASSERTION, ClientCredentials
 from amanat.bootstrap import Container, build_container
 from amanat.kernel.clock import FrozenClock
-from amanat.platform.http.app import create_app
 from amanat.platform.settings import Settings
 
 JWKS_URI = "https://tpp.example/.well-known/jwks.json"

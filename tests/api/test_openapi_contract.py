@@ -14,7 +14,7 @@ from hypothesis import HealthCheck, settings
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 from tests.conftest import make_database
 
-from amanat.platform.http.app import create_app
+from amanat.app import create_app
 from amanat.platform.settings import DatabaseSettings, Settings
 
 _tmp = Path(__import__("tempfile").mkdtemp(prefix="amanat-schemathesis-"))

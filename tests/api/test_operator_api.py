@@ -17,13 +17,15 @@ import sqlalchemy as sa
 from fastapi.routing import APIRoute
 from tests.support.operators import PASSWORD, Account, NewClient, create_account, totp
 
+from amanat.auth.routes import operator_keys
 from amanat.bootstrap import Container
 from amanat.identity.access import ROLE_PERMISSIONS, OperatorRole, Permission
 from amanat.identity.routes import operator_api as operator_routes
 from amanat.identity.sessions import SESSION_COOKIE
+from amanat.identity.tables import oauth_clients
 from amanat.kernel.clock import FrozenClock
 from amanat.platform.audit.domain import Actor, AuditRecord
-from amanat.platform.db.tables import audit_log, oauth_clients
+from amanat.platform.audit.tables import audit_log
 from amanat.platform.ratelimit.limiter import Policy
 
 ACTOR = Actor(type="cli", id="test-setup")
@@ -410,7 +412,8 @@ def _declared_permission(route: APIRoute) -> Permission | None:
 
 def test_the_matrix_covers_every_permission_checked_route() -> None:
     declared: dict[tuple[str, str], Permission] = {}
-    for route in [*operator_routes.public.routes, *operator_routes.router.routes]:
+    operator_api = [operator_routes.public, operator_routes.router, operator_keys.router]
+    for route in [r for router in operator_api for r in router.routes]:
         assert isinstance(route, APIRoute)
         permission = _declared_permission(route)
         if permission is not None:

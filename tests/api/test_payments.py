@@ -13,7 +13,7 @@ from tests.support.oauth import ACTOR, RegisteredClient, fetch_token, make_clien
 
 from amanat.bootstrap import Container
 from amanat.payments.service import Caller
-from amanat.platform.db.tables import holds, ledger_entries, payments
+from amanat.payments.tables import holds, ledger_entries, payments
 
 IBAN = "PK36SCBL0000001123456702"
 PAYOUT = {

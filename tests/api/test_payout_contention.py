@@ -16,7 +16,7 @@ from tests.support.oauth import RegisteredClient, bearer, funded_merchant
 
 from amanat.bootstrap import Container
 from amanat.kernel.errors import Contention
-from amanat.platform.db.tables import holds
+from amanat.payments.tables import holds
 
 IBAN = "PK36SCBL0000001123456702"
 BALANCE = 10_000_000  # PKR 100,000

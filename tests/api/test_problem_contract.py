@@ -9,8 +9,8 @@ import httpx
 import pytest
 from fastapi import APIRouter, FastAPI
 
+from amanat.app import create_app
 from amanat.bootstrap import Container
-from amanat.platform.http.app import create_app
 from amanat.platform.http.schemas import RequestModel
 
 

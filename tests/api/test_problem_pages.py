@@ -94,8 +94,8 @@ async def test_page_texts_are_escaped(
 
 def test_every_failure_code_a_payment_can_carry_has_a_page_and_is_published() -> None:
     """The OpenAPI enum, the domain's closed list and the catalogue's rail pages agree."""
+    from amanat.app import create_app
     from amanat.payments.domain.payments import RAIL_FAILURE_CODES
-    from amanat.platform.http.app import create_app
     from amanat.platform.http.problems import CATALOGUE
 
     rail_pages = {code for code, entry in CATALOGUE.items() if entry.is_rail_failure}

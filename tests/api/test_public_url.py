@@ -24,6 +24,7 @@ from typer.testing import CliRunner
 from amanat.bootstrap import Container, build_container
 from amanat.cli import app as cli
 from amanat.identity.domain import OAuthClient, Partner
+from amanat.payments.jobs import RailTarget
 from amanat.platform.settings import DatabaseSettings, Settings
 from amanat.sandbox_seed import seed
 
@@ -99,7 +100,7 @@ async def test_seeded_clients_tokens_and_rail_callback_use_the_public_url(
     credentials = await seed(container)
     merchant, tpp = credentials["merchant"], credentials["tpp"]
     assert tpp["redirect_uri"] == f"{PUBLIC}/sandbox/oauth/callback"
-    assert container.rail_callback_url == f"{PUBLIC}/rails/raast/callbacks"
+    assert container.get(RailTarget).callback_url == f"{PUBLIC}/rails/raast/callbacks"
 
     response = await client.post(
         "/oauth/token",

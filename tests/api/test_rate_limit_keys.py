@@ -16,9 +16,9 @@ from tests.support.oauth import basic_auth, make_client
 from typer.testing import CliRunner
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
+from amanat.app import create_app
 from amanat.bootstrap import Container
-from amanat.platform.db.tables import audit_log
-from amanat.platform.http.app import create_app
+from amanat.platform.audit.tables import audit_log
 from amanat.platform.http.client_address import parsed_ip, uvicorn_proxy_options
 from amanat.platform.settings import Settings
 

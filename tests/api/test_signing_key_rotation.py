@@ -21,12 +21,12 @@ from tests.support.oauth import (
     make_client,
 )
 
+from amanat.app import create_app
 from amanat.auth.adapters.tokens import JwtAccessTokenCodec, KeyRing
-from amanat.auth.service import TokenRejected
+from amanat.auth.errors import TokenRejected
+from amanat.auth.tables import signing_keys
 from amanat.bootstrap import Container, build_container
 from amanat.kernel.clock import FrozenClock
-from amanat.platform.db.tables import signing_keys
-from amanat.platform.http.app import create_app
 from amanat.platform.settings import Settings
 
 TTL = 300

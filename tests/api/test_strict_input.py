@@ -14,7 +14,7 @@ from tests.support.oauth import RegisteredClient, bearer, examples, funded_merch
 from tests.support.operators import create_account, totp
 
 from amanat.bootstrap import Container
-from amanat.platform.db.tables import metadata as db_metadata
+from amanat.platform.db.metadata import metadata as db_metadata
 
 IBAN = "PK36SCBL0000001123456702"
 PAYOUT: dict[str, Any] = {

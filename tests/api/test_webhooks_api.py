@@ -21,9 +21,10 @@ from tests.support.oauth import RegisteredClient, bearer, funded_merchant, make_
 
 from amanat.bootstrap import Container
 from amanat.kernel.clock import FrozenClock, format_timestamp
-from amanat.platform.db.tables import metadata, webhook_deliveries, webhook_endpoints
-from amanat.platform.jobs.runner import webhook_deliverer
+from amanat.platform.db.metadata import metadata
 from amanat.webhooks.service import WebhooksConfig, WebhookService
+from amanat.webhooks.tables import webhook_deliveries, webhook_endpoints
+from amanat.webhooks.wiring import deliverer as webhook_deliverer
 
 ENDPOINTS = "/v1/webhook_endpoints"
 IBAN = "PK36SCBL0000001123456702"
@@ -135,7 +136,7 @@ async def _succeeded_payout(
 
 
 async def _deliver(container: Container) -> int:
-    deliverer = webhook_deliverer(container)
+    deliverer = webhook_deliverer(container.services)
     claimed = await deliverer.run_once()
     await deliverer.drain()
     return claimed
@@ -355,7 +356,7 @@ async def test_a_refusal_found_by_the_service_points_at_the_url_too(
     """In production the service resolves the host; what it refuses is reported like a
     static rule (the container runs with a production webhook config and a resolver that
     answers a private address, so no DNS is queried)."""
-    container.webhooks = WebhookService(
+    production = WebhookService(
         container.transactions,
         container.clock,
         container.protection,
@@ -363,6 +364,7 @@ async def test_a_refusal_found_by_the_service_points_at_the_url_too(
         _PrivateResolver(),
         WebhooksConfig(production=True),
     )
+    container.services.add(WebhookService, production)
     body = {"url": "https://hooks.example.pk/in", "enabled_events": ["*"]}
     refused = await _create(client, auth, "private", body)
     assert refused.status_code == 422, refused.text

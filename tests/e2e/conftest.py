@@ -91,7 +91,7 @@ def console_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Console
     run_amanat(["keys", "rotate"], env, workdir)  # a signing key, so a new client can get a token
 
     log = workdir / "server.log"
-    uvicorn = [sys.executable, "-m", "uvicorn", "amanat.platform.http.app:create_app", "--factory"]
+    uvicorn = [sys.executable, "-m", "uvicorn", "amanat.app:create_app", "--factory"]
     with serving(
         [*uvicorn, "--host", "127.0.0.1", "--port", str(port)],
         env,

@@ -14,7 +14,7 @@ import pytest
 import redis
 import redis.asyncio
 
-from amanat.platform.ratelimit.http import Policy, RateLimiter, headers_for
+from amanat.platform.http.ratelimit import Policy, RateLimiter, headers_for
 from amanat.platform.ratelimit.limiter import LimiterLockout
 
 REDIS_URL = os.environ.get("AMANAT_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")

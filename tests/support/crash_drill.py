@@ -49,7 +49,7 @@ from tests.support.processes import (
 from amanat.bootstrap import build_container
 from amanat.payments.domain import ledger
 from amanat.payments.service import Caller
-from amanat.platform.db.tables import payments
+from amanat.payments.tables import payments
 from amanat.platform.settings import Settings
 
 IBAN = "PK36SCBL0000001123456702"

@@ -18,20 +18,19 @@ from hypothesis import strategies as st
 from joserfc import jwt
 from joserfc.jwk import ECKey, RSAKey
 
-from amanat.bootstrap import Container
-from amanat.identity.domain import OAuthClient, Partner
-from amanat.payments.service import Caller
-from amanat.platform.audit.domain import Actor
-from amanat.platform.db.tables import (
-    audit_log,
+from amanat.auth.domain import SigningKey
+from amanat.auth.tables import (
     authorization_codes,
     client_assertion_jtis,
-    oauth_clients,
-    partners,
     refresh_tokens,
     revoked_tokens,
 )
-from amanat.platform.keys.service import SigningKey
+from amanat.bootstrap import Container
+from amanat.identity.domain import OAuthClient, Partner
+from amanat.identity.tables import oauth_clients, partners
+from amanat.payments.service import Caller
+from amanat.platform.audit.domain import Actor
+from amanat.platform.audit.tables import audit_log
 
 ACTOR = Actor(type="cli", id="test")
 TOKEN_URL = "/oauth/token"

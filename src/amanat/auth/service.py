@@ -12,43 +12,33 @@ import hashlib
 import math
 import re
 import secrets
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeGuard
 
+from amanat.auth.errors import OAuthError, TokenRejected
 from amanat.auth.pkce import check_challenge, verifier_matches
+from amanat.auth.ports import (
+    AccessTokenCodec,
+    AuthorizationCode,
+    AuthTx,
+    ClientAssertionVerifier,
+    InvalidToken,
+    RefreshToken,
+)
 from amanat.identity.access import CONSENT_SCOPES, grantable_scopes, parse_scope_string
 from amanat.identity.domain import ClientAuthMethod, OAuthClient, Partner
+from amanat.identity.ports import SecretHasher
 from amanat.kernel.clock import Clock
 from amanat.kernel.errors import InvalidInput, Unavailable
 from amanat.kernel.ids import new_id
 from amanat.platform.audit import recorder as audit
 from amanat.platform.audit.domain import Actor
-from amanat.platform.db.ports import (
-    AccessTokenCodec,
-    AuthorizationCode,
-    ClientAssertionVerifier,
-    InvalidToken,
-    RefreshToken,
-    SecretHasher,
-    Transaction,
-    TransactionFactory,
-)
+from amanat.platform.db.ports import TransactionFactory
 
 JWT_BEARER_ASSERTION = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 MAX_ASSERTION_BYTES = 8192
 MAX_ASSERTION_LIFETIME = timedelta(minutes=5)
-
-
-class OAuthError(Exception):
-    def __init__(
-        self, error: str, description: str, *, status: int = 400, basic_challenge: bool = False
-    ) -> None:
-        super().__init__(description)
-        self.error = error
-        self.description = description
-        self.status = status
-        self.basic_challenge = basic_challenge
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,14 +99,6 @@ class AccessContext:
     partner: Partner | None = None
 
 
-class TokenRejected(Exception):
-    """The bearer token cannot be used; ``reason`` is safe to log."""
-
-    def __init__(self, reason: str) -> None:
-        super().__init__(reason)
-        self.reason = reason
-
-
 def token_hash(value: str) -> str:
     return hashlib.sha256(value.encode()).hexdigest()
 
@@ -148,7 +130,7 @@ def _expiry(exp: object, now: datetime) -> datetime:
 class OAuthService:
     def __init__(
         self,
-        transactions: TransactionFactory,
+        transactions: TransactionFactory[AuthTx],
         clock: Clock,
         hasher: SecretHasher,
         codec: AccessTokenCodec,
@@ -172,22 +154,20 @@ class OAuthService:
     # -- client authentication ---------------------------------------------------------
 
     async def authenticate_client(self, creds: ClientCredentials) -> tuple[OAuthClient, Partner]:
+        if creds.method == ClientAuthMethod.PRIVATE_KEY_JWT.value and not creds.client_id:
+            # No client_id in the form: the assertion's (unverified) subject names it.
+            creds = replace(creds, client_id=self._assertions.subject(creds.assertion or ""))
         if creds.method is None or not creds.client_id:
             raise OAuthError(
                 "invalid_client",
                 "Client authentication is required.",
-                status=401,
-                basic_challenge=True,
             )
-        basic = creds.method == ClientAuthMethod.SECRET_BASIC.value
         async with self._tx.read() as tx:
             client = await tx.partners.get_client(creds.client_id)
             partner = await tx.partners.get_partner(client.partner_id) if client else None
         if client is None or partner is None or not client.is_active or not partner.is_active:
             await self._hasher.verify(await self._dummy_hash(), creds.secret or "x")
-            raise OAuthError(
-                "invalid_client", "Client authentication failed.", status=401, basic_challenge=basic
-            )
+            raise OAuthError("invalid_client", "Client authentication failed.")
         if creds.method == ClientAuthMethod.PRIVATE_KEY_JWT.value:
             await self._check_assertion(client, creds)
         else:
@@ -196,14 +176,11 @@ class OAuthService:
                 raise OAuthError(
                     "invalid_client",
                     "This client must authenticate with private_key_jwt.",
-                    status=401,
                 )
             if not creds.secret or not await self._hasher.verify(client.secret_hash, creds.secret):
                 raise OAuthError(
                     "invalid_client",
                     "Client authentication failed.",
-                    status=401,
-                    basic_challenge=basic,
                 )
             if self._hasher.needs_rehash(client.secret_hash):
                 await self._rehash(client.id, client.secret_hash, creds.secret)
@@ -222,9 +199,7 @@ class OAuthService:
 
     async def _check_assertion(self, client: OAuthClient, creds: ClientCredentials) -> None:
         if client.auth_method is not ClientAuthMethod.PRIVATE_KEY_JWT:
-            raise OAuthError(
-                "invalid_client", "This client authenticates with a secret.", status=401
-            )
+            raise OAuthError("invalid_client", "This client authenticates with a secret.")
         if creds.assertion_type != JWT_BEARER_ASSERTION or not creds.assertion:
             raise OAuthError(
                 "invalid_request", f"client_assertion_type must be {JWT_BEARER_ASSERTION}."
@@ -235,13 +210,13 @@ class OAuthService:
             claims = await self._assertions.verify(creds.assertion, client)
         except InvalidToken as exc:
             raise OAuthError(
-                "invalid_client", f"client_assertion rejected: {exc.reason}.", status=401
+                "invalid_client", f"client_assertion rejected: {exc.reason}."
             ) from None
         now = self._clock.now()
         exp, jti = claims.get("exp"), claims.get("jti")
         if claims.get("iss") != client.id or claims.get("sub") != client.id:
             raise OAuthError(
-                "invalid_client", "client_assertion iss and sub must be the client_id.", status=401
+                "invalid_client", "client_assertion iss and sub must be the client_id."
             )
         aud = claims.get("aud")
         # aud is a string or an array of strings; anything else (an object, numbers) is
@@ -251,23 +226,22 @@ class OAuthService:
             raise OAuthError(
                 "invalid_client",
                 "client_assertion aud must be the token endpoint or the issuer.",
-                status=401,
             )
         if not _is_numeric_date(exp) or not isinstance(jti, str) or not jti:
-            raise OAuthError("invalid_client", "client_assertion needs exp and jti.", status=401)
+            raise OAuthError("invalid_client", "client_assertion needs exp and jti.")
         # Compare as numbers first: an absurd exp must not reach datetime (OverflowError).
         now_ts = now.timestamp()
         if exp <= now_ts:
-            raise OAuthError("invalid_client", "client_assertion has expired.", status=401)
+            raise OAuthError("invalid_client", "client_assertion has expired.")
         if exp > now_ts + MAX_ASSERTION_LIFETIME.total_seconds():
             raise OAuthError(
-                "invalid_client", "client_assertion exp may be at most 5 minutes ahead.", status=401
+                "invalid_client", "client_assertion exp may be at most 5 minutes ahead."
             )
         expires_at = datetime.fromtimestamp(exp, tz=now.tzinfo)
         async with self._tx.write() as tx:
             fresh = await tx.tokens.remember_assertion(client.id, jti, expires_at)
         if not fresh:
-            raise OAuthError("invalid_client", "client_assertion jti was already used.", status=401)
+            raise OAuthError("invalid_client", "client_assertion jti was already used.")
 
     # -- grants ------------------------------------------------------------------------
 
@@ -398,9 +372,7 @@ class OAuthService:
             "The refresh token was already used; the whole token family has been revoked.",
         )
 
-    async def _revoke_family(
-        self, tx: Transaction, family_id: str, client_id: str, reason: str
-    ) -> None:
+    async def _revoke_family(self, tx: AuthTx, family_id: str, client_id: str, reason: str) -> None:
         now = self._clock.now()
         members = await tx.tokens.revoke_family(family_id, now)
         for member in members:
@@ -420,7 +392,7 @@ class OAuthService:
 
     async def _issue_with_refresh(
         self,
-        tx: Transaction,
+        tx: AuthTx,
         client: OAuthClient,
         partner: Partner,
         scopes: list[str],
@@ -506,7 +478,7 @@ class OAuthService:
             client = await tx.partners.get_client(client_id)
             partner = await tx.partners.get_partner(client.partner_id) if client else None
         if client is None or partner is None or not client.is_active or not partner.is_active:
-            raise OAuthError("invalid_client", "Unknown or inactive client.", status=401)
+            raise OAuthError("invalid_client", "Unknown or inactive client.")
         if redirect_uri not in client.redirect_uris:
             raise OAuthError("invalid_request", "redirect_uri is not registered for this client.")
         if consent_id is not None and not _CONSENT_ID.fullmatch(consent_id):

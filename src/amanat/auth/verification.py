@@ -15,14 +15,16 @@ from fastapi import Depends, Request, Security
 from fastapi.openapi.models import OAuthFlowClientCredentials, OAuthFlows
 from fastapi.security import OAuth2, SecurityScopes
 
-from amanat.auth.service import AccessContext, TokenRejected
-from amanat.bootstrap import Container
+from amanat.auth.errors import TokenRejected
+from amanat.auth.service import AccessContext, OAuthService
 from amanat.identity.access import SCOPE_DESCRIPTIONS
 from amanat.platform.audit.domain import Actor
 from amanat.platform.http.client_address import client_ip
 from amanat.platform.http.context import current_request_id
 from amanat.platform.http.errors import ApiProblem
-from amanat.platform.ratelimit.http import Policy, enforce
+from amanat.platform.http.ratelimit import Policy, enforce
+from amanat.platform.http.services import find_service
+from amanat.platform.ratelimit.limiter import RateLimiter
 
 log = structlog.get_logger("amanat.auth")
 
@@ -36,11 +38,6 @@ oauth2_scheme = OAuth2(
     description="Client-credentials access tokens from `POST /oauth/token`.",
     auto_error=False,
 )
-
-
-def container_of(request: Request) -> Container:
-    container: Container = request.app.state.container
-    return container
 
 
 def client_actor(request: Request, context: AccessContext) -> Actor:
@@ -76,12 +73,11 @@ async def _authenticate(
     security_scopes: SecurityScopes,
     _token: Any = Depends(oauth2_scheme),
 ) -> AccessContext:
-    container = container_of(request)
     token = _bearer(request)
     if token is None:
         raise _unauthorized("An access token is required.", error=None)
     try:
-        context = await container.oauth.verify_access_token(token)
+        context = await find_service(request, OAuthService).verify_access_token(token)
     except TokenRejected as exc:
         log.info("token_rejected", reason=exc.reason)
         raise _unauthorized("The access token is invalid, expired or revoked.") from None
@@ -121,7 +117,7 @@ def require_scope(scope: str, *, policy: str = "read") -> Callable[..., Awaitabl
         override = _partner_quota(context, policy)
         await enforce(
             request,
-            container_of(request).rate_limiter,
+            find_service(request, RateLimiter),
             policy,
             context.client_id,
             override=override,

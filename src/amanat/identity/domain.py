@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timedelta
+from datetime import datetime
 from enum import StrEnum
 
 from amanat.identity.access import (
@@ -17,12 +17,8 @@ from amanat.identity.access import (
 
 # The rate-limit policies an operator may set per partner: the ones counted per client of
 # a known partner (token requests are counted before the partner is known).
-PARTNER_RATE_LIMIT_POLICIES = frozenset({"read", "write"})
 MAX_PARTNER_RATE_LIMIT = 1_000_000_000
 MAX_RATE_LIMIT_WINDOW_SECONDS = 86_400
-
-MAX_FAILED_LOGINS = 5
-LOCKOUT = timedelta(minutes=15)
 
 
 class Mode(StrEnum):

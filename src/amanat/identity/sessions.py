@@ -6,14 +6,15 @@ import secrets
 from collections.abc import Awaitable, Callable
 
 from fastapi import Request
+from fastapi.security import APIKeyCookie
 
-from amanat.auth.verification import container_of
 from amanat.identity.access import Permission
-from amanat.identity.services.operators import OperatorSession
+from amanat.identity.services.operators import OperatorService, OperatorSession
 from amanat.platform.audit.domain import Actor
 from amanat.platform.http.client_address import client_ip
 from amanat.platform.http.context import current_request_id
 from amanat.platform.http.errors import ApiProblem
+from amanat.platform.http.services import find_service
 
 SESSION_COOKIE = "amanat_session"
 CSRF_HEADER = "x-csrf-token"
@@ -21,8 +22,9 @@ _SAFE_METHODS = {"GET", "HEAD", "OPTIONS"}
 
 
 async def current_operator(request: Request) -> OperatorSession:
-    container = container_of(request)
-    session = await container.operators.session(request.cookies.get(SESSION_COOKIE))
+    session = await find_service(request, OperatorService).session(
+        request.cookies.get(SESSION_COOKIE)
+    )
     if session is None:
         raise ApiProblem(
             "unauthorized",
@@ -66,3 +68,12 @@ def operator_actor(request: Request, session: OperatorSession | None = None) -> 
         user_agent=request.headers.get("user-agent"),
         request_id=current_request_id(),
     )
+
+
+session_cookie = APIKeyCookie(
+    name=SESSION_COOKIE,
+    scheme_name="operator_session",
+    description="Console session cookie from `/operator/v1/login`; "
+    "unsafe methods also need `X-CSRF-Token`.",
+    auto_error=False,
+)

@@ -12,20 +12,16 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from amanat.identity.access import OperatorRole, PartnerRole
-from amanat.identity.domain import ClientAuthMethod, Mode, OAuthClient, Operator, Partner
-from amanat.platform.db.dialect import insert_if_absent, locked
-from amanat.platform.db.ports import AuthorizationCode, Page, RefreshToken, SessionRecord
-from amanat.platform.db.tables import (
-    authorization_codes,
+from amanat.auth.tables import (
     client_assertion_jtis,
-    oauth_clients,
-    operator_sessions,
-    operators,
-    partners,
-    refresh_tokens,
     revoked_tokens,
 )
+from amanat.identity.access import OperatorRole, PartnerRole
+from amanat.identity.domain import ClientAuthMethod, Mode, OAuthClient, Operator, Partner
+from amanat.identity.ports import SessionRecord
+from amanat.identity.tables import oauth_clients, operator_sessions, operators, partners
+from amanat.kernel.pagination import Page
+from amanat.platform.db.dialect import locked
 
 
 def _width(column: sa.Column[Any]) -> int:
@@ -262,154 +258,6 @@ class SqlPartnerRepository:
         )
 
 
-class SqlTokenRepository:
-    def __init__(self, conn: AsyncConnection) -> None:
-        self._conn = conn
-
-    async def revoke_jti(
-        self, jti: str, client_id: str | None, expires_at: datetime, at: datetime, reason: str
-    ) -> bool:
-        result = await self._conn.execute(
-            insert_if_absent(self._conn, revoked_tokens),
-            {
-                "jti": _key(jti, _REVOKED_JTI_WIDTH),
-                "client_id": client_id,
-                "expires_at": expires_at,
-                "revoked_at": at,
-                "reason": reason,
-            },
-        )
-        return bool(result.rowcount)
-
-    async def is_revoked(self, jti: str) -> bool:
-        key = _key(jti, _REVOKED_JTI_WIDTH)
-        row = (
-            await self._conn.execute(
-                sa.select(revoked_tokens.c.jti).where(revoked_tokens.c.jti == key)
-            )
-        ).first()
-        return row is not None
-
-    async def add_code(self, code: AuthorizationCode) -> None:
-        await self._conn.execute(
-            authorization_codes.insert(),
-            {
-                "code_hash": code.code_hash,
-                "client_id": code.client_id,
-                "redirect_uri": code.redirect_uri,
-                "scopes": list(code.scopes),
-                "code_challenge": code.code_challenge,
-                "subject": code.subject,
-                "consent_id": code.consent_id,
-                "created_at": code.created_at,
-                "expires_at": code.expires_at,
-                "used_at": None,
-                "family_id": None,
-            },
-        )
-
-    async def get_code_for_update(self, code_hash: str) -> AuthorizationCode | None:
-        stmt = authorization_codes.select().where(authorization_codes.c.code_hash == code_hash)
-        row = (await self._conn.execute(locked(stmt, self._conn))).first()
-        if row is None:
-            return None
-        return AuthorizationCode(
-            code_hash=row.code_hash,
-            client_id=row.client_id,
-            redirect_uri=row.redirect_uri,
-            scopes=tuple(row.scopes),
-            code_challenge=row.code_challenge,
-            subject=row.subject,
-            consent_id=row.consent_id,
-            created_at=row.created_at,
-            expires_at=row.expires_at,
-            used_at=row.used_at,
-            family_id=row.family_id,
-        )
-
-    async def mark_code_used(self, code_hash: str, at: datetime, family_id: str) -> None:
-        await self._conn.execute(
-            authorization_codes.update()
-            .where(authorization_codes.c.code_hash == code_hash)
-            .values(used_at=at, family_id=family_id)
-        )
-
-    async def add_refresh(self, token: RefreshToken) -> None:
-        await self._conn.execute(
-            refresh_tokens.insert(),
-            {
-                "token_hash": token.token_hash,
-                "family_id": token.family_id,
-                "client_id": token.client_id,
-                "scopes": list(token.scopes),
-                "subject": token.subject,
-                "consent_id": token.consent_id,
-                "access_jti": token.access_jti,
-                "access_expires_at": token.access_expires_at,
-                "issued_at": token.issued_at,
-                "expires_at": token.expires_at,
-                "used_at": None,
-                "revoked_at": None,
-            },
-        )
-
-    @staticmethod
-    def _refresh(row: Any) -> RefreshToken:
-        return RefreshToken(
-            token_hash=row.token_hash,
-            family_id=row.family_id,
-            client_id=row.client_id,
-            scopes=tuple(row.scopes),
-            subject=row.subject,
-            consent_id=row.consent_id,
-            access_jti=row.access_jti,
-            access_expires_at=row.access_expires_at,
-            issued_at=row.issued_at,
-            expires_at=row.expires_at,
-            used_at=row.used_at,
-            revoked_at=row.revoked_at,
-        )
-
-    async def get_refresh_for_update(self, token_hash: str) -> RefreshToken | None:
-        stmt = refresh_tokens.select().where(refresh_tokens.c.token_hash == token_hash)
-        row = (await self._conn.execute(locked(stmt, self._conn))).first()
-        return self._refresh(row) if row else None
-
-    async def mark_refresh_used(self, token_hash: str, at: datetime) -> None:
-        await self._conn.execute(
-            refresh_tokens.update()
-            .where(refresh_tokens.c.token_hash == token_hash)
-            .values(used_at=at)
-        )
-
-    async def revoke_family(self, family_id: str, at: datetime) -> list[RefreshToken]:
-        rows = (
-            await self._conn.execute(
-                locked(
-                    refresh_tokens.select().where(refresh_tokens.c.family_id == family_id),
-                    self._conn,
-                )
-            )
-        ).all()
-        await self._conn.execute(
-            refresh_tokens.update()
-            .where(refresh_tokens.c.family_id == family_id, refresh_tokens.c.revoked_at.is_(None))
-            .values(revoked_at=at)
-        )
-        return [self._refresh(r) for r in rows]
-
-    async def remember_assertion(self, client_id: str, jti: str, expires_at: datetime) -> bool:
-        result = await self._conn.execute(
-            insert_if_absent(self._conn, client_assertion_jtis),
-            {
-                "client_id": client_id,
-                "jti": _key(jti, _ASSERTION_JTI_WIDTH),
-                "expires_at": expires_at,
-            },
-        )
-        return bool(result.rowcount == 1)
-
-
 class SqlOperatorRepository:
     def __init__(self, conn: AsyncConnection) -> None:
         self._conn = conn
@@ -526,3 +374,26 @@ class SqlOperatorRepository:
             )
             .values(revoked_at=at)
         )
+
+
+class OperatorSessionRows:
+    """Retention class ``operator_sessions``: expired console sessions."""
+
+    def __init__(self, conn: AsyncConnection) -> None:
+        self._conn = conn
+
+    async def due(self, cutoff: datetime, fetch: int) -> list[str]:
+        rows = (
+            await self._conn.execute(
+                sa.select(operator_sessions.c.id_hash)
+                .where(operator_sessions.c.expires_at < cutoff)
+                .limit(fetch)
+            )
+        ).all()
+        return [str(r[0]) for r in rows]
+
+    async def delete(self, ids: list[str]) -> int:
+        result = await self._conn.execute(
+            operator_sessions.delete().where(operator_sessions.c.id_hash.in_(ids))
+        )
+        return int(result.rowcount or 0)

@@ -18,7 +18,10 @@ from amanat.kernel.errors import Conflict, InvalidInput, NotFound
 from amanat.kernel.ids import new_id
 from amanat.kernel.metadata import check_metadata
 from amanat.kernel.money import Money
+from amanat.kernel.pagination import Page
+from amanat.payments import views
 from amanat.payments.domain import ledger
+from amanat.payments.domain.events import BalanceToppedUp, PaymentChanged, payment_event_type
 from amanat.payments.domain.payments import (
     Failure,
     Party,
@@ -27,33 +30,21 @@ from amanat.payments.domain.payments import (
     PaymentType,
     apply_rail_status,
 )
+from amanat.payments.errors import (
+    LimitExceeded,
+    PaymentNotCancelable,
+    RefundExceedsRemaining,
+    RefundNotSupported,
+)
+from amanat.payments.ports import PartnerLimits, PaymentsTx
 from amanat.platform.audit import recorder as audit
 from amanat.platform.audit.domain import Actor
-from amanat.platform.db.ports import Page, Transaction, TransactionFactory
+from amanat.platform.db.ports import TransactionFactory
 from amanat.platform.protection.service import DataProtectionService
-from amanat.webhooks.events_service import EventService
 
 PAYMENT_UPDATED = "payment.updated"
 SUBMIT = "rail.submit"
 ENQUIRE = "rail.enquire"
-
-
-class LimitExceeded(InvalidInput):
-    code = "limit_exceeded"
-
-
-class RefundExceedsRemaining(Conflict):
-    code = "refund_exceeds_remaining"
-
-
-class RefundNotSupported(Conflict):
-    """The payment exists but is not a paid collection, the one thing a refund applies to."""
-
-    code = "refund_not_supported"
-
-
-class PaymentNotCancelable(Conflict):
-    code = "payment_not_cancelable"
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,17 +91,17 @@ class Balance:
 class PaymentService:
     def __init__(
         self,
-        transactions: TransactionFactory,
+        transactions: TransactionFactory[PaymentsTx],
         clock: Clock,
         protection: DataProtectionService,
         config: PaymentsConfig,
-        events: EventService,
+        limits: PartnerLimits,
     ) -> None:
         self._tx = transactions
         self._clock = clock
         self._protection = protection
         self.config = config
-        self._events = events
+        self._limits = limits
         self._accounts: dict[str, int] = {}
 
     # -- creating -----------------------------------------------------------------------
@@ -140,12 +131,12 @@ class PaymentService:
             kind=field,
         )
 
-    async def _check_limit(self, tx: Transaction, caller: Caller, amount: int) -> None:
+    async def _check_limit(self, tx: PaymentsTx, caller: Caller, amount: int) -> None:
         known = caller.partner
         if known is not None and known.id == caller.partner_id:
             configured = known.per_transaction_limit
         else:
-            configured = await tx.payments.partner_limit(caller.partner_id)
+            configured = await self._limits.per_transaction_limit(caller.partner_id)
         limit = configured or self.config.default_limit
         if amount > limit:
             raise LimitExceeded(
@@ -154,7 +145,7 @@ class PaymentService:
             )
 
     async def _ensure(
-        self, tx: Transaction, account: str, kind: str, currency: str, shards: int
+        self, tx: PaymentsTx, account: str, kind: str, currency: str, shards: int
     ) -> int:
         """The account's shard count, creating the account on first use. Accounts are never
         deleted, so one seen committed is remembered and costs no query again; one created
@@ -170,7 +161,7 @@ class PaymentService:
         return count
 
     async def _merchant_account(
-        self, tx: Transaction, partner_id: str, currency: str
+        self, tx: PaymentsTx, partner_id: str, currency: str
     ) -> tuple[str, int]:
         account = ledger.merchant_account(partner_id)
         shards = await self._ensure(
@@ -417,7 +408,7 @@ class PaymentService:
             canceled = payment.to(PaymentStatus.CANCELED, at=self._clock.now())
             if not await tx.payments.save_transition(payment, canceled, "canceled by partner"):
                 raise Conflict("The payment changed meanwhile; fetch it and retry.")
-            await self._events.payment_changed(tx, canceled)
+            await self._publish_change(tx, canceled)
             await self._settle_side_effects(tx, canceled)
             await audit.record(
                 tx,
@@ -442,6 +433,21 @@ class PaymentService:
         if payment is None or not wanted:
             raise NotFound(f"No {'refund' if refund else 'payment'} '{payment_id[:40]}'.")
         return payment
+
+    async def current(self, payment_id: str) -> Payment | None:
+        """The payment as stored now, whoever owns it (for the worker, never a partner)."""
+        async with self._tx.read() as tx:
+            return await tx.payments.get(payment_id)
+
+    async def check_ledger(self) -> list[str]:
+        """Every way the balances disagree with the immutable entries (empty: none)."""
+        async with self._tx.read() as tx:
+            return await tx.ledger.check()
+
+    async def unresolved_count(self, older_than: timedelta) -> int:
+        """Payments processing or awaiting approval, unchanged for ``older_than``."""
+        async with self._tx.read() as tx:
+            return await tx.payments.unresolved(self._clock.now() - older_than)
 
     async def list(
         self,
@@ -512,21 +518,20 @@ class PaymentService:
             )
             posted, held = await tx.ledger.balance(account)
             pending = await tx.payments.in_flight_incoming(caller.partner_id)
-            await self._events.emit(
-                tx,
-                partner_id=caller.partner_id,
-                type="balance.topped_up",
-                object_id=top_up_id,
-                version=None,
-                data={
-                    "object": "balance",
-                    "currency": currency,
-                    "available": posted - held,
-                    "pending": pending,
-                    "held": held,
-                    "as_of": format_timestamp(now),
-                    "top_up": {"id": top_up_id, "amount": amount},
-                },
+            tx.publish(
+                BalanceToppedUp(
+                    partner_id=caller.partner_id,
+                    top_up_id=top_up_id,
+                    balance={
+                        "object": "balance",
+                        "currency": currency,
+                        "available": posted - held,
+                        "pending": pending,
+                        "held": held,
+                        "as_of": format_timestamp(now),
+                        "top_up": {"id": top_up_id, "amount": amount},
+                    },
+                )
             )
         return await self.balance(caller.partner_id, currency)
 
@@ -570,7 +575,7 @@ class PaymentService:
                 PaymentStatus.FAILED, at=self._clock.now(), failure=Failure(code, message)
             )
             if await tx.payments.save_transition(payment, failed, f"rail refused: {code}"):
-                await self._events.payment_changed(tx, failed)
+                await self._publish_change(tx, failed)
                 await self._settle_side_effects(tx, failed)
 
     async def apply_rail_status(
@@ -605,12 +610,12 @@ class PaymentService:
                     step = _with_reference(step, rail_reference)
                 if not await tx.payments.save_transition(before, step, cause):
                     raise Conflict("payment changed concurrently")
-                await self._events.payment_changed(tx, step)
+                await self._publish_change(tx, step)
                 before = step
             await self._settle_side_effects(tx, before)
             return f"{payment.status.value} -> {before.status.value}"
 
-    async def _settle_side_effects(self, tx: Transaction, payment: Payment) -> None:
+    async def _settle_side_effects(self, tx: PaymentsTx, payment: Payment) -> None:
         """Money moves exactly once per final state: post or void holds, post journals."""
         now = self._clock.now()
         currency = payment.amount.currency
@@ -642,11 +647,37 @@ class PaymentService:
                 await tx.payments.return_refunded(str(parent), amount, now)
                 await self._refunded_amount_changed(tx, str(parent))
 
-    async def _refunded_amount_changed(self, tx: Transaction, collection_id: str) -> None:
+    async def _publish_change(
+        self, tx: PaymentsTx, payment: Payment, *, event_type: str | None = None
+    ) -> None:
+        """Publish that ``payment`` has a new version (whoever listens runs in ``tx``): by
+        default the partner event its status names; ``event_type`` for a change that
+        leaves the status as it was."""
+        event_type = event_type or payment_event_type(payment)
+        if event_type is None:
+            return
+        description = (
+            await self._protection.unseal(
+                payment.description, table="payments", column="description", row_id=payment.id
+            )
+            if payment.description
+            else None
+        )
+        tx.publish(
+            PaymentChanged(
+                partner_id=payment.partner_id,
+                payment_id=payment.id,
+                version=payment.version,
+                event_type=event_type,
+                view=views.payment_view(payment, description),
+            )
+        )
+
+    async def _refunded_amount_changed(self, tx: PaymentsTx, collection_id: str) -> None:
         """The collection's ``refunded_amount`` moved (a new version): tell the partner."""
         collection = await tx.payments.get(collection_id)
         if collection is not None:
-            await self._events.payment_changed(tx, collection, event_type=PAYMENT_UPDATED)
+            await self._publish_change(tx, collection, event_type=PAYMENT_UPDATED)
 
 
 def _with_reference(payment: Payment, reference: str) -> Payment:

@@ -10,6 +10,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from amanat.kernel.money import Money
+from amanat.kernel.pagination import Page
 from amanat.payments.domain.ledger import InsufficientFunds, Journal, Shard, rebalanced
 from amanat.payments.domain.payments import (
     TERMINAL,
@@ -19,21 +20,19 @@ from amanat.payments.domain.payments import (
     PaymentStatus,
     PaymentType,
 )
-from amanat.platform.db.dialect import insert_if_absent, locked
-from amanat.platform.db.ports import OutboxJob, Page
-from amanat.platform.db.tables import (
+from amanat.payments.tables import (
     balance_shards,
     holds,
     ledger_accounts,
     ledger_entries,
     ledger_journals,
-    outbox,
-    partners,
     payment_transitions,
     payments,
     rail_events,
     rejected_callbacks,
 )
+from amanat.platform.db.dialect import insert_if_absent, locked
+from amanat.platform.jobs.tables import outbox
 
 # The request path's statements, built once (see the package docstring).
 _INSERT_PAYMENTS = payments.insert()
@@ -51,9 +50,6 @@ _MARK_SUBMITTED = payments.update().where(
     payments.c.id == sa.bindparam("p_id"),
     payments.c.status == PaymentStatus.PENDING.value,
     payments.c.submitted_at.is_(None),
-)
-_PARTNER_LIMIT = sa.select(partners.c.per_transaction_limit).where(
-    partners.c.id == sa.bindparam("p_id")
 )
 _SHARD_COUNT = sa.select(ledger_accounts.c.shards).where(
     ledger_accounts.c.id == sa.bindparam("p_account")
@@ -372,10 +368,6 @@ class SqlPaymentRepository:
         )
         return tuple(_payment(r) for r in (await self._conn.execute(stmt)).all())
 
-    async def partner_limit(self, partner_id: str) -> int | None:
-        value = (await self._conn.execute(_PARTNER_LIMIT, {"p_id": partner_id})).scalar()
-        return int(value) if value is not None else None
-
 
 class SqlLedgerRepository:
     def __init__(self, conn: AsyncConnection) -> None:
@@ -647,106 +639,6 @@ class SqlLedgerRepository:
             if int(active) != held:
                 problems.append(f"{account_id}: active holds {active}, balance holds {held}")
         return problems
-
-
-class SqlOutboxRepository:
-    def __init__(self, conn: AsyncConnection) -> None:
-        self._conn = conn
-
-    async def enqueue(
-        self, kind: str, subject_id: str, payload: dict[str, Any], run_at: datetime
-    ) -> None:
-        await self._conn.execute(
-            _INSERT_OUTBOX,
-            {
-                "kind": kind,
-                "subject_id": subject_id,
-                "payload": payload,
-                "status": "pending",
-                "attempts": 0,
-                "run_at": run_at,
-                "locked_until": None,
-                "locked_by": None,
-                "last_error": None,
-                "created_at": run_at,
-                "updated_at": run_at,
-            },
-        )
-
-    async def claim(
-        self, owner: str, now: datetime, lease_until: datetime, limit: int
-    ) -> list[OutboxJob]:
-        """Claim due jobs; two workers never claim the same job (SKIP LOCKED / CAS)."""
-        due = sa.and_(
-            outbox.c.status == "pending",
-            outbox.c.run_at <= now,
-            sa.or_(outbox.c.locked_until.is_(None), outbox.c.locked_until < now),
-        )
-        stmt = sa.select(outbox.c.id).where(due).order_by(outbox.c.run_at).limit(limit)
-        if self._conn.dialect.name == "postgresql":
-            stmt = stmt.with_for_update(skip_locked=True)
-        ids = [r[0] for r in (await self._conn.execute(stmt)).all()]
-        if not ids:
-            return []
-        rows = (
-            await self._conn.execute(
-                outbox.update()
-                .where(outbox.c.id.in_(ids), due)
-                .values(locked_until=lease_until, locked_by=owner, attempts=outbox.c.attempts + 1)
-                .returning(
-                    outbox.c.id,
-                    outbox.c.kind,
-                    outbox.c.subject_id,
-                    outbox.c.payload,
-                    outbox.c.attempts,
-                )
-            )
-        ).all()
-        return [
-            OutboxJob(
-                id=r.id,
-                kind=r.kind,
-                subject_id=r.subject_id,
-                payload=dict(r.payload),
-                attempts=r.attempts,
-            )
-            for r in rows
-        ]
-
-    async def finish(self, job_id: int, owner: str, now: datetime) -> None:
-        await self._conn.execute(
-            outbox.update()
-            .where(outbox.c.id == job_id, outbox.c.locked_by == owner)
-            .values(status="done", locked_until=None, updated_at=now)
-        )
-
-    async def retry(
-        self,
-        job_id: int,
-        owner: str,
-        run_at: datetime,
-        error: str,
-        now: datetime,
-        *,
-        dead: bool = False,
-    ) -> None:
-        await self._conn.execute(
-            outbox.update()
-            .where(outbox.c.id == job_id, outbox.c.locked_by == owner)
-            .values(
-                status="dead" if dead else "pending",
-                run_at=run_at,
-                locked_until=None,
-                last_error=error[:500],
-                updated_at=now,
-            )
-        )
-
-    async def pending_count(self, kind: str | None = None) -> int:
-        stmt = sa.select(sa.func.count()).select_from(outbox).where(outbox.c.status == "pending")
-        if kind:
-            stmt = stmt.where(outbox.c.kind == kind)
-        return int((await self._conn.execute(stmt)).scalar_one())
 
 
 class SqlRailEventRepository:

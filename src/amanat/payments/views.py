@@ -8,7 +8,6 @@ from typing import Any
 from amanat.kernel.clock import format_timestamp
 from amanat.kernel.pakistan import bank_by_code
 from amanat.payments.domain.payments import Payment, PaymentType
-from amanat.webhooks.domain.endpoints import WebhookEndpoint
 
 
 def party_view(payment: Payment) -> dict[str, Any]:
@@ -51,25 +50,4 @@ def payment_view(payment: Payment, description: str | None) -> dict[str, Any]:
         else None,
         "payment_id": str(payment.extra.get("parent_id")) if is_refund else None,
         "metadata": payment.metadata,
-    }
-
-
-def endpoint_view(endpoint: WebhookEndpoint) -> dict[str, Any]:
-    """An endpoint without its secrets (the secret is shown once, by the caller)."""
-    return {
-        "id": endpoint.id,
-        "object": "webhook_endpoint",
-        "url": endpoint.url,
-        "description": endpoint.description,
-        "enabled_events": list(endpoint.enabled_events),
-        "enabled": endpoint.enabled,
-        "disabled_reason": endpoint.disabled_reason,
-        "secret_rotation": {
-            "previous_secret_expires_at": format_timestamp(endpoint.previous_secret_expires_at)
-        }
-        if endpoint.previous_secret_expires_at
-        else None,
-        "version": endpoint.version,
-        "created_at": format_timestamp(endpoint.created_at),
-        "updated_at": format_timestamp(endpoint.updated_at),
     }

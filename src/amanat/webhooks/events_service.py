@@ -16,12 +16,13 @@ from typing import Any
 from amanat.kernel.clock import Clock
 from amanat.kernel.errors import NotFound
 from amanat.kernel.ids import new_id
-from amanat.payments import views
-from amanat.payments.domain.payments import Payment
-from amanat.platform.db.ports import EventFilter, StoredEvent, Transaction, TransactionFactory
+from amanat.payments.domain.events import BalanceToppedUp, PaymentChanged
+from amanat.platform.db.ports import TransactionFactory
 from amanat.platform.protection.service import DataProtectionService
+from amanat.webhooks import views
 from amanat.webhooks.domain.endpoints import Delivery, DeliveryStatus, WebhookEndpoint
-from amanat.webhooks.domain.events import CATALOGUE, Event, payment_event_type
+from amanat.webhooks.domain.events import CATALOGUE, Event
+from amanat.webhooks.ports import EventFilter, StoredEvent, WebhooksTx
 
 
 def encode(document: dict[str, Any]) -> bytes:
@@ -66,7 +67,10 @@ def new_delivery(event: StoredEvent, endpoint_id: str, trigger: str, now: dateti
 
 class EventService:
     def __init__(
-        self, transactions: TransactionFactory, clock: Clock, protection: DataProtectionService
+        self,
+        transactions: TransactionFactory[WebhooksTx],
+        clock: Clock,
+        protection: DataProtectionService,
     ) -> None:
         self._tx = transactions
         self._clock = clock
@@ -76,7 +80,7 @@ class EventService:
 
     async def emit(
         self,
-        tx: Transaction,
+        tx: WebhooksTx,
         *,
         partner_id: str,
         type: str,
@@ -109,31 +113,30 @@ class EventService:
         )
         return event
 
-    async def payment_changed(
-        self, tx: Transaction, payment: Payment, *, event_type: str | None = None
-    ) -> None:
-        """One event for one new version of a payment: by default the one its status
-        names; ``event_type`` for a change that leaves the status as it was."""
-        event_type = event_type or payment_event_type(payment)
-        if event_type is None:
+    async def on_payment_changed(self, event: PaymentChanged, tx: WebhooksTx) -> None:
+        """The payments capability wrote a new version of a payment: tell its partner."""
+        if event.event_type is None:
             return
-        description = (
-            await self._protection.unseal(
-                payment.description, table="payments", column="description", row_id=payment.id
-            )
-            if payment.description
-            else None
-        )
         await self.emit(
             tx,
-            partner_id=payment.partner_id,
-            type=event_type,
-            object_id=payment.id,
-            version=payment.version,
-            data=views.payment_view(payment, description),
+            partner_id=event.partner_id,
+            type=event.event_type,
+            object_id=event.payment_id,
+            version=event.version,
+            data=event.view,
         )
 
-    async def endpoint_disabled(self, tx: Transaction, endpoint: WebhookEndpoint) -> None:
+    async def on_balance_topped_up(self, event: BalanceToppedUp, tx: WebhooksTx) -> None:
+        await self.emit(
+            tx,
+            partner_id=event.partner_id,
+            type="balance.topped_up",
+            object_id=event.top_up_id,
+            version=None,
+            data=event.balance,
+        )
+
+    async def endpoint_disabled(self, tx: WebhooksTx, endpoint: WebhookEndpoint) -> None:
         await self.emit(
             tx,
             partner_id=endpoint.partner_id,

@@ -19,15 +19,10 @@ from typing import Protocol, TypeVar
 from amanat.kernel.clock import Clock
 from amanat.kernel.errors import InvalidInput, NotFound
 from amanat.kernel.ids import new_id
+from amanat.kernel.pagination import Page
 from amanat.platform.audit import recorder as audit
 from amanat.platform.audit.domain import SYSTEM, Actor
-from amanat.platform.db.ports import (
-    DeliveryFilter,
-    EventFilter,
-    Page,
-    Transaction,
-    TransactionFactory,
-)
+from amanat.platform.db.ports import TransactionFactory
 from amanat.platform.protection.service import DataProtectionService
 from amanat.webhooks.domain import endpoints as rules
 from amanat.webhooks.domain.endpoints import (
@@ -39,15 +34,13 @@ from amanat.webhooks.domain.endpoints import (
     WebhookEndpoint,
 )
 from amanat.webhooks.domain.events import ALL_EVENTS, CATALOGUE
+from amanat.webhooks.errors import InvalidWebhookUrl
 from amanat.webhooks.events_service import EventService, encode, new_delivery
+from amanat.webhooks.ports import DeliveryFilter, EventFilter, WebhooksTx
 from amanat.webhooks.signatures import signature_header
 
 REPLAY_LIMIT = 10_000
 SECRET_COLUMNS = ("secret", "previous_secret")
-
-
-class InvalidWebhookUrl(InvalidInput):
-    code = "invalid_webhook_url"
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,7 +121,7 @@ def _jitter() -> float:
 
 
 async def _owned_endpoint(
-    tx: Transaction, partner_id: str, endpoint_id: str, *, for_update: bool = False
+    tx: WebhooksTx, partner_id: str, endpoint_id: str, *, for_update: bool = False
 ) -> WebhookEndpoint:
     """The partner's endpoint; another partner's is as absent as a missing one."""
     endpoint = await tx.webhooks.get_endpoint(endpoint_id, for_update=for_update)
@@ -152,7 +145,7 @@ def check_events(enabled_events: list[str]) -> tuple[str, ...]:
 class WebhookService:
     def __init__(
         self,
-        transactions: TransactionFactory,
+        transactions: TransactionFactory[WebhooksTx],
         clock: Clock,
         protection: DataProtectionService,
         events: EventService,
@@ -590,7 +583,7 @@ class WebhookService:
         )
 
     async def _track_health(
-        self, transaction: Transaction, endpoint: WebhookEndpoint, verdict: Verdict, now: datetime
+        self, transaction: WebhooksTx, endpoint: WebhookEndpoint, verdict: Verdict, now: datetime
     ) -> bool:
         """Keep the failure streak; disable on 410 or after ``disable_after`` of failures.
         Returns True when this attempt disabled the endpoint."""

@@ -8,14 +8,10 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from amanat.platform.db.ports import DeliveryFilter, EventFilter, Page, StoredEvent
-from amanat.platform.db.tables import (
-    events,
-    webhook_attempts,
-    webhook_deliveries,
-    webhook_endpoints,
-)
+from amanat.kernel.pagination import Page
 from amanat.webhooks.domain.endpoints import Attempt, Delivery, DeliveryStatus, WebhookEndpoint
+from amanat.webhooks.ports import DeliveryFilter, EventFilter, StoredEvent
+from amanat.webhooks.tables import events, webhook_attempts, webhook_deliveries, webhook_endpoints
 
 # Every payment change and every delivery attempt runs these; built once (see the package
 # docstring).
@@ -515,3 +511,59 @@ class SqlWebhookRepository:
             .where(webhook_deliveries.c.status == DeliveryStatus.PENDING.value)
         )
         return int((await self._conn.execute(stmt)).scalar_one())
+
+
+class WebhookRows:
+    """Retention class ``webhook_deliveries``: finished deliveries (with their attempts),
+    then events no delivery refers to any more; ids are "webhook_deliveries:<id>" and
+    "events:<id>"."""
+
+    def __init__(self, conn: AsyncConnection) -> None:
+        self._conn = conn
+
+    async def due(self, cutoff: datetime, fetch: int) -> list[str]:
+        d = webhook_deliveries
+        done = (
+            await self._conn.execute(
+                sa.select(d.c.id)
+                .where(d.c.created_at < cutoff, d.c.status != "pending")
+                .order_by(d.c.created_at)
+                .limit(fetch)
+            )
+        ).all()
+        unreferenced = (
+            await self._conn.execute(
+                sa.select(events.c.id)
+                .where(
+                    events.c.created_at < cutoff,
+                    ~sa.exists().where(d.c.event_id == events.c.id),
+                )
+                .order_by(events.c.created_at)
+                .limit(fetch)
+            )
+        ).all()
+        return [f"webhook_deliveries:{r[0]}" for r in done] + [
+            f"events:{r[0]}" for r in unreferenced
+        ]
+
+    async def delete(self, ids: list[str]) -> int:
+        deliveries = [i.partition(":")[2] for i in ids if i.startswith("webhook_deliveries:")]
+        event_ids = [i.partition(":")[2] for i in ids if i.startswith("events:")]
+        deleted = 0
+        if deliveries:
+            await self._conn.execute(
+                webhook_attempts.delete().where(webhook_attempts.c.delivery_id.in_(deliveries))
+            )
+            result = await self._conn.execute(
+                webhook_deliveries.delete().where(webhook_deliveries.c.id.in_(deliveries))
+            )
+            deleted += int(result.rowcount or 0)
+        if event_ids:
+            result = await self._conn.execute(
+                events.delete().where(
+                    events.c.id.in_(event_ids),
+                    ~sa.exists().where(webhook_deliveries.c.event_id == events.c.id),
+                )
+            )
+            deleted += int(result.rowcount or 0)
+        return deleted

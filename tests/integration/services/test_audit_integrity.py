@@ -23,7 +23,7 @@ from amanat.platform.audit import recorder as audit
 from amanat.platform.audit.domain import Actor, StoredRecord, canonical_json, seal_message
 from amanat.platform.audit.integrity import VerificationReport
 from amanat.platform.audit.seals import Ed25519SealSigner
-from amanat.platform.db.tables import audit_seals
+from amanat.platform.audit.tables import audit_seals
 
 ACTOR = Actor(type="operator", id="op_tester", source_ip="10.1.2.3", request_id="req_1")
 SEALER = Actor(type="cli", id="tester")
@@ -476,7 +476,7 @@ async def test_the_sealer_worker_seals_in_the_background(
     from amanat.platform.audit.sealer import AuditSealer
 
     await append(log, clock, 3)
-    sealer = AuditSealer(log, every_records=1000, every_seconds=2.0)
+    sealer = AuditSealer(log.audit_integrity, every_records=1000, every_seconds=2.0)
     seal = await sealer.run_once()
     assert seal is not None
     assert seal.seq == 3

@@ -13,10 +13,12 @@ import sqlalchemy as sa
 from tests.conftest import TEST_DB
 
 from amanat.bootstrap import Container
+from amanat.identity.tables import operators
 from amanat.platform.audit.domain import Actor
+from amanat.platform.audit.tables import audit_log
+from amanat.platform.crypto.field_cipher import FieldContext, KeyUnavailable
 from amanat.platform.crypto.master_keys import LocalMasterKey, MasterKeyError, VaultTransitMasterKey
-from amanat.platform.db.ports import FieldContext, KeyUnavailable
-from amanat.platform.db.tables import audit_log, data_keys, data_subjects, operators
+from amanat.platform.protection.tables import data_keys, data_subjects
 
 ACTOR = Actor(type="cli", id="test")
 NAME = "Ayesha Khan"

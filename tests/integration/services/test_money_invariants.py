@@ -41,33 +41,30 @@ from hypothesis.stateful import (
 from tests.conftest import wipe
 from tests.support.oauth import ACTOR, fetch_token, make_client
 
+from amanat.app import create_app
 from amanat.bootstrap import Container, build_container
 from amanat.kernel.clock import FrozenClock
 from amanat.kernel.errors import DomainError, NotFound
 from amanat.payments.domain.ledger import InsufficientFunds, merchant_account
 from amanat.payments.domain.payments import TERMINAL, TRANSITIONS, PaymentStatus, PaymentType
-from amanat.payments.service import (
-    SUBMIT,
-    AccountIn,
-    Balance,
-    Caller,
+from amanat.payments.errors import (
     LimitExceeded,
     PaymentNotCancelable,
     RefundExceedsRemaining,
     RefundNotSupported,
 )
-from amanat.platform.db.tables import (
+from amanat.payments.service import SUBMIT, AccountIn, Balance, Caller
+from amanat.payments.tables import (
     balance_shards,
-    events,
     holds,
     ledger_entries,
     ledger_journals,
-    outbox,
     payment_transitions,
     payments,
 )
-from amanat.platform.http.app import create_app
+from amanat.platform.jobs.tables import outbox
 from amanat.platform.settings import Settings
+from amanat.webhooks.tables import events
 
 T = TypeVar("T")
 S = PaymentStatus

@@ -13,29 +13,25 @@ import pytest
 import sqlalchemy as sa
 from tests.conftest import wipe
 
-from amanat.bootstrap import Container
-from amanat.kernel.clock import FrozenClock
-from amanat.kernel.errors import InvalidInput
-from amanat.platform.audit.domain import Actor, AuditRecord
-from amanat.platform.db.ports import (
-    AuthorizationCode,
-    IdempotencyRecord,
-    RefreshToken,
-    SessionRecord,
-)
-from amanat.platform.db.tables import (
-    audit_log,
+from amanat.auth.ports import AuthorizationCode, RefreshToken
+from amanat.auth.tables import (
     authorization_codes,
     client_assertion_jtis,
-    data_keys,
-    data_subjects,
-    idempotency_keys,
-    legal_holds,
-    operator_sessions,
     refresh_tokens,
     revoked_tokens,
 )
+from amanat.bootstrap import Container
+from amanat.identity.ports import SessionRecord
+from amanat.identity.tables import operator_sessions
+from amanat.kernel.clock import FrozenClock
+from amanat.kernel.errors import InvalidInput
+from amanat.platform.audit.domain import Actor, AuditRecord
+from amanat.platform.audit.tables import audit_log
+from amanat.platform.idempotency.ports import IdempotencyRecord
+from amanat.platform.idempotency.tables import idempotency_keys
+from amanat.platform.protection.tables import data_keys, data_subjects
 from amanat.platform.retention.service import ClassOutcome, hold_key, load_policies
+from amanat.platform.retention.tables import legal_holds
 
 ACTOR = Actor(type="cli", id="compliance")
 IBAN = "PK36SCBL0000001123456702"

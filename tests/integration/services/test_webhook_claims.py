@@ -15,10 +15,10 @@ from tests.support.oauth import ACTOR
 
 from amanat.bootstrap import Container
 from amanat.kernel.clock import FrozenClock
-from amanat.platform.db.tables import webhook_deliveries
 from amanat.webhooks.domain.endpoints import Delivery, DeliveryStatus
 from amanat.webhooks.service import Caller, SendResult
 from amanat.webhooks.store import SqlWebhookRepository
+from amanat.webhooks.tables import webhook_deliveries
 
 BIG, SMALL = "payment.succeeded", "payment.failed"
 

@@ -30,13 +30,15 @@ from amanat.bootstrap import Container
 from amanat.kernel.clock import FrozenClock
 from amanat.payments.service import AccountIn
 from amanat.payments.service import Caller as PaymentCaller
-from amanat.platform.db.ports import DeliveryFilter, EventFilter
-from amanat.platform.db.tables import audit_log, webhook_deliveries
+from amanat.platform.audit.tables import audit_log
 from amanat.platform.observability.metrics import WEBHOOK_ENDPOINTS_DISABLED
 from amanat.webhooks.adapters.transport import HttpWebhookSender
 from amanat.webhooks.domain.endpoints import Attempt, Delivery, DeliveryStatus, WebhookEndpoint
 from amanat.webhooks.jobs import WebhookDeliverer
+from amanat.webhooks.ports import DeliveryFilter, EventFilter
 from amanat.webhooks.service import Caller, WebhookSender
+from amanat.webhooks.tables import webhook_deliveries
+from amanat.webhooks.wiring import DeliveryHttp
 
 IBAN = "PK36SCBL0000001123456702"
 
@@ -551,7 +553,7 @@ async def test_the_response_excerpt_is_bounded(
     hooks: Hooks, receiver: Receiver, reply: Reply, excerpt_bytes: int, expected: str | None
 ) -> None:
     receiver.respond = lambda _: reply
-    sender = HttpWebhookSender(hooks.container.webhook_http, excerpt_bytes=excerpt_bytes)
+    sender = HttpWebhookSender(_http(hooks), excerpt_bytes=excerpt_bytes)
     endpoint, _ = await hooks.endpoint(receiver.url)
     await hooks.emit()
     await deliver(hooks.deliverer(sender))
@@ -647,7 +649,7 @@ async def test_a_name_resolving_to_a_private_address_is_refused(
     hooks: Hooks, receiver: Receiver
 ) -> None:
     resolver = Resolver({"hooks.test": ["127.0.0.1"]})
-    sender = HttpWebhookSender(hooks.container.webhook_http, resolver)
+    sender = HttpWebhookSender(_http(hooks), resolver)
     endpoint, _ = await hooks.endpoint(receiver.url_for("hooks.test"))
     await hooks.emit()
     await deliver(hooks.deliverer(sender, allow_private=False))
@@ -671,7 +673,7 @@ async def test_a_name_resolving_to_a_private_address_is_refused(
 async def test_every_resolved_address_must_be_public(
     hooks: Hooks, receiver: Receiver, addresses: list[str]
 ) -> None:
-    sender = HttpWebhookSender(hooks.container.webhook_http, Resolver({"hooks.test": addresses}))
+    sender = HttpWebhookSender(_http(hooks), Resolver({"hooks.test": addresses}))
     endpoint, _ = await hooks.endpoint(receiver.url_for("hooks.test"))
     await hooks.emit()
     await deliver(hooks.deliverer(sender, allow_private=False))
@@ -687,7 +689,7 @@ async def test_one_forbidden_address_among_several_blocks_the_delivery(
     # Here 127.0.0.1 stands for a public address (the check lets it through), so a sender
     # that checked only some addresses would reach the local receiver, never the internet.
     sender = HttpWebhookSender(
-        hooks.container.webhook_http,
+        _http(hooks),
         Resolver({"hooks.test": order}),
         address_forbidden=lambda address: address == "10.0.0.1",
     )
@@ -702,7 +704,7 @@ async def test_one_forbidden_address_among_several_blocks_the_delivery(
 async def test_a_name_that_does_not_resolve_is_a_dns_error(
     hooks: Hooks, receiver: Receiver
 ) -> None:
-    sender = HttpWebhookSender(hooks.container.webhook_http, Resolver({}))
+    sender = HttpWebhookSender(_http(hooks), Resolver({}))
     endpoint, _ = await hooks.endpoint(receiver.url_for("nowhere.test"))
     await hooks.emit()
     await deliver(hooks.deliverer(sender, allow_private=False))
@@ -720,7 +722,7 @@ async def test_the_request_goes_to_the_checked_address_with_the_original_host(
         checked.append(address)
         return False
 
-    sender = HttpWebhookSender(hooks.container.webhook_http, resolver, address_forbidden=permissive)
+    sender = HttpWebhookSender(_http(hooks), resolver, address_forbidden=permissive)
     endpoint, secret = await hooks.endpoint(receiver.url_for("hooks.test") + "?k=v")
     await hooks.emit()
     await deliver(hooks.deliverer(sender, allow_private=False))
@@ -1071,3 +1073,8 @@ async def test_an_empty_or_unchanged_patch_changes_nothing(
         hooks.caller, endpoint.id, description="new"
     )
     assert changed.version == 2
+
+
+def _http(hooks: Hooks) -> httpx.AsyncClient:
+    """The delivery HTTP client of the hooks' container."""
+    return hooks.container.get(DeliveryHttp).client

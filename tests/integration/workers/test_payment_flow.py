@@ -18,12 +18,12 @@ import sqlalchemy as sa
 from tests.conftest import wipe
 from tests.support.oauth import ACTOR, fetch_token, make_client
 
+from amanat.app import create_app
 from amanat.bootstrap import Container, build_container
 from amanat.kernel.clock import FrozenClock
-from amanat.payments.jobs import Dispatcher
 from amanat.payments.service import Caller
-from amanat.platform.db.tables import rejected_callbacks
-from amanat.platform.http.app import create_app
+from amanat.payments.tables import rejected_callbacks
+from amanat.platform.jobs.runtime import JobRuntime
 from amanat.platform.settings import Settings
 from amanat.sandbox_rail.app import create_rail_app
 from amanat.sandbox_rail.engine import RailSettings
@@ -35,7 +35,7 @@ IBAN = "PK36SCBL0000001123456702"
 class World:
     container: Container
     http: httpx.AsyncClient
-    dispatcher: Dispatcher
+    dispatcher: JobRuntime
     auth: dict[str, str]
     rail_settings: RailSettings
 
@@ -77,9 +77,7 @@ async def world(settings: Settings, clock: FrozenClock) -> AsyncIterator[World]:
     merchant = await make_client(container, name="Flow shop")
     await container.payments.top_up(Caller(merchant.partner.id, None, ACTOR), 10_000_000)
     token = await fetch_token(http, merchant)
-    dispatcher = Dispatcher(
-        container, container.rail, callback_url=container.rail_callback_url, owner="test"
-    )
+    dispatcher = container.job_runtime(owner="test")
     try:
         yield World(
             container,

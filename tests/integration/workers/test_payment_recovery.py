@@ -15,12 +15,14 @@ import sqlalchemy as sa
 from tests.integration.workers import test_payment_flow as flow
 from tests.integration.workers.test_payment_flow import World, _drive, _ledger_ok, _pay, _status
 
-from amanat.payments.jobs import MAX_RESUBMITS, Dispatcher
+from amanat.payments.jobs import MAX_RESUBMITS
 from amanat.payments.rail import Acceptance, RailAdapter, RailCallback, RailStatus, Submission
 from amanat.payments.service import ENQUIRE
-from amanat.payments.store import SqlOutboxRepository
-from amanat.platform.db.tables import outbox
-from amanat.platform.jobs.scheduler import Scheduler, default_jobs
+from amanat.payments.wiring import sweep_job
+from amanat.platform.jobs.outbox_store import SqlOutboxRepository
+from amanat.platform.jobs.runtime import JobRuntime
+from amanat.platform.jobs.scheduler import Scheduler
+from amanat.platform.jobs.tables import outbox
 
 world = flow.world  # the fixture: amanat with the sandbox rail mounted, one partner
 NO_CALLBACK = 100_010  # the rail settles it but never says so: only enquiries find out
@@ -92,10 +94,8 @@ class ForgetfulRail:
         return self._rail.verify_callback(headers, body)
 
 
-def _dispatcher(world: World, rail: ForgetfulRail) -> Dispatcher:
-    return Dispatcher(
-        world.container, rail, callback_url=world.container.rail_callback_url, owner="test"
-    )
+def _dispatcher(world: World, rail: ForgetfulRail) -> JobRuntime:
+    return world.container.job_runtime(owner="test", rail=rail)
 
 
 async def test_a_payment_the_rail_forgot_is_sent_again_with_the_same_id(world: World) -> None:
@@ -130,11 +130,11 @@ async def test_the_sweeper_requeues_a_payment_in_flight_with_no_job(world: World
     async with world.container.db.write() as conn:  # its enquiry is lost
         await conn.execute(outbox.delete().where(outbox.c.subject_id == payment_id))
     clock = world.container.clock
-    scheduler = Scheduler(
-        world.container,
-        default_jobs(sweep_every=timedelta(seconds=10), stranded_after=timedelta(minutes=2)),
-        owner="w",
+    container = world.container
+    sweep = sweep_job(
+        container.payments, every=timedelta(seconds=10), stranded_after=timedelta(minutes=2)
     )
+    scheduler = Scheduler(container.transactions, container.clock, [sweep], owner="w")
     assert (await scheduler.run_due())["payments.sweep"] == "none stranded", "too recent"
     clock.advance(minutes=2, seconds=1)  # type: ignore[attr-defined]
     assert (await scheduler.run_due())["payments.sweep"] == "rail.enquire=1"

@@ -8,19 +8,19 @@ from amanat.bootstrap import Container
 from amanat.kernel.clock import FrozenClock
 from amanat.platform.audit import recorder as audit
 from amanat.platform.audit.domain import Actor
-from amanat.platform.jobs.scheduler import Job, Scheduler, default_jobs
+from amanat.platform.jobs.scheduler import Job, Scheduler
 
 
 async def test_two_workers_share_one_schedule(container: Container, clock: FrozenClock) -> None:
     runs: list[str] = []
 
-    async def job(_: Container) -> str:
+    async def job() -> str:
         runs.append("ran")
         return "ok"
 
     jobs = [Job("test.job", timedelta(minutes=10), job)]
-    first = Scheduler(container, jobs, owner="worker-a")
-    second = Scheduler(container, jobs, owner="worker-b")
+    first = Scheduler(container.transactions, clock, jobs, owner="worker-a")
+    second = Scheduler(container.transactions, clock, jobs, owner="worker-b")
     assert await first.run_due() == {"test.job": "ok"}
     assert await second.run_due() == {}
     assert await first.run_due() == {}, "not due again until its period has passed"
@@ -34,13 +34,14 @@ async def test_a_failing_job_is_retried_within_a_minute(
 ) -> None:
     attempts: list[int] = []
 
-    async def flaky(_: Container) -> str:
+    async def flaky() -> str:
         attempts.append(1)
         if len(attempts) == 1:
             raise RuntimeError("core banking timeout")
         return "recovered"
 
-    worker = Scheduler(container, [Job("flaky", timedelta(hours=24), flaky)], owner="w")
+    jobs = [Job("flaky", timedelta(hours=24), flaky)]
+    worker = Scheduler(container.transactions, clock, jobs, owner="w")
     assert await worker.run_due() == {"flaky": "failed: RuntimeError"}
     clock.advance(seconds=30)
     assert await worker.run_due() == {}
@@ -53,7 +54,8 @@ async def test_default_jobs_run_and_leave_the_audit_log_intact(
 ) -> None:
     async with container.transactions.write() as tx:
         await audit.record(tx, clock, Actor(type="cli", id="t"), "test.event")
-    results = await Scheduler(container, default_jobs(), owner="w").run_due()
+    scheduler = Scheduler(container.transactions, clock, container.periodic_jobs(), owner="w")
+    results = await scheduler.run_due()
     assert "audit.seal" not in results  # the sealer runs on its own (workers/sealer.py)
     assert results["retention.run"]
     report = await container.audit_integrity.verify()

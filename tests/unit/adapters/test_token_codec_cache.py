@@ -10,8 +10,8 @@ import pytest
 
 from amanat.auth.adapters import tokens
 from amanat.auth.adapters.tokens import EcKeyMaterial, JwtAccessTokenCodec, KeyRing
+from amanat.auth.ports import InvalidToken
 from amanat.kernel.clock import FrozenClock
-from amanat.platform.db.ports import InvalidToken
 
 ISSUER = "http://issuer.test"
 

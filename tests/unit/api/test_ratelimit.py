@@ -14,7 +14,7 @@ from structlog.testing import capture_logs
 
 from amanat.platform.http.errors import ApiProblem, install_error_handlers
 from amanat.platform.http.middleware import ContractMiddleware
-from amanat.platform.ratelimit.http import (
+from amanat.platform.http.ratelimit import (
     DEFAULT_POLICIES,
     Decision,
     Policy,

@@ -14,7 +14,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from pydantic import BaseModel, ValidationError
 
-import amanat.platform.http.app  # noqa: F401  (imports every route module, so every request model)
+import amanat.app  # noqa: F401  (imports every route module, so every request model)
 from amanat.platform.http.schemas import RequestModel
 
 NOT_INTEGERS = st.recursive(

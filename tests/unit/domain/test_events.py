@@ -7,7 +7,9 @@ from datetime import UTC, datetime
 
 import pytest
 
+from amanat.bootstrap import registry
 from amanat.kernel.money import Money
+from amanat.payments.domain.events import payment_event_type
 from amanat.payments.domain.payments import (
     TRANSITIONS,
     Failure,
@@ -17,7 +19,9 @@ from amanat.payments.domain.payments import (
     PaymentType,
     apply_rail_status,
 )
-from amanat.webhooks.domain.events import ALL_EVENTS, CATALOGUE, Event, payment_event_type
+from amanat.webhooks.domain.events import ALL_EVENTS, CATALOGUE, Event
+
+registry()  # every capability declares its event types
 
 S = PaymentStatus
 AT = datetime(2026, 11, 24, 8, 15, 30, 123000, tzinfo=UTC)

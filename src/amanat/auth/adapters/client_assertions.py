@@ -10,16 +10,24 @@ from typing import Any
 
 import httpx
 
+from amanat.auth.adapters.jose import peek, verify_signature
 from amanat.auth.adapters.remote_jwks import RemoteJwks
 from amanat.auth.adapters.tokens import keyset_from_jwks
+from amanat.auth.ports import InvalidToken
 from amanat.identity.domain import OAuthClient
-from amanat.platform.crypto.jose import peek, verify_signature
-from amanat.platform.db.ports import InvalidToken
 
 ASSERTION_ALGORITHMS = ["ES256", "PS256"]
 
 
 class JwksClientAssertionVerifier:
+    def subject(self, assertion: str) -> str | None:
+        try:
+            _header, claims = peek(assertion)
+        except InvalidToken:
+            return None
+        sub = claims.get("sub")
+        return sub if isinstance(sub, str) else None
+
     def __init__(self, http: httpx.AsyncClient) -> None:
         self._http = http
         self._remote: dict[str, RemoteJwks] = {}

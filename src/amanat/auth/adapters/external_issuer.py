@@ -11,10 +11,10 @@ from typing import Any
 
 import httpx
 
+from amanat.auth.adapters.jose import peek, validate_claims, verify_signature
 from amanat.auth.adapters.remote_jwks import RemoteJwks
+from amanat.auth.ports import InvalidToken
 from amanat.kernel.clock import Clock
-from amanat.platform.crypto.jose import peek, validate_claims, verify_signature
-from amanat.platform.db.ports import InvalidToken
 
 ALLOWED_ALGORITHMS = ["ES256", "PS256", "RS256"]
 

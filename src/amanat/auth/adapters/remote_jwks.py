@@ -17,7 +17,7 @@ import httpx
 from joserfc.jwk import KeySet
 
 from amanat.auth.adapters.tokens import keyset_from_jwks
-from amanat.platform.db.ports import InvalidToken
+from amanat.auth.ports import InvalidToken
 
 
 class RemoteJwks:

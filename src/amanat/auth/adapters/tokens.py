@@ -19,10 +19,11 @@ from joserfc import jwt
 from joserfc.errors import JoseError
 from joserfc.jwk import ECKey, KeySet
 
+from amanat.auth.adapters.jose import peek, validate_claims, verify_signature
+from amanat.auth.domain import KeyStatus, SigningKey
+from amanat.auth.ports import InvalidToken
+from amanat.auth.signing_keys import SIGNER_STALENESS, VERIFY_LEEWAY
 from amanat.kernel.clock import Clock
-from amanat.platform.crypto.jose import peek, validate_claims, verify_signature
-from amanat.platform.db.ports import InvalidToken
-from amanat.platform.keys.service import SIGNER_STALENESS, VERIFY_LEEWAY, SigningKey
 
 ALGORITHM = "ES256"
 TOKEN_TYPE = "at+jwt"
@@ -46,7 +47,7 @@ class EcKeyMaterial:
             private_pem=pem,
             encrypted=self._passphrase is not None,
             public_jwk=dict(key.as_dict(private=False)),
-            status="active",
+            status=KeyStatus.ACTIVE,
             created_at=now,
         )
 
@@ -82,7 +83,7 @@ class KeyRing:
                 return
             keys = await self._load()
             for key in keys:
-                if key.kid not in self._private and key.status != "retired":
+                if key.kid not in self._private and key.status is not KeyStatus.RETIRED:
                     password = self._passphrase if key.encrypted else None
                     self._private[key.kid] = ECKey.import_key(
                         key.private_pem,
@@ -97,10 +98,10 @@ class KeyRing:
         # the verifier's leeway; that only holds if no process signs with a ring older
         # than SIGNER_STALENESS, whatever refresh_seconds is configured to.
         await self.refresh(max_age=min(self._refresh_seconds, SIGNER_STALENESS.total_seconds()))
-        active = [k for k in self._keys if k.status == "active"]
+        active = [k for k in self._keys if k.status is KeyStatus.ACTIVE]
         if not active:
             await self.refresh(force=True)
-            active = [k for k in self._keys if k.status == "active"]
+            active = [k for k in self._keys if k.status is KeyStatus.ACTIVE]
             if not active:
                 raise RuntimeError("no active signing key: run `amanat keys rotate`")
         return self._private[active[-1].kid]

@@ -15,10 +15,13 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 
-from amanat.auth.service import OAuthError
-from amanat.auth.verification import container_of
+from amanat.auth.errors import OAuthError
+from amanat.auth.service import OAuthService
+from amanat.identity.queries import IdentityQueries
 from amanat.platform.http import pages as http_pages
 from amanat.platform.http.errors import ApiProblem
+from amanat.platform.http.services import find_service
+from amanat.platform.settings import Settings
 
 TEMPLATES = Jinja2Templates(directory=str(Path(http_pages.__file__).parent / "templates"))
 router = APIRouter(include_in_schema=False)
@@ -47,13 +50,10 @@ def _redirect(redirect_uri: str, issuer: str, **params: str | None) -> RedirectR
 
 async def _validated_client(request: Request, params: dict[str, str]) -> tuple[str, str]:
     """Checks that must pass before we may redirect anywhere (RFC 6749 §4.1.2.1)."""
-    container = container_of(request)
-    if container.settings.is_production:
+    if find_service(request, Settings).is_production:
         raise ApiProblem("psu_authentication_not_configured", status=501)
     client_id, redirect_uri = params.get("client_id", ""), params.get("redirect_uri", "")
-    async with container.transactions.read() as tx:
-        client = await tx.partners.get_client(client_id) if client_id else None
-        partner = await tx.partners.get_partner(client.partner_id) if client else None
+    client, partner = await find_service(request, IdentityQueries).client_and_partner(client_id)
     # A revoked client or a suspended partner is as good as unknown: never redirect to it.
     if client is None or partner is None or not client.is_active or not partner.is_active:
         raise ApiProblem("validation_error", "Unknown or inactive client_id.", status=400)
@@ -68,7 +68,7 @@ async def _validated_client(request: Request, params: dict[str, str]) -> tuple[s
 async def authorize_page(request: Request) -> Response:
     params = {k: request.query_params[k] for k in _PARAMS if k in request.query_params}
     client_name, redirect_uri = await _validated_client(request, params)
-    issuer = container_of(request).oauth.config.issuer
+    issuer = find_service(request, OAuthService).config.issuer
     if params.get("response_type") != "code":
         return _redirect(
             redirect_uri, issuer, error="unsupported_response_type", state=params.get("state")
@@ -98,8 +98,7 @@ async def authorize_decision(request: Request) -> Response:
     form = await request.form()
     params = {k: str(form[k]) for k in _PARAMS if k in form}
     _client_name, redirect_uri = await _validated_client(request, params)
-    container = container_of(request)
-    issuer = container.oauth.config.issuer
+    issuer = find_service(request, OAuthService).config.issuer
     state = params.get("state")
     if params.get("response_type") != "code":
         return _redirect(redirect_uri, issuer, error="unsupported_response_type", state=state)
@@ -109,7 +108,7 @@ async def authorize_decision(request: Request) -> Response:
     if subject not in SANDBOX_PSUS:
         return _redirect(redirect_uri, issuer, error="access_denied", state=state)
     try:
-        code = await container.oauth.issue_code(
+        code = await find_service(request, OAuthService).issue_code(
             client_id=params["client_id"],
             redirect_uri=redirect_uri,
             scope=params.get("scope"),

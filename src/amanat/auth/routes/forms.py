@@ -8,7 +8,8 @@ from urllib.parse import unquote_plus
 
 from fastapi import Request
 
-from amanat.auth.service import JWT_BEARER_ASSERTION, ClientCredentials, OAuthError
+from amanat.auth.errors import OAuthError
+from amanat.auth.service import JWT_BEARER_ASSERTION, ClientCredentials
 
 MAX_FORM_FIELD = 8192
 
@@ -39,20 +40,14 @@ def client_credentials(request: Request, form: dict[str, str]) -> ClientCredenti
             raise OAuthError(
                 "invalid_client",
                 "Only HTTP Basic client authentication is accepted in the Authorization header.",
-                status=401,
-                basic_challenge=True,
             )
         try:
             decoded = base64.b64decode(encoded.strip(), validate=True).decode("utf-8")
         except (binascii.Error, UnicodeDecodeError):
-            raise OAuthError(
-                "invalid_client", "Malformed Basic credentials.", status=401, basic_challenge=True
-            ) from None
+            raise OAuthError("invalid_client", "Malformed Basic credentials.") from None
         client_id, sep, secret = decoded.partition(":")
         if not sep:
-            raise OAuthError(
-                "invalid_client", "Malformed Basic credentials.", status=401, basic_challenge=True
-            )
+            raise OAuthError("invalid_client", "Malformed Basic credentials.")
         methods.append(
             ClientCredentials(
                 "client_secret_basic", unquote_plus(client_id), secret=unquote_plus(secret)
@@ -60,7 +55,7 @@ def client_credentials(request: Request, form: dict[str, str]) -> ClientCredenti
         )
     if "client_assertion" in form or "client_assertion_type" in form:
         assertion = form.get("client_assertion", "")
-        assertion_client = form.get("client_id") or _assertion_subject(assertion)
+        assertion_client = form.get("client_id")  # else the service reads the subject
         methods.append(
             ClientCredentials(
                 "private_key_jwt",
@@ -83,18 +78,6 @@ def client_credentials(request: Request, form: dict[str, str]) -> ClientCredenti
             raise OAuthError("invalid_request", "client_id does not match the credentials.")
         return presented
     return ClientCredentials(None, form.get("client_id"))
-
-
-def _assertion_subject(assertion: str) -> str | None:
-    from amanat.platform.crypto.jose import peek
-    from amanat.platform.db.ports import InvalidToken
-
-    try:
-        _header, claims = peek(assertion)
-    except InvalidToken:
-        return None
-    sub = claims.get("sub")
-    return sub if isinstance(sub, str) else None
 
 
 __all__ = ["JWT_BEARER_ASSERTION", "client_credentials", "read_form"]

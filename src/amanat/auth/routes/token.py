@@ -13,16 +13,19 @@ import structlog
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
+from amanat.auth.errors import OAuthError
+from amanat.auth.ports import SigningKeyRing
 from amanat.auth.routes.forms import client_credentials, read_form
-from amanat.auth.service import ClientCredentials, OAuthError, TokenResult
-from amanat.auth.verification import container_of
+from amanat.auth.service import ClientCredentials, OAuthService, TokenResult
 from amanat.identity.access import SCOPE_DESCRIPTIONS
 from amanat.platform.audit.domain import Actor
 from amanat.platform.http.client_address import client_ip
 from amanat.platform.http.context import current_request_id
 from amanat.platform.http.errors import problem_body
+from amanat.platform.http.ratelimit import enforce, refuse_if_exhausted
 from amanat.platform.http.responses import JsonResponse
-from amanat.platform.ratelimit.http import enforce, refuse_if_exhausted
+from amanat.platform.http.services import find_service
+from amanat.platform.ratelimit.limiter import RateLimiter
 
 log = structlog.get_logger("amanat.oauth")
 router = APIRouter(tags=["oauth"])
@@ -85,9 +88,15 @@ _OAUTH_ERROR = {
 }
 
 
+def oauth_status(exc: OAuthError) -> int:
+    """RFC 6749 §5.2: a failed client authentication is 401, every other error 400."""
+    return 401 if exc.error == "invalid_client" else 400
+
+
 def oauth_error_response(request: Request, exc: OAuthError) -> JsonResponse:
     headers = dict(NO_STORE)
-    if exc.status == 401:
+    status = oauth_status(exc)
+    if status == 401:
         # Every 401 needs a challenge (RFC 9110 §15.5.2), and the only HTTP scheme these
         # endpoints accept is Basic; a Bearer challenge would point at resource access.
         headers["WWW-Authenticate"] = 'Basic realm="amanat"'
@@ -98,13 +107,13 @@ def oauth_error_response(request: Request, exc: OAuthError) -> JsonResponse:
         # points at (`invalid_scope` alone is the operator API's role-scope problem).
         **problem_body(
             f"oauth_{exc.error}",
-            status=exc.status,
+            status=status,
             detail=exc.description,
             instance=request.url.path,
         ),
     }
     log.info("oauth_error", error=exc.error, path=request.url.path)
-    return JsonResponse(body, status_code=exc.status, headers=headers)
+    return JsonResponse(body, status_code=status, headers=headers)
 
 
 async def _authenticated_call(
@@ -117,7 +126,7 @@ async def _authenticated_call(
     spends only their own address's budgets: the client itself, calling from elsewhere,
     is never refused for it, and invented client ids share their IP's failure budget.
     """
-    limiter = container_of(request).rate_limiter
+    limiter = find_service(request, RateLimiter)
     ip = client_ip(request) or "unknown"
     await refuse_if_exhausted(request, limiter, "token_failures_ip", ip)
     try:
@@ -139,7 +148,7 @@ async def _authenticated_call(
 async def _count_failure(request: Request, exc: OAuthError, client: str | None, ip: str) -> None:
     if exc.error != "invalid_client":
         return
-    limiter = container_of(request).rate_limiter
+    limiter = find_service(request, RateLimiter)
     await limiter.hit("token_failures_ip", ip)
     if client:
         await limiter.hit("token_failures", f"{client}|{ip}")
@@ -169,12 +178,13 @@ async def token(request: Request) -> Response:
     `invalid_client` (401), `invalid_grant`, `invalid_scope`, `invalid_request`,
     `unsupported_grant_type` (400); `rate_limited` (429).
     """
-    container = container_of(request)
     try:
         form = await read_form(request)
 
         async def issue(creds: ClientCredentials) -> TokenResult:
-            return await container.oauth.token(form.get("grant_type"), form, creds)
+            return await find_service(request, OAuthService).token(
+                form.get("grant_type"), form, creds
+            )
 
         result = await _authenticated_call(request, form, issue)
     except OAuthError as exc:
@@ -202,7 +212,6 @@ async def revoke(request: Request) -> Response:
 
     Errors: `invalid_client` (401), `invalid_request` (400) without `token`.
     """
-    container = container_of(request)
     try:
         form = await read_form(request)
 
@@ -217,7 +226,9 @@ async def revoke(request: Request) -> Response:
                 user_agent=request.headers.get("user-agent"),
                 request_id=current_request_id(),
             )
-            await container.oauth.revoke(presented, form.get("token_type_hint"), creds, actor)
+            await find_service(request, OAuthService).revoke(
+                presented, form.get("token_type_hint"), creds, actor
+            )
 
         await _authenticated_call(request, form, revoke_token)
     except OAuthError as exc:
@@ -244,7 +255,6 @@ async def introspect(request: Request) -> Response:
 
     Errors: `invalid_client` (401), `invalid_request` (400) without `token`.
     """
-    container = container_of(request)
     try:
         form = await read_form(request)
 
@@ -252,7 +262,7 @@ async def introspect(request: Request) -> Response:
             presented = form.get("token")
             if not presented:
                 raise OAuthError("invalid_request", "token is required.")
-            return await container.oauth.introspect(presented, creds)
+            return await find_service(request, OAuthService).introspect(presented, creds)
 
         body = await _authenticated_call(request, form, introspect_token)
     except OAuthError as exc:
@@ -266,7 +276,7 @@ async def introspect(request: Request) -> Response:
 async def metadata(request: Request) -> dict[str, Any]:
     """The authorization server's metadata (RFC 8414): endpoints, grant types, client
     authentication methods and scopes. Public, no authentication."""
-    issuer = container_of(request).oauth.config.issuer
+    issuer = find_service(request, OAuthService).config.issuer
     return {
         "issuer": issuer,
         "authorization_endpoint": f"{issuer}/oauth/authorize",
@@ -302,5 +312,5 @@ async def metadata(request: Request) -> dict[str, Any]:
 async def jwks(request: Request) -> JsonResponse:
     """The public keys (JWK Set) that verify amanat's access tokens, the active key and
     those still verifying; cache for at most 60 seconds. Public, no authentication."""
-    keys = await container_of(request).key_ring.public_jwks()
+    keys = await find_service(request, SigningKeyRing).public_jwks()
     return JsonResponse(keys, headers={"Cache-Control": "public, max-age=60"})

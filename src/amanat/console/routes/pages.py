@@ -7,8 +7,8 @@ POST needs the session's CSRF token, as the hidden ``csrf_token`` field of each 
 no session is a 303 to the login form, a missing permission is a 403 page naming it, and
 problems raised by the edge or the services become pages instead of problem+json.
 
-Actions go through ``container.partners``, ``container.operators`` and
-``container.signing_keys`` with :func:`operator_actor`, so each one is audited. A client
+Actions go through the partner, operator and signing-key services with
+:func:`operator_actor`, so each one is audited. A client
 secret or TOTP secret is rendered only in the response to the request that created it;
 pages showing one are ``Cache-Control: no-store`` like every console page.
 """
@@ -28,7 +28,8 @@ from fastapi.routing import APIRoute
 from fastapi.templating import Jinja2Templates
 from starlette.datastructures import FormData
 
-from amanat.auth.verification import container_of
+from amanat.auth.ports import SigningKeyRing
+from amanat.auth.signing_keys import SigningKeyService
 from amanat.identity.access import (
     OPT_IN_SCOPES,
     ROLE_PERMISSIONS,
@@ -37,21 +38,22 @@ from amanat.identity.access import (
     Permission,
 )
 from amanat.identity.domain import ClientAuthMethod, Mode
-from amanat.identity.services.operators import (
-    AccountLocked,
-    LoginFailed,
-    NewOperator,
-    OperatorSession,
-)
-from amanat.identity.services.partners import IssuedClient
+from amanat.identity.errors import AccountLocked, LoginFailed
+from amanat.identity.queries import IdentityQueries
+from amanat.identity.services.operators import NewOperator, OperatorService, OperatorSession
+from amanat.identity.services.partners import IssuedClient, PartnerService
 from amanat.identity.sessions import SESSION_COOKIE, current_operator, operator_actor
-from amanat.kernel.clock import format_timestamp, parse_timestamp
+from amanat.kernel.clock import Clock, format_timestamp, parse_timestamp
 from amanat.kernel.errors import DomainError
+from amanat.platform.audit.queries import AuditQueries
 from amanat.platform.http.client_address import client_ip
 from amanat.platform.http.errors import ApiProblem, domain_error_status
 from amanat.platform.http.pagination import decode_cursor, encode_cursor
 from amanat.platform.http.problems import lookup
-from amanat.platform.ratelimit.http import PARTNER_POLICIES, enforce, parse_policy
+from amanat.platform.http.ratelimit import PARTNER_POLICIES, enforce, parse_policy
+from amanat.platform.http.services import find_service
+from amanat.platform.ratelimit.limiter import RateLimiter
+from amanat.platform.settings import Settings
 
 P = Permission
 LOGIN_PATH = "/console/login"
@@ -252,15 +254,16 @@ def _texts(form: FormData, name: str) -> list[str]:
 
 @router.get("/login")
 async def login_form(request: Request) -> Response:
-    container = container_of(request)
-    if await container.operators.session(request.cookies.get(SESSION_COOKIE)) is not None:
+    if (
+        await find_service(request, OperatorService).session(request.cookies.get(SESSION_COOKIE))
+        is not None
+    ):
         return _see_other("/console")
     return _render(request, "console/login.html", email="")
 
 
 @router.post("/login")
 async def login(request: Request) -> Response:
-    container = container_of(request)
     form = await request.form()
     email = _text(form, "email")
     password = _text(form, "password", strip=False)
@@ -268,7 +271,7 @@ async def login(request: Request) -> Response:
     shown_email = email[:254]
     ip = client_ip(request)
     try:
-        await enforce(request, container.rate_limiter, "login", f"{ip}|{email.lower()}")
+        await enforce(request, find_service(request, RateLimiter), "login", f"{ip}|{email.lower()}")
     except ApiProblem as exc:
         retry = exc.headers.get("Retry-After", "a few")
         return _render(
@@ -284,7 +287,7 @@ async def login(request: Request) -> Response:
             request, "console/login.html", status=422, email=shown_email, error=LOGIN_INCOMPLETE
         )
     try:
-        result = await container.operators.login(
+        result = await find_service(request, OperatorService).login(
             email=email,
             password=password,
             totp_code=code,
@@ -309,24 +312,23 @@ async def login(request: Request) -> Response:
         SESSION_COOKIE,
         result.session_token,
         httponly=True,
-        secure=container.settings.http.public_url.startswith("https://"),
+        secure=find_service(request, Settings).http.public_url.startswith("https://"),
         samesite="strict",
         path="/",
-        max_age=int((result.expires_at - container.clock.now()).total_seconds()),
+        max_age=int((result.expires_at - find_service(request, Clock).now()).total_seconds()),
     )
     return response
 
 
 @router.post("/logout")
 async def logout(request: Request, session: Session) -> Response:
-    container = container_of(request)
-    await container.operators.logout(session, operator_actor(request, session))
+    await find_service(request, OperatorService).logout(session, operator_actor(request, session))
     response = _see_other(LOGIN_PATH)
     response.delete_cookie(
         SESSION_COOKIE,
         path="/",
         httponly=True,
-        secure=container.settings.http.public_url.startswith("https://"),
+        secure=find_service(request, Settings).http.public_url.startswith("https://"),
         samesite="strict",
     )
     return response
@@ -365,8 +367,7 @@ async def _partners_page(
         before = (parse_timestamp(str(after["t"])), str(after["id"])) if after else None
     except ValueError:
         raise ApiProblem("invalid_cursor") from None
-    async with container_of(request).transactions.read() as tx:
-        page = await tx.partners.list_partners(PARTNERS_PAGE_SIZE, before)
+    page = await find_service(request, IdentityQueries).partners(PARTNERS_PAGE_SIZE, before)
     last = page.items[-1] if page.items else None
     next_cursor = (
         encode_cursor({"t": last.created_at.isoformat(), "id": last.id})
@@ -411,7 +412,7 @@ async def create_partner(request: Request, session: Session) -> Response:
         error = "Mode must be sandbox or production."
     else:
         try:
-            partner = await container_of(request).partners.create_partner(
+            partner = await find_service(request, PartnerService).create_partner(
                 operator_actor(request, session), name=name, roles=roles, mode=mode
             )
         except DomainError as exc:
@@ -434,11 +435,9 @@ async def _partner_page(
     client_error: str | None = None,
     client_values: Mapping[str, Any] | None = None,
 ) -> Response:
-    async with container_of(request).transactions.read() as tx:
-        partner = await tx.partners.get_partner(partner_id)
-        if partner is None:
-            raise ApiProblem("not_found", f"No partner '{partner_id[:40]}'.")
-        clients = await tx.partners.list_clients(partner_id)
+    partner, clients = await find_service(request, IdentityQueries).partner_with_clients(partner_id)
+    if partner is None:
+        raise ApiProblem("not_found", f"No partner '{partner_id[:40]}'.")
     allowed = sorted(partner.allowed_scopes)
     return _render(
         request,
@@ -453,7 +452,7 @@ async def _partner_page(
         rate_limits=[
             {
                 "policy": name,
-                "platform": container_of(request).rate_limiter.policies[name],
+                "platform": find_service(request, RateLimiter).policies[name],
                 "own": partner.rate_limits.get(name),
             }
             for name in sorted(PARTNER_POLICIES)
@@ -486,7 +485,7 @@ async def set_partner_status(partner_id: str, request: Request, session: Session
     status = _text(form, "status")
     if status not in {"active", "suspended"}:
         raise ApiProblem("validation_error", "Status must be active or suspended.", status=422)
-    await container_of(request).partners.set_partner_status(
+    await find_service(request, PartnerService).set_partner_status(
         operator_actor(request, session), partner_id, status
     )
     return _see_other(f"/console/partners/{partner_id}")
@@ -504,7 +503,7 @@ async def set_partner_rate_limit(partner_id: str, request: Request, session: Ses
         parsed = parse_policy(policy, quota) if quota else None
     except ValueError as exc:
         raise ApiProblem("validation_error", str(exc), status=422) from None
-    await container_of(request).partners.set_rate_limit(
+    await find_service(request, PartnerService).set_rate_limit(
         operator_actor(request, session),
         partner_id,
         policy,
@@ -544,7 +543,7 @@ async def create_client(partner_id: str, request: Request, session: Session) -> 
         error = "The JWKS URI can have at most 500 characters."
     else:
         try:
-            issued = await container_of(request).partners.create_client(
+            issued = await find_service(request, PartnerService).create_client(
                 operator_actor(request, session),
                 partner_id,
                 name=name,
@@ -570,8 +569,7 @@ async def create_client(partner_id: str, request: Request, session: Session) -> 
 
 
 async def _partner_of_client(request: Request, client_id: str) -> str:
-    async with container_of(request).transactions.read() as tx:
-        client = await tx.partners.get_client(client_id)
+    client = await find_service(request, IdentityQueries).client(client_id)
     if client is None:
         raise ApiProblem("not_found", f"No client '{client_id[:40]}'.")
     return client.partner_id
@@ -582,7 +580,7 @@ async def rotate_secret(client_id: str, request: Request, session: Session) -> R
     _require(session, P.CLIENTS_WRITE)
     partner_id = await _partner_of_client(request, client_id)
     try:
-        issued = await container_of(request).partners.rotate_client_secret(
+        issued = await find_service(request, PartnerService).rotate_client_secret(
             operator_actor(request, session), client_id
         )
     except DomainError as exc:
@@ -606,7 +604,9 @@ async def rotate_secret(client_id: str, request: Request, session: Session) -> R
 async def revoke_client(client_id: str, request: Request, session: Session) -> Response:
     _require(session, P.CLIENTS_WRITE)
     partner_id = await _partner_of_client(request, client_id)
-    await container_of(request).partners.revoke_client(operator_actor(request, session), client_id)
+    await find_service(request, PartnerService).revoke_client(
+        operator_actor(request, session), client_id
+    )
     return _see_other(f"/console/partners/{partner_id}")
 
 
@@ -621,8 +621,7 @@ async def _operators_page(
     section_error: str | None = None,
     form_values: Mapping[str, Any] | None = None,
 ) -> Response:
-    async with container_of(request).transactions.read() as tx:
-        operators = await tx.operators.list_operators()
+    operators = await find_service(request, IdentityQueries).operators()
     return _render(
         request,
         "console/operators.html",
@@ -662,7 +661,7 @@ async def create_operator(request: Request, session: Session) -> Response:
         error = "The initial password needs at least 12 characters."
     else:
         try:
-            created = await container_of(request).operators.create_operator(
+            created = await find_service(request, OperatorService).create_operator(
                 operator_actor(request, session),
                 email=email,
                 name=name,
@@ -693,10 +692,9 @@ async def audit(
         raise ApiProblem("invalid_cursor")
     after = decode_cursor(cursor or None, required_keys=frozenset({"seq"}))
     before_seq = int(after["seq"]) if after else None
-    async with container_of(request).transactions.read() as tx:
-        page = await tx.audit.list_records(
-            AUDIT_PAGE_SIZE, before_seq, action or None, target_id or None
-        )
+    page = await find_service(request, AuditQueries).records(
+        AUDIT_PAGE_SIZE, before_seq, action or None, target_id or None
+    )
     last = page.items[-1] if page.items else None
     next_cursor = encode_cursor({"seq": last.seq}) if page.has_more and last else None
     return _render(
@@ -716,14 +714,13 @@ async def audit(
 @router.get("/keys")
 async def signing_keys(request: Request, session: Session) -> Response:
     _require(session, P.KEYS_ROTATE)
-    keys = await container_of(request).signing_keys.keys()
+    keys = await find_service(request, SigningKeyService).keys()
     return _render(request, "console/keys.html", keys=list(reversed(keys)))
 
 
 @router.post("/keys/rotate")
 async def rotate_signing_key(request: Request, session: Session) -> Response:
     _require(session, P.KEYS_ROTATE)
-    container = container_of(request)
-    await container.signing_keys.rotate(operator_actor(request, session))
-    await container.key_ring.refresh(force=True)
+    await find_service(request, SigningKeyService).rotate(operator_actor(request, session))
+    await find_service(request, SigningKeyRing).refresh(force=True)
     return _see_other("/console/keys")

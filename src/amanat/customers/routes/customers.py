@@ -23,19 +23,23 @@ from amanat.auth.verification import (
     PaymentsRead,
     PaymentsWrite,
     client_actor,
-    container_of,
     require_scope,
 )
 from amanat.kernel.clock import format_timestamp
 from amanat.kernel.masking import Masker, mask_cnic, mask_phone
 from amanat.kernel.pakistan import bank_by_code, parse_cnic
-from amanat.platform.db.ports import SubjectRecord
 from amanat.platform.http.errors import ApiProblem
 from amanat.platform.http.responses import JsonResponse
 from amanat.platform.http.schemas import ListResponse, RequestModel, ResponseModel
+from amanat.platform.http.services import find_service
 from amanat.platform.http.types import Cnic, Iban, RaastId
 from amanat.platform.idempotency.protocol import IdempotencyKeyHeader, run_idempotent
-from amanat.platform.protection.service import REVEALABLE_FIELDS, SubjectDetails
+from amanat.platform.protection.ports import SubjectRecord
+from amanat.platform.protection.service import (
+    REVEALABLE_FIELDS,
+    DataProtectionService,
+    SubjectDetails,
+)
 
 router = APIRouter(prefix="/v1/customers", tags=["customers"])
 
@@ -138,7 +142,7 @@ async def create_customer(
     Scope `payments:write`. Requires an `Idempotency-Key`. Errors: `invalid_iban`,
     `invalid_raast_id`, `invalid_cnic`, `validation_error` (422).
     """
-    protection = container_of(request).protection
+    protection = find_service(request, DataProtectionService)
 
     async def operation() -> tuple[int, dict[str, Any]]:
         record = await protection.create_subject(
@@ -163,10 +167,9 @@ async def get_customer(customer_id: str, request: Request, context: PaymentsRead
 
     Scope `payments:read`. Errors: `not_found` (404) for an unknown or another partner's id.
     """
-    protection = container_of(request).protection
+    protection = find_service(request, DataProtectionService)
     details = await protection.reveal(customer_id, partner_id=context.partner_id)
-    async with container_of(request).transactions.read() as tx:
-        record = await tx.subjects.get(customer_id)
+    record = await protection.subject(customer_id)
     assert record is not None
     return customer_view(details, record)
 
@@ -215,7 +218,7 @@ async def find_customers(
             ],
         )
     field, value = given[0]
-    protection = container_of(request).protection
+    protection = find_service(request, DataProtectionService)
     found = await protection.search_audited(
         client_actor(request, context), field, value, partner_id=context.partner_id
     )
@@ -259,7 +262,7 @@ async def reveal_customer_identifiers(
     # A GET, not a POST: it changes nothing a partner sees, and a POST's stored idempotent
     # response would keep the clear values for a day, past an erasure.
     fields = tuple(dict.fromkeys(field)) if field else REVEALABLE_FIELDS
-    details = await container_of(request).protection.reveal_audited(
+    details = await find_service(request, DataProtectionService).reveal_audited(
         client_actor(request, context),
         customer_id,
         partner_id=context.partner_id,

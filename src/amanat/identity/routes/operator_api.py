@@ -5,10 +5,8 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Body, Depends, Request, Response, Security
-from fastapi.security import APIKeyCookie
 from pydantic import Field
 
-from amanat.auth.verification import container_of
 from amanat.identity.access import SCOPE_DESCRIPTIONS, OperatorRole, PartnerRole, Permission
 from amanat.identity.domain import (
     MAX_PARTNER_RATE_LIMIT,
@@ -19,29 +17,29 @@ from amanat.identity.domain import (
     Operator,
     Partner,
 )
-from amanat.identity.services.operators import OperatorSession
+from amanat.identity.queries import IdentityQueries
+from amanat.identity.services.operators import OperatorService, OperatorSession
+from amanat.identity.services.partners import PartnerService
 from amanat.identity.sessions import (
     SESSION_COOKIE,
     current_operator,
     operator_actor,
     require_permission,
+    session_cookie,
 )
-from amanat.kernel.clock import format_timestamp, parse_timestamp
+from amanat.kernel.clock import Clock, format_timestamp, parse_timestamp
+from amanat.platform.audit.queries import AuditQueries
 from amanat.platform.http.client_address import client_ip
 from amanat.platform.http.errors import ApiProblem
 from amanat.platform.http.openapi import declared_enum
 from amanat.platform.http.pagination import CursorParam, LimitParam, decode_cursor, encode_cursor
+from amanat.platform.http.ratelimit import enforce
 from amanat.platform.http.schemas import ListResponse, RequestModel, ResponseModel
+from amanat.platform.http.services import find_service
 from amanat.platform.http.types import Amount
-from amanat.platform.ratelimit.http import enforce
+from amanat.platform.ratelimit.limiter import RateLimiter
+from amanat.platform.settings import Settings
 
-session_cookie = APIKeyCookie(
-    name=SESSION_COOKIE,
-    scheme_name="operator_session",
-    description="Console session cookie from `/operator/v1/login`; "
-    "unsafe methods also need `X-CSRF-Token`.",
-    auto_error=False,
-)
 public = APIRouter(prefix="/operator/v1", tags=["operator"])
 router = APIRouter(
     prefix="/operator/v1", tags=["operator"], dependencies=[Security(session_cookie)]
@@ -133,20 +131,6 @@ class LoggedOut(ResponseModel):
 class LimitOut(ResponseModel):
     partner_id: str
     per_transaction_limit: int | None
-
-
-class SigningKeyOut(ResponseModel):
-    kid: str
-    alg: str
-    status: str = Field(description="`active` signs; the others only verify.")
-    encrypted: bool
-    created_at: str
-    retire_after: str | None
-
-
-class RotatedKeysOut(ResponseModel):
-    active: str = Field(description="The new signing key's `kid`.")
-    verifying: list[str]
 
 
 class AuditActorOut(ResponseModel):
@@ -268,17 +252,16 @@ async def login(
     Errors: `login_failed` (401, the same for every wrong field), `account_locked` (423)
     after repeated failures, `rate_limited` (429).
     """
-    container = container_of(request)
     rate_key = f"{client_ip(request)}|{body.email.strip().lower()}"
-    await enforce(request, container.rate_limiter, "login", rate_key)
-    result = await container.operators.login(
+    await enforce(request, find_service(request, RateLimiter), "login", rate_key)
+    result = await find_service(request, OperatorService).login(
         email=body.email,
         password=body.password,
         totp_code=body.totp_code,
         source_ip=client_ip(request),
         user_agent=request.headers.get("user-agent"),
     )
-    secure = container.settings.http.public_url.startswith("https://")
+    secure = find_service(request, Settings).http.public_url.startswith("https://")
     response.set_cookie(
         SESSION_COOKIE,
         result.session_token,
@@ -286,7 +269,7 @@ async def login(
         secure=secure,
         samesite="strict",
         path="/",
-        max_age=int((result.expires_at - container.clock.now()).total_seconds()),
+        max_age=int((result.expires_at - find_service(request, Clock).now()).total_seconds()),
     )
     return {"operator": operator_view(result.operator), "csrf_token": result.csrf_token}
 
@@ -302,7 +285,7 @@ async def logout(
     Needs the session cookie and `X-CSRF-Token`. Errors: `unauthorized` (401), `csrf_failed`
     (403).
     """
-    await container_of(request).operators.logout(session, operator_actor(request, session))
+    await find_service(request, OperatorService).logout(session, operator_actor(request, session))
     response.delete_cookie(SESSION_COOKIE, path="/")
     return {"logged_out": True}
 
@@ -341,7 +324,7 @@ async def create_partner(
     Session cookie, `X-CSRF-Token` and permission `partners.write` (otherwise
     `unauthorized` 401, `csrf_failed` or `forbidden` 403). Errors: `validation_error` (422).
     """
-    partner = await container_of(request).partners.create_partner(
+    partner = await find_service(request, PartnerService).create_partner(
         operator_actor(request, session), name=body.name, roles=list(body.roles), mode=body.mode
     )
     return partner_view(partner)
@@ -363,8 +346,7 @@ async def list_partners(
     """
     after = decode_cursor(cursor, required_keys=frozenset({"t", "id"}))
     before = (parse_timestamp(str(after["t"])), str(after["id"])) if after else None
-    async with container_of(request).transactions.read() as tx:
-        page = await tx.partners.list_partners(limit, before)
+    page = await find_service(request, IdentityQueries).partners(limit, before)
     data = [partner_view(p) for p in page.items]
     last = page.items[-1] if page.items else None
     return {
@@ -391,11 +373,9 @@ async def get_partner(
 
     Session cookie and permission `partners.read`. Errors: `not_found` (404).
     """
-    async with container_of(request).transactions.read() as tx:
-        partner = await tx.partners.get_partner(partner_id)
-        if partner is None:
-            raise ApiProblem("not_found", f"No partner '{partner_id[:40]}'.")
-        clients = await tx.partners.list_clients(partner_id)
+    partner, clients = await find_service(request, IdentityQueries).partner_with_clients(partner_id)
+    if partner is None:
+        raise ApiProblem("not_found", f"No partner '{partner_id[:40]}'.")
     return partner_view(partner) | {"clients": [client_view(c) for c in clients]}
 
 
@@ -423,7 +403,7 @@ async def set_partner_status(
     Session cookie, `X-CSRF-Token` and permission `partners.suspend`. Errors: `not_found`
     (404).
     """
-    partner = await container_of(request).partners.set_partner_status(
+    partner = await find_service(request, PartnerService).set_partner_status(
         operator_actor(request, session), partner_id, body.status
     )
     return partner_view(partner)
@@ -459,7 +439,7 @@ async def set_limits(
     Session cookie, `X-CSRF-Token` and permission `partners.write`. Errors: `not_found`
     (404), `validation_error` (422).
     """
-    await container_of(request).partners.set_transaction_limit(
+    await find_service(request, PartnerService).set_transaction_limit(
         operator_actor(request, session), partner_id, body.per_transaction_limit
     )
     return {"partner_id": partner_id, "per_transaction_limit": body.per_transaction_limit}
@@ -504,7 +484,7 @@ async def set_rate_limit(
     (404), `validation_error` (422).
     """
     quota = None if body.limit is None else (body.limit, body.window_seconds)
-    partner = await container_of(request).partners.set_rate_limit(
+    partner = await find_service(request, PartnerService).set_rate_limit(
         operator_actor(request, session), partner_id, body.policy, quota
     )
     return {"partner_id": partner_id, "rate_limits": rate_limits_view(partner)}
@@ -553,7 +533,7 @@ async def create_client(
     Session cookie, `X-CSRF-Token` and permission `clients.write`. Errors: `invalid_scope`,
     `invalid_redirect_uri`, `invalid_client_metadata` (422), `not_found` (404).
     """
-    issued = await container_of(request).partners.create_client(
+    issued = await find_service(request, PartnerService).create_client(
         operator_actor(request, session),
         partner_id,
         name=body.name,
@@ -582,7 +562,7 @@ async def rotate_secret(
     Session cookie, `X-CSRF-Token` and permission `clients.write`. Errors: `not_found`
     (404), `conflict` (409) for a `private_key_jwt` client.
     """
-    issued = await container_of(request).partners.rotate_client_secret(
+    issued = await find_service(request, PartnerService).rotate_client_secret(
         operator_actor(request, session), client_id
     )
     return client_view(issued.client, issued.secret)
@@ -602,7 +582,7 @@ async def revoke_client(
 
     Session cookie, `X-CSRF-Token` and permission `clients.write`. Errors: `not_found` (404).
     """
-    client = await container_of(request).partners.revoke_client(
+    client = await find_service(request, PartnerService).revoke_client(
         operator_actor(request, session), client_id
     )
     return client_view(client)
@@ -645,7 +625,7 @@ async def create_operator(
     Session cookie, `X-CSRF-Token` and permission `operators.write`. Errors: `weak_password`
     (422, under 12 characters), `invalid_role` (422), `conflict` (409) for a taken email.
     """
-    created = await container_of(request).operators.create_operator(
+    created = await find_service(request, OperatorService).create_operator(
         operator_actor(request, session),
         email=body.email,
         name=body.name,
@@ -667,8 +647,7 @@ async def list_operators(
 
     Session cookie and permission `operators.read`.
     """
-    async with container_of(request).transactions.read() as tx:
-        operators = await tx.operators.list_operators()
+    operators = await find_service(request, IdentityQueries).operators()
     return {
         "object": "list",
         "data": [operator_view(o) for o in operators],
@@ -698,61 +677,10 @@ async def set_roles(
     Session cookie, `X-CSRF-Token` and permission `operators.write`. Errors: `invalid_role`
     (422), `not_found` (404).
     """
-    operator = await container_of(request).operators.set_roles(
+    operator = await find_service(request, OperatorService).set_roles(
         operator_actor(request, session), operator_id, body.roles
     )
     return operator_view(operator)
-
-
-@router.get(
-    "/signing_keys",
-    response_model=ListResponse[SigningKeyOut],
-    summary="The token-signing key ring",
-)
-async def signing_keys(
-    request: Request,
-    _session: Annotated[OperatorSession, Depends(require_permission(P.KEYS_ROTATE))],
-) -> dict[str, Any]:
-    """The keys that sign and verify access tokens: the `active` one and those still
-    `verifying` tokens they signed. Private keys never leave the server.
-
-    Session cookie and permission `keys.rotate`.
-    """
-    keys = await container_of(request).signing_keys.keys()
-    return {
-        "object": "list",
-        "has_more": False,
-        "next_cursor": None,
-        "data": [
-            {
-                "kid": k.kid,
-                "alg": k.alg,
-                "status": k.status,
-                "encrypted": k.encrypted,
-                "created_at": format_timestamp(k.created_at),
-                "retire_after": format_timestamp(k.retire_after) if k.retire_after else None,
-            }
-            for k in reversed(keys)
-        ],
-    }
-
-
-@router.post(
-    "/signing_keys/rotate", response_model=RotatedKeysOut, summary="Rotate the token-signing key"
-)
-async def rotate_signing_key(
-    request: Request,
-    session: Annotated[OperatorSession, Depends(require_permission(P.KEYS_ROTATE))],
-) -> dict[str, Any]:
-    """Creates a new active signing key; the previous one keeps verifying the tokens it
-    signed until they expire. Answers the new `kid` and the verifying ones.
-
-    Session cookie, `X-CSRF-Token` and permission `keys.rotate`.
-    """
-    container = container_of(request)
-    new_key, demoted = await container.signing_keys.rotate(operator_actor(request, session))
-    await container.key_ring.refresh(force=True)
-    return {"active": new_key.kid, "verifying": [k.kid for k in demoted]}
 
 
 @router.get(
@@ -774,8 +702,7 @@ async def audit_trail(
     """
     after = decode_cursor(cursor, required_keys=frozenset({"seq"}))
     before_seq = int(after["seq"]) if after else None
-    async with container_of(request).transactions.read() as tx:
-        page = await tx.audit.list_records(limit, before_seq, action, target_id)
+    page = await find_service(request, AuditQueries).records(limit, before_seq, action, target_id)
     data = [
         {
             "seq": r.seq,

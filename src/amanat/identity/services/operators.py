@@ -17,39 +17,19 @@ import pyotp
 
 from amanat.identity.access import Permission, parse_operator_roles
 from amanat.identity.domain import Operator
+from amanat.identity.errors import AccountLocked, LoginFailed, PermissionDenied
+from amanat.identity.ports import FailureLockout, IdentityTx, SecretHasher, SessionRecord
 from amanat.kernel.clock import Clock
 from amanat.kernel.errors import Conflict, DomainError, InvalidInput, NotFound
 from amanat.kernel.ids import new_id
 from amanat.platform.audit import recorder as audit
 from amanat.platform.audit.domain import Actor
-from amanat.platform.db.ports import (
-    FailureLockout,
-    SecretHasher,
-    SecretSealer,
-    SessionRecord,
-    Transaction,
-    TransactionFactory,
-)
+from amanat.platform.db.ports import TransactionFactory
+from amanat.platform.protection.ports import SecretSealer
 
 MIN_PASSWORD_LENGTH = 12
 SESSION_LIFETIME = timedelta(hours=12)
 SESSION_IDLE = timedelta(minutes=30)
-
-
-class LoginFailed(DomainError):
-    code = "login_failed"
-
-
-class AccountLocked(DomainError):
-    code = "account_locked"
-
-    def __init__(self, retry_after_seconds: int) -> None:
-        super().__init__("Too many failed attempts from this address; try again later.")
-        self.retry_after_seconds = retry_after_seconds
-
-
-class PermissionDenied(DomainError):
-    code = "forbidden"
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,7 +72,7 @@ def _totp_step(moment: datetime) -> int:
 class OperatorService:
     def __init__(
         self,
-        transactions: TransactionFactory,
+        transactions: TransactionFactory[IdentityTx],
         clock: Clock,
         hasher: SecretHasher,
         sealer: SecretSealer,
@@ -275,7 +255,7 @@ class OperatorService:
 
     async def _attempt(
         self,
-        tx: Transaction,
+        tx: IdentityTx,
         operator_id: str,
         actor: Actor,
         password_ok: bool,

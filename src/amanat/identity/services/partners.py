@@ -15,18 +15,19 @@ from amanat.identity.access import grantable_scopes, parse_roles
 from amanat.identity.domain import (
     MAX_PARTNER_RATE_LIMIT,
     MAX_RATE_LIMIT_WINDOW_SECONDS,
-    PARTNER_RATE_LIMIT_POLICIES,
     ClientAuthMethod,
     Mode,
     OAuthClient,
     Partner,
 )
+from amanat.identity.ports import IdentityTx, SecretHasher
 from amanat.kernel.clock import Clock
 from amanat.kernel.errors import Conflict, InvalidInput, NotFound
 from amanat.kernel.ids import new_id
 from amanat.platform.audit import recorder as audit
 from amanat.platform.audit.domain import Actor
-from amanat.platform.db.ports import SecretHasher, Transaction, TransactionFactory
+from amanat.platform.db.ports import TransactionFactory
+from amanat.platform.ratelimit.names import PARTNER_RATE_LIMIT_POLICIES
 
 SECRET_PREFIX = "cs_"
 
@@ -94,7 +95,7 @@ def _mode(value: str) -> Mode:
 
 class PartnerService:
     def __init__(
-        self, transactions: TransactionFactory, clock: Clock, hasher: SecretHasher
+        self, transactions: TransactionFactory[IdentityTx], clock: Clock, hasher: SecretHasher
     ) -> None:
         self._tx = transactions
         self._clock = clock
@@ -326,7 +327,7 @@ class PartnerService:
         return partner
 
 
-async def _partner_to_change(tx: Transaction, partner_id: str) -> Partner:
+async def _partner_to_change(tx: IdentityTx, partner_id: str) -> Partner:
     """The partner a limit is set for, or NotFound (naming at most 40 characters of an id
     that came from the request)."""
     partner = await tx.partners.get_partner(partner_id)

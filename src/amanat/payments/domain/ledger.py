@@ -12,10 +12,11 @@ from collections import defaultdict
 from dataclasses import dataclass
 from enum import StrEnum
 
-from amanat.kernel.errors import DomainError, InvalidInput
+from amanat.kernel.errors import InvalidInput
+from amanat.payments.domain.errors import PaymentsError
 
 
-class InsufficientFunds(DomainError):
+class InsufficientFunds(PaymentsError):
     code = "insufficient_funds"
 
 

@@ -16,6 +16,7 @@ from typing import Any
 
 from amanat.kernel.errors import Conflict
 from amanat.kernel.money import Money
+from amanat.payments.domain.errors import PaymentsError
 
 
 class PaymentType(StrEnum):
@@ -54,7 +55,7 @@ TRANSITIONS[PaymentType.REFUND] = {
 }
 
 
-class IllegalTransition(Conflict):
+class IllegalTransition(PaymentsError, Conflict):
     code = "illegal_transition"
 
 

@@ -14,21 +14,27 @@ from amanat.auth.verification import (
     PaymentsRead,
     PaymentsWrite,
     client_actor,
-    container_of,
     require_scope,
 )
-from amanat.kernel.clock import format_timestamp
+from amanat.kernel.clock import Clock, format_timestamp
 from amanat.payments import views
 from amanat.payments.domain.payments import RAIL_FAILURE_CODES, Payment, PaymentStatus
 from amanat.payments.service import AccountIn, Caller, PaymentService
 from amanat.platform.http.errors import ApiProblem
 from amanat.platform.http.openapi import declared_enum
-from amanat.platform.http.pagination import CursorParam, LimitParam
+from amanat.platform.http.pagination import (
+    CursorParam,
+    LimitParam,
+    next_cursor,
+    page_position,
+    parse_time,
+)
 from amanat.platform.http.responses import JsonResponse
 from amanat.platform.http.schemas import ListResponse, RequestModel, ResponseModel
+from amanat.platform.http.services import find_service
 from amanat.platform.http.types import Amount, Iban, Metadata, RaastId
 from amanat.platform.idempotency.protocol import IdempotencyKeyHeader, run_idempotent
-from amanat.webhooks.routes.events import next_cursor, page_position, parse_time
+from amanat.platform.settings import Settings
 
 router = APIRouter(tags=["payments"])
 
@@ -227,7 +233,7 @@ async def create_payment(
     two digits of `amount` choose the rail's outcome (see `/problems/rail_ac01` and the
     other `rail_*` pages); 00 succeeds.
     """
-    service = container_of(request).payments
+    service = find_service(request, PaymentService)
 
     async def operation() -> tuple[int, dict[str, Any]]:
         caller = _caller(request, context)
@@ -274,7 +280,7 @@ async def get_payment(payment_id: str, request: Request, context: PaymentsRead) 
     Scope `payments:read`. Only your own payments are visible: another partner's id answers
     `not_found` (404), as does a refund id (use `GET /v1/refunds/{id}`).
     """
-    service = container_of(request).payments
+    service = find_service(request, PaymentService)
     view = await payment_view(service, await service.get(context.partner_id, payment_id))
     return JsonResponse(view)
 
@@ -292,7 +298,7 @@ async def _list(
     type_: str | None = None,
     payment_id: str | None = None,
 ) -> Response:
-    service = container_of(request).payments
+    service = find_service(request, PaymentService)
     before = page_position(cursor)
     gte = parse_time(created_gte, "created_gte")
     lt = parse_time(created_lt, "created_lt")
@@ -380,7 +386,7 @@ async def cancel_payment(
     `illegal_transition` (409) once the payment has reached the rail or is final,
     `not_found` (404).
     """
-    service = container_of(request).payments
+    service = find_service(request, PaymentService)
 
     async def operation() -> tuple[int, dict[str, Any]]:
         payment = await service.cancel(_caller(request, context), payment_id)
@@ -409,7 +415,7 @@ async def create_refund(
     `refund_exceeds_remaining` (409) when refunds would add up to more than was collected,
     `illegal_transition` (409) when the collection has not succeeded, `not_found` (404).
     """
-    service = container_of(request).payments
+    service = find_service(request, PaymentService)
 
     async def operation() -> tuple[int, dict[str, Any]]:
         refund = await service.create_refund(
@@ -430,7 +436,7 @@ async def get_refund(refund_id: str, request: Request, context: PaymentsRead) ->
 
     Scope `payments:read`. Errors: `not_found` (404) for an unknown or another partner's id.
     """
-    service = container_of(request).payments
+    service = find_service(request, PaymentService)
     view = await payment_view(
         service, await service.get(context.partner_id, refund_id, refund=True)
     )
@@ -469,7 +475,7 @@ def _balance_view(request: Request, balance: Any) -> dict[str, Any]:
         available=balance.available,
         pending=balance.pending,
         held=balance.held,
-        as_of=format_timestamp(container_of(request).clock.now()),
+        as_of=format_timestamp(find_service(request, Clock).now()),
     ).model_dump()
 
 
@@ -484,7 +490,7 @@ async def get_balance(request: Request, context: BalanceRead) -> dict[str, Any]:
 
     Scope `balance:read`.
     """
-    balance = await container_of(request).payments.balance(context.partner_id)
+    balance = await find_service(request, PaymentService).balance(context.partner_id)
     return _balance_view(request, balance)
 
 
@@ -505,12 +511,11 @@ async def sandbox_top_up(
     Scope `payments:write`. Requires an `Idempotency-Key`. Errors: `forbidden` (403) for a
     production partner or on a production deployment.
     """
-    container = container_of(request)
-    if context.mode != "sandbox" or container.settings.is_production:
+    if context.mode != "sandbox" or find_service(request, Settings).is_production:
         raise ApiProblem("forbidden", "Top-ups exist only for sandbox partners.", status=403)
 
     async def operation() -> tuple[int, dict[str, Any]]:
-        balance = await container.payments.top_up(
+        balance = await find_service(request, PaymentService).top_up(
             _caller(request, context), body.amount, body.currency
         )
         return 200, _balance_view(request, balance)

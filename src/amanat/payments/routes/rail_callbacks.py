@@ -7,17 +7,17 @@ commit together, so a crash in between makes the rail send it again rather than 
 
 from __future__ import annotations
 
-import hashlib
-
 import structlog
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
-from amanat.auth.verification import container_of
 from amanat.kernel.rail_signatures import InvalidCallback, InvalidCallbackSignature
+from amanat.payments.callbacks import RailCallbacks
+from amanat.payments.rail import RailAdapter
 from amanat.platform.http.client_address import client_ip
 from amanat.platform.http.errors import ApiProblem
 from amanat.platform.http.responses import JsonResponse
+from amanat.platform.http.services import find_service
 
 log = structlog.get_logger("amanat.rails")
 router = APIRouter(tags=["rails"], include_in_schema=False)
@@ -25,19 +25,12 @@ router = APIRouter(tags=["rails"], include_in_schema=False)
 
 @router.post("/rails/raast/callbacks")
 async def raast_callback(request: Request) -> Response:
-    container = container_of(request)
     body = await request.body()
+    callbacks = find_service(request, RailCallbacks)
     try:
-        callback = container.rail.verify_callback(request.headers, body)
+        callback = find_service(request, RailAdapter).verify_callback(request.headers, body)
     except InvalidCallback as exc:
-        async with container.transactions.write() as tx:
-            await tx.rail_events.reject(
-                "raast",
-                exc.reason,
-                client_ip(request),
-                hashlib.sha256(body).hexdigest(),
-                container.clock.now(),
-            )
+        await callbacks.reject("raast", exc.reason, client_ip(request), body)
         log.warning("rail_callback_rejected", reason=exc.reason)
         if isinstance(exc, InvalidCallbackSignature):
             raise ApiProblem(
@@ -46,24 +39,8 @@ async def raast_callback(request: Request) -> Response:
         raise ApiProblem(
             "validation_error", "The callback body is malformed.", status=400
         ) from None
-    async with container.transactions.atomic() as tx:
-        fresh = await tx.rail_events.remember(
-            callback.event_id,
-            callback.end_to_end_id,
-            callback.status,
-            callback.sequence,
-            "applied",
-            container.clock.now(),
-        )
-        if not fresh:
-            return JsonResponse({"received": True, "duplicate": True})
-        outcome = await container.payments.apply_rail_status(
-            callback.end_to_end_id,
-            callback.status,
-            sequence=callback.sequence,
-            reason_code=callback.reason_code,
-            reason=callback.reason,
-            cause="rail callback",
-        )
+    outcome = await callbacks.apply(callback)
+    if outcome is None:
+        return JsonResponse({"received": True, "duplicate": True})
     log.info("rail_callback", end_to_end_id=callback.end_to_end_id, outcome=outcome)
     return JsonResponse({"received": True, "duplicate": False})

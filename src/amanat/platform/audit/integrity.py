@@ -25,7 +25,8 @@ from amanat.platform.audit.domain import (
     WitnessLine,
     seal_message,
 )
-from amanat.platform.db.ports import SealSigner, SealWitness, Transaction, TransactionFactory
+from amanat.platform.audit.ports import AuditTx, SealSigner, SealWitness
+from amanat.platform.db.ports import TransactionFactory
 
 BATCH = 1000
 SEALED = "audit.sealed"
@@ -56,7 +57,7 @@ class VerificationReport:
 class AuditIntegrityService:
     def __init__(
         self,
-        transactions: TransactionFactory,
+        transactions: TransactionFactory[AuditTx],
         clock: Clock,
         signer: SealSigner,
         witnesses: list[SealWitness] | None = None,
@@ -69,7 +70,7 @@ class AuditIntegrityService:
         self._read_witness = read_witness
         self._witness_behind = True  # until a publish succeeds, check for seals to catch up
 
-    async def _nothing_new(self, tx: Transaction, seq: int, latest: Seal | None) -> bool:
+    async def _nothing_new(self, tx: AuditTx, seq: int, latest: Seal | None) -> bool:
         """Nothing was appended since the latest seal but (maybe) its own audit.sealed
         record, which does not count: sealing an idle log twice signs nothing more."""
         if seq == 0 or (latest is not None and latest.seq >= seq):

@@ -12,11 +12,11 @@ from typing import Any
 from amanat.kernel.clock import Clock
 from amanat.kernel.ids import new_id
 from amanat.platform.audit.domain import Actor
-from amanat.platform.db.ports import Transaction
+from amanat.platform.audit.ports import AuditTx
 
 
 async def record(
-    tx: Transaction,
+    tx: AuditTx,
     clock: Clock,
     actor: Actor,
     action: str,

@@ -14,16 +14,18 @@ from datetime import timedelta
 
 import structlog
 
-from amanat.bootstrap import Container
 from amanat.platform.audit.domain import Actor, Seal
+from amanat.platform.audit.integrity import AuditIntegrityService
 
 log = structlog.get_logger("amanat.worker")
 SEALER = Actor(type="system", id="sealer")
 
 
 class AuditSealer:
-    def __init__(self, container: Container, *, every_records: int, every_seconds: float) -> None:
-        self._service = container.audit_integrity
+    def __init__(
+        self, service: AuditIntegrityService, *, every_records: int, every_seconds: float
+    ) -> None:
+        self._service = service
         self._every_records = every_records
         self._every = timedelta(seconds=every_seconds)
         # Check several times per period, so the count trigger is not held back by the time.

@@ -19,9 +19,9 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from amanat.kernel.pagination import Page
 from amanat.platform.audit.domain import Actor, AuditRecord, Seal, StoredRecord, canonical_json
-from amanat.platform.db.ports import Page
-from amanat.platform.db.tables import audit_head, audit_log, audit_seals
+from amanat.platform.audit.tables import audit_head, audit_log, audit_seals
 
 # Every audited change runs these; built once (see the package docstring).
 _INSERT_AUDIT_LOG = audit_log.insert()

@@ -16,12 +16,12 @@ import hashlib
 import hmac
 import os
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from amanat.platform.crypto.master_keys import MasterKey
-from amanat.platform.db.ports import FieldContext, KeyUnavailable
 
 PREFIX = "v1"
 SUBJECT = "subject"
@@ -116,3 +116,21 @@ class FieldCipher:
     async def blind_index(self, key_id: str, kind: str, normalized: str) -> str:
         key = await self._key(key_id)
         return hmac.new(key, f"{kind}:{normalized}".encode(), hashlib.sha256).hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class FieldContext:
+    """Where an encrypted value lives; bound into the ciphertext as associated data."""
+
+    table: str
+    column: str
+    row_id: str
+
+
+class KeyUnavailable(Exception):
+    """The data key is shredded, retired or wrong for this ciphertext."""
+
+    def __init__(self, key_id: str, reason: str = "key shredded or unavailable") -> None:
+        super().__init__(f"{key_id}: {reason}")
+        self.key_id = key_id
+        self.reason = reason

@@ -12,7 +12,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from amanat.platform.db.tables import metadata
+from amanat.platform.db.metadata import metadata
 
 APPEND_ONLY_TABLES = ("audit_log", "audit_seals")
 HEAD_TABLE = "audit_head"

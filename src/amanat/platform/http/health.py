@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import timedelta
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -12,7 +11,6 @@ from starlette.responses import Response
 
 from amanat.platform.db.migrate import current_revision, head_revision
 from amanat.platform.http.responses import JsonResponse
-from amanat.platform.observability.metrics import OUTBOX_PENDING, UNRESOLVED
 
 router = APIRouter(tags=["health"])
 
@@ -22,13 +20,10 @@ READY_TIMEOUT_SECONDS = 3.0
 
 @router.get("/metrics", include_in_schema=False)
 async def metrics(request: Request) -> Response:
-    """Prometheus metrics (rail calls of this process; unresolved payments and the outbox
-    backlog read from the database at scrape time, so any API replica can report them)."""
-    container = request.app.state.container
-    now = container.clock.now()
-    async with container.transactions.read() as tx:
-        UNRESOLVED.set(await tx.payments.unresolved(now - timedelta(minutes=5)))
-        OUTBOX_PENDING.set(await tx.outbox.pending_count())
+    """Prometheus metrics: this process's counters, and the gauges each capability keeps
+    from the database (unresolved payments, the outbox backlog), read at scrape time so
+    any API replica can report them."""
+    await request.app.state.container.scrape()
     return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
 

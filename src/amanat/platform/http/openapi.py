@@ -12,7 +12,7 @@ contract marks it required on every POST under ``/v1``, which is what the server
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from fastapi import FastAPI
@@ -27,6 +27,16 @@ def declared_enum(values: Iterable[str], *, key: str = "enum") -> dict[str, Json
     with ``key``) where the model keeps a plain ``str`` (the set is defined in one
     catalogue elsewhere, and the endpoint answers its own problem for an unknown value)."""
     return {key: list(values)}
+
+
+def late_enum(*sources: Iterable[str]) -> Callable[[dict[str, JsonValue]], None]:
+    """As :func:`declared_enum`, read when the schema is generated rather than when the
+    model is defined: for a catalogue the capabilities fill in at start-up."""
+
+    def publish(schema: dict[str, JsonValue]) -> None:
+        schema["enum"] = [value for source in sources for value in source]
+
+    return publish
 
 
 PROBLEM_SCHEMA: dict[str, Any] = {

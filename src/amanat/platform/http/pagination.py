@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import binascii
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Annotated, Any
 
 import orjson
@@ -17,6 +18,7 @@ from fastapi import Query
 from pydantic import BeforeValidator
 from pydantic_core import PydanticCustomError
 
+from amanat.kernel.clock import parse_timestamp
 from amanat.platform.http.errors import ApiProblem
 
 
@@ -79,3 +81,40 @@ def list_body(items: list[Any], *, limit: int, cursor_of: Any) -> dict[str, Any]
         "has_more": has_more,
         "next_cursor": encode_cursor(cursor_of(page[-1])) if has_more and page else None,
     }
+
+
+def parse_time(value: str | None, name: str, *, where: str = "query") -> datetime | None:
+    if value is None or value == "":
+        return None
+    try:
+        return parse_timestamp(value)
+    except (ValueError, OverflowError):  # OverflowError: e.g. year 1 with a +01:00 offset
+        raise ApiProblem(
+            "validation_error",
+            "Timestamps must be RFC 3339 with a zone.",
+            status=422,
+            errors=[
+                {
+                    "pointer": f"/{name}",
+                    "in": where,
+                    "code": "bad_format",
+                    "message": "RFC 3339 timestamp, e.g. 2026-11-24T10:00:00Z",
+                }
+            ],
+        ) from None
+
+
+def page_position(cursor: str | None) -> tuple[datetime, str] | None:
+    after = decode_cursor(cursor, required_keys=frozenset({"t", "id"}))
+    if not after:
+        return None
+    try:
+        return parse_timestamp(str(after["t"])), str(after["id"])
+    except (ValueError, OverflowError):
+        raise ApiProblem("invalid_cursor") from None
+
+
+def next_cursor(has_more: bool, created_at: datetime | None, row_id: str | None) -> str | None:
+    if not has_more or created_at is None or row_id is None:
+        return None
+    return encode_cursor({"t": created_at.isoformat(), "id": row_id})

@@ -18,19 +18,23 @@ import random
 import re
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
-from typing import Annotated, Any
+from typing import Annotated, Any, Protocol
 
 import orjson
 import structlog
 from fastapi import Header, Request
 from starlette.responses import Response
 
-from amanat.auth.service import AccessContext
-from amanat.auth.verification import container_of
+from amanat.kernel.clock import Clock
 from amanat.kernel.errors import Contention, DomainError, InvalidInput
-from amanat.platform.db.ports import IdempotencyRecord, Transaction, TransactionFactory
+from amanat.platform.db.ports import TransactionFactory
 from amanat.platform.http.errors import ApiProblem, domain_error_status, problem_body
 from amanat.platform.http.responses import JsonResponse, ProblemResponse
+from amanat.platform.http.services import find_service
+from amanat.platform.idempotency.ports import IdempotencyRecord, IdempotencyTx
+from amanat.platform.protection.service import DataProtectionService
+from amanat.platform.settings import Settings
+from amanat.platform.unit_of_work.sql import SqlTransactions
 
 log = structlog.get_logger("amanat.idempotency")
 
@@ -47,6 +51,13 @@ IdempotencyKeyHeader = Annotated[
         'operation. Bare (`abc`) or as a structured-field string (`"abc"`).',
     ),
 ]
+
+
+class Caller(Protocol):
+    """Who sent the request: its stored responses are kept per client."""
+
+    @property
+    def client_id(self) -> str: ...
 
 
 def parse_key(raw: str | None) -> str:
@@ -89,7 +100,7 @@ async def _replay(request: Request, record: IdempotencyRecord) -> Response:
     media = "application/problem+json" if status >= 400 else "application/json"
     headers = dict(record.response_headers or {})
     headers["Idempotent-Replayed"] = "true"
-    body = await container_of(request).protection.unseal(
+    body = await find_service(request, DataProtectionService).unseal(
         record.response_body or "", **_where(f"{record.client_id}:{record.key}")
     )
     return Response(content=body, status_code=status, media_type=media, headers=headers)
@@ -109,7 +120,7 @@ class _KeyState(Exception):
 
 async def _claim(
     request: Request,
-    tx: Transaction,
+    tx: IdempotencyTx,
     record: IdempotencyRecord,
 ) -> None:
     """Insert the key as in progress, in the business transaction. A concurrent request
@@ -144,7 +155,7 @@ async def _claim(
 
 
 async def _replay_if_completed(
-    request: Request, transactions: TransactionFactory, record: IdempotencyRecord
+    request: Request, transactions: TransactionFactory[IdempotencyTx], record: IdempotencyRecord
 ) -> Response | None:
     """The stored answer of a completed, unexpired key, read without taking a write lock;
     ``None`` sends the request down the claiming path (new, in progress or expired key).
@@ -173,13 +184,12 @@ def _reused(existing: IdempotencyRecord) -> ApiProblem:
 
 
 async def run_idempotent(
-    request: Request, context: AccessContext, raw_key: str | None, operation: Operation
+    request: Request, context: Caller, raw_key: str | None, operation: Operation
 ) -> Response:
-    container = container_of(request)
-    transactions = container.transactions
+    transactions = find_service(request, SqlTransactions)
     key = parse_key(raw_key)
     body = await request.body()
-    now = container.clock.now()
+    now = find_service(request, Clock).now()
     record = IdempotencyRecord(
         client_id=context.client_id,
         key=key,
@@ -197,7 +207,7 @@ async def run_idempotent(
     replayed = await _replay_if_completed(request, transactions, record)
     if replayed is not None:
         return replayed
-    retries = container.settings.database.contention_retries
+    retries = find_service(request, Settings).database.contention_retries
     for attempt in range(retries + 1):
         try:
             return await _execute(request, context, record, operation)
@@ -213,11 +223,10 @@ async def run_idempotent(
 
 
 async def _execute(
-    request: Request, context: AccessContext, record: IdempotencyRecord, operation: Operation
+    request: Request, context: Caller, record: IdempotencyRecord, operation: Operation
 ) -> Response:
     """One run of the operation under its key, in one transaction."""
-    container = container_of(request)
-    transactions = container.transactions
+    transactions = find_service(request, SqlTransactions)
     key = record.key
     now = record.created_at
     # Stored responses echo personal data (names, IBANs), so they are kept encrypted.
@@ -228,7 +237,9 @@ async def _execute(
         async with transactions.atomic() as tx:
             await _claim(request, tx, record)
             status, payload = await operation()
-            sealed = await container.protection.seal(orjson.dumps(payload).decode(), **where)
+            sealed = await find_service(request, DataProtectionService).seal(
+                orjson.dumps(payload).decode(), **where
+            )
             await tx.idempotency.complete(context.client_id, key, status, sealed, {})
         return JsonResponse(payload, status_code=status)
     except _KeyState as state:
@@ -264,7 +275,9 @@ async def _execute(
                 instance=request.url.path,
                 errors=errors,
             )
-        sealed_problem = await container.protection.seal(orjson.dumps(problem).decode(), **where)
+        sealed_problem = await find_service(request, DataProtectionService).seal(
+            orjson.dumps(problem).decode(), **where
+        )
         async with transactions.write() as tx:
             await tx.idempotency.delete_expired(context.client_id, key, now)
             if await tx.idempotency.try_insert(record):

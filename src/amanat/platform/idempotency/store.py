@@ -10,8 +10,8 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from amanat.platform.db.dialect import insert_if_absent
-from amanat.platform.db.ports import IdempotencyRecord
-from amanat.platform.db.tables import idempotency_keys
+from amanat.platform.idempotency.ports import IdempotencyRecord
+from amanat.platform.idempotency.tables import idempotency_keys
 
 _table = idempotency_keys
 _c = idempotency_keys.c
@@ -110,3 +110,26 @@ class SqlIdempotencyRepository:
     async def delete_expired(self, client_id: str, key: str, now: datetime) -> bool:
         params = {"p_id": record_id(client_id, key), "p_now": now}
         return bool((await self._conn.execute(_DELETE_EXPIRED, params)).rowcount)
+
+
+class IdempotencyRows:
+    """Retention class ``idempotency_records``: stored responses past their keep time."""
+
+    def __init__(self, conn: AsyncConnection) -> None:
+        self._conn = conn
+
+    async def due(self, cutoff: datetime, fetch: int) -> list[str]:
+        rows = (
+            await self._conn.execute(
+                sa.select(idempotency_keys.c.id)
+                .where(idempotency_keys.c.created_at < cutoff)
+                .limit(fetch)
+            )
+        ).all()
+        return [str(r[0]) for r in rows]
+
+    async def delete(self, ids: list[str]) -> int:
+        result = await self._conn.execute(
+            idempotency_keys.delete().where(idempotency_keys.c.id.in_(ids))
+        )
+        return int(result.rowcount or 0)

@@ -7,7 +7,7 @@ from datetime import datetime
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from amanat.platform.db.dialect import insert_if_absent
-from amanat.platform.db.tables import job_leases
+from amanat.platform.jobs.tables import job_leases
 
 
 class SqlLeaseRepository:

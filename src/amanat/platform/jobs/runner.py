@@ -1,55 +1,53 @@
-"""Everything a worker process runs: the outbox dispatcher, the webhook deliverer, the audit
-sealer and the periodic jobs."""
+"""Everything a worker process runs: the job runtime over the outbox, the periodic-job
+scheduler, and the long-running workers each capability registered (the webhook
+deliverer, the audit sealer...)."""
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Mapping, Sequence
 from datetime import timedelta
 
-from amanat.bootstrap import Container
-from amanat.payments.jobs import Dispatcher
-from amanat.platform.audit.sealer import AuditSealer
-from amanat.platform.jobs.scheduler import Scheduler, default_jobs
-from amanat.webhooks.jobs import WebhookDeliverer
+from amanat.kernel.clock import Clock
+from amanat.platform.jobs.outcomes import JobHandler
+from amanat.platform.jobs.runtime import JobRuntime
+from amanat.platform.jobs.scheduler import Scheduler
+from amanat.platform.registry import PeriodicJob, Worker
+from amanat.platform.settings import WorkerSettings
+from amanat.platform.unit_of_work.sql import SqlTransactions
 
 
-async def run_worker(container: Container, stop: asyncio.Event) -> None:
-    settings = container.settings.worker
-    scheduler = Scheduler(
-        container,
-        default_jobs(
-            sweep_every=timedelta(seconds=settings.sweep_every_seconds),
-            stranded_after=timedelta(seconds=settings.stranded_after_seconds),
-        ),
-        tick_seconds=settings.tick_seconds,
-    )
-    sealer = AuditSealer(
-        container,
-        every_records=container.settings.audit.seal_every_records,
-        every_seconds=container.settings.audit.seal_every_seconds,
-    )
-    dispatcher = Dispatcher(
-        container,
-        container.rail,
-        callback_url=container.rail_callback_url,
+def job_runtime(
+    transactions: SqlTransactions,
+    clock: Clock,
+    handlers: Mapping[str, JobHandler],
+    settings: WorkerSettings,
+    *,
+    owner: str | None = None,
+) -> JobRuntime:
+    return JobRuntime(
+        transactions,
+        clock,
+        handlers,
+        owner=owner,
         lease=timedelta(seconds=settings.job_lease_seconds),
     )
-    deliverer = webhook_deliverer(container)
+
+
+async def run_worker(
+    transactions: SqlTransactions,
+    clock: Clock,
+    settings: WorkerSettings,
+    *,
+    handlers: Mapping[str, JobHandler],
+    periodic: Sequence[PeriodicJob],
+    workers: Sequence[Worker],
+    stop: asyncio.Event,
+) -> None:
+    scheduler = Scheduler(transactions, clock, list(periodic), tick_seconds=settings.tick_seconds)
+    runtime = job_runtime(transactions, clock, handlers, settings)
     await asyncio.gather(
         scheduler.run_forever(stop),
-        sealer.run_forever(stop),
-        dispatcher.run_forever(stop),
-        deliverer.run_forever(stop),
-    )
-
-
-def webhook_deliverer(container: Container) -> WebhookDeliverer:
-    hooks = container.settings.webhooks
-    return WebhookDeliverer(
-        container.webhooks,
-        container.webhook_sender,
-        container.clock,
-        allow_private=not container.settings.is_production,
-        concurrency=hooks.concurrency,
-        per_endpoint=hooks.per_endpoint_concurrency,
+        runtime.run_forever(stop),
+        *(worker.run_forever(stop) for worker in workers),
     )

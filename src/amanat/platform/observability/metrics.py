@@ -33,3 +33,8 @@ WEBHOOK_ENDPOINTS_DISABLED = Counter(
     "amanat_webhook_endpoints_disabled_total",
     "Endpoints amanat disabled (410 Gone, or a long streak of failures); page an operator",
 )
+OUTBOX_JOBS = Counter(
+    "amanat_outbox_jobs_total",
+    "Outbox jobs handled, by kind and outcome (done, retry, dead, crashed)",
+    ["kind", "outcome"],
+)

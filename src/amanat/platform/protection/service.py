@@ -18,15 +18,14 @@ from amanat.kernel.names import same_person_name
 from amanat.kernel.pakistan import parse_cnic, parse_iban, parse_raast_id
 from amanat.platform.audit import recorder as audit
 from amanat.platform.audit.domain import SYSTEM, Actor
-from amanat.platform.db.ports import (
+from amanat.platform.crypto.field_cipher import FieldContext, KeyUnavailable
+from amanat.platform.db.ports import TransactionFactory
+from amanat.platform.protection.ports import (
     DataKey,
     EncryptedColumn,
-    FieldContext,
     FieldEncryptor,
-    KeyUnavailable,
+    ProtectionTx,
     SubjectRecord,
-    Transaction,
-    TransactionFactory,
 )
 
 FIELDS = "fields"
@@ -81,7 +80,7 @@ class KeyStatus:
 
 class DataProtectionService:
     def __init__(
-        self, transactions: TransactionFactory, clock: Clock, cipher: FieldEncryptor
+        self, transactions: TransactionFactory[ProtectionTx], clock: Clock, cipher: FieldEncryptor
     ) -> None:
         self._tx = transactions
         self._clock = clock
@@ -92,13 +91,13 @@ class DataProtectionService:
 
     # -- data keys --------------------------------------------------------------------
 
-    async def _active(self, tx: Transaction, purpose: str) -> DataKey | None:
+    async def _active(self, tx: ProtectionTx, purpose: str) -> DataKey | None:
         for key in await tx.data_keys.keys(purpose):
             if key.status == "active":
                 return key
         return None
 
-    async def _create_key(self, tx: Transaction, purpose: str) -> DataKey:
+    async def _create_key(self, tx: ProtectionTx, purpose: str) -> DataKey:
         key_id = new_id("data_key")
         wrapped = await self.cipher.new_wrapped_key(key_id)
         key = DataKey(
@@ -258,7 +257,7 @@ class DataProtectionService:
         )
 
     async def seal_within(
-        self, tx: Transaction, value: str, *, table: str, column: str, row_id: str
+        self, tx: ProtectionTx, value: str, *, table: str, column: str, row_id: str
     ) -> str:
         """:meth:`seal` inside a transaction the caller holds: the active key is read (or,
         on a fresh database, created) in that transaction, never in a second one that would
@@ -363,6 +362,11 @@ class DataProtectionService:
                 },
             )
         return record
+
+    async def subject(self, subject_id: str) -> SubjectRecord | None:
+        """The stored record (ciphertexts, blind indexes, masks), as it is now."""
+        async with self._tx.read() as tx:
+            return await tx.subjects.get(subject_id)
 
     async def reveal(self, subject_id: str, *, partner_id: str | None) -> SubjectDetails:
         async with self._tx.read() as tx:

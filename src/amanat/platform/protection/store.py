@@ -8,8 +8,9 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from amanat.platform.db.ports import DataKey, EncryptedColumn, SubjectRecord
-from amanat.platform.db.tables import data_keys, data_subjects, metadata
+from amanat.platform.db.metadata import metadata
+from amanat.platform.protection.ports import DataKey, EncryptedColumn, SubjectRecord
+from amanat.platform.protection.tables import data_keys, data_subjects
 
 
 def _data_key(row: Any) -> DataKey:
@@ -186,3 +187,25 @@ class SqlSubjectRepository:
             .where(data_subjects.c.id == subject_id)
             .values(erased_at=at, iban_bidx=None, raast_id_bidx=None, cnic_bidx=None)
         )
+
+
+class DataSubjectRows:
+    """Retention class ``data_subjects``: people not erased yet, oldest first. They are
+    crypto-shredded by the retention service, never deleted as rows."""
+
+    def __init__(self, conn: AsyncConnection) -> None:
+        self._conn = conn
+
+    async def due(self, cutoff: datetime, fetch: int) -> list[str]:
+        rows = (
+            await self._conn.execute(
+                sa.select(data_subjects.c.id)
+                .where(data_subjects.c.created_at < cutoff, data_subjects.c.erased_at.is_(None))
+                .order_by(data_subjects.c.created_at)
+                .limit(fetch)
+            )
+        ).all()
+        return [str(r[0]) for r in rows]
+
+    async def delete(self, ids: list[str]) -> int:
+        raise ValueError("data_subjects is not deleted by rows")

@@ -47,7 +47,7 @@ from limits.storage import storage_from_string
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
-from amanat.identity.domain import LOCKOUT, MAX_FAILED_LOGINS, PARTNER_RATE_LIMIT_POLICIES
+from amanat.platform.ratelimit.names import LOCKOUT, MAX_FAILED_LOGINS, PARTNER_RATE_LIMIT_POLICIES
 
 log = structlog.get_logger("amanat.ratelimit")
 

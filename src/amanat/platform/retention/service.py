@@ -23,6 +23,7 @@ from amanat.kernel.ids import new_id
 from amanat.platform.audit import recorder as audit
 from amanat.platform.audit.domain import Actor
 from amanat.platform.db.ports import TransactionFactory
+from amanat.platform.retention.ports import RetentionTx
 
 ACTIONS = {"delete", "shred", "retain"}
 # Classes whose records are crypto-shredded (rows kept) rather than deleted.
@@ -104,7 +105,7 @@ class ClassOutcome:
 class RetentionService:
     def __init__(
         self,
-        transactions: TransactionFactory,
+        transactions: TransactionFactory[RetentionTx],
         clock: Clock,
         shred_subject: Callable[[Actor, str], Awaitable[None]],
         policies: PolicySet,

@@ -12,47 +12,15 @@ test keeps the two in step.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from amanat.kernel.clock import format_timestamp
-from amanat.payments.domain.payments import Payment, PaymentStatus, PaymentType
+from amanat.kernel.events import EventType
 
-
-@dataclass(frozen=True, slots=True)
-class EventType:
-    name: str
-    object: str
-    meaning: str
-    emitted: bool = True  # False: reserved for a capability that is not built yet
-
-
-_CATALOGUE: tuple[EventType, ...] = (
-    EventType("payment.processing", "payment", "The rail accepted a payout; money is moving."),
-    EventType("payment.succeeded", "payment", "A payout reached the beneficiary."),
-    EventType("payment.failed", "payment", "A payout or collection failed; see `failure`."),
-    EventType("payment.canceled", "payment", "You canceled a payment before it was sent."),
-    EventType(
-        "payment.updated",
-        "payment",
-        "A collection's `refunded_amount` changed, its status did not: a refund was made "
-        "against it, or a refund failed and its amount is refundable again.",
-    ),
-    EventType(
-        "collection.awaiting_approval",
-        "payment",
-        "A request to pay reached the payer, who has until `expires_at` to approve it.",
-    ),
-    EventType("collection.approved", "payment", "The payer approved a collection; money is yours."),
-    EventType("collection.declined", "payment", "The payer declined a collection."),
-    EventType("collection.expired", "payment", "Nobody approved a collection in time."),
-    EventType("refund.processing", "refund", "The rail accepted a refund."),
-    EventType("refund.succeeded", "refund", "A refund reached the payer."),
-    EventType("refund.failed", "refund", "A refund failed; the amount is refundable again."),
-    EventType(
-        "balance.topped_up", "balance", "Sandbox funds were added to your balance (sandbox only)."
-    ),
+OWN_EVENT_TYPES: tuple[EventType, ...] = (
     EventType(
         "webhook_endpoint.disabled",
         "webhook_endpoint",
@@ -71,30 +39,46 @@ _CATALOGUE: tuple[EventType, ...] = (
     EventType("consent.revoked", "consent", "A consent was revoked.", emitted=False),
 )
 
-CATALOGUE: dict[str, EventType] = {event.name: event for event in _CATALOGUE}
+
+class Catalogue:
+    """Every partner event type of this build: webhooks' own, the ones each capability
+    declared through the registry, and reserved names of capabilities still to come (a
+    capability that declares a reserved name replaces it)."""
+
+    def __init__(self, types: tuple[EventType, ...] = OWN_EVENT_TYPES) -> None:
+        self.types: dict[str, EventType] = {}
+        self.names: list[str] = []
+        self.declare(types)
+
+    def declare(self, types: tuple[EventType, ...] | list[EventType]) -> None:
+        for event in types:
+            known = self.types.get(event.name)
+            if known is not None and known.emitted and event.emitted and known != event:
+                raise ValueError(f"event type {event.name} is declared twice")
+            if known is None or event.emitted:
+                self.types[event.name] = event
+        self.names[:] = sorted(self.types)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self.types
+
+    def __getitem__(self, name: str) -> EventType:
+        return self.types[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.names)
+
+    def items(self) -> list[tuple[str, EventType]]:
+        return [(name, self.types[name]) for name in self.names]
+
+    def values(self) -> list[EventType]:
+        return [self.types[name] for name in self.names]
+
+
+CATALOGUE = Catalogue()
+"""This process's catalogue; the composition root declares each capability's types."""
+
 ALL_EVENTS = "*"
-
-_DECLINE_CODES = frozenset({"rail_cust", "rail_declined"})
-
-
-def payment_event_type(payment: Payment) -> str | None:
-    """The event a payment's new state raises, or None (a new, pending payment)."""
-    status, kind = payment.status, payment.type
-    if status is PaymentStatus.PENDING:
-        return None
-    if kind is PaymentType.REFUND:
-        return f"refund.{status.value}"
-    if kind is PaymentType.COLLECTION:
-        if status is PaymentStatus.AWAITING_APPROVAL:
-            return "collection.awaiting_approval"
-        if status is PaymentStatus.SUCCEEDED:
-            return "collection.approved"
-        if status is PaymentStatus.EXPIRED:
-            return "collection.expired"
-        failure = payment.failure
-        if status is PaymentStatus.FAILED and failure and failure.code in _DECLINE_CODES:
-            return "collection.declined"
-    return f"payment.{status.value}"
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,15 +12,22 @@ from pydantic_core import PydanticCustomError
 from starlette.responses import Response
 
 from amanat.auth.service import AccessContext
-from amanat.auth.verification import client_actor, container_of
+from amanat.auth.verification import client_actor
 from amanat.kernel.clock import format_timestamp
-from amanat.payments import views
-from amanat.platform.db.ports import DeliveryFilter
 from amanat.platform.http.errors import ApiProblem
-from amanat.platform.http.openapi import declared_enum
-from amanat.platform.http.pagination import CursorParam, LimitParam
+from amanat.platform.http.openapi import late_enum
+from amanat.platform.http.pagination import (
+    CursorParam,
+    LimitParam,
+    next_cursor,
+    page_position,
+    parse_time,
+)
 from amanat.platform.http.schemas import ListResponse, RequestModel, ResponseModel
+from amanat.platform.http.services import find_service
 from amanat.platform.idempotency.protocol import IdempotencyKeyHeader, run_idempotent
+from amanat.platform.settings import Settings
+from amanat.webhooks import views
 from amanat.webhooks.domain.endpoints import (
     MAX_URL_LENGTH,
     Attempt,
@@ -29,15 +36,10 @@ from amanat.webhooks.domain.endpoints import (
     check_url,
 )
 from amanat.webhooks.domain.events import ALL_EVENTS, CATALOGUE
-from amanat.webhooks.routes.events import (
-    EVENT_TYPES,
-    WebhooksManage,
-    WebhooksView,
-    next_cursor,
-    page_position,
-    parse_time,
-)
-from amanat.webhooks.service import Caller, InvalidWebhookUrl
+from amanat.webhooks.errors import InvalidWebhookUrl
+from amanat.webhooks.ports import DeliveryFilter
+from amanat.webhooks.routes.events import EVENT_TYPES, WebhooksManage, WebhooksView
+from amanat.webhooks.service import Caller, WebhookService
 
 router = APIRouter(tags=["webhooks"])
 
@@ -62,7 +64,7 @@ EventTypes = Annotated[
             Field(
                 min_length=1,
                 max_length=64,
-                json_schema_extra=declared_enum([ALL_EVENTS, *EVENT_TYPES]),
+                json_schema_extra=late_enum([ALL_EVENTS], EVENT_TYPES),
             ),
             AfterValidator(_known_event_type),
         ]
@@ -74,7 +76,7 @@ EventTypes = Annotated[
     ),
 ]
 SubscribedTypes = Annotated[
-    list[Annotated[str, Field(json_schema_extra=declared_enum([ALL_EVENTS, *EVENT_TYPES]))]],
+    list[Annotated[str, Field(json_schema_extra=late_enum([ALL_EVENTS], EVENT_TYPES))]],
     Field(description='The event types delivered; `["*"]` means all.'),
 ]
 
@@ -145,7 +147,7 @@ class DeliveryOut(ResponseModel):
     id: str
     object: Literal["webhook_delivery"]
     event_id: str = Field(description="Also the `webhook-id` header of every attempt.")
-    event_type: str = Field(json_schema_extra=declared_enum(EVENT_TYPES))
+    event_type: str = Field(json_schema_extra=late_enum(EVENT_TYPES))
     endpoint_id: str
     trigger: Literal["event", "held", "redeliver", "replay"]
     status: Literal["pending", "succeeded", "failed"]
@@ -227,7 +229,7 @@ def _check_url(request: Request, url: str) -> None:
     """The URL's static rules, before anything executes (the service checks them again
     and, in production, resolves the host)."""
     try:
-        check_url(url, production=container_of(request).settings.is_production)
+        check_url(url, production=find_service(request, Settings).is_production)
     except UrlRefused as exc:
         raise _url_problem(str(exc), exc.reason) from None
 
@@ -279,7 +281,7 @@ async def create_endpoint(
     (422; in production only public https URLs), `validation_error` (422) for an unknown
     event type.
     """
-    service = container_of(request).webhooks
+    service = find_service(request, WebhookService)
     _check_url(request, body.url)
 
     async def operation() -> tuple[int, dict[str, Any]]:
@@ -309,7 +311,7 @@ async def list_endpoints(
 
     Scope `webhooks:manage`. Pages with `limit` and `cursor`. Errors: `invalid_cursor` (400).
     """
-    page = await container_of(request).webhooks.list_endpoints(
+    page = await find_service(request, WebhookService).list_endpoints(
         context.partner_id, limit=limit, before=page_position(cursor)
     )
     last = page.items[-1] if page.items else None
@@ -333,7 +335,9 @@ async def get_endpoint(endpoint_id: str, request: Request, context: WebhooksView
 
     Scope `webhooks:manage`. Errors: `not_found` (404).
     """
-    endpoint = await container_of(request).webhooks.get_endpoint(context.partner_id, endpoint_id)
+    endpoint = await find_service(request, WebhookService).get_endpoint(
+        context.partner_id, endpoint_id
+    )
     return views.endpoint_view(endpoint)
 
 
@@ -358,7 +362,7 @@ async def update_endpoint(
     if body.url is not None:
         _check_url(request, body.url)
     try:
-        endpoint = await container_of(request).webhooks.update_endpoint(
+        endpoint = await find_service(request, WebhookService).update_endpoint(
             _caller(request, context),
             endpoint_id,
             url=body.url,
@@ -385,7 +389,9 @@ async def delete_endpoint(
 
     Scope `webhooks:manage`. Errors: `not_found` (404).
     """
-    await container_of(request).webhooks.delete_endpoint(_caller(request, context), endpoint_id)
+    await find_service(request, WebhookService).delete_endpoint(
+        _caller(request, context), endpoint_id
+    )
     return {"id": endpoint_id, "object": "webhook_endpoint", "deleted": True}
 
 
@@ -407,7 +413,7 @@ async def rotate_secret(
 
     Scope `webhooks:manage`. Requires an `Idempotency-Key`. Errors: `not_found` (404).
     """
-    service = container_of(request).webhooks
+    service = find_service(request, WebhookService)
     seconds = body.expire_previous_in_seconds if body else None
 
     async def operation() -> tuple[int, dict[str, Any]]:
@@ -434,7 +440,7 @@ async def list_deliveries(
     cursor: CursorParam = None,
     status: Annotated[Literal["pending", "succeeded", "failed"] | None, Query()] = None,
     event_type: Annotated[
-        str | None, Query(max_length=64, json_schema_extra=declared_enum(EVENT_TYPES))
+        str | None, Query(max_length=64, json_schema_extra=late_enum(EVENT_TYPES))
     ] = None,
     created_gte: Annotated[str | None, Query(max_length=40)] = None,
     created_lt: Annotated[str | None, Query(max_length=40)] = None,
@@ -446,7 +452,7 @@ async def list_deliveries(
     Scope `webhooks:manage`. Pages with `limit` and `cursor`. Errors: `not_found` (404),
     `invalid_cursor` (400), `validation_error` (422).
     """
-    page, attempts = await container_of(request).webhooks.deliveries(
+    page, attempts = await find_service(request, WebhookService).deliveries(
         context.partner_id,
         endpoint_id,
         limit=limit,
@@ -489,7 +495,7 @@ async def replay(
     Scope `webhooks:manage`. Requires an `Idempotency-Key`. Errors: `validation_error`
     (422) for a timestamp that is not RFC 3339 with a zone, `not_found` (404).
     """
-    service = container_of(request).webhooks
+    service = find_service(request, WebhookService)
     since = parse_time(body.since, "since", where="body")
     until = parse_time(body.until, "until", where="body")
     if since is None:  # cannot happen (min_length=1), but never a 500 if it did

@@ -3,7 +3,6 @@ and manual redelivery of one event."""
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Body, Depends, Query, Request
@@ -11,22 +10,30 @@ from pydantic import Field
 from starlette.responses import Response
 
 from amanat.auth.service import AccessContext
-from amanat.auth.verification import client_actor, container_of, require_scope
-from amanat.kernel.clock import parse_timestamp
-from amanat.platform.db.ports import EventFilter
+from amanat.auth.verification import client_actor, require_scope
 from amanat.platform.http.errors import ApiProblem
-from amanat.platform.http.openapi import declared_enum
-from amanat.platform.http.pagination import CursorParam, LimitParam, decode_cursor, encode_cursor
+from amanat.platform.http.openapi import late_enum
+from amanat.platform.http.pagination import (
+    CursorParam,
+    LimitParam,
+    next_cursor,
+    page_position,
+    parse_time,
+)
 from amanat.platform.http.schemas import ListResponse, RequestModel, ResponseModel
+from amanat.platform.http.services import find_service
 from amanat.platform.idempotency.protocol import IdempotencyKeyHeader, run_idempotent
 from amanat.webhooks.domain.events import CATALOGUE
-from amanat.webhooks.service import Caller
+from amanat.webhooks.events_service import EventService
+from amanat.webhooks.ports import EventFilter
+from amanat.webhooks.service import Caller, WebhookService
 
 router = APIRouter(tags=["events"])
 
-EVENT_TYPES: list[str] = sorted(CATALOGUE)
-"""Every event type, for the ``enum`` of the fields and parameters that carry one."""
-EventTypeName = Annotated[str, Field(json_schema_extra=declared_enum(EVENT_TYPES))]
+EVENT_TYPES: list[str] = CATALOGUE.names
+"""Every event type, for the ``enum`` of the fields and parameters that carry one (filled
+in when the capabilities declare theirs, so read when the schema is generated)."""
+EventTypeName = Annotated[str, Field(json_schema_extra=late_enum(EVENT_TYPES))]
 
 EventsRead = Annotated[AccessContext, Depends(require_scope("events:read"))]
 WebhooksManage = Annotated[AccessContext, Depends(require_scope("webhooks:manage", policy="write"))]
@@ -41,7 +48,7 @@ class EventData(ResponseModel):
 class EventOut(ResponseModel):
     id: str
     object: Literal["event"]
-    type: str = Field(description="What happened.", json_schema_extra=declared_enum(EVENT_TYPES))
+    type: str = Field(description="What happened.", json_schema_extra=late_enum(EVENT_TYPES))
     created_at: str
     data: EventData
 
@@ -69,43 +76,6 @@ REDELIVER_EXAMPLES: dict[str, Any] = {
         "value": {},
     }
 }
-
-
-def parse_time(value: str | None, name: str, *, where: str = "query") -> datetime | None:
-    if value is None or value == "":
-        return None
-    try:
-        return parse_timestamp(value)
-    except (ValueError, OverflowError):  # OverflowError: e.g. year 1 with a +01:00 offset
-        raise ApiProblem(
-            "validation_error",
-            "Timestamps must be RFC 3339 with a zone.",
-            status=422,
-            errors=[
-                {
-                    "pointer": f"/{name}",
-                    "in": where,
-                    "code": "bad_format",
-                    "message": "RFC 3339 timestamp, e.g. 2026-11-24T10:00:00Z",
-                }
-            ],
-        ) from None
-
-
-def page_position(cursor: str | None) -> tuple[datetime, str] | None:
-    after = decode_cursor(cursor, required_keys=frozenset({"t", "id"}))
-    if not after:
-        return None
-    try:
-        return parse_timestamp(str(after["t"])), str(after["id"])
-    except (ValueError, OverflowError):
-        raise ApiProblem("invalid_cursor") from None
-
-
-def next_cursor(has_more: bool, created_at: datetime | None, row_id: str | None) -> str | None:
-    if not has_more or created_at is None or row_id is None:
-        return None
-    return encode_cursor({"t": created_at.isoformat(), "id": row_id})
 
 
 @router.get(
@@ -154,7 +124,7 @@ async def list_events(
         created_gte=parse_time(created_gte, "created_gte"),
         created_lt=parse_time(created_lt, "created_lt"),
     )
-    page = await container_of(request).events.list(
+    page = await find_service(request, EventService).list(
         context.partner_id, limit=limit, before=page_position(cursor), where=where
     )
     last = page.items[-1] if page.items else None
@@ -174,7 +144,7 @@ async def get_event(event_id: str, request: Request, context: EventsRead) -> dic
 
     Scope `events:read`. Errors: `not_found` (404).
     """
-    event = await container_of(request).events.get(context.partner_id, event_id)
+    event = await find_service(request, EventService).get(context.partner_id, event_id)
     return event.envelope()
 
 
@@ -198,7 +168,7 @@ async def redeliver_event(
     Scope `webhooks:manage`. Requires an `Idempotency-Key`. Errors: `not_found` (404) for an
     unknown event or endpoint.
     """
-    service = container_of(request).webhooks
+    service = find_service(request, WebhookService)
     caller = Caller(partner_id=context.partner_id, actor=client_actor(request, context))
 
     async def operation() -> tuple[int, dict[str, Any]]:

@@ -11,9 +11,9 @@ from tests.conftest import TEST_DB
 
 from amanat.bootstrap import Container
 from amanat.kernel.errors import Contention
+from amanat.payments.tables import balance_shards, ledger_accounts
 from amanat.platform.db.database import Database
 from amanat.platform.db.engine import create_engine
-from amanat.platform.db.tables import balance_shards, ledger_accounts
 
 pytestmark = pytest.mark.skipif(TEST_DB != "postgresql", reason="PostgreSQL session bounds")
 

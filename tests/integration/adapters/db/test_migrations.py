@@ -10,9 +10,10 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from tests.conftest import make_database
 
+from amanat.bootstrap import tables
 from amanat.platform.db.engine import create_engine
+from amanat.platform.db.metadata import metadata
 from amanat.platform.db.migrate import current_revision, head_revision
-from amanat.platform.db.tables import metadata
 from amanat.platform.settings import DatabaseSettings
 
 
@@ -29,6 +30,7 @@ async def test_empty_database_upgrades_to_head_with_no_model_drift(fresh_url: st
         assert await current_revision(engine) == head_revision()
 
         def diff(sync_conn: sa.Connection) -> list[object]:
+            tables()  # every capability's tables are on the metadata
             context = MigrationContext.configure(sync_conn, opts={"compare_type": True})
             return list(compare_metadata(context, metadata))
 

@@ -10,8 +10,8 @@ import pytest
 from tests.conftest import TEST_DB, wipe
 from tests.support.oauth import fetch_token, make_client
 
+from amanat.app import create_app
 from amanat.bootstrap import build_container
-from amanat.platform.http.app import create_app
 from amanat.platform.settings import Settings
 
 pytestmark = pytest.mark.skipif(TEST_DB != "sqlite", reason="SQLite's single write lock")

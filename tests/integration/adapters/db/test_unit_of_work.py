@@ -7,7 +7,7 @@ import sqlalchemy as sa
 from tests.conftest import TEST_DB
 
 from amanat.bootstrap import Container
-from amanat.platform.db.tables import audit_log
+from amanat.platform.audit.tables import audit_log
 
 
 def _row(seq: int) -> dict[str, object]:

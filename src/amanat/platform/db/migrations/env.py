@@ -1,4 +1,8 @@
-"""Alembic environment: async engines, batch mode for SQLite, our naming convention."""
+"""Alembic environment: async engines, batch mode for SQLite, our naming convention.
+
+Alembic runs this file as a script (it is not part of the package): like any entry point
+it asks the composition root for every capability's tables, so autogenerate compares the
+whole schema."""
 
 from __future__ import annotations
 
@@ -7,11 +11,13 @@ import asyncio
 from alembic import context
 from sqlalchemy.engine import Connection
 
+from amanat.bootstrap import tables
 from amanat.platform.db.engine import create_engine
-from amanat.platform.db.tables import metadata
+from amanat.platform.db.metadata import metadata
 from amanat.platform.settings import DatabaseSettings
 
 config = context.config
+tables()  # every capability's tables, on the one metadata
 
 
 def _run(connection: Connection) -> None:

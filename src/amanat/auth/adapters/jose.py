@@ -12,7 +12,7 @@ from joserfc import jwt
 from joserfc.errors import JoseError
 from joserfc.jwk import ECKey, KeySet, RSAKey
 
-from amanat.platform.db.ports import InvalidToken
+from amanat.auth.ports import InvalidToken
 
 MAX_TOKEN_BYTES = 8192
 

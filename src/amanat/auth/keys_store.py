@@ -7,8 +7,8 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from amanat.platform.db.tables import signing_keys
-from amanat.platform.keys.service import SigningKey
+from amanat.auth.domain import KeyStatus, SigningKey
+from amanat.auth.tables import signing_keys
 
 
 def _key(row: Any) -> SigningKey:
@@ -18,7 +18,7 @@ def _key(row: Any) -> SigningKey:
         private_pem=row.private_pem,
         encrypted=row.encrypted,
         public_jwk=row.public_jwk,
-        status=row.status,
+        status=KeyStatus(row.status),
         created_at=row.created_at,
         retire_after=row.retire_after,
         retired_at=row.retired_at,

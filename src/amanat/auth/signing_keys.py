@@ -7,10 +7,12 @@ only then is it retired and dropped from the JWKS.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import datetime, timedelta
-from typing import Any, Protocol
+from typing import Protocol
 
+from amanat.auth.domain import KeyStatus, SigningKey
+from amanat.auth.ports import SigningKeysTx
 from amanat.kernel.clock import Clock
 from amanat.platform.audit import recorder as audit
 from amanat.platform.audit.domain import Actor
@@ -25,24 +27,6 @@ VERIFY_LEEWAY = timedelta(seconds=30)
 LEEWAY = SIGNER_STALENESS + VERIFY_LEEWAY
 
 
-@dataclass(frozen=True, slots=True)
-class SigningKey:
-    kid: str
-    alg: str
-    private_pem: str
-    encrypted: bool
-    public_jwk: dict[str, Any]
-    status: str  # active | verifying | retired
-    created_at: datetime
-    retire_after: datetime | None = None
-    retired_at: datetime | None = None
-
-    def verifies_at(self, now: datetime) -> bool:
-        if self.status == "active":
-            return True
-        return self.status == "verifying" and (self.retire_after is None or self.retire_after > now)
-
-
 class KeyMaterialFactory(Protocol):
     def generate(self, now: datetime) -> SigningKey: ...
 
@@ -50,7 +34,7 @@ class KeyMaterialFactory(Protocol):
 class SigningKeyService:
     def __init__(
         self,
-        transactions: TransactionFactory,
+        transactions: TransactionFactory[SigningKeysTx],
         clock: Clock,
         material: KeyMaterialFactory,
         max_token_ttl: timedelta,
@@ -67,7 +51,7 @@ class SigningKeyService:
     async def ensure_active(self, actor: Actor) -> SigningKey:
         async with self._tx.write() as tx:
             for key in await tx.signing_keys.list_keys():
-                if key.status == "active":
+                if key.status is KeyStatus.ACTIVE:
                     return key
             key = self._material.generate(self._clock.now())
             await tx.signing_keys.add_key(key)
@@ -88,10 +72,14 @@ class SigningKeyService:
         demoted: list[SigningKey] = []
         async with self._tx.write() as tx:
             for key in await tx.signing_keys.list_keys():
-                if key.status == "active":
+                if key.status is KeyStatus.ACTIVE:
                     retire_after = now + self._max_ttl + LEEWAY
-                    await tx.signing_keys.set_status(key.kid, "verifying", retire_after, None)
-                    demoted.append(replace(key, status="verifying", retire_after=retire_after))
+                    await tx.signing_keys.set_status(
+                        key.kid, KeyStatus.VERIFYING, retire_after, None
+                    )
+                    demoted.append(
+                        replace(key, status=KeyStatus.VERIFYING, retire_after=retire_after)
+                    )
             await tx.signing_keys.add_key(new_key)
             await audit.record(
                 tx,
@@ -114,8 +102,10 @@ class SigningKeyService:
         retired: list[str] = []
         async with self._tx.write() as tx:
             for key in await tx.signing_keys.list_keys():
-                if key.status == "verifying" and not key.verifies_at(now):
-                    await tx.signing_keys.set_status(key.kid, "retired", key.retire_after, now)
+                if key.status is KeyStatus.VERIFYING and not key.verifies_at(now):
+                    await tx.signing_keys.set_status(
+                        key.kid, KeyStatus.RETIRED, key.retire_after, now
+                    )
                     retired.append(key.kid)
             if retired:
                 await audit.record(

@@ -1,0 +1,10 @@
+"""The console's part of the app: its pages."""
+
+from __future__ import annotations
+
+from amanat.console.routes import pages
+from amanat.platform.registry import Registry
+
+
+def include(registry: Registry) -> None:
+    registry.add_routes(pages.router)

@@ -1,0 +1,94 @@
+"""What payments' services need: the payment, ledger and rail-event stores."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Protocol
+
+from amanat.kernel.pagination import Page
+from amanat.payments.domain.ledger import Journal
+from amanat.payments.domain.payments import Payment
+from amanat.platform.jobs.ports import JobsTx
+from amanat.platform.protection.ports import ProtectionTx
+
+
+class PaymentRepository(Protocol):
+    async def add(
+        self, payment: Payment, *, client_id: str | None, parent_id: str | None = None
+    ) -> None: ...
+    async def get(self, payment_id: str, *, for_update: bool = False) -> Payment | None: ...
+    async def save_transition(self, before: Payment, after: Payment, cause: str) -> bool: ...
+    async def transitions(self, payment_id: str) -> list[dict[str, Any]]: ...
+    async def mark_submitted(self, payment_id: str, at: datetime) -> bool: ...
+    async def add_refunded(self, payment_id: str, amount: int, at: datetime) -> bool: ...
+    async def return_refunded(self, payment_id: str, amount: int, at: datetime) -> None: ...
+    async def list(
+        self,
+        partner_id: str,
+        *,
+        types: list[str],
+        limit: int,
+        before: tuple[datetime, str] | None,
+        status: str | None,
+        created_gte: datetime | None,
+        created_lt: datetime | None,
+        parent_id: str | None = None,
+    ) -> Page: ...
+    async def in_flight_incoming(self, partner_id: str) -> int: ...
+    async def unresolved(self, older_than: datetime) -> int: ...
+    async def stranded(self, older_than: datetime, limit: int) -> tuple[Payment, ...]:
+        """Payments not final, unchanged since ``older_than``, with no pending outbox job."""
+        ...
+
+
+class LedgerRepository(Protocol):
+    async def ensure_account(
+        self, account_id: str, kind: str, currency: str, shards: int, at: datetime
+    ) -> tuple[int, bool]: ...
+    async def reserve(
+        self,
+        account_id: str,
+        hold_id: str,
+        amount: int,
+        currency: str,
+        at: datetime,
+        *,
+        shard_count: int | None = None,
+    ) -> int: ...
+    async def close_hold(self, hold_id: str, *, post: bool, at: datetime) -> int | None: ...
+    async def credit(
+        self, account_id: str, amount: int, *, spread: bool, shard_count: int | None = None
+    ) -> None: ...
+    async def post(self, journal: Journal, at: datetime) -> None: ...
+    async def balance(self, account_id: str) -> tuple[int, int]: ...
+    async def check(self) -> list[str]: ...
+
+
+class RailEventRepository(Protocol):
+    async def remember(
+        self,
+        event_id: str,
+        end_to_end_id: str,
+        status: str,
+        sequence: int,
+        outcome: str,
+        at: datetime,
+    ) -> bool: ...
+    async def reject(
+        self, rail: str, reason: str, source_ip: str | None, body_sha256: str, at: datetime
+    ) -> None: ...
+
+
+class PaymentsTx(ProtectionTx, JobsTx, Protocol):
+    @property
+    def payments(self) -> PaymentRepository: ...
+    @property
+    def ledger(self) -> LedgerRepository: ...
+    @property
+    def rail_events(self) -> RailEventRepository: ...
+
+
+class PartnerLimits(Protocol):
+    """A partner's own per-transaction limit (identity keeps it); None: the default."""
+
+    async def per_transaction_limit(self, partner_id: str) -> int | None: ...

@@ -1,0 +1,47 @@
+"""Stored idempotent responses."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Protocol
+
+from amanat.platform.unit_of_work.ports import Transaction
+
+
+@dataclass(frozen=True, slots=True)
+class IdempotencyRecord:
+    client_id: str
+    key: str
+    request_hash: str
+    method: str
+    path: str
+    status: str
+    response_status: int | None
+    response_body: str | None
+    response_headers: dict[str, str] | None
+    created_at: datetime
+    locked_until: datetime | None
+    expires_at: datetime
+
+
+class IdempotencyRepository(Protocol):
+    async def try_insert(self, record: IdempotencyRecord) -> bool: ...
+    async def get(
+        self, client_id: str, key: str, *, for_update: bool
+    ) -> IdempotencyRecord | None: ...
+    async def take_over(
+        self, client_id: str, key: str, expected_lock: datetime | None, new_lock: datetime
+    ) -> bool: ...
+    async def complete(
+        self, client_id: str, key: str, status: int, body: str, headers: dict[str, str]
+    ) -> None: ...
+    async def release(self, client_id: str, key: str) -> None: ...
+    async def delete_expired(self, client_id: str, key: str, now: datetime) -> bool:
+        """Remove the key's record if it has expired; whether one was removed."""
+        ...
+
+
+class IdempotencyTx(Transaction, Protocol):
+    @property
+    def idempotency(self) -> IdempotencyRepository: ...

@@ -1,1 +1,0 @@
-"""Token-signing keys: their lifecycle and store."""

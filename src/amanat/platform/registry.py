@@ -1,0 +1,260 @@
+"""What each capability brings to the one application, gathered in one place.
+
+Every capability package has an ``include(registry)`` function; the composition root
+(:mod:`amanat.bootstrap`) calls it for each package named in its ``CAPABILITIES``. Through
+the registry a capability declares its services, the repositories a transaction builds on
+its connection, its HTTP routers, CLI commands, outbox job handlers, periodic jobs and
+long-running workers, its problem codes, partner event types and scopes, and what it does
+when another capability publishes a domain event. Nothing outside a capability's package
+and that one list names it, so adding a capability touches no existing file but the list.
+
+This is pypi/warehouse's ``includeme`` without Pyramid: a small hand-written registry,
+because FastAPI has no configurator of its own and the needs here are a few dicts.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar, cast
+
+if TYPE_CHECKING:
+    import asyncio
+
+    import httpx
+    import sqlalchemy as sa
+    import typer
+    from fastapi import APIRouter
+
+    from amanat.kernel.clock import Clock
+    from amanat.kernel.events import EventType
+    from amanat.platform.http.problems import ProblemType
+    from amanat.platform.jobs.outcomes import JobHandler
+    from amanat.platform.settings import Settings
+    from amanat.platform.unit_of_work.sql import SqlTransactions
+
+T = TypeVar("T")
+E = TypeVar("E")
+
+
+class Services(Protocol):
+    """What a factory may ask for: the process's basics, and any service by its type."""
+
+    @property
+    def settings(self) -> Settings: ...
+    @property
+    def clock(self) -> Clock: ...
+    @property
+    def transactions(self) -> SqlTransactions: ...
+    @property
+    def http(self) -> httpx.AsyncClient:
+        """The shared outbound HTTP client (rail, JWKS, witness, vault)."""
+        ...
+
+    def get(self, kind: type[T]) -> T: ...
+
+
+class Worker(Protocol):
+    """A long-running loop of a worker process (the webhook deliverer, the audit sealer)."""
+
+    async def run_forever(self, stop: asyncio.Event) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class PeriodicJob:
+    """A job the scheduler runs every ``every`` on exactly one worker of the fleet."""
+
+    name: str
+    every: timedelta
+    run: Callable[[], Awaitable[str]]
+    """Does the work and says in a few words what it did (logged)."""
+
+
+EventHandler = Callable[[Any, Any], Awaitable[None]]
+"""``handler(event, tx)``: runs inside the publishing transaction, before it commits."""
+
+
+class ServiceCycle(RuntimeError):
+    pass
+
+
+class Registry:
+    def __init__(self) -> None:
+        self.factories: dict[type, Callable[[Services], object]] = {}
+        self.repositories: dict[str, Callable[[Any], object]] = {}
+        self.tables: list[sa.Table] = []
+        self.routers: list[APIRouter] = []
+        self.commands: list[tuple[str, typer.Typer]] = []
+        self.job_handlers: dict[str, Callable[[Services], JobHandler]] = {}
+        self.periodic_jobs: list[Callable[[Services], PeriodicJob]] = []
+        self.workers: list[Callable[[Services], Worker]] = []
+        self.problems: list[ProblemType] = []
+        self.event_types: list[EventType] = []
+        self.scopes: dict[str, str] = {}
+        self.subscribers: list[tuple[type, Callable[[Services], EventHandler]]] = []
+        self.on_startup: list[Callable[[Services], Awaitable[None]]] = []
+        self.on_shutdown: list[Callable[[Services], Awaitable[None]]] = []
+        self.on_collected: list[Callable[[Registry], None]] = []
+        self.gauges: list[Callable[[Services], Callable[[], Awaitable[None]]]] = []
+        self.retention_classes: dict[str, Callable[[Any], object]] = {}
+        self.eager: list[type] = []
+
+    # -- services and persistence ---------------------------------------------------------
+
+    def provide(self, kind: type[T], factory: Callable[[Services], T]) -> None:
+        """``factory`` builds the one ``kind`` of this process, when first asked for."""
+        if kind in self.factories:
+            raise ValueError(f"{kind.__name__} is already provided")
+        self.factories[kind] = factory
+
+    def build_eagerly(self, kind: type) -> None:
+        """Build ``kind`` with the container, not on first use (it creates key files that
+        several processes starting together must not race to create)."""
+        self.eager.append(kind)
+
+    def add_repository(self, name: str, factory: Callable[[Any], object]) -> None:
+        """A repository a transaction offers as ``tx.<name>``, built on its connection the
+        first time a use case touches it (a transaction builds only what it uses)."""
+        if name in self.repositories:
+            raise ValueError(f"a repository named {name!r} is already registered")
+        self.repositories[name] = factory
+
+    def add_retention_class(self, name: str, rows: Callable[[Any], object]) -> None:
+        """A retention data class (a name ``retention.toml`` gives a period) and the rows
+        it covers, built on a connection (``platform/retention/ports.py``: RetainedRows)."""
+        if name in self.retention_classes:
+            raise ValueError(f"retention class {name!r} is already registered")
+        self.retention_classes[name] = rows
+
+    def add_tables(self, tables: Iterable[sa.Table]) -> None:
+        self.tables.extend(tables)
+
+    # -- edges ----------------------------------------------------------------------------
+
+    def add_routes(self, *routers: APIRouter) -> None:
+        self.routers.extend(routers)
+
+    def add_commands(self, name: str, app: typer.Typer) -> None:
+        """A command group, ``amanat <name> ...``."""
+        self.commands.append((name, app))
+
+    def add_job(self, kind: str, handler: Callable[[Services], JobHandler]) -> None:
+        """The handler of outbox jobs of ``kind`` (the worker's job runtime calls it)."""
+        if kind in self.job_handlers:
+            raise ValueError(f"outbox job kind {kind!r} already has a handler")
+        self.job_handlers[kind] = handler
+
+    def add_periodic(self, job: Callable[[Services], PeriodicJob]) -> None:
+        self.periodic_jobs.append(job)
+
+    def add_worker(self, worker: Callable[[Services], Worker]) -> None:
+        self.workers.append(worker)
+
+    def add_gauge(self, gauge: Callable[[Services], Callable[[], Awaitable[None]]]) -> None:
+        """Brings a metric up to date from the database when ``/metrics`` is scraped (so any
+        replica reports the same figure)."""
+        self.gauges.append(gauge)
+
+    def add_startup(self, step: Callable[[Services], Awaitable[None]]) -> None:
+        """Runs once when an API or worker process starts (a fresh database's keys)."""
+        self.on_startup.append(step)
+
+    def add_shutdown(self, step: Callable[[Services], Awaitable[None]]) -> None:
+        """Runs when the process stops (close a client the capability opened)."""
+        self.on_shutdown.append(step)
+
+    def when_collected(self, step: Callable[[Registry], None]) -> None:
+        """Runs once every capability is included (a catalogue built from all of them)."""
+        self.on_collected.append(step)
+
+    # -- catalogues -------------------------------------------------------------------------
+
+    def add_problems(self, *problems: ProblemType) -> None:
+        self.problems.extend(problems)
+
+    def add_event_types(self, *types: EventType) -> None:
+        self.event_types.extend(types)
+
+    def add_scopes(self, scopes: Mapping[str, str]) -> None:
+        self.scopes.update(scopes)
+
+    def subscribe(self, event: type[E], handler: Callable[[Services], EventHandler]) -> None:
+        """``handler`` runs for every ``event`` published in a transaction, in it."""
+        self.subscribers.append((event, handler))
+
+
+class ServiceContainer:
+    """Builds each provided service once, on first use, from its factory."""
+
+    def __init__(
+        self,
+        registry: Registry,
+        *,
+        settings: Settings,
+        clock: Clock,
+        transactions: SqlTransactions,
+        http: httpx.AsyncClient,
+        instances: Mapping[type, object] | None = None,
+    ) -> None:
+        self.registry = registry
+        self.settings = settings
+        self.clock = clock
+        self.transactions = transactions
+        self.http = http
+        self._factories = registry.factories
+        self._instances: dict[type, object] = dict(instances or {})
+        self._building: set[type] = set()
+        # The basics answer by type too, so an edge can ask for them like any service.
+        for kind, instance in (
+            (_settings_type(), settings),
+            (_clock_type(), clock),
+            (type(transactions), transactions),
+            (type(http), http),
+        ):
+            self._instances.setdefault(kind, instance)
+
+    def with_instances(self, instances: Mapping[type, object]) -> ServiceContainer:
+        """A container that answers ``instances`` instead (a test's own rail, a drill's
+        faulty port) and shares every service built so far. Handlers and workers built
+        from it get the replacements; services already built keep what they had."""
+        return ServiceContainer(
+            self.registry,
+            settings=self.settings,
+            clock=self.clock,
+            transactions=self.transactions,
+            http=self.http,
+            instances={**self._instances, **instances},
+        )
+
+    def get(self, kind: type[T]) -> T:
+        found = self._instances.get(kind)
+        if found is not None:
+            return cast(T, found)
+        factory = self._factories.get(kind)
+        if factory is None:
+            raise LookupError(f"nothing provides {kind.__name__}")
+        if kind in self._building:
+            raise ServiceCycle(f"{kind.__name__} needs itself to be built")
+        self._building.add(kind)
+        try:
+            instance = factory(self)
+        finally:
+            self._building.discard(kind)
+        self._instances[kind] = instance
+        return cast(T, instance)
+
+    def add(self, kind: type[T], instance: T) -> None:
+        self._instances[kind] = instance
+
+
+def _settings_type() -> type:
+    from amanat.platform.settings import Settings
+
+    return Settings
+
+
+def _clock_type() -> type:
+    from amanat.kernel.clock import Clock
+
+    return Clock

@@ -1,0 +1,118 @@
+"""Webhooks' part of the app: the event catalogue, stores, delivery and routes, and what
+webhooks does when payments publish a change."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+
+import httpx
+
+from amanat.payments.domain.events import BalanceToppedUp, PaymentChanged
+from amanat.platform.protection.service import DataProtectionService
+from amanat.platform.registry import PeriodicJob, Registry, Services
+from amanat.webhooks import tables
+from amanat.webhooks.adapters.transport import HttpWebhookSender, SystemResolver
+from amanat.webhooks.cli import webhooks_app
+from amanat.webhooks.domain.events import CATALOGUE
+from amanat.webhooks.events_service import EventService
+from amanat.webhooks.jobs import WebhookDeliverer
+from amanat.webhooks.routes import endpoints, events
+from amanat.webhooks.service import WebhooksConfig, WebhookSender, WebhookService
+from amanat.webhooks.store import SqlEventRepository, SqlWebhookRepository, WebhookRows
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryHttp:
+    """The HTTP client for partners' endpoints, apart from the shared one: its own pool
+    size, and never an ambient proxy."""
+
+    client: httpx.AsyncClient
+
+
+def _delivery_http(s: Services) -> DeliveryHttp:
+    hooks = s.settings.webhooks
+    return DeliveryHttp(
+        httpx.AsyncClient(
+            follow_redirects=False,
+            trust_env=False,  # never route partner deliveries through an ambient proxy
+            limits=httpx.Limits(
+                max_connections=hooks.concurrency, max_keepalive_connections=hooks.concurrency
+            ),
+        )
+    )
+
+
+def _service(s: Services) -> WebhookService:
+    hooks = s.settings.webhooks
+    return WebhookService(
+        s.transactions,
+        s.clock,
+        s.get(DataProtectionService),
+        s.get(EventService),
+        s.get(SystemResolver),
+        WebhooksConfig(
+            production=s.settings.is_production,
+            timeout=timedelta(seconds=hooks.timeout_seconds),
+            rotation_overlap=timedelta(hours=hooks.rotation_overlap_hours),
+            disable_after=timedelta(days=hooks.disable_after_days),
+            held_for=timedelta(days=hooks.held_events_days),
+        ),
+    )
+
+
+def _sender(s: Services) -> WebhookSender:
+    return HttpWebhookSender(
+        s.get(DeliveryHttp).client,
+        s.get(SystemResolver),
+        excerpt_bytes=s.settings.webhooks.response_excerpt_bytes,
+    )
+
+
+def deliverer(s: Services) -> WebhookDeliverer:
+    hooks = s.settings.webhooks
+    return WebhookDeliverer(
+        s.get(WebhookService),
+        s.get(WebhookSender),
+        s.clock,
+        allow_private=not s.settings.is_production,
+        concurrency=hooks.concurrency,
+        per_endpoint=hooks.per_endpoint_concurrency,
+    )
+
+
+def _drop_expired_held(s: Services) -> PeriodicJob:
+    service = s.get(WebhookService)
+
+    async def run() -> str:
+        dropped = await service.drop_expired_held()
+        return f"dropped {dropped} held deliveries" if dropped else "none held too long"
+
+    return PeriodicJob("webhooks.drop_expired_held", timedelta(hours=1), run)
+
+
+async def _close_delivery_http(s: Services) -> None:
+    await s.get(DeliveryHttp).client.aclose()
+
+
+def include(registry: Registry) -> None:
+    registry.add_commands("webhooks", webhooks_app)
+    registry.add_tables(tables.TABLES)
+    registry.add_repository("events", SqlEventRepository)
+    registry.add_repository("webhooks", SqlWebhookRepository)
+    registry.add_retention_class("webhook_deliveries", WebhookRows)
+    registry.provide(
+        EventService,
+        lambda s: EventService(s.transactions, s.clock, s.get(DataProtectionService)),
+    )
+    registry.provide(SystemResolver, lambda s: SystemResolver())
+    registry.provide(DeliveryHttp, _delivery_http)
+    registry.provide(WebhookService, _service)
+    registry.provide(WebhookSender, _sender)
+    registry.add_routes(events.router, endpoints.router)
+    registry.add_worker(deliverer)
+    registry.add_periodic(_drop_expired_held)
+    registry.add_shutdown(_close_delivery_http)
+    registry.subscribe(PaymentChanged, lambda s: s.get(EventService).on_payment_changed)
+    registry.subscribe(BalanceToppedUp, lambda s: s.get(EventService).on_balance_topped_up)
+    registry.when_collected(lambda collected: CATALOGUE.declare(collected.event_types))
