@@ -12,7 +12,7 @@ kill everything runs until no payment is in flight, and then:
 - 0 stuck: every payment is final.
 
 ``make drills`` runs it with more kills (``python -m tests.support.crash_drill --help``);
-the test suite runs a few cycles (tests/integration/workers/test_crash_drill.py).
+the test suite runs a few cycles (tests/integration/payments/test_crash_drill.py).
 """
 
 from __future__ import annotations

@@ -5,14 +5,14 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import typer.main
+from tests.support.paths import REPO
 
 from amanat.cli import app
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = REPO
 
 
 def _commands(command: Any, prefix: tuple[str, ...] = ()) -> Iterator[str]:

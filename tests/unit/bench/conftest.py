@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[3]
+from tests.support.paths import REPO
+
+ROOT = REPO
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))

@@ -7,11 +7,11 @@ import asyncio
 import json
 from collections.abc import AsyncIterator
 from datetime import timedelta
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+from tests.support.paths import REPO
 
 from amanat.kernel.clock import FrozenClock, format_timestamp
 from amanat.kernel.pakistan import make_iban
@@ -35,7 +35,7 @@ from amanat.sandbox_rail.magic import (
 SECRET = "rail-callback-secret"
 CREDITOR_IBAN = str(make_iban("SCBL", "0000001123456702"))
 DEBTOR_IBAN = str(make_iban("HABB", "0000000000000042"))
-ROOT = Path(__file__).resolve().parents[3]
+ROOT = REPO
 
 
 class Sleeps:

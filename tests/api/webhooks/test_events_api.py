@@ -6,18 +6,18 @@ from __future__ import annotations
 import base64
 import json
 import re
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 from tests.support.oauth import RegisteredClient, bearer, funded_merchant, make_client
+from tests.support.paths import REPO
 
 from amanat.bootstrap import Container
 from amanat.kernel.clock import FrozenClock, format_timestamp
 from amanat.webhooks.domain.events import CATALOGUE
 
-DOCS = Path(__file__).resolve().parents[2] / "docs" / "webhooks.md"
+DOCS = REPO / "docs" / "webhooks.md"
 IBAN = "PK36SCBL0000001123456702"
 PAYOUT = {
     "amount": 150000,

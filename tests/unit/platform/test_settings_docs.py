@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 from pydantic import BaseModel, Field
+from tests.support.paths import REPO
 from typer.testing import CliRunner
 
 from amanat.cli import app
@@ -19,7 +20,7 @@ from amanat.platform.settings_docs import (
     rows,
 )
 
-PAGE = Path(__file__).resolve().parents[2] / "docs" / "configuration.md"
+PAGE = REPO / "docs" / "configuration.md"
 
 
 def test_the_committed_table_is_what_the_generator_makes() -> None:

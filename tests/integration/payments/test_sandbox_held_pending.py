@@ -3,8 +3,8 @@ pending, not sent to the rail, long enough to cancel it; left alone it is sent l
 
 from __future__ import annotations
 
-from tests.integration.workers import test_payment_flow as flow
-from tests.integration.workers.test_payment_flow import World, _drive, _ledger_ok, _pay, _status
+from tests.integration.payments import test_payment_flow as flow
+from tests.integration.payments.test_payment_flow import World, _drive, _ledger_ok, _pay, _status
 
 from amanat.payments.service import PaymentsConfig
 from amanat.sandbox_rail.magic import MAGIC_VALUES

@@ -8,9 +8,9 @@ without the other.
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 import pytest
+from tests.support.paths import REPO
 
 from amanat.identity.access import (
     ROLE_PERMISSIONS,
@@ -21,7 +21,7 @@ from amanat.identity.access import (
     Permission,
 )
 
-DOC = Path(__file__).resolve().parents[3] / "docs" / "access-control.md"
+DOC = REPO / "docs" / "access-control.md"
 CHECK = "✓"
 
 

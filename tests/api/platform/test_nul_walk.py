@@ -14,7 +14,7 @@ from urllib.parse import quote
 
 import httpx
 import pytest
-from tests.api.test_strict_input import row_counts
+from tests.api.platform.test_strict_input import row_counts
 from tests.support.oauth import fetch_token, make_client
 from tests.support.openapi_walk import concrete_path, operations
 from tests.support.operators import PASSWORD, create_account, totp

@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from tests.integration.workers import test_payment_flow as flow
-from tests.integration.workers.test_payment_flow import World, _drive, _ledger_ok, _pay, _status
+from tests.integration.payments import test_payment_flow as flow
+from tests.integration.payments.test_payment_flow import World, _drive, _ledger_ok, _pay, _status
 
 from amanat.payments.jobs import MAX_RESUBMITS
 from amanat.payments.rail import Acceptance, RailAdapter, RailCallback, RailStatus, Submission

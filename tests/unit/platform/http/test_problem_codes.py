@@ -4,11 +4,12 @@ at /problems/<code> exists): found by reading the source for every way a code is
 from __future__ import annotations
 
 import ast
-from pathlib import Path
+
+from tests.support.paths import REPO
 
 from amanat.platform.http.problems import CATALOGUE
 
-ROOT = Path(__file__).resolve().parents[3]
+ROOT = REPO
 _PROBLEM_CALLS = {"ApiProblem", "problem_response", "problem_body"}
 
 

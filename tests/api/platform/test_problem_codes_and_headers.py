@@ -7,9 +7,9 @@ from urllib.parse import urlparse
 
 import httpx
 import pytest
-from tests.api.test_strict_input import row_counts
+from tests.api.platform.test_strict_input import row_counts
 from tests.support.oauth import basic_auth, make_client, post_form
-from tests.unit.api.test_problem_codes import _codes
+from tests.unit.platform.http.test_problem_codes import _codes
 
 from amanat.bootstrap import Container
 from amanat.platform.http.problems import CATALOGUE

@@ -4,16 +4,16 @@ from __future__ import annotations
 
 import ast
 import re
-from pathlib import Path
 from typing import get_args
 
 import pytest
 from pydantic_core.core_schema import ErrorType
+from tests.support.paths import REPO
 
 from amanat.platform.http.errors import validation_errors
 from amanat.platform.http.field_codes import FALLBACK_CODE, FIELD_CODES, field_code
 
-ROOT = Path(__file__).resolve().parents[3]
+ROOT = REPO
 
 
 @pytest.mark.parametrize("error_type", get_args(ErrorType))
