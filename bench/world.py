@@ -32,7 +32,7 @@ from amanat.bootstrap import Container
 from amanat.identity.adapters.client_secrets import ClientSecretHasher
 from amanat.identity.domain import OAuthClient, Partner
 from amanat.identity.services.partners import PartnerService
-from amanat.payments.service import Caller
+from amanat.auth.domain import Caller
 from amanat.platform.audit.domain import Actor
 from amanat.platform.ratelimit.limiter import DEFAULT_POLICIES
 from bench.config import ROOT, VAR_DIR, BenchConfig

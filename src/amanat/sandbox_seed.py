@@ -19,7 +19,7 @@ from amanat.platform.audit.domain import Actor
 from amanat.platform.crypto.secret_files import exclusive, replace_atomically
 
 SEED_ACTOR = Actor(type="cli", id="sandbox-seed")
-# The page at this path (api/pages.py) shows the code and state the TPP app would receive.
+# The page at this path (platform/http/pages.py) shows the code and state the TPP app would receive.
 TPP_REDIRECT_PATH = "/sandbox/oauth/callback"
 # Made-up people with valid-looking identifiers (the IBAN is the standard example).
 SANDBOX_CUSTOMERS = [
@@ -70,7 +70,7 @@ async def _seed(container: Container) -> dict[str, Any]:
     tpp_client = await container.partners.create_client(
         SEED_ACTOR, tpp.id, name="Sandbox TPP app", redirect_uris=[redirect_uri]
     )
-    from amanat.payments.service import Caller
+    from amanat.auth.domain import Caller
 
     await container.payments.top_up(
         Caller(partner_id=merchant.id, client_id=None, actor=SEED_ACTOR),

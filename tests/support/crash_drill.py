@@ -46,9 +46,9 @@ from tests.support.processes import (
     wait_until,
 )
 
+from amanat.auth.domain import Caller
 from amanat.bootstrap import build_container
 from amanat.payments.domain import ledger
-from amanat.payments.service import Caller
 from amanat.payments.tables import payments
 from amanat.platform.settings import Settings
 

@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 from joserfc import jwt
 from joserfc.jwk import ECKey, RSAKey
 
-from amanat.auth.domain import SigningKey
+from amanat.auth.domain import Caller, SigningKey
 from amanat.auth.tables import (
     authorization_codes,
     client_assertion_jtis,
@@ -28,7 +28,6 @@ from amanat.auth.tables import (
 from amanat.bootstrap import Container
 from amanat.identity.domain import OAuthClient, Partner
 from amanat.identity.tables import oauth_clients, partners
-from amanat.payments.service import Caller
 from amanat.platform.audit.domain import Actor
 from amanat.platform.audit.tables import audit_log
 

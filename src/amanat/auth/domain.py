@@ -7,6 +7,9 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
+from amanat.identity.domain import Partner
+from amanat.platform.audit.domain import Actor
+
 
 class KeyStatus(StrEnum):
     ACTIVE = "active"  # signs new tokens, and verifies
@@ -32,3 +35,16 @@ class SigningKey:
         return self.status is KeyStatus.VERIFYING and (
             self.retire_after is None or self.retire_after > now
         )
+
+
+@dataclass(frozen=True, slots=True)
+class Caller:
+    """Who acts, on behalf of which partner: what a partner-facing use case needs to know
+    of the verified request (the audit actor, and the client for idempotent records)."""
+
+    partner_id: str
+    client_id: str | None
+    actor: Actor
+    # The partner as the token check read it, one statement before this request's
+    # transaction; None makes the payment read its limit itself.
+    partner: Partner | None = None

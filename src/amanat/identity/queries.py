@@ -15,7 +15,7 @@ class IdentityQueries:
     def __init__(self, transactions: TransactionFactory[IdentityTx]) -> None:
         self._tx = transactions
 
-    async def partners(self, limit: int, before: tuple[datetime, str] | None) -> Page:
+    async def partners(self, limit: int, before: tuple[datetime, str] | None) -> Page[Partner]:
         """Newest first, keyset-paginated by (created_at, id)."""
         async with self._tx.read() as tx:
             return await tx.partners.list_partners(limit, before)

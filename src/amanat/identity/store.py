@@ -146,7 +146,7 @@ class SqlPartnerRepository:
         ).first()
         return _partner(row) if row else None
 
-    async def list_partners(self, limit: int, before: tuple[datetime, str] | None) -> Page:
+    async def list_partners(self, limit: int, before: tuple[datetime, str] | None) -> Page[Partner]:
         stmt = partners.select().order_by(partners.c.created_at.desc(), partners.c.id.desc())
         if before is not None:
             at, pid = before

@@ -15,6 +15,7 @@ from amanat.identity.store import (
     SqlOperatorRepository,
     SqlPartnerRepository,
 )
+from amanat.platform.protection.ports import EncryptedColumn
 from amanat.platform.protection.service import DataProtectionService
 from amanat.platform.ratelimit.limiter import LimiterLockout, RateLimiter
 from amanat.platform.registry import Registry, Services
@@ -36,6 +37,7 @@ def include(registry: Registry) -> None:
     registry.add_commands("partners", partners_app)
     registry.add_commands("operators", operators_app)
     registry.add_tables(tables.TABLES)
+    registry.add_encrypted_columns(EncryptedColumn("operators", "id", "totp_secret"))
     registry.add_repository("partners", SqlPartnerRepository)
     registry.add_repository("operators", SqlOperatorRepository)
     registry.add_retention_class("operator_sessions", OperatorSessionRows)

@@ -1,7 +1,7 @@
 """The domain's error hierarchy.
 
 Every rule violation raises a subclass of :class:`DomainError` carrying a stable,
-snake_case ``code`` that partners can branch on. Only ``api/errors.py`` turns these into
+snake_case ``code`` that partners can branch on. Only ``platform/http/errors.py`` turns these into
 HTTP problem documents, so the domain never knows about status codes.
 """
 

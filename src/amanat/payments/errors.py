@@ -1,4 +1,4 @@
-"""Payments' refusals raised by its use cases, in the payments family (domain/errors.py)."""
+"""Payments' refusals raised by its use cases, in the payments family (kernel/errors.py)."""
 
 from __future__ import annotations
 

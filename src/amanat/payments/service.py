@@ -2,7 +2,7 @@
 
 Every change happens in one transaction with its ledger postings, holds, outbox job and
 audit record. Nothing talks to the rail here: submissions are outbox jobs that the worker
-runs (see workers/dispatcher.py), and rail outcomes come back through
+runs (see payments/jobs.py and platform/jobs/runtime.py), and rail outcomes come back through
 :meth:`PaymentService.apply_rail_status`, from callbacks or status enquiries alike.
 """
 
@@ -12,7 +12,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from amanat.identity.domain import Partner
+from amanat.auth.domain import Caller
 from amanat.kernel.clock import Clock, format_timestamp
 from amanat.kernel.errors import Conflict, InvalidInput, NotFound
 from amanat.kernel.ids import new_id
@@ -23,6 +23,7 @@ from amanat.payments import views
 from amanat.payments.domain import ledger
 from amanat.payments.domain.events import BalanceToppedUp, PaymentChanged, payment_event_type
 from amanat.payments.domain.payments import (
+    AccountScheme,
     Failure,
     Party,
     Payment,
@@ -38,7 +39,6 @@ from amanat.payments.errors import (
 )
 from amanat.payments.ports import PartnerLimits, PaymentsTx
 from amanat.platform.audit import recorder as audit
-from amanat.platform.audit.domain import Actor
 from amanat.platform.db.ports import TransactionFactory
 from amanat.platform.protection.service import DataProtectionService
 
@@ -70,16 +70,6 @@ class AccountIn:
 
 
 @dataclass(frozen=True, slots=True)
-class Caller:
-    partner_id: str
-    client_id: str | None
-    actor: Actor
-    # The partner as the token check read it, one statement before this request's
-    # transaction; None makes the payment read its limit itself.
-    partner: Partner | None = None
-
-
-@dataclass(frozen=True, slots=True)
 class Balance:
     currency: str
     available: int
@@ -107,7 +97,11 @@ class PaymentService:
     # -- creating -----------------------------------------------------------------------
 
     async def _party(self, caller: Caller, account: AccountIn) -> Party:
-        field, value = ("iban", account.iban) if account.iban else ("raast_id", account.raast_id)
+        field, value = (
+            (AccountScheme.IBAN, account.iban)
+            if account.iban
+            else (AccountScheme.RAAST_ID, account.raast_id)
+        )
         if value is None:
             raise InvalidInput("Give an iban or a raast_id.", code="validation_error")
         found = await self._protection.find_holder(
@@ -360,7 +354,7 @@ class PaymentService:
                 description=None,
                 metadata=metadata,
             )
-            refund = replace(refund, extra={"parent_id": parent.id, "client_id": caller.client_id})
+            refund = replace(refund, parent_id=parent.id, client_id=caller.client_id)
             account, shards = await self._merchant_account(
                 tx, caller.partner_id, parent.amount.currency
             )
@@ -399,7 +393,7 @@ class PaymentService:
                     "Only a payment not yet sent to the rail can be canceled; this one is "
                     f"already {payment.status.value}."
                 )
-            if payment.extra.get("submitted_at"):
+            if payment.submitted_at is not None:
                 raise PaymentNotCancelable(
                     "This payment was already handed to the rail, so it can no longer be "
                     "canceled (its status is still pending until the rail answers); its "
@@ -461,7 +455,7 @@ class PaymentService:
         created_lt: datetime | None,
         type_: str | None = None,
         parent_id: str | None = None,
-    ) -> Page:
+    ) -> Page[Payment]:
         types = ["refund"] if refunds else ([type_] if type_ else ["payout", "collection"])
         async with self._tx.lookup() as tx:
             return await tx.payments.list(
@@ -547,7 +541,7 @@ class PaymentService:
             payment = await tx.payments.get(payment_id, for_update=True)
             if payment is None or payment.is_terminal:
                 return None
-            if payment.status is PaymentStatus.PENDING and not payment.extra.get("submitted_at"):
+            if payment.status is PaymentStatus.PENDING and payment.submitted_at is None:
                 await tx.payments.mark_submitted(payment_id, self._clock.now())
             return payment
 
@@ -642,7 +636,7 @@ class PaymentService:
                 )
         elif payment.is_terminal and payment.type is not PaymentType.COLLECTION:
             released = await tx.ledger.close_hold(payment.id, post=False, at=now)
-            parent = payment.extra.get("parent_id")
+            parent = payment.parent_id
             if released is not None and payment.type is PaymentType.REFUND and parent:
                 await tx.payments.return_refunded(str(parent), amount, now)
                 await self._refunded_amount_changed(tx, str(parent))

@@ -14,6 +14,7 @@ from amanat.kernel.pagination import Page
 from amanat.payments.domain.ledger import InsufficientFunds, Journal, Shard, rebalanced
 from amanat.payments.domain.payments import (
     TERMINAL,
+    AccountScheme,
     Failure,
     Party,
     Payment,
@@ -126,7 +127,7 @@ def _payment(row: Any) -> Payment:
             subject_id=row.counterparty_id,
             bank_code=row.bank_code,
             iban_last4=row.iban_last4,
-            kind=row.counterparty_kind,
+            kind=AccountScheme(row.counterparty_kind),
         ),
         reference=row.reference,
         description=row.description,
@@ -139,11 +140,9 @@ def _payment(row: Any) -> Payment:
         rail_sequence=row.rail_sequence,
         expires_at=row.expires_at,
         refunded_amount=int(row.refunded_amount),
-        extra={
-            "parent_id": row.parent_id,
-            "client_id": row.client_id,
-            "submitted_at": row.submitted_at,
-        },
+        parent_id=row.parent_id,
+        client_id=row.client_id,
+        submitted_at=row.submitted_at,
     )
 
 
@@ -303,7 +302,7 @@ class SqlPaymentRepository:
         created_gte: datetime | None,
         created_lt: datetime | None,
         parent_id: str | None = None,
-    ) -> Page:
+    ) -> Page[Payment]:
         stmt = payments.select().where(
             payments.c.partner_id == partner_id, payments.c.type.in_(types)
         )

@@ -15,7 +15,7 @@ def party_view(payment: Payment) -> dict[str, Any]:
     bank = bank_by_code(party.bank_code) if party.bank_code else None
     return {
         "customer_id": party.subject_id,
-        "account_type": "iban" if party.kind == "iban" else "raast_id",
+        "account_type": party.kind.value,
         "bank_code": party.bank_code,
         "bank_name": bank.name if bank else None,
         "iban_last4": party.iban_last4,
@@ -48,6 +48,6 @@ def payment_view(payment: Payment, description: str | None) -> dict[str, Any]:
         "refunded_amount": payment.refunded_amount
         if payment.type is PaymentType.COLLECTION
         else None,
-        "payment_id": str(payment.extra.get("parent_id")) if is_refund else None,
+        "payment_id": payment.parent_id if is_refund else None,
         "metadata": payment.metadata,
     }

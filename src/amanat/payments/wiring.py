@@ -20,6 +20,7 @@ from amanat.payments.routes import banks, payments, rail_callbacks
 from amanat.payments.service import ENQUIRE, SUBMIT, PaymentsConfig, PaymentService
 from amanat.payments.store import SqlLedgerRepository, SqlPaymentRepository, SqlRailEventRepository
 from amanat.platform.observability.metrics import UNRESOLVED
+from amanat.platform.protection.ports import EncryptedColumn
 from amanat.platform.protection.service import DataProtectionService
 from amanat.platform.registry import PeriodicJob, Registry, Services
 
@@ -110,6 +111,7 @@ def _unresolved_gauge(s: Services) -> Callable[[], Awaitable[None]]:
 def include(registry: Registry) -> None:
     registry.add_commands("ledger", ledger_app)
     registry.add_tables(tables.TABLES)
+    registry.add_encrypted_columns(EncryptedColumn("payments", "id", "description"))
     registry.add_repository("payments", SqlPaymentRepository)
     registry.add_repository("ledger", SqlLedgerRepository)
     registry.add_repository("rail_events", SqlRailEventRepository)

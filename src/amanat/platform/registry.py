@@ -48,6 +48,11 @@ class Services(Protocol):
     @property
     def transactions(self) -> SqlTransactions: ...
     @property
+    def registry(self) -> Registry:
+        """What every capability declared (a catalogue built from all of them)."""
+        ...
+
+    @property
     def http(self) -> httpx.AsyncClient:
         """The shared outbound HTTP client (rail, JWKS, witness, vault)."""
         ...
@@ -99,6 +104,7 @@ class Registry:
         self.gauges: list[Callable[[Services], Callable[[], Awaitable[None]]]] = []
         self.retention_classes: dict[str, Callable[[Any], object]] = {}
         self.eager: list[type] = []
+        self.encrypted_columns: list[Any] = []
 
     # -- services and persistence ---------------------------------------------------------
 
@@ -126,6 +132,11 @@ class Registry:
         if name in self.retention_classes:
             raise ValueError(f"retention class {name!r} is already registered")
         self.retention_classes[name] = rows
+
+    def add_encrypted_columns(self, *columns: object) -> None:
+        """Columns of the capability's tables that hold values encrypted under a fields
+        key (platform/protection: EncryptedColumn), so key rotation covers them."""
+        self.encrypted_columns.extend(columns)
 
     def add_tables(self, tables: Iterable[sa.Table]) -> None:
         self.tables.extend(tables)

@@ -27,7 +27,7 @@ from amanat.platform.idempotency.store import IdempotencyRows, SqlIdempotencyRep
 from amanat.platform.jobs.leases import SqlLeaseRepository
 from amanat.platform.jobs.outbox_store import SqlOutboxRepository
 from amanat.platform.observability.metrics import OUTBOX_PENDING
-from amanat.platform.protection.service import DataProtectionService
+from amanat.platform.protection.service import PLATFORM_ENCRYPTED_COLUMNS, DataProtectionService
 from amanat.platform.protection.store import (
     DataSubjectRows,
     SqlDataKeyRepository,
@@ -82,7 +82,8 @@ def _protection(s: Services) -> DataProtectionService:
         return key.wrapped_key, key.purpose
 
     cipher = FieldCipher(master_key_from(s.settings, s.http), load_data_key)
-    return DataProtectionService(transactions, s.clock, cipher)
+    columns = [*PLATFORM_ENCRYPTED_COLUMNS, *s.registry.encrypted_columns]
+    return DataProtectionService(transactions, s.clock, cipher, columns)
 
 
 def _audit_integrity(s: Services) -> AuditIntegrityService:

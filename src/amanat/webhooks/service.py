@@ -1,7 +1,7 @@
 """Webhook endpoints and deliveries: the partner's side (register, rotate, inspect,
 redeliver, replay) and the worker's side (claim, sign, record, retry, disable).
 
-Sending itself is a port (:class:`WebhookSender`); the worker (workers/webhooks.py) decides
+Sending itself is a port (:class:`WebhookSender`); the worker (webhooks/jobs.py) decides
 how many attempts run at once. Every attempt is recorded with its outcome before the
 delivery is rescheduled, in one transaction; a worker that dies mid-attempt leaves a
 lease that runs out, and another worker sends again with the same ``webhook-id``.
@@ -16,12 +16,13 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Protocol, TypeVar
 
+from amanat.auth.domain import Caller
 from amanat.kernel.clock import Clock
 from amanat.kernel.errors import InvalidInput, NotFound
 from amanat.kernel.ids import new_id
 from amanat.kernel.pagination import Page
 from amanat.platform.audit import recorder as audit
-from amanat.platform.audit.domain import SYSTEM, Actor
+from amanat.platform.audit.domain import SYSTEM
 from amanat.platform.db.ports import TransactionFactory
 from amanat.platform.protection.service import DataProtectionService
 from amanat.webhooks.domain import endpoints as rules
@@ -81,12 +82,6 @@ class WebhooksConfig:
     def lease(self) -> timedelta:
         # Covers the attempt itself plus a wait behind the per-endpoint limit.
         return self.timeout * 2 + timedelta(seconds=5)
-
-
-@dataclass(frozen=True, slots=True)
-class Caller:
-    partner_id: str
-    actor: Actor
 
 
 @dataclass(frozen=True, slots=True)
@@ -241,7 +236,7 @@ class WebhookService:
 
     async def list_endpoints(
         self, partner_id: str, *, limit: int, before: tuple[datetime, str] | None
-    ) -> Page:
+    ) -> Page[WebhookEndpoint]:
         async with self._tx.read() as tx:
             return await tx.webhooks.list_endpoints(partner_id, limit=limit, before=before)
 
@@ -391,7 +386,7 @@ class WebhookService:
         limit: int,
         before: tuple[datetime, str] | None,
         where: DeliveryFilter,
-    ) -> tuple[Page, dict[str, list[Attempt]]]:
+    ) -> tuple[Page[Delivery], dict[str, list[Attempt]]]:
         await self.get_endpoint(partner_id, endpoint_id)
         async with self._tx.read() as tx:
             page = await tx.webhooks.list_deliveries(

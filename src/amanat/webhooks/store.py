@@ -121,7 +121,7 @@ class SqlEventRepository:
         limit: int,
         before: tuple[datetime, str] | None,
         where: EventFilter,
-    ) -> Page:
+    ) -> Page[StoredEvent]:
         stmt = _filtered(events.select().where(events.c.partner_id == partner_id), where)
         stmt = _newest_first(events, stmt, before).limit(limit + 1)
         rows = (await self._conn.execute(stmt)).all()
@@ -221,7 +221,7 @@ class SqlWebhookRepository:
 
     async def list_endpoints(
         self, partner_id: str, *, limit: int, before: tuple[datetime, str] | None
-    ) -> Page:
+    ) -> Page[WebhookEndpoint]:
         stmt = webhook_endpoints.select().where(
             webhook_endpoints.c.partner_id == partner_id,
             webhook_endpoints.c.deleted_at.is_(None),
@@ -466,7 +466,7 @@ class SqlWebhookRepository:
         limit: int,
         before: tuple[datetime, str] | None,
         where: DeliveryFilter,
-    ) -> Page:
+    ) -> Page[Delivery]:
         d = webhook_deliveries
         stmt = d.select().where(d.c.endpoint_id == endpoint_id)
         if where.status:

@@ -9,6 +9,7 @@ from datetime import timedelta
 import httpx
 
 from amanat.payments.domain.events import BalanceToppedUp, PaymentChanged
+from amanat.platform.protection.ports import EncryptedColumn
 from amanat.platform.protection.service import DataProtectionService
 from amanat.platform.registry import PeriodicJob, Registry, Services
 from amanat.webhooks import tables
@@ -98,6 +99,11 @@ async def _close_delivery_http(s: Services) -> None:
 def include(registry: Registry) -> None:
     registry.add_commands("webhooks", webhooks_app)
     registry.add_tables(tables.TABLES)
+    registry.add_encrypted_columns(
+        EncryptedColumn("events", "id", "data"),
+        EncryptedColumn("webhook_endpoints", "id", "secret"),
+        EncryptedColumn("webhook_endpoints", "id", "previous_secret"),
+    )
     registry.add_repository("events", SqlEventRepository)
     registry.add_repository("webhooks", SqlWebhookRepository)
     registry.add_retention_class("webhook_deliveries", WebhookRows)

@@ -9,8 +9,8 @@ import httpx
 import pytest
 from tests.support.oauth import ACTOR, RegisteredClient, fetch_token, make_client
 
+from amanat.auth.domain import Caller
 from amanat.bootstrap import Container
-from amanat.payments.service import Caller
 
 IBAN = "PK36SCBL0000001123456702"
 

@@ -11,8 +11,8 @@ import pytest
 import sqlalchemy as sa
 from tests.support.oauth import ACTOR, RegisteredClient, fetch_token, make_client
 
+from amanat.auth.domain import Caller
 from amanat.bootstrap import Container
-from amanat.payments.service import Caller
 from amanat.payments.tables import holds, ledger_entries, payments
 
 IBAN = "PK36SCBL0000001123456702"

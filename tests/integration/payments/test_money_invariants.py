@@ -42,6 +42,7 @@ from tests.conftest import wipe
 from tests.support.oauth import ACTOR, fetch_token, make_client
 
 from amanat.app import create_app
+from amanat.auth.domain import Caller
 from amanat.bootstrap import Container, build_container
 from amanat.kernel.clock import FrozenClock
 from amanat.kernel.errors import DomainError, NotFound
@@ -53,7 +54,7 @@ from amanat.payments.errors import (
     RefundExceedsRemaining,
     RefundNotSupported,
 )
-from amanat.payments.service import SUBMIT, AccountIn, Balance, Caller
+from amanat.payments.service import SUBMIT, AccountIn, Balance
 from amanat.payments.tables import (
     balance_shards,
     holds,

@@ -19,9 +19,9 @@ from tests.conftest import wipe
 from tests.support.oauth import ACTOR, fetch_token, make_client
 
 from amanat.app import create_app
+from amanat.auth.domain import Caller
 from amanat.bootstrap import Container, build_container
 from amanat.kernel.clock import FrozenClock
-from amanat.payments.service import Caller
 from amanat.payments.tables import rejected_callbacks
 from amanat.platform.jobs.runtime import JobRuntime
 from amanat.platform.settings import Settings

@@ -13,10 +13,11 @@ import sqlalchemy as sa
 from tests.conftest import TEST_DB
 from tests.support.oauth import ACTOR
 
+from amanat.auth.domain import Caller
 from amanat.bootstrap import Container
 from amanat.kernel.clock import FrozenClock
 from amanat.webhooks.domain.endpoints import Delivery, DeliveryStatus
-from amanat.webhooks.service import Caller, SendResult
+from amanat.webhooks.service import SendResult
 from amanat.webhooks.store import SqlWebhookRepository
 from amanat.webhooks.tables import webhook_deliveries
 

@@ -26,17 +26,18 @@ from standardwebhooks import Webhook, WebhookVerificationError
 from tests.support.oauth import ACTOR
 from tests.support.webhook_receiver import Received, Receiver, Reply, running, tls_files
 
+from amanat.auth.domain import Caller
+from amanat.auth.domain import Caller as PaymentCaller
 from amanat.bootstrap import Container
 from amanat.kernel.clock import FrozenClock
 from amanat.payments.service import AccountIn
-from amanat.payments.service import Caller as PaymentCaller
 from amanat.platform.audit.tables import audit_log
 from amanat.platform.observability.metrics import WEBHOOK_ENDPOINTS_DISABLED
 from amanat.webhooks.adapters.transport import HttpWebhookSender
 from amanat.webhooks.domain.endpoints import Attempt, Delivery, DeliveryStatus, WebhookEndpoint
 from amanat.webhooks.jobs import WebhookDeliverer
 from amanat.webhooks.ports import DeliveryFilter, EventFilter
-from amanat.webhooks.service import Caller, WebhookSender
+from amanat.webhooks.service import WebhookSender
 from amanat.webhooks.tables import webhook_deliveries
 from amanat.webhooks.wiring import DeliveryHttp
 

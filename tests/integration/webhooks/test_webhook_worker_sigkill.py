@@ -32,9 +32,9 @@ from tests.support.processes import (
 from tests.support.processes import wait_until as wait_for
 from tests.support.webhook_receiver import Received, Receiver, Reply, running
 
+from amanat.auth.domain import Caller
 from amanat.bootstrap import build_container
 from amanat.platform.settings import DatabaseSettings, Settings
-from amanat.webhooks.service import Caller
 from amanat.webhooks.tables import webhook_attempts, webhook_deliveries
 
 pytestmark = pytest.mark.e2e

@@ -12,6 +12,7 @@ from amanat.kernel.money import Money
 from amanat.payments.domain.events import payment_event_type
 from amanat.payments.domain.payments import (
     TRANSITIONS,
+    AccountScheme,
     Failure,
     Party,
     Payment,
@@ -34,7 +35,9 @@ def payment(kind: PaymentType, status: PaymentStatus = S.PENDING, **extra: objec
         type=kind,
         status=status,
         amount=Money(150_000, "PKR"),
-        counterparty=Party(subject_id="cus_1", bank_code="SCBL", iban_last4="6702", kind="iban"),
+        counterparty=Party(
+            subject_id="cus_1", bank_code="SCBL", iban_last4="6702", kind=AccountScheme.IBAN
+        ),
         reference=None,
         description=None,
         metadata={},

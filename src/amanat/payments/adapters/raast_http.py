@@ -1,8 +1,9 @@
 """The Raast-like rail over HTTP (the protocol in docs/sandbox-rail.md).
 
-One call, one attempt: retrying is the worker's decision (with stamina, on
-:class:`RailUnavailable` and :class:`RailTimeout`), so this adapter only classifies what
-happened and keeps the circuit breaker informed.
+One call, one attempt: retrying is the job runtime's decision (payments/jobs.py answers
+RetryAfter on :class:`RailUnavailable` and chases :class:`RailTimeout` with status
+enquiries), so this adapter only classifies what happened and keeps the circuit breaker
+informed.
 """
 
 from __future__ import annotations

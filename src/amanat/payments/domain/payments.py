@@ -9,7 +9,7 @@ below the last applied is stale and is ignored (out-of-order and duplicate callb
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
@@ -65,6 +65,13 @@ class Failure:
     message: str
 
 
+class AccountScheme(StrEnum):
+    """How the other side's account is named."""
+
+    IBAN = "iban"
+    RAAST_ID = "raast_id"
+
+
 @dataclass(frozen=True, slots=True)
 class Party:
     """The other side of a payment: a customer record plus what is safe to show."""
@@ -72,7 +79,7 @@ class Party:
     subject_id: str
     bank_code: str | None
     iban_last4: str | None
-    kind: str  # iban | raast_id
+    kind: AccountScheme
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,7 +101,13 @@ class Payment:
     rail_sequence: int = 0
     expires_at: datetime | None = None
     refunded_amount: int = 0
-    extra: dict[str, Any] = field(default_factory=dict)
+    parent_id: str | None = None
+    """A refund's collection."""
+    client_id: str | None = None
+    """The OAuth client that created it (None when made by an operator or the CLI)."""
+    submitted_at: datetime | None = None
+    """When the worker first handed it to the rail (after that it can no longer be
+    canceled)."""
 
     @property
     def end_to_end_id(self) -> str:

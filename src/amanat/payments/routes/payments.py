@@ -9,6 +9,7 @@ from fastapi import APIRouter, Body, Depends, Query, Request
 from pydantic import Field, model_validator
 from starlette.responses import Response
 
+from amanat.auth.domain import Caller
 from amanat.auth.service import AccessContext
 from amanat.auth.verification import (
     PaymentsRead,
@@ -19,7 +20,7 @@ from amanat.auth.verification import (
 from amanat.kernel.clock import Clock, format_timestamp
 from amanat.payments import views
 from amanat.payments.domain.payments import RAIL_FAILURE_CODES, Payment, PaymentStatus
-from amanat.payments.service import AccountIn, Caller, PaymentService
+from amanat.payments.service import AccountIn, PaymentService
 from amanat.platform.http.errors import ApiProblem
 from amanat.platform.http.openapi import declared_enum
 from amanat.platform.http.pagination import (

@@ -1,6 +1,6 @@
 """Writing to the audit trail, always inside the caller's transaction.
 
-Records are appended as the transaction's last statements (see adapters/db/audit_store.py),
+Records are appended as the transaction's last statements (see platform/audit/store.py),
 so they commit or roll back with the change they describe while the chain's head is
 locked only for a moment.
 """

@@ -180,7 +180,7 @@ class SqlAuditRepository:
 
     async def list_records(
         self, limit: int, before_seq: int | None, action: str | None, target_id: str | None
-    ) -> Page:
+    ) -> Page[AuditRecord]:
         stmt = audit_log.select().order_by(audit_log.c.seq.desc())
         if before_seq is not None:
             stmt = stmt.where(audit_log.c.seq < before_seq)

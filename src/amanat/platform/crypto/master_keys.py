@@ -65,7 +65,7 @@ class LocalMasterKey:
             if not create:
                 raise MasterKeyError(f"master key file {path} does not exist")
             # Another process may be making one right now: only one file wins, and a
-            # process that loses reads the winner's key (adapters/secret_files.py).
+            # process that loses reads the winner's key (platform/crypto/secret_files.py).
             key = base64.b64encode(AESGCM.generate_key(bit_length=256))
             created = create_once(path, key)
         return cls.from_base64(path.read_text()), created

@@ -9,6 +9,7 @@ erasing a person deletes one wrapped key.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from amanat.kernel.clock import Clock
@@ -35,22 +36,12 @@ SUBJECT = "subject"
 # The personal identifiers a partner may read back in clear, by name.
 REVEALABLE_FIELDS = ("iban", "raast_id", "cnic")
 
-# Every column whose values are encrypted under a *fields* key. Later capabilities add
-# theirs with register_encrypted_column so rotation and key status cover them.
-ENCRYPTED_COLUMNS: list[EncryptedColumn] = [
+# The platform's own columns encrypted under a *fields* key; each capability registers
+# its own (registry.add_encrypted_columns), so rotation and key status cover them all.
+PLATFORM_ENCRYPTED_COLUMNS: tuple[EncryptedColumn, ...] = (
     EncryptedColumn("data_keys", "id", "wrapped_key"),
-    EncryptedColumn("operators", "id", "totp_secret"),
     EncryptedColumn("idempotency_keys", "id", "response_body"),
-    EncryptedColumn("payments", "id", "description"),
-    EncryptedColumn("events", "id", "data"),
-    EncryptedColumn("webhook_endpoints", "id", "secret"),
-    EncryptedColumn("webhook_endpoints", "id", "previous_secret"),
-]
-
-
-def register_encrypted_column(column: EncryptedColumn) -> None:
-    if column not in ENCRYPTED_COLUMNS:
-        ENCRYPTED_COLUMNS.append(column)
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,9 +71,14 @@ class KeyStatus:
 
 class DataProtectionService:
     def __init__(
-        self, transactions: TransactionFactory[ProtectionTx], clock: Clock, cipher: FieldEncryptor
+        self,
+        transactions: TransactionFactory[ProtectionTx],
+        clock: Clock,
+        cipher: FieldEncryptor,
+        columns: Sequence[EncryptedColumn] = PLATFORM_ENCRYPTED_COLUMNS,
     ) -> None:
         self._tx = transactions
+        self._columns = tuple(dict.fromkeys(columns))
         self._clock = clock
         self.cipher = cipher
         # The blind-index key is never rotated (every stored index would stop matching), so
@@ -177,7 +173,7 @@ class DataProtectionService:
         moved: dict[str, int] = {}
         batches = 0
         for old in old_keys:
-            for column in ENCRYPTED_COLUMNS:
+            for column in self._columns:
                 while max_batches is None or batches < max_batches:
                     async with self._tx.write() as tx:
                         rows = await tx.data_keys.rows_with_key(column, old, batch_size)
@@ -211,7 +207,7 @@ class DataProtectionService:
                 if key.status != "decrypt_only":
                     continue
                 in_use = 0
-                for column in ENCRYPTED_COLUMNS:
+                for column in self._columns:
                     in_use += await tx.data_keys.count_rows(column, key.id)
                 if in_use == 0:
                     await tx.data_keys.set_status(key.id, "retired", self._clock.now())
@@ -240,7 +236,7 @@ class DataProtectionService:
                     continue
                 rows: dict[str, int] = {}
                 if key.purpose == FIELDS:
-                    for column in ENCRYPTED_COLUMNS:
+                    for column in self._columns:
                         count = await tx.data_keys.count_rows(column, key.id)
                         if count:
                             rows[f"{column.table}.{column.column}"] = count

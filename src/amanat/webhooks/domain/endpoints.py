@@ -2,7 +2,7 @@
 means, and which addresses may never be called.
 
 Signatures follow Standard Webhooks (https://www.standardwebhooks.com) and are made with
-that project's own ``standardwebhooks`` package (services/webhooks.py).
+that project's own ``standardwebhooks`` package (webhooks/service.py).
 """
 
 from __future__ import annotations
@@ -217,7 +217,7 @@ def host_of(url: str) -> str:
 
 def check_url(url: str, *, production: bool) -> None:
     """Static rules, checked when an endpoint is saved (delivery checks the resolved
-    addresses again, see adapters/webhooks/transport.py)."""
+    addresses again, see webhooks/adapters/transport.py)."""
     if len(url) > MAX_URL_LENGTH:
         raise UrlRefused("too_long", f"The URL is longer than {MAX_URL_LENGTH} characters.")
     parts = urlsplit(url)

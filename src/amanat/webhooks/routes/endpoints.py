@@ -11,6 +11,7 @@ from pydantic import AfterValidator, Field
 from pydantic_core import PydanticCustomError
 from starlette.responses import Response
 
+from amanat.auth.domain import Caller
 from amanat.auth.service import AccessContext
 from amanat.auth.verification import client_actor
 from amanat.kernel.clock import format_timestamp
@@ -39,7 +40,7 @@ from amanat.webhooks.domain.events import ALL_EVENTS, CATALOGUE
 from amanat.webhooks.errors import InvalidWebhookUrl
 from amanat.webhooks.ports import DeliveryFilter
 from amanat.webhooks.routes.events import EVENT_TYPES, WebhooksManage, WebhooksView
-from amanat.webhooks.service import Caller, WebhookService
+from amanat.webhooks.service import WebhookService
 
 router = APIRouter(tags=["webhooks"])
 
@@ -205,7 +206,11 @@ REPLAY_EXAMPLES: dict[str, Any] = {
 
 
 def _caller(request: Request, context: AccessContext) -> Caller:
-    return Caller(partner_id=context.partner_id, actor=client_actor(request, context))
+    return Caller(
+        partner_id=context.partner_id,
+        client_id=context.client_id,
+        actor=client_actor(request, context),
+    )
 
 
 def _url_problem(message: str, reason: str) -> ApiProblem:

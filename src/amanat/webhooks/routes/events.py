@@ -9,6 +9,7 @@ from fastapi import APIRouter, Body, Depends, Query, Request
 from pydantic import Field
 from starlette.responses import Response
 
+from amanat.auth.domain import Caller
 from amanat.auth.service import AccessContext
 from amanat.auth.verification import client_actor, require_scope
 from amanat.platform.http.errors import ApiProblem
@@ -26,7 +27,7 @@ from amanat.platform.idempotency.protocol import IdempotencyKeyHeader, run_idemp
 from amanat.webhooks.domain.events import CATALOGUE
 from amanat.webhooks.events_service import EventService
 from amanat.webhooks.ports import EventFilter
-from amanat.webhooks.service import Caller, WebhookService
+from amanat.webhooks.service import WebhookService
 
 router = APIRouter(tags=["events"])
 
@@ -169,7 +170,11 @@ async def redeliver_event(
     unknown event or endpoint.
     """
     service = find_service(request, WebhookService)
-    caller = Caller(partner_id=context.partner_id, actor=client_actor(request, context))
+    caller = Caller(
+        partner_id=context.partner_id,
+        client_id=context.client_id,
+        actor=client_actor(request, context),
+    )
 
     async def operation() -> tuple[int, dict[str, Any]]:
         created = await service.redeliver(

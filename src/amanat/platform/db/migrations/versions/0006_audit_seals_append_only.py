@@ -7,7 +7,7 @@ Create Date: 2026-12-04 06:30:00
 With seals deletable, someone who can write the database could empty ``audit_seals`` and
 rewrite the whole chain consistently. The same guard as on ``audit_log`` now refuses UPDATE,
 DELETE (and on PostgreSQL TRUNCATE) on ``audit_seals``. Grants to a restricted application
-role are applied by ``amanat migrate`` after every upgrade (adapters/db/roles.py), so they
+role are applied by ``amanat migrate`` after every upgrade (platform/db/roles.py), so they
 also cover tables later migrations add.
 """
 
