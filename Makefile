@@ -35,14 +35,14 @@ run: $(STAMP_RUN)
 		$(BIN)/amanat serve
 
 lint: $(STAMP_DEV)
-	$(BIN)/ruff check src tests
-	$(BIN)/ruff format --check src tests
+	$(BIN)/ruff check src tests tools
+	$(BIN)/ruff format --check src tests tools
 
 typecheck: $(STAMP_DEV)
 	$(BIN)/mypy
 
 layers: $(STAMP_DEV)
-	$(BIN)/lint-imports
+	PYTHONPATH=. $(BIN)/lint-imports
 
 pytest-sqlite: $(STAMP_DEV)
 	AMANAT_TEST_DB=sqlite $(BIN)/pytest
