@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from amanat.auth import tables
+from amanat.auth import problems, tables
 from amanat.auth.adapters.client_assertions import JwksClientAssertionVerifier
 from amanat.auth.adapters.external_issuer import ExternalIssuer
 from amanat.auth.adapters.tokens import EcKeyMaterial, JwtAccessTokenCodec, KeyRing
@@ -100,6 +100,7 @@ async def _ensure_signing_key(s: Services) -> None:
 
 
 def include(registry: Registry) -> None:
+    registry.add_problems(*problems.PROBLEMS)
     registry.add_commands("keys", keys_app)
     registry.add_tables(tables.TABLES)
     registry.add_repository("tokens", SqlTokenRepository)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from amanat.identity import tables
+from amanat.identity import problems, tables
 from amanat.identity.adapters.client_secrets import ClientSecretHasher
 from amanat.identity.adapters.passwords import Argon2Hasher
 from amanat.identity.cli import operators_app, partners_app
@@ -34,6 +34,7 @@ def _operators(s: Services) -> OperatorService:
 
 
 def include(registry: Registry) -> None:
+    registry.add_problems(*problems.PROBLEMS)
     registry.add_commands("partners", partners_app)
     registry.add_commands("operators", operators_app)
     registry.add_tables(tables.TABLES)

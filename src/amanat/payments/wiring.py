@@ -8,7 +8,7 @@ from datetime import timedelta
 import structlog
 
 from amanat.identity.queries import IdentityQueries
-from amanat.payments import tables
+from amanat.payments import problems, tables
 from amanat.payments.adapters.breaker import CircuitBreaker
 from amanat.payments.adapters.raast_http import RaastHttpAdapter
 from amanat.payments.callbacks import RailCallbacks
@@ -109,6 +109,7 @@ def _unresolved_gauge(s: Services) -> Callable[[], Awaitable[None]]:
 
 
 def include(registry: Registry) -> None:
+    registry.add_problems(*problems.PROBLEMS)
     registry.add_commands("ledger", ledger_app)
     registry.add_tables(tables.TABLES)
     registry.add_encrypted_columns(EncryptedColumn("payments", "id", "description"))

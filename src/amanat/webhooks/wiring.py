@@ -12,7 +12,7 @@ from amanat.payments.domain.events import BalanceToppedUp, PaymentChanged
 from amanat.platform.protection.ports import EncryptedColumn
 from amanat.platform.protection.service import DataProtectionService
 from amanat.platform.registry import PeriodicJob, Registry, Services
-from amanat.webhooks import tables
+from amanat.webhooks import problems, tables
 from amanat.webhooks.adapters.transport import HttpWebhookSender, SystemResolver
 from amanat.webhooks.cli import webhooks_app
 from amanat.webhooks.domain.events import CATALOGUE
@@ -97,6 +97,7 @@ async def _close_delivery_http(s: Services) -> None:
 
 
 def include(registry: Registry) -> None:
+    registry.add_problems(*problems.PROBLEMS)
     registry.add_commands("webhooks", webhooks_app)
     registry.add_tables(tables.TABLES)
     registry.add_encrypted_columns(

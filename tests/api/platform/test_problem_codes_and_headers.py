@@ -11,8 +11,10 @@ from tests.api.platform.test_strict_input import row_counts
 from tests.support.oauth import basic_auth, make_client, post_form
 from tests.unit.platform.http.test_problem_codes import _codes
 
-from amanat.bootstrap import Container
+from amanat.bootstrap import Container, registry
 from amanat.platform.http.problems import CATALOGUE
+
+registry()  # every capability's problem codes are in the catalogue
 
 
 async def test_every_code_the_server_can_answer_has_a_page(client: httpx.AsyncClient) -> None:

@@ -12,9 +12,12 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
+from amanat.bootstrap import registry
 from amanat.platform.http import problems
 from amanat.platform.http.problems import CATALOGUE, ProblemType
 from amanat.sandbox_rail.magic import MAGIC_VALUES, Outcome
+
+registry()  # every capability's problem codes are in the catalogue
 
 # Every failure code a payment can end with: each refusal of the sandbox rail's table,
 # the rail's generic statuses without a reason code, and the dispatcher's give-up.

@@ -14,10 +14,12 @@ import pyotp
 from tests.support.oauth import ACTOR, fetch_token, make_client
 from tests.support.openapi_walk import operations
 
-from amanat.bootstrap import Container
+from amanat.bootstrap import Container, registry
 from amanat.platform.http.problems import CATALOGUE
 from amanat.sandbox_rail.magic import CREDIT_TRANSFER, REQUEST_TO_PAY, magic_for
 from amanat.sandbox_seed import seed
+
+registry()  # every capability's problem codes are in the catalogue
 
 _REPO_PATH = re.compile(r"\bdocs/[\w./-]+")
 

@@ -7,7 +7,10 @@ import ast
 
 from tests.support.paths import REPO
 
+from amanat.bootstrap import registry
 from amanat.platform.http.problems import CATALOGUE
+
+registry()  # every capability's problem codes are in the catalogue
 
 ROOT = REPO
 _PROBLEM_CALLS = {"ApiProblem", "problem_response", "problem_body"}
