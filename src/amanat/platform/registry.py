@@ -4,7 +4,7 @@ Every capability package has an ``include(registry)`` function; the composition 
 (:mod:`amanat.bootstrap`) calls it for each package named in its ``CAPABILITIES``. Through
 the registry a capability declares its services, the repositories a transaction builds on
 its connection, its HTTP routers, CLI commands, outbox job handlers, periodic jobs and
-long-running workers, its problem codes, partner event types and scopes, and what it does
+long-running workers, its problem codes and partner event types, and what it does
 when another capability publishes a domain event. Nothing outside a capability's package
 and that one list names it, so adding a capability touches no existing file but the list.
 
@@ -96,7 +96,6 @@ class Registry:
         self.workers: list[Callable[[Services], Worker]] = []
         self.problems: list[ProblemType] = []
         self.event_types: list[EventType] = []
-        self.scopes: dict[str, str] = {}
         self.subscribers: list[tuple[type, Callable[[Services], EventHandler]]] = []
         self.on_startup: list[Callable[[Services], Awaitable[None]]] = []
         self.on_shutdown: list[Callable[[Services], Awaitable[None]]] = []
@@ -186,9 +185,6 @@ class Registry:
 
     def add_event_types(self, *types: EventType) -> None:
         self.event_types.extend(types)
-
-    def add_scopes(self, scopes: Mapping[str, str]) -> None:
-        self.scopes.update(scopes)
 
     def subscribe(self, event: type[E], handler: Callable[[Services], EventHandler]) -> None:
         """``handler`` runs for every ``event`` published in a transaction, in it."""
