@@ -23,6 +23,7 @@ from amanat.platform.audit.seals import Ed25519SealSigner
 from amanat.platform.audit.witness import FileWitness, HttpWitness
 from amanat.platform.crypto.field_cipher import FieldCipher
 from amanat.platform.crypto.master_keys import LocalMasterKey, MasterKey, VaultTransitMasterKey
+from amanat.platform.idempotency.service import IdempotencyService
 from amanat.platform.idempotency.store import IdempotencyRows, SqlIdempotencyRepository
 from amanat.platform.jobs.leases import SqlLeaseRepository
 from amanat.platform.jobs.outbox_store import SqlOutboxRepository
@@ -188,6 +189,15 @@ def include(registry: Registry) -> None:
     registry.build_eagerly(AuditIntegrityService)  # the audit seal key file
     registry.provide(RetentionService, _retention)
     registry.provide(AuditQueries, lambda s: AuditQueries(s.transactions))
+    registry.provide(
+        IdempotencyService,
+        lambda s: IdempotencyService(
+            s.transactions,
+            s.clock,
+            s.get(DataProtectionService),
+            contention_retries=s.settings.database.contention_retries,
+        ),
+    )
     registry.provide(
         RateLimiter,
         lambda s: RateLimiter(s.settings.redis_url, s.settings.rate_limit_policies()),

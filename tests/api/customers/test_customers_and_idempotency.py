@@ -142,7 +142,8 @@ async def test_abandoned_key_is_taken_over_after_its_lock(
 ) -> None:
     """A crash after the key was recorded but before the change committed."""
     from amanat.platform.idempotency.ports import IdempotencyRecord
-    from amanat.platform.idempotency.protocol import KEY_LIFETIME, LOCK, fingerprint
+    from amanat.platform.idempotency.protocol import fingerprint
+    from amanat.platform.idempotency.service import KEY_LIFETIME, LOCK
 
     headers = (await _bearer(client, merchant)) | {"Idempotency-Key": "crashed"}
     now = clock.now()
@@ -178,7 +179,7 @@ async def test_a_key_past_its_lifetime_is_free_again(
     client: httpx.AsyncClient, container: Container, merchant: RegisteredClient, clock: Any
 ) -> None:
     """After 24 hours the key names a new request: no replay, no "reused" error."""
-    from amanat.platform.idempotency.protocol import KEY_LIFETIME
+    from amanat.platform.idempotency.service import KEY_LIFETIME
 
     headers = (await _bearer(client, merchant)) | {"Idempotency-Key": "old-key"}
     first = await client.post("/v1/customers", json=BODY, headers=headers)
