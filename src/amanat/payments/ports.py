@@ -8,7 +8,7 @@ from typing import Any, Protocol
 from amanat.kernel.pagination import Page
 from amanat.payments.domain.ledger import Journal
 from amanat.payments.domain.payments import Payment
-from amanat.platform.jobs.ports import JobsTx
+from amanat.platform.jobs.ports import OutboxTx
 from amanat.platform.protection.ports import ProtectionTx
 
 
@@ -79,7 +79,7 @@ class RailEventRepository(Protocol):
     ) -> None: ...
 
 
-class PaymentsTx(ProtectionTx, JobsTx, Protocol):
+class PaymentsTx(ProtectionTx, OutboxTx, Protocol):
     @property
     def payments(self) -> PaymentRepository: ...
     @property

@@ -46,8 +46,15 @@ class LeaseRepository(Protocol):
     ) -> None: ...
 
 
-class JobsTx(Transaction, Protocol):
+class OutboxTx(Transaction, Protocol):
+    """What a use case that queues follow-up jobs needs."""
+
     @property
     def outbox(self) -> OutboxRepository: ...
+
+
+class JobsTx(OutboxTx, Protocol):
+    """What the job runtime and the scheduler need."""
+
     @property
     def leases(self) -> LeaseRepository: ...
