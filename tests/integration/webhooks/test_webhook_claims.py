@@ -66,7 +66,7 @@ async def queue(container: Container, clock: FrozenClock) -> Queue:
     partner = await container.partners.create_partner(
         ACTOR, name="Queue shop", roles=["merchant"], mode="sandbox"
     )
-    caller = Caller(partner.id, ACTOR)
+    caller = Caller(partner.id, None, ACTOR)
     big, _ = await container.webhooks.create_endpoint(
         caller, url="http://127.0.0.1:9/big", enabled_events=[BIG], description=None
     )

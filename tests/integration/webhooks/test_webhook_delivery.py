@@ -130,7 +130,7 @@ async def hooks(container: Container, clock: FrozenClock) -> Hooks:
     partner = await container.partners.create_partner(
         ACTOR, name="Hooks shop", roles=["merchant"], mode="sandbox"
     )
-    return Hooks(container, clock, partner.id, Caller(partner.id, ACTOR))
+    return Hooks(container, clock, partner.id, Caller(partner.id, None, ACTOR))
 
 
 @pytest.fixture

@@ -90,7 +90,7 @@ async def seed(world: World, url: str) -> list[str]:
             ACTOR, name="Killed worker shop", roles=["merchant"], mode="sandbox"
         )
         await container.webhooks.create_endpoint(
-            Caller(partner.id, ACTOR), url=url, enabled_events=["*"], description=None
+            Caller(partner.id, None, ACTOR), url=url, enabled_events=["*"], description=None
         )
         ids = []
         for n in range(EVENTS):
