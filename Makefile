@@ -50,7 +50,13 @@ pytest-sqlite: $(STAMP_DEV)
 pytest-postgres: $(STAMP_DEV)
 	AMANAT_TEST_DB=postgresql $(BIN)/pytest -m "not sqlite_only" tests/integration tests/api tests/e2e
 
-test: lint typecheck layers pytest-sqlite pytest-postgres
+# Lint, types and layers first (a failure there stops here), then the two pytest passes side
+# by side: many tests wait on real server and worker processes, so the passes overlap well
+# even on two cores. Each pass's output is printed whole when it ends; make test fails if
+# either pass fails (both run to the end).
+test: lint typecheck layers
+	@echo "pytest on SQLite and on PostgreSQL, side by side (each pass's output when it ends)"
+	@$(MAKE) --no-print-directory -j2 --output-sync=target pytest-sqlite pytest-postgres
 
 # Benchmarks (bench/README.md): both databases, server and worker started by the bench.
 # Options are environment variables, e.g. `make bench BENCH_DURATION=10`.

@@ -8,10 +8,13 @@ from __future__ import annotations
 
 import asyncio
 import os
+import ssl
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from functools import cache
 from pathlib import Path
 
+import certifi
 import httpx
 import pytest
 import sqlalchemy as sa
@@ -91,7 +94,7 @@ def clock() -> FrozenClock:
 
 @pytest.fixture
 async def container(settings: Settings, clock: FrozenClock) -> AsyncIterator[Container]:
-    container = build_container(settings, clock=clock)
+    container = build_container(settings, clock=clock, http=_outbound_http())
     try:
         yield container
     finally:
@@ -99,28 +102,74 @@ async def container(settings: Settings, clock: FrozenClock) -> AsyncIterator[Con
         await container.close()
 
 
+@cache
+def _tls_context() -> ssl.SSLContext:
+    return ssl.create_default_context(cafile=certifi.where())  # what httpx loads by default
+
+
+def _outbound_http() -> httpx.AsyncClient:
+    """The client ``build_container`` makes by default, on one TLS context for the whole
+    session: loading the CA bundle for each test's client cost ~30 ms a test."""
+    return httpx.AsyncClient(follow_redirects=False, timeout=10.0, verify=_tls_context())
+
+
 async def wipe(container: Container) -> None:
     """Empty every table between tests, stepping around the audit tables' append-only guard
-    the way only a database superuser can. (A test's witness file lives in its tmp_path.)"""
+    the way only a database superuser can. (A test's witness file lives in its tmp_path.)
+
+    One statement finds the tables that hold rows (and whether the audit head moved); only
+    those are emptied, so a test that wrote little costs little, and one that wrote nothing
+    costs no more than that statement."""
     async with container.db.write() as conn:
+        touched = set((await conn.exec_driver_sql(_tables_with_rows(conn.dialect))).scalars())
+        if not touched:
+            return
         sqlite_triggers: list[str] = []
         if container.db.is_sqlite:
-            rows = await conn.exec_driver_sql(
-                "SELECT name, sql FROM sqlite_master WHERE type='trigger' "
-                "AND tbl_name IN ('audit_log', 'audit_seals')"
-            )
-            for name, sql in rows.all():
-                sqlite_triggers.append(sql)
-                await conn.exec_driver_sql(f'DROP TRIGGER "{name}"')
+            if touched & _APPEND_ONLY:
+                rows = await conn.exec_driver_sql(
+                    "SELECT name, sql FROM sqlite_master WHERE type='trigger' "
+                    "AND tbl_name IN ('audit_log', 'audit_seals')"
+                )
+                for name, sql in rows.all():
+                    sqlite_triggers.append(sql)
+                    await conn.exec_driver_sql(f'DROP TRIGGER "{name}"')
         else:
             await conn.exec_driver_sql("SET LOCAL session_replication_role = replica")
         for table in reversed(metadata.sorted_tables):
+            if table.name not in touched:
+                continue
             if table.name == "audit_head":
                 await conn.execute(table.update().values(seq=0, hash=GENESIS_HASH))
             else:
                 await conn.execute(table.delete())
         for sql in sqlite_triggers:
             await conn.exec_driver_sql(sql)
+
+
+_APPEND_ONLY = {"audit_log", "audit_seals"}
+
+
+def _tables_with_rows(dialect: sa.Dialect) -> str:
+    """One query naming every table that holds a row; ``audit_head``, which always holds
+    its one row, is named when that row is not the genesis head. Compiled once per kind of
+    database: each test's engine starts with an empty statement cache, and compiling this
+    query takes ~10 ms."""
+    sql = _TABLES_WITH_ROWS.get(dialect.name)
+    if sql is None:
+        found = []
+        for table in metadata.sorted_tables:
+            rows = sa.select(sa.literal(1)).select_from(table)
+            if table.name == "audit_head":
+                rows = rows.where((table.c.seq != 0) | (table.c.hash != GENESIS_HASH))
+            found.append(sa.select(sa.literal(table.name, sa.String)).where(rows.exists()))
+        query = sa.union_all(*found)
+        sql = str(query.compile(dialect=dialect, compile_kwargs={"literal_binds": True}))
+        _TABLES_WITH_ROWS[dialect.name] = sql
+    return sql
+
+
+_TABLES_WITH_ROWS: dict[str, str] = {}
 
 
 @pytest.fixture

@@ -102,6 +102,9 @@ class Container:
     def get(self, kind: type[T]) -> T:
         return self.services.get(kind)
 
+    def built(self, kind: type[T]) -> T | None:
+        return self.services.built(kind)
+
     @property
     def settings(self) -> Settings:
         return self.services.settings

@@ -59,6 +59,10 @@ class Services(Protocol):
 
     def get(self, kind: type[T]) -> T: ...
 
+    def built(self, kind: type[T]) -> T | None:
+        """The service of ``kind`` if one was built already; never builds it."""
+        ...
+
 
 class Worker(Protocol):
     """A long-running loop of a worker process (the webhook deliverer, the audit sealer)."""
@@ -250,6 +254,11 @@ class ServiceContainer:
             self._building.discard(kind)
         self._instances[kind] = instance
         return cast(T, instance)
+
+    def built(self, kind: type[T]) -> T | None:
+        """The service of ``kind`` if something already asked for it; never builds one
+        (a shutdown step closes only what was opened)."""
+        return cast(T | None, self._instances.get(kind))
 
     def add(self, kind: type[T], instance: T) -> None:
         self._instances[kind] = instance
