@@ -126,9 +126,9 @@ async def delivery_state(world: World) -> tuple[Counter[str], int]:
 
 
 class Worker:
-    def __init__(self, world: World, name: str) -> None:
+    def __init__(self, world: World, name: str, **env: str) -> None:
         self.log = world.workdir / f"{name}.log"
-        self.process = start([*AMANAT, "worker"], world.env, world.workdir, self.log)
+        self.process = start([*AMANAT, "worker"], {**world.env, **env}, world.workdir, self.log)
 
     def alive(self) -> bool:
         return self.process.poll() is None
@@ -214,7 +214,12 @@ def test_a_worker_killed_mid_batch_loses_nothing(world: World) -> None:
 
 def test_two_workers_never_send_an_event_twice(world: World) -> None:
     with running(lambda _: Reply(200, delay=0.3)) as receiver:
-        workers = [Worker(world, "one"), Worker(world, "two")]
+        # Neither worker dies here: leases must not run out while a live worker is merely
+        # slow (two workers and the test on one SQLite file, on a loaded 2-core machine),
+        # so this test gives them the default timeout (lease 25 s), not the 1 s the kill
+        # test needs to see a dead worker's lease end.
+        roomy = {"AMANAT_WEBHOOKS__TIMEOUT_SECONDS": "10"}
+        workers = [Worker(world, "one", **roomy), Worker(world, "two", **roomy)]
         try:
             # Both polling before there is anything to claim, so they race for all of it.
             wait_until(
