@@ -3,8 +3,6 @@ tokens and client-assertion ids."""
 
 from __future__ import annotations
 
-import base64
-import hashlib
 from datetime import datetime
 from typing import Any
 
@@ -18,38 +16,10 @@ from amanat.auth.tables import (
     refresh_tokens,
     revoked_tokens,
 )
-from amanat.platform.db.dialect import insert_if_absent, locked
+from amanat.platform.db.dialect import column_width, insert_if_absent, locked, stored_key
 
-
-def _width(column: sa.Column[Any]) -> int:
-    length = getattr(column.type, "length", None)
-    assert isinstance(length, int)
-    return length
-
-
-_REVOKED_JTI_WIDTH = _width(revoked_tokens.c.jti)
-_ASSERTION_JTI_WIDTH = _width(client_assertion_jtis.c.jti)
-
-
-def _storable(value: str) -> bool:
-    """PostgreSQL text cannot hold NUL: a value containing one cannot match a stored row,
-    and sending it would fail the statement ("invalid byte sequence for encoding")."""
-    return "\x00" not in value
-
-
-def _key(value: str, width: int) -> str:
-    """A token id as stored: as-is when it fits the column (and holds no NUL), else a
-    fixed-width digest.
-
-    Our own ids are short; another issuer's ``jti`` (or a client's assertion ``jti``) can
-    be longer than the column, which PostgreSQL would refuse. Our own jtis are base64url
-    and never start with ``~``; for a stored short id to equal a digest, its issuer would
-    need a SHA-256 preimage.
-    """
-    if len(value) <= width and _storable(value):
-        return value
-    digest = base64.urlsafe_b64encode(hashlib.sha256(value.encode()).digest())
-    return "~" + digest.decode("ascii").rstrip("=")
+_REVOKED_JTI_WIDTH = column_width(revoked_tokens.c.jti)
+_ASSERTION_JTI_WIDTH = column_width(client_assertion_jtis.c.jti)
 
 
 class SqlTokenRepository:
@@ -62,7 +32,7 @@ class SqlTokenRepository:
         result = await self._conn.execute(
             insert_if_absent(self._conn, revoked_tokens),
             {
-                "jti": _key(jti, _REVOKED_JTI_WIDTH),
+                "jti": stored_key(jti, _REVOKED_JTI_WIDTH),
                 "client_id": client_id,
                 "expires_at": expires_at,
                 "revoked_at": at,
@@ -72,7 +42,7 @@ class SqlTokenRepository:
         return bool(result.rowcount)
 
     async def is_revoked(self, jti: str) -> bool:
-        key = _key(jti, _REVOKED_JTI_WIDTH)
+        key = stored_key(jti, _REVOKED_JTI_WIDTH)
         row = (
             await self._conn.execute(
                 sa.select(revoked_tokens.c.jti).where(revoked_tokens.c.jti == key)
@@ -193,7 +163,7 @@ class SqlTokenRepository:
             insert_if_absent(self._conn, client_assertion_jtis),
             {
                 "client_id": client_id,
-                "jti": _key(jti, _ASSERTION_JTI_WIDTH),
+                "jti": stored_key(jti, _ASSERTION_JTI_WIDTH),
                 "expires_at": expires_at,
             },
         )

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import base64
-import hashlib
 from collections.abc import Mapping
 from datetime import datetime
 from types import SimpleNamespace
@@ -13,7 +11,6 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from amanat.auth.tables import (
-    client_assertion_jtis,
     revoked_tokens,
 )
 from amanat.identity.access import OperatorRole, PartnerRole
@@ -21,38 +18,9 @@ from amanat.identity.domain import ClientAuthMethod, Mode, OAuthClient, Operator
 from amanat.identity.ports import SessionRecord
 from amanat.identity.tables import oauth_clients, operator_sessions, operators, partners
 from amanat.kernel.pagination import Page
-from amanat.platform.db.dialect import locked
+from amanat.platform.db.dialect import column_width, locked, storable, stored_key
 
-
-def _width(column: sa.Column[Any]) -> int:
-    length = getattr(column.type, "length", None)
-    assert isinstance(length, int)
-    return length
-
-
-_REVOKED_JTI_WIDTH = _width(revoked_tokens.c.jti)
-_ASSERTION_JTI_WIDTH = _width(client_assertion_jtis.c.jti)
-
-
-def _storable(value: str) -> bool:
-    """PostgreSQL text cannot hold NUL: a value containing one cannot match a stored row,
-    and sending it would fail the statement ("invalid byte sequence for encoding")."""
-    return "\x00" not in value
-
-
-def _key(value: str, width: int) -> str:
-    """A token id as stored: as-is when it fits the column (and holds no NUL), else a
-    fixed-width digest.
-
-    Our own ids are short; another issuer's ``jti`` (or a client's assertion ``jti``) can
-    be longer than the column, which PostgreSQL would refuse. Our own jtis are base64url
-    and never start with ``~``; for a stored short id to equal a digest, its issuer would
-    need a SHA-256 preimage.
-    """
-    if len(value) <= width and _storable(value):
-        return value
-    digest = base64.urlsafe_b64encode(hashlib.sha256(value.encode()).digest())
-    return "~" + digest.decode("ascii").rstrip("=")
+_REVOKED_JTI_WIDTH = column_width(revoked_tokens.c.jti)
 
 
 def _partner(row: Any) -> Partner:
@@ -139,7 +107,7 @@ class SqlPartnerRepository:
         )
 
     async def get_partner(self, partner_id: str) -> Partner | None:
-        if not _storable(partner_id):
+        if not storable(partner_id):
             return None
         row = (
             await self._conn.execute(partners.select().where(partners.c.id == partner_id))
@@ -202,7 +170,7 @@ class SqlPartnerRepository:
         )
 
     async def get_client(self, client_id: str) -> OAuthClient | None:
-        if not _storable(client_id):
+        if not storable(client_id):
             return None  # no stored id contains NUL, and PostgreSQL would refuse to look
         row = (
             await self._conn.execute(oauth_clients.select().where(oauth_clients.c.id == client_id))
@@ -214,9 +182,9 @@ class SqlPartnerRepository:
     ) -> tuple[OAuthClient | None, Partner | None, bool]:
         """What every authenticated request needs, in one round trip: the client, its
         partner, and whether the token's ``jti`` is revoked."""
-        if not _storable(client_id) or not _storable(jti):
+        if not storable(client_id) or not storable(jti):
             return None, None, False
-        params = {"client_id": client_id, "jti": _key(jti, _REVOKED_JTI_WIDTH)}
+        params = {"client_id": client_id, "jti": stored_key(jti, _REVOKED_JTI_WIDTH)}
         row = (await self._conn.execute(_ACCESS_OF, params)).first()
         if row is None:
             return None, None, False
@@ -287,7 +255,7 @@ class SqlOperatorRepository:
         return _operator(row) if row else None
 
     async def get_operator_by_email(self, email: str) -> Operator | None:
-        if not _storable(email):
+        if not storable(email):
             return None
         row = (
             await self._conn.execute(operators.select().where(operators.c.email == email))

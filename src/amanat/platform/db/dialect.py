@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import base64
 import functools
+import hashlib
 from typing import Any
 
 import sqlalchemy as sa
@@ -29,3 +31,31 @@ def insert_if_absent(conn: AsyncConnection, table: sa.Table) -> Any:
 def locked(stmt: Any, conn: AsyncConnection) -> Any:
     """SELECT … FOR UPDATE on PostgreSQL; SQLite's BEGIN IMMEDIATE already holds the lock."""
     return stmt if conn.dialect.name == "sqlite" else stmt.with_for_update()
+
+
+def column_width(column: sa.Column[Any]) -> int:
+    """The declared length of a string column."""
+    length = getattr(column.type, "length", None)
+    assert isinstance(length, int)
+    return length
+
+
+def storable(value: str) -> bool:
+    """PostgreSQL text cannot hold NUL: a value containing one cannot match a stored row,
+    and sending it would fail the statement ("invalid byte sequence for encoding")."""
+    return "\x00" not in value
+
+
+def stored_key(value: str, width: int) -> str:
+    """A presented id as stored: as-is when it fits the column (and holds no NUL), else a
+    fixed-width digest.
+
+    Our own ids are short; another issuer's ``jti`` (or a client's assertion ``jti``) can
+    be longer than the column, which PostgreSQL would refuse. Our own jtis are base64url
+    and never start with ``~``; for a stored short id to equal a digest, its issuer would
+    need a SHA-256 preimage.
+    """
+    if len(value) <= width and storable(value):
+        return value
+    digest = base64.urlsafe_b64encode(hashlib.sha256(value.encode()).digest())
+    return "~" + digest.decode("ascii").rstrip("=")
