@@ -1,8 +1,8 @@
 """Composition root: the list of capabilities, and the process's container built from them.
 
 Each capability package has a ``wiring`` module whose ``include(registry)`` declares what
-it brings (services, repositories, tables, routes, commands, jobs, events, problem
-codes). Adding a capability is adding its package and one line to ``CAPABILITIES``.
+it brings (services, repositories, tables, routes, jobs, events, problem codes). Adding a
+capability is adding its package and one line to ``CAPABILITIES``.
 
 Everything with a lifetime (engine, HTTP clients, rate-limit storage) is created here once
 per process; a service is built the first time something asks for it.

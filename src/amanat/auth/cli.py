@@ -15,6 +15,9 @@ from amanat.platform.registry import Services
 
 keys_app = typer.Typer(no_args_is_help=True, help="Token-signing and data-encryption keys.")
 
+COMMANDS = (("keys", keys_app),)
+"""The command groups the root ``amanat`` command adds (found by convention)."""
+
 
 @keys_app.command("rotate")
 def keys_rotate() -> None:

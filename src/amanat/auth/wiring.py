@@ -8,7 +8,6 @@ from amanat.auth import problems, tables
 from amanat.auth.adapters.client_assertions import JwksClientAssertionVerifier
 from amanat.auth.adapters.external_issuer import ExternalIssuer
 from amanat.auth.adapters.tokens import EcKeyMaterial, JwtAccessTokenCodec, KeyRing
-from amanat.auth.cli import keys_app
 from amanat.auth.domain import SigningKey
 from amanat.auth.keys_store import SqlSigningKeyRepository
 from amanat.auth.ports import SigningKeyRing
@@ -101,7 +100,6 @@ async def _ensure_signing_key(s: Services) -> None:
 
 def include(registry: Registry) -> None:
     registry.add_problems(*problems.PROBLEMS)
-    registry.add_commands("keys", keys_app)
     registry.add_tables(tables.TABLES)
     registry.add_repository("tokens", SqlTokenRepository)
     registry.add_repository("signing_keys", SqlSigningKeyRepository)

@@ -19,6 +19,12 @@ from amanat.platform.registry import Services
 partners_app = typer.Typer(no_args_is_help=True, help="Onboard partners and their clients.")
 operators_app = typer.Typer(no_args_is_help=True, help="Console operator accounts.")
 
+COMMANDS = (
+    ("partners", partners_app),
+    ("operators", operators_app),
+)
+"""The command groups the root ``amanat`` command adds (found by convention)."""
+
 
 @partners_app.command("create")
 def partners_create(

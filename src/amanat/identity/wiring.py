@@ -5,7 +5,6 @@ from __future__ import annotations
 from amanat.identity import problems, tables
 from amanat.identity.adapters.client_secrets import ClientSecretHasher
 from amanat.identity.adapters.passwords import Argon2Hasher
-from amanat.identity.cli import operators_app, partners_app
 from amanat.identity.queries import IdentityQueries
 from amanat.identity.routes import operator_api
 from amanat.identity.services.operators import OperatorService
@@ -35,8 +34,6 @@ def _operators(s: Services) -> OperatorService:
 
 def include(registry: Registry) -> None:
     registry.add_problems(*problems.PROBLEMS)
-    registry.add_commands("partners", partners_app)
-    registry.add_commands("operators", operators_app)
     registry.add_tables(tables.TABLES)
     registry.add_encrypted_columns(EncryptedColumn("operators", "id", "totp_secret"))
     registry.add_repository("partners", SqlPartnerRepository)

@@ -11,6 +11,9 @@ from amanat.platform.registry import Services
 
 ledger_app = typer.Typer(no_args_is_help=True, help="The double-entry ledger.")
 
+COMMANDS = (("ledger", ledger_app),)
+"""The command groups the root ``amanat`` command adds (found by convention)."""
+
 
 @ledger_app.command("check")
 def ledger_check() -> None:

@@ -12,7 +12,6 @@ from amanat.payments import problems, tables
 from amanat.payments.adapters.breaker import CircuitBreaker
 from amanat.payments.adapters.raast_http import RaastHttpAdapter
 from amanat.payments.callbacks import RailCallbacks
-from amanat.payments.cli import ledger_app
 from amanat.payments.domain.events import EVENT_TYPES
 from amanat.payments.jobs import RailJobs, RailTarget, UnresolvedGauge
 from amanat.payments.rail import RailAdapter
@@ -110,7 +109,6 @@ def _unresolved_gauge(s: Services) -> Callable[[], Awaitable[None]]:
 
 def include(registry: Registry) -> None:
     registry.add_problems(*problems.PROBLEMS)
-    registry.add_commands("ledger", ledger_app)
     registry.add_tables(tables.TABLES)
     registry.add_encrypted_columns(EncryptedColumn("payments", "id", "description"))
     registry.add_repository("payments", SqlPaymentRepository)

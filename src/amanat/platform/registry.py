@@ -3,7 +3,7 @@
 Every capability package has an ``include(registry)`` function; the composition root
 (:mod:`amanat.bootstrap`) calls it for each package named in its ``CAPABILITIES``. Through
 the registry a capability declares its services, the repositories a transaction builds on
-its connection, its HTTP routers, CLI commands, outbox job handlers, periodic jobs and
+its connection, its HTTP routers, outbox job handlers, periodic jobs and
 long-running workers, its problem codes and partner event types, and what it does
 when another capability publishes a domain event. Nothing outside a capability's package
 and that one list names it, so adding a capability touches no existing file but the list.
@@ -24,7 +24,6 @@ if TYPE_CHECKING:
 
     import httpx
     import sqlalchemy as sa
-    import typer
     from fastapi import APIRouter
 
     from amanat.kernel.clock import Clock
@@ -94,7 +93,6 @@ class Registry:
         self.repositories: dict[str, Callable[[Any], object]] = {}
         self.tables: list[sa.Table] = []
         self.routers: list[APIRouter] = []
-        self.commands: list[tuple[str, typer.Typer]] = []
         self.job_handlers: dict[str, Callable[[Services], JobHandler]] = {}
         self.periodic_jobs: list[Callable[[Services], PeriodicJob]] = []
         self.workers: list[Callable[[Services], Worker]] = []
@@ -148,10 +146,6 @@ class Registry:
 
     def add_routes(self, *routers: APIRouter) -> None:
         self.routers.extend(routers)
-
-    def add_commands(self, name: str, app: typer.Typer) -> None:
-        """A command group, ``amanat <name> ...``."""
-        self.commands.append((name, app))
 
     def add_job(self, kind: str, handler: Callable[[Services], JobHandler]) -> None:
         """The handler of outbox jobs of ``kind`` (the worker's job runtime calls it)."""

@@ -9,6 +9,9 @@ from rich.console import Console
 
 webhooks_app = typer.Typer(no_args_is_help=True, help="Develop against webhooks locally.")
 
+COMMANDS = (("webhooks", webhooks_app),)
+"""The command groups the root ``amanat`` command adds (found by convention)."""
+
 
 @webhooks_app.command("listen")
 def webhooks_listen(

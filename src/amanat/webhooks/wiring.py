@@ -14,7 +14,6 @@ from amanat.platform.protection.service import DataProtectionService
 from amanat.platform.registry import PeriodicJob, Registry, Services
 from amanat.webhooks import problems, tables
 from amanat.webhooks.adapters.transport import HttpWebhookSender, SystemResolver
-from amanat.webhooks.cli import webhooks_app
 from amanat.webhooks.domain.events import CATALOGUE
 from amanat.webhooks.events_service import EventService
 from amanat.webhooks.jobs import WebhookDeliverer
@@ -100,7 +99,6 @@ async def _close_delivery_http(s: Services) -> None:
 
 def include(registry: Registry) -> None:
     registry.add_problems(*problems.PROBLEMS)
-    registry.add_commands("webhooks", webhooks_app)
     registry.add_tables(tables.TABLES)
     registry.add_encrypted_columns(
         EncryptedColumn("events", "id", "data"),
