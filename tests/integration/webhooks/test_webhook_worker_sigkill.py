@@ -214,10 +214,10 @@ def test_a_worker_killed_mid_batch_loses_nothing(world: World) -> None:
 
 def test_two_workers_never_send_an_event_twice(world: World) -> None:
     with running(lambda _: Reply(200, delay=0.3)) as receiver:
-        # Neither worker dies here: leases must not run out while a live worker is merely
-        # slow (two workers and the test on one SQLite file, on a loaded 2-core machine),
-        # so this test gives them the default timeout (lease 25 s), not the 1 s the kill
-        # test needs to see a dead worker's lease end.
+        # Neither worker dies here, so this test gives them the default timeout (10 s,
+        # lease 25 s), not the 1 s the kill test needs to see a dead worker's lease end: on
+        # a loaded 2-core machine a 0.3 s answer could take over 1 s, the attempt counted as
+        # timed out, and the retry (by design, at least once) reached the receiver twice.
         roomy = {"AMANAT_WEBHOOKS__TIMEOUT_SECONDS": "10"}
         workers = [Worker(world, "one", **roomy), Worker(world, "two", **roomy)]
         try:
