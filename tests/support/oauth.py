@@ -29,7 +29,7 @@ from amanat.bootstrap import Container
 from amanat.identity.domain import OAuthClient, Partner
 from amanat.identity.tables import oauth_clients, partners
 from amanat.platform.audit.domain import Actor
-from amanat.platform.audit.tables import audit_log
+from amanat.platform.audit.tables import audit_inbox, audit_log
 
 ACTOR = Actor(type="cli", id="test")
 TOKEN_URL = "/oauth/token"
@@ -335,6 +335,7 @@ def assertion_form(client_id: str | None, assertion: str) -> dict[str, str]:
 
 
 async def audit_actions(container: Container, action: str) -> list[dict[str, Any]]:
+    await container.audit_integrity.chain_pending()  # the sequencer's work, now
     async with container.db.read() as conn:
         rows = (
             await conn.execute(
@@ -352,6 +353,7 @@ STATE_TABLES = (
     refresh_tokens,
     client_assertion_jtis,
     audit_log,
+    audit_inbox,
 )
 
 

@@ -308,6 +308,12 @@ class FakeAuditRepository:
     def pending(self) -> int:
         return len(self._queued)
 
+    async def any_pending(self) -> bool:
+        return False  # records are chained as they are flushed: no inbox in memory
+
+    async def chain_pending(self, limit: int) -> int:
+        return 0
+
     async def append(
         self,
         *,

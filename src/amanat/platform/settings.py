@@ -315,6 +315,15 @@ class RailSettings(BaseModel):
 
 
 class AuditSettings(BaseModel):
+    chain_every_seconds: float = Field(
+        default=0.05,
+        gt=0,
+        le=60,
+        description="How often the worker's sequencer looks for committed audit records to "
+        "chain (a cheap read when there are none). Records reach the chain within about this "
+        "long after their transaction commits; readers of the trail and `amanat audit "
+        "verify` chain what is waiting first.",
+    )
     seal_every_records: int = Field(
         default=1000,
         ge=1,

@@ -156,6 +156,7 @@ def _sealer(s: Services) -> AuditSealer:
         s.get(AuditIntegrityService),
         every_records=audit.seal_every_records,
         every_seconds=audit.seal_every_seconds,
+        chain_every_seconds=audit.chain_every_seconds,
     )
 
 
@@ -188,7 +189,10 @@ def include(registry: Registry) -> None:
     registry.build_eagerly(DataProtectionService)  # the sandbox master key file
     registry.build_eagerly(AuditIntegrityService)  # the audit seal key file
     registry.provide(RetentionService, _retention)
-    registry.provide(AuditQueries, lambda s: AuditQueries(s.transactions))
+    registry.provide(
+        AuditQueries,
+        lambda s: AuditQueries(s.transactions, catch_up=s.get(AuditIntegrityService).chain_pending),
+    )
     registry.provide(
         IdempotencyService,
         lambda s: IdempotencyService(

@@ -72,6 +72,7 @@ async def token_for(http: httpx.AsyncClient, client_id: str, secret: str) -> int
 
 
 async def audit_actions(container: Container) -> list[str]:
+    await container.audit_integrity.chain_pending()  # the sequencer's work, now
     async with container.db.read() as conn:
         rows = await conn.execute(sa.select(audit_log.c.action).order_by(audit_log.c.seq))
         return [r.action for r in rows.all()]
@@ -407,6 +408,7 @@ async def test_create_partner_and_client_shows_the_secret_exactly_once(
     actions = await audit_actions(container)
     for action in ("partner.created", "client.created", "client.secret_rotated", "client.revoked"):
         assert action in actions
+    await container.audit_integrity.chain_pending()  # the sequencer's work, now
     async with container.db.read() as conn:
         actors = (
             await conn.execute(
@@ -571,6 +573,7 @@ async def test_an_operator_sets_a_partner_rate_limit_in_the_console(
     assert "6000 / 60 s" in page  # the platform's quota beside it
     cleared = await http.post(path, data={"policy": "write", "quota": "", "csrf_token": csrf})
     assert cleared.status_code == 303
+    await container.audit_integrity.chain_pending()  # the sequencer's work, now
     async with container.transactions.read() as tx:
         page_of = await tx.audit.list_records(10, None, "partner.rate_limit_changed", partner.id)
     assert [(r.actor.id, r.payload["to"]) for r in reversed(page_of.items)] == [

@@ -72,6 +72,7 @@ async def revealer(container: Container) -> RegisteredClient:
 
 
 async def _reveal_audits(container: Container) -> list[sa.Row[tuple[object, ...]]]:
+    await container.audit_integrity.chain_pending()  # the sequencer's work, now
     async with container.db.read() as conn:
         rows = await conn.execute(
             sa.select(audit_log).where(audit_log.c.action == "data_subject.revealed")
@@ -221,6 +222,7 @@ async def test_reveal_has_its_own_rate_limit(
 
 
 async def _search_audits(container: Container) -> list[sa.Row[tuple[object, ...]]]:
+    await container.audit_integrity.chain_pending()  # the sequencer's work, now
     async with container.db.read() as conn:
         rows = await conn.execute(
             sa.select(audit_log).where(audit_log.c.action == "data_subject.searched")

@@ -59,6 +59,7 @@ def problem_code(response: httpx.Response) -> str:
 
 
 async def audit_rows(container: Container, action: str) -> list[dict[str, Any]]:
+    await container.audit_integrity.chain_pending()  # the sequencer's work, now
     async with container.db.read() as conn:
         result = await conn.execute(
             sa.select(audit_log).where(audit_log.c.action == action).order_by(audit_log.c.seq)
@@ -68,6 +69,7 @@ async def audit_rows(container: Container, action: str) -> list[dict[str, Any]]:
 
 async def audit_records(container: Container, action: str, target_id: str) -> list[AuditRecord]:
     """Decoded records, through the repository (payloads as the services wrote them)."""
+    await container.audit_integrity.chain_pending()  # the sequencer's work, now
     async with container.transactions.read() as tx:
         page = await tx.audit.list_records(100, None, action, target_id)
     return list(page.items)

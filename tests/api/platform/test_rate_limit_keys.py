@@ -146,6 +146,7 @@ def test_only_a_parsed_ip_counts_as_an_address(raw: str | None, parsed: str | No
 
 
 async def _login_failed_ips(container: Container) -> list[str | None]:
+    await container.audit_integrity.chain_pending()  # the sequencer's work, now
     async with container.db.read() as conn:
         rows = await conn.execute(
             sa.select(audit_log.c.source_ip)

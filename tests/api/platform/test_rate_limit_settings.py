@@ -34,6 +34,7 @@ async def merchant(container: Container) -> RegisteredClient:
 
 
 async def audit_records(container: Container, action: str, target_id: str) -> list[AuditRecord]:
+    await container.audit_integrity.chain_pending()  # the sequencer's work, now
     async with container.transactions.read() as tx:
         page = await tx.audit.list_records(100, None, action, target_id)
     return list(page.items)

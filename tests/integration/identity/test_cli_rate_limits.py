@@ -49,6 +49,7 @@ def test_set_and_clear_a_partner_rate_limit(settings: Settings) -> None:
     assert cleared.exit_code == 0, cleared.output
 
     async def audited(container: Any) -> list[Any]:
+        await container.audit_integrity.chain_pending()  # the sequencer's work, now
         async with container.transactions.read() as tx:
             page = await tx.audit.list_records(10, None, "partner.rate_limit_changed", partner_id)
         return [(r.actor.type, r.payload["to"]) for r in reversed(page.items)]

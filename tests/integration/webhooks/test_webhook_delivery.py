@@ -332,6 +332,7 @@ async def test_a_410_disables_the_endpoint_and_tells_everyone(
     assert event["data"]["object"]["id"] == gone.id
     assert event["data"]["object"]["enabled"] is False
     assert "secret" not in json.dumps(event["data"]["object"]).replace("secret_rotation", "")
+    await hooks.container.audit_integrity.chain_pending()  # the sequencer's work, now
     async with hooks.container.db.read() as conn:
         audited = (
             await conn.execute(
@@ -1059,6 +1060,7 @@ async def test_an_empty_or_unchanged_patch_changes_nothing(
     stored = await hooks.container.webhooks.get_endpoint(hooks.partner_id, endpoint.id)
     assert empty.version == same.version == stored.version == endpoint.version == 1
     assert stored.updated_at == endpoint.updated_at
+    await hooks.container.audit_integrity.chain_pending()  # the sequencer's work, now
     async with hooks.container.db.read() as conn:
         audited = (
             await conn.execute(

@@ -1,5 +1,7 @@
-"""Sealing and verifying the audit chain.
+"""Chaining, sealing and verifying the audit chain.
 
+``chain_pending`` is the sequencer: it moves committed records from the inbox into the
+chain (see platform/audit/store.py).
 ``seal`` signs the current head and hands the seal to the witnesses (copies outside the
 database); ``verify`` walks the whole chain in batches and reports every bad record, checking
 the chain against the database's seals, its own ``audit.sealed`` records and the witness.
@@ -15,7 +17,7 @@ from datetime import timedelta
 from typing import Any
 
 from amanat.kernel.clock import Clock, format_timestamp
-from amanat.platform.audit import recorder as audit
+from amanat.kernel.ids import new_id
 from amanat.platform.audit.domain import (
     Actor,
     AuditRecord,
@@ -29,6 +31,7 @@ from amanat.platform.audit.ports import AuditTx, SealSigner, SealWitness
 from amanat.platform.db.ports import TransactionFactory
 
 BATCH = 1000
+CHAIN_BATCH = 1000
 SEALED = "audit.sealed"
 
 
@@ -80,6 +83,20 @@ class AuditIntegrityService:
             return bool(newest) and _is_seal_record(newest[0].record, latest.seq)
         return False
 
+    async def chain_pending(self) -> int:
+        """Chain every record committed so far; returns how many. Safe to run anywhere, at
+        any time, by any number of processes: they take turns at the head's lock."""
+        async with self._tx.lookup() as tx:
+            if not await tx.audit.any_pending():
+                return 0
+        total = 0
+        while True:
+            async with self._tx.write() as tx:
+                chained = await tx.audit.chain_pending(CHAIN_BATCH)
+            total += chained
+            if chained < CHAIN_BATCH:
+                return total
+
     async def seal_if_due(
         self, actor: Actor, *, every_records: int, every: timedelta
     ) -> Seal | None:
@@ -110,7 +127,12 @@ class AuditIntegrityService:
         rolled back, and one that missed a seal is caught up at the next run.
         """
         now = self._clock.now().replace(microsecond=0)
+        await self.chain_pending()
         async with self._tx.write() as tx:
+            # Under the head's lock: what committed since the pass above is chained too,
+            # so the seal covers every record committed before it.
+            while await tx.audit.chain_pending(CHAIN_BATCH) == CHAIN_BATCH:
+                pass
             seq, head_hash = await tx.audit.head(lock=True)
             if await self._nothing_new(tx, seq, await tx.audit.latest_seal()):
                 made = None
@@ -123,11 +145,12 @@ class AuditIntegrityService:
                     sealed_at=now,
                 )
                 await tx.audit.add_seal(made)
-                await audit.record(
-                    tx,
-                    self._clock,
-                    actor,
-                    SEALED,
+                # Straight into the chain, right after the head it signs.
+                await tx.audit.append(
+                    record_id=new_id("audit"),
+                    occurred_at=self._clock.now(),
+                    actor=actor,
+                    action=SEALED,
                     target_type="audit",
                     target_id=str(seq),
                     payload={"head_hash": head_hash},
@@ -163,6 +186,9 @@ class AuditIntegrityService:
         the snapshot is held for the whole walk: run it where a long read transaction is
         acceptable.)
         """
+        # Records committed before the walk belong in it: chain what the sequencer has not
+        # reached yet (a worker that is down, or killed, between commit and chaining).
+        await self.chain_pending()
         # The witness is opened first: each seal it holds was committed before it was
         # written, so the database snapshot taken next contains every record it covers.
         if witness is None and self._read_witness is not None:
@@ -204,6 +230,7 @@ class AuditIntegrityService:
 
     async def export_records(self) -> list[dict[str, Any]]:
         """Every record with its stored hash, oldest first, for an offline copy."""
+        await self.chain_pending()
         out: list[dict[str, Any]] = []
         after = 0
         while True:

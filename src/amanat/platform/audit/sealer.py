@@ -1,5 +1,8 @@
-"""The audit sealer: signs the chain's head often, in the background, off the request path.
+"""The audit sequencer and sealer: chains committed records and signs the chain's head, in
+the background, off the request path.
 
+Every ``chain_every_seconds`` it chains what business transactions committed to the inbox
+(a cheap read when nothing waits).
 It seals as soon as ``seal_every_records`` records were appended or ``seal_every_seconds``
 passed since the last seal (whichever first), so what a database attacker could remove
 unseen is at most those records. Between seals it only reads the head: requests never wait
@@ -23,16 +26,22 @@ SEALER = Actor(type="system", id="sealer")
 
 class AuditSealer:
     def __init__(
-        self, service: AuditIntegrityService, *, every_records: int, every_seconds: float
+        self,
+        service: AuditIntegrityService,
+        *,
+        every_records: int,
+        every_seconds: float,
+        chain_every_seconds: float = 0.05,
     ) -> None:
         self._service = service
         self._every_records = every_records
         self._every = timedelta(seconds=every_seconds)
         # Check several times per period, so the count trigger is not held back by the time.
-        self._poll = min(every_seconds / 4, 0.5)
+        self._poll = min(every_seconds / 4, 0.5, chain_every_seconds)
         self._failing = False
 
     async def run_once(self) -> Seal | None:
+        await self._service.chain_pending()
         return await self._service.seal_if_due(
             SEALER, every_records=self._every_records, every=self._every
         )

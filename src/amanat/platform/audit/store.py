@@ -1,13 +1,15 @@
-"""The audit trail in SQL: dense sequence numbers and a hash chain that never forks.
+"""The audit trail in SQL: records written without a lock, chained in commit order after.
 
-Each append locks the single ``audit_head`` row (``FOR UPDATE`` on PostgreSQL; SQLite's
-``BEGIN IMMEDIATE`` already serialises writers), so concurrent transactions take turns at
-the head and a rolled-back transaction leaves no gap.
-
-The head lock is held until commit, so every transaction that audits takes its turn
-there. Business transactions therefore queue their records (:meth:`append_at_commit`)
-and the unit of work appends them as its last statements, just before commit: the lock
-is held for three statements and the commit, not for the whole business change.
+A business transaction never touches the chain: :meth:`SqlAuditRepository.flush` inserts
+its records into ``audit_inbox`` (one statement, no shared row), so audited writes of all
+partners commit in parallel. The sequencer (:meth:`chain_pending`, run by the worker and
+by readers of the trail) locks the single ``audit_head`` row, reads the inbox records that
+are committed, gives each the next sequence number and the hash over its predecessor's,
+moves them into ``audit_log`` and deletes them from the inbox, in one transaction. The
+chain therefore never forks (one sequencer at a time holds the head), stays dense (a
+rolled-back business transaction leaves nothing in the inbox), loses nothing (a crash
+before the sequencer's commit leaves the inbox as it was) and orders records as their
+transactions became visible. docs/security.md gives the reasoning.
 """
 
 from __future__ import annotations
@@ -21,10 +23,16 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from amanat.kernel.pagination import Page
 from amanat.platform.audit.domain import Actor, AuditRecord, Seal, StoredRecord, canonical_json
-from amanat.platform.audit.tables import audit_head, audit_log, audit_seals
+from amanat.platform.audit.tables import audit_head, audit_inbox, audit_log, audit_seals
 
-# Every audited change runs these; built once (see the package docstring).
+# Every audited change runs the inbox insert; built once.
 _INSERT_AUDIT_LOG = audit_log.insert()
+_INSERT_INBOX = audit_inbox.insert()
+_INBOX_IN_ORDER = sa.select(audit_inbox).order_by(audit_inbox.c.pos)
+_ANY_PENDING = sa.select(audit_inbox.c.pos).limit(1)
+_DELETE_CHAINED = audit_inbox.delete().where(
+    audit_inbox.c.pos.in_(sa.bindparam("chained", expanding=True))
+)
 _HEAD = sa.select(audit_head.c.seq, audit_head.c.hash).where(audit_head.c.id == 1)
 _HEAD_FOR_UPDATE = _HEAD.with_for_update()  # SQLite omits FOR UPDATE (BEGIN IMMEDIATE)
 _MOVE_HEAD = audit_head.update().where(audit_head.c.id == 1)
@@ -119,9 +127,52 @@ class SqlAuditRepository:
         return len(self._queued)
 
     async def flush(self) -> None:
+        """Write the queued records to the inbox: one statement, no lock."""
         queued, self._queued = self._queued, []
-        for entry in queued:
-            await self.append(**entry)
+        if queued:
+            await self._conn.execute(_INSERT_INBOX, [_fitted(**entry) for entry in queued])
+
+    async def any_pending(self) -> bool:
+        """Whether a committed record waits for the sequencer (a cheap look, no lock)."""
+        return (await self._conn.execute(_ANY_PENDING)).first() is not None
+
+    async def chain_pending(self, limit: int) -> int:
+        """Chain up to ``limit`` committed inbox records after the head; returns how many.
+
+        Locks the head first, so the inbox read that follows (a new statement, so a new
+        snapshot on PostgreSQL's READ COMMITTED) sees every record committed before any
+        other sequencer released the head, and none twice.
+        """
+        seq, prev_hash = await self.head(lock=True)
+        rows = (await self._conn.execute(_INBOX_IN_ORDER.limit(limit))).all()
+        if not rows:
+            return 0
+        chained: list[dict[str, Any]] = []
+        for row in rows:
+            seq += 1
+            record = AuditRecord(
+                seq=seq,
+                id=row.id,
+                occurred_at=_parse_moment(row.occurred_at),
+                actor=Actor(
+                    type=row.actor_type,
+                    id=row.actor_id,
+                    source_ip=row.source_ip,
+                    user_agent=row.user_agent,
+                    request_id=row.request_id,
+                ),
+                action=row.action,
+                target_type=row.target_type,
+                target_id=row.target_id,
+                payload=json.loads(row.payload),
+                prev_hash=prev_hash,
+            )
+            prev_hash = record.compute_hash()
+            chained.append(_log_row(record, row.payload, prev_hash))
+        await self._conn.execute(_INSERT_AUDIT_LOG, chained)
+        await self._conn.execute(_DELETE_CHAINED, {"chained": [row.pos for row in rows]})
+        await self._conn.execute(_MOVE_HEAD, {"seq": seq, "hash": prev_hash})
+        return len(rows)
 
     async def append(
         self,
@@ -134,47 +185,37 @@ class SqlAuditRepository:
         target_id: str | None,
         payload: dict[str, Any],
     ) -> AuditRecord:
+        """Chain one record at once, under the head's lock (the sealer's own record,
+        which must follow the head it signs)."""
         seq, prev_hash = await self.head(lock=True)
-        # Round-trip the payload through canonical JSON so the hash covers what is stored.
-        stored_payload = canonical_json(payload)
+        row = _fitted(
+            record_id=record_id,
+            occurred_at=occurred_at,
+            actor=actor,
+            action=action,
+            target_type=target_type,
+            target_id=target_id,
+            payload=payload,
+        )
         record = AuditRecord(
             seq=seq + 1,
-            id=record_id,
-            occurred_at=occurred_at.replace(microsecond=occurred_at.microsecond // 1000 * 1000),
+            id=row["id"],
+            occurred_at=row["occurred_at"],
             actor=Actor(
-                type=actor.type[:16],
-                id=actor.id[:64],
-                source_ip=actor.source_ip[:64] if actor.source_ip else None,
-                user_agent=actor.user_agent[:256] if actor.user_agent else None,
-                request_id=actor.request_id[:64] if actor.request_id else None,
+                type=row["actor_type"],
+                id=row["actor_id"],
+                source_ip=row["source_ip"],
+                user_agent=row["user_agent"],
+                request_id=row["request_id"],
             ),
-            # Fit the columns, so the hash covers exactly what PostgreSQL will store.
-            action=action[:64],
-            target_type=target_type[:32] if target_type is not None else None,
-            target_id=target_id[:64] if target_id is not None else None,
-            payload=json.loads(stored_payload),
+            action=row["action"],
+            target_type=row["target_type"],
+            target_id=row["target_id"],
+            payload=json.loads(row["payload"]),
             prev_hash=prev_hash,
         )
         digest = record.compute_hash()
-        await self._conn.execute(
-            _INSERT_AUDIT_LOG,
-            {
-                "seq": record.seq,
-                "id": record.id,
-                "occurred_at": record.occurred_at,
-                "actor_type": record.actor.type,
-                "actor_id": record.actor.id,
-                "source_ip": record.actor.source_ip,
-                "user_agent": record.actor.user_agent,
-                "request_id": record.actor.request_id,
-                "action": record.action,
-                "target_type": record.target_type,
-                "target_id": record.target_id,
-                "payload": stored_payload,
-                "prev_hash": prev_hash,
-                "hash": digest,
-            },
-        )
+        await self._conn.execute(_INSERT_AUDIT_LOG, _log_row(record, row["payload"], digest))
         await self._conn.execute(_MOVE_HEAD, {"seq": record.seq, "hash": digest})
         return record
 
@@ -231,6 +272,52 @@ class SqlAuditRepository:
         stmt = audit_seals.select().order_by(audit_seals.c.seq.desc()).limit(1)
         row = (await self._conn.execute(stmt)).first()
         return None if row is None else _seal_from_row(row)
+
+
+def _fitted(
+    *,
+    record_id: str,
+    occurred_at: datetime,
+    actor: Actor,
+    action: str,
+    target_type: str | None,
+    target_id: str | None,
+    payload: dict[str, Any],
+) -> dict[str, Any]:
+    """A record's stored form: cut to the columns and to the millisecond, the payload as
+    canonical JSON, so the hash computed later covers exactly what the database keeps."""
+    return {
+        "id": record_id,
+        "occurred_at": occurred_at.replace(microsecond=occurred_at.microsecond // 1000 * 1000),
+        "actor_type": actor.type[:16],
+        "actor_id": actor.id[:64],
+        "source_ip": actor.source_ip[:64] if actor.source_ip else None,
+        "user_agent": actor.user_agent[:256] if actor.user_agent else None,
+        "request_id": actor.request_id[:64] if actor.request_id else None,
+        "action": action[:64],
+        "target_type": target_type[:32] if target_type is not None else None,
+        "target_id": target_id[:64] if target_id is not None else None,
+        "payload": canonical_json(payload),
+    }
+
+
+def _log_row(record: AuditRecord, stored_payload: str, digest: str) -> dict[str, Any]:
+    return {
+        "seq": record.seq,
+        "id": record.id,
+        "occurred_at": record.occurred_at,
+        "actor_type": record.actor.type,
+        "actor_id": record.actor.id,
+        "source_ip": record.actor.source_ip,
+        "user_agent": record.actor.user_agent,
+        "request_id": record.actor.request_id,
+        "action": record.action,
+        "target_type": record.target_type,
+        "target_id": record.target_id,
+        "payload": stored_payload,
+        "prev_hash": record.prev_hash,
+        "hash": digest,
+    }
 
 
 def _seal_from_row(row: Any) -> Seal:

@@ -35,7 +35,32 @@ audit_log = sa.Table(
 sa.Index("ix_audit_log_target", audit_log.c.target_type, audit_log.c.target_id)
 sa.Index("ix_audit_log_action_time", audit_log.c.action, audit_log.c.occurred_at)
 
-# Append-only chain head: one row, locked by each audit append so the chain never forks.
+# Records committed by business transactions and not yet chained. A business transaction
+# only INSERTs here (no shared row, no lock); the sequencer moves each record into
+# ``audit_log`` with its sequence number and hash, in the order it finds them committed.
+audit_inbox = sa.Table(
+    "audit_inbox",
+    metadata,
+    sa.Column(
+        "pos",
+        sa.BigInteger().with_variant(sa.Integer, "sqlite"),
+        primary_key=True,
+        autoincrement=True,
+    ),
+    sa.Column("id", sa.String(40), nullable=False, unique=True),
+    sa.Column("occurred_at", UtcDateTime(), nullable=False),
+    sa.Column("actor_type", sa.String(16), nullable=False),
+    sa.Column("actor_id", sa.String(64), nullable=False),
+    sa.Column("action", sa.String(64), nullable=False),
+    sa.Column("target_type", sa.String(32), nullable=True),
+    sa.Column("target_id", sa.String(64), nullable=True),
+    sa.Column("source_ip", sa.String(64), nullable=True),
+    sa.Column("user_agent", sa.String(256), nullable=True),
+    sa.Column("request_id", sa.String(64), nullable=True),
+    sa.Column("payload", sa.Text(), nullable=False),
+)
+
+# The chain head: one row, locked by the sequencer (and the sealer) so the chain never forks.
 audit_head = sa.Table(
     "audit_head",
     metadata,
@@ -62,6 +87,7 @@ audit_seals = sa.Table(
 
 TABLES = (
     audit_log,
+    audit_inbox,
     audit_head,
     audit_seals,
 )

@@ -11,7 +11,7 @@ A use case may ``tx.publish(event)``: before the transaction commits, every hand
 subscribed to that event's type runs in the same transaction (cosmicpython's message bus,
 kept in one database transaction), so a payment's change and the partner event another
 capability derives from it commit together or not at all, and the publisher does not know
-who listens. The audit records come last, so the audit head is locked only briefly.
+who listens. The audit records go last: one INSERT into the inbox the sequencer chains.
 """
 
 from __future__ import annotations
@@ -112,7 +112,7 @@ class SqlTransactions:
             yield tx
             if transaction:
                 await self._handle_published(tx)
-                await tx.audit.flush()  # last, so the audit head is locked only briefly
+                await tx.audit.flush()  # one INSERT into the inbox, last
             else:
                 if tx._published:
                     raise RuntimeError("domain events need a transaction: use write()")

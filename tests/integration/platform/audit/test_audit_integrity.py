@@ -50,6 +50,7 @@ async def append(container: Container, clock: FrozenClock, count: int) -> None:
                 target_id=f"partner_{n}",
                 payload={"n": n, "name": "Ayesha Traders", "limits": [1, 2.5, None]},
             )
+        await container.audit_integrity.chain_pending()
 
 
 Statement = str | tuple[str, dict[str, Any]]
@@ -78,6 +79,8 @@ async def tamper(container: Container, *statements: Statement) -> None:
 
 
 async def stored(container: Container) -> list[StoredRecord]:
+    """The chain, after the sequencer has chained everything committed."""
+    await container.audit_integrity.chain_pending()
     async with container.transactions.read() as tx:
         return await tx.audit.stored_records(0, 10_000)
 

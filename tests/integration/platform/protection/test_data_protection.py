@@ -106,6 +106,7 @@ async def test_erasure_shreds_the_subject_key_and_is_audited(container: Containe
     assert all(
         r.id != gone for r in await container.protection.find("iban", IBAN, partner_id=partner_id)
     )
+    await container.audit_integrity.chain_pending()  # the sequencer's work, now
     async with container.db.read() as conn:
         row = (await conn.execute(sa.select(data_subjects).where(data_subjects.c.id == gone))).one()
         key = (await conn.execute(sa.select(data_keys).where(data_keys.c.id == row.key_id))).one()

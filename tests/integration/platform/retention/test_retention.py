@@ -26,7 +26,7 @@ from amanat.identity.tables import operator_sessions
 from amanat.kernel.clock import FrozenClock
 from amanat.kernel.errors import InvalidInput
 from amanat.platform.audit.domain import Actor, AuditRecord
-from amanat.platform.audit.tables import audit_log
+from amanat.platform.audit.tables import audit_inbox, audit_log
 from amanat.platform.idempotency.ports import IdempotencyRecord
 from amanat.platform.idempotency.tables import idempotency_keys
 from amanat.platform.protection.tables import data_keys, data_subjects
@@ -171,7 +171,14 @@ async def count(container: Container, table: sa.Table, *where: Any) -> int:
 
 
 async def snapshot(container: Container) -> dict[str, int]:
-    tables = (*OAUTH_TABLES, operator_sessions, idempotency_keys, legal_holds, audit_log)
+    tables = (
+        *OAUTH_TABLES,
+        operator_sessions,
+        idempotency_keys,
+        legal_holds,
+        audit_log,
+        audit_inbox,
+    )
     counts = {t.name: await count(container, t) for t in tables}
     counts["erased"] = await count(container, data_subjects, data_subjects.c.erased_at.isnot(None))
     counts["shredded keys"] = await count(container, data_keys, data_keys.c.status == "shredded")
@@ -193,6 +200,7 @@ async def is_erased(container: Container, subject_id: str) -> bool:
 
 
 async def retention_records(container: Container) -> list[AuditRecord]:
+    await container.audit_integrity.chain_pending()  # the sequencer's work, now
     async with container.transactions.read() as tx:
         page = await tx.audit.list_records(100, None, "retention.run", None)
     return list(page.items)
@@ -303,6 +311,7 @@ async def test_dry_run_reports_and_run_removes_exactly_what_is_due(
     clock.advance(hours=2)
 
     before = await snapshot(box)
+    await box.audit_integrity.chain_pending()
     async with box.transactions.read() as tx:
         head_before = await tx.audit.head()
     dry = by_class(await box.retention.run(ACTOR, dry_run=True))
@@ -318,6 +327,7 @@ async def test_dry_run_reports_and_run_removes_exactly_what_is_due(
         assert dry[name].note.startswith("retained for 3653 days")
         assert dry[name].due == 0
     assert await snapshot(box) == before, "a dry run changes nothing"
+    await box.audit_integrity.chain_pending()
     async with box.transactions.read() as tx:
         assert await tx.audit.head() == head_before, "not even the audit log"
 
@@ -442,6 +452,7 @@ async def test_a_held_record_survives_until_its_hold_is_released(
     assert await count(box, operator_sessions) == 0
     assert await is_erased(box, people[0])
 
+    await box.audit_integrity.chain_pending()  # the sequencer's work, now
     async with box.transactions.read() as tx:
         placed = await tx.audit.list_records(10, None, "legal_hold.placed", None)
     targets = {(r.target_type, r.target_id) for r in placed.items}

@@ -28,6 +28,7 @@ class Echoed:
 
 
 async def _actions(container: Container) -> list[str]:
+    await container.audit_integrity.chain_pending()  # the sequencer's work, now
     async with container.db.read() as conn:
         rows = await conn.execute(sa.select(audit_log.c.action).order_by(audit_log.c.seq))
         return [r[0] for r in rows]
