@@ -45,11 +45,14 @@ async def _as_app_role(url: str, *statements: str) -> list[str]:
 
 
 async def _append_as_app_role(url: str) -> int:
+    """Write a record as a business transaction does, then chain it as the sequencer does,
+    both as the application role (the inbox's sequence, the head, the log)."""
     engine = create_engine(DatabaseSettings(url=url))
     try:
         async with engine.connect() as conn:
             await conn.exec_driver_sql(f"SET ROLE {ROLE}")
-            record = await SqlAuditRepository(conn).append(
+            audit = SqlAuditRepository(conn)
+            await audit.append_at_commit(
                 record_id="audit_roletest",
                 occurred_at=datetime.now(UTC),
                 actor=Actor(type="cli", id="t"),
@@ -58,8 +61,11 @@ async def _append_as_app_role(url: str) -> int:
                 target_id=None,
                 payload={},
             )
+            await audit.flush()
+            chained = await audit.chain_pending(10)
+            seq, _ = await audit.head()
             await conn.rollback()
-            return record.seq
+            return seq if chained else 0
     finally:
         await engine.dispose()
 
