@@ -9,11 +9,17 @@ twice, the chain stays dense and verifiable, and its order is a real order of co
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from random import Random
 
 import httpx
 import pytest
 import sqlalchemy as sa
+from hypothesis import HealthCheck, given
+from hypothesis import settings as hypothesis_settings
+from hypothesis import strategies as st
 from tests.conftest import TEST_DB, wipe
 
 from amanat.bootstrap import Container, build_container
@@ -227,3 +233,119 @@ async def test_the_audit_trail_read_model_shows_what_has_just_committed(log: Con
     await commit_record(log, "fresh")
     page = await log.get(AuditQueries).records(10, None, None, None)
     assert [r.target_id for r in page.items] == ["fresh"]
+
+
+# -- any interleaving ------------------------------------------------------------------------
+
+
+@dataclass
+class _Open:
+    """A business transaction that wrote its record and waits to be told how to end."""
+
+    name: str
+    written: asyncio.Event = field(default_factory=asyncio.Event)
+    decided: asyncio.Event = field(default_factory=asyncio.Event)
+    commit: bool = True
+    task: asyncio.Task[None] | None = None
+
+
+_OPS = st.lists(
+    st.sampled_from(["open", "commit", "rollback", "chain", "seal"]), min_size=1, max_size=14
+)
+
+
+@hypothesis_settings(
+    max_examples=12,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(ops=_OPS, pick=st.randoms(use_true_random=False))
+def test_any_interleaving_chains_exactly_the_committed_records_in_a_real_commit_order(
+    settings: Settings, ops: list[str], pick: Random
+) -> None:
+    """Transactions open, commit or roll back in any order while sequencers and sealers
+    run between them. The chain ends up holding exactly the committed records, numbered
+    densely, and verify finds nothing; each pass chains what committed since the pass
+    before (so a record committed before a pass precedes every record committed after
+    it), and within a pass records follow the order they were written in. Hence, for any
+    two records, one whose transaction committed before the other's was written comes
+    first: the chain's order is a real order of the commits."""
+
+    async def run() -> None:
+        container = build_container(settings, clock=FrozenClock(), http=httpx.AsyncClient())
+        try:
+            await wipe(container)
+            if settings.audit.witness_file is not None:  # the last example's seals
+                settings.audit.witness_file.unlink(missing_ok=True)
+            opened: list[_Open] = []
+            expected: list[str] = []  # the chain the model predicts
+            unchained: list[_Open] = []  # committed since the last pass
+            written_order: list[str] = []
+            one_writer = container.db.is_sqlite  # a second open writer would wait forever
+
+            async def writer(tx: _Open) -> None:
+                async with container.db.write() as conn:
+                    repository = SqlAuditRepository(conn)
+                    await repository.append_at_commit(
+                        record_id=new_id("audit"),
+                        occurred_at=container.clock.now(),
+                        actor=ACTOR,
+                        action="test.sequenced",
+                        target_type=None,
+                        target_id=tx.name,
+                        payload={},
+                    )
+                    await repository.flush()  # it has its inbox position now
+                    tx.written.set()
+                    await tx.decided.wait()
+                    if not tx.commit:
+                        raise LookupError  # rolls the transaction back
+
+            async def finish(*, commit: bool) -> None:
+                tx = opened.pop(pick.randrange(len(opened)))
+                tx.commit = commit
+                tx.decided.set()
+                with contextlib.suppress(LookupError):
+                    await tx.task
+                if commit:
+                    unchained.append(tx)
+
+            def one_pass() -> None:
+                unchained.sort(key=lambda tx: written_order.index(tx.name))
+                expected.extend(tx.name for tx in unchained)
+                unchained.clear()
+
+            for step, op in enumerate(ops):
+                if op == "open":
+                    if one_writer and opened:
+                        await finish(commit=True)
+                    tx = _Open(name=f"r{step}")
+                    tx.task = asyncio.create_task(writer(tx))
+                    await tx.written.wait()
+                    written_order.append(tx.name)
+                    opened.append(tx)
+                elif op in ("commit", "rollback"):
+                    if opened:
+                        await finish(commit=op == "commit")
+                elif one_writer and opened:
+                    continue  # the sequencer would wait for the open writer
+                elif op == "chain":
+                    await container.audit_integrity.chain_pending()
+                    one_pass()
+                else:
+                    sealed = await container.audit_integrity.seal(Actor(type="cli", id="t"))
+                    one_pass()
+                    if sealed is not None:
+                        expected.append(str(sealed.seq))  # its own audit.sealed record
+            while opened:
+                await finish(commit=True)
+            one_pass()
+            assert await chain(container) == expected
+            assert await seqs(container) == list(range(1, len(expected) + 1))
+            assert await inbox_size(container) == 0
+            assert (await container.audit_integrity.verify()).ok
+        finally:
+            await wipe(container)
+            await container.close()
+
+    asyncio.run(run())
