@@ -258,7 +258,10 @@ def figures(results: dict[str, Any]) -> dict[str, Any]:
         "generated_at": results.get("generated_at"),
         "commit": results.get("git", {}).get("commit"),
         "mode": results.get("mode"),
-        "targets": {row["id"]: row["measured"] for row in evaluate(results)},
+        "targets": {
+            row["id"]: row["measured"] if any(v is not None for v in row["values"]) else None
+            for row in evaluate(results)
+        },
         "scenarios": scenarios,
     }
 
@@ -426,6 +429,10 @@ def process_notes(results: dict[str, Any]) -> list[str]:
             single = scenarios.get("create_spread", {}).get("throughput_rps")
             workers = scale.get("workers", {})
             per_api = " + ".join(_num(v) for v in scale.get("per_api_rps", []))
+            shared = next(
+                (c for c in scale.get("checks", []) if c["name"].startswith("rate limit shared")),
+                {},
+            )
             notes.append(
                 f"{name} scale-out (two `amanat serve` and two `amanat worker` as separate "
                 f"process groups, Redis {scale.get('redis')}): creates "
@@ -435,10 +442,11 @@ def process_notes(results: dict[str, Any]) -> list[str]:
                 f"the two workers sent {workers.get('rail_submissions', 0)} payments to the "
                 f"rail ({_num(workers.get('rail_submissions_per_s'))}/s) and delivered "
                 f"{workers.get('deliveries', 0)} webhooks "
-                f"({_num(workers.get('deliveries_per_s'))}/s; "
-                f"{workers.get('webhook_ids_received_more_than_once', 0)} webhook-ids arrived "
-                f"more than once at an endpoint, not at the same moment unless a check "
-                f"says so). Checks: {_checks(scale)}."
+                f"({_num(workers.get('deliveries_per_s'))}/s); "
+                f"{workers.get('webhook_ids_received_more_than_once', 0)} webhook-id(s) "
+                "arrived at one endpoint more than once, one after the other (retries; "
+                "overlapping arrivals fail a check); shared rate limit: "
+                f"{shared.get('detail', 'not checked')}. Checks: {_checks(scale)}."
             )
         kill = scenarios.get("sigkill", {})
         if kill.get("status") in {"ok", "failed"}:

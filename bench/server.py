@@ -1,14 +1,13 @@
-"""The server the bench starts: amanat's own ASGI app, served exactly as ``amanat serve``
-serves it (uvicorn, same options), with one bench-only change that lives here and never
-in ``src/``:
+"""The server the bench starts: amanat's own ASGI app, served as ``amanat serve`` serves
+it (uvicorn, the same options, plus a longer wait for a worker process to start: see
+:func:`serve_options`), with one bench-only change that lives here and never in ``src/``:
 
 * ``POST /bench/echo``: the bare-endpoint baseline. It parses the same JSON body with the
   same model as ``POST /v1/payments`` and returns it, through the same middleware, JSON
   response class and server, with no authentication, no database and no business logic.
 
-Rate-limit quotas are not patched here: the bench sets the product's own setting,
-``AMANAT_RATE_LIMITS__<POLICY>=1000000000/60`` (bench/world.py), unless
-``BENCH_PRODUCT_RATE_LIMITS=1``.
+Rate limits are not touched here: the bench partners carry a high-volume partner's own
+quota, set through the product's service in bench/world.py.
 
 Run as ``python -m bench.server`` with the ``AMANAT_*`` environment of the run.
 """
