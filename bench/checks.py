@@ -213,3 +213,49 @@ def accepted_within_quota(statuses: list[int | None], quota: int) -> Check:
         f"{accepted} accepted, {limited} answered 429, {other} other, of {len(statuses)} "
         f"requests against a quota of {quota}",
     )
+
+
+def rail_counts(state_file: Path) -> tuple[int, int]:
+    """(transfers, replays) in the sandbox rail's own file: how many payments it took, and
+    how many times one it already had was submitted again (answered as a replay)."""
+    import sqlite3
+
+    if not state_file.is_file():
+        return 0, 0
+    conn = sqlite3.connect(state_file, timeout=10)  # reads only; WAL lets the rail write on
+    try:
+        row = conn.execute("SELECT COUNT(*), COALESCE(SUM(replays), 0) FROM transfers").fetchone()
+    except sqlite3.Error:
+        return 0, 0
+    finally:
+        conn.close()
+    return int(row[0]), int(row[1])
+
+
+def sent_once(
+    logged: dict[str, int], new_transfers: int, new_replays: int, who: str = "two workers"
+) -> Check:
+    """No payment sent to the rail twice, by two witnesses: the workers' ``rail_submitted``
+    log records (one per accepted submission) and the rail's own count of resubmissions.
+    A rail that took payments while the logs name none means the log event changed, and
+    the first witness is blind: that fails too, rather than passing unseen."""
+    twice = sorted(p for p, n in logged.items() if n > 1)
+    blind = new_transfers > 0 and not logged
+    problems = []
+    if twice:
+        problems.append(
+            f"{len(twice)} payments logged as submitted more than once, e.g. {twice[:3]}"
+        )
+    if new_replays:
+        problems.append(f"the rail answered {new_replays} resubmissions of payments it had")
+    if blind:
+        problems.append(
+            f"the rail took {new_transfers} payments but the logs name no rail_submitted"
+        )
+    return Check(
+        f"no payment sent to the rail twice ({who})",
+        not problems,
+        "; ".join(problems)
+        or f"{sum(logged.values())} submissions logged, {new_transfers} new at the rail, "
+        "no resubmission",
+    )

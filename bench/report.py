@@ -429,7 +429,7 @@ def process_notes(results: dict[str, Any]) -> list[str]:
             single = scenarios.get("create_spread", {}).get("throughput_rps")
             workers = scale.get("workers", {})
             per_api = " + ".join(_num(v) for v in scale.get("per_api_rps", []))
-            shared = next(
+            shared: dict[str, Any] = next(
                 (c for c in scale.get("checks", []) if c["name"].startswith("rate limit shared")),
                 {},
             )
@@ -440,7 +440,9 @@ def process_notes(results: dict[str, Any]) -> list[str]:
                 f"{_num(scale.get('latency_ms', {}).get('p99'), 1)} ms, against "
                 f"{_num(single)}/s for one server of {phase.get('api_processes')} processes; "
                 f"the two workers sent {workers.get('rail_submissions', 0)} payments to the "
-                f"rail ({_num(workers.get('rail_submissions_per_s'))}/s) and delivered "
+                f"rail ({_num(workers.get('rail_submissions_per_s'))}/s; the rail counted "
+                f"{workers.get('rail_new_transfers', '?')} new payments and "
+                f"{workers.get('rail_replays', '?')} resubmissions) and delivered "
                 f"{workers.get('deliveries', 0)} webhooks "
                 f"({_num(workers.get('deliveries_per_s'))}/s); "
                 f"{workers.get('webhook_ids_received_more_than_once', 0)} webhook-id(s) "

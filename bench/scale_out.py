@@ -31,6 +31,7 @@ import signal
 import sys
 import time
 from collections import Counter
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import httpx
@@ -288,6 +289,8 @@ class ScaleOut:
             self.workers.append(worker)
         for worker in self.workers:
             await asyncio.to_thread(procs.wait_logged, worker, '"worker_started"')
+        rail_file = Path(phase.env["AMANAT_RAIL__SANDBOX_STATE_FILE"])
+        transfers_before, replays_before = checks.rail_counts(rail_file)
         begun = time.monotonic()
         created: dict[str, float] = {}
         if secrets_by_endpoint:
@@ -306,7 +309,8 @@ class ScaleOut:
         procs.stop(receiver)
         logs = "\n".join(worker.log_path.read_text(errors="replace") for worker in self.workers)
         submitted = checks.events_per_subject(logs, "rail_submitted", "payment_id")
-        twice = sorted(p for p, n in submitted.items() if n > 1)
+        transfers_after, replays_after = checks.rail_counts(rail_file)
+        new_transfers = transfers_after - transfers_before
         bad_signatures = sum(
             1
             for d in deliveries
@@ -322,11 +326,7 @@ class ScaleOut:
         per_endpoint = Counter((d["endpoint"], d["webhook_id"]) for d in deliveries)
         repeated = sum(1 for n in per_endpoint.values() if n > 1)
         found = [
-            Check(
-                "no payment sent to the rail twice (two workers)",
-                not twice,
-                f"{len(twice)} payments submitted more than once, e.g. {twice[:3]}",
-            ),
+            checks.sent_once(submitted, new_transfers, replays_after - replays_before),
             Check(
                 "no webhook delivered twice at once to one endpoint (two workers)",
                 not overlapping,
@@ -346,6 +346,8 @@ class ScaleOut:
         summary = {
             "seconds": round(elapsed, 1),
             "rail_submissions": sum(submitted.values()),
+            "rail_new_transfers": new_transfers,
+            "rail_replays": replays_after - replays_before,
             "rail_submissions_per_s": round(sum(submitted.values()) / elapsed, 1),
             "webhook_payouts": len(created),
             "deliveries": len(deliveries),

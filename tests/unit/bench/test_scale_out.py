@@ -13,7 +13,13 @@ from bench.baselines import (
     parse_script,
     sql_statements,
 )
-from bench.checks import accepted_within_quota, events_per_subject, overlapping_duplicates
+from bench.checks import (
+    accepted_within_quota,
+    events_per_subject,
+    overlapping_duplicates,
+    rail_counts,
+    sent_once,
+)
 from bench.load import LoadResult
 from bench.operator_checks import audit_report
 from bench.run import read_previous
@@ -157,3 +163,31 @@ def test_read_previous_gives_figures_or_none(tmp_path: Path) -> None:
     assert found is not None
     assert found["commit"] == "c24fb4a"
     assert found["scenarios"]["postgresql"]["create_spread"]["throughput_rps"] == 106.0
+
+
+def test_sent_once_needs_both_witnesses_to_agree() -> None:
+    assert sent_once({"pay_1": 1, "pay_2": 1}, new_transfers=2, new_replays=0).ok
+    assert not sent_once({"pay_1": 2}, new_transfers=1, new_replays=0).ok
+    resent = sent_once({"pay_1": 1}, new_transfers=1, new_replays=1)
+    assert not resent.ok and "1 resubmissions" in resent.detail
+    # The rail took payments, the logs name none: the log witness is blind, not clean.
+    blind = sent_once({}, new_transfers=5, new_replays=0)
+    assert not blind.ok and "no rail_submitted" in blind.detail
+    assert sent_once({}, new_transfers=0, new_replays=0).ok  # nothing to send
+
+
+def test_rail_counts_read_the_rails_own_file(tmp_path: Path) -> None:
+    import sqlite3
+
+    assert rail_counts(tmp_path / "missing.db") == (0, 0)
+    path = tmp_path / "rail.db"
+    conn = sqlite3.connect(path)
+    conn.execute(
+        "CREATE TABLE transfers (end_to_end_id TEXT, status TEXT, record TEXT, replays INT)"
+    )
+    conn.executemany(
+        "INSERT INTO transfers VALUES (?, 'settled', '{}', ?)", [("pay_1", 0), ("pay_2", 2)]
+    )
+    conn.commit()
+    conn.close()
+    assert rail_counts(path) == (2, 2)
