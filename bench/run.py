@@ -680,14 +680,15 @@ class Phase:
             [Check("an issued token is accepted by the API", usable, issued.text[:200])],
         )
 
-    async def subscribe_endpoints(self) -> dict[str, str] | None:
-        """The webhook merchant's endpoints at the local receiver (once per phase): their
-        secrets by endpoint number; None when the product has no webhooks."""
+    async def subscribe_endpoints(self, api_url: str | None = None) -> dict[str, str] | None:
+        """The webhook merchant's endpoints at the local receiver (once per phase), created
+        through the API at ``api_url`` (the bench server's by default): their secrets by
+        endpoint number; None when the product has no webhooks."""
         if self.hook_secrets:
             return self.hook_secrets
         receiver = f"http://127.0.0.1:{self.config.receiver_port}"
         found: dict[str, str] = {}
-        async with httpx.AsyncClient(base_url=self.base_url, timeout=30) as client:
+        async with httpx.AsyncClient(base_url=api_url or self.base_url, timeout=30) as client:
             for n in range(self.config.webhook_endpoints):
                 answer = await client.post(
                     "/v1/webhook_endpoints",

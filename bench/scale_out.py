@@ -276,7 +276,7 @@ class ScaleOut:
 
     async def _workers(self, redis_url: str | None) -> dict[str, Any]:
         phase = self.phase
-        secrets_by_endpoint = await phase.subscribe_endpoints()
+        secrets_by_endpoint = await phase.subscribe_endpoints(self.urls[0])
         amanat = operator_checks.amanat_binary()
         if phase.receiver is not None:  # the single worker's receiver holds the port
             procs.stop(phase.receiver)
