@@ -1,10 +1,15 @@
-"""The two baselines every run measures beside the scenarios.
+"""The baselines every run measures beside the scenarios.
 
 (a) The database's own ceiling: the SQL of one payout (bench/sql/) run by the database's
     own tool with no HTTP, no Python in between: pgbench for PostgreSQL, and for SQLite a
     tight loop of Python's sqlite3 (C) on one connection, SQLite having one writer anyway.
+(a') PostgreSQL only: a payment-shaped transaction (five INSERTs and one COMMIT into
+    scratch tables, no shared row) under pgbench with the same connections, the ceiling a
+    payout path without a global lock could approach.
 (b) The bare endpoint: ``POST /bench/echo`` (bench/server.py) under the same wrk load as
     "create payout", served by the same server, measured by the scenario code.
+(b') A bare FastAPI app (bench/bare_app.py): the same endpoint and model in its own
+    process under the same uvicorn options, with none of amanat's middleware.
 
 Also here: capturing the SQL the server really issues for one payout, and comparing its
 shape (verb and table per statement) with the baseline scripts, so a change in the product
@@ -35,6 +40,15 @@ from bench.config import SQL_DIR
 from bench.stats import LatencySummary, summarize
 
 PGBENCH_SCRIPT = SQL_DIR / "payout.pgbench.sql"
+PAYMENT_SHAPED_SCRIPT = SQL_DIR / "payment_shaped.pgbench.sql"
+PAYMENT_SHAPED_SETUP = SQL_DIR / "payment_shaped.setup.sql"
+PAYMENT_SHAPED_TABLES = (
+    "bench_pay_idempotency",
+    "bench_pay_holds",
+    "bench_pay_payments",
+    "bench_pay_transitions",
+    "bench_pay_outbox",
+)
 SQLITE_SCRIPT = SQL_DIR / "payout.sqlite.sql"
 HELPER_TABLE = "bench_merchants"
 
@@ -117,6 +131,33 @@ async def drop_helper_table(engine: AsyncEngine) -> None:
         await conn.execute(sa.text(f"DROP TABLE IF EXISTS {HELPER_TABLE}"))
 
 
+def sql_statements(text: str) -> list[str]:
+    """The statements of a plain SQL file (``--`` comments dropped, split at ``;`` ending
+    a line)."""
+    statements, pending = [], []
+    for line in text.splitlines():
+        stripped = line.strip()
+        if not stripped or stripped.startswith("--"):
+            continue
+        pending.append(stripped)
+        if stripped.endswith(";"):
+            statements.append(" ".join(pending)[:-1])
+            pending = []
+    return statements
+
+
+async def create_payment_shaped_tables(engine: AsyncEngine) -> None:
+    """The scratch tables of the payment-shaped baseline (bench/sql/payment_shaped.setup.sql)."""
+    async with engine.begin() as conn:
+        for statement in sql_statements(PAYMENT_SHAPED_SETUP.read_text()):
+            await conn.execute(sa.text(statement))
+
+
+async def drop_payment_shaped_tables(engine: AsyncEngine) -> None:
+    async with engine.begin() as conn:
+        await conn.execute(sa.text(f"DROP TABLE IF EXISTS {', '.join(PAYMENT_SHAPED_TABLES)}"))
+
+
 # -- pgbench ---------------------------------------------------------------------------------
 
 
@@ -143,9 +184,16 @@ def pgbench_version() -> str:
 
 
 def run_pgbench(
-    admin_url: str, database: str, *, clients: int, duration: float, merchants: int
+    admin_url: str,
+    database: str,
+    *,
+    clients: int,
+    duration: float,
+    merchants: int = 0,
+    script: Path = PGBENCH_SCRIPT,
 ) -> BaselineResult:
-    """pgbench -M prepared over the payout script; percentiles from its per-transaction log."""
+    """pgbench -M prepared over ``script`` (the payout's SQL unless told otherwise);
+    percentiles from its per-transaction log."""
     binary = pgbench_binary()
     if binary is None:
         raise FileNotFoundError("pgbench")
@@ -176,7 +224,7 @@ def run_pgbench(
             "-D",
             f"merchants={merchants}",
             "-f",
-            str(PGBENCH_SCRIPT),
+            str(script),
             "-l",
             f"--log-prefix={logs}/tx",
             database,

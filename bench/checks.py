@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -155,3 +156,106 @@ def server_log_clean(path: Path, offset: int, who: str = "server") -> Check:
         if isinstance(record, dict) and record.get("level") in {"error", "critical"}:
             bad.append(f"{record.get('event')}: {str(record.get('exception', ''))[-800:]}")
     return Check(name, not bad, f"{len(bad)}: {bad[0]}" if bad else "")
+
+
+# -- scale-out: two workers, one database ----------------------------------------------------
+
+
+def overlapping_duplicates(deliveries: list[dict[str, Any]]) -> list[str]:
+    """``endpoint/webhook-id`` of every webhook that was being received twice at one
+    endpoint at the same moment: two workers sending one delivery at once. (A retry after
+    the first attempt was answered does not overlap it, and is not counted here.) Each
+    delivery is the receiver's record: ``started_at`` .. ``answered_at`` (an unanswered
+    one lasts for ever)."""
+    spans: dict[tuple[str, str], list[tuple[float, float]]] = {}
+    for d in deliveries:
+        if not d.get("webhook_id"):
+            continue
+        begun = float(d.get("started_at", d.get("received_at", 0.0)))
+        ended = float(d.get("answered_at") or float("inf"))
+        spans.setdefault((str(d["endpoint"]), str(d["webhook_id"])), []).append((begun, ended))
+    found = []
+    for (endpoint, webhook_id), intervals in spans.items():
+        intervals.sort()
+        if any(later[0] < earlier[1] for earlier, later in pairwise(intervals)):
+            found.append(f"{endpoint}/{webhook_id}")
+    return sorted(found)
+
+
+def events_per_subject(log_text: str, event: str, field: str) -> dict[str, int]:
+    """How many times each ``field`` value appears in JSON log records whose ``event`` is
+    ``event`` (e.g. ``rail_submitted`` by ``payment_id``: how often each payment was sent to
+    the rail), over the lines of one or more JSON logs."""
+    counts: dict[str, int] = {}
+    for line in log_text.splitlines():
+        if event not in line:
+            continue  # parse only the candidates
+        try:
+            record = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(record, dict) and record.get("event") == event and field in record:
+            key = str(record[field])
+            counts[key] = counts.get(key, 0) + 1
+    return counts
+
+
+def accepted_within_quota(statuses: list[int | None], quota: int) -> Check:
+    """The shared-limit check: requests of one client spread over several API processes
+    that share their counters may succeed at most ``quota`` times in the window; the rest
+    must be 429 (anything else is a failure of its own)."""
+    accepted = sum(1 for s in statuses if s is not None and 200 <= s < 300)
+    limited = sum(1 for s in statuses if s == 429)
+    other = len(statuses) - accepted - limited
+    return Check(
+        "rate limit shared by the API processes",
+        accepted <= quota and other == 0 and limited > 0,
+        f"{accepted} accepted, {limited} answered 429, {other} other, of {len(statuses)} "
+        f"requests against a quota of {quota}",
+    )
+
+
+def rail_counts(state_file: Path) -> tuple[int, int]:
+    """(transfers, replays) in the sandbox rail's own file: how many payments it took, and
+    how many times one it already had was submitted again (answered as a replay)."""
+    import sqlite3
+
+    if not state_file.is_file():
+        return 0, 0
+    conn = sqlite3.connect(state_file, timeout=10)  # reads only; WAL lets the rail write on
+    try:
+        row = conn.execute("SELECT COUNT(*), COALESCE(SUM(replays), 0) FROM transfers").fetchone()
+    except sqlite3.Error:
+        return 0, 0
+    finally:
+        conn.close()
+    return int(row[0]), int(row[1])
+
+
+def sent_once(
+    logged: dict[str, int], new_transfers: int, new_replays: int, who: str = "two workers"
+) -> Check:
+    """No payment sent to the rail twice, by two witnesses: the workers' ``rail_submitted``
+    log records (one per accepted submission) and the rail's own count of resubmissions.
+    A rail that took payments while the logs name none means the log event changed, and
+    the first witness is blind: that fails too, rather than passing unseen."""
+    twice = sorted(p for p, n in logged.items() if n > 1)
+    blind = new_transfers > 0 and not logged
+    problems = []
+    if twice:
+        problems.append(
+            f"{len(twice)} payments logged as submitted more than once, e.g. {twice[:3]}"
+        )
+    if new_replays:
+        problems.append(f"the rail answered {new_replays} resubmissions of payments it had")
+    if blind:
+        problems.append(
+            f"the rail took {new_transfers} payments but the logs name no rail_submitted"
+        )
+    return Check(
+        f"no payment sent to the rail twice ({who})",
+        not problems,
+        "; ".join(problems)
+        or f"{sum(logged.values())} submissions logged, {new_transfers} new at the rail, "
+        "no resubmission",
+    )

@@ -23,6 +23,8 @@ SCENARIOS = (
     "list",
     "webhooks",
     "token",
+    "scale_out",  # PostgreSQL only: two `amanat serve` and two `amanat worker`, one Redis
+    "sigkill",  # the API's process group SIGKILLed during a create load, then restarted
 )
 
 
@@ -66,6 +68,9 @@ class BenchConfig:
     webhook_rate: float  # payouts per second offered in the webhook scenario
     drain_seconds: float  # at most this long for the worker to settle the warm-up payouts
     python_check_requests: int  # requests of the Python correctness checks
+    redis_url: str  # the scale-out's shared rate-limit counters
+    scale_out_quota: int  # the low write quota of the scale-out's shared-limit check
+    receiver_hold_ms: float  # the scale-out receiver holds each delivery this long
 
     def seconds(self, scenario: str) -> float:
         return self.short_duration if scenario in SHORT else self.duration
@@ -77,6 +82,11 @@ class BenchConfig:
     @property
     def receiver_port(self) -> int:
         return _int("BENCH_RECEIVER_PORT", 8766)
+
+    @property
+    def scale_out_ports(self) -> tuple[int, int]:
+        """The two `amanat serve` of the scale-out scenario (BENCH_PORT + 2 and + 3)."""
+        return self.port + 2, self.port + 3
 
 
 def load_config(*, smoke: bool) -> BenchConfig:
@@ -118,4 +128,7 @@ def load_config(*, smoke: bool) -> BenchConfig:
         webhook_rate=_float("BENCH_WEBHOOK_RATE", 20.0 if smoke else 100.0),
         drain_seconds=_float("BENCH_DRAIN_SECONDS", 30.0 if smoke else 60.0),
         python_check_requests=_int("BENCH_CHECK_REQUESTS", 40 if smoke else 400),
+        redis_url=os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/11"),
+        scale_out_quota=_int("BENCH_SCALE_OUT_QUOTA", 20 if smoke else 50),
+        receiver_hold_ms=_float("BENCH_RECEIVER_HOLD_MS", 20.0),
     )

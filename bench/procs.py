@@ -85,6 +85,22 @@ def wait_ready(url: str, child: Child, timeout: float = 60.0) -> None:
     raise RuntimeError(f"{child.name} not ready at {url} after {timeout} s ({last})")
 
 
+def wait_logged(child: Child, text: str, timeout: float = 120.0) -> None:
+    """Until ``text`` appears in the child's log (a worker has no /readyz: it logs
+    ``worker_started`` once it runs)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not child.alive():
+            raise RuntimeError(f"{child.name} exited early:\n{child.log_tail()}")
+        try:
+            if text in child.log_path.read_text(errors="replace"):
+                return
+        except OSError:
+            pass
+        time.sleep(0.25)
+    raise RuntimeError(f"{child.name} did not log {text!r} within {timeout} s")
+
+
 # -- memory ------------------------------------------------------------------------------
 
 

@@ -1,16 +1,20 @@
 """A local webhook receiver (its own process, so the load client does not slow it down).
 
-``POST /hooks/{n}`` records the Standard Webhooks headers, the raw body and the arrival
-time, and answers 204 at once; ``GET /_progress`` counts deliveries and, per endpoint, the
-payments whose ``payment.succeeded`` arrived; ``GET /_deliveries`` returns everything
-recorded. The bench verifies the signatures afterwards with the endpoints' secrets
-(:func:`verify`).
+``POST /hooks/{n}`` records the Standard Webhooks headers, the raw body, when the
+request began (``started_at``), when its body arrived (``received_at``) and when it was
+answered (``answered_at``), and answers 204: at once, or after holding the request
+``HOLD_MS`` ms (the scale-out scenario does, so that two workers sending one webhook at
+the same time show as overlapping intervals). ``GET /_progress`` counts deliveries and,
+per endpoint, the payments whose ``payment.succeeded`` arrived; ``GET /_deliveries``
+returns everything recorded. The bench verifies the signatures afterwards with the
+endpoints' secrets (:func:`verify`).
 
-Run as ``python -m bench.receiver PORT``.
+Run as ``python -m bench.receiver PORT [HOLD_MS]``.
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import hmac
@@ -26,21 +30,26 @@ from starlette.routing import Route
 
 _deliveries: list[dict[str, Any]] = []
 _succeeded: dict[str, set[str]] = {}  # endpoint -> payments whose payment.succeeded arrived
+_hold_seconds = 0.0
 
 
 async def hook(request: Request) -> Response:
+    started_at = time.time()
     body = await request.body()
-    _deliveries.append(
-        {
-            "endpoint": request.path_params["n"],
-            "received_at": time.time(),
-            "webhook_id": request.headers.get("webhook-id"),
-            "webhook_timestamp": request.headers.get("webhook-timestamp"),
-            "webhook_signature": request.headers.get("webhook-signature"),
-            "body": body.decode("utf-8", "replace"),
-        }
-    )
+    record = {
+        "endpoint": request.path_params["n"],
+        "started_at": started_at,
+        "received_at": time.time(),
+        "webhook_id": request.headers.get("webhook-id"),
+        "webhook_timestamp": request.headers.get("webhook-timestamp"),
+        "webhook_signature": request.headers.get("webhook-signature"),
+        "body": body.decode("utf-8", "replace"),
+    }
+    _deliveries.append(record)
     _note(request.path_params["n"], body)
+    if _hold_seconds:
+        await asyncio.sleep(_hold_seconds)
+    record["answered_at"] = time.time()
     return Response(status_code=204)
 
 
@@ -96,7 +105,9 @@ def verify(secret: str, webhook_id: str, timestamp: str, body: bytes, offered: s
 def main() -> None:
     import uvicorn
 
+    global _hold_seconds
     port = int(sys.argv[1])
+    _hold_seconds = float(sys.argv[2]) / 1000 if len(sys.argv) > 2 else 0.0
     uvicorn.run(app, host="127.0.0.1", port=port, access_log=False, log_level="warning")
 
 
