@@ -212,6 +212,10 @@ def serve(
         host=settings.http.host,
         port=settings.http.port,
         workers=workers,
+        # With several workers uvicorn restarts one that has not answered its health check
+        # in 5 s; importing the application takes longer than that on a busy machine, and
+        # the restarts then never end.
+        timeout_worker_healthcheck=60,
         # Header count and size are capped while parsing (the stock protocols do not cap
         # them); the h11 limit bounds the same for a server started with http="h11".
         http=HeaderLimitedProtocol,
