@@ -12,10 +12,12 @@ import hashlib
 import math
 import re
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeGuard
 
+from amanat.auth.access_cache import FORGET_AFTER_SECONDS, AccessCache
 from amanat.auth.errors import OAuthError, TokenRejected
 from amanat.auth.pkce import check_challenge, verifier_matches
 from amanat.auth.ports import (
@@ -136,8 +138,12 @@ class OAuthService:
         codec: AccessTokenCodec,
         assertions: ClientAssertionVerifier,
         config: OAuthConfig,
+        cache: AccessCache | None = None,
+        stored_jti: Callable[[str], str] = lambda jti: jti,
     ) -> None:
         self._tx = transactions
+        self._cache = cache
+        self._stored_jti = stored_jti
         self._clock = clock
         self._hasher = hasher
         self._codec = codec
@@ -603,8 +609,7 @@ class OAuthService:
         jti = claims.get("jti")
         if not isinstance(client_id, str) or not isinstance(jti, str):
             raise TokenRejected("missing_claims")
-        async with self._tx.lookup() as tx:
-            client, partner, revoked = await tx.partners.access_of(client_id, jti)
+        client, partner, revoked = await self._access_of(client_id, jti)
         if revoked:
             raise TokenRejected("revoked")
         if client is None or partner is None:
@@ -631,3 +636,38 @@ class OAuthService:
             claims=claims,
             partner=partner,
         )
+
+    async def _access_of(
+        self, client_id: str, jti: str
+    ) -> tuple[OAuthClient | None, Partner | None, bool]:
+        """The client, its partner and whether ``jti`` is revoked: from this process's
+        cache while the change feed keeps it exact (access_cache.py), else in one query."""
+        cache = self._cache
+        if cache is None:
+            async with self._tx.lookup() as tx:
+                return await tx.partners.access_of(client_id, jti)
+        if cache.needs_priming:
+            await self._prime(cache)
+        if cache.ready:
+            if cache.is_revoked(self._stored_jti(jti)):
+                return None, None, True
+            found = cache.client(client_id)
+            if found is not None:
+                return found[0], found[1], False
+        epoch = cache.epoch()
+        async with self._tx.lookup() as tx:
+            client, partner, revoked = await tx.partners.access_of(client_id, jti)
+        if client is not None and partner is not None:
+            cache.remember(epoch, client, partner)
+        return client, partner, revoked
+
+    async def _prime(self, cache: AccessCache) -> None:
+        resets = cache.begin_priming()
+        try:
+            since = self._clock.now() - timedelta(seconds=FORGET_AFTER_SECONDS)
+            async with self._tx.lookup() as tx:
+                revoked = await tx.tokens.revocations_since(since)
+        except BaseException:
+            cache.priming_failed()
+            raise
+        cache.primed(resets, revoked)

@@ -9,6 +9,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from amanat.auth.access_cache import REVOKED, revoked_payload
 from amanat.auth.ports import AuthorizationCode, RefreshToken
 from amanat.auth.tables import (
     authorization_codes,
@@ -17,9 +18,15 @@ from amanat.auth.tables import (
     revoked_tokens,
 )
 from amanat.platform.db.dialect import column_width, insert_if_absent, locked, stored_key
+from amanat.platform.invalidation.notify import announce
 
 _REVOKED_JTI_WIDTH = column_width(revoked_tokens.c.jti)
 _ASSERTION_JTI_WIDTH = column_width(client_assertion_jtis.c.jti)
+
+
+def stored_jti(jti: str) -> str:
+    """An access token's ``jti`` as ``revoked_tokens`` stores it."""
+    return stored_key(jti, _REVOKED_JTI_WIDTH)
 
 
 class SqlTokenRepository:
@@ -29,17 +36,28 @@ class SqlTokenRepository:
     async def revoke_jti(
         self, jti: str, client_id: str | None, expires_at: datetime, at: datetime, reason: str
     ) -> bool:
+        key = stored_key(jti, _REVOKED_JTI_WIDTH)
         result = await self._conn.execute(
             insert_if_absent(self._conn, revoked_tokens),
             {
-                "jti": stored_key(jti, _REVOKED_JTI_WIDTH),
+                "jti": key,
                 "client_id": client_id,
                 "expires_at": expires_at,
                 "revoked_at": at,
                 "reason": reason,
             },
         )
+        # Every process's token check hears of it when this transaction commits.
+        await announce(self._conn, REVOKED, revoked_payload(key, expires_at))
         return bool(result.rowcount)
+
+    async def revocations_since(self, expires_after: datetime) -> list[tuple[str, datetime]]:
+        rows = await self._conn.execute(
+            sa.select(revoked_tokens.c.jti, revoked_tokens.c.expires_at).where(
+                revoked_tokens.c.expires_at > expires_after
+            )
+        )
+        return [(str(r.jti), r.expires_at) for r in rows.all()]
 
     async def is_revoked(self, jti: str) -> bool:
         key = stored_key(jti, _REVOKED_JTI_WIDTH)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from amanat.auth import problems, tables
+from amanat.auth.access_cache import AccessCache
 from amanat.auth.adapters.client_assertions import JwksClientAssertionVerifier
 from amanat.auth.adapters.external_issuer import ExternalIssuer
 from amanat.auth.adapters.tokens import EcKeyMaterial, JwtAccessTokenCodec, KeyRing
@@ -14,9 +15,10 @@ from amanat.auth.ports import SigningKeyRing
 from amanat.auth.routes import authorize, operator_keys, token
 from amanat.auth.service import OAuthConfig, OAuthService
 from amanat.auth.signing_keys import SigningKeyService
-from amanat.auth.store import OAuthArtifactRows, SqlTokenRepository
+from amanat.auth.store import OAuthArtifactRows, SqlTokenRepository, stored_jti
 from amanat.identity.adapters.client_secrets import ClientSecretHasher
 from amanat.platform.audit.domain import SYSTEM, Actor
+from amanat.platform.invalidation.ports import ChangeFeed, NoChangeFeed
 from amanat.platform.registry import PeriodicJob, Registry, Services
 
 WORKER = Actor(type="system", id="worker")
@@ -38,6 +40,12 @@ def _key_ring(s: Services) -> KeyRing:
     return KeyRing(
         load_keys, s.clock, _passphrase(s), refresh_seconds=s.settings.auth.key_refresh_seconds
     )
+
+
+def _access_cache(s: Services) -> AccessCache | None:
+    """Only where a change feed can keep it exact (PostgreSQL); SQLite reads per request."""
+    feed = s.get(ChangeFeed)
+    return None if isinstance(feed, NoChangeFeed) else AccessCache(feed, s.clock)
 
 
 def _oauth(s: Services) -> OAuthService:
@@ -70,6 +78,8 @@ def _oauth(s: Services) -> OAuthService:
             refresh_token_ttl=timedelta(days=auth.refresh_token_ttl_days),
             mode=s.settings.env.value,
         ),
+        cache=_access_cache(s),
+        stored_jti=stored_jti,
     )
 
 

@@ -12,6 +12,10 @@ from amanat.identity.domain import OAuthClient, Operator, Partner
 from amanat.kernel.pagination import Page
 from amanat.platform.unit_of_work.ports import Transaction
 
+# The change-feed topic every change of a partner or a client announces (its id as the
+# key): the token check's cache in each process forgets what it holds (auth/access_cache).
+ACCESS_CHANGED = "access"
+
 
 @dataclass(frozen=True, slots=True)
 class SessionRecord:

@@ -15,10 +15,11 @@ from amanat.auth.tables import (
 )
 from amanat.identity.access import OperatorRole, PartnerRole
 from amanat.identity.domain import ClientAuthMethod, Mode, OAuthClient, Operator, Partner
-from amanat.identity.ports import SessionRecord
+from amanat.identity.ports import ACCESS_CHANGED, SessionRecord
 from amanat.identity.tables import oauth_clients, operator_sessions, operators, partners
 from amanat.kernel.pagination import Page
 from amanat.platform.db.dialect import column_width, locked, storable, stored_key
+from amanat.platform.invalidation.notify import announce
 
 _REVOKED_JTI_WIDTH = column_width(revoked_tokens.c.jti)
 
@@ -133,6 +134,7 @@ class SqlPartnerRepository:
             .where(partners.c.id == partner_id)
             .values(status=status, updated_at=at)
         )
+        await announce(self._conn, ACCESS_CHANGED, partner_id)
 
     async def set_transaction_limit(self, partner_id: str, limit: int | None, at: datetime) -> None:
         await self._conn.execute(
@@ -140,6 +142,7 @@ class SqlPartnerRepository:
             .where(partners.c.id == partner_id)
             .values(per_transaction_limit=limit, updated_at=at)
         )
+        await announce(self._conn, ACCESS_CHANGED, partner_id)
 
     async def set_rate_limits(
         self, partner_id: str, quotas: Mapping[str, tuple[int, int]], at: datetime
@@ -150,6 +153,7 @@ class SqlPartnerRepository:
             .where(partners.c.id == partner_id)
             .values(rate_limits=stored or None, updated_at=at)
         )
+        await announce(self._conn, ACCESS_CHANGED, partner_id)
 
     async def add_client(self, client: OAuthClient) -> None:
         await self._conn.execute(
@@ -209,6 +213,7 @@ class SqlPartnerRepository:
             .where(oauth_clients.c.id == client_id)
             .values(secret_hash=secret_hash, secret_rotated_at=at)
         )
+        await announce(self._conn, ACCESS_CHANGED, client_id)
 
     async def rehash_client_secret(self, client_id: str, old_hash: str, new_hash: str) -> bool:
         result = await self._conn.execute(
@@ -216,6 +221,7 @@ class SqlPartnerRepository:
             .where(oauth_clients.c.id == client_id, oauth_clients.c.secret_hash == old_hash)
             .values(secret_hash=new_hash)
         )
+        await announce(self._conn, ACCESS_CHANGED, client_id)
         return bool(result.rowcount)
 
     async def revoke_client(self, client_id: str, at: datetime) -> None:
@@ -224,6 +230,7 @@ class SqlPartnerRepository:
             .where(oauth_clients.c.id == client_id)
             .values(status="revoked", revoked_at=at)
         )
+        await announce(self._conn, ACCESS_CHANGED, client_id)
 
 
 class SqlOperatorRepository:

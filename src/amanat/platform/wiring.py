@@ -25,6 +25,8 @@ from amanat.platform.crypto.field_cipher import FieldCipher
 from amanat.platform.crypto.master_keys import LocalMasterKey, MasterKey, VaultTransitMasterKey
 from amanat.platform.idempotency.service import IdempotencyService
 from amanat.platform.idempotency.store import IdempotencyRows, SqlIdempotencyRepository
+from amanat.platform.invalidation.listener import PostgresChangeFeed
+from amanat.platform.invalidation.ports import ChangeFeed, NoChangeFeed
 from amanat.platform.jobs.leases import SqlLeaseRepository
 from amanat.platform.jobs.outbox_store import SqlOutboxRepository
 from amanat.platform.observability.metrics import OUTBOX_PENDING
@@ -84,7 +86,7 @@ def _protection(s: Services) -> DataProtectionService:
 
     cipher = FieldCipher(master_key_from(s.settings, s.http), load_data_key)
     columns = [*PLATFORM_ENCRYPTED_COLUMNS, *s.registry.encrypted_columns]
-    return DataProtectionService(transactions, s.clock, cipher, columns)
+    return DataProtectionService(transactions, s.clock, cipher, columns, feed=s.get(ChangeFeed))
 
 
 def _audit_integrity(s: Services) -> AuditIntegrityService:
@@ -160,6 +162,19 @@ def _sealer(s: Services) -> AuditSealer:
     )
 
 
+def _change_feed(s: Services) -> ChangeFeed:
+    engine = s.transactions.db.engine
+    if engine.dialect.name != "postgresql":
+        return NoChangeFeed()
+    return PostgresChangeFeed(engine)
+
+
+async def _close_change_feed(s: Services) -> None:
+    feed = s.built(ChangeFeed)
+    if isinstance(feed, PostgresChangeFeed | NoChangeFeed):
+        await feed.close()
+
+
 async def _ensure_data_keys(s: Services) -> None:
     from amanat.platform.audit.domain import SYSTEM
 
@@ -184,6 +199,8 @@ def include(registry: Registry) -> None:
     registry.add_repository("idempotency", SqlIdempotencyRepository)
     registry.add_repository("leases", SqlLeaseRepository)
     registry.add_repository("outbox", SqlOutboxRepository)
+    registry.provide(ChangeFeed, _change_feed)
+    registry.add_shutdown(_close_change_feed)
     registry.provide(DataProtectionService, _protection)
     registry.provide(AuditIntegrityService, _audit_integrity)
     registry.build_eagerly(DataProtectionService)  # the sandbox master key file

@@ -9,6 +9,11 @@ from typing import Protocol
 from amanat.platform.crypto.field_cipher import FieldContext
 from amanat.platform.unit_of_work.ports import Transaction
 
+# The change-feed topic of every change to a fields or blind-index key (made, rotated,
+# retired) and of every shredded key, the key's id as the key: each process re-reads its
+# active key and drops the unwrapped key from memory (protection/service.py).
+DATA_KEYS_CHANGED = "data_keys"
+
 
 class FieldEncryptor(Protocol):
     @property

@@ -9,8 +9,10 @@ erasing a person deletes one wrapped key.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import timedelta
 
 from amanat.kernel.clock import Clock
 from amanat.kernel.errors import Conflict, InvalidInput, NotFound
@@ -21,7 +23,9 @@ from amanat.platform.audit import recorder as audit
 from amanat.platform.audit.domain import SYSTEM, Actor
 from amanat.platform.crypto.field_cipher import FieldContext, KeyUnavailable
 from amanat.platform.db.ports import TransactionFactory
+from amanat.platform.invalidation.ports import ChangeFeed, NoChangeFeed
 from amanat.platform.protection.ports import (
+    DATA_KEYS_CHANGED,
     DataKey,
     EncryptedColumn,
     FieldEncryptor,
@@ -32,6 +36,13 @@ from amanat.platform.protection.ports import (
 FIELDS = "fields"
 BLIND_INDEX = "blind_index"
 SUBJECT = "subject"
+
+# How long a process may keep writing under the fields key it last read when it cannot
+# hear of a rotation at once (SQLite, or PostgreSQL while its change feed is down). With a
+# live feed (PostgreSQL LISTEN/NOTIFY) a rotation is heard when it commits. A key is
+# retired only once its successor has been active for twice this long, so no process can
+# still be writing under it.
+ACTIVE_KEY_MAX_AGE = timedelta(seconds=10)
 
 # The personal identifiers a partner may read back in clear, by name.
 REVEALABLE_FIELDS = ("iban", "raast_id", "cnic")
@@ -76,8 +87,15 @@ class DataProtectionService:
         clock: Clock,
         cipher: FieldEncryptor,
         columns: Sequence[EncryptedColumn] = PLATFORM_ENCRYPTED_COLUMNS,
+        feed: ChangeFeed | None = None,
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self._tx = transactions
+        self._feed: ChangeFeed = feed or NoChangeFeed()
+        self._monotonic = monotonic
+        # The active fields key as last read: (id, feed epoch then, monotonic time then).
+        self._active_fields: tuple[str, int, float] | None = None
+        self._feed.subscribe(DATA_KEYS_CHANGED, self._on_key_changed)
         self._columns = tuple(dict.fromkeys(columns))
         self._clock = clock
         self.cipher = cipher
@@ -135,7 +153,33 @@ class DataProtectionService:
         return key.id
 
     async def active_fields_key(self) -> str:
-        return await self._active_id(FIELDS)
+        """The key new secrets are sealed under; read from the database only when the
+        one in memory may be stale (see :data:`ACTIVE_KEY_MAX_AGE`)."""
+        cached = self._cached_fields_key()
+        if cached is not None:
+            return cached
+        self._feed.start()
+        epoch = self._feed.epoch(DATA_KEYS_CHANGED)
+        key_id = await self._active_id(FIELDS)
+        self._active_fields = (key_id, epoch, self._monotonic())
+        return key_id
+
+    def _on_key_changed(self, key_id: str) -> None:
+        if key_id:
+            # Retired or shredded in another process: unwrap it afresh if still allowed.
+            self.cipher.forget(key_id)
+
+    def _cached_fields_key(self) -> str | None:
+        if self._active_fields is None:
+            return None
+        key_id, epoch, read_at = self._active_fields
+        if self._feed.live:
+            # Nothing about data keys was announced since it was read, and the feed has
+            # not reconnected (which changes the epoch too).
+            return key_id if self._feed.epoch(DATA_KEYS_CHANGED) == epoch else None
+        if self._monotonic() - read_at < ACTIVE_KEY_MAX_AGE.total_seconds():
+            return key_id
+        return None
 
     async def blind_index_key(self) -> str:
         if self._blind_index_key is None:
@@ -143,6 +187,7 @@ class DataProtectionService:
         return self._blind_index_key
 
     async def rotate_data_key(self, actor: Actor) -> tuple[DataKey, list[str]]:
+        self._active_fields = None
         async with self._tx.write() as tx:
             previous = [k for k in await tx.data_keys.keys(FIELDS) if k.status == "active"]
             for key in previous:
@@ -157,6 +202,7 @@ class DataProtectionService:
                 target_id=new_key.id,
                 payload={"previous": [k.id for k in previous]},
             )
+        self._active_fields = None
         return new_key, [k.id for k in previous]
 
     async def reencrypt(
@@ -203,7 +249,12 @@ class DataProtectionService:
     async def retire_unused(self, actor: Actor) -> list[str]:
         retired: list[str] = []
         async with self._tx.write() as tx:
-            for key in await tx.data_keys.keys(FIELDS):
+            keys = await tx.data_keys.keys(FIELDS)
+            newest = max((k.created_at for k in keys if k.status == "active"), default=None)
+            if newest is None or self._clock.now() - newest < 2 * ACTIVE_KEY_MAX_AGE:
+                # Another process may still be sealing under the previous key.
+                return []
+            for key in keys:
                 if key.status != "decrypt_only":
                     continue
                 in_use = 0
@@ -258,6 +309,11 @@ class DataProtectionService:
         """:meth:`seal` inside a transaction the caller holds: the active key is read (or,
         on a fresh database, created) in that transaction, never in a second one that would
         wait for the first's write lock."""
+        cached = self._cached_fields_key()
+        if cached is not None:
+            return await self.cipher.encrypt(
+                value, context=FieldContext(table, column, row_id), key_id=cached
+            )
         key = await self._active(tx, FIELDS)
         if key is None:
             key = await self._create_key(tx, FIELDS)

@@ -8,8 +8,15 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from amanat.platform.crypto.field_cipher import SUBJECT as SUBJECT_PURPOSE
 from amanat.platform.db.metadata import metadata
-from amanat.platform.protection.ports import DataKey, EncryptedColumn, SubjectRecord
+from amanat.platform.invalidation.notify import announce
+from amanat.platform.protection.ports import (
+    DATA_KEYS_CHANGED,
+    DataKey,
+    EncryptedColumn,
+    SubjectRecord,
+)
 from amanat.platform.protection.tables import data_keys, data_subjects
 
 
@@ -72,6 +79,8 @@ class SqlDataKeyRepository:
                 "retired_at": key.retired_at,
             },
         )
+        if key.purpose != SUBJECT_PURPOSE:  # one per data subject: nobody caches those
+            await announce(self._conn, DATA_KEYS_CHANGED)
 
     async def get_key(self, key_id: str) -> DataKey | None:
         row = (await self._conn.execute(data_keys.select().where(data_keys.c.id == key_id))).first()
@@ -88,6 +97,7 @@ class SqlDataKeyRepository:
         await self._conn.execute(
             data_keys.update().where(data_keys.c.id == key_id).values(status=status, retired_at=at)
         )
+        await announce(self._conn, DATA_KEYS_CHANGED, key_id)
 
     async def shred(self, key_id: str, at: datetime) -> None:
         await self._conn.execute(
@@ -95,6 +105,7 @@ class SqlDataKeyRepository:
             .where(data_keys.c.id == key_id)
             .values(wrapped_key=None, status="shredded", retired_at=at)
         )
+        await announce(self._conn, DATA_KEYS_CHANGED, key_id)
 
     async def count_rows(self, column: EncryptedColumn, key_id: str) -> int:
         table, _id, value = _column(column)
