@@ -310,8 +310,8 @@ async def test_dry_run_reports_and_run_removes_exactly_what_is_due(
     fresh_key = await idempotency_record(box, "fresh-key")
     clock.advance(hours=2)
 
-    before = await snapshot(box)
     await box.audit_integrity.chain_pending()
+    before = await snapshot(box)
     async with box.transactions.read() as tx:
         head_before = await tx.audit.head()
     dry = by_class(await box.retention.run(ACTOR, dry_run=True))
