@@ -8,13 +8,19 @@
   ``Host`` and in TLS SNI and certificate checks). So a name that resolves to a public
   address when the endpoint is saved and to 169.254.169.254 a minute later (DNS
   rebinding) is refused at delivery time.
+* Each endpoint origin (scheme, host, port) has its own small keep-alive pool
+  (:class:`OriginClients`): httpcore looks over every connection of a pool on each
+  request, so a few connections per origin cost less than one pool of many, and a
+  connection opened (and its certificate checked) for one name never carries another's.
 """
 
 from __future__ import annotations
 
 import asyncio
 import socket
+import ssl
 import time
+from collections import OrderedDict
 from collections.abc import Callable
 from datetime import UTC, timedelta
 from email.utils import parsedate_to_datetime
@@ -80,16 +86,79 @@ def _error_class(exc: BaseException) -> str:
     return type(exc).__name__[:64]
 
 
+class OriginClients:
+    """An HTTP client per endpoint origin, each with at most ``connections`` kept alive.
+
+    The TLS context is made once and shared (each client would load the CA bundle
+    again). The least recently used clients beyond ``remember`` are closed after
+    ``grace_seconds``, once attempts still using them are over."""
+
+    def __init__(
+        self,
+        *,
+        connections: int,
+        remember: int = 512,
+        grace_seconds: float = 60.0,
+        verify: ssl.SSLContext | str | bool = True,
+    ) -> None:
+        self._limits = httpx.Limits(
+            max_connections=connections, max_keepalive_connections=connections
+        )
+        self._tls = (
+            verify
+            if isinstance(verify, ssl.SSLContext)
+            else httpx.create_ssl_context(verify=verify)
+        )
+        self._remember = remember
+        self._grace = grace_seconds
+        self._clients: OrderedDict[tuple[str, str, int | None], httpx.AsyncClient] = OrderedDict()
+        self._retiring: set[asyncio.Task[None]] = set()
+
+    def for_url(self, url: str) -> httpx.AsyncClient:
+        parts = urlsplit(url)
+        origin = (parts.scheme, (parts.hostname or "").lower(), parts.port)
+        client = self._clients.get(origin)
+        if client is not None:
+            self._clients.move_to_end(origin)
+            return client
+        client = self._clients[origin] = httpx.AsyncClient(
+            follow_redirects=False,
+            trust_env=False,  # never route partner deliveries through an ambient proxy
+            verify=self._tls,
+            limits=self._limits,
+        )
+        if len(self._clients) > self._remember:
+            _, oldest = self._clients.popitem(last=False)
+            task = asyncio.get_running_loop().create_task(self._retire(oldest))
+            self._retiring.add(task)
+            task.add_done_callback(self._retiring.discard)
+        return client
+
+    async def _retire(self, client: httpx.AsyncClient) -> None:
+        await asyncio.sleep(self._grace)
+        await client.aclose()
+
+    async def aclose(self) -> None:
+        for task in list(self._retiring):
+            task.cancel()
+        clients = list(self._clients.values())
+        self._clients.clear()
+        for client in clients:
+            await client.aclose()
+
+
 class HttpWebhookSender:
     def __init__(
         self,
-        client: httpx.AsyncClient,
+        client: httpx.AsyncClient | OriginClients,
         resolver: AddressResolver | None = None,
         *,
         excerpt_bytes: int = 512,
         address_forbidden: Callable[[str], bool] = forbidden_address,
     ) -> None:
-        self._client = client
+        # One client for every origin (tests, a custom trust store) or one per origin.
+        self._shared = client if isinstance(client, httpx.AsyncClient) else None
+        self._per_origin = client if isinstance(client, OriginClients) else None
         self._resolver = resolver or SystemResolver()
         self._excerpt = excerpt_bytes
         self._forbidden = address_forbidden  # replaceable in tests, to reach 127.0.0.1
@@ -108,10 +177,16 @@ class HttpWebhookSender:
         pinned = urlunsplit((parts.scheme, netloc, parts.path, parts.query, ""))
         host_header = parts.netloc.rsplit("@", 1)[-1]
         extensions = {"sni_hostname": host} if parts.scheme == "https" else {}
-        # The client pools connections by the URL's host, here the address: a kept-alive
-        # connection, set up (SNI, certificate) for one name, would otherwise carry the
-        # next delivery to any other name that resolves to the same address.
+        if self._per_origin is not None:
+            return pinned, {"host": host_header}, extensions
+        # One client for every origin pools connections by the URL's host, here the
+        # address: a kept-alive connection, set up (SNI, certificate) for one name, would
+        # otherwise carry the next delivery to any other name at the same address.
         return pinned, {"host": host_header, "connection": "close"}, extensions
+
+    def _client_for(self, url: str) -> httpx.AsyncClient:
+        assert self._per_origin is not None
+        return self._per_origin.for_url(url)
 
     async def send(
         self,
@@ -134,7 +209,8 @@ class HttpWebhookSender:
                 extensions: dict[str, str] = {}
                 if not allow_private:
                     target, extra, extensions = await self._pinned(url)
-                request = self._client.build_request(
+                client = self._shared or self._client_for(url)
+                request = client.build_request(
                     "POST",
                     target,
                     content=body,
@@ -143,7 +219,7 @@ class HttpWebhookSender:
                     extensions=extensions,
                     timeout=deadline_seconds,
                 )
-                response = await self._client.send(request, stream=True, follow_redirects=False)
+                response = await client.send(request, stream=True, follow_redirects=False)
                 try:
                     excerpt = bytearray()
                     async for chunk in response.aiter_raw():
