@@ -146,7 +146,7 @@ async def probe(args: argparse.Namespace, worker_pid: int) -> dict[str, object]:
     for start in range(0, args.backlog, 500):
         await emit(container, partner_id, min(500, args.backlog - start))
     t0 = time.monotonic()
-    t1 = await wait_done(container, 600)
+    t1 = await wait_done(container, 240)
     cpu1 = cpu_seconds(worker_pid)
     n = args.backlog * args.endpoints
     out["backlog"] = {
@@ -165,7 +165,7 @@ async def probe(args: argparse.Namespace, worker_pid: int) -> dict[str, object]:
             await emit(container, partner_id, 1)
         sent += due
         await asyncio.sleep(0.005)
-    t1 = await wait_done(container, 600)
+    t1 = await wait_done(container, 240)
     cpu1 = cpu_seconds(worker_pid)
     n = sent * args.endpoints
     found = await lags(container, before)
@@ -194,6 +194,7 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=250, help="events/s in the steady phase")
     parser.add_argument("--seconds", type=float, default=15)
     parser.add_argument("--port", type=int, default=8799)
+    parser.add_argument("--profile", help="run the worker under cProfile, writing here")
     parser.add_argument("--src", default=str(ROOT / "src"), help="the worker's source tree")
     args = parser.parse_args()
 
@@ -232,7 +233,13 @@ def main() -> None:
             args.world = await setup(args.endpoints, args.port)
             nonlocal worker
             worker = subprocess.Popen(
-                [python, "-c", "from amanat.cli import app; app()", "worker"],
+                [
+                    python,
+                    *(["-m", "cProfile", "-o", args.profile] if args.profile else []),
+                    "-m",
+                    "amanat",
+                    "worker",
+                ],
                 env=env,
                 cwd=work,
                 stdout=open(work / "worker.log", "w"),  # noqa: SIM115

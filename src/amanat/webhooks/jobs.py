@@ -109,9 +109,10 @@ class WebhookDeliverer:
         self._held_in_order: dict[str, asyncio.Lock] = {}
         self._records: Batcher[Finished, Recorded] = Batcher(self._record, record_batch)
         self._found_work = False  # the last claim found some: claim again without looking
-        # Claim again once this many slots are free (or when idle), not after every
-        # attempt: one claim statement per batch, not per delivery.
-        self._refill_at = max(1, concurrency // 4)
+        # Claim again once this many attempts finished since the last claim (or when
+        # idle), not after every attempt: one claim statement per batch, not per delivery.
+        self._refill_at = max(1, min(concurrency, 4 * per_endpoint) // 4)
+        self._finished_since_claim = 0
         self._room = asyncio.Event()
 
     @property
@@ -124,6 +125,7 @@ class WebhookDeliverer:
         if free <= 0:
             return 0
         saturated = {e for e, n in self._claimed.items() if n >= self._per_endpoint}
+        self._finished_since_claim = 0
         claimed = await self._service.claim(
             self._owner,
             limit=free,
@@ -144,7 +146,8 @@ class WebhookDeliverer:
 
     def _finished(self, task: asyncio.Task[None]) -> None:
         self._tasks.discard(task)
-        if self._concurrency - len(self._tasks) >= self._refill_at or not self._tasks:
+        self._finished_since_claim += 1
+        if self._finished_since_claim >= self._refill_at or not self._tasks:
             self._room.set()
 
     def _gate(self, endpoint_id: str) -> asyncio.Semaphore:
@@ -243,32 +246,31 @@ class WebhookDeliverer:
             await asyncio.wait(set(self._tasks), timeout=wait_seconds)
 
     async def run_forever(self, stop: asyncio.Event, *, idle_seconds: float = 0.1) -> None:
-        """Claim, start, and claim again as soon as a batch's worth of slots is free; with
-        nothing due, look again every ``idle_seconds`` (a cheap read), so a delivery is
-        picked up within that much of its event's commit."""
+        """Claim, start, and claim again as soon as a batch's worth of attempts finished
+        (or the last one did); otherwise look again every ``idle_seconds`` (with nothing
+        due, a cheap read), so a delivery is picked up within that much of its event's
+        commit."""
         log.info("webhook_deliverer_started", owner=self._owner)
         ticks = 0
         while not stop.is_set():
             try:
-                claimed = await self.run_once()
+                await self.run_once()
                 ticks += 1
                 if ticks % 50 == 0:
                     WEBHOOK_PENDING.set(await self._service.pending())
             except Exception:
                 log.exception("webhook_claim_failed")
-                claimed = 0
-            free = self._concurrency - len(self._tasks)
-            if claimed and free >= self._refill_at:
-                continue  # more may be due: claim again at once
             self._room.clear()
+            if self._finished_since_claim >= self._refill_at:
+                continue  # a batch's worth finished meanwhile: claim again at once
             stopping = asyncio.ensure_future(stop.wait())
             room = asyncio.ensure_future(self._room.wait())
             waiters: set[asyncio.Future[Any]] = {stopping, room}
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait(
                     waiters,
-                    # Full: wait for room however long attempts take; idle: poll.
-                    timeout=None if free < self._refill_at and self._tasks else idle_seconds,
+                    # Busy: claim again when a batch's worth finished, or on the poll.
+                    timeout=idle_seconds,
                     return_when=asyncio.FIRST_COMPLETED,
                 )
             stopping.cancel()

@@ -3,9 +3,10 @@
 Signing uses the package as it is, or :class:`Signer`, which makes the same signature
 without the package's per-call work (decoding the secret from base64, re-encoding the body
 from text); a test checks the two agree byte for byte. Checking adds one thing the
-package's own verifier lacks: a clock and a tolerance passed in (its verifier reads the wall clock and fixes
-five minutes), because receivers whose clocks drift need a wider window, and tests travel
-in time. The comparison of signatures is the package's HMAC and ``hmac.compare_digest``.
+package's own verifier lacks: a clock and a tolerance passed in (its verifier reads the
+wall clock and fixes five minutes), because receivers whose clocks drift need a wider
+window, and tests travel in time. The comparison of signatures is the package's HMAC and
+``hmac.compare_digest``.
 """
 
 from __future__ import annotations

@@ -6,6 +6,7 @@ from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from amanat.kernel.pagination import Page
@@ -117,7 +118,9 @@ class SqlEventRepository:
     async def get_many(self, event_ids: list[str]) -> list[StoredEvent]:
         if not event_ids:
             return []
-        rows = (await self._conn.execute(_EVENTS_BY_ID, {"p_ids": event_ids})).all()
+        rows = (
+            await self._conn.execute(_EVENTS_BY_ID[self._conn.dialect.name], {"p_ids": event_ids})
+        ).all()
         return [_event(r) for r in rows]
 
     async def newest_first(
@@ -201,7 +204,16 @@ def _delivery(row: Any) -> Delivery:
 _LOOK_AHEAD = 4
 
 
-def _claim_statement() -> Any:
+def _one_of(column: Any, name: str, *, arrays: bool) -> Any:
+    """``column IN (...)`` of a list parameter. On PostgreSQL ``= ANY(array)``: one
+    statement text whatever the list's length, so asyncpg prepares it once (an expanded
+    IN list is a new statement, and a new PREPARE, for every length)."""
+    if arrays:
+        return column == sa.any_(sa.bindparam(name, type_=postgresql.ARRAY(sa.String)))
+    return column.in_(sa.bindparam(name, expanding=True))
+
+
+def _claim_statement(*, arrays: bool) -> Any:
     """One statement claims a batch (see :meth:`SqlWebhookRepository.claim`).
 
     1. ``candidates``: due deliveries of enabled endpoints, ranked within their endpoint
@@ -231,7 +243,7 @@ def _claim_statement() -> Any:
         .where(
             due,
             e.c.enabled.is_(True),
-            d.c.endpoint_id.not_in(sa.bindparam("p_exclude", expanding=True)),
+            sa.not_(_one_of(d.c.endpoint_id, "p_exclude", arrays=arrays)),
         )
         .subquery("ranked")
     )
@@ -272,7 +284,7 @@ def _claim_statement() -> Any:
     )
 
 
-_CLAIM = _claim_statement()
+_CLAIM = {"postgresql": _claim_statement(arrays=True), "sqlite": _claim_statement(arrays=False)}
 
 # PostgreSQL records a batch of attempts in two statements whose text never changes (so
 # asyncpg prepares them once): the rows travel as one array per column.
@@ -302,19 +314,26 @@ _HELD_BY = sa.select(webhook_deliveries.c.id).where(
     webhook_deliveries.c.id.in_(sa.bindparam("p_ids", expanding=True)),
     webhook_deliveries.c.locked_by == sa.bindparam("p_owner"),
 )
-_RELEASE_MANY = (
-    webhook_deliveries.update()
+_RELEASE_MANY = {
+    dialect: webhook_deliveries.update()
     .where(
-        webhook_deliveries.c.id.in_(sa.bindparam("p_ids", expanding=True)),
+        _one_of(webhook_deliveries.c.id, "p_ids", arrays=dialect == "postgresql"),
         webhook_deliveries.c.locked_by == sa.bindparam("p_owner"),
     )
     .values(locked_until=None, locked_by=None)
-)
-_ENDPOINTS_BY_ID = webhook_endpoints.select().where(
-    webhook_endpoints.c.id.in_(sa.bindparam("p_ids", expanding=True)),
-    webhook_endpoints.c.deleted_at.is_(None),
-)
-_EVENTS_BY_ID = events.select().where(events.c.id.in_(sa.bindparam("p_ids", expanding=True)))
+    for dialect in ("postgresql", "sqlite")
+}
+_ENDPOINTS_BY_ID = {
+    dialect: webhook_endpoints.select().where(
+        _one_of(webhook_endpoints.c.id, "p_ids", arrays=dialect == "postgresql"),
+        webhook_endpoints.c.deleted_at.is_(None),
+    )
+    for dialect in ("postgresql", "sqlite")
+}
+_EVENTS_BY_ID = {
+    dialect: events.select().where(_one_of(events.c.id, "p_ids", arrays=dialect == "postgresql"))
+    for dialect in ("postgresql", "sqlite")
+}
 
 
 def _attempt_values(attempt: Attempt) -> dict[str, Any]:
@@ -507,7 +526,7 @@ class SqlWebhookRepository:
         work instead of all but one coming away empty."""
         rows = (
             await self._conn.execute(
-                _CLAIM,
+                _CLAIM[self._conn.dialect.name],
                 {
                     "p_now": now,
                     "p_lease_until": lease_until,
@@ -593,13 +612,19 @@ class SqlWebhookRepository:
 
     async def release_many(self, delivery_ids: list[str], owner: str) -> None:
         if delivery_ids:
-            await self._conn.execute(_RELEASE_MANY, {"p_ids": delivery_ids, "p_owner": owner})
+            await self._conn.execute(
+                _RELEASE_MANY[self._conn.dialect.name], {"p_ids": delivery_ids, "p_owner": owner}
+            )
 
     async def endpoints(self, endpoint_ids: list[str]) -> dict[str, WebhookEndpoint]:
         """The live endpoints among ``endpoint_ids`` (deleted ones are absent)."""
         if not endpoint_ids:
             return {}
-        rows = (await self._conn.execute(_ENDPOINTS_BY_ID, {"p_ids": endpoint_ids})).all()
+        rows = (
+            await self._conn.execute(
+                _ENDPOINTS_BY_ID[self._conn.dialect.name], {"p_ids": endpoint_ids}
+            )
+        ).all()
         return {row.id: _endpoint(row) for row in rows}
 
     async def release(self, delivery_id: str, owner: str) -> None:

@@ -86,12 +86,17 @@ def _error_class(exc: BaseException) -> str:
     return type(exc).__name__[:64]
 
 
-class OriginClients:
-    """An HTTP client per endpoint origin, each with at most ``connections`` kept alive.
+class OriginPools:
+    """An HTTP connection pool per endpoint origin, each keeping at most ``connections``,
+    with a gate that lets no more requests in than it has connections: httpcore walks its
+    queue of waiting requests over every connection whenever one frees up, which costs far
+    more than waiting at a semaphore.
 
-    The TLS context is made once and shared (each client would load the CA bundle
-    again). The least recently used clients beyond ``remember`` are closed after
-    ``grace_seconds``, once attempts still using them are over."""
+    Requests go straight to the pool (httpx's transport): the client around it would add
+    cookies, redirects and a log line per request, none of which a delivery wants. The TLS
+    context is made once and shared (each pool would load the CA bundle again). The least
+    recently used pools beyond ``remember`` are closed after ``grace_seconds``, once
+    attempts still using them are over."""
 
     def __init__(
         self,
@@ -111,46 +116,56 @@ class OriginClients:
         )
         self._remember = remember
         self._grace = grace_seconds
-        self._clients: OrderedDict[tuple[str, str, int | None], httpx.AsyncClient] = OrderedDict()
+        self._pools: OrderedDict[tuple[str, str, int | None], httpx.AsyncHTTPTransport] = (
+            OrderedDict()
+        )
         self._retiring: set[asyncio.Task[None]] = set()
+        self._connections = connections
+        self._gates: dict[httpx.AsyncHTTPTransport, asyncio.Semaphore] = {}
 
-    def for_url(self, url: str) -> httpx.AsyncClient:
+    def gate(self, pool: httpx.AsyncHTTPTransport) -> asyncio.Semaphore:
+        gate = self._gates.get(pool)
+        if gate is None:
+            gate = self._gates[pool] = asyncio.Semaphore(self._connections)
+        return gate
+
+    def for_url(self, url: str) -> httpx.AsyncHTTPTransport:
         parts = urlsplit(url)
         origin = (parts.scheme, (parts.hostname or "").lower(), parts.port)
-        client = self._clients.get(origin)
-        if client is not None:
-            self._clients.move_to_end(origin)
-            return client
-        client = self._clients[origin] = httpx.AsyncClient(
-            follow_redirects=False,
-            trust_env=False,  # never route partner deliveries through an ambient proxy
+        pool = self._pools.get(origin)
+        if pool is not None:
+            self._pools.move_to_end(origin)
+            return pool
+        pool = self._pools[origin] = httpx.AsyncHTTPTransport(
             verify=self._tls,
+            trust_env=False,  # never route partner deliveries through an ambient proxy
             limits=self._limits,
         )
-        if len(self._clients) > self._remember:
-            _, oldest = self._clients.popitem(last=False)
+        if len(self._pools) > self._remember:
+            _, oldest = self._pools.popitem(last=False)
             task = asyncio.get_running_loop().create_task(self._retire(oldest))
             self._retiring.add(task)
             task.add_done_callback(self._retiring.discard)
-        return client
+        return pool
 
-    async def _retire(self, client: httpx.AsyncClient) -> None:
+    async def _retire(self, pool: httpx.AsyncHTTPTransport) -> None:
         await asyncio.sleep(self._grace)
-        await client.aclose()
+        self._gates.pop(pool, None)
+        await pool.aclose()
 
     async def aclose(self) -> None:
         for task in list(self._retiring):
             task.cancel()
-        clients = list(self._clients.values())
-        self._clients.clear()
-        for client in clients:
-            await client.aclose()
+        pools = list(self._pools.values())
+        self._pools.clear()
+        for pool in pools:
+            await pool.aclose()
 
 
 class HttpWebhookSender:
     def __init__(
         self,
-        client: httpx.AsyncClient | OriginClients,
+        client: httpx.AsyncClient | OriginPools,
         resolver: AddressResolver | None = None,
         *,
         excerpt_bytes: int = 512,
@@ -158,7 +173,7 @@ class HttpWebhookSender:
     ) -> None:
         # One client for every origin (tests, a custom trust store) or one per origin.
         self._shared = client if isinstance(client, httpx.AsyncClient) else None
-        self._per_origin = client if isinstance(client, OriginClients) else None
+        self._per_origin = client if isinstance(client, OriginPools) else None
         self._resolver = resolver or SystemResolver()
         self._excerpt = excerpt_bytes
         self._forbidden = address_forbidden  # replaceable in tests, to reach 127.0.0.1
@@ -184,9 +199,56 @@ class HttpWebhookSender:
         # otherwise carry the next delivery to any other name at the same address.
         return pinned, {"host": host_header, "connection": "close"}, extensions
 
-    def _client_for(self, url: str) -> httpx.AsyncClient:
-        assert self._per_origin is not None
-        return self._per_origin.for_url(url)
+    async def _exchange(
+        self,
+        pool: httpx.AsyncHTTPTransport | None,
+        target: str,
+        headers: dict[str, str],
+        body: bytes,
+        extensions: dict[str, str],
+        deadline_seconds: float,
+    ) -> tuple[httpx.Response, bytearray]:
+        """POST and read the first bytes of the answer."""
+        response = await self._post(pool, target, headers, body, extensions, deadline_seconds)
+        try:
+            excerpt = bytearray()
+            async for chunk in response.aiter_raw():
+                excerpt += chunk
+                if len(excerpt) >= self._excerpt:
+                    break
+        finally:
+            await response.aclose()
+        return response, excerpt
+
+    async def _post(
+        self,
+        pool: httpx.AsyncHTTPTransport | None,
+        target: str,
+        headers: dict[str, str],
+        body: bytes,
+        extensions: dict[str, str],
+        deadline_seconds: float,
+    ) -> httpx.Response:
+        if pool is None:
+            assert self._shared is not None
+            request = self._shared.build_request(
+                "POST",
+                target,
+                content=body,
+                headers=headers,
+                extensions=extensions,
+                timeout=deadline_seconds,
+            )
+            return await self._shared.send(request, stream=True, follow_redirects=False)
+        timeout = httpx.Timeout(deadline_seconds).as_dict()
+        request = httpx.Request(
+            "POST",
+            target,
+            content=body,
+            headers=headers,
+            extensions={"timeout": timeout, **extensions},
+        )
+        return await pool.handle_async_request(request)
 
     async def send(
         self,
@@ -209,25 +271,18 @@ class HttpWebhookSender:
                 extensions: dict[str, str] = {}
                 if not allow_private:
                     target, extra, extensions = await self._pinned(url)
-                client = self._shared or self._client_for(url)
-                request = client.build_request(
-                    "POST",
-                    target,
-                    content=body,
-                    # identity: the excerpt is of the answer as sent, never compressed
-                    headers={**headers, "accept-encoding": "identity", **extra},
-                    extensions=extensions,
-                    timeout=deadline_seconds,
-                )
-                response = await client.send(request, stream=True, follow_redirects=False)
-                try:
-                    excerpt = bytearray()
-                    async for chunk in response.aiter_raw():
-                        excerpt += chunk
-                        if len(excerpt) >= self._excerpt:
-                            break
-                finally:
-                    await response.aclose()
+                # identity: the excerpt is of the answer as sent, never compressed
+                sent = {**headers, "accept-encoding": "identity", **extra}
+                if self._per_origin is None:
+                    response, excerpt = await self._exchange(
+                        None, target, sent, body, extensions, deadline_seconds
+                    )
+                else:
+                    pool = self._per_origin.for_url(url)
+                    async with self._per_origin.gate(pool):
+                        response, excerpt = await self._exchange(
+                            pool, target, sent, body, extensions, deadline_seconds
+                        )
         except Exception as exc:  # noqa: BLE001 - every failure is an attempt outcome
             return SendResult(status_code=None, latency_ms=elapsed(), error_class=_error_class(exc))
         return SendResult(
