@@ -2,9 +2,11 @@
 redeliver, replay) and the worker's side (claim, sign, record, retry, disable).
 
 Sending itself is a port (:class:`WebhookSender`); the worker (webhooks/jobs.py) decides
-how many attempts run at once. Every attempt is recorded with its outcome before the
-delivery is rescheduled, in one transaction; a worker that dies mid-attempt leaves a
-lease that runs out, and another worker sends again with the same ``webhook-id``.
+how many attempts run at once. Every attempt is recorded with its outcome and the
+delivery rescheduled in the same transaction (a batch of attempts at a time, see
+:meth:`WebhookService.record_many`); a worker that dies mid-attempt, or before its batch
+is written, leaves a lease that runs out, and another worker sends again with the same
+``webhook-id``.
 """
 
 from __future__ import annotations
