@@ -1,14 +1,20 @@
-"""The webhook deliverer: claims due deliveries and runs their attempts concurrently.
+"""The webhook deliverer: claims due deliveries in batches, runs their attempts
+concurrently, and records finished attempts in batches.
 
 * At most ``concurrency`` attempts are in flight in one worker process, and at most
   ``per_endpoint`` to any one endpoint, so a slow endpoint fills its own slots and
   nobody else's; the claim takes the first due delivery of every endpoint before the
   second of any.
-* Claims are leases (``WebhooksConfig.lease``). A worker killed mid-attempt loses
-  nothing: once the lease runs out another worker claims the delivery and sends it again
-  with the same ``webhook-id`` (at-least-once; receivers de-duplicate by that id).
+* Claims are leases (``WebhooksConfig.lease``), taken by one statement per batch. A
+  worker killed mid-attempt loses nothing: once the lease runs out another worker claims
+  the delivery and sends it again with the same ``webhook-id`` (at-least-once; receivers
+  de-duplicate by that id).
 * Several workers claim with ``FOR UPDATE SKIP LOCKED`` on PostgreSQL, so no attempt is
   made twice at the same time.
+* An attempt counts as in flight until it is recorded: attempts that finish while a
+  batch is being written go into the next batch (one transaction, one INSERT of the
+  attempts, one UPDATE of the deliveries), so the database sees a few statements per
+  batch instead of several per attempt.
 """
 
 from __future__ import annotations
@@ -18,7 +24,8 @@ import contextlib
 import os
 import socket
 from collections import defaultdict
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import Any, Generic, TypeVar
 
 import structlog
 
@@ -30,11 +37,50 @@ from amanat.platform.observability.metrics import (
     WEBHOOK_LATENCY,
     WEBHOOK_PENDING,
 )
-from amanat.webhooks.domain.endpoints import Delivery
+from amanat.webhooks.domain.endpoints import Verdict
 from amanat.webhooks.events_service import HELD
-from amanat.webhooks.service import WebhookSender, WebhookService
+from amanat.webhooks.service import Finished, Outgoing, Recorded, WebhookSender, WebhookService
 
 log = structlog.get_logger("amanat.webhooks")
+
+_In = TypeVar("_In")
+_Out = TypeVar("_Out")
+
+
+class Batcher(Generic[_In, _Out]):
+    """Runs ``flush`` over everything submitted while the previous flush ran (at most
+    ``size`` at once); each submitter gets its own item's result, or the flush's error."""
+
+    def __init__(self, flush: Callable[[list[_In]], Awaitable[list[_Out]]], size: int) -> None:
+        self._flush = flush
+        self._size = size
+        self._waiting: list[tuple[_In, asyncio.Future[_Out]]] = []
+        self._flushing: asyncio.Task[None] | None = None
+
+    async def submit(self, item: _In) -> _Out:
+        done: asyncio.Future[_Out] = asyncio.get_running_loop().create_future()
+        self._waiting.append((item, done))
+        if self._flushing is None:
+            self._flushing = asyncio.create_task(self._run())
+        return await done
+
+    async def _run(self) -> None:
+        try:
+            while self._waiting:
+                batch = self._waiting[: self._size]
+                del self._waiting[: self._size]
+                try:
+                    results = await self._flush([item for item, _ in batch])
+                except Exception as exc:  # noqa: BLE001 - every submitter hears of it
+                    for _, done in batch:
+                        if not done.done():
+                            done.set_exception(exc)
+                    continue
+                for (_, done), result in zip(batch, results, strict=True):
+                    if not done.done():
+                        done.set_result(result)
+        finally:
+            self._flushing = None
 
 
 class WebhookDeliverer:
@@ -48,6 +94,7 @@ class WebhookDeliverer:
         concurrency: int = 64,
         per_endpoint: int = 8,
         owner: str | None = None,
+        record_batch: int = 256,
     ) -> None:
         self._service = service
         self._sender = sender
@@ -60,6 +107,13 @@ class WebhookDeliverer:
         self._gates: dict[str, asyncio.Semaphore] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._held_in_order: dict[str, asyncio.Lock] = {}
+        self._records: Batcher[Finished, Recorded] = Batcher(self._record, record_batch)
+        self._found_work = False  # the last claim found some: claim again without looking
+        # Claim again once this many attempts finished since the last claim (or when
+        # idle), not after every attempt: one claim statement per batch, not per delivery.
+        self._refill_at = max(1, min(concurrency, 4 * per_endpoint) // 4)
+        self._finished_since_claim = 0
+        self._room = asyncio.Event()
 
     @property
     def in_flight(self) -> int:
@@ -71,18 +125,30 @@ class WebhookDeliverer:
         if free <= 0:
             return 0
         saturated = {e for e, n in self._claimed.items() if n >= self._per_endpoint}
+        self._finished_since_claim = 0
         claimed = await self._service.claim(
             self._owner,
             limit=free,
             per_endpoint=self._per_endpoint,
             exclude_endpoints=saturated,
+            look_first=not self._found_work,
         )
-        for delivery in claimed:
-            self._claimed[delivery.endpoint_id] += 1
-            task = asyncio.create_task(self._deliver(delivery))
+        self._found_work = bool(claimed)
+        if not claimed:
+            return 0
+        for outgoing in await self._service.prepare_many(claimed, self._owner):
+            endpoint_id = outgoing.delivery.endpoint_id
+            self._claimed[endpoint_id] += 1
+            task = asyncio.create_task(self._deliver(outgoing))
             self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
+            task.add_done_callback(self._finished)
         return len(claimed)
+
+    def _finished(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        self._finished_since_claim += 1
+        if self._finished_since_claim >= self._refill_at or not self._tasks:
+            self._room.set()
 
     def _gate(self, endpoint_id: str) -> asyncio.Semaphore:
         gate = self._gates.get(endpoint_id)
@@ -96,17 +162,18 @@ class WebhookDeliverer:
             lock = self._held_in_order[endpoint_id] = asyncio.Lock()
         return lock
 
-    async def _deliver(self, delivery: Delivery) -> None:
+    async def _deliver(self, outgoing: Outgoing) -> None:
+        delivery = outgoing.delivery
         try:
             if delivery.trigger == HELD:
                 # An endpoint's held backlog goes out one at a time in the order it was
                 # claimed (oldest first): the lock wakes its waiters first come, first served,
                 # and tasks start in the order they were created.
                 async with self._in_order(delivery.endpoint_id), self._gate(delivery.endpoint_id):
-                    await self._attempt(delivery)
+                    await self._attempt(outgoing)
             else:
                 async with self._gate(delivery.endpoint_id):
-                    await self._attempt(delivery)
+                    await self._attempt(outgoing)
         except Exception:
             # The lease runs out and another claim retries; nothing is lost.
             log.exception("webhook_attempt_crashed", delivery_id=delivery.id)
@@ -117,10 +184,8 @@ class WebhookDeliverer:
                 self._gates.pop(delivery.endpoint_id, None)
                 self._held_in_order.pop(delivery.endpoint_id, None)
 
-    async def _attempt(self, delivery: Delivery) -> None:
-        outgoing = await self._service.prepare(delivery, self._owner)
-        if outgoing is None:
-            return
+    async def _attempt(self, outgoing: Outgoing) -> None:
+        delivery = outgoing.delivery
         started_at = self._clock.now()
         if delivery.attempts == 0:
             WEBHOOK_LAG.observe(max((started_at - delivery.created_at).total_seconds(), 0.0))
@@ -131,29 +196,28 @@ class WebhookDeliverer:
             deadline_seconds=self._service.config.timeout.total_seconds(),
             allow_private=self._allow_private,
         )
-        recorded = await self._service.record(
-            delivery,
-            result,
-            owner=self._owner,
-            started_at=started_at,
-            endpoint_failing=outgoing.endpoint_failing,
+        recorded = await self._records.submit(
+            Finished(delivery, result, started_at, outgoing.endpoint_failing)
         )
         WEBHOOK_LATENCY.observe(result.latency_ms / 1000)
         WEBHOOK_ATTEMPTS.labels(recorded.verdict.value, result.error_class or "").inc()
-        log.info(
-            "webhook_attempt",
-            delivery_id=delivery.id,
-            event_id=delivery.event_id,
-            endpoint_id=delivery.endpoint_id,
-            attempt=delivery.attempts + 1,
-            status_code=result.status_code,
-            error=result.error_class,
-            latency_ms=result.latency_ms,
-            verdict=recorded.verdict.value,
-            retry_in_s=recorded.rescheduled_in.total_seconds()
-            if recorded.rescheduled_in is not None
-            else None,
-        )
+        if recorded.verdict is not Verdict.DELIVERED:
+            # Successes are counted per batch (``webhook_attempts_recorded``); every attempt,
+            # success or not, is on record in webhook_attempts.
+            log.info(
+                "webhook_attempt",
+                delivery_id=delivery.id,
+                event_id=delivery.event_id,
+                endpoint_id=delivery.endpoint_id,
+                attempt=delivery.attempts + 1,
+                status_code=result.status_code,
+                error=result.error_class,
+                latency_ms=result.latency_ms,
+                verdict=recorded.verdict.value,
+                retry_in_s=recorded.rescheduled_in.total_seconds()
+                if recorded.rescheduled_in is not None
+                else None,
+            )
         if recorded.lease_lost:
             log.warning("webhook_lease_lost", delivery_id=delivery.id)
         if recorded.disabled:
@@ -165,30 +229,50 @@ class WebhookDeliverer:
                 partner_id=delivery.partner_id,
             )
 
+    async def _record(self, finished: list[Finished]) -> list[Recorded]:
+        recorded = await self._service.record_many(finished, owner=self._owner)
+        delivered = sum(r.verdict is Verdict.DELIVERED for r in recorded)
+        log.info(
+            "webhook_attempts_recorded",
+            attempts=len(recorded),
+            delivered=delivered,
+            not_delivered=len(recorded) - delivered,
+        )
+        return recorded
+
     async def drain(self, wait_seconds: float | None = None) -> None:
         """Wait for attempts in flight (tests, and a graceful stop)."""
         if self._tasks:
             await asyncio.wait(set(self._tasks), timeout=wait_seconds)
 
-    async def run_forever(self, stop: asyncio.Event, *, idle_seconds: float = 0.2) -> None:
+    async def run_forever(self, stop: asyncio.Event, *, idle_seconds: float = 0.1) -> None:
+        """Claim, start, and claim again as soon as a batch's worth of attempts finished
+        (or the last one did); otherwise look again every ``idle_seconds`` (with nothing
+        due, a cheap read), so a delivery is picked up within that much of its event's
+        commit."""
         log.info("webhook_deliverer_started", owner=self._owner)
         ticks = 0
         while not stop.is_set():
             try:
-                claimed = await self.run_once()
+                await self.run_once()
                 ticks += 1
                 if ticks % 50 == 0:
                     WEBHOOK_PENDING.set(await self._service.pending())
             except Exception:
                 log.exception("webhook_claim_failed")
-                claimed = 0
-            if claimed and len(self._tasks) < self._concurrency:
-                continue  # more may be due: claim again at once
+            self._room.clear()
+            if self._finished_since_claim >= self._refill_at:
+                continue  # a batch's worth finished meanwhile: claim again at once
             stopping = asyncio.ensure_future(stop.wait())
-            waiters: set[asyncio.Future[Any]] = {stopping, *self._tasks}
+            room = asyncio.ensure_future(self._room.wait())
+            waiters: set[asyncio.Future[Any]] = {stopping, room}
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait(
-                    waiters, timeout=idle_seconds, return_when=asyncio.FIRST_COMPLETED
+                    waiters,
+                    # Busy: claim again when a batch's worth finished, or on the poll.
+                    timeout=idle_seconds,
+                    return_when=asyncio.FIRST_COMPLETED,
                 )
             stopping.cancel()
+            room.cancel()
         await self.drain(self._service.config.timeout.total_seconds())

@@ -2,9 +2,11 @@
 redeliver, replay) and the worker's side (claim, sign, record, retry, disable).
 
 Sending itself is a port (:class:`WebhookSender`); the worker (webhooks/jobs.py) decides
-how many attempts run at once. Every attempt is recorded with its outcome before the
-delivery is rescheduled, in one transaction; a worker that dies mid-attempt leaves a
-lease that runs out, and another worker sends again with the same ``webhook-id``.
+how many attempts run at once. Every attempt is recorded with its outcome and the
+delivery rescheduled in the same transaction (a batch of attempts at a time, see
+:meth:`WebhookService.record_many`); a worker that dies mid-attempt, or before its batch
+is written, leaves a lease that runs out, and another worker sends again with the same
+``webhook-id``.
 """
 
 from __future__ import annotations
@@ -38,7 +40,7 @@ from amanat.webhooks.domain.events import ALL_EVENTS, CATALOGUE
 from amanat.webhooks.errors import InvalidWebhookUrl
 from amanat.webhooks.events_service import EventService, encode, new_delivery
 from amanat.webhooks.ports import DeliveryFilter, EventFilter, WebhooksTx
-from amanat.webhooks.signatures import signature_header
+from amanat.webhooks.signatures import Signer
 
 REPLAY_LIMIT = 10_000
 SECRET_COLUMNS = ("secret", "previous_secret")
@@ -93,6 +95,16 @@ class Outgoing:
     body: bytes
     secrets: list[str]
     endpoint_failing: bool = True  # False: a success needs no change to the endpoint
+
+
+@dataclass(frozen=True, slots=True)
+class Finished:
+    """An attempt made, waiting to be recorded."""
+
+    delivery: Delivery
+    result: SendResult
+    started_at: datetime
+    endpoint_failing: bool = True  # as :meth:`WebhookService.prepare` saw the endpoint
 
 
 @dataclass(frozen=True, slots=True)
@@ -157,6 +169,7 @@ class WebhookService:
         # and an endpoint's secrets change only with its version. Bounded, in memory only.
         self._bodies: OrderedDict[str, bytes] = OrderedDict()
         self._secrets: OrderedDict[tuple[str, int], tuple[str, str | None]] = OrderedDict()
+        self._signer = Signer()
 
     # -- endpoints ----------------------------------------------------------------------
 
@@ -365,17 +378,6 @@ class WebhookService:
             return [current, previous]
         return [current]
 
-    async def _body(self, event_id: str) -> bytes | None:
-        body = self._bodies.get(event_id)
-        if body is not None:
-            return body
-        async with self._tx.lookup() as tx:
-            stored = await tx.events.get(event_id)
-        if stored is None:
-            return None
-        event = await self._events.open(stored)
-        return _remember(self._bodies, event_id, encode(event.envelope()))
-
     # -- inspecting and re-sending ------------------------------------------------------
 
     async def deliveries(
@@ -468,14 +470,23 @@ class WebhookService:
     # -- the worker's side --------------------------------------------------------------
 
     async def claim(
-        self, owner: str, *, limit: int, per_endpoint: int, exclude_endpoints: set[str]
+        self,
+        owner: str,
+        *,
+        limit: int,
+        per_endpoint: int,
+        exclude_endpoints: set[str],
+        look_first: bool = True,
     ) -> list[Delivery]:
+        """Lease a batch of due deliveries to ``owner`` (one statement)."""
         now = self._clock.now()
         # A read first: an idle worker polls often, and on SQLite a claim takes the one
-        # write lock that API requests wait for.
-        async with self._tx.lookup() as tx:
-            if not await tx.webhooks.any_due(now):
-                return []
+        # write lock that API requests wait for. A busy worker (``look_first`` False)
+        # claims straight away.
+        if look_first:
+            async with self._tx.lookup() as tx:
+                if not await tx.webhooks.any_due(now):
+                    return []
         async with self._tx.write() as tx:
             return await tx.webhooks.claim(
                 owner,
@@ -489,20 +500,49 @@ class WebhookService:
     async def prepare(self, delivery: Delivery, owner: str) -> Outgoing | None:
         """What to send, or None when the endpoint went away (disabled deliveries wait,
         deleted ones were already failed)."""
-        async with self._tx.lookup() as tx:
-            endpoint = await tx.webhooks.get_endpoint(delivery.endpoint_id)
-        body = await self._body(delivery.event_id) if endpoint is not None else None
-        if endpoint is None or body is None or not endpoint.enabled:
-            async with self._tx.write() as tx:
-                await tx.webhooks.release(delivery.id, owner)
-            return None
-        return Outgoing(
-            delivery=delivery,
-            url=endpoint.url,
-            body=body,
-            secrets=await self.signing_secrets(endpoint),
-            endpoint_failing=endpoint.failing_since is not None,
+        ready = await self.prepare_many([delivery], owner)
+        return ready[0] if ready else None
+
+    async def prepare_many(self, deliveries: list[Delivery], owner: str) -> list[Outgoing]:
+        """:meth:`prepare` for a claimed batch, in its order: one read of the endpoints,
+        one of the events not already decrypted, one release of what cannot be sent."""
+        if not deliveries:
+            return []
+        endpoint_ids = list(dict.fromkeys(d.endpoint_id for d in deliveries))
+        missing = list(
+            dict.fromkeys(d.event_id for d in deliveries if d.event_id not in self._bodies)
         )
+        async with self._tx.lookup() as tx:
+            endpoints = await tx.webhooks.endpoints(endpoint_ids)
+            stored = await tx.events.get_many(missing)
+        bodies = {
+            event_id: self._bodies[event_id]
+            for event_id in self._bodies.keys() & {d.event_id for d in deliveries}
+        }
+        for event in stored:
+            opened = await self._events.open(event)
+            bodies[event.id] = _remember(self._bodies, event.id, encode(opened.envelope()))
+        ready: list[Outgoing] = []
+        unsendable: list[str] = []
+        for delivery in deliveries:
+            endpoint = endpoints.get(delivery.endpoint_id)
+            body = bodies.get(delivery.event_id)
+            if endpoint is None or body is None or not endpoint.enabled:
+                unsendable.append(delivery.id)
+                continue
+            ready.append(
+                Outgoing(
+                    delivery=delivery,
+                    url=endpoint.url,
+                    body=body,
+                    secrets=await self.signing_secrets(endpoint),
+                    endpoint_failing=endpoint.failing_since is not None,
+                )
+            )
+        if unsendable:
+            async with self._tx.write() as tx:
+                await tx.webhooks.release_many(unsendable, owner)
+        return ready
 
     def headers(self, outgoing: Outgoing) -> dict[str, str]:
         """Signed at send time: receivers allow only minutes of clock skew."""
@@ -513,7 +553,7 @@ class WebhookService:
             "user-agent": "amanat-webhooks/1",
             "webhook-id": webhook_id,
             "webhook-timestamp": str(timestamp),
-            "webhook-signature": signature_header(
+            "webhook-signature": self._signer.header(
                 outgoing.secrets, webhook_id, timestamp, outgoing.body
             ),
         }
@@ -527,10 +567,16 @@ class WebhookService:
         started_at: datetime,
         endpoint_failing: bool = True,
     ) -> Recorded:
-        """Record the attempt and reschedule, fail or finish the delivery. The endpoint's
-        health is tracked under its row lock, which a success at a healthy endpoint
-        (``endpoint_failing`` False, as :meth:`prepare` saw it) does not need."""
-        now = self._clock.now()
+        """:meth:`record_many` of one attempt."""
+        [recorded] = await self.record_many(
+            [Finished(delivery, result, started_at, endpoint_failing)], owner=owner
+        )
+        return recorded
+
+    def _settled(
+        self, finished: Finished, now: datetime
+    ) -> tuple[Delivery, Attempt, Verdict, timedelta | None]:
+        delivery, result = finished.delivery, finished.result
         verdict = rules.verdict(result.status_code)
         attempt_no = delivery.attempts + 1
         delay: timedelta | None = None
@@ -554,38 +600,76 @@ class WebhookService:
             next_attempt_at=now + delay if delay is not None else None,
             last_status_code=result.status_code,
             last_error=error,
-            first_attempt_at=delivery.first_attempt_at or started_at,
+            first_attempt_at=delivery.first_attempt_at or finished.started_at,
             updated_at=now,
         )
         attempt = Attempt(
             delivery_id=delivery.id,
             attempt=attempt_no,
-            started_at=started_at,
+            started_at=finished.started_at,
             status_code=result.status_code,
             latency_ms=result.latency_ms,
             error_class=result.error_class,
             response_excerpt=result.response_excerpt,
         )
-        disabled = False
-        async with self._tx.write() as tx:
-            kept = await tx.webhooks.settle(settled, attempt, owner)
-            if verdict is not Verdict.DELIVERED or endpoint_failing:
-                endpoint = await tx.webhooks.get_endpoint(delivery.endpoint_id, for_update=True)
-                if endpoint is not None and endpoint.enabled:
-                    disabled = await self._track_health(tx, endpoint, verdict, now)
-        return Recorded(
-            verdict=verdict, rescheduled_in=delay, disabled=disabled, lease_lost=not kept
+        return settled, attempt, verdict, delay
+
+    async def record_many(self, finished: list[Finished], *, owner: str) -> list[Recorded]:
+        """Record a batch of attempts in one transaction and reschedule, fail or finish
+        each delivery (one INSERT of the attempts, one UPDATE of the deliveries). A
+        delivery another worker took over meanwhile (its lease ran out) keeps its state;
+        only the attempt is recorded.
+
+        The endpoints' health is tracked under their row locks, taken first and in id
+        order (one order for every worker, so two batches cannot deadlock); a success at
+        a healthy endpoint (``endpoint_failing`` False) needs no lock."""
+        if not finished:
+            return []
+        now = self._clock.now()
+        made = [self._settled(f, now) for f in finished]
+        watched = sorted(
+            {
+                f.delivery.endpoint_id
+                for f, (_, _, verdict, _) in zip(finished, made, strict=True)
+                if verdict is not Verdict.DELIVERED or f.endpoint_failing
+            }
         )
+        disabled_by: set[str] = set()
+        async with self._tx.write() as tx:
+            health: dict[str, WebhookEndpoint | None] = {}
+            for endpoint_id in watched:
+                health[endpoint_id] = await tx.webhooks.get_endpoint(endpoint_id, for_update=True)
+            kept = await tx.webhooks.settle_many(
+                [(settled, attempt) for settled, attempt, _, _ in made], owner
+            )
+            for f, (_, _, verdict, _) in zip(finished, made, strict=True):
+                endpoint = health.get(f.delivery.endpoint_id)
+                if endpoint is None or not endpoint.enabled:
+                    continue
+                endpoint, disabled = await self._track_health(tx, endpoint, verdict, now)
+                health[f.delivery.endpoint_id] = endpoint
+                if disabled:
+                    disabled_by.add(f.delivery.id)
+        return [
+            Recorded(
+                verdict=verdict,
+                rescheduled_in=delay,
+                disabled=f.delivery.id in disabled_by,
+                lease_lost=f.delivery.id not in kept,
+            )
+            for f, (_, _, verdict, delay) in zip(finished, made, strict=True)
+        ]
 
     async def _track_health(
         self, transaction: WebhooksTx, endpoint: WebhookEndpoint, verdict: Verdict, now: datetime
-    ) -> bool:
+    ) -> tuple[WebhookEndpoint, bool]:
         """Keep the failure streak; disable on 410 or after ``disable_after`` of failures.
-        Returns True when this attempt disabled the endpoint."""
+        Returns the endpoint as it is now, and True when this attempt disabled it."""
         if verdict is Verdict.DELIVERED:
             if endpoint.failing_since is not None:
-                await transaction.webhooks.save_endpoint(replace(endpoint, failing_since=None))
-            return False
+                endpoint = replace(endpoint, failing_since=None)
+                await transaction.webhooks.save_endpoint(endpoint)
+            return endpoint, False
         streak_start = endpoint.failing_since or now
         reason = None
         if verdict is Verdict.GONE:
@@ -595,8 +679,9 @@ class WebhookService:
             reason = f"every delivery failed for {days:g} days"
         if reason is None:
             if endpoint.failing_since is None:
-                await transaction.webhooks.save_endpoint(replace(endpoint, failing_since=now))
-            return False
+                endpoint = replace(endpoint, failing_since=now)
+                await transaction.webhooks.save_endpoint(endpoint)
+            return endpoint, False
         disabled = replace(
             endpoint,
             enabled=False,
@@ -616,7 +701,7 @@ class WebhookService:
             target_id=endpoint.id,
             payload={"reason": reason},
         )
-        return True
+        return disabled, True
 
     async def pending(self) -> int:
         async with self._tx.read() as tx:

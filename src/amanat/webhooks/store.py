@@ -6,6 +6,7 @@ from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from amanat.kernel.pagination import Page
@@ -114,6 +115,14 @@ class SqlEventRepository:
         row = (await self._conn.execute(_EVENT_BY_ID, {"p_id": event_id})).first()
         return _event(row) if row else None
 
+    async def get_many(self, event_ids: list[str]) -> list[StoredEvent]:
+        if not event_ids:
+            return []
+        rows = (
+            await self._conn.execute(_EVENTS_BY_ID[self._conn.dialect.name], {"p_ids": event_ids})
+        ).all()
+        return [_event(r) for r in rows]
+
     async def newest_first(
         self,
         partner_id: str,
@@ -193,6 +202,166 @@ def _delivery(row: Any) -> Delivery:
 # How many ranks (and batches) past its own share a claim looks, for when other workers
 # claiming at the same moment hold the first ones.
 _LOOK_AHEAD = 4
+
+
+def _one_of(column: Any, name: str, *, arrays: bool) -> Any:
+    """``column IN (...)`` of a list parameter. On PostgreSQL ``= ANY(array)``: one
+    statement text whatever the list's length, so asyncpg prepares it once (an expanded
+    IN list is a new statement, and a new PREPARE, for every length)."""
+    if arrays:
+        return column == sa.any_(sa.bindparam(name, type_=postgresql.ARRAY(sa.String)))
+    return column.in_(sa.bindparam(name, expanding=True))
+
+
+def _claim_statement(*, arrays: bool) -> Any:
+    """One statement claims a batch (see :meth:`SqlWebhookRepository.claim`).
+
+    1. ``candidates``: due deliveries of enabled endpoints, ranked within their endpoint
+       (oldest first), the first ranks of every endpoint before the next of any, a few
+       ranks and batches past this claim's share.
+    2. ``locked``: of those, in that order, the first ``p_limit`` rows nobody else holds
+       (PostgreSQL: ``FOR UPDATE SKIP LOCKED``, re-checked as due once locked; SQLite has one
+       writer, so nobody else is here).
+    3. ``taken``: at most ``p_per_endpoint`` of them per endpoint.
+    4. The lease is set on those and the rows are returned.
+    """
+    d, e = webhook_deliveries, webhook_endpoints
+    now = sa.bindparam("p_now", type_=d.c.next_attempt_at.type)
+    due = sa.and_(
+        d.c.status == DeliveryStatus.PENDING.value,
+        d.c.next_attempt_at <= now,
+        sa.or_(d.c.locked_until.is_(None), d.c.locked_until < now),
+    )
+    rank = (
+        sa.func.row_number()
+        .over(partition_by=d.c.endpoint_id, order_by=(d.c.next_attempt_at, d.c.id))
+        .label("rank")
+    )
+    ranked = (
+        sa.select(d.c.id, d.c.next_attempt_at, rank)
+        .join(e, e.c.id == d.c.endpoint_id)
+        .where(
+            due,
+            e.c.enabled.is_(True),
+            sa.not_(_one_of(d.c.endpoint_id, "p_exclude", arrays=arrays)),
+        )
+        .subquery("ranked")
+    )
+    candidates = (
+        sa.select(ranked.c.id, ranked.c.rank)
+        .where(ranked.c.rank <= sa.bindparam("p_look_ranks"))
+        .order_by(ranked.c.rank, ranked.c.next_attempt_at, ranked.c.id)
+        .limit(sa.bindparam("p_look_rows"))
+        .cte("candidates")
+    )
+    locked = (
+        sa.select(d.c.id, d.c.endpoint_id, d.c.next_attempt_at, candidates.c.rank)
+        .join(candidates, candidates.c.id == d.c.id)
+        .where(due)
+        .order_by(candidates.c.rank, d.c.next_attempt_at, d.c.id)
+        .limit(sa.bindparam("p_limit"))
+        .with_for_update(of=d, skip_locked=True)  # SQLite omits FOR UPDATE
+        .cte("locked")
+    )
+    share = (
+        sa.func.row_number()
+        .over(
+            partition_by=locked.c.endpoint_id,
+            order_by=(locked.c.rank, locked.c.next_attempt_at, locked.c.id),
+        )
+        .label("share")
+    )
+    fair = sa.select(locked.c.id, share).subquery("fair")
+    taken = sa.select(fair.c.id).where(fair.c.share <= sa.bindparam("p_per_endpoint")).cte("taken")
+    return (
+        d.update()
+        .where(d.c.id == taken.c.id)
+        .values(
+            locked_until=sa.bindparam("p_lease_until", type_=d.c.locked_until.type),
+            locked_by=sa.bindparam("p_owner"),
+        )
+        .returning(*d.c)
+    )
+
+
+_CLAIM = {"postgresql": _claim_statement(arrays=True), "sqlite": _claim_statement(arrays=False)}
+
+# PostgreSQL records a batch of attempts in two statements whose text never changes (so
+# asyncpg prepares them once): the rows travel as one array per column.
+_PG_INSERT_ATTEMPTS = sa.text(
+    "INSERT INTO webhook_attempts (delivery_id, attempt, started_at, status_code, latency_ms,"
+    " error_class, response_excerpt)"
+    " SELECT * FROM unnest(CAST(:delivery_id AS varchar[]), CAST(:attempt AS integer[]),"
+    " CAST(:started_at AS timestamptz[]), CAST(:status_code AS integer[]),"
+    " CAST(:latency_ms AS integer[]), CAST(:error_class AS varchar[]),"
+    " CAST(:response_excerpt AS varchar[]))"
+)
+_PG_SETTLE_MANY = sa.text(
+    "UPDATE webhook_deliveries AS d SET status = v.status, attempts = v.attempts,"
+    " next_attempt_at = v.next_attempt_at, last_status_code = v.last_status_code,"
+    " last_error = v.last_error, first_attempt_at = v.first_attempt_at,"
+    " updated_at = v.updated_at, locked_until = NULL, locked_by = NULL"
+    " FROM unnest(CAST(:id AS varchar[]), CAST(:status AS varchar[]),"
+    " CAST(:attempts AS integer[]), CAST(:next_attempt_at AS timestamptz[]),"
+    " CAST(:last_status_code AS integer[]), CAST(:last_error AS varchar[]),"
+    " CAST(:first_attempt_at AS timestamptz[]), CAST(:updated_at AS timestamptz[]))"
+    " AS v(id, status, attempts, next_attempt_at, last_status_code, last_error,"
+    " first_attempt_at, updated_at)"
+    " WHERE d.id = v.id AND d.locked_by = :owner"
+    " RETURNING d.id"
+)
+_HELD_BY = sa.select(webhook_deliveries.c.id).where(
+    webhook_deliveries.c.id.in_(sa.bindparam("p_ids", expanding=True)),
+    webhook_deliveries.c.locked_by == sa.bindparam("p_owner"),
+)
+_RELEASE_MANY = {
+    dialect: webhook_deliveries.update()
+    .where(
+        _one_of(webhook_deliveries.c.id, "p_ids", arrays=dialect == "postgresql"),
+        webhook_deliveries.c.locked_by == sa.bindparam("p_owner"),
+    )
+    .values(locked_until=None, locked_by=None)
+    for dialect in ("postgresql", "sqlite")
+}
+_ENDPOINTS_BY_ID = {
+    dialect: webhook_endpoints.select().where(
+        _one_of(webhook_endpoints.c.id, "p_ids", arrays=dialect == "postgresql"),
+        webhook_endpoints.c.deleted_at.is_(None),
+    )
+    for dialect in ("postgresql", "sqlite")
+}
+_EVENTS_BY_ID = {
+    dialect: events.select().where(_one_of(events.c.id, "p_ids", arrays=dialect == "postgresql"))
+    for dialect in ("postgresql", "sqlite")
+}
+
+
+def _attempt_values(attempt: Attempt) -> dict[str, Any]:
+    return {
+        "delivery_id": attempt.delivery_id,
+        "attempt": attempt.attempt,
+        "started_at": attempt.started_at,
+        "status_code": attempt.status_code,
+        "latency_ms": attempt.latency_ms,
+        "error_class": attempt.error_class,
+        "response_excerpt": attempt.response_excerpt,
+    }
+
+
+def _settled_values(delivery: Delivery) -> dict[str, Any]:
+    return {
+        "status": delivery.status.value,
+        "attempts": delivery.attempts,
+        "next_attempt_at": delivery.next_attempt_at,
+        "last_status_code": delivery.last_status_code,
+        "last_error": delivery.last_error,
+        "first_attempt_at": delivery.first_attempt_at,
+        "updated_at": delivery.updated_at,
+    }
+
+
+def _columns(rows: list[dict[str, Any]]) -> dict[str, list[Any]]:
+    return {name: [row[name] for row in rows] for name in rows[0]}
 
 
 class SqlWebhookRepository:
@@ -349,72 +518,30 @@ class SqlWebhookRepository:
         exclude_endpoints: set[str],
     ) -> list[Delivery]:
         """Claim due deliveries, at most ``per_endpoint`` of any one endpoint, taking the
-        first of every endpoint before the second of any (fair across endpoints).
+        first of every endpoint before the second of any (fair across endpoints), in one
+        statement; oldest first within an endpoint.
 
         Workers claiming at the same moment rank the same rows; each looks past the rows
         another has locked (SKIP LOCKED) into a few more ranks, so they take different
         work instead of all but one coming away empty."""
-        d, e = webhook_deliveries, webhook_endpoints
-        due = sa.and_(
-            d.c.status == DeliveryStatus.PENDING.value,
-            d.c.next_attempt_at <= now,
-            sa.or_(d.c.locked_until.is_(None), d.c.locked_until < now),
-        )
-        rank = (
-            sa.func.row_number()
-            .over(partition_by=d.c.endpoint_id, order_by=(d.c.next_attempt_at, d.c.id))
-            .label("rank")
-        )
-        candidates = (
-            sa.select(d.c.id, d.c.endpoint_id, d.c.next_attempt_at, rank)
-            .join(e, e.c.id == d.c.endpoint_id)
-            .where(due, e.c.enabled.is_(True))
-        )
-        if exclude_endpoints:
-            candidates = candidates.where(d.c.endpoint_id.not_in(sorted(exclude_endpoints)))
-        ranked = candidates.subquery()
-        pick = (
-            sa.select(ranked.c.id, ranked.c.endpoint_id)
-            .where(ranked.c.rank <= per_endpoint * _LOOK_AHEAD)
-            .order_by(ranked.c.rank, ranked.c.next_attempt_at, ranked.c.id)
-            .limit(limit * _LOOK_AHEAD)
-        )
-        order = [(r.id, r.endpoint_id) for r in (await self._conn.execute(pick)).all()]
-        if not order:
-            return []
-        if self._conn.dialect.name == "postgresql":
-            # Lock, in rank order, the first rows still free; rows another worker holds are
-            # skipped, not awaited. At most ``limit`` rows are locked.
-            position = sa.case({row_id: n for n, (row_id, _) in enumerate(order)}, value=d.c.id)
-            lock = (
-                sa.select(d.c.id)
-                .where(d.c.id.in_([row_id for row_id, _ in order]), due)
-                .order_by(position)
-                .limit(limit)
-                .with_for_update(skip_locked=True)
-            )
-            free = {r[0] for r in (await self._conn.execute(lock)).all()}
-        else:
-            free = {row_id for row_id, _ in order}  # BEGIN IMMEDIATE: nobody else is here
-        taken: list[str] = []
-        per: dict[str, int] = {}
-        for row_id, endpoint_id in order:
-            if row_id in free and per.get(endpoint_id, 0) < per_endpoint:
-                per[endpoint_id] = per.get(endpoint_id, 0) + 1
-                taken.append(row_id)
-                if len(taken) == limit:
-                    break
-        if not taken:
-            return []
         rows = (
             await self._conn.execute(
-                d.update()
-                .where(d.c.id.in_(taken), due)
-                .values(locked_until=lease_until, locked_by=owner)
-                .returning(*d.c)
+                _CLAIM[self._conn.dialect.name],
+                {
+                    "p_now": now,
+                    "p_lease_until": lease_until,
+                    "p_owner": owner,
+                    "p_limit": limit,
+                    "p_per_endpoint": per_endpoint,
+                    "p_look_ranks": per_endpoint * _LOOK_AHEAD,
+                    "p_look_rows": limit * _LOOK_AHEAD,
+                    "p_exclude": sorted(exclude_endpoints),
+                },
             )
         ).all()
-        return [_delivery(r) for r in rows]
+        claimed = [_delivery(r) for r in rows]
+        claimed.sort(key=lambda d: (d.next_attempt_at or d.created_at, d.id))
+        return claimed
 
     async def settle(self, delivery: Delivery, attempt: Attempt, owner: str) -> bool:
         """Record an attempt and the delivery's new state; False if another worker took the
@@ -448,6 +575,57 @@ class SqlWebhookRepository:
             },
         )
         return bool(result.rowcount)
+
+    async def settle_many(self, settled: list[tuple[Delivery, Attempt]], owner: str) -> set[str]:
+        """:meth:`settle` for a batch: every attempt is inserted, and each delivery still
+        held by ``owner`` takes its new state; returns the ids of those."""
+        if not settled:
+            return set()
+        attempts = [_attempt_values(attempt) for _, attempt in settled]
+        states = [{"id": d.id, **_settled_values(d)} for d, _ in settled]
+        if self._conn.dialect.name == "postgresql":
+            await self._conn.execute(_PG_INSERT_ATTEMPTS, _columns(attempts))
+            kept = await self._conn.execute(_PG_SETTLE_MANY, {**_columns(states), "owner": owner})
+            return {row[0] for row in kept.all()}
+        # SQLite: one writer (BEGIN IMMEDIATE), so what is held now is held at the update.
+        held = await self._conn.execute(
+            _HELD_BY, {"p_ids": [state["id"] for state in states], "p_owner": owner}
+        )
+        kept_ids = {row[0] for row in held.all()}
+        await self._conn.execute(_INSERT_WEBHOOK_ATTEMPTS, attempts)
+        mine = [s for s in states if s["id"] in kept_ids]
+        if mine:
+            await self._conn.execute(
+                _SETTLE,
+                [
+                    {
+                        "p_id": s.pop("id"),
+                        "p_owner": owner,
+                        **s,
+                        "locked_until": None,
+                        "locked_by": None,
+                    }
+                    for s in mine
+                ],
+            )
+        return kept_ids
+
+    async def release_many(self, delivery_ids: list[str], owner: str) -> None:
+        if delivery_ids:
+            await self._conn.execute(
+                _RELEASE_MANY[self._conn.dialect.name], {"p_ids": delivery_ids, "p_owner": owner}
+            )
+
+    async def endpoints(self, endpoint_ids: list[str]) -> dict[str, WebhookEndpoint]:
+        """The live endpoints among ``endpoint_ids`` (deleted ones are absent)."""
+        if not endpoint_ids:
+            return {}
+        rows = (
+            await self._conn.execute(
+                _ENDPOINTS_BY_ID[self._conn.dialect.name], {"p_ids": endpoint_ids}
+            )
+        ).all()
+        return {row.id: _endpoint(row) for row in rows}
 
     async def release(self, delivery_id: str, owner: str) -> None:
         await self._conn.execute(

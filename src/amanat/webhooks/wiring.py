@@ -6,14 +6,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import timedelta
 
-import httpx
-
 from amanat.payments.domain.events import BalanceToppedUp, PaymentChanged
 from amanat.platform.protection.ports import EncryptedColumn
 from amanat.platform.protection.service import DataProtectionService
 from amanat.platform.registry import PeriodicJob, Registry, Services
 from amanat.webhooks import problems, tables
-from amanat.webhooks.adapters.transport import HttpWebhookSender, SystemResolver
+from amanat.webhooks.adapters.transport import HttpWebhookSender, OriginPools, SystemResolver
 from amanat.webhooks.domain.events import CATALOGUE
 from amanat.webhooks.events_service import EventService
 from amanat.webhooks.jobs import WebhookDeliverer
@@ -24,21 +22,18 @@ from amanat.webhooks.store import SqlEventRepository, SqlWebhookRepository, Webh
 
 @dataclass(frozen=True, slots=True)
 class DeliveryHttp:
-    """The HTTP client for partners' endpoints, apart from the shared one: its own pool
-    size, and never an ambient proxy."""
+    """The HTTP clients for partners' endpoints, apart from the shared one: a few
+    kept-alive connections per endpoint origin, and never an ambient proxy."""
 
-    client: httpx.AsyncClient
+    clients: OriginPools
 
 
 def _delivery_http(s: Services) -> DeliveryHttp:
     hooks = s.settings.webhooks
     return DeliveryHttp(
-        httpx.AsyncClient(
-            follow_redirects=False,
-            trust_env=False,  # never route partner deliveries through an ambient proxy
-            limits=httpx.Limits(
-                max_connections=hooks.concurrency, max_keepalive_connections=hooks.concurrency
-            ),
+        OriginPools(
+            connections=hooks.per_endpoint_concurrency * 2,
+            grace_seconds=hooks.timeout_seconds * 2,
         )
     )
 
@@ -63,7 +58,7 @@ def _service(s: Services) -> WebhookService:
 
 def _sender(s: Services) -> WebhookSender:
     return HttpWebhookSender(
-        s.get(DeliveryHttp).client,
+        s.get(DeliveryHttp).clients,
         s.get(SystemResolver),
         excerpt_bytes=s.settings.webhooks.response_excerpt_bytes,
     )
@@ -94,7 +89,7 @@ def _drop_expired_held(s: Services) -> PeriodicJob:
 async def _close_delivery_http(s: Services) -> None:
     delivery = s.built(DeliveryHttp)  # opening a client only to close it costs ~30 ms (TLS)
     if delivery is not None:
-        await delivery.client.aclose()
+        await delivery.clients.aclose()
 
 
 def include(registry: Registry) -> None:

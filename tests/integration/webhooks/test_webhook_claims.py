@@ -1,5 +1,6 @@
 """Claiming due webhook deliveries: fair across endpoints, never the same delivery to two
-workers at once, and a lease that runs out makes a delivery claimable again."""
+workers at once, and a lease that runs out makes a delivery claimable again; recording
+a batch of attempts: each lands once, and only leases still held are settled."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import asyncio
 from collections import Counter
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -16,8 +18,9 @@ from tests.support.oauth import ACTOR
 from amanat.auth.domain import Caller
 from amanat.bootstrap import Container
 from amanat.kernel.clock import FrozenClock
-from amanat.webhooks.domain.endpoints import Delivery, DeliveryStatus
-from amanat.webhooks.service import SendResult
+from amanat.platform.audit.tables import audit_log
+from amanat.webhooks.domain.endpoints import Delivery, DeliveryStatus, Verdict
+from amanat.webhooks.service import Finished, SendResult
 from amanat.webhooks.store import SqlWebhookRepository
 from amanat.webhooks.tables import webhook_deliveries
 
@@ -259,3 +262,111 @@ async def test_an_attempt_in_flight_when_its_endpoint_is_deleted_does_not_revive
     assert stored.next_attempt_at is None
     assert [a.status_code for a in attempts[claimed.id]] == [500], "the attempt is on record"
     assert await queue.container.webhooks.pending() == 0
+
+
+async def test_a_batch_of_attempts_is_recorded_once_in_one_go(queue: Queue) -> None:
+    """N finished attempts, one record_many: N attempt rows and N settled deliveries; one
+    of them was taken over by another worker meanwhile, so only its attempt is kept. The
+    same batch recorded again (a retried flush) changes no delivery."""
+    await queue.emit(BIG, 5)
+    await queue.emit(SMALL, 2)
+    claimed = await queue.claim("w1", limit=10)
+    assert len(claimed) == 7
+    stolen = next(d for d in claimed if d.endpoint_id == queue.small)
+    async with queue.container.db.write() as conn:
+        await conn.execute(
+            webhook_deliveries.update()
+            .where(webhook_deliveries.c.id == stolen.id)
+            .values(locked_by="w2")
+        )
+    now = queue.clock.now()
+    outcome = {d.id: (200 if d.endpoint_id == queue.big else 503) for d in claimed}
+    finished = [
+        Finished(d, SendResult(status_code=outcome[d.id], latency_ms=3), now, False)
+        for d in claimed
+    ]
+    recorded = await queue.container.webhooks.record_many(finished, owner="w1")
+    assert [r.lease_lost for r in recorded] == [d.id == stolen.id for d in claimed]
+    assert [r.verdict for r in recorded] == [
+        Verdict.DELIVERED if outcome[d.id] == 200 else Verdict.RETRY for d in claimed
+    ]
+    ids = [d.id for d in claimed]
+    async with queue.container.transactions.read() as tx:
+        attempts = await tx.webhooks.attempts(ids)
+        stored = {i: await tx.webhooks.get_delivery(i) for i in ids}
+        small = await tx.webhooks.get_endpoint(queue.small)
+    assert all(len(attempts[i]) == 1 for i in ids), "each attempt exactly once"
+    for delivery in claimed:
+        row = stored[delivery.id]
+        assert row is not None
+        if delivery.id == stolen.id:
+            assert (row.status, row.attempts) == (DeliveryStatus.PENDING, 0), "not ours"
+        elif outcome[delivery.id] == 200:
+            assert (row.status, row.attempts) == (DeliveryStatus.SUCCEEDED, 1)
+            assert row.first_attempt_at == now
+        else:
+            assert (row.status, row.attempts) == (DeliveryStatus.PENDING, 1)
+            assert row.next_attempt_at is not None and row.next_attempt_at > now
+    assert small is not None and small.failing_since == now, "a failure streak began"
+    async with queue.container.db.read() as conn:
+        unlocked = (
+            await conn.execute(
+                sa.select(sa.func.count()).where(
+                    webhook_deliveries.c.id.in_(ids), webhook_deliveries.c.locked_by.is_(None)
+                )
+            )
+        ).scalar_one()
+    assert unlocked == 6, "every lease of w1 released, w2's kept"
+
+    again = await queue.container.webhooks.record_many(finished, owner="w1")
+    assert all(r.lease_lost for r in again), "settled deliveries are not settled twice"
+    async with queue.container.transactions.read() as tx:
+        assert {i: await tx.webhooks.get_delivery(i) for i in ids} == stored
+
+
+async def test_a_410_in_a_batch_disables_the_endpoint_once(queue: Queue) -> None:
+    await queue.emit(SMALL, 3)
+    claimed = await queue.claim("w1")
+    now = queue.clock.now()
+    recorded = await queue.container.webhooks.record_many(
+        [Finished(d, SendResult(status_code=410, latency_ms=1), now) for d in claimed],
+        owner="w1",
+    )
+    assert [r.disabled for r in recorded] == [True, False, False]
+    async with queue.container.transactions.read() as tx:
+        small = await tx.webhooks.get_endpoint(queue.small)
+    assert small is not None and not small.enabled
+    assert small.disabled_reason is not None and "410" in small.disabled_reason
+    async with queue.container.db.read() as conn:
+        audited = (
+            await conn.execute(
+                sa.select(sa.func.count()).where(
+                    audit_log.c.action == "webhook_endpoint.disabled",
+                    audit_log.c.target_id == queue.small,
+                )
+            )
+        ).scalar_one()
+    assert audited == 1
+
+
+async def test_a_claim_is_one_statement(queue: Queue) -> None:
+    """Set-based: however many deliveries a claim takes, it is one statement (after the
+    read that looks for due work first)."""
+    await queue.emit(BIG, 12)
+    await queue.emit(SMALL, 4)
+    statements: list[str] = []
+    engine = queue.container.db.engine.sync_engine
+
+    def seen(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        statements.append(statement)
+
+    sa.event.listen(engine, "before_cursor_execute", seen)
+    try:
+        claimed = await queue.container.webhooks.claim(
+            "w1", limit=16, per_endpoint=8, exclude_endpoints=set(), look_first=False
+        )
+    finally:
+        sa.event.remove(engine, "before_cursor_execute", seen)
+    assert queue.per_endpoint(claimed) == {"big": 8, "small": 4}
+    touching = [s for s in statements if "webhook_deliveries" in s]
+    assert len(touching) == 1 and touching[0].lstrip().upper().startswith("WITH")

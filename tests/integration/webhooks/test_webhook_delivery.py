@@ -33,7 +33,7 @@ from amanat.kernel.clock import FrozenClock
 from amanat.payments.service import AccountIn
 from amanat.platform.audit.tables import audit_log
 from amanat.platform.observability.metrics import WEBHOOK_ENDPOINTS_DISABLED
-from amanat.webhooks.adapters.transport import HttpWebhookSender
+from amanat.webhooks.adapters.transport import HttpWebhookSender, OriginPools
 from amanat.webhooks.domain.endpoints import Attempt, Delivery, DeliveryStatus, WebhookEndpoint
 from amanat.webhooks.jobs import WebhookDeliverer
 from amanat.webhooks.ports import DeliveryFilter, EventFilter
@@ -1078,6 +1078,6 @@ async def test_an_empty_or_unchanged_patch_changes_nothing(
     assert changed.version == 2
 
 
-def _http(hooks: Hooks) -> httpx.AsyncClient:
+def _http(hooks: Hooks) -> OriginPools:
     """The delivery HTTP client of the hooks' container."""
-    return hooks.container.get(DeliveryHttp).client
+    return hooks.container.get(DeliveryHttp).clients

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from standardwebhooks import Webhook, WebhookVerificationError
 
 from amanat.webhooks.domain.endpoints import format_secret
-from amanat.webhooks.signatures import SignatureError, sign, signature_header, verify
+from amanat.webhooks.signatures import SignatureError, Signer, sign, signature_header, verify
 
 WEBHOOK_ID = "evt_01M87DC4FPJTBD0CHPTVFH0Q5R"
 BODY = json.dumps(
@@ -191,3 +191,21 @@ def test_sign_is_the_reference_sign(body: bytes, stamp: int) -> None:
     expected = Webhook(secret).sign(WEBHOOK_ID, datetime.fromtimestamp(stamp, UTC), body.decode())
     assert sign(secret, WEBHOOK_ID, stamp, body) == expected
     verify(secret, headers(expected, stamp), body, now=datetime.fromtimestamp(stamp, UTC))
+
+
+@given(body=st.binary(max_size=300), stamp=st.integers(min_value=0, max_value=2**33))
+def test_the_signer_makes_the_packages_signature_byte_for_byte(body: bytes, stamp: int) -> None:
+    text = body.decode("utf-8", "backslashreplace").encode()  # bodies are UTF-8 JSON
+    current, previous = new_secret(), new_secret()
+    signer = Signer()
+    for _ in range(2):  # the second time from the decoded-key cache
+        assert signer.header([current, previous], WEBHOOK_ID, stamp, text) == signature_header(
+            [current, previous], WEBHOOK_ID, stamp, text
+        )
+
+
+def test_the_reference_library_verifies_the_signers_signature() -> None:
+    secret = new_secret()
+    stamp = now_stamp()
+    signed = headers(Signer().header([secret], WEBHOOK_ID, stamp, BODY), stamp)
+    assert Webhook(secret).verify(BODY, signed) == json.loads(BODY)

@@ -8,13 +8,19 @@
   ``Host`` and in TLS SNI and certificate checks). So a name that resolves to a public
   address when the endpoint is saved and to 169.254.169.254 a minute later (DNS
   rebinding) is refused at delivery time.
+* Each endpoint origin (scheme, host, port) has its own small keep-alive pool
+  (:class:`OriginClients`): httpcore looks over every connection of a pool on each
+  request, so a few connections per origin cost less than one pool of many, and a
+  connection opened (and its certificate checked) for one name never carries another's.
 """
 
 from __future__ import annotations
 
 import asyncio
 import socket
+import ssl
 import time
+from collections import OrderedDict
 from collections.abc import Callable
 from datetime import UTC, timedelta
 from email.utils import parsedate_to_datetime
@@ -80,16 +86,94 @@ def _error_class(exc: BaseException) -> str:
     return type(exc).__name__[:64]
 
 
+class OriginPools:
+    """An HTTP connection pool per endpoint origin, each keeping at most ``connections``,
+    with a gate that lets no more requests in than it has connections: httpcore walks its
+    queue of waiting requests over every connection whenever one frees up, which costs far
+    more than waiting at a semaphore.
+
+    Requests go straight to the pool (httpx's transport): the client around it would add
+    cookies, redirects and a log line per request, none of which a delivery wants. The TLS
+    context is made once and shared (each pool would load the CA bundle again). The least
+    recently used pools beyond ``remember`` are closed after ``grace_seconds``, once
+    attempts still using them are over."""
+
+    def __init__(
+        self,
+        *,
+        connections: int,
+        remember: int = 512,
+        grace_seconds: float = 60.0,
+        verify: ssl.SSLContext | str | bool = True,
+    ) -> None:
+        self._limits = httpx.Limits(
+            max_connections=connections, max_keepalive_connections=connections
+        )
+        self._tls = (
+            verify
+            if isinstance(verify, ssl.SSLContext)
+            else httpx.create_ssl_context(verify=verify)
+        )
+        self._remember = remember
+        self._grace = grace_seconds
+        self._pools: OrderedDict[tuple[str, str, int | None], httpx.AsyncHTTPTransport] = (
+            OrderedDict()
+        )
+        self._retiring: set[asyncio.Task[None]] = set()
+        self._connections = connections
+        self._gates: dict[httpx.AsyncHTTPTransport, asyncio.Semaphore] = {}
+
+    def gate(self, pool: httpx.AsyncHTTPTransport) -> asyncio.Semaphore:
+        gate = self._gates.get(pool)
+        if gate is None:
+            gate = self._gates[pool] = asyncio.Semaphore(self._connections)
+        return gate
+
+    def for_url(self, url: str) -> httpx.AsyncHTTPTransport:
+        parts = urlsplit(url)
+        origin = (parts.scheme, (parts.hostname or "").lower(), parts.port)
+        pool = self._pools.get(origin)
+        if pool is not None:
+            self._pools.move_to_end(origin)
+            return pool
+        pool = self._pools[origin] = httpx.AsyncHTTPTransport(
+            verify=self._tls,
+            trust_env=False,  # never route partner deliveries through an ambient proxy
+            limits=self._limits,
+        )
+        if len(self._pools) > self._remember:
+            _, oldest = self._pools.popitem(last=False)
+            task = asyncio.get_running_loop().create_task(self._retire(oldest))
+            self._retiring.add(task)
+            task.add_done_callback(self._retiring.discard)
+        return pool
+
+    async def _retire(self, pool: httpx.AsyncHTTPTransport) -> None:
+        await asyncio.sleep(self._grace)
+        self._gates.pop(pool, None)
+        await pool.aclose()
+
+    async def aclose(self) -> None:
+        for task in list(self._retiring):
+            task.cancel()
+        pools = list(self._pools.values())
+        self._pools.clear()
+        for pool in pools:
+            await pool.aclose()
+
+
 class HttpWebhookSender:
     def __init__(
         self,
-        client: httpx.AsyncClient,
+        client: httpx.AsyncClient | OriginPools,
         resolver: AddressResolver | None = None,
         *,
         excerpt_bytes: int = 512,
         address_forbidden: Callable[[str], bool] = forbidden_address,
     ) -> None:
-        self._client = client
+        # One client for every origin (tests, a custom trust store) or one per origin.
+        self._shared = client if isinstance(client, httpx.AsyncClient) else None
+        self._per_origin = client if isinstance(client, OriginPools) else None
         self._resolver = resolver or SystemResolver()
         self._excerpt = excerpt_bytes
         self._forbidden = address_forbidden  # replaceable in tests, to reach 127.0.0.1
@@ -108,10 +192,63 @@ class HttpWebhookSender:
         pinned = urlunsplit((parts.scheme, netloc, parts.path, parts.query, ""))
         host_header = parts.netloc.rsplit("@", 1)[-1]
         extensions = {"sni_hostname": host} if parts.scheme == "https" else {}
-        # The client pools connections by the URL's host, here the address: a kept-alive
-        # connection, set up (SNI, certificate) for one name, would otherwise carry the
-        # next delivery to any other name that resolves to the same address.
+        if self._per_origin is not None:
+            return pinned, {"host": host_header}, extensions
+        # One client for every origin pools connections by the URL's host, here the
+        # address: a kept-alive connection, set up (SNI, certificate) for one name, would
+        # otherwise carry the next delivery to any other name at the same address.
         return pinned, {"host": host_header, "connection": "close"}, extensions
+
+    async def _exchange(
+        self,
+        pool: httpx.AsyncHTTPTransport | None,
+        target: str,
+        headers: dict[str, str],
+        body: bytes,
+        extensions: dict[str, str],
+        deadline_seconds: float,
+    ) -> tuple[httpx.Response, bytearray]:
+        """POST and read the first bytes of the answer."""
+        response = await self._post(pool, target, headers, body, extensions, deadline_seconds)
+        try:
+            excerpt = bytearray()
+            async for chunk in response.aiter_raw():
+                excerpt += chunk
+                if len(excerpt) >= self._excerpt:
+                    break
+        finally:
+            await response.aclose()
+        return response, excerpt
+
+    async def _post(
+        self,
+        pool: httpx.AsyncHTTPTransport | None,
+        target: str,
+        headers: dict[str, str],
+        body: bytes,
+        extensions: dict[str, str],
+        deadline_seconds: float,
+    ) -> httpx.Response:
+        if pool is None:
+            assert self._shared is not None
+            request = self._shared.build_request(
+                "POST",
+                target,
+                content=body,
+                headers=headers,
+                extensions=extensions,
+                timeout=deadline_seconds,
+            )
+            return await self._shared.send(request, stream=True, follow_redirects=False)
+        timeout = httpx.Timeout(deadline_seconds).as_dict()
+        request = httpx.Request(
+            "POST",
+            target,
+            content=body,
+            headers=headers,
+            extensions={"timeout": timeout, **extensions},
+        )
+        return await pool.handle_async_request(request)
 
     async def send(
         self,
@@ -134,24 +271,18 @@ class HttpWebhookSender:
                 extensions: dict[str, str] = {}
                 if not allow_private:
                     target, extra, extensions = await self._pinned(url)
-                request = self._client.build_request(
-                    "POST",
-                    target,
-                    content=body,
-                    # identity: the excerpt is of the answer as sent, never compressed
-                    headers={**headers, "accept-encoding": "identity", **extra},
-                    extensions=extensions,
-                    timeout=deadline_seconds,
-                )
-                response = await self._client.send(request, stream=True, follow_redirects=False)
-                try:
-                    excerpt = bytearray()
-                    async for chunk in response.aiter_raw():
-                        excerpt += chunk
-                        if len(excerpt) >= self._excerpt:
-                            break
-                finally:
-                    await response.aclose()
+                # identity: the excerpt is of the answer as sent, never compressed
+                sent = {**headers, "accept-encoding": "identity", **extra}
+                if self._per_origin is None:
+                    response, excerpt = await self._exchange(
+                        None, target, sent, body, extensions, deadline_seconds
+                    )
+                else:
+                    pool = self._per_origin.for_url(url)
+                    async with self._per_origin.gate(pool):
+                        response, excerpt = await self._exchange(
+                            pool, target, sent, body, extensions, deadline_seconds
+                        )
         except Exception as exc:  # noqa: BLE001 - every failure is an attempt outcome
             return SendResult(status_code=None, latency_ms=elapsed(), error_class=_error_class(exc))
         return SendResult(
