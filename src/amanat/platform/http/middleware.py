@@ -22,12 +22,11 @@ from amanat.platform.http.errors import internal_error_response, problem_respons
 from amanat.platform.http.input_guard import (
     InputRefused,
     capitalised,
-    check_body_text,
     check_form_text,
+    check_json_body,
     check_query_text,
     is_forbidden_in_path,
     json_pointer,
-    parse_json_body,
     path_has_forbidden,
 )
 
@@ -290,7 +289,7 @@ class ContractMiddleware:
                     # A syntax error (or absurd nesting) is left to the route, which
                     # answers malformed_json as it always has.
                     with contextlib.suppress(ValueError, RecursionError):
-                        check_body_text(parse_json_body(body))
+                        check_json_body(body)
             except InputRefused as refusal:
                 return refusal
         return _replay(body, None, receive)
