@@ -29,8 +29,10 @@ from amanat.platform.http.input_guard import (
     json_pointer,
     path_has_forbidden,
 )
+from amanat.platform.observability.logging import BoundOnce
 
 log = structlog.get_logger("amanat.http")
+request_log = BoundOnce("amanat.http")
 
 _JSON_BODY_METHODS = {"POST", "PUT", "PATCH"}
 _BODY_METHODS = {"POST", "PUT", "PATCH", "DELETE"}
@@ -176,7 +178,7 @@ class ContractMiddleware:
             else:
                 raise
         finally:
-            log.info(
+            request_log.get().info(
                 "http_request",
                 method=scope.get("method"),
                 path=path,

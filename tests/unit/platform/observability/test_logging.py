@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 
 from amanat.kernel.masking import mask_value
 from amanat.platform.observability.logging import (
+    BoundOnce,
     _loggable,
     configure_logging,
     get_logger,
@@ -344,3 +345,19 @@ def test_the_log_processor_masks_every_value_as_the_policy_does(event: dict[str,
     expected = {key: mask_value(key, _loggable(value)) for key, value in event.items()}
     for _ in range(2):
         assert mask_event_dict(None, "info", dict(event)) == expected
+
+
+def test_a_logger_bound_once_follows_every_reconfiguration() -> None:
+    logger = BoundOnce("amanat.test")
+    first = io.StringIO()
+    configure_logging(json=True, stream=first)
+    logger.get().info("one", iban=IBAN)
+    with structlog.testing.capture_logs() as captured:
+        logger.get().info("two", iban=IBAN)
+    second = io.StringIO()
+    configure_logging(json=True, stream=second)
+    logger.get().info("three")
+    assert [json.loads(line)["event"] for line in first.getvalue().splitlines()] == ["one"]
+    assert [event["event"] for event in captured] == ["two"]
+    assert [json.loads(line)["event"] for line in second.getvalue().splitlines()] == ["three"]
+    _assert_clean(first.getvalue())
