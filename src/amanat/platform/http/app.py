@@ -20,6 +20,7 @@ from amanat.platform.http.errors import configure_problem_base_url, install_erro
 from amanat.platform.http.middleware import ContractMiddleware
 from amanat.platform.http.openapi import install_openapi
 from amanat.platform.http.responses import JsonResponse
+from amanat.platform.http.route_index import index_included_routers
 from amanat.platform.settings import Settings
 
 
@@ -50,6 +51,7 @@ def make_api(
         "/static", StaticFiles(directory=str(Path(__file__).parent / "static")), name="static"
     )
     install_openapi(app, version=__version__)
+    index_included_routers(app)
     app.add_middleware(
         ContractMiddleware,
         max_body_bytes=settings.http.max_body_bytes,

@@ -123,6 +123,23 @@ def parse_json_body(body: bytes) -> Any:
     Raises :class:`InputRefused` (``not_utf8``, ``duplicate_key``) for a body that could
     mean two things; lets :class:`json.JSONDecodeError` through for a plain syntax error.
     """
+    return _parse_text(_body_text(body))
+
+
+def check_json_body(body: bytes) -> None:
+    """:func:`parse_json_body`, then :func:`check_body_text` on what it read.
+
+    Every character of a decoded JSON string is either in the text as it is or written as
+    a backslash escape, so text with no backslash and no forbidden character anywhere
+    holds no forbidden string, and the walk through the parsed value is skipped.
+    """
+    text = _body_text(body)
+    parsed = _parse_text(text)
+    if "\\" in text or _BODY_FORBIDDEN.search(text) is not None:
+        check_body_text(parsed)
+
+
+def _body_text(body: bytes) -> str:
     if body.startswith(codecs.BOM_UTF8):
         raise InputRefused(
             "not_utf8",
@@ -137,11 +154,14 @@ def parse_json_body(body: bytes) -> Any:
             "not_utf8", "", "body", "The body holds NUL bytes: send UTF-8, not UTF-16 or UTF-32."
         )
     try:
-        text = body.decode("utf-8")
+        return body.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise InputRefused(
             "not_utf8", "", "body", f"The body is not UTF-8 (invalid byte at offset {exc.start})."
         ) from None
+
+
+def _parse_text(text: str) -> Any:
     try:
         return json.loads(text, object_pairs_hook=_no_duplicates)
     except _DuplicateKey:

@@ -22,16 +22,17 @@ from amanat.platform.http.errors import internal_error_response, problem_respons
 from amanat.platform.http.input_guard import (
     InputRefused,
     capitalised,
-    check_body_text,
     check_form_text,
+    check_json_body,
     check_query_text,
     is_forbidden_in_path,
     json_pointer,
-    parse_json_body,
     path_has_forbidden,
 )
+from amanat.platform.observability.logging import BoundOnce
 
 log = structlog.get_logger("amanat.http")
+request_log = BoundOnce("amanat.http")
 
 _JSON_BODY_METHODS = {"POST", "PUT", "PATCH"}
 _BODY_METHODS = {"POST", "PUT", "PATCH", "DELETE"}
@@ -177,7 +178,7 @@ class ContractMiddleware:
             else:
                 raise
         finally:
-            log.info(
+            request_log.get().info(
                 "http_request",
                 method=scope.get("method"),
                 path=path,
@@ -290,7 +291,7 @@ class ContractMiddleware:
                     # A syntax error (or absurd nesting) is left to the route, which
                     # answers malformed_json as it always has.
                     with contextlib.suppress(ValueError, RecursionError):
-                        check_body_text(parse_json_body(body))
+                        check_json_body(body)
             except InputRefused as refusal:
                 return refusal
         return _replay(body, None, receive)

@@ -24,6 +24,7 @@ Tracebacks are rendered to plain text (never with local variables) and then reda
 from __future__ import annotations
 
 import contextlib
+import functools
 import io
 import logging
 import sys
@@ -35,13 +36,14 @@ import orjson
 import structlog
 from structlog.typing import EventDict, Processor, WrappedLogger
 
-from amanat.kernel.masking import mask_value, redact_text
+from amanat.kernel.masking import is_sensitive_key, mask_value, masker_for_key, redact_text
 
 if TYPE_CHECKING:
     from amanat.platform.settings import Settings
 
 __all__ = [
     "STRUCTURAL_KEYS",
+    "BoundOnce",
     "configure_logging",
     "configure_logging_from",
     "get_logger",
@@ -88,12 +90,41 @@ def _loggable(value: object, depth: int = 0) -> object:
         return f"[unprintable {type(value).__name__}]"
 
 
+_MEMO_MAX_LENGTH: Final = 200
+
+
+@functools.lru_cache(maxsize=4096)
+def _masked_text(key: str, text: str) -> object:
+    """``mask_value`` of a short string, remembered: a pure function of its arguments, and
+    most log values (event names, methods, paths without ids) repeat on every line, while
+    scanning one for every shape of secret and identifier takes a dozen regular
+    expressions."""
+    return mask_value(key, text)
+
+
+@functools.lru_cache(maxsize=1024)
+def _plain_key(key: str) -> bool:
+    """Whether values under ``key`` are masked by their shape alone. Only such values are
+    remembered: a secret or an identifier under its own key is masked whatever it is, and
+    cheaply, so it is never kept in the memo."""
+    return not is_sensitive_key(key) and masker_for_key(key) is None
+
+
 def mask_event_dict(_logger: WrappedLogger, _method_name: str, event_dict: EventDict) -> EventDict:
     """structlog processor: apply the masking policy to every non-structural key."""
-    for key in list(event_dict):
+    for key, value in list(event_dict.items()):
         if key in STRUCTURAL_KEYS:
             continue
-        event_dict[key] = mask_value(key, _loggable(event_dict[key]))
+        if isinstance(key, str) and _plain_key(key):
+            kind = type(value)
+            # Under a plain key, numbers and None pass unchanged (integers are never
+            # masked by shape), and a string is masked by its shape alone, remembered.
+            if value is None or kind is int or kind is float or kind is bool:
+                continue
+            if kind is str and len(value) <= _MEMO_MAX_LENGTH:
+                event_dict[key] = _masked_text(key, value)
+                continue
+        event_dict[key] = mask_value(key, _loggable(value))
     return event_dict
 
 
@@ -163,6 +194,25 @@ class _StreamHandler(logging.Handler):
             )
 
 
+class _Formatter(structlog.stdlib.ProcessorFormatter):
+    """structlog's ProcessorFormatter, without its work that structlog's own events do not
+    need: the base class copies every record (so that it may rewrite the copy's message)
+    and then formats the copy once more through ``logging.Formatter``; an event dict that
+    structlog already processed and masked is only rendered here, the record untouched.
+    Standard-library records take the base class's way."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        event = record.msg
+        logger = getattr(record, "_logger", None)
+        if not isinstance(event, dict) or logger is None or record.args:
+            return super().format(record)
+        rendered: Any = {**event, "_record": record, "_from_structlog": True}
+        method_name = getattr(record, "_name", record.levelname.lower())
+        for processor in self.processors:
+            rendered = processor(self.logger or logger, method_name, rendered)
+        return cast(str, rendered)
+
+
 def _isatty(stream: IO[str] | None) -> bool:
     target = stream if stream is not None else sys.stderr
     try:
@@ -223,7 +273,7 @@ def configure_logging(*, json: bool, level: str = "INFO", stream: IO[str] | None
         cache_logger_on_first_use=False,
     )
 
-    formatter = structlog.stdlib.ProcessorFormatter(
+    formatter = _Formatter(
         foreign_pre_chain=pre_chain,
         processors=[
             _finish_foreign,
@@ -322,3 +372,34 @@ def get_logger(name: str | None = None) -> structlog.stdlib.BoundLogger:
     """A structlog logger; ``name`` defaults to the calling module's name."""
     logger = structlog.get_logger(name) if name is not None else structlog.get_logger()
     return cast(structlog.stdlib.BoundLogger, logger)
+
+
+class BoundOnce:
+    """A structlog logger for a hot path, bound once per structlog configuration.
+
+    ``structlog.get_logger()`` answers a proxy that builds a new bound logger on every
+    call (loggers are deliberately not cached, so they follow :func:`configure_logging`
+    and ``structlog.testing.capture_logs``); that costs about 15 us a line. This keeps the
+    bound logger until the configuration changes (``structlog.configure`` replaces the
+    objects compared here), so it follows both just the same.
+    """
+
+    def __init__(self, name: str) -> None:
+        self._name = name
+        self._bound_for: tuple[object, ...] = ()
+        self._logger: Any = None
+
+    def get(self) -> Any:
+        config = structlog.get_config()
+        current = (
+            config["processors"],
+            config["logger_factory"],
+            config["wrapper_class"],
+            config["context_class"],
+        )
+        if len(current) != len(self._bound_for) or any(
+            now is not then for now, then in zip(current, self._bound_for, strict=True)
+        ):
+            self._logger = structlog.get_logger(self._name).bind()
+            self._bound_for = current
+        return self._logger

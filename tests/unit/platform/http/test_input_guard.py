@@ -14,6 +14,7 @@ from amanat.platform.http.input_guard import (
     InputRefused,
     check_body_text,
     check_form_text,
+    check_json_body,
     check_query_text,
     parse_json_body,
     path_has_forbidden,
@@ -102,6 +103,44 @@ def test_control_characters_are_refused_with_a_pointer(value: Any, pointer: str)
     with pytest.raises(InputRefused) as caught:
         check_body_text(value)
     assert (caught.value.code, caught.value.pointer) == ("forbidden_character", pointer)
+
+
+ANY_TEXT = st.text(
+    alphabet=st.sampled_from(["a", "7", " ", "\\", '"', "\t", "\n", "\x01", *REFUSED_BEYOND_C0])
+    | st.characters(),
+    max_size=6,
+)
+ANY_JSON_VALUES = st.recursive(
+    st.none() | st.integers() | ANY_TEXT,
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(ANY_TEXT, inner, max_size=3),
+    max_leaves=8,
+)
+
+
+def _walk_verdict(value: Any) -> tuple[str, str] | None:
+    try:
+        check_body_text(value)
+    except InputRefused as refusal:
+        return refusal.code, refusal.pointer
+    return None
+
+
+@given(ANY_JSON_VALUES, st.booleans())
+def test_the_body_check_refuses_exactly_what_the_walk_refuses(
+    value: Any, ensure_ascii: bool
+) -> None:
+    # Raw (ensure_ascii=False) and escaped bodies: the check may skip the walk only when
+    # the walk would find nothing.
+    try:
+        body = json.dumps(value, ensure_ascii=ensure_ascii).encode("utf-8")
+    except UnicodeEncodeError:
+        return  # a lone surrogate cannot be sent raw in UTF-8 at all
+    try:
+        check_json_body(body)
+        verdict = None
+    except InputRefused as refusal:
+        verdict = (refusal.code, refusal.pointer)
+    assert verdict == _walk_verdict(value)
 
 
 def test_tab_newline_and_carriage_return_are_text() -> None:

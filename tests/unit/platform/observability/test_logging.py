@@ -10,8 +10,17 @@ from typing import Any
 
 import pytest
 import structlog
+from hypothesis import given
+from hypothesis import strategies as st
 
-from amanat.platform.observability.logging import configure_logging, get_logger
+from amanat.kernel.masking import mask_value
+from amanat.platform.observability.logging import (
+    BoundOnce,
+    _loggable,
+    configure_logging,
+    get_logger,
+    mask_event_dict,
+)
 
 IBAN = "PK36SCBL0000001123456702"
 IBAN_MASKED = "PK**SCBL************6702"
@@ -307,3 +316,48 @@ def test_get_logger_without_name_uses_the_calling_module(json_stream: io.StringI
     get_logger().info("named")
     (line,) = _lines(json_stream)
     assert line["logger"] == __name__
+
+
+_KEYS = st.sampled_from(
+    [
+        *("event", "path", "method", "status", "code", "note", "amount"),
+        *("iban", "debtor_iban", "msisdn", "cnic"),
+        *("password", "client_secret", "access_token", "authorization"),
+    ]
+)
+_VALUES = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats(allow_nan=False)
+    | st.sampled_from([IBAN, CNIC, PHONE, PAN, JWT, CLIENT_SECRET, "invalid_request", "x=1"])
+    | st.text(max_size=20)
+    | st.text(min_size=201, max_size=260),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(_KEYS, inner, max_size=3),
+    max_leaves=6,
+)
+
+
+@given(st.dictionaries(_KEYS, _VALUES, max_size=6))
+def test_the_log_processor_masks_every_value_as_the_policy_does(event: dict[str, Any]) -> None:
+    # The processor takes shortcuts (numbers under plain keys, remembered strings); each
+    # must give exactly what the masking policy gives, twice in a row.
+    expected = {key: mask_value(key, _loggable(value)) for key, value in event.items()}
+    for _ in range(2):
+        assert mask_event_dict(None, "info", dict(event)) == expected
+
+
+def test_a_logger_bound_once_follows_every_reconfiguration() -> None:
+    logger = BoundOnce("amanat.test")
+    first = io.StringIO()
+    configure_logging(json=True, stream=first)
+    logger.get().info("one", iban=IBAN)
+    with structlog.testing.capture_logs() as captured:
+        logger.get().info("two", iban=IBAN)
+    second = io.StringIO()
+    configure_logging(json=True, stream=second)
+    logger.get().info("three")
+    assert [json.loads(line)["event"] for line in first.getvalue().splitlines()] == ["one"]
+    assert [event["event"] for event in captured] == ["two"]
+    assert [json.loads(line)["event"] for line in second.getvalue().splitlines()] == ["three"]
+    _assert_clean(first.getvalue())

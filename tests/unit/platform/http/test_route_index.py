@@ -1,0 +1,107 @@
+"""Indexed routers answer every request exactly as FastAPI's own routing does."""
+
+from __future__ import annotations
+
+import pytest
+from fastapi import APIRouter, FastAPI
+from fastapi.testclient import TestClient
+from starlette.responses import PlainTextResponse
+from starlette.routing import Mount
+
+from amanat.platform.http.route_index import IndexedRouter, index_included_routers
+
+
+def _routers() -> list[APIRouter]:
+    payments = APIRouter()
+
+    @payments.post("/v1/payments")
+    async def create() -> dict[str, str]:
+        return {"route": "create"}
+
+    @payments.get("/v1/payments/{payment_id}")
+    async def read(payment_id: str) -> dict[str, str]:
+        return {"route": "read", "id": payment_id}
+
+    @payments.get("/v1/items/{number:int}")
+    async def item(number: int) -> dict[str, int]:
+        return {"number": number}
+
+    banks = APIRouter()
+
+    @banks.get("/v1/banks")
+    async def banks_list() -> dict[str, str]:
+        return {"route": "banks"}
+
+    @banks.get("/v1/payments/{payment_id}/history")
+    async def history(payment_id: str) -> dict[str, str]:
+        return {"route": "history", "id": payment_id}
+
+    mounted = APIRouter()
+    mounted.routes.append(Mount("/files", app=PlainTextResponse("a file")))
+    return [payments, banks, mounted]
+
+
+def _app(*, indexed: bool) -> tuple[FastAPI, list[APIRouter]]:
+    app = FastAPI(redirect_slashes=True)
+    routers = _routers()
+    for router in routers:
+        app.include_router(router)
+
+    @app.get("/late")
+    async def late() -> dict[str, str]:
+        return {"route": "late"}
+
+    if indexed:
+        assert index_included_routers(app) == len(routers)
+    return app, routers
+
+
+REQUESTS = [
+    ("POST", "/v1/payments"),
+    ("GET", "/v1/payments"),  # wrong method: 405
+    ("GET", "/v1/payments/pay_1"),
+    ("GET", "/v1/payments/pay_1/history"),
+    ("GET", "/v1/payments/pay_1/"),  # redirect without the slash
+    ("GET", "/v1/items/12"),
+    ("GET", "/v1/items/twelve"),  # the convertor refuses: 404
+    ("GET", "/v1/banks"),
+    ("DELETE", "/v1/banks"),
+    ("GET", "/files/x"),
+    ("GET", "/late"),
+    ("GET", "/nowhere"),
+]
+
+
+@pytest.mark.parametrize(("method", "path"), REQUESTS)
+def test_an_indexed_app_answers_as_the_plain_one(method: str, path: str) -> None:
+    plain, _ = _app(indexed=False)
+    indexed, _ = _app(indexed=True)
+    with TestClient(plain) as a, TestClient(indexed) as b:
+        expected = a.request(method, path, follow_redirects=False)
+        got = b.request(method, path, follow_redirects=False)
+    assert (got.status_code, got.headers.get("location"), got.content) == (
+        expected.status_code,
+        expected.headers.get("location"),
+        expected.content,
+    )
+
+
+def test_a_route_added_after_the_first_request_is_found() -> None:
+    app, (payments, *_) = _app(indexed=True)
+    with TestClient(app) as client:
+        assert client.get("/v1/refunds").status_code == 404
+
+        @payments.get("/v1/refunds")
+        async def refunds() -> dict[str, str]:
+            return {"route": "refunds"}
+
+        assert client.get("/v1/refunds").json() == {"route": "refunds"}
+
+
+def test_a_router_holding_more_than_api_routes_is_never_skipped() -> None:
+    app, _ = _app(indexed=True)
+    indexed = [route for route in app.router.routes if isinstance(route, IndexedRouter)]
+    with TestClient(app):
+        patterns = [route._path_pattern() for route in indexed]
+    assert patterns[0] is not None and patterns[1] is not None
+    assert patterns[2] is None  # the mount: FastAPI's own matching decides
