@@ -100,6 +100,16 @@ class PayoutBatcher:
         return outcome
 
     async def _drain(self) -> None:
+        try:
+            await self._drain_queue()
+        finally:
+            # Left non-empty only when the flusher was canceled (shutdown).
+            left, self._queue = self._queue, []
+            for waiting in left:
+                if not waiting.answer.done():
+                    waiting.answer.set_result(None)
+
+    async def _drain_queue(self) -> None:
         while self._queue:
             batch = self._queue[: self._max_batch]
             del self._queue[: self._max_batch]
@@ -113,9 +123,12 @@ class PayoutBatcher:
                 self.fallbacks += 1
                 log.warning("payout_batch_failed", size=len(batch), exc_info=True)
                 outcomes = {}
-            for i, waiting in enumerate(batch):
-                if not waiting.answer.done():  # a request canceled meanwhile is gone
-                    waiting.answer.set_result(outcomes.get(i))
+            finally:
+                # Even when the flusher itself is canceled (shutdown), no request is left
+                # waiting: those without an outcome take the per-request path.
+                for i, waiting in enumerate(batch):
+                    if not waiting.answer.done():  # a request canceled meanwhile is gone
+                        waiting.answer.set_result(outcomes.get(i))
 
     async def _commit(self, batch: list[_Waiting]) -> dict[int, Outcome]:
         """One transaction for the whole batch; the outcome of each of its requests by
