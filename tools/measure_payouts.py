@@ -69,7 +69,7 @@ def _direct_worker(
                 description=None,
                 metadata={},
             )
-            outcome = await batcher.create(record, prepare)
+            outcome = await batcher.create(record, lambda exc: (422, {"code": exc.code}), prepare)
             statuses[outcome[0] if outcome else 0] += 1
 
     return worker

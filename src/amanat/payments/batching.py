@@ -11,8 +11,9 @@ only after its batch's COMMIT: durability is as before.
 What each request gets back, in :func:`run_idempotent`'s terms (platform/idempotency):
 
 - its answer (201 and the payment), stored under its key in the same transaction;
-- its business refusal (insufficient funds, limit...): nothing of it was written, its
-  key is left free, and the refusal is then kept as the key's result, as for any request;
+- its business refusal (insufficient funds, limit...) as the problem document the route
+  renders: nothing of the payout was written, and the refusal is stored as the key's
+  result in the same transaction (as any request's refusal is kept);
 - ``None``: its key was already taken (a retry, a concurrent request with the same key,
   an expired record), or the batch failed as a whole (a deadlock, a bug): the request
   then takes the per-request path, which waits for the key and replays it, or creates the
@@ -44,7 +45,8 @@ log = structlog.get_logger("amanat.payments")
 MAX_BATCH = 128
 
 Answer = tuple[int, dict[str, Any]]
-Outcome = Answer | DomainError | None
+Outcome = Answer | None
+Refusal = Callable[[DomainError], Answer]
 
 
 @dataclass(slots=True)
@@ -52,6 +54,7 @@ class _Waiting:
     record: IdempotencyRecord
     request: PayoutRequest | None  # None: refused before it reached the batch
     refused: DomainError | None
+    refusal: Refusal = field(repr=False)
     answer: asyncio.Future[Outcome] = field(repr=False)
 
 
@@ -74,12 +77,16 @@ class PayoutBatcher:
         self.fallbacks = 0  # batches that failed as a whole
 
     async def create(
-        self, record: IdempotencyRecord, prepare: Callable[[], Awaitable[PayoutRequest]]
+        self,
+        record: IdempotencyRecord,
+        refusal: Refusal,
+        prepare: Callable[[], Awaitable[PayoutRequest]],
     ) -> Answer | None:
         """Create the payout ``prepare`` checks, in the next batch, under ``record``'s key.
 
-        Returns the answer, raises the refusal, or returns None: the caller runs the
-        request on the per-request path (see the module docstring)."""
+        Returns the answer (the payment, or the refusal as ``refusal`` renders it; either
+        stored under the key), or None: the caller runs the request on the per-request
+        path (see the module docstring)."""
         request: PayoutRequest | None = None
         refused: DomainError | None = None
         try:
@@ -89,15 +96,12 @@ class PayoutBatcher:
             # is replayed (or refused as reused) rather than this refusal answered.
             refused = exc
         loop = asyncio.get_running_loop()
-        waiting = _Waiting(record, request, refused, loop.create_future())
+        waiting = _Waiting(record, request, refused, refusal, loop.create_future())
         self._queue.append(waiting)
         if self._flusher is None or self._flusher.done():
             # A context of its own: the flusher serves many requests, not the first one.
             self._flusher = loop.create_task(self._drain(), context=contextvars.Context())
-        outcome = await waiting.answer
-        if isinstance(outcome, DomainError):
-            raise outcome
-        return outcome
+        return await waiting.answer
 
     async def _drain(self) -> None:
         try:
@@ -141,33 +145,29 @@ class PayoutBatcher:
             claimed = await tx.idempotency.claim_many([batch[i].record for i in first.values()])
             mine = [i for key, i in first.items() if key in claimed]
             to_create = [i for i in mine if batch[i].request is not None]
+            # One read of the active key for the descriptions and the stored answers.
+            answer_key = await self._idempotency.answer_key() if mine else ""
             created = await self._payments.create_payouts(
-                tx, [r for i in to_create if (r := batch[i].request) is not None]
+                tx,
+                [r for i in to_create if (r := batch[i].request) is not None],
+                fields_key=answer_key or None,
             )
-            answer_key = (
-                await self._idempotency.answer_key()
-                if any(isinstance(c, Payment) for c in created)
-                else ""
-            )
+            results: dict[int, Payment | DomainError] = dict(zip(to_create, created, strict=True))
             answers: list[tuple[str, str, int, str]] = []
-            released: list[str] = []
-            for i, result in zip(to_create, created, strict=True):
+            for i in mine:
                 waiting = batch[i]
-                record = waiting.record
+                result = results.get(i, waiting.refused)
                 if isinstance(result, Payment):
                     assert waiting.request is not None
-                    payload = views.payment_view(result, waiting.request.description)
-                    sealed = await self._idempotency.seal_answer(record, payload, key_id=answer_key)
-                    answers.append((record.client_id, record.key, 201, sealed))
-                    outcomes[i] = (201, payload)
+                    answer = (201, views.payment_view(result, waiting.request.description))
                 else:
-                    released.append(record_id(record.client_id, record.key))
-                    outcomes[i] = result
-            for i in mine:
-                refused = batch[i].refused
-                if refused is not None:
-                    released.append(record_id(batch[i].record.client_id, batch[i].record.key))
-                    outcomes[i] = refused
+                    assert result is not None
+                    # Refused: nothing of the payout was written; the refusal is the
+                    # key's result, as run_idempotent keeps any request's.
+                    answer = waiting.refusal(result)
+                record = waiting.record
+                sealed = await self._idempotency.seal_answer(record, answer[1], key_id=answer_key)
+                answers.append((record.client_id, record.key, answer[0], sealed))
+                outcomes[i] = answer
             await tx.idempotency.complete_many(answers)
-            await tx.idempotency.release_many(released)
         return outcomes

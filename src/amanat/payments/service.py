@@ -366,13 +366,14 @@ class PaymentService:
         )
 
     async def create_payouts(
-        self, tx: PaymentsTx, requests: list[PayoutRequest]
+        self, tx: PaymentsTx, requests: list[PayoutRequest], *, fields_key: str | None = None
     ) -> list[Payment | DomainError]:
         """Create many payouts in ``tx`` with set-based statements: each one's payment, its
         hold, its submission job and its audit record, as :meth:`create_payout` writes them.
         A payout the balance does not cover (or whose creditor cannot be resolved) gets its
         error in its place and nothing of it is written; the others go on. The merchants'
-        balance shards are locked in one fixed order (ledger.lock_shards)."""
+        balance shards are locked in one fixed order (ledger.lock_shards). ``fields_key``:
+        the active fields key, when the caller has read it in ``tx`` already."""
         outcomes: list[Payment | DomainError | None] = [None] * len(requests)
         holders: dict[tuple[str, str, str, str | None], SubjectRecord | None] = {}
         unresolved: dict[tuple[str, str, str, str | None], DomainError] = {}
@@ -411,11 +412,12 @@ class PaymentService:
             held[i] = (account, shard)
         created: list[tuple[Payment, str | None, str, datetime]] = []
         holds: list[tuple[str, str, int, int, str, datetime]] = []
-        fields_key = await self._protection.active_fields_key() if held else ""
+        if held and fields_key is None:
+            fields_key = await self._protection.active_fields_key()
         for i, (account, shard) in held.items():
             request = requests[i]
             party = await self._batch_party(request, holders)
-            payment = await self._batch_payment(request, party, fields_key)
+            payment = await self._batch_payment(request, party, fields_key or "")
             outcomes[i] = payment
             created.append((payment, request.caller.client_id, SUBMIT, self._submit_at(payment)))
             holds.append(

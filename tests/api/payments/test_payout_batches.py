@@ -222,6 +222,7 @@ async def test_two_batches_locking_the_same_shards_queue_and_never_deadlock(
         record = idempotency.new_record(merchant.id, key, "h" * 64, "POST", "/v1/payments")
         return await batcher.create(
             record,
+            lambda exc: (422, {"code": exc.code}),
             lambda: container.payments.prepare_payout(
                 caller,
                 amount=10_000,

@@ -36,7 +36,7 @@ from amanat.platform.http.schemas import ListResponse, RequestModel, ResponseMod
 from amanat.platform.http.services import find_service
 from amanat.platform.http.types import Amount, Iban, Metadata, RaastId
 from amanat.platform.idempotency.ports import IdempotencyRecord
-from amanat.platform.idempotency.protocol import IdempotencyKeyHeader, run_idempotent
+from amanat.platform.idempotency.protocol import IdempotencyKeyHeader, Refusal, run_idempotent
 from amanat.platform.settings import Settings
 
 router = APIRouter(tags=["payments"])
@@ -273,11 +273,14 @@ async def create_payment(
     creditor = body.creditor
     assert creditor is not None
 
-    async def batched(record: IdempotencyRecord) -> tuple[int, dict[str, Any]] | None:
+    async def batched(
+        record: IdempotencyRecord, refusal: Refusal
+    ) -> tuple[int, dict[str, Any]] | None:
         # Payouts commit in batches (payments/batching.py); ``operation`` stays the path
         # of a payout whose key was taken or whose batch failed.
         return await batcher.create(
             record,
+            refusal,
             lambda: service.prepare_payout(
                 _caller(request, context),
                 amount=body.amount,

@@ -127,12 +127,14 @@ def _refusal(request: Request, exc: DomainError | ApiProblem) -> tuple[int, dict
     )
 
 
-Batched = Callable[[IdempotencyRecord], Awaitable[tuple[int, dict[str, Any]] | None]]
+Refusal = Callable[[DomainError], tuple[int, dict[str, Any]]]
+"""The problem document (and status) a business refusal answers."""
+Batched = Callable[[IdempotencyRecord, Refusal], Awaitable[tuple[int, dict[str, Any]] | None]]
 """A route's batched way to run its operation: the claim of the record's key, the change
-and the stored answer commit in a batch with other requests' (payouts' group commit). It
-returns the answer; raises the business refusal (kept as the key's result, as for
-``operation``); or returns None: the key was taken, or the batch could not run, and the
-request takes the per-request path, which waits for the key and replays or refuses it."""
+(or the refusal, rendered with the given :data:`Refusal`) and the stored answer commit in
+a batch with other requests' (payouts' group commit). It returns that answer; or None:
+the key was taken, or the batch could not run, and the request takes the per-request
+path, which waits for the key and replays or refuses it."""
 
 
 async def run_idempotent(
@@ -157,9 +159,12 @@ async def run_idempotent(
         if batched is not None:
             # No read of the key first: the batch's claim finds a taken key, and the
             # per-request path below replays it.
-            done = await batched(record)
+            done = await batched(record, lambda exc: _refusal(request, exc))
             if done is not None:
-                return JsonResponse(done[1], status_code=done[0])
+                status, payload = done
+                if status >= 400:
+                    return ProblemResponse(payload, status_code=status)
+                return JsonResponse(payload, status_code=status)
         else:
             answer = await service.stored(record)
             if answer is not None:

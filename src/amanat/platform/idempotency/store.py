@@ -24,9 +24,6 @@ _RELEASE = _table.delete().where(_c.id == sa.bindparam("p_id"), _c.status == "in
 _DELETE_EXPIRED = _table.delete().where(
     _c.id == sa.bindparam("p_id"), _c.expires_at < sa.bindparam("p_now")
 )
-_RELEASE_MANY = _table.delete().where(
-    _c.id.in_(sa.bindparam("p_ids", expanding=True)), _c.status == "in_progress"
-)
 
 
 def record_id(client_id: str, key: str) -> str:
@@ -124,11 +121,6 @@ class SqlIdempotencyRepository:
                 for client_id, key, status, body in answers
             ],
         )
-
-    async def release_many(self, ids: list[str]) -> None:
-        """Free claimed keys whose request was refused (its refusal is kept afterwards)."""
-        if ids:
-            await self._conn.execute(_RELEASE_MANY, {"p_ids": ids})
 
     async def get(self, client_id: str, key: str, *, for_update: bool) -> IdempotencyRecord | None:
         stmt = _BY_ID_FOR_UPDATE if for_update else _BY_ID
