@@ -32,7 +32,7 @@ from amanat.payments.tables import (
     rail_events,
     rejected_callbacks,
 )
-from amanat.platform.db.dialect import insert_if_absent, is_postgresql, locked
+from amanat.platform.db.dialect import insert_if_absent, locked
 from amanat.platform.jobs.tables import outbox
 
 # The request path's statements, built once (see the package docstring).
@@ -554,23 +554,8 @@ class SqlLedgerRepository:
             )
         if not shards:
             return
-        if is_postgresql(self._conn):
-            values = sa.values(
-                sa.column("v_account", sa.String),
-                sa.column("v_shard", sa.Integer),
-                sa.column("v_posted", sa.BigInteger),
-                sa.column("v_held", sa.BigInteger),
-                name="shard_values",
-            ).data([(account, s.index, s.posted, s.held) for account, s in shards])
-            await self._conn.execute(
-                balance_shards.update()
-                .where(
-                    balance_shards.c.account_id == values.c.v_account,
-                    balance_shards.c.shard == values.c.v_shard,
-                )
-                .values(posted=values.c.v_posted, held=values.c.v_held)
-            )
-            return
+        # executemany of one cached statement (one round trip on asyncpg); an UPDATE …
+        # FROM (VALUES …) was compiled anew for every batch and cost more than it saved.
         await self._conn.execute(
             _SET_SHARD,
             [

@@ -28,10 +28,6 @@ def insert_if_absent(conn: AsyncConnection, table: sa.Table) -> Any:
     return _on_conflict_do_nothing(conn.dialect.name, table)
 
 
-def is_postgresql(conn: AsyncConnection) -> bool:
-    return conn.dialect.name == "postgresql"
-
-
 def locked(stmt: Any, conn: AsyncConnection) -> Any:
     """SELECT … FOR UPDATE on PostgreSQL; SQLite's BEGIN IMMEDIATE already holds the lock."""
     return stmt if conn.dialect.name == "sqlite" else stmt.with_for_update()
