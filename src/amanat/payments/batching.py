@@ -97,8 +97,14 @@ class PayoutBatcher:
             refused = exc
         loop = asyncio.get_running_loop()
         waiting = _Waiting(record, request, refused, refusal, loop.create_future())
+        flusher = self._flusher
+        if flusher is not None and flusher.get_loop() is not loop:
+            # An event loop that ended (a CLI command, a test) with requests in flight:
+            # they are gone with it.
+            self._queue = [w for w in self._queue if w.answer.get_loop() is loop]
+            flusher = None
         self._queue.append(waiting)
-        if self._flusher is None or self._flusher.done():
+        if flusher is None or flusher.done():
             # A context of its own: the flusher serves many requests, not the first one.
             self._flusher = loop.create_task(self._drain(), context=contextvars.Context())
         return await waiting.answer
