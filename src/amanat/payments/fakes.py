@@ -21,7 +21,7 @@ from typing import Any
 
 from amanat.kernel.clock import Clock, FrozenClock
 from amanat.kernel.pagination import Page
-from amanat.payments.domain.ledger import InsufficientFunds, Journal
+from amanat.payments.domain.ledger import InsufficientFunds, Journal, Shard
 from amanat.payments.domain.payments import TERMINAL, Payment, PaymentStatus, PaymentType
 from amanat.payments.ports import (
     LedgerRepository,
@@ -94,6 +94,11 @@ class InMemoryPayments(InMemoryStore):
         )
         self.payments[payment.id] = stored
         self._record(stored, None, "created")
+
+    async def add_many(self, created: list[tuple[Payment, str | None, str, datetime]]) -> None:
+        for payment, client_id, kind, run_at in created:
+            await self.add(payment, client_id=client_id)
+            await self._outbox.enqueue(kind, payment.id, {}, run_at)
 
     async def get(self, payment_id: str, *, for_update: bool = False) -> Payment | None:
         return self.payments.get(payment_id)
@@ -280,6 +285,27 @@ class InMemoryLedger(InMemoryStore):
         account.held += amount
         self.holds[hold_id] = FakeHold(account_id, amount, currency, "active")
         return 0
+
+    async def lock_shards(self, account_ids: list[str]) -> dict[str, list[Shard]]:
+        """One shard per account: the fake keeps a single running balance."""
+        return {
+            account_id: [Shard(0, self.accounts[account_id].posted, self.accounts[account_id].held)]
+            for account_id in sorted(set(account_ids))
+            if account_id in self.accounts
+        }
+
+    async def hold_many(
+        self,
+        holds_: list[tuple[str, str, int, int, str, datetime]],
+        shards: list[tuple[str, Shard]],
+    ) -> None:
+        for hold_id, account_id, _shard, amount, currency, _at in holds_:
+            if hold_id in self.holds:
+                raise ValueError(f"hold {hold_id} exists")
+            self.holds[hold_id] = FakeHold(account_id, amount, currency, "active")
+        for account_id, shard in shards:
+            account = self._account(account_id)
+            account.posted, account.held = shard.posted, shard.held
 
     async def close_hold(self, hold_id: str, *, post: bool, at: datetime) -> int | None:
         hold = self.holds.get(hold_id)

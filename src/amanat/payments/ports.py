@@ -6,8 +6,9 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from amanat.kernel.pagination import Page
-from amanat.payments.domain.ledger import Journal
+from amanat.payments.domain.ledger import Journal, Shard
 from amanat.payments.domain.payments import Payment
+from amanat.platform.idempotency.ports import IdempotencyTx
 from amanat.platform.jobs.ports import OutboxTx
 from amanat.platform.protection.ports import ProtectionTx
 
@@ -16,6 +17,11 @@ class PaymentRepository(Protocol):
     async def add(
         self, payment: Payment, *, client_id: str | None, parent_id: str | None = None
     ) -> None: ...
+    async def add_many(self, created: list[tuple[Payment, str | None, str, datetime]]) -> None:
+        """New payments ``(payment, client_id, job kind, job run_at)``, their "created"
+        transitions and first outbox jobs, set-based."""
+        ...
+
     async def get(self, payment_id: str, *, for_update: bool = False) -> Payment | None: ...
     async def save_transition(self, before: Payment, after: Payment, cause: str) -> bool: ...
     async def transitions(self, payment_id: str) -> list[dict[str, Any]]: ...
@@ -55,6 +61,12 @@ class LedgerRepository(Protocol):
         *,
         shard_count: int | None = None,
     ) -> int: ...
+    async def lock_shards(self, account_ids: list[str]) -> dict[str, list[Shard]]: ...
+    async def hold_many(
+        self,
+        holds_: list[tuple[str, str, int, int, str, datetime]],
+        shards: list[tuple[str, Shard]],
+    ) -> None: ...
     async def close_hold(self, hold_id: str, *, post: bool, at: datetime) -> int | None: ...
     async def credit(
         self, account_id: str, amount: int, *, spread: bool, shard_count: int | None = None
@@ -92,3 +104,7 @@ class PartnerLimits(Protocol):
     """A partner's own per-transaction limit (identity keeps it); None: the default."""
 
     async def per_transaction_limit(self, partner_id: str) -> int | None: ...
+
+
+class PayoutBatchTx(PaymentsTx, IdempotencyTx, Protocol):
+    """A batch of payouts commits their idempotency keys with them."""

@@ -8,20 +8,23 @@ runs (see payments/jobs.py and platform/jobs/runtime.py), and rail outcomes come
 
 from __future__ import annotations
 
+import random
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
 from amanat.auth.domain import Caller
 from amanat.kernel.clock import Clock, format_timestamp
-from amanat.kernel.errors import Conflict, InvalidInput, NotFound
+from amanat.kernel.errors import Conflict, DomainError, InvalidInput, NotFound
 from amanat.kernel.ids import new_id
 from amanat.kernel.metadata import check_metadata
 from amanat.kernel.money import Money
 from amanat.kernel.pagination import Page
+from amanat.kernel.pakistan import parse_iban, parse_raast_id
 from amanat.payments import views
 from amanat.payments.domain import ledger
 from amanat.payments.domain.events import BalanceToppedUp, PaymentChanged, payment_event_type
+from amanat.payments.domain.ledger import InsufficientFunds
 from amanat.payments.domain.payments import (
     AccountScheme,
     Failure,
@@ -39,7 +42,9 @@ from amanat.payments.errors import (
 )
 from amanat.payments.ports import PartnerLimits, PaymentsTx
 from amanat.platform.audit import recorder as audit
+from amanat.platform.crypto.field_cipher import FieldContext
 from amanat.platform.db.ports import TransactionFactory
+from amanat.platform.protection.ports import SubjectRecord
 from amanat.platform.protection.service import DataProtectionService
 
 PAYMENT_UPDATED = "payment.updated"
@@ -67,6 +72,24 @@ class AccountIn:
     iban: str | None
     raast_id: str | None
     name: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class PayoutRequest:
+    """A payout checked as far as it can be without the database (amount, account,
+    metadata, limit), waiting to be created in a batch (payments/batching.py)."""
+
+    caller: Caller
+    payment_id: str
+    amount: int
+    currency: str
+    creditor: AccountIn
+    scheme: AccountScheme
+    account_value: str
+    reference: str | None
+    description: str | None
+    metadata: dict[str, Any]
+    created_at: datetime
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,7 +148,7 @@ class PaymentService:
             kind=field,
         )
 
-    async def _check_limit(self, tx: PaymentsTx, caller: Caller, amount: int) -> None:
+    async def _check_limit(self, caller: Caller, amount: int) -> None:
         known = caller.partner
         if known is not None and known.id == caller.partner_id:
             configured = known.per_transaction_limit
@@ -280,7 +303,7 @@ class PaymentService:
             expires_at=expires_at,
         )
         async with self._tx.write() as tx:
-            await self._check_limit(tx, caller, amount)
+            await self._check_limit(caller, amount)
             merchant, shards = await self._merchant_account(tx, caller.partner_id, currency)
             if kind is PaymentType.PAYOUT:
                 await tx.ledger.reserve(
@@ -298,6 +321,185 @@ class PaymentService:
                 payload={"type": kind.value, "amount": amount, "currency": currency},
             )
         return payment
+
+    # -- payouts in batches (payments/batching.py) ------------------------------------
+
+    async def prepare_payout(
+        self,
+        caller: Caller,
+        *,
+        amount: int,
+        currency: str,
+        creditor: AccountIn,
+        reference: str | None,
+        description: str | None,
+        metadata: dict[str, Any],
+    ) -> PayoutRequest:
+        """Every check :meth:`create_payout` makes before it needs the ledger, in its order
+        and with its errors (an account that does not parse is refused before the
+        metadata, the metadata before the limit)."""
+        if not Money(amount, currency).is_positive:
+            raise InvalidInput("amount must be positive.", code="invalid_amount")
+        scheme, value = (
+            (AccountScheme.IBAN, creditor.iban)
+            if creditor.iban
+            else (AccountScheme.RAAST_ID, creditor.raast_id)
+        )
+        if value is None:
+            raise InvalidInput("Give an iban or a raast_id.", code="validation_error")
+        # As the holder lookup parses it: the same refusal, before anything is written.
+        parse_iban(value) if scheme is AccountScheme.IBAN else parse_raast_id(value)
+        checked = check_metadata(metadata)
+        await self._check_limit(caller, amount)
+        return PayoutRequest(
+            caller=caller,
+            payment_id=new_id("payment"),
+            amount=amount,
+            currency=currency,
+            creditor=creditor,
+            scheme=scheme,
+            account_value=value,
+            reference=reference,
+            description=description,
+            metadata=checked,
+            created_at=self._clock.now(),
+        )
+
+    async def create_payouts(
+        self, tx: PaymentsTx, requests: list[PayoutRequest], *, fields_key: str | None = None
+    ) -> list[Payment | DomainError]:
+        """Create many payouts in ``tx`` with set-based statements: each one's payment, its
+        hold, its submission job and its audit record, as :meth:`create_payout` writes them.
+        A payout the balance does not cover (or whose creditor cannot be resolved) gets its
+        error in its place and nothing of it is written; the others go on. The merchants'
+        balance shards are locked in one fixed order (ledger.lock_shards). ``fields_key``:
+        the active fields key, when the caller has read it in ``tx`` already."""
+        outcomes: list[Payment | DomainError | None] = [None] * len(requests)
+        holders: dict[tuple[str, str, str, str | None], SubjectRecord | None] = {}
+        unresolved: dict[tuple[str, str, str, str | None], DomainError] = {}
+        for i, request in enumerate(requests):
+            lookup = _holder_key(request)
+            if lookup not in holders and lookup not in unresolved:
+                try:
+                    holders[lookup] = await self._protection.find_holder(
+                        lookup[1], lookup[2], lookup[3], partner_id=lookup[0]
+                    )
+                except DomainError as exc:
+                    unresolved[lookup] = exc
+            if lookup in unresolved:
+                outcomes[i] = unresolved[lookup]
+        accounts: dict[tuple[str, str], tuple[str, int]] = {}
+        for request in requests:
+            wanted = (request.caller.partner_id, request.currency)
+            if wanted not in accounts:
+                accounts[wanted] = await self._merchant_account(tx, *wanted)
+        shards = await tx.ledger.lock_shards([account for account, _ in accounts.values()])
+        changed: set[str] = set()
+        held: dict[int, tuple[str, int]] = {}
+        for i, request in enumerate(requests):
+            if outcomes[i] is not None:
+                continue
+            account, _ = accounts[(request.caller.partner_id, request.currency)]
+            mine = shards.get(account, [])
+            try:
+                shards[account], shard = ledger.hold_on(
+                    mine, request.amount, random.randrange(max(1, len(mine)))
+                )
+            except InsufficientFunds as exc:
+                outcomes[i] = exc
+                continue
+            changed.add(account)
+            held[i] = (account, shard)
+        created: list[tuple[Payment, str | None, str, datetime]] = []
+        holds: list[tuple[str, str, int, int, str, datetime]] = []
+        if held and fields_key is None:
+            fields_key = await self._protection.active_fields_key()
+        for i, (account, shard) in held.items():
+            request = requests[i]
+            party = await self._batch_party(request, holders)
+            payment = await self._batch_payment(request, party, fields_key or "")
+            outcomes[i] = payment
+            created.append((payment, request.caller.client_id, SUBMIT, self._submit_at(payment)))
+            holds.append(
+                (payment.id, account, shard, request.amount, request.currency, payment.created_at)
+            )
+        await tx.ledger.hold_many(
+            holds,
+            [(account, shard) for account in sorted(changed) for shard in shards[account]],
+        )
+        await tx.payments.add_many(created)
+        for i in held:
+            request = requests[i]
+            await audit.record(
+                tx,
+                self._clock,
+                request.caller.actor,
+                "payment.created",
+                target_type="payment",
+                target_id=request.payment_id,
+                payload={
+                    "type": PaymentType.PAYOUT.value,
+                    "amount": request.amount,
+                    "currency": request.currency,
+                },
+            )
+        done = [outcome for outcome in outcomes if outcome is not None]
+        assert len(done) == len(requests)
+        return done
+
+    async def _batch_party(
+        self,
+        request: PayoutRequest,
+        holders: dict[tuple[str, str, str, str | None], SubjectRecord | None],
+    ) -> Party:
+        """The creditor's customer record: the one found, or one made now (and shared with
+        the batch's later payouts to the same person, as consecutive payouts would)."""
+        lookup = _holder_key(request)
+        record = holders[lookup]
+        if record is None:
+            caller, creditor = request.caller, request.creditor
+            record = await self._protection.create_subject(
+                caller.actor,
+                caller.partner_id,
+                name=creditor.name,
+                iban=creditor.iban,
+                raast_id=creditor.raast_id,
+            )
+            holders[lookup] = record
+        return Party(
+            subject_id=record.id,
+            bank_code=record.bank_code,
+            iban_last4=record.iban_last4,
+            kind=request.scheme,
+        )
+
+    async def _batch_payment(
+        self, request: PayoutRequest, party: Party, fields_key: str
+    ) -> Payment:
+        sealed = (
+            await self._protection.cipher.encrypt(
+                request.description,
+                context=FieldContext("payments", "description", request.payment_id),
+                key_id=fields_key,
+            )
+            if request.description
+            else None
+        )
+        return Payment(
+            id=request.payment_id,
+            partner_id=request.caller.partner_id,
+            type=PaymentType.PAYOUT,
+            status=PaymentStatus.PENDING,
+            amount=Money(request.amount, request.currency),
+            counterparty=party,
+            reference=request.reference,
+            description=sealed,
+            metadata=request.metadata,
+            version=1,
+            created_at=request.created_at,
+            updated_at=request.created_at,
+            expires_at=None,
+        )
 
     def _submit_at(self, payment: Payment) -> datetime:
         """When to send a new payment to the rail: at once, except the sandbox's held
@@ -672,6 +874,15 @@ class PaymentService:
         collection = await tx.payments.get(collection_id)
         if collection is not None:
             await self._publish_change(tx, collection, event_type=PAYMENT_UPDATED)
+
+
+def _holder_key(request: PayoutRequest) -> tuple[str, str, str, str | None]:
+    return (
+        request.caller.partner_id,
+        request.scheme.value,
+        request.account_value,
+        request.creditor.name,
+    )
 
 
 def _with_reference(payment: Payment, reference: str) -> Payment:

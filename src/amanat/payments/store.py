@@ -116,6 +116,80 @@ _CREDIT_SHARD = (
 )
 
 
+_LOCK_SHARDS = (
+    balance_shards.select()
+    .where(balance_shards.c.account_id.in_(sa.bindparam("p_accounts", expanding=True)))
+    # One fixed order for every batch: two batches locking overlapping shards queue, they
+    # never deadlock.
+    .order_by(balance_shards.c.account_id, balance_shards.c.shard)
+)
+_SET_SHARD = (
+    balance_shards.update()
+    .where(_SHARD)
+    .values(posted=sa.bindparam("p_posted"), held=sa.bindparam("p_held"))
+)
+
+
+def _payment_row(payment: Payment, client_id: str | None, parent_id: str | None) -> dict[str, Any]:
+    return {
+        "id": payment.id,
+        "partner_id": payment.partner_id,
+        "client_id": client_id,
+        "type": payment.type.value,
+        "status": payment.status.value,
+        "amount": payment.amount.amount,
+        "currency": payment.amount.currency,
+        "counterparty_id": payment.counterparty.subject_id,
+        "counterparty_kind": payment.counterparty.kind,
+        "bank_code": payment.counterparty.bank_code,
+        "iban_last4": payment.counterparty.iban_last4,
+        "reference": payment.reference,
+        "description": payment.description,
+        "metadata": payment.metadata,
+        "version": payment.version,
+        "failure_code": None,
+        "failure_message": None,
+        "rail_reference": None,
+        "rail_sequence": 0,
+        "submitted_at": None,
+        "expires_at": payment.expires_at,
+        "refunded_amount": 0,
+        "parent_id": parent_id,
+        "created_at": payment.created_at,
+        "updated_at": payment.updated_at,
+    }
+
+
+def _transition_row(
+    payment: Payment, from_status: PaymentStatus | None, cause: str
+) -> dict[str, Any]:
+    return {
+        "payment_id": payment.id,
+        "from_status": from_status.value if from_status else None,
+        "to_status": payment.status.value,
+        "version": payment.version,
+        "cause": cause[:200],
+        "at": payment.updated_at,
+    }
+
+
+def _outbox_row(kind: str, subject_id: str, run_at: datetime) -> dict[str, Any]:
+    """A row as the outbox's own ``enqueue`` writes it (platform/jobs/outbox_store.py)."""
+    return {
+        "kind": kind,
+        "subject_id": subject_id,
+        "payload": {},
+        "status": "pending",
+        "attempts": 0,
+        "run_at": run_at,
+        "locked_until": None,
+        "locked_by": None,
+        "last_error": None,
+        "created_at": run_at,
+        "updated_at": run_at,
+    }
+
+
 def _payment(row: Any) -> Payment:
     return Payment(
         id=row.id,
@@ -153,37 +227,23 @@ class SqlPaymentRepository:
     async def add(
         self, payment: Payment, *, client_id: str | None, parent_id: str | None = None
     ) -> None:
-        await self._conn.execute(
-            _INSERT_PAYMENTS,
-            {
-                "id": payment.id,
-                "partner_id": payment.partner_id,
-                "client_id": client_id,
-                "type": payment.type.value,
-                "status": payment.status.value,
-                "amount": payment.amount.amount,
-                "currency": payment.amount.currency,
-                "counterparty_id": payment.counterparty.subject_id,
-                "counterparty_kind": payment.counterparty.kind,
-                "bank_code": payment.counterparty.bank_code,
-                "iban_last4": payment.counterparty.iban_last4,
-                "reference": payment.reference,
-                "description": payment.description,
-                "metadata": payment.metadata,
-                "version": payment.version,
-                "failure_code": None,
-                "failure_message": None,
-                "rail_reference": None,
-                "rail_sequence": 0,
-                "submitted_at": None,
-                "expires_at": payment.expires_at,
-                "refunded_amount": 0,
-                "parent_id": parent_id,
-                "created_at": payment.created_at,
-                "updated_at": payment.updated_at,
-            },
-        )
+        await self._conn.execute(_INSERT_PAYMENTS, _payment_row(payment, client_id, parent_id))
         await self.record_transition(payment, None, "created")
+
+    async def add_many(self, created: list[tuple[Payment, str | None, str, datetime]]) -> None:
+        """New payments, each ``(payment, client_id, job kind, job run_at)``, with their
+        "created" transitions and their first outbox jobs: three statements in all."""
+        if not created:
+            return
+        await self._conn.execute(
+            _INSERT_PAYMENTS, [_payment_row(p, client_id, None) for p, client_id, _, _ in created]
+        )
+        await self._conn.execute(
+            _INSERT_PAYMENT_TRANSITIONS, [_transition_row(p, None, "created") for p, *_ in created]
+        )
+        await self._conn.execute(
+            _INSERT_OUTBOX, [_outbox_row(kind, p.id, at) for p, _, kind, at in created]
+        )
 
     async def get(self, payment_id: str, *, for_update: bool = False) -> Payment | None:
         stmt = _PAYMENT_BY_ID_FOR_UPDATE if for_update else _PAYMENT_BY_ID
@@ -215,15 +275,7 @@ class SqlPaymentRepository:
         self, payment: Payment, from_status: PaymentStatus | None, cause: str
     ) -> None:
         await self._conn.execute(
-            _INSERT_PAYMENT_TRANSITIONS,
-            {
-                "payment_id": payment.id,
-                "from_status": from_status.value if from_status else None,
-                "to_status": payment.status.value,
-                "version": payment.version,
-                "cause": cause[:200],
-                "at": payment.updated_at,
-            },
+            _INSERT_PAYMENT_TRANSITIONS, _transition_row(payment, from_status, cause)
         )
 
     async def transitions(self, payment_id: str) -> list[dict[str, Any]]:
@@ -461,6 +513,56 @@ class SqlLedgerRepository:
         )
         await self._add_hold(hold_id, account_id, best.index, amount, currency, at)
         return best.index
+
+    async def lock_shards(self, account_ids: list[str]) -> dict[str, list[Shard]]:
+        """The balance shards of these accounts, locked (one SELECT … FOR UPDATE in one
+        fixed order on PostgreSQL; SQLite's write lock already covers them)."""
+        rows = (
+            await self._conn.execute(
+                locked(_LOCK_SHARDS, self._conn), {"p_accounts": sorted(set(account_ids))}
+            )
+        ).all()
+        shards: dict[str, list[Shard]] = {}
+        for r in rows:
+            shards.setdefault(r.account_id, []).append(Shard(r.shard, int(r.posted), int(r.held)))
+        return shards
+
+    async def hold_many(
+        self,
+        holds_: list[tuple[str, str, int, int, str, datetime]],
+        shards: list[tuple[str, Shard]],
+    ) -> None:
+        """Active holds ``(hold_id, account, shard, amount, currency, at)`` and the new
+        values of the shards they changed, locked by :meth:`lock_shards` in this
+        transaction (so absolute values are safe to write)."""
+        if holds_:
+            await self._conn.execute(
+                _INSERT_HOLDS,
+                [
+                    {
+                        "id": hold_id,
+                        "account_id": account,
+                        "shard": shard,
+                        "amount": amount,
+                        "currency": currency,
+                        "status": "active",
+                        "created_at": at,
+                        "closed_at": None,
+                    }
+                    for hold_id, account, shard, amount, currency, at in holds_
+                ],
+            )
+        if not shards:
+            return
+        # executemany of one cached statement (one round trip on asyncpg); an UPDATE …
+        # FROM (VALUES …) was compiled anew for every batch and cost more than it saved.
+        await self._conn.execute(
+            _SET_SHARD,
+            [
+                {"p_account": account, "p_shard": s.index, "p_posted": s.posted, "p_held": s.held}
+                for account, s in shards
+            ],
+        )
 
     async def _hold_on_any_shard(
         self, account_id: str, amount: int, start: int, count: int

@@ -11,6 +11,7 @@ from amanat.identity.queries import IdentityQueries
 from amanat.payments import problems, tables
 from amanat.payments.adapters.breaker import CircuitBreaker
 from amanat.payments.adapters.raast_http import RaastHttpAdapter
+from amanat.payments.batching import PayoutBatcher
 from amanat.payments.callbacks import RailCallbacks
 from amanat.payments.domain.events import EVENT_TYPES
 from amanat.payments.jobs import RailJobs, RailTarget, UnresolvedGauge
@@ -18,6 +19,7 @@ from amanat.payments.rail import RailAdapter
 from amanat.payments.routes import banks, payments, rail_callbacks
 from amanat.payments.service import ENQUIRE, SUBMIT, PaymentsConfig, PaymentService
 from amanat.payments.store import SqlLedgerRepository, SqlPaymentRepository, SqlRailEventRepository
+from amanat.platform.idempotency.service import IdempotencyService
 from amanat.platform.observability.metrics import UNRESOLVED
 from amanat.platform.protection.ports import EncryptedColumn
 from amanat.platform.protection.service import DataProtectionService
@@ -115,6 +117,10 @@ def include(registry: Registry) -> None:
     registry.add_repository("ledger", SqlLedgerRepository)
     registry.add_repository("rail_events", SqlRailEventRepository)
     registry.provide(PaymentService, _service)
+    registry.provide(
+        PayoutBatcher,
+        lambda s: PayoutBatcher(s.transactions, s.get(PaymentService), s.get(IdempotencyService)),
+    )
     registry.provide(RailAdapter, _rail)
     registry.provide(RailTarget, _target)
     registry.provide(

@@ -165,3 +165,30 @@ def rebalanced(shards: list[Shard]) -> list[Shard]:
         Shard(s.index, s.held + share + (remainder if i == 0 else 0), s.held)
         for i, s in enumerate(shards)
     ]
+
+
+def hold_on(shards: list[Shard], amount: int, start: int) -> tuple[list[Shard], int]:
+    """Hold ``amount`` on one of an account's shards, as the ledger's ``reserve`` does:
+    the first shard from ``start`` on that covers it; else, if the shards cover it
+    together, their money evened out (or, if that is still not enough on one, all put on
+    one) first. Returns the shards after the hold and the shard held on; raises
+    InsufficientFunds, changing nothing, when the account cannot cover the amount."""
+    count = len(shards)
+    for offset in range(count):
+        i = (start + offset) % count
+        if shards[i].available >= amount:
+            after = list(shards)
+            after[i] = Shard(shards[i].index, shards[i].posted, shards[i].held + amount)
+            return after, shards[i].index
+    total = sum(s.available for s in shards)
+    if total < amount:
+        raise InsufficientFunds("The available balance does not cover this amount.")
+    even = rebalanced(shards)
+    best = max(even, key=lambda s: s.available)
+    if best.available < amount:
+        even = [
+            Shard(s.index, s.held + (total if s.index == best.index else 0), s.held) for s in shards
+        ]
+    return [
+        Shard(s.index, s.posted, s.held + amount) if s.index == best.index else s for s in even
+    ], best.index

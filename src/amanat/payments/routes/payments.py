@@ -19,6 +19,7 @@ from amanat.auth.verification import (
 )
 from amanat.kernel.clock import Clock, format_timestamp
 from amanat.payments import views
+from amanat.payments.batching import PayoutBatcher
 from amanat.payments.domain.payments import RAIL_FAILURE_CODES, Payment, PaymentStatus
 from amanat.payments.service import AccountIn, PaymentService
 from amanat.platform.http.errors import ApiProblem
@@ -34,7 +35,8 @@ from amanat.platform.http.responses import JsonResponse
 from amanat.platform.http.schemas import ListResponse, RequestModel, ResponseModel
 from amanat.platform.http.services import find_service
 from amanat.platform.http.types import Amount, Iban, Metadata, RaastId
-from amanat.platform.idempotency.protocol import IdempotencyKeyHeader, run_idempotent
+from amanat.platform.idempotency.ports import IdempotencyRecord
+from amanat.platform.idempotency.protocol import IdempotencyKeyHeader, Refusal, run_idempotent
 from amanat.platform.settings import Settings
 
 router = APIRouter(tags=["payments"])
@@ -265,7 +267,32 @@ async def create_payment(
             )
         return 201, await payment_view(service, payment)
 
-    return await run_idempotent(request, context, idempotency_key, operation)
+    if body.type != "payout":
+        return await run_idempotent(request, context, idempotency_key, operation)
+    batcher = find_service(request, PayoutBatcher)
+    creditor = body.creditor
+    assert creditor is not None
+
+    async def batched(
+        record: IdempotencyRecord, refusal: Refusal
+    ) -> tuple[int, dict[str, Any]] | None:
+        # Payouts commit in batches (payments/batching.py); ``operation`` stays the path
+        # of a payout whose key was taken or whose batch failed.
+        return await batcher.create(
+            record,
+            refusal,
+            lambda: service.prepare_payout(
+                _caller(request, context),
+                amount=body.amount,
+                currency=body.currency,
+                creditor=_account(creditor),
+                reference=body.reference,
+                description=body.description,
+                metadata=body.metadata,
+            ),
+        )
+
+    return await run_idempotent(request, context, idempotency_key, operation, batched=batched)
 
 
 # The reads below return a JsonResponse: the view already has exactly the documented

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Awaitable, Callable
 from typing import Annotated, Any, Protocol
 
 import orjson
@@ -22,6 +23,7 @@ from amanat.kernel.errors import DomainError, InvalidInput
 from amanat.platform.http.errors import ApiProblem, domain_error_status, problem_body
 from amanat.platform.http.responses import JsonResponse, ProblemResponse
 from amanat.platform.http.services import find_service
+from amanat.platform.idempotency.ports import IdempotencyRecord
 from amanat.platform.idempotency.service import (
     IdempotencyService,
     KeyInUse,
@@ -125,8 +127,23 @@ def _refusal(request: Request, exc: DomainError | ApiProblem) -> tuple[int, dict
     )
 
 
+Refusal = Callable[[DomainError], tuple[int, dict[str, Any]]]
+"""The problem document (and status) a business refusal answers."""
+Batched = Callable[[IdempotencyRecord, Refusal], Awaitable[tuple[int, dict[str, Any]] | None]]
+"""A route's batched way to run its operation: the claim of the record's key, the change
+(or the refusal, rendered with the given :data:`Refusal`) and the stored answer commit in
+a batch with other requests' (payouts' group commit). It returns that answer; or None:
+the key was taken, or the batch could not run, and the request takes the per-request
+path, which waits for the key and replays or refuses it."""
+
+
 async def run_idempotent(
-    request: Request, context: Caller, raw_key: str | None, operation: Operation
+    request: Request,
+    context: Caller,
+    raw_key: str | None,
+    operation: Operation,
+    *,
+    batched: Batched | None = None,
 ) -> Response:
     service = find_service(request, IdempotencyService)
     key = parse_key(raw_key)
@@ -139,9 +156,19 @@ async def run_idempotent(
         request.url.path,
     )
     try:
-        answer = await service.stored(record)
-        if answer is not None:
-            return await _replay(answer)
+        if batched is not None:
+            # No read of the key first: the batch's claim finds a taken key, and the
+            # per-request path below replays it.
+            done = await batched(record, lambda exc: _refusal(request, exc))
+            if done is not None:
+                status, payload = done
+                if status >= 400:
+                    return ProblemResponse(payload, status_code=status)
+                return JsonResponse(payload, status_code=status)
+        else:
+            answer = await service.stored(record)
+            if answer is not None:
+                return await _replay(answer)
         status, payload = await service.run(record, operation)
         return JsonResponse(payload, status_code=status)
     except Replay as replay:

@@ -27,6 +27,7 @@ import structlog
 
 from amanat.kernel.clock import Clock
 from amanat.kernel.errors import Contention
+from amanat.platform.crypto.field_cipher import FieldContext
 from amanat.platform.db.ports import UnitOfWork
 from amanat.platform.idempotency.ports import IdempotencyRecord, IdempotencyTx
 from amanat.platform.protection.service import DataProtectionService
@@ -164,6 +165,17 @@ class IdempotencyService:
             sealed = await self._protection.seal(orjson.dumps(payload).decode(), **_where(record))
             await tx.idempotency.complete(record.client_id, record.key, status, sealed, {})
         return status, payload
+
+    async def answer_key(self) -> str:
+        """The key stored answers are sealed under now (read once for a whole batch)."""
+        return await self._protection.active_fields_key()
+
+    async def seal_answer(self, record: IdempotencyRecord, payload: Any, *, key_id: str) -> str:
+        """The answer as :meth:`run` stores it, sealed under ``key_id`` (from
+        :meth:`answer_key`), for a batch that completes many keys at once."""
+        return await self._protection.cipher.encrypt(
+            orjson.dumps(payload).decode(), context=FieldContext(**_where(record)), key_id=key_id
+        )
 
     async def keep_refusal(
         self, record: IdempotencyRecord, status: int, problem: dict[str, Any]

@@ -47,26 +47,63 @@ def _record(row: Any) -> IdempotencyRecord:
     )
 
 
+def _row(record: IdempotencyRecord) -> dict[str, Any]:
+    return {
+        "id": record_id(record.client_id, record.key),
+        "client_id": record.client_id,
+        "key": record.key,
+        "request_hash": record.request_hash,
+        "method": record.method,
+        "path": record.path,
+        "status": record.status,
+        "created_at": record.created_at,
+        "locked_until": record.locked_until,
+        "expires_at": record.expires_at,
+    }
+
+
 class SqlIdempotencyRepository:
     def __init__(self, conn: AsyncConnection) -> None:
         self._conn = conn
 
     async def try_insert(self, record: IdempotencyRecord) -> bool:
         """Insert an in-progress record; False when the key already exists."""
-        values = {
-            "id": record_id(record.client_id, record.key),
-            "client_id": record.client_id,
-            "key": record.key,
-            "request_hash": record.request_hash,
-            "method": record.method,
-            "path": record.path,
-            "status": record.status,
-            "created_at": record.created_at,
-            "locked_until": record.locked_until,
-            "expires_at": record.expires_at,
-        }
-        result = await self._conn.execute(insert_if_absent(self._conn, _table), values)
+        result = await self._conn.execute(insert_if_absent(self._conn, _table), _row(record))
         return bool(result.rowcount)
+
+    async def claim_many(self, records: list[IdempotencyRecord]) -> set[str]:
+        """Insert in-progress records in one statement (ON CONFLICT DO NOTHING RETURNING),
+        in id order so two batches claiming overlapping keys wait on them in one order;
+        returns the ids inserted. A key not returned was taken (or has expired: the
+        per-request path removes it)."""
+        if not records:
+            return set()
+        rows = sorted((_row(r) for r in records), key=lambda row: str(row["id"]))
+        stmt = insert_if_absent(self._conn, _table).returning(_c.id)
+        result = await self._conn.execute(stmt, rows)
+        return {str(row[0]) for row in result.all()}
+
+    async def complete_many(self, answers: list[tuple[str, str, int, str]]) -> None:
+        """Store each claimed key's answer: ``(client_id, key, status, sealed body)``."""
+        if not answers:
+            return
+        # executemany of one cached statement: asyncpg sends the executions in one round
+        # trip; an UPDATE … FROM (VALUES …) would be compiled anew for every batch, which
+        # cost more than it saved.
+        await self._conn.execute(
+            _COMPLETE,
+            [
+                {
+                    "p_id": record_id(client_id, key),
+                    "status": "completed",
+                    "response_status": status,
+                    "response_body": body,
+                    "response_headers": {},
+                    "locked_until": None,
+                }
+                for client_id, key, status, body in answers
+            ],
+        )
 
     async def get(self, client_id: str, key: str, *, for_update: bool) -> IdempotencyRecord | None:
         stmt = _BY_ID_FOR_UPDATE if for_update else _BY_ID

@@ -1,0 +1,179 @@
+"""Payouts' group commit: concurrent payouts of this process commit together.
+
+A payout costs the database far less as one of many in a transaction of set-based
+statements than in a transaction of its own (one claim of all the idempotency keys, one
+locking read of the balance shards, one insert per table, one update of the shards, one
+COMMIT). A request puts its checked payout in the queue and waits; one flusher takes
+everything queued (up to ``max_batch``) whenever the previous batch has committed, so an
+idle server adds no delay and a busy one makes bigger batches. Every request is answered
+only after its batch's COMMIT: durability is as before.
+
+What each request gets back, in :func:`run_idempotent`'s terms (platform/idempotency):
+
+- its answer (201 and the payment), stored under its key in the same transaction;
+- its business refusal (insufficient funds, limit...) as the problem document the route
+  renders: nothing of the payout was written, and the refusal is stored as the key's
+  result in the same transaction (as any request's refusal is kept);
+- ``None``: its key was already taken (a retry, a concurrent request with the same key,
+  an expired record), or the batch failed as a whole (a deadlock, a bug): the request
+  then takes the per-request path, which waits for the key and replays it, or creates the
+  payout in a transaction of its own. One bad payout can therefore never fail others.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import structlog
+
+from amanat.kernel.errors import DomainError
+from amanat.payments import views
+from amanat.payments.domain.payments import Payment
+from amanat.payments.ports import PayoutBatchTx
+from amanat.payments.service import PaymentService, PayoutRequest
+from amanat.platform.db.ports import UnitOfWork
+from amanat.platform.idempotency.ports import IdempotencyRecord
+from amanat.platform.idempotency.service import IdempotencyService
+from amanat.platform.idempotency.store import record_id
+
+log = structlog.get_logger("amanat.payments")
+
+MAX_BATCH = 128
+
+Answer = tuple[int, dict[str, Any]]
+Outcome = Answer | None
+Refusal = Callable[[DomainError], Answer]
+
+
+@dataclass(slots=True)
+class _Waiting:
+    record: IdempotencyRecord
+    request: PayoutRequest | None  # None: refused before it reached the batch
+    refused: DomainError | None
+    refusal: Refusal = field(repr=False)
+    answer: asyncio.Future[Outcome] = field(repr=False)
+
+
+class PayoutBatcher:
+    def __init__(
+        self,
+        transactions: UnitOfWork[PayoutBatchTx],
+        payments: PaymentService,
+        idempotency: IdempotencyService,
+        *,
+        max_batch: int = MAX_BATCH,
+    ) -> None:
+        self._tx = transactions
+        self._payments = payments
+        self._idempotency = idempotency
+        self._max_batch = max_batch
+        self._queue: list[_Waiting] = []
+        self._flusher: asyncio.Task[None] | None = None
+        self.batches = 0  # committed batches, for tests and measurements
+        self.fallbacks = 0  # batches that failed as a whole
+
+    async def create(
+        self,
+        record: IdempotencyRecord,
+        refusal: Refusal,
+        prepare: Callable[[], Awaitable[PayoutRequest]],
+    ) -> Answer | None:
+        """Create the payout ``prepare`` checks, in the next batch, under ``record``'s key.
+
+        Returns the answer (the payment, or the refusal as ``refusal`` renders it; either
+        stored under the key), or None: the caller runs the request on the per-request
+        path (see the module docstring)."""
+        request: PayoutRequest | None = None
+        refused: DomainError | None = None
+        try:
+            request = await prepare()
+        except DomainError as exc:
+            # Refused before the batch, but the key decides first: a key already taken
+            # is replayed (or refused as reused) rather than this refusal answered.
+            refused = exc
+        loop = asyncio.get_running_loop()
+        waiting = _Waiting(record, request, refused, refusal, loop.create_future())
+        flusher = self._flusher
+        if flusher is not None and flusher.get_loop() is not loop:
+            # An event loop that ended (a CLI command, a test) with requests in flight:
+            # they are gone with it.
+            self._queue = [w for w in self._queue if w.answer.get_loop() is loop]
+            flusher = None
+        self._queue.append(waiting)
+        if flusher is None or flusher.done():
+            # A context of its own: the flusher serves many requests, not the first one.
+            self._flusher = loop.create_task(self._drain(), context=contextvars.Context())
+        return await waiting.answer
+
+    async def _drain(self) -> None:
+        try:
+            await self._drain_queue()
+        finally:
+            # Left non-empty only when the flusher was canceled (shutdown).
+            left, self._queue = self._queue, []
+            for waiting in left:
+                if not waiting.answer.done():
+                    waiting.answer.set_result(None)
+
+    async def _drain_queue(self) -> None:
+        while self._queue:
+            batch = self._queue[: self._max_batch]
+            del self._queue[: self._max_batch]
+            outcomes: dict[int, Outcome] = {}
+            try:
+                outcomes = await self._commit(batch)
+                self.batches += 1
+            except Exception:
+                # Nothing of the batch stands (its transaction rolled back): every request
+                # in it goes its own way, retried and answered as it would be alone.
+                self.fallbacks += 1
+                log.warning("payout_batch_failed", size=len(batch), exc_info=True)
+                outcomes = {}
+            finally:
+                # Even when the flusher itself is canceled (shutdown), no request is left
+                # waiting: those without an outcome take the per-request path.
+                for i, waiting in enumerate(batch):
+                    if not waiting.answer.done():  # a request canceled meanwhile is gone
+                        waiting.answer.set_result(outcomes.get(i))
+
+    async def _commit(self, batch: list[_Waiting]) -> dict[int, Outcome]:
+        """One transaction for the whole batch; the outcome of each of its requests by
+        position (absent: the per-request path)."""
+        first: dict[str, int] = {}
+        for i, waiting in enumerate(batch):
+            first.setdefault(record_id(waiting.record.client_id, waiting.record.key), i)
+        outcomes: dict[int, Outcome] = {}
+        async with self._tx.atomic() as tx:
+            claimed = await tx.idempotency.claim_many([batch[i].record for i in first.values()])
+            mine = [i for key, i in first.items() if key in claimed]
+            to_create = [i for i in mine if batch[i].request is not None]
+            # One read of the active key for the descriptions and the stored answers.
+            answer_key = await self._idempotency.answer_key() if mine else ""
+            created = await self._payments.create_payouts(
+                tx,
+                [r for i in to_create if (r := batch[i].request) is not None],
+                fields_key=answer_key or None,
+            )
+            results: dict[int, Payment | DomainError] = dict(zip(to_create, created, strict=True))
+            answers: list[tuple[str, str, int, str]] = []
+            for i in mine:
+                waiting = batch[i]
+                result = results.get(i, waiting.refused)
+                if isinstance(result, Payment):
+                    assert waiting.request is not None
+                    answer = (201, views.payment_view(result, waiting.request.description))
+                else:
+                    assert result is not None
+                    # Refused: nothing of the payout was written; the refusal is the
+                    # key's result, as run_idempotent keeps any request's.
+                    answer = waiting.refusal(result)
+                record = waiting.record
+                sealed = await self._idempotency.seal_answer(record, answer[1], key_id=answer_key)
+                answers.append((record.client_id, record.key, answer[0], sealed))
+                outcomes[i] = answer
+            await tx.idempotency.complete_many(answers)
+        return outcomes

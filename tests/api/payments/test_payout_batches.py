@@ -1,0 +1,250 @@
+"""Payouts' group commit (payments/batching.py): concurrent payouts commit together, and
+the answers, the money and the idempotency keys are what one payout at a time gives.
+
+Each test checks what a batch must never break: money conserved (holds, balance and the
+ledger agree), an uncovered payout dropping out alone, a retried write happening once, a
+batch that fails midway leaving nothing half-written, and (PostgreSQL) two batches that
+lock the same merchants' shards queueing instead of deadlocking."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections import Counter
+from typing import Any
+
+import httpx
+import pytest
+import sqlalchemy as sa
+from tests.conftest import TEST_DB
+from tests.support.oauth import ACTOR, RegisteredClient, bearer, funded_merchant
+
+from amanat.auth.domain import Caller
+from amanat.bootstrap import Container
+from amanat.payments.batching import PayoutBatcher
+from amanat.payments.domain.ledger import InsufficientFunds
+from amanat.payments.domain.payments import Payment
+from amanat.payments.service import AccountIn
+from amanat.payments.store import SqlPaymentRepository
+from amanat.payments.tables import holds, payments
+from amanat.platform.idempotency.service import IdempotencyService
+from amanat.platform.idempotency.tables import idempotency_keys
+from amanat.platform.jobs.tables import outbox
+
+IBAN = "PK36SCBL0000001123456702"
+CREDITOR = AccountIn(iban=IBAN, raast_id=None, name="Ayesha Khan")
+
+
+def _payout(amount: int, reference: str) -> dict[str, Any]:
+    return {
+        "amount": amount,
+        "currency": "PKR",
+        "creditor": {"iban": IBAN, "name": "Ayesha Khan"},
+        "reference": reference,
+    }
+
+
+async def _count(container: Container, table: sa.Table, *where: Any) -> int:
+    async with container.db.read() as conn:
+        stmt = sa.select(sa.func.count()).select_from(table).where(*where)
+        return int((await conn.execute(stmt)).scalar_one())
+
+
+async def _rows_agree(container: Container, created: int) -> None:
+    """Every payment has its hold and its submission job, and the ledger reconciles."""
+    assert await _count(container, payments) == created
+    assert await _count(container, holds, holds.c.status == "active") == created
+    assert await _count(container, outbox, outbox.c.kind == "rail.submit") == created
+    async with container.transactions.read() as tx:
+        assert await tx.ledger.check() == []
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+async def test_concurrent_payouts_conserve_money_and_the_uncovered_drop_out_alone(
+    client: httpx.AsyncClient, container: Container, seed: int
+) -> None:
+    balance = 1_000_000
+    merchant = await funded_merchant(container, f"Batched {seed}", balance)
+    auth = await bearer(client, merchant)
+    rng = random.Random(seed)
+    amounts = [rng.randrange(10_000, 150_000) for _ in range(24)]
+    responses = await asyncio.gather(
+        *[
+            client.post(
+                "/v1/payments",
+                json=_payout(amount, f"b{i}"),
+                headers=auth | {"Idempotency-Key": f"batch-{i}"},
+            )
+            for i, amount in enumerate(amounts)
+        ]
+    )
+    statuses = Counter(r.status_code for r in responses)
+    assert set(statuses) <= {201, 422}, [r.text for r in responses if r.status_code >= 500]
+    paid = sum(a for a, r in zip(amounts, responses, strict=True) if r.status_code == 201)
+    for amount, response in zip(amounts, responses, strict=True):
+        if response.status_code == 422:
+            assert response.json()["code"] == "insufficient_funds"
+            # Refused only when what was left could not cover it.
+            assert amount > balance - paid
+        else:
+            body = response.json()
+            assert body["amount"] == amount and body["status"] == "pending"
+    assert paid <= balance
+    assert sum(amounts) <= balance or statuses[422] > 0
+    await _rows_agree(container, statuses[201])
+    answer = (await client.get("/v1/balance", headers=auth)).json()
+    assert answer["available"] == balance - paid and answer["held"] == paid
+    # Every key keeps its answer, the refusals too; a retry replays it.
+    assert await _count(container, idempotency_keys, idempotency_keys.c.status == "completed") == (
+        len(amounts)
+    )
+    for i in (0, len(amounts) - 1):
+        again = await client.post(
+            "/v1/payments",
+            json=_payout(amounts[i], f"b{i}"),
+            headers=auth | {"Idempotency-Key": f"batch-{i}"},
+        )
+        assert again.headers["idempotent-replayed"] == "true"
+        assert (again.status_code, again.json()) == (
+            responses[i].status_code,
+            responses[i].json(),
+        )
+    await _rows_agree(container, statuses[201])
+
+
+async def test_the_same_key_sent_concurrently_creates_one_payment(
+    client: httpx.AsyncClient, container: Container
+) -> None:
+    merchant = await funded_merchant(container, "Retrying", 10_000_000)
+    auth = await bearer(client, merchant)
+    headers = auth | {"Idempotency-Key": "twice"}
+    responses = await asyncio.gather(
+        *[client.post("/v1/payments", json=_payout(50_000, "t"), headers=headers) for _ in range(8)]
+    )
+    assert {r.status_code for r in responses} <= {201, 409}, [r.text for r in responses]
+    created = {r.json()["id"] for r in responses if r.status_code == 201}
+    assert len(created) == 1
+    for busy in (r for r in responses if r.status_code == 409):
+        assert busy.json()["code"] == "idempotency_key_in_use"
+    fresh = [
+        r for r in responses if r.status_code == 201 and "idempotent-replayed" not in r.headers
+    ]
+    assert len(fresh) == 1
+    replay = await client.post("/v1/payments", json=_payout(50_000, "t"), headers=headers)
+    assert replay.headers["idempotent-replayed"] == "true"
+    assert replay.json()["id"] in created
+    other = await client.post("/v1/payments", json=_payout(60_000, "t"), headers=headers)
+    assert other.status_code == 422 and other.json()["code"] == "idempotency_key_reused"
+    await _rows_agree(container, 1)
+
+
+async def test_a_batch_that_fails_midway_leaves_nothing_and_each_payout_goes_alone(
+    client: httpx.AsyncClient, container: Container, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    merchant = await funded_merchant(container, "Crashing", 10_000_000)
+    auth = await bearer(client, merchant)
+    real = SqlPaymentRepository.add_many
+
+    async def written_then_crashed(self: SqlPaymentRepository, *args: Any) -> None:
+        await real(self, *args)  # the batch's rows are written...
+        raise RuntimeError("crash in the middle of a batch")  # ...and must roll back
+
+    monkeypatch.setattr(SqlPaymentRepository, "add_many", written_then_crashed)
+    responses = await asyncio.gather(
+        *[
+            client.post(
+                "/v1/payments",
+                json=_payout(10_000 + i, f"c{i}"),
+                headers=auth | {"Idempotency-Key": f"crash-{i}"},
+            )
+            for i in range(10)
+        ]
+    )
+    assert [r.status_code for r in responses] == [201] * 10, [r.text for r in responses]
+    assert len({r.json()["id"] for r in responses}) == 10
+    batcher = container.get(PayoutBatcher)
+    assert batcher.fallbacks >= 1 and batcher.batches == 0
+    await _rows_agree(container, 10)
+    answer = (await client.get("/v1/balance", headers=auth)).json()
+    assert answer["held"] == sum(10_000 + i for i in range(10))
+
+
+async def _requests(
+    container: Container, merchant: RegisteredClient, amounts: list[int]
+) -> list[Any]:
+    caller = Caller(merchant.partner.id, merchant.id, ACTOR)
+    return [
+        await container.payments.prepare_payout(
+            caller,
+            amount=amount,
+            currency="PKR",
+            creditor=CREDITOR,
+            reference=None,
+            description="rent" if amount % 2 else None,
+            metadata={},
+        )
+        for amount in amounts
+    ]
+
+
+async def test_in_one_transaction_an_uncovered_payout_gets_its_error_and_writes_nothing(
+    container: Container,
+) -> None:
+    merchant = await funded_merchant(container, "One batch", 100_000)
+    requests = await _requests(container, merchant, [40_000, 70_000, 60_000, 1])
+    async with container.transactions.atomic() as tx:
+        outcomes = await container.payments.create_payouts(tx, requests)
+    assert [type(o) for o in outcomes] == [Payment, InsufficientFunds, Payment, InsufficientFunds]
+    assert [o.id for o in outcomes if isinstance(o, Payment)] == [
+        requests[0].payment_id,
+        requests[2].payment_id,
+    ]
+    await _rows_agree(container, 2)
+    stored = await container.payments.get(merchant.partner.id, requests[2].payment_id)
+    assert stored.amount.amount == 60_000
+
+
+@pytest.mark.skipif(TEST_DB != "postgresql", reason="SQLite has one writer at a time")
+async def test_two_batches_locking_the_same_shards_queue_and_never_deadlock(
+    container: Container,
+) -> None:
+    """Two batchers stand for two API processes; each batch has payouts of both
+    merchants, queued in opposite orders."""
+    first = await funded_merchant(container, "Shared A", 100_000_000)
+    second = await funded_merchant(container, "Shared B", 100_000_000)
+    idempotency = container.get(IdempotencyService)
+    batchers = [
+        PayoutBatcher(container.transactions, container.payments, idempotency) for _ in range(2)
+    ]
+
+    async def pay(batcher: PayoutBatcher, merchant: RegisteredClient, key: str) -> Any:
+        caller = Caller(merchant.partner.id, merchant.id, ACTOR)
+        record = idempotency.new_record(merchant.id, key, "h" * 64, "POST", "/v1/payments")
+        return await batcher.create(
+            record,
+            lambda exc: (422, {"code": exc.code}),
+            lambda: container.payments.prepare_payout(
+                caller,
+                amount=10_000,
+                currency="PKR",
+                creditor=CREDITOR,
+                reference=None,
+                description=None,
+                metadata={},
+            ),
+        )
+
+    for round_ in range(3):
+        outcomes = await asyncio.gather(
+            *[
+                pay(
+                    batchers[i % 2],
+                    (first, second)[(i // 2 + i % 2) % 2],
+                    f"r{round_}-{i}",
+                )
+                for i in range(24)
+            ]
+        )
+        assert all(o is not None and o[0] == 201 for o in outcomes), outcomes
+    assert [b.fallbacks for b in batchers] == [0, 0]
+    await _rows_agree(container, 72)
