@@ -98,11 +98,15 @@ class PayoutBatcher:
         loop = asyncio.get_running_loop()
         waiting = _Waiting(record, request, refused, refusal, loop.create_future())
         flusher = self._flusher
-        if flusher is not None and flusher.get_loop() is not loop:
+        if flusher is not None and flusher.get_loop().is_closed():
             # An event loop that ended (a CLI command, a test) with requests in flight:
-            # they are gone with it.
-            self._queue = [w for w in self._queue if w.answer.get_loop() is loop]
+            # they are gone with it. A loop that still runs keeps its own flusher.
+            self._queue = [w for w in self._queue if not w.answer.get_loop().is_closed()]
             flusher = None
+        elif flusher is not None and flusher.get_loop() is not loop:
+            # Two live loops in one process (tests): this loop's requests go their own
+            # way, one at a time, rather than be served from the other loop.
+            return None
         self._queue.append(waiting)
         if flusher is None or flusher.done():
             # A context of its own: the flusher serves many requests, not the first one.
@@ -165,7 +169,9 @@ class PayoutBatcher:
                 result = results.get(i, waiting.refused)
                 if isinstance(result, Payment):
                     assert waiting.request is not None
-                    answer = (201, views.payment_view(result, waiting.request.description))
+                    # An empty description is stored as none: answer as GET will.
+                    clear = waiting.request.description or None
+                    answer = (201, views.payment_view(result, clear))
                 else:
                     assert result is not None
                     # Refused: nothing of the payout was written; the refusal is the

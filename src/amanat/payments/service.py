@@ -389,10 +389,10 @@ class PaymentService:
             if lookup in unresolved:
                 outcomes[i] = unresolved[lookup]
         accounts: dict[tuple[str, str], tuple[str, int]] = {}
-        for request in requests:
-            wanted = (request.caller.partner_id, request.currency)
-            if wanted not in accounts:
-                accounts[wanted] = await self._merchant_account(tx, *wanted)
+        # In one order for every batch: two batches that create the same new accounts
+        # must not take their locks the other way round.
+        for wanted in sorted({(r.caller.partner_id, r.currency) for r in requests}):
+            accounts[wanted] = await self._merchant_account(tx, *wanted)
         shards = await tx.ledger.lock_shards([account for account, _ in accounts.values()])
         changed: set[str] = set()
         held: dict[int, tuple[str, int]] = {}

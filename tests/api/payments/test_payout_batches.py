@@ -248,3 +248,23 @@ async def test_two_batches_locking_the_same_shards_queue_and_never_deadlock(
         assert all(o is not None and o[0] == 201 for o in outcomes), outcomes
     assert [b.fallbacks for b in batchers] == [0, 0]
     await _rows_agree(container, 72)
+
+
+async def test_a_batched_payout_answers_its_description_as_a_retrieve_does(
+    client: httpx.AsyncClient, container: Container
+) -> None:
+    merchant = await funded_merchant(container, "Described", 1_000_000)
+    auth = await bearer(client, merchant)
+    bodies = [_payout(10_000, "empty") | {"description": ""}, _payout(10_000, "said")]
+    bodies[1]["description"] = "salary"
+    created = await asyncio.gather(
+        *[
+            client.post("/v1/payments", json=body, headers=auth | {"Idempotency-Key": f"d-{i}"})
+            for i, body in enumerate(bodies)
+        ]
+    )
+    for response in created:
+        assert response.status_code == 201, response.text
+        fetched = await client.get(f"/v1/payments/{response.json()['id']}", headers=auth)
+        assert response.json()["description"] == fetched.json()["description"]
+    assert [r.json()["description"] for r in created] == [None, "salary"]
