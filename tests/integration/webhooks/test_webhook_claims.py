@@ -337,6 +337,7 @@ async def test_a_410_in_a_batch_disables_the_endpoint_once(queue: Queue) -> None
         small = await tx.webhooks.get_endpoint(queue.small)
     assert small is not None and not small.enabled
     assert small.disabled_reason is not None and "410" in small.disabled_reason
+    await queue.container.audit_integrity.chain_pending()  # the sequencer's work, now
     async with queue.container.db.read() as conn:
         audited = (
             await conn.execute(
