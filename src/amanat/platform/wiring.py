@@ -217,6 +217,7 @@ def include(registry: Registry) -> None:
             s.clock,
             s.get(DataProtectionService),
             contention_retries=s.settings.database.contention_retries,
+            read_before_claim=s.settings.database.is_sqlite,
         ),
     )
     registry.provide(

@@ -156,12 +156,14 @@ async def run_idempotent(
         request.url.path,
     )
     try:
-        # A completed key is answered from one read, without a write transaction: a
-        # replay would otherwise take a batch's claim and then the per-request path (on
-        # SQLite, the one write lock twice). It costs a new request one lookup.
-        answer = await service.stored(record)
-        if answer is not None:
-            return await _replay(answer)
+        # A batched write claims its key in the batch, and a key already taken goes on to
+        # the per-request path below, which replays it: on PostgreSQL a new request pays
+        # no lookup. On SQLite that path would take the one write lock twice for a
+        # replay, while a read takes none, so the key is read first there.
+        if batched is None or service.read_before_claim:
+            answer = await service.stored(record)
+            if answer is not None:
+                return await _replay(answer)
         if batched is not None:
             # The batch's claim still finds a key taken since the read above, and the
             # per-request path below replays it.

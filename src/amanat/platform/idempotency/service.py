@@ -90,11 +90,15 @@ class IdempotencyService:
         protection: DataProtectionService,
         *,
         contention_retries: int = 3,
+        read_before_claim: bool = False,
     ) -> None:
         self._tx = transactions
         self._clock = clock
         self._protection = protection
         self._retries = contention_retries
+        self.read_before_claim = read_before_claim
+        """Whether a batched write reads its key before it joins a batch (see
+        platform/idempotency/protocol.py)."""
 
     def new_record(
         self, client_id: str, key: str, request_hash: str, method: str, path: str
