@@ -15,6 +15,7 @@ transactions became visible. docs/security.md gives the reasoning.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -150,23 +151,7 @@ class SqlAuditRepository:
         chained: list[dict[str, Any]] = []
         for row in rows:
             seq += 1
-            record = AuditRecord(
-                seq=seq,
-                id=row.id,
-                occurred_at=_parse_moment(row.occurred_at),
-                actor=Actor(
-                    type=row.actor_type,
-                    id=row.actor_id,
-                    source_ip=row.source_ip,
-                    user_agent=row.user_agent,
-                    request_id=row.request_id,
-                ),
-                action=row.action,
-                target_type=row.target_type,
-                target_id=row.target_id,
-                payload=json.loads(row.payload),
-                prev_hash=prev_hash,
-            )
+            record = _chained(row._mapping, seq, prev_hash)
             prev_hash = record.compute_hash()
             chained.append(_log_row(record, row.payload, prev_hash))
         await self._conn.execute(_INSERT_AUDIT_LOG, chained)
@@ -197,23 +182,7 @@ class SqlAuditRepository:
             target_id=target_id,
             payload=payload,
         )
-        record = AuditRecord(
-            seq=seq + 1,
-            id=row["id"],
-            occurred_at=row["occurred_at"],
-            actor=Actor(
-                type=row["actor_type"],
-                id=row["actor_id"],
-                source_ip=row["source_ip"],
-                user_agent=row["user_agent"],
-                request_id=row["request_id"],
-            ),
-            action=row["action"],
-            target_type=row["target_type"],
-            target_id=row["target_id"],
-            payload=json.loads(row["payload"]),
-            prev_hash=prev_hash,
-        )
+        record = _chained(row, seq + 1, prev_hash)
         digest = record.compute_hash()
         await self._conn.execute(_INSERT_AUDIT_LOG, _log_row(record, row["payload"], digest))
         await self._conn.execute(_MOVE_HEAD, {"seq": record.seq, "hash": digest})
@@ -299,6 +268,27 @@ def _fitted(
         "target_id": target_id[:64] if target_id is not None else None,
         "payload": canonical_json(payload),
     }
+
+
+def _chained(row: Mapping[Any, Any], seq: int, prev_hash: str) -> AuditRecord:
+    """The record a stored form (see :func:`_fitted`) becomes at ``seq`` in the chain."""
+    return AuditRecord(
+        seq=seq,
+        id=row["id"],
+        occurred_at=_parse_moment(row["occurred_at"]),
+        actor=Actor(
+            type=row["actor_type"],
+            id=row["actor_id"],
+            source_ip=row["source_ip"],
+            user_agent=row["user_agent"],
+            request_id=row["request_id"],
+        ),
+        action=row["action"],
+        target_type=row["target_type"],
+        target_id=row["target_id"],
+        payload=json.loads(row["payload"]),
+        prev_hash=prev_hash,
+    )
 
 
 def _log_row(record: AuditRecord, stored_payload: str, digest: str) -> dict[str, Any]:

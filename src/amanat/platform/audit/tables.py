@@ -8,6 +8,24 @@ import sqlalchemy as sa
 from amanat.platform.db.metadata import metadata
 from amanat.platform.db.types import UtcDateTime
 
+
+def _record_columns() -> list[sa.Column[object]]:
+    """What a record says, the same in the inbox and in the chain."""
+    return [
+        sa.Column("id", sa.String(40), nullable=False, unique=True),
+        sa.Column("occurred_at", UtcDateTime(), nullable=False),
+        sa.Column("actor_type", sa.String(16), nullable=False),
+        sa.Column("actor_id", sa.String(64), nullable=False),
+        sa.Column("action", sa.String(64), nullable=False),
+        sa.Column("target_type", sa.String(32), nullable=True),
+        sa.Column("target_id", sa.String(64), nullable=True),
+        sa.Column("source_ip", sa.String(64), nullable=True),
+        sa.Column("user_agent", sa.String(256), nullable=True),
+        sa.Column("request_id", sa.String(64), nullable=True),
+        sa.Column("payload", sa.Text(), nullable=False),
+    ]
+
+
 # Append-only record of every privileged action. Rows are never updated or deleted.
 audit_log = sa.Table(
     "audit_log",
@@ -18,17 +36,7 @@ audit_log = sa.Table(
         primary_key=True,
         autoincrement=False,
     ),
-    sa.Column("id", sa.String(40), nullable=False, unique=True),
-    sa.Column("occurred_at", UtcDateTime(), nullable=False),
-    sa.Column("actor_type", sa.String(16), nullable=False),
-    sa.Column("actor_id", sa.String(64), nullable=False),
-    sa.Column("action", sa.String(64), nullable=False),
-    sa.Column("target_type", sa.String(32), nullable=True),
-    sa.Column("target_id", sa.String(64), nullable=True),
-    sa.Column("source_ip", sa.String(64), nullable=True),
-    sa.Column("user_agent", sa.String(256), nullable=True),
-    sa.Column("request_id", sa.String(64), nullable=True),
-    sa.Column("payload", sa.Text(), nullable=False),
+    *_record_columns(),
     sa.Column("prev_hash", sa.String(64), nullable=False),
     sa.Column("hash", sa.String(64), nullable=False),
 )
@@ -47,17 +55,7 @@ audit_inbox = sa.Table(
         primary_key=True,
         autoincrement=True,
     ),
-    sa.Column("id", sa.String(40), nullable=False, unique=True),
-    sa.Column("occurred_at", UtcDateTime(), nullable=False),
-    sa.Column("actor_type", sa.String(16), nullable=False),
-    sa.Column("actor_id", sa.String(64), nullable=False),
-    sa.Column("action", sa.String(64), nullable=False),
-    sa.Column("target_type", sa.String(32), nullable=True),
-    sa.Column("target_id", sa.String(64), nullable=True),
-    sa.Column("source_ip", sa.String(64), nullable=True),
-    sa.Column("user_agent", sa.String(256), nullable=True),
-    sa.Column("request_id", sa.String(64), nullable=True),
-    sa.Column("payload", sa.Text(), nullable=False),
+    *_record_columns(),
 )
 
 # The chain head: one row, locked by the sequencer (and the sealer) so the chain never forks.
