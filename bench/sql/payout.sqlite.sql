@@ -1,5 +1,7 @@
 -- The database work of one POST /v1/payments payout on SQLite: the statements of
--- payout.pgbench.sql in SQLite's spelling, run by bench/baselines.py with Python's sqlite3
+-- payout.pgbench.sql in SQLite's spelling, plus two the server issues only on SQLite (the
+-- access token's client, which PostgreSQL serves from its change-fed cache, and the read of
+-- the idempotency key before the payout joins a batch), run by bench/baselines.py with Python's sqlite3
 -- on one connection with the server's pragmas (WAL, synchronous=FULL, foreign keys) and
 -- BEGIN IMMEDIATE, since SQLite takes one writer at a time. :names are bound parameters
 -- the runner computes per transaction; "-- @gset" stores the next row in them.
@@ -7,6 +9,7 @@
 SELECT partner_id, client_id, account_id, subject_id, iban_bidx FROM bench_merchants WHERE n = :m;
 BEGIN IMMEDIATE;
 SELECT oauth_clients.id, oauth_clients.partner_id, oauth_clients.name, oauth_clients.auth_method, oauth_clients.secret_hash, oauth_clients.jwks, oauth_clients.jwks_uri, oauth_clients.redirect_uris, oauth_clients.allowed_scopes, oauth_clients.status, oauth_clients.created_at, oauth_clients.secret_rotated_at, oauth_clients.revoked_at, partners.id AS id_1, partners.name AS name_1, partners.roles, partners.mode, partners.status AS status_1, partners.per_transaction_limit, partners.created_at AS created_at_1, partners.updated_at, EXISTS (SELECT * FROM revoked_tokens WHERE revoked_tokens.jti = :jti) AS revoked FROM oauth_clients JOIN partners ON partners.id = oauth_clients.partner_id WHERE oauth_clients.id = :client_id;
+SELECT idempotency_keys.id, idempotency_keys.client_id, idempotency_keys.key, idempotency_keys.request_hash, idempotency_keys.method, idempotency_keys.path, idempotency_keys.status, idempotency_keys.response_status, idempotency_keys.response_body, idempotency_keys.response_headers, idempotency_keys.created_at, idempotency_keys.locked_until, idempotency_keys.expires_at FROM idempotency_keys WHERE idempotency_keys.id = :client_id || ':' || :key;
 INSERT INTO idempotency_keys (id, client_id, key, request_hash, method, path, status, created_at, locked_until, expires_at) VALUES (:client_id || ':' || :key, :client_id, :key, '2ea615019c4179a0ca4464fd4d60c6e8f06afaca2cccd868d7c68b4e1328bb9b', 'POST', '/v1/payments', 'in_progress', :now, :lock_until, :expires) ON CONFLICT DO NOTHING;
 SELECT data_subjects.id, data_subjects.partner_id, data_subjects.key_id, data_subjects.name_enc, data_subjects.iban_enc, data_subjects.raast_id_enc, data_subjects.cnic_enc, data_subjects.iban_bidx, data_subjects.raast_id_bidx, data_subjects.cnic_bidx, data_subjects.bank_code, data_subjects.iban_last4, data_subjects.created_at, data_subjects.erased_at FROM data_subjects WHERE data_subjects.iban_bidx = :iban_bidx AND data_subjects.partner_id = :partner_id ORDER BY data_subjects.created_at DESC LIMIT 50;
 SELECT balance_shards.account_id, balance_shards.shard, balance_shards.posted, balance_shards.held FROM balance_shards WHERE balance_shards.account_id IN (:account_id) ORDER BY balance_shards.account_id, balance_shards.shard;

@@ -17,12 +17,18 @@ from bench.load import parse_wrk_output, wrk_result
 from bench.receiver import signature, verify
 from bench.world import payout_body
 
+# Only on SQLite: the token check's read (PostgreSQL caches the client while its change
+# feed is live) and the key's read before a payout joins a batch.
+SQLITE_ONLY = ["SELECT oauth_clients", "SELECT idempotency_keys"]
+
 
 def test_both_baseline_scripts_issue_the_same_statements() -> None:
     pg = script_shapes(PGBENCH_SCRIPT.read_text())
     lite = script_shapes(SQLITE_SCRIPT.read_text())
-    assert pg == lite
-    assert {"INSERT payments", "INSERT holds", "UPDATE audit_head"} <= set(pg)
+    assert lite[:2] == SQLITE_ONLY
+    assert pg == lite[2:]
+    assert {"INSERT payments", "INSERT holds", "INSERT audit_inbox"} <= set(pg)
+    assert not {"SELECT audit_head", "UPDATE audit_head"} & set(pg), "no lock on the chain"
 
 
 def test_parse_script_reads_gset_and_skips_meta_commands() -> None:
