@@ -20,6 +20,7 @@ import sqlalchemy as sa
 from hypothesis import HealthCheck, given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
+from sqlalchemy.ext.asyncio import AsyncConnection
 from tests.conftest import TEST_DB, wipe
 
 from amanat.bootstrap import Container, build_container
@@ -61,6 +62,21 @@ async def commit_record(container: Container, name: str) -> None:
         await audit.record(tx, container.clock, ACTOR, "test.sequenced", target_id=name)
 
 
+async def write_uncommitted(conn: AsyncConnection, container: Container, name: str) -> None:
+    """Write one record into the inbox inside the caller's still-open transaction."""
+    repository = SqlAuditRepository(conn)
+    await repository.append_at_commit(
+        record_id=new_id("audit"),
+        occurred_at=container.clock.now(),
+        actor=ACTOR,
+        action="test.sequenced",
+        target_type=None,
+        target_id=name,
+        payload={},
+    )
+    await repository.flush()
+
+
 async def chain(container: Container) -> list[str]:
     """Chain what is committed, then the chain's target ids, oldest first."""
     await container.audit_integrity.chain_pending()
@@ -92,17 +108,7 @@ async def test_commits_finishing_out_of_position_order_are_chained_as_they_commi
     async def slow_writer() -> None:
         # Takes its inbox position first, then commits last.
         async with log.db.write() as conn:
-            repository = SqlAuditRepository(conn)
-            await repository.append_at_commit(
-                record_id=new_id("audit"),
-                occurred_at=log.clock.now(),
-                actor=ACTOR,
-                action="test.sequenced",
-                target_type=None,
-                target_id="first-written",
-                payload={},
-            )
-            await repository.flush()
+            await write_uncommitted(conn, log, "first-written")
             written.set()
             await release.wait()
 
@@ -128,17 +134,8 @@ async def test_a_transaction_rolled_back_after_taking_a_position_leaves_no_gap(
     await commit_record(log, "before")
     with pytest.raises(RuntimeError, match="abandon"):
         async with log.db.write() as conn:
-            repository = SqlAuditRepository(conn)
-            await repository.append_at_commit(
-                record_id=new_id("audit"),
-                occurred_at=log.clock.now(),
-                actor=ACTOR,
-                action="test.sequenced",
-                target_type=None,
-                target_id="rolled-back",
-                payload={},
-            )
-            await repository.flush()  # the row, and its position, exist inside the tx
+            # The row, and its position, exist inside the transaction.
+            await write_uncommitted(conn, log, "rolled-back")
             raise RuntimeError("abandon")
     await commit_record(log, "after")
     assert await chain(log) == ["before", "after"]
@@ -285,17 +282,9 @@ def test_any_interleaving_chains_exactly_the_committed_records_in_a_real_commit_
 
             async def writer(tx: _Open) -> None:
                 async with container.db.write() as conn:
-                    repository = SqlAuditRepository(conn)
-                    await repository.append_at_commit(
-                        record_id=new_id("audit"),
-                        occurred_at=container.clock.now(),
-                        actor=ACTOR,
-                        action="test.sequenced",
-                        target_type=None,
-                        target_id=tx.name,
-                        payload={},
-                    )
-                    await repository.flush()  # it has its inbox position now
+                    await write_uncommitted(
+                        conn, container, tx.name
+                    )  # it has its inbox position now
                     tx.written.set()
                     await tx.decided.wait()
                     if not tx.commit:
