@@ -282,9 +282,7 @@ def test_any_interleaving_chains_exactly_the_committed_records_in_a_real_commit_
 
             async def writer(tx: _Open) -> None:
                 async with container.db.write() as conn:
-                    await write_uncommitted(
-                        conn, container, tx.name
-                    )  # it has its inbox position now
+                    await write_uncommitted(conn, container, tx.name)  # its position is taken
                     tx.written.set()
                     await tx.decided.wait()
                     if not tx.commit:
