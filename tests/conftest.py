@@ -28,6 +28,8 @@ from amanat.platform.db.metadata import metadata
 from amanat.platform.db.migrate import upgrade
 from amanat.platform.settings import DatabaseSettings, Settings
 
+pytest_plugins = ["tests.support.hang_watchdog"]
+
 TEST_DB = os.environ.get("AMANAT_TEST_DB", "sqlite")
 PG_ADMIN_URL = os.environ.get("AMANAT_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 
