@@ -44,7 +44,7 @@ from amanat.payments.ports import PartnerLimits, PaymentsTx
 from amanat.platform.audit import recorder as audit
 from amanat.platform.crypto.field_cipher import FieldContext
 from amanat.platform.db.ports import TransactionFactory
-from amanat.platform.protection.ports import SubjectRecord
+from amanat.platform.protection.ports import HolderLookup, SubjectRecord
 from amanat.platform.protection.service import DataProtectionService
 
 PAYMENT_UPDATED = "payment.updated"
@@ -375,19 +375,14 @@ class PaymentService:
         balance shards are locked in one fixed order (ledger.lock_shards). ``fields_key``:
         the active fields key, when the caller has read it in ``tx`` already."""
         outcomes: list[Payment | DomainError | None] = [None] * len(requests)
-        holders: dict[tuple[str, str, str, str | None], SubjectRecord | None] = {}
-        unresolved: dict[tuple[str, str, str, str | None], DomainError] = {}
+        found = await self._protection.find_holders([_holder_key(r) for r in requests])
+        holders: dict[HolderLookup, SubjectRecord | None] = {}
         for i, request in enumerate(requests):
-            lookup = _holder_key(request)
-            if lookup not in holders and lookup not in unresolved:
-                try:
-                    holders[lookup] = await self._protection.find_holder(
-                        lookup[1], lookup[2], lookup[3], partner_id=lookup[0]
-                    )
-                except DomainError as exc:
-                    unresolved[lookup] = exc
-            if lookup in unresolved:
-                outcomes[i] = unresolved[lookup]
+            holder = found[_holder_key(request)]
+            if isinstance(holder, DomainError):
+                outcomes[i] = holder
+            else:
+                holders[_holder_key(request)] = holder
         accounts: dict[tuple[str, str], tuple[str, int]] = {}
         # In one order for every batch: two batches that create the same new accounts
         # must not take their locks the other way round.
@@ -450,7 +445,7 @@ class PaymentService:
     async def _batch_party(
         self,
         request: PayoutRequest,
-        holders: dict[tuple[str, str, str, str | None], SubjectRecord | None],
+        holders: dict[HolderLookup, SubjectRecord | None],
     ) -> Party:
         """The creditor's customer record: the one found, or one made now (and shared with
         the batch's later payouts to the same person, as consecutive payouts would)."""
@@ -876,8 +871,8 @@ class PaymentService:
             await self._publish_change(tx, collection, event_type=PAYMENT_UPDATED)
 
 
-def _holder_key(request: PayoutRequest) -> tuple[str, str, str, str | None]:
-    return (
+def _holder_key(request: PayoutRequest) -> HolderLookup:
+    return HolderLookup(
         request.caller.partner_id,
         request.scheme.value,
         request.account_value,

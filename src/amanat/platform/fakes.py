@@ -34,7 +34,7 @@ import base64
 import copy
 import hashlib
 import json
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager, contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, replace
@@ -588,6 +588,19 @@ class InMemorySubjects(InMemoryStore):
             if (partner_id is None or s.partner_id == partner_id)
             and getattr(s, f"{field}_bidx") == bidx
         ]
+
+    async def find_many(
+        self, field: str, pairs: Sequence[tuple[str, str]]
+    ) -> dict[tuple[str, str], list[SubjectRecord]]:
+        newest_first = sorted(self.subjects.values(), key=lambda s: s.created_at, reverse=True)
+        return {
+            (partner, bidx): [
+                s
+                for s in newest_first
+                if s.partner_id == partner and getattr(s, f"{field}_bidx") == bidx
+            ]
+            for partner, bidx in pairs
+        }
 
     async def mark_erased(self, subject_id: str, at: datetime) -> None:
         self.subjects[subject_id] = replace(self.subjects[subject_id], erased_at=at)

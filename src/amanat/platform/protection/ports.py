@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 from amanat.platform.crypto.field_cipher import FieldContext
 from amanat.platform.unit_of_work.ports import Transaction
@@ -80,10 +81,26 @@ class SubjectRecord:
     erased_at: datetime | None
 
 
+class HolderLookup(NamedTuple):
+    """Whose customer, which identifier (``iban``, ``raast_id`` or ``cnic``) and value,
+    under which name."""
+
+    partner_id: str
+    field: str
+    value: str
+    name: str | None
+
+
 class SubjectRepository(Protocol):
     async def add(self, subject: SubjectRecord) -> None: ...
     async def get(self, subject_id: str) -> SubjectRecord | None: ...
     async def find(self, partner_id: str | None, field: str, bidx: str) -> list[SubjectRecord]: ...
+    async def find_many(
+        self, field: str, pairs: Sequence[tuple[str, str]]
+    ) -> dict[tuple[str, str], list[SubjectRecord]]:
+        """Each (partner id, blind index) pair's records, newest first."""
+        ...
+
     async def mark_erased(self, subject_id: str, at: datetime) -> None: ...
 
 

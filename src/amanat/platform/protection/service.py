@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from amanat.kernel.clock import Clock
-from amanat.kernel.errors import Conflict, InvalidInput, NotFound
+from amanat.kernel.errors import Conflict, DomainError, InvalidInput, NotFound
 from amanat.kernel.ids import new_id
 from amanat.kernel.names import same_person_name
 from amanat.kernel.pakistan import parse_cnic, parse_iban, parse_raast_id
@@ -29,6 +29,7 @@ from amanat.platform.protection.ports import (
     DataKey,
     EncryptedColumn,
     FieldEncryptor,
+    HolderLookup,
     ProtectionTx,
     SubjectRecord,
 )
@@ -36,6 +37,12 @@ from amanat.platform.protection.ports import (
 FIELDS = "fields"
 BLIND_INDEX = "blind_index"
 SUBJECT = "subject"
+
+_NORMALIZE: dict[str, Callable[[str], str]] = {
+    "iban": lambda v: parse_iban(v).value,
+    "raast_id": lambda v: parse_raast_id(v).value,
+    "cnic": lambda v: parse_cnic(v).value,
+}
 
 # How long a process may keep writing under the fields key it last read when it cannot
 # hear of a rotation at once (SQLite, or PostgreSQL while its change feed is down). With a
@@ -477,7 +484,40 @@ class DataProtectionService:
         too (:func:`amanat.kernel.names.same_person_name`); otherwise the caller makes a new
         customer rather than attach the payment to someone else's record.
         """
-        for record in await self.find(field, value, partner_id=partner_id):
+        lookup = HolderLookup(partner_id, field, value, name)
+        found = (await self.find_holders([lookup]))[lookup]
+        if isinstance(found, DomainError):
+            raise found
+        return found
+
+    async def find_holders(
+        self, lookups: Sequence[HolderLookup]
+    ) -> dict[HolderLookup, SubjectRecord | DomainError | None]:
+        """:meth:`find_holder` for many lookups, in one read of each kind of identifier
+        (a batch of payouts to many merchants' customers reads once, not once each). A
+        lookup whose identifier is malformed gets its error in its place."""
+        outcome: dict[HolderLookup, SubjectRecord | DomainError | None] = {}
+        wanted: dict[str, dict[HolderLookup, tuple[str, str]]] = {}
+        bidx_key = await self.blind_index_key()
+        for lookup in lookups:
+            try:
+                normalized = _NORMALIZE[lookup.field](lookup.value)
+            except DomainError as exc:
+                outcome[lookup] = exc
+                continue
+            bidx = await self.cipher.blind_index(bidx_key, lookup.field, normalized)
+            wanted.setdefault(lookup.field, {})[lookup] = (lookup.partner_id, bidx)
+        async with self._tx.read() as tx:
+            for field, pairs in wanted.items():
+                records = await tx.subjects.find_many(field, list(set(pairs.values())))
+                for lookup, pair in pairs.items():
+                    outcome[lookup] = await self._same_person(records[pair], lookup.name)
+        return outcome
+
+    async def _same_person(
+        self, records: Sequence[SubjectRecord], name: str | None
+    ) -> SubjectRecord | None:
+        for record in records:
             if record.erased_at is not None:
                 continue
             # Only the name is decrypted: this runs on every payout.
@@ -537,11 +577,7 @@ class DataProtectionService:
         return found
 
     async def find(self, field: str, value: str, *, partner_id: str | None) -> list[SubjectRecord]:
-        normalized = {
-            "iban": lambda v: parse_iban(v).value,
-            "raast_id": lambda v: parse_raast_id(v).value,
-            "cnic": lambda v: parse_cnic(v).value,
-        }[field](value)
+        normalized = _NORMALIZE[field](value)
         bidx = await self.cipher.blind_index(await self.blind_index_key(), field, normalized)
         async with self._tx.read() as tx:
             return await tx.subjects.find(partner_id, field, bidx)

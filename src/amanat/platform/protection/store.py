@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -51,15 +52,30 @@ def _find_by(column: sa.Column[Any]) -> sa.Select[Any]:
     )
 
 
-_FIND_ANYWHERE = {
-    "iban": _find_by(data_subjects.c.iban_bidx),
-    "raast_id": _find_by(data_subjects.c.raast_id_bidx),
-    "cnic": _find_by(data_subjects.c.cnic_bidx),
+_BLIND_INDEXES = {
+    "iban": data_subjects.c.iban_bidx,
+    "raast_id": data_subjects.c.raast_id_bidx,
+    "cnic": data_subjects.c.cnic_bidx,
 }
+_FIND_ANYWHERE = {field: _find_by(column) for field, column in _BLIND_INDEXES.items()}
 _FIND_FOR_PARTNER = {
     field: stmt.where(data_subjects.c.partner_id == sa.bindparam("p_partner"))
     for field, stmt in _FIND_ANYWHERE.items()
 }
+# The same lookup for many (partner, blind index) pairs at once: the pairs' partners and
+# indexes each in one IN list; rows of a partner under another pair's index are dropped in
+# Python (fewer than the pairs' own rows, as an index is one person's identifier).
+_FIND_MANY = {
+    field: data_subjects.select()
+    .where(
+        column.in_(sa.bindparam("p_bidxs", expanding=True)),
+        data_subjects.c.partner_id.in_(sa.bindparam("p_partners", expanding=True)),
+    )
+    .order_by(data_subjects.c.created_at.desc())
+    for field, column in _BLIND_INDEXES.items()
+}
+# As many of one pair's records as one lookup reads (_find_by's limit).
+_PER_PAIR = 50
 
 
 class SqlDataKeyRepository:
@@ -190,6 +206,26 @@ class SqlSubjectRepository:
                 _FIND_FOR_PARTNER[field], {"p_bidx": bidx, "p_partner": partner_id}
             )
         return [_subject(r) for r in result.all()]
+
+    async def find_many(
+        self, field: str, pairs: Sequence[tuple[str, str]]
+    ) -> dict[tuple[str, str], list[SubjectRecord]]:
+        found: dict[tuple[str, str], list[SubjectRecord]] = {pair: [] for pair in pairs}
+        if not pairs:
+            return found
+        result = await self._conn.execute(
+            _FIND_MANY[field],
+            {
+                "p_bidxs": sorted({bidx for _, bidx in pairs}),
+                "p_partners": sorted({partner for partner, _ in pairs}),
+            },
+        )
+        index = _BLIND_INDEXES[field].name
+        for row in result.all():
+            mine = found.get((row.partner_id, row._mapping[index]))
+            if mine is not None and len(mine) < _PER_PAIR:
+                mine.append(_subject(row))
+        return found
 
     async def mark_erased(self, subject_id: str, at: datetime) -> None:
         # Blind indexes go too: an erased person must not be findable by their CNIC.

@@ -15,10 +15,12 @@ from tests.conftest import TEST_DB
 from amanat.bootstrap import Container
 from amanat.identity.tables import operators
 from amanat.kernel.clock import FrozenClock
+from amanat.kernel.errors import InvalidInput
 from amanat.platform.audit.domain import Actor
 from amanat.platform.audit.tables import audit_log
 from amanat.platform.crypto.field_cipher import FieldContext, KeyUnavailable
 from amanat.platform.crypto.master_keys import LocalMasterKey, MasterKeyError, VaultTransitMasterKey
+from amanat.platform.protection.ports import HolderLookup, SubjectRecord
 from amanat.platform.protection.service import ACTIVE_KEY_MAX_AGE
 from amanat.platform.protection.tables import data_keys, data_subjects
 
@@ -94,6 +96,55 @@ async def test_blind_index_finds_without_decrypting_and_is_scoped(container: Con
     async with container.db.read() as conn:
         bidx = (await conn.execute(sa.select(data_subjects.c.cnic_bidx))).scalars().all()
     assert all(len(v) == 64 and CNIC.replace("-", "") not in v for v in bidx)
+
+
+async def test_holders_of_many_lookups_are_found_in_one_call(container: Container) -> None:
+    shop = await _partner(container)
+    other = await _partner(container)
+    ayesha = await _subject(container, shop, raast_id="03001111111", cnic="3520211111111")
+    bilal = await _subject(
+        container,
+        shop,
+        name="Bilal Ahmed",
+        iban="PK24SCBL0000001171495101",
+        raast_id="03002222222",
+        cnic="3520222222222",
+    )
+    theirs = await _subject(container, other, raast_id="03003333333", cnic="3520233333333")
+    gone = await _subject(
+        container, shop, name="Sana Malik", raast_id="03004444444", cnic="3520244444444"
+    )
+    await container.protection.erase_subject(ACTOR, gone, reason="customer request")
+    lookups = [
+        HolderLookup(shop, "iban", "pk36 scbl 0000 0011 2345 6702", "ayesha  KHAN"),
+        HolderLookup(shop, "iban", "PK24SCBL0000001171495101", "Bilal Ahmed"),
+        HolderLookup(shop, "raast_id", "0300-2222222", "Bilal Ahmed"),
+        HolderLookup(other, "iban", IBAN, NAME),  # the other partner's own customer
+        HolderLookup(shop, "iban", IBAN, "Someone Else"),  # same account, another name
+        HolderLookup(shop, "raast_id", "03004444444", "Sana Malik"),  # erased
+        HolderLookup(shop, "raast_id", "03009999999", NAME),  # nobody
+        HolderLookup(shop, "iban", "PK00NOTANIBAN", NAME),  # malformed
+    ]
+    found = await container.protection.find_holders(lookups)
+    outcome = {lookup: (r.id if isinstance(r, SubjectRecord) else r) for lookup, r in found.items()}
+    assert [outcome[lookup] for lookup in lookups[:7]] == [
+        ayesha,
+        bilal,
+        bilal,
+        theirs,
+        None,
+        None,
+        None,
+    ]
+    assert isinstance(outcome[lookups[7]], InvalidInput)
+    # The single lookup answers as the batch does.
+    for lookup in lookups[:7]:
+        single = await container.protection.find_holder(
+            lookup.field, lookup.value, lookup.name, partner_id=lookup.partner_id
+        )
+        assert (single.id if single else None) == outcome[lookup]
+    with pytest.raises(InvalidInput):
+        await container.protection.find_holder("iban", "PK00NOTANIBAN", NAME, partner_id=shop)
 
 
 async def test_erasure_shreds_the_subject_key_and_is_audited(container: Container) -> None:
