@@ -14,10 +14,13 @@ What each request gets back, in :func:`run_idempotent`'s terms (platform/idempot
 - its business refusal (insufficient funds, limit...) as the problem document the route
   renders: nothing of the payout was written, and the refusal is stored as the key's
   result in the same transaction (as any request's refusal is kept);
-- ``None``: its key was already taken (a retry, a concurrent request with the same key,
-  an expired record), or the batch failed as a whole (a deadlock, a bug): the request
-  then takes the per-request path, which waits for the key and replays it, or creates the
-  payout in a transaction of its own. One bad payout can therefore never fail others.
+- the stored answer of its key, when the key was already taken by a completed request
+  (a retry): raised as :class:`Replay`, or :class:`KeyReused` when the body differs, as
+  the per-request path would raise them; the batch reads all such keys in one statement;
+- ``None``: its key is held by a request still in progress or has expired, or the batch
+  failed as a whole (a deadlock, a bug): the request then takes the per-request path,
+  which waits for the key and replays it, or creates the payout in a transaction of its
+  own. One bad payout can therefore never fail others.
 """
 
 from __future__ import annotations
@@ -37,7 +40,7 @@ from amanat.payments.ports import PayoutBatchTx
 from amanat.payments.service import PaymentService, PayoutRequest
 from amanat.platform.db.ports import UnitOfWork
 from amanat.platform.idempotency.ports import IdempotencyRecord
-from amanat.platform.idempotency.service import IdempotencyService
+from amanat.platform.idempotency.service import IdempotencyService, KeyReused, Replay
 from amanat.platform.idempotency.store import record_id
 
 log = structlog.get_logger("amanat.payments")
@@ -45,7 +48,9 @@ log = structlog.get_logger("amanat.payments")
 MAX_BATCH = 128
 
 Answer = tuple[int, dict[str, Any]]
-Outcome = Answer | None
+# An exception is the request's answer too: run_idempotent turns Replay and KeyReused
+# into the replayed answer and the 422.
+Outcome = Answer | Exception | None
 Refusal = Callable[[DomainError], Answer]
 
 
@@ -55,7 +60,7 @@ class _Waiting:
     request: PayoutRequest | None  # None: refused before it reached the batch
     refused: DomainError | None
     refusal: Refusal = field(repr=False)
-    answer: asyncio.Future[Outcome] = field(repr=False)
+    answer: asyncio.Future[Answer | None] = field(repr=False)
 
 
 class PayoutBatcher:
@@ -141,8 +146,13 @@ class PayoutBatcher:
                 # Even when the flusher itself is canceled (shutdown), no request is left
                 # waiting: those without an outcome take the per-request path.
                 for i, waiting in enumerate(batch):
-                    if not waiting.answer.done():  # a request canceled meanwhile is gone
-                        waiting.answer.set_result(outcomes.get(i))
+                    if waiting.answer.done():  # a request canceled meanwhile is gone
+                        continue
+                    outcome = outcomes.get(i)
+                    if isinstance(outcome, Exception):
+                        waiting.answer.set_exception(outcome)
+                    else:
+                        waiting.answer.set_result(outcome)
 
     async def _commit(self, batch: list[_Waiting]) -> dict[int, Outcome]:
         """One transaction for the whole batch; the outcome of each of its requests by
@@ -154,6 +164,14 @@ class PayoutBatcher:
         async with self._tx.atomic() as tx:
             claimed = await tx.idempotency.claim_many([batch[i].record for i in first.values()])
             mine = [i for key, i in first.items() if key in claimed]
+            # Keys taken before this batch (retries, mostly): every request under one of
+            # them is answered from it here, the repeats of a key within the batch too.
+            taken = [key for key in first if key not in claimed]
+            found = await tx.idempotency.get_many(taken)
+            for i, waiting in enumerate(batch):
+                existing = found.get(record_id(waiting.record.client_id, waiting.record.key))
+                if existing is not None:
+                    outcomes[i] = await self._settled(waiting.record, existing)
             to_create = [i for i in mine if batch[i].request is not None]
             # One read of the active key for the descriptions and the stored answers.
             answer_key = await self._idempotency.answer_key() if mine else ""
@@ -183,3 +201,14 @@ class PayoutBatcher:
                 outcomes[i] = answer
             await tx.idempotency.complete_many(answers)
         return outcomes
+
+    async def _settled(
+        self, record: IdempotencyRecord, existing: IdempotencyRecord
+    ) -> Exception | None:
+        """A taken key's outcome for the request under it: its replay, the refusal of a
+        reused key, or None (in progress or expired: the per-request path decides)."""
+        try:
+            stored = await self._idempotency.answer_of(record, existing)
+        except KeyReused as exc:
+            return exc
+        return Replay(stored) if stored is not None else None

@@ -138,6 +138,54 @@ async def test_the_same_key_sent_concurrently_creates_one_payment(
     await _rows_agree(container, 1)
 
 
+async def test_retries_in_a_batch_are_answered_from_their_keys_without_running_again(
+    client: httpx.AsyncClient, container: Container, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    merchant = await funded_merchant(container, "Retried in a batch", 10_000_000)
+    auth = await bearer(client, merchant)
+    first = [
+        await client.post(
+            "/v1/payments",
+            json=_payout(10_000 + i, f"r{i}"),
+            headers=auth | {"Idempotency-Key": f"r-{i}"},
+        )
+        for i in range(6)
+    ]
+    assert [r.status_code for r in first] == [201] * 6
+    # The batch itself finds the taken keys (on SQLite the route reads them first).
+    monkeypatch.setattr(container.get(IdempotencyService), "read_before_claim", False)
+    alone: list[str] = []
+    real_run = IdempotencyService.run
+
+    async def run(self: IdempotencyService, record: Any, operation: Any) -> Any:
+        alone.append(record.key)
+        return await real_run(self, record, operation)
+
+    monkeypatch.setattr(IdempotencyService, "run", run)
+    retries = [(f"r-{i}", _payout(10_000 + i, f"r{i}")) for i in range(6)]
+    reused = [(f"r-{i}", _payout(99_000, "other")) for i in (0, 1)]
+    fresh = [(f"n-{i}", _payout(20_000 + i, f"n{i}")) for i in range(4)]
+    sent = retries + reused + fresh
+    responses = await asyncio.gather(
+        *[
+            client.post("/v1/payments", json=body, headers=auth | {"Idempotency-Key": key})
+            for key, body in sent
+        ]
+    )
+    for i, response in enumerate(responses[:6]):
+        assert response.headers.get("idempotent-replayed") == "true", response.text
+        assert (response.status_code, response.json()) == (201, first[i].json())
+    for response in responses[6:8]:
+        assert response.status_code == 422, response.text
+        assert response.json()["code"] == "idempotency_key_reused"
+    assert [r.status_code for r in responses[8:]] == [201] * 4
+    assert "idempotent-replayed" not in responses[8].headers
+    # Batches may split the requests, but none went the per-request way.
+    assert alone == []
+    assert container.get(PayoutBatcher).fallbacks == 0
+    await _rows_agree(container, 10)
+
+
 async def test_a_batch_that_fails_midway_leaves_nothing_and_each_payout_goes_alone(
     client: httpx.AsyncClient, container: Container, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -41,6 +41,10 @@ class IdempotencyRepository(Protocol):
         """Claim many keys at once; the ids (``client_id:key``) that were free."""
         ...
 
+    async def get_many(self, ids: list[str]) -> dict[str, IdempotencyRecord]:
+        """The existing records among these ids (``client_id:key``), by id; no lock."""
+        ...
+
     async def complete_many(self, answers: list[tuple[str, str, int, str]]) -> None:
         """``(client_id, key, status, sealed body)`` for keys claimed by claim_many."""
         ...

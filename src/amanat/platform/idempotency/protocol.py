@@ -156,17 +156,17 @@ async def run_idempotent(
         request.url.path,
     )
     try:
-        # A batched write claims its key in the batch, and a key already taken goes on to
-        # the per-request path below, which replays it: on PostgreSQL a new request pays
-        # no lookup. On SQLite that path would take the one write lock twice for a
-        # replay, while a read takes none, so the key is read first there.
+        # A batched write claims its key in the batch, and the batch answers a key that
+        # a completed request took (Replay, KeyReused, raised by ``batched``): on
+        # PostgreSQL a new request pays no lookup of its own. On SQLite a batch takes the
+        # one write lock, while a read takes none, so the key is read first there.
         if batched is None or service.read_before_claim:
             answer = await service.stored(record)
             if answer is not None:
                 return await _replay(answer)
         if batched is not None:
-            # The batch's claim still finds a key taken since the read above, and the
-            # per-request path below replays it.
+            # The batch's claim still finds a key taken since the read above; one still
+            # in progress goes the per-request path below, which waits for it.
             done = await batched(record, lambda exc: _refusal(request, exc))
             if done is not None:
                 status, payload = done

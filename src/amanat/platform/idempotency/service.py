@@ -133,6 +133,14 @@ class IdempotencyService:
         queues them behind every payout for the one write lock."""
         async with self._tx.lookup() as tx:
             existing = await tx.idempotency.get(record.client_id, record.key, for_update=False)
+        return await self.answer_of(record, existing)
+
+    async def answer_of(
+        self, record: IdempotencyRecord, existing: IdempotencyRecord | None
+    ) -> StoredAnswer | None:
+        """What a request (``record``) gets from the record found under its key: the stored
+        answer when that is completed and unexpired (KeyReused when its body differs), else
+        ``None``: the claiming path decides (new, in progress or expired)."""
         if (
             existing is None
             or existing.status != "completed"

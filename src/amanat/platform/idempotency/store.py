@@ -18,6 +18,7 @@ _c = idempotency_keys.c
 
 # Every idempotent POST runs these; built once (see the package docstring).
 _BY_ID = _table.select().where(_c.id == sa.bindparam("p_id"))
+_BY_IDS = _table.select().where(_c.id.in_(sa.bindparam("p_ids", expanding=True)))
 _BY_ID_FOR_UPDATE = _BY_ID.with_for_update()  # SQLite omits FOR UPDATE (BEGIN IMMEDIATE)
 _COMPLETE = _table.update().where(_c.id == sa.bindparam("p_id"))
 _RELEASE = _table.delete().where(_c.id == sa.bindparam("p_id"), _c.status == "in_progress")
@@ -104,6 +105,13 @@ class SqlIdempotencyRepository:
                 for client_id, key, status, body in answers
             ],
         )
+
+    async def get_many(self, ids: list[str]) -> dict[str, IdempotencyRecord]:
+        """The records under these ids (``client_id:key``) that exist, read without a lock."""
+        if not ids:
+            return {}
+        result = await self._conn.execute(_BY_IDS, {"p_ids": sorted(ids)})
+        return {str(row.id): _record(row) for row in result.all()}
 
     async def get(self, client_id: str, key: str, *, for_update: bool) -> IdempotencyRecord | None:
         stmt = _BY_ID_FOR_UPDATE if for_update else _BY_ID
