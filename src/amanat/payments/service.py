@@ -120,13 +120,7 @@ class PaymentService:
     # -- creating -----------------------------------------------------------------------
 
     async def _party(self, caller: Caller, account: AccountIn) -> Party:
-        field, value = (
-            (AccountScheme.IBAN, account.iban)
-            if account.iban
-            else (AccountScheme.RAAST_ID, account.raast_id)
-        )
-        if value is None:
-            raise InvalidInput("Give an iban or a raast_id.", code="validation_error")
+        field, value = _scheme_of(account)
         found = await self._protection.find_holder(
             field, value, account.name, partner_id=caller.partner_id
         )
@@ -200,7 +194,6 @@ class PaymentService:
         expires_at: datetime | None = None,
     ) -> Payment:
         metadata = check_metadata(metadata)
-        now = self._clock.now()
         payment_id = new_id("refund" if kind is PaymentType.REFUND else "payment")
         sealed = (
             await self._protection.seal(
@@ -209,19 +202,16 @@ class PaymentService:
             if description
             else None
         )
-        return Payment(
-            id=payment_id,
-            partner_id=caller.partner_id,
-            type=kind,
-            status=PaymentStatus.PENDING,
-            amount=Money(amount, currency),
-            counterparty=party,
+        return _payment(
+            payment_id,
+            caller.partner_id,
+            kind,
+            Money(amount, currency),
+            party,
             reference=reference,
-            description=sealed,
+            sealed_description=sealed,
             metadata=metadata,
-            version=1,
-            created_at=now,
-            updated_at=now,
+            created_at=self._clock.now(),
             expires_at=expires_at,
         )
 
@@ -340,13 +330,7 @@ class PaymentService:
         metadata, the metadata before the limit)."""
         if not Money(amount, currency).is_positive:
             raise InvalidInput("amount must be positive.", code="invalid_amount")
-        scheme, value = (
-            (AccountScheme.IBAN, creditor.iban)
-            if creditor.iban
-            else (AccountScheme.RAAST_ID, creditor.raast_id)
-        )
-        if value is None:
-            raise InvalidInput("Give an iban or a raast_id.", code="validation_error")
+        scheme, value = _scheme_of(creditor)
         # As the holder lookup parses it: the same refusal, before anything is written.
         parse_iban(value) if scheme is AccountScheme.IBAN else parse_raast_id(value)
         checked = check_metadata(metadata)
@@ -480,19 +464,16 @@ class PaymentService:
             if request.description
             else None
         )
-        return Payment(
-            id=request.payment_id,
-            partner_id=request.caller.partner_id,
-            type=PaymentType.PAYOUT,
-            status=PaymentStatus.PENDING,
-            amount=Money(request.amount, request.currency),
-            counterparty=party,
+        return _payment(
+            request.payment_id,
+            request.caller.partner_id,
+            PaymentType.PAYOUT,
+            Money(request.amount, request.currency),
+            party,
             reference=request.reference,
-            description=sealed,
+            sealed_description=sealed,
             metadata=request.metadata,
-            version=1,
             created_at=request.created_at,
-            updated_at=request.created_at,
             expires_at=None,
         )
 
@@ -869,6 +850,49 @@ class PaymentService:
         collection = await tx.payments.get(collection_id)
         if collection is not None:
             await self._publish_change(tx, collection, event_type=PAYMENT_UPDATED)
+
+
+def _scheme_of(account: AccountIn) -> tuple[AccountScheme, str]:
+    """Which identifier the account is given by (an IBAN when both are), and its value."""
+    scheme, value = (
+        (AccountScheme.IBAN, account.iban)
+        if account.iban
+        else (AccountScheme.RAAST_ID, account.raast_id)
+    )
+    if value is None:
+        raise InvalidInput("Give an iban or a raast_id.", code="validation_error")
+    return scheme, value
+
+
+def _payment(
+    payment_id: str,
+    partner_id: str,
+    kind: PaymentType,
+    amount: Money,
+    party: Party,
+    *,
+    reference: str | None,
+    sealed_description: str | None,
+    metadata: dict[str, Any],
+    created_at: datetime,
+    expires_at: datetime | None,
+) -> Payment:
+    """A new payment, pending at version 1, as every path that creates one makes it."""
+    return Payment(
+        id=payment_id,
+        partner_id=partner_id,
+        type=kind,
+        status=PaymentStatus.PENDING,
+        amount=amount,
+        counterparty=party,
+        reference=reference,
+        description=sealed_description,
+        metadata=metadata,
+        version=1,
+        created_at=created_at,
+        updated_at=created_at,
+        expires_at=expires_at,
+    )
 
 
 def _holder_key(request: PayoutRequest) -> HolderLookup:
