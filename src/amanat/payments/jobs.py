@@ -228,4 +228,5 @@ class UnresolvedGauge:
             except Exception:
                 log.exception("unresolved_gauge_failed")
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), timeout=self._every)
+                async with asyncio.timeout(self._every):
+                    await stop.wait()

@@ -61,4 +61,5 @@ class AuditSealer:
                     log.exception("audit_seal_failed")
                 self._failing = True
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), timeout=self._poll)
+                async with asyncio.timeout(self._poll):
+                    await stop.wait()

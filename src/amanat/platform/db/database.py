@@ -52,7 +52,8 @@ class Database:
                 yield conn
             return
         try:
-            await asyncio.wait_for(self._writers.acquire(), timeout=self._write_wait)
+            async with asyncio.timeout(self._write_wait):
+                await self._writers.acquire()
         except TimeoutError:
             raise Unavailable("The database is busy; retry in a moment.") from None
         try:

@@ -10,7 +10,6 @@ change committed while nobody listened was never heard.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import contextvars
 import uuid
 from collections import defaultdict
@@ -81,7 +80,8 @@ class PostgresChangeFeed:
         comes back after all of them. For tests, which must not sleep and hope.
         """
         await self.wait_live()
-        await self._round_trip(self._conn)
+        async with asyncio.timeout(PING_SECONDS):
+            await self._round_trip(self._conn)
 
     async def _round_trip(self, conn: Any) -> None:
         token = uuid.uuid4().hex
@@ -97,17 +97,22 @@ class PostgresChangeFeed:
     async def close(self) -> None:
         self._closing = True
         task, self._task = self._task, None
-        if task is not None:
+        # Canceled until it has ended: a cancellation that lands as an await completes
+        # can be lost (asyncio.wait_for on Python 3.11 swallowed one, and the feed went on
+        # pinging while its container's close waited forever); ``_closing`` stops the
+        # loops as well.
+        while task is not None and not task.done():
             task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            await asyncio.wait({task}, timeout=1.0)
+        if task is not None and not task.cancelled() and task.exception() is not None:
+            log.warning("change_feed_close_failed", error=type(task.exception()).__name__)
         self._down()
 
     # -- the background task -------------------------------------------------------------
 
     async def _run(self) -> None:
         failures = 0
-        while True:
+        while not self._closing:
             try:
                 await self._listen()
                 failures = 0
@@ -132,7 +137,8 @@ class PostgresChangeFeed:
             await conn.add_listener(CHANNEL, self._on_notification)
             # Live only once a notification of our own has come back: a connection that
             # cannot hear (a transaction-mode pooler in between) never turns caching on.
-            await asyncio.wait_for(self._round_trip(conn), timeout=PING_SECONDS)
+            async with asyncio.timeout(PING_SECONDS):
+                await self._round_trip(conn)
             self._conn = conn
             # LISTEN is in effect: from here on every commit is heard. What was committed
             # while nobody listened was not: every cached value is suspect.
@@ -140,12 +146,14 @@ class PostgresChangeFeed:
             self._live = True
             self._connected.set()
             log.info("change_feed_live")
-            while not lost.is_set():
+            while not lost.is_set() and not self._closing:
                 try:
-                    await asyncio.wait_for(lost.wait(), timeout=PING_SECONDS)
+                    async with asyncio.timeout(PING_SECONDS):
+                        await lost.wait()
                 except TimeoutError:
                     # Still hearing? A silent network loss fails this, and we reconnect.
-                    await asyncio.wait_for(self._round_trip(conn), timeout=PING_SECONDS)
+                    async with asyncio.timeout(PING_SECONDS):
+                        await self._round_trip(conn)
         finally:
             self._down()
             if not conn.is_closed():

@@ -146,5 +146,6 @@ class JobRuntime:
                 worked = 0
             if not worked:
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stop.wait(), timeout=idle_seconds)
+                    async with asyncio.timeout(idle_seconds):
+                        await stop.wait()
         log.info("job_runtime_stopped", owner=self._owner)

@@ -73,5 +73,6 @@ class Scheduler:
             except Exception:
                 log.exception("scheduler_tick_failed")
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), timeout=self._tick)
+                async with asyncio.timeout(self._tick):
+                    await stop.wait()
         log.info("worker_stopped", owner=self._owner)
