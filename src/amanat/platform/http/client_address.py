@@ -10,6 +10,7 @@ only a parsed IP address is used: anything else counts as no address at all.
 from __future__ import annotations
 
 import ipaddress
+from functools import lru_cache
 from typing import Any
 
 from starlette.requests import Request
@@ -25,8 +26,10 @@ def uvicorn_proxy_options(settings: Settings) -> dict[str, Any]:
     return {"proxy_headers": bool(trusted), "forwarded_allow_ips": ",".join(trusted)}
 
 
+@lru_cache(maxsize=4096)
 def parsed_ip(value: str | None) -> str | None:
-    """``value`` as a normalised IP address, or None when it is not one."""
+    """``value`` as a normalised IP address, or None when it is not one. Remembered: a
+    server sees few distinct peers, and parsing one costs more than the lookup."""
     if not value:
         return None
     try:
