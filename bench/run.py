@@ -155,6 +155,7 @@ class Phase:
             await self._warm_up()
             if "webhooks" in self.config.scenarios:
                 await self._scenario("webhooks", self.webhooks)
+                await self._settle_after("webhooks")
             self._stop_worker()
             if "scale_out" in self.config.scenarios:
                 await self._scenario("scale_out", ScaleOut(self).run)
@@ -280,12 +281,7 @@ class Phase:
         )
         if result.ok != len(accounts):
             raise RuntimeError(f"warm-up: {result.ok}/{len(accounts)} payouts: {result.first_bad}")
-        begun = time.monotonic()
-        remaining = await self._unsettled()
-        while remaining and time.monotonic() - begun < self.config.drain_seconds:
-            await asyncio.sleep(0.5)
-            remaining = await self._unsettled()
-        seconds = time.monotonic() - begun
+        remaining, seconds = await self._drain()
         settled = len(accounts) + 2 - remaining  # + the two payouts of the SQL capture
         self.out["warm_up"] = {
             "payouts": len(accounts),
@@ -300,6 +296,28 @@ class Phase:
         left = f", {remaining} left" if remaining else ""
         count = len(accounts)
         log(f"{self.database}: {count} warm-up payouts, {settled} settled in {seconds:.0f} s{left}")
+
+    async def _drain(self) -> tuple[int, float]:
+        """Until the worker and the rail have settled every payment (at most
+        ``drain_seconds``): how many are left, and how long it took."""
+        begun = time.monotonic()
+        remaining = await self._unsettled()
+        while remaining and time.monotonic() - begun < self.config.drain_seconds:
+            await asyncio.sleep(0.5)
+            remaining = await self._unsettled()
+        return remaining, time.monotonic() - begun
+
+    async def _settle_after(self, scenario: str) -> None:
+        """The scenario's payments settled before the worker stops: otherwise the rail's
+        callbacks for them (and their retries) go on arriving at the API during the next
+        load, which on SQLite contend for its one write lock."""
+        remaining, seconds = await self._drain()
+        self.out[f"settled_after_{scenario}"] = {
+            "unsettled": remaining,
+            "seconds": round(seconds, 1),
+        }
+        left = f", {remaining} left" if remaining else ""
+        log(f"{self.database}: {scenario}'s payments settled in {seconds:.0f} s{left}")
 
     async def _unsettled(self) -> int:
         async with self.engine.connect() as conn:
