@@ -5,17 +5,18 @@
 sharing one PostgreSQL and one Redis (rate-limit counters, ``AMANAT_REDIS_URL``). It runs
 in three steps, each checked:
 
-1. creates through both APIs at once (one wrk per API port, the connections split between
-   them; the workers are not running yet, as for ``create_spread``): throughput beside the
-   single-process figure, every 201 is a payment, none twice;
-2. one partner's read quota set low (through PartnerService, as an operator would), then
-   requests of that partner alternating between the two APIs: at most the quota succeed,
-   the rest answer 429, so the APIs share one budget;
-3. both workers start, webhook payouts go through both APIs, and the workers race for the
+1. both workers start, webhook payouts go through both APIs, and the workers race for the
    same outbox: no payment is sent to the rail twice (``rail_submitted`` per payment over
    both workers' logs), no webhook is being delivered twice at one endpoint at the same
    moment (the receiver holds each delivery a little, so overlaps show), every delivery is
-   correctly signed.
+   correctly signed, and the deliveries arrive (none at all, or none for 15 s while some
+   are missing, fails); the workers stop;
+2. creates through both APIs at once (one wrk per API port, the connections split between
+   them; the workers are stopped, as for ``create_spread``): throughput beside the
+   single-process figure, every 201 is a payment, none twice;
+3. one partner's read quota set low (through PartnerService, as an operator would), then
+   requests of that partner alternating between the two APIs: at most the quota succeed,
+   the rest answer 429, so the APIs share one budget.
 
 ``sigkill`` (both databases): the API's process group is SIGKILLed in the middle of a create
 load, then restarted; ``amanat audit verify`` and ``amanat ledger check`` must pass, and
@@ -161,10 +162,14 @@ class ScaleOut:
         for api, url in zip(self.apis, self.urls, strict=True):
             await asyncio.to_thread(procs.wait_ready, f"{url}/readyz", api)
         try:
+            # The workers' step first: the outbox is worked oldest first, so after the
+            # create load the workers would spend the whole step on its thousands of
+            # payouts and never reach the webhook payouts (0 deliveries, which the checks
+            # used to pass).
+            workers = await self._workers(redis_url)
             result = await self._creates()
             limit_check = await self._shared_limit(redis_url)
             result["checks"].append(limit_check.as_dict())
-            workers = await self._workers(redis_url)
             result["workers"] = workers.pop("summary")
             result["checks"] += workers["checks"]
             for child in self.apis:
@@ -351,6 +356,16 @@ class ScaleOut:
                 f"{bad_signatures} of {len(deliveries)} failed verification",
             ),
         ]
+        if secrets_by_endpoint:
+            # Still delivering at the deadline is a backlog (reported); nothing arriving
+            # for 15 s while deliveries are missing, or nothing at all, is a failure.
+            found.append(
+                Check(
+                    "the webhook payouts' events reached the endpoints (two workers)",
+                    bool(deliveries) and wait != "stalled",
+                    f"{len(deliveries)} deliveries for {len(created)} payouts, wait: {wait}",
+                )
+            )
         found += [
             checks.server_log_clean(worker.log_path, 0, worker.name) for worker in self.workers
         ]
