@@ -11,8 +11,10 @@ import asyncio
 import gzip
 import json
 import socket
+import ssl
 import threading
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -736,8 +738,24 @@ async def test_the_request_goes_to_the_checked_address_with_the_original_host(
     assert (await hooks.only_delivery(endpoint.id))[0].status is DeliveryStatus.SUCCEEDED
 
 
+@asynccontextmanager
+async def _tls_client(kind: str, trust: ssl.SSLContext) -> AsyncIterator[Any]:
+    """A client that trusts only ``trust``: one httpx client for every origin, or the
+    worker's own per-origin pools (on asyncio streams, adapters/asyncio_network.py)."""
+    if kind == "shared client":
+        async with httpx.AsyncClient(verify=trust, trust_env=False) as client:
+            yield client
+        return
+    pools = OriginPools(connections=4, verify=trust)
+    try:
+        yield pools
+    finally:
+        await pools.aclose()
+
+
+@pytest.mark.parametrize("kind", ["shared client", "origin pools"])
 async def test_tls_to_a_pinned_address_still_checks_the_host_name(
-    hooks: Hooks, tmp_path: Path
+    hooks: Hooks, tmp_path: Path, kind: str
 ) -> None:
     """The certificate names hooks.test only. Pinned to 127.0.0.1, a delivery to
     hooks.test succeeds (SNI and the certificate check use the name); one to other.test,
@@ -745,7 +763,7 @@ async def test_tls_to_a_pinned_address_still_checks_the_host_name(
     verified for one name carries another name's delivery."""
     certfile, keyfile, trust = tls_files(tmp_path, "hooks.test")
     resolver = Resolver({"hooks.test": ["127.0.0.1"], "other.test": ["127.0.0.1"]})
-    async with httpx.AsyncClient(verify=trust, trust_env=False) as client:
+    async with _tls_client(kind, trust) as client:
         with running(certfile=certfile, keyfile=keyfile) as server:
             pinned = HttpWebhookSender(client, resolver, address_forbidden=lambda _: False)
             good, _ = await hooks.endpoint(server.url_for("hooks.test"), ["payment.succeeded"])

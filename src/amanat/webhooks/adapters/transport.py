@@ -26,8 +26,10 @@ from datetime import UTC, timedelta
 from email.utils import parsedate_to_datetime
 from urllib.parse import urlsplit, urlunsplit
 
+import httpcore
 import httpx
 
+from amanat.webhooks.adapters.asyncio_network import AsyncioBackend
 from amanat.webhooks.domain.endpoints import forbidden_address
 from amanat.webhooks.service import AddressResolver, SendResult
 
@@ -41,6 +43,9 @@ class SystemResolver:
 class BlockedAddress(Exception):
     pass
 
+
+# How long an idle kept-alive connection is reused (httpx's default).
+KEEPALIVE_SECONDS = 5.0
 
 # Far beyond any wait the schedule honours (it caps Retry-After at a day), small enough
 # that no header value can overflow a timedelta.
@@ -136,11 +141,7 @@ class OriginPools:
         if pool is not None:
             self._pools.move_to_end(origin)
             return pool
-        pool = self._pools[origin] = httpx.AsyncHTTPTransport(
-            verify=self._tls,
-            trust_env=False,  # never route partner deliveries through an ambient proxy
-            limits=self._limits,
-        )
+        pool = self._pools[origin] = _transport(self._tls, self._connections)
         if len(self._pools) > self._remember:
             _, oldest = self._pools.popitem(last=False)
             task = asyncio.get_running_loop().create_task(self._retire(oldest))
@@ -160,6 +161,25 @@ class OriginPools:
         self._pools.clear()
         for pool in pools:
             await pool.aclose()
+
+
+def _transport(tls: ssl.SSLContext, connections: int) -> httpx.AsyncHTTPTransport:
+    """httpx's transport over a connection pool on asyncio streams (asyncio_network.py):
+    the settings httpx gives its own pool, and never a proxy from the environment. httpx
+    takes no network backend, so its pool is replaced; tests/unit/webhooks pins that the
+    replacement is the one requests use."""
+    transport = httpx.AsyncHTTPTransport(verify=tls, trust_env=False)
+    transport._pool = httpcore.AsyncConnectionPool(
+        ssl_context=tls,
+        max_connections=connections,
+        max_keepalive_connections=connections,
+        keepalive_expiry=KEEPALIVE_SECONDS,
+        http1=True,
+        http2=False,
+        retries=0,
+        network_backend=AsyncioBackend(),
+    )
+    return transport
 
 
 class HttpWebhookSender:
