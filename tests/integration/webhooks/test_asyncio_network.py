@@ -72,6 +72,29 @@ async def test_an_idle_connection_the_server_closed_reads_as_readable() -> None:
         await stream.aclose()
 
 
+async def test_an_idle_connection_holding_unasked_bytes_reads_as_readable() -> None:
+    """A server that speaks on an idle keep-alive connection (a 408, say): those bytes
+    must never be read as the answer to the next request."""
+    spoke = asyncio.Event()
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.write(b"HTTP/1.1 408 Request Timeout\r\nContent-Length: 0\r\n\r\n")
+        await writer.drain()
+        spoke.set()
+        await reader.read()  # keeps the connection open
+        writer.close()
+
+    server = await asyncio.start_server(handle, "127.0.0.1", 0)
+    async with server:
+        port = server.sockets[0].getsockname()[1]
+        stream = await AsyncioBackend().connect_tcp("127.0.0.1", port, timeout=GUARD_SECONDS)
+        async with asyncio.timeout(GUARD_SECONDS):
+            await spoke.wait()
+            while not stream.get_extra_info("is_readable"):
+                await asyncio.sleep(0.01)
+        await stream.aclose()
+
+
 async def test_a_delivery_after_the_server_dropped_a_kept_alive_connection_opens_a_new_one() -> (
     None
 ):

@@ -14,7 +14,6 @@ address; transport.py).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import socket
 import ssl
 from collections.abc import Iterable
@@ -25,9 +24,6 @@ import httpcore
 # httpcore's interface passes ``timeout`` to every call (ruff's ASYNC109 would have the
 # caller use asyncio.timeout instead); each method applies it with asyncio.timeout.
 # ruff: noqa: ASYNC109
-
-# An orderly close waits at most this long for the peer (a TLS close_notify exchange).
-_CLOSE_SECONDS = 1.0
 
 
 class AsyncioStream(httpcore.AsyncNetworkStream):
@@ -57,10 +53,10 @@ class AsyncioStream(httpcore.AsyncNetworkStream):
             raise httpcore.WriteError(str(exc)) from exc
 
     async def aclose(self) -> None:
-        self._writer.close()
-        with contextlib.suppress(OSError, TimeoutError, ssl.SSLError):
-            async with asyncio.timeout(_CLOSE_SECONDS):
-                await self._writer.wait_closed()
+        # Dropped at once, as anyio's backend does: an orderly close would wait for a TLS
+        # peer's close_notify (up to 30 s in asyncio) or for unsent data, holding the
+        # socket, and httpcore closes expired connections on a delivery's own path.
+        self._writer.transport.abort()
 
     async def start_tls(
         self,
@@ -80,8 +76,14 @@ class AsyncioStream(httpcore.AsyncNetworkStream):
     def get_extra_info(self, info: str) -> Any:
         if info == "is_readable":
             # Idle keep-alive connection: the server closed it (end of stream), or sent
-            # something unasked. Either way it must not carry the next request.
-            return self._reader.at_eof() or self._reader.exception() is not None
+            # something unasked (a 408, say). Either way it must not carry the next
+            # request, whose answer would otherwise be read from those bytes. The loop
+            # moves what arrives into the reader's buffer at once, so the socket itself
+            # never looks readable; StreamReader has no public view of its buffer.
+            reader = self._reader
+            return bool(
+                reader.at_eof() or reader.exception() is not None or getattr(reader, "_buffer", b"")
+            )
         names = {
             "ssl_object": "ssl_object",
             "client_addr": "sockname",

@@ -111,9 +111,6 @@ class OriginPools:
         grace_seconds: float = 60.0,
         verify: ssl.SSLContext | str | bool = True,
     ) -> None:
-        self._limits = httpx.Limits(
-            max_connections=connections, max_keepalive_connections=connections
-        )
         self._tls = (
             verify
             if isinstance(verify, ssl.SSLContext)
@@ -166,8 +163,9 @@ class OriginPools:
 def _transport(tls: ssl.SSLContext, connections: int) -> httpx.AsyncHTTPTransport:
     """httpx's transport over a connection pool on asyncio streams (asyncio_network.py):
     the settings httpx gives its own pool, and never a proxy from the environment. httpx
-    takes no network backend, so its pool is replaced; tests/unit/webhooks pins that the
-    replacement is the one requests use."""
+    takes no network backend, so its pool is replaced;
+    tests/integration/webhooks/test_asyncio_network.py pins that the replacement is the one
+    requests use."""
     transport = httpx.AsyncHTTPTransport(verify=tls, trust_env=False)
     transport._pool = httpcore.AsyncConnectionPool(
         ssl_context=tls,
