@@ -211,4 +211,9 @@ class PayoutBatcher:
             stored = await self._idempotency.answer_of(record, existing)
         except KeyReused as exc:
             return exc
+        except Exception:
+            # A stored answer this process cannot read now (its data key, the master
+            # key's service): that request alone goes the per-request path, not the batch.
+            log.warning("payout_batch_replay_unreadable", exc_info=True)
+            return None
         return Replay(stored) if stored is not None else None

@@ -186,6 +186,46 @@ async def test_retries_in_a_batch_are_answered_from_their_keys_without_running_a
     await _rows_agree(container, 10)
 
 
+async def test_a_stored_answer_the_batch_cannot_read_sends_only_that_request_alone(
+    client: httpx.AsyncClient, container: Container, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    merchant = await funded_merchant(container, "Unreadable answer", 10_000_000)
+    auth = await bearer(client, merchant)
+    body = _payout(10_000, "u")
+    first = await client.post("/v1/payments", json=body, headers=auth | {"Idempotency-Key": "u-1"})
+    assert first.status_code == 201
+    monkeypatch.setattr(container.get(IdempotencyService), "read_before_claim", False)
+    real_answer_of = IdempotencyService.answer_of
+    failures = 0
+
+    async def answer_of(self: IdempotencyService, record: Any, existing: Any) -> Any:
+        nonlocal failures
+        if record.key == "u-1" and not failures:
+            failures += 1  # e.g. the answer's data key is out of reach for a moment
+            raise RuntimeError("master key service unreachable")
+        return await real_answer_of(self, record, existing)
+
+    monkeypatch.setattr(IdempotencyService, "answer_of", answer_of)
+    responses = await asyncio.gather(
+        client.post("/v1/payments", json=body, headers=auth | {"Idempotency-Key": "u-1"}),
+        *[
+            client.post(
+                "/v1/payments",
+                json=_payout(20_000 + i, f"v{i}"),
+                headers=auth | {"Idempotency-Key": f"v-{i}"},
+            )
+            for i in range(5)
+        ],
+    )
+    assert failures == 1
+    assert [r.status_code for r in responses] == [201] * 6, [r.text for r in responses]
+    # The retry was answered by the per-request path, with the first answer.
+    assert responses[0].headers.get("idempotent-replayed") == "true"
+    assert responses[0].json() == first.json()
+    assert container.get(PayoutBatcher).fallbacks == 0
+    await _rows_agree(container, 6)
+
+
 async def test_a_batch_that_fails_midway_leaves_nothing_and_each_payout_goes_alone(
     client: httpx.AsyncClient, container: Container, monkeypatch: pytest.MonkeyPatch
 ) -> None:
