@@ -498,6 +498,8 @@ class DataProtectionService:
         lookup whose identifier is malformed gets its error in its place."""
         outcome: dict[HolderLookup, SubjectRecord | DomainError | None] = {}
         wanted: dict[str, dict[HolderLookup, tuple[str, str]]] = {}
+        if not lookups:
+            return outcome
         bidx_key = await self.blind_index_key()
         for lookup in lookups:
             try:
@@ -507,11 +509,16 @@ class DataProtectionService:
                 continue
             bidx = await self.cipher.blind_index(bidx_key, lookup.field, normalized)
             wanted.setdefault(lookup.field, {})[lookup] = (lookup.partner_id, bidx)
-        async with self._tx.read() as tx:
-            for field, pairs in wanted.items():
-                records = await tx.subjects.find_many(field, list(set(pairs.values())))
-                for lookup, pair in pairs.items():
-                    outcome[lookup] = await self._same_person(records[pair], lookup.name)
+        found: dict[str, dict[tuple[str, str], list[SubjectRecord]]] = {}
+        if wanted:
+            async with self._tx.read() as tx:
+                for field, pairs in wanted.items():
+                    found[field] = await tx.subjects.find_many(field, list(set(pairs.values())))
+        # Names are decrypted once the read is over: a data key not in memory yet is
+        # loaded through a connection of its own.
+        for field, pairs in wanted.items():
+            for lookup, pair in pairs.items():
+                outcome[lookup] = await self._same_person(found[field][pair], lookup.name)
         return outcome
 
     async def _same_person(

@@ -62,20 +62,39 @@ _FIND_FOR_PARTNER = {
     field: stmt.where(data_subjects.c.partner_id == sa.bindparam("p_partner"))
     for field, stmt in _FIND_ANYWHERE.items()
 }
-# The same lookup for many (partner, blind index) pairs at once: the pairs' partners and
-# indexes each in one IN list; rows of a partner under another pair's index are dropped in
-# Python (fewer than the pairs' own rows, as an index is one person's identifier).
-_FIND_MANY = {
-    field: data_subjects.select()
-    .where(
-        column.in_(sa.bindparam("p_bidxs", expanding=True)),
-        data_subjects.c.partner_id.in_(sa.bindparam("p_partners", expanding=True)),
-    )
-    .order_by(data_subjects.c.created_at.desc())
-    for field, column in _BLIND_INDEXES.items()
-}
 # As many of one pair's records as one lookup reads (_find_by's limit).
 _PER_PAIR = 50
+
+
+def _find_many_by(column: sa.Column[Any]) -> sa.Select[Any]:
+    """The same lookup for many (partner, blind index) pairs at once: the pairs' partners
+    and indexes each in one IN list, each pair's newest ``_PER_PAIR`` records. Rows of a
+    partner under another pair's index are dropped in Python (few: an index is one
+    person's identifier)."""
+    ranked = (
+        sa.select(
+            data_subjects,
+            sa.func.row_number()
+            .over(
+                partition_by=(data_subjects.c.partner_id, column),
+                order_by=(data_subjects.c.created_at.desc(), data_subjects.c.id.desc()),
+            )
+            .label("rank_in_pair"),
+        )
+        .where(
+            column.in_(sa.bindparam("p_bidxs", expanding=True)),
+            data_subjects.c.partner_id.in_(sa.bindparam("p_partners", expanding=True)),
+        )
+        .subquery()
+    )
+    return (
+        sa.select(*(ranked.c[c.name] for c in data_subjects.columns))
+        .where(ranked.c.rank_in_pair <= _PER_PAIR)
+        .order_by(ranked.c.created_at.desc(), ranked.c.id.desc())
+    )
+
+
+_FIND_MANY = {field: _find_many_by(column) for field, column in _BLIND_INDEXES.items()}
 
 
 class SqlDataKeyRepository:
@@ -223,7 +242,7 @@ class SqlSubjectRepository:
         index = _BLIND_INDEXES[field].name
         for row in result.all():
             mine = found.get((row.partner_id, row._mapping[index]))
-            if mine is not None and len(mine) < _PER_PAIR:
+            if mine is not None:
                 mine.append(_subject(row))
         return found
 

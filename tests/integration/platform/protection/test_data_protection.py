@@ -147,6 +147,25 @@ async def test_holders_of_many_lookups_are_found_in_one_call(container: Containe
         await container.protection.find_holder("iban", "PK00NOTANIBAN", NAME, partner_id=shop)
 
 
+async def test_many_records_under_one_identifier_are_read_fifty_newest_at_most(
+    container: Container, clock: FrozenClock
+) -> None:
+    shop = await _partner(container)
+    made = []
+    for n in range(52):
+        clock.advance(1)
+        made.append(await _subject(container, shop, name=f"Payee {n}"))
+    other = await _subject(container, shop, iban="PK24SCBL0000001171495101")
+    protection = container.protection
+    key = await protection.blind_index_key()
+    mine = await protection.cipher.blind_index(key, "iban", IBAN)
+    theirs = await protection.cipher.blind_index(key, "iban", "PK24SCBL0000001171495101")
+    async with container.transactions.read() as tx:
+        found = await tx.subjects.find_many("iban", [(shop, mine), (shop, theirs)])
+    assert [r.id for r in found[(shop, mine)]] == made[::-1][:50]
+    assert [r.id for r in found[(shop, theirs)]] == [other]
+
+
 async def test_erasure_shreds_the_subject_key_and_is_audited(container: Container) -> None:
     partner_id = await _partner(container)
     keep = await _subject(container, partner_id, name="Bilal Ahmed")
