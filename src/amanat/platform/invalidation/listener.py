@@ -62,6 +62,7 @@ class PostgresChangeFeed:
 
     def start(self) -> None:
         if self._task is None or self._task.done():
+            self._closing = False  # a feed closed and started again listens again
             # A fresh context: the feed outlives the request that started it, whose ids
             # (bound for logging) must not follow it.
             self._task = asyncio.get_running_loop().create_task(

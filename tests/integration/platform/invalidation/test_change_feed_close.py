@@ -88,3 +88,15 @@ async def test_a_feed_closed_at_any_moment_of_its_start_leaves_no_listener(
     async with asyncio.timeout(GUARD_SECONDS):
         while await _listening(container):
             await asyncio.sleep(0.05)
+
+
+async def test_a_closed_feed_started_again_listens_again(container: Container) -> None:
+    feed = _feed(container)
+    async with asyncio.timeout(GUARD_SECONDS):
+        await feed.wait_live()
+    await _closes(feed)
+    async with asyncio.timeout(GUARD_SECONDS):
+        await feed.wait_live()
+        await feed.barrier()
+    assert feed.live
+    await _closes(feed)
