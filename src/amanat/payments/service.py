@@ -359,14 +359,15 @@ class PaymentService:
         balance shards are locked in one fixed order (ledger.lock_shards). ``fields_key``:
         the active fields key, when the caller has read it in ``tx`` already."""
         outcomes: list[Payment | DomainError | None] = [None] * len(requests)
-        found = await self._protection.find_holders([_holder_key(r) for r in requests])
+        lookups = [_holder_key(r) for r in requests]
+        found = await self._protection.find_holders(lookups)
         holders: dict[HolderLookup, SubjectRecord | None] = {}
-        for i, request in enumerate(requests):
-            holder = found[_holder_key(request)]
+        for i, lookup in enumerate(lookups):
+            holder = found[lookup]
             if isinstance(holder, DomainError):
                 outcomes[i] = holder
             else:
-                holders[_holder_key(request)] = holder
+                holders[lookup] = holder
         accounts: dict[tuple[str, str], tuple[str, int]] = {}
         # In one order for every batch: two batches that create the same new accounts
         # must not take their locks the other way round.
