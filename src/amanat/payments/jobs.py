@@ -23,12 +23,12 @@ Payments left unresolved are counted for the ``amanat_payments_unresolved`` gaug
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from dataclasses import dataclass
 from datetime import timedelta
 
 import structlog
 
+from amanat.kernel.waiting import wait_for_stop
 from amanat.payments.domain.payments import Payment, PaymentStatus, PaymentType, rail_failure
 from amanat.payments.rail import (
     RailAdapter,
@@ -227,6 +227,4 @@ class UnresolvedGauge:
                 UNRESOLVED.set(await self._payments.unresolved_count(timedelta(minutes=5)))
             except Exception:
                 log.exception("unresolved_gauge_failed")
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(self._every):
-                    await stop.wait()
+            await wait_for_stop(stop, self._every)

@@ -12,11 +12,11 @@ for it. Several workers may run it; the head's lock makes one of them seal.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from datetime import timedelta
 
 import structlog
 
+from amanat.kernel.waiting import wait_for_stop
 from amanat.platform.audit.domain import Actor, Seal
 from amanat.platform.audit.integrity import AuditIntegrityService
 
@@ -60,6 +60,4 @@ class AuditSealer:
                 if not self._failing:
                     log.exception("audit_seal_failed")
                 self._failing = True
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(self._poll):
-                    await stop.wait()
+            await wait_for_stop(stop, self._poll)

@@ -15,7 +15,6 @@ old job (run again; handlers are idempotent) or the new one, never a change with
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 import random
 import socket
@@ -27,6 +26,7 @@ from typing import Protocol
 import structlog
 
 from amanat.kernel.clock import Clock
+from amanat.kernel.waiting import wait_for_stop
 from amanat.platform.jobs.outcomes import Dead, Done, FollowUp, JobHandler, JobOutcome, RetryAfter
 from amanat.platform.jobs.ports import JobsTx, OutboxJob
 from amanat.platform.observability.metrics import OUTBOX_JOBS, OUTBOX_PENDING
@@ -145,7 +145,5 @@ class JobRuntime:
                 log.exception("job_runtime_tick_failed")
                 worked = 0
             if not worked:
-                with contextlib.suppress(TimeoutError):
-                    async with asyncio.timeout(idle_seconds):
-                        await stop.wait()
+                await wait_for_stop(stop, idle_seconds)
         log.info("job_runtime_stopped", owner=self._owner)

@@ -9,7 +9,6 @@ Each capability brings its periodic jobs through the registry (``registry.add_pe
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 import socket
 from datetime import timedelta
@@ -17,6 +16,7 @@ from datetime import timedelta
 import structlog
 
 from amanat.kernel.clock import Clock
+from amanat.kernel.waiting import wait_for_stop
 from amanat.platform.db.ports import TransactionFactory
 from amanat.platform.jobs.ports import JobsTx
 from amanat.platform.registry import PeriodicJob
@@ -72,7 +72,5 @@ class Scheduler:
                 await self.run_due()
             except Exception:
                 log.exception("scheduler_tick_failed")
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(self._tick):
-                    await stop.wait()
+            await wait_for_stop(stop, self._tick)
         log.info("worker_stopped", owner=self._owner)
