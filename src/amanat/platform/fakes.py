@@ -55,6 +55,7 @@ from amanat.platform.audit.ports import AuditRepository
 from amanat.platform.crypto.field_cipher import FieldContext, KeyUnavailable
 from amanat.platform.jobs.ports import JobsTx, LeaseRepository, OutboxJob, OutboxRepository
 from amanat.platform.protection.ports import (
+    PER_IDENTIFIER,
     DataKey,
     DataKeyRepository,
     EncryptedColumn,
@@ -598,7 +599,7 @@ class InMemorySubjects(InMemoryStore):
                 s
                 for s in newest_first
                 if s.partner_id == partner and getattr(s, f"{field}_bidx") == bidx
-            ]
+            ][:PER_IDENTIFIER]
             for partner, bidx in pairs
         }
 

@@ -81,6 +81,10 @@ class SubjectRecord:
     erased_at: datetime | None
 
 
+# A lookup by one identifier reads at most this many records, newest first.
+PER_IDENTIFIER = 50
+
+
 class HolderLookup(NamedTuple):
     """Whose customer, which identifier (``iban``, ``raast_id`` or ``cnic``) and value,
     under which name."""
@@ -98,7 +102,8 @@ class SubjectRepository(Protocol):
     async def find_many(
         self, field: str, pairs: Sequence[tuple[str, str]]
     ) -> dict[tuple[str, str], list[SubjectRecord]]:
-        """Each (partner id, blind index) pair's records, newest first."""
+        """Each (partner id, blind index) pair's records, newest first, at most
+        ``PER_IDENTIFIER`` of them."""
         ...
 
     async def mark_erased(self, subject_id: str, at: datetime) -> None: ...

@@ -14,6 +14,7 @@ from amanat.platform.db.metadata import metadata
 from amanat.platform.invalidation.notify import announce
 from amanat.platform.protection.ports import (
     DATA_KEYS_CHANGED,
+    PER_IDENTIFIER,
     DataKey,
     EncryptedColumn,
     SubjectRecord,
@@ -48,7 +49,7 @@ def _find_by(column: sa.Column[Any]) -> sa.Select[Any]:
         data_subjects.select()
         .where(column == sa.bindparam("p_bidx"))
         .order_by(data_subjects.c.created_at.desc())
-        .limit(50)
+        .limit(PER_IDENTIFIER)
     )
 
 
@@ -62,13 +63,11 @@ _FIND_FOR_PARTNER = {
     field: stmt.where(data_subjects.c.partner_id == sa.bindparam("p_partner"))
     for field, stmt in _FIND_ANYWHERE.items()
 }
-# As many of one pair's records as one lookup reads (_find_by's limit).
-_PER_PAIR = 50
 
 
 def _find_many_by(column: sa.Column[Any]) -> sa.Select[Any]:
     """The same lookup for many (partner, blind index) pairs at once: the pairs' partners
-    and indexes each in one IN list, each pair's newest ``_PER_PAIR`` records. Rows of a
+    and indexes each in one IN list, each pair's newest ``PER_IDENTIFIER`` records. Rows of a
     partner under another pair's index are dropped in Python (few: an index is one
     person's identifier)."""
     ranked = (
@@ -89,7 +88,7 @@ def _find_many_by(column: sa.Column[Any]) -> sa.Select[Any]:
     )
     return (
         sa.select(*(ranked.c[c.name] for c in data_subjects.columns))
-        .where(ranked.c.rank_in_pair <= _PER_PAIR)
+        .where(ranked.c.rank_in_pair <= PER_IDENTIFIER)
         .order_by(ranked.c.created_at.desc(), ranked.c.id.desc())
     )
 
