@@ -96,23 +96,15 @@ _CLOSE_HOLD = (
     .values(status=sa.bindparam("p_status"), closed_at=sa.bindparam("p_at"))
     .returning(holds.c.account_id, holds.c.shard, holds.c.amount)
 )
-_RELEASE_HOLD = (
-    balance_shards.update()
-    .where(_SHARD)
-    .values(held=balance_shards.c.held - sa.bindparam("p_amount"))
-)
-_POST_HOLD = (
+# Settling and crediting need no check (a hold already covers what it posts), so they are
+# deferred: one relative UPDATE per shard, applied last (see SqlLedgerRepository).
+_MOVE_SHARD = (
     balance_shards.update()
     .where(_SHARD)
     .values(
-        held=balance_shards.c.held - sa.bindparam("p_amount"),
-        posted=balance_shards.c.posted - sa.bindparam("p_amount"),
+        posted=balance_shards.c.posted + sa.bindparam("p_posted", type_=sa.BigInteger),
+        held=balance_shards.c.held + sa.bindparam("p_held", type_=sa.BigInteger),
     )
-)
-_CREDIT_SHARD = (
-    balance_shards.update()
-    .where(_SHARD)
-    .values(posted=balance_shards.c.posted + sa.bindparam("p_amount"))
 )
 
 
@@ -421,8 +413,39 @@ class SqlPaymentRepository:
 
 
 class SqlLedgerRepository:
+    """The ledger's tables on one transaction's connection.
+
+    A settled or voided hold and a credit change balance shards by a known amount with
+    no condition to check, so their UPDATEs wait in ``_moves`` and run last, just before
+    COMMIT (:meth:`flush_at_commit`, called by the unit of work), one per shard in one
+    fixed order. A shard's row lock is then held for one statement and the commit, not
+    for the rest of the transaction: rail callbacks settling a busy merchant's payouts
+    would otherwise hold its shards through their journal, event and audit inserts, and
+    that merchant's new payouts, which lock all its shards, would queue behind each one.
+    Anything in this transaction that reads or conditionally changes shards applies the
+    waiting moves first, so the transaction always sees its own writes.
+    """
+
     def __init__(self, conn: AsyncConnection) -> None:
         self._conn = conn
+        self._moves: dict[tuple[str, int], tuple[int, int]] = {}
+
+    def _move(self, account_id: str, shard: int, posted: int, held: int) -> None:
+        before = self._moves.get((account_id, shard), (0, 0))
+        self._moves[(account_id, shard)] = (before[0] + posted, before[1] + held)
+
+    async def flush_at_commit(self) -> None:
+        """Apply the waiting shard moves, in (account, shard) order."""
+        if not self._moves:
+            return
+        moves, self._moves = sorted(self._moves.items()), {}
+        rows = [
+            {"p_account": account, "p_shard": shard, "p_posted": posted, "p_held": held}
+            for (account, shard), (posted, held) in moves
+            if posted or held
+        ]
+        if rows:
+            await self._conn.execute(_MOVE_SHARD, rows)
 
     async def ensure_account(
         self, account_id: str, kind: str, currency: str, shards: int, at: datetime
@@ -466,6 +489,7 @@ class SqlLedgerRepository:
     ) -> int:
         """Hold ``amount`` on one shard; raises InsufficientFunds and changes nothing.
         ``shard_count``: the account's, when the caller knows it (saves a query)."""
+        await self.flush_at_commit()
         count = shard_count or await self._shard_count(account_id)
         start = random.randrange(count)
         if self._conn.dialect.name == "sqlite":
@@ -517,6 +541,7 @@ class SqlLedgerRepository:
     async def lock_shards(self, account_ids: list[str]) -> dict[str, list[Shard]]:
         """The balance shards of these accounts, locked (one SELECT … FOR UPDATE in one
         fixed order on PostgreSQL; SQLite's write lock already covers them)."""
+        await self.flush_at_commit()
         rows = (
             await self._conn.execute(
                 locked(_LOCK_SHARDS, self._conn), {"p_accounts": sorted(set(account_ids))}
@@ -635,11 +660,9 @@ class SqlLedgerRepository:
         ).first()
         if row is None:
             return None
-        await self._conn.execute(
-            _POST_HOLD if post else _RELEASE_HOLD,
-            {"p_account": row.account_id, "p_shard": row.shard, "p_amount": row.amount},
-        )
-        return int(row.amount)
+        amount = int(row.amount)
+        self._move(row.account_id, int(row.shard), -amount if post else 0, -amount)
+        return amount
 
     async def credit(
         self, account_id: str, amount: int, *, spread: bool, shard_count: int | None = None
@@ -649,16 +672,9 @@ class SqlLedgerRepository:
         if spread:
             share, remainder = divmod(amount, count)
             for shard in range(count):
-                part = share + (remainder if shard == 0 else 0)
-                if part:
-                    await self._conn.execute(
-                        _CREDIT_SHARD, {"p_account": account_id, "p_shard": shard, "p_amount": part}
-                    )
+                self._move(account_id, shard, share + (remainder if shard == 0 else 0), 0)
             return
-        shard = random.randrange(count)
-        await self._conn.execute(
-            _CREDIT_SHARD, {"p_account": account_id, "p_shard": shard, "p_amount": amount}
-        )
+        self._move(account_id, random.randrange(count), amount, 0)
 
     async def post(self, journal: Journal, at: datetime) -> None:
         await self._conn.execute(
@@ -685,6 +701,7 @@ class SqlLedgerRepository:
         )
 
     async def balance(self, account_id: str) -> tuple[int, int]:
+        await self.flush_at_commit()
         row = (
             await self._conn.execute(
                 sa.select(
@@ -697,6 +714,7 @@ class SqlLedgerRepository:
 
     async def check(self) -> list[str]:
         """Recompute from the immutable entries and compare with the running balances."""
+        await self.flush_at_commit()
         problems: list[str] = []
         unbalanced = (
             await self._conn.execute(

@@ -11,7 +11,10 @@ A use case may ``tx.publish(event)``: before the transaction commits, every hand
 subscribed to that event's type runs in the same transaction (cosmicpython's message bus,
 kept in one database transaction), so a payment's change and the partner event another
 capability derives from it commit together or not at all, and the publisher does not know
-who listens. The audit records go last: one INSERT into the inbox the sequencer chains.
+who listens. The audit records go next: one INSERT into the inbox the sequencer chains.
+Last, a repository that keeps writes back until commit (``flush_at_commit``, as the
+ledger does with its balance shards, to hold their row locks for as short a time as it
+can) applies them.
 """
 
 from __future__ import annotations
@@ -54,6 +57,15 @@ class SqlTransaction:
     def _take_published(self) -> list[object]:
         events, self._published = self._published, []
         return events
+
+    async def _finish(self) -> None:
+        """The work that runs just before COMMIT, in this order."""
+        await self.audit.flush()  # one INSERT into the inbox
+        for name in self._factories:
+            repository = self.__dict__.get(name)
+            flush = getattr(repository, "flush_at_commit", None)
+            if flush is not None:
+                await flush()
 
 
 _ambient: ContextVar[SqlTransaction | None] = ContextVar("amanat_ambient_tx", default=None)
@@ -112,7 +124,7 @@ class SqlTransactions:
             yield tx
             if transaction:
                 await self._handle_published(tx)
-                await tx.audit.flush()  # one INSERT into the inbox, last
+                await tx._finish()
             else:
                 if tx._published:
                     raise RuntimeError("domain events need a transaction: use write()")
@@ -134,4 +146,4 @@ class SqlTransactions:
             finally:
                 _ambient.reset(token)
             await self._handle_published(tx)
-            await tx.audit.flush()
+            await tx._finish()
