@@ -213,31 +213,16 @@ def _one_of(column: Any, name: str, *, arrays: bool) -> Any:
     return column.in_(sa.bindparam(name, expanding=True))
 
 
-def _claim_statement(*, arrays: bool) -> Any:
-    """One statement claims a batch (see :meth:`SqlWebhookRepository.claim`).
-
-    1. ``candidates``: due deliveries of enabled endpoints, ranked within their endpoint
-       (oldest first), the first ranks of every endpoint before the next of any, a few
-       ranks and batches past this claim's share.
-    2. ``locked``: of those, in that order, the first ``p_limit`` rows nobody else holds
-       (PostgreSQL: ``FOR UPDATE SKIP LOCKED``, re-checked as due once locked; SQLite has one
-       writer, so nobody else is here).
-    3. ``taken``: at most ``p_per_endpoint`` of them per endpoint.
-    4. The lease is set on those and the rows are returned.
-    """
+def _ranked_in_one_pass(due: Any, *, arrays: bool) -> Any:
+    """SQLite: every due delivery ranked within its endpoint by one window. It reads the
+    whole queue, which one writer's queue stays small enough for."""
     d, e = webhook_deliveries, webhook_endpoints
-    now = sa.bindparam("p_now", type_=d.c.next_attempt_at.type)
-    due = sa.and_(
-        d.c.status == DeliveryStatus.PENDING.value,
-        d.c.next_attempt_at <= now,
-        sa.or_(d.c.locked_until.is_(None), d.c.locked_until < now),
-    )
     rank = (
         sa.func.row_number()
         .over(partition_by=d.c.endpoint_id, order_by=(d.c.next_attempt_at, d.c.id))
         .label("rank")
     )
-    ranked = (
+    return (
         sa.select(d.c.id, d.c.next_attempt_at, rank)
         .join(e, e.c.id == d.c.endpoint_id)
         .where(
@@ -246,6 +231,89 @@ def _claim_statement(*, arrays: bool) -> Any:
             sa.not_(_one_of(d.c.endpoint_id, "p_exclude", arrays=arrays)),
         )
         .subquery("ranked")
+    )
+
+
+def _ranked_per_endpoint(now: Any, *, arrays: bool) -> Any:
+    """PostgreSQL: the first ``p_look_ranks`` due deliveries of each endpoint that has
+    pending ones, from the partial index of the queue, ranked within their endpoint.
+
+    ``queued`` walks the distinct endpoints of the queue by skipping along the index
+    (a recursive "loose index scan": one index probe per endpoint, not one row per
+    delivery), and a LATERAL subquery reads each endpoint's oldest few. A claim then
+    costs the same whether ten or a hundred thousand deliveries wait; ranking the whole
+    queue in one window, as SQLite does, read and sorted all of it on every claim, so a
+    worker that fell behind slowed down further."""
+    e = webhook_endpoints
+    first, after, queue = (webhook_deliveries.alias(n) for n in ("q_first", "q_next", "q_rows"))
+
+    def pending(alias: Any) -> Any:
+        # A literal, not a bound value: the partial index's predicate must be seen in it.
+        return sa.text(f"{alias.name}.status = '{DeliveryStatus.PENDING.value}'")
+
+    queued = (
+        sa.select(sa.func.min(first.c.endpoint_id).label("endpoint_id"))
+        .where(pending(first))
+        .cte("queued", recursive=True)
+    )
+    queued = queued.union_all(
+        sa.select(
+            sa.select(sa.func.min(after.c.endpoint_id))
+            .where(pending(after), after.c.endpoint_id > queued.c.endpoint_id)
+            .scalar_subquery()
+        ).where(queued.c.endpoint_id.is_not(None))
+    )
+    oldest = (
+        sa.select(queue.c.id, queue.c.next_attempt_at)
+        .where(
+            queue.c.endpoint_id == queued.c.endpoint_id,
+            pending(queue),
+            queue.c.next_attempt_at <= now,
+            sa.or_(queue.c.locked_until.is_(None), queue.c.locked_until < now),
+        )
+        .order_by(queue.c.next_attempt_at, queue.c.id)
+        .limit(sa.bindparam("p_look_ranks"))
+        .lateral("oldest")
+    )
+    rank = (
+        sa.func.row_number()
+        .over(partition_by=queued.c.endpoint_id, order_by=(oldest.c.next_attempt_at, oldest.c.id))
+        .label("rank")
+    )
+    return (
+        sa.select(oldest.c.id, oldest.c.next_attempt_at, rank)
+        .select_from(queued.join(e, e.c.id == queued.c.endpoint_id).join(oldest, sa.true()))
+        .where(
+            e.c.enabled.is_(True),
+            sa.not_(_one_of(queued.c.endpoint_id, "p_exclude", arrays=arrays)),
+        )
+        .subquery("ranked")
+    )
+
+
+def _claim_statement(*, arrays: bool) -> Any:
+    """One statement claims a batch (see :meth:`SqlWebhookRepository.claim`).
+
+    1. ``candidates``: due deliveries of enabled endpoints, ranked within their endpoint
+       (oldest first; :func:`_ranked_per_endpoint` on PostgreSQL), the first ranks of every
+       endpoint before the next of any, a few ranks and batches past this claim's share.
+    2. ``locked``: of those, in that order, the first ``p_limit`` rows nobody else holds
+       (PostgreSQL: ``FOR UPDATE SKIP LOCKED``, re-checked as due once locked; SQLite has one
+       writer, so nobody else is here).
+    3. ``taken``: at most ``p_per_endpoint`` of them per endpoint.
+    4. The lease is set on those and the rows are returned.
+    """
+    d = webhook_deliveries
+    now = sa.bindparam("p_now", type_=d.c.next_attempt_at.type)
+    due = sa.and_(
+        d.c.status == DeliveryStatus.PENDING.value,
+        d.c.next_attempt_at <= now,
+        sa.or_(d.c.locked_until.is_(None), d.c.locked_until < now),
+    )
+    ranked = (
+        _ranked_per_endpoint(now, arrays=arrays)
+        if arrays
+        else _ranked_in_one_pass(due, arrays=arrays)
     )
     candidates = (
         sa.select(ranked.c.id, ranked.c.rank)

@@ -84,6 +84,15 @@ sa.Index(
     webhook_deliveries.c.id,
 )
 sa.Index("ix_webhook_deliveries_event", webhook_deliveries.c.event_id)
+# The queue itself: pending deliveries by endpoint, oldest first (the claim's path).
+sa.Index(
+    "ix_webhook_deliveries_queue",
+    webhook_deliveries.c.endpoint_id,
+    webhook_deliveries.c.next_attempt_at,
+    webhook_deliveries.c.id,
+    postgresql_where=sa.text("status = 'pending'"),
+    sqlite_where=sa.text("status = 'pending'"),
+)
 
 webhook_attempts = sa.Table(
     "webhook_attempts",
