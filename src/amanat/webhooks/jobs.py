@@ -11,10 +11,17 @@ concurrently, and records finished attempts in batches.
   de-duplicate by that id).
 * Several workers claim with ``FOR UPDATE SKIP LOCKED`` on PostgreSQL, so no attempt is
   made twice at the same time.
-* An attempt counts as in flight until it is recorded: attempts that finish while a
-  batch is being written go into the next batch (one transaction, one INSERT of the
-  attempts, one UPDATE of the deliveries), so the database sees a few statements per
-  batch instead of several per attempt.
+* Twice as many deliveries as there are slots are claimed, so the next request is at
+  hand when a slot frees up; the slots alone decide how many requests are out.
+* An attempt holds its endpoint's slot (and counts against ``concurrency``) while its
+  request is out, not while its outcome is being written: a slow write must not idle the
+  HTTP slots. Finished attempts are recorded in batches (one transaction, one INSERT of
+  the attempts, one UPDATE of the deliveries), so the database sees a few statements per
+  batch instead of several per attempt. At most ``4 x concurrency`` attempts wait to be
+  recorded; beyond that the deliverer claims nothing until the writes catch up. The
+  lease of a delivery lasts until its outcome is recorded, so no other worker takes it
+  meanwhile. A re-enabled endpoint's held backlog keeps one attempt at a time, request
+  and record, so it arrives in order.
 """
 
 from __future__ import annotations
@@ -43,17 +50,34 @@ from amanat.webhooks.service import Finished, Outgoing, Recorded, WebhookSender,
 
 log = structlog.get_logger("amanat.webhooks")
 
+_RECORDING_BACKLOG = 4
+"""Attempts waiting to be recorded, as a multiple of ``concurrency``, before claims pause."""
+_CLAIM_AHEAD = 2
+"""Deliveries claimed per slot (of ``concurrency``, and of ``per_endpoint`` per endpoint);
+the slots still bound the requests out at once."""
+
 _In = TypeVar("_In")
 _Out = TypeVar("_Out")
 
 
 class Batcher(Generic[_In, _Out]):
     """Runs ``flush`` over everything submitted while the previous flush ran (at most
-    ``size`` at once); each submitter gets its own item's result, or the flush's error."""
+    ``size`` at once); each submitter gets its own item's result, or the flush's error.
 
-    def __init__(self, flush: Callable[[list[_In]], Awaitable[list[_Out]]], size: int) -> None:
+    ``linger_seconds``: how long a flush that is not full waits for more items first.
+    Fewer, larger transactions cost the database and the worker less per item, and the
+    deliverer's attempts no longer hold a slot while their outcome is written."""
+
+    def __init__(
+        self,
+        flush: Callable[[list[_In]], Awaitable[list[_Out]]],
+        size: int,
+        *,
+        linger_seconds: float = 0.0,
+    ) -> None:
         self._flush = flush
         self._size = size
+        self._linger = linger_seconds
         self._waiting: list[tuple[_In, asyncio.Future[_Out]]] = []
         self._flushing: asyncio.Task[None] | None = None
 
@@ -67,6 +91,8 @@ class Batcher(Generic[_In, _Out]):
     async def _run(self) -> None:
         try:
             while self._waiting:
+                if self._linger and len(self._waiting) < self._size:
+                    await asyncio.sleep(self._linger)
                 batch = self._waiting[: self._size]
                 del self._waiting[: self._size]
                 try:
@@ -95,6 +121,7 @@ class WebhookDeliverer:
         per_endpoint: int = 8,
         owner: str | None = None,
         record_batch: int = 256,
+        record_linger_seconds: float = 0.02,
     ) -> None:
         self._service = service
         self._sender = sender
@@ -103,11 +130,15 @@ class WebhookDeliverer:
         self._concurrency = concurrency
         self._per_endpoint = per_endpoint
         self._owner = owner or f"{socket.gethostname()}:{os.getpid()}:webhooks"
-        self._claimed: dict[str, int] = defaultdict(int)
-        self._gates: dict[str, asyncio.Semaphore] = {}
+        self._claimed: dict[str, int] = defaultdict(int)  # requests out, per endpoint
+        self._sending = 0
+        self._gates: dict[str, asyncio.Semaphore] = {}  # per endpoint
+        self._slots = asyncio.Semaphore(concurrency)  # the whole process
         self._tasks: set[asyncio.Task[None]] = set()
         self._held_in_order: dict[str, asyncio.Lock] = {}
-        self._records: Batcher[Finished, Recorded] = Batcher(self._record, record_batch)
+        self._records: Batcher[Finished, Recorded] = Batcher(
+            self._record, record_batch, linger_seconds=record_linger_seconds
+        )
         self._found_work = False  # the last claim found some: claim again without looking
         # Claim again once this many attempts finished since the last claim (or when
         # idle), not after every attempt: one claim statement per batch, not per delivery.
@@ -117,19 +148,23 @@ class WebhookDeliverer:
 
     @property
     def in_flight(self) -> int:
+        """Attempts started and not yet recorded."""
         return len(self._tasks)
 
     async def run_once(self) -> int:
         """Claim what fits and start it; returns how many deliveries were claimed."""
-        free = self._concurrency - len(self._tasks)
-        if free <= 0:
+        # Claimed ahead: twice the slots, so the next requests are at hand when slots
+        # free up instead of after a claim's round trip, and each claim takes more at once.
+        free = _CLAIM_AHEAD * self._concurrency - self._sending
+        if free <= 0 or len(self._tasks) >= _RECORDING_BACKLOG * self._concurrency:
             return 0
-        saturated = {e for e, n in self._claimed.items() if n >= self._per_endpoint}
+        claimable = _CLAIM_AHEAD * self._per_endpoint
+        saturated = {e for e, n in self._claimed.items() if n >= claimable}
         self._finished_since_claim = 0
         claimed = await self._service.claim(
             self._owner,
             limit=free,
-            per_endpoint=self._per_endpoint,
+            per_endpoint=claimable,
             exclude_endpoints=saturated,
             look_first=not self._found_work,
         )
@@ -139,15 +174,22 @@ class WebhookDeliverer:
         for outgoing in await self._service.prepare_many(claimed, self._owner):
             endpoint_id = outgoing.delivery.endpoint_id
             self._claimed[endpoint_id] += 1
+            self._sending += 1
             task = asyncio.create_task(self._deliver(outgoing))
             self._tasks.add(task)
-            task.add_done_callback(self._finished)
+            task.add_done_callback(self._tasks.discard)
         return len(claimed)
 
-    def _finished(self, task: asyncio.Task[None]) -> None:
-        self._tasks.discard(task)
+    def _sent(self, endpoint_id: str) -> None:
+        """An attempt's request is over: its slots are free for the next claim."""
+        self._sending -= 1
+        self._claimed[endpoint_id] -= 1
+        if self._claimed[endpoint_id] <= 0:
+            self._claimed.pop(endpoint_id, None)
+            self._gates.pop(endpoint_id, None)
+            self._held_in_order.pop(endpoint_id, None)
         self._finished_since_claim += 1
-        if self._finished_since_claim >= self._refill_at or not self._tasks:
+        if self._finished_since_claim >= self._refill_at or not self._sending:
             self._room.set()
 
     def _gate(self, endpoint_id: str) -> asyncio.Semaphore:
@@ -164,27 +206,31 @@ class WebhookDeliverer:
 
     async def _deliver(self, outgoing: Outgoing) -> None:
         delivery = outgoing.delivery
+        endpoint_id = delivery.endpoint_id
+        sent = False
         try:
             if delivery.trigger == HELD:
                 # An endpoint's held backlog goes out one at a time in the order it was
                 # claimed (oldest first): the lock wakes its waiters first come, first served,
                 # and tasks start in the order they were created.
-                async with self._in_order(delivery.endpoint_id), self._gate(delivery.endpoint_id):
-                    await self._attempt(outgoing)
+                async with self._in_order(endpoint_id), self._gate(endpoint_id), self._slots:
+                    finished = await self._send(outgoing)
+                    await self._record_one(finished)
             else:
-                async with self._gate(delivery.endpoint_id):
-                    await self._attempt(outgoing)
+                # The endpoint's slot first: a task waiting for it holds no process slot.
+                async with self._gate(endpoint_id), self._slots:
+                    finished = await self._send(outgoing)
+                sent = True
+                self._sent(endpoint_id)
+                await self._record_one(finished)
         except Exception:
             # The lease runs out and another claim retries; nothing is lost.
             log.exception("webhook_attempt_crashed", delivery_id=delivery.id)
         finally:
-            self._claimed[delivery.endpoint_id] -= 1
-            if self._claimed[delivery.endpoint_id] <= 0:
-                self._claimed.pop(delivery.endpoint_id, None)
-                self._gates.pop(delivery.endpoint_id, None)
-                self._held_in_order.pop(delivery.endpoint_id, None)
+            if not sent:
+                self._sent(endpoint_id)
 
-    async def _attempt(self, outgoing: Outgoing) -> None:
+    async def _send(self, outgoing: Outgoing) -> Finished:
         delivery = outgoing.delivery
         started_at = self._clock.now()
         if delivery.attempts == 0:
@@ -196,9 +242,11 @@ class WebhookDeliverer:
             deadline_seconds=self._service.config.timeout.total_seconds(),
             allow_private=self._allow_private,
         )
-        recorded = await self._records.submit(
-            Finished(delivery, result, started_at, outgoing.endpoint_failing)
-        )
+        return Finished(delivery, result, started_at, outgoing.endpoint_failing)
+
+    async def _record_one(self, finished: Finished) -> None:
+        delivery, result = finished.delivery, finished.result
+        recorded = await self._records.submit(finished)
         WEBHOOK_LATENCY.observe(result.latency_ms / 1000)
         WEBHOOK_ATTEMPTS.labels(recorded.verdict.value, result.error_class or "").inc()
         if recorded.verdict is not Verdict.DELIVERED:

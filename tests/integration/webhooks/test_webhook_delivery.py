@@ -35,7 +35,7 @@ from amanat.kernel.clock import FrozenClock
 from amanat.payments.service import AccountIn
 from amanat.platform.audit.tables import audit_log
 from amanat.platform.observability.metrics import WEBHOOK_ENDPOINTS_DISABLED
-from amanat.webhooks.adapters.transport import HttpWebhookSender, OriginPools
+from amanat.webhooks.adapters.transport import EndpointPools, HttpWebhookSender
 from amanat.webhooks.domain.endpoints import Attempt, Delivery, DeliveryStatus, WebhookEndpoint
 from amanat.webhooks.jobs import WebhookDeliverer
 from amanat.webhooks.ports import DeliveryFilter, EventFilter
@@ -519,7 +519,8 @@ async def test_one_slow_endpoint_does_not_hold_up_another(hooks: Hooks) -> None:
                 per_endpoint=4,
                 owner="fairness",
             )
-            assert await deliverer.run_once() == 8, "four of each, not sixteen of the first"
+            # Claimed two slots' worth ahead: eight of each, not sixteen of the first.
+            assert await deliverer.run_once() == 16, "eight of each, not all of the first"
             # While the slow endpoint hangs, the fast one's work goes on in the free slots.
             for _ in range(500):
                 await deliverer.run_once()
@@ -530,7 +531,7 @@ async def test_one_slow_endpoint_does_not_hold_up_another(hooks: Hooks) -> None:
             assert len(fast.received()) == 12
             assert all(d.status is DeliveryStatus.SUCCEEDED for d in fast_done)
             assert len(slow.received()) <= 4, "never more than its slots at once"
-            assert deliverer.in_flight == 4
+            assert deliverer.in_flight == 8, "four hanging, four claimed behind them"
         finally:
             gate.set()
         for _ in range(10):
@@ -746,7 +747,7 @@ async def _tls_client(kind: str, trust: ssl.SSLContext) -> AsyncIterator[Any]:
         async with httpx.AsyncClient(verify=trust, trust_env=False) as client:
             yield client
         return
-    pools = OriginPools(connections=4, verify=trust)
+    pools = EndpointPools(connections=4, verify=trust)
     try:
         yield pools
     finally:
@@ -1096,6 +1097,36 @@ async def test_an_empty_or_unchanged_patch_changes_nothing(
     assert changed.version == 2
 
 
-def _http(hooks: Hooks) -> OriginPools:
+def _http(hooks: Hooks) -> EndpointPools:
     """The delivery HTTP client of the hooks' container."""
     return hooks.container.get(DeliveryHttp).clients
+
+
+async def test_claimed_ahead_deliveries_never_exceed_the_process_slots(hooks: Hooks) -> None:
+    """Deliveries are claimed two slots' worth ahead; across many endpoints the requests
+    out at once must still be at most ``concurrency``."""
+    gate = threading.Event()
+    with running(lambda _: Reply(200, hold=gate)) as hanging:
+        try:
+            for n in range(6):
+                await hooks.endpoint(f"{hanging.url}?n={n}")
+            for _ in range(4):
+                await hooks.emit()
+            deliverer = WebhookDeliverer(
+                hooks.container.webhooks,
+                hooks.container.webhook_sender,
+                hooks.clock,
+                allow_private=True,
+                concurrency=5,
+                per_endpoint=2,
+                owner="slots",
+            )
+            assert await deliverer.run_once() == 10, "two slots' worth of the five"
+            for _ in range(50):
+                await asyncio.sleep(0.02)
+            assert len(hanging.received()) == 5, "only the process's five slots send"
+        finally:
+            gate.set()
+        for _ in range(20):
+            await deliver(deliverer)
+        assert len(hanging.received()) == 24

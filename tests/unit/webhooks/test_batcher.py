@@ -58,3 +58,34 @@ async def test_a_failed_flush_fails_its_own_submitters_only() -> None:
     with pytest.raises(RuntimeError):
         await batcher.submit(1)
     assert await batcher.submit(2) == 2
+
+
+async def test_a_lingering_batcher_gathers_what_arrives_meanwhile_into_one_flush() -> None:
+    batches: list[list[int]] = []
+
+    async def flush(items: list[int]) -> list[int]:
+        batches.append(items)
+        return items
+
+    batcher: Batcher[int, int] = Batcher(flush, size=10, linger_seconds=0.05)
+    first = asyncio.ensure_future(batcher.submit(0))
+    await asyncio.sleep(0)
+    later = [asyncio.ensure_future(batcher.submit(i)) for i in range(1, 4)]
+    assert await first == 0
+    assert [await r for r in later] == [1, 2, 3]
+    assert batches == [[0, 1, 2, 3]]
+
+
+async def test_a_full_batch_does_not_linger() -> None:
+    batches: list[list[int]] = []
+
+    async def flush(items: list[int]) -> list[int]:
+        batches.append(items)
+        return items
+
+    # A linger longer than any test run: a full batch must be flushed without it.
+    batcher: Batcher[int, int] = Batcher(flush, size=3, linger_seconds=3600)
+    submitted = [asyncio.ensure_future(batcher.submit(i)) for i in range(3)]
+    async with asyncio.timeout(30):
+        assert [await s for s in submitted] == [0, 1, 2]
+    assert batches == [[0, 1, 2]]
