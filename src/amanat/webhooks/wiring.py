@@ -11,7 +11,7 @@ from amanat.platform.protection.ports import EncryptedColumn
 from amanat.platform.protection.service import DataProtectionService
 from amanat.platform.registry import PeriodicJob, Registry, Services
 from amanat.webhooks import problems, tables
-from amanat.webhooks.adapters.transport import HttpWebhookSender, OriginPools, SystemResolver
+from amanat.webhooks.adapters.transport import EndpointPools, HttpWebhookSender, SystemResolver
 from amanat.webhooks.domain.events import CATALOGUE
 from amanat.webhooks.events_service import EventService
 from amanat.webhooks.jobs import WebhookDeliverer
@@ -23,16 +23,16 @@ from amanat.webhooks.store import SqlEventRepository, SqlWebhookRepository, Webh
 @dataclass(frozen=True, slots=True)
 class DeliveryHttp:
     """The HTTP clients for partners' endpoints, apart from the shared one: a few
-    kept-alive connections per endpoint origin, and never an ambient proxy."""
+    kept-alive connections per endpoint, and never an ambient proxy."""
 
-    clients: OriginPools
+    clients: EndpointPools
 
 
 def _delivery_http(s: Services) -> DeliveryHttp:
     hooks = s.settings.webhooks
     return DeliveryHttp(
-        OriginPools(
-            connections=hooks.per_endpoint_concurrency * 2,
+        EndpointPools(
+            connections=hooks.per_endpoint_concurrency,
             grace_seconds=hooks.timeout_seconds * 2,
         )
     )

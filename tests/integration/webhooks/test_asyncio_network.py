@@ -10,7 +10,7 @@ import httpcore
 import pytest
 
 from amanat.webhooks.adapters.asyncio_network import AsyncioBackend, AsyncioStream
-from amanat.webhooks.adapters.transport import HttpWebhookSender, OriginPools
+from amanat.webhooks.adapters.transport import EndpointPools, HttpWebhookSender
 
 # A guard, not a measurement.
 GUARD_SECONDS = 10
@@ -99,7 +99,7 @@ async def test_a_delivery_after_the_server_dropped_a_kept_alive_connection_opens
     None
 ):
     server, port, closed, connections = await _server(OK, close_after=True)
-    pools = OriginPools(connections=2)
+    pools = EndpointPools(connections=2)
     sender = HttpWebhookSender(pools)
     url = f"http://127.0.0.1:{port}/hook"
     try:
@@ -108,8 +108,7 @@ async def test_a_delivery_after_the_server_dropped_a_kept_alive_connection_opens
             assert (first.status_code, first.error_class) == (200, None)
             async with asyncio.timeout(GUARD_SECONDS):
                 await closed.wait()
-                transport = pools.for_url(url)
-                pool = transport._pool
+                pool = pools.for_url(url)
                 # Wait until the pool sees the closed connection as expired (as it will on
                 # the next request); then that request must not use it.
                 while any(not c.has_expired() for c in pool.connections):
@@ -123,7 +122,7 @@ async def test_a_delivery_after_the_server_dropped_a_kept_alive_connection_opens
 
 async def test_kept_alive_connections_carry_many_deliveries() -> None:
     server, port, _, connections = await _server(OK, close_after=False)
-    pools = OriginPools(connections=2)
+    pools = EndpointPools(connections=2)
     sender = HttpWebhookSender(pools)
     url = f"http://127.0.0.1:{port}/hook"
     try:
@@ -132,7 +131,7 @@ async def test_kept_alive_connections_carry_many_deliveries() -> None:
                 result = await sender.send(url, {}, b"{}", deadline_seconds=5, allow_private=True)
                 assert result.status_code == 200
             assert len(connections) == 1
-            assert isinstance(pools.for_url(url)._pool._network_backend, AsyncioBackend)
+            assert isinstance(pools.for_url(url)._network_backend, AsyncioBackend)
     finally:
         await pools.aclose()
 
@@ -151,8 +150,8 @@ async def test_failures_come_back_as_httpcore_errors() -> None:
         with pytest.raises(httpcore.ReadTimeout):
             await stream.read(10, timeout=0.05)
         await stream.aclose()
-    # Through httpx's mapping, as transport.py classifies it.
-    pools = OriginPools(connections=1)
+    # As transport.py classifies httpcore's error.
+    pools = EndpointPools(connections=1)
     try:
         result = await HttpWebhookSender(pools).send(
             f"http://127.0.0.1:{free_port}/", {}, b"", deadline_seconds=5, allow_private=True

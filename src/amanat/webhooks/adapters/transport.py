@@ -8,10 +8,13 @@
   ``Host`` and in TLS SNI and certificate checks). So a name that resolves to a public
   address when the endpoint is saved and to 169.254.169.254 a minute later (DNS
   rebinding) is refused at delivery time.
-* Each endpoint origin (scheme, host, port) has its own small keep-alive pool
-  (:class:`OriginClients`): httpcore looks over every connection of a pool on each
-  request, so a few connections per origin cost less than one pool of many, and a
-  connection opened (and its certificate checked) for one name never carries another's.
+* Each endpoint URL has its own small keep-alive pool (:class:`EndpointPools`): httpcore
+  looks over every connection of a pool on each request, so a few connections per
+  endpoint cost less than one pool of many, and a connection opened (and its certificate
+  checked) for one name never carries another's.
+* Pooled requests go to httpcore itself, not through httpx's models: a delivery needs a
+  method, a URL, a few headers and a body, and httpx's request, response and header
+  objects around each one cost the worker more than the HTTP exchange.
 """
 
 from __future__ import annotations
@@ -76,26 +79,43 @@ def _excerpt(raw: bytes) -> str | None:
 
 
 def _error_class(exc: BaseException) -> str:
-    if isinstance(exc, TimeoutError | httpx.TimeoutException):
+    """The failure's class as attempts record it, from httpx's exceptions (the shared
+    client) or httpcore's (the pools)."""
+    if isinstance(exc, TimeoutError | httpx.TimeoutException | httpcore.TimeoutException):
         return "timeout"
     if isinstance(exc, BlockedAddress):
         return "blocked_address"
     if isinstance(exc, OSError) and not isinstance(exc, ConnectionError):
         return "dns_error"
-    if isinstance(exc, httpx.ConnectError):
+    if isinstance(exc, httpx.ConnectError | httpcore.ConnectError):
         return "ssl_error" if "SSL" in str(exc) or "certificate" in str(exc) else "connect_error"
-    if isinstance(exc, httpx.RemoteProtocolError | httpx.ReadError | httpx.WriteError):
+    if isinstance(
+        exc,
+        httpx.RemoteProtocolError
+        | httpx.ReadError
+        | httpx.WriteError
+        | httpcore.RemoteProtocolError
+        | httpcore.ReadError
+        | httpcore.WriteError,
+    ):
         return "connection_closed"
-    if isinstance(exc, httpx.HTTPError):
+    if isinstance(exc, httpx.HTTPError | httpcore.ProtocolError | httpcore.NetworkError):
+        return "http_error"
+    if isinstance(exc, httpcore.UnsupportedProtocol):
         return "http_error"
     return type(exc).__name__[:64]
 
 
-class OriginPools:
-    """An HTTP connection pool per endpoint origin, each keeping at most ``connections``,
-    with a gate that lets no more requests in than it has connections: httpcore walks its
-    queue of waiting requests over every connection whenever one frees up, which costs far
-    more than waiting at a semaphore.
+class EndpointPools:
+    """An HTTP connection pool per endpoint URL, each keeping at most ``connections``
+    (the deliverer's per-endpoint limit), with a gate that lets no more requests in than
+    it has connections: httpcore walks its queue of waiting requests over every connection
+    whenever one frees up, which costs far more than waiting at a semaphore.
+
+    Per endpoint, not per origin: on every request httpcore scans its pool's connections
+    once for each idle one (quadratic in the pool's size), so several endpoints on one
+    host sharing one large pool cost the worker more CPU than the requests themselves.
+    Endpoints on one host each keep their own few connections instead.
 
     Requests go straight to the pool (httpx's transport): the client around it would add
     cookies, redirects and a log line per request, none of which a delivery wants. The TLS
@@ -118,27 +138,27 @@ class OriginPools:
         )
         self._remember = remember
         self._grace = grace_seconds
-        self._pools: OrderedDict[tuple[str, str, int | None], httpx.AsyncHTTPTransport] = (
-            OrderedDict()
-        )
+        self._pools: OrderedDict[
+            tuple[str, str, int | None, str, str], httpcore.AsyncConnectionPool
+        ] = OrderedDict()
         self._retiring: set[asyncio.Task[None]] = set()
         self._connections = connections
-        self._gates: dict[httpx.AsyncHTTPTransport, asyncio.Semaphore] = {}
+        self._gates: dict[httpcore.AsyncConnectionPool, asyncio.Semaphore] = {}
 
-    def gate(self, pool: httpx.AsyncHTTPTransport) -> asyncio.Semaphore:
+    def gate(self, pool: httpcore.AsyncConnectionPool) -> asyncio.Semaphore:
         gate = self._gates.get(pool)
         if gate is None:
             gate = self._gates[pool] = asyncio.Semaphore(self._connections)
         return gate
 
-    def for_url(self, url: str) -> httpx.AsyncHTTPTransport:
+    def for_url(self, url: str) -> httpcore.AsyncConnectionPool:
         parts = urlsplit(url)
-        origin = (parts.scheme, (parts.hostname or "").lower(), parts.port)
-        pool = self._pools.get(origin)
+        key = (parts.scheme, (parts.hostname or "").lower(), parts.port, parts.path, parts.query)
+        pool = self._pools.get(key)
         if pool is not None:
-            self._pools.move_to_end(origin)
+            self._pools.move_to_end(key)
             return pool
-        pool = self._pools[origin] = _transport(self._tls, self._connections)
+        pool = self._pools[key] = _pool(self._tls, self._connections)
         if len(self._pools) > self._remember:
             _, oldest = self._pools.popitem(last=False)
             task = asyncio.get_running_loop().create_task(self._retire(oldest))
@@ -146,7 +166,7 @@ class OriginPools:
             task.add_done_callback(self._retiring.discard)
         return pool
 
-    async def _retire(self, pool: httpx.AsyncHTTPTransport) -> None:
+    async def _retire(self, pool: httpcore.AsyncConnectionPool) -> None:
         await asyncio.sleep(self._grace)
         self._gates.pop(pool, None)
         await pool.aclose()
@@ -160,14 +180,12 @@ class OriginPools:
             await pool.aclose()
 
 
-def _transport(tls: ssl.SSLContext, connections: int) -> httpx.AsyncHTTPTransport:
-    """httpx's transport over a connection pool on asyncio streams (asyncio_network.py):
-    the settings httpx gives its own pool, and never a proxy from the environment. httpx
-    takes no network backend, so its pool is replaced;
-    tests/integration/webhooks/test_asyncio_network.py pins that the replacement is the one
+def _pool(tls: ssl.SSLContext, connections: int) -> httpcore.AsyncConnectionPool:
+    """httpcore's pool on asyncio streams (asyncio_network.py), with the settings httpx
+    gives its own: HTTP/1.1, keep-alive, no retries, never a proxy from the environment.
+    tests/integration/webhooks/test_asyncio_network.py pins that this backend is the one
     requests use."""
-    transport = httpx.AsyncHTTPTransport(verify=tls, trust_env=False)
-    transport._pool = httpcore.AsyncConnectionPool(
+    return httpcore.AsyncConnectionPool(
         ssl_context=tls,
         max_connections=connections,
         max_keepalive_connections=connections,
@@ -177,13 +195,12 @@ def _transport(tls: ssl.SSLContext, connections: int) -> httpx.AsyncHTTPTranspor
         retries=0,
         network_backend=AsyncioBackend(),
     )
-    return transport
 
 
 class HttpWebhookSender:
     def __init__(
         self,
-        client: httpx.AsyncClient | OriginPools,
+        client: httpx.AsyncClient | EndpointPools,
         resolver: AddressResolver | None = None,
         *,
         excerpt_bytes: int = 512,
@@ -191,7 +208,7 @@ class HttpWebhookSender:
     ) -> None:
         # One client for every origin (tests, a custom trust store) or one per origin.
         self._shared = client if isinstance(client, httpx.AsyncClient) else None
-        self._per_origin = client if isinstance(client, OriginPools) else None
+        self._per_origin = client if isinstance(client, EndpointPools) else None
         self._resolver = resolver or SystemResolver()
         self._excerpt = excerpt_bytes
         self._forbidden = address_forbidden  # replaceable in tests, to reach 127.0.0.1
@@ -219,15 +236,63 @@ class HttpWebhookSender:
 
     async def _exchange(
         self,
-        pool: httpx.AsyncHTTPTransport | None,
+        pool: httpcore.AsyncConnectionPool | None,
         target: str,
         headers: dict[str, str],
         body: bytes,
         extensions: dict[str, str],
         deadline_seconds: float,
-    ) -> tuple[httpx.Response, bytearray]:
-        """POST and read the first bytes of the answer."""
-        response = await self._post(pool, target, headers, body, extensions, deadline_seconds)
+    ) -> tuple[int, str | None, bytearray]:
+        """POST; the status, the Retry-After header and the first bytes of the answer."""
+        if pool is None:
+            return await self._exchange_shared(target, headers, body, extensions, deadline_seconds)
+        url = httpcore.URL(target)
+        raw = [(name.encode("latin-1"), value.encode("latin-1")) for name, value in headers.items()]
+        if "host" not in headers:
+            host = url.host.decode("ascii")
+            host = f"[{host}]" if ":" in host else host
+            raw.append((b"host", f"{host}:{url.port}".encode() if url.port else host.encode()))
+        raw.append((b"content-length", str(len(body)).encode()))
+        request = httpcore.Request(
+            b"POST",
+            url,
+            headers=raw,
+            content=body,
+            extensions={"timeout": httpx.Timeout(deadline_seconds).as_dict(), **extensions},
+        )
+        response = await pool.handle_async_request(request)
+        try:
+            excerpt = bytearray()
+            async for chunk in response.aiter_stream():
+                excerpt += chunk
+                if len(excerpt) >= self._excerpt:
+                    break
+        finally:
+            await response.aclose()
+        retry_after = next(
+            (v.decode("latin-1") for k, v in response.headers if k.lower() == b"retry-after"),
+            None,
+        )
+        return response.status, retry_after, excerpt
+
+    async def _exchange_shared(
+        self,
+        target: str,
+        headers: dict[str, str],
+        body: bytes,
+        extensions: dict[str, str],
+        deadline_seconds: float,
+    ) -> tuple[int, str | None, bytearray]:
+        assert self._shared is not None
+        request = self._shared.build_request(
+            "POST",
+            target,
+            content=body,
+            headers=headers,
+            extensions=extensions,
+            timeout=deadline_seconds,
+        )
+        response = await self._shared.send(request, stream=True, follow_redirects=False)
         try:
             excerpt = bytearray()
             async for chunk in response.aiter_raw():
@@ -236,37 +301,7 @@ class HttpWebhookSender:
                     break
         finally:
             await response.aclose()
-        return response, excerpt
-
-    async def _post(
-        self,
-        pool: httpx.AsyncHTTPTransport | None,
-        target: str,
-        headers: dict[str, str],
-        body: bytes,
-        extensions: dict[str, str],
-        deadline_seconds: float,
-    ) -> httpx.Response:
-        if pool is None:
-            assert self._shared is not None
-            request = self._shared.build_request(
-                "POST",
-                target,
-                content=body,
-                headers=headers,
-                extensions=extensions,
-                timeout=deadline_seconds,
-            )
-            return await self._shared.send(request, stream=True, follow_redirects=False)
-        timeout = httpx.Timeout(deadline_seconds).as_dict()
-        request = httpx.Request(
-            "POST",
-            target,
-            content=body,
-            headers=headers,
-            extensions={"timeout": timeout, **extensions},
-        )
-        return await pool.handle_async_request(request)
+        return response.status_code, response.headers.get("retry-after"), excerpt
 
     async def send(
         self,
@@ -292,20 +327,20 @@ class HttpWebhookSender:
                 # identity: the excerpt is of the answer as sent, never compressed
                 sent = {**headers, "accept-encoding": "identity", **extra}
                 if self._per_origin is None:
-                    response, excerpt = await self._exchange(
+                    status, retry_after, excerpt = await self._exchange(
                         None, target, sent, body, extensions, deadline_seconds
                     )
                 else:
                     pool = self._per_origin.for_url(url)
                     async with self._per_origin.gate(pool):
-                        response, excerpt = await self._exchange(
+                        status, retry_after, excerpt = await self._exchange(
                             pool, target, sent, body, extensions, deadline_seconds
                         )
         except Exception as exc:  # noqa: BLE001 - every failure is an attempt outcome
             return SendResult(status_code=None, latency_ms=elapsed(), error_class=_error_class(exc))
         return SendResult(
-            status_code=response.status_code,
+            status_code=status,
             latency_ms=elapsed(),
             response_excerpt=_excerpt(bytes(excerpt[: self._excerpt])),
-            retry_after=_retry_after(response.headers.get("retry-after")),
+            retry_after=_retry_after(retry_after),
         )
