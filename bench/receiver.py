@@ -6,8 +6,8 @@ answered (``answered_at``), and answers 204: at once, or after holding the reque
 ``HOLD_MS`` ms (the scale-out scenario does, so that two workers sending one webhook at
 the same time show as overlapping intervals). ``GET /_progress`` counts deliveries and,
 per endpoint, the payments whose ``payment.succeeded`` arrived; ``GET /_deliveries``
-returns everything recorded. The bench verifies the signatures afterwards with the
-endpoints' secrets (:func:`verify`).
+returns everything recorded; ``POST /_reset`` forgets it. The bench verifies the
+signatures afterwards with the endpoints' secrets (:func:`verify`).
 
 Run as ``python -m bench.receiver PORT [HOLD_MS]``.
 """
@@ -72,6 +72,13 @@ async def deliveries(_request: Request) -> JSONResponse:
     return JSONResponse(_deliveries)
 
 
+async def reset(_request: Request) -> JSONResponse:
+    """Forget what was recorded (each bench scenario counts its own deliveries)."""
+    _deliveries.clear()
+    _succeeded.clear()
+    return JSONResponse({"count": 0})
+
+
 async def count(_request: Request) -> JSONResponse:
     return JSONResponse({"count": len(_deliveries)})
 
@@ -81,6 +88,7 @@ app = Starlette(
         Route("/hooks/{n}", hook, methods=["POST"]),
         Route("/_deliveries", deliveries, methods=["GET"]),
         Route("/_count", count, methods=["GET"]),
+        Route("/_reset", reset, methods=["POST"]),
         Route("/_progress", progress, methods=["GET"]),
         Route("/_health", count, methods=["GET"]),
     ]

@@ -20,6 +20,7 @@ TITLES = {
     "retrieve": "Retrieve a payment by id",
     "list": "List, page of 20",
     "webhooks": "Webhook deliveries while payments flow",
+    "webhook_worker": "Webhook deliveries, one worker, events committed at a steady rate",
     "token": "Token issuance (POST /oauth/token)",
     "scale_out": "Scale-out: create payout through 2 × `amanat serve` (+ 2 workers, Redis)",
     "sigkill": "SIGKILL drill: create payout, API process group killed halfway and restarted",
@@ -109,8 +110,8 @@ TARGETS: tuple[Target, ...] = (
         "webhook deliveries, one worker, signed, to a local receiver",
         "≥ 1,000/s, event-to-first-attempt p99 ≤ 1 s",
         (
-            Criterion(PG, "webhooks", "throughput", ">=", 1000, "/s"),
-            Criterion(PG, "webhooks", "p99", "<=", 1000, "ms", "p99"),
+            Criterion(PG, "webhook_worker", "throughput", ">=", 1000, "/s"),
+            Criterion(PG, "webhook_worker", "p99", "<=", 1000, "ms", "p99"),
         ),
     ),
     Target(
@@ -269,6 +270,11 @@ def figures(results: dict[str, Any]) -> dict[str, Any]:
 def _conditions(scenario: dict[str, Any]) -> str:
     if not scenario:
         return ""
+    if "deliveries_offered_per_s" in scenario:
+        return (
+            f"{scenario.get('endpoints')} endpoints, {scenario['deliveries_offered_per_s']:,.0f} "
+            f"deliveries/s offered for {scenario.get('duration_s', 0):.0f} s, 1 worker"
+        )
     load = scenario.get("load", {})
     processes = scenario.get("api_processes")
     servers = f", {processes} API process{'es' if processes != 1 else ''}" if processes else ""

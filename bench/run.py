@@ -156,6 +156,8 @@ class Phase:
             if "webhooks" in self.config.scenarios:
                 await self._scenario("webhooks", self.webhooks)
                 await self._settle_after("webhooks")
+            if "webhook_worker" in self.config.scenarios:
+                await self._scenario("webhook_worker", self.webhook_worker)
             self._stop_worker()
             if "scale_out" in self.config.scenarios:
                 await self._scenario("scale_out", ScaleOut(self).run)
@@ -222,7 +224,7 @@ class Phase:
         self.start_server()
         amanat = str(Path(python).with_name("amanat"))
         self.worker = procs.start("worker", [amanat, "worker"], self.env, logs / "worker.log")
-        if "webhooks" in self.config.scenarios:
+        if {"webhooks", "webhook_worker"} & set(self.config.scenarios):
             port = str(self.config.receiver_port)
             self.receiver = procs.start(
                 "receiver", [python, "-m", "bench.receiver", port], self.env, logs / "receiver.log"
@@ -747,6 +749,7 @@ class Phase:
             if answer.status == 201:
                 created[answer.json()["id"]] = answer.sent_at
 
+        await self._forget_deliveries(receiver)
         with procs.RssSampler(self._pids()) as rss, procs.CpuWindow() as cpu:
             load = await run_calls(
                 self.base_url,
@@ -758,7 +761,78 @@ class Phase:
             )
             wait = await self.await_deliveries(receiver, len(created), len(secrets_by_endpoint))
         usage = {"rss_mb": rss.result(), "cpu": cpu.result}
-        return self._webhook_result(load, usage, created, secrets_by_endpoint, *wait)
+        result = self._webhook_result(
+            self.measured(load, usage, []), created, secrets_by_endpoint, *wait
+        )
+        result["connections"] = min(self.connections, 32)
+        return result
+
+    async def webhook_worker(self) -> dict[str, Any]:
+        """One worker's delivery rate, apart from the API's: ``payment.succeeded`` events
+        committed at ``webhook_worker_rate`` per second through the product's own event
+        path (EventService.emit: the event sealed, one delivery per subscribed endpoint, in
+        transactions of up to 10 events, as a batch of payouts commits them), while the
+        worker signs and sends them to the local receiver. In the webhooks scenario the
+        same two cores also run the API's payouts, the rail and its callbacks, so that
+        figure is bounded by the machine, not by the worker."""
+        subscribed = await self.subscribe_endpoints()
+        if subscribed is None:
+            return {"status": "skipped", "skipped": "webhooks not available"}
+        receiver = f"http://127.0.0.1:{self.config.receiver_port}"
+        await self._forget_deliveries(receiver)
+        created: dict[str, float] = {}
+        rate = self.config.webhook_worker_rate
+        with procs.RssSampler(self._pids()) as rss, procs.CpuWindow() as cpu:
+            offered = await self._emit_events(rate, self.config.seconds("webhook_worker"), created)
+            wait = await self.await_deliveries(receiver, len(created), len(subscribed))
+        usage = {"rss_mb": rss.result(), "cpu": cpu.result}
+        base: dict[str, Any] = {"errors": 0, **usage, "checks": []}
+        result = self._webhook_result(base, created, subscribed, *wait)
+        result.update(
+            {
+                "connections": 0,
+                "api_processes": 0,
+                "events": len(created),
+                "events_offered_per_s": rate,
+                "events_committed_per_s": round(offered, 1),
+                "duration_s": self.config.seconds("webhook_worker"),
+                "deliveries_offered_per_s": round(offered * len(subscribed), 1),
+            }
+        )
+        return result
+
+    async def _emit_events(self, rate: float, seconds: float, created: dict[str, float]) -> float:
+        """Commit ``rate`` events per second for ``seconds``; returns the rate achieved."""
+        partner_id = self.world.hooks.partner.id
+        events = self.container.events
+        begun = time.monotonic()
+        sent = 0
+        while (elapsed := time.monotonic() - begun) < seconds:
+            due = min(int(elapsed * rate) - sent, 10)
+            if due <= 0:
+                await asyncio.sleep(0.005)
+                continue
+            ids = [f"pay_ww{self.tag}x{n}" for n in range(sent, sent + due)]
+            async with self.container.transactions.write() as tx:
+                for object_id in ids:
+                    await events.emit(
+                        tx,
+                        partner_id=partner_id,
+                        type="payment.succeeded",
+                        object_id=object_id,
+                        version=1,
+                        data={"id": object_id, "object": "payment", "status": "succeeded"},
+                    )
+            now = time.time()
+            created.update(dict.fromkeys(ids, now))
+            sent += due
+        return sent / (time.monotonic() - begun)
+
+    @staticmethod
+    async def _forget_deliveries(receiver: str) -> None:
+        """Each webhook scenario counts only its own deliveries."""
+        async with httpx.AsyncClient(base_url=receiver, timeout=30) as client:
+            (await client.post("/_reset")).raise_for_status()
 
     async def await_deliveries(
         self, receiver: str, payouts: int, endpoints: int
@@ -792,8 +866,7 @@ class Phase:
 
     def _webhook_result(
         self,
-        load: LoadResult,
-        usage: dict[str, Any],
+        base: dict[str, Any],
         created: dict[str, float],
         secrets_by_endpoint: dict[str, str],
         deliveries: list[dict[str, Any]],
@@ -833,30 +906,33 @@ class Phase:
         }
         outstanding = sum(len(set(created) - succeeded[e]) for e in secrets_by_endpoint)
         throughput = signed / span if span > 0 else 0.0
-        result = self.measured(
-            load,
-            usage,
-            [
-                Check(
-                    "every delivery is correctly signed",
-                    bad_signatures == 0,
-                    f"{bad_signatures} of {len(deliveries)} failed verification",
-                ),
-                Check(
-                    "no webhook-id delivered twice to one endpoint",
-                    not any(duplicates.values()),
-                    "; ".join(f"{e}: {ids[:3]}" for e, ids in duplicates.items() if ids),
-                ),
-                Check(
-                    "every payment.succeeded delivered to every endpoint",
-                    not missing or wait_state == "still delivering",
-                    ""
-                    if not missing
-                    else f"not delivered ({wait_state}): {outstanding} payment.succeeded, "
-                    f"e.g. {missing}",
-                ),
-            ],
-        )
+        result = dict(base)
+        result["checks"] = [
+            *base["checks"],
+            *(
+                c.as_dict()
+                for c in [
+                    Check(
+                        "every delivery is correctly signed",
+                        bad_signatures == 0,
+                        f"{bad_signatures} of {len(deliveries)} failed verification",
+                    ),
+                    Check(
+                        "no webhook-id delivered twice to one endpoint",
+                        not any(duplicates.values()),
+                        "; ".join(f"{e}: {ids[:3]}" for e, ids in duplicates.items() if ids),
+                    ),
+                    Check(
+                        "every payment.succeeded delivered to every endpoint",
+                        not missing or wait_state == "still delivering",
+                        ""
+                        if not missing
+                        else f"not delivered ({wait_state}): {outstanding} payment.succeeded, "
+                        f"e.g. {missing}",
+                    ),
+                ]
+            ),
+        ]
         result.update(
             {
                 "throughput_rps": round(throughput, 1),
@@ -865,7 +941,6 @@ class Phase:
                     "p95": summary.as_dict()["p95_ms"],
                     "p99": summary.as_dict()["p99_ms"],
                 },
-                "connections": min(self.connections, 32),
                 "endpoints": len(secrets_by_endpoint),
                 "payouts": len(created),
                 "deliveries": len(deliveries),

@@ -248,3 +248,23 @@ def test_notes_tell_the_scale_out_the_drill_and_the_operators_checks() -> None:
     assert (
         "`amanat audit verify` passed (402 records, head 402); `amanat ledger check` passed" in text
     )
+
+
+def test_the_webhook_target_is_the_worker_alone_not_the_payments_scenario() -> None:
+    results = _results()
+    scenarios = results["databases"]["postgresql"]["scenarios"]
+    # Payments flowing: bounded by the machine making events, reported but not the target.
+    scenarios["webhooks"] = _scenario("webhooks", 450.0, 400.0)
+    scenarios["webhook_worker"] = _scenario(
+        "webhook_worker",
+        1200.0,
+        210.0,
+        endpoints=4,
+        deliveries_offered_per_s=1199.6,
+        duration_s=15.0,
+    )
+    row = {r["id"]: r for r in evaluate(results)}["pg_webhooks"]
+    assert (row["status"], row["measured"]) == ("met", "1,200/s, p99 210 ms")
+    assert row["conditions"] == "4 endpoints, 1,200 deliveries/s offered for 15 s, 1 worker"
+    scenarios["webhook_worker"]["latency_ms"]["p99"] = 1500.0
+    assert {r["id"]: r for r in evaluate(results)}["pg_webhooks"]["status"] == "missed"
