@@ -11,8 +11,12 @@ concurrently, and records finished attempts in batches.
   de-duplicate by that id).
 * Several workers claim with ``FOR UPDATE SKIP LOCKED`` on PostgreSQL, so no attempt is
   made twice at the same time.
-* Twice as many deliveries as there are slots are claimed, so the next request is at
-  hand when a slot frees up; the slots alone decide how many requests are out.
+* Up to twice as many deliveries as there are slots are claimed (an endpoint is claimed
+  for again while fewer than ``per_endpoint`` of its deliveries wait unsent), so the next
+  request is at hand when a slot frees up; the slots alone decide how many requests are
+  out. A claimed delivery whose lease could run out before its attempt would finish is
+  not sent but given back (so no other worker can send it at the same time), as is
+  everything not yet sent when the worker stops.
 * An attempt holds its endpoint's slot (and counts against ``concurrency``) while its
   request is out, not while its outcome is being written: a slow write must not idle the
   HTTP slots. Finished attempts are recorded in batches (one transaction, one INSERT of
@@ -32,6 +36,7 @@ import os
 import socket
 from collections import defaultdict
 from collections.abc import Awaitable, Callable
+from datetime import datetime, timedelta
 from typing import Any, Generic, TypeVar
 
 import structlog
@@ -44,7 +49,7 @@ from amanat.platform.observability.metrics import (
     WEBHOOK_LATENCY,
     WEBHOOK_PENDING,
 )
-from amanat.webhooks.domain.endpoints import Verdict
+from amanat.webhooks.domain.endpoints import Delivery, Verdict
 from amanat.webhooks.events_service import HELD
 from amanat.webhooks.service import Finished, Outgoing, Recorded, WebhookSender, WebhookService
 
@@ -53,8 +58,10 @@ log = structlog.get_logger("amanat.webhooks")
 _RECORDING_BACKLOG = 4
 """Attempts waiting to be recorded, as a multiple of ``concurrency``, before claims pause."""
 _CLAIM_AHEAD = 2
-"""Deliveries claimed per slot (of ``concurrency``, and of ``per_endpoint`` per endpoint);
-the slots still bound the requests out at once."""
+"""Deliveries claimed per slot of ``concurrency``; the slots still bound the requests out
+at once."""
+_LEASE_MARGIN = timedelta(seconds=2)
+"""Left of a lease after an attempt's deadline, for its outcome to be written."""
 
 _In = TypeVar("_In")
 _Out = TypeVar("_Out")
@@ -145,6 +152,8 @@ class WebhookDeliverer:
         self._refill_at = max(1, min(concurrency, 4 * per_endpoint) // 4)
         self._finished_since_claim = 0
         self._room = asyncio.Event()
+        self._records_behind = False  # claims paused until recording catches up
+        self._stopping = False
 
     @property
     def in_flight(self) -> int:
@@ -153,18 +162,23 @@ class WebhookDeliverer:
 
     async def run_once(self) -> int:
         """Claim what fits and start it; returns how many deliveries were claimed."""
+        self._finished_since_claim = 0
         # Claimed ahead: twice the slots, so the next requests are at hand when slots
         # free up instead of after a claim's round trip, and each claim takes more at once.
         free = _CLAIM_AHEAD * self._concurrency - self._sending
-        if free <= 0 or len(self._tasks) >= _RECORDING_BACKLOG * self._concurrency:
+        if free <= 0:
             return 0
-        claimable = _CLAIM_AHEAD * self._per_endpoint
-        saturated = {e for e, n in self._claimed.items() if n >= claimable}
-        self._finished_since_claim = 0
+        if len(self._tasks) >= _RECORDING_BACKLOG * self._concurrency:
+            self._records_behind = True  # a recorded attempt wakes the loop (_task_done)
+            return 0
+        # An endpoint with a round of deliveries waiting unsent gets no more: at most one
+        # round waits behind the one being sent, well within the lease.
+        saturated = {e for e, n in self._claimed.items() if n >= self._per_endpoint}
+        lease_ends = self._clock.now() + self._service.config.lease
         claimed = await self._service.claim(
             self._owner,
             limit=free,
-            per_endpoint=claimable,
+            per_endpoint=self._per_endpoint,
             exclude_endpoints=saturated,
             look_first=not self._found_work,
         )
@@ -175,10 +189,21 @@ class WebhookDeliverer:
             endpoint_id = outgoing.delivery.endpoint_id
             self._claimed[endpoint_id] += 1
             self._sending += 1
-            task = asyncio.create_task(self._deliver(outgoing))
+            task = asyncio.create_task(self._deliver(outgoing, lease_ends))
             self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
+            task.add_done_callback(self._task_done)
         return len(claimed)
+
+    def _task_done(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        if self._records_behind and len(self._tasks) < _RECORDING_BACKLOG * self._concurrency:
+            self._records_behind = False
+            self._room.set()
+
+    def _may_send(self, lease_ends: datetime) -> bool:
+        """Whether an attempt starting now ends, and is written, inside its lease."""
+        deadline = self._clock.now() + self._service.config.timeout + _LEASE_MARGIN
+        return not self._stopping and deadline <= lease_ends
 
     def _sent(self, endpoint_id: str) -> None:
         """An attempt's request is over: its slots are free for the next claim."""
@@ -204,7 +229,7 @@ class WebhookDeliverer:
             lock = self._held_in_order[endpoint_id] = asyncio.Lock()
         return lock
 
-    async def _deliver(self, outgoing: Outgoing) -> None:
+    async def _deliver(self, outgoing: Outgoing, lease_ends: datetime) -> None:
         delivery = outgoing.delivery
         endpoint_id = delivery.endpoint_id
         sent = False
@@ -212,17 +237,23 @@ class WebhookDeliverer:
             if delivery.trigger == HELD:
                 # An endpoint's held backlog goes out one at a time in the order it was
                 # claimed (oldest first): the lock wakes its waiters first come, first served,
-                # and tasks start in the order they were created.
+                # and tasks start in the order they were created. Each is recorded at once
+                # (no lingering for a batch) before the next goes.
                 async with self._in_order(endpoint_id), self._gate(endpoint_id), self._slots:
-                    finished = await self._send(outgoing)
-                    await self._record_one(finished)
+                    if not self._may_send(lease_ends):
+                        await self._give_back(delivery)
+                        return
+                    await self._record_one(await self._send(outgoing), batched=False)
+                return
+            # The endpoint's slot first: a task waiting for it holds no process slot.
+            async with self._gate(endpoint_id), self._slots:
+                done = await self._send(outgoing) if self._may_send(lease_ends) else None
+            sent = True
+            self._sent(endpoint_id)
+            if done is None:
+                await self._give_back(delivery)
             else:
-                # The endpoint's slot first: a task waiting for it holds no process slot.
-                async with self._gate(endpoint_id), self._slots:
-                    finished = await self._send(outgoing)
-                sent = True
-                self._sent(endpoint_id)
-                await self._record_one(finished)
+                await self._record_one(done)
         except Exception:
             # The lease runs out and another claim retries; nothing is lost.
             log.exception("webhook_attempt_crashed", delivery_id=delivery.id)
@@ -244,9 +275,17 @@ class WebhookDeliverer:
         )
         return Finished(delivery, result, started_at, outgoing.endpoint_failing)
 
-    async def _record_one(self, finished: Finished) -> None:
+    async def _give_back(self, delivery: Delivery) -> None:
+        """Not sent: due again at once, for any worker, with its attempts unchanged."""
+        await self._service.release([delivery.id], self._owner)
+        log.info("webhook_delivery_given_back", delivery_id=delivery.id, stopping=self._stopping)
+
+    async def _record_one(self, finished: Finished, *, batched: bool = True) -> None:
         delivery, result = finished.delivery, finished.result
-        recorded = await self._records.submit(finished)
+        if batched:
+            recorded = await self._records.submit(finished)
+        else:
+            (recorded,) = await self._record([finished])
         WEBHOOK_LATENCY.observe(result.latency_ms / 1000)
         WEBHOOK_ATTEMPTS.labels(recorded.verdict.value, result.error_class or "").inc()
         if recorded.verdict is not Verdict.DELIVERED:
@@ -323,4 +362,6 @@ class WebhookDeliverer:
                 )
             stopping.cancel()
             room.cancel()
-        await self.drain(self._service.config.timeout.total_seconds())
+        # What waits unsent is given back at once; requests out finish within the timeout.
+        self._stopping = True
+        await self.drain((self._service.config.timeout + _LEASE_MARGIN * 2).total_seconds())

@@ -544,6 +544,13 @@ class WebhookService:
                 await tx.webhooks.release_many(unsendable, owner)
         return ready
 
+    async def release(self, delivery_ids: list[str], owner: str) -> None:
+        """Give back claimed deliveries that were not sent (the worker is stopping, or the
+        lease would run out before an attempt could finish): due again at once, for any
+        worker, their attempts unchanged."""
+        async with self._tx.write() as tx:
+            await tx.webhooks.release_many(delivery_ids, owner)
+
     def headers(self, outgoing: Outgoing) -> dict[str, str]:
         """Signed at send time: receivers allow only minutes of clock skew."""
         timestamp = int(self._clock.now().timestamp())
