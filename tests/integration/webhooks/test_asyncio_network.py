@@ -159,3 +159,40 @@ async def test_failures_come_back_as_httpcore_errors() -> None:
         assert result.error_class == "connect_error"
     finally:
         await pools.aclose()
+
+
+async def test_a_pooled_request_is_sent_as_the_shared_client_would_send_it() -> None:
+    """Non-ASCII and spaces in the path and query are percent-encoded, Host names the
+    endpoint's host and port, Content-Length the body, and Retry-After is read back."""
+    heads: list[bytes] = []
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        head = await reader.readuntil(b"\r\n\r\n")
+        heads.append(head)
+        await reader.readexactly(2)
+        writer.write(b"HTTP/1.1 503 Busy\r\nRetry-After: 7\r\nContent-Length: 4\r\n\r\nbusy")
+        await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(handle, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    pools = EndpointPools(connections=1)
+    try:
+        async with server:
+            result = await HttpWebhookSender(pools).send(
+                f"http://127.0.0.1:{port}/hooks/café?n=a b",
+                {"webhook-id": "evt_1"},
+                b"{}",
+                deadline_seconds=GUARD_SECONDS,
+                allow_private=True,
+            )
+    finally:
+        await pools.aclose()
+    assert (result.status_code, result.response_excerpt, result.error_class) == (503, "busy", None)
+    assert result.retry_after is not None and result.retry_after.total_seconds() == 7
+    [head] = heads
+    lines = head.split(b"\r\n")
+    assert lines[0] == b"POST /hooks/caf%C3%A9?n=a%20b HTTP/1.1"
+    assert f"host: 127.0.0.1:{port}".encode() in [line.lower() for line in lines]
+    assert b"content-length: 2" in [line.lower() for line in lines]
+    assert b"webhook-id: evt_1" in [line.lower() for line in lines]

@@ -27,6 +27,7 @@ from collections import OrderedDict
 from collections.abc import Callable
 from datetime import UTC, timedelta
 from email.utils import parsedate_to_datetime
+from functools import lru_cache
 from urllib.parse import urlsplit, urlunsplit
 
 import httpcore
@@ -197,6 +198,23 @@ def _pool(tls: ssl.SSLContext, connections: int) -> httpcore.AsyncConnectionPool
     )
 
 
+@lru_cache(maxsize=4096)
+def _request_target(target: str) -> tuple[httpcore.URL, bytes]:
+    """The URL as httpcore sends it, and its Host header: parsed by httpx, so a path or
+    query with non-ASCII characters or spaces is percent-encoded, an international host
+    name is IDNA-encoded and a default port is left out, as the shared client does."""
+    url = httpx.URL(target)
+    host = url.raw_host
+    if b":" in host:  # an IPv6 literal
+        host = b"[" + host + b"]"
+    if url.port is not None:
+        host += b":" + str(url.port).encode()
+    return (
+        httpcore.URL(scheme=url.raw_scheme, host=url.raw_host, port=url.port, target=url.raw_path),
+        host,
+    )
+
+
 class HttpWebhookSender:
     def __init__(
         self,
@@ -246,12 +264,10 @@ class HttpWebhookSender:
         """POST; the status, the Retry-After header and the first bytes of the answer."""
         if pool is None:
             return await self._exchange_shared(target, headers, body, extensions, deadline_seconds)
-        url = httpcore.URL(target)
+        url, host = _request_target(target)
         raw = [(name.encode("latin-1"), value.encode("latin-1")) for name, value in headers.items()]
         if "host" not in headers:
-            host = url.host.decode("ascii")
-            host = f"[{host}]" if ":" in host else host
-            raw.append((b"host", f"{host}:{url.port}".encode() if url.port else host.encode()))
+            raw.append((b"host", host))
         raw.append((b"content-length", str(len(body)).encode()))
         request = httpcore.Request(
             b"POST",
