@@ -430,6 +430,11 @@ class SqlLedgerRepository:
         self._conn = conn
         self._moves: dict[tuple[str, int], tuple[int, int]] = {}
 
+    @property
+    def writes_waiting(self) -> bool:
+        """Moves not yet applied (they are lost unless the transaction commits)."""
+        return bool(self._moves)
+
     def _move(self, account_id: str, shard: int, posted: int, held: int) -> None:
         before = self._moves.get((account_id, shard), (0, 0))
         self._moves[(account_id, shard)] = (before[0] + posted, before[1] + held)
@@ -560,6 +565,9 @@ class SqlLedgerRepository:
         """Active holds ``(hold_id, account, shard, amount, currency, at)`` and the new
         values of the shards they changed, locked by :meth:`lock_shards` in this
         transaction (so absolute values are safe to write)."""
+        if self._moves:
+            # A move applied between lock_shards and here would be overwritten.
+            raise RuntimeError("hold_many after a deferred shard move in one transaction")
         if holds_:
             await self._conn.execute(
                 _INSERT_HOLDS,

@@ -58,6 +58,11 @@ class SqlTransaction:
         events, self._published = self._published, []
         return events
 
+    def _writes_waiting(self) -> bool:
+        return any(
+            getattr(self.__dict__.get(name), "writes_waiting", False) for name in self._factories
+        )
+
     async def _finish(self) -> None:
         """The work that runs just before COMMIT, in this order."""
         await self.audit.flush()  # one INSERT into the inbox
@@ -132,6 +137,8 @@ class SqlTransactions:
                     raise RuntimeError(
                         "audit records need a transaction: use write(), not lookup()"
                     )
+                if tx._writes_waiting():
+                    raise RuntimeError("deferred writes need a transaction: use write()")
 
     @asynccontextmanager
     async def atomic(self) -> AsyncIterator[SqlTransaction]:
