@@ -23,16 +23,37 @@ _PENDING = sa.text("status = 'pending'")
 
 
 def upgrade() -> None:
+    if op.get_bind().dialect.name == 'postgresql':
+        # Built without blocking writes: every payment that raises an event inserts here.
+        with op.get_context().autocommit_block():
+            op.create_index(
+                'ix_webhook_deliveries_queue',
+                'webhook_deliveries',
+                ['endpoint_id', 'next_attempt_at', 'id'],
+                unique=False,
+                postgresql_where=_PENDING,
+                postgresql_concurrently=True,
+                if_not_exists=True,
+            )
+        return
     with op.batch_alter_table('webhook_deliveries', schema=None) as batch_op:
         batch_op.create_index(
             'ix_webhook_deliveries_queue',
             ['endpoint_id', 'next_attempt_at', 'id'],
             unique=False,
-            postgresql_where=_PENDING,
             sqlite_where=_PENDING,
         )
 
 
 def downgrade() -> None:
+    if op.get_bind().dialect.name == 'postgresql':
+        with op.get_context().autocommit_block():
+            op.drop_index(
+                'ix_webhook_deliveries_queue',
+                table_name='webhook_deliveries',
+                postgresql_concurrently=True,
+                if_exists=True,
+            )
+        return
     with op.batch_alter_table('webhook_deliveries', schema=None) as batch_op:
         batch_op.drop_index('ix_webhook_deliveries_queue')
