@@ -238,6 +238,15 @@ class FakeAccount:
     held: int = 0
 
 
+@dataclass
+class _AllShards:
+    shards: dict[str, list[Shard]]
+    complete: bool = True
+
+    async def wait_for_all(self) -> dict[str, list[Shard]]:
+        return self.shards
+
+
 class InMemoryLedger(InMemoryStore):
     """Accounts with a running balance and holds, journals and their entries."""
 
@@ -293,6 +302,10 @@ class InMemoryLedger(InMemoryStore):
             for account_id in sorted(set(account_ids))
             if account_id in self.accounts
         }
+
+    async def lock_free_shards(self, shard_counts: dict[str, int]) -> _AllShards:
+        """Nothing else runs at the same time here: every shard is free."""
+        return _AllShards(await self.lock_shards(list(shard_counts)))
 
     async def hold_many(
         self,

@@ -47,6 +47,17 @@ class PaymentRepository(Protocol):
         ...
 
 
+class LockedShards(Protocol):
+    """Balance shards locked for a batch: perhaps only those free at the time
+    (``complete`` False), until :meth:`wait_for_all` locks every one."""
+
+    shards: dict[str, list[Shard]]
+
+    @property
+    def complete(self) -> bool: ...
+    async def wait_for_all(self) -> dict[str, list[Shard]]: ...
+
+
 class LedgerRepository(Protocol):
     async def ensure_account(
         self, account_id: str, kind: str, currency: str, shards: int, at: datetime
@@ -62,6 +73,11 @@ class LedgerRepository(Protocol):
         shard_count: int | None = None,
     ) -> int: ...
     async def lock_shards(self, account_ids: list[str]) -> dict[str, list[Shard]]: ...
+    async def lock_free_shards(self, shard_counts: dict[str, int]) -> LockedShards:
+        """The shards of these accounts (``account: its number of shards``) that nobody
+        else holds, locked without waiting."""
+        ...
+
     async def hold_many(
         self,
         holds_: list[tuple[str, str, int, int, str, datetime]],

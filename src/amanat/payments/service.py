@@ -9,6 +9,7 @@ runs (see payments/jobs.py and platform/jobs/runtime.py), and rail outcomes come
 from __future__ import annotations
 
 import random
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
@@ -373,23 +374,15 @@ class PaymentService:
         # must not take their locks the other way round.
         for wanted in sorted({(r.caller.partner_id, r.currency) for r in requests}):
             accounts[wanted] = await self._merchant_account(tx, *wanted)
-        shards = await tx.ledger.lock_shards([account for account, _ in accounts.values()])
-        changed: set[str] = set()
-        held: dict[int, tuple[str, int]] = {}
-        for i, request in enumerate(requests):
-            if outcomes[i] is not None:
-                continue
-            account, _ = accounts[(request.caller.partner_id, request.currency)]
-            mine = shards.get(account, [])
-            try:
-                shards[account], shard = ledger.hold_on(
-                    mine, request.amount, random.randrange(max(1, len(mine)))
-                )
-            except InsufficientFunds as exc:
-                outcomes[i] = exc
-                continue
-            changed.add(account)
-            held[i] = (account, shard)
+        locked = await tx.ledger.lock_free_shards(dict(accounts.values()))
+        shards, held, refused = _place_holds(requests, outcomes, accounts, locked.shards)
+        if refused and not locked.complete:
+            # The money may be on a shard another transaction held: wait for all of them.
+            all_shards = await locked.wait_for_all()
+            shards, held, refused = _place_holds(requests, outcomes, accounts, all_shards)
+        for i, exc in refused.items():
+            outcomes[i] = exc
+        changed = {account for account, _ in held.values()}
         created: list[tuple[Payment, str | None, str, datetime]] = []
         holds: list[tuple[str, str, int, int, str, datetime]] = []
         if held and fields_key is None:
@@ -851,6 +844,34 @@ class PaymentService:
         collection = await tx.payments.get(collection_id)
         if collection is not None:
             await self._publish_change(tx, collection, event_type=PAYMENT_UPDATED)
+
+
+def _place_holds(
+    requests: Sequence[PayoutRequest],
+    outcomes: Sequence[object],
+    accounts: Mapping[tuple[str, str], tuple[str, int]],
+    locked: Mapping[str, list[ledger.Shard]],
+) -> tuple[dict[str, list[ledger.Shard]], dict[int, tuple[str, int]], dict[int, InsufficientFunds]]:
+    """Each still-open request's hold on one of the locked shards of its merchant: the
+    shards as the holds leave them, where each request's hold went, and the requests
+    the locked shards could not cover."""
+    shards = dict(locked)
+    held: dict[int, tuple[str, int]] = {}
+    refused: dict[int, InsufficientFunds] = {}
+    for i, request in enumerate(requests):
+        if outcomes[i] is not None:
+            continue
+        account, _ = accounts[(request.caller.partner_id, request.currency)]
+        mine = shards.get(account, [])
+        try:
+            shards[account], shard = ledger.hold_on(
+                mine, request.amount, random.randrange(max(1, len(mine)))
+            )
+        except InsufficientFunds as exc:
+            refused[i] = exc
+            continue
+        held[i] = (account, shard)
+    return shards, held, refused
 
 
 def _scheme_of(account: AccountIn) -> tuple[AccountScheme, str]:

@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncTransaction
 
 from amanat.kernel.money import Money
 from amanat.kernel.pagination import Page
@@ -412,6 +412,42 @@ class SqlPaymentRepository:
         return tuple(_payment(r) for r in (await self._conn.execute(stmt)).all())
 
 
+def _by_account(rows: Any) -> dict[str, list[Shard]]:
+    shards: dict[str, list[Shard]] = {}
+    for r in rows:
+        shards.setdefault(r.account_id, []).append(Shard(r.shard, int(r.posted), int(r.held)))
+    return shards
+
+
+class FreeShards:
+    """The shards :meth:`SqlLedgerRepository.lock_free_shards` locked: ``shards``, and
+    ``complete`` when they are all of the accounts' shards."""
+
+    def __init__(
+        self,
+        ledger: SqlLedgerRepository,
+        accounts: list[str],
+        shards: dict[str, list[Shard]],
+        savepoint: AsyncTransaction | None,
+    ) -> None:
+        self.shards = shards
+        self._ledger = ledger
+        self._accounts = accounts
+        self._savepoint = savepoint
+
+    @property
+    def complete(self) -> bool:
+        return self._savepoint is None
+
+    async def wait_for_all(self) -> dict[str, list[Shard]]:
+        """Let the shards got go and lock them all, in order, waiting."""
+        if self._savepoint is not None:
+            await self._savepoint.rollback()
+            self._savepoint = None
+        self.shards = await self._ledger.lock_shards(self._accounts)
+        return self.shards
+
+
 class SqlLedgerRepository:
     """The ledger's tables on one transaction's connection.
 
@@ -552,10 +588,33 @@ class SqlLedgerRepository:
                 locked(_LOCK_SHARDS, self._conn), {"p_accounts": sorted(set(account_ids))}
             )
         ).all()
-        shards: dict[str, list[Shard]] = {}
-        for r in rows:
-            shards.setdefault(r.account_id, []).append(Shard(r.shard, int(r.posted), int(r.held)))
-        return shards
+        return _by_account(rows)
+
+    async def lock_free_shards(self, shard_counts: dict[str, int]) -> FreeShards:
+        """PostgreSQL: the shards of these accounts that no other transaction holds, locked
+        without waiting (SKIP LOCKED) inside a savepoint. A rail callback settling one of
+        a busy merchant's payouts holds one of its shards for a moment; a batch then goes
+        on with the others instead of queueing behind it. When the shards got do not cover
+        the batch, :meth:`FreeShards.wait_for_all` lets them go (the savepoint's rollback)
+        and locks every shard in the fixed order, waiting, so no two batches ever hold
+        some shards while waiting for others. SQLite: every shard (its write lock covers
+        them)."""
+        if self._conn.dialect.name == "sqlite":
+            accounts = list(shard_counts)
+            return FreeShards(self, accounts, await self.lock_shards(accounts), None)
+        await self.flush_at_commit()
+        savepoint = await self._conn.begin_nested()
+        rows = (
+            await self._conn.execute(
+                _LOCK_SHARDS.with_for_update(skip_locked=True),
+                {"p_accounts": sorted(shard_counts)},
+            )
+        ).all()
+        got = _by_account(rows)
+        if all(len(got.get(a, [])) >= n for a, n in shard_counts.items()):
+            await savepoint.commit()  # RELEASE: the locks stay with the transaction
+            return FreeShards(self, sorted(shard_counts), got, None)
+        return FreeShards(self, sorted(shard_counts), got, savepoint)
 
     async def hold_many(
         self,

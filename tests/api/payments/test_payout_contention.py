@@ -12,11 +12,13 @@ from collections.abc import Awaitable, Callable
 import httpx
 import pytest
 import sqlalchemy as sa
+from tests.conftest import TEST_DB
 from tests.support.oauth import RegisteredClient, bearer, funded_merchant
 
 from amanat.bootstrap import Container
 from amanat.kernel.errors import Contention
-from amanat.payments.tables import holds
+from amanat.payments.domain.ledger import merchant_account
+from amanat.payments.tables import balance_shards, holds
 
 IBAN = "PK36SCBL0000001123456702"
 BALANCE = 10_000_000  # PKR 100,000
@@ -141,3 +143,72 @@ async def test_contention_that_persists_answers_503_and_leaves_the_key_free(
     again = await client.post("/v1/payments", json=PAYOUT, headers=headers)
     assert again.status_code == 201, again.text
     assert again.headers.get("idempotent-replayed") is None
+
+
+postgresql_only = pytest.mark.skipif(
+    TEST_DB != "postgresql", reason="row locks between transactions: PostgreSQL"
+)
+GUARD_SECONDS = 20  # a guard against a hang, not a measurement
+
+
+async def _hold_shards(
+    container: Container,
+    account: str,
+    shards: list[int],
+    holding: asyncio.Event,
+    done: asyncio.Event,
+) -> None:
+    """Another transaction (a rail callback, say) holding some of a merchant's shards."""
+    async with container.db.write() as conn:
+        await conn.execute(
+            sa.select(balance_shards.c.shard)
+            .where(balance_shards.c.account_id == account, balance_shards.c.shard.in_(shards))
+            .with_for_update()
+        )
+        holding.set()
+        await done.wait()
+
+
+@postgresql_only
+async def test_a_batch_takes_the_free_shards_without_waiting_for_a_held_one(
+    client: httpx.AsyncClient, container: Container
+) -> None:
+    merchant, auth = await _merchant_auth(client, container)
+    account = merchant_account(merchant.partner.id)
+    holding, done = asyncio.Event(), asyncio.Event()
+    other = asyncio.ensure_future(_hold_shards(container, account, [0, 1, 2, 3], holding, done))
+    try:
+        await holding.wait()
+        async with asyncio.timeout(GUARD_SECONDS):
+            answer = await client.post(
+                "/v1/payments", json=PAYOUT, headers=auth | {"Idempotency-Key": "free-shards"}
+            )
+        assert answer.status_code == 201, answer.text
+        assert not other.done(), "answered while the other transaction still held its shards"
+    finally:
+        done.set()
+        await other
+
+
+@postgresql_only
+async def test_a_batch_waits_for_held_shards_when_the_free_ones_do_not_cover_it(
+    client: httpx.AsyncClient, container: Container
+) -> None:
+    merchant, auth = await _merchant_auth(client, container)
+    account = merchant_account(merchant.partner.id)
+    holding, done = asyncio.Event(), asyncio.Event()
+    every_shard = list(range(container.settings.payments.balance_shards))
+    other = asyncio.ensure_future(_hold_shards(container, account, every_shard, holding, done))
+    await holding.wait()
+    pending = asyncio.ensure_future(
+        client.post("/v1/payments", json=PAYOUT, headers=auth | {"Idempotency-Key": "all-held"})
+    )
+    await asyncio.sleep(0.3)
+    assert not pending.done(), "no shard was free: it must wait, not refuse"
+    done.set()
+    await other
+    async with asyncio.timeout(GUARD_SECONDS):
+        answer = await pending
+    assert answer.status_code == 201, answer.text
+    async with container.transactions.read() as tx:
+        assert await tx.ledger.check() == []
