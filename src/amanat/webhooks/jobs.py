@@ -154,6 +154,12 @@ class WebhookDeliverer:
         self._room = asyncio.Event()
         self._records_behind = False  # claims paused until recording catches up
         self._stopping = False
+        # Deliveries with a task in this process: one claimed again after its lease ran
+        # out (its old task still waiting) gets no second task, which could send it while
+        # the first gives it back. Endpoints with a held backlog item outstanding get no
+        # more until it is done, so a given-back item is claimed again before later ones.
+        self._in_flight_ids: set[str] = set()
+        self._held_outstanding: dict[str, int] = defaultdict(int)
 
     @property
     def in_flight(self) -> int:
@@ -174,6 +180,7 @@ class WebhookDeliverer:
         # An endpoint with a round of deliveries waiting unsent gets no more: at most one
         # round waits behind the one being sent, well within the lease.
         saturated = {e for e, n in self._claimed.items() if n >= self._per_endpoint}
+        saturated |= self._held_outstanding.keys()
         lease_ends = self._clock.now() + self._service.config.lease
         claimed = await self._service.claim(
             self._owner,
@@ -186,7 +193,13 @@ class WebhookDeliverer:
         if not claimed:
             return 0
         for outgoing in await self._service.prepare_many(claimed, self._owner):
-            endpoint_id = outgoing.delivery.endpoint_id
+            delivery = outgoing.delivery
+            if delivery.id in self._in_flight_ids:
+                continue  # its earlier task sends it or gives it back
+            endpoint_id = delivery.endpoint_id
+            self._in_flight_ids.add(delivery.id)
+            if delivery.trigger == HELD:
+                self._held_outstanding[endpoint_id] += 1
             self._claimed[endpoint_id] += 1
             self._sending += 1
             task = asyncio.create_task(self._deliver(outgoing, lease_ends))
@@ -260,6 +273,11 @@ class WebhookDeliverer:
         finally:
             if not sent:
                 self._sent(endpoint_id)
+            self._in_flight_ids.discard(delivery.id)
+            if delivery.trigger == HELD:
+                self._held_outstanding[endpoint_id] -= 1
+                if self._held_outstanding[endpoint_id] <= 0:
+                    del self._held_outstanding[endpoint_id]
 
     async def _send(self, outgoing: Outgoing) -> Finished:
         delivery = outgoing.delivery
@@ -338,8 +356,10 @@ class WebhookDeliverer:
         due, a cheap read), so a delivery is picked up within that much of its event's
         commit."""
         log.info("webhook_deliverer_started", owner=self._owner)
+        self._stopping = False
         ticks = 0
         while not stop.is_set():
+            self._room.clear()  # before claiming: a wake-up during the claim is kept
             try:
                 await self.run_once()
                 ticks += 1
@@ -347,7 +367,6 @@ class WebhookDeliverer:
                     WEBHOOK_PENDING.set(await self._service.pending())
             except Exception:
                 log.exception("webhook_claim_failed")
-            self._room.clear()
             if self._finished_since_claim >= self._refill_at:
                 continue  # a batch's worth finished meanwhile: claim again at once
             stopping = asyncio.ensure_future(stop.wait())

@@ -1243,3 +1243,21 @@ async def test_a_stalled_recording_pauses_claims_without_spinning(
     stalled.set()
     async with asyncio.timeout(30):
         await loop_task
+
+
+async def test_a_delivery_claimed_again_while_its_old_task_waits_gets_no_second_task(
+    hooks: Hooks, receiver: Receiver
+) -> None:
+    """Its lease ran out while its task waited; this worker claims it again. A second task
+    could send it while the first gives it back (clearing the new lease): there is none."""
+    await hooks.endpoint(receiver.url)
+    await hooks.emit()
+    deliverer = hooks.deliverer()
+    assert await deliverer.run_once() == 1
+    hooks.clock.advance(seconds=hooks.container.webhooks.config.lease.total_seconds() + 1)
+    assert await deliverer.run_once() == 1, "claimed again: its lease ran out"
+    assert deliverer.in_flight == 1
+    await deliverer.drain(30)
+    assert receiver.received() == [], "the old task gave it back; no second task sent it"
+    assert await deliver(deliverer) == 1
+    assert len(receiver.received()) == 1

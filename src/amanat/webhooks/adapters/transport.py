@@ -243,7 +243,8 @@ class HttpWebhookSender:
         if parts.port:
             netloc += f":{parts.port}"
         pinned = urlunsplit((parts.scheme, netloc, parts.path, parts.query, ""))
-        host_header = parts.netloc.rsplit("@", 1)[-1]
+        # As the URL names it, IDNA-encoded and without a default port (no raw non-ASCII).
+        host_header = _request_target(url)[1].decode("ascii")
         extensions = {"sni_hostname": host} if parts.scheme == "https" else {}
         if self._per_origin is not None:
             return pinned, {"host": host_header}, extensions
