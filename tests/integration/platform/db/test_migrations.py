@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import pytest
@@ -39,3 +40,48 @@ async def test_empty_database_upgrades_to_head_with_no_model_drift(fresh_url: st
         assert drift == [], f"models and migrations disagree: {drift}"
     finally:
         await engine.dispose()
+
+
+@pytest.mark.skipif(
+    __import__("tests.conftest", fromlist=["TEST_DB"]).TEST_DB != "postgresql",
+    reason="CREATE INDEX CONCURRENTLY: PostgreSQL",
+)
+def test_an_invalid_queue_index_left_by_a_failed_build_is_built_again(tmp_path: Path) -> None:
+    """Migration 0010 builds its index CONCURRENTLY; a build cancelled halfway leaves it
+    INVALID, and running the migration again must rebuild it, not take it as done."""
+    from amanat.platform.db.migrate import upgrade
+
+    url, drop = make_database(tmp_path, migrate=False)
+    query = (
+        "SELECT i.indisvalid FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid "
+        "WHERE c.relname = 'ix_webhook_deliveries_queue'"
+    )
+
+    async def run(*statements: str) -> object:
+        engine = create_engine(DatabaseSettings(url=url))
+        try:
+            async with engine.begin() as conn:
+                result = None
+                for statement in statements:
+                    found = await conn.execute(sa.text(statement))
+                    result = found.scalar() if found.returns_rows else None
+                return result
+        finally:
+            await engine.dispose()
+
+    try:
+        upgrade(url, "0009")
+        # As a cancelled CONCURRENTLY build leaves it: present, marked invalid.
+        asyncio.run(
+            run(
+                "CREATE INDEX ix_webhook_deliveries_queue ON webhook_deliveries "
+                "(endpoint_id, next_attempt_at, id) WHERE status = 'pending'",
+                "UPDATE pg_index SET indisvalid = false "
+                "WHERE indexrelid = 'ix_webhook_deliveries_queue'::regclass",
+            )
+        )
+        assert asyncio.run(run(query)) is False
+        upgrade(url)
+        assert asyncio.run(run(query)) is True
+    finally:
+        drop()  # type: ignore[operator]

@@ -26,6 +26,20 @@ def upgrade() -> None:
     if op.get_bind().dialect.name == 'postgresql':
         # Built without blocking writes: every payment that raises an event inserts here.
         with op.get_context().autocommit_block():
+            # The app's statement and lock timeouts would cancel a long build (it scans the
+            # table and waits for older transactions); a cancelled build leaves an invalid
+            # index, which is dropped and built again here rather than taken as done.
+            op.execute('SET statement_timeout = 0')
+            op.execute('SET lock_timeout = 0')
+            invalid = op.get_bind().execute(
+                sa.text(
+                    'SELECT NOT i.indisvalid FROM pg_index i '
+                    'JOIN pg_class c ON c.oid = i.indexrelid '
+                    "WHERE c.relname = 'ix_webhook_deliveries_queue'"
+                )
+            ).scalar()
+            if invalid:
+                op.execute('DROP INDEX CONCURRENTLY IF EXISTS ix_webhook_deliveries_queue')
             op.create_index(
                 'ix_webhook_deliveries_queue',
                 'webhook_deliveries',
@@ -35,6 +49,8 @@ def upgrade() -> None:
                 postgresql_concurrently=True,
                 if_not_exists=True,
             )
+            op.execute('RESET statement_timeout')
+            op.execute('RESET lock_timeout')
         return
     with op.batch_alter_table('webhook_deliveries', schema=None) as batch_op:
         batch_op.create_index(
