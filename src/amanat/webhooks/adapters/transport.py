@@ -224,9 +224,9 @@ class HttpWebhookSender:
         excerpt_bytes: int = 512,
         address_forbidden: Callable[[str], bool] = forbidden_address,
     ) -> None:
-        # One client for every origin (tests, a custom trust store) or one per origin.
+        # One client for every endpoint (tests, a custom trust store) or a pool per endpoint.
         self._shared = client if isinstance(client, httpx.AsyncClient) else None
-        self._per_origin = client if isinstance(client, EndpointPools) else None
+        self._pools = client if isinstance(client, EndpointPools) else None
         self._resolver = resolver or SystemResolver()
         self._excerpt = excerpt_bytes
         self._forbidden = address_forbidden  # replaceable in tests, to reach 127.0.0.1
@@ -246,7 +246,7 @@ class HttpWebhookSender:
         # As the URL names it, IDNA-encoded and without a default port (no raw non-ASCII).
         host_header = _request_target(url)[1].decode("ascii")
         extensions = {"sni_hostname": host} if parts.scheme == "https" else {}
-        if self._per_origin is not None:
+        if self._pools is not None:
             return pinned, {"host": host_header}, extensions
         # One client for every origin pools connections by the URL's host, here the
         # address: a kept-alive connection, set up (SNI, certificate) for one name, would
@@ -343,13 +343,13 @@ class HttpWebhookSender:
                     target, extra, extensions = await self._pinned(url)
                 # identity: the excerpt is of the answer as sent, never compressed
                 sent = {**headers, "accept-encoding": "identity", **extra}
-                if self._per_origin is None:
+                if self._pools is None:
                     status, retry_after, excerpt = await self._exchange(
                         None, target, sent, body, extensions, deadline_seconds
                     )
                 else:
-                    pool = self._per_origin.for_url(url)
-                    async with self._per_origin.gate(pool):
+                    pool = self._pools.for_url(url)
+                    async with self._pools.gate(pool):
                         status, retry_after, excerpt = await self._exchange(
                             pool, target, sent, body, extensions, deadline_seconds
                         )
