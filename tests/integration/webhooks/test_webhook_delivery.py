@@ -88,14 +88,22 @@ class Hooks:
         return event.id
 
     def deliverer(
-        self, sender: WebhookSender | None = None, *, allow_private: bool = True
+        self,
+        sender: WebhookSender | None = None,
+        *,
+        allow_private: bool = True,
+        concurrency: int = 64,
+        per_endpoint: int = 8,
+        owner: str = "test-deliverer",
     ) -> WebhookDeliverer:
         return WebhookDeliverer(
             self.container.webhooks,
             sender or self.container.webhook_sender,
             self.clock,
             allow_private=allow_private,
-            owner="test-deliverer",
+            concurrency=concurrency,
+            per_endpoint=per_endpoint,
+            owner=owner,
         )
 
     async def deliveries(self, endpoint_id: str) -> list[tuple[Delivery, list[Attempt]]]:
@@ -1112,15 +1120,7 @@ async def test_claimed_ahead_deliveries_never_exceed_the_process_slots(hooks: Ho
                 await hooks.endpoint(f"{hanging.url}?n={n}")
             for _ in range(4):
                 await hooks.emit()
-            deliverer = WebhookDeliverer(
-                hooks.container.webhooks,
-                hooks.container.webhook_sender,
-                hooks.clock,
-                allow_private=True,
-                concurrency=5,
-                per_endpoint=2,
-                owner="slots",
-            )
+            deliverer = hooks.deliverer(concurrency=5, per_endpoint=2, owner="slots")
             assert await deliverer.run_once() == 10, "two slots' worth of the five"
             for _ in range(50):
                 await asyncio.sleep(0.02)
@@ -1169,15 +1169,7 @@ async def test_a_stopping_worker_gives_back_what_it_has_not_sent(hooks: Hooks) -
         for _ in range(2):
             await hooks.emit()
         # One slot: one endpoint's attempt hangs in it, the other's waits claimed, unsent.
-        deliverer = WebhookDeliverer(
-            hooks.container.webhooks,
-            hooks.container.webhook_sender,
-            hooks.clock,
-            allow_private=True,
-            concurrency=1,
-            per_endpoint=1,
-            owner="stopping",
-        )
+        deliverer = hooks.deliverer(concurrency=1, per_endpoint=1, owner="stopping")
         stop = asyncio.Event()
         running_loop = asyncio.ensure_future(deliverer.run_forever(stop, idle_seconds=0.01))
         for _ in range(500):
@@ -1216,15 +1208,7 @@ async def test_a_stalled_recording_pauses_claims_without_spinning(
         raise RuntimeError("database gone")
 
     monkeypatch.setattr(hooks.container.webhooks, "record_many", never_written)
-    deliverer = WebhookDeliverer(
-        hooks.container.webhooks,
-        hooks.container.webhook_sender,
-        hooks.clock,
-        allow_private=True,
-        concurrency=1,
-        per_endpoint=1,
-        owner="stalled",
-    )
+    deliverer = hooks.deliverer(concurrency=1, per_endpoint=1, owner="stalled")
     rounds = 0
     claim_once = deliverer.run_once
 

@@ -24,7 +24,7 @@ import socket
 import ssl
 import time
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from datetime import UTC, timedelta
 from email.utils import parsedate_to_datetime
 from functools import lru_cache
@@ -279,11 +279,7 @@ class HttpWebhookSender:
         )
         response = await pool.handle_async_request(request)
         try:
-            excerpt = bytearray()
-            async for chunk in response.aiter_stream():
-                excerpt += chunk
-                if len(excerpt) >= self._excerpt:
-                    break
+            excerpt = await self._first_bytes(response.aiter_stream())
         finally:
             await response.aclose()
         retry_after = next(
@@ -311,14 +307,19 @@ class HttpWebhookSender:
         )
         response = await self._shared.send(request, stream=True, follow_redirects=False)
         try:
-            excerpt = bytearray()
-            async for chunk in response.aiter_raw():
-                excerpt += chunk
-                if len(excerpt) >= self._excerpt:
-                    break
+            excerpt = await self._first_bytes(response.aiter_raw())
         finally:
             await response.aclose()
         return response.status_code, response.headers.get("retry-after"), excerpt
+
+    async def _first_bytes(self, chunks: AsyncIterator[bytes]) -> bytearray:
+        """The answer's first ``excerpt_bytes`` (or a little more); the rest is not read."""
+        excerpt = bytearray()
+        async for chunk in chunks:
+            excerpt += chunk
+            if len(excerpt) >= self._excerpt:
+                break
+        return excerpt
 
     async def send(
         self,
