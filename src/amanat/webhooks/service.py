@@ -540,8 +540,7 @@ class WebhookService:
                 )
             )
         if unsendable:
-            async with self._tx.write() as tx:
-                await tx.webhooks.release_many(unsendable, owner)
+            await self.release(unsendable, owner)
         return ready
 
     async def release(self, delivery_ids: list[str], owner: str) -> None:
