@@ -58,16 +58,17 @@ class SqlTransaction:
         events, self._published = self._published, []
         return events
 
+    def _built(self) -> list[object]:
+        """The repositories this transaction has used (built on first touch)."""
+        return [self.__dict__[name] for name in self._factories if name in self.__dict__]
+
     def _writes_waiting(self) -> bool:
-        return any(
-            getattr(self.__dict__.get(name), "writes_waiting", False) for name in self._factories
-        )
+        return any(getattr(repository, "writes_waiting", False) for repository in self._built())
 
     async def _finish(self) -> None:
         """The work that runs just before COMMIT, in this order."""
         await self.audit.flush()  # one INSERT into the inbox
-        for name in self._factories:
-            repository = self.__dict__.get(name)
+        for repository in self._built():
             flush = getattr(repository, "flush_at_commit", None)
             if flush is not None:
                 await flush()
