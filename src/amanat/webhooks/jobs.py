@@ -137,7 +137,8 @@ class WebhookDeliverer:
         self._concurrency = concurrency
         self._per_endpoint = per_endpoint
         self._owner = owner or f"{socket.gethostname()}:{os.getpid()}:webhooks"
-        self._claimed: dict[str, int] = defaultdict(int)  # requests out, per endpoint
+        # Claimed deliveries whose request is not over yet, per endpoint.
+        self._claimed: dict[str, int] = defaultdict(int)
         self._sending = 0
         self._gates: dict[str, asyncio.Semaphore] = {}  # per endpoint
         self._slots = asyncio.Semaphore(concurrency)  # the whole process
