@@ -43,4 +43,10 @@ def create_app(
             if owns_container and app.state.container is not None:
                 await app.state.container.close()
 
-    return make_api(settings, registry().routers, lifespan=lifespan, container=container)
+    return make_api(
+        settings,
+        registry().routers,
+        lifespan=lifespan,
+        container=container,
+        refusal_renderers=registry().refusal_renderers,
+    )

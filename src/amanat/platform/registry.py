@@ -106,6 +106,7 @@ class Registry:
         self.retention_classes: dict[str, Callable[[Any], object]] = {}
         self.eager: list[type] = []
         self.encrypted_columns: list[Any] = []
+        self.refusal_renderers: list[tuple[str, Any]] = []
 
     # -- services and persistence ---------------------------------------------------------
 
@@ -180,6 +181,13 @@ class Registry:
 
     def add_problems(self, *problems: ProblemType) -> None:
         self.problems.extend(problems)
+
+    def add_refusal_renderer(self, prefix: str, renderer: Any) -> None:
+        """Under ``prefix``, the refusals the HTTP edge makes before any route runs (body
+        too large, forbidden characters, malformed JSON, an unexpected failure) answer in
+        the shape ``renderer`` builds instead of a problem document (see
+        :class:`amanat.platform.http.middleware.ContractMiddleware`)."""
+        self.refusal_renderers.append((prefix, renderer))
 
     def add_event_types(self, *types: EventType) -> None:
         self.event_types.extend(types)

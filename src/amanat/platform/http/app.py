@@ -30,6 +30,7 @@ def make_api(
     *,
     lifespan: Any,
     container: object | None,
+    refusal_renderers: Sequence[tuple[str, Any]] = (),
 ) -> FastAPI:
     app = FastAPI(
         title="amanat API",
@@ -57,5 +58,6 @@ def make_api(
         max_body_bytes=settings.http.max_body_bytes,
         max_header_bytes=settings.http.max_header_bytes,
         max_header_count=settings.http.max_header_count,
+        refusal_renderers=refusal_renderers,
     )
     return app

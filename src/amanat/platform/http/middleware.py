@@ -11,7 +11,7 @@ from __future__ import annotations
 import contextlib
 import re
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import structlog
@@ -33,6 +33,9 @@ from amanat.platform.observability.logging import BoundOnce
 
 log = structlog.get_logger("amanat.http")
 request_log = BoundOnce("amanat.http")
+
+# (scope, status, code, detail) -> the ASGI answer, for a surface with its own error shape.
+RefusalRenderer = Callable[[Scope, int, str, str], ASGIApp]
 
 _JSON_BODY_METHODS = {"POST", "PUT", "PATCH"}
 _BODY_METHODS = {"POST", "PUT", "PATCH", "DELETE"}
@@ -59,12 +62,6 @@ def _is_json_type(content_type: str) -> bool:
 
 def _is_form_type(content_type: str) -> bool:
     return content_type.split(";", 1)[0].strip().lower() == "application/x-www-form-urlencoded"
-
-
-def _refused(status: int, code: str, detail: str, path: str, refusal: InputRefused) -> Any:
-    return problem_response(
-        code, status=status, detail=detail, instance=path, errors=[refusal.as_error()]
-    )
 
 
 def _path_refusal(scope: Scope, char: str) -> InputRefused:
@@ -103,8 +100,10 @@ class ContractMiddleware:
         max_header_bytes: int = 16_384,
         max_header_count: int = 100,
         json_only_prefixes: Iterable[str] = ("/v1/",),
+        refusal_renderers: Iterable[tuple[str, RefusalRenderer]] = (),
     ) -> None:
         self.app = app
+        self.refusal_renderers = tuple(refusal_renderers)
         self.max_body_bytes = max_body_bytes
         self.max_header_bytes = max_header_bytes
         self.max_header_count = max_header_count
@@ -126,7 +125,7 @@ class ContractMiddleware:
                 # FastAPI turns a failed body read into its own 400; answer 413 instead.
                 if not status_holder["replaced"]:
                     status_holder["replaced"] = True
-                    await self._too_large(path)(scope, receive, send_with_id_raw)
+                    await self._too_large(scope)(scope, receive, send_with_id_raw)
                 return
             await send_with_id_raw(message)
 
@@ -164,17 +163,28 @@ class ContractMiddleware:
 
             inspected = await self._inspect_body(scope, limited_receive)
             if isinstance(inspected, Exception):
-                await self._body_refusal(path, inspected)(scope, receive, send_with_id)
+                await self._body_refusal(scope, inspected)(scope, receive, send_with_id)
                 return
             await self.app(scope, inspected or limited_receive, send_with_id)
         except _BodyTooLarge:
             if status_holder["status"] is None and not status_holder["replaced"]:
                 status_holder["replaced"] = True
-                await self._too_large(path)(scope, receive, send_with_id_raw)
+                await self._too_large(scope)(scope, receive, send_with_id_raw)
         except Exception:
             log.exception("unhandled_exception", method=scope.get("method"), path=path)
             if status_holder["status"] is None:
-                await internal_error_response(path)(scope, receive, send_with_id)
+                renderer = self._renderer(path)
+                answer = (
+                    renderer(
+                        scope,
+                        500,
+                        "internal_error",
+                        "An unexpected error occurred; quote the request id to support.",
+                    )
+                    if renderer is not None
+                    else internal_error_response(path)
+                )
+                await answer(scope, receive, send_with_id)
             else:
                 raise
         finally:
@@ -188,12 +198,34 @@ class ContractMiddleware:
             structlog.contextvars.unbind_contextvars("request_id")
             request_id_var.reset(token)
 
-    def _too_large(self, path: str) -> Any:
-        return problem_response(
+    def _renderer(self, path: str) -> RefusalRenderer | None:
+        for prefix, renderer in self.refusal_renderers:
+            if path.startswith(prefix):
+                return renderer
+        return None
+
+    def _answer(
+        self,
+        scope: Scope,
+        code: str,
+        status: int,
+        detail: str,
+        errors: list[dict[str, Any]] | None = None,
+    ) -> Any:
+        path = scope.get("path", "")
+        renderer = self._renderer(path)
+        if renderer is not None:
+            # The renderer's shape has room for one message: the most precise one.
+            message = str(errors[0].get("message") or detail) if errors else detail
+            return renderer(scope, status, code, message)
+        return problem_response(code, status=status, detail=detail, instance=path, errors=errors)
+
+    def _too_large(self, scope: Scope) -> Any:
+        return self._answer(
+            scope,
             "payload_too_large",
-            status=413,
-            detail=f"The body exceeds the limit of {self.max_body_bytes} bytes.",
-            instance=path,
+            413,
+            f"The body exceeds the limit of {self.max_body_bytes} bytes.",
         )
 
     def _early_rejection(self, scope: Scope) -> Any:
@@ -201,25 +233,25 @@ class ContractMiddleware:
         headers = scope.get("headers", ())
         header_bytes = sum(len(k) + len(v) for k, v in headers)
         if len(headers) > self.max_header_count or header_bytes > self.max_header_bytes:
-            return problem_response(
+            return self._answer(
+                scope,
                 "request_header_fields_too_large",
-                status=431,
-                detail=f"At most {self.max_header_count} headers of "
+                431,
+                f"At most {self.max_header_count} headers of "
                 f"{self.max_header_bytes} bytes in total are accepted.",
-                instance=path,
             )
         char = path_has_forbidden(path)
         if char is not None:
-            return self._validation_refusal(path, _path_refusal(scope, char))
+            return self._validation_refusal(scope, _path_refusal(scope, char))
         query = scope.get("query_string", b"")
         if query:
             try:
                 check_query_text(query)
             except InputRefused as refusal:
-                return self._validation_refusal(path, refusal)
+                return self._validation_refusal(scope, refusal)
         length = _header(scope, b"content-length")
         if length is not None and length.isdigit() and int(length) > self.max_body_bytes:
-            return self._too_large(path)
+            return self._too_large(scope)
         method = scope.get("method", "GET")
         if method in _JSON_BODY_METHODS and path.startswith(self.json_only_prefixes):
             has_body = (length is not None and length != "0") or (
@@ -227,37 +259,34 @@ class ContractMiddleware:
             )
             content_type = _header(scope, b"content-type")
             if has_body and (content_type is None or not _is_json_type(content_type)):
-                return problem_response(
+                return self._answer(
+                    scope,
                     "unsupported_media_type",
-                    status=415,
-                    detail="Send the body as JSON with Content-Type: application/json.",
-                    instance=path,
+                    415,
+                    "Send the body as JSON with Content-Type: application/json.",
                 )
         return None
 
-    @staticmethod
-    def _validation_refusal(path: str, refusal: InputRefused) -> Any:
-        return _refused(422, "validation_error", "1 field failed validation.", path, refusal)
+    def _validation_refusal(self, scope: Scope, refusal: InputRefused) -> Any:
+        return self._answer(
+            scope, "validation_error", 422, "1 field failed validation.", [refusal.as_error()]
+        )
 
-    def _body_refusal(self, path: str, refusal: Exception) -> Any:
+    def _body_refusal(self, scope: Scope, refusal: Exception) -> Any:
         assert isinstance(refusal, InputRefused)
         if refusal.code == "forbidden_character" and refusal.form:
             # Form bodies come from console pages; answer as a form reader would.
-            return problem_response(
-                "invalid_request",
-                status=400,
-                detail=refusal.message,
-                instance=path,
-                errors=[refusal.as_error()],
+            return self._answer(
+                scope, "invalid_request", 400, refusal.message, [refusal.as_error()]
             )
         if refusal.code == "forbidden_character":
-            return self._validation_refusal(path, refusal)
-        return _refused(
-            400,
+            return self._validation_refusal(scope, refusal)
+        return self._answer(
+            scope,
             "malformed_json",
+            400,
             "The request body could not be read unambiguously.",
-            path,
-            refusal,
+            [refusal.as_error()],
         )
 
     async def _inspect_body(self, scope: Scope, receive: Receive) -> Receive | Exception | None:
