@@ -32,6 +32,7 @@ PREFIXES: dict[str, str] = {
     "journal": "jnl",
     "top_up": "tu",
     "webhook_delivery": "wd",
+    "psu_walk": "pwk",
 }
 
 _ID_RE = re.compile(r"^(?P<prefix>[a-z]{2,4})_(?P<ulid>[0-9A-HJKMNP-TV-Z]{26})$")
