@@ -23,6 +23,7 @@ from amanat.console import wiring as console_wiring
 from amanat.customers import wiring as customers_wiring
 from amanat.identity import wiring as identity_wiring
 from amanat.kernel.clock import Clock, SystemClock
+from amanat.openbanking import wiring as openbanking_wiring
 from amanat.payments import wiring as payments_wiring
 from amanat.platform import wiring as platform_wiring
 from amanat.platform.db.database import Database
@@ -66,6 +67,7 @@ CAPABILITIES: tuple[ModuleType, ...] = (
     auth_wiring,
     webhooks_wiring,
     customers_wiring,
+    openbanking_wiring,
     identity_wiring,
     console_wiring,
 )

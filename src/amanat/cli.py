@@ -285,6 +285,7 @@ def sandbox_rail_command(
 @sandbox_app.command("seed")
 def sandbox_seed() -> None:
     """Create the sandbox partners, operator and signing key (idempotent); print credentials."""
+    from amanat.openbanking.domain.sandbox_credentials import SANDBOX_PSU_PASSWORD
     from amanat.sandbox_seed import seed
 
     settings = _settings()
@@ -321,6 +322,11 @@ def sandbox_seed() -> None:
     )
     for customer in credentials.get("customers", []):
         out.print(f"  {customer['id']}  {customer['name']}")
+    out.print(
+        "[bold]Sandbox bank customers[/] (PSUs who authorise TPPs' consents at "
+        f"{base}/oauth/authorize; docs/open-banking.md)"
+    )
+    out.print(f"  ayesha.khan, bilal.ahmed   password {SANDBOX_PSU_PASSWORD}")
     out.print("[bold]Console admin[/]")
     out.print(f"  email          {admin['email']}")
     out.print(f"  password       {admin['password']}")

@@ -15,6 +15,7 @@ from typing import Any
 
 from amanat.bootstrap import Container
 from amanat.identity.queries import IdentityQueries
+from amanat.openbanking.adapters.sandbox_bank import SandboxBank
 from amanat.platform.audit.domain import Actor
 from amanat.platform.crypto.secret_files import exclusive, replace_atomically
 
@@ -43,6 +44,8 @@ async def _seed(container: Container) -> dict[str, Any]:
     settings = container.settings
     await container.signing_keys.ensure_active(SEED_ACTOR)
     await container.protection.ensure_keys(SEED_ACTOR)
+    # The bank behind open banking: made-up customers with months of history (once).
+    await container.get(SandboxBank).seed()
     path = settings.auth.sandbox_credentials_file
     redirect_uri = tpp_redirect_uri(settings.http.public_url)
     existing = _read(path)

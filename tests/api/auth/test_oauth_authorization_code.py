@@ -326,7 +326,31 @@ async def test_malformed_consent_id_is_refused(
 async def test_consent_id_travels_into_the_tokens(
     client: httpx.AsyncClient, container: Container, tpp: RegisteredClient
 ) -> None:
+    # The bank's consent pages issue the code once the PSU approved (openbanking/); here
+    # the OAuth server's part alone: the consent id rides the code into every token.
     verifier, challenge = pkce_pair()
+    code = await container.oauth.issue_code(
+        client_id=tpp.id,
+        redirect_uri=LOOPBACK_REDIRECT,
+        scope="accounts",
+        code_challenge=challenge,
+        code_challenge_method="S256",
+        subject="bcu_0002",
+        consent_id="cns_01J8Z3",
+    )
+    tokens = (await exchange_code(client, tpp, code, verifier)).json()
+    context = await container.oauth.verify_access_token(tokens["access_token"])
+    assert context.consent_id == "cns_01J8Z3"
+    assert context.subject == "bcu_0002"
+    refreshed = (await refresh(client, tpp, tokens["refresh_token"])).json()
+    assert decode_segment(refreshed["access_token"], 1)["consent_id"] == "cns_01J8Z3"
+
+
+async def test_the_plain_sandbox_page_never_decides_a_consent(
+    client: httpx.AsyncClient, container: Container, tpp: RegisteredClient
+) -> None:
+    _verifier, challenge = pkce_pair()
+    before = await snapshot(container)
     response = await client.post(
         "/oauth/authorize",
         data={
@@ -336,18 +360,15 @@ async def test_consent_id_travels_into_the_tokens(
             "scope": "accounts",
             "code_challenge": challenge,
             "code_challenge_method": "S256",
-            "consent_id": "aac_01J8Z3",
+            "consent_id": "cns_01J8Z3",
             "decision": "approve",
             "psu": "psu_bilal",
         },
     )
-    code = _redirect_params(response)["code"]
-    tokens = (await exchange_code(client, tpp, code, verifier)).json()
-    context = await container.oauth.verify_access_token(tokens["access_token"])
-    assert context.consent_id == "aac_01J8Z3"
-    assert context.subject == "psu_bilal"
-    refreshed = (await refresh(client, tpp, tokens["refresh_token"])).json()
-    assert decode_segment(refreshed["access_token"], 1)["consent_id"] == "aac_01J8Z3"
+    params = _redirect_params(response)
+    assert params["error"] == "invalid_request"
+    assert "code" not in params
+    assert await snapshot(container) == before
 
 
 async def test_client_id_with_a_nul_byte_is_unknown(

@@ -90,12 +90,12 @@ def test_replacing_a_port_reaches_what_is_built_afterwards() -> None:
 
 def test_every_capability_declares_routes_tables_and_no_duplicates() -> None:
     collected = registry()
-    assert len(CAPABILITIES) == 6
+    assert len(CAPABILITIES) == 7
     paths = [(r.path, sorted(r.methods)) for router in collected.routers for r in router.routes]  # type: ignore[attr-defined]
     assert len(paths) == len(set(map(str, paths))), "two routers declare the same route"
     names = [t.name for t in collected.tables]
     assert len(names) == len(set(names))
-    assert {"payments", "webhook_endpoints", "partners", "refresh_tokens"} <= set(names)
+    assert {"payments", "webhook_endpoints", "partners", "refresh_tokens", "consents"} <= set(names)
     assert {"rail.submit", "rail.enquire"} == set(collected.job_handlers)
     assert {"oauth_artifacts", "operator_sessions", "data_subjects", "webhook_deliveries"} <= (
         set(collected.retention_classes)

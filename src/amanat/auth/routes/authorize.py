@@ -81,6 +81,10 @@ async def authorize_page(request: Request) -> Response:
             error_description="PKCE with code_challenge_method=S256 is required.",
             state=params.get("state"),
         )
+    if params.get("consent_id"):
+        # A PSU authorising an open-banking consent: the bank's hosted consent pages take
+        # it from here (sign-in, one-time code, accounts, approve or deny).
+        return RedirectResponse(f"/psu/authorize?{urlencode(params)}", status_code=303)
     return TEMPLATES.TemplateResponse(
         request,
         "authorize.html",
@@ -102,6 +106,16 @@ async def authorize_decision(request: Request) -> Response:
     state = params.get("state")
     if params.get("response_type") != "code":
         return _redirect(redirect_uri, issuer, error="unsupported_response_type", state=state)
+    if params.get("consent_id"):
+        # Consents are decided only in the bank's consent pages (/psu/authorize), after
+        # the PSU signed in and passed the one-time code.
+        return _redirect(
+            redirect_uri,
+            issuer,
+            error="invalid_request",
+            error_description="Consents are authorised through GET /oauth/authorize.",
+            state=state,
+        )
     if form.get("decision") != "approve":
         return _redirect(redirect_uri, issuer, error="access_denied", state=state)
     subject = str(form.get("psu", ""))

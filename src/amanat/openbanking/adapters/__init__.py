@@ -1,0 +1,1 @@
+"""Open banking's adapters: the sandbox bank behind the CoreBanking port."""

@@ -1,0 +1,141 @@
+"""What open banking's services need: the bank's core system (the CoreBanking port), and
+amanat's own stores of consents and PSU authorisation walks."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Protocol
+
+from amanat.kernel.pagination import Page
+from amanat.openbanking.domain.authorisation import AuthorisationWalk
+from amanat.openbanking.domain.consents import Consent
+from amanat.platform.unit_of_work.ports import Transaction
+
+# -- the bank's side --------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class BankCustomer:
+    id: str
+    username: str
+    full_name: str
+    mobile: str
+
+
+@dataclass(frozen=True, slots=True)
+class BankAccount:
+    id: str
+    customer_id: str
+    bank_code: str
+    iban: str
+    title: str
+    currency: str
+    account_type: str  # OBIE OBExternalAccountType1Code: Personal | Business
+    subtype: str  # OBIE OBExternalAccountSubType1Code: CurrentAccount | Savings ...
+    nickname: str
+    opened_on: date
+    raast_id: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class BankBalance:
+    account_id: str
+    currency: str
+    booked_minor: int
+    available_minor: int
+    at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class BankTransaction:
+    id: str
+    account_id: str
+    booked_at: datetime
+    amount_minor: int
+    currency: str
+    credit: bool
+    code: str
+    description: str
+    merchant_name: str | None
+    counterparty_name: str | None
+    counterparty_iban: str | None
+    balance_after_minor: int
+
+
+@dataclass(frozen=True, slots=True)
+class TransactionQuery:
+    account_ids: tuple[str, ...]
+    booked_from: datetime | None = None
+    booked_to: datetime | None = None
+    credits: bool = True
+    debits: bool = True
+    # Keyset: the (booked_at, id) of the last transaction of the previous page.
+    after: tuple[datetime, str] | None = None
+    limit: int = 100
+
+
+class CoreBanking(Protocol):
+    """The bank's core system, as open banking reads it. The sandbox bank implements it
+    (adapters/sandbox_bank.py); a bank puts its own core behind the same methods."""
+
+    async def sign_in(self, username: str, password: str) -> BankCustomer | None: ...
+    async def customer(self, customer_id: str) -> BankCustomer | None: ...
+    async def accounts_of(self, customer_id: str) -> list[BankAccount]: ...
+    async def accounts(self, account_ids: tuple[str, ...]) -> list[BankAccount]: ...
+    async def balances(self, account_ids: tuple[str, ...]) -> list[BankBalance]: ...
+    async def transactions(self, query: TransactionQuery) -> Page[BankTransaction]: ...
+
+
+# -- amanat's stores ---------------------------------------------------------------------
+
+
+class ConsentRepository(Protocol):
+    async def add(self, consent: Consent, sealed_details: str | None) -> None: ...
+    async def get(self, consent_id: str) -> tuple[Consent, str | None] | None:
+        """The consent and its sealed details."""
+        ...
+
+    async def get_for_update(self, consent_id: str) -> tuple[Consent, str | None] | None: ...
+    async def save(self, consent: Consent) -> bool:
+        """Write a changed consent if its stored version is still ``consent.version - 1``;
+        False when another change got there first."""
+        ...
+
+    async def of_psu(self, psu_id: str, *, limit: int) -> list[Consent]: ...
+    async def due_to_end(self, now: datetime, awaiting_before: datetime, limit: int) -> list[str]:
+        """Ids of consents awaiting authorisation since before ``awaiting_before``, or
+        authorised with an expiry at or before ``now``."""
+        ...
+
+
+class WalkRepository(Protocol):
+    async def add(self, walk: AuthorisationWalk) -> None: ...
+    async def get_for_update(self, walk_id: str) -> AuthorisationWalk | None: ...
+    async def save(self, walk: AuthorisationWalk) -> None: ...
+    async def delete_ended(self, before: datetime) -> int: ...
+
+
+class OpenBankingTx(Transaction, Protocol):
+    @property
+    def consents(self) -> ConsentRepository: ...
+
+    @property
+    def psu_walks(self) -> WalkRepository: ...
+
+
+class CodeIssuer(Protocol):
+    """The OAuth server's authorization endpoint, once the PSU approved
+    (:meth:`amanat.auth.service.OAuthService.issue_code`)."""
+
+    async def issue_code(
+        self,
+        *,
+        client_id: str,
+        redirect_uri: str,
+        scope: str | None,
+        code_challenge: str | None,
+        code_challenge_method: str | None,
+        subject: str,
+        consent_id: str | None,
+    ) -> str: ...

@@ -1,0 +1,1 @@
+"""Open banking's HTTP edge: the OBIE API for TPPs and the PSU's hosted pages."""

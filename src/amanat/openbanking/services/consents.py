@@ -1,0 +1,260 @@
+"""Consents as TPPs, PSUs and the clock change them, each change with its audit record.
+
+Every status change is written with the consent's version checked and an audit record in
+the same transaction (the consent trail): who (TPP client, PSU, or the system), what
+(permissions, accounts, amounts), when and from where. A token bound to a consent is
+honoured only while :meth:`ConsentService.usable_for` finds the consent usable, so a
+withdrawal takes effect on the very next request.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from amanat.kernel.clock import Clock, format_timestamp
+from amanat.kernel.errors import Contention
+from amanat.kernel.ids import new_id
+from amanat.openbanking.domain.consents import (
+    AWAITING_WINDOW,
+    Consent,
+    ConsentKind,
+    ConsentStateError,
+    ConsentStatus,
+)
+from amanat.openbanking.domain.permissions import (
+    InvalidConsentRequest,
+    validate_permissions,
+    validate_window,
+)
+from amanat.openbanking.errors import (
+    ConsentMismatch,
+    ConsentStateConflict,
+    FieldInvalid,
+    InvalidConsentStatus,
+    ResourceNotFound,
+)
+from amanat.openbanking.ports import OpenBankingTx
+from amanat.platform.audit import recorder as audit
+from amanat.platform.audit.domain import SYSTEM, Actor
+from amanat.platform.db.ports import TransactionFactory
+
+# How many consents one run of the expiry job settles; the rest wait for the next run.
+END_BATCH = 500
+
+
+@dataclass(frozen=True, slots=True)
+class Tpp:
+    """The TPP calling: its OAuth client and the partner that owns it."""
+
+    partner_id: str
+    client_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class BoundToken:
+    """What a resource request's token says about its consent."""
+
+    client_id: str
+    consent_id: str | None
+    subject: str
+
+
+def trail(consent: Consent) -> dict[str, Any]:
+    """What an audit record of a consent change says about the consent."""
+    return {
+        "kind": consent.kind.value,
+        "client_id": consent.client_id,
+        "status": consent.status.value,
+        "permissions": list(consent.permissions),
+        "accounts": list(consent.account_ids),
+        "expires_at": format_timestamp(consent.expires_at) if consent.expires_at else None,
+        "reason": consent.ended_reason,
+    }
+
+
+class ConsentService:
+    def __init__(self, transactions: TransactionFactory[OpenBankingTx], clock: Clock) -> None:
+        self._tx = transactions
+        self._clock = clock
+
+    # -- TPP ---------------------------------------------------------------------------
+
+    async def create_account_access(
+        self,
+        tpp: Tpp,
+        actor: Actor,
+        *,
+        permissions: list[str],
+        expires_at: datetime | None,
+        transactions_from: datetime | None,
+        transactions_to: datetime | None,
+    ) -> Consent:
+        now = self._clock.now()
+        try:
+            granted = validate_permissions(permissions)
+            validate_window(now, expires_at, transactions_from, transactions_to)
+        except InvalidConsentRequest as exc:
+            raise FieldInvalid(exc.message, path=exc.path) from None
+        consent = Consent(
+            id=new_id("consent"),
+            kind=ConsentKind.ACCOUNT_ACCESS,
+            partner_id=tpp.partner_id,
+            client_id=tpp.client_id,
+            status=ConsentStatus.AWAITING_AUTHORISATION,
+            created_at=now,
+            status_updated_at=now,
+            permissions=granted,
+            expires_at=expires_at,
+            transactions_from=transactions_from,
+            transactions_to=transactions_to,
+        )
+        async with self._tx.write() as tx:
+            await tx.consents.add(consent, None)
+            await audit.record(
+                tx,
+                self._clock,
+                actor,
+                "consent.created",
+                target_type="consent",
+                target_id=consent.id,
+                payload=trail(consent),
+            )
+        return consent
+
+    async def get(self, tpp: Tpp, consent_id: str, kind: ConsentKind) -> Consent:
+        async with self._tx.lookup() as tx:
+            found = await tx.consents.get(consent_id)
+        return self._owned(found[0] if found else None, tpp, consent_id, kind).as_of(
+            self._clock.now()
+        )
+
+    async def delete(self, tpp: Tpp, consent_id: str, kind: ConsentKind, actor: Actor) -> None:
+        """The TPP ends the consent (v3.1.11 DELETE): revoked, its tokens refused from now.
+        Deleting a consent already revoked changes nothing."""
+
+        def check(consent: Consent) -> None:
+            self._owned(consent, tpp, consent_id, kind)
+
+        await self._end(consent_id, check, actor, "tpp_deleted")
+
+    # -- PSU ---------------------------------------------------------------------------
+
+    async def of_psu(self, psu_id: str) -> list[Consent]:
+        async with self._tx.read() as tx:
+            found = await tx.consents.of_psu(psu_id, limit=200)
+        now = self._clock.now()
+        return [consent.as_of(now) for consent in found]
+
+    async def withdraw(self, psu_id: str, consent_id: str, actor: Actor) -> None:
+        """The PSU withdraws a consent from the bank's dashboard."""
+
+        def check(consent: Consent) -> None:
+            if consent.psu_id != psu_id:
+                raise ResourceNotFound("No such consent.", path="ConsentId")
+
+        await self._end(consent_id, check, actor, "psu_withdrawn")
+
+    # -- resource access ---------------------------------------------------------------
+
+    async def usable_for(self, token: BoundToken, kind: ConsentKind) -> Consent:
+        """The consent a resource request's token is bound to, if it may be used now."""
+        if token.consent_id is None:
+            raise ConsentMismatch(
+                "This token is not bound to a consent: get one through the PSU's "
+                "authorisation (authorization_code grant)."
+            )
+        async with self._tx.lookup() as tx:
+            found = await tx.consents.get(token.consent_id)
+        consent = found[0] if found else None
+        if consent is None or consent.client_id != token.client_id or consent.kind != kind:
+            raise ConsentMismatch("The token's consent does not cover this resource.")
+        consent = consent.as_of(self._clock.now())
+        if consent.status is not ConsentStatus.AUTHORISED:
+            raise InvalidConsentStatus(
+                f"The consent is {consent.status.value}"
+                + (f" ({consent.ended_reason})" if consent.ended_reason else "")
+                + "; ask the PSU for a new one."
+            )
+        if consent.psu_id != token.subject:
+            raise ConsentMismatch("The token's subject is not the PSU who authorised the consent.")
+        return consent
+
+    # -- the clock -----------------------------------------------------------------------
+
+    async def end_due(self) -> int:
+        """Record the end of consents whose expiry passed or which waited too long for
+        their PSU (what :meth:`Consent.as_of` already shows); returns how many."""
+        now = self._clock.now()
+        async with self._tx.read() as tx:
+            due = await tx.consents.due_to_end(now, now - AWAITING_WINDOW, END_BATCH)
+        ended = 0
+        for consent_id in due:
+            async with self._tx.write() as tx:
+                found = await tx.consents.get_for_update(consent_id)
+                if found is None:
+                    continue
+                consent = found[0]
+                settled = consent.as_of(now)
+                if settled.status is consent.status:
+                    continue
+                if not await tx.consents.save(settled):
+                    continue  # changed meanwhile: the next run looks again
+                action = (
+                    "consent.expired"
+                    if settled.status is ConsentStatus.REVOKED
+                    else "consent.rejected"
+                )
+                await audit.record(
+                    tx,
+                    self._clock,
+                    SYSTEM,
+                    action,
+                    target_type="consent",
+                    target_id=consent_id,
+                    payload=trail(settled),
+                )
+                ended += 1
+        return ended
+
+    # -- helpers -------------------------------------------------------------------------
+
+    @staticmethod
+    def _owned(consent: Consent | None, tpp: Tpp, consent_id: str, kind: ConsentKind) -> Consent:
+        if consent is None or consent.client_id != tpp.client_id or consent.kind is not kind:
+            raise ResourceNotFound(
+                f"No consent {consent_id[:40]} for this client.", path="ConsentId"
+            )
+        return consent
+
+    async def _end(self, consent_id: str, check: Any, actor: Actor, reason: str) -> None:
+        now = self._clock.now()
+        async with self._tx.write() as tx:
+            found = await tx.consents.get_for_update(consent_id)
+            if found is None:
+                raise ResourceNotFound(f"No consent {consent_id[:40]}.", path="ConsentId")
+            consent = found[0]
+            check(consent)
+            current = consent.as_of(now)
+            if current.status is ConsentStatus.REVOKED:
+                if current is not consent:
+                    await tx.consents.save(current)
+                return
+            try:
+                ended = current.revoke(now, reason)
+            except ConsentStateError as exc:
+                raise ConsentStateConflict(
+                    f"The consent is {exc.status.value} and cannot be revoked."
+                ) from None
+            if not await tx.consents.save(ended):
+                raise Contention("The consent changed meanwhile; try again.")
+            await audit.record(
+                tx,
+                self._clock,
+                actor,
+                "consent.revoked",
+                target_type="consent",
+                target_id=consent_id,
+                payload=trail(ended),
+            )

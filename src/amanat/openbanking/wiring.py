@@ -1,0 +1,68 @@
+"""Open banking's part of the app: consents, the PSU's hosted authorisation, account
+information over the CoreBanking port (the sandbox bank here), and the job that ends
+expired and stale consents."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from amanat.auth.service import OAuthService
+from amanat.openbanking import problems, tables
+from amanat.openbanking.adapters.sandbox_bank import SandboxBank, SandboxBankRows
+from amanat.openbanking.ports import CoreBanking
+from amanat.openbanking.routes import account_access, obie, psu_dashboard, psu_pages
+from amanat.openbanking.services.accounts import AccountInformationService
+from amanat.openbanking.services.authorisation import AuthorisationService
+from amanat.openbanking.services.consents import ConsentService
+from amanat.openbanking.store import SqlConsentRepository, SqlWalkRepository
+from amanat.platform.protection.ports import EncryptedColumn
+from amanat.platform.protection.service import DataProtectionService
+from amanat.platform.registry import PeriodicJob, Registry, Services
+
+
+def _sandbox_bank(s: Services) -> SandboxBank:
+    return SandboxBank(s.transactions, s.get(DataProtectionService), s.clock)
+
+
+def _end_consents(s: Services) -> PeriodicJob:
+    service = s.get(ConsentService)
+
+    async def run() -> str:
+        ended = await service.end_due()
+        return f"ended {ended} consents" if ended else "no consent due to end"
+
+    return PeriodicJob("openbanking.end_consents", timedelta(minutes=1), run)
+
+
+def include(registry: Registry) -> None:
+    registry.add_problems(*problems.PROBLEMS)
+    registry.add_tables(tables.TABLES)
+    registry.add_encrypted_columns(
+        EncryptedColumn("consents", "id", "details"),
+        EncryptedColumn("bank_customers", "id", "name"),
+        EncryptedColumn("bank_customers", "id", "cnic"),
+        EncryptedColumn("bank_customers", "id", "mobile"),
+        EncryptedColumn("bank_accounts", "id", "iban"),
+        EncryptedColumn("bank_accounts", "id", "raast_id"),
+        EncryptedColumn("bank_accounts", "id", "title"),
+        EncryptedColumn("bank_transactions", "id", "description"),
+        EncryptedColumn("bank_transactions", "id", "counterparty"),
+    )
+    registry.add_repository("consents", SqlConsentRepository)
+    registry.add_repository("psu_walks", SqlWalkRepository)
+    registry.add_repository("sandbox_bank", SandboxBankRows)
+    registry.provide(SandboxBank, _sandbox_bank)
+    registry.provide(CoreBanking, lambda s: s.get(SandboxBank))
+    registry.provide(ConsentService, lambda s: ConsentService(s.transactions, s.clock))
+    registry.provide(
+        AccountInformationService, lambda s: AccountInformationService(s.get(CoreBanking))
+    )
+    registry.provide(
+        AuthorisationService,
+        lambda s: AuthorisationService(
+            s.transactions, s.clock, s.get(CoreBanking), s.get(OAuthService)
+        ),
+    )
+    registry.add_routes(account_access.router, psu_pages.router, psu_dashboard.router)
+    registry.add_refusal_renderer(f"{obie.BASE_PATH}/", obie.edge_refusal)
+    registry.add_periodic(_end_consents)
