@@ -181,3 +181,24 @@ async def authorise(
     tokens = await exchange_code(http, tpp, params["code"], verifier)
     assert tokens.status_code == 200, tokens.text
     return dict(tokens.json())
+
+
+CBPII = "/open-banking/v3.1/cbpii"
+AYESHA_IBAN = "PK36SCBL0000001123456702"  # her first sandbox account (sandbox_bank_data)
+
+
+async def create_funds_consent(
+    http: httpx.AsyncClient, tpp: RegisteredClient, iban: str = AYESHA_IBAN
+) -> dict[str, Any]:
+    headers = await bearer(http, tpp, scope="fundsconfirmations")
+    response = await obie(
+        http,
+        "funds",
+        "POST",
+        "/funds-confirmation-consents",
+        headers,
+        {"Data": {"DebtorAccount": {"SchemeName": "UK.OBIE.IBAN", "Identification": iban}}},
+        base=CBPII,
+    )
+    assert response.status_code == 201, response.text
+    return dict(response.json())

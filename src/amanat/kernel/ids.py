@@ -33,6 +33,7 @@ PREFIXES: dict[str, str] = {
     "top_up": "tu",
     "webhook_delivery": "wd",
     "psu_walk": "pwk",
+    "funds_confirmation": "fcn",
 }
 
 _ID_RE = re.compile(r"^(?P<prefix>[a-z]{2,4})_(?P<ulid>[0-9A-HJKMNP-TV-Z]{26})$")

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 
 from amanat.kernel.pagination import Page
+from amanat.kernel.pakistan import make_iban
 from amanat.openbanking.domain.authorisation import AuthorisationWalk
 from amanat.openbanking.domain.consents import Consent, ConsentStatus
 from amanat.openbanking.ports import (
@@ -112,12 +113,12 @@ class FakeCoreBanking:
     )
 
     def _accounts(self) -> list[BankAccount]:
-        def account(account_id: str, owner: str) -> BankAccount:
+        def account(account_id: str, owner: str, number: int) -> BankAccount:
             return BankAccount(
                 id=account_id,
                 customer_id=owner,
-                bank_code="HABB",
-                iban="PK36SCBL0000001123456702",
+                bank_code="SCBL",
+                iban=make_iban("SCBL", f"{number:016d}").value,
                 title="TITLE",
                 currency="PKR",
                 account_type="Personal",
@@ -127,7 +128,11 @@ class FakeCoreBanking:
                 raast_id=None,
             )
 
-        return [account("acc_a1", "cu_a"), account("acc_a2", "cu_a"), account("acc_b1", "cu_b")]
+        return [
+            account("acc_a1", "cu_a", 1),
+            account("acc_a2", "cu_a", 2),
+            account("acc_b1", "cu_b", 3),
+        ]
 
     async def sign_in(self, username: str, password: str) -> BankCustomer | None:
         found = self.customers.get(username)
@@ -165,6 +170,19 @@ class FakeCoreBanking:
             for a in query.account_ids
         ]
         return Page(items, False)
+
+
+class FakeSealer:
+    """Reversible, not secret; a value only opens in the place it was sealed for."""
+
+    async def seal(self, value: str, *, table: str, column: str, row_id: str) -> str:
+        return f"sealed:{table}/{column}/{row_id}:{value}"
+
+    async def unseal(self, value: str, *, table: str, column: str, row_id: str) -> str:
+        prefix = f"sealed:{table}/{column}/{row_id}:"
+        if not value.startswith(prefix):
+            raise ValueError("sealed for another place")
+        return value[len(prefix) :]
 
 
 @dataclass

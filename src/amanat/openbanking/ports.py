@@ -124,6 +124,14 @@ class OpenBankingTx(Transaction, Protocol):
     def psu_walks(self) -> WalkRepository: ...
 
 
+class Sealer(Protocol):
+    """Field encryption (:class:`amanat.platform.protection.service.DataProtectionService`):
+    a consent's details name the PSU's account and the payee."""
+
+    async def seal(self, value: str, *, table: str, column: str, row_id: str) -> str: ...
+    async def unseal(self, value: str, *, table: str, column: str, row_id: str) -> str: ...
+
+
 class CodeIssuer(Protocol):
     """The OAuth server's authorization endpoint, once the PSU approved
     (:meth:`amanat.auth.service.OAuthService.issue_code`)."""

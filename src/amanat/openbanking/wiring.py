@@ -10,10 +10,17 @@ from amanat.auth.service import OAuthService
 from amanat.openbanking import problems, tables
 from amanat.openbanking.adapters.sandbox_bank import SandboxBank, SandboxBankRows
 from amanat.openbanking.ports import CoreBanking
-from amanat.openbanking.routes import account_access, obie, psu_dashboard, psu_pages
+from amanat.openbanking.routes import (
+    account_access,
+    funds_confirmation,
+    obie,
+    psu_dashboard,
+    psu_pages,
+)
 from amanat.openbanking.services.accounts import AccountInformationService
 from amanat.openbanking.services.authorisation import AuthorisationService
 from amanat.openbanking.services.consents import ConsentService
+from amanat.openbanking.services.funds import FundsConfirmationService
 from amanat.openbanking.store import SqlConsentRepository, SqlWalkRepository
 from amanat.platform.protection.ports import EncryptedColumn
 from amanat.platform.protection.service import DataProtectionService
@@ -53,16 +60,25 @@ def include(registry: Registry) -> None:
     registry.add_repository("sandbox_bank", SandboxBankRows)
     registry.provide(SandboxBank, _sandbox_bank)
     registry.provide(CoreBanking, lambda s: s.get(SandboxBank))
-    registry.provide(ConsentService, lambda s: ConsentService(s.transactions, s.clock))
+    registry.provide(
+        ConsentService,
+        lambda s: ConsentService(s.transactions, s.clock, s.get(DataProtectionService)),
+    )
+    registry.provide(
+        FundsConfirmationService,
+        lambda s: FundsConfirmationService(s.transactions, s.clock, s.get(CoreBanking)),
+    )
     registry.provide(
         AccountInformationService, lambda s: AccountInformationService(s.get(CoreBanking))
     )
     registry.provide(
         AuthorisationService,
         lambda s: AuthorisationService(
-            s.transactions, s.clock, s.get(CoreBanking), s.get(OAuthService)
+            s.transactions, s.clock, s.get(CoreBanking), s.get(OAuthService), s.get(ConsentService)
         ),
     )
-    registry.add_routes(account_access.router, psu_pages.router, psu_dashboard.router)
+    registry.add_routes(
+        account_access.router, funds_confirmation.router, psu_pages.router, psu_dashboard.router
+    )
     registry.add_refusal_renderer(f"{obie.BASE_PATH}/", obie.edge_refusal)
     registry.add_periodic(_end_consents)

@@ -32,7 +32,7 @@ from amanat.openbanking.domain.sandbox_credentials import SANDBOX_PSU_PASSWORD
 from amanat.platform.audit.domain import Actor
 from amanat.platform.settings import DatabaseSettings, Settings
 
-IMPLEMENTED = [
+ACCOUNTS = [
     "CreateAccountAccessConsents",
     "GetAccountAccessConsentsConsentId",
     "DeleteAccountAccessConsentsConsentId",
@@ -43,6 +43,13 @@ IMPLEMENTED = [
     "GetBalances",
     "GetTransactions",
 ]
+FUNDS = [
+    "CreateFundsConfirmationConsents",
+    "GetFundsConfirmationConsentsConsentId",
+    "DeleteFundsConfirmationConsentsConsentId",
+    "CreateFundsConfirmations",
+]
+AYESHA_IBAN = "PK36SCBL0000001123456702"
 TESTS = Actor(type="cli", id="obie-conformance")
 
 _tmp = Path(tempfile.mkdtemp(prefix="amanat-obie-"))
@@ -55,9 +62,12 @@ app = create_app(
         audit={"witness_file": _tmp / "witness.jsonl"},
     )
 )
-schema = schemathesis.openapi.from_path(SPEC_DIR / "account-info-openapi.yaml")
-schema.app = app
-schema = schema.include(operation_id=IMPLEMENTED)
+accounts_schema = schemathesis.openapi.from_path(SPEC_DIR / "account-info-openapi.yaml")
+accounts_schema.app = app
+accounts_schema = accounts_schema.include(operation_id=ACCOUNTS)
+funds_schema = schemathesis.openapi.from_path(SPEC_DIR / "confirmation-funds-openapi.yaml")
+funds_schema.app = app
+funds_schema = funds_schema.include(operation_id=FUNDS)
 TOKENS: dict[str, str] = {}
 
 
@@ -76,12 +86,59 @@ def _setup(http: TestClient) -> dict[str, str]:
 
     issued = http.portal.call(tpp)  # type: ignore[union-attr]
     auth = basic_auth(issued.client.id, issued.secret)
-    setup = http.post(
-        "/oauth/token", data={"grant_type": "client_credentials", "scope": "accounts"}, headers=auth
-    ).json()["access_token"]
-    consent = http.post(
+
+    def token(scope: str) -> str:
+        answer = http.post(
+            "/oauth/token", data={"grant_type": "client_credentials", "scope": scope}, headers=auth
+        )
+        return str(answer.json()["access_token"])
+
+    def authorised(scope: str, consent: str) -> tuple[str, str]:
+        """The PSU's token for ``consent`` after the hosted pages, and the account chosen."""
+        verifier, challenge = pkce_pair()
+        query = urlencode(
+            {
+                "response_type": "code",
+                "client_id": issued.client.id,
+                "redirect_uri": LOOPBACK_REDIRECT,
+                "scope": scope,
+                "state": "s",
+                "code_challenge": challenge,
+                "code_challenge_method": "S256",
+                "consent_id": consent,
+            }
+        )
+        walk = http.get(f"/oauth/authorize?{query}", follow_redirects=True)
+        walk_path = urlsplit(str(walk.url)).path
+        page = http.post(
+            f"{walk_path}/sign-in",
+            data={"username": "ayesha.khan", "password": SANDBOX_PSU_PASSWORD},
+        ).text
+        code = page.split("<strong data-code>", 1)[1][:6]
+        page = http.post(f"{walk_path}/code", data={"code": code}).text
+        accounts = [part.split('"', 1)[0] for part in page.split('name="accounts" value="')[1:]]
+        back = http.post(
+            f"{walk_path}/decision",
+            data={"decision": "approve", "accounts": accounts},
+            follow_redirects=False,
+        )
+        params = parse_qs(urlsplit(back.headers["location"]).query)
+        answer = http.post(
+            "/oauth/token",
+            data={
+                "grant_type": "authorization_code",
+                "code": params["code"][0],
+                "redirect_uri": LOOPBACK_REDIRECT,
+                "code_verifier": verifier,
+            },
+            headers=auth,
+        )
+        return str(answer.json()["access_token"]), accounts[0]
+
+    accounts_setup = token("accounts")
+    accounts_consent = http.post(
         "/open-banking/v3.1/aisp/account-access-consents",
-        headers={"Authorization": f"Bearer {setup}"},
+        headers={"Authorization": f"Bearer {accounts_setup}"},
         json={
             "Data": {
                 "Permissions": [
@@ -95,44 +152,23 @@ def _setup(http: TestClient) -> dict[str, str]:
             "Risk": {},
         },
     ).json()["Data"]["ConsentId"]
-    verifier, challenge = pkce_pair()
-    query = urlencode(
-        {
-            "response_type": "code",
-            "client_id": issued.client.id,
-            "redirect_uri": LOOPBACK_REDIRECT,
-            "scope": "accounts",
-            "state": "s",
-            "code_challenge": challenge,
-            "code_challenge_method": "S256",
-            "consent_id": consent,
-        }
-    )
-    walk = http.get(f"/oauth/authorize?{query}", follow_redirects=True)
-    walk_path = urlsplit(str(walk.url)).path
-    page = http.post(
-        f"{walk_path}/sign-in", data={"username": "ayesha.khan", "password": SANDBOX_PSU_PASSWORD}
-    ).text
-    code = page.split("<strong data-code>", 1)[1][:6]
-    page = http.post(f"{walk_path}/code", data={"code": code}).text
-    accounts = [part.split('"', 1)[0] for part in page.split('name="accounts" value="')[1:]]
-    back = http.post(
-        f"{walk_path}/decision",
-        data={"decision": "approve", "accounts": accounts},
-        follow_redirects=False,
-    )
-    params = parse_qs(urlsplit(back.headers["location"]).query)
-    psu = http.post(
-        "/oauth/token",
-        data={
-            "grant_type": "authorization_code",
-            "code": params["code"][0],
-            "redirect_uri": LOOPBACK_REDIRECT,
-            "code_verifier": verifier,
+    accounts_psu, account = authorised("accounts", accounts_consent)
+    funds_setup = token("fundsconfirmations")
+    funds_consent = http.post(
+        "/open-banking/v3.1/cbpii/funds-confirmation-consents",
+        headers={"Authorization": f"Bearer {funds_setup}"},
+        json={
+            "Data": {"DebtorAccount": {"SchemeName": "UK.OBIE.IBAN", "Identification": AYESHA_IBAN}}
         },
-        headers=auth,
-    ).json()["access_token"]
-    return {"setup": setup, "psu": psu, "account": accounts[0]}
+    ).json()["Data"]["ConsentId"]
+    funds_psu, _account = authorised("fundsconfirmations", funds_consent)
+    return {
+        "accounts_setup": accounts_setup,
+        "accounts_psu": accounts_psu,
+        "account": account,
+        "funds_setup": funds_setup,
+        "funds_psu": funds_psu,
+    }
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -145,17 +181,16 @@ def _world():  # type: ignore[no-untyped-def]
     _drop()
 
 
-@schema.parametrize()
-@settings(
+SETTINGS = settings(
     max_examples=20,
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
 )
-def test_every_implemented_operation_honours_the_official_contract(
-    case: schemathesis.Case,
-) -> None:
+
+
+def _call(case: schemathesis.Case, setup: str, psu: str) -> None:
     operation_id = (case.operation.definition.raw or {}).get("operationId", "")
-    token = TOKENS["setup"] if "AccountAccessConsents" in operation_id else TOKENS["psu"]
+    token = TOKENS[setup] if "Consents" in operation_id else TOKENS[psu]
     meta = case.meta
     if meta is None or not meta.is_negative_at(ParameterLocation.HEADER):
         # The spec's Authorization and interaction id are free strings; a real token and
@@ -174,3 +209,15 @@ def test_every_implemented_operation_honours_the_official_contract(
     # Opaque values (ids, dates the bank has no data for) are schema-valid and still
     # refused, so "any schema-valid input is accepted" cannot hold for them.
     case.call_and_validate(excluded_checks=[positive_data_acceptance])
+
+
+@accounts_schema.parametrize()
+@SETTINGS
+def test_account_information_honours_the_official_contract(case: schemathesis.Case) -> None:
+    _call(case, "accounts_setup", "accounts_psu")
+
+
+@funds_schema.parametrize()
+@SETTINGS
+def test_confirmation_of_funds_honours_the_official_contract(case: schemathesis.Case) -> None:
+    _call(case, "funds_setup", "funds_psu")

@@ -21,6 +21,7 @@ from amanat.openbanking.fakes import (
     FakeCodeIssuer,
     FakeCoreBanking,
     FakeOpenBankingTx,
+    FakeSealer,
     InMemoryConsents,
     open_banking_database,
 )
@@ -48,8 +49,8 @@ class World:
         self.tx = FakeTransactions(self.database, FakeOpenBankingTx)
         self.bank = FakeCoreBanking()
         self.codes = FakeCodeIssuer()
-        self.consents = ConsentService(self.tx, self.clock)
-        self.walks = AuthorisationService(self.tx, self.clock, self.bank, self.codes)
+        self.consents = ConsentService(self.tx, self.clock, FakeSealer())
+        self.walks = AuthorisationService(self.tx, self.clock, self.bank, self.codes, self.consents)
 
     @property
     def stored(self) -> InMemoryConsents:

@@ -27,7 +27,7 @@ from amanat.kernel.errors import DomainError
 from amanat.kernel.masking import mask_iban, mask_phone
 from amanat.kernel.pakistan import bank_by_code
 from amanat.openbanking.domain.authorisation import WALK_LIFETIME, Stage, WalkError
-from amanat.openbanking.domain.consents import Consent
+from amanat.openbanking.domain.consents import Consent, ConsentKind
 from amanat.openbanking.domain.permissions import PERMISSION_DESCRIPTIONS
 from amanat.openbanking.domain.sandbox_credentials import SANDBOX_PSU_PASSWORD
 from amanat.openbanking.ports import BankAccount
@@ -197,10 +197,22 @@ def _decision_context(
     def when(moment: Any) -> str | None:
         return moment.strftime("%d %b %Y %H:%M %Z") if moment else None
 
+    funds = consent.kind is ConsentKind.FUNDS_CONFIRMATION
+    named = ((consent.details or {}).get("DebtorAccount") or {}).get("Identification")
+    permissions = (
+        [
+            "Whether your account below holds enough for a payment you are making: "
+            "a yes or no each time, never your balance"
+        ]
+        if funds
+        else [PERMISSION_DESCRIPTIONS.get(p, p) for p in consent.permissions]
+    )
     return {
         "client_name": client_name,
         "consent_id": consent.id,
-        "permissions": [PERMISSION_DESCRIPTIONS.get(p, p) for p in consent.permissions],
+        "funds": funds,
+        "named_account": mask_iban(named) if funds and named else None,
+        "permissions": permissions,
         "expires": when(consent.expires_at),
         "tx_from": when(consent.transactions_from),
         "tx_to": when(consent.transactions_to),
@@ -260,7 +272,7 @@ async def show(request: Request, walk_id: str) -> Response:
         if walk.stage is Stage.SCA:
             return _page(request, "code", {"walk_id": walk.id, "masked_mobile": "on file"})
         if walk.stage is Stage.DECIDE and consent is not None and client_name is not None:
-            accounts = await service.accounts_for_decision(walk)
+            accounts = await service.accounts_for_decision(walk, consent)
             return _page(
                 request,
                 "decide",
@@ -410,7 +422,7 @@ async def decision(
             device=device,
         )
         if isinstance(outcome, Retry):
-            listed = await service.accounts_for_decision(outcome.walk)
+            listed = await service.accounts_for_decision(outcome.walk, consent)
             return _page(
                 request,
                 "decide",

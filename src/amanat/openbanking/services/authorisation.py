@@ -26,7 +26,12 @@ from amanat.openbanking.domain.authorisation import (
     Stage,
     WalkError,
 )
-from amanat.openbanking.domain.consents import Consent, ConsentStateError, ConsentStatus
+from amanat.openbanking.domain.consents import (
+    Consent,
+    ConsentKind,
+    ConsentStateError,
+    ConsentStatus,
+)
 from amanat.openbanking.errors import ConsentStateConflict, ResourceNotFound
 from amanat.openbanking.ports import (
     BankAccount,
@@ -35,7 +40,7 @@ from amanat.openbanking.ports import (
     CoreBanking,
     OpenBankingTx,
 )
-from amanat.openbanking.services.consents import trail
+from amanat.openbanking.services.consents import ConsentService, trail
 from amanat.platform.audit import recorder as audit
 from amanat.platform.audit.domain import Actor
 from amanat.platform.db.ports import TransactionFactory
@@ -116,11 +121,13 @@ class AuthorisationService:
         clock: Clock,
         bank: CoreBanking,
         codes: CodeIssuer,
+        consents: ConsentService,
     ) -> None:
         self._tx = transactions
         self._clock = clock
         self._bank = bank
         self._codes = codes
+        self._consents = consents
 
     async def start(self, request: WalkRequest) -> Started:
         now = self._clock.now()
@@ -187,15 +194,22 @@ class AuthorisationService:
         """The walk and its consent (none for the dashboard), to show the current step."""
         async with self._tx.read() as tx:
             walk = await self._walk(tx, walk_id, secret)
-            found = await tx.consents.get(walk.consent_id) if walk.consent_id else None
-        now = self._clock.now()
-        if not walk.open_at(now) or (walk.consent_id is not None and found is None):
+        consent = await self._consents.opened(walk.consent_id) if walk.consent_id else None
+        if not walk.open_at(self._clock.now()) or (walk.consent_id and consent is None):
             raise WalkError("walk_over")
-        return walk, found[0].as_of(now) if found else None
+        return walk, consent
 
-    async def accounts_for_decision(self, walk: AuthorisationWalk) -> list[BankAccount]:
+    async def accounts_for_decision(
+        self, walk: AuthorisationWalk, consent: Consent
+    ) -> list[BankAccount]:
+        """The PSU's accounts the consent may cover: any of them, or for a funds
+        confirmation only the account the TPP named (none if it is not the PSU's)."""
         assert walk.psu_id is not None
-        return await self._bank.accounts_of(walk.psu_id)
+        held = await self._bank.accounts_of(walk.psu_id)
+        if consent.kind is ConsentKind.FUNDS_CONFIRMATION:
+            named = ((consent.details or {}).get("DebtorAccount") or {}).get("Identification")
+            return [account for account in held if account.iban == named]
+        return held
 
     async def accounts_of(self, psu_id: str) -> list[BankAccount]:
         return await self._bank.accounts_of(psu_id)
@@ -246,10 +260,10 @@ class AuthorisationService:
             await tx.psu_walks.save(walk)
             if walk.consent_id is None:
                 return SignedIn(walk)
-            found = await tx.consents.get(walk.consent_id)
-        if found is None:
+        consent = await self._consents.opened(walk.consent_id)
+        if consent is None:
             raise WalkError("walk_over")
-        return AskDecision(walk, found[0].as_of(now), await self.accounts_for_decision(walk))
+        return AskDecision(walk, consent, await self.accounts_for_decision(walk, consent))
 
     async def decide(
         self,
@@ -270,7 +284,11 @@ class AuthorisationService:
         code: str | None = None
         chosen: tuple[str, ...] = ()
         if approve:
-            held = {account.id for account in await self._bank.accounts_of(walk.psu_id)}
+            consent_now = await self._consents.opened(walk.consent_id)
+            if consent_now is None:
+                raise WalkError("walk_over")
+            offered = await self.accounts_for_decision(walk, consent_now)
+            held = {account.id for account in offered}
             chosen = tuple(dict.fromkeys(a for a in account_ids if a in held))
             if not chosen or len(chosen) != len(set(account_ids)):
                 return Retry(walk, "choose_accounts")

@@ -9,13 +9,15 @@ withdrawal takes effect on the very next request.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import json
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
 from amanat.kernel.clock import Clock, format_timestamp
-from amanat.kernel.errors import Contention
+from amanat.kernel.errors import Contention, InvalidInput
 from amanat.kernel.ids import new_id
+from amanat.kernel.pakistan import parse_iban
 from amanat.openbanking.domain.consents import (
     AWAITING_WINDOW,
     Consent,
@@ -35,10 +37,12 @@ from amanat.openbanking.errors import (
     InvalidConsentStatus,
     ResourceNotFound,
 )
-from amanat.openbanking.ports import OpenBankingTx
+from amanat.openbanking.ports import OpenBankingTx, Sealer
 from amanat.platform.audit import recorder as audit
 from amanat.platform.audit.domain import SYSTEM, Actor
 from amanat.platform.db.ports import TransactionFactory
+
+IBAN_SCHEME = "UK.OBIE.IBAN"
 
 # How many consents one run of the expiry job settles; the rest wait for the next run.
 END_BATCH = 500
@@ -75,9 +79,48 @@ def trail(consent: Consent) -> dict[str, Any]:
 
 
 class ConsentService:
-    def __init__(self, transactions: TransactionFactory[OpenBankingTx], clock: Clock) -> None:
+    def __init__(
+        self, transactions: TransactionFactory[OpenBankingTx], clock: Clock, sealer: Sealer
+    ) -> None:
         self._tx = transactions
         self._clock = clock
+        self._sealer = sealer
+
+    async def _opened(self, found: tuple[Consent, str | None] | None) -> Consent | None:
+        """The stored consent with its details unsealed."""
+        if found is None:
+            return None
+        consent, sealed = found
+        if sealed is None:
+            return consent
+        text = await self._sealer.unseal(
+            sealed, table="consents", column="details", row_id=consent.id
+        )
+        return replace(consent, details=json.loads(text))
+
+    async def _add(self, consent: Consent, actor: Actor) -> Consent:
+        sealed = (
+            await self._sealer.seal(
+                json.dumps(consent.details, sort_keys=True),
+                table="consents",
+                column="details",
+                row_id=consent.id,
+            )
+            if consent.details is not None
+            else None
+        )
+        async with self._tx.write() as tx:
+            await tx.consents.add(consent, sealed)
+            await audit.record(
+                tx,
+                self._clock,
+                actor,
+                "consent.created",
+                target_type="consent",
+                target_id=consent.id,
+                payload=trail(consent),
+            )
+        return consent
 
     # -- TPP ---------------------------------------------------------------------------
 
@@ -110,25 +153,65 @@ class ConsentService:
             transactions_from=transactions_from,
             transactions_to=transactions_to,
         )
-        async with self._tx.write() as tx:
-            await tx.consents.add(consent, None)
-            await audit.record(
-                tx,
-                self._clock,
-                actor,
-                "consent.created",
-                target_type="consent",
-                target_id=consent.id,
-                payload=trail(consent),
+        return await self._add(consent, actor)
+
+    async def create_funds_confirmation(
+        self,
+        tpp: Tpp,
+        actor: Actor,
+        *,
+        scheme: str,
+        identification: str,
+        name: str | None,
+        expires_at: datetime | None,
+    ) -> Consent:
+        """A CBPII's consent to ask whether the PSU's account (named by its IBAN) holds
+        enough for a payment; the PSU confirms the account is theirs when authorising."""
+        now = self._clock.now()
+        if scheme != IBAN_SCHEME:
+            raise FieldInvalid(
+                f"DebtorAccount.SchemeName must be {IBAN_SCHEME}: Pakistani accounts are "
+                "named by their IBAN.",
+                path="Data.DebtorAccount.SchemeName",
+                obie_code="UK.OBIE.Unsupported.AccountIdentifier",
             )
-        return consent
+        try:
+            iban = parse_iban(identification).value
+            validate_window(now, expires_at, None, None)
+        except InvalidInput as exc:
+            raise FieldInvalid(exc.message, path="Data.DebtorAccount.Identification") from None
+        except InvalidConsentRequest as exc:
+            raise FieldInvalid(exc.message, path=exc.path) from None
+        debtor = {"SchemeName": IBAN_SCHEME, "Identification": iban}
+        if name:
+            debtor["Name"] = name
+        consent = Consent(
+            id=new_id("consent"),
+            kind=ConsentKind.FUNDS_CONFIRMATION,
+            partner_id=tpp.partner_id,
+            client_id=tpp.client_id,
+            status=ConsentStatus.AWAITING_AUTHORISATION,
+            created_at=now,
+            status_updated_at=now,
+            expires_at=expires_at,
+            details={"DebtorAccount": debtor},
+        )
+        return await self._add(consent, actor)
 
     async def get(self, tpp: Tpp, consent_id: str, kind: ConsentKind) -> Consent:
         async with self._tx.lookup() as tx:
             found = await tx.consents.get(consent_id)
-        return self._owned(found[0] if found else None, tpp, consent_id, kind).as_of(
-            self._clock.now()
-        )
+        self._owned(found[0] if found else None, tpp, consent_id, kind)
+        opened = await self._opened(found)
+        assert opened is not None
+        return opened.as_of(self._clock.now())
+
+    async def opened(self, consent_id: str) -> Consent | None:
+        """A consent with its details, as it stands now (for the PSU's pages)."""
+        async with self._tx.lookup() as tx:
+            found = await tx.consents.get(consent_id)
+        opened = await self._opened(found)
+        return opened.as_of(self._clock.now()) if opened else None
 
     async def delete(self, tpp: Tpp, consent_id: str, kind: ConsentKind, actor: Actor) -> None:
         """The TPP ends the consent (v3.1.11 DELETE): revoked, its tokens refused from now.
