@@ -202,3 +202,99 @@ async def create_funds_consent(
     )
     assert response.status_code == 201, response.text
     return dict(response.json())
+
+
+PISP = "/open-banking/v3.1/pisp"
+_SIGNING_KEYS: dict[str, Any] = {}
+
+
+def tpp_key() -> Any:
+    """The test TPP's RSA signing key (made once per test process: RSA is slow)."""
+    from joserfc.jwk import RSAKey
+
+    if "key" not in _SIGNING_KEYS:
+        _SIGNING_KEYS["key"] = RSAKey.generate_key(2048, parameters={"kid": "tpp-sig-1"})
+    return _SIGNING_KEYS["key"]
+
+
+async def make_signing_tpp(container: Container) -> RegisteredClient:
+    """A TPP client that registered its public signing key (for x-jws-signature)."""
+    from tests.support.oauth import make_tpp_client
+
+    public = tpp_key().as_dict(private=False)
+    _SIGNING_KEYS["clock"] = container.clock  # signatures carry the server's (frozen) time
+    return await make_tpp_client(container, jwks={"keys": [public]})
+
+
+def _signing_time() -> int:
+    import time
+
+    clock = _SIGNING_KEYS.get("clock")
+    return int(clock.now().timestamp()) if clock is not None else int(time.time())
+
+
+def sign_body(body: bytes, client_id: str, *, iat: int | None = None, key: Any = None) -> str:
+    """A detached JWS of ``body`` as OBIE v3.1.11 profiles it."""
+    from joserfc import jws
+    from joserfc.jws import JWSRegistry
+    from joserfc.registry import HeaderParameter
+
+    crit = [
+        "http://openbanking.org.uk/iat",
+        "http://openbanking.org.uk/iss",
+        "http://openbanking.org.uk/tan",
+    ]
+    registry = JWSRegistry(
+        header_registry={name: HeaderParameter(name, lambda _value: None, True) for name in crit},
+        algorithms=["PS256"],
+    )
+    signing = key or tpp_key()
+    header = {
+        "alg": "PS256",
+        "kid": signing.kid,
+        "typ": "JOSE",
+        "cty": "application/json",
+        crit[0]: iat if iat is not None else _signing_time(),
+        crit[1]: client_id,
+        crit[2]: "openbanking.org.uk",
+        "crit": crit,
+    }
+    protected, _payload, signature = jws.serialize_compact(
+        header, body, signing, registry=registry
+    ).split(".")
+    return f"{protected}..{signature}"
+
+
+async def pisp(
+    http: httpx.AsyncClient,
+    tpp: RegisteredClient,
+    method: str,
+    path: str,
+    headers: dict[str, str],
+    body: dict[str, Any] | None = None,
+    *,
+    idempotency_key: str | None = None,
+) -> httpx.Response:
+    """A payment-initiation call: signed and keyed when it has a body."""
+    sent = dict(headers)
+    if body is not None:
+        raw = httpx.Request("POST", "http://x", json=body).content
+        sent["x-jws-signature"] = sign_body(raw, tpp.id)
+        sent["x-idempotency-key"] = idempotency_key or f"k-{len(raw)}-{hash(raw) & 0xFFFFFF}"
+    return await obie(http, "payments", method, path, sent, body, base=PISP)
+
+
+def domestic_initiation(amount: str = "1500.00", **changes: Any) -> dict[str, Any]:
+    return {
+        "InstructionIdentification": "INSTR-0001",
+        "EndToEndIdentification": "E2E-0001",
+        "LocalInstrument": "PK.SBP.Raast",
+        "InstructedAmount": {"Amount": amount, "Currency": "PKR"},
+        "CreditorAccount": {
+            "SchemeName": "UK.OBIE.IBAN",
+            "Identification": "PK52MEZN0002140100345678",
+            "Name": "Bilal Ahmed",
+        },
+        "RemittanceInformation": {"Reference": "Invoice 42", "Unstructured": "Rent for December"},
+        **changes,
+    }

@@ -53,3 +53,17 @@ class ConsentStateConflict(OpenBankingError):
 
     code = "invalid_consent_status"
     obie_code = "UK.OBIE.Resource.InvalidConsentStatus"
+
+
+class FundsUnavailable(OpenBankingError):
+    """The customer's account cannot cover the payment (the bank refuses it)."""
+
+    code = "funds_unavailable"
+    obie_code = "PK.AMANAT.InsufficientFunds"  # a namespaced code of our own: none fits in v3.1.11
+
+
+class SignatureRefused(OpenBankingError):
+    """The request's x-jws-signature is missing, malformed or does not verify."""
+
+    code = "signature_refused"
+    obie_code = "UK.OBIE.Signature.Invalid"

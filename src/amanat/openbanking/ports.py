@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Protocol
 
+from amanat.identity.domain import OAuthClient
 from amanat.kernel.pagination import Page
 from amanat.openbanking.domain.authorisation import AuthorisationWalk
 from amanat.openbanking.domain.consents import Consent
@@ -75,6 +76,17 @@ class TransactionQuery:
     limit: int = 100
 
 
+@dataclass(frozen=True, slots=True)
+class AccountDebit:
+    account_id: str
+    amount_minor: int
+    currency: str
+    description: str  # the statement line the customer will read
+    counterparty_name: str | None
+    counterparty_iban: str | None
+    reference: str  # the payment's id
+
+
 class CoreBanking(Protocol):
     """The bank's core system, as open banking reads it. The sandbox bank implements it
     (adapters/sandbox_bank.py); a bank puts its own core behind the same methods."""
@@ -85,6 +97,12 @@ class CoreBanking(Protocol):
     async def accounts(self, account_ids: tuple[str, ...]) -> list[BankAccount]: ...
     async def balances(self, account_ids: tuple[str, ...]) -> list[BankBalance]: ...
     async def transactions(self, query: TransactionQuery) -> Page[BankTransaction]: ...
+    async def debit(self, debit: AccountDebit) -> str:
+        """Book a payment out of the customer's account; the transaction's id. Raises
+        :class:`amanat.openbanking.errors.FundsUnavailable` and books nothing when the
+        account cannot cover it. Joins the caller's unit of work, so the debit commits
+        with the payment it pays for, or not at all."""
+        ...
 
 
 # -- amanat's stores ---------------------------------------------------------------------
@@ -130,6 +148,17 @@ class Sealer(Protocol):
 
     async def seal(self, value: str, *, table: str, column: str, row_id: str) -> str: ...
     async def unseal(self, value: str, *, table: str, column: str, row_id: str) -> str: ...
+
+
+class MessageSigner(Protocol):
+    """Detached JWS over message bodies (adapters/jws.py)."""
+
+    async def verify(self, client: OAuthClient, signature: str | None, body: bytes) -> None:
+        """Raise :class:`amanat.openbanking.errors.SignatureRefused` unless ``signature``
+        is the client's valid signature of ``body``."""
+        ...
+
+    async def sign(self, body: bytes) -> str: ...
 
 
 class CodeIssuer(Protocol):

@@ -6,14 +6,17 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from amanat.auth.adapters.tokens import KeyRing
 from amanat.auth.service import OAuthService
 from amanat.openbanking import problems, tables
+from amanat.openbanking.adapters.jws import MessageSignatures
 from amanat.openbanking.adapters.sandbox_bank import SandboxBank, SandboxBankRows
-from amanat.openbanking.ports import CoreBanking
+from amanat.openbanking.ports import CoreBanking, MessageSigner
 from amanat.openbanking.routes import (
     account_access,
     funds_confirmation,
     obie,
+    payment_initiation,
     psu_dashboard,
     psu_pages,
 )
@@ -21,7 +24,9 @@ from amanat.openbanking.services.accounts import AccountInformationService
 from amanat.openbanking.services.authorisation import AuthorisationService
 from amanat.openbanking.services.consents import ConsentService
 from amanat.openbanking.services.funds import FundsConfirmationService
+from amanat.openbanking.services.payments import PaymentInitiationService
 from amanat.openbanking.store import SqlConsentRepository, SqlWalkRepository
+from amanat.payments.service import PaymentService
 from amanat.platform.protection.ports import EncryptedColumn
 from amanat.platform.protection.service import DataProtectionService
 from amanat.platform.registry import PeriodicJob, Registry, Services
@@ -59,10 +64,22 @@ def include(registry: Registry) -> None:
     registry.add_repository("psu_walks", SqlWalkRepository)
     registry.add_repository("sandbox_bank", SandboxBankRows)
     registry.provide(SandboxBank, _sandbox_bank)
+    registry.provide(
+        MessageSigner,
+        lambda s: MessageSignatures(
+            s.get(KeyRing), s.http, s.clock, s.get(OAuthService).config.issuer
+        ),
+    )
     registry.provide(CoreBanking, lambda s: s.get(SandboxBank))
     registry.provide(
         ConsentService,
         lambda s: ConsentService(s.transactions, s.clock, s.get(DataProtectionService)),
+    )
+    registry.provide(
+        PaymentInitiationService,
+        lambda s: PaymentInitiationService(
+            s.clock, s.get(CoreBanking), s.get(PaymentService), s.get(ConsentService)
+        ),
     )
     registry.provide(
         FundsConfirmationService,
@@ -78,7 +95,11 @@ def include(registry: Registry) -> None:
         ),
     )
     registry.add_routes(
-        account_access.router, funds_confirmation.router, psu_pages.router, psu_dashboard.router
+        account_access.router,
+        payment_initiation.router,
+        funds_confirmation.router,
+        psu_pages.router,
+        psu_dashboard.router,
     )
     registry.add_refusal_renderer(f"{obie.BASE_PATH}/", obie.edge_refusal)
     registry.add_periodic(_end_consents)

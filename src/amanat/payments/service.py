@@ -701,6 +701,34 @@ class PaymentService:
             )
         return await self.balance(caller.partner_id, currency)
 
+    async def fund_from_bank_customer(
+        self, caller: Caller, amount: int, currency: str, funding_id: str
+    ) -> None:
+        """The bank's core system debited one of its customers for a payment ``caller``
+        initiated (open banking): that money now sits in ``caller``'s balance for the
+        payout that follows, in the same unit of work (``transactions.atomic()``)."""
+        if not Money(amount, currency).is_positive:
+            raise InvalidInput("amount must be positive.", code="invalid_amount")
+        async with self._tx.write() as tx:
+            account, shards = await self._merchant_account(tx, caller.partner_id, currency)
+            await self._ensure(tx, ledger.BANK_CUSTOMER_FUNDS, "asset", currency, 1)
+            await tx.ledger.post(
+                ledger.customer_funded(
+                    new_id("journal"), funding_id, caller.partner_id, amount, currency
+                ),
+                self._clock.now(),
+            )
+            await tx.ledger.credit(account, amount, spread=True, shard_count=shards)
+            await audit.record(
+                tx,
+                self._clock,
+                caller.actor,
+                "balance.funded_by_bank_customer",
+                target_type="partner",
+                target_id=caller.partner_id,
+                payload={"amount": amount, "currency": currency, "funding_id": funding_id},
+            )
+
     # -- the rail's side ----------------------------------------------------------------
 
     async def claim_submission(self, payment_id: str) -> Payment | None:

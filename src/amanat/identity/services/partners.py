@@ -152,7 +152,9 @@ class PartnerService:
                 f"Unsupported token endpoint auth method '{auth_method}'.",
                 code="invalid_client_metadata",
             ) from None
-        if method is ClientAuthMethod.PRIVATE_KEY_JWT:
+        if method is ClientAuthMethod.PRIVATE_KEY_JWT or jwks is not None or jwks_uri is not None:
+            # Keys registered for message signing (open banking's x-jws-signature) meet
+            # the same rules as those for private_key_jwt: public, well-formed, https.
             _check_jwks(jwks, jwks_uri)
         now = self._clock.now()
         secret = None if method is ClientAuthMethod.PRIVATE_KEY_JWT else new_client_secret()

@@ -23,10 +23,13 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from amanat.kernel.clock import Clock
+from amanat.kernel.ids import new_id
 from amanat.kernel.pagination import Page
 from amanat.openbanking.domain.sandbox_bank_data import SeedBank, generate, opening_balance_minor
 from amanat.openbanking.domain.sandbox_credentials import SANDBOX_PSU_PASSWORD
+from amanat.openbanking.errors import FundsUnavailable
 from amanat.openbanking.ports import (
+    AccountDebit,
     BankAccount,
     BankBalance,
     BankCustomer,
@@ -34,6 +37,7 @@ from amanat.openbanking.ports import (
     TransactionQuery,
 )
 from amanat.openbanking.tables import bank_accounts, bank_customers, bank_transactions
+from amanat.platform.db.dialect import locked
 from amanat.platform.protection.service import DataProtectionService
 from amanat.platform.unit_of_work.sql import SqlTransactions
 
@@ -78,6 +82,18 @@ class SandboxBankRows:
             bank_accounts.select().where(condition).order_by(bank_accounts.c.id)
         )
         return list(rows)
+
+    async def account_for_update(self, account_id: str) -> Any:
+        stmt = locked(bank_accounts.select().where(bank_accounts.c.id == account_id), self._conn)
+        return (await self._conn.execute(stmt)).first()
+
+    async def book(self, account_id: str, balance_after: int, row: dict[str, Any]) -> None:
+        await self._conn.execute(
+            bank_accounts.update()
+            .where(bank_accounts.c.id == account_id)
+            .values(booked_minor=balance_after)
+        )
+        await self._conn.execute(bank_transactions.insert(), [row])
 
     async def transactions(self, query: TransactionQuery) -> list[Any]:
         t = bank_transactions
@@ -218,6 +234,54 @@ class SandboxBank:
         ]
 
     # -- CoreBanking -------------------------------------------------------------------------
+
+    async def debit(self, debit: AccountDebit) -> str:
+        transaction_id = "btx_" + new_id("payment").split("_", 1)[1]
+        counterparty = (
+            json.dumps({"name": debit.counterparty_name, "iban": debit.counterparty_iban})
+            if debit.counterparty_name or debit.counterparty_iban
+            else None
+        )
+        sealed_description = await self._protection.seal(
+            debit.description[:140],
+            table="bank_transactions",
+            column="description",
+            row_id=transaction_id,
+        )
+        sealed_counterparty = (
+            await self._protection.seal(
+                counterparty,
+                table="bank_transactions",
+                column="counterparty",
+                row_id=transaction_id,
+            )
+            if counterparty
+            else None
+        )
+        async with self._tx.write() as tx:
+            account = await tx.sandbox_bank.account_for_update(debit.account_id)
+            if account is None or account.currency != debit.currency:
+                raise FundsUnavailable("The account cannot pay in this currency.")
+            if account.booked_minor < debit.amount_minor:
+                raise FundsUnavailable("The account's balance does not cover the payment.")
+            balance_after = account.booked_minor - debit.amount_minor
+            await tx.sandbox_bank.book(
+                debit.account_id,
+                balance_after,
+                {
+                    "id": transaction_id,
+                    "account_id": debit.account_id,
+                    "booked_at": self._clock.now(),
+                    "amount_minor": debit.amount_minor,
+                    "credit": False,
+                    "code": "RAAST_OUT",
+                    "description": sealed_description,
+                    "merchant_name": None,
+                    "counterparty": sealed_counterparty,
+                    "balance_after_minor": balance_after,
+                },
+            )
+        return transaction_id
 
     async def _open(self, table: str, column: str, row_id: str, value: str) -> str:
         return await self._protection.unseal(value, table=table, column=column, row_id=row_id)

@@ -78,13 +78,13 @@ class ReadConsentData(RequestModel):
         return value
 
 
-class Risk(RequestModel):
+class RiskIn(RequestModel):
     """OBRisk2: an empty object for account information."""
 
 
 class ReadConsent(RequestModel):
     Data: ReadConsentData
-    Risk: Risk
+    Risk: RiskIn
 
 
 def _tpp(context: AccessContext) -> Tpp:

@@ -45,7 +45,7 @@ FundsWrite = Annotated[AccessContext, Depends(tpp_access("fundsconfirmations", p
 ConsentIdPath = Annotated[str, Path(alias="ConsentId", min_length=1, max_length=128)]
 
 
-class DebtorAccount(RequestModel):
+class DebtorAccountIn(RequestModel):
     SchemeName: str = Field(min_length=1, max_length=40)
     Identification: str = Field(min_length=1, max_length=256)
     Name: str | None = Field(default=None, min_length=1, max_length=350)
@@ -61,7 +61,7 @@ class DebtorAccount(RequestModel):
 
 class FundsConsentData(RequestModel):
     ExpirationDateTime: str | None = Field(default=None, max_length=40)
-    DebtorAccount: DebtorAccount
+    DebtorAccount: DebtorAccountIn
 
     @field_validator("ExpirationDateTime", mode="before")
     @classmethod
@@ -75,7 +75,7 @@ class FundsConsent(RequestModel):
     Data: FundsConsentData
 
 
-class InstructedAmount(RequestModel):
+class AmountIn(RequestModel):
     Amount: str = Field(pattern=r"^\d{1,13}$|^\d{1,13}\.\d{1,5}$")
     Currency: str = Field(pattern=r"^[A-Z]{3}$")
 
@@ -83,7 +83,7 @@ class InstructedAmount(RequestModel):
 class FundsConfirmationData(RequestModel):
     ConsentId: str = Field(min_length=1, max_length=128)
     Reference: str = Field(min_length=1, max_length=35)
-    InstructedAmount: InstructedAmount
+    InstructedAmount: AmountIn
 
 
 class FundsConfirmation(RequestModel):

@@ -19,9 +19,10 @@ import structlog
 from fastapi import Depends, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
+from pydantic import model_validator
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import Response
-from starlette.types import ASGIApp, Scope
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from amanat.auth.service import AccessContext
 from amanat.auth.verification import require_scope
@@ -29,15 +30,18 @@ from amanat.kernel.clock import format_timestamp, parse_timestamp
 from amanat.kernel.errors import DomainError, Unavailable
 from amanat.kernel.money import currency_exponent
 from amanat.openbanking.errors import FieldInvalid, OpenBankingError
+from amanat.openbanking.ports import MessageSigner
 from amanat.platform.http.context import current_request_id
 from amanat.platform.http.errors import ApiProblem
 from amanat.platform.http.responses import JsonResponse
+from amanat.platform.http.schemas import RequestModel
 from amanat.platform.http.services import find_service
 from amanat.platform.settings import Settings
 
 log = structlog.get_logger("amanat.openbanking")
 
 BASE_PATH = "/open-banking/v3.1"
+SIGNED_PREFIX = f"{BASE_PATH}/pisp/"
 _UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
 # RFC 7231 IMF-fixdate as the OBIE document spells it (GMT or UTC).
 _AUTH_DATE = re.compile(
@@ -185,10 +189,21 @@ def edge_refusal(scope: Scope, status: int, code: str, detail: str) -> ASGIApp:
         [_obie_error(obie_code or "UK.OBIE.Field.Invalid", detail or code)],
         headers={"x-fapi-interaction-id": _interaction_id(given)},
     )
-    return response
+    if not scope.get("path", "").startswith(SIGNED_PREFIX) or not response.body:
+        return response
+
+    async def signed(scope: Scope, receive: Receive, send: Send) -> None:
+        # Payment initiation signs every answer with a body, refusals of the edge too.
+        signer = scope["app"].state.container.get(MessageSigner)
+        response.headers["x-jws-signature"] = await signer.sign(bytes(response.body))
+        await response(scope, receive, send)
+
+    return signed
 
 
 class ObieRoute(APIRoute):
+    signs_answers = False
+
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handle = super().get_route_handler()
 
@@ -200,6 +215,9 @@ class ObieRoute(APIRoute):
             except Exception as exc:  # noqa: BLE001 (every failure gets an OBIE answer)
                 response = response_for(exc)
             response.headers["x-fapi-interaction-id"] = interaction
+            if self.signs_answers and response.body:
+                signer = find_service(request, MessageSigner)
+                response.headers["x-jws-signature"] = await signer.sign(bytes(response.body))
             return response
 
         return handler
@@ -223,6 +241,28 @@ def tpp_access(scope: str, *, policy: str = "read") -> Any:
         return context
 
     return dependency
+
+
+class ObieModel(RequestModel):
+    """A request body in OBIE's shape: strict like every request model, and with no
+    ``null`` anywhere: OBIE's schemas have none, an absent field is left out."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_null(cls, value: object) -> object:
+        if isinstance(value, dict):
+            nulls = [key for key, item in value.items() if item is None]
+            if nulls:
+                raise ValueError(
+                    f"{', '.join(map(str, nulls))} must not be null; leave the field out instead"
+                )
+        return value
+
+
+class SignedObieRoute(ObieRoute):
+    """Payment initiation: every answer with a body carries the bank's ``x-jws-signature``."""
+
+    signs_answers = True
 
 
 # -- OBIE's shapes ---------------------------------------------------------------------------

@@ -75,6 +75,7 @@ _RETRY_MESSAGES = {
     "wrong_code": "That code is not right. Check the latest code and try again.",
     "code_expired": "That code has expired. Ask for a new one.",
     "choose_accounts": "Choose at least one of your accounts to share.",
+    "choose_one_account": "Choose the one account to pay from.",
 }
 
 
@@ -198,20 +199,40 @@ def _decision_context(
         return moment.strftime("%d %b %Y %H:%M %Z") if moment else None
 
     funds = consent.kind is ConsentKind.FUNDS_CONFIRMATION
-    named = ((consent.details or {}).get("DebtorAccount") or {}).get("Identification")
-    permissions = (
-        [
+    payment = consent.kind is ConsentKind.DOMESTIC_PAYMENT
+    details = consent.details or {}
+    named = (details.get("DebtorAccount") or {}).get("Identification")
+    if payment:
+        initiation = details.get("Initiation") or {}
+        creditor = initiation.get("CreditorAccount") or {}
+        amount = initiation.get("InstructedAmount") or {}
+        remittance = initiation.get("RemittanceInformation") or {}
+        payee = creditor.get("Identification", "")
+        shown_payee = (
+            mask_iban(payee)
+            if creditor.get("SchemeName") == "UK.OBIE.IBAN"
+            else (mask_phone(payee))
+        )
+        permissions = [
+            f"Pay {amount.get('Currency', '')} {amount.get('Amount', '')} to "
+            f"{creditor.get('Name', '')} ({shown_payee}), once, now, over Raast",
+            f"Reference: {remittance.get('Reference') or initiation.get('EndToEndIdentification')}",
+        ]
+        named = (initiation.get("DebtorAccount") or {}).get("Identification")
+    elif funds:
+        permissions = [
             "Whether your account below holds enough for a payment you are making: "
             "a yes or no each time, never your balance"
         ]
-        if funds
-        else [PERMISSION_DESCRIPTIONS.get(p, p) for p in consent.permissions]
-    )
+    else:
+        permissions = [PERMISSION_DESCRIPTIONS.get(p, p) for p in consent.permissions]
     return {
         "client_name": client_name,
         "consent_id": consent.id,
         "funds": funds,
-        "named_account": mask_iban(named) if funds and named else None,
+        "payment": payment,
+        "named": bool(named),
+        "named_account": mask_iban(named) if named else None,
         "permissions": permissions,
         "expires": when(consent.expires_at),
         "tx_from": when(consent.transactions_from),

@@ -206,9 +206,14 @@ class AuthorisationService:
         confirmation only the account the TPP named (none if it is not the PSU's)."""
         assert walk.psu_id is not None
         held = await self._bank.accounts_of(walk.psu_id)
+        details = consent.details or {}
         if consent.kind is ConsentKind.FUNDS_CONFIRMATION:
-            named = ((consent.details or {}).get("DebtorAccount") or {}).get("Identification")
+            named = (details.get("DebtorAccount") or {}).get("Identification")
             return [account for account in held if account.iban == named]
+        if consent.kind is ConsentKind.DOMESTIC_PAYMENT:
+            debtor = (details.get("Initiation") or {}).get("DebtorAccount")
+            if debtor is not None:
+                return [a for a in held if a.iban == debtor.get("Identification")]
         return held
 
     async def accounts_of(self, psu_id: str) -> list[BankAccount]:
@@ -292,6 +297,8 @@ class AuthorisationService:
             chosen = tuple(dict.fromkeys(a for a in account_ids if a in held))
             if not chosen or len(chosen) != len(set(account_ids)):
                 return Retry(walk, "choose_accounts")
+            if consent_now.kind is not ConsentKind.ACCOUNT_ACCESS and len(chosen) != 1:
+                return Retry(walk, "choose_one_account")
             code = await self._codes.issue_code(
                 client_id=walk.client_id,
                 redirect_uri=walk.redirect_uri,

@@ -17,7 +17,8 @@ from typing import Any
 from amanat.kernel.clock import Clock, format_timestamp
 from amanat.kernel.errors import Contention, InvalidInput
 from amanat.kernel.ids import new_id
-from amanat.kernel.pakistan import parse_iban
+from amanat.kernel.money import Money
+from amanat.kernel.pakistan import parse_iban, parse_raast_id
 from amanat.openbanking.domain.consents import (
     AWAITING_WINDOW,
     Consent,
@@ -43,6 +44,54 @@ from amanat.platform.audit.domain import SYSTEM, Actor
 from amanat.platform.db.ports import TransactionFactory
 
 IBAN_SCHEME = "UK.OBIE.IBAN"
+RAAST_SCHEME = "PK.SBP.RaastID"
+RAAST_INSTRUMENT = "PK.SBP.Raast"
+
+
+def check_initiation(initiation: dict[str, Any]) -> None:
+    """What amanat can pay: PKR over Raast, to an IBAN or a Raast ID, from an IBAN."""
+    amount = initiation["InstructedAmount"]
+    if amount["Currency"] != "PKR":
+        raise FieldInvalid(
+            "Domestic payments are in PKR.",
+            path="Data.Initiation.InstructedAmount.Currency",
+            obie_code="UK.OBIE.Unsupported.Currency",
+        )
+    try:
+        if not Money.from_major_string(amount["Amount"], "PKR").is_positive:
+            raise InvalidInput("The amount must be more than zero.", code="invalid_amount")
+    except InvalidInput as exc:
+        raise FieldInvalid(exc.message, path="Data.Initiation.InstructedAmount.Amount") from None
+    instrument = initiation.get("LocalInstrument")
+    if instrument is not None and instrument != RAAST_INSTRUMENT:
+        raise FieldInvalid(
+            f"LocalInstrument must be {RAAST_INSTRUMENT} or left out.",
+            path="Data.Initiation.LocalInstrument",
+            obie_code="UK.OBIE.Unsupported.LocalInstrument",
+        )
+    creditor = initiation["CreditorAccount"]
+    _check_account(creditor, "Data.Initiation.CreditorAccount", raast=True)
+    if initiation.get("DebtorAccount") is not None:
+        _check_account(initiation["DebtorAccount"], "Data.Initiation.DebtorAccount", raast=False)
+
+
+def _check_account(account: dict[str, Any], path: str, *, raast: bool) -> None:
+    schemes = (IBAN_SCHEME, RAAST_SCHEME) if raast else (IBAN_SCHEME,)
+    scheme = account["SchemeName"]
+    if scheme not in schemes:
+        raise FieldInvalid(
+            f"{path}.SchemeName must be one of {', '.join(schemes)}.",
+            path=f"{path}.SchemeName",
+            obie_code="UK.OBIE.Unsupported.AccountIdentifier",
+        )
+    try:
+        if scheme == IBAN_SCHEME:
+            parse_iban(account["Identification"])
+        else:
+            parse_raast_id(account["Identification"])
+    except InvalidInput as exc:
+        raise FieldInvalid(exc.message, path=f"{path}.Identification") from None
+
 
 # How many consents one run of the expiry job settles; the rest wait for the next run.
 END_BATCH = 500
@@ -197,6 +246,53 @@ class ConsentService:
             details={"DebtorAccount": debtor},
         )
         return await self._add(consent, actor)
+
+    async def create_domestic_payment(
+        self, tpp: Tpp, actor: Actor, *, initiation: dict[str, Any], risk: dict[str, Any]
+    ) -> Consent:
+        """A PISP's consent for one payment, exactly as described: the PSU sees the amount
+        and the payee, and the payment that uses it must repeat ``initiation`` and
+        ``risk`` unchanged."""
+        now = self._clock.now()
+        check_initiation(initiation)
+        consent = Consent(
+            id=new_id("consent"),
+            kind=ConsentKind.DOMESTIC_PAYMENT,
+            partner_id=tpp.partner_id,
+            client_id=tpp.client_id,
+            status=ConsentStatus.AWAITING_AUTHORISATION,
+            created_at=now,
+            status_updated_at=now,
+            details={"Initiation": initiation, "Risk": risk},
+        )
+        return await self._add(consent, actor)
+
+    async def consume(self, consent: Consent, actor: Actor) -> Consent:
+        """The payment it allowed is being made (in the caller's unit of work)."""
+        now = self._clock.now()
+        async with self._tx.write() as tx:
+            found = await tx.consents.get_for_update(consent.id)
+            if found is None:
+                raise ResourceNotFound("No such consent.", path="Data.ConsentId")
+            current = found[0].as_of(now)
+            try:
+                used = current.consume(now)
+            except ConsentStateError as exc:
+                raise InvalidConsentStatus(
+                    f"The consent is {exc.status.value}; a payment consent pays once."
+                ) from None
+            if not await tx.consents.save(used):
+                raise Contention("The consent changed meanwhile; try again.")
+            await audit.record(
+                tx,
+                self._clock,
+                actor,
+                "consent.consumed",
+                target_type="consent",
+                target_id=consent.id,
+                payload=trail(used),
+            )
+        return replace(used, details=consent.details)
 
     async def get(self, tpp: Tpp, consent_id: str, kind: ConsentKind) -> Consent:
         async with self._tx.lookup() as tx:

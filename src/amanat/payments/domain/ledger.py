@@ -28,6 +28,9 @@ class AccountKind(StrEnum):
 
 RAAST_SETTLEMENT = "raast_settlement"
 SANDBOX_FUNDING = "sandbox_funding"
+# Money the bank has taken from its own customers' accounts (its core system debited them)
+# to pay out over the rail: an open-banking payment initiation funds its payout from here.
+BANK_CUSTOMER_FUNDS = "bank_customer_funds"
 
 
 def merchant_account(partner_id: str) -> str:
@@ -138,6 +141,22 @@ def sandbox_top_up(
         "top_up",
         top_up_id,
         debit=SANDBOX_FUNDING,
+        credit=merchant_account(partner_id),
+        amount=amount,
+        currency=currency,
+    )
+
+
+def customer_funded(
+    journal_id: str, funding_id: str, partner_id: str, amount: int, currency: str
+) -> Journal:
+    """The bank debited a customer's account for a payment the partner initiated: the
+    partner's balance holds that money until the payout takes it."""
+    return transfer(
+        journal_id,
+        "customer_funding",
+        funding_id,
+        debit=BANK_CUSTOMER_FUNDS,
         credit=merchant_account(partner_id),
         amount=amount,
         currency=currency,
