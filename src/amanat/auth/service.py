@@ -378,6 +378,28 @@ class OAuthService:
             "The refresh token was already used; the whole token family has been revoked.",
         )
 
+    async def revoke_consent_tokens(self, consent_id: str, client_id: str, reason: str) -> int:
+        """Revoke the refresh tokens issued under an ended consent, so none mints another
+        access token; returns the families revoked. Access tokens already out stay valid
+        as tokens: the resource server refuses them by the consent's status, with an
+        answer that says why (403 ``UK.OBIE.Resource.InvalidConsentStatus``)."""
+        now = self._clock.now()
+        async with self._tx.write() as tx:
+            families = await tx.tokens.families_of_consent(consent_id)
+            for family in families:
+                await tx.tokens.revoke_family(family, now)
+            if families:
+                await audit.record(
+                    tx,
+                    self._clock,
+                    Actor(type="system", id="oauth"),
+                    "refresh_family.revoked",
+                    target_type="client",
+                    target_id=client_id,
+                    payload={"consent_id": consent_id, "reason": reason, "families": families},
+                )
+        return len(families)
+
     async def _revoke_family(self, tx: AuthTx, family_id: str, client_id: str, reason: str) -> None:
         now = self._clock.now()
         members = await tx.tokens.revoke_family(family_id, now)

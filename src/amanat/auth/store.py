@@ -176,6 +176,17 @@ class SqlTokenRepository:
         )
         return [self._refresh(r) for r in rows]
 
+    async def families_of_consent(self, consent_id: str) -> list[str]:
+        rows = await self._conn.execute(
+            sa.select(refresh_tokens.c.family_id)
+            .where(
+                refresh_tokens.c.consent_id == consent_id,
+                refresh_tokens.c.revoked_at.is_(None),
+            )
+            .distinct()
+        )
+        return [row[0] for row in rows]
+
     async def remember_assertion(self, client_id: str, jti: str, expires_at: datetime) -> bool:
         result = await self._conn.execute(
             insert_if_absent(self._conn, client_assertion_jtis),

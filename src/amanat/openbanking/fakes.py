@@ -172,6 +172,30 @@ class FakeCoreBanking:
         return Page(items, False)
 
 
+@dataclass
+class FakeGuard:
+    """Locks a key out after ``limit`` failures (no window: tests move no time)."""
+
+    limit: int = 10
+    failures: dict[str, int] = field(default_factory=dict)
+
+    async def is_locked(self, key: str) -> bool:
+        return self.failures.get(key, 0) >= self.limit
+
+    async def record_failure(self, key: str) -> bool:
+        self.failures[key] = self.failures.get(key, 0) + 1
+        return self.failures[key] >= self.limit
+
+
+@dataclass
+class FakeTokenRevoker:
+    revoked: list[tuple[str, str]] = field(default_factory=list)
+
+    async def revoke_consent_tokens(self, consent_id: str, client_id: str, reason: str) -> int:
+        self.revoked.append((consent_id, reason))
+        return 1
+
+
 class FakeSealer:
     """Reversible, not secret; a value only opens in the place it was sealed for."""
 

@@ -161,6 +161,20 @@ class MessageSigner(Protocol):
     async def sign(self, body: bytes) -> str: ...
 
 
+class TokenRevoker(Protocol):
+    """The OAuth server: revoke what was issued under a consent that ended."""
+
+    async def revoke_consent_tokens(self, consent_id: str, client_id: str, reason: str) -> int: ...
+
+
+class FailureGuard(Protocol):
+    """Counts failures per key in a shared store (the rate limiter's); a key past its
+    budget is locked out for the window."""
+
+    async def is_locked(self, key: str) -> bool: ...
+    async def record_failure(self, key: str) -> bool: ...
+
+
 class CodeIssuer(Protocol):
     """The OAuth server's authorization endpoint, once the PSU approved
     (:meth:`amanat.auth.service.OAuthService.issue_code`)."""

@@ -29,6 +29,7 @@ from amanat.openbanking.store import SqlConsentRepository, SqlWalkRepository
 from amanat.payments.service import PaymentService
 from amanat.platform.protection.ports import EncryptedColumn
 from amanat.platform.protection.service import DataProtectionService
+from amanat.platform.ratelimit.limiter import LimiterLockout, RateLimiter
 from amanat.platform.registry import PeriodicJob, Registry, Services
 
 
@@ -37,11 +38,12 @@ def _sandbox_bank(s: Services) -> SandboxBank:
 
 
 def _end_consents(s: Services) -> PeriodicJob:
-    service = s.get(ConsentService)
+    service, walks = s.get(ConsentService), s.get(AuthorisationService)
 
     async def run() -> str:
         ended = await service.end_due()
-        return f"ended {ended} consents" if ended else "no consent due to end"
+        purged = await walks.purge_ended()
+        return f"ended {ended} consents, forgot {purged} ended authorisation walks"
 
     return PeriodicJob("openbanking.end_consents", timedelta(minutes=1), run)
 
@@ -73,7 +75,9 @@ def include(registry: Registry) -> None:
     registry.provide(CoreBanking, lambda s: s.get(SandboxBank))
     registry.provide(
         ConsentService,
-        lambda s: ConsentService(s.transactions, s.clock, s.get(DataProtectionService)),
+        lambda s: ConsentService(
+            s.transactions, s.clock, s.get(DataProtectionService), s.get(OAuthService)
+        ),
     )
     registry.provide(
         PaymentInitiationService,
@@ -91,7 +95,13 @@ def include(registry: Registry) -> None:
     registry.provide(
         AuthorisationService,
         lambda s: AuthorisationService(
-            s.transactions, s.clock, s.get(CoreBanking), s.get(OAuthService), s.get(ConsentService)
+            s.transactions,
+            s.clock,
+            s.get(CoreBanking),
+            s.get(OAuthService),
+            s.get(ConsentService),
+            customer_guard=LimiterLockout(s.get(RateLimiter), "psu_sign_in_failures"),
+            address_guard=LimiterLockout(s.get(RateLimiter), "psu_sign_in_failures_ip"),
         ),
     )
     registry.add_routes(

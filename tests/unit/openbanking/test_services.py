@@ -20,8 +20,10 @@ from amanat.openbanking.fakes import (
     PASSWORD,
     FakeCodeIssuer,
     FakeCoreBanking,
+    FakeGuard,
     FakeOpenBankingTx,
     FakeSealer,
+    FakeTokenRevoker,
     InMemoryConsents,
     open_banking_database,
 )
@@ -49,8 +51,19 @@ class World:
         self.tx = FakeTransactions(self.database, FakeOpenBankingTx)
         self.bank = FakeCoreBanking()
         self.codes = FakeCodeIssuer()
-        self.consents = ConsentService(self.tx, self.clock, FakeSealer())
-        self.walks = AuthorisationService(self.tx, self.clock, self.bank, self.codes, self.consents)
+        self.tokens = FakeTokenRevoker()
+        self.consents = ConsentService(self.tx, self.clock, FakeSealer(), self.tokens)
+        self.customer_guard = FakeGuard(limit=10)
+        self.address_guard = FakeGuard(limit=50)
+        self.walks = AuthorisationService(
+            self.tx,
+            self.clock,
+            self.bank,
+            self.codes,
+            self.consents,
+            customer_guard=self.customer_guard,
+            address_guard=self.address_guard,
+        )
 
     @property
     def stored(self) -> InMemoryConsents:
@@ -144,23 +157,40 @@ async def test_denial_rejects_the_consent_and_issues_nothing() -> None:
         )
 
 
-async def test_too_many_wrong_codes_end_the_walk_and_reject_the_consent() -> None:
+async def test_too_many_failures_end_the_walk_but_not_the_consent() -> None:
+    # Failing on purpose must not let whoever holds the link reject someone's consent.
     world = World()
     consent_id = await world.consent()
     walk_id, secret = await world.walk(consent_id)
+    wrong = await world.walks.sign_in(walk_id, secret, "ayesha", "guess-1", PSU)
+    assert isinstance(wrong, Retry)
     asked = await world.walks.sign_in(walk_id, secret, "ayesha", PASSWORD, PSU)
     assert isinstance(asked, AskCode)
-    wrong = "000000" if asked.code != "000000" else "111111"
-    for _ in range(MAX_FAILURES - 1):
-        outcome = await world.walks.verify_code(walk_id, secret, wrong, PSU)
+    bad_code = "000000" if asked.code != "000000" else "111111"
+    for _ in range(MAX_FAILURES - 2):  # the password's failure counts too
+        outcome = await world.walks.verify_code(walk_id, secret, bad_code, PSU)
         assert isinstance(outcome, Retry) and outcome.reason == "wrong_code"
-    last = await world.walks.verify_code(walk_id, secret, wrong, PSU)
+    last = await world.walks.verify_code(walk_id, secret, bad_code, PSU)
     assert isinstance(last, Finish) and last.error == "access_denied"
     consent = (await world.stored.get(consent_id))[0]  # type: ignore[index]
-    assert consent.status is ConsentStatus.REJECTED
-    assert consent.ended_reason == "authentication_failed"
+    assert consent.status is ConsentStatus.AWAITING_AUTHORISATION
+    assert "psu.authentication_failed" in world.actions()
     with pytest.raises(WalkError):  # the right code is no use any more
         await world.walks.verify_code(walk_id, secret, asked.code, PSU)
+
+
+async def test_a_guesser_starting_new_walks_is_stopped_per_customer() -> None:
+    world = World()
+    consent_id = await world.consent()
+    for _ in range(5):
+        walk_id, secret = await world.walk(consent_id)
+        for _ in range(2):
+            await world.walks.sign_in(walk_id, secret, "ayesha", "guess", PSU)
+    walk_id, secret = await world.walk(consent_id)
+    refused = await world.walks.sign_in(walk_id, secret, "ayesha", PASSWORD, PSU)
+    assert isinstance(refused, Retry) and refused.reason == "locked"
+    other = await world.walks.sign_in(walk_id, secret, "bilal", PASSWORD, PSU)
+    assert isinstance(other, AskCode)  # a lockout is per customer, not for everyone
 
 
 async def test_a_stale_code_and_a_wrong_secret_do_not_pass() -> None:
@@ -212,6 +242,7 @@ async def test_withdrawal_and_deletion_revoke_at_once_and_are_audited() -> None:
         await world.consents.usable_for(token, ConsentKind.ACCOUNT_ACCESS)
     await world.consents.delete(TPP, consent_id, ConsentKind.ACCOUNT_ACCESS, CLIENT)  # no-op
     assert world.actions().count("consent.revoked") == 1
+    assert world.tokens.revoked == [(consent_id, "psu_withdrawn")]
 
 
 async def test_expiry_is_immediate_and_the_job_records_it_once() -> None:

@@ -80,7 +80,6 @@ class AuthorisationWalk:
             psu_id=psu_id,
             otp_hash=otp_hash,
             otp_expires_at=now + CODE_LIFETIME,
-            failures=0,
         )
 
     def signed_in_again(self, otp_hash: str, now: datetime) -> AuthorisationWalk:

@@ -54,7 +54,10 @@ SUPPORTED_PERMISSIONS = frozenset(
 # What the PSU's consent page says each permission shares, in plain words.
 PERMISSION_DESCRIPTIONS: dict[str, str] = {
     "ReadAccountsBasic": "Which accounts you hold (type, currency, nickname)",
-    "ReadAccountsDetail": "Your account numbers (IBAN) and account titles",
+    "ReadAccountsDetail": (
+        "Your account numbers (IBAN), account titles, and the mobile number an account is "
+        "registered under for Raast"
+    ),
     "ReadBalances": "Your account balances",
     "ReadTransactionsBasic": "Your transactions: dates, amounts and types",
     "ReadTransactionsDetail": (

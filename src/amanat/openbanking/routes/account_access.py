@@ -9,7 +9,7 @@ which is checked on every request.
 from __future__ import annotations
 
 import re
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Any
 from urllib.parse import urlencode
 
@@ -26,6 +26,8 @@ from amanat.openbanking.errors import FieldInvalid
 from amanat.openbanking.ports import BankAccount, BankBalance, BankTransaction
 from amanat.openbanking.routes.obie import (
     BASE_PATH,
+    MAX_YEAR,
+    MIN_YEAR,
     ObieJson,
     ObieRoute,
     amount,
@@ -128,7 +130,7 @@ async def create_consent(request: Request, body: ReadConsent, context: AccountsW
         ),
     )
     body_out = _consent_body(request, consent)
-    body_out["Links"]["Self"] = f"{self_link(request)}/{consent.id}"
+    body_out["Links"]["Self"] = f"{self_link(request).split('?', 1)[0]}/{consent.id}"
     return ObieJson(body_out, status_code=201)
 
 
@@ -285,13 +287,16 @@ def _query_datetime(text: str | None, name: str) -> datetime | None:
         if not _QUERY_DATE_TIME.fullmatch(text):
             raise ValueError(text)
         moment = datetime.fromisoformat(text.replace("z", "Z"))
-    except ValueError:
+        moment = moment if moment.tzinfo else moment.replace(tzinfo=KARACHI)
+        if not MIN_YEAR <= moment.astimezone(UTC).year <= MAX_YEAR:
+            raise ValueError(text)
+    except (ValueError, OverflowError):
         raise FieldInvalid(
             f"{name} must be an ISO 8601 date-time, e.g. 2026-11-01T00:00:00.",
             path=name,
             obie_code="UK.OBIE.Field.InvalidDate",
         ) from None
-    return moment if moment.tzinfo else moment.replace(tzinfo=KARACHI)
+    return moment
 
 
 async def _transactions(

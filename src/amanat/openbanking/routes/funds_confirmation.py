@@ -123,7 +123,7 @@ async def create_consent(request: Request, body: FundsConsent, context: FundsWri
         expires_at=parse_datetime(body.Data.ExpirationDateTime, "Data.ExpirationDateTime"),
     )
     out = _consent_body(request, consent)
-    out["Links"]["Self"] = f"{self_link(request)}/{consent.id}"
+    out["Links"]["Self"] = f"{self_link(request).split('?', 1)[0]}/{consent.id}"
     return ObieJson(out, status_code=201)
 
 
@@ -175,5 +175,5 @@ async def confirm_funds(request: Request, body: FundsConfirmation, context: Fund
             "InstructedAmount": {"Amount": answer.amount, "Currency": answer.currency},
         },
     )
-    out["Links"]["Self"] = f"{self_link(request)}/{answer.id}"
+    out["Links"]["Self"] = f"{self_link(request).split('?', 1)[0]}/{answer.id}"
     return ObieJson(out, status_code=201)

@@ -42,6 +42,8 @@ log = structlog.get_logger("amanat.openbanking")
 
 BASE_PATH = "/open-banking/v3.1"
 SIGNED_PREFIX = f"{BASE_PATH}/pisp/"
+# Dates amanat stores and compares; others are refused, not clamped.
+MIN_YEAR, MAX_YEAR = 1900, 9000
 _UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
 # RFC 7231 IMF-fixdate as the OBIE document spells it (GMT or UTC).
 _AUTH_DATE = re.compile(
@@ -170,7 +172,11 @@ _EDGE_REFUSALS = {
     422: (400, "UK.OBIE.Field.Invalid"),
     431: (400, "UK.OBIE.Header.Invalid"),
     400: (400, "UK.OBIE.Field.Invalid"),
+    404: (404, ""),
+    405: (405, ""),
+    406: (406, ""),
     415: (415, ""),
+    429: (429, ""),
     500: (500, "UK.OBIE.UnexpectedError"),
 }
 
@@ -286,10 +292,14 @@ def parse_datetime(text: str | None, path: str) -> datetime | None:
     if text is None:
         return None
     try:
-        return parse_timestamp(text)
-    except ValueError:
+        moment = parse_timestamp(text)
+        if not MIN_YEAR <= moment.year <= MAX_YEAR:
+            raise ValueError(text)
+        return moment
+    except (ValueError, OverflowError):  # OverflowError: year 1 or 9999 moved to UTC
         raise FieldInvalid(
-            f"{path} must be an ISO 8601 date-time with a timezone offset.",
+            f"{path} must be an ISO 8601 date-time with a timezone offset, "
+            f"in the years {MIN_YEAR} to {MAX_YEAR}.",
             path=path,
             obie_code="UK.OBIE.Field.InvalidDate",
         ) from None

@@ -240,7 +240,9 @@ async def create_consent(
             initiation=_plain(body.Data.Initiation),
             risk=_plain(body.Risk),
         )
-        return 201, _consent_body(request, consent, f"{self_link(request)}/{consent.id}")
+        return 201, _consent_body(
+            request, consent, f"{self_link(request).split('?', 1)[0]}/{consent.id}"
+        )
 
     return await _idempotent(request, context, operation)
 
@@ -324,7 +326,7 @@ async def create_payment(
             risk=_plain(body.Risk),
         )
         initiation = (consent.details or {}).get("Initiation", {})
-        url = f"{self_link(request)}/{payment.id}"
+        url = f"{self_link(request).split('?', 1)[0]}/{payment.id}"
         return 201, _payment_body(request, payment, consent.id, initiation, url)
 
     return await _idempotent(request, context, operation)

@@ -12,6 +12,7 @@ In production the PSU must be authenticated by the bank's own login: these pages
 
 from __future__ import annotations
 
+import re
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Annotated, Any
@@ -33,7 +34,6 @@ from amanat.openbanking.domain.sandbox_credentials import SANDBOX_PSU_PASSWORD
 from amanat.openbanking.ports import BankAccount
 from amanat.openbanking.services.authorisation import (
     AskCode,
-    AskDecision,
     AuthorisationService,
     Finish,
     Retry,
@@ -76,10 +76,16 @@ _RETRY_MESSAGES = {
     "code_expired": "That code has expired. Ask for a new one.",
     "choose_accounts": "Choose at least one of your accounts to share.",
     "choose_one_account": "Choose the one account to pay from.",
+    "locked": (
+        "Too many failed attempts for this customer or from this address. Try again in 15 minutes."
+    ),
 }
 
 
 DASHBOARD_COOKIE = "psu_dashboard"
+# RFC 7636: an S256 challenge is 43 characters of base64url; a longer one is accepted
+# as the verifier's length allows.
+_CHALLENGE = re.compile(r"[A-Za-z0-9_-]{43,128}")
 
 
 def _cookie(walk_id: str) -> str:
@@ -105,6 +111,15 @@ def _page(request: Request, name: str, context: dict[str, Any], status: int = 20
 
 def _ended(request: Request, heading: str, message: str, status: int = 400) -> Response:
     return _page(request, "ended", {"heading": heading, "message": message}, status)
+
+
+def _locked_page(request: Request) -> Response:
+    return _ended(
+        request,
+        "Too many failed attempts",
+        "This sign-in has ended. Open your consents again to start over.",
+        403,
+    )
 
 
 def _finish(request: Request, finish: Finish) -> Response:
@@ -159,8 +174,16 @@ async def start(request: Request) -> Response:
 
     if params.get("response_type") != "code":
         return back("unsupported_response_type", "response_type must be code.")
-    if params.get("code_challenge_method") != "S256" or not params.get("code_challenge"):
-        return back("invalid_request", "PKCE with code_challenge_method=S256 is required.")
+    if params.get("code_challenge_method") != "S256" or not _CHALLENGE.fullmatch(
+        params.get("code_challenge", "")
+    ):
+        return back(
+            "invalid_request",
+            "PKCE with code_challenge_method=S256 and a 43-128 character code_challenge "
+            "is required.",
+        )
+    if state is not None and len(state) > 512:
+        return back("invalid_request", "state is at most 512 characters.")
     try:
         started = await find_service(request, AuthorisationService).start(
             WalkRequest(
@@ -168,7 +191,7 @@ async def start(request: Request) -> Response:
                 client_id=client.id,
                 redirect_uri=redirect_uri,
                 scope=params.get("scope", "")[:256],
-                state=state[:512] if state else None,
+                state=state,
                 code_challenge=params.get("code_challenge", "")[:128],
             )
         )
@@ -320,6 +343,8 @@ async def sign_in(
         )
         if isinstance(outcome, Finish):
             return _finish(request, outcome)
+        if isinstance(outcome, Retry) and outcome.reason == "walk_locked":
+            return _locked_page(request)
         if isinstance(outcome, Retry):
             return _page(
                 request,
@@ -381,6 +406,8 @@ async def code(
         )
         if isinstance(outcome, Finish):
             return _finish(request, outcome)
+        if isinstance(outcome, Retry) and outcome.reason == "walk_locked":
+            return _locked_page(request)
         if isinstance(outcome, Retry):
             return _page(
                 request,
@@ -404,18 +431,15 @@ async def code(
                 secure=request.url.scheme == "https",
             )
             return response
-        return _decided_page(request, outcome)
+        name = await _client_name(request, outcome.walk.client_id)
+        return _page(
+            request,
+            "decide",
+            {"walk_id": outcome.walk.id}
+            | _decision_context(name, outcome.consent, outcome.accounts),
+        )
 
     return await _walk_errors(request, step)
-
-
-def _decided_page(request: Request, outcome: AskDecision, error: str | None = None) -> Response:
-    return _page(
-        request,
-        "decide",
-        {"walk_id": outcome.walk.id, "error": error}
-        | _decision_context("the application", outcome.consent, outcome.accounts),
-    )
 
 
 @router.post("/psu/walks/{walk_id}/decision", response_class=HTMLResponse)

@@ -14,7 +14,8 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from datetime import timedelta
 
 from amanat.kernel.clock import Clock
 from amanat.kernel.errors import Contention
@@ -38,6 +39,7 @@ from amanat.openbanking.ports import (
     BankCustomer,
     CodeIssuer,
     CoreBanking,
+    FailureGuard,
     OpenBankingTx,
 )
 from amanat.openbanking.services.consents import ConsentService, trail
@@ -122,12 +124,17 @@ class AuthorisationService:
         bank: CoreBanking,
         codes: CodeIssuer,
         consents: ConsentService,
+        customer_guard: FailureGuard,
+        address_guard: FailureGuard,
     ) -> None:
         self._tx = transactions
         self._clock = clock
         self._bank = bank
         self._codes = codes
         self._consents = consents
+        # Failures counted across walks: per username or customer, and per address.
+        self._customer_guard = customer_guard
+        self._address_guard = address_guard
 
     async def start(self, request: WalkRequest) -> Started:
         now = self._clock.now()
@@ -159,6 +166,12 @@ class AuthorisationService:
         async with self._tx.write() as tx:
             await tx.psu_walks.add(walk)
         return Started(walk, secret, consent)
+
+    async def purge_ended(self) -> int:
+        """Forget walks that ended over an hour ago (they hold no secret, but are
+        made by unauthenticated requests, so they must not pile up)."""
+        async with self._tx.write() as tx:
+            return await tx.psu_walks.delete_ended(self._clock.now() - timedelta(hours=1))
 
     async def start_dashboard(self) -> tuple[AuthorisationWalk, str]:
         """A walk that signs a PSU in to the consent dashboard."""
@@ -219,11 +232,29 @@ class AuthorisationService:
     async def accounts_of(self, psu_id: str) -> list[BankAccount]:
         return await self._bank.accounts_of(psu_id)
 
+    async def _locked(self, who: str, actor: Actor) -> bool:
+        address = f"ip:{actor.source_ip or 'unknown'}"
+        return await self._customer_guard.is_locked(who) or await self._address_guard.is_locked(
+            address
+        )
+
+    async def _count_failure(self, who: str, actor: Actor) -> None:
+        await self._customer_guard.record_failure(who)
+        await self._address_guard.record_failure(f"ip:{actor.source_ip or 'unknown'}")
+
     async def sign_in(
         self, walk_id: str, secret: str, username: str, password: str, actor: Actor
     ) -> AskCode | Retry | Finish:
-        customer = await self._bank.sign_in(username, password)
         now = self._clock.now()
+        async with self._tx.read() as tx:
+            walk = await self._walk(tx, walk_id, secret)
+        walk.expect(Stage.SIGN_IN, now)  # before any password is checked
+        who = f"user:{username.strip().lower()[:64]}"
+        if await self._locked(who, actor):
+            return Retry(walk, "locked")
+        customer = await self._bank.sign_in(username, password)
+        if customer is None:
+            await self._count_failure(who, actor)
         async with self._tx.write() as tx:
             walk = await self._walk(tx, walk_id, secret)
             walk.expect(Stage.SIGN_IN, now)
@@ -252,13 +283,21 @@ class AuthorisationService:
         self, walk_id: str, secret: str, code: str, actor: Actor
     ) -> AskDecision | SignedIn | Retry | Finish:
         now = self._clock.now()
+        async with self._tx.read() as tx:
+            walk = await self._walk(tx, walk_id, secret)
+        walk.expect(Stage.SCA, now)
+        who = f"psu:{walk.psu_id}"
+        if await self._locked(who, actor):
+            return Retry(walk, "locked")
+        right = walk.code_fresh(now) and hmac.compare_digest(
+            _hash(walk.id, code.strip()), walk.otp_hash or ""
+        )
+        if not right:
+            await self._count_failure(who, actor)
         async with self._tx.write() as tx:
             walk = await self._walk(tx, walk_id, secret)
             walk.expect(Stage.SCA, now)
-            expected = walk.otp_hash or ""
-            if not walk.code_fresh(now) or not hmac.compare_digest(
-                _hash(walk.id, code.strip()), expected
-            ):
+            if not right:
                 reason = "code_expired" if not walk.code_fresh(now) else "wrong_code"
                 return await self._failed(tx, walk, reason, actor)
             walk = walk.verified(now)
@@ -359,23 +398,22 @@ class AuthorisationService:
         if not walk.locked_out:
             await tx.psu_walks.save(walk)
             return Retry(walk, reason)
+        # The walk ends, the consent does not: anyone holding the link could otherwise
+        # fail on purpose and reject a consent meant for someone else. The TPP may start
+        # a new walk; the customer's own budget (the guards) still stops a guesser.
         now = self._clock.now()
         await tx.psu_walks.save(walk.finished(now))
-        found = await tx.consents.get_for_update(walk.consent_id) if walk.consent_id else None
-        if found is not None:
-            consent = found[0].as_of(now)
-            if consent.status is ConsentStatus.AWAITING_AUTHORISATION:
-                rejected = consent.reject(now, "authentication_failed", walk.psu_id)
-                await tx.consents.save(rejected)
-                await audit.record(
-                    tx,
-                    self._clock,
-                    actor,
-                    "consent.rejected",
-                    target_type="consent",
-                    target_id=consent.id,
-                    payload=trail(rejected) | {"failures": walk.failures, "last": reason},
-                )
+        await audit.record(
+            tx,
+            self._clock,
+            replace(actor, id=walk.psu_id or actor.id),
+            "psu.authentication_failed",
+            target_type="consent" if walk.consent_id else "psu_walk",
+            target_id=walk.consent_id or walk.id,
+            payload={"walk_id": walk.id, "failures": walk.failures, "last": reason},
+        )
+        if walk.consent_id is None:
+            return Retry(walk, "walk_locked")
         return Finish(
             walk.redirect_uri,
             walk.state,

@@ -38,7 +38,7 @@ from amanat.openbanking.errors import (
     InvalidConsentStatus,
     ResourceNotFound,
 )
-from amanat.openbanking.ports import OpenBankingTx, Sealer
+from amanat.openbanking.ports import OpenBankingTx, Sealer, TokenRevoker
 from amanat.platform.audit import recorder as audit
 from amanat.platform.audit.domain import SYSTEM, Actor
 from amanat.platform.db.ports import TransactionFactory
@@ -129,11 +129,16 @@ def trail(consent: Consent) -> dict[str, Any]:
 
 class ConsentService:
     def __init__(
-        self, transactions: TransactionFactory[OpenBankingTx], clock: Clock, sealer: Sealer
+        self,
+        transactions: TransactionFactory[OpenBankingTx],
+        clock: Clock,
+        sealer: Sealer,
+        tokens: TokenRevoker,
     ) -> None:
         self._tx = transactions
         self._clock = clock
         self._sealer = sealer
+        self._tokens = tokens
 
     async def _opened(self, found: tuple[Consent, str | None] | None) -> Consent | None:
         """The stored consent with its details unsealed."""
@@ -395,6 +400,9 @@ class ConsentService:
                     payload=trail(settled),
                 )
                 ended += 1
+            await self._tokens.revoke_consent_tokens(
+                consent_id, settled.client_id, settled.ended_reason or "consent_ended"
+            )
         return ended
 
     # -- helpers -------------------------------------------------------------------------
@@ -437,3 +445,6 @@ class ConsentService:
                 target_id=consent_id,
                 payload=trail(ended),
             )
+        # The consent check already refuses every token bound to it; revoking them too
+        # stops a refresh from minting new ones.
+        await self._tokens.revoke_consent_tokens(consent_id, ended.client_id, reason)

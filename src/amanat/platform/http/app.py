@@ -43,7 +43,7 @@ def make_api(
     app.state.container = container
     app.state.settings = settings
     configure_problem_base_url(settings.http.public_url)
-    install_error_handlers(app)
+    install_error_handlers(app, refusal_renderers)
     for router in routers:
         app.include_router(router)
     app.include_router(health.router)
@@ -59,5 +59,7 @@ def make_api(
         max_header_bytes=settings.http.max_header_bytes,
         max_header_count=settings.http.max_header_count,
         refusal_renderers=refusal_renderers,
+        # A surface with its own error shape takes JSON bodies only, like /v1.
+        json_only_prefixes=("/v1/", *(prefix for prefix, _ in refusal_renderers)),
     )
     return app

@@ -278,9 +278,25 @@ def internal_error_response(path: str | None) -> ProblemResponse:
     )
 
 
-def install_error_handlers(app: FastAPI) -> None:
+def install_error_handlers(app: FastAPI, refusal_renderers: Sequence[tuple[str, Any]] = ()) -> None:
+    """``refusal_renderers``: (path prefix, renderer) of surfaces with an error shape of
+    their own (see ContractMiddleware); a 404 or 405 under such a prefix answers in it."""
+    renderers = tuple(refusal_renderers)
+
+    async def on_http_exception(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, StarletteHTTPException)
+        for prefix, renderer in renderers:
+            if request.url.path.startswith(prefix):
+                answer: Response = renderer(
+                    request.scope, exc.status_code, "http_error", str(exc.detail)
+                )
+                if exc.status_code == 405:
+                    answer.headers["Allow"] = _allowed_methods(request)
+                return answer
+        return await _on_http_exception(request, exc)
+
     app.add_exception_handler(RequestValidationError, _on_request_validation)
-    app.add_exception_handler(StarletteHTTPException, _on_http_exception)
+    app.add_exception_handler(StarletteHTTPException, on_http_exception)
     app.add_exception_handler(ApiProblem, _on_api_problem)
     app.add_exception_handler(DomainError, _on_domain_error)
     app.add_exception_handler(Unavailable, _on_unavailable)

@@ -108,6 +108,11 @@ def page_position(cursor: str | None) -> tuple[datetime, str] | None:
     after = decode_cursor(cursor, required_keys=frozenset({"t", "id"}))
     if not after:
         return None
+    row_id = str(after["id"])
+    # The edge's guard never sees inside the base64: refuse here what no id holds (a NUL
+    # would reach PostgreSQL and fail there).
+    if not 0 < len(row_id) <= 64 or not row_id.isprintable():
+        raise ApiProblem("invalid_cursor")
     try:
         return parse_timestamp(str(after["t"])), str(after["id"])
     except (ValueError, OverflowError):

@@ -113,6 +113,12 @@ DEFAULT_POLICIES: dict[str, Policy] = {
     # address is locked out at its first failure rather than its fifth: a guesser spread
     # over many addresses is slowed, while the right password and code still sign in.
     "login_email_failures": Policy("login_email_failures", 50, 900),
+    # A bank customer's failed sign-ins and one-time codes in the hosted consent pages, per
+    # username (or customer), from every address and every walk together: past it the
+    # customer is locked out for the window, however many walks a guesser starts.
+    "psu_sign_in_failures": Policy("psu_sign_in_failures", 10, 900),
+    # The same failures per source IP, whatever username they name.
+    "psu_sign_in_failures_ip": Policy("psu_sign_in_failures_ip", 50, 900),
     # Unauthenticated reference data, per IP.
     "public": Policy("public", 300, 60),
 }
