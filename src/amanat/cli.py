@@ -316,6 +316,8 @@ def sandbox_seed() -> None:
     out.print(f"  client_id      {tpp['client_id']}")
     out.print(f"  client_secret  {tpp['client_secret']}")
     out.print(f"  redirect_uri   {tpp['redirect_uri']}")
+    out.print("  signing key    in the credentials file; sign a payment request body with")
+    out.print("                 .venv/bin/amanat sandbox jws body.json  (x-jws-signature)")
     out.print(
         "[bold]Sandbox customers[/] (encrypted at rest; answered masked by "
         "GET /v1/customers/{id}; `amanat subjects find --help` looks one up)"
@@ -426,6 +428,25 @@ def faults_set(
 def faults_clear() -> None:
     """Clear every fault: the rail is up, fast and reliable again."""
     _rail_faults({"reset": True})
+
+
+@sandbox_app.command("jws")
+def sandbox_jws(
+    body: Path | None = typer.Argument(
+        None, help="File holding the exact request body; standard input when left out."
+    ),
+) -> None:
+    """Print the x-jws-signature the sandbox TPP app would send with this request body."""
+    import time
+
+    from amanat.sandbox_seed import _read, sign_as_sandbox_tpp
+
+    tpp = (_read(_settings().auth.sandbox_credentials_file) or {}).get("tpp", {})
+    if "signing_key" not in tpp:
+        console.print("[red]No sandbox TPP signing key yet: run `amanat sandbox seed`.[/]")
+        raise typer.Exit(code=1)
+    raw = body.read_bytes() if body is not None else sys.stdin.buffer.read()
+    typer.echo(sign_as_sandbox_tpp(raw, tpp, int(time.time())))
 
 
 @sandbox_app.command("totp")

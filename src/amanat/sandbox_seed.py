@@ -50,7 +50,10 @@ async def _seed(container: Container) -> dict[str, Any]:
     redirect_uri = tpp_redirect_uri(settings.http.public_url)
     existing = _read(path)
     if existing and await _still_valid(container, existing):
-        if existing["tpp"].get("redirect_uri") != redirect_uri:
+        if (
+            existing["tpp"].get("redirect_uri") != redirect_uri
+            or "signing_key" not in existing["tpp"]
+        ):
             # The server moved (another port or public URL): the TPP app gets a client
             # whose redirect_uri is on the new address, and the old client goes.
             existing["tpp"] = await _reissue_tpp_client(container, existing["tpp"], redirect_uri)
@@ -70,8 +73,9 @@ async def _seed(container: Container) -> dict[str, Any]:
     tpp = await container.partners.create_partner(
         SEED_ACTOR, name="Sandbox TPP", roles=["aisp", "pisp", "cbpii"], mode="sandbox"
     )
+    signing_key, public_jwks = _tpp_signing_key()
     tpp_client = await container.partners.create_client(
-        SEED_ACTOR, tpp.id, name="Sandbox TPP app", redirect_uris=[redirect_uri]
+        SEED_ACTOR, tpp.id, name="Sandbox TPP app", redirect_uris=[redirect_uri], jwks=public_jwks
     )
     from amanat.auth.domain import Caller
 
@@ -106,6 +110,8 @@ async def _seed(container: Container) -> dict[str, Any]:
             "client_secret": tpp_client.secret,
             "redirect_uri": redirect_uri,
             "scopes": sorted(tpp_client.client.allowed_scopes),
+            # Signs payment-initiation requests (x-jws-signature): `amanat sandbox jws`.
+            "signing_key": signing_key,
         },
         "customers": customers,
         "console_admin": {
@@ -123,11 +129,55 @@ def tpp_redirect_uri(public_url: str) -> str:
     return public_url.rstrip("/") + TPP_REDIRECT_PATH
 
 
+def _tpp_signing_key() -> tuple[dict[str, Any], dict[str, Any]]:
+    """The sandbox TPP app's message-signing key (a private JWK, kept in the credentials
+    file beside its client secret) and the public JWKS its client registers."""
+    from joserfc.jwk import RSAKey
+
+    key = RSAKey.generate_key(2048, parameters={"kid": "sandbox-tpp-sig-1", "alg": "PS256"})
+    return key.as_dict(private=True), {"keys": [key.as_dict(private=False)]}
+
+
+def sign_as_sandbox_tpp(body: bytes, tpp: dict[str, Any], now: int) -> str:
+    """``x-jws-signature`` for ``body`` as the sandbox TPP app would send it (OBIE's
+    detached JWS profile: docs/open-banking.md, "Message signing")."""
+    from joserfc import jws
+    from joserfc.jwk import RSAKey
+    from joserfc.jws import JWSRegistry
+    from joserfc.registry import HeaderParameter
+
+    critical = [f"http://openbanking.org.uk/{name}" for name in ("iat", "iss", "tan")]
+    registry = JWSRegistry(
+        header_registry={name: HeaderParameter(name, lambda _v: None, True) for name in critical},
+        algorithms=["PS256"],
+    )
+    key = RSAKey.import_key(tpp["signing_key"])
+    header = {
+        "alg": "PS256",
+        "kid": key.kid,
+        "typ": "JOSE",
+        "cty": "application/json",
+        critical[0]: now,
+        critical[1]: tpp["client_id"],
+        critical[2]: "openbanking.org.uk",
+        "crit": critical,
+    }
+    protected, _payload, signature = jws.serialize_compact(
+        header, body, key, registry=registry
+    ).split(".")
+    return f"{protected}..{signature}"
+
+
 async def _reissue_tpp_client(
     container: Container, tpp: dict[str, Any], redirect_uri: str
 ) -> dict[str, Any]:
+    signing_key, public_jwks = _tpp_signing_key()
     issued = await container.partners.create_client(
-        SEED_ACTOR, tpp["partner_id"], name="Sandbox TPP app", redirect_uris=[redirect_uri]
+        SEED_ACTOR,
+        tpp["partner_id"],
+        name="Sandbox TPP app",
+        redirect_uris=[redirect_uri],
+        jwks=public_jwks,
     )
     await container.partners.revoke_client(SEED_ACTOR, tpp["client_id"])
     return {
@@ -135,6 +185,7 @@ async def _reissue_tpp_client(
         "client_id": issued.client.id,
         "client_secret": issued.secret,
         "redirect_uri": redirect_uri,
+        "signing_key": signing_key,
     }
 
 

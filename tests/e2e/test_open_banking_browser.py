@@ -4,9 +4,12 @@ Playwright) through the account-information journey against a real server seeded
 
 The TPP asks for a consent, the customer signs in to the sandbox bank, confirms with the
 one-time code and allows access to an account, the TPP reads accounts, balances and
-transactions, then the customer withdraws the access from the consent dashboard and the
-TPP's next read is refused. Every OBIE answer the TPP gets is checked against the official
-specification (tests/support/obie_spec.py).
+transactions. The TPP then asks for a payment consent, the customer approves the payment
+from one account, the TPP initiates the payment (signed with the sandbox TPP's key) and
+sees it settle over the sandbox Raast rail (the server runs its worker and the rail
+embedded, as ``make run`` does). Last, the customer withdraws the account access from
+the consent dashboard and the TPP's next read is refused. Every OBIE answer the TPP gets
+is checked against the official specification (tests/support/obie_spec.py).
 
 CI installs Chromium with ``apt-get install chromium``; Playwright's own browser downloads
 (``playwright install``) are never used.
@@ -18,6 +21,7 @@ import json
 import re
 import secrets
 import sys
+import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -34,6 +38,7 @@ from tests.support.obie_spec import validate_response
 from tests.support.processes import answers_healthz, free_port, run_amanat, serving
 
 from amanat.openbanking.domain.sandbox_credentials import SANDBOX_PSU_PASSWORD
+from amanat.sandbox_seed import sign_as_sandbox_tpp
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -57,6 +62,8 @@ pytestmark = [
 ]
 
 AISP = "/open-banking/v3.1/aisp"
+PISP = "/open-banking/v3.1/pisp"
+SETTLE_TIMEOUT = 60.0  # s: a bound on a hang, never a timing assertion
 PSU_USERNAME = "ayesha.khan"
 PERMISSIONS = [
     "ReadAccountsDetail",
@@ -74,6 +81,7 @@ class SandboxServer:
     client_id: str
     client_secret: str
     redirect_uri: str
+    credentials: dict[str, Any]
     log: Path
 
 
@@ -135,6 +143,9 @@ def sandbox_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sandbox
         base_url,
         AMANAT_AUTH__ISSUER=base_url,
         AMANAT_OBSERVABILITY__LOG_JSON="true",
+        # As `make run`: the worker and the sandbox Raast rail in the server process.
+        AMANAT_WORKER__EMBEDDED="true",
+        AMANAT_AUDIT__WITNESS_FILE=str(workdir / "audit-witness.jsonl"),
     )
     run_amanat(["migrate"], env, workdir)
     run_amanat(["sandbox", "seed"], env, workdir)
@@ -142,7 +153,7 @@ def sandbox_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sandbox
     assert tpp["redirect_uri"] == f"{base_url}/sandbox/oauth/callback", tpp
 
     log = workdir / "server.log"
-    uvicorn = [sys.executable, "-m", "uvicorn", "amanat.app:create_app", "--factory"]
+    uvicorn = [sys.executable, "-m", "uvicorn", "amanat.asgi:app", "--factory"]
     with serving(
         [*uvicorn, "--host", "127.0.0.1", "--port", str(port)],
         env,
@@ -156,6 +167,7 @@ def sandbox_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sandbox
             client_id=tpp["client_id"],
             client_secret=tpp["client_secret"],
             redirect_uri=tpp["redirect_uri"],
+            credentials=tpp,
             log=log,
         )
 
@@ -240,10 +252,9 @@ def psu_signs_in(page: Page) -> None:
     page.get_by_role("button", name="Continue").click()
 
 
-def psu_authorises(page: Page, tpp: Tpp, consent_id: str) -> tuple[str, str]:
-    """Step 2: the TPP's authorization request opened in the browser; the customer signs
-    in, reviews the request and allows one account. Returns (code, code_verifier) from
-    the TPP's redirect_uri."""
+def open_authorization(page: Page, tpp: Tpp, consent_id: str, scope: str) -> tuple[str, str]:
+    """The TPP's authorization request opened in the browser, through sign-in and the
+    one-time code; returns (state, code_verifier)."""
     server = tpp.server
     verifier, challenge = pkce_pair()
     state = secrets.token_urlsafe(16)
@@ -252,7 +263,7 @@ def psu_authorises(page: Page, tpp: Tpp, consent_id: str) -> tuple[str, str]:
             "response_type": "code",
             "client_id": server.client_id,
             "redirect_uri": server.redirect_uri,
-            "scope": "accounts",
+            "scope": scope,
             "state": state,
             "code_challenge": challenge,
             "code_challenge_method": "S256",
@@ -261,7 +272,26 @@ def psu_authorises(page: Page, tpp: Tpp, consent_id: str) -> tuple[str, str]:
     )
     page.goto(f"/oauth/authorize?{query}")
     psu_signs_in(page)
+    return state, verifier
 
+
+def back_at_the_tpp(page: Page, tpp: Tpp, state: str) -> str:
+    """The TPP's redirect_uri page; returns the authorization code."""
+    server = tpp.server
+    expect(page).to_have_url(re.compile(rf"^{re.escape(server.redirect_uri)}\?"))
+    expect(page.get_by_role("heading", name="Sandbox TPP: authorization answer")).to_be_visible()
+    params = {k: v[0] for k, v in parse_qs(urlsplit(page.url).query).items()}
+    assert params.get("state") == state, params
+    assert params.get("iss") == server.base_url, params
+    assert "error" not in params, params
+    assert params.get("code"), params
+    return params["code"]
+
+
+def psu_authorises(page: Page, tpp: Tpp, consent_id: str) -> tuple[str, str]:
+    """Step 2: the customer signs in, reviews the request and allows one account.
+    Returns (code, code_verifier) from the TPP's redirect_uri."""
+    state, verifier = open_authorization(page, tpp, consent_id, "accounts")
     expect(page.get_by_role("heading", name="Review the request")).to_be_visible()
     expect(page.locator("ul.permissions li")).to_have_count(len(PERMISSIONS))
     expect(page.locator("ul.permissions")).to_contain_text("Your account balances")
@@ -272,15 +302,7 @@ def psu_authorises(page: Page, tpp: Tpp, consent_id: str) -> tuple[str, str]:
     expect(accounts.first).to_be_visible()
     accounts.first.check()
     page.get_by_role("button", name="Allow").click()
-
-    expect(page).to_have_url(re.compile(rf"^{re.escape(server.redirect_uri)}\?"))
-    expect(page.get_by_role("heading", name="Sandbox TPP: authorization answer")).to_be_visible()
-    params = {k: v[0] for k, v in parse_qs(urlsplit(page.url).query).items()}
-    assert params.get("state") == state, params
-    assert params.get("iss") == server.base_url, params
-    assert "error" not in params, params
-    assert params.get("code"), params
-    return params["code"], verifier
+    return back_at_the_tpp(page, tpp, state), verifier
 
 
 def tpp_exchanges_code(tpp: Tpp, code: str, verifier: str) -> str:
@@ -320,6 +342,98 @@ def tpp_reads_account_information(tpp: Tpp, token: str) -> None:
     assert all(t["AccountId"] == account_id for t in found)
 
 
+INITIATION = {
+    "InstructionIdentification": "E2E-INSTR-1",
+    "EndToEndIdentification": "E2E-E2E-1",
+    "LocalInstrument": "PK.SBP.Raast",
+    "InstructedAmount": {"Amount": "1500.00", "Currency": "PKR"},
+    "CreditorAccount": {
+        "SchemeName": "UK.OBIE.IBAN",
+        "Identification": "PK52MEZN0002140100345678",
+        "Name": "Bilal Ahmed",
+    },
+    "RemittanceInformation": {"Reference": "Invoice 42"},
+}
+RISK = {"PaymentContextCode": "PartyToParty"}
+
+
+def pisp_call(
+    tpp: Tpp, method: str, path: str, token: str, body: dict[str, Any] | None = None
+) -> httpx.Response:
+    """One payment-initiation call: signed with the sandbox TPP's key and keyed when it
+    has a body; the answer agrees with the OBIE specification and carries the bank's
+    signature."""
+    headers = {"authorization": f"Bearer {token}", "x-fapi-interaction-id": str(uuid.uuid4())}
+    raw = None
+    if body is not None:
+        raw = json.dumps(body).encode()
+        headers |= {
+            "content-type": "application/json",
+            "x-idempotency-key": secrets.token_hex(8),
+            "x-jws-signature": sign_as_sandbox_tpp(raw, tpp.server.credentials, int(time.time())),
+        }
+    response = tpp.http.request(method, f"{PISP}{path}", headers=headers, content=raw)
+    validate_response(
+        "payments", method, path, response.status_code, response.headers, response.content
+    )
+    if response.content:
+        assert response.headers.get("x-jws-signature"), response.headers
+    return response
+
+
+def tpp_requests_a_payment(tpp: Tpp) -> str:
+    """Step 4a: a signed payment consent for PKR 1,500.00 to Bilal Ahmed."""
+    token = tpp.token({"grant_type": "client_credentials", "scope": "payments"})["access_token"]
+    response = pisp_call(
+        tpp,
+        "POST",
+        "/domestic-payment-consents",
+        token,
+        {"Data": {"Initiation": INITIATION}, "Risk": RISK},
+    )
+    assert response.status_code == 201, response.text
+    consent_id: str = response.json()["Data"]["ConsentId"]
+    return consent_id
+
+
+def psu_approves_the_payment(page: Page, tpp: Tpp, consent_id: str) -> tuple[str, str]:
+    """Step 4b: the customer sees the amount and the payee, picks the account to pay
+    from, and pays."""
+    state, verifier = open_authorization(page, tpp, consent_id, "payments")
+    expect(page.get_by_role("heading", name="Review the request")).to_be_visible()
+    expect(page.locator("ul.permissions")).to_contain_text("Pay PKR 1500.00 to Bilal Ahmed")
+    expect(page.locator("ul.permissions")).to_contain_text("Invoice 42")
+    accounts = page.get_by_role("group", name="Pay from").get_by_role("radio")
+    accounts.first.check()
+    page.get_by_role("button", name="Pay").click()
+    return back_at_the_tpp(page, tpp, state), verifier
+
+
+def tpp_pays_and_sees_it_settle(tpp: Tpp, token: str, consent_id: str) -> None:
+    """Step 4c: the signed payment, then its status until the sandbox rail settles it."""
+    made = pisp_call(
+        tpp,
+        "POST",
+        "/domestic-payments",
+        token,
+        {"Data": {"ConsentId": consent_id, "Initiation": INITIATION}, "Risk": RISK},
+    )
+    assert made.status_code == 201, made.text
+    payment_id = made.json()["Data"]["DomesticPaymentId"]
+    reader = tpp.token({"grant_type": "client_credentials", "scope": "payments"})["access_token"]
+    deadline = time.monotonic() + SETTLE_TIMEOUT
+    status = made.json()["Data"]["Status"]
+    while status != "AcceptedCreditSettlementCompleted" and time.monotonic() < deadline:
+        assert status in ("AcceptedSettlementInProcess", "Pending"), status
+        time.sleep(0.25)
+        status = pisp_call(tpp, "GET", f"/domestic-payments/{payment_id}", reader).json()["Data"][
+            "Status"
+        ]
+    assert status == "AcceptedCreditSettlementCompleted", status
+    details = pisp_call(tpp, "GET", f"/domestic-payments/{payment_id}/payment-details", reader)
+    assert details.json()["Data"]["PaymentStatus"][0]["Status"] == status
+
+
 def psu_withdraws_access(page: Page, consent_id: str) -> None:
     """Step 4: the consent dashboard (signing in again), the consent listed as
     Authorised, withdrawn with its button, then shown Revoked."""
@@ -350,7 +464,9 @@ def tpp_is_refused(tpp: Tpp, token: str) -> None:
 # -- the journey ----------------------------------------------------------------------------
 
 
-def test_tpp_reads_accounts_until_the_customer_withdraws_access(tpp: Tpp, browser: Browser) -> None:
+def test_a_tpp_reads_accounts_and_pays_until_the_customer_withdraws_access(
+    tpp: Tpp, browser: Browser
+) -> None:
     page = browser.page
 
     consent_id = tpp_requests_account_access(tpp)
@@ -358,9 +474,9 @@ def test_tpp_reads_accounts_until_the_customer_withdraws_access(tpp: Tpp, browse
     token = tpp_exchanges_code(tpp, code, verifier)
     tpp_reads_account_information(tpp, token)
 
-    # Payment initiation goes here, once written: the TPP creates a domestic payment
-    # consent, the customer authorises it in the browser (psu_signs_in, then the review
-    # page), the TPP initiates the payment and sees it succeed; validate with api="payments".
+    payment_consent = tpp_requests_a_payment(tpp)
+    code, verifier = psu_approves_the_payment(page, tpp, payment_consent)
+    tpp_pays_and_sees_it_settle(tpp, tpp_exchanges_code(tpp, code, verifier), payment_consent)
 
     psu_withdraws_access(page, consent_id)
     tpp_is_refused(tpp, token)
