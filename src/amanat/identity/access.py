@@ -32,6 +32,7 @@ SCOPE_DESCRIPTIONS: dict[str, str] = {
     "settlements:read": "Read settlements and reports.",
     "balance:read": "Read balances.",
     "customers:reveal": "Read a customer's IBAN, Raast ID and CNIC in clear (audited).",
+    "payees:check": "Check that a payee's name matches the account before paying it.",
     "accounts": "Open banking: account information (AISP).",
     "payments": "Open banking: payment initiation (PISP).",
     "fundsconfirmations": "Open banking: confirmation of funds (CBPII).",
@@ -50,10 +51,11 @@ ROLE_SCOPES: dict[PartnerRole, frozenset[str]] = {
             "settlements:read",
             "balance:read",
             "customers:reveal",
+            "payees:check",
         }
     ),
     PartnerRole.AISP: frozenset({"accounts"}),
-    PartnerRole.PISP: frozenset({"payments"}),
+    PartnerRole.PISP: frozenset({"payments", "payees:check"}),
     PartnerRole.CBPII: frozenset({"fundsconfirmations"}),
 }
 

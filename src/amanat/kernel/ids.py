@@ -34,6 +34,7 @@ PREFIXES: dict[str, str] = {
     "webhook_delivery": "wd",
     "psu_walk": "pwk",
     "funds_confirmation": "fcn",
+    "payee_check": "pck",
 }
 
 _ID_RE = re.compile(r"^(?P<prefix>[a-z]{2,4})_(?P<ulid>[0-9A-HJKMNP-TV-Z]{26})$")

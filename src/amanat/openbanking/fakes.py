@@ -134,6 +134,10 @@ class FakeCoreBanking:
             account("acc_b1", "cu_b", 3),
         ]
 
+    async def account_title(self, *, iban: str | None, raast_id: str | None) -> str | None:
+        found = [a for a in self._accounts() if a.iban == iban]
+        return found[0].title if found else None
+
     async def sign_in(self, username: str, password: str) -> BankCustomer | None:
         found = self.customers.get(username)
         return found if found is not None and password == PASSWORD else None

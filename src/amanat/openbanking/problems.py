@@ -41,6 +41,23 @@ PROBLEMS: list[ProblemType] = [
         "Ask for a consent with the needed permissions and have the PSU authorise it.",
     ),
     ProblemType(
+        "funds_unavailable",
+        400,
+        "The account cannot cover the payment",
+        "The customer's account at the bank does not hold enough for this payment; nothing "
+        "was debited and the payment consent is still usable (PK.AMANAT.InsufficientFunds).",
+        "Ask the customer to fund the account, or check first with the consent's "
+        "funds-confirmation.",
+    ),
+    ProblemType(
+        "signature_refused",
+        400,
+        "Message signature refused",
+        "The request's x-jws-signature is missing, malformed, signed with a key the client "
+        "did not register, or does not match the body (UK.OBIE.Signature.*).",
+        "Sign the exact body bytes with a registered key, with the OBIE header claims.",
+    ),
+    ProblemType(
         "invalid_consent_status",
         403,
         "Consent not usable",

@@ -16,6 +16,7 @@ from amanat.openbanking.routes import (
     account_access,
     funds_confirmation,
     obie,
+    payee_checks,
     payment_initiation,
     psu_dashboard,
     psu_pages,
@@ -24,6 +25,7 @@ from amanat.openbanking.services.accounts import AccountInformationService
 from amanat.openbanking.services.authorisation import AuthorisationService
 from amanat.openbanking.services.consents import ConsentService
 from amanat.openbanking.services.funds import FundsConfirmationService
+from amanat.openbanking.services.payee_checks import PayeeCheckService
 from amanat.openbanking.services.payments import PaymentInitiationService
 from amanat.openbanking.store import SqlConsentRepository, SqlWalkRepository
 from amanat.payments.service import PaymentService
@@ -86,6 +88,10 @@ def include(registry: Registry) -> None:
         ),
     )
     registry.provide(
+        PayeeCheckService,
+        lambda s: PayeeCheckService(s.transactions, s.clock, s.get(CoreBanking)),
+    )
+    registry.provide(
         FundsConfirmationService,
         lambda s: FundsConfirmationService(s.transactions, s.clock, s.get(CoreBanking)),
     )
@@ -110,6 +116,7 @@ def include(registry: Registry) -> None:
         funds_confirmation.router,
         psu_pages.router,
         psu_dashboard.router,
+        payee_checks.router,
     )
     registry.add_refusal_renderer(f"{obie.BASE_PATH}/", obie.edge_refusal)
     registry.add_periodic(_end_consents)

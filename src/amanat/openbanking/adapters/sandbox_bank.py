@@ -235,6 +235,21 @@ class SandboxBank:
 
     # -- CoreBanking -------------------------------------------------------------------------
 
+    async def account_title(self, *, iban: str | None, raast_id: str | None) -> str | None:
+        key = await self._protection.blind_index_key()
+        cipher = self._protection.cipher
+        if iban is not None:
+            condition = bank_accounts.c.iban_bidx == await cipher.blind_index(key, "iban", iban)
+        elif raast_id is not None:
+            condition = bank_accounts.c.raast_id_bidx == await cipher.blind_index(
+                key, "raast_id", raast_id
+            )
+        else:
+            return None
+        async with self._tx.lookup() as tx:
+            rows = await tx.sandbox_bank.accounts_where(condition)
+        return (await self._account(rows[0])).title if rows else None
+
     async def debit(self, debit: AccountDebit) -> str:
         transaction_id = "btx_" + new_id("payment").split("_", 1)[1]
         counterparty = (

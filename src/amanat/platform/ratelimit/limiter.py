@@ -113,6 +113,9 @@ DEFAULT_POLICIES: dict[str, Policy] = {
     # address is locked out at its first failure rather than its fifth: a guesser spread
     # over many addresses is slowed, while the right password and code still sign in.
     "login_email_failures": Policy("login_email_failures", 50, 900),
+    # Confirmation of payee, per client: each check tells whether a name goes with an
+    # account, so a client checks what it pays, not a directory's worth.
+    "payee_check": Policy("payee_check", 1000, 3600),
     # A bank customer's failed sign-ins and one-time codes in the hosted consent pages, per
     # username (or customer), from every address and every walk together: past it the
     # customer is locked out for the window, however many walks a guesser starts.

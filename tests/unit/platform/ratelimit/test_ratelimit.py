@@ -61,6 +61,9 @@ def test_default_policies() -> None:
         "token_failures_ip": (200, 300),
         "login": (10, 300),
         "login_email_failures": (50, 900),
+        "payee_check": (1000, 3600),
+        "psu_sign_in_failures": (10, 900),
+        "psu_sign_in_failures_ip": (50, 900),
         "public": (300, 60),
     }
     assert all(name == p.name for name, p in DEFAULT_POLICIES.items())

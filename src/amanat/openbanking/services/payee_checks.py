@@ -1,0 +1,72 @@
+"""Confirmation of payee for partners and TPPs: before paying an IBAN or a Raast ID, ask
+whether the name they expect is the account's title (domain/payee.py).
+
+The title comes from the bank's core system when the account is at this bank. For an
+account at another bank it would come from the rail's title fetch, which the Raast
+sandbox does not offer: the answer is then ``unavailable``, never a guess. A check is a
+question about a person's account, so each is an audit record (who asked about which
+masked identifier, and the verdict), and the edge rate-limits them per client.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from amanat.kernel.clock import Clock
+from amanat.kernel.ids import new_id
+from amanat.kernel.masking import mask_iban, mask_phone
+from amanat.kernel.pakistan import parse_iban, parse_raast_id
+from amanat.openbanking.domain.payee import PayeeAnswer, Verdict, compare
+from amanat.openbanking.ports import CoreBanking, OpenBankingTx
+from amanat.platform.audit import recorder as audit
+from amanat.platform.audit.domain import Actor
+from amanat.platform.db.ports import TransactionFactory
+
+
+@dataclass(frozen=True, slots=True)
+class PayeeCheck:
+    id: str
+    answer: PayeeAnswer
+    checked_at: datetime
+
+
+class PayeeCheckService:
+    def __init__(
+        self, transactions: TransactionFactory[OpenBankingTx], clock: Clock, bank: CoreBanking
+    ) -> None:
+        self._tx = transactions
+        self._clock = clock
+        self._bank = bank
+
+    async def check(
+        self,
+        actor: Actor,
+        partner_id: str,
+        *,
+        iban: str | None,
+        raast_id: str | None,
+        name: str,
+    ) -> PayeeCheck:
+        """``iban`` or ``raast_id`` (one of them); raises InvalidInput when malformed."""
+        iban_value = parse_iban(iban).value if iban else None
+        raast_value = parse_raast_id(raast_id).value if raast_id and not iban else None
+        title = await self._bank.account_title(iban=iban_value, raast_id=raast_value)
+        answer = compare(name, title) if title is not None else PayeeAnswer(Verdict.UNAVAILABLE)
+        result = PayeeCheck(new_id("payee_check"), answer, self._clock.now())
+        masked = mask_iban(iban_value) if iban_value else mask_phone(raast_value or "")
+        async with self._tx.write() as tx:
+            await audit.record(
+                tx,
+                self._clock,
+                actor,
+                "payee.checked",
+                target_type="partner",
+                target_id=partner_id,
+                payload={
+                    "payee_check_id": result.id,
+                    "account": masked,
+                    "result": answer.verdict.value,
+                },
+            )
+        return result
