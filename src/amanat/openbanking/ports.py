@@ -11,7 +11,7 @@ from amanat.identity.domain import OAuthClient
 from amanat.kernel.pagination import Page
 from amanat.openbanking.domain.authorisation import AuthorisationWalk
 from amanat.openbanking.domain.consents import Consent
-from amanat.platform.unit_of_work.ports import Transaction
+from amanat.platform.jobs.ports import OutboxTx
 
 # -- the bank's side --------------------------------------------------------------------
 
@@ -77,7 +77,9 @@ class TransactionQuery:
 
 
 @dataclass(frozen=True, slots=True)
-class AccountDebit:
+class AccountEntry:
+    """One booking on a customer's account: a payment out, or its return."""
+
     account_id: str
     amount_minor: int
     currency: str
@@ -102,7 +104,12 @@ class CoreBanking(Protocol):
         already), or None when the bank holds no such account."""
         ...
 
-    async def debit(self, debit: AccountDebit) -> str:
+    async def credit(self, entry: AccountEntry) -> str:
+        """Book money back into the customer's account (a payment that did not go
+        through), joining the caller's unit of work; the transaction's id."""
+        ...
+
+    async def debit(self, debit: AccountEntry) -> str:
         """Book a payment out of the customer's account; the transaction's id. Raises
         :class:`amanat.openbanking.errors.FundsUnavailable` and books nothing when the
         account cannot cover it. Joins the caller's unit of work, so the debit commits
@@ -139,7 +146,7 @@ class WalkRepository(Protocol):
     async def delete_ended(self, before: datetime) -> int: ...
 
 
-class OpenBankingTx(Transaction, Protocol):
+class OpenBankingTx(OutboxTx, Protocol):
     @property
     def consents(self) -> ConsentRepository: ...
 

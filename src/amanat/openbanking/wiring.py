@@ -11,6 +11,7 @@ from amanat.auth.service import OAuthService
 from amanat.openbanking import problems, tables
 from amanat.openbanking.adapters.jws import MessageSignatures
 from amanat.openbanking.adapters.sandbox_bank import SandboxBank, SandboxBankRows
+from amanat.openbanking.jobs import ReturnFunds
 from amanat.openbanking.ports import CoreBanking, MessageSigner
 from amanat.openbanking.routes import (
     account_access,
@@ -26,8 +27,9 @@ from amanat.openbanking.services.authorisation import AuthorisationService
 from amanat.openbanking.services.consents import ConsentService
 from amanat.openbanking.services.funds import FundsConfirmationService
 from amanat.openbanking.services.payee_checks import PayeeCheckService
-from amanat.openbanking.services.payments import PaymentInitiationService
+from amanat.openbanking.services.payments import RETURN_FUNDS, PaymentInitiationService
 from amanat.openbanking.store import SqlConsentRepository, SqlWalkRepository
+from amanat.payments.domain.events import PaymentChanged
 from amanat.payments.service import PaymentService
 from amanat.platform.protection.ports import EncryptedColumn
 from amanat.platform.protection.service import DataProtectionService
@@ -120,3 +122,5 @@ def include(registry: Registry) -> None:
     )
     registry.add_refusal_renderer(f"{obie.BASE_PATH}/", obie.edge_refusal)
     registry.add_periodic(_end_consents)
+    registry.add_job(RETURN_FUNDS, lambda s: ReturnFunds(s.get(PaymentInitiationService)))
+    registry.subscribe(PaymentChanged, lambda s: s.get(PaymentInitiationService).on_payment_changed)

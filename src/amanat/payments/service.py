@@ -43,6 +43,7 @@ from amanat.payments.errors import (
 )
 from amanat.payments.ports import PartnerLimits, PaymentsTx
 from amanat.platform.audit import recorder as audit
+from amanat.platform.audit.domain import Actor
 from amanat.platform.crypto.field_cipher import FieldContext
 from amanat.platform.db.ports import TransactionFactory
 from amanat.platform.protection.ports import HolderLookup, SubjectRecord
@@ -728,6 +729,42 @@ class PaymentService:
                 target_id=caller.partner_id,
                 payload={"amount": amount, "currency": currency, "funding_id": funding_id},
             )
+
+    async def return_to_bank_customer(self, payment_id: str, actor: Actor) -> Payment:
+        """A payout funded from a bank customer's account (fund_from_bank_customer) ended
+        without paying: take its amount back out of the partner's balance, to be
+        credited to the customer, in the caller's unit of work."""
+        now = self._clock.now()
+        async with self._tx.write() as tx:
+            payment = await tx.payments.get(payment_id)
+            if (
+                payment is None
+                or payment.type is not PaymentType.PAYOUT
+                or payment.status
+                not in (PaymentStatus.FAILED, PaymentStatus.CANCELED, PaymentStatus.EXPIRED)
+            ):
+                raise Conflict(f"Payment {payment_id[:40]} did not end unpaid.")
+            amount, currency = payment.amount.amount, payment.amount.currency
+            account, shards = await self._merchant_account(tx, payment.partner_id, currency)
+            hold_id = f"ret_{payment.id}"
+            await tx.ledger.reserve(account, hold_id, amount, currency, now, shard_count=shards)
+            await tx.ledger.close_hold(hold_id, post=True, at=now)
+            await tx.ledger.post(
+                ledger.customer_returned(
+                    new_id("journal"), payment.id, payment.partner_id, amount, currency
+                ),
+                now,
+            )
+            await audit.record(
+                tx,
+                self._clock,
+                actor,
+                "balance.returned_to_bank_customer",
+                target_type="payment",
+                target_id=payment.id,
+                payload={"amount": amount, "currency": currency, "status": payment.status.value},
+            )
+        return payment
 
     # -- the rail's side ----------------------------------------------------------------
 

@@ -270,3 +270,40 @@ async def test_what_amanat_cannot_pay_is_refused_at_the_consent(
     response = await consent_for(client, tpp, domestic_initiation(**change), f"bad-{code[-12:]}")
     assert response.status_code == 400, response.text
     assert response.json()["Errors"][0]["ErrorCode"] == code
+
+
+async def test_a_payout_that_ends_unpaid_gives_the_customer_their_money_back(
+    client: httpx.AsyncClient, container: Container, tpp: RegisteredClient
+) -> None:
+    initiation = domestic_initiation("250.00")
+    consent_id = (await consent_for(client, tpp, initiation, "ret-1")).json()["Data"]["ConsentId"]
+    tokens = await authorise(client, tpp, consent_id, scope="payments", accounts=1)
+    psu = {"Authorization": f"Bearer {tokens['access_token']}"}
+    account_id = await _authorised_account(container, consent_id)
+    before = await ayesha_balance(container, account_id)
+    body = {"Data": {"ConsentId": consent_id, "Initiation": initiation}, "Risk": RISK}
+    paid = await pisp(
+        client, tpp, "POST", "/domestic-payments", psu, body, idempotency_key="ret-pay"
+    )
+    payment_id = paid.json()["Data"]["DomesticPaymentId"]
+    assert await ayesha_balance(container, account_id) == before - 25000
+
+    # The rail refuses it (what the submit job does on a rejection), then the worker runs.
+    await container.payments.fail_submission(payment_id, "rail_rejected", "Account closed.")
+    runtime = container.job_runtime()
+    while await runtime.run_once():
+        pass
+
+    assert await ayesha_balance(container, account_id) == before
+    assert await container.payments.check_ledger() == []
+    balance = await container.payments.balance(tpp.partner.id)
+    assert balance.available == 0  # nothing of the customer's money stays with the PISP
+    setup = await bearer(client, tpp, scope="payments")
+    read = await obie(
+        client, "payments", "GET", f"/domestic-payments/{payment_id}", setup, base=PISP
+    )
+    assert read.json()["Data"]["Status"] == "Rejected"
+    # Running the jobs again changes nothing more.
+    while await runtime.run_once():
+        pass
+    assert await ayesha_balance(container, account_id) == before

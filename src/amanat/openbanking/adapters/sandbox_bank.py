@@ -29,7 +29,7 @@ from amanat.openbanking.domain.sandbox_bank_data import SeedBank, generate, open
 from amanat.openbanking.domain.sandbox_credentials import SANDBOX_PSU_PASSWORD
 from amanat.openbanking.errors import FundsUnavailable
 from amanat.openbanking.ports import (
-    AccountDebit,
+    AccountEntry,
     BankAccount,
     BankBalance,
     BankCustomer,
@@ -250,15 +250,21 @@ class SandboxBank:
             rows = await tx.sandbox_bank.accounts_where(condition)
         return (await self._account(rows[0])).title if rows else None
 
-    async def debit(self, debit: AccountDebit) -> str:
+    async def debit(self, debit: AccountEntry) -> str:
+        return await self._book(debit, credit=False)
+
+    async def credit(self, entry: AccountEntry) -> str:
+        return await self._book(entry, credit=True)
+
+    async def _book(self, entry: AccountEntry, *, credit: bool) -> str:
         transaction_id = "btx_" + new_id("payment").split("_", 1)[1]
         counterparty = (
-            json.dumps({"name": debit.counterparty_name, "iban": debit.counterparty_iban})
-            if debit.counterparty_name or debit.counterparty_iban
+            json.dumps({"name": entry.counterparty_name, "iban": entry.counterparty_iban})
+            if entry.counterparty_name or entry.counterparty_iban
             else None
         )
         sealed_description = await self._protection.seal(
-            debit.description[:140],
+            entry.description[:140],
             table="bank_transactions",
             column="description",
             row_id=transaction_id,
@@ -274,22 +280,23 @@ class SandboxBank:
             else None
         )
         async with self._tx.write() as tx:
-            account = await tx.sandbox_bank.account_for_update(debit.account_id)
-            if account is None or account.currency != debit.currency:
+            account = await tx.sandbox_bank.account_for_update(entry.account_id)
+            if account is None or account.currency != entry.currency:
                 raise FundsUnavailable("The account cannot pay in this currency.")
-            if account.booked_minor < debit.amount_minor:
+            if not credit and account.booked_minor < entry.amount_minor:
                 raise FundsUnavailable("The account's balance does not cover the payment.")
-            balance_after = account.booked_minor - debit.amount_minor
+            change = entry.amount_minor if credit else -entry.amount_minor
+            balance_after = account.booked_minor + change
             await tx.sandbox_bank.book(
-                debit.account_id,
+                entry.account_id,
                 balance_after,
                 {
                     "id": transaction_id,
-                    "account_id": debit.account_id,
+                    "account_id": entry.account_id,
                     "booked_at": self._clock.now(),
-                    "amount_minor": debit.amount_minor,
-                    "credit": False,
-                    "code": "RAAST_OUT",
+                    "amount_minor": entry.amount_minor,
+                    "credit": credit,
+                    "code": "RAAST_RETURN" if credit else "RAAST_OUT",
                     "description": sealed_description,
                     "merchant_name": None,
                     "counterparty": sealed_counterparty,

@@ -18,12 +18,16 @@ from amanat.kernel.errors import NotFound
 from amanat.kernel.money import Money
 from amanat.openbanking.domain.consents import Consent
 from amanat.openbanking.errors import ConsentMismatch, ResourceNotFound
-from amanat.openbanking.ports import AccountDebit, BankBalance, CoreBanking
+from amanat.openbanking.ports import AccountEntry, BankBalance, CoreBanking, OpenBankingTx
 from amanat.openbanking.services.consents import IBAN_SCHEME, ConsentService
+from amanat.payments.domain.events import PaymentChanged
 from amanat.payments.domain.payments import Payment, PaymentStatus
 from amanat.payments.service import AccountIn, PaymentService
+from amanat.platform.audit.domain import SYSTEM
 
 CONSENT_KEY = "obie_consent_id"
+RETURN_FUNDS = "openbanking.return_funds"
+_UNPAID = frozenset({"failed", "canceled", "expired"})
 
 # amanat's payment status as OBIE's domestic-payment status.
 PAYMENT_STATUS = {
@@ -92,7 +96,7 @@ class PaymentInitiationService:
         remittance = initiation.get("RemittanceInformation") or {}
         reference = remittance.get("Reference") or initiation["EndToEndIdentification"]
         funding = await self._bank.debit(
-            AccountDebit(
+            AccountEntry(
                 account_id=consent.account_ids[0],
                 amount_minor=amount,
                 currency="PKR",
@@ -118,6 +122,39 @@ class PaymentInitiationService:
         )
         await self._consents.consume(consent, caller.actor)
         return payment
+
+    # -- a payout that ended unpaid: the customer's money goes back --------------------
+
+    async def on_payment_changed(self, event: PaymentChanged, tx: OpenBankingTx) -> None:
+        """Runs in the transaction that changed the payment: when an initiated payment's
+        payout ends unpaid, the job that gives the customer their money back commits with
+        that change (it can neither be lost nor run twice: the job's own finish commits
+        with the return)."""
+        if event.view.get("status") not in _UNPAID:
+            return
+        if not (event.view.get("metadata") or {}).get(CONSENT_KEY):
+            return
+        await tx.outbox.enqueue(RETURN_FUNDS, event.payment_id, {}, self._clock.now())
+
+    async def return_funds(self, payment_id: str) -> None:
+        """In the job's unit of work: out of the PISP's balance, back into the customer's
+        account, with a statement line saying why."""
+        payment = await self._payments.return_to_bank_customer(payment_id, SYSTEM)
+        consent = await self._consents.opened(str(payment.metadata[CONSENT_KEY]))
+        if consent is None or not consent.account_ids:
+            raise ResourceNotFound("The payment's consent is gone.")
+        creditor = ((consent.details or {}).get("Initiation") or {}).get("CreditorAccount") or {}
+        await self._bank.credit(
+            AccountEntry(
+                account_id=consent.account_ids[0],
+                amount_minor=payment.amount.amount,
+                currency=payment.amount.currency,
+                description=f"RAAST RETURN {creditor.get('Name', '')} {payment.reference or ''}",
+                counterparty_name=creditor.get("Name"),
+                counterparty_iban=None,
+                reference=payment.id,
+            )
+        )
 
     async def payment(self, partner_id: str, payment_id: str) -> tuple[Payment, str]:
         """A TPP's initiated payment and the consent it used."""

@@ -163,6 +163,21 @@ def customer_funded(
     )
 
 
+def customer_returned(
+    journal_id: str, payment_id: str, partner_id: str, amount: int, currency: str
+) -> Journal:
+    """A payout the bank customer funded failed: the money goes back to them."""
+    return transfer(
+        journal_id,
+        "customer_return",
+        payment_id,
+        debit=merchant_account(partner_id),
+        credit=BANK_CUSTOMER_FUNDS,
+        amount=amount,
+        currency=currency,
+    )
+
+
 @dataclass(frozen=True, slots=True)
 class Shard:
     """One slice of a merchant's balance; holds are taken from one slice at a time."""
