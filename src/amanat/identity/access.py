@@ -54,9 +54,10 @@ ROLE_SCOPES: dict[PartnerRole, frozenset[str]] = {
             "payees:check",
         }
     ),
-    PartnerRole.AISP: frozenset({"accounts"}),
-    PartnerRole.PISP: frozenset({"payments", "payees:check"}),
-    PartnerRole.CBPII: frozenset({"fundsconfirmations"}),
+    # Every TPP hears of its consents (consent.authorised, consent.revoked) by webhook.
+    PartnerRole.AISP: frozenset({"accounts", "webhooks:manage", "events:read"}),
+    PartnerRole.PISP: frozenset({"payments", "payees:check", "webhooks:manage", "events:read"}),
+    PartnerRole.CBPII: frozenset({"fundsconfirmations", "webhooks:manage", "events:read"}),
 }
 
 # Scopes a client or token only ever holds when asked for by name: never part of the

@@ -16,6 +16,7 @@ from typing import Any
 from amanat.kernel.clock import Clock
 from amanat.kernel.errors import NotFound
 from amanat.kernel.ids import new_id
+from amanat.openbanking.domain.events import ConsentChanged
 from amanat.payments.domain.events import BalanceToppedUp, PaymentChanged
 from amanat.platform.db.ports import TransactionFactory
 from amanat.platform.protection.service import DataProtectionService
@@ -122,6 +123,17 @@ class EventService:
             partner_id=event.partner_id,
             type=event.event_type,
             object_id=event.payment_id,
+            version=event.version,
+            data=event.view,
+        )
+
+    async def on_consent_changed(self, event: ConsentChanged, tx: WebhooksTx) -> None:
+        """Open banking authorised or ended a consent: tell the TPP that holds it."""
+        await self.emit(
+            tx,
+            partner_id=event.partner_id,
+            type=event.event_type,
+            object_id=event.consent_id,
             version=event.version,
             data=event.view,
         )

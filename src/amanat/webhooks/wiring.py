@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import timedelta
 
+from amanat.openbanking.domain.events import ConsentChanged
 from amanat.payments.domain.events import BalanceToppedUp, PaymentChanged
 from amanat.platform.protection.ports import EncryptedColumn
 from amanat.platform.protection.service import DataProtectionService
@@ -117,4 +118,5 @@ def include(registry: Registry) -> None:
     registry.add_shutdown(_close_delivery_http)
     registry.subscribe(PaymentChanged, lambda s: s.get(EventService).on_payment_changed)
     registry.subscribe(BalanceToppedUp, lambda s: s.get(EventService).on_balance_topped_up)
+    registry.subscribe(ConsentChanged, lambda s: s.get(EventService).on_consent_changed)
     registry.when_collected(lambda collected: CATALOGUE.declare(collected.event_types))

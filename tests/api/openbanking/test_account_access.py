@@ -255,3 +255,23 @@ async def test_a_client_credentials_token_reads_no_account(
     )
     assert response.status_code == 403
     assert response.json()["Errors"][0]["ErrorCode"] == "UK.OBIE.Resource.ConsentMismatch"
+
+
+async def test_the_tpp_hears_of_its_consents_as_events(
+    client: httpx.AsyncClient, tpp: RegisteredClient
+) -> None:
+    created = await create_account_consent(client, tpp, ["ReadBalances"])
+    consent_id = created["Data"]["ConsentId"]
+    await authorise(client, tpp, consent_id)
+    await obie(
+        client,
+        "accounts",
+        "DELETE",
+        f"/account-access-consents/{consent_id}",
+        await bearer(client, tpp, scope="accounts"),
+    )
+    listed = await client.get("/v1/events", headers=await bearer(client, tpp, scope="events:read"))
+    assert listed.status_code == 200, listed.text
+    mine = [e for e in listed.json()["data"] if e["data"]["object"]["id"] == consent_id]
+    assert [e["type"] for e in reversed(mine)] == ["consent.authorised", "consent.revoked"]
+    assert mine[0]["data"]["object"]["reason"] == "tpp_deleted"

@@ -194,3 +194,25 @@ async def test_an_unregistered_redirect_uri_never_gets_a_redirect(
     assert answer.status_code == 400
     assert "location" not in answer.headers
     assert LOOPBACK_REDIRECT not in answer.text
+
+
+async def test_operators_see_the_consent_trail_in_the_console(
+    client: httpx.AsyncClient, container: Container, tpp: RegisteredClient
+) -> None:
+    from tests.api.console.test_console import sign_in
+    from tests.support.operators import create_account
+
+    created = await create_account_consent(client, tpp, PERMISSIONS)
+    consent_id = created["Data"]["ConsentId"]
+    await authorise(client, tpp, consent_id)
+    await container.audit_integrity.chain_pending()
+    operator = await create_account(container, "admin")
+    async with httpx.AsyncClient(
+        transport=client._transport, base_url="http://testserver"
+    ) as console:
+        await sign_in(console, container, operator)
+        page = await console.get("/console/audit", params={"target_id": consent_id})
+    assert page.status_code == 200
+    assert "consent.created" in page.text and "consent.authorised" in page.text
+    assert "psu" in page.text  # who approved: the customer, not the TPP
+    assert "ReadBalances" in page.text  # what was approved

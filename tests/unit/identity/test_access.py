@@ -71,13 +71,13 @@ def test_merchant_scopes() -> None:
 def test_open_banking_roles_have_exactly_their_consent_scope(role: PartnerRole, scope: str) -> None:
     assert ROLE_SCOPES[role] & CONSENT_SCOPES == {scope}
     assert scope in CONSENT_SCOPES
-    # Besides it, a PISP may only check payees before paying them.
-    assert ROLE_SCOPES[role] - {scope} <= {"payees:check"}
+    # Besides it: hearing of its consents by webhook, and (a PISP) checking payees.
+    assert ROLE_SCOPES[role] - {scope} <= {"payees:check", "webhooks:manage", "events:read"}
 
 
 def test_consent_scopes_belong_to_open_banking_roles_only() -> None:
     tpp = scopes_for_roles([PartnerRole.AISP, PartnerRole.PISP, PartnerRole.CBPII])
-    assert tpp == CONSENT_SCOPES | {"payees:check"}
+    assert tpp == CONSENT_SCOPES | {"payees:check", "webhooks:manage", "events:read"}
 
 
 def test_scopes_for_roles_is_the_union() -> None:

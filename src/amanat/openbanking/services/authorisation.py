@@ -33,6 +33,7 @@ from amanat.openbanking.domain.consents import (
     ConsentStateError,
     ConsentStatus,
 )
+from amanat.openbanking.domain.events import consent_changed
 from amanat.openbanking.errors import ConsentStateConflict, ResourceNotFound
 from amanat.openbanking.ports import (
     BankAccount,
@@ -376,6 +377,9 @@ class AuthorisationService:
                 target_id=consent.id,
                 payload=trail(decided) | {"device": device},
             )
+            event = consent_changed(decided)
+            if event is not None:
+                tx.publish(event)
         if approve:
             return Finish(walk.redirect_uri, walk.state, code=code)
         return Finish(

@@ -26,6 +26,7 @@ from amanat.openbanking.domain.consents import (
     ConsentStateError,
     ConsentStatus,
 )
+from amanat.openbanking.domain.events import consent_changed
 from amanat.openbanking.domain.permissions import (
     InvalidConsentRequest,
     validate_permissions,
@@ -112,6 +113,12 @@ class BoundToken:
     client_id: str
     consent_id: str | None
     subject: str
+
+
+def _publish(tx: OpenBankingTx, consent: Consent) -> None:
+    event = consent_changed(consent)
+    if event is not None:
+        tx.publish(event)
 
 
 def trail(consent: Consent) -> dict[str, Any]:
@@ -399,6 +406,7 @@ class ConsentService:
                     target_id=consent_id,
                     payload=trail(settled),
                 )
+                _publish(tx, settled)
                 ended += 1
             await self._tokens.revoke_consent_tokens(
                 consent_id, settled.client_id, settled.ended_reason or "consent_ended"
@@ -445,6 +453,7 @@ class ConsentService:
                 target_id=consent_id,
                 payload=trail(ended),
             )
+            _publish(tx, ended)
         # The consent check already refuses every token bound to it; revoking them too
         # stops a refresh from minting new ones.
         await self._tokens.revoke_consent_tokens(consent_id, ended.client_id, reason)

@@ -35,8 +35,12 @@ OWN_EVENT_TYPES: tuple[EventType, ...] = (
         "Reconciliation found a difference between amanat and the bank.",
         emitted=False,
     ),
-    EventType("consent.authorised", "consent", "A PSU authorised a consent.", emitted=False),
-    EventType("consent.revoked", "consent", "A consent was revoked.", emitted=False),
+    EventType("consent.authorised", "consent", "A PSU authorised a consent."),
+    EventType(
+        "consent.revoked",
+        "consent",
+        "A consent ended: the TPP deleted it, the PSU withdrew it, or it expired.",
+    ),
 )
 
 
