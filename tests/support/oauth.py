@@ -410,3 +410,10 @@ def forgeries(token: str, count: int) -> list[str]:
     return [
         unsigned_jwt({**header, **h}, {**claims, **c}, signature) for h, c in examples(edits, count)
     ]
+
+
+def tpp_key_jwks() -> dict[str, Any]:
+    """The public JWKS of the test TPP's signing key (tests/support/open_banking.py)."""
+    from tests.support.open_banking import tpp_key
+
+    return {"keys": [tpp_key().as_dict(private=False)]}

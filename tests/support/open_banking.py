@@ -217,6 +217,11 @@ def tpp_key() -> Any:
     return _SIGNING_KEYS["key"]
 
 
+def sign_at_server_time(container: Container) -> None:
+    """Sign with the server's (frozen) clock, whoever registered the key."""
+    _SIGNING_KEYS["clock"] = container.clock
+
+
 async def make_signing_tpp(container: Container) -> RegisteredClient:
     """A TPP client that registered its public signing key (for x-jws-signature)."""
     from tests.support.oauth import make_tpp_client

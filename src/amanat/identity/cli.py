@@ -92,6 +92,24 @@ def partners_set_limit(
     typer.echo(f"{partner_id}: per-transaction limit {amount if amount is not None else 'default'}")
 
 
+@partners_app.command("require-payee-check")
+def partners_require_payee_check(
+    partner_id: str,
+    required: bool = typer.Option(
+        True, "--on/--off", help="Payouts need a recent payee check of the account (or not)."
+    ),
+) -> None:
+    """Make a partner's payouts require a recent payee check of the account (audited)."""
+
+    async def work(container: Services) -> None:
+        await container.get(PartnerService).set_payee_check_requirement(
+            _cli_actor(), partner_id, required
+        )
+
+    _run(work)
+    typer.echo(f"{partner_id}: payee check before payouts {'required' if required else 'off'}")
+
+
 @partners_app.command("set-rate-limit")
 def partners_set_rate_limit(
     partner_id: str,

@@ -44,6 +44,8 @@ class Partner:
     per_transaction_limit: int | None = None  # None: the platform's default applies
     # Rate-limit policy name -> (limit, window_seconds), replacing the platform's quota.
     rate_limits: Mapping[str, tuple[int, int]] = field(default_factory=dict)
+    # Payouts only to accounts this partner confirmed with a payee check lately.
+    require_payee_check: bool = False
 
     @property
     def is_active(self) -> bool:

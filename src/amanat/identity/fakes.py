@@ -69,6 +69,11 @@ class InMemoryPartners(InMemoryStore):
     ) -> None:
         self._change(partner_id, rate_limits=dict(sorted(quotas.items())), updated_at=at)
 
+    async def set_payee_check_requirement(
+        self, partner_id: str, required: bool, at: datetime
+    ) -> None:
+        self._change(partner_id, require_payee_check=required, updated_at=at)
+
     async def add_client(self, client: OAuthClient) -> None:
         if client.id in self.clients:
             raise ValueError(f"client {client.id} exists")

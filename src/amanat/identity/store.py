@@ -37,6 +37,7 @@ def _partner(row: Any) -> Partner:
         rate_limits={
             name: (int(quota[0]), int(quota[1])) for name, quota in (row.rate_limits or {}).items()
         },
+        require_payee_check=bool(row.require_payee_check),
     )
 
 
@@ -152,6 +153,16 @@ class SqlPartnerRepository:
             partners.update()
             .where(partners.c.id == partner_id)
             .values(rate_limits=stored or None, updated_at=at)
+        )
+        await announce(self._conn, ACCESS_CHANGED, partner_id)
+
+    async def set_payee_check_requirement(
+        self, partner_id: str, required: bool, at: datetime
+    ) -> None:
+        await self._conn.execute(
+            partners.update()
+            .where(partners.c.id == partner_id)
+            .values(require_payee_check=required, updated_at=at)
         )
         await announce(self._conn, ACCESS_CHANGED, partner_id)
 

@@ -19,6 +19,8 @@ partners = sa.Table(
     sa.Column("per_transaction_limit", sa.BigInteger, nullable=True),
     # {"write": [6000, 60]}: an operator's per-partner rate-limit quotas (migration 0007).
     sa.Column("rate_limits", sa.JSON, nullable=True),
+    # Payouts only to accounts the partner checked (POST /v1/payee_checks) lately.
+    sa.Column("require_payee_check", sa.Boolean, nullable=False, server_default=sa.false()),
     sa.Column("created_at", UtcDateTime(), nullable=False),
     sa.Column("updated_at", UtcDateTime(), nullable=False),
 )

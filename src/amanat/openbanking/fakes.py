@@ -5,7 +5,7 @@ promises in tests/api/openbanking on both databases."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 
 from amanat.kernel.pagination import Page
@@ -17,6 +17,7 @@ from amanat.openbanking.ports import (
     BankBalance,
     BankCustomer,
     BankTransaction,
+    InitiatedPayment,
     TransactionQuery,
 )
 from amanat.platform.fakes import FakeDatabase, FakeTransaction, InMemoryStore
@@ -82,6 +83,38 @@ class InMemoryWalks(InMemoryStore):
         return len(ended)
 
 
+class InMemoryPayeeChecks(InMemoryStore):
+    def __init__(self) -> None:
+        self.rows: list[tuple[str, str, str, str, datetime]] = []
+
+    async def add(
+        self, check_id: str, partner_id: str, account_bidx: str, verdict: str, at: datetime
+    ) -> None:
+        self.rows.append((check_id, partner_id, account_bidx, verdict, at))
+
+    async def confirmed_since(
+        self, partner_id: str, account_bidx: str, since: datetime, verdicts: tuple[str, ...]
+    ) -> bool:
+        return any(
+            p == partner_id and b == account_bidx and at >= since and v in verdicts
+            for _id, p, b, v, at in self.rows
+        )
+
+
+class InMemoryInitiatedPayments(InMemoryStore):
+    def __init__(self) -> None:
+        self.rows: dict[str, InitiatedPayment] = {}
+
+    async def add(self, payment: InitiatedPayment) -> None:
+        self.rows[payment.payment_id] = payment
+
+    async def get(self, payment_id: str, *, for_update: bool = False) -> InitiatedPayment | None:
+        return self.rows.get(payment_id)
+
+    async def mark_returned(self, payment_id: str, at: datetime) -> None:
+        self.rows[payment_id] = replace(self.rows[payment_id], returned_at=at)
+
+
 class FakeOpenBankingTx(FakeTransaction):
     @property
     def consents(self) -> InMemoryConsents:
@@ -91,9 +124,22 @@ class FakeOpenBankingTx(FakeTransaction):
     def psu_walks(self) -> InMemoryWalks:
         return self.database.store("psu_walks", InMemoryWalks)
 
+    @property
+    def payee_checks(self) -> InMemoryPayeeChecks:
+        return self.database.store("payee_checks", InMemoryPayeeChecks)
+
+    @property
+    def initiated_payments(self) -> InMemoryInitiatedPayments:
+        return self.database.store("initiated_payments", InMemoryInitiatedPayments)
+
 
 def open_banking_database() -> FakeDatabase:
-    return FakeDatabase(consents=InMemoryConsents(), psu_walks=InMemoryWalks())
+    return FakeDatabase(
+        consents=InMemoryConsents(),
+        psu_walks=InMemoryWalks(),
+        payee_checks=InMemoryPayeeChecks(),
+        initiated_payments=InMemoryInitiatedPayments(),
+    )
 
 
 PASSWORD = "right-password"

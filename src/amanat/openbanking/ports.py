@@ -146,12 +146,54 @@ class WalkRepository(Protocol):
     async def delete_ended(self, before: datetime) -> int: ...
 
 
+class PayeeCheckRepository(Protocol):
+    async def add(
+        self, check_id: str, partner_id: str, account_bidx: str, verdict: str, at: datetime
+    ) -> None: ...
+    async def confirmed_since(
+        self, partner_id: str, account_bidx: str, since: datetime, verdicts: tuple[str, ...]
+    ) -> bool: ...
+
+
+@dataclass(frozen=True, slots=True)
+class InitiatedPayment:
+    payment_id: str
+    consent_id: str
+    partner_id: str
+    account_id: str
+    amount_minor: int
+    currency: str
+    created_at: datetime
+    returned_at: datetime | None = None
+
+
+class InitiatedPaymentRepository(Protocol):
+    async def add(self, payment: InitiatedPayment) -> None: ...
+    async def get(
+        self, payment_id: str, *, for_update: bool = False
+    ) -> InitiatedPayment | None: ...
+    async def mark_returned(self, payment_id: str, at: datetime) -> None: ...
+
+
+class BlindIndexer(Protocol):
+    """:meth:`DataProtectionService.blind_index_of`: find an account by identifier
+    without storing the identifier."""
+
+    async def blind_index_of(self, kind: str, value: str) -> str: ...
+
+
 class OpenBankingTx(OutboxTx, Protocol):
     @property
     def consents(self) -> ConsentRepository: ...
 
     @property
     def psu_walks(self) -> WalkRepository: ...
+
+    @property
+    def payee_checks(self) -> PayeeCheckRepository: ...
+
+    @property
+    def initiated_payments(self) -> InitiatedPaymentRepository: ...
 
 
 class Sealer(Protocol):

@@ -10,7 +10,13 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from amanat.openbanking.domain.authorisation import AuthorisationWalk, Stage
 from amanat.openbanking.domain.consents import Consent, ConsentKind, ConsentStatus
-from amanat.openbanking.tables import consents, psu_authorisations
+from amanat.openbanking.ports import InitiatedPayment
+from amanat.openbanking.tables import (
+    consents,
+    initiated_payments,
+    payee_checks,
+    psu_authorisations,
+)
 from amanat.platform.db.dialect import locked
 
 
@@ -179,3 +185,80 @@ class SqlWalkRepository:
             psu_authorisations.delete().where(psu_authorisations.c.expires_at < before)
         )
         return int(result.rowcount or 0)
+
+
+class SqlPayeeCheckRepository:
+    def __init__(self, conn: AsyncConnection) -> None:
+        self._conn = conn
+
+    async def add(
+        self, check_id: str, partner_id: str, account_bidx: str, verdict: str, at: datetime
+    ) -> None:
+        await self._conn.execute(
+            payee_checks.insert().values(
+                id=check_id,
+                partner_id=partner_id,
+                account_bidx=account_bidx,
+                verdict=verdict,
+                created_at=at,
+            )
+        )
+
+    async def confirmed_since(
+        self, partner_id: str, account_bidx: str, since: datetime, verdicts: tuple[str, ...]
+    ) -> bool:
+        row = (
+            await self._conn.execute(
+                sa.select(payee_checks.c.id)
+                .where(
+                    payee_checks.c.partner_id == partner_id,
+                    payee_checks.c.account_bidx == account_bidx,
+                    payee_checks.c.created_at >= since,
+                    payee_checks.c.verdict.in_(verdicts),
+                )
+                .limit(1)
+            )
+        ).first()
+        return row is not None
+
+
+class SqlInitiatedPaymentRepository:
+    def __init__(self, conn: AsyncConnection) -> None:
+        self._conn = conn
+
+    async def add(self, payment: InitiatedPayment) -> None:
+        await self._conn.execute(
+            initiated_payments.insert().values(
+                payment_id=payment.payment_id,
+                consent_id=payment.consent_id,
+                partner_id=payment.partner_id,
+                account_id=payment.account_id,
+                amount_minor=payment.amount_minor,
+                currency=payment.currency,
+                created_at=payment.created_at,
+                returned_at=payment.returned_at,
+            )
+        )
+
+    async def get(self, payment_id: str, *, for_update: bool = False) -> InitiatedPayment | None:
+        stmt = initiated_payments.select().where(initiated_payments.c.payment_id == payment_id)
+        row = (await self._conn.execute(locked(stmt, self._conn) if for_update else stmt)).first()
+        if row is None:
+            return None
+        return InitiatedPayment(
+            payment_id=row.payment_id,
+            consent_id=row.consent_id,
+            partner_id=row.partner_id,
+            account_id=row.account_id,
+            amount_minor=row.amount_minor,
+            currency=row.currency,
+            created_at=row.created_at,
+            returned_at=row.returned_at,
+        )
+
+    async def mark_returned(self, payment_id: str, at: datetime) -> None:
+        await self._conn.execute(
+            initiated_payments.update()
+            .where(initiated_payments.c.payment_id == payment_id)
+            .values(returned_at=at)
+        )

@@ -116,4 +116,46 @@ sa.Index(
     bank_transactions.c.id,
 )
 
-TABLES = (consents, psu_authorisations, bank_customers, bank_accounts, bank_transactions)
+# One row per confirmation of payee: whether a partner checked an account lately (for
+# partners whose payouts require it). The account is kept as its blind index only.
+payee_checks = sa.Table(
+    "payee_checks",
+    metadata,
+    sa.Column("id", sa.String(40), primary_key=True),
+    sa.Column("partner_id", sa.String(40), sa.ForeignKey("partners.id"), nullable=False),
+    sa.Column("account_bidx", sa.String(64), nullable=False),
+    sa.Column("verdict", sa.String(16), nullable=False),
+    sa.Column("created_at", UtcDateTime(), nullable=False),
+)
+sa.Index(
+    "ix_payee_checks_partner_account",
+    payee_checks.c.partner_id,
+    payee_checks.c.account_bidx,
+    payee_checks.c.created_at,
+)
+
+# Payments a PISP initiated, each tied to the consent and the customer's account that paid
+# for it: written only by the initiation, in its transaction, so the customer's money is
+# returned only for these (and once: ``returned_at``).
+initiated_payments = sa.Table(
+    "initiated_payments",
+    metadata,
+    sa.Column("payment_id", sa.String(40), primary_key=True),
+    sa.Column("consent_id", sa.String(40), sa.ForeignKey("consents.id"), nullable=False),
+    sa.Column("partner_id", sa.String(40), nullable=False),
+    sa.Column("account_id", sa.String(40), nullable=False),
+    sa.Column("amount_minor", sa.BigInteger, nullable=False),
+    sa.Column("currency", sa.String(3), nullable=False),
+    sa.Column("created_at", UtcDateTime(), nullable=False),
+    sa.Column("returned_at", UtcDateTime(), nullable=True),
+)
+
+TABLES = (
+    consents,
+    psu_authorisations,
+    bank_customers,
+    bank_accounts,
+    bank_transactions,
+    payee_checks,
+    initiated_payments,
+)

@@ -28,8 +28,14 @@ from amanat.openbanking.services.consents import ConsentService
 from amanat.openbanking.services.funds import FundsConfirmationService
 from amanat.openbanking.services.payee_checks import PayeeCheckService
 from amanat.openbanking.services.payments import RETURN_FUNDS, PaymentInitiationService
-from amanat.openbanking.store import SqlConsentRepository, SqlWalkRepository
+from amanat.openbanking.store import (
+    SqlConsentRepository,
+    SqlInitiatedPaymentRepository,
+    SqlPayeeCheckRepository,
+    SqlWalkRepository,
+)
 from amanat.payments.domain.events import PaymentChanged
+from amanat.payments.ports import PayeeCheckRecords
 from amanat.payments.service import PaymentService
 from amanat.platform.protection.ports import EncryptedColumn
 from amanat.platform.protection.service import DataProtectionService
@@ -68,6 +74,8 @@ def include(registry: Registry) -> None:
     )
     registry.add_repository("consents", SqlConsentRepository)
     registry.add_repository("psu_walks", SqlWalkRepository)
+    registry.add_repository("payee_checks", SqlPayeeCheckRepository)
+    registry.add_repository("initiated_payments", SqlInitiatedPaymentRepository)
     registry.add_repository("sandbox_bank", SandboxBankRows)
     registry.provide(SandboxBank, _sandbox_bank)
     registry.provide(
@@ -86,13 +94,20 @@ def include(registry: Registry) -> None:
     registry.provide(
         PaymentInitiationService,
         lambda s: PaymentInitiationService(
-            s.clock, s.get(CoreBanking), s.get(PaymentService), s.get(ConsentService)
+            s.transactions,
+            s.clock,
+            s.get(CoreBanking),
+            s.get(PaymentService),
+            s.get(ConsentService),
         ),
     )
     registry.provide(
         PayeeCheckService,
-        lambda s: PayeeCheckService(s.transactions, s.clock, s.get(CoreBanking)),
+        lambda s: PayeeCheckService(
+            s.transactions, s.clock, s.get(CoreBanking), s.get(DataProtectionService)
+        ),
     )
+    registry.provide(PayeeCheckRecords, lambda s: s.get(PayeeCheckService))
     registry.provide(
         FundsConfirmationService,
         lambda s: FundsConfirmationService(s.transactions, s.clock, s.get(CoreBanking)),

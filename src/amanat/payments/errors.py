@@ -22,3 +22,9 @@ class RefundNotSupported(PaymentsError, Conflict):
 
 class PaymentNotCancelable(PaymentsError, Conflict):
     code = "payment_not_cancelable"
+
+
+class PayeeCheckRequired(PaymentsError, Conflict):
+    """The partner's payouts need a recent payee check of the account, and it has none."""
+
+    code = "payee_check_required"

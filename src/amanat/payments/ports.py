@@ -124,3 +124,10 @@ class PartnerLimits(Protocol):
 
 class PayoutBatchTx(PaymentsTx, IdempotencyTx, Protocol):
     """A batch of payouts commits their idempotency keys with them."""
+
+
+class PayeeCheckRecords(Protocol):
+    """Confirmation of payee, as payouts consult it for partners that require a recent
+    check (open banking's PayeeCheckService)."""
+
+    async def confirmed_recently(self, partner_id: str, field: str, value: str) -> bool: ...

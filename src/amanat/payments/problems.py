@@ -16,6 +16,14 @@ PROBLEMS: list[ProblemType] = [
         "Top up the balance or reduce the amount.",
     ),
     ProblemType(
+        "payee_check_required",
+        409,
+        "Payee check required",
+        "Your payouts need a recent confirmation of payee of the account: a match or close "
+        "match from POST /v1/payee_checks in the last 24 hours (your bank turned this on).",
+        "Check the payee with its name first, then pay the same account.",
+    ),
+    ProblemType(
         "limit_exceeded",
         422,
         "Limit exceeded",

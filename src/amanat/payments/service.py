@@ -37,19 +37,37 @@ from amanat.payments.domain.payments import (
 )
 from amanat.payments.errors import (
     LimitExceeded,
+    PayeeCheckRequired,
     PaymentNotCancelable,
     RefundExceedsRemaining,
     RefundNotSupported,
 )
-from amanat.payments.ports import PartnerLimits, PaymentsTx
+from amanat.payments.ports import PartnerLimits, PayeeCheckRecords, PaymentsTx
 from amanat.platform.audit import recorder as audit
-from amanat.platform.audit.domain import Actor
 from amanat.platform.crypto.field_cipher import FieldContext
 from amanat.platform.db.ports import TransactionFactory
 from amanat.platform.protection.ports import HolderLookup, SubjectRecord
 from amanat.platform.protection.service import DataProtectionService
 
 PAYMENT_UPDATED = "payment.updated"
+# Metadata set by amanat only: a payout paid with a bank customer's money (open banking).
+CUSTOMER_FUNDING = "bank_customer_funding"
+RESERVED_METADATA_PREFIXES = ("obie_", CUSTOMER_FUNDING)
+
+
+def _refuse_reserved(metadata: dict[str, Any]) -> None:
+    reserved = [
+        k for k in metadata if isinstance(k, str) and k.startswith(RESERVED_METADATA_PREFIXES)
+    ]
+    if reserved:
+        raise InvalidInput(
+            f"metadata keys starting with {' or '.join(RESERVED_METADATA_PREFIXES)} are "
+            "amanat's own.",
+            code="validation_error",
+            reason="metadata_reserved_key",
+        )
+
+
 SUBMIT = "rail.submit"
 ENQUIRE = "rail.enquire"
 
@@ -111,12 +129,14 @@ class PaymentService:
         protection: DataProtectionService,
         config: PaymentsConfig,
         limits: PartnerLimits,
+        payee_checks: PayeeCheckRecords | None = None,
     ) -> None:
         self._tx = transactions
         self._clock = clock
         self._protection = protection
         self.config = config
         self._limits = limits
+        self._payee_checks = payee_checks
         self._accounts: dict[str, int] = {}
 
     # -- creating -----------------------------------------------------------------------
@@ -143,6 +163,21 @@ class PaymentService:
             iban_last4=record.iban_last4,
             kind=field,
         )
+
+    async def _check_payee(self, caller: Caller, account: AccountIn) -> None:
+        """For a partner that requires it, the account must have had a payee check with
+        a match or close match lately (``POST /v1/payee_checks``)."""
+        partner = caller.partner
+        if partner is None or not partner.require_payee_check or self._payee_checks is None:
+            return
+        scheme, value = _scheme_of(account)
+        field = "iban" if scheme is AccountScheme.IBAN else "raast_id"
+        if not await self._payee_checks.confirmed_recently(partner.id, field, value):
+            raise PayeeCheckRequired(
+                "Your payouts need a payee check of this account first: POST "
+                "/v1/payee_checks with its name, and pay after a match or close match "
+                "(it counts for 24 hours)."
+            )
 
     async def _check_limit(self, caller: Caller, amount: int) -> None:
         known = caller.partner
@@ -227,7 +262,15 @@ class PaymentService:
         reference: str | None,
         description: str | None,
         metadata: dict[str, Any],
+        funded_by: str | None = None,
     ) -> Payment:
+        """``funded_by``: the funding id of :meth:`fund_from_bank_customer` when a bank
+        customer's money pays for it (open banking); such a payout cannot be canceled by
+        the partner, and if it ends unpaid its amount leaves the partner's balance again,
+        in that same transaction, for the customer."""
+        _refuse_reserved(metadata)
+        if funded_by is not None:
+            metadata = {**metadata, CUSTOMER_FUNDING: funded_by}
         return await self._open(
             caller,
             PaymentType.PAYOUT,
@@ -282,6 +325,8 @@ class PaymentService:
         rail and audited, all in one transaction."""
         if not Money(amount, currency).is_positive:
             raise InvalidInput("amount must be positive.", code="invalid_amount")
+        if kind is PaymentType.PAYOUT:
+            await self._check_payee(caller, account)
         party = await self._party(caller, account)
         payment = await self._new(
             caller,
@@ -335,8 +380,10 @@ class PaymentService:
         scheme, value = _scheme_of(creditor)
         # As the holder lookup parses it: the same refusal, before anything is written.
         parse_iban(value) if scheme is AccountScheme.IBAN else parse_raast_id(value)
+        _refuse_reserved(metadata)
         checked = check_metadata(metadata)
         await self._check_limit(caller, amount)
+        await self._check_payee(caller, creditor)
         return PayoutRequest(
             caller=caller,
             payment_id=new_id("payment"),
@@ -566,6 +613,11 @@ class PaymentService:
                     "Only a payment not yet sent to the rail can be canceled; this one is "
                     f"already {payment.status.value}."
                 )
+            if CUSTOMER_FUNDING in payment.metadata:
+                raise PaymentNotCancelable(
+                    "A bank customer authorised this payment (open banking); it goes to the "
+                    "rail as they approved it and cannot be canceled by the partner."
+                )
             if payment.submitted_at is not None:
                 raise PaymentNotCancelable(
                     "This payment was already handed to the rail, so it can no longer be "
@@ -730,42 +782,6 @@ class PaymentService:
                 payload={"amount": amount, "currency": currency, "funding_id": funding_id},
             )
 
-    async def return_to_bank_customer(self, payment_id: str, actor: Actor) -> Payment:
-        """A payout funded from a bank customer's account (fund_from_bank_customer) ended
-        without paying: take its amount back out of the partner's balance, to be
-        credited to the customer, in the caller's unit of work."""
-        now = self._clock.now()
-        async with self._tx.write() as tx:
-            payment = await tx.payments.get(payment_id)
-            if (
-                payment is None
-                or payment.type is not PaymentType.PAYOUT
-                or payment.status
-                not in (PaymentStatus.FAILED, PaymentStatus.CANCELED, PaymentStatus.EXPIRED)
-            ):
-                raise Conflict(f"Payment {payment_id[:40]} did not end unpaid.")
-            amount, currency = payment.amount.amount, payment.amount.currency
-            account, shards = await self._merchant_account(tx, payment.partner_id, currency)
-            hold_id = f"ret_{payment.id}"
-            await tx.ledger.reserve(account, hold_id, amount, currency, now, shard_count=shards)
-            await tx.ledger.close_hold(hold_id, post=True, at=now)
-            await tx.ledger.post(
-                ledger.customer_returned(
-                    new_id("journal"), payment.id, payment.partner_id, amount, currency
-                ),
-                now,
-            )
-            await audit.record(
-                tx,
-                self._clock,
-                actor,
-                "balance.returned_to_bank_customer",
-                target_type="payment",
-                target_id=payment.id,
-                payload={"amount": amount, "currency": currency, "status": payment.status.value},
-            )
-        return payment
-
     # -- the rail's side ----------------------------------------------------------------
 
     async def claim_submission(self, payment_id: str) -> Payment | None:
@@ -870,6 +886,18 @@ class PaymentService:
                 )
                 await tx.ledger.post(
                     build(new_id("journal"), payment.id, payment.partner_id, amount, currency), now
+                )
+        elif payment.is_terminal and CUSTOMER_FUNDING in payment.metadata:
+            # The money was a bank customer's: it leaves the partner's balance now, with
+            # the failure, into the bank's clearing account, and is credited back to the
+            # customer from there (open banking's return job). Never spendable meanwhile.
+            await self._ensure(tx, ledger.BANK_CUSTOMER_FUNDS, "asset", currency, 1)
+            if await tx.ledger.close_hold(payment.id, post=True, at=now) is not None:
+                await tx.ledger.post(
+                    ledger.customer_returned(
+                        new_id("journal"), payment.id, payment.partner_id, amount, currency
+                    ),
+                    now,
                 )
         elif payment.is_terminal and payment.type is not PaymentType.COLLECTION:
             released = await tx.ledger.close_hold(payment.id, post=False, at=now)

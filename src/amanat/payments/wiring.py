@@ -15,6 +15,7 @@ from amanat.payments.batching import PayoutBatcher
 from amanat.payments.callbacks import RailCallbacks
 from amanat.payments.domain.events import EVENT_TYPES
 from amanat.payments.jobs import RailJobs, RailTarget, UnresolvedGauge
+from amanat.payments.ports import PayeeCheckRecords
 from amanat.payments.rail import RailAdapter
 from amanat.payments.routes import banks, payments, rail_callbacks
 from amanat.payments.service import ENQUIRE, SUBMIT, PaymentsConfig, PaymentService
@@ -43,6 +44,8 @@ def _service(s: Services) -> PaymentService:
             sandbox=not s.settings.is_production,
         ),
         s.get(IdentityQueries),
+        # Provided by open banking (confirmation of payee), when it is part of the build.
+        s.get(PayeeCheckRecords) if PayeeCheckRecords in s.registry.factories else None,
     )
 
 

@@ -92,3 +92,60 @@ async def test_a_pisp_may(client: httpx.AsyncClient, container: Container) -> No
     headers = await bearer(client, pisp, scope="payees:check")
     answer = await check(client, headers, "c9", iban="PK36SCBL0000001123456702", name="Ayesha Khan")
     assert answer.json()["result"] == "match"
+
+
+PAYOUT = {
+    "amount": 150000,
+    "currency": "PKR",
+    "creditor": {"iban": "PK36SCBL0000001123456702", "name": "Ayesha Khan"},
+    "reference": "INV-1",
+}
+
+
+async def test_a_partner_can_be_made_to_check_payees_before_paying(
+    client: httpx.AsyncClient, container: Container
+) -> None:
+    from tests.support.oauth import ACTOR, funded_merchant
+
+    await seed_bank(container)
+    merchant = await funded_merchant(container, "Careful Ltd")
+    await container.partners.set_payee_check_requirement(ACTOR, merchant.partner.id, True)
+    headers = await bearer(client, merchant)
+    unchecked = await client.post(
+        "/v1/payments", headers={**headers, "Idempotency-Key": "pay-1"}, json=PAYOUT
+    )
+    assert unchecked.status_code == 409, unchecked.text
+    assert unchecked.json()["code"] == "payee_check_required"
+    wrong = await check(
+        client, headers, "chk-1", iban="PK36SCBL0000001123456702", name="Zainab Ali"
+    )
+    assert wrong.json()["result"] == "no_match"
+    still = await client.post(
+        "/v1/payments", headers={**headers, "Idempotency-Key": "pay-2"}, json=PAYOUT
+    )
+    assert still.status_code == 409  # a no_match does not count
+    right = await check(
+        client, headers, "chk-2", iban="PK36 SCBL 0000 0011 2345 6702", name="Ayesha Khan"
+    )
+    assert right.json()["result"] == "match"
+    paid = await client.post(
+        "/v1/payments", headers={**headers, "Idempotency-Key": "pay-3"}, json=PAYOUT
+    )
+    assert paid.status_code == 201, paid.text
+    await container.partners.set_payee_check_requirement(ACTOR, merchant.partner.id, False)
+    other = {**PAYOUT, "creditor": {"iban": "PK52MEZN0002140100345678", "name": "Bilal"}}
+    free = await client.post(
+        "/v1/payments", headers={**headers, "Idempotency-Key": "pay-4"}, json=other
+    )
+    assert free.status_code == 201, free.text
+
+
+async def test_a_list_of_names_does_not_fish_out_a_title(
+    client: httpx.AsyncClient, merchant_headers: dict[str, str]
+) -> None:
+    fishing = " ".join(["Ayesha", "Khan", "Bilal", "Ahmed", "Fatima", "Ali", "Hassan"])
+    answer = await check(
+        client, merchant_headers, "fish", iban="PK36SCBL0000001123456702", name=fishing
+    )
+    assert answer.json()["result"] == "no_match"
+    assert answer.json()["name_on_account"] is None

@@ -288,8 +288,11 @@ async def test_a_payout_that_ends_unpaid_gives_the_customer_their_money_back(
     payment_id = paid.json()["Data"]["DomesticPaymentId"]
     assert await ayesha_balance(container, account_id) == before - 25000
 
-    # The rail refuses it (what the submit job does on a rejection), then the worker runs.
+    # The rail refuses it (what the submit job does on a rejection): with that change the
+    # money leaves the PISP's balance, never spendable there; then the worker returns it.
     await container.payments.fail_submission(payment_id, "rail_rejected", "Account closed.")
+    assert (await container.payments.balance(tpp.partner.id)).available == 0
+    assert await container.payments.check_ledger() == []
     runtime = container.job_runtime()
     while await runtime.run_once():
         pass
@@ -307,3 +310,66 @@ async def test_a_payout_that_ends_unpaid_gives_the_customer_their_money_back(
     while await runtime.run_once():
         pass
     assert await ayesha_balance(container, account_id) == before
+
+
+async def test_a_pisp_that_is_also_a_merchant_cannot_cancel_or_forge_a_customer_payment(
+    client: httpx.AsyncClient, container: Container
+) -> None:
+    from tests.support.oauth import make_client, tpp_key_jwks
+    from tests.support.open_banking import sign_at_server_time
+
+    await seed_bank(container)
+    sign_at_server_time(container)
+    both = await make_client(
+        container,
+        roles=("merchant", "pisp"),
+        name="Both Ltd",
+        redirect_uris=["http://127.0.0.1:8765/callback"],
+        jwks=tpp_key_jwks(),
+    )
+    initiation = domestic_initiation("100.00")
+    consent_id = (await consent_for(client, both, initiation, "both-1")).json()["Data"]["ConsentId"]
+    tokens = await authorise(client, both, consent_id, scope="payments", accounts=1)
+    psu = {"Authorization": f"Bearer {tokens['access_token']}"}
+    body = {"Data": {"ConsentId": consent_id, "Initiation": initiation}, "Risk": RISK}
+    paid = await pisp(client, both, "POST", "/domestic-payments", psu, body, idempotency_key="b1")
+    payment_id = paid.json()["Data"]["DomesticPaymentId"]
+    merchant = await bearer(client, both, scope="payments:write")
+    cancel = await client.post(
+        f"/v1/payments/{payment_id}/cancel", headers={**merchant, "Idempotency-Key": "c1"}
+    )
+    assert cancel.status_code == 409, cancel.text
+    assert cancel.json()["code"] == "payment_not_cancelable"
+    forged = await client.post(
+        "/v1/payments",
+        headers={**merchant, "Idempotency-Key": "f1"},
+        json={
+            "amount": 100,
+            "currency": "PKR",
+            "creditor": {"iban": "PK52MEZN0002140100345678", "name": "Bilal Ahmed"},
+            "metadata": {"obie_consent_id": consent_id},
+        },
+    )
+    assert forged.status_code == 422, forged.text
+
+
+async def test_an_authorised_payment_consent_is_not_a_standing_permission(
+    client: httpx.AsyncClient, container: Container, tpp: RegisteredClient
+) -> None:
+    from amanat.kernel.clock import FrozenClock
+
+    initiation = domestic_initiation("100.00")
+    consent_id = (await consent_for(client, tpp, initiation, "late-1")).json()["Data"]["ConsentId"]
+    tokens = await authorise(client, tpp, consent_id, scope="payments", accounts=1)
+    psu = {"Authorization": f"Bearer {tokens['access_token']}"}
+    clock = container.clock
+    assert isinstance(clock, FrozenClock)
+    clock.advance(minutes=61)
+    body = {"Data": {"ConsentId": consent_id, "Initiation": initiation}, "Risk": RISK}
+    late = await pisp(client, tpp, "POST", "/domestic-payments", psu, body, idempotency_key="l1")
+    assert late.status_code in (401, 403), late.text
+    setup = await bearer(client, tpp, scope="payments")
+    read = await obie(
+        client, "payments", "GET", f"/domestic-payment-consents/{consent_id}", setup, base=PISP
+    )
+    assert read.json()["Data"]["Status"] == "Rejected"

@@ -96,7 +96,9 @@ def test_every_capability_declares_routes_tables_and_no_duplicates() -> None:
     names = [t.name for t in collected.tables]
     assert len(names) == len(set(names))
     assert {"payments", "webhook_endpoints", "partners", "refresh_tokens", "consents"} <= set(names)
-    assert {"rail.submit", "rail.enquire"} == set(collected.job_handlers)
+    assert {"rail.submit", "rail.enquire", "openbanking.return_funds"} == set(
+        collected.job_handlers
+    )
     assert {"oauth_artifacts", "operator_sessions", "data_subjects", "webhook_deliveries"} <= (
         set(collected.retention_classes)
     )

@@ -308,6 +308,27 @@ class PartnerService:
             )
         return replace(partner, rate_limits=quotas, updated_at=now)
 
+    async def set_payee_check_requirement(
+        self, actor: Actor, partner_id: str, required: bool
+    ) -> Partner:
+        """Whether the partner's payouts need a recent payee check (a match or close
+        match of ``POST /v1/payee_checks``) of the account they pay. Applies from the
+        partner's next request (the partner is read with each access-token check)."""
+        async with self._tx.write() as tx:
+            partner = await _partner_to_change(tx, partner_id)
+            now = self._clock.now()
+            await tx.partners.set_payee_check_requirement(partner_id, required, now)
+            await audit.record(
+                tx,
+                self._clock,
+                actor,
+                "partner.payee_check_requirement_changed",
+                target_type="partner",
+                target_id=partner_id,
+                payload={"from": partner.require_payee_check, "to": required},
+            )
+        return replace(partner, require_payee_check=required, updated_at=now)
+
     async def set_partner_status(self, actor: Actor, partner_id: str, status: str) -> Partner:
         if status not in {"active", "suspended"}:
             raise InvalidInput("status must be 'active' or 'suspended'.", code="validation_error")

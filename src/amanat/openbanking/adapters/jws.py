@@ -109,8 +109,14 @@ class MessageSignatures:
         kid = header.get("kid")
         if not isinstance(kid, str) or not kid:
             raise _refuse("MissingClaim", "The JWS header needs the signing key's kid.")
-        if header.get("crit") != CRITICAL:
-            raise _refuse("InvalidClaim", f"crit must be exactly {CRITICAL}.")
+        crit = header.get("crit")
+        if not isinstance(crit, list) or sorted(map(str, crit)) != sorted(CRITICAL):
+            raise _refuse("InvalidClaim", f"crit must name exactly {CRITICAL}.")
+        if header.get("typ", "JOSE") != "JOSE" or header.get("cty", "application/json") not in (
+            "application/json",
+            "json",
+        ):
+            raise _refuse("InvalidClaim", "typ must be JOSE and cty application/json.")
         missing = [name for name in CRITICAL if name not in header]
         if missing:
             raise _refuse("MissingClaim", f"The JWS header needs {', '.join(missing)}.")

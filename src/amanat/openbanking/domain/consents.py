@@ -2,7 +2,8 @@
 
 A TPP creates a consent (``AwaitingAuthorisation``); the PSU approves it in the bank's
 hosted page (``Authorised``) or denies it (``Rejected``); a payment consent is
-``Consumed`` by the one payment it allows; an account-access or funds-confirmation consent
+``Consumed`` by the one payment it allows (or ``Rejected`` when it is not used within an
+hour of its authorisation); an account-access or funds-confirmation consent
 ends ``Revoked`` when the TPP deletes it, the PSU withdraws it or its
 ``ExpirationDateTime`` passes. The end states are final: nothing leaves them, and nothing
 goes back to ``AwaitingAuthorisation``.
@@ -67,6 +68,9 @@ KIND_STATUSES: dict[ConsentKind, frozenset[ConsentStatus]] = {
 # How long a consent may wait for its PSU. The hosted walk lasts minutes; a consent nobody
 # authorised within this window is stale, and a TPP polling it should hear "Rejected".
 AWAITING_WINDOW = timedelta(hours=1)
+# How long an authorised payment consent may wait for its one payment: the customer
+# approved a payment now, not a standing permission to pay.
+PAYMENT_WINDOW = timedelta(hours=1)
 
 # The OAuth scope a consent's token carries, by kind.
 KIND_SCOPES: dict[ConsentKind, str] = {
@@ -127,10 +131,13 @@ class Consent:
         revoked, one left awaiting past :data:`AWAITING_WINDOW` is rejected, whether or not
         the job that records it has run yet."""
         expired = self.status is ConsentStatus.AUTHORISED and self.is_expired(now)
-        if expired and self.kind is not ConsentKind.DOMESTIC_PAYMENT:
-            return self._moved(
-                ConsentStatus.REVOKED, self.expires_at or now, ended_reason="expired"
+        if expired:
+            ended = (
+                ConsentStatus.REJECTED
+                if self.kind is ConsentKind.DOMESTIC_PAYMENT
+                else ConsentStatus.REVOKED
             )
+            return self._moved(ended, self.expires_at or now, ended_reason="expired")
         if self.status is ConsentStatus.AWAITING_AUTHORISATION:
             deadline = self.created_at + AWAITING_WINDOW
             if self.expires_at is not None:
@@ -159,8 +166,15 @@ class Consent:
             raise ConsentStateError(self, "be authorised after its expiry")
         if not account_ids:
             raise ConsentStateError(self, "be authorised without an account")
+        expires_at = self.expires_at
+        if self.kind is ConsentKind.DOMESTIC_PAYMENT:
+            expires_at = now + PAYMENT_WINDOW
         return self._moved(
-            ConsentStatus.AUTHORISED, now, psu_id=psu_id, account_ids=tuple(account_ids)
+            ConsentStatus.AUTHORISED,
+            now,
+            psu_id=psu_id,
+            account_ids=tuple(account_ids),
+            expires_at=expires_at,
         )
 
     def reject(self, now: datetime, reason: str, psu_id: str | None = None) -> Consent:

@@ -19,6 +19,9 @@ from enum import StrEnum
 _HONORIFICS = frozenset({"mr", "mrs", "ms", "miss", "dr", "syed", "syeda", "hafiz", "haji"})
 
 
+MAX_WORDS = 6
+
+
 class Verdict(StrEnum):
     MATCH = "match"
     CLOSE_MATCH = "close_match"
@@ -68,16 +71,17 @@ def mask(title: str) -> str:
 
 def compare(expected: str, title: str) -> PayeeAnswer:
     given, held = words(expected), words(title)
-    if not given or not held:
+    # A name is a few words: a list of every common name would otherwise close-match
+    # anyone, and the masked title would hand it over.
+    if not given or not held or len(given) > MAX_WORDS:
         return PayeeAnswer(Verdict.NO_MATCH)
     if given == held:
         return PayeeAnswer(Verdict.MATCH)
     close = (
         sorted(given) == sorted(held)
-        or (
-            len(set(given) & set(held)) >= 2
-            and (set(given) <= set(held) or set(held) <= set(given))
-        )
+        # The payer's name inside the title (never the reverse: extra words of the
+        # payer's own must not find a title).
+        or (len(set(given)) >= 2 and set(given) <= set(held))
         or (
             len(given) == len(held)
             and all(_one_typo_apart(a, b) for a, b in zip(given, held, strict=True))

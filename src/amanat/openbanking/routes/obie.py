@@ -149,6 +149,12 @@ def response_for(exc: Exception) -> Response:
     if isinstance(exc, DomainError):
         return error_response(400, [_obie_error("UK.OBIE.Field.Invalid", exc.message)])
     if isinstance(exc, StarletteHTTPException):
+        if exc.status_code in _WITH_BODY:  # e.g. JSON nested too deep for the reader
+            return error_response(
+                exc.status_code,
+                [_obie_error("UK.OBIE.Field.Invalid", str(exc.detail) or "Bad request.")],
+                headers=dict(exc.headers or {}),
+            )
         return Response(status_code=exc.status_code, headers=dict(exc.headers or {}))
     log.exception("open_banking_unexpected_error", error_type=type(exc).__name__)
     return error_response(
@@ -223,7 +229,12 @@ class ObieRoute(APIRoute):
             response.headers["x-fapi-interaction-id"] = interaction
             if self.signs_answers and response.body:
                 signer = find_service(request, MessageSigner)
-                response.headers["x-jws-signature"] = await signer.sign(bytes(response.body))
+                try:
+                    response.headers["x-jws-signature"] = await signer.sign(bytes(response.body))
+                except Exception:
+                    # What happened (a payment made, perhaps) is true whether or not it can
+                    # be signed: answer it unsigned rather than hide it behind a 500.
+                    log.exception("open_banking_answer_not_signed")
             return response
 
         return handler

@@ -222,7 +222,9 @@ def _consent_body(request: Request, consent: Consent, self_url: str) -> dict[str
             "Status": consent.status.value,
             "StatusUpdateDateTime": timestamp(consent.status_updated_at),
             "Initiation": details.get("Initiation", {}),
-        },
+        }
+        # Once authorised, the payment must be made before this (an hour).
+        | ({"CutOffDateTime": timestamp(consent.expires_at)} if consent.expires_at else {}),
     )
     body["Risk"] = details.get("Risk", {})
     body["Links"]["Self"] = self_url

@@ -18,8 +18,9 @@ from dataclasses import dataclass, replace
 from datetime import timedelta
 
 from amanat.kernel.clock import Clock
-from amanat.kernel.errors import Contention
+from amanat.kernel.errors import Contention, InvalidInput
 from amanat.kernel.ids import new_id
+from amanat.kernel.pakistan import parse_iban
 from amanat.openbanking.domain.authorisation import (
     DASHBOARD,
     WALK_LIFETIME,
@@ -47,6 +48,14 @@ from amanat.openbanking.services.consents import ConsentService, trail
 from amanat.platform.audit import recorder as audit
 from amanat.platform.audit.domain import Actor
 from amanat.platform.db.ports import TransactionFactory
+
+
+def _iban(value: object) -> str | None:
+    """An IBAN as the bank stores it (upper case, no spaces), however the TPP wrote it."""
+    try:
+        return parse_iban(str(value)).value
+    except InvalidInput:
+        return None
 
 
 def _hash(*parts: str) -> str:
@@ -223,11 +232,11 @@ class AuthorisationService:
         details = consent.details or {}
         if consent.kind is ConsentKind.FUNDS_CONFIRMATION:
             named = (details.get("DebtorAccount") or {}).get("Identification")
-            return [account for account in held if account.iban == named]
+            return [account for account in held if account.iban == _iban(named)]
         if consent.kind is ConsentKind.DOMESTIC_PAYMENT:
             debtor = (details.get("Initiation") or {}).get("DebtorAccount")
             if debtor is not None:
-                return [a for a in held if a.iban == debtor.get("Identification")]
+                return [a for a in held if a.iban == _iban(debtor.get("Identification"))]
         return held
 
     async def accounts_of(self, psu_id: str) -> list[BankAccount]:

@@ -304,6 +304,8 @@ class ConsentService:
                 target_id=consent.id,
                 payload=trail(used),
             )
+        # Spent: no refresh token may mint another token for it.
+        await self._tokens.revoke_consent_tokens(consent.id, consent.client_id, "consumed")
         return replace(used, details=consent.details)
 
     async def get(self, tpp: Tpp, consent_id: str, kind: ConsentKind) -> Consent:

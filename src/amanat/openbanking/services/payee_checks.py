@@ -11,14 +11,14 @@ masked identifier, and the verdict), and the edge rate-limits them per client.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from amanat.kernel.clock import Clock
 from amanat.kernel.ids import new_id
 from amanat.kernel.masking import mask_iban, mask_phone
 from amanat.kernel.pakistan import parse_iban, parse_raast_id
 from amanat.openbanking.domain.payee import PayeeAnswer, Verdict, compare
-from amanat.openbanking.ports import CoreBanking, OpenBankingTx
+from amanat.openbanking.ports import BlindIndexer, CoreBanking, OpenBankingTx
 from amanat.platform.audit import recorder as audit
 from amanat.platform.audit.domain import Actor
 from amanat.platform.db.ports import TransactionFactory
@@ -31,13 +31,32 @@ class PayeeCheck:
     checked_at: datetime
 
 
+# How long a check counts for a partner whose payouts require one, and which verdicts do.
+RECENT = timedelta(hours=24)
+CONFIRMING = (Verdict.MATCH.value, Verdict.CLOSE_MATCH.value)
+
+
 class PayeeCheckService:
     def __init__(
-        self, transactions: TransactionFactory[OpenBankingTx], clock: Clock, bank: CoreBanking
+        self,
+        transactions: TransactionFactory[OpenBankingTx],
+        clock: Clock,
+        bank: CoreBanking,
+        indexer: BlindIndexer,
     ) -> None:
         self._tx = transactions
         self._clock = clock
         self._bank = bank
+        self._indexer = indexer
+
+    async def confirmed_recently(self, partner_id: str, field: str, value: str) -> bool:
+        """Whether the partner checked this account (``iban`` or ``raast_id``) in the last
+        :data:`RECENT`, and heard a match or a close match (payments' PayeeCheckRecords)."""
+        bidx = await self._indexer.blind_index_of(field, value)
+        async with self._tx.lookup() as tx:
+            return await tx.payee_checks.confirmed_since(
+                partner_id, bidx, self._clock.now() - RECENT, CONFIRMING
+            )
 
     async def check(
         self,
@@ -55,7 +74,13 @@ class PayeeCheckService:
         answer = compare(name, title) if title is not None else PayeeAnswer(Verdict.UNAVAILABLE)
         result = PayeeCheck(new_id("payee_check"), answer, self._clock.now())
         masked = mask_iban(iban_value) if iban_value else mask_phone(raast_value or "")
+        bidx = await self._indexer.blind_index_of(
+            "iban" if iban_value else "raast_id", iban_value or raast_value or ""
+        )
         async with self._tx.write() as tx:
+            await tx.payee_checks.add(
+                result.id, partner_id, bidx, answer.verdict.value, result.checked_at
+            )
             await audit.record(
                 tx,
                 self._clock,

@@ -18,14 +18,19 @@ from amanat.kernel.errors import NotFound
 from amanat.kernel.money import Money
 from amanat.openbanking.domain.consents import Consent
 from amanat.openbanking.errors import ConsentMismatch, ResourceNotFound
-from amanat.openbanking.ports import AccountEntry, BankBalance, CoreBanking, OpenBankingTx
+from amanat.openbanking.ports import (
+    AccountEntry,
+    BankBalance,
+    CoreBanking,
+    InitiatedPayment,
+    OpenBankingTx,
+)
 from amanat.openbanking.services.consents import IBAN_SCHEME, ConsentService
 from amanat.payments.domain.events import PaymentChanged
 from amanat.payments.domain.payments import Payment, PaymentStatus
 from amanat.payments.service import AccountIn, PaymentService
-from amanat.platform.audit.domain import SYSTEM
+from amanat.platform.db.ports import TransactionFactory
 
-CONSENT_KEY = "obie_consent_id"
 RETURN_FUNDS = "openbanking.return_funds"
 _UNPAID = frozenset({"failed", "canceled", "expired"})
 
@@ -48,11 +53,13 @@ def minor(initiation: dict[str, Any]) -> int:
 class PaymentInitiationService:
     def __init__(
         self,
+        transactions: TransactionFactory[OpenBankingTx],
         clock: Clock,
         bank: CoreBanking,
         payments: PaymentService,
         consents: ConsentService,
     ) -> None:
+        self._tx = transactions
         self._clock = clock
         self._bank = bank
         self._payments = payments
@@ -114,12 +121,21 @@ class PaymentInitiationService:
             creditor=AccountIn(iban=iban, raast_id=raast, name=creditor["Name"]),
             reference=reference[:35],
             description=remittance.get("Unstructured"),
-            metadata={
-                CONSENT_KEY: consent.id,
-                "obie_end_to_end_id": initiation["EndToEndIdentification"],
-                "obie_instruction_id": initiation["InstructionIdentification"],
-            },
+            metadata={},
+            funded_by=funding,
         )
+        async with self._tx.write() as tx:
+            await tx.initiated_payments.add(
+                InitiatedPayment(
+                    payment_id=payment.id,
+                    consent_id=consent.id,
+                    partner_id=caller.partner_id,
+                    account_id=consent.account_ids[0],
+                    amount_minor=amount,
+                    currency="PKR",
+                    created_at=self._clock.now(),
+                )
+            )
         await self._consents.consume(consent, caller.actor)
         return payment
 
@@ -132,37 +148,44 @@ class PaymentInitiationService:
         with the return)."""
         if event.view.get("status") not in _UNPAID:
             return
-        if not (event.view.get("metadata") or {}).get(CONSENT_KEY):
-            return
+        initiated = await tx.initiated_payments.get(event.payment_id)
+        if initiated is None or initiated.returned_at is not None:
+            return  # not paid with a customer's money (whatever its metadata says)
         await tx.outbox.enqueue(RETURN_FUNDS, event.payment_id, {}, self._clock.now())
 
     async def return_funds(self, payment_id: str) -> None:
-        """In the job's unit of work: out of the PISP's balance, back into the customer's
-        account, with a statement line saying why."""
-        payment = await self._payments.return_to_bank_customer(payment_id, SYSTEM)
-        consent = await self._consents.opened(str(payment.metadata[CONSENT_KEY]))
-        if consent is None or not consent.account_ids:
-            raise ResourceNotFound("The payment's consent is gone.")
-        creditor = ((consent.details or {}).get("Initiation") or {}).get("CreditorAccount") or {}
-        await self._bank.credit(
-            AccountEntry(
-                account_id=consent.account_ids[0],
-                amount_minor=payment.amount.amount,
-                currency=payment.amount.currency,
-                description=f"RAAST RETURN {creditor.get('Name', '')} {payment.reference or ''}",
-                counterparty_name=creditor.get("Name"),
-                counterparty_iban=None,
-                reference=payment.id,
+        """In the job's unit of work: the payout's amount already left the PISP's balance
+        with its failure (payments' side); here it goes back into the customer's account,
+        with a statement line saying why, once."""
+        async with self._tx.write() as tx:
+            initiated = await tx.initiated_payments.get(payment_id, for_update=True)
+            if initiated is None or initiated.returned_at is not None:
+                return
+            consent = await self._consents.opened(initiated.consent_id)
+            initiation = ((consent.details if consent else None) or {}).get("Initiation") or {}
+            creditor = initiation.get("CreditorAccount") or {}
+            reference = (initiation.get("RemittanceInformation") or {}).get("Reference") or ""
+            await self._bank.credit(
+                AccountEntry(
+                    account_id=initiated.account_id,
+                    amount_minor=initiated.amount_minor,
+                    currency=initiated.currency,
+                    description=f"RAAST RETURN {creditor.get('Name', '')} {reference}",
+                    counterparty_name=creditor.get("Name"),
+                    counterparty_iban=None,
+                    reference=payment_id,
+                )
             )
-        )
+            await tx.initiated_payments.mark_returned(payment_id, self._clock.now())
 
     async def payment(self, partner_id: str, payment_id: str) -> tuple[Payment, str]:
         """A TPP's initiated payment and the consent it used."""
+        async with self._tx.lookup() as tx:
+            initiated = await tx.initiated_payments.get(payment_id)
+        if initiated is None or initiated.partner_id != partner_id:
+            raise ResourceNotFound("No such domestic payment.", path="DomesticPaymentId")
         try:
             payment = await self._payments.get(partner_id, payment_id)
         except NotFound:
             raise ResourceNotFound("No such domestic payment.", path="DomesticPaymentId") from None
-        consent_id = payment.metadata.get(CONSENT_KEY)
-        if not consent_id:
-            raise ResourceNotFound("No such domestic payment.", path="DomesticPaymentId")
-        return payment, str(consent_id)
+        return payment, initiated.consent_id

@@ -193,6 +193,13 @@ class DataProtectionService:
             self._blind_index_key = await self._active_id(BLIND_INDEX)
         return self._blind_index_key
 
+    async def blind_index_of(self, kind: str, value: str) -> str:
+        """The blind index of an identifier (``iban``, ``raast_id``, ``cnic``), normalised
+        first, so one account is found however it was written."""
+        return await self.cipher.blind_index(
+            await self.blind_index_key(), kind, _NORMALIZE[kind](value)
+        )
+
     async def rotate_data_key(self, actor: Actor) -> tuple[DataKey, list[str]]:
         self._active_fields = None
         async with self._tx.write() as tx:
