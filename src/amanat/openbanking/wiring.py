@@ -36,6 +36,7 @@ from amanat.openbanking.store import (
 )
 from amanat.payments.domain.events import PaymentChanged
 from amanat.payments.ports import PayeeCheckRecords
+from amanat.payments.rail import RailAdapter
 from amanat.payments.service import PaymentService
 from amanat.platform.protection.ports import EncryptedColumn
 from amanat.platform.protection.service import DataProtectionService
@@ -104,7 +105,11 @@ def include(registry: Registry) -> None:
     registry.provide(
         PayeeCheckService,
         lambda s: PayeeCheckService(
-            s.transactions, s.clock, s.get(CoreBanking), s.get(DataProtectionService)
+            s.transactions,
+            s.clock,
+            s.get(CoreBanking),
+            s.get(DataProtectionService),
+            s.get(RailAdapter),
         ),
     )
     registry.provide(PayeeCheckRecords, lambda s: s.get(PayeeCheckService))

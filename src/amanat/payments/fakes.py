@@ -467,6 +467,8 @@ class FakeRail:
     transfers: dict[str, FakeTransfer] = field(default_factory=dict)
     submissions: list[Submission] = field(default_factory=list)
     status_calls: list[str] = field(default_factory=list)
+    # The title fetch's directory: identifier -> holder's name.
+    titles: dict[str, str] = field(default_factory=dict)
     _submit_script: list[RailError | str] = field(default_factory=list)
     _status_script: list[RailError] = field(default_factory=list)
 
@@ -522,6 +524,9 @@ class FakeRail:
             raise self._status_script.pop(0)
         transfer = self.transfers.get(end_to_end_id)
         return None if transfer is None else self._status_of(transfer)
+
+    async def account_title(self, *, iban: str | None, raast_id: str | None) -> str | None:
+        return self.titles.get(iban or raast_id or "")
 
     def verify_callback(self, headers: Mapping[str, str], body: bytes) -> RailCallback:
         """Accepts a JSON body (``event_id``, ``end_to_end_id``, ``status``, ``sequence``,

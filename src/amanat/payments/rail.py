@@ -160,3 +160,9 @@ class RailAdapter(Protocol):
         """Authenticate and parse a callback; raises :class:`InvalidCallback` (or its
         subclass :class:`InvalidCallbackSignature`)."""
         ...
+
+    async def account_title(self, *, iban: str | None, raast_id: str | None) -> str | None:
+        """The rail's title fetch: the holder's name behind an account at any bank, or
+        ``None`` when the rail knows no such account. Raises :class:`RailUnavailable` or
+        :class:`RailTimeout` when it cannot tell."""
+        ...

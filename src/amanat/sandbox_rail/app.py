@@ -25,6 +25,7 @@ from amanat.sandbox_rail.engine import (
     RailSettings,
     TransferRequest,
 )
+from amanat.sandbox_rail.titles import title_of
 
 __all__ = ["ADMIN_TOKEN_HEADER", "create_rail_app"]
 
@@ -141,6 +142,17 @@ def create_rail_app(settings: RailSettings) -> FastAPI:
         if view is None:
             return JSONResponse({"error": "unknown_transfer"}, status_code=404)
         return JSONResponse(view)
+
+    @v1.get("/titles")
+    async def account_title(iban: str | None = None, raast_id: str | None = None) -> JSONResponse:
+        """Raast's title fetch: the holder's name behind an IBAN or a Raast ID."""
+        identifier = (iban or raast_id or "").strip()
+        if not identifier or len(identifier) > 40:
+            return JSONResponse({"error": "invalid_request"}, status_code=400)
+        title = title_of(identifier)
+        if title is None:
+            return JSONResponse({"error": "unknown_account"}, status_code=404)
+        return JSONResponse({"title": title})
 
     admin = APIRouter(prefix="/admin", tags=["admin"], dependencies=[Depends(require_admin)])
 

@@ -50,9 +50,11 @@ async def test_names_against_the_banks_titles(
     assert by_raast.json()["result"] == "match"
 
 
-async def test_an_account_at_another_bank_is_unavailable_not_guessed(
+async def test_another_banks_account_is_unavailable_when_the_rail_cannot_say(
     client: httpx.AsyncClient, merchant_headers: dict[str, str]
 ) -> None:
+    # No rail listens in these tests: the title fetch fails, and nothing is guessed (the
+    # rail's answers are tested in tests/unit/openbanking/test_services.py).
     other = await check(
         client, merchant_headers, "c5", iban="PK66HABB0000001234567890", name="Someone"
     )

@@ -385,3 +385,15 @@ async def test_unknown_routes_and_ids_answer_in_the_rail_error_shape(
     assert (wrong.status_code, wrong.json()) == (405, {"error": "method_not_allowed"})
     slash = await client.post("/v1/transfers", json=body(e2e="pay/01"))
     assert (slash.status_code, slash.json()["error"]) == (400, "invalid_request")
+
+
+async def test_the_title_fetch_names_a_holder_or_no_one(client: httpx.AsyncClient) -> None:
+    first = await client.get("/v1/titles", params={"iban": "PK66HABB0000001234567890"})
+    again = await client.get("/v1/titles", params={"iban": "PK66HABB0000001234567890"})
+    assert first.status_code == 200
+    assert first.json() == again.json()  # deterministic: the same holder every time
+    assert first.json()["title"].isupper()
+    nobody = await client.get("/v1/titles", params={"raast_id": "+923001230000"})
+    assert nobody.status_code == 404
+    assert nobody.json()["error"] == "unknown_account"
+    assert (await client.get("/v1/titles")).status_code == 400

@@ -285,3 +285,32 @@ async def test_a_bad_request_changes_nothing() -> None:
             transactions_to=None,
         )
     assert refused.value.path == "Data.Permissions"
+
+
+async def test_a_payee_at_another_bank_is_checked_through_the_rails_title_fetch() -> None:
+    from amanat.openbanking.services.payee_checks import PayeeCheckService
+    from amanat.payments.fakes import FakeRail
+    from amanat.payments.rail import RailUnavailable
+
+    class Indexer:
+        async def blind_index_of(self, kind: str, value: str) -> str:
+            return f"{kind}:{value}"
+
+    world = World()
+    rail = FakeRail()
+    other_bank = "PK66HABB0000001234567890"
+    rail.titles[other_bank] = "SANA QURESHI"
+    service = PayeeCheckService(world.tx, world.clock, world.bank, Indexer(), rail)
+    close = await service.check(
+        CLIENT, "ptr_1", iban=other_bank, raast_id=None, name="Sana Qureshy"
+    )
+    assert close.answer.verdict.value == "close_match"
+    assert close.answer.masked_title == "SA** QU*****"
+
+    class DownRail(FakeRail):
+        async def account_title(self, *, iban: str | None, raast_id: str | None) -> str | None:
+            raise RailUnavailable("down")
+
+    down = PayeeCheckService(world.tx, world.clock, world.bank, Indexer(), DownRail())
+    unknown = await down.check(CLIENT, "ptr_1", iban=other_bank, raast_id=None, name="Sana")
+    assert unknown.answer.verdict.value == "unavailable"

@@ -596,3 +596,9 @@ async def test_timeouts_count_towards_the_breaker() -> None:
         with pytest.raises(RailTimeout):
             await adapter.submit(submission())
     assert adapter.breaker.state == "open"
+
+
+async def test_the_title_fetch_through_the_adapter(harness: Harness) -> None:
+    title = await harness.adapter.account_title(iban="PK66HABB0000001234567890", raast_id=None)
+    assert title and title.isupper()
+    assert await harness.adapter.account_title(iban=None, raast_id="+923001230000") is None

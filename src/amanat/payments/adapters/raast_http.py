@@ -235,6 +235,22 @@ class RaastHttpAdapter:
         except ValueError as exc:
             raise RailTimeout(f"unreadable status from the rail: {exc}") from exc
 
+    async def account_title(self, *, iban: str | None, raast_id: str | None) -> str | None:
+        query = (
+            f"iban={quote(iban, safe='')}" if iban else f"raast_id={quote(raast_id or '', safe='')}"
+        )
+        response = await self._call("GET", f"/v1/titles?{query}")
+        if response.status_code == 404:
+            return None
+        if response.status_code != 200:
+            code, reason = _error_code(response)
+            raise RailRejected(code, reason, status_code=response.status_code)
+        try:
+            title = response.json()["title"]
+        except (ValueError, KeyError, TypeError) as exc:
+            raise RailTimeout("unreadable title from the rail") from exc
+        return str(title)[:140] if title else None
+
     def verify_callback(self, headers: Mapping[str, str], body: bytes) -> RailCallback:
         header = _header(headers, SIGNATURE_HEADER)
         verify(self._secret, header, body, self._clock.now(), self._tolerance)
