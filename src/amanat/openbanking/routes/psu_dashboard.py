@@ -22,13 +22,13 @@ from amanat.openbanking.domain.consents import ConsentStatus
 from amanat.openbanking.domain.permissions import PERMISSION_DESCRIPTIONS
 from amanat.openbanking.routes.psu_pages import (
     DASHBOARD_COOKIE,
-    _actor,
-    _client_name,
-    _cookie,
-    _ended,
-    _guard,
-    _page,
-    _see_other,
+    client_name_of,
+    ended_page,
+    guard,
+    psu_actor,
+    render_page,
+    see_other,
+    walk_cookie,
 )
 from amanat.openbanking.services.authorisation import AuthorisationService
 from amanat.openbanking.services.consents import ConsentService
@@ -62,13 +62,13 @@ def _when(moment: object) -> str | None:
 
 @router.get("/psu/consents", response_class=HTMLResponse)
 async def dashboard(request: Request, withdrawn: str | None = None) -> Response:
-    _guard(request)
+    guard(request)
     psu_id = await _signed_in(request)
     if psu_id is None:
         walk, secret = await find_service(request, AuthorisationService).start_dashboard()
-        response = _see_other(f"/psu/walks/{walk.id}")
+        response = see_other(f"/psu/walks/{walk.id}")
         response.set_cookie(
-            _cookie(walk.id),
+            walk_cookie(walk.id),
             secret,
             max_age=int(WALK_LIFETIME.total_seconds()),
             path="/psu/walks",
@@ -86,7 +86,7 @@ async def dashboard(request: Request, withdrawn: str | None = None) -> Response:
     shown = []
     for consent in consents:
         if consent.client_id not in names:
-            names[consent.client_id] = await _client_name(request, consent.client_id)
+            names[consent.client_id] = await client_name_of(request, consent.client_id)
         shown.append(
             {
                 "id": consent.id,
@@ -102,7 +102,7 @@ async def dashboard(request: Request, withdrawn: str | None = None) -> Response:
         )
     _walk_id, secret = _session(request)
     withdrawn_name = next((c["client_name"] for c in shown if c["id"] == withdrawn), None)
-    return _page(
+    return render_page(
         request,
         "consents",
         {"consents": shown, "csrf_token": _csrf(secret), "withdrawn": withdrawn_name},
@@ -113,17 +113,17 @@ async def dashboard(request: Request, withdrawn: str | None = None) -> Response:
 async def withdraw(
     request: Request, consent_id: str, csrf_token: Annotated[str, Form(max_length=128)]
 ) -> Response:
-    _guard(request)
+    guard(request)
     psu_id = await _signed_in(request)
     _walk_id, secret = _session(request)
     if psu_id is None or not hmac.compare_digest(csrf_token, _csrf(secret)):
-        return _ended(
+        return ended_page(
             request, "Please sign in again", "Your session ended. Open your consents again.", 403
         )
     try:
         await find_service(request, ConsentService).withdraw(
-            psu_id, consent_id[:40], _actor(request, psu_id)
+            psu_id, consent_id[:40], psu_actor(request, psu_id)
         )
     except DomainError as exc:
-        return _ended(request, "This access cannot be withdrawn", exc.message, 409)
-    return _see_other(f"/psu/consents?withdrawn={consent_id[:40]}")
+        return ended_page(request, "This access cannot be withdrawn", exc.message, 409)
+    return see_other(f"/psu/consents?withdrawn={consent_id[:40]}")

@@ -88,33 +88,35 @@ DASHBOARD_COOKIE = "psu_dashboard"
 _CHALLENGE = re.compile(r"[A-Za-z0-9_-]{43,128}")
 
 
-def _cookie(walk_id: str) -> str:
+def walk_cookie(walk_id: str) -> str:
     return f"psu_{walk_id}"
 
 
-def _see_other(location: str) -> Response:
+def see_other(location: str) -> Response:
     response = RedirectResponse(location, status_code=303)
     response.headers.update(SECURITY_HEADERS)
     return response
 
 
-def _guard(request: Request) -> None:
+def guard(request: Request) -> None:
     if find_service(request, Settings).is_production:
         raise ApiProblem("psu_authentication_not_configured", status=501)
 
 
-def _page(request: Request, name: str, context: dict[str, Any], status: int = 200) -> Response:
+def render_page(
+    request: Request, name: str, context: dict[str, Any], status: int = 200
+) -> Response:
     response = TEMPLATES.TemplateResponse(request, f"psu/{name}.html", context, status_code=status)
     response.headers.update(SECURITY_HEADERS)
     return response
 
 
-def _ended(request: Request, heading: str, message: str, status: int = 400) -> Response:
-    return _page(request, "ended", {"heading": heading, "message": message}, status)
+def ended_page(request: Request, heading: str, message: str, status: int = 400) -> Response:
+    return render_page(request, "ended", {"heading": heading, "message": message}, status)
 
 
 def _locked_page(request: Request) -> Response:
-    return _ended(
+    return ended_page(
         request,
         "Too many failed attempts",
         "This sign-in has ended. Open your consents again to start over.",
@@ -137,7 +139,7 @@ def _finish(request: Request, finish: Finish) -> Response:
     return response
 
 
-def _actor(request: Request, psu_id: str | None) -> Actor:
+def psu_actor(request: Request, psu_id: str | None) -> Actor:
     return Actor(
         type="psu",
         id=psu_id or "unknown",
@@ -147,14 +149,14 @@ def _actor(request: Request, psu_id: str | None) -> Actor:
     )
 
 
-async def _client_name(request: Request, client_id: str) -> str:
+async def client_name_of(request: Request, client_id: str) -> str:
     client, _partner = await find_service(request, IdentityQueries).client_and_partner(client_id)
     return client.name if client else client_id
 
 
 @router.get("/psu/authorize", response_class=HTMLResponse)
 async def start(request: Request) -> Response:
-    _guard(request)
+    guard(request)
     params = {k: request.query_params[k] for k in _PARAMS if k in request.query_params}
     client, partner = await find_service(request, IdentityQueries).client_and_partner(
         params.get("client_id", "")
@@ -162,9 +164,11 @@ async def start(request: Request) -> Response:
     redirect_uri = params.get("redirect_uri", "")
     # Nothing may redirect to an unknown or unregistered place (RFC 6749 §4.1.2.1).
     if client is None or partner is None or not client.is_active or not partner.is_active:
-        return _ended(request, "Unknown application", "The application is not known to the bank.")
+        return ended_page(
+            request, "Unknown application", "The application is not known to the bank."
+        )
     if redirect_uri not in client.redirect_uris:
-        return _ended(
+        return ended_page(
             request, "Unknown return address", "The application's return address is not registered."
         )
     state = params.get("state")
@@ -199,7 +203,7 @@ async def start(request: Request) -> Response:
         return back("invalid_request", exc.message)
     response = RedirectResponse(f"/psu/walks/{started.walk.id}", status_code=303)
     response.set_cookie(
-        _cookie(started.walk.id),
+        walk_cookie(started.walk.id),
         started.secret,
         max_age=int(WALK_LIFETIME.total_seconds()),
         path="/psu/walks",
@@ -212,7 +216,7 @@ async def start(request: Request) -> Response:
 
 
 def _secret(request: Request, walk_id: str) -> str:
-    return request.cookies.get(_cookie(walk_id[:40]), "")
+    return request.cookies.get(walk_cookie(walk_id[:40]), "")
 
 
 def _decision_context(
@@ -277,34 +281,34 @@ async def _walk_errors(request: Request, step: Callable[[], Awaitable[Response]]
         return await step()
     except WalkError as exc:
         if exc.reason == "wrong_stage":
-            return _ended(
+            return ended_page(
                 request,
                 "This step is already done",
                 "Go back to the application and start again if you need to.",
                 409,
             )
-        return _ended(
+        return ended_page(
             request,
             "This request has ended",
             "It timed out, was finished, or was opened in another browser. Go back to the "
             "application and start again.",
         )
     except DomainError as exc:
-        return _ended(request, "This request cannot go on", exc.message, 409)
+        return ended_page(request, "This request cannot go on", exc.message, 409)
 
 
 @router.get("/psu/walks/{walk_id}", response_class=HTMLResponse)
 async def show(request: Request, walk_id: str) -> Response:
-    _guard(request)
+    guard(request)
     service = find_service(request, AuthorisationService)
 
     async def step() -> Response:
         walk, consent = await service.view(walk_id[:40], _secret(request, walk_id))
         if consent is None and walk.stage is Stage.DECIDE:
-            return _see_other("/psu/consents")
-        client_name = await _client_name(request, walk.client_id) if consent else None
+            return see_other("/psu/consents")
+        client_name = await client_name_of(request, walk.client_id) if consent else None
         if walk.stage is Stage.SIGN_IN:
-            return _page(
+            return render_page(
                 request,
                 "sign_in",
                 {
@@ -314,10 +318,10 @@ async def show(request: Request, walk_id: str) -> Response:
                 },
             )
         if walk.stage is Stage.SCA:
-            return _page(request, "code", {"walk_id": walk.id, "masked_mobile": "on file"})
+            return render_page(request, "code", {"walk_id": walk.id, "masked_mobile": "on file"})
         if walk.stage is Stage.DECIDE and consent is not None and client_name is not None:
             accounts = await service.accounts_for_decision(walk, consent)
-            return _page(
+            return render_page(
                 request,
                 "decide",
                 {"walk_id": walk.id} | _decision_context(client_name, consent, accounts),
@@ -334,25 +338,25 @@ async def sign_in(
     username: Annotated[str, Form(max_length=64)],
     password: Annotated[str, Form(max_length=256)],
 ) -> Response:
-    _guard(request)
+    guard(request)
     service = find_service(request, AuthorisationService)
 
     async def step() -> Response:
         outcome = await service.sign_in(
-            walk_id[:40], _secret(request, walk_id), username, password, _actor(request, None)
+            walk_id[:40], _secret(request, walk_id), username, password, psu_actor(request, None)
         )
         if isinstance(outcome, Finish):
             return _finish(request, outcome)
         if isinstance(outcome, Retry) and outcome.reason == "walk_locked":
             return _locked_page(request)
         if isinstance(outcome, Retry):
-            return _page(
+            return render_page(
                 request,
                 "sign_in",
                 {
                     "walk_id": outcome.walk.id,
                     "client_name": (
-                        await _client_name(request, outcome.walk.client_id)
+                        await client_name_of(request, outcome.walk.client_id)
                         if outcome.walk.consent_id
                         else None
                     ),
@@ -367,7 +371,7 @@ async def sign_in(
 
 
 def _code_page(request: Request, outcome: AskCode, error: str | None = None) -> Response:
-    return _page(
+    return render_page(
         request,
         "code",
         {
@@ -382,7 +386,7 @@ def _code_page(request: Request, outcome: AskCode, error: str | None = None) -> 
 
 @router.post("/psu/walks/{walk_id}/resend", response_class=HTMLResponse)
 async def resend(request: Request, walk_id: str) -> Response:
-    _guard(request)
+    guard(request)
     service = find_service(request, AuthorisationService)
 
     async def step() -> Response:
@@ -397,19 +401,19 @@ async def resend(request: Request, walk_id: str) -> Response:
 async def code(
     request: Request, walk_id: str, code: Annotated[str, Form(max_length=12)]
 ) -> Response:
-    _guard(request)
+    guard(request)
     service = find_service(request, AuthorisationService)
 
     async def step() -> Response:
         outcome = await service.verify_code(
-            walk_id[:40], _secret(request, walk_id), code, _actor(request, None)
+            walk_id[:40], _secret(request, walk_id), code, psu_actor(request, None)
         )
         if isinstance(outcome, Finish):
             return _finish(request, outcome)
         if isinstance(outcome, Retry) and outcome.reason == "walk_locked":
             return _locked_page(request)
         if isinstance(outcome, Retry):
-            return _page(
+            return render_page(
                 request,
                 "code",
                 {
@@ -420,7 +424,7 @@ async def code(
                 401,
             )
         if isinstance(outcome, SignedIn):
-            response = _see_other("/psu/consents")
+            response = see_other("/psu/consents")
             response.set_cookie(
                 DASHBOARD_COOKIE,
                 f"{outcome.walk.id}.{_secret(request, walk_id)}",
@@ -431,8 +435,8 @@ async def code(
                 secure=request.url.scheme == "https",
             )
             return response
-        name = await _client_name(request, outcome.walk.client_id)
-        return _page(
+        name = await client_name_of(request, outcome.walk.client_id)
+        return render_page(
             request,
             "decide",
             {"walk_id": outcome.walk.id}
@@ -450,7 +454,7 @@ async def decision(
     accounts: Annotated[list[str] | None, Form(max_length=50)] = None,
     device: Annotated[str | None, Form(max_length=200)] = None,
 ) -> Response:
-    _guard(request)
+    guard(request)
     service = find_service(request, AuthorisationService)
     secret = _secret(request, walk_id)
 
@@ -463,16 +467,16 @@ async def decision(
             secret,
             approve=decision == "approve",
             account_ids=[a[:40] for a in accounts or []],
-            actor=_actor(request, walk.psu_id),
+            actor=psu_actor(request, walk.psu_id),
             device=device,
         )
         if isinstance(outcome, Retry):
             listed = await service.accounts_for_decision(outcome.walk, consent)
-            return _page(
+            return render_page(
                 request,
                 "decide",
                 {"walk_id": walk.id, "error": _RETRY_MESSAGES[outcome.reason]}
-                | _decision_context(await _client_name(request, walk.client_id), consent, listed),
+                | _decision_context(await client_name_of(request, walk.client_id), consent, listed),
                 400,
             )
         return _finish(request, outcome)
