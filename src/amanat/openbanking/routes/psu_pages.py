@@ -459,6 +459,8 @@ async def decision(
     secret = _secret(request, walk_id)
 
     async def step() -> Response:
+        if decision not in ("approve", "deny"):
+            return ended_page(request, "Nothing was decided", "Choose Allow or Deny.", 400)
         walk, consent = await service.view(walk_id[:40], secret)
         if consent is None:
             raise WalkError("wrong_stage")
