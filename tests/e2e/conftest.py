@@ -19,6 +19,17 @@ import pytest
 from tests.support.processes import answers_healthz, free_port, run_amanat, serving
 
 OPERATOR_PASSWORD = "e2e console password 2026"
+# Debian's Chromium (CI: apt-get install chromium), never Playwright's own downloads.
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+    "--disable-sync",
+]
 START_TIMEOUT = 60.0
 
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -24,17 +23,7 @@ from playwright.sync_api import (
     expect,
     sync_playwright,
 )
-
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--no-first-run",
-    "--disable-sync",
-]
+from tests.e2e.conftest import CHROMIUM, CHROMIUM_ARGS
 
 pytestmark = [
     pytest.mark.e2e,

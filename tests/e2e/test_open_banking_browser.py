@@ -32,24 +32,13 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 import httpx
 import pytest
 from playwright.sync_api import ConsoleMessage, Page, Route, expect, sync_playwright
-from tests.e2e.conftest import START_TIMEOUT, server_env
+from tests.e2e.conftest import CHROMIUM, CHROMIUM_ARGS, START_TIMEOUT, server_env
 from tests.support.oauth import pkce_pair
 from tests.support.obie_spec import validate_response
 from tests.support.processes import answers_healthz, free_port, run_amanat, serving
 
 from amanat.openbanking.domain.sandbox_credentials import SANDBOX_PSU_PASSWORD
 from amanat.sandbox_seed import sign_as_sandbox_tpp
-
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--no-first-run",
-    "--disable-sync",
-]
 
 pytestmark = [
     pytest.mark.e2e,

@@ -28,6 +28,7 @@ from amanat.openbanking.routes.obie import (
     BASE_PATH,
     MAX_YEAR,
     MIN_YEAR,
+    ConsentIdPath,
     ObieJson,
     ObieRoute,
     amount,
@@ -36,9 +37,10 @@ from amanat.openbanking.routes.obie import (
     self_link,
     timestamp,
     tpp_access,
+    tpp_of,
 )
 from amanat.openbanking.services.accounts import AccountInformationService, TransactionWindow
-from amanat.openbanking.services.consents import BoundToken, ConsentService, Tpp
+from amanat.openbanking.services.consents import BoundToken, ConsentService
 from amanat.platform.http.pagination import next_cursor, page_position
 from amanat.platform.http.schemas import RequestModel
 from amanat.platform.http.services import find_service
@@ -54,7 +56,6 @@ router = APIRouter(
 
 Accounts = Annotated[AccessContext, Depends(tpp_access("accounts"))]
 AccountsWrite = Annotated[AccessContext, Depends(tpp_access("accounts", policy="write"))]
-ConsentIdPath = Annotated[str, Path(alias="ConsentId", min_length=1, max_length=128)]
 AccountIdPath = Annotated[str, Path(alias="AccountId", min_length=1, max_length=40)]
 
 # How amanat names a Raast ID (a mobile number registered with SBP's Raast) where OBIE
@@ -89,10 +90,6 @@ class ReadConsent(RequestModel):
     Risk: RiskIn
 
 
-def _tpp(context: AccessContext) -> Tpp:
-    return Tpp(partner_id=context.partner_id, client_id=context.client_id)
-
-
 def _consent_body(request: Request, consent: Consent) -> dict[str, Any]:
     data: dict[str, Any] = {
         "ConsentId": consent.id,
@@ -118,7 +115,7 @@ def _consent_body(request: Request, consent: Consent) -> dict[str, Any]:
 )
 async def create_consent(request: Request, body: ReadConsent, context: AccountsWrite) -> Response:
     consent = await find_service(request, ConsentService).create_account_access(
-        _tpp(context),
+        tpp_of(context),
         client_actor(request, context),
         permissions=list(body.Data.Permissions),
         expires_at=parse_datetime(body.Data.ExpirationDateTime, "Data.ExpirationDateTime"),
@@ -137,7 +134,7 @@ async def create_consent(request: Request, body: ReadConsent, context: AccountsW
 @router.get("/account-access-consents/{ConsentId}", summary="Read an account-access consent")
 async def get_consent(request: Request, consent_id: ConsentIdPath, context: Accounts) -> Response:
     consent = await find_service(request, ConsentService).get(
-        _tpp(context), consent_id, ConsentKind.ACCOUNT_ACCESS
+        tpp_of(context), consent_id, ConsentKind.ACCOUNT_ACCESS
     )
     return ObieJson(_consent_body(request, consent))
 
@@ -149,7 +146,7 @@ async def delete_consent(
     request: Request, consent_id: ConsentIdPath, context: AccountsWrite
 ) -> Response:
     await find_service(request, ConsentService).delete(
-        _tpp(context), consent_id, ConsentKind.ACCOUNT_ACCESS, client_actor(request, context)
+        tpp_of(context), consent_id, ConsentKind.ACCOUNT_ACCESS, client_actor(request, context)
     )
     return Response(status_code=204)
 

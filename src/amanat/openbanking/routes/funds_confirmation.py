@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Path, Request
+from fastapi import APIRouter, Depends, Request
 from pydantic import Field, field_validator
 from starlette.responses import Response
 
@@ -19,6 +19,7 @@ from amanat.auth.verification import client_actor
 from amanat.openbanking.domain.consents import Consent, ConsentKind
 from amanat.openbanking.routes.obie import (
     BASE_PATH,
+    ConsentIdPath,
     ObieJson,
     ObieRoute,
     envelope,
@@ -26,8 +27,9 @@ from amanat.openbanking.routes.obie import (
     self_link,
     timestamp,
     tpp_access,
+    tpp_of,
 )
-from amanat.openbanking.services.consents import BoundToken, ConsentService, Tpp
+from amanat.openbanking.services.consents import BoundToken, ConsentService
 from amanat.openbanking.services.funds import FundsConfirmationService
 from amanat.platform.http.schemas import RequestModel
 from amanat.platform.http.services import find_service
@@ -42,7 +44,6 @@ router = APIRouter(
 
 Funds = Annotated[AccessContext, Depends(tpp_access("fundsconfirmations"))]
 FundsWrite = Annotated[AccessContext, Depends(tpp_access("fundsconfirmations", policy="write"))]
-ConsentIdPath = Annotated[str, Path(alias="ConsentId", min_length=1, max_length=128)]
 
 
 class DebtorAccountIn(RequestModel):
@@ -90,10 +91,6 @@ class FundsConfirmation(RequestModel):
     Data: FundsConfirmationData
 
 
-def _tpp(context: AccessContext) -> Tpp:
-    return Tpp(partner_id=context.partner_id, client_id=context.client_id)
-
-
 def _consent_body(request: Request, consent: Consent) -> dict[str, Any]:
     data: dict[str, Any] = {
         "ConsentId": consent.id,
@@ -115,7 +112,7 @@ def _consent_body(request: Request, consent: Consent) -> dict[str, Any]:
 async def create_consent(request: Request, body: FundsConsent, context: FundsWrite) -> Response:
     debtor = body.Data.DebtorAccount
     consent = await find_service(request, ConsentService).create_funds_confirmation(
-        _tpp(context),
+        tpp_of(context),
         client_actor(request, context),
         scheme=debtor.SchemeName,
         identification=debtor.Identification,
@@ -130,7 +127,7 @@ async def create_consent(request: Request, body: FundsConsent, context: FundsWri
 @router.get("/funds-confirmation-consents/{ConsentId}", summary="Read a funds consent")
 async def get_consent(request: Request, consent_id: ConsentIdPath, context: Funds) -> Response:
     consent = await find_service(request, ConsentService).get(
-        _tpp(context), consent_id, ConsentKind.FUNDS_CONFIRMATION
+        tpp_of(context), consent_id, ConsentKind.FUNDS_CONFIRMATION
     )
     return ObieJson(_consent_body(request, consent))
 
@@ -144,7 +141,7 @@ async def delete_consent(
     request: Request, consent_id: ConsentIdPath, context: FundsWrite
 ) -> Response:
     await find_service(request, ConsentService).delete(
-        _tpp(context), consent_id, ConsentKind.FUNDS_CONFIRMATION, client_actor(request, context)
+        tpp_of(context), consent_id, ConsentKind.FUNDS_CONFIRMATION, client_actor(request, context)
     )
     return Response(status_code=204)
 

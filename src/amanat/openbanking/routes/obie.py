@@ -13,10 +13,10 @@ import re
 import uuid
 from collections.abc import Callable, Coroutine
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
 import structlog
-from fastapi import Depends, Request
+from fastapi import Depends, Path, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
 from pydantic import model_validator
@@ -31,6 +31,7 @@ from amanat.kernel.errors import DomainError, Unavailable
 from amanat.kernel.money import currency_exponent
 from amanat.openbanking.errors import FieldInvalid, OpenBankingError
 from amanat.openbanking.ports import MessageSigner
+from amanat.openbanking.services.consents import Tpp
 from amanat.platform.http.context import current_request_id
 from amanat.platform.http.errors import ApiProblem
 from amanat.platform.http.responses import JsonResponse
@@ -238,6 +239,15 @@ class ObieRoute(APIRoute):
             return response
 
         return handler
+
+
+# The consent id in a path, as the OBIE document bounds it.
+ConsentIdPath = Annotated[str, Path(alias="ConsentId", min_length=1, max_length=128)]
+
+
+def tpp_of(context: AccessContext) -> Tpp:
+    """The calling TPP: its OAuth client and the partner that owns it."""
+    return Tpp(partner_id=context.partner_id, client_id=context.client_id)
 
 
 def tpp_access(scope: str, *, policy: str = "read") -> Any:

@@ -27,6 +27,7 @@ from amanat.openbanking.errors import FieldInvalid
 from amanat.openbanking.ports import MessageSigner
 from amanat.openbanking.routes.obie import (
     BASE_PATH,
+    ConsentIdPath,
     ObieJson,
     ObieModel,
     SignedObieRoute,
@@ -34,8 +35,9 @@ from amanat.openbanking.routes.obie import (
     self_link,
     timestamp,
     tpp_access,
+    tpp_of,
 )
-from amanat.openbanking.services.consents import BoundToken, ConsentService, Tpp
+from amanat.openbanking.services.consents import BoundToken, ConsentService
 from amanat.openbanking.services.payments import (
     PAYMENT_STATUS,
     PaymentInitiationService,
@@ -61,7 +63,6 @@ router = APIRouter(
 
 Payments = Annotated[AccessContext, Depends(tpp_access("payments"))]
 PaymentsWrite = Annotated[AccessContext, Depends(tpp_access("payments", policy="write"))]
-ConsentIdPath = Annotated[str, Path(alias="ConsentId", min_length=1, max_length=128)]
 PaymentIdPath = Annotated[str, Path(alias="DomesticPaymentId", min_length=1, max_length=40)]
 
 # -- request bodies (the fields amanat acts on; anything else is refused by name) ----------
@@ -208,10 +209,6 @@ async def _idempotent(
 # -- consents ---------------------------------------------------------------------------------
 
 
-def _tpp(context: AccessContext) -> Tpp:
-    return Tpp(partner_id=context.partner_id, client_id=context.client_id)
-
-
 def _consent_body(request: Request, consent: Consent, self_url: str) -> dict[str, Any]:
     details = consent.details or {}
     body = envelope(
@@ -237,7 +234,7 @@ async def create_consent(
 ) -> Response:
     async def operation() -> tuple[int, dict[str, Any]]:
         consent = await find_service(request, ConsentService).create_domestic_payment(
-            _tpp(context),
+            tpp_of(context),
             client_actor(request, context),
             initiation=_plain(body.Data.Initiation),
             risk=_plain(body.Risk),
@@ -252,7 +249,7 @@ async def create_consent(
 @router.get("/domestic-payment-consents/{ConsentId}", summary="Read a payment consent")
 async def get_consent(request: Request, consent_id: ConsentIdPath, context: Payments) -> Response:
     consent = await find_service(request, ConsentService).get(
-        _tpp(context), consent_id, ConsentKind.DOMESTIC_PAYMENT
+        tpp_of(context), consent_id, ConsentKind.DOMESTIC_PAYMENT
     )
     return ObieJson(_consent_body(request, consent, self_link(request)))
 
@@ -341,7 +338,7 @@ async def _payment(
         context.partner_id, payment_id
     )
     consent = await find_service(request, ConsentService).get(
-        _tpp(context), consent_id, ConsentKind.DOMESTIC_PAYMENT
+        tpp_of(context), consent_id, ConsentKind.DOMESTIC_PAYMENT
     )
     return payment, consent_id, (consent.details or {}).get("Initiation", {})
 
