@@ -54,6 +54,9 @@ PAYMENT_UPDATED = "payment.updated"
 CUSTOMER_FUNDING = "bank_customer_funding"
 RESERVED_METADATA_PREFIXES = ("obie_", CUSTOMER_FUNDING)
 
+SUBMIT = "rail.submit"
+ENQUIRE = "rail.enquire"
+
 
 def _refuse_reserved(metadata: dict[str, Any]) -> None:
     reserved = [
@@ -66,10 +69,6 @@ def _refuse_reserved(metadata: dict[str, Any]) -> None:
             code="validation_error",
             reason="metadata_reserved_key",
         )
-
-
-SUBMIT = "rail.submit"
-ENQUIRE = "rail.enquire"
 
 
 @dataclass(frozen=True, slots=True)
