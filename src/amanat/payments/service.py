@@ -178,6 +178,11 @@ class PaymentService:
                 "(it counts for 24 hours)."
             )
 
+    async def check_limit(self, caller: Caller, amount: int) -> None:
+        """Raise :class:`LimitExceeded` if ``amount`` is over the caller's per-transaction
+        limit (for a use case that promises a payment before it makes one)."""
+        await self._check_limit(caller, amount)
+
     async def _check_limit(self, caller: Caller, amount: int) -> None:
         known = caller.partner
         if known is not None and known.id == caller.partner_id:

@@ -166,7 +166,10 @@ async def _authorised_account(container: Container, consent_id: str) -> str:
 async def test_a_payment_the_account_cannot_cover_changes_nothing(
     client: httpx.AsyncClient, container: Container, tpp: RegisteredClient
 ) -> None:
-    initiation = domestic_initiation("999999999.00")
+    # One rupee more than the account holds (within the PISP's limit): the account the
+    # customer pays from is their first, bac_0001.
+    short = await ayesha_balance(container, "bac_0001") + 100
+    initiation = domestic_initiation(f"{short // 100}.{short % 100:02d}")
     consent_id = (await consent_for(client, tpp, initiation, "big-1")).json()["Data"]["ConsentId"]
     tokens = await authorise(client, tpp, consent_id, scope="payments", accounts=1)
     psu = {"Authorization": f"Bearer {tokens['access_token']}"}
@@ -373,3 +376,17 @@ async def test_an_authorised_payment_consent_is_not_a_standing_permission(
         client, "payments", "GET", f"/domestic-payment-consents/{consent_id}", setup, base=PISP
     )
     assert read.json()["Data"]["Status"] == "Rejected"
+
+
+async def test_a_payment_over_the_pisps_limit_is_refused_before_the_customer_is_asked(
+    client: httpx.AsyncClient, container: Container, tpp: RegisteredClient
+) -> None:
+    from tests.support.oauth import ACTOR
+
+    await container.partners.set_transaction_limit(ACTOR, tpp.partner.id, 5_000)  # PKR 50
+    refused = await consent_for(client, tpp, domestic_initiation("100.00"), "over-1")
+    assert refused.status_code == 400, refused.text
+    error = refused.json()["Errors"][0]
+    assert error["Path"] == "Data.Initiation.InstructedAmount.Amount"
+    allowed = await consent_for(client, tpp, domestic_initiation("50.00"), "under-1")
+    assert allowed.status_code == 201, allowed.text

@@ -233,6 +233,9 @@ async def create_consent(
     request: Request, body: DomesticConsent, context: PaymentsWrite
 ) -> Response:
     async def operation() -> tuple[int, dict[str, Any]]:
+        await find_service(request, PaymentInitiationService).check_payable(
+            _caller(request, context), _plain(body.Data.Initiation)
+        )
         consent = await find_service(request, ConsentService).create_domestic_payment(
             tpp_of(context),
             client_actor(request, context),
@@ -274,6 +277,15 @@ async def consent_funds(request: Request, consent_id: ConsentIdPath, context: Pa
     return ObieJson(envelope(request, {"FundsAvailableResult": result}))
 
 
+def _caller(request: Request, context: AccessContext) -> Caller:
+    return Caller(
+        partner_id=context.partner_id,
+        client_id=context.client_id,
+        actor=client_actor(request, context),
+        partner=context.partner,
+    )
+
+
 async def _bound(request: Request, context: AccessContext) -> Consent:
     consent = await find_service(request, ConsentService).usable_for(
         BoundToken(context.client_id, context.consent_id, context.subject),
@@ -311,12 +323,7 @@ async def create_payment(
 ) -> Response:
     async def operation() -> tuple[int, dict[str, Any]]:
         consent = await _bound(request, context)
-        caller = Caller(
-            partner_id=context.partner_id,
-            client_id=context.client_id,
-            actor=client_actor(request, context),
-            partner=context.partner,
-        )
+        caller = _caller(request, context)
         payment = await find_service(request, PaymentInitiationService).initiate(
             caller,
             consent,

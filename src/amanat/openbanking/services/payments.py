@@ -14,10 +14,10 @@ from typing import Any
 
 from amanat.auth.domain import Caller
 from amanat.kernel.clock import Clock
-from amanat.kernel.errors import NotFound
+from amanat.kernel.errors import InvalidInput, NotFound
 from amanat.kernel.money import Money
 from amanat.openbanking.domain.consents import Consent
-from amanat.openbanking.errors import ConsentMismatch, ResourceNotFound
+from amanat.openbanking.errors import ConsentMismatch, FieldInvalid, ResourceNotFound
 from amanat.openbanking.ports import (
     AccountEntry,
     BankBalance,
@@ -28,6 +28,7 @@ from amanat.openbanking.ports import (
 from amanat.openbanking.services.consents import IBAN_SCHEME, ConsentService
 from amanat.payments.domain.events import PaymentChanged
 from amanat.payments.domain.payments import Payment, PaymentStatus
+from amanat.payments.errors import LimitExceeded
 from amanat.payments.service import AccountIn, PaymentService
 from amanat.platform.db.ports import TransactionFactory
 
@@ -64,6 +65,20 @@ class PaymentInitiationService:
         self._bank = bank
         self._payments = payments
         self._consents = consents
+
+    async def check_payable(self, caller: Caller, initiation: dict[str, Any]) -> None:
+        """Refuse, before the customer is asked, a payment the PISP could never make: one
+        over its per-transaction limit. (A malformed amount is the consent's to refuse.)"""
+        try:
+            amount = minor(initiation)
+        except InvalidInput:
+            return
+        try:
+            await self._payments.check_limit(caller, amount)
+        except LimitExceeded as exc:
+            raise FieldInvalid(
+                exc.message, path="Data.Initiation.InstructedAmount.Amount"
+            ) from None
 
     async def funds_available(self, consent: Consent) -> tuple[bool, BankBalance | None]:
         """Whether the authorised account covers the consent's amount now."""
