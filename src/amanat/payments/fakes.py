@@ -254,6 +254,7 @@ class InMemoryLedger(InMemoryStore):
         self.accounts: dict[str, FakeAccount] = {}
         self.holds: dict[str, FakeHold] = {}
         self.journals: dict[str, Journal] = {}
+        self.posted_at: dict[str, datetime] = {}
 
     def _account(self, account_id: str) -> FakeAccount:
         found = self.accounts.get(account_id)
@@ -342,6 +343,38 @@ class InMemoryLedger(InMemoryStore):
         for posting in journal.postings:
             self._account(posting.account)
         self.journals[journal.id] = journal
+        self.posted_at[journal.id] = at
+
+    async def movements(
+        self, account_id: str, after: datetime, until: datetime
+    ) -> list[tuple[str, str, str, int, str, datetime]]:
+        return [
+            (j.id, j.kind, j.reference, p.amount, p.currency, self.posted_at[j.id])
+            for j in self.journals.values()
+            if after < self.posted_at[j.id] <= until
+            for p in j.postings
+            if p.account == account_id
+        ]
+
+    async def posted_total(self, account_id: str, until: datetime) -> int:
+        return sum(
+            p.amount
+            for j in self.journals.values()
+            if self.posted_at[j.id] <= until
+            for p in j.postings
+            if p.account == account_id
+        )
+
+    async def accounts_moved(self, prefix: str, after: datetime, until: datetime) -> list[str]:
+        return sorted(
+            {
+                p.account
+                for j in self.journals.values()
+                if after < self.posted_at[j.id] <= until
+                for p in j.postings
+                if p.account.startswith(prefix)
+            }
+        )
 
     async def balance(self, account_id: str) -> tuple[int, int]:
         found = self.accounts.get(account_id)

@@ -44,6 +44,7 @@ from amanat.payments.errors import (
 )
 from amanat.payments.ports import PartnerLimits, PayeeCheckRecords, PaymentsTx
 from amanat.platform.audit import recorder as audit
+from amanat.platform.audit.domain import Actor
 from amanat.platform.crypto.field_cipher import FieldContext
 from amanat.platform.db.ports import TransactionFactory
 from amanat.platform.protection.ports import HolderLookup, SubjectRecord
@@ -118,6 +119,18 @@ class Balance:
     held: int
     pending: int
     posted: int
+
+
+@dataclass(frozen=True, slots=True)
+class LedgerMovement:
+    """One journal's effect on a partner's balance: ``amount`` > 0 added to it."""
+
+    journal_id: str
+    kind: str
+    reference: str
+    amount: int
+    currency: str
+    at: datetime
 
 
 class PaymentService:
@@ -785,6 +798,107 @@ class PaymentService:
                 target_id=caller.partner_id,
                 payload={"amount": amount, "currency": currency, "funding_id": funding_id},
             )
+
+    # -- settlement and reconciliation (their only way to move money) -------------------
+
+    async def charge_fee(
+        self, actor: Actor, partner_id: str, amount: int, currency: str, settlement_id: str
+    ) -> tuple[int, str | None]:
+        """Take a settlement cycle's fees from the partner's available balance, in the
+        caller's unit of work. Takes what the balance covers and returns it with the fee
+        journal's id; the caller carries the rest to the next cycle."""
+        async with self._tx.write() as tx:
+            account, shards = await self._merchant_account(tx, partner_id, currency)
+            posted, held = await tx.ledger.balance(account)
+            charged = min(amount, posted - held)
+            if charged <= 0:
+                return 0, None
+            await self._ensure(tx, ledger.PLATFORM_FEES, "equity", currency, 1)
+            now = self._clock.now()
+            hold_id = new_id("journal")
+            await tx.ledger.reserve(account, hold_id, charged, currency, now, shard_count=shards)
+            await tx.ledger.close_hold(hold_id, post=True, at=now)
+            await tx.ledger.post(
+                ledger.settlement_fee(hold_id, settlement_id, partner_id, charged, currency), now
+            )
+            await audit.record(
+                tx,
+                self._clock,
+                actor,
+                "balance.fee_charged",
+                target_type="partner",
+                target_id=partner_id,
+                payload={"amount": charged, "currency": currency, "settlement_id": settlement_id},
+            )
+        return charged, hold_id
+
+    async def post_reconciliation_difference(
+        self, delta: int, currency: str, break_id: str, *, charged_to: str | None
+    ) -> str:
+        """Post a resolved reconciliation break's difference (``delta``: the other side's
+        figure minus the ledger's) against the platform (write-off) or a partner's balance
+        (adjustment), in the caller's unit of work; returns the journal's id. A partner's
+        balance is never taken below zero (InsufficientFunds, nothing posted)."""
+        if delta == 0:
+            raise InvalidInput("There is no difference to post.", code="invalid_amount")
+        now = self._clock.now()
+        journal_id = new_id("journal")
+        async with self._tx.write() as tx:
+            await self._ensure(tx, ledger.RAAST_SETTLEMENT, "asset", currency, 1)
+            if charged_to is None:
+                await self._ensure(tx, ledger.RECONCILIATION_DIFFERENCES, "equity", currency, 1)
+            else:
+                account, shards = await self._merchant_account(tx, charged_to, currency)
+                if delta > 0:
+                    await tx.ledger.credit(account, delta, spread=True, shard_count=shards)
+                else:
+                    await tx.ledger.reserve(
+                        account, journal_id, -delta, currency, now, shard_count=shards
+                    )
+                    await tx.ledger.close_hold(journal_id, post=True, at=now)
+            await tx.ledger.post(
+                ledger.reconciliation_difference(
+                    journal_id, break_id, delta, currency, charged_to=charged_to
+                ),
+                now,
+            )
+        return journal_id
+
+    async def post_bank_charges(self, amount: int, currency: str, match_id: str) -> str:
+        """Post what the bank kept from a batch it booked net (reconciliation found it),
+        in the caller's unit of work; returns the journal's id."""
+        journal_id = new_id("journal")
+        async with self._tx.write() as tx:
+            await self._ensure(tx, ledger.RAAST_SETTLEMENT, "asset", currency, 1)
+            await self._ensure(tx, ledger.BANK_CHARGES, "equity", currency, 1)
+            await tx.ledger.post(
+                ledger.bank_charges(journal_id, match_id, amount, currency), self._clock.now()
+            )
+        return journal_id
+
+    async def partners_with_movements(self, after: datetime, until: datetime) -> Sequence[str]:
+        """The partners whose balance moved in ``(after, until]``."""
+        prefix = ledger.merchant_account("")
+        async with self._tx.read() as tx:
+            accounts = await tx.ledger.accounts_moved(prefix, after, until)
+        return tuple(account.removeprefix(prefix) for account in accounts)
+
+    async def ledger_movements(
+        self, partner_id: str, after: datetime, until: datetime
+    ) -> Sequence[LedgerMovement]:
+        """What moved the partner's balance in ``(after, until]``, oldest first."""
+        async with self._tx.read() as tx:
+            rows = await tx.ledger.movements(ledger.merchant_account(partner_id), after, until)
+        return tuple(
+            LedgerMovement(journal_id, kind, reference, -amount, currency, at)
+            for journal_id, kind, reference, amount, currency, at in rows
+        )
+
+    async def balance_as_of(self, partner_id: str, moment: datetime) -> int:
+        """The partner's posted balance at ``moment`` (credit-normal, minor units)."""
+        async with self._tx.read() as tx:
+            total = await tx.ledger.posted_total(ledger.merchant_account(partner_id), moment)
+        return ledger.credit_normal_balance(total)
 
     # -- the rail's side ----------------------------------------------------------------
 

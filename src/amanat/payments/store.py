@@ -779,6 +779,60 @@ class SqlLedgerRepository:
         ).one()
         return int(row[0]), int(row[1])
 
+    async def movements(
+        self, account_id: str, after: datetime, until: datetime
+    ) -> list[tuple[str, str, str, int, str, datetime]]:
+        """Every entry on ``account_id`` in ``(after, until]``, oldest first:
+        ``(journal id, journal kind, reference, amount, currency, at)``, amount as posted
+        (+ debit, - credit)."""
+        await self.flush_at_commit()
+        rows = await self._conn.execute(
+            sa.select(
+                ledger_journals.c.id,
+                ledger_journals.c.kind,
+                ledger_journals.c.reference,
+                ledger_entries.c.amount,
+                ledger_entries.c.currency,
+                ledger_entries.c.created_at,
+            )
+            .join(ledger_journals, ledger_journals.c.id == ledger_entries.c.journal_id)
+            .where(
+                ledger_entries.c.account_id == account_id,
+                ledger_entries.c.created_at > after,
+                ledger_entries.c.created_at <= until,
+            )
+            .order_by(ledger_entries.c.created_at, ledger_entries.c.id)
+        )
+        return [(r.id, r.kind, r.reference, int(r.amount), r.currency, r.created_at) for r in rows]
+
+    async def accounts_moved(self, prefix: str, after: datetime, until: datetime) -> list[str]:
+        """The accounts named ``prefix…`` with an entry in ``(after, until]``."""
+        await self.flush_at_commit()
+        rows = await self._conn.execute(
+            sa.select(ledger_entries.c.account_id)
+            .where(
+                ledger_entries.c.account_id.startswith(prefix, autoescape=True),
+                ledger_entries.c.created_at > after,
+                ledger_entries.c.created_at <= until,
+            )
+            .distinct()
+            .order_by(ledger_entries.c.account_id)
+        )
+        return [r[0] for r in rows]
+
+    async def posted_total(self, account_id: str, until: datetime) -> int:
+        """The sum of every entry on ``account_id`` up to ``until`` (+ debit, - credit)."""
+        await self.flush_at_commit()
+        total = (
+            await self._conn.execute(
+                sa.select(sa.func.coalesce(sa.func.sum(ledger_entries.c.amount), 0)).where(
+                    ledger_entries.c.account_id == account_id,
+                    ledger_entries.c.created_at <= until,
+                )
+            )
+        ).scalar_one()
+        return int(total)
+
     async def check(self) -> list[str]:
         """Recompute from the immutable entries and compare with the running balances."""
         await self.flush_at_commit()

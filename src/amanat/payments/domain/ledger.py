@@ -31,6 +31,13 @@ SANDBOX_FUNDING = "sandbox_funding"
 # Money the bank has taken from its own customers' accounts (its core system debited them)
 # to pay out over the rail: an open-banking payment initiation funds its payout from here.
 BANK_CUSTOMER_FUNDS = "bank_customer_funds"
+# What the platform earns: the fees a settlement cycle charges merchants.
+PLATFORM_FEES = "platform_fees"
+# Where a reconciliation difference the platform absorbs goes (a write-off): what the bank
+# or the rail reported and the ledger did not, or the reverse.
+RECONCILIATION_DIFFERENCES = "reconciliation_differences"
+# What the bank kept from a batch it credited (its charges, net of which it booked).
+BANK_CHARGES = "bank_charges"
 
 
 def merchant_account(partner_id: str) -> str:
@@ -173,6 +180,65 @@ def customer_returned(
         payment_id,
         debit=merchant_account(partner_id),
         credit=BANK_CUSTOMER_FUNDS,
+        amount=amount,
+        currency=currency,
+    )
+
+
+def settlement_fee(
+    journal_id: str, settlement_id: str, partner_id: str, amount: int, currency: str
+) -> Journal:
+    """A settlement cycle's fees leave the merchant's balance for the platform's."""
+    return transfer(
+        journal_id,
+        "settlement_fee",
+        settlement_id,
+        debit=merchant_account(partner_id),
+        credit=PLATFORM_FEES,
+        amount=amount,
+        currency=currency,
+    )
+
+
+def reconciliation_difference(
+    journal_id: str, break_id: str, delta: int, currency: str, *, charged_to: str | None
+) -> Journal:
+    """Brings the platform's account at the rail in line with what the other side
+    reported: ``delta`` = their figure minus the ledger's (positive: they hold more). The
+    other leg is the merchant's balance (``charged_to``: an adjustment) or the platform's
+    own (a write-off)."""
+    other = merchant_account(charged_to) if charged_to else RECONCILIATION_DIFFERENCES
+    kind = "recon_adjustment" if charged_to else "recon_write_off"
+    if delta > 0:
+        return transfer(
+            journal_id,
+            kind,
+            break_id,
+            debit=RAAST_SETTLEMENT,
+            credit=other,
+            amount=delta,
+            currency=currency,
+        )
+    return transfer(
+        journal_id,
+        kind,
+        break_id,
+        debit=other,
+        credit=RAAST_SETTLEMENT,
+        amount=-delta,
+        currency=currency,
+    )
+
+
+def bank_charges(journal_id: str, match_id: str, amount: int, currency: str) -> Journal:
+    """The bank booked a batch net of its charges: the platform's account at the rail
+    holds that much less than the payments it settled."""
+    return transfer(
+        journal_id,
+        "bank_charges",
+        match_id,
+        debit=BANK_CHARGES,
+        credit=RAAST_SETTLEMENT,
         amount=amount,
         currency=currency,
     )
