@@ -19,6 +19,11 @@ CURRENCY_EXPONENTS: dict[str, int] = {
     "AED": 2,
     "SAR": 2,
     "CNY": 2,
+    # Statements from European correspondent banks carry these (camt balances, charges).
+    "SEK": 2,
+    "CHF": 2,
+    "NOK": 2,
+    "DKK": 2,
     "JPY": 0,
     "KWD": 3,
     "BHD": 3,
