@@ -49,4 +49,5 @@ def create_app(
         lifespan=lifespan,
         container=container,
         refusal_renderers=registry().refusal_renderers,
+        upload_paths=registry().upload_paths,
     )

@@ -38,6 +38,7 @@ from amanat.platform.registry import (
 )
 from amanat.platform.settings import Settings
 from amanat.platform.unit_of_work.sql import SqlTransactions
+from amanat.reconciliation import wiring as reconciliation_wiring
 from amanat.webhooks import wiring as webhooks_wiring
 
 if TYPE_CHECKING:
@@ -68,6 +69,7 @@ CAPABILITIES: tuple[ModuleType, ...] = (
     webhooks_wiring,
     customers_wiring,
     openbanking_wiring,
+    reconciliation_wiring,
     identity_wiring,
     console_wiring,
 )

@@ -50,11 +50,12 @@ app.add_typer(export_app, name="export")
 app.add_typer(db_app, name="db")
 
 
-def _capability_commands() -> list[tuple[str, typer.Typer]]:
-    """Each capability's command groups, from ``amanat/<capability>/cli.py``'s
+def _capability_commands() -> list[tuple[str, typer.Typer | Callable[..., None]]]:
+    """Each capability's command groups (or single commands), from
+    ``amanat/<capability>/cli.py``'s
     ``COMMANDS``: found by convention, without importing the rest of the application, so
     that ``amanat --help`` and every command start in a fraction of a second."""
-    groups: list[tuple[str, typer.Typer]] = []
+    groups: list[tuple[str, typer.Typer | Callable[..., None]]] = []
     for package in sorted(m.name for m in pkgutil.iter_modules(amanat.__path__) if m.ispkg):
         if importlib.util.find_spec(f"amanat.{package}.cli") is None:
             continue
@@ -69,7 +70,10 @@ def _build_container(settings: Settings) -> Container:
 
 
 for _name, _group in _capability_commands():
-    app.add_typer(_group, name=_name)
+    if isinstance(_group, typer.Typer):
+        app.add_typer(_group, name=_name)
+    else:
+        app.command(_name)(_group)  # a single command, not a group
 use_container_factory(_build_container)
 
 

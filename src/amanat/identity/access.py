@@ -141,22 +141,41 @@ class Permission(StrEnum):
     KEYS_ROTATE = "keys.rotate"
     PAYMENTS_READ = "payments.read"
     PARTNERS_SUSPEND = "partners.suspend"
+    RECONCILIATION_READ = "reconciliation.read"
+    RECONCILIATION_WRITE = "reconciliation.write"
 
 
 P = Permission
 ROLE_PERMISSIONS: dict[OperatorRole, frozenset[Permission]] = {
     # Answers partners' questions: sees, never changes.
-    OperatorRole.SUPPORT: frozenset({P.PARTNERS_READ, P.PAYMENTS_READ}),
+    OperatorRole.SUPPORT: frozenset({P.PARTNERS_READ, P.PAYMENTS_READ, P.RECONCILIATION_READ}),
     # Onboards partners and manages their credentials.
+    # Also imports the bank's and the rail's reports, resolves breaks, closes cycles.
     OperatorRole.OPERATIONS: frozenset(
-        {P.PARTNERS_READ, P.PARTNERS_WRITE, P.CLIENTS_WRITE, P.TOKENS_REVOKE, P.PAYMENTS_READ}
+        {
+            P.PARTNERS_READ,
+            P.PARTNERS_WRITE,
+            P.CLIENTS_WRITE,
+            P.TOKENS_REVOKE,
+            P.PAYMENTS_READ,
+            P.RECONCILIATION_READ,
+            P.RECONCILIATION_WRITE,
+        }
     ),
     # Stops abuse: can suspend a partner and kill its tokens, not onboard.
     OperatorRole.RISK: frozenset(
-        {P.PARTNERS_READ, P.PARTNERS_SUSPEND, P.TOKENS_REVOKE, P.PAYMENTS_READ}
+        {
+            P.PARTNERS_READ,
+            P.PARTNERS_SUSPEND,
+            P.TOKENS_REVOKE,
+            P.PAYMENTS_READ,
+            P.RECONCILIATION_READ,
+        }
     ),
     # Reviews who did what.
-    OperatorRole.COMPLIANCE: frozenset({P.PARTNERS_READ, P.AUDIT_READ, P.PAYMENTS_READ}),
+    OperatorRole.COMPLIANCE: frozenset(
+        {P.PARTNERS_READ, P.AUDIT_READ, P.PAYMENTS_READ, P.RECONCILIATION_READ}
+    ),
     # Manages people and platform keys; onboarding stays with operations.
     OperatorRole.ADMIN: frozenset(
         {
@@ -169,7 +188,9 @@ ROLE_PERMISSIONS: dict[OperatorRole, frozenset[Permission]] = {
         }
     ),
     # External or internal auditor: read-only, including the audit trail.
-    OperatorRole.AUDITOR: frozenset({P.PARTNERS_READ, P.OPERATORS_READ, P.AUDIT_READ}),
+    OperatorRole.AUDITOR: frozenset(
+        {P.PARTNERS_READ, P.OPERATORS_READ, P.AUDIT_READ, P.RECONCILIATION_READ}
+    ),
 }
 
 

@@ -35,6 +35,9 @@ PREFIXES: dict[str, str] = {
     "psu_walk": "pwk",
     "funds_confirmation": "fcn",
     "payee_check": "pck",
+    "recon_import": "rim",
+    "recon_match": "rmt",
+    "recon_break": "brk",
 }
 
 _ID_RE = re.compile(r"^(?P<prefix>[a-z]{2,4})_(?P<ulid>[0-9A-HJKMNP-TV-Z]{26})$")

@@ -107,6 +107,7 @@ class Registry:
         self.eager: list[type] = []
         self.encrypted_columns: list[Any] = []
         self.refusal_renderers: list[tuple[str, Any]] = []
+        self.upload_paths: list[str] = []
 
     # -- services and persistence ---------------------------------------------------------
 
@@ -188,6 +189,11 @@ class Registry:
         the shape ``renderer`` builds instead of a problem document (see
         :class:`amanat.platform.http.middleware.ContractMiddleware`)."""
         self.refusal_renderers.append((prefix, renderer))
+
+    def add_upload_path(self, path: str) -> None:
+        """A route that takes a whole file as its body: its cap is the upload limit
+        (``AMANAT_HTTP__MAX_UPLOAD_BYTES``), not the body limit of every other request."""
+        self.upload_paths.append(path)
 
     def add_event_types(self, *types: EventType) -> None:
         self.event_types.extend(types)

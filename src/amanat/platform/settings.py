@@ -8,6 +8,7 @@ configuration unsafe for production; the CLI refuses to start while the list is 
 from __future__ import annotations
 
 import ipaddress
+from datetime import date, time
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
@@ -184,6 +185,13 @@ class HttpSettings(BaseModel):
     max_body_bytes: int = Field(
         default=1_048_576, ge=1024, description="Larger request bodies get 413."
     )
+    max_upload_bytes: int = Field(
+        default=52_428_800,
+        ge=1024,
+        le=209_715_200,
+        description="Larger uploaded files (a bank statement sent to "
+        "`POST /operator/v1/reconciliation/imports`) get 413.",
+    )
     max_header_bytes: int = Field(
         default=16_384,
         ge=1024,
@@ -311,6 +319,55 @@ class RailSettings(BaseModel):
     collection_iban: str = Field(
         default="PK46HABB0000009990000001",
         description="The platform's own account that Raast collections are paid into.",
+    )
+
+
+class SettlementSettings(BaseModel):
+    cutoff: time = Field(
+        default=time(17, 0),
+        description="Asia/Karachi time at which each business day's settlement cycle "
+        "closes; money that moves later belongs to the next business day.",
+    )
+    holidays: list[date] = Field(
+        default_factory=list,
+        max_length=400,
+        description="Extra dates banks are closed (the Eids, Ashura, Eid Milad-un-Nabi as "
+        'announced, any other closure), as a JSON list: `["2026-03-20"]`. Weekends and '
+        "the fixed-date public holidays are built in (docs/settlement-and-reconciliation.md).",
+    )
+    weekend: list[int] = Field(
+        default_factory=lambda: [5, 6],
+        max_length=7,
+        description="Days banks are closed every week, as ISO weekday numbers less one "
+        "(0 Monday … 6 Sunday): Saturday and Sunday by default.",
+    )
+
+    @field_validator("weekend")
+    @classmethod
+    def _weekend_days(cls, value: list[int]) -> list[int]:
+        if any(not 0 <= day <= 6 for day in value) or len(set(value)) == 7:
+            raise ValueError("weekend days are 0 (Monday) to 6 (Sunday), and not all seven")
+        return sorted(set(value))
+
+    collection_fee_bps: int = Field(
+        default=0,
+        ge=0,
+        le=1000,
+        description="Fee on each settled collection, in basis points of its amount, "
+        "charged at the cycle's close.",
+    )
+    payout_fee: int = Field(
+        default=0,
+        ge=0,
+        le=100_000,
+        description="Fee per settled payout or refund, in paisa, charged at the cycle's close.",
+    )
+    close_after_seconds: float = Field(
+        default=300.0,
+        ge=0,
+        le=86_400,
+        description="How long after a cut-off the worker closes the cycle, so payments "
+        "the rail settled just before it have reached amanat.",
     )
 
 
@@ -466,6 +523,7 @@ class Settings(BaseSettings):
     payments: PaymentsSettings = PaymentsSettings()
     rail: RailSettings = RailSettings()
     webhooks: WebhookSettings = WebhookSettings()
+    settlement: SettlementSettings = SettlementSettings()
     rate_limits: dict[str, str] = Field(
         default_factory=dict,
         description=(

@@ -10,11 +10,12 @@ from __future__ import annotations
 import hmac
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import date
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, FastAPI, Header, Request
+from fastapi import APIRouter, Depends, FastAPI, Header, Query, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -25,6 +26,7 @@ from amanat.sandbox_rail.engine import (
     RailSettings,
     TransferRequest,
 )
+from amanat.sandbox_rail.reports import settlement_report
 from amanat.sandbox_rail.titles import title_of
 
 __all__ = ["ADMIN_TOKEN_HEADER", "create_rail_app"]
@@ -153,6 +155,21 @@ def create_rail_app(settings: RailSettings) -> FastAPI:
         if title is None:
             return JSONResponse({"error": "unknown_account"}, status_code=404)
         return JSONResponse({"title": title})
+
+    @v1.get("/reports/settlement")
+    async def settlement_report_csv(day: Annotated[str, Query(alias="date")]) -> Response:
+        """The day's settlement report (Asia/Karachi date): one CSV row per transfer that
+        settled or was approved that day."""
+        try:
+            wanted = date.fromisoformat(day)
+        except ValueError:
+            return JSONResponse({"error": "invalid_request"}, status_code=400)
+        report = settlement_report(engine.store.with_statuses("settled", "approved"), wanted)
+        return Response(
+            report,
+            media_type="text/csv; charset=utf-8",
+            headers={"Content-Disposition": f'attachment; filename="settlement-{wanted}.csv"'},
+        )
 
     admin = APIRouter(prefix="/admin", tags=["admin"], dependencies=[Depends(require_admin)])
 

@@ -109,6 +109,9 @@ class RailStore:
         ).fetchall()
         return [_decode(json.loads(row[0])) for row in rows]
 
+    def with_statuses(self, *statuses: str) -> list[dict[str, Any]]:
+        return [record for status in statuses for record in self.with_status(status)]
+
     def next_number(self, name: str) -> int:
         """1, 2, 3 ... for ``name``, never repeated, across restarts."""
         with self._db:  # one transaction: read and bump together

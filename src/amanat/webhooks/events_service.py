@@ -20,6 +20,7 @@ from amanat.openbanking.domain.events import ConsentChanged
 from amanat.payments.domain.events import BalanceToppedUp, PaymentChanged
 from amanat.platform.db.ports import TransactionFactory
 from amanat.platform.protection.service import DataProtectionService
+from amanat.reconciliation.domain.events import PartnerNotice
 from amanat.webhooks import views
 from amanat.webhooks.domain.endpoints import Delivery, DeliveryStatus, WebhookEndpoint
 from amanat.webhooks.domain.events import CATALOGUE, Event
@@ -135,6 +136,17 @@ class EventService:
             type=event.event_type,
             object_id=event.consent_id,
             version=event.version,
+            data=event.view,
+        )
+
+    async def on_partner_notice(self, event: PartnerNotice, tx: WebhooksTx) -> None:
+        """Settlement closed a cycle, or reconciliation opened a break on a payment."""
+        await self.emit(
+            tx,
+            partner_id=event.partner_id,
+            type=event.event_type,
+            object_id=event.object_id,
+            version=None,
             data=event.view,
         )
 

@@ -11,6 +11,7 @@ from amanat.payments.domain.events import BalanceToppedUp, PaymentChanged
 from amanat.platform.protection.ports import EncryptedColumn
 from amanat.platform.protection.service import DataProtectionService
 from amanat.platform.registry import PeriodicJob, Registry, Services
+from amanat.reconciliation.domain.events import PartnerNotice
 from amanat.webhooks import problems, tables
 from amanat.webhooks.adapters.transport import EndpointPools, HttpWebhookSender, SystemResolver
 from amanat.webhooks.domain.events import CATALOGUE
@@ -119,4 +120,5 @@ def include(registry: Registry) -> None:
     registry.subscribe(PaymentChanged, lambda s: s.get(EventService).on_payment_changed)
     registry.subscribe(BalanceToppedUp, lambda s: s.get(EventService).on_balance_topped_up)
     registry.subscribe(ConsentChanged, lambda s: s.get(EventService).on_consent_changed)
+    registry.subscribe(PartnerNotice, lambda s: s.get(EventService).on_partner_notice)
     registry.when_collected(lambda collected: CATALOGUE.declare(collected.event_types))

@@ -31,6 +31,7 @@ def make_api(
     lifespan: Any,
     container: object | None,
     refusal_renderers: Sequence[tuple[str, Any]] = (),
+    upload_paths: Sequence[str] = (),
 ) -> FastAPI:
     app = FastAPI(
         title="amanat API",
@@ -61,5 +62,7 @@ def make_api(
         refusal_renderers=refusal_renderers,
         # A surface with its own error shape takes JSON bodies only, like /v1.
         json_only_prefixes=("/v1/", *(prefix for prefix, _ in refusal_renderers)),
+        upload_paths=upload_paths,
+        max_upload_bytes=settings.http.max_upload_bytes,
     )
     return app

@@ -101,8 +101,13 @@ class ContractMiddleware:
         max_header_count: int = 100,
         json_only_prefixes: Iterable[str] = ("/v1/",),
         refusal_renderers: Iterable[tuple[str, RefusalRenderer]] = (),
+        upload_paths: Iterable[str] = (),
+        max_upload_bytes: int = 0,
     ) -> None:
         self.app = app
+        # Paths that take a whole file (a bank statement) as the body, and their own cap.
+        self.upload_paths = frozenset(upload_paths)
+        self.max_upload_bytes = max_upload_bytes
         self.refusal_renderers = tuple(refusal_renderers)
         self.max_body_bytes = max_body_bytes
         self.max_header_bytes = max_header_bytes
@@ -156,7 +161,7 @@ class ContractMiddleware:
                 message = await receive()
                 if message["type"] == "http.request":
                     received += len(message.get("body", b""))
-                    if received > self.max_body_bytes:
+                    if received > self._body_limit(path):
                         status_holder["overflow"] = True
                         raise _BodyTooLarge
                 return message
@@ -220,12 +225,17 @@ class ContractMiddleware:
             return renderer(scope, status, code, message)
         return problem_response(code, status=status, detail=detail, instance=path, errors=errors)
 
+    def _body_limit(self, path: str) -> int:
+        if path in self.upload_paths:
+            return max(self.max_upload_bytes, self.max_body_bytes)
+        return self.max_body_bytes
+
     def _too_large(self, scope: Scope) -> Any:
         return self._answer(
             scope,
             "payload_too_large",
             413,
-            f"The body exceeds the limit of {self.max_body_bytes} bytes.",
+            f"The body exceeds the limit of {self._body_limit(scope.get('path', ''))} bytes.",
         )
 
     def _early_rejection(self, scope: Scope) -> Any:
@@ -250,7 +260,7 @@ class ContractMiddleware:
             except InputRefused as refusal:
                 return self._validation_refusal(scope, refusal)
         length = _header(scope, b"content-length")
-        if length is not None and length.isdigit() and int(length) > self.max_body_bytes:
+        if length is not None and length.isdigit() and int(length) > self._body_limit(path):
             return self._too_large(scope)
         method = scope.get("method", "GET")
         if method in _JSON_BODY_METHODS and path.startswith(self.json_only_prefixes):

@@ -28,13 +28,6 @@ OWN_EVENT_TYPES: tuple[EventType, ...] = (
     ),
     EventType("dispute.opened", "dispute", "A payer disputed a payment.", emitted=False),
     EventType("dispute.closed", "dispute", "A dispute was decided.", emitted=False),
-    EventType("settlement.paid", "settlement", "A settlement was paid out.", emitted=False),
-    EventType(
-        "reconciliation.break_opened",
-        "reconciliation_break",
-        "Reconciliation found a difference between amanat and the bank.",
-        emitted=False,
-    ),
     EventType("consent.authorised", "consent", "A PSU authorised a consent."),
     EventType(
         "consent.revoked",
