@@ -59,13 +59,17 @@ test: lint typecheck layers
 	@$(MAKE) --no-print-directory -j2 --output-sync=target pytest-sqlite pytest-postgres
 
 # Benchmarks (bench/README.md): both databases, server and worker started by the bench.
-# Options are environment variables, e.g. `make bench BENCH_DURATION=10`.
+# Options are environment variables, e.g. `make bench BENCH_DURATION=10`. Then the
+# reconciliation scenario (bench/reconciliation.py: a million-row settlement report matched
+# in process), whatever the first part's outcome; either's failed check fails the target.
 bench: $(STAMP_RUN)
-	$(BIN)/python -m bench.run
+	status=0; $(BIN)/python -m bench.run || status=1; \
+		$(BIN)/python -m bench.reconciliation || status=1; exit $$status
 
 # A few seconds per scenario, correctness checks only (no timing thresholds); for CI.
 bench-smoke: $(STAMP_RUN)
-	$(BIN)/python -m bench.run --smoke
+	status=0; $(BIN)/python -m bench.run --smoke || status=1; \
+		$(BIN)/python -m bench.reconciliation --smoke || status=1; exit $$status
 
 # The crash drill (tests/support/crash_drill.py): payouts while server+worker are SIGKILLed
 # at random moments, on SQLite and PostgreSQL; prints lost/duplicated/stuck figures.
