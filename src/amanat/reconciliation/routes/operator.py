@@ -4,8 +4,6 @@ with a reason, close a settlement cycle. Every change is audited."""
 
 from __future__ import annotations
 
-import csv
-import io
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Body, Depends, Query, Request, Security
@@ -16,6 +14,7 @@ from amanat.identity.access import Permission
 from amanat.identity.services.operators import OperatorSession
 from amanat.identity.sessions import operator_actor, require_permission, session_cookie
 from amanat.kernel.clock import format_timestamp
+from amanat.platform.http.csv_cells import csv_text
 from amanat.platform.http.errors import ApiProblem
 from amanat.platform.http.pagination import CursorParam, LimitParam, next_cursor, page_position
 from amanat.platform.http.responses import JsonResponse
@@ -354,7 +353,6 @@ async def breaks_csv(
         limit=10_000,
         cursor=None,
     )
-    out = io.StringIO()
     columns = (
         "id",
         "source",
@@ -371,15 +369,17 @@ async def breaks_csv(
         "resolution",
         "reason",
     )
-    writer = csv.writer(out, lineterminator="\r\n")
-    writer.writerow([*columns, "differences"])
-    for item in data:
-        differences = "; ".join(
-            f"{d['field']}: ours {d['ours']}, theirs {d['theirs']}" for d in item["differences"]
-        )
-        writer.writerow([*(item[c] for c in columns), differences])
+    rows = [
+        [
+            *(item[c] for c in columns),
+            "; ".join(
+                f"{d['field']}: ours {d['ours']}, theirs {d['theirs']}" for d in item["differences"]
+            ),
+        ]
+        for item in data
+    ]
     return Response(
-        out.getvalue(),
+        csv_text([*columns, "differences"], rows),
         media_type="text/csv; charset=utf-8",
         headers={"Content-Disposition": 'attachment; filename="breaks.csv"'},
     )

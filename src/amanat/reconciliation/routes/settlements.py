@@ -3,8 +3,6 @@ the lines as a CSV whose totals equal the ledger."""
 
 from __future__ import annotations
 
-import csv
-import io
 from datetime import date
 from typing import Annotated, Any, Literal
 
@@ -14,6 +12,7 @@ from starlette.responses import Response
 from amanat.auth.service import AccessContext
 from amanat.auth.verification import require_scope
 from amanat.kernel.clock import format_timestamp
+from amanat.platform.http.csv_cells import csv_text
 from amanat.platform.http.errors import ApiProblem
 from amanat.platform.http.pagination import (
     CursorParam,
@@ -104,26 +103,19 @@ def line_view(line: SettlementLine) -> dict[str, Any]:
 def settlement_csv(row: SettlementRow, lines: list[SettlementLine]) -> str:
     """One row per line, then a total row: the amount, fee and net columns sum to the
     settlement's, and the net to ``closing_balance - opening_balance``."""
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\r\n")
-    writer.writerow(CSV_COLUMNS)
-    for line in lines:
-        view = line_view(line)
-        writer.writerow([view[c] for c in CSV_COLUMNS])
-    writer.writerow(
-        [
-            "total",
-            "",
-            row.id,
-            "",
-            format_timestamp(row.window_end),
-            row.currency,
-            sum(line.amount for line in lines),
-            sum(line.fee for line in lines),
-            row.net,
-        ]
-    )
-    return out.getvalue()
+    total = [
+        "total",
+        "",
+        row.id,
+        "",
+        format_timestamp(row.window_end),
+        row.currency,
+        sum(line.amount for line in lines),
+        sum(line.fee for line in lines),
+        row.net,
+    ]
+    body = ([line_view(line)[c] for c in CSV_COLUMNS] for line in lines)
+    return csv_text(CSV_COLUMNS, [*body, total])
 
 
 def parse_business_date(value: str | None) -> date | None:
