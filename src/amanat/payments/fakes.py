@@ -356,6 +356,9 @@ class InMemoryLedger(InMemoryStore):
             if p.account == account_id
         ]
 
+    async def has_account(self, account_id: str) -> bool:
+        return account_id in self.accounts
+
     async def posted_total(self, account_id: str, until: datetime) -> int:
         return sum(
             p.amount

@@ -894,6 +894,11 @@ class PaymentService:
             for journal_id, kind, reference, amount, currency, at in rows
         )
 
+    async def has_balance(self, partner_id: str) -> bool:
+        """Whether the partner has a balance at all (a ledger account of its own)."""
+        async with self._tx.read() as tx:
+            return await tx.ledger.has_account(ledger.merchant_account(partner_id))
+
     async def balance_as_of(self, partner_id: str, moment: datetime) -> int:
         """The partner's posted balance at ``moment`` (credit-normal, minor units)."""
         async with self._tx.read() as tx:

@@ -820,6 +820,12 @@ class SqlLedgerRepository:
         )
         return [r[0] for r in rows]
 
+    async def has_account(self, account_id: str) -> bool:
+        found = await self._conn.execute(
+            sa.select(ledger_accounts.c.id).where(ledger_accounts.c.id == account_id)
+        )
+        return found.first() is not None
+
     async def posted_total(self, account_id: str, until: datetime) -> int:
         """The sum of every entry on ``account_id`` up to ``until`` (+ debit, - credit)."""
         await self.flush_at_commit()

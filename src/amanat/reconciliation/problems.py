@@ -81,6 +81,14 @@ PROBLEMS: list[ProblemType] = [
         "Read them with `GET /operator/v1/settlements?business_date=…`.",
     ),
     ProblemType(
+        "cycle_out_of_order",
+        409,
+        "Close the earlier cycle first",
+        "Settlement cycles close in order, so that no business day is skipped; an earlier "
+        "business day's cycle is still open.",
+        "Close the cycle `detail` names first (or let the worker close the due ones).",
+    ),
+    ProblemType(
         "not_a_business_day",
         409,
         "Not a business day",

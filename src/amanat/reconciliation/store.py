@@ -263,6 +263,16 @@ class SqlReconciliationRepository:
         ).scalar_one()
         return since  # type: ignore[no-any-return]
 
+    async def latest_as_of(self, source: str) -> date | None:
+        latest: date | None = (
+            await self._conn.execute(
+                sa.select(sa.func.max(recon_imports.c.as_of)).where(
+                    recon_imports.c.source == source
+                )
+            )
+        ).scalar_one_or_none()
+        return latest
+
     async def import_of(self, source: str, sha256: str) -> ImportRow | None:
         row = (
             await self._conn.execute(

@@ -418,7 +418,7 @@ async def resolve_break(
     `counterpart` (no posting). Each is audited with its reason; a break resolves once.
 
     Session cookie, `X-CSRF-Token` and permission `reconciliation.write`. Errors:
-    `break_already_resolved`, `resolution_refused` (409), `insufficient_funds` (409: the
+    `break_already_resolved`, `resolution_refused` (409), `insufficient_funds` (422: the
     merchant's balance cannot take a debit adjustment), `not_found` (404).
     """
     service = find_service(request, ReconciliationService)
@@ -486,7 +486,8 @@ async def close_cycle(business_date: str, request: Request, session: Writer) -> 
     merchant whose balance moved, fees charged, `settlement.paid` sent.
 
     Session cookie, `X-CSRF-Token` and permission `reconciliation.write`. Errors:
-    `cycle_not_over`, `cycle_already_closed`, `not_a_business_day` (409).
+    `cycle_not_over`, `cycle_already_closed`, `cycle_out_of_order`, `not_a_business_day`
+    (409).
     """
     day = parse_business_date(business_date)
     assert day is not None

@@ -181,16 +181,22 @@ class ReconciliationService:
         # takes seconds.
         records = await asyncio.to_thread(read_records, data, source.format)
         dates = [d for r in records for d in (r.value_date, r.booking_date) if d is not None]
+        tolerance = timedelta(days=source.rules.date_tolerance_days)
         now = self._clock.now()
-        as_of = (max(dates) if dates else karachi_date(now)) - timedelta(
-            days=source.rules.date_tolerance_days
-        )
         import_id = new_id("recon_import")
         async with self._tx.atomic() as tx:
+            # A payment is due once a statement covers its date (less the tolerance); an
+            # older statement imported late never makes a due payment undue again.
+            covered = [d for d in (await tx.recon.latest_as_of(source.name),) if d is not None]
+            if dates:
+                covered.append(max(dates) - tolerance)
+            as_of = max(covered) if covered else date.min
             known = await tx.recon.known_external(source.name, [r.external_id for r in records])
             fresh = [r for r in records if r.external_id not in known]
             await tx.recon.add_external(source.name, import_id, fresh, now)
-            since = await tx.recon.source_since(source.name, min(dates) if dates else as_of, now)
+            since = await tx.recon.source_since(
+                source.name, min(dates) if dates else karachi_date(now), now
+            )
             matched, opened, cleared = await self._match(
                 tx, actor, source, import_id, since=since, as_of=as_of
             )
@@ -237,12 +243,11 @@ class ReconciliationService:
         returns (matched, breaks opened, breaks cleared)."""
         source = self.source(source_name)
         async with self._tx.atomic() as tx:
-            latest = await tx.recon.imports(limit=100, before=None)
-            recent = [r for r in latest if r.source == source.name]
-            if not recent or recent[0].as_of is None:
-                return 0, 0, 0
-            since = await tx.recon.source_since(source.name, recent[0].as_of, self._clock.now())
-            return await self._match(tx, actor, source, None, since=since, as_of=recent[0].as_of)
+            as_of = await tx.recon.latest_as_of(source.name)
+            if as_of is None:
+                return 0, 0, 0  # nothing imported from this source yet
+            since = await tx.recon.source_since(source.name, as_of, self._clock.now())
+            return await self._match(tx, actor, source, None, since=since, as_of=as_of)
 
     async def _match(
         self,
@@ -441,19 +446,25 @@ class ReconciliationService:
             if row.internal_id:
                 found = await tx.recon.internal(row.source, [row.internal_id])
                 item = found[0] if found else None
-            journal_id = match_id = None
+            journal_id = match_id = charged_to = None
             if resolution == "manual_match":
                 match_id, record, item = await self._manual_match(
                     tx, actor, source, row, record, item, counterpart, now
                 )
             else:
-                charged_to = None
                 if resolution == "adjustment":
                     charged_to = row.partner_id or partner_id
                     if charged_to is None:
                         raise ResolutionRefused(
                             "Name the partner whose balance takes this adjustment (partner_id).",
                         )
+                    if partner_id is not None and partner_id != charged_to:
+                        raise ResolutionRefused(
+                            "This break is about another partner's payment: an adjustment "
+                            "goes to that partner's balance; leave partner_id out."
+                        )
+                    if not await self._ledger.has_balance(charged_to):
+                        raise ResolutionRefused("That partner has no balance to adjust.")
                 delta = _difference(row, record, item, await self._members(tx, row, record))
                 if delta == 0:
                     raise ResolutionRefused(
@@ -490,9 +501,7 @@ class ReconciliationService:
                     "external_id": after.external_id,
                     "journal_id": journal_id,
                     "match_id": match_id,
-                    "charged_to": partner_id or row.partner_id
-                    if resolution == "adjustment"
-                    else None,
+                    "charged_to": charged_to,
                 },
             )
         return after

@@ -46,6 +46,10 @@ class CycleAlreadyClosed(Conflict):
     code = "cycle_already_closed"
 
 
+class CycleOutOfOrder(Conflict):
+    code = "cycle_out_of_order"
+
+
 class NotABusinessDay(Conflict):
     code = "not_a_business_day"
 
@@ -152,6 +156,13 @@ class SettlementService:
         async with self._tx.atomic() as tx:
             if await tx.settlements.lock_cycle(RAIL, business_date) is not None:
                 raise CycleAlreadyClosed(f"The cycle of {business_date.isoformat()} is closed.")
+            last = await tx.settlements.last_cycle(RAIL)
+            if last is not None and self.calendar.next_business_day(last) != business_date:
+                # Cycles close in order: a day skipped would never be settled.
+                expected = self.calendar.next_business_day(last)
+                raise CycleOutOfOrder(
+                    f"Cycles close in order: the next to close is {expected.isoformat()}."
+                )
             rows: list[SettlementRow] = []
             for partner_id in await self._ledger.partners_with_movements(start, end):
                 row = await self._settle(tx, actor, partner_id, business_date, start, end, now)
@@ -198,9 +209,15 @@ class SettlementService:
             return None  # only earlier cycles' fee journals moved: nothing to settle
         settlement_id = new_id("settlement")
         due = fees_due(lines)
+        at_cutoff = await self._ledger.balance_as_of(
+            partner_id, end
+        ) - await tx.settlements.fees_charged_after(partner_id, end)
+        # The fee comes out of what the cycle left, never out of money that arrived after
+        # its cut-off: the settlement never closes below zero.
+        chargeable = max(0, min(due, at_cutoff))
         charged, fee_journal_id = (
-            await self._ledger.charge_fee(actor, partner_id, due, CURRENCY, settlement_id)
-            if due > 0
+            await self._ledger.charge_fee(actor, partner_id, chargeable, CURRENCY, settlement_id)
+            if chargeable > 0
             else (0, None)
         )
         lines = carry_forward(lines, due - charged, now, CURRENCY)
@@ -208,11 +225,7 @@ class SettlementService:
         opening = await self._ledger.balance_as_of(
             partner_id, start
         ) - await tx.settlements.fees_charged_after(partner_id, start)
-        closing = (
-            await self._ledger.balance_as_of(partner_id, end)
-            - await tx.settlements.fees_charged_after(partner_id, end)
-            - charged
-        )
+        closing = at_cutoff - charged
         if opening + summary.net != closing:
             raise LedgerDisagrees(
                 f"Settlement of {partner_id} for {business_date.isoformat()}: opening "
