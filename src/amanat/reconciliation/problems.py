@@ -102,7 +102,7 @@ PROBLEMS: list[ProblemType] = [
         "Settlement does not tie to the ledger",
         "A settlement's lines did not explain the merchant's ledger balances, so the cycle "
         "was not closed (nothing was written).",
-        "Run `amanat ledger check`, then follow docs/troubleshooting.md "
-        "(a settlement does not tie to the ledger).",
+        "Run `amanat ledger check`, then follow the troubleshooting guide's entry for a "
+        "settlement that does not tie to the ledger.",
     ),
 ]

@@ -432,21 +432,37 @@ class SqlReconciliationRepository:
         return found
 
     async def save_progress(self, source: str, items: Sequence[InternalItem]) -> None:
-        for item in items:
-            values = {"matched": item.matched, "complete": item.remaining <= 0}
-            result = await self._conn.execute(
-                recon_progress.update()
-                .where(
-                    recon_progress.c.source == source,
-                    recon_progress.c.payment_id == item.payment_id,
+        """Record how much of each payment ``source`` has accounted for: one INSERT for the
+        payments it had not touched before (most of them), an UPDATE for the others."""
+        existing: set[str] = set()
+        for chunk in _chunks([i.payment_id for i in items]):
+            rows = await self._conn.execute(
+                sa.select(recon_progress.c.payment_id).where(
+                    recon_progress.c.source == source, recon_progress.c.payment_id.in_(chunk)
                 )
-                .values(**values)
             )
-            if not result.rowcount:
+            existing.update(r[0] for r in rows)
+        fresh = [
+            {
+                "source": source,
+                "payment_id": i.payment_id,
+                "matched": i.matched,
+                "complete": i.remaining <= 0,
+            }
+            for i in items
+            if i.payment_id not in existing
+        ]
+        for chunk in _chunks(fresh):
+            await self._conn.execute(recon_progress.insert(), list(chunk))
+        for item in items:
+            if item.payment_id in existing:
                 await self._conn.execute(
-                    recon_progress.insert().values(
-                        source=source, payment_id=item.payment_id, **values
+                    recon_progress.update()
+                    .where(
+                        recon_progress.c.source == source,
+                        recon_progress.c.payment_id == item.payment_id,
                     )
+                    .values(matched=item.matched, complete=item.remaining <= 0)
                 )
 
     # -- matches and breaks --------------------------------------------------------------

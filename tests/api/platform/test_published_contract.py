@@ -132,7 +132,9 @@ class _Sandbox:
             return value | {"password": admin["password"], "totp_code": code}
         return value
 
-    async def send(self, method: str, path: str, media: str, value: Any) -> httpx.Response:
+    async def send(
+        self, method: str, path: str, media: str, value: Any, params: dict[str, Any]
+    ) -> httpx.Response:
         url = self.path(path)
         body = await self.body(method, path, value)
         if path.startswith("/oauth/"):
@@ -144,8 +146,12 @@ class _Sandbox:
                 headers["Idempotency-Key"] = str(uuid.uuid4())
         elif "csrf" in self.ids:
             headers["X-CSRF-Token"] = self.ids["csrf"]
+        if media == "application/octet-stream":  # a file sent as it is (a statement)
+            return await self.client.request(
+                method, url, content=body.encode(), params=params, headers=headers
+            )
         assert media == "application/json"
-        return await self.client.request(method, url, json=body, headers=headers)
+        return await self.client.request(method, url, json=body, params=params, headers=headers)
 
     async def remember(self, method: str, path: str, answer: dict[str, Any]) -> None:
         """Keep the ids later examples need (their paths name them)."""
@@ -155,6 +161,9 @@ class _Sandbox:
             self.ids["partner_id"] = answer["id"]
         elif path == "/operator/v1/operators" and method == "post":
             self.ids["operator_id"] = answer["id"]
+        elif path == "/operator/v1/reconciliation/imports":
+            breaks = await self.client.get("/operator/v1/reconciliation/breaks")
+            self.ids["break_id"] = breaks.json()["data"][0]["id"]
         elif path == "/v1/webhook_endpoints":
             self.ids["endpoint_id"] = answer["id"]
         elif path == "/v1/payments":
@@ -195,8 +204,13 @@ async def test_every_published_example_is_accepted_by_the_sandbox(
         media, media_type = next(iter(content.items()))
         examples = media_type.get("examples")
         assert examples, f"{method.upper()} {path} publishes no example"
+        params = {
+            p["name"]: next(iter(p["examples"].values()))["value"]
+            for p in operation.get("parameters", [])
+            if p["in"] == "query" and p.get("examples")
+        }
         for name, example in examples.items():
-            response = await sandbox.send(method, path, media, example["value"])
+            response = await sandbox.send(method, path, media, example["value"], params)
             assert response.is_success, f"{method.upper()} {path} example {name}: {response.text}"
             if response.content:
                 await sandbox.remember(method, path, response.json())

@@ -32,6 +32,12 @@ from amanat.reconciliation.services.reconciliation import (
 from amanat.reconciliation.services.settlements import SettlementService, settlement_view
 
 IMPORT_PATH = "/operator/v1/reconciliation/imports"
+RAIL_REPORT_EXAMPLE = (
+    "transfer_id,end_to_end_id,direction,amount,currency,settled_at,settlement_date,"
+    "batch_id,fee\r\n"
+    "RRN261124000042,pay_01JD5Z8K3N4Q6R7S8T9V0W1X2Y,credit,1500.00,PKR,"
+    "2026-11-24T08:15:30.123Z,2026-11-24,,\r\n"
+)
 
 router = APIRouter(
     prefix="/operator/v1", tags=["operator"], dependencies=[Security(session_cookie)]
@@ -153,9 +159,15 @@ def _rejected(exc: StatementRejected) -> ApiProblem:
         "requestBody": {
             "required": True,
             "content": {
-                "application/octet-stream": {"schema": {"type": "string", "format": "binary"}},
-                "text/csv": {"schema": {"type": "string"}},
-                "application/xml": {"schema": {"type": "string"}},
+                "application/octet-stream": {
+                    "schema": {"type": "string", "format": "binary"},
+                    "examples": {
+                        "rail_report": {
+                            "summary": "A one-row sandbox rail settlement report",
+                            "value": RAIL_REPORT_EXAMPLE,
+                        }
+                    },
+                },
             },
         }
     },
@@ -163,11 +175,25 @@ def _rejected(exc: StatementRejected) -> ApiProblem:
 async def import_statement(
     request: Request,
     session: Writer,
-    source: Annotated[SourceName, Query(description="Which report this file is.")],
-    file_name: Annotated[str, Query(min_length=1, max_length=200)] = "statement",
+    source: Annotated[
+        SourceName,
+        Query(
+            description="Which report this file is.",
+            openapi_examples={"rail": {"value": "sandbox_rail"}},
+        ),
+    ],
+    file_name: Annotated[
+        str,
+        Query(
+            min_length=1,
+            max_length=200,
+            openapi_examples={"report": {"value": "settlement-2026-11-24.csv"}},
+        ),
+    ] = "statement",
 ) -> Response:
-    """The body is the file itself (camt.053/054 XML for `bank_statement`, CSV for
-    `sandbox_rail` and `bank_csv`), up to `AMANAT_HTTP__MAX_UPLOAD_BYTES`. A file with any
+    """The body is the file itself, sent as it is (any content type, e.g.
+    `application/octet-stream`): camt.053/054 XML for `bank_statement`, CSV for
+    `sandbox_rail` and `bank_csv`, up to `AMANAT_HTTP__MAX_UPLOAD_BYTES`. A file with any
     fault is refused whole (`statement_rejected`, every fault located in `errors[]`);
     the same file twice changes nothing (200, `already_imported: true`); an overlapping
     file adds only what is new. Matching runs at once; the answer counts matches and the
