@@ -348,7 +348,12 @@ def checks(world: World, result: MatchResult, records: list[Any]) -> list[dict[s
         f"{len(consumed)} consumed + {len(open_ids)} open for {len(all_ids)} rows",
     )
     by_id = {r.external_id: r for r in records}
-    booked = sum(by_id[x].amount + by_id[x].fees for x in consumed)
+    # The bank kept its fee from money in and took it with money out.
+    booked = sum(
+        by_id[x].amount
+        + (by_id[x].fees if by_id[x].direction is Direction.CREDIT else -by_id[x].fees)
+        for x in consumed
+    )
     allocated = sum(a for m in result.matches for _, a in m.allocations)
     check(
         "external money: booked + fees = allocated", booked == allocated, f"{booked} != {allocated}"

@@ -82,7 +82,7 @@ def test_the_rails_report_reads_row_by_row() -> None:
         ExternalRecord(
             external_id="trf_2",
             direction=Direction.DEBIT,
-            amount=25000,  # what was booked: the transfer less the rail's fee
+            amount=25100,  # what was booked: money out, the transfer and the rail's fee
             currency="PKR",
             value_date=date(2026, 11, 24),
             batch_reference="b_7",
@@ -417,7 +417,8 @@ def test_rail_reports_round_trip_exactly(rows: list[dict[str, Any]], line_end: s
         ExternalRecord(
             external_id=row["transfer_id"],
             direction=row["direction"],
-            amount=row["amount"] - (row["fee"] or 0),
+            # Booked: less the fee on money in, plus it on money out.
+            amount=row["amount"] + (row["fee"] or 0) * (1 if row["direction"] == "debit" else -1),
             currency=row["currency"],
             value_date=row["settlement_date"],
             end_to_end_id=row["end_to_end_id"] or None,
@@ -429,4 +430,6 @@ def test_rail_reports_round_trip_exactly(rows: list[dict[str, Any]], line_end: s
     ]
     records = parse_csv(_written(rows, line_end), RAIL)
     assert records == expected
-    assert sum(r.amount + r.fees for r in records) == sum(row["amount"] for row in rows)
+    assert sum(
+        r.amount + (r.fees if r.direction is Direction.CREDIT else -r.fees) for r in records
+    ) == sum(row["amount"] for row in rows)

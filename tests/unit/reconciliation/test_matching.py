@@ -460,7 +460,8 @@ def test_a_record_without_ids_matches_all_open_payments_of_its_value_date() -> N
         pay("p4", 7_000, direction=DEBIT, settled_on=DAY - timedelta(days=1)),
     ]
 
-    result = run(items, [row("x1", 49_500, direction=DEBIT, fees=500)])
+    # Money out: the bank took the payments and its 500 of fees.
+    result = run(items, [row("x1", 50_500, direction=DEBIT, fees=500)])
 
     assert result.matches == (
         Match(
@@ -468,7 +469,7 @@ def test_a_record_without_ids_matches_all_open_payments_of_its_value_date() -> N
             Outcome.MATCHED,
             ("x1",),
             (("p1", 20_000), ("p2", 30_000)),
-            49_500,
+            50_500,
             500,
         ),
     )

@@ -115,7 +115,7 @@ def scenarios(draw: st.DrawFn) -> Scenario:
         batch = ExternalRecord(
             external_id(),
             direction,
-            total - fees,
+            _booked(direction, total, fees),
             "PKR",
             value_date=day(cycle),
             batch_reference=f"B{cycle}{direction}",
@@ -130,7 +130,12 @@ def scenarios(draw: st.DrawFn) -> Scenario:
         total = sum(m.amount for m in members)
         fees = draw(st.integers(0, min(total - 1, 500)))
         total_record = ExternalRecord(
-            external_id(), direction, total - fees, "USD", value_date=day(cycle), fees=fees
+            external_id(),
+            direction,
+            _booked(direction, total, fees),
+            "USD",
+            value_date=day(cycle),
+            fees=fees,
         )
         arrival = cycle + lag()
         records.append((arrival, total_record))
@@ -220,11 +225,12 @@ def test_cycle_after_cycle_the_engine_keeps_its_invariants(scenario: Scenario) -
         assert carried_ids | set(consumed) == given_ids
         assert not carried_ids & set(consumed)
 
-        # Money: each match's records (booked plus fees) are what it allocates.
+        # Money: each match's records (booked, with the bank's fees put back: kept from
+        # money in, taken with money out) are what it allocates.
         by_id = {r.external_id: r for r in external}
         for m in result.matches:
-            booked = sum(by_id[x].amount + by_id[x].fees for x in m.external_ids)
-            assert booked == m.amount + m.fees == sum(a for _, a in m.allocations)
+            booked = sum(_gross(by_id[x]) for x in m.external_ids)
+            assert booked == sum(a for _, a in m.allocations)
             consumed_money += booked
             allocated_money += booked
             for payment_id, amount in m.allocations:
@@ -310,3 +316,15 @@ def _batch_members_in_dispute(result: MatchResult) -> set[str]:
         for m in r.members
         if m.end_to_end_id
     }
+
+
+def _booked(direction: Direction, gross: int, fees: int) -> int:
+    """What the bank books for payments of ``gross``: less its fees on money in, more on
+    money out."""
+    return gross - fees if direction is Direction.CREDIT else gross + fees
+
+
+def _gross(record: ExternalRecord) -> int:
+    if record.direction is Direction.CREDIT:
+        return record.amount + record.fees
+    return record.amount - record.fees

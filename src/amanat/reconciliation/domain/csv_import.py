@@ -56,7 +56,7 @@ class CsvProfile:
     The amount comes from ``amount_column`` alone (signed), or with ``direction_column``
     (whose ``credit_values``/``debit_values`` say which way), or from ``debit_column`` and
     ``credit_column``. ``amounts_are_gross``: the amount is the payment's, and what was
-    booked is that less the fee. Without ``external_id_column`` a record's id is a digest
+    booked is that less the fee (money in) or plus it (money out). Without ``external_id_column`` a record's id is a digest
     of its fields and of ``digest_columns``. ``end_to_end_id_pattern`` finds the
     end-to-end id in the ``end_to_end_id_sources`` columns when no column holds it.
     """
@@ -374,10 +374,13 @@ class _RowReader:
             if len(found_errors) > faults_before or amount is None or direction is None:
                 continue
             if gross and fee:
-                if fee >= amount:
+                if direction is Direction.DEBIT:
+                    amount += fee  # money out: the bank took the payment and its fee
+                elif fee >= amount:
                     fault(location, "the fee is not less than the amount it comes out of")
                     continue
-                amount -= fee
+                else:
+                    amount -= fee  # money in: the bank kept its fee
 
             end_to_end_id = (fields[e2e_at].strip() or None) if e2e_at is not None else None
             if end_to_end_id is None and self.e2e_pattern is not None:

@@ -107,6 +107,14 @@ def match(
         return run.result(as_of)
 
 
+def _gross(record: ExternalRecord) -> int:
+    """What the payments behind a record add up to: the booked amount with the bank's
+    fees put back (money in: it kept them) or taken out (money out: it took them too)."""
+    if record.direction is Direction.CREDIT:
+        return record.amount + record.fees
+    return record.amount - record.fees
+
+
 @dataclass(slots=True)
 class _Note:
     """Why a record that rules 2 to 4 tried did not match, for its break."""
@@ -183,7 +191,7 @@ class _Run:
             left = remaining[i]
             item = items[i]
             if left > 0 and record.direction == item.direction and record.currency == item.currency:
-                gross = record.amount + record.fees
+                gross = _gross(record)
                 excess = gross - left
                 if -tolerance <= excess <= tolerance:
                     remaining[i] = 0
@@ -210,7 +218,7 @@ class _Run:
     def unfit_break(self, record: ExternalRecord, i: int) -> None:
         item = self.items[i]
         left = self.remaining[i]
-        gross = record.amount + record.fees
+        gross = _gross(record)
         same_way = record.direction == item.direction and record.currency == item.currency
         self.open_records.append(record)
         if same_way and left == 0:
@@ -258,7 +266,7 @@ class _Run:
         )
 
     def _amount_cause(self, item: InternalItem, left: int, record: ExternalRecord) -> str:
-        gross = record.amount + record.fees
+        gross = _gross(record)
         currency = item.currency
         booked = _money(record.amount, currency)
         if record.fees:
@@ -341,7 +349,7 @@ class _Run:
 
     def _batch_break(self, record: ExternalRecord, members: _Members) -> None:
         self.open_records.append(record)
-        gross = record.amount + record.fees
+        gross = _gross(record)
         currency = record.currency
         ids = self.ids
         if members.settled and not (members.known or members.unknown or members.other_way):
@@ -442,7 +450,7 @@ class _Run:
                     record.currency,
                     external_id=record.external_id,
                     differences=note.differences
-                    or (Difference("amount", None, str(record.amount + record.fees)),),
+                    or (Difference("amount", None, str(_gross(record))),),
                     suggested_cause=note.cause,
                 )
             )
@@ -501,7 +509,7 @@ class _Members:
         return (
             bool(self.known)
             and not (self.unknown or self.settled or self.other_way or self.repeated)
-            and abs(self.total - record.fees - record.amount) <= tolerance
+            and abs(self.total - _gross(record)) <= tolerance
         )
 
 
@@ -573,7 +581,7 @@ class _Candidates:
             return False
         tolerance = run.rules.amount_tolerance
         span = run.rules.date_tolerance_days
-        gross = record.amount + record.fees
+        gross = _gross(record)
         when = _record_date(record)
         fitting = []
         for i in candidates:
@@ -611,7 +619,7 @@ class _Candidates:
         i = candidates[0]
         item = run.items[i]
         left = run.remaining[i]
-        differences = list(_amount_difference(left, record.amount + record.fees))
+        differences = list(_amount_difference(left, _gross(record)))
         for name, ours, theirs in (
             ("direction", item.direction, record.direction),
             ("currency", item.currency, record.currency),
@@ -641,7 +649,7 @@ class _Candidates:
             return False
         run = self.run
         tolerance = run.rules.amount_tolerance
-        gross = record.amount + record.fees
+        gross = _gross(record)
         key = (record.direction, record.currency, when)
         day = self._open(key)
         if day and abs(self._total(day) - gross) <= tolerance:
