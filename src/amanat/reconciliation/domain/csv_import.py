@@ -56,8 +56,9 @@ class CsvProfile:
     The amount comes from ``amount_column`` alone (signed), or with ``direction_column``
     (whose ``credit_values``/``debit_values`` say which way), or from ``debit_column`` and
     ``credit_column``. ``amounts_are_gross``: the amount is the payment's, and what was
-    booked is that less the fee (money in) or plus it (money out). Without ``external_id_column`` a record's id is a digest
-    of its fields and of ``digest_columns``. ``end_to_end_id_pattern`` finds the
+    booked is that less the fee (money in) or plus it (money out). Without
+    ``external_id_column`` a record's id is a digest of its fields and of
+    ``digest_columns``. ``end_to_end_id_pattern`` finds the
     end-to-end id in the ``end_to_end_id_sources`` columns when no column holds it.
     """
 
