@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn
 from rich.table import Table
 
@@ -93,9 +94,9 @@ def reconcile(
     try:
         result = _run(work)
     except StatementRejected as exc:
-        console.print(f"[red]statement_rejected:[/] {exc.message}")
+        console.print(f"[red]statement_rejected:[/] {escape(exc.message)}")
         for error in exc.errors:
-            console.print(f"  {error.location}: {error.message}")
+            console.print(f"  {escape(error.location)}: {escape(error.message)}")
         raise typer.Exit(code=1) from None
     console.print(_summary(result))
 

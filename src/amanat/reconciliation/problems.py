@@ -56,8 +56,8 @@ PROBLEMS: list[ProblemType] = [
         "invalid_resolution",
         422,
         "Unknown resolution",
-        "`resolution` must be write_off, adjustment or manual_match.",
-        "Pick one of the three.",
+        "`resolution` must be write_off, adjustment, manual_match or dismiss.",
+        "Pick one of the four.",
     ),
     ProblemType(
         "reason_required",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict
 from datetime import date, datetime
@@ -47,9 +48,21 @@ def _chunks(items: Sequence[Any], size: int = _CHUNK) -> Iterable[Sequence[Any]]
         yield items[start : start + size]
 
 
+async def _advisory_lock(conn: AsyncConnection, key: str) -> None:
+    """Hold ``key`` until the transaction ends, on every machine (PostgreSQL's advisory
+    lock, keyed by the name's digest). SQLite's single writer already serialises."""
+    if conn.dialect.name == "sqlite":
+        return
+    number = int.from_bytes(hashlib.sha256(key.encode()).digest()[:8], "big", signed=True)
+    await conn.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": number})
+
+
 class SqlSettlementRepository:
     def __init__(self, conn: AsyncConnection) -> None:
         self._conn = conn
+
+    async def lock(self, key: str) -> None:
+        await _advisory_lock(self._conn, key)
 
     async def lock_cycle(self, rail: str, business_date: date) -> CycleRow | None:
         row = (
@@ -247,6 +260,17 @@ def _internal(row: Any) -> InternalItem:
 class SqlReconciliationRepository:
     def __init__(self, conn: AsyncConnection) -> None:
         self._conn = conn
+
+    async def lock(self, key: str) -> None:
+        await _advisory_lock(self._conn, key)
+
+    async def known_since(self, name: str) -> date | None:
+        since: date | None = (
+            await self._conn.execute(
+                sa.select(recon_sources.c.since).where(recon_sources.c.name == name)
+            )
+        ).scalar_one_or_none()
+        return since
 
     # -- sources and imports -------------------------------------------------------------
 
@@ -515,8 +539,17 @@ class SqlReconciliationRepository:
         )
         return [BreakRow(**r._mapping) for r in rows]
 
-    async def add_break(self, row: BreakRow) -> None:
-        await self._conn.execute(recon_breaks.insert().values(**asdict(row)))
+    async def add_breaks(self, rows: Sequence[BreakRow]) -> None:
+        for chunk in _chunks([asdict(row) for row in rows], 200):
+            await self._conn.execute(recon_breaks.insert(), list(chunk))
+
+    async def open_break_counts(self, source: str) -> dict[str, int]:
+        rows = await self._conn.execute(
+            sa.select(recon_breaks.c.kind, sa.func.count())
+            .where(recon_breaks.c.source == source, recon_breaks.c.status == "open")
+            .group_by(recon_breaks.c.kind)
+        )
+        return {kind: int(count) for kind, count in rows}
 
     async def get_break(self, break_id: str, *, for_update: bool = False) -> BreakRow | None:
         query = recon_breaks.select().where(recon_breaks.c.id == break_id)

@@ -1202,3 +1202,98 @@ async def test_an_overlapping_bank_csv_export_adds_only_its_new_rows(
         a["payment_id"] for m in await _matches(client, source="bank_csv") for a in m["allocations"]
     }
     assert matched == {first_payment, second_payment}
+
+
+# -- what a file may not carry, and what a duplicate may be -----------------------------------
+
+
+async def test_a_file_in_another_currency_a_wild_date_or_an_over_long_id_is_refused_whole(
+    client: httpx.AsyncClient, container: Container
+) -> None:
+    shop = await _shop(client, container)
+    payment_id = await _collection(client, container, shop, 50_000)
+    csrf = await _operations(client, container)
+    header = "transfer_id,end_to_end_id,direction,amount,currency,settled_at,settlement_date,"
+    rows = [
+        header + "batch_id,fee",
+        f"T1,{payment_id},credit,1000.00,USD,{DAY}T06:00:00.000Z,{DAY},,",
+        f"T2,{payment_id},credit,500.00,PKR,2099-12-31T06:00:00.000Z,2099-12-31,,",
+        f"T3,{'E' * 80},credit,500.00,PKR,{DAY}T06:00:00.000Z,{DAY},,",
+    ]
+    refused = await _import(
+        client,
+        csrf,
+        ("\r\n".join(rows) + "\r\n").encode(),
+        source="sandbox_rail",
+        content_type="text/csv",
+    )
+    assert refused.status_code == 422 and problem_code(refused) == "statement_rejected"
+    pointers = [e["pointer"] for e in refused.json()["errors"]]
+    assert pointers == ["line 2", "line 3", "line 4"], refused.json()["errors"]
+    assert await _imports(client) == [] and await _breaks(client) == []
+    await _ledger_is_clean(container)
+
+
+async def test_an_over_long_transfer_id_is_kept_by_its_digest(
+    client: httpx.AsyncClient, container: Container
+) -> None:
+    shop = await _shop(client, container)
+    payment_id = await _collection(client, container, shop, 50_000)
+    csrf = await _operations(client, container)
+    report = _rail_report([("T" * 150, payment_id, "credit", 50_000)])
+    summary = await _imported(client, csrf, report, source="sandbox_rail", content_type="text/csv")
+    assert summary["matched"] == 1
+    (match,) = await _matches(client)
+    assert match["external_ids"][0].startswith("h:") and len(match["external_ids"][0]) == 66
+
+
+async def test_a_duplicate_report_can_be_dismissed_and_nothing_else_can(
+    client: httpx.AsyncClient, container: Container
+) -> None:
+    shop = await _shop(client, container)
+    payment_id = await _payout(client, container, shop, 15_000)
+    missing = await _payout(client, container, shop, 7_000)
+    csrf = await _operations(client, container)
+    await _imported(
+        client,
+        csrf,
+        camt053(
+            "STMT-1",
+            NEXT_DAY,
+            [_debit("E-1", payment_id, 15_000), _debit("E-1-AGAIN", payment_id, 15_000)],
+        ),
+    )
+    breaks = {b["kind"]: b for b in await _breaks(client)}
+    assert set(breaks) == {"duplicate", "unmatched_internal"}
+    assert breaks["unmatched_internal"]["payment_id"] == missing
+    refused = await _resolve(client, csrf, breaks["unmatched_internal"]["id"], "dismiss")
+    assert refused.status_code == 409 and problem_code(refused) == "resolution_refused"
+    before = await _available(client, shop)
+
+    dismissed = await _resolve(
+        client, csrf, breaks["duplicate"]["id"], "dismiss", reason="The bank's export repeats it"
+    )
+
+    assert dismissed.status_code == 200, dismissed.text
+    assert dismissed.json()["resolution"] == "dismiss" and dismissed.json()["journal_id"] is None
+    assert await _available(client, shop) == before
+    row = await _audited(container, breaks["duplicate"]["id"], "dismiss")
+    assert row["reason"] == "The bank's export repeats it"
+    await _ledger_is_clean(container)
+
+
+async def test_the_partner_hears_of_its_own_payment_only(
+    client: httpx.AsyncClient, container: Container
+) -> None:
+    shop = await _shop(client, container)
+    payment_id = await _payout(client, container, shop, 15_000)
+    csrf = await _operations(client, container)
+    await _imported(client, csrf, camt053("STMT-1", NEXT_DAY, [_debit("E-1", payment_id, 16_000)]))
+    events = await client.get(
+        "/v1/events", params={"type": "reconciliation.break_opened"}, headers=shop.auth
+    )
+    (event,) = events.json()["data"]
+    told = event["data"]["object"]
+    assert told["payment_id"] == payment_id and told["amount"] == 15_000
+    assert told["kind"] == "amount_mismatch" and told["explanation"]
+    assert "16" not in str(told["explanation"]) and "E-1" not in str(told)

@@ -243,7 +243,9 @@ async def test_a_cycle_closes_only_after_its_cutoff(
     clock.set(at("2026-11-24", 11, 59, 59))  # 16:59:59 in Karachi
     csrf = await _operations(client, container)
 
-    for moment in (at("2026-11-24", 11, 59, 59), at("2026-11-24", 12)):
+    # Until a minute after the cut-off: a transaction that stamped its entries just before
+    # it may still be committing.
+    for moment in (at("2026-11-24", 11, 59, 59), at("2026-11-24", 12), at("2026-11-24", 12, 1)):
         clock.set(moment)
         early = await _close(client, csrf, "2026-11-24")
         assert early.status_code == 409 and problem_code(early) == "cycle_not_over", moment
@@ -251,7 +253,7 @@ async def test_a_cycle_closes_only_after_its_cutoff(
     assert future.status_code == 409 and problem_code(future) == "cycle_not_over"
     assert await audit_rows(container, "settlement.cycle_closed") == []
 
-    clock.set(at("2026-11-24", 12, 0, 1))
+    clock.set(at("2026-11-24", 12, 1, 1))
     closed = await _close(client, csrf, "2026-11-24")
     assert closed.status_code == 200, closed.text
     assert closed.json()["period_end"] == "2026-11-24T12:00:00.000Z"
@@ -429,7 +431,7 @@ async def test_the_worker_closes_a_day_left_open_before_one_an_operator_closed(
     shop = await _shop(client, container)
     await _top_up(container, shop, 10_000)
 
-    clock.set(at("2026-11-25", 12, 1))  # operations tries to close Wednesday at once
+    clock.set(at("2026-11-25", 12, 2))  # operations tries to close Wednesday at once
     csrf = await _operations(client, container)
     skipped = await _close(client, csrf, "2026-11-25")
     assert skipped.status_code == 409 and problem_code(skipped) == "cycle_out_of_order"

@@ -114,7 +114,7 @@ class MatchOut(ResponseModel):
 
 
 class ResolveBody(RequestModel):
-    resolution: Literal["write_off", "adjustment", "manual_match"]
+    resolution: Literal["write_off", "adjustment", "manual_match", "dismiss"]
     reason: str = Field(min_length=3, max_length=500)
     partner_id: str | None = Field(
         default=None,
@@ -441,7 +441,8 @@ async def resolve_break(
 ) -> Response:
     """`write_off` posts the difference between the two sides against the platform,
     `adjustment` against a merchant's balance, `manual_match` pairs the break with its
-    `counterpart` (no posting). Each is audited with its reason; a break resolves once.
+    `counterpart` (no posting), `dismiss` closes a `duplicate` that is only a reporting
+    artefact (no posting). Each is audited with its reason; a break resolves once.
 
     Session cookie, `X-CSRF-Token` and permission `reconciliation.write`. Errors:
     `break_already_resolved`, `resolution_refused` (409), `insufficient_funds` (422: the

@@ -122,7 +122,10 @@ def parse_business_date(value: str | None) -> date | None:
     if value is None:
         return None
     try:
-        return date.fromisoformat(value)
+        parsed = date.fromisoformat(value)
+        if not 2000 <= parsed.year <= 2200:
+            raise ValueError(value)
+        return parsed
     except ValueError:
         raise ApiProblem(
             "validation_error",

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
@@ -26,6 +25,7 @@ from amanat.kernel.ids import new_id
 from amanat.platform.audit import recorder as audit
 from amanat.platform.audit.domain import Actor
 from amanat.platform.db.ports import UnitOfWork
+from amanat.reconciliation.domain.errors import MAX_FILE_ERRORS, FileError, StatementRejected
 from amanat.reconciliation.domain.events import PartnerNotice
 from amanat.reconciliation.domain.formats import read_records
 from amanat.reconciliation.domain.matching import match
@@ -42,6 +42,15 @@ from amanat.reconciliation.ports import BreakRow, ImportRow, Ledger, Reconciliat
 
 MAX_FILE_BYTES = 200 * 2**20
 SYSTEM_ACTOR = "amanat"
+LEDGER_CURRENCY = "PKR"
+# A statement's dates are within this of today, or it is not this year's statement: a
+# typo (31/12/2099) would otherwise make every payment due, or none, for good.
+DATES_BEFORE = timedelta(days=400)
+DATES_AFTER = timedelta(days=31)
+# Widths of the columns the fields are stored in (ISO 20022 allows 35 for the ids).
+FIELD_WIDTHS = {"end_to_end_id": 64, "batch_reference": 64, "uetr": 40}
+EXTERNAL_ID_WIDTH = 100
+REFERENCE_WIDTH = 140
 
 
 class UnknownSource(InvalidInput):
@@ -56,7 +65,7 @@ class ResolutionRefused(Conflict):
     code = "resolution_refused"
 
 
-RESOLUTIONS = ("write_off", "adjustment", "manual_match")
+RESOLUTIONS = ("write_off", "adjustment", "manual_match", "dismiss")
 
 # The kinds a payment of each type is to the platform's account.
 DIRECTIONS = {"collection": Direction.CREDIT, "payout": Direction.DEBIT, "refund": Direction.DEBIT}
@@ -68,6 +77,46 @@ class ImportResult:
     already_imported: bool
     outcomes: dict[str, int]
     open_breaks: int
+
+
+def vetted(records: Sequence[ExternalRecord], today: date) -> list[ExternalRecord]:
+    """The records as stored, or the whole file refused with every fault located: a
+    currency the ledger does not keep, a date no current statement has, an id too long
+    to be one. An over-long external id is kept by its digest (it only has to be stable),
+    an over-long reference cut to its column."""
+    errors: list[FileError] = []
+    kept: list[ExternalRecord] = []
+    earliest, latest = today - DATES_BEFORE, today + DATES_AFTER
+    for record in records:
+        where = record.location or "record"
+        if record.currency != LEDGER_CURRENCY:
+            errors.append(
+                FileError(where, f"{record.currency[:3]}: the ledger keeps {LEDGER_CURRENCY} only")
+            )
+        for day in (record.value_date, record.booking_date):
+            if day is not None and not earliest <= day <= latest:
+                errors.append(
+                    FileError(where, f"the date {day.isoformat()} is not within a year of today")
+                )
+        ids = [(name, getattr(record, name)) for name in FIELD_WIDTHS]
+        ids += [("end_to_end_id", m.end_to_end_id) for m in record.members]
+        for name, value in ids:
+            if value is not None and len(value) > FIELD_WIDTHS[name]:
+                errors.append(
+                    FileError(where, f"{name} is longer than {FIELD_WIDTHS[name]} characters")
+                )
+        if len(errors) >= MAX_FILE_ERRORS:
+            raise StatementRejected(errors, truncated=True)
+        external_id = record.external_id
+        if len(external_id) > EXTERNAL_ID_WIDTH:
+            external_id = "h:" + hashlib.sha256(external_id.encode()).hexdigest()
+        reference = record.reference
+        if reference is not None and len(reference) > REFERENCE_WIDTH:
+            reference = reference[:REFERENCE_WIDTH]
+        kept.append(replace(record, external_id=external_id, reference=reference))
+    if errors:
+        raise StatementRejected(errors)
+    return kept
 
 
 def break_key(kind: str, internal_id: str | None, external_id: str | None) -> tuple[str, str, str]:
@@ -180,23 +229,33 @@ class ReconciliationService:
         # Refuses the whole file, or reads all of it; off the event loop, as a big file
         # takes seconds.
         records = await asyncio.to_thread(read_records, data, source.format)
+        now = self._clock.now()
+        today = karachi_date(now)
+        records = vetted(records, today)
         dates = [d for r in records for d in (r.value_date, r.booking_date) if d is not None]
         tolerance = timedelta(days=source.rules.date_tolerance_days)
-        now = self._clock.now()
         import_id = new_id("recon_import")
         async with self._tx.atomic() as tx:
-            # A payment is due once a statement covers its date (less the tolerance); an
-            # older statement imported late never makes a due payment undue again.
+            # One import or resolution of a source at a time, across machines.
+            await tx.recon.lock(f"reconciliation:{source.name}")
+            if await tx.recon.import_of(source.name, digest) is not None:
+                raise Contention("The same file was imported at the same moment.")
+            # A payment is due once a statement covers its date (less the tolerance), and
+            # never after today; an older statement imported late never makes a due
+            # payment undue again.
             covered = [d for d in (await tx.recon.latest_as_of(source.name),) if d is not None]
             if dates:
-                covered.append(max(dates) - tolerance)
+                covered.append(min(max(dates) - tolerance, today))
             as_of = max(covered) if covered else date.min
             known = await tx.recon.known_external(source.name, [r.external_id for r in records])
             fresh = [r for r in records if r.external_id not in known]
             await tx.recon.add_external(source.name, import_id, fresh, now)
-            since = await tx.recon.source_since(
-                source.name, min(dates) if dates else karachi_date(now), now
-            )
+            # The source's reports start with its first dated statement; payments before
+            # it are not this source's to confirm.
+            if dates:
+                since = await tx.recon.source_since(source.name, min(dates), now)
+            else:
+                since = await tx.recon.known_since(source.name) or today - DATES_BEFORE
             matched, opened, cleared = await self._match(
                 tx, actor, source, import_id, since=since, as_of=as_of
             )
@@ -243,6 +302,7 @@ class ReconciliationService:
         returns (matched, breaks opened, breaks cleared)."""
         source = self.source(source_name)
         async with self._tx.atomic() as tx:
+            await tx.recon.lock(f"reconciliation:{source.name}")
             as_of = await tx.recon.latest_as_of(source.name)
             if as_of is None:
                 return 0, 0, 0  # nothing imported from this source yet
@@ -312,7 +372,7 @@ class ReconciliationService:
             for b in await tx.recon.open_breaks(source.name)
         }
         current = {break_key(b.kind.value, b.internal_id, b.external_id): b for b in found}
-        opened = 0
+        new_rows: list[BreakRow] = []
         for key, item in current.items():
             if key in existing:
                 continue
@@ -339,17 +399,18 @@ class ReconciliationService:
                 match_id=None,
                 version=1,
             )
-            await tx.recon.add_break(row)
-            opened += 1
-            if row.partner_id:
+            new_rows.append(row)
+            if partner is not None:
                 tx.publish(
                     PartnerNotice(
-                        row.partner_id,
+                        partner.partner_id,
                         "reconciliation.break_opened",
                         row.id,
-                        _partner_break_view(row),
+                        _partner_break_view(row, partner),
                     )
                 )
+        await tx.recon.add_breaks(new_rows)
+        opened = len(new_rows)
         cleared = 0
         for key, row in existing.items():
             if key in current:
@@ -394,17 +455,10 @@ class ReconciliationService:
 
     async def _summary(self, row: ImportRow, *, already_imported: bool) -> ImportResult:
         async with self._tx.read() as tx:
-            breaks = await tx.recon.breaks(
-                status="open",
-                kind=None,
-                source=row.source,
-                internal_id=None,
-                limit=10_000,
-                before=None,
-            )
-        outcomes = Counter(b.kind for b in breaks)
+            counts = await tx.recon.open_break_counts(row.source)
+        outcomes = dict(counts)
         outcomes[Outcome.MATCHED.value] = row.matched
-        return ImportResult(row, already_imported, dict(outcomes), len(breaks))
+        return ImportResult(row, already_imported, outcomes, sum(counts.values()))
 
     # -- resolving ------------------------------------------------------------------------
 
@@ -433,6 +487,12 @@ class ReconciliationService:
             )
         now = self._clock.now()
         async with self._tx.atomic() as tx:
+            found_break = await tx.recon.get_break(break_id)
+            if found_break is None:
+                raise NotFound("No such break.")
+            # Resolutions and imports of one source never interleave: two manual matches
+            # at once cannot both take the same payment's remainder.
+            await tx.recon.lock(f"reconciliation:{found_break.source}")
             row = await tx.recon.get_break(break_id, for_update=True)
             if row is None:
                 raise NotFound("No such break.")
@@ -447,7 +507,13 @@ class ReconciliationService:
                 found = await tx.recon.internal(row.source, [row.internal_id])
                 item = found[0] if found else None
             journal_id = match_id = charged_to = None
-            if resolution == "manual_match":
+            if resolution == "dismiss":
+                if row.kind != Outcome.DUPLICATE.value:
+                    raise ResolutionRefused(
+                        "Only a duplicate report can be dismissed; a difference in money is "
+                        "written off, adjusted or matched."
+                    )
+            elif resolution == "manual_match":
                 match_id, record, item = await self._manual_match(
                     tx, actor, source, row, record, item, counterpart, now
                 )
@@ -647,17 +713,28 @@ class ReconciliationService:
         return self._clock.now()
 
 
-def _partner_break_view(row: BreakRow) -> dict[str, Any]:
-    """What the partner hears: which of its payments, what differs, never the other
-    side's internals."""
+PARTNER_CAUSES = {
+    Outcome.UNMATCHED_INTERNAL.value: "The bank's or the rail's report does not show this "
+    "payment yet; it may arrive in a later report.",
+    Outcome.AMOUNT_MISMATCH.value: "The bank's or the rail's report shows this payment "
+    "with another amount.",
+    Outcome.DUPLICATE.value: "The bank's or the rail's report shows this payment twice.",
+}
+
+
+def _partner_break_view(row: BreakRow, payment: InternalItem) -> dict[str, Any]:
+    """What the partner hears: which of its own payments, and what kind of difference;
+    never the other side's figures, nor anything of another partner's payments."""
     return {
         "id": row.id,
         "object": "reconciliation_break",
         "kind": row.kind,
-        "payment_id": row.internal_id,
-        "amount": row.amount,
-        "currency": row.currency,
-        "suggested_cause": row.suggested_cause,
+        "payment_id": payment.payment_id,
+        "amount": payment.amount,
+        "currency": payment.currency,
+        "explanation": PARTNER_CAUSES.get(
+            row.kind, "The bank's or the rail's report differs about this payment."
+        ),
         "opened_at": format_timestamp(row.opened_at),
     }
 

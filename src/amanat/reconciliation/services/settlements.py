@@ -15,7 +15,7 @@ from datetime import date, datetime, timedelta
 from typing import Any
 
 from amanat.kernel.business_days import BusinessCalendar
-from amanat.kernel.clock import Clock, format_timestamp
+from amanat.kernel.clock import Clock, format_timestamp, karachi_date
 from amanat.kernel.errors import Conflict, DomainError, NotFound
 from amanat.kernel.ids import new_id
 from amanat.platform.audit import recorder as audit
@@ -36,6 +36,10 @@ from amanat.reconciliation.ports import CycleRow, Ledger, ReconciliationTx, Sett
 
 RAIL = "raast"
 CURRENCY = "PKR"
+# A transaction that stamped its entries just before the cut-off has committed within
+# this (statements time out after 15 s, idle transactions after 30 s).
+SETTLED_IN = timedelta(minutes=1)
+FIRST_CYCLE_WITHIN = timedelta(days=31)
 
 
 class CycleNotOver(Conflict):
@@ -124,7 +128,7 @@ class SettlementService:
         """The business dates the worker should close now, oldest first: those after the
         last one closed whose cut-off passed ``close_after`` ago (on a fresh install, only
         the latest: history before amanat ran is not a cycle)."""
-        target = self.calendar.last_closed(now - self._close_after)
+        target = self.calendar.last_closed(now - max(self._close_after, SETTLED_IN))
         if last_closed is None:
             return [target]
         due: list[date] = []
@@ -137,7 +141,13 @@ class SettlementService:
     async def close_due(self, actor: Actor) -> list[ClosedCycle]:
         async with self._tx.read() as tx:
             last = await tx.settlements.last_cycle(RAIL)
-        return [await self.close(actor, day) for day in self.due_cycles(last, self._clock.now())]
+        closed: list[ClosedCycle] = []
+        for day in self.due_cycles(last, self._clock.now()):
+            try:
+                closed.append(await self.close(actor, day))
+            except CycleAlreadyClosed:
+                continue  # another worker closed it a moment ago
+        return closed
 
     async def close(self, actor: Actor, business_date: date) -> ClosedCycle:
         """Close ``business_date``'s cycle: one settlement per merchant whose balance moved."""
@@ -146,23 +156,39 @@ class SettlementService:
                 f"{business_date.isoformat()} is not a Pakistan business day; its payments "
                 "belong to the next business day's cycle."
             )
-        start, end = self.calendar.window(business_date)
         now = self._clock.now()
-        if now <= end:
+        today = karachi_date(now)
+        if business_date > today:
+            raise CycleNotOver(f"The cycle of {business_date.isoformat()} has not begun.")
+        start, end = self.calendar.window(business_date)
+        if now <= end + SETTLED_IN:
             raise CycleNotOver(
                 f"The cycle of {business_date.isoformat()} runs until its cut-off at "
-                f"{format_timestamp(end)}; close it after that."
+                f"{format_timestamp(end)}; close it a minute after that."
             )
         async with self._tx.atomic() as tx:
+            # One close at a time, across machines: two closes of one cycle never race.
+            await tx.settlements.lock(f"settlement:{RAIL}")
             if await tx.settlements.lock_cycle(RAIL, business_date) is not None:
                 raise CycleAlreadyClosed(f"The cycle of {business_date.isoformat()} is closed.")
             last = await tx.settlements.last_cycle(RAIL)
-            if last is not None and self.calendar.next_business_day(last) != business_date:
-                # Cycles close in order: a day skipped would never be settled.
-                expected = self.calendar.next_business_day(last)
+            if last is None and business_date < today - FIRST_CYCLE_WITHIN:
                 raise CycleOutOfOrder(
-                    f"Cycles close in order: the next to close is {expected.isoformat()}."
+                    "The first cycle amanat closes is a recent one: at most "
+                    f"{FIRST_CYCLE_WITHIN.days} days ago."
                 )
+            if last is not None:
+                if self.calendar.next_business_day(last) != business_date:
+                    # Cycles close in order: a day skipped would never be settled.
+                    expected = self.calendar.next_business_day(last)
+                    raise CycleOutOfOrder(
+                        f"Cycles close in order: the next to close is {expected.isoformat()}."
+                    )
+                previous = await tx.settlements.lock_cycle(RAIL, last)
+                # Each cycle starts where the last one ended, even if the cut-off or the
+                # holidays changed since: no money falls between two cycles, or in both.
+                if previous is not None:
+                    start = previous.window_end
             rows: list[SettlementRow] = []
             for partner_id in await self._ledger.partners_with_movements(start, end):
                 row = await self._settle(tx, actor, partner_id, business_date, start, end, now)
