@@ -5,6 +5,7 @@ a merchant may read of them."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import csv
 import io
@@ -588,3 +589,24 @@ async def test_a_closed_settlement_is_announced_as_settlement_paid(
     assert announced["closing_balance"] == settlement["closing_balance"]
     theirs = await client.get("/v1/events", params={"type": "settlement.paid"}, headers=other.auth)
     assert theirs.status_code == 200 and theirs.json()["data"] == []
+
+
+async def test_two_closes_of_one_cycle_at_once_make_one_settlement(
+    client: httpx.AsyncClient, container: Container, clock: FrozenClock
+) -> None:
+    clock.set(at("2026-11-24", 6))
+    shop = await _shop(client, container)
+    await _top_up(container, shop, 10_000)
+    clock.set(at("2026-11-24", 12, 10))
+    csrf = await _operations(client, container)
+
+    answers = await asyncio.gather(*(_close(client, csrf, "2026-11-24") for _ in range(4)))
+
+    statuses = sorted(a.status_code for a in answers)
+    assert statuses[0] == 200 and statuses.count(200) == 1, [a.text for a in answers]
+    for answer in answers:
+        if answer.status_code != 200:
+            # The loser is told the cycle is closed, or to try again: never a 500.
+            assert answer.status_code in (409, 503), answer.text
+    listed = await client.get("/operator/v1/settlements", params={"business_date": "2026-11-24"})
+    assert len(listed.json()["data"]) == 1
