@@ -271,7 +271,7 @@ class ReconciliationService:
                 matched=matched,
                 breaks_opened=opened,
                 breaks_cleared=cleared,
-                as_of=as_of,
+                as_of=None if as_of == date.min else as_of,
                 imported_by=actor.id,
                 created_at=now,
             )
