@@ -15,6 +15,7 @@ import pytest
 from tests.api.identity.test_operator_api import audit_rows, login, problem_code
 from tests.support.oauth import ACTOR, RegisteredClient, fetch_token, make_client
 from tests.support.operators import create_account
+from tests.support.settled_payments import settle, settled_collection, settled_payout
 from tests.support.statements import Entry, camt053
 
 from amanat.auth.domain import Caller
@@ -45,37 +46,9 @@ async def _day_of_payments(
 ) -> dict[str, list[str]]:
     made: dict[str, list[str]] = {"collection": [], "payout": [], "refund": []}
     for n, amount in enumerate(COLLECTIONS):
-        created = await client.post(
-            "/v1/payments",
-            json={
-                "type": "collection",
-                "amount": amount,
-                "currency": "PKR",
-                "debtor": {"raast_id": "03001234567", "name": "Bilal Ahmed"},
-                "reference": f"ORDER-{n}",
-            },
-            headers=auth | {"Idempotency-Key": f"c{n}"},
-        )
-        assert created.status_code == 201, created.text
-        payment_id = created.json()["id"]
-        await container.payments.apply_rail_status(payment_id, "approved", sequence=3, cause="t")
-        made["collection"].append(payment_id)
+        made["collection"].append(await settled_collection(client, container, auth, amount, n))
     for n, amount in enumerate(PAYOUTS):
-        created = await client.post(
-            "/v1/payments",
-            json={
-                "amount": amount,
-                "currency": "PKR",
-                "creditor": {"iban": "PK36SCBL0000001123456702", "name": "Ayesha Khan"},
-                "reference": f"PAYOUT-{n}",
-            },
-            headers=auth | {"Idempotency-Key": f"p{n}"},
-        )
-        assert created.status_code == 201, created.text
-        payment_id = created.json()["id"]
-        await container.payments.apply_rail_status(payment_id, "accepted", sequence=1, cause="t")
-        await container.payments.apply_rail_status(payment_id, "settled", sequence=2, cause="t")
-        made["payout"].append(payment_id)
+        made["payout"].append(await settled_payout(client, container, auth, amount, n))
     refund = await client.post(
         "/v1/refunds",
         json={"payment_id": made["collection"][0], "amount": REFUND},
@@ -83,8 +56,7 @@ async def _day_of_payments(
     )
     assert refund.status_code == 201, refund.text
     refund_id = refund.json()["id"]
-    await container.payments.apply_rail_status(refund_id, "accepted", sequence=1, cause="t")
-    await container.payments.apply_rail_status(refund_id, "settled", sequence=2, cause="t")
+    await settle(container, refund_id)
     made["refund"].append(refund_id)
     return made
 

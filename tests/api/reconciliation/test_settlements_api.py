@@ -19,6 +19,7 @@ import pytest
 from tests.api.identity.test_operator_api import audit_rows, login, problem_code
 from tests.support.oauth import ACTOR, RegisteredClient, fetch_token, make_client
 from tests.support.operators import create_account
+from tests.support.settled_payments import settle, settled_collection, settled_payout
 
 from amanat.auth.domain import Caller
 from amanat.bootstrap import Container
@@ -85,44 +86,12 @@ async def _collection(
     client: httpx.AsyncClient, container: Container, shop: Shop, amount: int
 ) -> str:
     shop.made += 1
-    created = await client.post(
-        "/v1/payments",
-        json={
-            "type": "collection",
-            "amount": amount,
-            "currency": "PKR",
-            "debtor": {"raast_id": "03001234567", "name": "Bilal Ahmed"},
-            "reference": f"ORDER-{shop.made}",
-        },
-        headers=shop.auth | {"Idempotency-Key": f"c{shop.made}"},
-    )
-    assert created.status_code == 201, created.text
-    payment_id: str = created.json()["id"]
-    await container.payments.apply_rail_status(payment_id, "approved", sequence=3, cause="t")
-    return payment_id
-
-
-async def _settled(container: Container, payment_id: str) -> None:
-    await container.payments.apply_rail_status(payment_id, "accepted", sequence=1, cause="t")
-    await container.payments.apply_rail_status(payment_id, "settled", sequence=2, cause="t")
+    return await settled_collection(client, container, shop.auth, amount, shop.made)
 
 
 async def _payout(client: httpx.AsyncClient, container: Container, shop: Shop, amount: int) -> str:
     shop.made += 1
-    created = await client.post(
-        "/v1/payments",
-        json={
-            "amount": amount,
-            "currency": "PKR",
-            "creditor": {"iban": "PK36SCBL0000001123456702", "name": "Ayesha Khan"},
-            "reference": f"PAYOUT-{shop.made}",
-        },
-        headers=shop.auth | {"Idempotency-Key": f"p{shop.made}"},
-    )
-    assert created.status_code == 201, created.text
-    payment_id: str = created.json()["id"]
-    await _settled(container, payment_id)
-    return payment_id
+    return await settled_payout(client, container, shop.auth, amount, shop.made)
 
 
 async def _refund(
@@ -136,7 +105,7 @@ async def _refund(
     )
     assert created.status_code == 201, created.text
     refund_id: str = created.json()["id"]
-    await _settled(container, refund_id)
+    await settle(container, refund_id)
     return refund_id
 
 
