@@ -22,7 +22,11 @@ from amanat.platform.http.schemas import ListResponse, RequestModel, ResponseMod
 from amanat.platform.http.services import find_service
 from amanat.reconciliation.domain.errors import StatementRejected
 from amanat.reconciliation.domain.records import Outcome
-from amanat.reconciliation.routes.settlements import SettlementOut, parse_business_date
+from amanat.reconciliation.routes.settlements import (
+    SettlementOut,
+    parse_business_date,
+    settlements_page,
+)
 from amanat.reconciliation.services.reconciliation import (
     ImportResult,
     ReconciliationService,
@@ -474,23 +478,7 @@ async def list_all_settlements(
     cursor: CursorParam = None,
 ) -> Response:
     """Session cookie and permission `reconciliation.read`."""
-    rows, has_more = await find_service(request, SettlementService).page(
-        partner_id,
-        limit=limit,
-        before=page_position(cursor),
-        business_date=parse_business_date(business_date),
-    )
-    last = rows[-1] if rows else None
-    return JsonResponse(
-        {
-            "object": "list",
-            "data": [settlement_view(r) for r in rows],
-            "has_more": has_more,
-            "next_cursor": next_cursor(
-                has_more, last.created_at if last else None, last.id if last else None
-            ),
-        }
-    )
+    return await settlements_page(request, partner_id, limit, cursor, business_date)
 
 
 class CycleOut(ResponseModel):

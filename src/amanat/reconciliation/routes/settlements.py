@@ -142,6 +142,33 @@ def parse_business_date(value: str | None) -> date | None:
         ) from None
 
 
+async def settlements_page(
+    request: Request,
+    partner_id: str | None,
+    limit: int,
+    cursor: str | None,
+    business_date: str | None,
+) -> Response:
+    """A page of settlements, newest first: one partner's, or (operators) everyone's."""
+    rows, has_more = await find_service(request, SettlementService).page(
+        partner_id,
+        limit=limit,
+        before=page_position(cursor),
+        business_date=parse_business_date(business_date),
+    )
+    last = rows[-1] if rows else None
+    return JsonResponse(
+        {
+            "object": "list",
+            "data": [settlement_view(r) for r in rows],
+            "has_more": has_more,
+            "next_cursor": next_cursor(
+                has_more, last.created_at if last else None, last.id if last else None
+            ),
+        }
+    )
+
+
 @router.get(
     "/v1/settlements",
     response_model=ListResponse[SettlementOut],
@@ -159,24 +186,7 @@ async def list_settlements(
 
     Scope `settlements:read`. Errors: `invalid_cursor` (400), `validation_error` (422).
     """
-    service = find_service(request, SettlementService)
-    rows, has_more = await service.page(
-        context.partner_id,
-        limit=limit,
-        before=page_position(cursor),
-        business_date=parse_business_date(business_date),
-    )
-    last = rows[-1] if rows else None
-    return JsonResponse(
-        {
-            "object": "list",
-            "data": [settlement_view(r) for r in rows],
-            "has_more": has_more,
-            "next_cursor": next_cursor(
-                has_more, last.created_at if last else None, last.id if last else None
-            ),
-        }
-    )
+    return await settlements_page(request, context.partner_id, limit, cursor, business_date)
 
 
 @router.get(
