@@ -143,14 +143,32 @@ class Permission(StrEnum):
     PARTNERS_SUSPEND = "partners.suspend"
     RECONCILIATION_READ = "reconciliation.read"
     RECONCILIATION_WRITE = "reconciliation.write"
+    PAYMENTS_ENQUIRE = "payments.enquire"
+    WEBHOOKS_REDELIVER = "webhooks.redeliver"
+    CONSENTS_REVOKE = "consents.revoke"
+    DISPUTES_READ = "disputes.read"
+    DISPUTES_WRITE = "disputes.write"
+    PERSONAL_DATA_REVEAL = "personal_data.reveal"
+    ACCESS_LOG_READ = "access_log.read"
+    ALERTS_ACKNOWLEDGE = "alerts.acknowledge"
 
 
 P = Permission
 ROLE_PERMISSIONS: dict[OperatorRole, frozenset[Permission]] = {
-    # Answers partners' questions: sees, never changes.
-    OperatorRole.SUPPORT: frozenset({P.PARTNERS_READ, P.PAYMENTS_READ, P.RECONCILIATION_READ}),
+    # Answers partners' questions: sees, never changes. May reveal a customer's
+    # identifiers in clear, one at a time, with a reason that is audited.
+    OperatorRole.SUPPORT: frozenset(
+        {
+            P.PARTNERS_READ,
+            P.PAYMENTS_READ,
+            P.RECONCILIATION_READ,
+            P.DISPUTES_READ,
+            P.PERSONAL_DATA_REVEAL,
+        }
+    ),
     # Onboards partners and manages their credentials.
-    # Also imports the bank's and the rail's reports, resolves breaks, closes cycles.
+    # Also imports the bank's and the rail's reports, resolves breaks, closes cycles,
+    # runs recovery (status enquiries, webhook redelivery), answers disputes and alerts.
     OperatorRole.OPERATIONS: frozenset(
         {
             P.PARTNERS_READ,
@@ -160,6 +178,11 @@ ROLE_PERMISSIONS: dict[OperatorRole, frozenset[Permission]] = {
             P.PAYMENTS_READ,
             P.RECONCILIATION_READ,
             P.RECONCILIATION_WRITE,
+            P.PAYMENTS_ENQUIRE,
+            P.WEBHOOKS_REDELIVER,
+            P.DISPUTES_READ,
+            P.DISPUTES_WRITE,
+            P.ALERTS_ACKNOWLEDGE,
         }
     ),
     # Stops abuse: can suspend a partner and kill its tokens, not onboard.
@@ -170,11 +193,24 @@ ROLE_PERMISSIONS: dict[OperatorRole, frozenset[Permission]] = {
             P.TOKENS_REVOKE,
             P.PAYMENTS_READ,
             P.RECONCILIATION_READ,
+            P.CONSENTS_REVOKE,
+            P.DISPUTES_READ,
+            P.DISPUTES_WRITE,
+            P.PERSONAL_DATA_REVEAL,
+            P.ALERTS_ACKNOWLEDGE,
         }
     ),
     # Reviews who did what.
     OperatorRole.COMPLIANCE: frozenset(
-        {P.PARTNERS_READ, P.AUDIT_READ, P.PAYMENTS_READ, P.RECONCILIATION_READ}
+        {
+            P.PARTNERS_READ,
+            P.AUDIT_READ,
+            P.PAYMENTS_READ,
+            P.RECONCILIATION_READ,
+            P.DISPUTES_READ,
+            P.PERSONAL_DATA_REVEAL,
+            P.ACCESS_LOG_READ,
+        }
     ),
     # Manages people and platform keys; onboarding stays with operations.
     OperatorRole.ADMIN: frozenset(
@@ -185,11 +221,20 @@ ROLE_PERMISSIONS: dict[OperatorRole, frozenset[Permission]] = {
             P.KEYS_ROTATE,
             P.AUDIT_READ,
             P.TOKENS_REVOKE,
+            P.ACCESS_LOG_READ,
         }
     ),
     # External or internal auditor: read-only, including the audit trail.
     OperatorRole.AUDITOR: frozenset(
-        {P.PARTNERS_READ, P.OPERATORS_READ, P.AUDIT_READ, P.RECONCILIATION_READ}
+        {
+            P.PARTNERS_READ,
+            P.OPERATORS_READ,
+            P.AUDIT_READ,
+            P.RECONCILIATION_READ,
+            P.DISPUTES_READ,
+            P.PAYMENTS_READ,
+            P.ACCESS_LOG_READ,
+        }
     ),
 }
 

@@ -28,6 +28,7 @@ if TYPE_CHECKING:
 
     from amanat.kernel.clock import Clock
     from amanat.kernel.events import EventType
+    from amanat.kernel.timeline import TimelineSource
     from amanat.platform.http.problems import ProblemType
     from amanat.platform.jobs.outcomes import JobHandler
     from amanat.platform.settings import Settings
@@ -108,6 +109,7 @@ class Registry:
         self.encrypted_columns: list[Any] = []
         self.refusal_renderers: list[tuple[str, Any]] = []
         self.upload_paths: list[str] = []
+        self.timeline_sources: list[Callable[[Services], TimelineSource]] = []
 
     # -- services and persistence ---------------------------------------------------------
 
@@ -194,6 +196,11 @@ class Registry:
         """A route that takes a whole file as its body: its cap is the upload limit
         (``AMANAT_HTTP__MAX_UPLOAD_BYTES``), not the body limit of every other request."""
         self.upload_paths.append(path)
+
+    def add_timeline_source(self, source: Callable[[Services], TimelineSource]) -> None:
+        """The capability's part of a transaction's timeline (``amanat timeline``, the
+        console's timeline page), read through its own queries."""
+        self.timeline_sources.append(source)
 
     def add_event_types(self, *types: EventType) -> None:
         self.event_types.extend(types)

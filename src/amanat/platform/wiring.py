@@ -41,6 +41,7 @@ from amanat.platform.registry import PeriodicJob, Registry, Services
 from amanat.platform.retention.service import RetentionService, load_policies
 from amanat.platform.retention.store import SqlRetentionRepository
 from amanat.platform.settings import Settings
+from amanat.platform.timeline import TimelineService
 
 log = structlog.get_logger("amanat.bootstrap")
 WORKER = Actor(type="system", id="worker")
@@ -223,6 +224,10 @@ def include(registry: Registry) -> None:
     registry.provide(
         RateLimiter,
         lambda s: RateLimiter(s.settings.redis_url, s.settings.rate_limit_policies()),
+    )
+    registry.provide(
+        TimelineService,
+        lambda s: TimelineService([build(s) for build in s.registry.timeline_sources]),
     )
     registry.add_startup(_ensure_data_keys)
     registry.add_periodic(_reencrypt_job)
