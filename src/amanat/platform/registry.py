@@ -26,8 +26,10 @@ if TYPE_CHECKING:
     import sqlalchemy as sa
     from fastapi import APIRouter
 
+    from amanat.kernel.alerts import AlertSource
     from amanat.kernel.clock import Clock
     from amanat.kernel.events import EventType
+    from amanat.kernel.search import SearchSource
     from amanat.kernel.timeline import TimelineSource
     from amanat.platform.http.problems import ProblemType
     from amanat.platform.jobs.outcomes import JobHandler
@@ -110,6 +112,8 @@ class Registry:
         self.refusal_renderers: list[tuple[str, Any]] = []
         self.upload_paths: list[str] = []
         self.timeline_sources: list[Callable[[Services], TimelineSource]] = []
+        self.search_sources: list[Callable[[Services], SearchSource]] = []
+        self.alert_sources: list[Callable[[Services], AlertSource]] = []
 
     # -- services and persistence ---------------------------------------------------------
 
@@ -201,6 +205,15 @@ class Registry:
         """The capability's part of a transaction's timeline (``amanat timeline``, the
         console's timeline page), read through its own queries."""
         self.timeline_sources.append(source)
+
+    def add_search_source(self, source: Callable[[Services], SearchSource]) -> None:
+        """What the capability finds for the console's search (ids, references, partners,
+        data subjects found through the blind indexes)."""
+        self.search_sources.append(source)
+
+    def add_alert_source(self, source: Callable[[Services], AlertSource]) -> None:
+        """Conditions of the capability that need an operator now (the alert inbox)."""
+        self.alert_sources.append(source)
 
     def add_event_types(self, *types: EventType) -> None:
         self.event_types.extend(types)
