@@ -25,7 +25,13 @@ idempotency_keys = sa.Table(
     sa.Column("created_at", UtcDateTime(), nullable=False),
     sa.Column("locked_until", UtcDateTime(), nullable=True),
     sa.Column("expires_at", UtcDateTime(), nullable=False),
+    # What the request created (a payment id…), so a transaction's timeline can show the
+    # API requests behind it, and how often the stored answer was replayed since.
+    sa.Column("resource_id", sa.String(64), nullable=True),
+    sa.Column("replays", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("last_replayed_at", UtcDateTime(), nullable=True),
 )
 sa.Index("ix_idempotency_keys_created", idempotency_keys.c.created_at)
+sa.Index("ix_idempotency_keys_resource", idempotency_keys.c.resource_id)
 
 TABLES = (idempotency_keys,)
