@@ -1,0 +1,117 @@
+"""Who looked at what in the console: every page view, search, reveal and action.
+
+Written by the console's route class after each handler runs and before the page is
+sent, so no page leaves the server unlogged (if the write fails the operator gets an
+error page instead of the data). Searches by a personal identifier are logged with its
+kind and a masked form (``phone ***4567``), never the value. Compliance, admins and
+auditors browse the log (``access_log.read``); reveals of personal data are in the audit
+chain too.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from amanat.console.tables import console_access_log
+from amanat.kernel.clock import Clock
+from amanat.platform.unit_of_work.sql import SqlTransactions
+
+ACTIONS = ("view", "search", "reveal", "action", "denied")
+
+
+@dataclass(frozen=True, slots=True)
+class AccessEntry:
+    operator_id: str
+    operator_email: str
+    action: str
+    screen: str
+    subject: str | None = None
+    detail: str | None = None
+    ip: str | None = None
+    user_agent: str | None = None
+    request_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class AccessRecord:
+    id: int
+    at: datetime
+    operator_id: str
+    operator_email: str
+    action: str
+    screen: str
+    subject: str | None
+    detail: str | None
+    ip: str | None
+    user_agent: str | None
+    request_id: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class AccessFilter:
+    operator: str | None = None
+    """An operator id or email."""
+    action: str | None = None
+    subject: str | None = None
+    before_id: int | None = None
+
+
+def _clip(value: str | None, size: int) -> str | None:
+    return None if value is None else value[:size]
+
+
+class SqlAccessLogRepository:
+    def __init__(self, conn: AsyncConnection) -> None:
+        self._conn = conn
+
+    async def add(self, entry: AccessEntry, at: datetime) -> None:
+        await self._conn.execute(
+            console_access_log.insert().values(
+                at=at,
+                operator_id=entry.operator_id[:40],
+                operator_email=entry.operator_email[:254],
+                action=entry.action[:24],
+                screen=entry.screen[:40],
+                subject=_clip(entry.subject, 200),
+                detail=_clip(entry.detail, 500),
+                ip=_clip(entry.ip, 64),
+                user_agent=_clip(entry.user_agent, 200),
+                request_id=_clip(entry.request_id, 64),
+            )
+        )
+
+    async def browse(self, where: AccessFilter, limit: int) -> list[AccessRecord]:
+        t = console_access_log
+        query = sa.select(t).order_by(t.c.id.desc()).limit(limit)
+        if where.operator:
+            query = query.where(
+                sa.or_(t.c.operator_id == where.operator, t.c.operator_email == where.operator)
+            )
+        if where.action:
+            query = query.where(t.c.action == where.action)
+        if where.subject:
+            query = query.where(t.c.subject == where.subject)
+        if where.before_id is not None:
+            query = query.where(t.c.id < where.before_id)
+        rows = (await self._conn.execute(query)).mappings().all()
+        return [AccessRecord(**dict(row)) for row in rows]
+
+
+class AccessLog:
+    def __init__(self, transactions: SqlTransactions, clock: Clock) -> None:
+        self._tx = transactions
+        self._clock = clock
+
+    async def record(self, entry: AccessEntry) -> None:
+        async with self._tx.write() as tx:
+            await tx.console_access.add(entry, self._clock.now())
+
+    async def browse(self, where: AccessFilter, limit: int = 50) -> tuple[list[AccessRecord], bool]:
+        """Newest first; the flag says whether older entries remain."""
+        async with self._tx.read() as tx:
+            rows = await tx.console_access.browse(where, limit + 1)
+        return rows[:limit], len(rows) > limit
