@@ -61,15 +61,18 @@ test: lint typecheck layers
 # Benchmarks (bench/README.md): both databases, server and worker started by the bench.
 # Options are environment variables, e.g. `make bench BENCH_DURATION=10`. Then the
 # reconciliation scenario (bench/reconciliation.py: a million-row settlement report matched
-# in process), whatever the first part's outcome; either's failed check fails the target.
+# in process) and the timeline scenario (bench/timeline.py: one payment's timeline read
+# from a million), whatever the first part's outcome; any failed check fails the target.
 bench: $(STAMP_RUN)
 	status=0; $(BIN)/python -m bench.run || status=1; \
-		$(BIN)/python -m bench.reconciliation || status=1; exit $$status
+		$(BIN)/python -m bench.reconciliation || status=1; \
+		$(BIN)/python -m bench.timeline || status=1; exit $$status
 
 # A few seconds per scenario, correctness checks only (no timing thresholds); for CI.
 bench-smoke: $(STAMP_RUN)
 	status=0; $(BIN)/python -m bench.run --smoke || status=1; \
-		$(BIN)/python -m bench.reconciliation --smoke || status=1; exit $$status
+		$(BIN)/python -m bench.reconciliation --smoke || status=1; \
+		$(BIN)/python -m bench.timeline --smoke || status=1; exit $$status
 
 # The crash drill (tests/support/crash_drill.py): payouts while server+worker are SIGKILLed
 # at random moments, on SQLite and PostgreSQL; prints lost/duplicated/stuck figures.

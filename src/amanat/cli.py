@@ -758,6 +758,60 @@ def retention_release(data_class: str, target_id: str) -> None:
     typer.echo(f"released {_run(work)} hold(s)")
 
 
+@app.command("timeline")
+def timeline_command(
+    subject_id: str = typer.Argument(
+        ..., help="A payment's id (its end-to-end id), a refund's, a consent's or an event's."
+    ),
+) -> None:
+    """Print everything amanat knows of one transaction, oldest first: the API requests
+    (with idempotency replays), state transitions, ledger journals and holds, rail traffic,
+    webhook events and attempts, reconciliation, consents and audited actions. Exit 1 when
+    nothing is known of the id. Personal data is masked (docs/troubleshooting.md)."""
+    from rich.table import Table
+    from rich.text import Text
+
+    from amanat.platform.timeline import Timeline, TimelineService
+
+    async def work(container: Container) -> Timeline:
+        return await container.get(TimelineService).timeline(subject_id)
+
+    timeline = _run(work)
+    if not timeline.found:
+        console.print(
+            Text(
+                f"Nothing is known of {subject_id!r}: no payment, refund, consent, event or "
+                "audited action has that id (the end-to-end id of a payment is its id; "
+                "search by reference or customer in the console).",
+                style="red",
+            )
+        )
+        raise typer.Exit(code=1)
+    table = Table(
+        title=f"timeline of {timeline.subject_id}: {len(timeline.entries)} entries, oldest "
+        "first, times in UTC",
+        show_lines=False,
+        expand=False,
+    )
+    for column in ("time", "source", "what", "actor", "request id", "facts"):
+        table.add_column(column, overflow="fold")
+    for entry in timeline.entries:
+        what = Text(entry.title)
+        if entry.detail:
+            what.append(f"\n{entry.detail}", style="dim")
+        if entry.subject_id != timeline.subject_id:
+            what.append(f"\n→ {entry.subject_id}", style="cyan")
+        table.add_row(
+            entry.at.strftime("%Y-%m-%d %H:%M:%S.%f")[:-3],
+            entry.source,
+            what,
+            Text(entry.actor),
+            Text(entry.request_id or entry.trace_id or ""),
+            Text("\n".join(f"{key}: {value}" for key, value in entry.facts.items())),
+        )
+    Console(highlight=False, width=None if sys.stdout.isatty() else 200).print(table)
+
+
 def main() -> None:
     app()
 

@@ -67,7 +67,23 @@ def merge(parts: Iterable[Sequence[TimelineEntry]]) -> list[TimelineEntry]:
     """All entries, oldest first; same instant: API before state before ledger…, then
     each source's own order. Deterministic whatever order the sources answered in."""
     entries = [entry for part in parts for entry in part]
-    entries.sort(
-        key=lambda e: (e.at, SOURCE_ORDER.get(e.source, len(SOURCES)), e.sequence, e.title)
-    )
+    entries.sort(key=_order)
     return entries
+
+
+def _order(e: TimelineEntry) -> tuple[object, ...]:
+    # Everything an entry shows, after what orders it: two entries that tie on time,
+    # source, sequence and title still come out in one order, whatever the input's.
+    return (
+        e.at,
+        SOURCE_ORDER.get(e.source, len(SOURCES)),
+        e.sequence,
+        e.title,
+        e.source,
+        e.subject_id,
+        e.actor,
+        e.detail or "",
+        e.request_id or "",
+        e.trace_id or "",
+        tuple(sorted(e.facts.items())),
+    )

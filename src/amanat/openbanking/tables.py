@@ -35,6 +35,8 @@ consents = sa.Table(
 )
 sa.Index("ix_consents_psu", consents.c.psu_id, consents.c.created_at)
 sa.Index("ix_consents_status_created", consents.c.status, consents.c.created_at)
+# Support's search by partner, newest first (openbanking/timeline.py).
+sa.Index("ix_consents_partner_created", consents.c.partner_id, consents.c.created_at)
 
 # One PSU's walk through the hosted pages: authorising one consent, or (no consent) signing
 # in to the consent dashboard. The browser holds a random secret in a cookie; the row keeps
@@ -149,6 +151,8 @@ initiated_payments = sa.Table(
     sa.Column("created_at", UtcDateTime(), nullable=False),
     sa.Column("returned_at", UtcDateTime(), nullable=True),
 )
+# A consent's timeline lists the payments initiated under it.
+sa.Index("ix_initiated_payments_consent", initiated_payments.c.consent_id)
 
 TABLES = (
     consents,

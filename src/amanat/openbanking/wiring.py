@@ -34,6 +34,8 @@ from amanat.openbanking.store import (
     SqlPayeeCheckRepository,
     SqlWalkRepository,
 )
+from amanat.openbanking.timeline import ConsentSearch, OpenBankingTimeline
+from amanat.openbanking.timeline_store import SqlOpenBankingHistory
 from amanat.payments.domain.events import PaymentChanged
 from amanat.payments.ports import PayeeCheckRecords
 from amanat.payments.rail import RailAdapter
@@ -78,6 +80,9 @@ def include(registry: Registry) -> None:
     registry.add_repository("payee_checks", SqlPayeeCheckRepository)
     registry.add_repository("initiated_payments", SqlInitiatedPaymentRepository)
     registry.add_repository("sandbox_bank", SandboxBankRows)
+    registry.add_repository("openbanking_history", SqlOpenBankingHistory)
+    registry.add_timeline_source(lambda s: OpenBankingTimeline(s.transactions))
+    registry.add_search_source(lambda s: ConsentSearch(s.transactions))
     registry.provide(SandboxBank, _sandbox_bank)
     registry.provide(
         MessageSigner,

@@ -181,7 +181,7 @@ class PayoutBatcher:
                 fields_key=answer_key or None,
             )
             results: dict[int, Payment | DomainError] = dict(zip(to_create, created, strict=True))
-            answers: list[tuple[str, str, int, str]] = []
+            answers: list[tuple[str, str, int, str, str | None]] = []
             for i in mine:
                 waiting = batch[i]
                 result = results.get(i, waiting.refused)
@@ -197,7 +197,8 @@ class PayoutBatcher:
                     answer = waiting.refusal(result)
                 record = waiting.record
                 sealed = await self._idempotency.seal_answer(record, answer[1], key_id=answer_key)
-                answers.append((record.client_id, record.key, answer[0], sealed))
+                created_id = result.id if isinstance(result, Payment) else None
+                answers.append((record.client_id, record.key, answer[0], sealed, created_id))
                 outcomes[i] = answer
             await tx.idempotency.complete_many(answers)
         return outcomes

@@ -30,6 +30,7 @@ import structlog
 
 from amanat.kernel.waiting import wait_for_stop
 from amanat.payments.domain.payments import Payment, PaymentStatus, PaymentType, rail_failure
+from amanat.payments.enquiries import UNKNOWN, EnquiryLog
 from amanat.payments.rail import (
     RailAdapter,
     RailRejected,
@@ -69,11 +70,13 @@ class RailJobs:
         protection: DataProtectionService,
         rail: RailAdapter,
         target: RailTarget,
+        enquiries: EnquiryLog | None = None,
     ) -> None:
         self._payments = payments
         self._protection = protection
         self._rail = rail
         self._target = target
+        self._enquiries = enquiries
 
     async def _submission(self, payment_id: str, *, resubmit: bool) -> Submission | Payment | None:
         """What to send; the payment itself when it is past submission and not final
@@ -158,6 +161,10 @@ class RailJobs:
             return RetryAfter(self._enquiry_delay(job), f"status enquiry failed: {exc}")
         RAIL_CALLS.labels("status", "found" if status else "unknown").inc()
         if status is None:
+            if self._enquiries is not None:
+                await self._enquiries.record(
+                    job.subject_id, UNKNOWN, 0, "the rail has no such payment"
+                )
             return self._unknown_at_the_rail(job, payment)
         outcome = await self._payments.apply_rail_status(
             job.subject_id,
@@ -168,6 +175,8 @@ class RailJobs:
             cause="status enquiry",
         )
         log.info("rail_enquiry", payment_id=job.subject_id, outcome=outcome)
+        if self._enquiries is not None:
+            await self._enquiries.record(job.subject_id, status.status, status.sequence, outcome)
         payment = await self._payments.current(job.subject_id)
         if payment is not None and payment.is_terminal:
             return Done()

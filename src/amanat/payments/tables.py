@@ -40,6 +40,10 @@ payments = sa.Table(
 sa.Index("ix_payments_partner_created", payments.c.partner_id, payments.c.created_at, payments.c.id)
 sa.Index("ix_payments_status_updated", payments.c.status, payments.c.updated_at)
 sa.Index("ix_payments_parent", payments.c.parent_id)
+# Support's search (payments/timeline.py): by customer, by the partner's or the rail's reference.
+sa.Index("ix_payments_counterparty", payments.c.counterparty_id, payments.c.created_at)
+sa.Index("ix_payments_reference", payments.c.reference)
+sa.Index("ix_payments_rail_reference", payments.c.rail_reference)
 
 payment_transitions = sa.Table(
     "payment_transitions",

@@ -14,6 +14,8 @@ from dataclasses import dataclass
 
 from amanat.kernel.timeline import TimelineEntry, TimelineSource, merge
 
+MAX_ID = 64
+
 
 @dataclass(frozen=True, slots=True)
 class Timeline:
@@ -34,5 +36,10 @@ class TimelineService:
         return tuple(source.name for source in self._sources)
 
     async def timeline(self, subject_id: str) -> Timeline:
+        """Every source's entries about ``subject_id``, oldest first. An id no object of
+        amanat could have (empty, longer than any id column, holding NUL) has none."""
+        subject_id = subject_id.strip()
+        if not subject_id or len(subject_id) > MAX_ID or "\x00" in subject_id:
+            return Timeline(subject_id=subject_id, entries=[])
         parts = [await source.entries(subject_id) for source in self._sources]
         return Timeline(subject_id=subject_id, entries=merge(parts))

@@ -15,16 +15,22 @@ import httpx
 import structlog
 
 from amanat.platform.audit.domain import Actor
+from amanat.platform.audit.health import AuditHealth
+from amanat.platform.audit.health_store import SqlAuditHealthRepository
 from amanat.platform.audit.integrity import AuditIntegrityService
 from amanat.platform.audit.ports import SealWitness
 from amanat.platform.audit.queries import AuditQueries
 from amanat.platform.audit.sealer import AuditSealer
 from amanat.platform.audit.seals import Ed25519SealSigner
+from amanat.platform.audit.timeline import AuditTimeline
+from amanat.platform.audit.timeline_store import SqlAuditHistory
 from amanat.platform.audit.witness import FileWitness, HttpWitness
 from amanat.platform.crypto.field_cipher import FieldCipher
 from amanat.platform.crypto.master_keys import LocalMasterKey, MasterKey, VaultTransitMasterKey
 from amanat.platform.idempotency.service import IdempotencyService
 from amanat.platform.idempotency.store import IdempotencyRows, SqlIdempotencyRepository
+from amanat.platform.idempotency.timeline import IdempotencyTimeline
+from amanat.platform.idempotency.timeline_store import SqlIdempotencyHistory
 from amanat.platform.invalidation.listener import PostgresChangeFeed
 from amanat.platform.invalidation.ports import ChangeFeed, NoChangeFeed
 from amanat.platform.jobs.leases import SqlLeaseRepository
@@ -40,6 +46,7 @@ from amanat.platform.ratelimit.limiter import RateLimiter
 from amanat.platform.registry import PeriodicJob, Registry, Services
 from amanat.platform.retention.service import RetentionService, load_policies
 from amanat.platform.retention.store import SqlRetentionRepository
+from amanat.platform.search import SearchService
 from amanat.platform.settings import Settings
 from amanat.platform.timeline import TimelineService
 
@@ -160,6 +167,16 @@ def _sealer(s: Services) -> AuditSealer:
         every_records=audit.seal_every_records,
         every_seconds=audit.seal_every_seconds,
         chain_every_seconds=audit.chain_every_seconds,
+        health=s.get(AuditHealth),
+    )
+
+
+def _audit_health(s: Services) -> AuditHealth:
+    return AuditHealth(
+        s.transactions,
+        s.clock,
+        stall_after=timedelta(minutes=s.settings.operations.audit_stall_minutes),
+        seal_every=timedelta(seconds=s.settings.audit.seal_every_seconds),
     )
 
 
@@ -229,8 +246,21 @@ def include(registry: Registry) -> None:
         TimelineService,
         lambda s: TimelineService([build(s) for build in s.registry.timeline_sources]),
     )
+    registry.provide(
+        SearchService,
+        lambda s: SearchService(
+            [build(s) for build in s.registry.search_sources], s.get(DataProtectionService)
+        ),
+    )
+    registry.add_repository("audit_history", SqlAuditHistory)
+    registry.add_repository("idempotency_history", SqlIdempotencyHistory)
+    registry.add_timeline_source(lambda s: IdempotencyTimeline(s.transactions))
+    registry.add_timeline_source(lambda s: AuditTimeline(s.transactions))
     registry.add_startup(_ensure_data_keys)
     registry.add_periodic(_reencrypt_job)
     registry.add_periodic(_retention_job)
+    registry.add_repository("audit_health", SqlAuditHealthRepository)
+    registry.provide(AuditHealth, _audit_health)
+    registry.add_alert_source(lambda s: s.get(AuditHealth))
     registry.add_worker(_sealer)
     registry.add_gauge(_outbox_gauge)

@@ -124,6 +124,8 @@ recon_external = sa.Table(
     sa.Column("created_at", UtcDateTime(), nullable=False),
 )
 sa.Index("ix_recon_external_open", recon_external.c.source, recon_external.c.match_id)
+# A payment's timeline finds the records that name it (reconciliation/timeline.py).
+sa.Index("ix_recon_external_e2e", recon_external.c.end_to_end_id)
 
 recon_internal = sa.Table(
     "recon_internal",

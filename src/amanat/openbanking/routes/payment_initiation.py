@@ -160,6 +160,16 @@ async def _signed(request: Request, context: AccessContext) -> None:
     )
 
 
+def _created(payload: Any) -> str | None:
+    """What a POST created, for its idempotency record (a transaction's timeline): the
+    payment, or else the consent, its answer names."""
+    data = payload.get("Data") if isinstance(payload, dict) else None
+    if not isinstance(data, dict):
+        return None
+    found = data.get("DomesticPaymentId") or data.get("ConsentId")
+    return found if isinstance(found, str) else None
+
+
 async def _idempotent(
     request: Request,
     context: AccessContext,
@@ -191,9 +201,11 @@ async def _idempotent(
     try:
         answer = await service.stored(record)
         if answer is not None:
+            await service.count_replay(record)
             return _replayed(answer)
-        status, payload = await service.run(record, operation)
+        status, payload = await service.run(record, operation, resource_id=_created)
     except Replay as replay:
+        await service.count_replay(record)
         return _replayed(replay.answer)
     except KeyReused:
         raise FieldInvalid(

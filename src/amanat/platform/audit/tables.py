@@ -42,6 +42,8 @@ audit_log = sa.Table(
 )
 sa.Index("ix_audit_log_target", audit_log.c.target_type, audit_log.c.target_id)
 sa.Index("ix_audit_log_action_time", audit_log.c.action, audit_log.c.occurred_at)
+# A transaction's timeline asks for the records about one id, whatever its target type.
+sa.Index("ix_audit_log_target_id", audit_log.c.target_id)
 
 # Records committed by business transactions and not yet chained. A business transaction
 # only INSERTs here (no shared row, no lock); the sequencer moves each record into

@@ -34,8 +34,19 @@ class IdempotencyRepository(Protocol):
         self, client_id: str, key: str, expected_lock: datetime | None, new_lock: datetime
     ) -> bool: ...
     async def complete(
-        self, client_id: str, key: str, status: int, body: str, headers: dict[str, str]
-    ) -> None: ...
+        self,
+        client_id: str,
+        key: str,
+        status: int,
+        body: str,
+        headers: dict[str, str],
+        *,
+        resource_id: str | None = None,
+    ) -> None:
+        """Store the key's answer; ``resource_id``: what the request created or acted on
+        (a payment id…), for the timeline of that object."""
+        ...
+
     async def release(self, client_id: str, key: str) -> None: ...
     async def claim_many(self, records: list[IdempotencyRecord]) -> set[str]:
         """Claim many keys at once; the ids (``client_id:key``) that were free."""
@@ -45,12 +56,19 @@ class IdempotencyRepository(Protocol):
         """The existing records among these ids (``client_id:key``), by id; no lock."""
         ...
 
-    async def complete_many(self, answers: list[tuple[str, str, int, str]]) -> None:
-        """``(client_id, key, status, sealed body)`` for keys claimed by claim_many."""
+    async def complete_many(self, answers: list[tuple[str, str, int, str, str | None]]) -> None:
+        """``(client_id, key, status, sealed body, resource id)`` for keys claimed by
+        claim_many."""
         ...
 
     async def delete_expired(self, client_id: str, key: str, now: datetime) -> bool:
         """Remove the key's record if it has expired; whether one was removed."""
+        ...
+
+    async def count_replay(self, client_id: str, key: str, at: datetime) -> bool:
+        """Count one replay of the key's stored answer (``replays`` + 1, ``last_replayed_at``),
+        in one statement of its own that never waits for a lock: False when the row (or, on
+        SQLite, the database) was locked and nothing was counted."""
         ...
 
 

@@ -78,15 +78,19 @@ def parse_key(raw: str | None) -> str:
     return value
 
 
-def fingerprint(method: str, path: str, body: bytes) -> str:
+def fingerprint(method: str, path: str, body: bytes, content_type: str = "") -> str:
     try:
         canonical = orjson.dumps(orjson.loads(body), option=orjson.OPT_SORT_KEYS) if body else b""
     except orjson.JSONDecodeError:
-        canonical = body
+        # A file: the same bytes declared as another type are another request.
+        canonical = content_type.split(";")[0].strip().lower().encode() + b"\n" + body
     return hashlib.sha256(method.encode() + b"\n" + path.encode() + b"\n" + canonical).hexdigest()
 
 
-async def _replay(answer: StoredAnswer) -> Response:
+async def _replay(
+    service: IdempotencyService, record: IdempotencyRecord, answer: StoredAnswer
+) -> Response:
+    await service.count_replay(record)  # best effort: never fails, never waits for a lock
     media = "application/problem+json" if answer.status >= 400 else "application/json"
     headers = {**answer.headers, "Idempotent-Replayed": "true"}
     return Response(
@@ -144,14 +148,21 @@ async def run_idempotent(
     operation: Operation,
     *,
     batched: Batched | None = None,
+    resource_id: str | None = None,
 ) -> Response:
+    """Answer an idempotent POST: the stored answer of its key, or ``operation``'s, kept
+    under the key. ``resource_id``: the object the request acts on when the caller knows
+    it before the answer (a redelivered event); by default the answer's top-level ``id``
+    (platform/idempotency/service.py, ``resource_of``) is kept as what it created."""
     service = find_service(request, IdempotencyService)
     key = parse_key(raw_key)
     body = await request.body()
     record = service.new_record(
         context.client_id,
         key,
-        fingerprint(request.method, request.url.path, body),
+        fingerprint(
+            request.method, request.url.path, body, request.headers.get("content-type", "")
+        ),
         request.method,
         request.url.path,
     )
@@ -163,7 +174,7 @@ async def run_idempotent(
         if batched is None or service.read_before_claim:
             answer = await service.stored(record)
             if answer is not None:
-                return await _replay(answer)
+                return await _replay(service, record, answer)
         if batched is not None:
             # The batch's claim still finds a key taken since the read above; one still
             # in progress goes the per-request path below, which waits for it.
@@ -173,10 +184,10 @@ async def run_idempotent(
                 if status >= 400:
                     return ProblemResponse(payload, status_code=status)
                 return JsonResponse(payload, status_code=status)
-        status, payload = await service.run(record, operation)
+        status, payload = await service.run(record, operation, resource_id=resource_id)
         return JsonResponse(payload, status_code=status)
     except Replay as replay:
-        return await _replay(replay.answer)
+        return await _replay(service, record, replay.answer)
     except KeyReused as exc:
         raise _reused(exc) from None
     except KeyInUse as exc:

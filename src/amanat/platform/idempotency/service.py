@@ -38,6 +38,9 @@ KEY_LIFETIME = timedelta(hours=24)
 LOCK = timedelta(seconds=30)
 
 Operation = Callable[[], Awaitable[tuple[int, dict[str, Any]]]]
+ResourceOf = Callable[[Any], str | None]
+"""What a successful answer created or acted on, read from the answer (an API whose answer
+does not name it by a top-level ``id``)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,6 +75,28 @@ class Replay(Exception):
     def __init__(self, answer: StoredAnswer) -> None:
         super().__init__()
         self.answer = answer
+
+
+RESOURCE_ID_WIDTH = 64  # idempotency_keys.resource_id
+
+
+def resource_of(status: int, payload: Any) -> str | None:
+    """What a request created or acted on, as its stored answer names it: the top-level
+    ``id`` of a successful answer (a payment, a refund, an endpoint…); None for a refusal
+    or an answer without one."""
+    if status >= 400 or not isinstance(payload, dict):
+        return None
+    found = payload.get("id")
+    return found if isinstance(found, str) and 0 < len(found) <= RESOURCE_ID_WIDTH else None
+
+
+def _resource(given: str | ResourceOf | None, status: int, payload: Any) -> str | None:
+    if status >= 400:
+        return None
+    found = given(payload) if callable(given) else given
+    if isinstance(found, str) and 0 < len(found) <= RESOURCE_ID_WIDTH:
+        return found
+    return resource_of(status, payload)
 
 
 def _where(record: IdempotencyRecord) -> dict[str, str]:
@@ -151,12 +176,22 @@ class IdempotencyService:
             raise KeyReused(existing.method, existing.path)
         return await self._answer(existing)
 
-    async def run(self, record: IdempotencyRecord, operation: Operation) -> tuple[int, Any]:
+    async def run(
+        self,
+        record: IdempotencyRecord,
+        operation: Operation,
+        *,
+        resource_id: str | ResourceOf | None = None,
+    ) -> tuple[int, Any]:
         """Run ``operation`` under the key, retried as a whole when the database gave up
-        on the transaction to let others through (after the last try: Contention)."""
+        on the transaction to let others through (after the last try: Contention).
+
+        The stored answer keeps what the request created or acted on: ``resource_id``
+        when the caller knows it (or reads it from the answer), else the answer's
+        top-level ``id`` (:func:`resource_of`)."""
         for attempt in range(self._retries + 1):
             try:
-                return await self._run_once(record, operation)
+                return await self._run_once(record, operation, resource_id)
             except Contention:
                 # The database rolled the whole unit of work back (deadlock, serialization
                 # failure, lock timeout): nothing of it stands, so it runs again from the
@@ -168,15 +203,44 @@ class IdempotencyService:
                 await asyncio.sleep(random.uniform(0.01, 0.05) * 2**attempt)
         raise AssertionError("unreachable")
 
-    async def _run_once(self, record: IdempotencyRecord, operation: Operation) -> tuple[int, Any]:
+    async def _run_once(
+        self,
+        record: IdempotencyRecord,
+        operation: Operation,
+        resource_id: str | ResourceOf | None,
+    ) -> tuple[int, Any]:
         # One transaction: the key, the business change and the stored answer commit
         # together or not at all.
         async with self._tx.atomic() as tx:
             await self._claim(tx, record)
             status, payload = await operation()
             sealed = await self._protection.seal(orjson.dumps(payload).decode(), **_where(record))
-            await tx.idempotency.complete(record.client_id, record.key, status, sealed, {})
+            await tx.idempotency.complete(
+                record.client_id,
+                record.key,
+                status,
+                sealed,
+                {},
+                resource_id=_resource(resource_id, status, payload),
+            )
         return status, payload
+
+    async def count_replay(self, record: IdempotencyRecord) -> bool:
+        """Count that the key's stored answer was given again (the timeline shows how
+        often, and when last). Best effort, and never in the replay's way: one UPDATE
+        that commits by itself and waits for no lock (a key held by another request, or
+        SQLite's write lock held by a payout, and the replay goes uncounted); any failure
+        is logged, never raised. Whether it was counted."""
+        try:
+            # The one write outside write(): a statement of its own, so that it joins no
+            # transaction and queues behind no writer.
+            async with self._tx.lookup() as tx:
+                return await tx.idempotency.count_replay(
+                    record.client_id, record.key, self._clock.now()
+                )
+        except Exception:
+            log.warning("idempotency_replay_not_counted", exc_info=True)
+            return False
 
     async def answer_key(self) -> str:
         """The key stored answers are sealed under now (read once for a whole batch)."""

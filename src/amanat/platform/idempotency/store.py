@@ -7,9 +7,11 @@ from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from amanat.platform.db.dialect import insert_if_absent
+from amanat.platform.db.types import UtcDateTime
 from amanat.platform.idempotency.ports import IdempotencyRecord
 from amanat.platform.idempotency.tables import idempotency_keys
 
@@ -24,6 +26,24 @@ _COMPLETE = _table.update().where(_c.id == sa.bindparam("p_id"))
 _RELEASE = _table.delete().where(_c.id == sa.bindparam("p_id"), _c.status == "in_progress")
 _DELETE_EXPIRED = _table.delete().where(
     _c.id == sa.bindparam("p_id"), _c.expires_at < sa.bindparam("p_now")
+)
+_REPLAYED = {
+    "replays": _c.replays + 1,
+    "last_replayed_at": sa.bindparam("p_at", type_=UtcDateTime()),
+}
+# SQLite: the statement runs with no busy wait (see count_replay).
+_COUNT_REPLAY = _table.update().where(_c.id == sa.bindparam("p_id")).values(_REPLAYED)
+# PostgreSQL: a row another transaction holds is skipped, not waited for.
+_COUNT_REPLAY_UNLESS_LOCKED = (
+    _table.update()
+    .where(
+        _c.id
+        == sa.select(_c.id)
+        .where(_c.id == sa.bindparam("p_id"))
+        .with_for_update(skip_locked=True)
+        .scalar_subquery()
+    )
+    .values(_REPLAYED)
 )
 
 
@@ -84,8 +104,9 @@ class SqlIdempotencyRepository:
         result = await self._conn.execute(stmt, rows)
         return {str(row[0]) for row in result.all()}
 
-    async def complete_many(self, answers: list[tuple[str, str, int, str]]) -> None:
-        """Store each claimed key's answer: ``(client_id, key, status, sealed body)``."""
+    async def complete_many(self, answers: list[tuple[str, str, int, str, str | None]]) -> None:
+        """Store each claimed key's answer: ``(client_id, key, status, sealed body,
+        resource id)``."""
         if not answers:
             return
         # executemany of one cached statement: asyncpg sends the executions in one round
@@ -101,8 +122,9 @@ class SqlIdempotencyRepository:
                     "response_body": body,
                     "response_headers": {},
                     "locked_until": None,
+                    "resource_id": resource_id,
                 }
-                for client_id, key, status, body in answers
+                for client_id, key, status, body, resource_id in answers
             ],
         )
 
@@ -135,7 +157,14 @@ class SqlIdempotencyRepository:
         return bool(result.rowcount)
 
     async def complete(
-        self, client_id: str, key: str, status: int, body: str, headers: dict[str, str]
+        self,
+        client_id: str,
+        key: str,
+        status: int,
+        body: str,
+        headers: dict[str, str],
+        *,
+        resource_id: str | None = None,
     ) -> None:
         await self._conn.execute(
             _COMPLETE,
@@ -146,6 +175,7 @@ class SqlIdempotencyRepository:
                 "response_body": body,
                 "response_headers": headers,
                 "locked_until": None,
+                "resource_id": resource_id,
             },
         )
 
@@ -155,6 +185,28 @@ class SqlIdempotencyRepository:
     async def delete_expired(self, client_id: str, key: str, now: datetime) -> bool:
         params = {"p_id": record_id(client_id, key), "p_now": now}
         return bool((await self._conn.execute(_DELETE_EXPIRED, params)).rowcount)
+
+    async def count_replay(self, client_id: str, key: str, at: datetime) -> bool:
+        """One UPDATE that never waits: PostgreSQL skips a row another transaction holds
+        (SKIP LOCKED); SQLite, whose one write lock every payout takes, gives up at once
+        when another connection holds it (busy timeout 0 for this statement, the
+        connection's own put back after). Run on a connection outside any transaction
+        (``lookup()``), so the statement commits by itself."""
+        params = {"p_id": record_id(client_id, key), "p_at": at}
+        if self._conn.dialect.name != "sqlite":
+            result = await self._conn.execute(_COUNT_REPLAY_UNLESS_LOCKED, params)
+            return bool(result.rowcount)
+        waited = (await self._conn.exec_driver_sql("PRAGMA busy_timeout")).scalar()
+        await self._conn.exec_driver_sql("PRAGMA busy_timeout = 0")
+        try:
+            result = await self._conn.execute(_COUNT_REPLAY, params)
+        except OperationalError as exc:
+            if "locked" in str(exc.orig) or "busy" in str(exc.orig):
+                return False
+            raise
+        finally:
+            await self._conn.exec_driver_sql(f"PRAGMA busy_timeout = {int(waited or 0)}")
+        return bool(result.rowcount)
 
 
 class IdempotencyRows:

@@ -197,4 +197,6 @@ async def redeliver_event(
             "next_cursor": None,
         }
 
-    return await run_idempotent(request, context, idempotency_key, operation)
+    return await run_idempotent(
+        request, context, idempotency_key, operation, resource_id=event_id[:64]
+    )

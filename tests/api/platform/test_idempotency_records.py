@@ -1,0 +1,148 @@
+"""What an idempotency record keeps for a transaction's timeline: the object its request
+created or acted on (``resource_id``: the answer's top-level id, or what the route names),
+and how often its stored answer was replayed and when last. Counting a replay is best
+effort: a replay is answered the same when the count's UPDATE fails or meets a lock, and
+it never waits for one."""
+
+from __future__ import annotations
+
+import time
+from datetime import datetime
+from typing import Any
+
+import httpx
+import pytest
+import sqlalchemy as sa
+from tests.support.oauth import RegisteredClient, bearer, funded_merchant
+
+from amanat.bootstrap import Container
+from amanat.kernel.clock import FrozenClock
+from amanat.platform.idempotency.store import SqlIdempotencyRepository
+from amanat.platform.idempotency.tables import idempotency_keys
+
+IBAN = "PK36SCBL0000001123456702"
+CUSTOMER = {"name": "Ayesha Khan", "iban": IBAN}
+PAYOUT = {"amount": 150_000, "currency": "PKR", "creditor": {"iban": IBAN, "name": "A K"}}
+
+
+@pytest.fixture
+async def merchant(container: Container) -> RegisteredClient:
+    return await funded_merchant(container, "Shop", balance=200_000)
+
+
+@pytest.fixture
+async def auth(client: httpx.AsyncClient, merchant: RegisteredClient) -> dict[str, str]:
+    return await bearer(client, merchant)
+
+
+async def _record(container: Container, key: str) -> dict[str, Any]:
+    async with container.db.read() as conn:
+        row = (
+            await conn.execute(
+                sa.select(
+                    idempotency_keys.c.resource_id,
+                    idempotency_keys.c.replays,
+                    idempotency_keys.c.last_replayed_at,
+                    idempotency_keys.c.response_status,
+                ).where(idempotency_keys.c.key == key)
+            )
+        ).one()
+    return dict(row._mapping)
+
+
+async def _post(
+    client: httpx.AsyncClient, auth: dict[str, str], path: str, body: Any, key: str
+) -> httpx.Response:
+    return await client.post(path, json=body, headers=auth | {"Idempotency-Key": key})
+
+
+async def test_a_request_keeps_what_it_created_and_counts_its_replays(
+    client: httpx.AsyncClient, container: Container, auth: dict[str, str], clock: FrozenClock
+) -> None:
+    created = await _post(client, auth, "/v1/customers", CUSTOMER, "cust-1")
+    assert created.status_code == 201
+    record = await _record(container, "cust-1")
+    assert record == {
+        "resource_id": created.json()["id"],
+        "replays": 0,
+        "last_replayed_at": None,
+        "response_status": 201,
+    }
+    for n in (1, 2, 3):
+        clock.advance(seconds=10)
+        again = await _post(client, auth, "/v1/customers", CUSTOMER, "cust-1")
+        assert again.headers["idempotent-replayed"] == "true" and again.json() == created.json()
+        record = await _record(container, "cust-1")
+        assert record["replays"] == n
+        assert record["last_replayed_at"] == clock.now()
+
+
+async def test_a_batched_payout_keeps_its_payment_and_a_refusal_keeps_none(
+    client: httpx.AsyncClient, container: Container, auth: dict[str, str]
+) -> None:
+    paid = await _post(client, auth, "/v1/payments", PAYOUT, "payout-1")
+    assert paid.status_code == 201
+    assert (await _record(container, "payout-1"))["resource_id"] == paid.json()["id"]
+    refused = await _post(client, auth, "/v1/payments", PAYOUT | {"amount": 900_000}, "payout-2")
+    assert refused.status_code == 422, refused.text
+    assert await _record(container, "payout-2") == {
+        "resource_id": None,
+        "replays": 0,
+        "last_replayed_at": None,
+        "response_status": 422,
+    }
+    replayed = await _post(client, auth, "/v1/payments", PAYOUT | {"amount": 900_000}, "payout-2")
+    assert replayed.status_code == 422 and replayed.headers["idempotent-replayed"] == "true"
+    assert (await _record(container, "payout-2"))["replays"] == 1
+
+
+async def test_an_action_on_an_object_keeps_that_object(
+    client: httpx.AsyncClient, container: Container, auth: dict[str, str]
+) -> None:
+    payment_id = (await _post(client, auth, "/v1/payments", PAYOUT, "payout-1")).json()["id"]
+    canceled = await _post(client, auth, f"/v1/payments/{payment_id}/cancel", None, "cancel-1")
+    assert canceled.status_code == 200, canceled.text
+    assert (await _record(container, "cancel-1"))["resource_id"] == payment_id
+
+
+async def test_a_replay_is_answered_when_its_count_fails(
+    client: httpx.AsyncClient,
+    container: Container,
+    auth: dict[str, str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    created = await _post(client, auth, "/v1/customers", CUSTOMER, "cust-1")
+
+    async def broken(self: Any, client_id: str, key: str, at: datetime) -> bool:
+        raise RuntimeError("the count failed")
+
+    monkeypatch.setattr(SqlIdempotencyRepository, "count_replay", broken)
+    again = await _post(client, auth, "/v1/customers", CUSTOMER, "cust-1")
+    assert again.status_code == 201 and again.json() == created.json()
+    assert again.headers["idempotent-replayed"] == "true"
+    assert (await _record(container, "cust-1"))["replays"] == 0
+
+
+async def test_a_replay_never_waits_for_a_lock_to_be_counted(
+    client: httpx.AsyncClient, container: Container, auth: dict[str, str]
+) -> None:
+    """While another transaction holds the key's row (PostgreSQL) or the database's one
+    write lock (SQLite, as a payout batch does), a replay is answered at once, uncounted."""
+    created = await _post(client, auth, "/v1/customers", CUSTOMER, "cust-1")
+    async with container.db.write() as conn:
+        if not container.db.is_sqlite:
+            await conn.execute(
+                sa.select(idempotency_keys.c.id)
+                .where(idempotency_keys.c.key == "cust-1")
+                .with_for_update()
+            )
+        started = time.monotonic()
+        again = await _post(client, auth, "/v1/customers", CUSTOMER, "cust-1")
+        waited = time.monotonic() - started
+    assert again.status_code == 201 and again.json() == created.json()
+    assert again.headers["idempotent-replayed"] == "true"
+    assert waited < 2.0, f"the replay waited {waited:.1f} s for a lock"
+    assert (await _record(container, "cust-1"))["replays"] == 0, "skipped, not waited for"
+    # The lock gone, the next replay is counted again.
+    await _post(client, auth, "/v1/customers", CUSTOMER, "cust-1")
+    assert (await _record(container, "cust-1"))["replays"] == 1
