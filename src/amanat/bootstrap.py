@@ -21,6 +21,7 @@ import httpx
 from amanat.auth import wiring as auth_wiring
 from amanat.console import wiring as console_wiring
 from amanat.customers import wiring as customers_wiring
+from amanat.disputes import wiring as disputes_wiring
 from amanat.identity import wiring as identity_wiring
 from amanat.kernel.clock import Clock, SystemClock
 from amanat.openbanking import wiring as openbanking_wiring
@@ -70,6 +71,7 @@ CAPABILITIES: tuple[ModuleType, ...] = (
     customers_wiring,
     openbanking_wiring,
     reconciliation_wiring,
+    disputes_wiring,
     identity_wiring,
     console_wiring,
 )

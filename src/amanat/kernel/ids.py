@@ -14,6 +14,7 @@ PREFIXES: dict[str, str] = {
     "payment": "pay",
     "refund": "re",
     "dispute": "dp",
+    "dispute_evidence": "dpe",
     "event": "evt",
     "webhook_endpoint": "we",
     "settlement": "set",

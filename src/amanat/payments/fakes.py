@@ -144,12 +144,14 @@ class InMemoryPayments(InMemoryStore):
         self.payments[payment_id] = changed
         self._record(changed, changed.status, cause)
 
-    async def add_refunded(self, payment_id: str, amount: int, at: datetime) -> bool:
+    async def add_refunded(
+        self, payment_id: str, amount: int, at: datetime, *, reserved: int = 0
+    ) -> bool:
         stored = self.payments.get(payment_id)
         if (
             stored is None
             or stored.status is not PaymentStatus.SUCCEEDED
-            or stored.amount.amount - stored.refunded_amount < amount
+            or stored.amount.amount - stored.refunded_amount - reserved < amount
         ):
             return False
         self._refunded_change(payment_id, amount, at, f"refund of {amount} made")

@@ -26,7 +26,9 @@ class PaymentRepository(Protocol):
     async def save_transition(self, before: Payment, after: Payment, cause: str) -> bool: ...
     async def transitions(self, payment_id: str) -> list[dict[str, Any]]: ...
     async def mark_submitted(self, payment_id: str, at: datetime) -> bool: ...
-    async def add_refunded(self, payment_id: str, amount: int, at: datetime) -> bool: ...
+    async def add_refunded(
+        self, payment_id: str, amount: int, at: datetime, *, reserved: int = 0
+    ) -> bool: ...
     async def return_refunded(self, payment_id: str, amount: int, at: datetime) -> None: ...
     async def list(
         self,
@@ -130,6 +132,16 @@ class PartnerLimits(Protocol):
 
 class PayoutBatchTx(PaymentsTx, IdempotencyTx, Protocol):
     """A batch of payouts commits their idempotency keys with them."""
+
+
+class DisputeClaims(Protocol):
+    """What disputes take of a payment (disputes' DisputeClaims): the amounts of its open
+    disputes and of those whose money went back to the payer. A refund may only return
+    what neither refunds nor disputes have taken, or the payer would be paid twice."""
+
+    async def claimed(self, tx: Any, payment_id: str) -> int:
+        """Read in the caller's unit of work ``tx``, after the payment's row is locked."""
+        ...
 
 
 class PayeeCheckRecords(Protocol):

@@ -42,7 +42,7 @@ from amanat.payments.errors import (
     RefundExceedsRemaining,
     RefundNotSupported,
 )
-from amanat.payments.ports import PartnerLimits, PayeeCheckRecords, PaymentsTx
+from amanat.payments.ports import DisputeClaims, PartnerLimits, PayeeCheckRecords, PaymentsTx
 from amanat.platform.audit import recorder as audit
 from amanat.platform.audit.domain import Actor
 from amanat.platform.crypto.field_cipher import FieldContext
@@ -142,8 +142,10 @@ class PaymentService:
         config: PaymentsConfig,
         limits: PartnerLimits,
         payee_checks: PayeeCheckRecords | None = None,
+        dispute_claims: DisputeClaims | None = None,
     ) -> None:
         self._tx = transactions
+        self._dispute_claims = dispute_claims
         self._clock = clock
         self._protection = protection
         self.config = config
@@ -571,14 +573,25 @@ class PaymentService:
                     "Only a succeeded collection can be refunded; this one is "
                     f"{parent.status.value}."
                 )
-            value = amount if amount is not None else parent.refundable
+            # Disputes of this collection lock its row too (lock_for_dispute), so what they
+            # claim cannot change between this read and the refund.
+            disputed = (
+                await self._dispute_claims.claimed(tx, parent.id) if self._dispute_claims else 0
+            )
+            refundable = max(0, parent.refundable - disputed)
+            value = amount if amount is not None else refundable
             if value <= 0:
-                raise RefundExceedsRemaining("Nothing is left to refund on this collection.")
-            # Atomic check-and-reduce: two refunds in parallel can never exceed the payment.
-            if not await tx.payments.add_refunded(parent.id, value, self._clock.now()):
                 raise RefundExceedsRemaining(
-                    f"Only {parent.refundable} {parent.amount.currency} minor units remain "
-                    "refundable."
+                    "Nothing is left to refund on this collection"
+                    + (" (its disputes cover the rest)." if disputed else ".")
+                )
+            # Atomic check-and-reduce: two refunds in parallel can never exceed the payment.
+            if value > refundable or not await tx.payments.add_refunded(
+                parent.id, value, self._clock.now(), reserved=disputed
+            ):
+                raise RefundExceedsRemaining(
+                    f"Only {refundable} {parent.amount.currency} minor units remain "
+                    "refundable" + (" (disputes take the rest)." if disputed else ".")
                 )
             await self._refunded_amount_changed(tx, parent.id)
             refund = await self._new(
@@ -874,6 +887,120 @@ class PaymentService:
             await tx.ledger.post(
                 ledger.bank_charges(journal_id, match_id, amount, currency), self._clock.now()
             )
+        return journal_id
+
+    # -- disputes (their only way to move money; docs/disputes.md) ----------------------
+
+    async def lock_for_dispute(self, payment_id: str) -> Payment | None:
+        """The payment, its row locked until the caller's unit of work ends: a dispute
+        being opened and a refund being made of one collection take turns, so the two
+        together never return more than it collected."""
+        async with self._tx.write() as tx:
+            return await tx.payments.get(payment_id, for_update=True)
+
+    async def hold_for_dispute(
+        self, partner_id: str, dispute_id: str, amount: int, currency: str
+    ) -> tuple[int, str | None]:
+        """Move up to ``amount`` of the partner's available balance into its dispute-held
+        account (journal ``dispute_hold``), in the caller's unit of work. Holds what the
+        balance covers and returns it with the journal's id; ``(0, None)`` when nothing is
+        available. The dispute records what was not held as its shortfall."""
+        now = self._clock.now()
+        async with self._tx.write() as tx:
+            account, shards = await self._merchant_account(tx, partner_id, currency)
+            held_account = ledger.dispute_held_account(partner_id)
+            await self._ensure(tx, held_account, ledger.AccountKind.LIABILITY.value, currency, 1)
+            journal_id = new_id("journal")
+            taken = 0
+            for _ in range(3):
+                posted, held = await tx.ledger.balance(account)
+                want = min(amount, posted - held)
+                if want <= 0:
+                    break
+                try:
+                    await tx.ledger.reserve(
+                        account, journal_id, want, currency, now, shard_count=shards
+                    )
+                except InsufficientFunds:
+                    continue  # a payout took some of it a moment ago: look again
+                taken = want
+                break
+            if taken <= 0:
+                return 0, None
+            await tx.ledger.close_hold(journal_id, post=True, at=now)
+            await tx.ledger.credit(held_account, taken, spread=False, shard_count=1)
+            await tx.ledger.post(
+                ledger.dispute_hold(journal_id, dispute_id, partner_id, taken, currency), now
+            )
+        return taken, journal_id
+
+    async def release_dispute_hold(
+        self, partner_id: str, dispute_id: str, amount: int, currency: str
+    ) -> str:
+        """Give ``amount`` held for a dispute back to the merchant's balance (journal
+        ``dispute_release``), in the caller's unit of work; returns the journal's id."""
+        return await self._out_of_dispute_held(
+            partner_id, dispute_id, amount, currency, to_merchant=True
+        )
+
+    async def reverse_dispute_hold(
+        self, partner_id: str, dispute_id: str, amount: int, currency: str
+    ) -> str:
+        """Send ``amount`` held for a dispute back to the payer, out through the rail's
+        settlement account (journal ``dispute_reversal``), in the caller's unit of work."""
+        return await self._out_of_dispute_held(
+            partner_id, dispute_id, amount, currency, to_merchant=False
+        )
+
+    async def return_disputed_payout(
+        self, partner_id: str, dispute_id: str, amount: int, currency: str
+    ) -> str:
+        """A payout dispute was won: the rail returned the amount, which comes back to the
+        merchant's balance (journal ``dispute_reversal``), in the caller's unit of work."""
+        now = self._clock.now()
+        journal_id = new_id("journal")
+        async with self._tx.write() as tx:
+            await self._ensure(tx, ledger.RAAST_SETTLEMENT, "asset", currency, 1)
+            account, shards = await self._merchant_account(tx, partner_id, currency)
+            await tx.ledger.credit(account, amount, spread=True, shard_count=shards)
+            await tx.ledger.post(
+                ledger.disputed_payout_returned(
+                    journal_id, dispute_id, partner_id, amount, currency
+                ),
+                now,
+            )
+        return journal_id
+
+    async def disputes_held(self, partner_id: str) -> int:
+        """What the partner's collections under dispute hold now (out of its balance)."""
+        async with self._tx.read() as tx:
+            posted, _held = await tx.ledger.balance(ledger.dispute_held_account(partner_id))
+        return posted
+
+    async def _out_of_dispute_held(
+        self,
+        partner_id: str,
+        dispute_id: str,
+        amount: int,
+        currency: str,
+        *,
+        to_merchant: bool,
+    ) -> str:
+        now = self._clock.now()
+        journal_id = new_id("journal")
+        held_account = ledger.dispute_held_account(partner_id)
+        async with self._tx.write() as tx:
+            # Never more than the dispute-held account holds (InsufficientFunds: a bug).
+            await tx.ledger.reserve(held_account, journal_id, amount, currency, now, shard_count=1)
+            await tx.ledger.close_hold(journal_id, post=True, at=now)
+            if to_merchant:
+                account, shards = await self._merchant_account(tx, partner_id, currency)
+                await tx.ledger.credit(account, amount, spread=True, shard_count=shards)
+                build = ledger.dispute_release
+            else:
+                await self._ensure(tx, ledger.RAAST_SETTLEMENT, "asset", currency, 1)
+                build = ledger.dispute_reversal
+            await tx.ledger.post(build(journal_id, dispute_id, partner_id, amount, currency), now)
         return journal_id
 
     async def partners_with_movements(self, after: datetime, until: datetime) -> Sequence[str]:

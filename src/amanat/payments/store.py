@@ -295,8 +295,11 @@ class SqlPaymentRepository:
         result = await self._conn.execute(_MARK_SUBMITTED, {"p_id": payment_id, "submitted_at": at})
         return bool(result.rowcount)
 
-    async def add_refunded(self, payment_id: str, amount: int, at: datetime) -> bool:
-        """Reduce the refundable remainder atomically; False if it would go negative.
+    async def add_refunded(
+        self, payment_id: str, amount: int, at: datetime, *, reserved: int = 0
+    ) -> bool:
+        """Reduce the refundable remainder atomically; False if it would go below
+        ``reserved`` (what disputes of the payment take).
         ``refunded_amount`` is part of the payment as partners see it, so this is a new
         version, recorded in the history like a status change."""
         result = await self._conn.execute(
@@ -304,7 +307,7 @@ class SqlPaymentRepository:
             .where(
                 payments.c.id == payment_id,
                 payments.c.status == PaymentStatus.SUCCEEDED.value,
-                payments.c.amount - payments.c.refunded_amount >= amount,
+                payments.c.amount - payments.c.refunded_amount - reserved >= amount,
             )
             .values(
                 refunded_amount=payments.c.refunded_amount + amount,

@@ -371,6 +371,51 @@ class SettlementSettings(BaseModel):
     )
 
 
+class DisputeSettings(BaseModel):
+    """Disputes' deadlines and evidence limits. Deadlines count Pakistan business days
+    (Asia/Karachi) on the settlement calendar: its weekend and holidays."""
+
+    respond_within_business_days: int = Field(
+        default=7,
+        ge=1,
+        le=60,
+        description="Business days after a dispute opens that the merchant has to answer it "
+        "(`respond_by_date`); a dispute still unanswered after that date is lost.",
+    )
+    decide_within_business_days: int = Field(
+        default=30,
+        ge=1,
+        le=120,
+        description="Business days after a dispute opens by which it should be decided "
+        "(`decide_by_date`); one under review past that date is a critical alert.",
+    )
+    evidence_max_bytes: int = Field(
+        default=5 * 1024 * 1024,
+        ge=1024,
+        le=50 * 1024 * 1024,
+        description="Largest evidence file accepted (PDF, PNG, JPEG or plain text); keep "
+        "it at or below `AMANAT_HTTP__MAX_UPLOAD_BYTES`.",
+    )
+    max_evidence_files: int = Field(
+        default=10, ge=1, le=100, description="Most evidence files one dispute may hold."
+    )
+    warn_days_before_deadline: int = Field(
+        default=2,
+        ge=0,
+        le=30,
+        description="A dispute awaiting the merchant's answer this many business days or "
+        "fewer before its `respond_by_date` raises a warning alert.",
+    )
+
+    @model_validator(mode="after")
+    def _decision_after_response(self) -> DisputeSettings:
+        if self.decide_within_business_days < self.respond_within_business_days:
+            raise ValueError(
+                "decide_within_business_days must not be shorter than respond_within_business_days"
+            )
+        return self
+
+
 class AuditSettings(BaseModel):
     chain_every_seconds: float = Field(
         default=0.05,
@@ -480,6 +525,74 @@ class WebhookSettings(BaseModel):
     )
 
 
+class OperationsSettings(BaseModel):
+    """When the console's operations dashboard turns a tile red and the alert inbox raises
+    an alert (docs/playbooks.md says what to do about each)."""
+
+    payout_failure_rate_percent: float = Field(
+        default=2.0,
+        ge=0,
+        le=100,
+        description="The payout failure rate (failed out of failed + succeeded payouts) above "
+        "which the operations dashboard's tile turns red, over the last "
+        "`failure_rate_window_minutes`.",
+    )
+    failure_rate_window_minutes: float = Field(
+        default=15.0,
+        gt=0,
+        le=1440,
+        description="The window, in minutes, the payout failure rate tile is measured over.",
+    )
+    failure_rate_min_finished: int = Field(
+        default=1,
+        ge=1,
+        description="Fewer payouts than this finished in the window: the failure rate tile "
+        "stays green whatever the rate (one failure of two is not an outage).",
+    )
+    stuck_after_minutes: float = Field(
+        default=10.0,
+        gt=0,
+        le=10_080,
+        description="A payout or refund pending or processing (a collection past its expiry) "
+        "for longer than this is stuck: a red tile and a critical `payment_stuck` alert.",
+    )
+    webhook_backlog_max: int = Field(
+        default=1000,
+        ge=0,
+        description="Undelivered webhook deliveries (pending, held ones included) above this "
+        "turn the backlog tile red.",
+    )
+    webhook_oldest_minutes: float = Field(
+        default=30.0,
+        gt=0,
+        le=10_080,
+        description="An enabled endpoint's oldest undelivered delivery older than this turns "
+        "the tile red and raises a `webhook_backlog` alert for the endpoint.",
+    )
+    break_age_cycles: int = Field(
+        default=1,
+        ge=1,
+        le=30,
+        description="An open reconciliation break still open after this many settlement "
+        "cycles have closed after its own is aged: a red tile and a `break_aged` alert.",
+    )
+    audit_stall_minutes: float = Field(
+        default=5.0,
+        gt=0,
+        le=1440,
+        description="A committed audit record not chained after this long (no sequencer "
+        "running, or it fails), or records appended and unsealed this long past "
+        "`AMANAT_AUDIT__SEAL_EVERY_SECONDS`: a critical alert.",
+    )
+    alerts_per_source: int = Field(
+        default=100,
+        ge=1,
+        le=1000,
+        description="At most this many alerts of one kind are listed at once (the oldest "
+        "first); the dashboard shows the full counts.",
+    )
+
+
 class SandboxSettings(BaseModel):
     seed: bool = Field(
         default=True, description="Whether `amanat sandbox seed` may create sandbox data."
@@ -524,6 +637,8 @@ class Settings(BaseSettings):
     rail: RailSettings = RailSettings()
     webhooks: WebhookSettings = WebhookSettings()
     settlement: SettlementSettings = SettlementSettings()
+    disputes: DisputeSettings = DisputeSettings()
+    operations: OperationsSettings = OperationsSettings()
     rate_limits: dict[str, str] = Field(
         default_factory=dict,
         description=(

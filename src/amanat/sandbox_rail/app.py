@@ -20,6 +20,12 @@ from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from amanat.sandbox_rail.disputes import (
+    DecisionRequest,
+    DisputeRefused,
+    DisputeRequest,
+    RailDisputes,
+)
 from amanat.sandbox_rail.engine import (
     RailEngine,
     RailProtocolError,
@@ -89,6 +95,7 @@ def _validation_detail(exc: RequestValidationError) -> tuple[str, Any]:
 
 def create_rail_app(settings: RailSettings) -> FastAPI:
     engine = RailEngine(settings)
+    disputes = RailDisputes(engine)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -107,6 +114,7 @@ def create_rail_app(settings: RailSettings) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.rail_engine = engine
+    app.state.rail_disputes = disputes
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
@@ -121,6 +129,10 @@ def create_rail_app(settings: RailSettings) -> FastAPI:
     @app.exception_handler(RailProtocolError)
     async def _refused(_: Request, exc: RailProtocolError) -> JSONResponse:
         return JSONResponse(exc.body(), status_code=exc.status, headers=exc.headers)
+
+    @app.exception_handler(DisputeRefused)
+    async def _dispute_refused(_: Request, exc: DisputeRefused) -> JSONResponse:
+        return JSONResponse(exc.body(), status_code=exc.status)
 
     async def require_admin(
         token: Annotated[str | None, Header(alias=ADMIN_TOKEN_HEADER)] = None,
@@ -170,6 +182,25 @@ def create_rail_app(settings: RailSettings) -> FastAPI:
             media_type="text/csv; charset=utf-8",
             headers={"Content-Disposition": f'attachment; filename="settlement-{wanted}.csv"'},
         )
+
+    @v1.post("/disputes", status_code=201)
+    async def raise_dispute(body: DisputeRequest) -> JSONResponse:
+        """A payer's bank disputes a settled transfer; amanat is told at once."""
+        status, view = await disputes.raise_dispute(body)
+        return JSONResponse(view, status_code=status)
+
+    @v1.get("/disputes/{rail_dispute_id}")
+    async def dispute_status(rail_dispute_id: str) -> JSONResponse:
+        view = disputes.get(rail_dispute_id)
+        if view is None:
+            return JSONResponse({"error": "unknown_dispute"}, status_code=404)
+        return JSONResponse(view)
+
+    @v1.post("/disputes/{rail_dispute_id}/decision")
+    async def decide_dispute(rail_dispute_id: str, body: DecisionRequest) -> JSONResponse:
+        """The rail decides a dispute it raised (``won`` for the merchant, ``lost`` for
+        the payer, ``withdrawn``); amanat is told at once."""
+        return JSONResponse(await disputes.decide(rail_dispute_id, body))
 
     admin = APIRouter(prefix="/admin", tags=["admin"], dependencies=[Depends(require_admin)])
 

@@ -614,6 +614,10 @@ class RailEngine:
             self._http = httpx.AsyncClient()
         return self._http
 
+    def client(self) -> httpx.AsyncClient:
+        """The client messages to amanat go through (callbacks and dispute messages)."""
+        return self._client()
+
     # -- enquiries ----------------------------------------------------------------------
 
     async def status(self, end_to_end_id: str) -> dict[str, Any] | None:

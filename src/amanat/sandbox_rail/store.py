@@ -32,6 +32,12 @@ _SCHEMA = (
     )""",
     "CREATE INDEX IF NOT EXISTS transfers_status ON transfers (status)",
     "CREATE TABLE IF NOT EXISTS counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL)",
+    """CREATE TABLE IF NOT EXISTS disputes (
+        rail_dispute_id TEXT PRIMARY KEY,
+        end_to_end_id TEXT NOT NULL,
+        status TEXT NOT NULL,
+        record TEXT NOT NULL
+    )""",
 )
 
 
@@ -124,6 +130,34 @@ class RailStore:
                 (name, value),
             )
         return int(value)
+
+    # -- disputes (sandbox_rail/disputes.py) ---------------------------------------------
+
+    def add_dispute(self, record: dict[str, Any]) -> None:
+        self._db.execute(
+            "INSERT INTO disputes (rail_dispute_id, end_to_end_id, status, record) "
+            "VALUES (?, ?, ?, ?)",
+            (
+                record["rail_dispute_id"],
+                record["end_to_end_id"],
+                record["status"],
+                json.dumps(_encode(record)),
+            ),
+        )
+
+    def save_dispute(self, record: dict[str, Any], *, was: str) -> bool:
+        """Store a changed dispute if its stored status is still ``was``."""
+        cursor = self._db.execute(
+            "UPDATE disputes SET status = ?, record = ? WHERE rail_dispute_id = ? AND status = ?",
+            (record["status"], json.dumps(_encode(record)), record["rail_dispute_id"], was),
+        )
+        return cursor.rowcount == 1
+
+    def get_dispute(self, rail_dispute_id: str) -> dict[str, Any] | None:
+        row = self._db.execute(
+            "SELECT record FROM disputes WHERE rail_dispute_id = ?", (rail_dispute_id,)
+        ).fetchone()
+        return _decode(json.loads(row[0])) if row else None
 
     def close(self) -> None:
         self._db.close()

@@ -114,15 +114,24 @@ class _Sandbox:
         return token
 
     def path(self, template: str) -> str:
+        ids = self.ids
+        if template.startswith("/operator/v1/disputes/"):
+            # Operations' examples act on the dispute operations opened.
+            ids = ids | {"dispute_id": ids["operator_dispute_id"]}
+
         def fill(match: re.Match[str]) -> str:
-            return self.ids[match.group(1)]
+            return ids[match.group(1)]
 
         return re.sub(r"\{(\w+)\}", fill, template)
 
     async def body(self, method: str, path: str, value: Any) -> Any:
         """The published example, with only what no example can know: your own ids and
         secrets."""
-        if (method, path) == ("post", "/v1/refunds"):
+        if (method, path) in (
+            ("post", "/v1/refunds"),
+            ("post", "/v1/disputes"),
+            ("post", "/operator/v1/disputes"),
+        ):
             return value | {"payment_id": self.ids["collection_id"]}
         if path in ("/oauth/revoke", "/oauth/introspect"):
             return value | {"token": await self.token()}
@@ -146,9 +155,13 @@ class _Sandbox:
                 headers["Idempotency-Key"] = str(uuid.uuid4())
         elif "csrf" in self.ids:
             headers["X-CSRF-Token"] = self.ids["csrf"]
-        if media == "application/octet-stream":  # a file sent as it is (a statement)
+        if media != "application/json":  # a file sent as it is (a statement, evidence)
             return await self.client.request(
-                method, url, content=body.encode(), params=params, headers=headers
+                method,
+                url,
+                content=body.encode(),
+                params=params,
+                headers=headers | {"Content-Type": media},
             )
         assert media == "application/json"
         return await self.client.request(method, url, json=body, params=params, headers=headers)
@@ -164,6 +177,10 @@ class _Sandbox:
         elif path == "/operator/v1/reconciliation/imports":
             breaks = await self.client.get("/operator/v1/reconciliation/breaks")
             self.ids["break_id"] = breaks.json()["data"][0]["id"]
+        elif path == "/v1/disputes":
+            self.ids["dispute_id"] = answer["id"]
+        elif path == "/operator/v1/disputes" and method == "post":
+            self.ids["operator_dispute_id"] = answer["id"]
         elif path == "/v1/webhook_endpoints":
             self.ids["endpoint_id"] = answer["id"]
         elif path == "/v1/payments":
@@ -180,11 +197,23 @@ class _Sandbox:
             self.ids["event_id"] = events["data"][0]["id"]
 
 
-def _order(entry: tuple[str, str, dict[str, Any]]) -> tuple[int, str]:
-    """Creations first (later examples' paths name what they create), refunds after the
-    collection they refund, logins before the operator calls they open."""
+# After the collection they name: its refund and its disputes.
+AFTER_THE_COLLECTION = ("/v1/refunds", "/v1/disputes", "/operator/v1/disputes")
+# A dispute's life, in order: evidence while it awaits the response, then the response,
+# then the decision.
+DISPUTE_STEPS = ("evidence", "respond", "decide")
+
+
+def _order(entry: tuple[str, str, dict[str, Any]]) -> tuple[int, int, str]:
+    """Creations first (later examples' paths name what they create), refunds and
+    disputes after the collection they name, logins before the operator calls they open,
+    a dispute's steps in the order of its life."""
     _method, path, _operation = entry
-    return ("{" in path) + (path == "/v1/refunds"), path
+    step = 0
+    if "/disputes/{" in path:
+        last = path.rsplit("/", 1)[-1]
+        step = DISPUTE_STEPS.index(last) + 1 if last in DISPUTE_STEPS else 0
+    return ("{" in path) + (path in AFTER_THE_COLLECTION), step, path
 
 
 async def test_every_published_example_is_accepted_by_the_sandbox(

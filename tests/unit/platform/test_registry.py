@@ -90,7 +90,7 @@ def test_replacing_a_port_reaches_what_is_built_afterwards() -> None:
 
 def test_every_capability_declares_routes_tables_and_no_duplicates() -> None:
     collected = registry()
-    assert len(CAPABILITIES) == 8
+    assert len(CAPABILITIES) == 9
     paths = [(r.path, sorted(r.methods)) for router in collected.routers for r in router.routes]  # type: ignore[attr-defined]
     assert len(paths) == len(set(map(str, paths))), "two routers declare the same route"
     names = [t.name for t in collected.tables]

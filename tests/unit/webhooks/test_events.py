@@ -177,7 +177,9 @@ def test_the_catalogue_is_consistent() -> None:
         assert name.count(".") == 1 and name == name.lower()
         assert spec.meaning.endswith(".")
     assert CATALOGUE["webhook_endpoint.disabled"].emitted
-    assert not CATALOGUE["dispute.opened"].emitted
+    disputes = ("dispute.opened", "dispute.updated", "dispute.closed")
+    assert all(CATALOGUE[name].emitted for name in disputes)  # declared by disputes
+    assert {CATALOGUE[name].object for name in disputes} == {"dispute"}
 
 
 def test_the_envelope_shape() -> None:

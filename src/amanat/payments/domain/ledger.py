@@ -44,6 +44,13 @@ def merchant_account(partner_id: str) -> str:
     return f"merchant:{partner_id}"
 
 
+def dispute_held_account(partner_id: str) -> str:
+    """A merchant's money held for its collections under dispute (a liability: it is owed
+    to the merchant or to the payer, whichever the dispute's outcome names). Apart from
+    ``merchant:…`` so a settlement shows the hold as money leaving the balance."""
+    return f"dispute_held:{partner_id}"
+
+
 @dataclass(frozen=True, slots=True)
 class Posting:
     account: str
@@ -239,6 +246,73 @@ def bank_charges(journal_id: str, match_id: str, amount: int, currency: str) -> 
         match_id,
         debit=BANK_CHARGES,
         credit=RAAST_SETTLEMENT,
+        amount=amount,
+        currency=currency,
+    )
+
+
+# -- disputes (disputes/domain/disputes.py says when each is posted) -----------------------
+
+
+def dispute_hold(
+    journal_id: str, dispute_id: str, partner_id: str, amount: int, currency: str
+) -> Journal:
+    """A disputed collection's amount leaves the merchant's available balance until the
+    dispute is decided."""
+    return transfer(
+        journal_id,
+        "dispute_hold",
+        dispute_id,
+        debit=merchant_account(partner_id),
+        credit=dispute_held_account(partner_id),
+        amount=amount,
+        currency=currency,
+    )
+
+
+def dispute_release(
+    journal_id: str, dispute_id: str, partner_id: str, amount: int, currency: str
+) -> Journal:
+    """The merchant won (or the dispute was withdrawn): the held money comes back."""
+    return transfer(
+        journal_id,
+        "dispute_release",
+        dispute_id,
+        debit=dispute_held_account(partner_id),
+        credit=merchant_account(partner_id),
+        amount=amount,
+        currency=currency,
+    )
+
+
+def dispute_reversal(
+    journal_id: str, dispute_id: str, partner_id: str, amount: int, currency: str
+) -> Journal:
+    """The merchant lost (or accepted): the held money goes back to the payer, out
+    through the rail."""
+    return transfer(
+        journal_id,
+        "dispute_reversal",
+        dispute_id,
+        debit=dispute_held_account(partner_id),
+        credit=RAAST_SETTLEMENT,
+        amount=amount,
+        currency=currency,
+    )
+
+
+def disputed_payout_returned(
+    journal_id: str, dispute_id: str, partner_id: str, amount: int, currency: str
+) -> Journal:
+    """A payout dispute was won (the payee never got the money): the rail returns the
+    amount and it comes back to the merchant's balance; a ``dispute_reversal`` of the
+    payout."""
+    return transfer(
+        journal_id,
+        "dispute_reversal",
+        dispute_id,
+        debit=RAAST_SETTLEMENT,
+        credit=merchant_account(partner_id),
         amount=amount,
         currency=currency,
     )

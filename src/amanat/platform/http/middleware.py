@@ -105,8 +105,13 @@ class ContractMiddleware:
         max_upload_bytes: int = 0,
     ) -> None:
         self.app = app
-        # Paths that take a whole file (a bank statement) as the body, and their own cap.
-        self.upload_paths = frozenset(upload_paths)
+        # Paths that take a whole file (a bank statement, a dispute's evidence) as the
+        # body, and their own cap; a ``{name}`` segment of a path matches any one segment.
+        paths = frozenset(upload_paths)
+        self.upload_paths = frozenset(p for p in paths if "{" not in p)
+        self.upload_templates = tuple(
+            re.compile(re.sub(r"\\\{\w+\\\}", "[^/]+", re.escape(p))) for p in paths if "{" in p
+        )
         self.max_upload_bytes = max_upload_bytes
         self.refusal_renderers = tuple(refusal_renderers)
         self.max_body_bytes = max_body_bytes
@@ -225,8 +230,11 @@ class ContractMiddleware:
             return renderer(scope, status, code, message)
         return problem_response(code, status=status, detail=detail, instance=path, errors=errors)
 
+    def _is_upload(self, path: str) -> bool:
+        return path in self.upload_paths or any(t.fullmatch(path) for t in self.upload_templates)
+
     def _body_limit(self, path: str) -> int:
-        if path in self.upload_paths:
+        if self._is_upload(path):
             return max(self.max_upload_bytes, self.max_body_bytes)
         return self.max_body_bytes
 
@@ -263,7 +271,11 @@ class ContractMiddleware:
         if length is not None and length.isdigit() and int(length) > self._body_limit(path):
             return self._too_large(scope)
         method = scope.get("method", "GET")
-        if method in _JSON_BODY_METHODS and path.startswith(self.json_only_prefixes):
+        if (
+            method in _JSON_BODY_METHODS
+            and path.startswith(self.json_only_prefixes)
+            and not self._is_upload(path)  # a file, sent as it is
+        ):
             has_body = (length is not None and length != "0") or (
                 _header(scope, b"transfer-encoding") is not None
             )
@@ -305,6 +317,11 @@ class ContractMiddleware:
         check. The route parses the same bytes again with FastAPI's reader; what the two
         readers could read differently (encodings, duplicate keys) is refused here."""
         if scope.get("method") not in _BODY_METHODS:
+            return None
+        if self._is_upload(scope.get("path", "")):
+            # A file, read by its route only once the caller is known to be allowed:
+            # reading (and scanning) up to the upload limit here, before authentication,
+            # would let anyone make the server hold and parse tens of megabytes.
             return None
         content_type = _header(scope, b"content-type")
         is_form = content_type is not None and _is_form_type(content_type)

@@ -26,8 +26,6 @@ OWN_EVENT_TYPES: tuple[EventType, ...] = (
         "webhook_endpoint",
         "amanat disabled one of your endpoints (it answered 410, or failed for days).",
     ),
-    EventType("dispute.opened", "dispute", "A payer disputed a payment.", emitted=False),
-    EventType("dispute.closed", "dispute", "A dispute was decided.", emitted=False),
     EventType("consent.authorised", "consent", "A PSU authorised a consent."),
     EventType(
         "consent.revoked",
