@@ -35,7 +35,7 @@ class Alert:
     subject_id: str | None = None
     """The object to open (its timeline or page), if any."""
     playbook: str | None = None
-    """The runbook section in ``docs/`` that says what to do (``runbooks.md#…``)."""
+    """The section of ``docs/playbooks.md`` that says what to do (``playbooks.md#<kind>``)."""
 
 
 class AlertSource(Protocol):

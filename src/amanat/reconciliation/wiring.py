@@ -10,12 +10,17 @@ from amanat.payments.domain.events import PaymentChanged
 from amanat.payments.service import PaymentService
 from amanat.platform.registry import PeriodicJob, Registry, Services
 from amanat.reconciliation import jobs, problems, tables
+from amanat.reconciliation.alerts import AgedBreakAlerts
 from amanat.reconciliation.domain.events import EVENT_TYPES
 from amanat.reconciliation.domain.settlement import FeeSchedule
+from amanat.reconciliation.operations import ReconciliationOperationsQueries
+from amanat.reconciliation.operations_store import SqlReconOperationsRepository
 from amanat.reconciliation.routes import operator, settlements
 from amanat.reconciliation.services.reconciliation import ReconciliationService
 from amanat.reconciliation.services.settlements import SettlementService
 from amanat.reconciliation.store import SqlReconciliationRepository, SqlSettlementRepository
+from amanat.reconciliation.timeline import ReconciliationTimeline
+from amanat.reconciliation.timeline_store import SqlReconciliationHistory
 
 
 def _settlement_service(s: Services) -> SettlementService:
@@ -27,6 +32,23 @@ def _settlement_service(s: Services) -> SettlementService:
         BusinessCalendar.of(config.cutoff, config.holidays, config.weekend),
         FeeSchedule(collection_bps=config.collection_fee_bps, per_payout=config.payout_fee),
         close_after=timedelta(seconds=config.close_after_seconds),
+    )
+
+
+def _operations(s: Services) -> ReconciliationOperationsQueries:
+    config = s.settings.settlement
+    return ReconciliationOperationsQueries(
+        s.transactions,
+        BusinessCalendar.of(config.cutoff, config.holidays, config.weekend),
+        cycles=s.settings.operations.break_age_cycles,
+    )
+
+
+def _aged_breaks(s: Services) -> AgedBreakAlerts:
+    return AgedBreakAlerts(
+        s.get(ReconciliationService),
+        s.get(ReconciliationOperationsQueries),
+        limit=s.settings.operations.alerts_per_source,
     )
 
 
@@ -50,6 +72,11 @@ def include(registry: Registry) -> None:
     registry.add_event_types(*EVENT_TYPES)
     registry.add_repository("settlements", SqlSettlementRepository)
     registry.add_repository("recon", SqlReconciliationRepository)
+    registry.add_repository("recon_history", SqlReconciliationHistory)
+    registry.add_timeline_source(lambda s: ReconciliationTimeline(s.transactions))
+    registry.add_repository("recon_operations", SqlReconOperationsRepository)
+    registry.provide(ReconciliationOperationsQueries, _operations)
+    registry.add_alert_source(_aged_breaks)
     registry.provide(SettlementService, _settlement_service)
     registry.provide(
         ReconciliationService,

@@ -14,12 +14,17 @@ from amanat.platform.registry import PeriodicJob, Registry, Services
 from amanat.reconciliation.domain.events import PartnerNotice
 from amanat.webhooks import problems, tables
 from amanat.webhooks.adapters.transport import EndpointPools, HttpWebhookSender, SystemResolver
+from amanat.webhooks.alerts import WebhookAlerts
 from amanat.webhooks.domain.events import CATALOGUE
 from amanat.webhooks.events_service import EventService
 from amanat.webhooks.jobs import WebhookDeliverer
+from amanat.webhooks.operations import WebhookOperationsQueries
+from amanat.webhooks.operations_store import SqlWebhookOperationsRepository
 from amanat.webhooks.routes import endpoints, events
 from amanat.webhooks.service import WebhooksConfig, WebhookSender, WebhookService
 from amanat.webhooks.store import SqlEventRepository, SqlWebhookRepository, WebhookRows
+from amanat.webhooks.timeline import WebhookTimeline
+from amanat.webhooks.timeline_store import SqlWebhookHistory
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,6 +93,15 @@ def _drop_expired_held(s: Services) -> PeriodicJob:
     return PeriodicJob("webhooks.drop_expired_held", timedelta(hours=1), run)
 
 
+def _alerts(s: Services) -> WebhookAlerts:
+    operations = s.settings.operations
+    return WebhookAlerts(
+        s.get(WebhookOperationsQueries),
+        oldest_after=timedelta(minutes=operations.webhook_oldest_minutes),
+        limit=operations.alerts_per_source,
+    )
+
+
 async def _close_delivery_http(s: Services) -> None:
     delivery = s.built(DeliveryHttp)  # opening a client only to close it costs ~30 ms (TLS)
     if delivery is not None:
@@ -104,6 +118,13 @@ def include(registry: Registry) -> None:
     )
     registry.add_repository("events", SqlEventRepository)
     registry.add_repository("webhooks", SqlWebhookRepository)
+    registry.add_repository("webhook_history", SqlWebhookHistory)
+    registry.add_timeline_source(lambda s: WebhookTimeline(s.transactions))
+    registry.add_repository("webhook_operations", SqlWebhookOperationsRepository)
+    registry.provide(
+        WebhookOperationsQueries, lambda s: WebhookOperationsQueries(s.transactions, s.clock)
+    )
+    registry.add_alert_source(_alerts)
     registry.add_retention_class("webhook_deliveries", WebhookRows)
     registry.provide(
         EventService,
