@@ -115,3 +115,22 @@ class AccessLog:
         async with self._tx.read() as tx:
             rows = await tx.console_access.browse(where, limit + 1)
         return rows[:limit], len(rows) > limit
+
+
+class AccessLogRows:
+    """Retention class ``console_access_log``: entries past their keep time."""
+
+    def __init__(self, conn: AsyncConnection) -> None:
+        self._conn = conn
+
+    async def due(self, cutoff: datetime, fetch: int) -> list[str]:
+        t = console_access_log
+        rows = (
+            await self._conn.execute(sa.select(t.c.id).where(t.c.at < cutoff).limit(fetch))
+        ).all()
+        return [str(r[0]) for r in rows]
+
+    async def delete(self, ids: list[str]) -> int:
+        t = console_access_log
+        result = await self._conn.execute(t.delete().where(t.c.id.in_([int(i) for i in ids])))
+        return int(result.rowcount or 0)

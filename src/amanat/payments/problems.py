@@ -9,6 +9,22 @@ from amanat.platform.http.problems import RAIL_FAILURE, ProblemType
 
 PROBLEMS: list[ProblemType] = [
     ProblemType(
+        "payment_final",
+        409,
+        "Payment already final",
+        "The payment has succeeded, failed, expired or been cancelled: the rail has nothing "
+        "more to say about it.",
+        "Read its timeline for what happened; nothing needs chasing.",
+    ),
+    ProblemType(
+        "payment_not_submitted",
+        409,
+        "Payment not sent yet",
+        "The payment is still pending: the worker has not handed it to the rail, so there is "
+        "nothing to ask the rail about.",
+        "Check that a worker is running; the payment is sent as soon as one picks it up.",
+    ),
+    ProblemType(
         "insufficient_funds",
         422,
         "Insufficient funds",

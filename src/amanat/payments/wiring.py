@@ -11,15 +11,22 @@ from amanat.identity.queries import IdentityQueries
 from amanat.payments import problems, tables
 from amanat.payments.adapters.breaker import CircuitBreaker
 from amanat.payments.adapters.raast_http import RaastHttpAdapter
+from amanat.payments.alerts import StuckPaymentAlerts
 from amanat.payments.batching import PayoutBatcher
 from amanat.payments.callbacks import RailCallbacks
 from amanat.payments.domain.events import EVENT_TYPES
+from amanat.payments.enquiries import EnquiryLog
 from amanat.payments.jobs import RailJobs, RailTarget, UnresolvedGauge
-from amanat.payments.ports import PayeeCheckRecords
+from amanat.payments.operations import PaymentOperationsQueries
+from amanat.payments.operations_store import SqlPaymentOperationsRepository
+from amanat.payments.ports import DisputeClaims, PayeeCheckRecords
 from amanat.payments.rail import RailAdapter
+from amanat.payments.recovery import PaymentRecovery
 from amanat.payments.routes import banks, payments, rail_callbacks
 from amanat.payments.service import ENQUIRE, SUBMIT, PaymentsConfig, PaymentService
 from amanat.payments.store import SqlLedgerRepository, SqlPaymentRepository, SqlRailEventRepository
+from amanat.payments.timeline import PaymentSearch, PaymentTimeline
+from amanat.payments.timeline_store import SqlPaymentHistory
 from amanat.platform.idempotency.service import IdempotencyService
 from amanat.platform.observability.metrics import UNRESOLVED
 from amanat.platform.protection.ports import EncryptedColumn
@@ -46,6 +53,8 @@ def _service(s: Services) -> PaymentService:
         s.get(IdentityQueries),
         # Provided by open banking (confirmation of payee), when it is part of the build.
         s.get(PayeeCheckRecords) if PayeeCheckRecords in s.registry.factories else None,
+        # Provided by disputes: what they take of a collection, which refunds may not.
+        s.get(DisputeClaims) if DisputeClaims in s.registry.factories else None,
     )
 
 
@@ -75,7 +84,11 @@ def _target(s: Services) -> RailTarget:
 
 def _rail_jobs(s: Services) -> RailJobs:
     return RailJobs(
-        s.get(PaymentService), s.get(DataProtectionService), s.get(RailAdapter), s.get(RailTarget)
+        s.get(PaymentService),
+        s.get(DataProtectionService),
+        s.get(RailAdapter),
+        s.get(RailTarget),
+        EnquiryLog(s.transactions, s.clock),
     )
 
 
@@ -112,6 +125,15 @@ def _unresolved_gauge(s: Services) -> Callable[[], Awaitable[None]]:
     return update
 
 
+def _stuck_alerts(s: Services) -> StuckPaymentAlerts:
+    operations = s.settings.operations
+    return StuckPaymentAlerts(
+        s.get(PaymentOperationsQueries),
+        stuck_after=timedelta(minutes=operations.stuck_after_minutes),
+        limit=operations.alerts_per_source,
+    )
+
+
 def include(registry: Registry) -> None:
     registry.add_problems(*problems.PROBLEMS)
     registry.add_tables(tables.TABLES)
@@ -119,6 +141,15 @@ def include(registry: Registry) -> None:
     registry.add_repository("payments", SqlPaymentRepository)
     registry.add_repository("ledger", SqlLedgerRepository)
     registry.add_repository("rail_events", SqlRailEventRepository)
+    registry.add_repository("payment_history", SqlPaymentHistory)
+    registry.add_timeline_source(lambda s: PaymentTimeline(s.transactions))
+    registry.add_search_source(lambda s: PaymentSearch(s.transactions))
+    registry.add_repository("payment_operations", SqlPaymentOperationsRepository)
+    registry.provide(
+        PaymentOperationsQueries, lambda s: PaymentOperationsQueries(s.transactions, s.clock)
+    )
+    registry.add_alert_source(_stuck_alerts)
+    registry.provide(PaymentRecovery, lambda s: PaymentRecovery(s.transactions, s.clock))
     registry.provide(PaymentService, _service)
     registry.provide(
         PayoutBatcher,

@@ -24,7 +24,7 @@ from amanat.kernel.errors import InvalidInput, NotFound
 from amanat.kernel.ids import new_id
 from amanat.kernel.pagination import Page
 from amanat.platform.audit import recorder as audit
-from amanat.platform.audit.domain import SYSTEM
+from amanat.platform.audit.domain import SYSTEM, Actor
 from amanat.platform.db.ports import TransactionFactory
 from amanat.platform.protection.service import DataProtectionService
 from amanat.webhooks.domain import endpoints as rules
@@ -424,6 +424,16 @@ class WebhookService:
                 payload={"endpoints": [t.id for t in targets]},
             )
         return created
+
+    async def redeliver_for_operator(self, actor: Actor, event_id: str) -> list[Delivery]:
+        """An operator sends an event again to every enabled endpoint of its partner that
+        subscribes to its type (a partner says it never arrived, their server is fixed)."""
+        async with self._tx.read() as tx:
+            event = await tx.events.get(event_id)
+        if event is None:
+            raise NotFound(f"No event '{event_id[:40]}'.")
+        caller = Caller(event.partner_id, None, actor)
+        return await self.redeliver(caller, event_id, endpoint_id=None)
 
     async def drop_expired_held(self) -> int:
         """Fail deliveries held longer than the window for endpoints still disabled (a

@@ -24,6 +24,7 @@ screen adds with :func:`note_access` (a search's masked terms, a reveal's reason
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable, Coroutine, Mapping
 from datetime import datetime
 from pathlib import Path
@@ -53,6 +54,7 @@ from amanat.platform.http.problems import lookup
 from amanat.platform.http.services import find_service
 
 logger = structlog.get_logger("amanat.console")
+_ID = re.compile(r"[a-z]{2,4}_[0-9A-Z]{26}")
 
 P = Permission
 LOGIN_PATH = "/console/login"
@@ -271,12 +273,19 @@ async def _log_access(request: Request, response: Response, screen: str) -> None
     else:
         default = "view" if request.method in {"GET", "HEAD"} else "action"
         action = getattr(request.state, "access_action", default)
-    ids = [str(v)[:80] for v in request.path_params.values()]
+    # Only ids are logged as typed: a path segment that is not one (a phone number put in
+    # a URL by hand) is logged as such, never as its value.
+    ids = [
+        value if _ID.fullmatch(value) else "(not an id)"
+        for value in (str(v) for v in request.path_params.values())
+    ]
     subject = getattr(request.state, "access_subject", None) or (" ".join(ids) or None)
+    route = request.scope.get("route")
+    template = getattr(route, "path", None) or request.url.path
     detail = " · ".join(
         part
         for part in (
-            f"{request.method} {request.url.path} → {status}",
+            f"{request.method} {template} → {status}",
             getattr(request.state, "access_detail", ""),
         )
         if part

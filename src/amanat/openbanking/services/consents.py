@@ -349,6 +349,18 @@ class ConsentService:
 
         await self._end(consent_id, check, actor, "psu_withdrawn")
 
+    # -- operators ---------------------------------------------------------------------
+
+    async def revoke_by_operator(self, consent_id: str, actor: Actor) -> None:
+        """Risk ends a consent (a compromised TPP, a PSU's complaint by phone): revoked
+        and its tokens refused, like a PSU's withdrawal; the TPP hears ``consent.revoked``.
+        Revoking one already revoked changes nothing."""
+
+        def check(consent: Consent) -> None:
+            return None
+
+        await self._end(consent_id, check, actor, "operator_revoked")
+
     # -- resource access ---------------------------------------------------------------
 
     async def usable_for(self, token: BoundToken, kind: ConsentKind) -> Consent:

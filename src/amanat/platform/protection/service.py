@@ -17,6 +17,7 @@ from datetime import timedelta
 from amanat.kernel.clock import Clock
 from amanat.kernel.errors import Conflict, DomainError, InvalidInput, NotFound
 from amanat.kernel.ids import new_id
+from amanat.kernel.masking import redact_text
 from amanat.kernel.names import same_person_name
 from amanat.kernel.pakistan import parse_cnic, parse_iban, parse_raast_id
 from amanat.platform.audit import recorder as audit
@@ -467,6 +468,60 @@ class DataProtectionService:
                 target_type="data_subject",
                 target_id=subject_id,
                 payload={"partner_id": partner_id, "fields": sorted(set(fields))},
+            )
+        details = await self._details(record)
+        return SubjectDetails(
+            id=details.id,
+            partner_id=details.partner_id,
+            name=details.name,
+            iban=details.iban if "iban" in fields else None,
+            raast_id=details.raast_id if "raast_id" in fields else None,
+            cnic=details.cnic if "cnic" in fields else None,
+            bank_code=details.bank_code,
+            iban_last4=details.iban_last4,
+            erased=details.erased,
+        )
+
+    async def reveal_for_operator(
+        self, actor: Actor, subject_id: str, *, fields: tuple[str, ...], reason: str, context: str
+    ) -> SubjectDetails:
+        """An operator reads some of a person's identifiers in clear, with a reason.
+
+        Like :meth:`reveal_audited`, the audit record (operator, person, fields, reason,
+        and ``context``: the transaction the operator was looking at) commits before
+        anything is decrypted. The reason is required: "why did you look" is the first
+        question a reviewer asks.
+        """
+        unknown = [f for f in fields if f not in REVEALABLE_FIELDS]
+        if unknown or not fields:
+            raise InvalidInput(
+                f"Reveal some of {', '.join(REVEALABLE_FIELDS)}.", code="validation_error"
+            )
+        reason = reason.strip()
+        if not 10 <= len(reason) <= 500:
+            raise InvalidInput(
+                "Say why you need to see it (10 to 500 characters): a ticket or case "
+                "reference and the question you are answering.",
+                code="validation_error",
+            )
+        async with self._tx.write() as tx:
+            record = await tx.subjects.get(subject_id)
+            if record is None:
+                raise NotFound(f"No data subject '{subject_id[:40]}'.")
+            await audit.record(
+                tx,
+                self._clock,
+                actor,
+                "data_subject.revealed",
+                target_type="data_subject",
+                target_id=subject_id,
+                payload={
+                    "partner_id": record.partner_id,
+                    "fields": sorted(set(fields)),
+                    # Free text an operator typed: any identifier in it is masked too.
+                    "reason": redact_text(reason),
+                    "context": context[:80],
+                },
             )
         details = await self._details(record)
         return SubjectDetails(

@@ -215,10 +215,11 @@ def by_class(outcomes: list[ClassOutcome]) -> dict[str, ClassOutcome]:
 
 def test_the_shipped_policies_load() -> None:
     policies = load_policies()
-    assert policies.version == 1
+    assert policies.version == 2
     assert set(policies.policies) == {
         "oauth_artifacts",
         "operator_sessions",
+        "console_access_log",
         "idempotency_records",
         "webhook_deliveries",
         "data_subjects",
@@ -321,6 +322,7 @@ async def test_dry_run_reports_and_run_removes_exactly_what_is_due(
         "idempotency_records": (1, 0, 0),
         "data_subjects": (2, 0, 0),
         "webhook_deliveries": (0, 0, 0),
+        "console_access_log": (0, 0, 0),
     }
     for name in RETAINED:
         assert dry[name].action == "retain"
@@ -338,6 +340,7 @@ async def test_dry_run_reports_and_run_removes_exactly_what_is_due(
         "idempotency_records": (1, 1),
         "data_subjects": (2, 2),
         "webhook_deliveries": (0, 0),
+        "console_access_log": (0, 0),
     }
     after = await snapshot(box)
     assert after["authorization_codes"] == after["refresh_tokens"] == 1
@@ -360,8 +363,8 @@ async def test_dry_run_reports_and_run_removes_exactly_what_is_due(
 
     [record] = await retention_records(box)
     assert record.actor.id == "compliance"
-    assert record.target_id == "1"
-    assert record.payload["policy_version"] == 1
+    assert record.target_id == "2"
+    assert record.payload["policy_version"] == 2
     assert record.payload["classes"]["oauth_artifacts"] == {"due": 4, "done": 4, "held": 0}
     assert record.payload["classes"]["data_subjects"] == {"due": 2, "done": 2, "held": 0}
     assert not RETAINED & set(record.payload["classes"])
@@ -427,6 +430,7 @@ async def test_a_held_record_survives_until_its_hold_is_released(
         "data_subjects": (1, 1),
         "idempotency_records": (0, 0),
         "webhook_deliveries": (0, 0),
+        "console_access_log": (0, 0),
     }
     assert await count(box, refresh_tokens) == 1
     assert await oauth_left(box) == 1
