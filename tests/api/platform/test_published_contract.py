@@ -141,9 +141,34 @@ class _Sandbox:
             return value | {"password": admin["password"], "totp_code": code}
         return value
 
+    async def colleague(self) -> None:
+        """Sign in another operations operator: who opened a dispute and answered it for
+        the merchant may not also decide it (four eyes)."""
+        created = await self.container.operators.create_operator(
+            ACTOR,
+            email="colleague@sandbox.amanat.local",
+            name="Colleague",
+            roles=["operations"],
+            password=COLLEAGUE_PASSWORD,
+        )
+        code = pyotp.TOTP(created.totp_secret).at(self.container.clock.now())
+        login = await self.client.post(
+            "/operator/v1/login",
+            json={
+                "email": created.operator.email,
+                "password": COLLEAGUE_PASSWORD,
+                "totp_code": code,
+            },
+        )
+        assert login.status_code == 200, login.text
+        self.ids["csrf"] = login.json()["csrf_token"]
+
     async def send(
         self, method: str, path: str, media: str, value: Any, params: dict[str, Any]
     ) -> httpx.Response:
+        if path == "/operator/v1/disputes/{dispute_id}/decide" and "colleague" not in self.ids:
+            await self.colleague()  # the decision is the last example sent
+            self.ids["colleague"] = "yes"
         url = self.path(path)
         body = await self.body(method, path, value)
         if path.startswith("/oauth/"):
@@ -196,6 +221,8 @@ class _Sandbox:
             events = (await self.client.get("/v1/events", headers=self.bearer)).json()
             self.ids["event_id"] = events["data"][0]["id"]
 
+
+COLLEAGUE_PASSWORD = "colleague password 2026"
 
 # After the collection they name: its refund and its disputes.
 AFTER_THE_COLLECTION = ("/v1/refunds", "/v1/disputes", "/operator/v1/disputes")
