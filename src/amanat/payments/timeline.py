@@ -333,7 +333,9 @@ def _rail(payment: Payment, events: list[RailEventRow], jobs: list[JobRow]) -> l
         elif job.attempts:
             title = f"{what} job to be tried again ({tries} so far)"
         else:
-            title = f"{what} job queued"
+            # A follow-up is queued with the time it is due (its row's times are that),
+            # which can be later than everything else on the page.
+            title = f"{what} job due (not run yet)"
         facts = {"last_error": redact_text(job.last_error)[:160]} if job.last_error else {}
         found.append(
             TimelineEntry(
