@@ -1,10 +1,9 @@
-"""The console's part of the app: its screens (one router each), its tables and the
-access log every screen writes to."""
+"""The console's part of the app: its screens (one router each), its table, and the
+services its dashboard and alert inbox read through."""
 
 from __future__ import annotations
 
 from amanat.console import tables
-from amanat.console.access_log import AccessLog, AccessLogRows, SqlAccessLogRepository
 from amanat.console.alerts import AlertInbox, SqlAlertAckRepository
 from amanat.console.operations import OperationsBoard
 from amanat.console.routes import (
@@ -64,9 +63,6 @@ def _inbox(s: Services) -> AlertInbox:
 
 def include(registry: Registry) -> None:
     registry.add_tables(tables.TABLES)
-    registry.add_repository("console_access", SqlAccessLogRepository)
-    registry.add_retention_class("console_access_log", AccessLogRows)
-    registry.provide(AccessLog, lambda s: AccessLog(s.transactions, s.clock))
     registry.add_repository("alert_acks", SqlAlertAckRepository)
     registry.provide(AlertInbox, _inbox)
     registry.provide(OperationsBoard, _board)

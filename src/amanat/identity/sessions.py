@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import secrets
 from collections.abc import Awaitable, Callable
 
@@ -10,6 +11,7 @@ from fastapi.security import APIKeyCookie
 
 from amanat.identity.access import Permission
 from amanat.identity.services.operators import OperatorService, OperatorSession
+from amanat.platform.access_log import AccessEntry, AccessLog
 from amanat.platform.audit.domain import Actor
 from amanat.platform.http.client_address import client_ip
 from amanat.platform.http.context import current_request_id
@@ -43,7 +45,40 @@ async def current_operator(request: Request) -> OperatorSession:
         if not presented or not secrets.compare_digest(presented, session.session.csrf_token):
             raise ApiProblem("csrf_failed", status=403)
     request.state.operator = session
+    if request.url.path.startswith(OPERATOR_API) and request.url.path not in _NOT_LOGGED:
+        await _log_api_access(request, session)
     return session
+
+
+# The operator API's reads show what the console shows (every merchant's disputes, their
+# explanations and evidence, breaks, partners), so they are access-logged like its pages.
+# Console pages are logged by the console itself, with their status and what they showed.
+OPERATOR_API = "/operator/v1/"
+_NOT_LOGGED = frozenset({"/operator/v1/me", "/operator/v1/logout"})
+_ID = re.compile(r"[a-z]{2,4}_[0-9A-Z]{26}")
+
+
+async def _log_api_access(request: Request, session: OperatorSession) -> None:
+    ids = [
+        value if _ID.fullmatch(value) else "(not an id)"
+        for value in (str(v) for v in request.path_params.values())
+    ]
+    route = request.scope.get("route")
+    template = getattr(route, "path", None) or request.url.path
+    entry = AccessEntry(
+        operator_id=session.operator.id,
+        operator_email=session.operator.email,
+        action="view" if request.method in _SAFE_METHODS else "action",
+        screen="operator_api",
+        subject=" ".join(ids) or None,
+        detail=f"{request.method} {template}",
+        ip=client_ip(request),
+        user_agent=request.headers.get("user-agent"),
+        request_id=current_request_id(),
+    )
+    # Before the handler runs: nothing is answered that the log does not hold (a write
+    # the database refuses answers 503 with Retry-After, like any contention).
+    await find_service(request, AccessLog).record(entry)
 
 
 def require_permission(permission: Permission) -> Callable[..., Awaitable[OperatorSession]]:

@@ -14,6 +14,7 @@ from datetime import timedelta
 import httpx
 import structlog
 
+from amanat.platform.access_log import AccessLog, AccessLogRows, SqlAccessLogRepository
 from amanat.platform.audit.domain import Actor
 from amanat.platform.audit.health import AuditHealth
 from amanat.platform.audit.health_store import SqlAuditHealthRepository
@@ -215,6 +216,9 @@ def include(registry: Registry) -> None:
     registry.add_retention_class("data_subjects", DataSubjectRows)
     registry.add_retention_class("idempotency_records", IdempotencyRows)
     registry.add_repository("idempotency", SqlIdempotencyRepository)
+    registry.add_repository("access_log", SqlAccessLogRepository)
+    registry.add_retention_class("console_access_log", AccessLogRows)
+    registry.provide(AccessLog, lambda s: AccessLog(s.transactions, s.clock))
     registry.add_repository("leases", SqlLeaseRepository)
     registry.add_repository("outbox", SqlOutboxRepository)
     registry.provide(ChangeFeed, _change_feed)

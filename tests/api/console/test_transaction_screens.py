@@ -16,7 +16,7 @@ from tests.support.operators import NewClient, create_account
 
 from amanat.auth.domain import Caller
 from amanat.bootstrap import Container
-from amanat.console.tables import console_access_log
+from amanat.platform.access_log import console_access_log
 from amanat.platform.audit.tables import audit_log
 from amanat.platform.jobs.tables import outbox
 

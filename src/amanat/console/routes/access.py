@@ -9,8 +9,8 @@ from __future__ import annotations
 from fastapi import Request
 from fastapi.responses import Response
 
-from amanat.console.access_log import ACTIONS, AccessFilter, AccessLog
 from amanat.console.routes.common import P, Session, console_router, render, require
+from amanat.platform.access_log import ACTIONS, AccessFilter, AccessLog
 from amanat.platform.http.services import find_service
 
 router = console_router()

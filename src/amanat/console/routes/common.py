@@ -38,7 +38,6 @@ from fastapi.routing import APIRoute
 from fastapi.templating import Jinja2Templates
 from starlette.datastructures import FormData
 
-from amanat.console.access_log import AccessEntry, AccessLog
 from amanat.identity.access import (
     ROLE_PERMISSIONS,
     Permission,
@@ -47,6 +46,7 @@ from amanat.identity.services.operators import OperatorSession
 from amanat.identity.sessions import current_operator
 from amanat.kernel.clock import format_timestamp
 from amanat.kernel.errors import DomainError
+from amanat.platform.access_log import AccessEntry, AccessLog
 from amanat.platform.http.client_address import client_ip
 from amanat.platform.http.context import current_request_id
 from amanat.platform.http.errors import ApiProblem, domain_error_status

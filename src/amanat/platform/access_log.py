@@ -1,8 +1,10 @@
-"""Who looked at what in the console: every page view, search, reveal and action.
+"""Who looked at what: every console page view, search, reveal and action, and every
+operator API request.
 
-Written by the console's route class after each handler runs and before the page is
-sent, so no page leaves the server unlogged (if the write fails the operator gets an
-error page instead of the data). Searches by a personal identifier are logged with its
+The console's route class writes it after each handler runs and before the page is sent,
+so no page leaves the server unlogged (if the write fails the operator gets an error page
+instead of the data); the operator API's session check writes it before the handler runs
+(a failed write answers 503). Searches by a personal identifier are logged with its
 kind and a masked form (``phone ***4567``), never the value. Compliance, admins and
 auditors browse the log (``access_log.read``); reveals of personal data are in the audit
 chain too.
@@ -16,9 +18,41 @@ from datetime import datetime
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from amanat.console.tables import console_access_log
 from amanat.kernel.clock import Clock
+from amanat.platform.db.metadata import metadata
+from amanat.platform.db.types import UtcDateTime
 from amanat.platform.unit_of_work.sql import SqlTransactions
+
+# Every page an operator views and every search they make: identity, time, address and
+# what was viewed. Searches by a personal identifier record its kind and a masked form,
+# never the value. High volume, so kept apart from the audit chain; reveals of personal
+# data go to the audit chain as well.
+console_access_log = sa.Table(
+    "console_access_log",
+    metadata,
+    sa.Column(
+        "id",
+        sa.BigInteger().with_variant(sa.Integer, "sqlite"),
+        primary_key=True,
+        autoincrement=True,
+    ),
+    sa.Column("at", UtcDateTime(), nullable=False),
+    sa.Column("operator_id", sa.String(40), nullable=False),
+    sa.Column("operator_email", sa.String(254), nullable=False),
+    sa.Column("ip", sa.String(64), nullable=True),
+    sa.Column("user_agent", sa.String(200), nullable=True),
+    sa.Column("request_id", sa.String(64), nullable=True),
+    sa.Column("action", sa.String(24), nullable=False),  # view | search | reveal | action
+    sa.Column("screen", sa.String(40), nullable=False),
+    sa.Column("subject", sa.String(200), nullable=True),
+    sa.Column("detail", sa.String(500), nullable=True),
+)
+sa.Index("ix_console_access_log_at", console_access_log.c.at)
+sa.Index(
+    "ix_console_access_log_operator_at", console_access_log.c.operator_id, console_access_log.c.at
+)
+sa.Index("ix_console_access_log_subject", console_access_log.c.subject)
+
 
 ACTIONS = ("view", "search", "reveal", "action", "denied")
 
@@ -108,12 +142,12 @@ class AccessLog:
 
     async def record(self, entry: AccessEntry) -> None:
         async with self._tx.write() as tx:
-            await tx.console_access.add(entry, self._clock.now())
+            await tx.access_log.add(entry, self._clock.now())
 
     async def browse(self, where: AccessFilter, limit: int = 50) -> tuple[list[AccessRecord], bool]:
         """Newest first; the flag says whether older entries remain."""
         async with self._tx.read() as tx:
-            rows = await tx.console_access.browse(where, limit + 1)
+            rows = await tx.access_log.browse(where, limit + 1)
         return rows[:limit], len(rows) > limit
 
 
