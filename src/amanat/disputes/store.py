@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Sequence
 from datetime import date, datetime
 from typing import Any
@@ -20,7 +19,7 @@ from amanat.disputes.domain.disputes import (
 )
 from amanat.disputes.ports import EvidenceMeta, Transition
 from amanat.disputes.tables import dispute_evidence, dispute_transitions, disputes
-from amanat.platform.db.dialect import locked
+from amanat.platform.db.dialect import advisory_xact_lock, locked
 
 # Bound parameters per statement stay well under SQLite's and asyncpg's limits.
 _CHUNK = 500
@@ -127,12 +126,7 @@ class SqlDisputeRepository:
         self._conn = conn
 
     async def lock(self, key: str) -> None:
-        """PostgreSQL's advisory lock, keyed by the name's digest, until the transaction
-        ends; SQLite's single writer already serialises."""
-        if self._conn.dialect.name == "sqlite":
-            return
-        number = int.from_bytes(hashlib.sha256(key.encode()).digest()[:8], "big", signed=True)
-        await self._conn.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": number})
+        await advisory_xact_lock(self._conn, key)
 
     # -- disputes ---------------------------------------------------------------------------
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict
 from datetime import date, datetime
@@ -11,7 +10,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from amanat.platform.db.dialect import insert_if_absent, locked
+from amanat.platform.db.dialect import advisory_xact_lock, insert_if_absent, locked
 from amanat.reconciliation.domain.records import (
     BatchMember,
     Direction,
@@ -48,21 +47,12 @@ def _chunks(items: Sequence[Any], size: int = _CHUNK) -> Iterable[Sequence[Any]]
         yield items[start : start + size]
 
 
-async def _advisory_lock(conn: AsyncConnection, key: str) -> None:
-    """Hold ``key`` until the transaction ends, on every machine (PostgreSQL's advisory
-    lock, keyed by the name's digest). SQLite's single writer already serialises."""
-    if conn.dialect.name == "sqlite":
-        return
-    number = int.from_bytes(hashlib.sha256(key.encode()).digest()[:8], "big", signed=True)
-    await conn.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": number})
-
-
 class SqlSettlementRepository:
     def __init__(self, conn: AsyncConnection) -> None:
         self._conn = conn
 
     async def lock(self, key: str) -> None:
-        await _advisory_lock(self._conn, key)
+        await advisory_xact_lock(self._conn, key)
 
     async def lock_cycle(self, rail: str, business_date: date) -> CycleRow | None:
         row = (
@@ -262,7 +252,7 @@ class SqlReconciliationRepository:
         self._conn = conn
 
     async def lock(self, key: str) -> None:
-        await _advisory_lock(self._conn, key)
+        await advisory_xact_lock(self._conn, key)
 
     async def known_since(self, name: str) -> date | None:
         since: date | None = (

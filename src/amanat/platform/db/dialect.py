@@ -1,4 +1,4 @@
-"""The two statements whose spelling differs between SQLite and PostgreSQL, in one place."""
+"""The statements whose spelling differs between SQLite and PostgreSQL, in one place."""
 
 from __future__ import annotations
 
@@ -59,3 +59,12 @@ def stored_key(value: str, width: int) -> str:
         return value
     digest = base64.urlsafe_b64encode(hashlib.sha256(value.encode()).digest())
     return "~" + digest.decode("ascii").rstrip("=")
+
+
+async def advisory_xact_lock(conn: AsyncConnection, key: str) -> None:
+    """Hold ``key`` until the transaction ends, on every machine (PostgreSQL's advisory
+    lock, keyed by the name's digest). SQLite's single writer already serialises."""
+    if conn.dialect.name == "sqlite":
+        return
+    number = int.from_bytes(hashlib.sha256(key.encode()).digest()[:8], "big", signed=True)
+    await conn.execute(sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": number})
