@@ -44,7 +44,7 @@ from amanat.identity.access import (
 )
 from amanat.identity.services.operators import OperatorSession
 from amanat.identity.sessions import current_operator
-from amanat.kernel.clock import format_timestamp
+from amanat.kernel.clock import format_timestamp, parse_timestamp
 from amanat.kernel.errors import DomainError
 from amanat.platform.access_log import AccessEntry, AccessLog
 from amanat.platform.http.client_address import client_ip
@@ -303,6 +303,18 @@ async def _log_access(request: Request, response: Response, screen: str) -> None
             request_id=current_request_id(),
         )
     )
+
+
+def parse_before(before: str) -> tuple[datetime, str] | None:
+    """A list page's ``before`` link (``<time>|<id>`` of its last row), or None: a
+    malformed one starts from the newest rather than failing the page."""
+    if "|" not in before or len(before) > 120:
+        return None
+    at, _, row_id = before.partition("|")
+    try:
+        return parse_timestamp(at), row_id
+    except ValueError:
+        return None
 
 
 def require(session: OperatorSession, permission: Permission) -> None:

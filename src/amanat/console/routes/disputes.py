@@ -5,8 +5,6 @@ checks the transition, moves the money and audits it."""
 
 from __future__ import annotations
 
-from datetime import datetime
-
 from fastapi import Request
 from fastapi.responses import Response
 
@@ -15,6 +13,7 @@ from amanat.console.routes.common import (
     Session,
     console_router,
     note_access,
+    parse_before,
     render,
     require,
     see_other,
@@ -23,7 +22,6 @@ from amanat.console.routes.common import (
 from amanat.disputes.domain.disputes import REASONS, DisputeStatus, Opener
 from amanat.disputes.services.disputes import DisputeService
 from amanat.identity.sessions import operator_actor
-from amanat.kernel.clock import parse_timestamp
 from amanat.kernel.errors import DomainError, InvalidInput
 from amanat.platform.http.errors import domain_error_status
 from amanat.platform.http.services import find_service
@@ -34,16 +32,6 @@ PAGE_SIZE = 50
 STATUSES = [s.value for s in DisputeStatus]
 
 
-def _cursor(before: str) -> tuple[datetime, str] | None:
-    if "|" not in before or len(before) > 120:
-        return None
-    at, _, dispute_id = before.partition("|")
-    try:
-        return parse_timestamp(at), dispute_id
-    except ValueError:
-        return None
-
-
 @router.get("/disputes")
 async def disputes(
     request: Request, session: Session, status: str = "", before: str = ""
@@ -51,7 +39,7 @@ async def disputes(
     require(session, P.DISPUTES_READ)
     status = status if status in STATUSES else ""
     page = await find_service(request, DisputeService).list(
-        status=status or None, cursor=_cursor(before), limit=PAGE_SIZE
+        status=status or None, cursor=parse_before(before), limit=PAGE_SIZE
     )
     older = f"{page.next_cursor[0].isoformat()}|{page.next_cursor[1]}" if page.next_cursor else None
     return render(

@@ -6,8 +6,6 @@ goes through the same audited use case as the operator API, with its reason.
 
 from __future__ import annotations
 
-from datetime import datetime
-
 from fastapi import Request
 from fastapi.responses import Response
 
@@ -15,12 +13,12 @@ from amanat.console.routes.common import (
     P,
     Session,
     console_router,
+    parse_before,
     render,
     require,
     text_field,
 )
 from amanat.identity.sessions import operator_actor
-from amanat.kernel.clock import parse_timestamp
 from amanat.kernel.errors import DomainError
 from amanat.platform.http.errors import domain_error_status
 from amanat.platform.http.services import find_service
@@ -41,20 +39,13 @@ async def _page(
     notice: str | None = None,
     error: str | None = None,
 ) -> Response:
-    cursor: tuple[datetime, str] | None = None
-    if "|" in before and len(before) <= 120:
-        at, _, break_id = before.partition("|")
-        try:
-            cursor = (parse_timestamp(at), break_id)
-        except ValueError:
-            cursor = None
     rows, more = await find_service(request, ReconciliationService).breaks(
         status=status_filter or None,
         kind=None,
         source=None,
         payment_id=None,
         limit=PAGE_SIZE,
-        before=cursor,
+        before=parse_before(before),
     )
     last = rows[-1] if rows else None
     return render(
