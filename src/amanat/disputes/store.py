@@ -20,6 +20,7 @@ from amanat.disputes.domain.disputes import (
 from amanat.disputes.ports import EvidenceMeta, Transition
 from amanat.disputes.tables import dispute_evidence, dispute_transitions, disputes
 from amanat.platform.db.dialect import advisory_xact_lock, locked
+from amanat.platform.db.paging import newest_first
 
 # Bound parameters per statement stay well under SQLite's and asyncpg's limits.
 _CHUNK = 500
@@ -184,17 +185,8 @@ class SqlDisputeRepository:
         ):
             if value is not None:
                 query = query.where(column == value)
-        if before is not None:
-            at, last_id = before
-            query = query.where(
-                sa.or_(
-                    disputes.c.created_at < at,
-                    sa.and_(disputes.c.created_at == at, disputes.c.id < last_id),
-                )
-            )
-        rows = await self._conn.execute(
-            query.order_by(disputes.c.created_at.desc(), disputes.c.id.desc()).limit(limit)
-        )
+        query = newest_first(query, disputes.c.created_at, disputes.c.id, before)
+        rows = await self._conn.execute(query.limit(limit))
         return [_dispute(r) for r in rows]
 
     async def overdue(self, today: date, limit: int) -> list[str]:

@@ -11,6 +11,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from amanat.platform.db.dialect import advisory_xact_lock, insert_if_absent, locked
+from amanat.platform.db.paging import newest_first
 from amanat.reconciliation.domain.records import (
     BatchMember,
     Direction,
@@ -153,15 +154,7 @@ class SqlSettlementRepository:
             query = query.where(settlements.c.partner_id == partner_id)
         if business_date is not None:
             query = query.where(settlements.c.business_date == business_date)
-        if before is not None:
-            at, last_id = before
-            query = query.where(
-                sa.or_(
-                    settlements.c.created_at < at,
-                    sa.and_(settlements.c.created_at == at, settlements.c.id < last_id),
-                )
-            )
-        query = query.order_by(settlements.c.created_at.desc(), settlements.c.id.desc())
+        query = newest_first(query, settlements.c.created_at, settlements.c.id, before)
         rows = await self._conn.execute(query.limit(limit))
         return [SettlementRow(**r._mapping) for r in rows]
 
@@ -308,20 +301,10 @@ class SqlReconciliationRepository:
         return ImportRow(**row._mapping) if row else None
 
     async def imports(self, *, limit: int, before: tuple[datetime, str] | None) -> list[ImportRow]:
-        query = recon_imports.select()
-        if before is not None:
-            at, last_id = before
-            query = query.where(
-                sa.or_(
-                    recon_imports.c.created_at < at,
-                    sa.and_(recon_imports.c.created_at == at, recon_imports.c.id < last_id),
-                )
-            )
-        rows = await self._conn.execute(
-            query.order_by(recon_imports.c.created_at.desc(), recon_imports.c.id.desc()).limit(
-                limit
-            )
+        query = newest_first(
+            recon_imports.select(), recon_imports.c.created_at, recon_imports.c.id, before
         )
+        rows = await self._conn.execute(query.limit(limit))
         return [ImportRow(**r._mapping) for r in rows]
 
     # -- the other side's records --------------------------------------------------------
@@ -584,15 +567,6 @@ class SqlReconciliationRepository:
         ):
             if value is not None:
                 query = query.where(column == value)
-        if before is not None:
-            at, last_id = before
-            query = query.where(
-                sa.or_(
-                    recon_breaks.c.opened_at < at,
-                    sa.and_(recon_breaks.c.opened_at == at, recon_breaks.c.id < last_id),
-                )
-            )
-        rows = await self._conn.execute(
-            query.order_by(recon_breaks.c.opened_at.desc(), recon_breaks.c.id.desc()).limit(limit)
-        )
+        query = newest_first(query, recon_breaks.c.opened_at, recon_breaks.c.id, before)
+        rows = await self._conn.execute(query.limit(limit))
         return [BreakRow(**r._mapping) for r in rows]

@@ -10,6 +10,7 @@ from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from amanat.kernel.pagination import Page
+from amanat.platform.db.paging import newest_first
 from amanat.webhooks.domain.endpoints import Attempt, Delivery, DeliveryStatus, WebhookEndpoint
 from amanat.webhooks.ports import DeliveryFilter, EventFilter, StoredEvent
 from amanat.webhooks.tables import events, webhook_attempts, webhook_deliveries, webhook_endpoints
@@ -53,15 +54,7 @@ _ANY_DUE = sa.select(
 
 
 def _newest_first(table: sa.Table, stmt: Any, before: tuple[datetime, str] | None) -> Any:
-    if before is not None:
-        at, row_id = before
-        stmt = stmt.where(
-            sa.or_(
-                table.c.created_at < at,
-                sa.and_(table.c.created_at == at, table.c.id < row_id),
-            )
-        )
-    return stmt.order_by(table.c.created_at.desc(), table.c.id.desc())
+    return newest_first(stmt, table.c.created_at, table.c.id, before)
 
 
 def _event(row: Any) -> StoredEvent:
