@@ -194,6 +194,12 @@ async def _close_change_feed(s: Services) -> None:
         await feed.close()
 
 
+async def _write_replay_counts(s: Services) -> None:
+    idempotency = s.built(IdempotencyService)
+    if idempotency is not None:
+        await idempotency.replay_counts.close()
+
+
 async def _ensure_data_keys(s: Services) -> None:
     from amanat.platform.audit.domain import SYSTEM
 
@@ -223,6 +229,7 @@ def include(registry: Registry) -> None:
     registry.add_repository("outbox", SqlOutboxRepository)
     registry.provide(ChangeFeed, _change_feed)
     registry.add_shutdown(_close_change_feed)
+    registry.add_shutdown(_write_replay_counts)
     registry.provide(DataProtectionService, _protection)
     registry.provide(AuditIntegrityService, _audit_integrity)
     registry.build_eagerly(DataProtectionService)  # the sandbox master key file

@@ -26,6 +26,7 @@ from amanat.kernel.clock import FrozenClock
 from amanat.kernel.search import SearchField, SearchQuery
 from amanat.kernel.timeline import TimelineEntry
 from amanat.platform.audit.domain import Actor
+from amanat.platform.idempotency.service import IdempotencyService
 from amanat.platform.jobs.runtime import JobRuntime
 from amanat.platform.search import SearchService
 from amanat.platform.settings import Settings
@@ -115,6 +116,8 @@ class World:
             self.clock.advance(seconds=6)
 
     async def timeline(self, subject_id: str) -> Timeline:
+        # Replays are counted a moment later (platform/idempotency/replay_counts.py).
+        await self.container.get(IdempotencyService).flush_replay_counts()
         return await self.container.get(TimelineService).timeline(subject_id)
 
 

@@ -65,10 +65,10 @@ class IdempotencyRepository(Protocol):
         """Remove the key's record if it has expired; whether one was removed."""
         ...
 
-    async def count_replay(self, client_id: str, key: str, at: datetime) -> bool:
-        """Count one replay of the key's stored answer (``replays`` + 1, ``last_replayed_at``),
-        in one statement of its own that never waits for a lock: False when the row (or, on
-        SQLite, the database) was locked and nothing was counted."""
+    async def count_replays(self, counts: list[tuple[str, str, int, datetime]]) -> None:
+        """Add to keys' replay counts: ``(client_id, key, replays, time of the last)``
+        (``replays`` + n, ``last_replayed_at``), in the order given. A row another
+        transaction holds may be skipped (PostgreSQL): counting is best effort."""
         ...
 
 

@@ -30,6 +30,7 @@ from amanat.kernel.errors import Contention
 from amanat.platform.crypto.field_cipher import FieldContext
 from amanat.platform.db.ports import UnitOfWork
 from amanat.platform.idempotency.ports import IdempotencyRecord, IdempotencyTx
+from amanat.platform.idempotency.replay_counts import ReplayCounts
 from amanat.platform.protection.service import DataProtectionService
 
 log = structlog.get_logger("amanat.idempotency")
@@ -121,6 +122,7 @@ class IdempotencyService:
         self._clock = clock
         self._protection = protection
         self._retries = contention_retries
+        self.replay_counts = ReplayCounts(transactions, clock)
         self.read_before_claim = read_before_claim
         """Whether a batched write reads its key before it joins a batch (see
         platform/idempotency/protocol.py)."""
@@ -227,20 +229,14 @@ class IdempotencyService:
 
     async def count_replay(self, record: IdempotencyRecord) -> bool:
         """Count that the key's stored answer was given again (the timeline shows how
-        often, and when last). Best effort, and never in the replay's way: one UPDATE
-        that commits by itself and waits for no lock (a key held by another request, or
-        SQLite's write lock held by a payout, and the replay goes uncounted); any failure
-        is logged, never raised. Whether it was counted."""
-        try:
-            # The one write outside write(): a statement of its own, so that it joins no
-            # transaction and queues behind no writer.
-            async with self._tx.lookup() as tx:
-                return await tx.idempotency.count_replay(
-                    record.client_id, record.key, self._clock.now()
-                )
-        except Exception:
-            log.warning("idempotency_replay_not_counted", exc_info=True)
-            return False
+        often, and when last). Best effort, and never in the replay's way: the count is
+        kept in memory and written a moment later with others (replay_counts.py); any
+        failure is logged, never raised. Whether it was taken."""
+        return self.replay_counts.add(record.client_id, record.key)
+
+    async def flush_replay_counts(self) -> int:
+        """Write the replay counts waiting in this process now (tests, shutdown)."""
+        return await self.replay_counts.flush()
 
     async def answer_key(self) -> str:
         """The key stored answers are sealed under now (read once for a whole batch)."""

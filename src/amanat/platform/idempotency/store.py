@@ -7,7 +7,6 @@ from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from amanat.platform.db.dialect import insert_if_absent
@@ -28,13 +27,13 @@ _DELETE_EXPIRED = _table.delete().where(
     _c.id == sa.bindparam("p_id"), _c.expires_at < sa.bindparam("p_now")
 )
 _REPLAYED = {
-    "replays": _c.replays + 1,
+    "replays": _c.replays + sa.bindparam("p_n", type_=sa.Integer()),
     "last_replayed_at": sa.bindparam("p_at", type_=UtcDateTime()),
 }
-# SQLite: the statement runs with no busy wait (see count_replay).
-_COUNT_REPLAY = _table.update().where(_c.id == sa.bindparam("p_id")).values(_REPLAYED)
+# SQLite: one writer at a time; the write lock is what the flush waits for.
+_COUNT_REPLAYS = _table.update().where(_c.id == sa.bindparam("p_id")).values(_REPLAYED)
 # PostgreSQL: a row another transaction holds is skipped, not waited for.
-_COUNT_REPLAY_UNLESS_LOCKED = (
+_COUNT_REPLAYS_UNLESS_LOCKED = (
     _table.update()
     .where(
         _c.id
@@ -186,27 +185,21 @@ class SqlIdempotencyRepository:
         params = {"p_id": record_id(client_id, key), "p_now": now}
         return bool((await self._conn.execute(_DELETE_EXPIRED, params)).rowcount)
 
-    async def count_replay(self, client_id: str, key: str, at: datetime) -> bool:
-        """One UPDATE that never waits: PostgreSQL skips a row another transaction holds
-        (SKIP LOCKED); SQLite, whose one write lock every payout takes, gives up at once
-        when another connection holds it (busy timeout 0 for this statement, the
-        connection's own put back after). Run on a connection outside any transaction
-        (``lookup()``), so the statement commits by itself."""
-        params = {"p_id": record_id(client_id, key), "p_at": at}
-        if self._conn.dialect.name != "sqlite":
-            result = await self._conn.execute(_COUNT_REPLAY_UNLESS_LOCKED, params)
-            return bool(result.rowcount)
-        waited = (await self._conn.exec_driver_sql("PRAGMA busy_timeout")).scalar()
-        await self._conn.exec_driver_sql("PRAGMA busy_timeout = 0")
-        try:
-            result = await self._conn.execute(_COUNT_REPLAY, params)
-        except OperationalError as exc:
-            if "locked" in str(exc.orig) or "busy" in str(exc.orig):
-                return False
-            raise
-        finally:
-            await self._conn.exec_driver_sql(f"PRAGMA busy_timeout = {int(waited or 0)}")
-        return bool(result.rowcount)
+    async def count_replays(self, counts: list[tuple[str, str, int, datetime]]) -> None:
+        """Add replays to keys' counts: ``(client_id, key, replays, time of the last)``,
+        in the order given; on PostgreSQL a row another transaction holds is skipped."""
+        if not counts:
+            return
+        statement = (
+            _COUNT_REPLAYS if self._conn.dialect.name == "sqlite" else _COUNT_REPLAYS_UNLESS_LOCKED
+        )
+        await self._conn.execute(
+            statement,
+            [
+                {"p_id": record_id(client_id, key), "p_n": n, "p_at": at}
+                for client_id, key, n, at in counts
+            ],
+        )
 
 
 class IdempotencyRows:
