@@ -44,6 +44,15 @@ PREFIXES: dict[str, str] = {
 _ID_RE = re.compile(r"^(?P<prefix>[a-z]{2,4})_(?P<ulid>[0-9A-HJKMNP-TV-Z]{26})$")
 
 
+class MintedId(str):
+    """An id this process minted itself (a prefix and a random ULID), marked so: it can hold
+    no personal data or secret, so masking passes it unchanged (masking one could only
+    break its correlation with the same id elsewhere). An id a client sent, however it
+    looks, stays a plain ``str`` and is masked."""
+
+    __slots__ = ()
+
+
 def new_id(kind: str) -> str:
     """A new id for an object kind listed in :data:`PREFIXES`."""
     return f"{PREFIXES[kind]}_{ULID()}"

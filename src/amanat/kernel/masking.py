@@ -59,6 +59,8 @@ from types import MappingProxyType
 from typing import Any, Final
 from urllib.parse import unquote
 
+from amanat.kernel.ids import MintedId
+
 __all__ = [
     "KEYED_MASKERS",
     "REDACTED",
@@ -686,7 +688,7 @@ def _mask_value(key: str | None, value: object, depth: int) -> object:
         if named_code and isinstance(value, str) and not _is_error_code(value):
             return REDACTED
     if isinstance(value, str):
-        return redact_text(value)
+        return value if type(value) is MintedId else redact_text(value)
     if isinstance(value, Mapping):
         return _mask_mapping(value, depth + 1)
     if isinstance(value, list | tuple | set | frozenset):

@@ -17,6 +17,7 @@ from typing import Any
 import structlog
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from amanat.kernel.ids import MintedId
 from amanat.platform.http.context import accept_or_generate_request_id, request_id_var
 from amanat.platform.http.errors import internal_error_response, problem_response
 from amanat.platform.http.input_guard import (
@@ -123,9 +124,13 @@ class ContractMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        request_id = accept_or_generate_request_id(_header(scope, b"x-request-id"))
+        sent_id = _header(scope, b"x-request-id")
+        request_id = accept_or_generate_request_id(sent_id)
         token = request_id_var.set(request_id)
-        structlog.contextvars.bind_contextvars(request_id=request_id)
+        # An id minted here is logged as it is; one the client sent is masked like any text.
+        structlog.contextvars.bind_contextvars(
+            request_id=request_id if request_id == sent_id else MintedId(request_id)
+        )
         started = time.perf_counter()
         status_holder: dict[str, Any] = {"status": None, "overflow": False, "replaced": False}
         path = scope.get("path", "")

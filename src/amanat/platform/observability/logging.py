@@ -3,9 +3,11 @@
 One pipeline serves both kinds of log call:
 
 * ``structlog`` loggers (:func:`get_logger`) run the shared processors (context variables
-  such as ``request_id``, level, logger name, UTC ISO timestamp, exception formatting) and
-  then :func:`mask_event_dict`, *before* the event leaves structlog. So even a handler we do
-  not own (pytest's ``caplog``) only ever sees masked data.
+  such as ``request_id``, level, logger name, UTC ISO timestamp, exception formatting),
+  then :func:`mask_event_dict`, then the renderer, and write the line themselves (to the
+  handler's stream, under its lock): they never become standard-library records. That
+  path runs for every request (the ``http_request`` line), and the standard library's
+  record, caller lookup, handler and formatter cost twice as much as all the rest.
 * Standard-library records (uvicorn, alembic, SQLAlchemy, anything using ``logging``) reach
   the root logger's handler, whose :class:`structlog.stdlib.ProcessorFormatter` runs the
   same processors on them, masking included.
@@ -36,6 +38,7 @@ import orjson
 import structlog
 from structlog.typing import EventDict, Processor, WrappedLogger
 
+from amanat.kernel.ids import MintedId
 from amanat.kernel.masking import is_sensitive_key, mask_value, masker_for_key, redact_text
 
 if TYPE_CHECKING:
@@ -117,9 +120,10 @@ def mask_event_dict(_logger: WrappedLogger, _method_name: str, event_dict: Event
             continue
         if isinstance(key, str) and _plain_key(key):
             kind = type(value)
-            # Under a plain key, numbers and None pass unchanged (integers are never
-            # masked by shape), and a string is masked by its shape alone, remembered.
-            if value is None or kind is int or kind is float or kind is bool:
+            # Under a plain key, numbers, None and ids minted here pass unchanged (integers
+            # are never masked by shape), and a string is masked by its shape alone,
+            # remembered.
+            if value is None or kind is int or kind is float or kind is bool or kind is MintedId:
                 continue
             if kind is str and len(value) <= _MEMO_MAX_LENGTH:
                 event_dict[key] = _masked_text(key, value)
@@ -129,9 +133,7 @@ def mask_event_dict(_logger: WrappedLogger, _method_name: str, event_dict: Event
 
 
 def _finish_foreign(logger: WrappedLogger, method_name: str, event_dict: EventDict) -> EventDict:
-    """Format and mask a standard-library record; structlog events are already masked."""
-    if event_dict.get("_from_structlog"):
-        return event_dict
+    """Format and mask a standard-library record."""
     event_dict = structlog.processors.format_exc_info(logger, method_name, event_dict)
     return mask_event_dict(logger, method_name, event_dict)
 
@@ -180,6 +182,20 @@ class _StreamHandler(logging.Handler):
         except Exception:  # noqa: BLE001 - reported by handleError, without the record
             self.handleError(record)
 
+    def write_line(self, line: str) -> None:
+        """A line structlog rendered: one write and a flush, under the handler's lock."""
+        try:
+            target = self.target
+            stream = target.passthrough() if isinstance(target, JsonStderr) else target
+            with self.lock or contextlib.nullcontext():
+                stream.write(line + "\n")
+                stream.flush()
+        except RecursionError:
+            raise
+        except Exception as error:  # noqa: BLE001 - a broken stream must not break the caller
+            with contextlib.suppress(Exception):
+                sys.__stderr__.write(f"--- logging error: {type(error).__name__} ---\n")  # type: ignore[union-attr]
+
     def handleError(self, record: logging.LogRecord) -> None:
         # logging's default prints the record's message and arguments, unmasked. Say only
         # that something went wrong and where.
@@ -194,23 +210,31 @@ class _StreamHandler(logging.Handler):
             )
 
 
-class _Formatter(structlog.stdlib.ProcessorFormatter):
-    """structlog's ProcessorFormatter, without its work that structlog's own events do not
-    need: the base class copies every record (so that it may rewrite the copy's message)
-    and then formats the copy once more through ``logging.Formatter``; an event dict that
-    structlog already processed and masked is only rendered here, the record untouched.
-    Standard-library records take the base class's way."""
+class _LineLogger:
+    """structlog's last step: the rendered line, written to the root handler's stream."""
 
-    def format(self, record: logging.LogRecord) -> str:
-        event = record.msg
-        logger = getattr(record, "_logger", None)
-        if not isinstance(event, dict) or logger is None or record.args:
-            return super().format(record)
-        rendered: Any = {**event, "_record": record, "_from_structlog": True}
-        method_name = getattr(record, "_name", record.levelname.lower())
-        for processor in self.processors:
-            rendered = processor(self.logger or logger, method_name, rendered)
-        return cast(str, rendered)
+    __slots__ = ("_handler", "name")
+
+    def __init__(self, name: str, handler: _StreamHandler) -> None:
+        self.name = name
+        self._handler = handler
+
+    def msg(self, line: str) -> None:
+        self._handler.write_line(line)
+
+    debug = info = warning = warn = error = err = critical = exception = fatal = log = msg
+
+
+class _LineLoggerFactory:
+    """Names loggers as structlog's standard-library factory does (the given name, else
+    the calling module's), and writes their lines through ``handler``."""
+
+    def __init__(self, handler: _StreamHandler) -> None:
+        self._handler = handler
+        self._names = structlog.stdlib.LoggerFactory(ignore_frame_names=[__name__])
+
+    def __call__(self, *args: Any) -> _LineLogger:
+        return _LineLogger(self._names(*args).name, self._handler)
 
 
 def _isatty(stream: IO[str] | None) -> bool:
@@ -253,36 +277,34 @@ def configure_logging(*, json: bool, level: str = "INFO", stream: IO[str] | None
             )
         ]
 
+    handler = _StreamHandler(stream)
+    handler.setFormatter(
+        structlog.stdlib.ProcessorFormatter(
+            foreign_pre_chain=pre_chain,
+            processors=[
+                _finish_foreign,
+                structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+                *renderers,
+            ],
+        )
+    )
     structlog.configure(
         processors=[
-            structlog.stdlib.filter_by_level,
             structlog.contextvars.merge_contextvars,
             structlog.stdlib.add_logger_name,
             structlog.stdlib.add_log_level,
-            structlog.stdlib.PositionalArgumentsFormatter(),
             timestamper,
             structlog.processors.StackInfoRenderer(),
             structlog.processors.format_exc_info,
             mask_event_dict,
-            structlog.stdlib.ProcessorFormatter.wrap_for_formatter,
+            *renderers,
         ],
-        logger_factory=structlog.stdlib.LoggerFactory(),
-        wrapper_class=structlog.stdlib.BoundLogger,
+        logger_factory=_LineLoggerFactory(handler),
+        wrapper_class=structlog.make_filtering_bound_logger(level_number),
         # Not cached: module-level loggers then follow a later configure_logging() call,
         # and structlog.testing.capture_logs() keeps working in tests.
         cache_logger_on_first_use=False,
     )
-
-    formatter = _Formatter(
-        foreign_pre_chain=pre_chain,
-        processors=[
-            _finish_foreign,
-            structlog.stdlib.ProcessorFormatter.remove_processors_meta,
-            *renderers,
-        ],
-    )
-    handler = _StreamHandler(stream)
-    handler.setFormatter(formatter)
 
     root = logging.getLogger()
     for old in [h for h in root.handlers if getattr(h, _HANDLER_FLAG, False)]:
@@ -343,6 +365,11 @@ class JsonStderr(io.TextIOBase):
 
     def flush(self) -> None:
         self._original.flush()
+
+    def passthrough(self) -> IO[str] | JsonStderr:
+        """Where a line already rendered as JSON may go directly: the original stream,
+        unless part of a line written here still waits for its end."""
+        return self if self._pending else self._original
 
     def isatty(self) -> bool:
         return False

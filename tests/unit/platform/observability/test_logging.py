@@ -13,6 +13,7 @@ import structlog
 from hypothesis import given
 from hypothesis import strategies as st
 
+from amanat.kernel.ids import MintedId
 from amanat.kernel.masking import mask_value
 from amanat.platform.observability.logging import (
     BoundOnce,
@@ -291,15 +292,21 @@ def test_level_filters_and_unknown_level_is_refused() -> None:
         configure_logging(json=True, level="LOUD")
 
 
-def test_caplog_sees_masked_structlog_events(caplog: pytest.LogCaptureFixture) -> None:
-    configure_logging(json=True, stream=io.StringIO())
+def test_structlog_events_are_written_masked_without_the_standard_library(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """structlog events are rendered and written by structlog itself (the request path's
+    cost): a standard-library handler never sees them, and the line is masked."""
+    stream = io.StringIO()
+    configure_logging(json=True, stream=stream)
     with caplog.at_level(logging.INFO):
-        get_logger("amanat.test").info("payment", iban=IBAN, password=PASSWORD)
-    (record,) = [r for r in caplog.records if r.name == "amanat.test"]
-    assert isinstance(record.msg, dict)
-    assert record.msg["iban"] == IBAN_MASKED
-    assert record.msg["password"] == "[redacted]"
-    _assert_clean(caplog.text)
+        get_logger("amanat.test").info("payment %s", "made", iban=IBAN, password=PASSWORD)
+    assert not [r for r in caplog.records if r.name == "amanat.test"]
+    (line,) = _lines(stream)
+    assert line["event"] == "payment made"
+    assert line["logger"] == "amanat.test" and line["level"] == "info"
+    assert line["iban"] == IBAN_MASKED and line["password"] == "[redacted]"
+    _assert_clean(stream.getvalue())
 
 
 def test_default_stream_is_the_current_stderr(capsys: pytest.CaptureFixture[str]) -> None:
@@ -361,3 +368,20 @@ def test_a_logger_bound_once_follows_every_reconfiguration() -> None:
     assert [event["event"] for event in captured] == ["two"]
     assert [json.loads(line)["event"] for line in second.getvalue().splitlines()] == ["three"]
     _assert_clean(first.getvalue())
+
+
+def test_an_id_minted_here_is_logged_as_it_is_and_one_sent_in_is_masked(
+    json_stream: io.StringIO,
+) -> None:
+    # A ULID may by chance hold a run of digits shaped like a phone number.
+    shaped = "req_03001234567ABCDEFGHJKMNP"
+    log = get_logger("amanat.test")
+    structlog.contextvars.bind_contextvars(request_id=MintedId(shaped))
+    log.info("minted")
+    structlog.contextvars.bind_contextvars(request_id=shaped)
+    log.info("sent_in")
+    minted, sent_in = _lines(json_stream)
+    assert minted["request_id"] == shaped
+    assert sent_in["request_id"] != shaped and "3001234567" not in sent_in["request_id"]
+    assert mask_value("note", MintedId(shaped)) == shaped
+    assert mask_value("iban", MintedId(IBAN)) == IBAN_MASKED, "a personal key masks it anyway"
