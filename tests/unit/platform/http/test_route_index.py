@@ -105,3 +105,25 @@ def test_a_router_holding_more_than_api_routes_is_never_skipped() -> None:
         patterns = [route._path_pattern() for route in indexed]
     assert patterns[0] is not None and patterns[1] is not None
     assert patterns[2] is None  # the mount: FastAPI's own matching decides
+
+
+def test_every_path_of_a_small_alphabet_is_routed_as_fastapi_routes_it() -> None:
+    """The first router that may hold a path is found for all routers at once; every
+    route, 405, redirect and 404 must come out as FastAPI's own walk gives it."""
+    segments = ["v1", "payments", "pay_1", "history", "banks", "items", "12", "files"]
+    paths = ["/"] + [f"/{a}" for a in segments]
+    paths += [f"/{a}/{b}" for a in segments for b in segments]
+    paths += [f"/v1/{a}/{b}" for a in segments for b in segments]
+    paths += [f"/v1/payments/pay_1/{a}" for a in segments] + ["/v1/payments/pay_1/history/"]
+    plain, _ = _app(indexed=False)
+    indexed, _ = _app(indexed=True)
+    with TestClient(plain) as a, TestClient(indexed) as b:
+        for method in ("GET", "POST"):
+            for path in paths:
+                expected = a.request(method, path, follow_redirects=False)
+                got = b.request(method, path, follow_redirects=False)
+                assert (got.status_code, got.headers.get("location"), got.content) == (
+                    expected.status_code,
+                    expected.headers.get("location"),
+                    expected.content,
+                ), (method, path)
