@@ -47,6 +47,7 @@ from limits.storage import storage_from_string
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
+from amanat.platform.ratelimit.memory_storage import SweptMemoryStorage
 from amanat.platform.ratelimit.names import LOCKOUT, MAX_FAILED_LOGINS, PARTNER_RATE_LIMIT_POLICIES
 
 log = structlog.get_logger("amanat.ratelimit")
@@ -198,7 +199,11 @@ class RateLimiter:
                 # One immediate retry for a dropped pooled connection, no backoff sleeps.
                 retry=Retry(NoBackoff(), retries=1),
             )
-        storage = storage_from_string(uri, **options)
+        storage = (
+            SweptMemoryStorage(wrap_exceptions=True)
+            if scheme == "memory"
+            else storage_from_string(uri, **options)
+        )
         if not isinstance(storage, Storage):  # pragma: no cover - guarded by the scheme
             raise ValueError(f"not an async rate-limit storage: {uri}")
         self._storage: Storage = storage
