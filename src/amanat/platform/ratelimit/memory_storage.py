@@ -31,7 +31,7 @@ class SweptMemoryStorage(MemoryStorage):
         self.sweeps_started = 0
         self._next_sweep = 0.0
 
-    async def _MemoryStorage__schedule_expiry(self) -> None:  # noqa: N802 - limits' hook
+    async def _MemoryStorage__schedule_expiry(self) -> None:
         now = time.monotonic()
         if now < self._next_sweep:
             return
