@@ -1,5 +1,6 @@
-"""The codec remembers signature checks, never the decision: expiry and key status are
-checked on every request."""
+"""The codec remembers signature checks, and tokens whose every claim held; expiry and key
+status are checked on every request, and a token refused for a claim is never remembered
+as accepted."""
 
 from __future__ import annotations
 
@@ -112,3 +113,45 @@ async def test_the_cache_is_bounded(
         claims = _claims(clock) | {"jti": f"tok_{n}"}
         await codec.verify(await codec.sign(claims))
     assert len(codec._verified) == 3
+    assert len(codec._accepted) == 3
+
+
+@pytest.mark.parametrize(
+    "past_expiry", [0, tokens.VERIFY_LEEWAY_SECONDS, 1 + tokens.VERIFY_LEEWAY_SECONDS]
+)
+async def test_a_remembered_token_expires_at_the_second_a_fresh_check_would_say(
+    world: tuple[JwtAccessTokenCodec, FrozenClock, list[tokens.SigningKey]],
+    past_expiry: int,
+) -> None:
+    codec, clock, keys = world
+    token = await codec.sign(_claims(clock, ttl=60))
+    await codec.verify(token)
+    clock.advance(seconds=60 + past_expiry)
+    fresh = JwtAccessTokenCodec(codec._ring, issuer=ISSUER, audience=ISSUER, clock=clock)
+    outcomes = []
+    for verifying in (codec, fresh):
+        try:
+            await verifying.verify(token)
+            outcomes.append("accepted")
+        except InvalidToken:
+            outcomes.append("refused")
+    assert outcomes[0] == outcomes[1]
+    assert outcomes[0] == ("refused" if past_expiry >= tokens.VERIFY_LEEWAY_SECONDS else "accepted")
+
+
+async def test_a_token_refused_for_its_claims_is_refused_again_not_remembered(
+    world: tuple[JwtAccessTokenCodec, FrozenClock, list[tokens.SigningKey]],
+) -> None:
+    codec, clock, _ = world
+    wrong_audience = await codec.sign(_claims(clock) | {"aud": "http://elsewhere.test"})
+    not_yet = await codec.sign(
+        _claims(clock, ttl=3600) | {"nbf": int(clock.now().timestamp()) + 600}
+    )
+    for _ in range(2):
+        with pytest.raises(InvalidToken):
+            await codec.verify(wrong_audience)
+        with pytest.raises(InvalidToken):
+            await codec.verify(not_yet)
+    clock.advance(seconds=600)
+    assert (await codec.verify(not_yet))["client_id"] == "cli_1"
+    assert len(codec._accepted) == 1

@@ -25,6 +25,8 @@ from amanat.auth.ports import InvalidToken
 from amanat.auth.signing_keys import SIGNER_STALENESS, VERIFY_LEEWAY
 from amanat.kernel.clock import Clock
 
+VERIFY_LEEWAY_SECONDS = int(VERIFY_LEEWAY.total_seconds())
+
 ALGORITHM = "ES256"
 TOKEN_TYPE = "at+jwt"
 
@@ -155,6 +157,7 @@ class JwtAccessTokenCodec:
         self._clock = clock
         self._external = external
         self._verified: dict[str, tuple[ECKey, dict[str, Any]]] = {}
+        self._accepted: dict[str, tuple[ECKey, dict[str, Any]]] = {}
 
     async def sign(self, claims: dict[str, Any]) -> str:
         key = await self._ring.signer()
@@ -162,6 +165,22 @@ class JwtAccessTokenCodec:
         return jwt.encode(header, claims, key)
 
     async def verify(self, token: str) -> dict[str, Any]:
+        cached = self._accepted.get(token)
+        if cached is not None:
+            # A token accepted before (only ours, and only once every claim held): its
+            # issuer, audience, "not before" and "issued at" held then and cannot stop
+            # holding as time moves on; its key must still be the ring's, and it must not
+            # have expired (the same comparison as joserfc's).
+            remembered_key, remembered = cached
+            expires = remembered.get("exp")
+            remembered_kid = remembered_key.kid
+            if (
+                isinstance(expires, int)
+                and isinstance(remembered_kid, str)
+                and await self._ring.verifier(remembered_kid) is remembered_key
+                and int(self._clock.now().timestamp()) < expires + VERIFY_LEEWAY_SECONDS
+            ):
+                return dict(remembered)
         header, unverified = peek(token)
         if self._external is not None and unverified.get("iss") == self._external.issuer:
             return await self._external.verify(token)
@@ -179,12 +198,15 @@ class JwtAccessTokenCodec:
         validate_claims(
             claims,
             now=int(self._clock.now().timestamp()),
-            leeway=int(VERIFY_LEEWAY.total_seconds()),
+            leeway=VERIFY_LEEWAY_SECONDS,
             iss=self._issuer,
             aud=self._audience,
             jti=None,
             client_id=None,
         )
+        if len(self._accepted) >= VERIFIED_CACHE_SIZE:
+            del self._accepted[next(iter(self._accepted))]
+        self._accepted[token] = (key, dict(claims))
         return claims
 
     def _signature_checked(self, token: str, key: ECKey) -> dict[str, Any]:
@@ -193,8 +215,10 @@ class JwtAccessTokenCodec:
         A partner presents the same token for up to its whole lifetime, and the ES256 check
         is the costliest step of every authenticated request (~0.2 ms), so its result is
         remembered for the exact token string and the exact key object. The ring lookup
-        above still runs on every request (a retired key stops a cached token at once), and
-        the claims (expiry, issuer, audience) are checked every time by the caller.
+        above still runs on every request (a retired key stops a cached token at once).
+        Once the claims (issuer, audience, times) have held too, :meth:`verify` remembers
+        the token as accepted and from then on checks only its key and its expiry, the
+        claims that can change their answer as time passes.
         """
         cached = self._verified.get(token)
         if cached is not None and cached[0] is key:
