@@ -123,7 +123,7 @@ async def test_a_remembered_token_expires_at_the_second_a_fresh_check_would_say(
     world: tuple[JwtAccessTokenCodec, FrozenClock, list[tokens.SigningKey]],
     past_expiry: int,
 ) -> None:
-    codec, clock, keys = world
+    codec, clock, _ = world
     token = await codec.sign(_claims(clock, ttl=60))
     await codec.verify(token)
     clock.advance(seconds=60 + past_expiry)
