@@ -156,8 +156,9 @@ class JwtAccessTokenCodec:
         self._audience = audience
         self._clock = clock
         self._external = external
-        self._verified: dict[str, tuple[ECKey, dict[str, Any]]] = {}
-        self._accepted: dict[str, tuple[ECKey, dict[str, Any]]] = {}
+        # token -> (the key its signature verified with, its claims, whether every claim
+        # held too: then later uses check only the key and the expiry)
+        self._verified: dict[str, tuple[ECKey, dict[str, Any], bool]] = {}
 
     async def sign(self, claims: dict[str, Any]) -> str:
         key = await self._ring.signer()
@@ -165,13 +166,13 @@ class JwtAccessTokenCodec:
         return jwt.encode(header, claims, key)
 
     async def verify(self, token: str) -> dict[str, Any]:
-        cached = self._accepted.get(token)
-        if cached is not None:
+        cached = self._verified.get(token)
+        if cached is not None and cached[2]:
             # A token accepted before (only ours, and only once every claim held): its
             # issuer, audience, "not before" and "issued at" held then and cannot stop
             # holding as time moves on; its key must still be the ring's, and it must not
             # have expired (the same comparison as joserfc's).
-            remembered_key, remembered = cached
+            remembered_key, remembered, _ = cached
             expires = remembered.get("exp")
             remembered_kid = remembered_key.kid
             if (
@@ -204,9 +205,9 @@ class JwtAccessTokenCodec:
             jti=None,
             client_id=None,
         )
-        if len(self._accepted) >= VERIFIED_CACHE_SIZE:
-            del self._accepted[next(iter(self._accepted))]
-        self._accepted[token] = (key, dict(claims))
+        remembered_signature = self._verified.get(token)
+        if remembered_signature is not None and remembered_signature[0] is key:
+            self._verified[token] = (key, remembered_signature[1], True)
         return claims
 
     def _signature_checked(self, token: str, key: ECKey) -> dict[str, Any]:
@@ -227,7 +228,7 @@ class JwtAccessTokenCodec:
         if len(self._verified) >= VERIFIED_CACHE_SIZE:
             # Oldest first: dicts keep insertion order, and a token in use is re-added soon.
             del self._verified[next(iter(self._verified))]
-        self._verified[token] = (key, dict(claims))
+        self._verified[token] = (key, dict(claims), False)
         return claims
 
     async def jwks(self) -> dict[str, Any]:

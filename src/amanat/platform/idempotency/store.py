@@ -10,6 +10,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from amanat.platform.db.dialect import insert_if_absent
+from amanat.platform.db.raw_read import RawRead
 from amanat.platform.db.types import UtcDateTime
 from amanat.platform.idempotency.ports import IdempotencyRecord
 from amanat.platform.idempotency.tables import idempotency_keys
@@ -20,6 +21,7 @@ _c = idempotency_keys.c
 # Every idempotent POST runs these; built once (see the package docstring).
 _BY_ID = _table.select().where(_c.id == sa.bindparam("p_id"))
 _BY_IDS = _table.select().where(_c.id.in_(sa.bindparam("p_ids", expanding=True)))
+_BY_ID_RAW = RawRead(_BY_ID)  # a replay's read, the hot one
 _BY_ID_FOR_UPDATE = _BY_ID.with_for_update()  # SQLite omits FOR UPDATE (BEGIN IMMEDIATE)
 _COMPLETE = _table.update().where(_c.id == sa.bindparam("p_id"))
 _RELEASE = _table.delete().where(_c.id == sa.bindparam("p_id"), _c.status == "in_progress")
@@ -135,8 +137,11 @@ class SqlIdempotencyRepository:
         return {str(row.id): _record(row) for row in result.all()}
 
     async def get(self, client_id: str, key: str, *, for_update: bool) -> IdempotencyRecord | None:
-        stmt = _BY_ID_FOR_UPDATE if for_update else _BY_ID
-        row = (await self._conn.execute(stmt, {"p_id": record_id(client_id, key)})).first()
+        params = {"p_id": record_id(client_id, key)}
+        if for_update:
+            row = (await self._conn.execute(_BY_ID_FOR_UPDATE, params)).first()
+        else:
+            row = await _BY_ID_RAW.first(self._conn, params)
         return _record(row) if row else None
 
     async def take_over(

@@ -1,0 +1,105 @@
+"""A read through asyncpg directly (PostgreSQL, autocommit) gives exactly the row SQLAlchemy
+gives; anywhere else it is SQLAlchemy's read; a timeout is contention, not a 500."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime, timedelta
+
+import pytest
+import sqlalchemy as sa
+from tests.conftest import TEST_DB
+
+from amanat.bootstrap import Container
+from amanat.kernel.errors import Contention
+from amanat.platform.db.raw_read import RawRead
+from amanat.platform.idempotency.tables import idempotency_keys
+
+AT = datetime(2026, 12, 5, 9, 30, 15, 123456, tzinfo=UTC)
+_BY_CLIENT = idempotency_keys.select().where(idempotency_keys.c.client_id == sa.bindparam("c"))
+
+
+def _row(n: int, **changes: object) -> dict[str, object]:
+    return {
+        "id": f"cli_raw:key-{n}",
+        "client_id": "cli_raw",
+        "key": f"key-{n}",
+        "request_hash": "ab" * 32,
+        "method": "POST",
+        "path": "/v1/payments",
+        "status": "completed",
+        "response_status": 201,
+        "response_body": "sealed",
+        "response_headers": {"Location": "/v1/payments/pay_1", "n": [1, 2]},
+        "created_at": AT,
+        "locked_until": None,
+        "expires_at": AT + timedelta(days=1),
+        "resource_id": None,
+        "replays": n,
+        "last_replayed_at": AT + timedelta(seconds=n),
+    } | changes
+
+
+@pytest.fixture
+async def rows(container: Container) -> None:
+    async with container.db.write() as conn:
+        await conn.execute(idempotency_keys.insert(), [_row(1), _row(2, resource_id="pay_2")])
+
+
+async def test_a_row_reads_as_sqlalchemy_reads_it(container: Container, rows: None) -> None:
+    read = RawRead(idempotency_keys.select().where(idempotency_keys.c.id == sa.bindparam("p")))
+    for n in (1, 2, 1):  # the second read of a statement uses what the first compiled
+        async with container.db.lookup() as conn:
+            raw = await read.first(conn, {"p": f"cli_raw:key-{n}"})
+            via_sqlalchemy = (await conn.execute(read.statement, {"p": f"cli_raw:key-{n}"})).one()
+        assert raw is not None
+        assert tuple(raw) == tuple(via_sqlalchemy)
+        assert raw._fields == tuple(via_sqlalchemy._fields)
+        assert raw.last_replayed_at == AT + timedelta(seconds=n)
+        assert raw.last_replayed_at.tzinfo is not None
+        assert raw.response_headers == {"Location": "/v1/payments/pay_1", "n": [1, 2]}
+    async with container.db.lookup() as conn:
+        assert await read.first(conn, {"p": "cli_raw:nothing"}) is None
+
+
+async def test_all_rows_and_inside_a_transaction(container: Container, rows: None) -> None:
+    read = RawRead(_BY_CLIENT.order_by(idempotency_keys.c.id))
+    async with container.db.lookup() as conn:
+        outside = await read.all(conn, {"c": "cli_raw"})
+    async with container.db.read() as conn:  # a transaction: SQLAlchemy's own read
+        inside = await read.all(conn, {"c": "cli_raw"})
+    assert [tuple(r) for r in outside] == [tuple(r) for r in inside]
+    assert [r.key for r in outside] == ["key-1", "key-2"]
+
+
+@pytest.mark.skipif(TEST_DB != "postgresql", reason="statement_timeout: PostgreSQL")
+async def test_a_read_the_server_cancels_is_contention(container: Container) -> None:
+    slow = RawRead(sa.select(sa.literal(1).label("one")).where(sa.text("pg_sleep(0.5) IS NULL")))
+    async with container.db.lookup() as conn:
+        await conn.exec_driver_sql("SET statement_timeout = 50")
+        try:
+            with pytest.raises(Contention):
+                await slow.first(conn, {})
+        finally:
+            await conn.exec_driver_sql("RESET statement_timeout")
+
+
+@pytest.mark.skipif(TEST_DB != "postgresql", reason="asyncpg: PostgreSQL")
+async def test_a_lost_connection_is_not_handed_out_again(container: Container, rows: None) -> None:
+    read = RawRead(idempotency_keys.select().where(idempotency_keys.c.id == sa.bindparam("p")))
+    async with container.db.lookup() as victim:
+        pid = (await victim.exec_driver_sql("SELECT pg_backend_pid()")).scalar_one()
+        async with container.db.lookup() as killer:
+            await killer.exec_driver_sql(f"SELECT pg_terminate_backend({int(pid)})")
+            for _ in range(100):  # the backend ends a moment after it is told to
+                alive = sa.text("SELECT count(*) FROM pg_stat_activity WHERE pid = :pid")
+                if (await killer.execute(alive, {"pid": int(pid)})).scalar_one() == 0:
+                    break
+                await asyncio.sleep(0.02)
+    with pytest.raises(Exception):  # noqa: B017 - asyncpg's, whichever it is
+        for _ in range(container.settings.database.pool_size + 2):
+            async with container.db.lookup() as conn:
+                await read.first(conn, {"p": "cli_raw:key-1"})
+    for _ in range(3):
+        async with container.db.lookup() as conn:
+            assert (await read.first(conn, {"p": "cli_raw:key-1"})) is not None
