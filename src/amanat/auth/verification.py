@@ -73,6 +73,11 @@ async def _authenticate(
     security_scopes: SecurityScopes,
     _token: Any = Depends(oauth2_scheme),
 ) -> AccessContext:
+    return await authenticate(request, security_scopes.scopes)
+
+
+async def authenticate(request: Request, needed: list[str]) -> AccessContext:
+    """The verified caller of ``request``, holding every scope in ``needed``."""
     token = _bearer(request)
     if token is None:
         raise _unauthorized("An access token is required.", error=None)
@@ -81,16 +86,16 @@ async def _authenticate(
     except TokenRejected as exc:
         log.info("token_rejected", reason=exc.reason)
         raise _unauthorized("The access token is invalid, expired or revoked.") from None
-    missing = [s for s in security_scopes.scopes if s not in context.scopes]
+    missing = [s for s in needed if s not in context.scopes]
     if missing:
-        needed = " ".join(security_scopes.scopes)
+        wanted = " ".join(needed)
         raise ApiProblem(
             "insufficient_scope",
-            f"This endpoint requires the scope '{needed}'.",
+            f"This endpoint requires the scope '{wanted}'.",
             status=403,
             headers={
                 "WWW-Authenticate": (
-                    f'Bearer realm="amanat", error="insufficient_scope", scope="{needed}"'
+                    f'Bearer realm="amanat", error="insufficient_scope", scope="{wanted}"'
                 )
             },
         )
@@ -107,6 +112,25 @@ def _partner_quota(context: AccessContext, policy_name: str) -> Policy | None:
     return Policy(policy_name, quota[0], quota[1]) if quota else None
 
 
+async def within_limit(request: Request, context: AccessContext, policy: str) -> None:
+    """Count the caller's request against its quota for ``policy`` (429 when spent)."""
+    await enforce(
+        request,
+        find_service(request, RateLimiter),
+        policy,
+        context.client_id,
+        override=_partner_quota(context, policy),
+    )
+
+
+async def authenticate_and_limit(request: Request, scope: str, policy: str) -> AccessContext:
+    """What :func:`require_scope`'s dependency does, for a caller outside FastAPI's
+    dependency injection (platform/http/lean_routes.py)."""
+    context = await authenticate(request, [scope])
+    await within_limit(request, context, policy)
+    return context
+
+
 def require_scope(scope: str, *, policy: str = "read") -> Callable[..., Awaitable[AccessContext]]:
     """A dependency: a verified caller holding ``scope``, within its rate limit."""
 
@@ -114,16 +138,13 @@ def require_scope(scope: str, *, policy: str = "read") -> Callable[..., Awaitabl
         request: Request,
         context: AccessContext = Security(_authenticate, scopes=[scope]),
     ) -> AccessContext:
-        override = _partner_quota(context, policy)
-        await enforce(
-            request,
-            find_service(request, RateLimiter),
-            policy,
-            context.client_id,
-            override=override,
-        )
+        await within_limit(request, context, policy)
         return context
 
+    # What the lean way in (platform/http/lean_routes.py) runs instead, the same parts.
+    dependency.amanat_guard = authenticate_and_limit  # type: ignore[attr-defined]
+    dependency.amanat_scope = scope  # type: ignore[attr-defined]
+    dependency.amanat_policy = policy  # type: ignore[attr-defined]
     return dependency
 
 

@@ -17,6 +17,7 @@ from fastapi.staticfiles import StaticFiles
 from amanat import __version__
 from amanat.platform.http import health, pages
 from amanat.platform.http.errors import configure_problem_base_url, install_error_handlers
+from amanat.platform.http.lean_routes import LeanRoutes
 from amanat.platform.http.middleware import ContractMiddleware
 from amanat.platform.http.openapi import install_openapi
 from amanat.platform.http.responses import JsonResponse
@@ -54,6 +55,8 @@ def make_api(
     )
     install_openapi(app, version=__version__)
     index_included_routers(app)
+    # Inside the contract middleware (ids, limits, the request log), outside FastAPI's own.
+    app.add_middleware(LeanRoutes, fastapi_app=app)
     app.add_middleware(
         ContractMiddleware,
         max_body_bytes=settings.http.max_body_bytes,

@@ -51,7 +51,9 @@ async def test_sqlite_connections_use_wal_fk_and_full_sync(container: Container)
         fks = (await conn.exec_driver_sql("PRAGMA foreign_keys")).scalar()
         sync = (await conn.exec_driver_sql("PRAGMA synchronous")).scalar()
         busy = (await conn.exec_driver_sql("PRAGMA busy_timeout")).scalar()
+        cache = (await conn.exec_driver_sql("PRAGMA cache_size")).scalar()
     assert journal == "wal"
+    assert cache == -1024, "1 MiB of page cache per pooled connection"
     assert fks == 1
     assert sync == 2  # FULL
     assert busy == container.settings.database.sqlite_busy_timeout_ms

@@ -1,0 +1,231 @@
+"""A lean way in for the simplest partner reads: FastAPI's route, without its machinery.
+
+A ``GET`` whose endpoint takes only string path parameters, the request and the caller
+(one :func:`~amanat.auth.verification.require_scope` dependency), and returns a finished
+``Response``, gains nothing from FastAPI's per-request work: solving the dependency tree,
+and a chain of some twenty awaiting frames (the exception, exit-stack and routing layers)
+that every resumption walks again. Measured in process on a payment read, that work was
+about a third of the request's CPU. :class:`LeanRoutes` sits between the contract middleware
+and FastAPI's exception layer and serves such a route itself, through the very same parts:
+
+* the route FastAPI would choose: the lean route's own path pattern, and none of the routes
+  FastAPI would ask before it (their patterns, for the same method) may fit the path;
+* :func:`~amanat.auth.verification.authenticate_and_limit`, the body of the dependency;
+* the endpoint function itself, called with the same arguments;
+* the app's own exception handlers, found the way Starlette finds them.
+
+Any other request (another method, a path FastAPI would route elsewhere, an app served
+under a root path) takes FastAPI's way, unchanged.
+tests/api/platform/test_lean_routes.py sends the same requests both ways and compares the
+answers. No library does this; FastAPI has no per-route fast path.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import inspect
+import operator
+import re
+import typing
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from fastapi import FastAPI
+from fastapi.routing import APIRoute
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Route
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+try:
+    from fastapi.routing import _IncludedRouter
+except ImportError:  # pragma: no cover - a FastAPI that includes routers another way
+    _IncludedRouter = None  # type: ignore[assignment,misc]
+
+Guard = Callable[[Request, str, str], Awaitable[Any]]
+"""(request, scope, rate-limit policy) -> the caller; what ``require_scope`` runs."""
+
+_routes_version = operator.attrgetter("_routes_version")
+
+
+@dataclass(frozen=True, slots=True)
+class _Lean:
+    route: APIRoute
+    pattern: re.Pattern[str]
+    earlier: tuple[re.Pattern[str], ...]  # GET routes FastAPI asks first
+    path_params: tuple[str, ...]
+    request_param: str
+    caller_param: str
+    scope: str
+    policy: str
+    guard: Guard
+
+
+def _flat_routes(app: FastAPI) -> list[tuple[Any, re.Pattern[str] | None, APIRoute | None]]:
+    """Every route in the order FastAPI asks them: (route, its path pattern, the API route)."""
+    flat: list[tuple[Any, re.Pattern[str] | None, APIRoute | None]] = []
+    for route in app.router.routes:
+        if _IncludedRouter is not None and isinstance(route, _IncludedRouter):
+            for candidate in route.effective_candidates():
+                original = getattr(candidate, "original_route", None)
+                pattern = getattr(candidate, "path_regex", None)
+                api = original if isinstance(original, APIRoute) else None
+                flat.append((candidate, pattern if api is not None else None, api))
+        elif isinstance(route, APIRoute):
+            flat.append((route, route.path_regex, route))
+        else:
+            pattern = getattr(route, "path_regex", None) if isinstance(route, Route) else None
+            flat.append((route, pattern, None))
+    return flat
+
+
+def _methods(route: BaseRoute) -> set[str] | None:
+    original = getattr(route, "original_route", route)
+    methods = getattr(original, "methods", None)
+    return set(methods) if methods is not None else None
+
+
+def _lean(route: APIRoute, pattern: re.Pattern[str]) -> _Lean | None:
+    """The route as a lean route, or None when it is not of the simple shape."""
+    if route.methods != {"GET"} or route.dependencies:
+        return None
+    dependant = route.dependant
+    if (
+        dependant.query_params
+        or dependant.header_params
+        or dependant.cookie_params
+        or dependant.body_params
+        or dependant.background_tasks_param_name
+        or dependant.response_param_name
+        or dependant.websocket_param_name
+        or dependant.security_scopes_param_name
+        or dependant.request_param_name is None
+        or len(dependant.dependencies) != 1
+    ):
+        return None
+    if any(field.field_info.annotation is not str for field in dependant.path_params):
+        return None
+    convertors = route.param_convertors
+    if set(convertors) != {field.name for field in dependant.path_params} or any(
+        type(convertor).__name__ != "StringConvertor" for convertor in convertors.values()
+    ):
+        return None
+    caller = dependant.dependencies[0]
+    guard: Guard | None = getattr(caller.call, "amanat_guard", None)
+    needed = getattr(caller.call, "amanat_scope", None)
+    policy = getattr(caller.call, "amanat_policy", None)
+    if guard is None or not isinstance(needed, str) or not isinstance(policy, str):
+        return None
+    if not caller.name:
+        return None
+    try:
+        returns = typing.get_type_hints(route.endpoint).get("return")
+    except Exception:  # noqa: BLE001 - an annotation it cannot resolve: not lean
+        return None
+    if not (isinstance(returns, type) and issubclass(returns, Response)):
+        return None
+    return _Lean(
+        route=route,
+        pattern=pattern,
+        earlier=(),
+        path_params=tuple(field.name for field in dependant.path_params),
+        request_param=dependant.request_param_name,
+        caller_param=caller.name,
+        scope=needed,
+        policy=policy,
+        guard=guard,
+    )
+
+
+def find_lean_routes(app: FastAPI) -> list[_Lean]:
+    found: list[_Lean] = []
+    asked_before: list[re.Pattern[str] | None] = []
+    for route, pattern, api in _flat_routes(app):
+        methods = _methods(route)
+        if api is not None and pattern is not None:
+            lean = _lean(api, pattern)
+            if lean is not None and None not in asked_before:
+                earlier = tuple(p for p in asked_before if p is not None)
+                found.append(dataclasses.replace(lean, earlier=earlier))
+        if methods is None or "GET" in methods:
+            # A mount or anything without a pattern: nothing after it can be lean.
+            asked_before.append(pattern)
+    return found
+
+
+class LeanRoutes:
+    def __init__(self, app: ASGIApp, *, fastapi_app: FastAPI) -> None:
+        self.app = app
+        self._fastapi = fastapi_app
+        self._version: tuple[int, ...] | None = None
+        self._routes: list[_Lean] = []
+        self.served = 0
+
+    def _current(self) -> list[_Lean]:
+        version = (
+            len(self._fastapi.router.routes),
+            *(
+                _routes_version(route.original_router)
+                for route in self._fastapi.router.routes
+                if _IncludedRouter is not None and isinstance(route, _IncludedRouter)
+            ),
+        )
+        if version != self._version:
+            self._routes = find_lean_routes(self._fastapi)
+            self._version = version
+        return self._routes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if (
+            scope["type"] == "http"
+            and scope["method"] == "GET"
+            and not scope.get("root_path")
+            and getattr(self._fastapi.state, "lean_routes", True)
+        ):
+            path = scope["path"]
+            for lean in self._current():
+                found = lean.pattern.match(path)
+                if found is not None:
+                    if any(earlier.match(path) for earlier in lean.earlier):
+                        break
+                    await self._serve(lean, found.groupdict(), scope, receive, send)
+                    return
+        await self.app(scope, receive, send)
+
+    async def _serve(
+        self, lean: _Lean, params: dict[str, str], scope: Scope, receive: Receive, send: Send
+    ) -> None:
+        self.served += 1
+        route = lean.route
+        scope["route"] = route
+        scope["endpoint"] = route.endpoint
+        scope["path_params"] = params
+        request = Request(scope, receive)
+        try:
+            caller = await lean.guard(request, lean.scope, lean.policy)
+            response = await route.endpoint(
+                **params, **{lean.request_param: request, lean.caller_param: caller}
+            )
+            if not isinstance(response, Response):
+                raise TypeError(f"{route.path}: a lean route must return a Response")
+        except Exception as exc:
+            handler = self._handler(exc)
+            if handler is None:
+                raise
+            answered = handler(request, exc)
+            response = await answered if inspect.isawaitable(answered) else answered
+        await response(scope, receive, send)
+
+    def _handler(self, exc: Exception) -> Callable[[Request, Exception], Any] | None:
+        """The app's handler for ``exc``, as Starlette's exception layer finds it."""
+        handlers: dict[Any, Any] = self._fastapi.exception_handlers
+        if isinstance(exc, HTTPException) and exc.status_code in handlers:
+            found: Callable[[Request, Exception], Any] = handlers[exc.status_code]
+            return found
+        for kind in type(exc).__mro__:
+            if kind in handlers and kind is not Exception:
+                handler: Callable[[Request, Exception], Any] = handlers[kind]
+                return handler
+        return None
