@@ -64,7 +64,8 @@ class _Lean:
 
 
 def _flat_routes(app: FastAPI) -> list[tuple[Any, re.Pattern[str] | None, APIRoute | None]]:
-    """Every route in the order FastAPI asks them: (route, its path pattern, the API route)."""
+    """Every route in the order FastAPI asks them: (the route as included, its path
+    pattern, the API route)."""
     flat: list[tuple[Any, re.Pattern[str] | None, APIRoute | None]] = []
     for route in app.router.routes:
         if _IncludedRouter is not None and isinstance(route, _IncludedRouter):
@@ -87,11 +88,13 @@ def _methods(route: BaseRoute) -> set[str] | None:
     return set(methods) if methods is not None else None
 
 
-def _lean(route: APIRoute, pattern: re.Pattern[str]) -> _Lean | None:
-    """The route as a lean route, or None when it is not of the simple shape."""
-    if route.methods != {"GET"} or route.dependencies:
+def _lean(included: Any, route: APIRoute, pattern: re.Pattern[str]) -> _Lean | None:
+    """The route as a lean route, or None when it is not of the simple shape. ``included``
+    is the route as its router was included: dependencies given to ``include_router``
+    live there, not on the route."""
+    if route.methods != {"GET"} or route.dependencies or getattr(included, "dependencies", None):
         return None
-    dependant = route.dependant
+    dependant = getattr(included, "dependant", None) or route.dependant
     if (
         dependant.query_params
         or dependant.header_params
@@ -145,7 +148,7 @@ def find_lean_routes(app: FastAPI) -> list[_Lean]:
     for route, pattern, api in _flat_routes(app):
         methods = _methods(route)
         if api is not None and pattern is not None:
-            lean = _lean(api, pattern)
+            lean = _lean(route, api, pattern)
             if lean is not None and None not in asked_before:
                 earlier = tuple(p for p in asked_before if p is not None)
                 found.append(dataclasses.replace(lean, earlier=earlier))
