@@ -142,6 +142,7 @@ def require_scope(scope: str, *, policy: str = "read") -> Callable[..., Awaitabl
         return context
 
     # What the lean way in (platform/http/lean_routes.py) runs instead, the same parts.
+    dependency.amanat_guard_for = dependency  # type: ignore[attr-defined]
     dependency.amanat_guard = authenticate_and_limit  # type: ignore[attr-defined]
     dependency.amanat_scope = scope  # type: ignore[attr-defined]
     dependency.amanat_policy = policy  # type: ignore[attr-defined]

@@ -130,3 +130,23 @@ def test_which_routes_take_the_lean_way(app: FastAPI) -> None:
         "/v1/disputes/{dispute_id}",
         "/v1/disputes/{dispute_id}/evidence/{evidence_id}",
     ]
+
+
+async def test_an_overridden_dependency_is_honoured_by_fastapis_way(
+    container: Container, two: tuple[httpx.AsyncClient, httpx.AsyncClient]
+) -> None:
+    lean, _ = two
+    app: FastAPI = lean.app  # type: ignore[attr-defined]
+    merchant = await funded_merchant(container, "Shop")
+    auth = await bearer(lean, merchant)
+    await lean.get("/v1/payments/pay_nothing", headers=auth)
+    served = _lean_of(app).served
+    dependency = next(iter(find_lean_routes(app))).route.dependant.dependencies[0].call
+
+    async def refuse() -> None:
+        raise RuntimeError("overridden")
+
+    app.dependency_overrides[dependency] = refuse
+    answer = await lean.get("/v1/payments/pay_nothing", headers=auth)
+    assert answer.status_code == 500, "the override ran: FastAPI's way"
+    assert _lean_of(app).served == served

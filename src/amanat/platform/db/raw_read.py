@@ -89,9 +89,11 @@ class RawRead:
             else:
                 records = await driver.fetch(compiled.sql, *args)
         except (asyncpg.InterfaceError, asyncpg.PostgresConnectionError, OSError):
-            # The connection is gone or unusable: the pool must not hand it out again
-            # (SQLAlchemy does the same for its own statements).
-            await conn.invalidate()
+            # The connection is gone: the pool must not hand it out again (SQLAlchemy does
+            # the same for its own statements). A client-side error (an argument asyncpg
+            # cannot encode) leaves it open and usable.
+            if driver.is_closed():
+                await conn.invalidate()
             raise
         except asyncpg.PostgresError as exc:
             if getattr(exc, "sqlstate", None) in _CONTENTION_SQLSTATES:
@@ -113,8 +115,8 @@ class RawRead:
     def _compile(self, conn: AsyncConnection) -> _Compiled:
         dialect = conn.dialect
         compiled = self.statement.compile(dialect=dialect)
-        if any(bind.expanding for bind in compiled.binds.values()):
-            raise ValueError("RawRead takes no expanding (IN) parameters")
+        if any(bind.expanding or bind.literal_execute for bind in compiled.binds.values()):
+            raise ValueError("RawRead takes no expanding (IN) or literal-execute parameters")
         order = compiled.positiontup or []
         processors = compiled._bind_processors
         binds: list[tuple[str, Any, Any]] = []
@@ -126,10 +128,13 @@ class RawRead:
             # A value written into the statement (a literal) is bound as it was given.
             binds.append((name, process, _GIVEN if bind.required else bind.effective_value))
         columns = list(self.statement.selected_columns)
+        keys = [str(column.key) for column in columns]
+        if any(not key.isidentifier() or key.startswith("_") for key in keys):
+            raise ValueError("RawRead rows are named tuples: column keys must be plain names")
         results: list[Any] = [
             column.type.dialect_impl(dialect).result_processor(dialect, None) for column in columns
         ]
-        row = namedtuple("RawRow", [column.key for column in columns], rename=True)  # type: ignore[misc]
+        row = namedtuple("RawRow", keys)  # type: ignore[misc]
         self._compiled = _Compiled(compiled.string, binds, row, results)
         return self._compiled
 

@@ -33,6 +33,8 @@ from typing import Any
 
 from fastapi import FastAPI
 from fastapi.routing import APIRoute
+from starlette._utils import is_async_callable
+from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
@@ -91,8 +93,16 @@ def _methods(route: BaseRoute) -> set[str] | None:
 def _lean(included: Any, route: APIRoute, pattern: re.Pattern[str]) -> _Lean | None:
     """The route as a lean route, or None when it is not of the simple shape. ``included``
     is the route as its router was included: dependencies given to ``include_router``
-    live there, not on the route."""
+    live there, not on the route. Anything the lean way would not do as FastAPI does
+    (run a sync endpoint in a thread, validate a constrained path parameter, apply a body
+    limit, add scopes to the caller's check) keeps the route on FastAPI's way."""
     if route.methods != {"GET"} or route.dependencies or getattr(included, "dependencies", None):
+        return None
+    if getattr(route, "max_body_size", None) is not None:
+        return None
+    if getattr(included, "max_body_size", None) is not None:
+        return None
+    if not inspect.iscoroutinefunction(route.endpoint):
         return None
     dependant = getattr(included, "dependant", None) or route.dependant
     if (
@@ -103,22 +113,34 @@ def _lean(included: Any, route: APIRoute, pattern: re.Pattern[str]) -> _Lean | N
         or dependant.background_tasks_param_name
         or dependant.response_param_name
         or dependant.websocket_param_name
+        or dependant.http_connection_param_name
         or dependant.security_scopes_param_name
         or dependant.request_param_name is None
         or len(dependant.dependencies) != 1
     ):
         return None
-    if any(field.field_info.annotation is not str for field in dependant.path_params):
-        return None
-    convertors = route.param_convertors
-    if set(convertors) != {field.name for field in dependant.path_params} or any(
-        type(convertor).__name__ != "StringConvertor" for convertor in convertors.values()
+    names = {field.name for field in dependant.path_params}
+    for field in dependant.path_params:
+        info = field.field_info
+        if info.annotation is not str or info.metadata or info.alias not in (None, field.name):
+            return None
+    # The pattern the request is matched with (the included path, its prefix too) must
+    # name exactly the endpoint's path parameters, each a plain segment.
+    if set(pattern.groupindex) != names or any(
+        f"(?P<{name}>[^/]+)" not in pattern.pattern for name in names
     ):
         return None
     caller = dependant.dependencies[0]
-    guard: Guard | None = getattr(caller.call, "amanat_guard", None)
-    needed = getattr(caller.call, "amanat_scope", None)
-    policy = getattr(caller.call, "amanat_policy", None)
+    call = caller.call
+    # Only the very dependency require_scope made: a wrapper (functools.wraps copies the
+    # marks) or added scopes would check more than the guard does.
+    if getattr(call, "amanat_guard_for", None) is not call:
+        return None
+    if caller.own_oauth_scopes or caller.parent_oauth_scopes or caller.dependencies[1:]:
+        return None
+    guard: Guard | None = getattr(call, "amanat_guard", None)
+    needed = getattr(call, "amanat_scope", None)
+    policy = getattr(call, "amanat_policy", None)
     if guard is None or not isinstance(needed, str) or not isinstance(policy, str):
         return None
     if not caller.name:
@@ -167,11 +189,12 @@ class LeanRoutes:
         self.served = 0
 
     def _current(self) -> list[_Lean]:
+        routes = self._fastapi.router.routes
         version = (
-            len(self._fastapi.router.routes),
+            *map(id, routes),
             *(
                 _routes_version(route.original_router)
-                for route in self._fastapi.router.routes
+                for route in routes
                 if _IncludedRouter is not None and isinstance(route, _IncludedRouter)
             ),
         )
@@ -186,6 +209,8 @@ class LeanRoutes:
             and scope["method"] == "GET"
             and not scope.get("root_path")
             and getattr(self._fastapi.state, "lean_routes", True)
+            # An override replaces a dependency for FastAPI's way (tests do): honour it.
+            and not self._fastapi.dependency_overrides
         ):
             path = scope["path"]
             for lean in self._current():
@@ -217,14 +242,24 @@ class LeanRoutes:
             handler = self._handler(exc)
             if handler is None:
                 raise
-            answered = handler(request, exc)
-            response = await answered if inspect.isawaitable(answered) else answered
+            if is_async_callable(handler):
+                answered = await handler(request, exc)
+            else:
+                answered = await run_in_threadpool(handler, request, exc)
+            if answered is None:
+                return
+            response = answered
         await response(scope, receive, send)
 
     def _handler(self, exc: Exception) -> Callable[[Request, Exception], Any] | None:
-        """The app's handler for ``exc``, as Starlette's exception layer finds it."""
+        """The app's handler for ``exc``, as Starlette's exception layer finds it (500 and
+        ``Exception`` belong to the outermost layer, not that one)."""
         handlers: dict[Any, Any] = self._fastapi.exception_handlers
-        if isinstance(exc, HTTPException) and exc.status_code in handlers:
+        if (
+            isinstance(exc, HTTPException)
+            and exc.status_code in handlers
+            and exc.status_code != 500
+        ):
             found: Callable[[Request, Exception], Any] = handlers[exc.status_code]
             return found
         for kind in type(exc).__mro__:

@@ -5,9 +5,11 @@ A replay is a read: answering one must not cost a commit. Counting each replay w
 UPDATE of its own made every replay a durable write (a WAL flush on PostgreSQL), which
 halved the replays a server could answer. Here a replay only adds to a dictionary; a
 flush, scheduled ``delay`` seconds after the first count it finds waiting, writes every
-waiting count in one transaction (one executemany) in key order, so two processes'
-flushes never deadlock; on PostgreSQL a row another transaction holds is skipped rather
-than waited for.
+waiting count in key order, so two processes' flushes never deadlock, in transactions of
+at most ``CHUNK`` keys, so a request that needs one of those rows (a retry claiming its
+key) waits at most for one short transaction; on PostgreSQL a row another transaction
+holds is skipped rather than waited for. The flush runs in a context of its own, not in
+that of the request whose replay started it.
 
 The count is best effort, as the timeline that shows it says: counts waiting in a process
 that is killed are lost (at most ``delay`` seconds of them), a failed flush is logged and
@@ -19,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 from datetime import datetime
 
 import structlog
@@ -31,6 +34,7 @@ log = structlog.get_logger("amanat.idempotency")
 
 FLUSH_DELAY_SECONDS = 0.25
 MAX_WAITING = 50_000
+CHUNK = 200
 
 
 class ReplayCounts:
@@ -50,6 +54,7 @@ class ReplayCounts:
         self._waiting: dict[tuple[str, str], tuple[int, datetime]] = {}
         self._timer: asyncio.TimerHandle | None = None
         self._flushing: asyncio.Task[int] | None = None
+        self._closed = False
 
     @property
     def waiting(self) -> int:
@@ -58,6 +63,8 @@ class ReplayCounts:
 
     def add(self, client_id: str, key: str) -> bool:
         """Count one replay of the key; whether it was taken (False: too many waiting)."""
+        if self._closed:
+            return False
         slot = (client_id, key)
         earlier = self._waiting.get(slot)
         if earlier is None and len(self._waiting) >= self._max_waiting:
@@ -65,9 +72,11 @@ class ReplayCounts:
         self._waiting[slot] = ((earlier[0] if earlier else 0) + 1, self._clock.now())
         if self._timer is None and self._flushing is None:
             with contextlib.suppress(RuntimeError):  # no running loop: the next flush() writes it
-                loop = asyncio.get_running_loop()
-                self._timer = loop.call_later(self._delay, self._start_flush)
+                self._schedule(asyncio.get_running_loop())
         return True
+
+    def _schedule(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._timer = loop.call_later(self._delay, self._start_flush, context=contextvars.Context())
 
     def _start_flush(self) -> None:
         self._timer = None
@@ -78,8 +87,8 @@ class ReplayCounts:
             return await self._write_waiting()
         finally:
             self._flushing = None
-            if self._waiting and self._timer is None:
-                self._timer = asyncio.get_running_loop().call_later(self._delay, self._start_flush)
+            if self._waiting and self._timer is None and not self._closed:
+                self._schedule(asyncio.get_running_loop())
 
     async def flush(self) -> int:
         """Write every count waiting now (and wait for a flush already running); how many
@@ -93,7 +102,8 @@ class ReplayCounts:
         return await self._write_waiting()
 
     async def close(self) -> None:
-        """At shutdown: write what waits."""
+        """At shutdown: write what waits; later replays go uncounted."""
+        self._closed = True
         await self.flush()
 
     async def _write_waiting(self) -> int:
@@ -101,10 +111,14 @@ class ReplayCounts:
             return 0
         batch, self._waiting = self._waiting, {}
         rows = [(client_id, key, n, at) for (client_id, key), (n, at) in sorted(batch.items())]
-        try:
-            async with self._tx.write() as tx:
-                await tx.idempotency.count_replays(rows)
-        except Exception:
-            log.warning("idempotency_replays_not_counted", keys=len(rows), exc_info=True)
-            return 0
-        return len(rows)
+        written = 0
+        for start in range(0, len(rows), CHUNK):
+            chunk = rows[start : start + CHUNK]
+            try:
+                async with self._tx.write() as tx:
+                    await tx.idempotency.count_replays(chunk)
+            except Exception:
+                log.warning("idempotency_replays_not_counted", keys=len(chunk), exc_info=True)
+                continue
+            written += len(chunk)
+        return written

@@ -28,9 +28,13 @@ _RELEASE = _table.delete().where(_c.id == sa.bindparam("p_id"), _c.status == "in
 _DELETE_EXPIRED = _table.delete().where(
     _c.id == sa.bindparam("p_id"), _c.expires_at < sa.bindparam("p_now")
 )
+_REPLAYED_AT = sa.bindparam("p_at", type_=UtcDateTime())
 _REPLAYED = {
     "replays": _c.replays + sa.bindparam("p_n", type_=sa.Integer()),
-    "last_replayed_at": sa.bindparam("p_at", type_=UtcDateTime()),
+    # Never backwards: two processes' flushes may land in either order.
+    "last_replayed_at": sa.case(
+        (_c.last_replayed_at > _REPLAYED_AT, _c.last_replayed_at), else_=_REPLAYED_AT
+    ),
 }
 # SQLite: one writer at a time; the write lock is what the flush waits for.
 _COUNT_REPLAYS = _table.update().where(_c.id == sa.bindparam("p_id")).values(_REPLAYED)

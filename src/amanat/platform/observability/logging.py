@@ -138,6 +138,17 @@ def _finish_foreign(logger: WrappedLogger, method_name: str, event_dict: EventDi
     return mask_event_dict(logger, method_name, event_dict)
 
 
+def _drop_record_keys(
+    _logger: WrappedLogger, _method_name: str, event_dict: EventDict
+) -> EventDict:
+    """``_record`` and ``_from_structlog`` mean a standard-library record to the formatter,
+    and masking passes them unread; from a structlog call they are only a caller's values,
+    so they are dropped before anything reads them."""
+    event_dict.pop("_record", None)
+    event_dict.pop("_from_structlog", None)
+    return event_dict
+
+
 _LEADING_KEYS: Final = ("timestamp", "level", "logger", "event", "request_id")
 
 
@@ -290,6 +301,7 @@ def configure_logging(*, json: bool, level: str = "INFO", stream: IO[str] | None
     )
     structlog.configure(
         processors=[
+            _drop_record_keys,
             structlog.contextvars.merge_contextvars,
             structlog.stdlib.add_logger_name,
             structlog.stdlib.add_log_level,

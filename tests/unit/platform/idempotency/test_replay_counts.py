@@ -9,10 +9,12 @@ from contextlib import asynccontextmanager
 from datetime import datetime
 from typing import Any
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from amanat.kernel.clock import FrozenClock
+from amanat.platform.idempotency import replay_counts
 from amanat.platform.idempotency.replay_counts import ReplayCounts
 
 
@@ -97,3 +99,24 @@ async def test_at_most_max_waiting_keys_wait() -> None:
     await counts.flush()
     assert repository.counts == {("cli_a", "k1"): 2, ("cli_a", "k2"): 1}
     assert counts.add("cli_a", "k3")
+
+
+async def test_a_large_flush_is_written_in_short_transactions(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(replay_counts, "CHUNK", 3)
+    counts, repository = _counts()
+    for n in range(8):
+        counts.add("cli_a", f"k{n}")
+    assert await counts.flush() == 8
+    assert [len(write) for write in repository.writes] == [3, 3, 2]
+
+
+async def test_after_close_nothing_is_counted_or_scheduled() -> None:
+    counts, repository = _counts(delay=0.01)
+    counts.add("cli_a", "k1")
+    await counts.close()
+    assert not counts.add("cli_a", "k2")
+    await asyncio.sleep(0.05)
+    assert repository.counts == {("cli_a", "k1"): 1}
+    assert counts.waiting == 0

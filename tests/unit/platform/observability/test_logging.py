@@ -385,3 +385,13 @@ def test_an_id_minted_here_is_logged_as_it_is_and_one_sent_in_is_masked(
     assert sent_in["request_id"] != shaped and "3001234567" not in sent_in["request_id"]
     assert mask_value("note", MintedId(shaped)) == shaped
     assert mask_value("iban", MintedId(IBAN)) == IBAN_MASKED, "a personal key masks it anyway"
+
+
+def test_keys_that_mean_a_record_to_the_formatter_cannot_carry_text_past_the_mask(
+    json_stream: io.StringIO,
+) -> None:
+    log = get_logger("amanat.test")
+    log.info("probe", _from_structlog=f"password={PASSWORD} {IBAN}", _record=f"{PHONE}")
+    _assert_clean(json_stream.getvalue())
+    (line,) = _lines(json_stream)
+    assert line["event"] == "probe"
