@@ -1,5 +1,5 @@
 """How often a key's stored answer was given again, counted in memory and written a
-moment later, many keys in one transaction.
+moment later, many keys per transaction.
 
 A replay is a read: answering one must not cost a commit. Counting each replay with an
 UPDATE of its own made every replay a durable write (a WAL flush on PostgreSQL), which
@@ -12,8 +12,8 @@ holds is skipped rather than waited for. The flush runs in a context of its own,
 that of the request whose replay started it.
 
 The count is best effort, as the timeline that shows it says: counts waiting in a process
-that is killed are lost (at most ``delay`` seconds of them), a failed flush is logged and
-its counts dropped, and at most ``max_waiting`` keys wait at once (further replays of new
+that is killed are lost (at most ``delay`` seconds of them), a transaction that fails is
+logged and its counts dropped, rows another transaction holds are skipped, and at most ``max_waiting`` keys wait at once (further replays of new
 keys go uncounted until the next flush). A replay's answer never waits for any of it.
 """
 
