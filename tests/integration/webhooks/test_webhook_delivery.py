@@ -1237,10 +1237,17 @@ async def test_a_delivery_claimed_again_while_its_old_task_waits_gets_no_second_
     await hooks.endpoint(receiver.url)
     await hooks.emit()
     deliverer = hooks.deliverer()
+    # Every process slot taken, so the first task waits (as a busy worker's would) until
+    # the second claim is made; without this the first task could give the delivery back
+    # before that claim, and the claim would rightly start a task of its own.
+    for _ in range(deliverer._concurrency):
+        await deliverer._slots.acquire()
     assert await deliverer.run_once() == 1
     hooks.clock.advance(seconds=hooks.container.webhooks.config.lease.total_seconds() + 1)
     assert await deliverer.run_once() == 1, "claimed again: its lease ran out"
     assert deliverer.in_flight == 1
+    for _ in range(deliverer._concurrency):
+        deliverer._slots.release()
     await deliverer.drain(30)
     assert receiver.received() == [], "the old task gave it back; no second task sent it"
     assert await deliver(deliverer) == 1
