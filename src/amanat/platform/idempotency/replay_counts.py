@@ -13,8 +13,9 @@ that of the request whose replay started it.
 
 The count is best effort, as the timeline that shows it says: counts waiting in a process
 that is killed are lost (at most ``delay`` seconds of them), a transaction that fails is
-logged and its counts dropped, rows another transaction holds are skipped, and at most ``max_waiting`` keys wait at once (further replays of new
-keys go uncounted until the next flush). A replay's answer never waits for any of it.
+logged and its counts dropped, rows another transaction holds are skipped, and at most
+``max_waiting`` keys wait at once (further replays of new keys go uncounted until the next
+flush). A replay's answer never waits for any of it.
 """
 
 from __future__ import annotations
