@@ -28,8 +28,13 @@ _CONTENTION_SQLSTATES = frozenset({"40P01", "40001", "55P03", "57014", "25P03"})
 
 def contention(exc: DBAPIError) -> Contention | None:
     """The retryable error a database refusal stands for, if it is one of contention."""
-    state = getattr(exc.orig, "sqlstate", None)
-    if state in _CONTENTION_SQLSTATES:
+    return contention_of(getattr(exc.orig, "sqlstate", None))
+
+
+def contention_of(sqlstate: object) -> Contention | None:
+    """The retryable error a refusal with ``sqlstate`` stands for, if it is one of
+    contention (the driver's own error, when a statement bypassed SQLAlchemy)."""
+    if sqlstate in _CONTENTION_SQLSTATES:
         return Contention("The database is busy with concurrent requests; retry in a moment.")
     return None
 

@@ -31,10 +31,9 @@ import asyncpg  # type: ignore[import-untyped]
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from amanat.kernel.errors import Contention
+from amanat.platform.db.database import contention_of
 
 _GIVEN = object()  # a parameter the caller gives
-_CONTENTION_SQLSTATES = frozenset({"40P01", "40001", "55P03", "57014", "25P03"})
 
 
 class _Compiled:
@@ -96,11 +95,10 @@ class RawRead:
                 await conn.invalidate()
             raise
         except asyncpg.PostgresError as exc:
-            if getattr(exc, "sqlstate", None) in _CONTENTION_SQLSTATES:
-                raise Contention(
-                    "The database is busy with concurrent requests; retry in a moment."
-                ) from None
-            raise
+            retry = contention_of(getattr(exc, "sqlstate", None))
+            if retry is None:
+                raise
+            raise retry from None
         row, results = compiled.row, compiled.results
         return [
             row(

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
-import operator
 import re
 import typing
 from collections.abc import Awaitable, Callable
@@ -41,6 +40,8 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from amanat.platform.http.route_index import routes_version
+
 try:
     from fastapi.routing import _IncludedRouter
 except ImportError:  # pragma: no cover - a FastAPI that includes routers another way
@@ -48,8 +49,6 @@ except ImportError:  # pragma: no cover - a FastAPI that includes routers anothe
 
 Guard = Callable[[Request, str, str], Awaitable[Any]]
 """(request, scope, rate-limit policy) -> the caller; what ``require_scope`` runs."""
-
-_routes_version = operator.attrgetter("_routes_version")
 
 
 @dataclass(frozen=True, slots=True)
@@ -193,7 +192,7 @@ class LeanRoutes:
         version = (
             *map(id, routes),
             *(
-                _routes_version(route.original_router)
+                routes_version(route.original_router)
                 for route in routes
                 if _IncludedRouter is not None and isinstance(route, _IncludedRouter)
             ),

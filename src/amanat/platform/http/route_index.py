@@ -99,7 +99,7 @@ if _IncludedRouter is not None:
         def first_candidate(self, path: str) -> int:
             """The position of the first router whose pattern fits ``path``, or that has
             no pattern; a position past every router when none fits."""
-            versions = tuple(map(_routes_version, self._originals))
+            versions = tuple(map(routes_version, self._originals))
             if versions != self._versions:
                 self._rebuild()
                 self._versions = versions
@@ -119,7 +119,8 @@ if _IncludedRouter is not None:
             self._combined = re.compile("|".join(parts)) if parts else None
 
 
-_routes_version = operator.attrgetter("_routes_version")
+routes_version = operator.attrgetter("_routes_version")
+"""A FastAPI router's own version number, which it bumps on every route added."""
 _NAMED_GROUP = re.compile(r"\(\?P<\w+>")
 
 
