@@ -13,12 +13,17 @@ a pattern takes exactly the old way (405 for the wrong method, redirects, 404s i
 A router holding anything but plain API routes (a mount, a nested router) is never skipped.
 
 Asking each router's pattern in turn still cost a late route (the console's, open
-banking's, the health checks') a regular expression per router before it: about 2 us
-each, 40 routers. So the first router asked in a request also finds, with one expression
-over all of them (:class:`_AppIndex`), the first router whose pattern fits the path (or
-that cannot be skipped), and keeps it in the request's scope with the path it was found
-for: the routers before it answer "no match" with a comparison, and the routers after it
-check their own pattern as before.
+banking's, the health checks') a regular expression per router before it, and FastAPI's own
+walk over the app's forty-odd top-level routes, even when each answers "no match" with a
+comparison, cost a late route about 30 us. So :class:`_TopLevelIndex` holds one expression
+over all the app's top-level routes (each router's pattern, each plain route's or mount's
+own path pattern) and finds, in one step, the first route that may hold the path (or that
+cannot be judged by a pattern), and :class:`_TopLevelDispatch`, in front of FastAPI's walk,
+asks that route alone: when it matches fully, the request goes to it exactly as FastAPI's
+walk would send it (every route before it cannot match the path); anything else (a wrong
+method, a redirect, a 404, a websocket) takes FastAPI's walk unchanged. The position found
+is kept in the request's scope with the path it was found for, so the routers asked in that
+walk answer "no match" with a comparison.
 """
 
 from __future__ import annotations
@@ -28,18 +33,19 @@ import re
 from typing import Any
 
 from fastapi import FastAPI
-from fastapi.routing import APIRoute
+from fastapi.routing import APIRoute, APIRouter
 from starlette._utils import get_route_path
-from starlette.routing import Match
-from starlette.types import Scope
+from starlette.routing import Match, Mount, Route
+from starlette.types import ASGIApp, Receive, Scope, Send
 
-try:  # FastAPI's private class for an included router; without it there is nothing to index.
-    from fastapi.routing import _IncludedRouter
-except ImportError:  # pragma: no cover - a FastAPI that includes routers another way
+try:  # FastAPI's private parts: an included router, and the steps of its routing walk.
+    from fastapi.routing import _apply_router_form_limits, _IncludedRouter, _update_scope
+    from fastapi.telemetry._api import _route_selected
+except ImportError:  # pragma: no cover - a FastAPI that routes another way
     _IncludedRouter = None  # type: ignore[assignment,misc]
 
 
-_FIRST_CANDIDATE = "amanat.first_candidate_router"
+_FIRST_CANDIDATE = "amanat.first_candidate_route"
 _NEVER = 1 << 30
 
 
@@ -50,7 +56,7 @@ if _IncludedRouter is not None:
 
         _indexed_version: int | None = None
         _pattern: re.Pattern[str] | None = None
-        _app_index: _AppIndex | None = None
+        _top_index: _TopLevelIndex | None = None
         _position = 0
 
         def _path_pattern(self) -> re.Pattern[str] | None:
@@ -65,13 +71,13 @@ if _IncludedRouter is not None:
 
         def matches(self, scope: Scope) -> tuple[Match, Scope]:
             if scope["type"] == "http":
-                app_index = self._app_index
-                if app_index is not None:
+                top_index = self._top_index
+                if top_index is not None:
                     found = scope.get(_FIRST_CANDIDATE)
                     # Kept with the scope's own path string: a redirect check asks a copy
                     # of the scope with another path.
                     if found is None or found[0] is not scope["path"]:
-                        found = (scope["path"], app_index.first_candidate(get_route_path(scope)))
+                        found = (scope["path"], top_index.first_candidate(get_route_path(scope)))
                         scope[_FIRST_CANDIDATE] = found
                     if self._position < found[1]:
                         return Match.NONE, {}
@@ -86,23 +92,34 @@ if _IncludedRouter is not None:
             match: tuple[Match, Scope] = super().matches(scope)
             return match
 
-    class _AppIndex:
-        """Which of an app's indexed routers is the first that may hold a path."""
+    class _TopLevelIndex:
+        """Which of an app's top-level routes is the first that may hold a path."""
 
-        def __init__(self, routers: list[IndexedRouter]) -> None:
-            self._routers = routers
-            self._originals = [router.original_router for router in routers]
-            self._versions: tuple[int, ...] | None = None
+        def __init__(self, router: APIRouter) -> None:
+            self._router = router
+            self._built_for: tuple[int, int, int] | None = None
+            self._routers: list[APIRouter] = []
             self._combined: re.Pattern[str] | None = None
             self._unskippable = _NEVER
 
         def first_candidate(self, path: str) -> int:
-            """The position of the first router whose pattern fits ``path``, or that has
-            no pattern; a position past every router when none fits."""
-            versions = tuple(map(routes_version, self._originals))
-            if versions != self._versions:
+            """The position of the first top-level route whose pattern fits ``path``, or
+            that has no pattern; a position past every route when none fits."""
+            router = self._router
+            # Adding a route to the app bumps its version; adding one to an included router
+            # bumps that router's own. Versions only grow, so their sum changes with any.
+            built_for = (
+                router._routes_version,
+                len(router.routes),
+                sum(map(routes_version, self._routers)),
+            )
+            if built_for != self._built_for:
                 self._rebuild()
-                self._versions = versions
+                self._built_for = (
+                    router._routes_version,
+                    len(router.routes),
+                    sum(map(routes_version, self._routers)),
+                )
             found = self._combined.match(path) if self._combined is not None else None
             position = int(found.lastgroup[1:]) if found and found.lastgroup else _NEVER
             return min(position, self._unskippable)
@@ -110,13 +127,71 @@ if _IncludedRouter is not None:
         def _rebuild(self) -> None:
             parts: list[str] = []
             self._unskippable = _NEVER
-            for position, router in enumerate(self._routers):
-                pattern = router._path_pattern()
+            self._routers = []
+            for position, route in enumerate(self._router.routes):
+                if isinstance(route, IndexedRouter):
+                    route._position = position
+                    route._top_index = self
+                    self._routers.append(route.original_router)
+                if self._unskippable < _NEVER:
+                    continue  # nothing after a route no pattern can judge is skipped
+                pattern = _top_level_pattern(route)
                 if pattern is None:
-                    self._unskippable = min(self._unskippable, position)
+                    self._unskippable = position
                     continue
-                parts.append(f"(?P<r{position}>{pattern.pattern})")
+                parts.append(f"(?P<r{position}>{pattern})")
             self._combined = re.compile("|".join(parts)) if parts else None
+
+    def _top_level_pattern(route: Any) -> str | None:
+        """The pattern of the paths a top-level route can match fully or partly, with its
+        groups unnamed; None when only the route itself can say (a host, a websocket, a
+        router holding more than API routes)."""
+        if isinstance(route, IndexedRouter):
+            pattern = route._path_pattern()
+            return pattern.pattern if pattern is not None else None
+        # Starlette's Route and Mount (FastAPI's APIRoute is a Route) match an HTTP request
+        # by their path pattern first: a path it refuses is "no match", whatever else.
+        if type(route) in (Route, Mount, APIRoute):
+            regex = getattr(route, "path_regex", None)
+            if isinstance(regex, re.Pattern):
+                return _NAMED_GROUP.sub("(?:", regex.pattern)
+        return None
+
+    class _TopLevelDispatch:
+        """In front of FastAPI's routing walk: sends a request straight to the first
+        top-level route that may hold its path when that route matches it fully, as the
+        walk would; every other request takes the walk."""
+
+        def __init__(self, router: APIRouter, walk: ASGIApp) -> None:
+            self._router = router
+            self._walk = walk
+            self.index = _TopLevelIndex(router)
+
+        async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+            if scope["type"] == "http":
+                router = self._router
+                # The walk's own first steps, which its matching may read.
+                _apply_router_form_limits(scope, router.form_limits)
+                if "router" not in scope:
+                    scope["router"] = router
+                path = scope["path"]
+                position = self.index.first_candidate(get_route_path(scope))
+                scope[_FIRST_CANDIDATE] = (path, position)
+                routes = router.routes
+                if position < len(routes):
+                    route = routes[position]
+                    match, child_scope = route.matches(scope)
+                    if match == Match.FULL:
+                        # The walk's answer to a full match, step for step.
+                        _update_scope(scope, child_scope)
+                        _route_selected(
+                            scope=scope,
+                            path=getattr(route, "path_format", None),
+                            mount=isinstance(route, Mount),
+                        )
+                        await route.handle(scope, receive, send)
+                        return
+            await self._walk(scope, receive, send)
 
 
 routes_version = operator.attrgetter("_routes_version")
@@ -141,20 +216,19 @@ def _pattern_of(candidates: list[Any]) -> re.Pattern[str] | None:
 
 
 def index_included_routers(app: FastAPI) -> int:
-    """Swap the app's included routers for indexed ones; answers how many were swapped."""
+    """Swap the app's included routers for indexed ones, and put the top-level index in
+    front of FastAPI's routing walk; answers how many routers were swapped."""
     if _IncludedRouter is None:  # pragma: no cover
         return 0
-    indexed: list[IndexedRouter] = []
+    swapped = 0
     routes = app.router.routes
     for position, route in enumerate(routes):
         if type(route) is _IncludedRouter:
-            router = IndexedRouter(
+            routes[position] = IndexedRouter(
                 original_router=route.original_router, include_context=route.include_context
             )
-            router._position = len(indexed)
-            routes[position] = router
-            indexed.append(router)
-    app_index = _AppIndex(indexed)
-    for router in indexed:
-        router._app_index = app_index
-    return len(indexed)
+            swapped += 1
+    router = app.router
+    if not isinstance(router.middleware_stack, _TopLevelDispatch):
+        router.middleware_stack = _TopLevelDispatch(router, router.middleware_stack)
+    return swapped

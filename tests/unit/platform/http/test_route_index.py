@@ -127,3 +127,43 @@ def test_every_path_of_a_small_alphabet_is_routed_as_fastapi_routes_it() -> None
                     expected.headers.get("location"),
                     expected.content,
                 ), (method, path)
+
+
+def test_a_late_route_is_sent_straight_to_and_other_requests_take_the_walk() -> None:
+    """The top-level index sends a request that a route matches fully straight to it; a
+    wrong method, a redirect, a 404 and anything behind a router no pattern can judge (the
+    one holding a mount) take FastAPI's own walk, which answers them."""
+    app, _ = _app(indexed=True)
+    dispatch = app.router.middleware_stack
+    walked: list[str] = []
+    walk = dispatch._walk
+
+    async def counting_walk(scope, receive, send):  # type: ignore[no-untyped-def]
+        if scope["type"] == "http":
+            walked.append(scope["path"])
+        await walk(scope, receive, send)
+
+    dispatch._walk = counting_walk
+    with TestClient(app) as client:
+        assert client.get("/v1/banks").json() == {"route": "banks"}
+        assert client.get("/v1/payments/pay_1/history").json()["route"] == "history"
+        assert walked == []
+        assert client.get("/late").json() == {"route": "late"}
+        assert client.get("/v1/payments").status_code == 405
+        assert client.get("/v1/payments/pay_1/", follow_redirects=False).status_code == 307
+        assert client.get("/nowhere").status_code == 404
+        # The router holding the mount is asked as the walk would ask it, and matches.
+        assert client.get("/files/x").text == "a file"
+    assert walked == ["/late", "/v1/payments", "/v1/payments/pay_1/", "/nowhere"]
+
+
+def test_a_route_added_to_the_app_after_indexing_is_indexed() -> None:
+    app, _ = _app(indexed=True)
+    with TestClient(app) as client:
+        assert client.get("/later").status_code == 404
+
+        @app.get("/later")
+        async def later() -> dict[str, str]:
+            return {"route": "later"}
+
+        assert client.get("/later").json() == {"route": "later"}
