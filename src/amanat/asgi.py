@@ -36,7 +36,8 @@ def sandbox_rail(settings: Settings) -> FastAPI:
 
 def app() -> FastAPI:
     settings = Settings()
-    if configure_logging_from(settings):
+    # A server logs a line per request: written once per turn of the event loop.
+    if configure_logging_from(settings, batch_lines=True):
         # A worker process's stray stderr text (a crash traceback printed by
         # multiprocessing) would otherwise be the one line that is neither JSON nor masked.
         route_stderr_as_json()

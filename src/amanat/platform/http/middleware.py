@@ -30,10 +30,9 @@ from amanat.platform.http.input_guard import (
     json_pointer,
     path_has_forbidden,
 )
-from amanat.platform.observability.logging import BoundOnce
+from amanat.platform.observability.logging import log_request
 
 log = structlog.get_logger("amanat.http")
-request_log = BoundOnce("amanat.http")
 
 # (scope, status, code, detail) -> the ASGI answer, for a surface with its own error shape.
 RefusalRenderer = Callable[[Scope, int, str, str], ASGIApp]
@@ -47,11 +46,34 @@ class _BodyTooLarge(Exception):
     pass
 
 
-def _header(scope: Scope, name: bytes) -> str | None:
-    for key, value in scope.get("headers", ()):
-        if key == name:
-            return str(value.decode("latin-1"))
-    return None
+class _RequestHeaders:
+    """What the contract reads of a request's headers, in one pass over them: the first
+    value of each header it needs, their count and their total size."""
+
+    __slots__ = ("chunked", "content_length", "content_type", "count", "request_id", "size")
+
+    def __init__(self, raw: Iterable[tuple[bytes, bytes]]) -> None:
+        self.request_id: str | None = None
+        self.content_length: str | None = None
+        self.content_type: str | None = None
+        self.chunked = False
+        count = size = 0
+        for key, value in raw:
+            count += 1
+            size += len(key) + len(value)
+            if key == b"content-type":
+                if self.content_type is None:
+                    self.content_type = value.decode("latin-1")
+            elif key == b"content-length":
+                if self.content_length is None:
+                    self.content_length = value.decode("latin-1")
+            elif key == b"x-request-id":
+                if self.request_id is None:
+                    self.request_id = value.decode("latin-1")
+            elif key == b"transfer-encoding":
+                self.chunked = True
+        self.count = count
+        self.size = size
 
 
 def _is_json_type(content_type: str) -> bool:
@@ -124,7 +146,8 @@ class ContractMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        sent_id = _header(scope, b"x-request-id")
+        headers = _RequestHeaders(scope.get("headers", ()))
+        sent_id = headers.request_id
         request_id = accept_or_generate_request_id(sent_id)
         token = request_id_var.set(request_id)
         # An id minted here is logged as it is; one the client sent is masked like any text.
@@ -132,62 +155,69 @@ class ContractMiddleware:
             request_id=request_id if request_id == sent_id else MintedId(request_id)
         )
         started = time.perf_counter()
-        status_holder: dict[str, Any] = {"status": None, "overflow": False, "replaced": False}
+        status: int | None = None
+        overflow = replaced = False
         path = scope.get("path", "")
+        upload = self._is_upload(path)
+        body_limit = self._limit(upload=upload)
 
         async def send_with_id(message: Message) -> None:
-            if status_holder["overflow"]:
+            nonlocal replaced
+            if overflow:
                 # FastAPI turns a failed body read into its own 400; answer 413 instead.
-                if not status_holder["replaced"]:
-                    status_holder["replaced"] = True
+                if not replaced:
+                    replaced = True
                     await self._too_large(scope)(scope, receive, send_with_id_raw)
                 return
             await send_with_id_raw(message)
 
         async def send_with_id_raw(message: Message) -> None:
+            nonlocal status
             if message["type"] == "http.response.start":
-                status_holder["status"] = message["status"]
-                headers = [
+                status = message["status"]
+                answer_headers = [
                     (k, v) for k, v in message.get("headers", []) if k.lower() != b"x-request-id"
                 ]
-                headers.append((b"x-request-id", request_id.encode("latin-1")))
-                present = {k.lower() for k, _ in headers}
-                for name, value in scope.get("state", {}).get("ratelimit_headers", {}).items():
-                    raw_name = name.lower().encode("latin-1")
-                    if raw_name not in present:
-                        headers.append((raw_name, value.encode("latin-1")))
-                message = {**message, "headers": headers}
+                answer_headers.append((b"x-request-id", request_id.encode("latin-1")))
+                limits = scope.get("state", {}).get("ratelimit_headers")
+                if limits:
+                    present = {k.lower() for k, _ in answer_headers}
+                    for name, value in limits.items():
+                        raw_name = name.lower().encode("latin-1")
+                        if raw_name not in present:
+                            answer_headers.append((raw_name, value.encode("latin-1")))
+                message = {**message, "headers": answer_headers}
             await send(message)
 
         try:
-            early = self._early_rejection(scope)
+            early = self._early_rejection(scope, headers, upload, body_limit)
             if early is not None:
                 await early(scope, receive, send_with_id)
                 return
             received = 0
 
             async def limited_receive() -> Message:
-                nonlocal received
+                nonlocal received, overflow
                 message = await receive()
                 if message["type"] == "http.request":
                     received += len(message.get("body", b""))
-                    if received > self._body_limit(path):
-                        status_holder["overflow"] = True
+                    if received > body_limit:
+                        overflow = True
                         raise _BodyTooLarge
                 return message
 
-            inspected = await self._inspect_body(scope, limited_receive)
+            inspected = await self._inspect_body(scope, headers, upload, limited_receive)
             if isinstance(inspected, Exception):
                 await self._body_refusal(scope, inspected)(scope, receive, send_with_id)
                 return
             await self.app(scope, inspected or limited_receive, send_with_id)
         except _BodyTooLarge:
-            if status_holder["status"] is None and not status_holder["replaced"]:
-                status_holder["replaced"] = True
+            if status is None and not replaced:
+                replaced = True
                 await self._too_large(scope)(scope, receive, send_with_id_raw)
         except Exception:
             log.exception("unhandled_exception", method=scope.get("method"), path=path)
-            if status_holder["status"] is None:
+            if status is None:
                 renderer = self._renderer(path)
                 answer = (
                     renderer(
@@ -203,12 +233,11 @@ class ContractMiddleware:
             else:
                 raise
         finally:
-            request_log.get().info(
-                "http_request",
-                method=scope.get("method"),
-                path=path,
-                status=status_holder["status"],
-                duration_ms=round((time.perf_counter() - started) * 1000, 2),
+            log_request(
+                scope.get("method"),
+                path,
+                status,
+                round((time.perf_counter() - started) * 1000, 2),
             )
             structlog.contextvars.unbind_contextvars("request_id")
             request_id_var.reset(token)
@@ -239,9 +268,10 @@ class ContractMiddleware:
         return path in self.upload_paths or any(t.fullmatch(path) for t in self.upload_templates)
 
     def _body_limit(self, path: str) -> int:
-        if self._is_upload(path):
-            return max(self.max_upload_bytes, self.max_body_bytes)
-        return self.max_body_bytes
+        return self._limit(upload=self._is_upload(path))
+
+    def _limit(self, *, upload: bool) -> int:
+        return max(self.max_upload_bytes, self.max_body_bytes) if upload else self.max_body_bytes
 
     def _too_large(self, scope: Scope) -> Any:
         return self._answer(
@@ -251,11 +281,11 @@ class ContractMiddleware:
             f"The body exceeds the limit of {self._body_limit(scope.get('path', ''))} bytes.",
         )
 
-    def _early_rejection(self, scope: Scope) -> Any:
+    def _early_rejection(
+        self, scope: Scope, headers: _RequestHeaders, upload: bool, body_limit: int
+    ) -> Any:
         path = scope.get("path", "")
-        headers = scope.get("headers", ())
-        header_bytes = sum(len(k) + len(v) for k, v in headers)
-        if len(headers) > self.max_header_count or header_bytes > self.max_header_bytes:
+        if headers.count > self.max_header_count or headers.size > self.max_header_bytes:
             return self._answer(
                 scope,
                 "request_header_fields_too_large",
@@ -272,19 +302,17 @@ class ContractMiddleware:
                 check_query_text(query)
             except InputRefused as refusal:
                 return self._validation_refusal(scope, refusal)
-        length = _header(scope, b"content-length")
-        if length is not None and length.isdigit() and int(length) > self._body_limit(path):
+        length = headers.content_length
+        if length is not None and length.isdigit() and int(length) > body_limit:
             return self._too_large(scope)
         method = scope.get("method", "GET")
         if (
             method in _JSON_BODY_METHODS
             and path.startswith(self.json_only_prefixes)
-            and not self._is_upload(path)  # a file, sent as it is
+            and not upload  # a file, sent as it is
         ):
-            has_body = (length is not None and length != "0") or (
-                _header(scope, b"transfer-encoding") is not None
-            )
-            content_type = _header(scope, b"content-type")
+            has_body = (length is not None and length != "0") or headers.chunked
+            content_type = headers.content_type
             if has_body and (content_type is None or not _is_json_type(content_type)):
                 return self._answer(
                     scope,
@@ -316,19 +344,21 @@ class ContractMiddleware:
             [refusal.as_error()],
         )
 
-    async def _inspect_body(self, scope: Scope, receive: Receive) -> Receive | Exception | None:
+    async def _inspect_body(
+        self, scope: Scope, headers: _RequestHeaders, upload: bool, receive: Receive
+    ) -> Receive | Exception | None:
         """Reads a JSON or form body whole (it is capped at max_body_bytes) and checks it;
         answers a receive that replays it, the refusal, or None when there is nothing to
         check. The route parses the same bytes again with FastAPI's reader; what the two
         readers could read differently (encodings, duplicate keys) is refused here."""
         if scope.get("method") not in _BODY_METHODS:
             return None
-        if self._is_upload(scope.get("path", "")):
+        if upload:
             # A file, read by its route only once the caller is known to be allowed:
             # reading (and scanning) up to the upload limit here, before authentication,
             # would let anyone make the server hold and parse tens of megabytes.
             return None
-        content_type = _header(scope, b"content-type")
+        content_type = headers.content_type
         is_form = content_type is not None and _is_form_type(content_type)
         if content_type is not None and not is_form and not _is_json_type(content_type):
             return None

@@ -395,3 +395,117 @@ def test_keys_that_mean_a_record_to_the_formatter_cannot_carry_text_past_the_mas
     _assert_clean(json_stream.getvalue())
     (line,) = _lines(json_stream)
     assert line["event"] == "probe"
+
+
+class _CountingStream(io.StringIO):
+    """A stream that counts its writes (each a system call on a real stream)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.writes = 0
+
+    def write(self, text: str) -> int:
+        self.writes += 1
+        return super().write(text)
+
+
+def test_a_server_writes_a_loop_turns_lines_together_in_order() -> None:
+    import asyncio
+
+    stream = _CountingStream()
+    configure_logging(json=True, level="INFO", stream=stream, batch_lines=True)
+    log = get_logger("amanat.test")
+
+    async def one_turn() -> None:
+        for number in range(5):
+            log.info("line", number=number)
+        assert stream.getvalue() == ""  # waiting for the loop's next turn
+        await asyncio.sleep(0)
+        await asyncio.sleep(0)
+
+    asyncio.run(one_turn())
+    assert [line["number"] for line in _lines(stream)] == [0, 1, 2, 3, 4]
+    assert stream.writes == 1
+
+    async def then_a_standard_library_record() -> None:
+        log.info("first", iban=IBAN)
+        logging.getLogger("uvicorn.error").warning("second")
+        assert [line["event"] for line in _lines(stream)][-2:] == ["first", "second"]
+
+    asyncio.run(then_a_standard_library_record())
+    log.info("outside any loop")  # written at once
+    assert _lines(stream)[-1]["event"] == "outside any loop"
+    _assert_clean(stream.getvalue())
+
+
+def test_a_server_never_holds_more_than_a_bounded_number_of_lines() -> None:
+    import asyncio
+
+    from amanat.platform.observability import logging as amanat_logging
+
+    stream = _CountingStream()
+    configure_logging(json=True, level="INFO", stream=stream, batch_lines=True)
+    log = get_logger("amanat.test")
+
+    async def many() -> None:
+        for number in range(amanat_logging._MAX_PENDING_LINES + 1):
+            log.info("line", number=number)
+        assert len(_lines(stream)) == amanat_logging._MAX_PENDING_LINES
+
+    asyncio.run(many())
+
+
+def test_lines_still_waiting_are_written_when_the_handler_is_replaced() -> None:
+    import asyncio
+
+    stream = _CountingStream()
+    configure_logging(json=True, level="INFO", stream=stream, batch_lines=True)
+
+    async def log_and_reconfigure() -> None:
+        get_logger("amanat.test").info("waiting")
+        configure_logging(json=True, level="INFO", stream=io.StringIO())
+
+    asyncio.run(log_and_reconfigure())
+    assert [line["event"] for line in _lines(stream)] == ["waiting"]
+
+
+def test_the_request_line_is_the_line_structlog_writes() -> None:
+    """log_request writes the http_request line itself; it must be the very line the
+    structlog pipeline writes, masking and context variables included."""
+    from amanat.platform.observability import logging as amanat_logging
+
+    stream = io.StringIO()
+    configure_logging(json=True, level="INFO", stream=stream)
+    structlog.contextvars.bind_contextvars(
+        request_id=MintedId("req_01KBR2X8Y9Z0ABCDEFGHJKMNPQ"), client_id="cli_1", iban=IBAN
+    )
+    path = f"/v1/lookup/{IBAN}/{CNIC}"
+    amanat_logging.log_request("POST", path, 201, 12.5)
+    get_logger("amanat.http").info(
+        "http_request", method="POST", path=path, status=201, duration_ms=12.5
+    )
+    fast, slow = stream.getvalue().splitlines()
+    assert json.loads(fast).pop("timestamp") and json.loads(slow).pop("timestamp")
+    without_time = [
+        {k: v for k, v in json.loads(x).items() if k != "timestamp"} for x in (fast, slow)
+    ]
+    assert without_time[0] == without_time[1]
+    assert list(json.loads(fast)) == list(json.loads(slow))  # the same key order
+    _assert_clean(stream.getvalue())
+
+
+def test_the_request_line_follows_the_level_and_a_capture() -> None:
+    from amanat.platform.observability import logging as amanat_logging
+
+    stream = io.StringIO()
+    configure_logging(json=True, level="WARNING", stream=stream)
+    amanat_logging.log_request("GET", "/v1/banks", 200, 1.0)
+    assert stream.getvalue() == ""
+    configure_logging(json=True, level="INFO", stream=stream)
+    with structlog.testing.capture_logs() as captured:
+        amanat_logging.log_request("GET", "/v1/banks", 200, 1.0)
+    assert captured[0]["event"] == "http_request" and captured[0]["status"] == 200
+    assert stream.getvalue() == ""
+    configure_logging(json=False, level="INFO", stream=stream)  # the console format
+    amanat_logging.log_request("GET", "/v1/banks", 200, 1.0)
+    assert "http_request" in stream.getvalue() and not stream.getvalue().startswith("{")
