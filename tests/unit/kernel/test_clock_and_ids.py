@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta, timezone
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -42,3 +43,37 @@ def test_prefixed_ids() -> None:
     assert is_id_of("payment", payment_id)
     assert not is_id_of("refund", payment_id)
     assert not is_id_of("payment", "pay_not-a-ulid")
+
+
+def test_minted_ids_are_ulids_of_now_that_strictly_increase() -> None:
+    import time
+
+    from ulid import ULID
+
+    before = time.time_ns() // 1_000_000
+    ids = [new_id("payment") for _ in range(5_000)]
+    after = time.time_ns() // 1_000_000
+    assert ids == sorted(ids) and len(set(ids)) == len(ids)
+    for payment_id in ids[::97]:
+        parsed = ULID.from_str(payment_id.removeprefix("pay_"))
+        assert str(parsed) == payment_id.removeprefix("pay_")  # canonical Crockford text
+        assert before <= parsed.milliseconds <= after
+
+
+def test_ids_minted_from_many_threads_never_collide() -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(8) as pool:
+        batches = list(pool.map(lambda _: [new_id("event") for _ in range(2_000)], range(8)))
+    every = [one for batch in batches for one in batch]
+    assert len(set(every)) == len(every)
+    assert all(batch == sorted(batch) for batch in batches)
+
+
+def test_a_clock_set_back_still_gives_a_larger_id(monkeypatch: pytest.MonkeyPatch) -> None:
+
+    from amanat.kernel import ids
+
+    first = new_id("payment")
+    monkeypatch.setattr(ids.time, "time_ns", lambda: 0)
+    assert new_id("payment") > first
