@@ -2,8 +2,10 @@
 
 A ciphertext is ``v1.<data-key-id>.<base64url(nonce || ciphertext || tag)>``, with
 ``table|column|row-id`` bound as associated data: copied to another row or column it no
-longer decrypts. Unwrapped data keys are cached in memory for the life of the process;
-a shredded or retired key is dropped from the cache by :meth:`forget`.
+longer decrypts. Unwrapped data keys are cached in memory, the most recently used
+:data:`KEY_CACHE_SIZE` of them (one key per data subject, so a bank's customers would
+otherwise grow the process without bound); a shredded or retired key is dropped from the
+cache by :meth:`forget`.
 
 Blind indexes are HMAC-SHA256 under their own data key (purpose ``blind_index``), so the
 index key can be held apart from the encryption keys and an index reveals nothing without it.
@@ -15,6 +17,7 @@ import base64
 import hashlib
 import hmac
 import os
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
@@ -25,6 +28,7 @@ from amanat.platform.crypto.master_keys import MasterKey
 
 PREFIX = "v1"
 SUBJECT = "subject"
+KEY_CACHE_SIZE = 10_000
 
 
 def subject_key_context(key_id: str) -> FieldContext:
@@ -49,7 +53,7 @@ class FieldCipher:
         """``load_wrapped(key_id)`` returns ``(wrapped_key or None if shredded, purpose)``."""
         self._master = master
         self._load_wrapped = load_wrapped
-        self._keys: dict[str, bytes] = {}
+        self._keys: OrderedDict[str, bytes] = OrderedDict()
 
     @property
     def master_key_id(self) -> str:
@@ -59,7 +63,7 @@ class FieldCipher:
         """A fresh random data key, wrapped by the master key and bound to its id."""
         key = AESGCM.generate_key(bit_length=256)
         wrapped = await self._master.wrap(key, f"data-key:{key_id}")
-        self._keys[key_id] = key
+        self._remember(key_id, key)
         return wrapped
 
     async def new_subject_key(self, key_id: str, wrapping_key_id: str) -> str:
@@ -70,12 +74,13 @@ class FieldCipher:
             context=subject_key_context(key_id),
             key_id=wrapping_key_id,
         )
-        self._keys[key_id] = key
+        self._remember(key_id, key)
         return wrapped
 
     async def _key(self, key_id: str) -> bytes:
         cached = self._keys.get(key_id)
         if cached is not None:
+            self._keys.move_to_end(key_id)
             return cached
         wrapped, purpose = await self._load_wrapped(key_id)
         if wrapped is None:
@@ -87,8 +92,14 @@ class FieldCipher:
             key = base64.b64decode(encoded)
         else:
             key = await self._master.unwrap(wrapped, f"data-key:{key_id}")
-        self._keys[key_id] = key
+        self._remember(key_id, key)
         return key
+
+    def _remember(self, key_id: str, key: bytes) -> None:
+        self._keys[key_id] = key
+        self._keys.move_to_end(key_id)
+        while len(self._keys) > KEY_CACHE_SIZE:
+            self._keys.popitem(last=False)
 
     def forget(self, key_id: str) -> None:
         self._keys.pop(key_id, None)

@@ -1,0 +1,42 @@
+"""The field cipher keeps the most recently used data keys, never all of them."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import os
+
+import pytest
+
+from amanat.platform.crypto import field_cipher
+from amanat.platform.crypto.field_cipher import FieldCipher, FieldContext
+from amanat.platform.crypto.master_keys import LocalMasterKey
+
+
+def test_the_key_cache_is_bounded_and_a_dropped_key_is_loaded_again(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(field_cipher, "KEY_CACHE_SIZE", 3)
+    master = LocalMasterKey.from_base64(base64.b64encode(os.urandom(32)).decode())
+    wrapped: dict[str, str] = {}
+    loads: list[str] = []
+
+    async def load(key_id: str) -> tuple[str | None, str]:
+        loads.append(key_id)
+        return wrapped[key_id], "fields"
+
+    async def scenario() -> None:
+        cipher = FieldCipher(master, load)
+        for number in range(5):
+            wrapped[f"dk_{number}"] = await cipher.new_wrapped_key(f"dk_{number}")
+        assert list(cipher._keys) == ["dk_2", "dk_3", "dk_4"]
+        context = FieldContext("payments", "creditor_iban", "pay_1")
+        sealed = await cipher.encrypt("PK36SCBL0000001123456702", context=context, key_id="dk_0")
+        assert loads == ["dk_0"]  # dropped, so unwrapped again from its stored form
+        assert await cipher.decrypt(sealed, context=context) == "PK36SCBL0000001123456702"
+        await cipher.encrypt("x", context=context, key_id="dk_3")  # a hit: now the newest
+        await cipher.new_wrapped_key("dk_5")
+        assert list(cipher._keys) == ["dk_0", "dk_3", "dk_5"]
+        assert loads == ["dk_0"]
+
+    asyncio.run(scenario())
