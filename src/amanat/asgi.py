@@ -13,6 +13,7 @@ from fastapi import FastAPI
 
 from amanat.app import BackgroundJob, create_app
 from amanat.bootstrap import Container
+from amanat.platform.db.malloc_arenas import cap_malloc_arenas
 from amanat.platform.observability.logging import configure_logging_from, route_stderr_as_json
 from amanat.platform.settings import Settings
 from amanat.sandbox_rail.app import create_rail_app
@@ -35,6 +36,8 @@ def sandbox_rail(settings: Settings) -> FastAPI:
 
 
 def app() -> FastAPI:
+    # Before any database thread starts (see the module).
+    cap_malloc_arenas()
     settings = Settings()
     # A server logs a line per request: written once per turn of the event loop.
     if configure_logging_from(settings, batch_lines=True):

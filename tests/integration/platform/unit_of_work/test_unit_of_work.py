@@ -53,7 +53,7 @@ async def test_sqlite_connections_use_wal_fk_and_full_sync(container: Container)
         busy = (await conn.exec_driver_sql("PRAGMA busy_timeout")).scalar()
         cache = (await conn.exec_driver_sql("PRAGMA cache_size")).scalar()
     assert journal == "wal"
-    assert cache == -1024, "1 MiB of page cache per pooled connection"
+    assert cache == -256, "256 KiB of page cache per pooled connection"
     assert fks == 1
     assert sync == 2  # FULL
     assert busy == container.settings.database.sqlite_busy_timeout_ms
