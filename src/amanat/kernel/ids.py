@@ -71,6 +71,12 @@ class _UlidMint:
     """Strictly increasing ULIDs for this process, safe to share between threads."""
 
     def __init__(self) -> None:
+        self._reset()
+        # A forked child starts afresh: it must not draw its parent's random bytes again,
+        # nor inherit a lock another thread held at the fork.
+        os.register_at_fork(after_in_child=self._reset)
+
+    def _reset(self) -> None:
         self._lock = threading.Lock()
         self._last = 0
         self._random = b""
@@ -84,9 +90,12 @@ class _UlidMint:
                 self._random = os.urandom(_RANDOM_BATCH)
                 offset = 0
             self._offset = offset + 10
-            value = (millis << 80) | int.from_bytes(self._random[offset : offset + 10], "big")
-            if value <= self._last:  # the same millisecond (or a clock set back): count on
-                value = self._last + 1
+            fresh = int.from_bytes(self._random[offset : offset + 10], "big")
+            value = (millis << 80) | fresh
+            if value <= self._last:
+                # The same millisecond, or a clock set back: step past the last id by a
+                # random amount, so the ids stay in order and still cannot be guessed.
+                value = self._last + 1 + (fresh & 0xFFFF_FFFF)
             self._last = value
         return "".join([_TEN_BITS[(value >> shift) & 1023] for shift in _SHIFTS])
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
@@ -77,3 +78,19 @@ def test_a_clock_set_back_still_gives_a_larger_id(monkeypatch: pytest.MonkeyPatc
     first = new_id("payment")
     monkeypatch.setattr(ids.time, "time_ns", lambda: 0)
     assert new_id("payment") > first
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="fork")
+def test_a_forked_child_never_mints_its_parents_ids() -> None:
+    new_id("payment")  # the parent holds a batch of random bytes
+    reading, writing = os.pipe()
+    child = os.fork()
+    if child == 0:  # pragma: no cover - runs in the child
+        os.write(writing, new_id("payment").encode())
+        os._exit(0)
+    os.close(writing)
+    parents = new_id("payment")
+    os.waitpid(child, 0)
+    childs = os.read(reading, 64).decode()
+    os.close(reading)
+    assert childs.startswith("pay_") and childs[-16:] != parents[-16:]

@@ -54,6 +54,9 @@ class FieldCipher:
         self._master = master
         self._load_wrapped = load_wrapped
         self._keys: OrderedDict[str, bytes] = OrderedDict()
+        # Bumped by forget(): a key loaded while a forget ran is used once, never kept (it
+        # may be the key just shredded).
+        self._forgets = 0
 
     @property
     def master_key_id(self) -> str:
@@ -82,6 +85,7 @@ class FieldCipher:
         if cached is not None:
             self._keys.move_to_end(key_id)
             return cached
+        forgets = self._forgets
         wrapped, purpose = await self._load_wrapped(key_id)
         if wrapped is None:
             raise KeyUnavailable(key_id)
@@ -92,7 +96,8 @@ class FieldCipher:
             key = base64.b64decode(encoded)
         else:
             key = await self._master.unwrap(wrapped, f"data-key:{key_id}")
-        self._remember(key_id, key)
+        if forgets == self._forgets:
+            self._remember(key_id, key)
         return key
 
     def _remember(self, key_id: str, key: bytes) -> None:
@@ -102,6 +107,7 @@ class FieldCipher:
             self._keys.popitem(last=False)
 
     def forget(self, key_id: str) -> None:
+        self._forgets += 1
         self._keys.pop(key_id, None)
 
     async def encrypt(self, plaintext: str, *, context: FieldContext, key_id: str) -> str:

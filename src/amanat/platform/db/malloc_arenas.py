@@ -14,7 +14,6 @@ than glibc it does nothing.
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import os
 
 _M_ARENA_MAX = -8  # glibc's malloc.h
@@ -27,12 +26,9 @@ def cap_malloc_arenas(arenas: int | None = None) -> bool:
     if arenas is None:
         configured = os.environ.get("MALLOC_ARENA_MAX", "")
         arenas = int(configured) if configured.isdigit() and int(configured) > 0 else DEFAULT_ARENAS
-    name = ctypes.util.find_library("c")
-    if name is None:
-        return False
     try:
-        libc = ctypes.CDLL(name)
-        mallopt = libc.mallopt
+        # The process's own symbols, which hold the C library's: no search for its file.
+        mallopt = ctypes.CDLL(None).mallopt
     except (OSError, AttributeError):
         return False
     mallopt.argtypes = [ctypes.c_int, ctypes.c_int]

@@ -233,14 +233,16 @@ class ContractMiddleware:
             else:
                 raise
         finally:
-            log_request(
-                scope.get("method"),
-                path,
-                status,
-                round((time.perf_counter() - started) * 1000, 2),
-            )
-            structlog.contextvars.unbind_contextvars("request_id")
-            request_id_var.reset(token)
+            try:
+                log_request(
+                    scope.get("method"),
+                    path,
+                    status,
+                    round((time.perf_counter() - started) * 1000, 2),
+                )
+            finally:
+                structlog.contextvars.unbind_contextvars("request_id")
+                request_id_var.reset(token)
 
     def _renderer(self, path: str) -> RefusalRenderer | None:
         for prefix, renderer in self.refusal_renderers:

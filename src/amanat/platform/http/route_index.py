@@ -229,6 +229,8 @@ def index_included_routers(app: FastAPI) -> int:
             )
             swapped += 1
     router = app.router
-    if not isinstance(router.middleware_stack, _TopLevelDispatch):
+    # Only in front of the walk itself: router-level middleware (a body limit, say) must
+    # see every request, so with any the walk stays as it is.
+    if router.middleware_stack == router.app:
         router.middleware_stack = _TopLevelDispatch(router, router.middleware_stack)
     return swapped

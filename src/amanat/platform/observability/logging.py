@@ -31,6 +31,7 @@ import contextlib
 import functools
 import io
 import logging
+import os
 import sys
 import time
 from collections.abc import Mapping
@@ -169,22 +170,23 @@ class _UtcStamper:
     microseconds always shown), with the date and time up to the second formatted once per
     second: ``datetime.now().isoformat()`` on every line was a tenth of the line's cost."""
 
-    __slots__ = ("_prefix", "_second")
+    __slots__ = ("_second_and_prefix",)
 
     def __init__(self) -> None:
-        self._second = -1
-        self._prefix = ""
+        # One attribute, replaced whole: threads stamping at once never pair a second with
+        # another second's text.
+        self._second_and_prefix = (-1, "")
 
     def __call__(
         self, _logger: WrappedLogger, _method_name: str, event_dict: EventDict
     ) -> EventDict:
         now = time.time()
         second = int(now)
-        if second != self._second:
-            moment = datetime.fromtimestamp(second, UTC)
-            self._prefix = moment.strftime("%Y-%m-%dT%H:%M:%S.")
-            self._second = second
-        event_dict["timestamp"] = f"{self._prefix}{int((now - second) * 1_000_000):06d}Z"
+        cached_second, prefix = self._second_and_prefix
+        if second != cached_second:
+            prefix = datetime.fromtimestamp(second, UTC).strftime("%Y-%m-%dT%H:%M:%S.")
+            self._second_and_prefix = (second, prefix)
+        event_dict["timestamp"] = f"{prefix}{int((now - second) * 1_000_000):06d}Z"
         return event_dict
 
 
@@ -215,7 +217,9 @@ class _StreamHandler(logging.Handler):
         self._stream = stream
         self._pending: list[str] = []
         self._batching = False
-        self._flush_scheduled = False
+        # The loop a flush is scheduled on; None once the waiting lines are written, so a
+        # flush lost with its loop (stopped, closed) never leaves lines waiting.
+        self._flush_loop: asyncio.AbstractEventLoop | None = None
         setattr(self, _HANDLER_FLAG, True)
 
     @property
@@ -226,6 +230,8 @@ class _StreamHandler(logging.Handler):
         if not self._batching:
             self._batching = True
             atexit.register(self.flush_pending)
+            # A forked child would write its parent's waiting lines a second time.
+            os.register_at_fork(after_in_child=self._pending.clear)
 
     def emit(self, record: logging.LogRecord) -> None:
         try:
@@ -254,9 +260,9 @@ class _StreamHandler(logging.Handler):
                         self._pending.append(line)
                         if len(self._pending) >= _MAX_PENDING_LINES:
                             self._write_pending()
-                        elif not self._flush_scheduled:
-                            self._flush_scheduled = True
+                        elif self._flush_loop is not loop:
                             loop.call_soon(self.flush_pending)
+                            self._flush_loop = loop
                         return
                 self._write_pending()
                 self._write_rendered(line + "\n")
@@ -269,7 +275,6 @@ class _StreamHandler(logging.Handler):
         """Write the lines that wait for the loop's turn (also at exit, and on close)."""
         try:
             with self.lock or contextlib.nullcontext():
-                self._flush_scheduled = False
                 self._write_pending()
         except Exception as error:  # noqa: BLE001 - a broken stream must not break the loop
             self._report_write_error(error)
@@ -279,6 +284,7 @@ class _StreamHandler(logging.Handler):
         super().close()
 
     def _write_pending(self) -> None:
+        self._flush_loop = None
         if self._pending:
             text = "\n".join(self._pending) + "\n"
             self._pending.clear()
@@ -408,10 +414,11 @@ def configure_logging(
         *renderers,
     ]
     factory = _LineLoggerFactory(handler)
+    wrapper_class = structlog.make_filtering_bound_logger(level_number)
     structlog.configure(
         processors=processors,
         logger_factory=factory,
-        wrapper_class=structlog.make_filtering_bound_logger(level_number),
+        wrapper_class=wrapper_class,
         # Not cached: module-level loggers then follow a later configure_logging() call,
         # and structlog.testing.capture_logs() keeps working in tests.
         cache_logger_on_first_use=False,
@@ -419,7 +426,9 @@ def configure_logging(
 
     global _request_lines
     _request_lines = (
-        _RequestLines(processors, factory, handler, timestamper, level_number) if json else None
+        _RequestLines(processors, factory, handler, timestamper, level_number, wrapper_class)
+        if json
+        else None
     )
 
     root = logging.getLogger()
@@ -552,7 +561,15 @@ class _RequestLines:
     """What :func:`log_request` needs to write the request line itself, for the JSON
     configuration it was made with."""
 
-    __slots__ = ("as_made", "factory", "handler", "level", "processors", "stamper")
+    __slots__ = (
+        "as_made",
+        "factory",
+        "handler",
+        "level",
+        "processors",
+        "stamper",
+        "wrapper_class",
+    )
 
     def __init__(
         self,
@@ -561,7 +578,9 @@ class _RequestLines:
         handler: _StreamHandler,
         stamper: _UtcStamper,
         level: int,
+        wrapper_class: Any,
     ) -> None:
+        self.wrapper_class = wrapper_class
         self.processors = processors
         # structlog.testing.capture_logs() changes the configured list in place.
         self.as_made = list(processors)
@@ -595,20 +614,37 @@ def log_request(method: str | None, path: str, status: int | None, duration_ms: 
         or processors is not lines.processors
         or processors != lines.as_made
         or config["logger_factory"] is not lines.factory
+        or config["wrapper_class"] is not lines.wrapper_class
     ):
-        _request_log.get().info(
-            "http_request", method=method, path=path, status=status, duration_ms=duration_ms
-        )
+        _log_request_through_structlog(method, path, status, duration_ms)
         return
     if lines.level > logging.INFO:
+        return
+    context = structlog.contextvars.get_contextvars()
+    if not STRUCTURAL_KEYS.isdisjoint(context):
+        # exc_info, stack_info...: structlog's processors give them their meaning.
+        _log_request_through_structlog(method, path, status, duration_ms)
         return
     event: EventDict = {"method": method, "path": path, "status": status}
     event["duration_ms"] = duration_ms
     event["event"] = "http_request"
-    for key, value in structlog.contextvars.get_contextvars().items():
+    for key, value in context.items():
         event.setdefault(key, value)
     event["logger"] = _REQUEST_LOGGER
     event["level"] = "info"
     lines.stamper(None, "info", event)
     event = _leading_keys_first(None, "info", mask_event_dict(None, "info", event))
-    lines.handler.write_line(_dumps(event))
+    try:
+        line = _dumps(event)
+    except TypeError:  # a value orjson cannot write: structlog's renderer knows what to do
+        _log_request_through_structlog(method, path, status, duration_ms)
+        return
+    lines.handler.write_line(line)
+
+
+def _log_request_through_structlog(
+    method: str | None, path: str, status: int | None, duration_ms: float
+) -> None:
+    _request_log.get().info(
+        "http_request", method=method, path=path, status=status, duration_ms=duration_ms
+    )

@@ -40,3 +40,31 @@ def test_the_key_cache_is_bounded_and_a_dropped_key_is_loaded_again(
         assert loads == ["dk_0"]
 
     asyncio.run(scenario())
+
+
+def test_a_key_forgotten_while_it_was_being_loaded_is_not_kept() -> None:
+    """A subject erased while a request loads its key: the key may serve that one read,
+    but is never cached, so nothing decrypts with it afterwards from memory."""
+    master = LocalMasterKey.from_base64(base64.b64encode(os.urandom(32)).decode())
+    wrapped: dict[str, str] = {}
+    loading = asyncio.Event()
+    go_on = asyncio.Event()
+
+    async def load(key_id: str) -> tuple[str | None, str]:
+        loading.set()
+        await go_on.wait()
+        return wrapped[key_id], "fields"
+
+    async def scenario() -> None:
+        maker = FieldCipher(master, load)
+        wrapped["dk_1"] = await maker.new_wrapped_key("dk_1")
+        cipher = FieldCipher(master, load)
+        context = FieldContext("data_subjects", "name", "cus_1")
+        pending = asyncio.create_task(cipher.encrypt("Ali", context=context, key_id="dk_1"))
+        await loading.wait()
+        cipher.forget("dk_1")  # the erasure commits and forgets the key
+        go_on.set()
+        await pending
+        assert "dk_1" not in cipher._keys
+
+    asyncio.run(scenario())

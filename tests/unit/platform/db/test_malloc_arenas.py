@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import ctypes.util
 import platform
 
 import pytest
@@ -18,7 +17,7 @@ def test_the_cap_is_set_on_glibc(monkeypatch: pytest.MonkeyPatch) -> None:
     real_cdll = malloc_arenas.ctypes.CDLL
 
     class Recording:
-        def __init__(self, name: str) -> None:
+        def __init__(self, name: str | None) -> None:
             self._libc = real_cdll(name)
 
         @property
@@ -45,6 +44,13 @@ def test_the_cap_is_set_on_glibc(monkeypatch: pytest.MonkeyPatch) -> None:
     assert asked == [(-8, 2), (-8, 4), (-8, 2)]
 
 
-def test_without_a_c_library_nothing_is_set(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(ctypes.util, "find_library", lambda _name: None)
+def test_without_mallopt_nothing_is_set(monkeypatch: pytest.MonkeyPatch) -> None:
+    class NoMallopt:
+        def __init__(self, _name: str | None) -> None:
+            pass
+
+        def __getattr__(self, name: str) -> object:
+            raise AttributeError(name)
+
+    monkeypatch.setattr(malloc_arenas.ctypes, "CDLL", NoMallopt)
     assert malloc_arenas.cap_malloc_arenas() is False

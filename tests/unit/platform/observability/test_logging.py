@@ -509,3 +509,47 @@ def test_the_request_line_follows_the_level_and_a_capture() -> None:
     configure_logging(json=False, level="INFO", stream=stream)  # the console format
     amanat_logging.log_request("GET", "/v1/banks", 200, 1.0)
     assert "http_request" in stream.getvalue() and not stream.getvalue().startswith("{")
+
+
+def test_a_flush_lost_with_its_loop_never_leaves_later_lines_waiting() -> None:
+    import asyncio
+
+    stream = _CountingStream()
+    configure_logging(json=True, level="INFO", stream=stream, batch_lines=True)
+    log = get_logger("amanat.test")
+
+    async def log_and_crash(event: str) -> None:
+        log.info(event)
+        raise SystemExit  # out of the loop at once: the flush it scheduled never runs
+
+    first = asyncio.new_event_loop()
+    with pytest.raises(SystemExit):
+        first.run_until_complete(log_and_crash("first"))
+    first.close()
+    assert stream.getvalue() == ""
+
+    async def log_and_yield() -> None:
+        log.info("second")
+        await asyncio.sleep(0)
+        await asyncio.sleep(0)
+
+    asyncio.run(log_and_yield())
+    assert [line["event"] for line in _lines(stream)] == ["first", "second"]
+
+
+def test_the_request_line_leaves_to_structlog_what_only_structlog_reads() -> None:
+    """A context variable under a key structlog's processors give a meaning (exc_info,
+    stack_info), or a reconfigured level: the request line goes through structlog."""
+    from amanat.platform.observability import logging as amanat_logging
+
+    stream = io.StringIO()
+    configure_logging(json=True, level="INFO", stream=stream)
+    structlog.contextvars.bind_contextvars(stack_info=True)
+    amanat_logging.log_request("GET", "/v1/banks", 200, 1.0)
+    line = _lines(stream)[-1]
+    assert line["event"] == "http_request" and "stack_info" not in line
+    assert "stack" in line  # rendered by structlog's StackInfoRenderer
+    structlog.contextvars.unbind_contextvars("stack_info")
+    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
+    amanat_logging.log_request("GET", "/v1/banks", 200, 1.0)
+    assert len(_lines(stream)) == 1
