@@ -201,3 +201,33 @@ async def test_the_runtime_drives_a_payout_to_success_through_the_outbox(world: 
     assert fakes.outbox.pending() == []
     assert {j.status for j in fakes.outbox.jobs.values()} == {"done"}
     assert await fakes.service.check_ledger() == []
+
+
+async def test_a_busy_database_when_a_job_finishes_retries_it_soon_not_as_a_crash(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SQLite's write lock held past its busy timeout when the outcome is recorded: nothing
+    was recorded, so the job is due again in seconds (not the crash's half minute), and
+    when it runs again it finishes."""
+    from amanat.kernel.errors import Unavailable
+    from amanat.platform.jobs import runtime as runtime_module
+
+    fakes = world.fakes
+    runtime = JobRuntime(fakes.transactions, fakes.clock, {SUBMIT: world.jobs.submit}, owner="test")
+    await world.payout()
+    real_finish = JobRuntime._finish
+    busy = [True]
+
+    async def finish_once_busy(self: JobRuntime, *args: Any) -> None:
+        if busy.pop() if busy else False:
+            raise Unavailable("The database is busy; retry in a moment.")
+        await real_finish(self, *args)
+
+    monkeypatch.setattr(JobRuntime, "_finish", finish_once_busy)
+    assert await runtime.run_once() == 1
+    [again] = [j for j in fakes.outbox.pending() if j.kind == SUBMIT]
+    assert again.last_error == "contended: database busy"
+    assert again.run_at - fakes.clock.now() <= runtime_module.CONTENDED_RETRY * 1.2
+    fakes.clock.advance(seconds=3)
+    assert await runtime.run_once() == 1
+    assert [j.kind for j in fakes.outbox.pending()] == [ENQUIRE]

@@ -26,6 +26,7 @@ from typing import Protocol
 import structlog
 
 from amanat.kernel.clock import Clock
+from amanat.kernel.errors import Unavailable
 from amanat.kernel.waiting import wait_for_stop
 from amanat.platform.jobs.outcomes import Dead, Done, FollowUp, JobHandler, JobOutcome, RetryAfter
 from amanat.platform.jobs.ports import JobsTx, OutboxJob
@@ -35,6 +36,9 @@ log = structlog.get_logger("amanat.jobs")
 
 LEASE = timedelta(seconds=60)
 CRASH_RETRY = timedelta(seconds=30)
+# The database was too busy to record a job's outcome (SQLite's one write lock held by a
+# stream of payouts): nothing was recorded, so the job runs again soon, not as a crash.
+CONTENDED_RETRY = timedelta(seconds=2)
 UNKNOWN_KIND_RETRY = timedelta(hours=1)
 
 
@@ -88,10 +92,22 @@ class JobRuntime:
             try:
                 outcome = await self._run(job)
                 await self._record(job, outcome)
+            except Unavailable as busy:
+                log.warning("outbox_job_contended", job=job.id, kind=job.kind, error=str(busy))
+                OUTBOX_JOBS.labels(job.kind, "contended").inc()
+                await self._retry_or_leave(job, CONTENDED_RETRY, "contended: database busy")
             except Exception as exc:
                 log.exception("outbox_job_crashed", job=job.id, kind=job.kind)
                 OUTBOX_JOBS.labels(job.kind, "crashed").inc()
-                await self._retry(job, CRASH_RETRY, f"crash: {type(exc).__name__}")
+                await self._retry_or_leave(job, CRASH_RETRY, f"crash: {type(exc).__name__}")
+
+    async def _retry_or_leave(self, job: OutboxJob, delay: timedelta, error: str) -> None:
+        """Schedule the job again; when even that finds the database busy, its lease
+        (``LEASE``) ends and any worker claims it again."""
+        try:
+            await self._retry(job, delay, error)
+        except Unavailable:
+            log.warning("outbox_job_left_to_its_lease", job=job.id, kind=job.kind)
 
     async def _run(self, job: OutboxJob) -> JobOutcome:
         handler = self._handlers.get(job.kind)

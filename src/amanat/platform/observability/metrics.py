@@ -35,6 +35,6 @@ WEBHOOK_ENDPOINTS_DISABLED = Counter(
 )
 OUTBOX_JOBS = Counter(
     "amanat_outbox_jobs_total",
-    "Outbox jobs handled, by kind and outcome (done, retry, dead, crashed)",
+    "Outbox jobs handled, by kind and outcome (done, retry, dead, crashed, contended)",
     ["kind", "outcome"],
 )
