@@ -105,24 +105,22 @@ if _IncludedRouter is not None:
         def first_candidate(self, path: str) -> int:
             """The position of the first top-level route whose pattern fits ``path``, or
             that has no pattern; a position past every route when none fits."""
-            router = self._router
+            if self._fingerprint() != self._built_for:
+                self._rebuild()
+                self._built_for = self._fingerprint()
+            found = self._combined.match(path) if self._combined is not None else None
+            position = int(found.lastgroup[1:]) if found and found.lastgroup else _NEVER
+            return min(position, self._unskippable)
+
+        def _fingerprint(self) -> tuple[int, int, int]:
             # Adding a route to the app bumps its version; adding one to an included router
             # bumps that router's own. Versions only grow, so their sum changes with any.
-            built_for = (
+            router = self._router
+            return (
                 router._routes_version,
                 len(router.routes),
                 sum(map(routes_version, self._routers)),
             )
-            if built_for != self._built_for:
-                self._rebuild()
-                self._built_for = (
-                    router._routes_version,
-                    len(router.routes),
-                    sum(map(routes_version, self._routers)),
-                )
-            found = self._combined.match(path) if self._combined is not None else None
-            position = int(found.lastgroup[1:]) if found and found.lastgroup else _NEVER
-            return min(position, self._unskippable)
 
         def _rebuild(self) -> None:
             parts: list[str] = []
