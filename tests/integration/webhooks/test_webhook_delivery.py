@@ -750,7 +750,7 @@ async def test_the_request_goes_to_the_checked_address_with_the_original_host(
 @asynccontextmanager
 async def _tls_client(kind: str, trust: ssl.SSLContext) -> AsyncIterator[Any]:
     """A client that trusts only ``trust``: one httpx client for every origin, or the
-    worker's own per-origin pools (on asyncio streams, adapters/asyncio_network.py)."""
+    worker's own per-endpoint pools (adapters/http1.py)."""
     if kind == "shared client":
         async with httpx.AsyncClient(verify=trust, trust_env=False) as client:
             yield client

@@ -8,13 +8,12 @@
   ``Host`` and in TLS SNI and certificate checks). So a name that resolves to a public
   address when the endpoint is saved and to 169.254.169.254 a minute later (DNS
   rebinding) is refused at delivery time.
-* Each endpoint URL has its own small keep-alive pool (:class:`EndpointPools`): httpcore
-  looks over every connection of a pool on each request, so a few connections per
-  endpoint cost less than one pool of many, and a connection opened (and its certificate
-  checked) for one name never carries another's.
-* Pooled requests go to httpcore itself, not through httpx's models: a delivery needs a
-  method, a URL, a few headers and a body, and httpx's request, response and header
-  objects around each one cost the worker more than the HTTP exchange.
+* Each endpoint URL has its own small keep-alive pool (:class:`EndpointPools`), so a
+  connection opened (and its certificate checked) for one name never carries another's.
+* Pooled requests go through http1.py, a thin HTTP/1.1 client on httptools' parser: a
+  delivery needs a method, a URL, a few headers and a body, and httpcore with httpx's
+  models around it cost the worker more than claiming, signing and recording together.
+  httpx's client stays for the shared-client mode (tests, a custom trust store).
 """
 
 from __future__ import annotations
@@ -25,6 +24,7 @@ import ssl
 import time
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
 from datetime import UTC, timedelta
 from email.utils import parsedate_to_datetime
 from functools import lru_cache
@@ -33,7 +33,7 @@ from urllib.parse import urlsplit, urlunsplit
 import httpcore
 import httpx
 
-from amanat.webhooks.adapters.asyncio_network import AsyncioBackend
+from amanat.webhooks.adapters.http1 import KEEPALIVE_SECONDS, EndpointPool, Origin, request_head
 from amanat.webhooks.domain.endpoints import forbidden_address
 from amanat.webhooks.service import AddressResolver, SendResult
 
@@ -47,9 +47,6 @@ class SystemResolver:
 class BlockedAddress(Exception):
     pass
 
-
-# How long an idle kept-alive connection is reused (httpx's default).
-KEEPALIVE_SECONDS = 5.0
 
 # Far beyond any wait the schedule honours (it caps Retry-After at a day), small enough
 # that no header value can overflow a timedelta.
@@ -108,21 +105,15 @@ def _error_class(exc: BaseException) -> str:
 
 
 class EndpointPools:
-    """An HTTP connection pool per endpoint URL, each keeping at most ``connections``
-    (the deliverer's per-endpoint limit), with a gate that lets no more requests in than
-    it has connections: httpcore walks its queue of waiting requests over every connection
-    whenever one frees up, which costs far more than waiting at a semaphore.
+    """A connection pool per endpoint URL (http1.py), each keeping at most
+    ``connections`` (the deliverer's per-endpoint limit) behind a gate that lets no more
+    requests in than that.
 
-    Per endpoint, not per origin: on every request httpcore scans its pool's connections
-    once for each idle one (quadratic in the pool's size), so several endpoints on one
-    host sharing one large pool cost the worker more CPU than the requests themselves.
-    Endpoints on one host each keep their own few connections instead.
-
-    Requests go straight to the pool (httpx's transport): the client around it would add
-    cookies, redirects and a log line per request, none of which a delivery wants. The TLS
-    context is made once and shared (each pool would load the CA bundle again). The least
-    recently used pools beyond ``remember`` are closed after ``grace_seconds``, once
-    attempts still using them are over."""
+    Per endpoint, not per origin: endpoints on one host each keep their own few
+    connections, and a slow endpoint's requests never wait for another's. The TLS context
+    is made once and shared (each pool would load the CA bundle again). The least recently
+    used pools beyond ``remember`` are closed after ``grace_seconds``, once attempts still
+    using them are over."""
 
     def __init__(
         self,
@@ -131,6 +122,7 @@ class EndpointPools:
         remember: int = 512,
         grace_seconds: float = 60.0,
         verify: ssl.SSLContext | str | bool = True,
+        keepalive_seconds: float = KEEPALIVE_SECONDS,
     ) -> None:
         self._tls = (
             verify
@@ -139,27 +131,23 @@ class EndpointPools:
         )
         self._remember = remember
         self._grace = grace_seconds
-        self._pools: OrderedDict[
-            tuple[str, str, int | None, str, str], httpcore.AsyncConnectionPool
-        ] = OrderedDict()
+        self._keepalive = keepalive_seconds
+        self._pools: OrderedDict[tuple[str, str, int | None, str, str], EndpointPool] = (
+            OrderedDict()
+        )
         self._retiring: set[asyncio.Task[None]] = set()
         self._connections = connections
-        self._gates: dict[httpcore.AsyncConnectionPool, asyncio.Semaphore] = {}
 
-    def gate(self, pool: httpcore.AsyncConnectionPool) -> asyncio.Semaphore:
-        gate = self._gates.get(pool)
-        if gate is None:
-            gate = self._gates[pool] = asyncio.Semaphore(self._connections)
-        return gate
-
-    def for_url(self, url: str) -> httpcore.AsyncConnectionPool:
+    def for_url(self, url: str) -> EndpointPool:
         parts = urlsplit(url)
         key = (parts.scheme, (parts.hostname or "").lower(), parts.port, parts.path, parts.query)
         pool = self._pools.get(key)
         if pool is not None:
             self._pools.move_to_end(key)
             return pool
-        pool = self._pools[key] = _pool(self._tls, self._connections)
+        pool = self._pools[key] = EndpointPool(
+            self._tls, self._connections, keepalive_seconds=self._keepalive
+        )
         if len(self._pools) > self._remember:
             _, oldest = self._pools.popitem(last=False)
             task = asyncio.get_running_loop().create_task(self._retire(oldest))
@@ -167,10 +155,9 @@ class EndpointPools:
             task.add_done_callback(self._retiring.discard)
         return pool
 
-    async def _retire(self, pool: httpcore.AsyncConnectionPool) -> None:
+    async def _retire(self, pool: EndpointPool) -> None:
         await asyncio.sleep(self._grace)
-        self._gates.pop(pool, None)
-        await pool.aclose()
+        pool.close()
 
     async def aclose(self) -> None:
         for task in list(self._retiring):
@@ -178,40 +165,43 @@ class EndpointPools:
         pools = list(self._pools.values())
         self._pools.clear()
         for pool in pools:
-            await pool.aclose()
+            pool.close()
 
 
-def _pool(tls: ssl.SSLContext, connections: int) -> httpcore.AsyncConnectionPool:
-    """httpcore's pool on asyncio streams (asyncio_network.py), with the settings httpx
-    gives its own: HTTP/1.1, keep-alive, no retries, never a proxy from the environment.
-    tests/integration/webhooks/test_asyncio_network.py pins that this backend is the one
-    requests use."""
-    return httpcore.AsyncConnectionPool(
-        ssl_context=tls,
-        max_connections=connections,
-        max_keepalive_connections=connections,
-        keepalive_expiry=KEEPALIVE_SECONDS,
-        http1=True,
-        http2=False,
-        retries=0,
-        network_backend=AsyncioBackend(),
-    )
+@dataclass(frozen=True, slots=True)
+class _Target:
+    """A URL as the request sends it: where to connect, the request target and the Host
+    header."""
+
+    scheme: str
+    host: str
+    port: int
+    target: bytes
+    host_header: bytes
+
+
+_DEFAULT_PORTS = {"http": 80, "https": 443}
 
 
 @lru_cache(maxsize=4096)
-def _request_target(target: str) -> tuple[httpcore.URL, bytes]:
-    """The URL as httpcore sends it, and its Host header: parsed by httpx, so a path or
-    query with non-ASCII characters or spaces is percent-encoded, an international host
-    name is IDNA-encoded and a default port is left out, as the shared client does."""
+def _request_target(target: str) -> _Target:
+    """Parsed by httpx, as its client sends it: a path or query with non-ASCII characters
+    or spaces is percent-encoded, an international host name is IDNA-encoded and a
+    default port is left out of Host."""
     url = httpx.URL(target)
+    scheme = url.scheme
+    if scheme not in _DEFAULT_PORTS:
+        raise httpcore.UnsupportedProtocol(f"webhooks are sent over http or https, not {scheme!r}")
     host = url.raw_host
-    if b":" in host:  # an IPv6 literal
-        host = b"[" + host + b"]"
+    header = b"[" + host + b"]" if b":" in host else host  # an IPv6 literal
     if url.port is not None:
-        host += b":" + str(url.port).encode()
-    return (
-        httpcore.URL(scheme=url.raw_scheme, host=url.raw_host, port=url.port, target=url.raw_path),
-        host,
+        header += b":" + str(url.port).encode()
+    return _Target(
+        scheme=scheme,
+        host=host.decode("ascii"),
+        port=url.port or _DEFAULT_PORTS[scheme],
+        target=url.raw_path,
+        host_header=header,
     )
 
 
@@ -244,7 +234,7 @@ class HttpWebhookSender:
             netloc += f":{parts.port}"
         pinned = urlunsplit((parts.scheme, netloc, parts.path, parts.query, ""))
         # As the URL names it, IDNA-encoded and without a default port (no raw non-ASCII).
-        host_header = _request_target(url)[1].decode("ascii")
+        host_header = _request_target(url).host_header.decode("ascii")
         extensions = {"sni_hostname": host} if parts.scheme == "https" else {}
         if self._pools is not None:
             return pinned, {"host": host_header}, extensions
@@ -255,38 +245,30 @@ class HttpWebhookSender:
 
     async def _exchange(
         self,
-        pool: httpcore.AsyncConnectionPool | None,
+        pool: EndpointPool | None,
         target: str,
         headers: dict[str, str],
         body: bytes,
         extensions: dict[str, str],
         deadline_seconds: float,
-    ) -> tuple[int, str | None, bytearray]:
+    ) -> tuple[int, str | None, bytes]:
         """POST; the status, the Retry-After header and the first bytes of the answer."""
         if pool is None:
             return await self._exchange_shared(target, headers, body, extensions, deadline_seconds)
-        url, host = _request_target(target)
+        parsed = _request_target(target)
         raw = [(name.encode("latin-1"), value.encode("latin-1")) for name, value in headers.items()]
         if "host" not in headers:
-            raw.append((b"host", host))
-        raw.append((b"content-length", str(len(body)).encode()))
-        request = httpcore.Request(
-            b"POST",
-            url,
-            headers=raw,
-            content=body,
-            extensions={"timeout": httpx.Timeout(deadline_seconds).as_dict(), **extensions},
+            raw.append((b"host", parsed.host_header))
+        origin = Origin(
+            host=parsed.host,
+            port=parsed.port,
+            tls=parsed.scheme == "https",
+            server_name=extensions.get("sni_hostname", parsed.host),
         )
-        response = await pool.handle_async_request(request)
-        try:
-            excerpt = await self._first_bytes(response.aiter_stream())
-        finally:
-            await response.aclose()
-        retry_after = next(
-            (v.decode("latin-1") for k, v in response.headers if k.lower() == b"retry-after"),
-            None,
+        answer = await pool.post(
+            origin, request_head(parsed.target, raw, len(body)), body, self._excerpt
         )
-        return response.status, retry_after, excerpt
+        return answer.status, answer.retry_after, answer.excerpt
 
     async def _exchange_shared(
         self,
@@ -295,7 +277,7 @@ class HttpWebhookSender:
         body: bytes,
         extensions: dict[str, str],
         deadline_seconds: float,
-    ) -> tuple[int, str | None, bytearray]:
+    ) -> tuple[int, str | None, bytes]:
         assert self._shared is not None
         request = self._shared.build_request(
             "POST",
@@ -310,7 +292,7 @@ class HttpWebhookSender:
             excerpt = await self._first_bytes(response.aiter_raw())
         finally:
             await response.aclose()
-        return response.status_code, response.headers.get("retry-after"), excerpt
+        return response.status_code, response.headers.get("retry-after"), bytes(excerpt)
 
     async def _first_bytes(self, chunks: AsyncIterator[bytes]) -> bytearray:
         """The answer's first ``excerpt_bytes`` (or a little more); the rest is not read."""
@@ -350,7 +332,7 @@ class HttpWebhookSender:
                     )
                 else:
                     pool = self._pools.for_url(url)
-                    async with self._pools.gate(pool):
+                    async with pool.gate:
                         status, retry_after, excerpt = await self._exchange(
                             pool, target, sent, body, extensions, deadline_seconds
                         )
