@@ -18,11 +18,14 @@ What it promises (tests/integration/webhooks/test_http1.py):
   the connection, a cancelled or failed attempt) closes it.
 * Bytes that arrive on an idle connection (a 408, say) and a close by the server make
   it unusable at once: they can never be read as the next request's answer.
-* Idle connections are dropped after :data:`KEEPALIVE_SECONDS`; a pool keeps at most
-  as many connections as its gate lets requests in.
-* Failures raise httpcore's exception classes (``ConnectError``, ``ReadError``,
-  ``RemoteProtocolError``, ``LocalProtocolError``), so transport.py classifies them as
-  it classifies httpx's.
+* Idle connections are closed after :data:`KEEPALIVE_SECONDS`; a pool keeps at most
+  as many connections as its gate lets requests in. A request that finds its kept-alive
+  connection closed by the server before any byte of an answer goes once more on a new
+  connection (the race of a server's idle timeout), never twice.
+* Failures raise httpcore's exception classes (``ConnectError``; ``ReadError`` and
+  ``RemoteProtocolError`` for a connection that broke; ``ProtocolError`` for an answer
+  that is not HTTP/1.1; ``LocalProtocolError`` for a request it would not send), so
+  transport.py classifies them as it classifies httpx's.
 * The deadline is the caller's (transport.py wraps the attempt in ``asyncio.timeout``).
 """
 
@@ -42,8 +45,9 @@ import httptools
 KEEPALIVE_SECONDS = 5.0
 
 # An answer's status line and headers may not exceed this (h11, under httpx, allows 16 KiB
-# for one event): an endpoint streaming an endless header would otherwise grow the
-# parser's buffers until the attempt's deadline.
+# for one event), nor what follows the excerpt (chunk framing, trailers): an endpoint
+# streaming an endless header would otherwise grow the parser's buffers (and burn CPU
+# joining them) until the attempt's deadline.
 MAX_HEAD_BYTES = 64 * 1024
 
 _TOKEN = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
@@ -84,6 +88,10 @@ def request_head(target: bytes, headers: list[tuple[bytes, bytes]], body_length:
     return b"".join(parts)
 
 
+class _Unasked(Exception):
+    """A second answer began on a connection whose answer was complete."""
+
+
 class _Connection(asyncio.Protocol):
     """One connection and, while a request is out, its answer as it is parsed."""
 
@@ -91,6 +99,8 @@ class _Connection(asyncio.Protocol):
         self.origin = origin
         self.closed = False
         self.idle_since = 0.0
+        self.expiry: asyncio.TimerHandle | None = None
+        self.answered_before = False  # has carried a whole answer: a kept-alive connection
         self._transport: asyncio.Transport | None = None
         self._waiter: asyncio.Future[Answer] | None = None
         self._parser: httptools.HttpResponseParser | None = None
@@ -100,7 +110,7 @@ class _Connection(asyncio.Protocol):
         self._framed = False
         self._close_after = False
         self._excerpt = bytearray()
-        self._head_bytes = 0
+        self._received = 0
         self._headers_done = False
         self._complete = False
         self._reusable = False
@@ -116,15 +126,16 @@ class _Connection(asyncio.Protocol):
         waiter = self._waiter
         if waiter is None or waiter.done():
             return
-        if self._headers_done and not self._framed and self._status >= 200:
+        if exc is None and self._headers_done and not self._framed:
             # A body without length or chunks ends with the connection: that is its end.
+            # (A reset, exc set, is a broken answer, not an end.)
             self._complete = True
             self._resolve()
             return
         waiter.set_exception(
             httpcore.RemoteProtocolError("the server closed the connection before answering")
             if exc is None
-            else httpcore.ReadError(str(exc))
+            else httpcore.ReadError(str(exc) or type(exc).__name__)
         )
 
     def data_received(self, data: bytes) -> None:
@@ -133,38 +144,42 @@ class _Connection(asyncio.Protocol):
             # Nobody asked: these bytes must never be taken for the next answer.
             self.close()
             return
-        if not self._headers_done:
-            self._head_bytes += len(data)
-            if self._head_bytes > MAX_HEAD_BYTES:
-                self._fail(httpcore.RemoteProtocolError("the answer's head is too large"))
-                return
+        self._received += len(data)
         try:
             self._parser.feed_data(data)
-        except httptools.HttpParserUpgrade:
-            self._fail(httpcore.RemoteProtocolError("the server switched protocols"))
-            return
-        except httptools.HttpParserError as exc:
+        except (httptools.HttpParserUpgrade, httptools.HttpParserError) as exc:
             if self._complete:  # bytes after a whole answer: the answer stands
                 self._reusable = False
                 self._resolve()
+            elif isinstance(exc, httptools.HttpParserUpgrade):
+                self._fail(httpcore.ProtocolError("the server switched protocols"))
             else:
-                self._fail(httpcore.RemoteProtocolError(f"malformed answer: {exc}"))
+                self._fail(httpcore.ProtocolError(f"malformed answer: {exc}"))
             return
-        if self._complete or len(self._excerpt) >= self._limit > 0:
+        if self._complete:
+            self._resolve()
+        elif not self._headers_done:
+            if self._received > MAX_HEAD_BYTES:
+                self._fail(httpcore.ProtocolError("the answer's head is too large"))
+        elif len(self._excerpt) >= self._limit or self._received > MAX_HEAD_BYTES + self._limit:
+            # The excerpt is full, or what follows it (chunk framing, trailers) goes on
+            # and on: the status is known, the rest is never read.
             self._resolve()
 
-    # -- httptools callbacks
+    # -- httptools callbacks (an exception raised here stops the parser)
 
     def on_message_begin(self) -> None:
-        if self._complete:  # a second answer nobody asked for
-            self._reusable = False
+        if self._complete:
+            raise _Unasked
 
     def on_header(self, name: bytes, value: bytes) -> None:
+        if self._headers_done:
+            return  # a trailer: never read as a header (RFC 9110, 6.5.1)
         name = name.lower()
         if name == b"retry-after" and self._retry_after is None:
             self._retry_after = value.decode("latin-1")
         elif name == b"content-length" or (
-            name == b"transfer-encoding" and b"chunked" in value.lower()
+            name == b"transfer-encoding" and value.lower().rsplit(b",", 1)[-1].strip() == b"chunked"
         ):
             self._framed = True
         elif name == b"connection" and b"close" in value.lower():
@@ -175,6 +190,7 @@ class _Connection(asyncio.Protocol):
         self._status = self._parser.get_status_code()
         if self._status >= 200:
             self._headers_done = True
+            self._received = 0  # from here on, the body and what frames it
             if self._status in (204, 304):
                 self._framed = True
 
@@ -190,9 +206,8 @@ class _Connection(asyncio.Protocol):
             self._retry_after = None
             self._framed = self._close_after = False
             return
-        if not self._complete:
-            self._complete = True
-            self._reusable = self._parser.should_keep_alive() and not self._close_after
+        self._complete = True
+        self._reusable = self._parser.should_keep_alive() and not self._close_after
 
     # -- the exchange
 
@@ -202,30 +217,44 @@ class _Connection(asyncio.Protocol):
             raise httpcore.ReadError("the connection is closed")
         loop = asyncio.get_running_loop()
         self._waiter = loop.create_future()
-        self._parser = httptools.HttpResponseParser(self)
+        parser = self._parser = httptools.HttpResponseParser(self)
+        # Answers with bare LF line ends, as h11 (under httpx) reads them.
+        parser.set_dangerous_leniencies(lenient_optional_cr_before_lf=True)
         self._limit = limit
         self._status = 0
         self._retry_after = None
         self._framed = self._close_after = self._headers_done = False
         self._complete = self._reusable = False
         self._excerpt = bytearray()
-        self._head_bytes = 0
+        self._received = 0
         transport.write(data)
         try:
-            return await self._waiter
+            answer = await self._waiter
         finally:
             self._waiter = None
             self._parser = None
+        self.answered_before = True
+        return answer
+
+    @property
+    def received_any(self) -> bool:
+        """Whether any byte of the current (or last) answer arrived."""
+        return self._received > 0 or self._headers_done
+
+    @property
+    def usable(self) -> bool:
+        transport = self._transport
+        return not self.closed and transport is not None and not transport.is_closing()
 
     @property
     def reusable(self) -> bool:
-        return self._reusable and not self.closed
+        return self._reusable and self.usable
 
     def _resolve(self) -> None:
         waiter = self._waiter
         if waiter is None or waiter.done():
             return
-        if not self._complete:  # cut short at the excerpt's size: the rest is never read
+        if not self._complete:  # cut short: the rest is never read
             self._reusable = False
         waiter.set_result(Answer(self._status, self._retry_after, bytes(self._excerpt)))
 
@@ -238,6 +267,9 @@ class _Connection(asyncio.Protocol):
     def close(self) -> None:
         self.closed = True
         self._reusable = False
+        if self.expiry is not None:
+            self.expiry.cancel()
+            self.expiry = None
         if self._transport is not None:
             # Dropped at once: an orderly TLS close could wait for the peer's close_notify.
             self._transport.abort()
@@ -257,6 +289,7 @@ class EndpointPool:
         self._tls = tls
         self._keepalive = keepalive_seconds
         self._idle: list[_Connection] = []
+        self._closed = False
         self.gate = asyncio.Semaphore(connections)
         self.opened = 0
 
@@ -265,30 +298,57 @@ class EndpointPool:
         return len(self._idle)
 
     async def post(self, origin: Origin, head: bytes, body: bytes, limit: int) -> Answer:
-        connection = self._take(origin) or await self._connect(origin)
+        connection = self._take(origin)
+        if connection is not None:
+            try:
+                return await self._exchange(connection, head + body, limit)
+            except (httpcore.NetworkError, httpcore.RemoteProtocolError):
+                # A kept-alive connection the server closed as the request went out (its
+                # idle timeout, or a close after its last answer without saying so), no
+                # byte of an answer received: the request goes once more on a new
+                # connection, as browsers and urllib3 do. The receiver may have seen the
+                # first one; webhook-id is how receivers tell, as with any retry.
+                if connection.received_any:
+                    raise
+        return await self._exchange(await self._connect(origin), head + body, limit)
+
+    async def _exchange(self, connection: _Connection, data: bytes, limit: int) -> Answer:
         answered = False
         try:
-            answer = await connection.exchange(head + body, limit)
+            answer = await connection.exchange(data, limit)
             answered = True
         finally:
-            if answered and connection.reusable:
-                connection.idle_since = time.monotonic()
-                self._idle.append(connection)
+            if answered and connection.reusable and not self._closed:
+                self._keep(connection)
             else:
                 connection.close()
         return answer
 
+    def _keep(self, connection: _Connection) -> None:
+        connection.idle_since = time.monotonic()
+        connection.expiry = asyncio.get_running_loop().call_later(
+            self._keepalive, self._expire, connection
+        )
+        self._idle.append(connection)
+
+    def _expire(self, connection: _Connection) -> None:
+        connection.expiry = None
+        if connection in self._idle:
+            self._idle.remove(connection)
+        connection.close()
+
     def _take(self, origin: Origin) -> _Connection | None:
         stale = time.monotonic() - self._keepalive
         idle = self._idle
-        while idle and (idle[0].closed or idle[0].idle_since < stale):
-            idle.pop(0).close()
         while idle:
-            connection = idle.pop()
-            fresh = not connection.closed and connection.idle_since >= stale
+            connection = idle.pop()  # the most recently used: the likeliest still open
+            if connection.expiry is not None:
+                connection.expiry.cancel()
+                connection.expiry = None
+            fresh = connection.usable and connection.idle_since >= stale
             if fresh and connection.origin == origin:
                 return connection
-            connection.close()  # another address now (DNS changed), or gone
+            connection.close()  # gone, expired, or another address now (DNS changed)
         return None
 
     async def _connect(self, origin: Origin) -> _Connection:
@@ -307,6 +367,9 @@ class EndpointPool:
         return connection
 
     def close(self) -> None:
+        """Closes the idle connections now, and those still carrying a request when
+        their answer is in."""
+        self._closed = True
         idle, self._idle = self._idle, []
         for connection in idle:
             connection.close()

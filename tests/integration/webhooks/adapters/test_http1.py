@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import struct
 from collections.abc import Awaitable, Callable
 
 import pytest
@@ -238,6 +239,107 @@ async def test_an_answer_still_arriving_past_the_excerpt_is_not_waited_for(
     assert server.connections == 2
 
 
+async def test_a_long_answer_arriving_at_once_is_read(server: Server, pools: EndpointPools) -> None:
+    """A large body in the same read as the head is a body, not an oversized head."""
+    body = b"<html>" + b"x" * 300_000
+    port = await server.start(
+        answering(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % len(body) + body)(server)
+    )
+    result = await _send(pools, port)
+    assert (result.status_code, result.response_excerpt) == (200, "<html>" + "x" * 10)
+
+
+async def test_a_second_answer_in_the_same_read_never_replaces_the_first(
+    server: Server, pools: EndpointPools
+) -> None:
+    port = await server.start(
+        answering(
+            OK + b"HTTP/1.1 503 Busy\r\nRetry-After: 3600\r\nContent-Length: 4\r\n\r\nbusy",
+            OK,
+        )(server)
+    )
+    first = await _send(pools, port)
+    assert (first.status_code, first.response_excerpt, first.retry_after) == (200, "ok", None)
+    assert (await _send(pools, port)).status_code == 200
+    assert server.connections == 2  # the connection that spoke out of turn was dropped
+
+
+async def test_a_server_that_closes_after_each_answer_unannounced_loses_no_delivery(
+    server: Server, pools: EndpointPools
+) -> None:
+    """It answers keep-alive and then closes: a request sent on that connection before
+    the close arrives goes once more, on a new connection."""
+    port = await server.start(answering(OK, then_close=True)(server))
+    results = [await _send(pools, port) for _ in range(20)]
+    results += await asyncio.gather(*(_send(pools, port) for _ in range(20)))
+    assert [(r.status_code, r.error_class) for r in results] == [(200, None)] * 40
+    assert len(server.heads) <= 80  # at most one second try per delivery
+
+
+async def test_an_excerpt_of_nothing_needs_only_the_status(server: Server) -> None:
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await server.read_request(reader)
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 100000\r\n\r\nhello")
+        await asyncio.sleep(GUARD_SECONDS)
+
+    port = await server.start(handle)
+    pools = EndpointPools(connections=1)
+    try:
+        result = await HttpWebhookSender(pools, excerpt_bytes=0).send(
+            f"http://127.0.0.1:{port}/", {}, b"{}", deadline_seconds=5, allow_private=True
+        )
+    finally:
+        await pools.aclose()
+    assert (result.status_code, result.error_class) == (200, None)
+
+
+async def test_bare_line_feeds_are_read_as_h11_reads_them(
+    server: Server, pools: EndpointPools
+) -> None:
+    port = await server.start(answering(b"HTTP/1.1 200 OK\nContent-Length: 2\n\nok")(server))
+    result = await _send(pools, port)
+    assert (result.status_code, result.response_excerpt) == (200, "ok")
+
+
+async def test_a_connection_in_use_when_its_pool_closes_is_closed_after_its_answer(
+    server: Server,
+) -> None:
+    release = asyncio.Event()
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await server.read_request(reader)
+        await release.wait()
+        writer.write(OK)
+        await writer.drain()
+        await reader.read()  # until the client closes
+
+    port = await server.start(handle)
+    pools = EndpointPools(connections=1)
+    pool = pools.for_url(f"http://127.0.0.1:{port}/hook")
+    sending = asyncio.create_task(_send(pools, port))
+    async with asyncio.timeout(GUARD_SECONDS):
+        while not server.heads:
+            await asyncio.sleep(0.01)
+    await pools.aclose()
+    release.set()
+    assert (await sending).status_code == 200
+    assert pool.idle == 0
+    async with asyncio.timeout(GUARD_SECONDS):
+        await server.closed.wait()
+
+
+async def test_an_idle_connection_is_closed_when_its_keepalive_ends(server: Server) -> None:
+    pools = EndpointPools(connections=1, keepalive_seconds=0.05)
+    try:
+        port = await server.start(answering(OK)(server))
+        assert (await _send(pools, port)).status_code == 200
+        async with asyncio.timeout(GUARD_SECONDS):
+            await server.closed.wait()  # the client closed it, unasked
+        assert pools.for_url(f"http://127.0.0.1:{port}/hook").idle == 0
+    finally:
+        await pools.aclose()
+
+
 async def test_a_body_that_ends_with_the_connection_is_the_whole_answer(
     server: Server, pools: EndpointPools
 ) -> None:
@@ -260,15 +362,31 @@ async def test_a_body_that_ends_with_the_connection_is_the_whole_answer(
     [
         (b"", "connection_closed"),  # closed without a word
         (b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nshort", "connection_closed"),
-        (b"NOT HTTP AT ALL\r\n\r\n", "connection_closed"),
-        (b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n\r\n", "connection_closed"),
+        (b"NOT HTTP AT ALL\r\n\r\n", "http_error"),
+        (b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n\r\n", "http_error"),
+        # Cut off in a body that ends with the connection: a reset is no end.
+        (b"HTTP/1.1 200 OK\r\n\r\npart", "reset"),
     ],
-    ids=["silence", "truncated", "garbage", "upgrade"],
+    ids=["silence", "truncated", "garbage", "upgrade", "reset"],
 )
 async def test_a_broken_answer_is_a_failed_attempt_and_its_connection_is_dropped(
     server: Server, pools: EndpointPools, answer: bytes, error: str
 ) -> None:
-    port = await server.start(answering(answer, then_close=True)(server))
+    reset = error == "reset"
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await server.read_request(reader)
+        writer.write(answer)
+        await writer.drain()
+        if reset:
+            await asyncio.sleep(0.05)
+            sock = writer.get_extra_info("socket")
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            writer.transport.abort()
+
+    port = await server.start(handle)
+    if reset:
+        error = "connection_closed"
     result = await _send(pools, port)
     assert (result.status_code, result.error_class) == (None, error)
     assert pools.for_url(f"http://127.0.0.1:{port}/hook").idle == 0
@@ -287,7 +405,38 @@ async def test_an_endless_header_is_given_up_on_before_the_deadline(
     port = await server.start(handle)
     result = await _send(pools, port, deadline=GUARD_SECONDS)
     # Not "timeout": the head outgrew MAX_HEAD_BYTES long before the deadline.
-    assert (result.status_code, result.error_class) == (None, "connection_closed")
+    assert (result.status_code, result.error_class) == (None, "http_error")
+
+
+async def test_endless_trailers_are_not_waited_for(server: Server, pools: EndpointPools) -> None:
+    """The status is in; what follows the excerpt (here a trailer that never ends) is
+    read no further than MAX_HEAD_BYTES, and a trailer's Retry-After is not one."""
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await server.read_request(reader)
+        writer.write(
+            b"HTTP/1.1 503 Busy\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nno\r\n0\r\n"
+            b"Retry-After: 86400\r\nX-Pad: "
+        )
+        while True:
+            writer.write(b"a" * 16_384)
+            await writer.drain()
+
+    port = await server.start(handle)
+    result = await _send(pools, port, deadline=GUARD_SECONDS)
+    assert (result.status_code, result.response_excerpt, result.error_class) == (503, "no", None)
+    assert result.retry_after is None
+
+
+async def test_a_trailer_is_not_a_header(server: Server, pools: EndpointPools) -> None:
+    port = await server.start(
+        answering(
+            b"HTTP/1.1 503 Busy\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nno\r\n0\r\n"
+            b"Retry-After: 86400\r\n\r\n"
+        )(server)
+    )
+    result = await _send(pools, port)
+    assert (result.status_code, result.response_excerpt, result.retry_after) == (503, "no", None)
 
 
 async def test_a_refused_connection_and_a_silent_server(
