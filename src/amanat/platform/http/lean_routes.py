@@ -1,7 +1,8 @@
-"""A lean way in for the simplest partner reads: FastAPI's route, without its machinery.
+"""A lean way in for the simplest partner calls: FastAPI's route, without its machinery.
 
-A ``GET`` whose endpoint takes only string path parameters, the request and the caller
-(one :func:`~amanat.auth.verification.require_scope` dependency), and returns a finished
+A ``GET`` or ``POST`` whose endpoint takes string path parameters, header parameters, at
+most one JSON body (a ``POST``), the request and the caller (one
+:func:`~amanat.auth.verification.require_scope` dependency), and returns a finished
 ``Response``, gains nothing from FastAPI's per-request work: solving the dependency tree,
 and a chain of some twenty awaiting frames (the exception, exit-stack and routing layers)
 that every resumption walks again. Measured in process on a payment read, that work was
@@ -10,7 +11,12 @@ and FastAPI's exception layer and serves such a route itself, through the very s
 
 * the route FastAPI would choose: the lean route's own path pattern, and none of the routes
   FastAPI would ask before it (their patterns, for the same method) may fit the path;
-* :func:`~amanat.auth.verification.authenticate_and_limit`, the body of the dependency;
+* the body read and decoded as FastAPI's request handler reads it (JSON for a JSON
+  content type, the raw bytes otherwise, the same ``json_invalid`` error);
+* :func:`~amanat.auth.verification.authenticate_and_limit`, the body of the dependency,
+  before any parameter is validated, as FastAPI solves the dependency first;
+* FastAPI's own ``request_params_to_args`` and ``request_body_to_args`` for the headers
+  and the body, so a validation error is FastAPI's, word for word;
 * the endpoint function itself, called with the same arguments;
 * the app's own exception handlers, found the way Starlette finds them.
 
@@ -23,18 +29,25 @@ answers. No library does this; FastAPI has no per-route fast path.
 from __future__ import annotations
 
 import dataclasses
+import email.message
 import inspect
+import json
 import re
 import typing
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from fastapi import FastAPI
+from fastapi import FastAPI, params
+from fastapi._compat import ModelField, Undefined
+from fastapi.datastructures import DefaultPlaceholder
+from fastapi.dependencies.utils import request_body_to_args, request_params_to_args
+from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
 from starlette._utils import is_async_callable
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
+from starlette.middleware.body_limit import MAX_BODY_SIZE_SCOPE_KEY
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
@@ -54,9 +67,13 @@ Guard = Callable[[Request, str, str], Awaitable[Any]]
 @dataclass(frozen=True, slots=True)
 class _Lean:
     route: APIRoute
+    method: str
     pattern: re.Pattern[str]
-    earlier: tuple[re.Pattern[str], ...]  # GET routes FastAPI asks first
+    earlier: tuple[re.Pattern[str], ...]  # routes of the same method FastAPI asks first
     path_params: tuple[str, ...]
+    header_params: tuple[ModelField, ...]
+    body_params: tuple[ModelField, ...]  # at most one: the JSON body, not embedded
+    strict_content_type: bool
     request_param: str
     caller_param: str
     scope: str
@@ -95,7 +112,9 @@ def _lean(included: Any, route: APIRoute, pattern: re.Pattern[str]) -> _Lean | N
     live there, not on the route. Anything the lean way would not do as FastAPI does
     (run a sync endpoint in a thread, validate a constrained path parameter, apply a body
     limit, add scopes to the caller's check) keeps the route on FastAPI's way."""
-    if route.methods != {"GET"} or route.dependencies or getattr(included, "dependencies", None):
+    if route.methods not in ({"GET"}, {"POST"}):
+        return None
+    if route.dependencies or getattr(included, "dependencies", None):
         return None
     if getattr(route, "max_body_size", None) is not None:
         return None
@@ -104,11 +123,10 @@ def _lean(included: Any, route: APIRoute, pattern: re.Pattern[str]) -> _Lean | N
     if not inspect.iscoroutinefunction(route.endpoint):
         return None
     dependant = getattr(included, "dependant", None) or route.dependant
+    (method,) = route.methods
     if (
         dependant.query_params
-        or dependant.header_params
         or dependant.cookie_params
-        or dependant.body_params
         or dependant.background_tasks_param_name
         or dependant.response_param_name
         or dependant.websocket_param_name
@@ -118,6 +136,18 @@ def _lean(included: Any, route: APIRoute, pattern: re.Pattern[str]) -> _Lean | N
         or len(dependant.dependencies) != 1
     ):
         return None
+    body_params = tuple(dependant.body_params)
+    if body_params:
+        # One JSON body, the whole document (not embedded under its name), on a POST.
+        body_field = getattr(included, "body_field", route.body_field)
+        embedded = getattr(included, "_embed_body_fields", route._embed_body_fields)
+        if method != "POST" or len(body_params) != 1 or embedded or body_field is None:
+            return None
+        if isinstance(body_params[0].field_info, params.Form | params.File):
+            return None
+    strict = getattr(included, "strict_content_type", route.strict_content_type)
+    if isinstance(strict, DefaultPlaceholder):
+        strict = strict.value
     names = {field.name for field in dependant.path_params}
     for field in dependant.path_params:
         info = field.field_info
@@ -152,9 +182,13 @@ def _lean(included: Any, route: APIRoute, pattern: re.Pattern[str]) -> _Lean | N
         return None
     return _Lean(
         route=route,
+        method=method,
         pattern=pattern,
         earlier=(),
         path_params=tuple(field.name for field in dependant.path_params),
+        header_params=tuple(dependant.header_params),
+        body_params=body_params,
+        strict_content_type=bool(strict),
         request_param=dependant.request_param_name,
         caller_param=caller.name,
         scope=needed,
@@ -163,19 +197,23 @@ def _lean(included: Any, route: APIRoute, pattern: re.Pattern[str]) -> _Lean | N
     )
 
 
+LEAN_METHODS = ("GET", "POST")
+
+
 def find_lean_routes(app: FastAPI) -> list[_Lean]:
     found: list[_Lean] = []
-    asked_before: list[re.Pattern[str] | None] = []
+    asked_before: dict[str, list[re.Pattern[str] | None]] = {m: [] for m in LEAN_METHODS}
     for route, pattern, api in _flat_routes(app):
         methods = _methods(route)
         if api is not None and pattern is not None:
             lean = _lean(route, api, pattern)
-            if lean is not None and None not in asked_before:
-                earlier = tuple(p for p in asked_before if p is not None)
+            if lean is not None and None not in asked_before[lean.method]:
+                earlier = tuple(p for p in asked_before[lean.method] if p is not None)
                 found.append(dataclasses.replace(lean, earlier=earlier))
-        if methods is None or "GET" in methods:
-            # A mount or anything without a pattern: nothing after it can be lean.
-            asked_before.append(pattern)
+        for method in LEAN_METHODS:
+            if methods is None or method in methods:
+                # A mount or anything without a pattern: nothing after it can be lean.
+                asked_before[method].append(pattern)
     return found
 
 
@@ -203,16 +241,20 @@ class LeanRoutes:
         return self._routes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        method = scope["method"] if scope["type"] == "http" else None
         if (
-            scope["type"] == "http"
-            and scope["method"] == "GET"
+            method in LEAN_METHODS
             and not scope.get("root_path")
+            # A body limit of FastAPI's own (max_body_size) is FastAPI's to enforce.
+            and MAX_BODY_SIZE_SCOPE_KEY not in scope
             and getattr(self._fastapi.state, "lean_routes", True)
             # An override replaces a dependency for FastAPI's way (tests do): honour it.
             and not self._fastapi.dependency_overrides
         ):
             path = scope["path"]
             for lean in self._current():
+                if lean.method != method:
+                    continue
                 found = lean.pattern.match(path)
                 if found is not None:
                     if any(earlier.match(path) for earlier in lean.earlier):
@@ -231,9 +273,24 @@ class LeanRoutes:
         scope["path_params"] = params
         request = Request(scope, receive)
         try:
+            body = await _body(request, lean) if lean.body_params else Undefined
             caller = await lean.guard(request, lean.scope, lean.policy)
+            values: dict[str, Any] = {}
+            errors: list[Any] = []
+            if lean.header_params:
+                values, errors = request_params_to_args(lean.header_params, request.headers)
+            if lean.body_params:
+                body_values, body_errors = await request_body_to_args(
+                    body_fields=list(lean.body_params),
+                    received_body=body,
+                    embed_body_fields=False,
+                )
+                values.update(body_values)
+                errors.extend(body_errors)
+            if errors:
+                raise RequestValidationError(errors, body=None if body is Undefined else body)
             response = await route.endpoint(
-                **params, **{lean.request_param: request, lean.caller_param: caller}
+                **params, **values, **{lean.request_param: request, lean.caller_param: caller}
             )
             if not isinstance(response, Response):
                 raise TypeError(f"{route.path}: a lean route must return a Response")
@@ -266,3 +323,40 @@ class LeanRoutes:
                 handler: Callable[[Request, Exception], Any] = handlers[kind]
                 return handler
         return None
+
+
+async def _body(request: Request, lean: _Lean) -> Any:
+    """The body as FastAPI's request handler reads it: decoded JSON when the content type
+    is JSON (or, with strict content types off, when there is none), the bytes otherwise,
+    ``Undefined`` when empty; the same errors when it cannot be read."""
+    try:
+        raw = await request.body()
+        if not raw:
+            return Undefined
+        content_type = request.headers.get("content-type")
+        if not content_type:
+            return raw if lean.strict_content_type else await request.json()
+        message = email.message.Message()
+        message["content-type"] = content_type
+        if message.get_content_maintype() == "application":
+            subtype = message.get_content_subtype()
+            if subtype == "json" or subtype.endswith("+json"):
+                return await request.json()
+        return raw
+    except json.JSONDecodeError as exc:
+        raise RequestValidationError(
+            [
+                {
+                    "type": "json_invalid",
+                    "loc": ("body", exc.pos),
+                    "msg": "JSON decode error",
+                    "input": {},
+                    "ctx": {"error": exc.msg},
+                }
+            ],
+            body=exc.doc,
+        ) from exc
+    except HTTPException:
+        raise
+    except Exception as exc:  # FastAPI answers any other failed read with this 400
+        raise HTTPException(status_code=400, detail="There was an error parsing the body") from exc
