@@ -10,11 +10,16 @@ from typing import Any
 
 import httpx
 import pytest
-from fastapi import FastAPI
+from fastapi import APIRouter, Depends, FastAPI, Request
+from fastapi.routing import APIRoute
+from starlette.responses import Response
 from tests.support.oauth import ACTOR, bearer, funded_merchant, make_client
 
 from amanat.app import create_app
+from amanat.auth.verification import require_scope
 from amanat.bootstrap import Container
+from amanat.kernel.errors import NotFound
+from amanat.platform.http import lean_routes
 from amanat.platform.http.lean_routes import LeanRoutes, find_lean_routes
 
 IBAN = "PK36SCBL0000001123456702"
@@ -46,6 +51,7 @@ async def two(container: Container) -> AsyncIterator[tuple[httpx.AsyncClient, ht
         ) as b,
     ):
         a.app = lean  # type: ignore[attr-defined]
+        b.app = plain  # type: ignore[attr-defined]
         yield a, b
 
 
@@ -262,3 +268,70 @@ async def test_an_overridden_dependency_is_honoured_by_fastapis_way(
     answer = await lean.get("/v1/payments/pay_nothing", headers=auth)
     assert answer.status_code == 500, "the override ran: FastAPI's way"
     assert _lean_of(app).served == served
+
+
+async def test_a_handler_added_after_the_first_request_applies_to_neither_way(
+    container: Container, two: tuple[httpx.AsyncClient, httpx.AsyncClient]
+) -> None:
+    """Starlette copies the app's exception handlers when it builds the middleware stack;
+    the lean way holds the same copy."""
+    lean, plain = two
+    merchant = await funded_merchant(container, "Shop")
+    auth = await bearer(lean, merchant)
+    for client in (lean, plain):
+        await client.get("/v1/payments/pay_nothing", headers=auth)
+
+    async def teapot(request: Any, exc: Exception) -> Any:
+        from starlette.responses import PlainTextResponse
+
+        return PlainTextResponse("late", status_code=418)
+
+    for client in (lean, plain):
+        client.app.add_exception_handler(NotFound, teapot)  # type: ignore[attr-defined]
+    got, expected = (
+        await lean.get("/v1/payments/pay_nothing", headers=auth),
+        await plain.get("/v1/payments/pay_nothing", headers=auth),
+    )
+    assert got.status_code == expected.status_code == 404
+    assert _answer(got) == _answer(expected)
+
+
+async def test_requests_fastapi_traces_take_fastapis_way(
+    container: Container,
+    two: tuple[httpx.AsyncClient, httpx.AsyncClient],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """With FastAPI's own OpenTelemetry recording the request (a deployment that sets up
+    a tracer provider), its route, operations and failed validations are recorded by
+    FastAPI's way: the lean way steps aside."""
+    lean, _ = two
+    app: FastAPI = lean.app  # type: ignore[attr-defined]
+    merchant = await funded_merchant(container, "Shop")
+    auth = await bearer(lean, merchant)
+    await lean.get("/v1/payments/pay_nothing", headers=auth)
+    served = _lean_of(app).served
+    monkeypatch.setattr(lean_routes, "get_telemetry_data", lambda: object())
+    assert (await lean.get("/v1/payments/pay_nothing", headers=auth)).status_code == 404
+    assert _lean_of(app).served == served
+
+
+def test_a_route_class_with_its_own_handler_is_never_lean() -> None:
+    """Open banking's and the console's routes answer through their route class (FAPI
+    headers, OBIE error bodies, signatures): the lean way would bypass it."""
+
+    class OwnRoute(APIRoute):
+        pass
+
+    guard = require_scope("payments:read")
+
+    async def read(item_id: str, request: Request, caller: Any = Depends(guard)) -> Response:
+        return Response()
+
+    app = FastAPI()
+    own = APIRouter(route_class=OwnRoute)
+    own.add_api_route("/own/{item_id}", read, methods=["GET"])
+    plain = APIRouter()
+    plain.add_api_route("/plain/{item_id}", read, methods=["GET"])
+    app.include_router(own)
+    app.include_router(plain)
+    assert [lean.route.path for lean in find_lean_routes(app)] == ["/plain/{item_id}"]

@@ -44,6 +44,7 @@ from fastapi.datastructures import DefaultPlaceholder
 from fastapi.dependencies.utils import request_body_to_args, request_params_to_args
 from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
+from fastapi.telemetry import get_telemetry_data
 from starlette._utils import is_async_callable
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
@@ -111,8 +112,9 @@ def _lean(included: Any, route: APIRoute, pattern: re.Pattern[str]) -> _Lean | N
     is the route as its router was included: dependencies given to ``include_router``
     live there, not on the route. Anything the lean way would not do as FastAPI does
     (run a sync endpoint in a thread, validate a constrained path parameter, apply a body
-    limit, add scopes to the caller's check) keeps the route on FastAPI's way."""
-    if route.methods not in ({"GET"}, {"POST"}):
+    limit, add scopes to the caller's check, answer through a route class's own handler,
+    as the open-banking and console routes do) keeps the route on FastAPI's way."""
+    if type(route) is not APIRoute or route.methods not in ({"GET"}, {"POST"}):
         return None
     if route.dependencies or getattr(included, "dependencies", None):
         return None
@@ -221,6 +223,10 @@ class LeanRoutes:
     def __init__(self, app: ASGIApp, *, fastapi_app: FastAPI) -> None:
         self.app = app
         self._fastapi = fastapi_app
+        # As Starlette's exception layer holds them: copied when the app's middleware stack
+        # is built (this layer is built with it), so a handler added later applies to
+        # neither way.
+        self._handlers: dict[Any, Any] = dict(fastapi_app.exception_handlers)
         self._version: tuple[int, ...] | None = None
         self._routes: list[_Lean] = []
         self.served = 0
@@ -250,6 +256,9 @@ class LeanRoutes:
             and getattr(self._fastapi.state, "lean_routes", True)
             # An override replaces a dependency for FastAPI's way (tests do): honour it.
             and not self._fastapi.dependency_overrides
+            # FastAPI's own OpenTelemetry (a deployment that configures it) records the
+            # route, its operations and failed validations on FastAPI's way only.
+            and get_telemetry_data() is None
         ):
             path = scope["path"]
             for lean in self._current():
@@ -310,7 +319,7 @@ class LeanRoutes:
     def _handler(self, exc: Exception) -> Callable[[Request, Exception], Any] | None:
         """The app's handler for ``exc``, as Starlette's exception layer finds it (500 and
         ``Exception`` belong to the outermost layer, not that one)."""
-        handlers: dict[Any, Any] = self._fastapi.exception_handlers
+        handlers = self._handlers
         if (
             isinstance(exc, HTTPException)
             and exc.status_code in handlers
