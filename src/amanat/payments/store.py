@@ -34,6 +34,7 @@ from amanat.payments.tables import (
 )
 from amanat.platform.db.dialect import insert_if_absent, locked
 from amanat.platform.db.raw_read import RawRead
+from amanat.platform.db.raw_write import RawWriteMany
 from amanat.platform.jobs.tables import outbox
 
 # The request path's statements, built once (see the package docstring).
@@ -122,6 +123,12 @@ _SET_SHARD = (
     .where(_SHARD)
     .values(posted=sa.bindparam("p_posted"), held=sa.bindparam("p_held"))
 )
+# A payout batch's rows, written through asyncpg directly on PostgreSQL (raw_write.py).
+_SET_SHARDS_RAW = RawWriteMany(_SET_SHARD)
+_INSERT_HOLDS_RAW = RawWriteMany(_INSERT_HOLDS)
+_INSERT_PAYMENTS_RAW = RawWriteMany(_INSERT_PAYMENTS)
+_INSERT_PAYMENT_TRANSITIONS_RAW = RawWriteMany(_INSERT_PAYMENT_TRANSITIONS)
+_INSERT_OUTBOX_RAW = RawWriteMany(_INSERT_OUTBOX)
 
 
 def _payment_row(payment: Payment, client_id: str | None, parent_id: str | None) -> dict[str, Any]:
@@ -229,14 +236,14 @@ class SqlPaymentRepository:
         "created" transitions and their first outbox jobs: three statements in all."""
         if not created:
             return
-        await self._conn.execute(
-            _INSERT_PAYMENTS, [_payment_row(p, client_id, None) for p, client_id, _, _ in created]
+        await _INSERT_PAYMENTS_RAW.execute(
+            self._conn, [_payment_row(p, client_id, None) for p, client_id, _, _ in created]
         )
-        await self._conn.execute(
-            _INSERT_PAYMENT_TRANSITIONS, [_transition_row(p, None, "created") for p, *_ in created]
+        await _INSERT_PAYMENT_TRANSITIONS_RAW.execute(
+            self._conn, [_transition_row(p, None, "created") for p, *_ in created]
         )
-        await self._conn.execute(
-            _INSERT_OUTBOX, [_outbox_row(kind, p.id, at) for p, _, kind, at in created]
+        await _INSERT_OUTBOX_RAW.execute(
+            self._conn, [_outbox_row(kind, p.id, at) for p, _, kind, at in created]
         )
 
     async def get(self, payment_id: str, *, for_update: bool = False) -> Payment | None:
@@ -636,8 +643,8 @@ class SqlLedgerRepository:
             # A move applied between lock_shards and here would be overwritten.
             raise RuntimeError("hold_many after a deferred shard move in one transaction")
         if holds_:
-            await self._conn.execute(
-                _INSERT_HOLDS,
+            await _INSERT_HOLDS_RAW.execute(
+                self._conn,
                 [
                     {
                         "id": hold_id,
@@ -656,8 +663,8 @@ class SqlLedgerRepository:
             return
         # executemany of one cached statement (one round trip on asyncpg); an UPDATE …
         # FROM (VALUES …) was compiled anew for every batch and cost more than it saved.
-        await self._conn.execute(
-            _SET_SHARD,
+        await _SET_SHARDS_RAW.execute(
+            self._conn,
             [
                 {"p_account": account, "p_shard": s.index, "p_posted": s.posted, "p_held": s.held}
                 for account, s in shards

@@ -25,10 +25,12 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from amanat.kernel.pagination import Page
 from amanat.platform.audit.domain import Actor, AuditRecord, Seal, StoredRecord, canonical_json
 from amanat.platform.audit.tables import audit_head, audit_inbox, audit_log, audit_seals
+from amanat.platform.db.raw_write import RawWriteMany
 
 # Every audited change runs the inbox insert; built once.
 _INSERT_AUDIT_LOG = audit_log.insert()
 _INSERT_INBOX = audit_inbox.insert()
+_INSERT_INBOX_RAW = RawWriteMany(_INSERT_INBOX)  # a batch's records (raw_write.py)
 _INBOX_IN_ORDER = sa.select(audit_inbox).order_by(audit_inbox.c.pos)
 _ANY_PENDING = sa.select(audit_inbox.c.pos).limit(1)
 _DELETE_CHAINED = audit_inbox.delete().where(
@@ -131,7 +133,7 @@ class SqlAuditRepository:
         """Write the queued records to the inbox: one statement, no lock."""
         queued, self._queued = self._queued, []
         if queued:
-            await self._conn.execute(_INSERT_INBOX, [_fitted(**entry) for entry in queued])
+            await _INSERT_INBOX_RAW.execute(self._conn, [_fitted(**entry) for entry in queued])
 
     async def any_pending(self) -> bool:
         """Whether a committed record waits for the sequencer (a cheap look, no lock)."""

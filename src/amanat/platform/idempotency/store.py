@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from amanat.platform.db.dialect import insert_if_absent
 from amanat.platform.db.raw_read import RawRead
+from amanat.platform.db.raw_write import RawWriteMany
 from amanat.platform.db.types import UtcDateTime
 from amanat.platform.idempotency.ports import IdempotencyRecord
 from amanat.platform.idempotency.tables import idempotency_keys
@@ -24,6 +25,7 @@ _BY_IDS = _table.select().where(_c.id.in_(sa.bindparam("p_ids", expanding=True))
 _BY_ID_RAW = RawRead(_BY_ID)  # a replay's read, the hot one
 _BY_ID_FOR_UPDATE = _BY_ID.with_for_update()  # SQLite omits FOR UPDATE (BEGIN IMMEDIATE)
 _COMPLETE = _table.update().where(_c.id == sa.bindparam("p_id"))
+_COMPLETE_RAW = RawWriteMany(_COMPLETE)  # a payout batch's answers (raw_write.py)
 _RELEASE = _table.delete().where(_c.id == sa.bindparam("p_id"), _c.status == "in_progress")
 _DELETE_EXPIRED = _table.delete().where(
     _c.id == sa.bindparam("p_id"), _c.expires_at < sa.bindparam("p_now")
@@ -117,8 +119,8 @@ class SqlIdempotencyRepository:
         # executemany of one cached statement: asyncpg sends the executions in one round
         # trip; an UPDATE … FROM (VALUES …) would be compiled anew for every batch, which
         # cost more than it saved.
-        await self._conn.execute(
-            _COMPLETE,
+        await _COMPLETE_RAW.execute(
+            self._conn,
             [
                 {
                     "p_id": record_id(client_id, key),

@@ -1,0 +1,121 @@
+"""One INSERT or UPDATE executed for many rows on PostgreSQL through asyncpg directly.
+
+A payout batch writes its rows with executemany: the holds, the shards' new values, the
+payments, their transitions and jobs, the stored answers. Through SQLAlchemy each row's
+parameters pass the execution context (``construct_params``, its type processing) in
+Python, inside a greenlet, before asyncpg sees them: in the profile of the payout bench
+that was about a tenth of the API's CPU. asyncpg's own executemany encodes the rows in C.
+No library does this: SQLAlchemy's compiled cache still builds every row's parameters
+through the same context.
+
+The statement stays a SQLAlchemy Core construct, compiled once per set of row keys by the
+connection's dialect (the same SQL, ``$n`` placeholders), and every value passes its
+column type's bind processor, so a row is written exactly as through SQLAlchemy (tests
+compare both on PostgreSQL). A statement that needs SQLAlchemy at execution time (a
+Python-side default or onupdate to compute, RETURNING, an expanding parameter) is refused
+when compiled and always runs through SQLAlchemy.
+
+Only inside a transaction SQLAlchemy has begun on the connection (asyncpg's BEGIN sent),
+so the rows commit or roll back with everything else; anywhere else, and on SQLite, the
+statement runs through SQLAlchemy. asyncpg's errors become the unit of work's, as for
+:mod:`amanat.platform.db.raw_read`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import asyncpg  # type: ignore[import-untyped]
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from amanat.platform.db.database import contention_of
+
+
+class _Compiled:
+    __slots__ = ("binds", "sql")
+
+    def __init__(self, sql: str, binds: list[tuple[str, Any]]) -> None:
+        self.sql = sql
+        self.binds = binds
+
+
+class RawWriteMany:
+    """An INSERT or UPDATE (no RETURNING) run for many rows (see the module)."""
+
+    def __init__(self, statement: sa.Insert | sa.Update) -> None:
+        self.statement = statement
+        self._compiled: dict[tuple[str, ...], _Compiled | None] = {}
+
+    async def execute(self, conn: AsyncConnection, rows: Sequence[Mapping[str, Any]]) -> None:
+        if not rows:
+            return
+        keys = tuple(rows[0])
+        compiled = self._compiled.get(keys, _UNSET)
+        if compiled is _UNSET:
+            compiled = self._compiled[keys] = self._compile(conn, keys)
+        driver = await _transaction_driver(conn) if compiled is not None else None
+        if driver is None or compiled is None:
+            await conn.execute(self.statement, [dict(row) for row in rows])
+            return
+        binds = compiled.binds
+        args = [
+            [process(row[name]) if process is not None else row[name] for name, process in binds]
+            for row in rows
+        ]
+        try:
+            await driver.executemany(compiled.sql, args)
+        except (asyncpg.InterfaceError, asyncpg.PostgresConnectionError, OSError):
+            if driver.is_closed():
+                await conn.invalidate()
+            raise
+        except asyncpg.PostgresError as exc:
+            retry = contention_of(getattr(exc, "sqlstate", None))
+            if retry is None:
+                raise
+            raise retry from None
+
+    def _compile(self, conn: AsyncConnection, keys: tuple[str, ...]) -> _Compiled | None:
+        """The statement for rows of these keys, or None when it must run through
+        SQLAlchemy (see the module)."""
+        dialect = conn.dialect
+        if dialect.name != "postgresql":
+            return None
+        compiled: Any = self.statement.compile(dialect=dialect, column_keys=list(keys))
+        if (
+            compiled.insert_prefetch
+            or compiled.update_prefetch
+            or compiled.returning
+            or any(b.expanding or b.literal_execute for b in compiled.binds.values())
+        ):
+            return None
+        processors = compiled._bind_processors
+        binds: list[tuple[str, Any]] = []
+        for name in compiled.positiontup or []:
+            if name not in keys:
+                return None  # a value the statement holds itself: SQLAlchemy binds it
+            process = processors.get(name)
+            if process is not None and not callable(process):
+                return None
+            binds.append((name, process))
+        return _Compiled(compiled.string, binds)
+
+
+_UNSET: Any = object()
+
+
+async def _transaction_driver(conn: AsyncConnection) -> Any | None:
+    """The asyncpg connection under ``conn`` when SQLAlchemy's transaction on it has
+    begun (BEGIN sent), else None."""
+    raw = await conn.get_raw_connection()
+    adapted = raw.dbapi_connection
+    driver = raw.driver_connection
+    if (
+        adapted is None
+        or driver is None
+        or getattr(adapted, "_transaction", None) is None
+        or not driver.is_in_transaction()
+    ):
+        return None
+    return driver

@@ -1,0 +1,158 @@
+"""Rows written through asyncpg directly (PostgreSQL, inside a transaction) are exactly the
+rows SQLAlchemy writes; anywhere else it is SQLAlchemy's write; they commit and roll back
+with the transaction around them."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from tests.conftest import TEST_DB
+
+from amanat.bootstrap import Container
+from amanat.kernel.errors import Contention
+from amanat.platform.db import raw_write
+from amanat.platform.db.raw_write import RawWriteMany
+from amanat.platform.idempotency.tables import idempotency_keys
+
+AT = datetime(2026, 12, 5, 9, 30, 15, 123456, tzinfo=UTC)
+_ALL = idempotency_keys.select().order_by(idempotency_keys.c.id)
+_INSERT = RawWriteMany(idempotency_keys.insert())
+_COMPLETE = RawWriteMany(
+    idempotency_keys.update().where(idempotency_keys.c.id == sa.bindparam("p_id"))
+)
+
+
+def _row(prefix: str, n: int, **changes: object) -> dict[str, Any]:
+    return {
+        "id": f"cli_{prefix}:key-{n}",
+        "client_id": f"cli_{prefix}",
+        "key": f"key-{n}",
+        "request_hash": "ab" * 32,
+        "method": "POST",
+        "path": "/v1/payments",
+        "status": "in_progress",
+        "response_status": None,
+        "response_body": None,
+        "response_headers": {"Location": "/v1/payments/pay_1", "n": [1, 2], "é": None},
+        "created_at": AT,
+        "locked_until": AT + timedelta(seconds=30),
+        "expires_at": AT + timedelta(days=1),
+        "resource_id": None,
+        "replays": n,
+        "last_replayed_at": None if n % 2 else AT + timedelta(seconds=n),
+    } | changes
+
+
+def _completed(prefix: str, n: int) -> dict[str, Any]:
+    return {
+        "p_id": f"cli_{prefix}:key-{n}",
+        "status": "completed",
+        "response_status": 201,
+        "response_body": f"sealed-{n}",
+        "response_headers": {},
+        "locked_until": None,
+        "resource_id": f"pay_{n}",
+    }
+
+
+def _without_prefix(rows: list[Any]) -> list[tuple[Any, ...]]:
+    return [(r.key, *tuple(r)[2:]) for r in rows]
+
+
+async def test_rows_are_written_as_sqlalchemy_writes_them(container: Container) -> None:
+    drivers: list[object] = []
+    found = raw_write._transaction_driver
+
+    async def spy(conn: Any) -> Any:
+        driver = await found(conn)
+        drivers.append(driver)
+        return driver
+
+    raw_write._transaction_driver = spy  # type: ignore[assignment]
+    try:
+        async with container.db.write() as conn:
+            await conn.execute(sa.select(1))  # the transaction has begun
+            await _INSERT.execute(conn, [_row("raw", n) for n in (1, 2, 3)])
+            await _COMPLETE.execute(conn, [_completed("raw", n) for n in (1, 3)])
+    finally:
+        raw_write._transaction_driver = found  # type: ignore[assignment]
+    async with container.db.write() as conn:
+        await conn.execute(idempotency_keys.insert(), [_row("sqla", n) for n in (1, 2, 3)])
+        await conn.execute(
+            _COMPLETE.statement,
+            [_completed("sqla", n) | {"resource_id": f"pay_{n}"} for n in (1, 3)],
+        )
+    async with container.db.read() as conn:
+        rows = (await conn.execute(_ALL)).all()
+    raw = [r for r in rows if r.client_id == "cli_raw"]
+    via_sqlalchemy = [r for r in rows if r.client_id == "cli_sqla"]
+    assert len(raw) == 3
+    assert _without_prefix(raw) == _without_prefix(via_sqlalchemy)
+    assert raw[0].response_headers == {}
+    assert raw[1].response_headers == {"Location": "/v1/payments/pay_1", "n": [1, 2], "é": None}
+    assert raw[1].created_at == AT and raw[1].created_at.tzinfo is not None
+    if TEST_DB == "postgresql":
+        assert drivers and all(d is not None for d in drivers), "asyncpg directly"
+    else:
+        assert drivers == [], "SQLite: SQLAlchemy's write, never compiled for asyncpg"
+
+
+async def test_they_roll_back_with_the_transaction(container: Container) -> None:
+    with pytest.raises(RuntimeError):
+        async with container.db.write() as conn:
+            await conn.execute(sa.select(1))
+            await _INSERT.execute(conn, [_row("gone", 1)])
+            raise RuntimeError("after the rows")
+    async with container.db.read() as conn:
+        assert (await conn.execute(_ALL)).all() == []
+
+
+async def test_outside_a_begun_transaction_it_is_sqlalchemys_write(container: Container) -> None:
+    async with container.db.write() as conn:
+        # No statement yet: SQLAlchemy has not sent BEGIN; the rows still land in its
+        # transaction, through SQLAlchemy.
+        await _INSERT.execute(conn, [_row("first", 1)])
+    async with container.db.read() as conn:
+        assert [r.id for r in (await conn.execute(_ALL)).all()] == ["cli_first:key-1"]
+
+
+def test_a_statement_that_needs_sqlalchemy_at_execution_is_never_raw() -> None:
+    metadata = sa.MetaData()
+    table = sa.Table(
+        "t",
+        metadata,
+        sa.Column("id", sa.String, primary_key=True),
+        sa.Column("n", sa.Integer, default=lambda: 7),  # a Python-side default
+    )
+
+    class _Conn:
+        from sqlalchemy.dialects.postgresql import asyncpg as _pg
+
+        dialect = _pg.dialect()
+
+    with_default = RawWriteMany(table.insert())
+    assert with_default._compile(_Conn(), ("id",)) is None  # type: ignore[arg-type]
+    assert with_default._compile(_Conn(), ("id", "n")) is not None  # type: ignore[arg-type]
+    returning = RawWriteMany(table.insert().returning(table.c.id))
+    assert returning._compile(_Conn(), ("id", "n")) is None  # type: ignore[arg-type]
+
+
+@pytest.mark.skipif(TEST_DB != "postgresql", reason="lock_timeout: PostgreSQL")
+async def test_a_write_that_waits_too_long_for_a_lock_is_contention(
+    container: Container,
+) -> None:
+    async with container.db.write() as conn:
+        await conn.execute(idempotency_keys.insert(), [_row("held", 1)])
+    async with container.db.write() as holder:
+        await holder.execute(
+            idempotency_keys.update()
+            .where(idempotency_keys.c.id == "cli_held:key-1")
+            .values(replays=5)
+        )
+        with pytest.raises(Contention):
+            async with container.db.write() as conn:
+                await conn.exec_driver_sql("SET LOCAL lock_timeout = 50")
+                await _COMPLETE.execute(conn, [_completed("held", 1)])
