@@ -21,6 +21,7 @@ from starlette.routing import Match
 from amanat.kernel.errors import Conflict, DomainError, InvalidInput, NotFound, Unavailable
 from amanat.platform.http.context import current_request_id
 from amanat.platform.http.field_codes import FALLBACK_CODE, FIELD_CODES, field_code
+from amanat.platform.http.paths import request_path
 from amanat.platform.http.problems import lookup
 from amanat.platform.http.responses import ProblemResponse
 from amanat.platform.settings import HttpSettings
@@ -146,7 +147,7 @@ async def _on_request_validation(request: Request, exc: Exception) -> Response:
             "malformed_json",
             status=400,
             detail="The request body is not valid JSON.",
-            instance=request.url.path,
+            instance=request_path(request),
         )
     errors = validation_errors(raw)
     code = _top_level_code(errors)
@@ -155,7 +156,7 @@ async def _on_request_validation(request: Request, exc: Exception) -> Response:
         code,
         status=422,
         detail=f"{len(errors)} {noun} failed validation.",
-        instance=request.url.path,
+        instance=request_path(request),
         errors=errors,
     )
 
@@ -167,8 +168,8 @@ async def _on_http_exception(request: Request, exc: Exception) -> Response:
         return problem_response(
             "not_found",
             status=404,
-            detail=f"No resource at {request.url.path}.",
-            instance=request.url.path,
+            detail=f"No resource at {request_path(request)}.",
+            instance=request_path(request),
             headers=headers,
         )
     if exc.status_code == 405:
@@ -176,8 +177,8 @@ async def _on_http_exception(request: Request, exc: Exception) -> Response:
         return problem_response(
             "method_not_allowed",
             status=405,
-            detail=f"{request.method} is not supported on {request.url.path}.",
-            instance=request.url.path,
+            detail=f"{request.method} is not supported on {request_path(request)}.",
+            instance=request_path(request),
             headers=headers,
         )
     code = {
@@ -192,7 +193,7 @@ async def _on_http_exception(request: Request, exc: Exception) -> Response:
     }.get(exc.status_code, "bad_request" if exc.status_code < 500 else "internal_error")
     detail: str = exc.detail if isinstance(exc.detail, str) else code
     return problem_response(
-        code, status=exc.status_code, detail=detail, instance=request.url.path, headers=headers
+        code, status=exc.status_code, detail=detail, instance=request_path(request), headers=headers
     )
 
 
@@ -212,7 +213,7 @@ async def _on_api_problem(request: Request, exc: Exception) -> Response:
         exc.code,
         status=exc.status,
         detail=exc.detail,
-        instance=request.url.path,
+        instance=request_path(request),
         headers=exc.headers,
         errors=exc.errors,
         extra=exc.extra,
@@ -236,7 +237,7 @@ async def _on_unavailable(request: Request, exc: Exception) -> Response:
         exc.code,
         status=503,
         detail=exc.message,
-        instance=request.url.path,
+        instance=request_path(request),
         headers={"Retry-After": str(exc.retry_after_seconds)},
     )
 
@@ -263,7 +264,7 @@ async def _on_domain_error(request: Request, exc: Exception) -> Response:
         exc.code,
         status=domain_error_status(exc),
         detail=exc.message,
-        instance=request.url.path,
+        instance=request_path(request),
         errors=errors,
         headers={"Retry-After": str(retry_after)} if retry_after else None,
     )
@@ -286,7 +287,7 @@ def install_error_handlers(app: FastAPI, refusal_renderers: Sequence[tuple[str, 
     async def on_http_exception(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, StarletteHTTPException)
         for prefix, renderer in renderers:
-            if request.url.path.startswith(prefix):
+            if request_path(request).startswith(prefix):
                 answer: Response = renderer(
                     request.scope, exc.status_code, "http_error", str(exc.detail)
                 )

@@ -21,6 +21,7 @@ from starlette.responses import Response
 
 from amanat.kernel.errors import DomainError, InvalidInput
 from amanat.platform.http.errors import ApiProblem, domain_error_status, problem_body
+from amanat.platform.http.paths import request_path
 from amanat.platform.http.responses import JsonResponse, ProblemResponse
 from amanat.platform.http.services import find_service
 from amanat.platform.idempotency.ports import IdempotencyRecord
@@ -116,7 +117,7 @@ def _refusal(request: Request, exc: DomainError | ApiProblem) -> tuple[int, dict
             exc.code,
             status=exc.status,
             detail=exc.detail,
-            instance=request.url.path,
+            instance=request_path(request),
             errors=exc.errors,
             extra=exc.extra,
         )
@@ -127,7 +128,7 @@ def _refusal(request: Request, exc: DomainError | ApiProblem) -> tuple[int, dict
         else None
     )
     return status, problem_body(
-        exc.code, status=status, detail=exc.message, instance=request.url.path, errors=errors
+        exc.code, status=status, detail=exc.message, instance=request_path(request), errors=errors
     )
 
 
@@ -161,10 +162,10 @@ async def run_idempotent(
         context.client_id,
         key,
         fingerprint(
-            request.method, request.url.path, body, request.headers.get("content-type", "")
+            request.method, request_path(request), body, request.headers.get("content-type", "")
         ),
         request.method,
-        request.url.path,
+        request_path(request),
     )
     try:
         # A batched write claims its key in the batch, and the batch answers a key that
