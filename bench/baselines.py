@@ -415,6 +415,7 @@ async def capture_payout_shapes(container: Any, token: str) -> list[str]:
     from sqlalchemy import event
 
     from amanat.app import create_app
+    from amanat.platform.db import raw_write
     from bench.world import payout_body, payout_headers
 
     app = create_app(container.settings, container=container)
@@ -422,6 +423,26 @@ async def capture_payout_shapes(container: Any, token: str) -> list[str]:
 
     def hook(_conn: Any, _cursor: Any, statement: str, *_rest: Any) -> None:
         statements.append(statement)
+
+    class _Recording:
+        """The asyncpg connection a raw executemany write uses (platform/db/raw_write.py),
+        recording its SQL: SQLAlchemy's cursor hook never sees those statements."""
+
+        def __init__(self, driver: Any) -> None:
+            self._driver = driver
+
+        async def executemany(self, sql: str, args: Any) -> Any:
+            statements.append(sql)
+            return await self._driver.executemany(sql, args)
+
+        def __getattr__(self, name: str) -> Any:
+            return getattr(self._driver, name)
+
+    driver_of = raw_write._transaction_driver
+
+    async def recording_driver(conn: Any) -> Any:
+        driver = await driver_of(conn)
+        return None if driver is None else _Recording(driver)
 
     engine = container.db.engine.sync_engine
     transport = httpx.ASGITransport(app=app)
@@ -431,6 +452,7 @@ async def capture_payout_shapes(container: Any, token: str) -> list[str]:
             key = f"cap-{attempt}-{stamp}"
             if attempt == "second":
                 event.listen(engine, "before_cursor_execute", hook)
+                raw_write._transaction_driver = recording_driver  # type: ignore[assignment]
             try:
                 response = await client.post(
                     "/v1/payments", headers=payout_headers(token, key), content=payout_body(key)
@@ -438,6 +460,7 @@ async def capture_payout_shapes(container: Any, token: str) -> list[str]:
             finally:
                 if attempt == "second":
                     event.remove(engine, "before_cursor_execute", hook)
+                    raw_write._transaction_driver = driver_of  # type: ignore[assignment]
             if response.status_code != 201:
                 raise RuntimeError(f"capture payout: HTTP {response.status_code} {response.text}")
     return [found for found in map(shape, statements) if found is not None]
