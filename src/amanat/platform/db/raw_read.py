@@ -24,7 +24,8 @@ raises for SQLAlchemy's: contention (a timeout, a cancelled statement) becomes
 from __future__ import annotations
 
 from collections import namedtuple
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
 from typing import Any
 
 import asyncpg  # type: ignore[import-untyped]
@@ -81,24 +82,12 @@ class RawRead:
         for name, process, fixed in compiled.binds:
             value = params[name] if fixed is _GIVEN else fixed
             args.append(process(value) if process is not None else value)
-        try:
+        async with driver_errors(conn, driver):
             if limit_one:
                 record = await driver.fetchrow(compiled.sql, *args)
                 records = [] if record is None else [record]
             else:
                 records = await driver.fetch(compiled.sql, *args)
-        except (asyncpg.InterfaceError, asyncpg.PostgresConnectionError, OSError):
-            # The connection is gone: the pool must not hand it out again (SQLAlchemy does
-            # the same for its own statements). A client-side error (an argument asyncpg
-            # cannot encode) leaves it open and usable.
-            if driver.is_closed():
-                await conn.invalidate()
-            raise
-        except asyncpg.PostgresError as exc:
-            retry = contention_of(getattr(exc, "sqlstate", None))
-            if retry is None:
-                raise
-            raise retry from None
         row, results = compiled.row, compiled.results
         return [
             row(
@@ -135,6 +124,26 @@ class RawRead:
         row = namedtuple("RawRow", keys)  # type: ignore[misc]
         self._compiled = _Compiled(compiled.string, binds, row, results)
         return self._compiled
+
+
+@asynccontextmanager
+async def driver_errors(conn: AsyncConnection, driver: Any) -> AsyncIterator[None]:
+    """asyncpg's errors as the unit of work raises SQLAlchemy's: contention (a timeout, a
+    cancelled statement, a deadlock) becomes :class:`~amanat.kernel.errors.Contention`."""
+    try:
+        yield
+    except (asyncpg.InterfaceError, asyncpg.PostgresConnectionError, OSError):
+        # The connection is gone: the pool must not hand it out again (SQLAlchemy does
+        # the same for its own statements). A client-side error (an argument asyncpg
+        # cannot encode) leaves it open and usable.
+        if driver.is_closed():
+            await conn.invalidate()
+        raise
+    except asyncpg.PostgresError as exc:
+        retry = contention_of(getattr(exc, "sqlstate", None))
+        if retry is None:
+            raise
+        raise retry from None
 
 
 async def _autocommit_driver(conn: AsyncConnection) -> Any | None:

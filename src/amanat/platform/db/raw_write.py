@@ -26,11 +26,10 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-import asyncpg  # type: ignore[import-untyped]
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from amanat.platform.db.database import contention_of
+from amanat.platform.db.raw_read import driver_errors
 
 
 class _Compiled:
@@ -64,17 +63,8 @@ class RawWriteMany:
             [process(row[name]) if process is not None else row[name] for name, process in binds]
             for row in rows
         ]
-        try:
+        async with driver_errors(conn, driver):
             await driver.executemany(compiled.sql, args)
-        except (asyncpg.InterfaceError, asyncpg.PostgresConnectionError, OSError):
-            if driver.is_closed():
-                await conn.invalidate()
-            raise
-        except asyncpg.PostgresError as exc:
-            retry = contention_of(getattr(exc, "sqlstate", None))
-            if retry is None:
-                raise
-            raise retry from None
 
     def _compile(self, conn: AsyncConnection, keys: tuple[str, ...]) -> _Compiled | None:
         """The statement for rows of these keys, or None when it must run through
