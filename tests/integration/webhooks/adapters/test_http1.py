@@ -95,6 +95,14 @@ async def _send(
     )
 
 
+async def _until_its_idle_connection_is_closed(pools: EndpointPools, port: int) -> None:
+    """What the server did (closed, or spoke unasked) reaches the client a moment later."""
+    pool = pools.for_url(f"http://127.0.0.1:{port}/hook")
+    async with asyncio.timeout(GUARD_SECONDS):
+        while pool.idle and not pool._idle[0].closed:
+            await asyncio.sleep(0.01)
+
+
 @pytest.fixture
 async def server() -> Server:
     made = Server()
@@ -131,10 +139,7 @@ async def test_a_delivery_after_the_server_dropped_a_kept_alive_connection_opens
     assert (first.status_code, first.error_class) == (200, None)
     async with asyncio.timeout(GUARD_SECONDS):
         await server.closed.wait()
-        pool = pools.for_url(f"http://127.0.0.1:{port}/hook")
-        # The server's close reaches the client a moment later.
-        while pool.idle and not pool._idle[0].closed:
-            await asyncio.sleep(0.01)
+    await _until_its_idle_connection_is_closed(pools, port)
     second = await _send(pools, port)
     assert (second.status_code, second.error_class) == (200, None)
     assert server.connections == 2
@@ -162,9 +167,7 @@ async def test_unasked_bytes_on_an_idle_connection_are_never_read_as_an_answer(
     assert (await _send(pools, port)).status_code == 200
     async with asyncio.timeout(GUARD_SECONDS):
         await spoke.wait()
-        pool = pools.for_url(f"http://127.0.0.1:{port}/hook")
-        while pool.idle and not pool._idle[0].closed:
-            await asyncio.sleep(0.01)
+    await _until_its_idle_connection_is_closed(pools, port)
     again = await _send(pools, port)
     assert (again.status_code, again.error_class) == (200, None)
     assert server.connections == 2
