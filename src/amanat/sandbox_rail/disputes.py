@@ -24,7 +24,6 @@ from ulid import ULID
 
 from amanat.kernel.clock import format_timestamp
 from amanat.kernel.money import MAX_AMOUNT_MINOR
-from amanat.sandbox_rail.signing import callback_headers
 
 if TYPE_CHECKING:
     from amanat.sandbox_rail.engine import RailEngine
@@ -223,13 +222,8 @@ class RailDisputes:
         body = json.dumps(message, separators=(",", ":")).encode("utf-8")
         last = Notified(None, None, 0)
         for attempt in range(1, settings.callback_attempts + 1):
-            headers = callback_headers(
-                settings.callback_secret, body, engine.now(), attempt=attempt
-            )
             try:
-                response = await engine.client().post(
-                    url, content=body, headers=headers, timeout=settings.callback_timeout_seconds
-                )
+                response = await engine.post(url, body, attempt=attempt)
             except Exception as exc:  # noqa: BLE001 - any failure is a failed delivery, retried
                 last = Notified(None, None, attempt, type(exc).__name__)
             else:

@@ -74,8 +74,11 @@ class RailSettings:
 
     ``callback_secret`` signs callbacks (amanat verifies with the same secret);
     ``admin_token`` guards ``/admin/*``. ``state_file`` keeps the transfers across restarts
-    (``None``: in memory only). ``clock``, ``sleep`` and ``http`` are injectable
-    for tests; when ``http`` is ``None`` the engine opens (and closes) its own client.
+    (``None``: in memory only). ``outbound_concurrency`` bounds the messages to amanat in
+    flight at once (callbacks and dispute messages); the rest wait their turn, as behind a
+    real rail's few connections, instead of piling every one onto amanat together.
+    ``clock``, ``sleep`` and ``http`` are injectable for tests; when ``http`` is ``None``
+    the engine opens (and closes) its own client.
     """
 
     callback_secret: str
@@ -89,6 +92,7 @@ class RailSettings:
     callback_attempts: int = 4
     callback_backoff_seconds: float = 0.5
     callback_timeout_seconds: float = 5.0
+    outbound_concurrency: int = 16
     state_file: Path | None = None
     clock: Clock = field(default_factory=SystemClock)
     sleep: Sleep = asyncio.sleep
@@ -112,6 +116,8 @@ class RailSettings:
             raise ValueError("callback_attempts must be at least 1")
         if self.callback_timeout_seconds <= 0:
             raise ValueError("callback_timeout_seconds must be positive")
+        if self.outbound_concurrency < 1:
+            raise ValueError("outbound_concurrency must be at least 1")
 
 
 # --------------------------------------------------------------------------------------
@@ -366,6 +372,7 @@ class RailEngine:
         self._tasks: set[asyncio.Task[None]] = set()
         self._http = settings.http
         self._owns_http = settings.http is None
+        self._outbound = asyncio.Semaphore(settings.outbound_concurrency)
         self._closed = False
 
     # -- time ---------------------------------------------------------------------------
@@ -570,18 +577,10 @@ class RailEngine:
         body = event.body()
         attempts = self.settings.callback_attempts
         for attempt in range(1, attempts + 1):
-            headers = callback_headers(
-                self.settings.callback_secret, body, self.now(), attempt=attempt
-            )
             status_code: int | None = None
             error: str | None = None
             try:
-                response = await self._client().post(
-                    url,
-                    content=body,
-                    headers=headers,
-                    timeout=self.settings.callback_timeout_seconds,
-                )
+                response = await self.post(url, body, attempt=attempt)
                 status_code = response.status_code
             except Exception as exc:  # noqa: BLE001 - any failure is a failed delivery, retried
                 error = type(exc).__name__
@@ -614,9 +613,17 @@ class RailEngine:
             self._http = httpx.AsyncClient()
         return self._http
 
-    def client(self) -> httpx.AsyncClient:
-        """The client messages to amanat go through (callbacks and dispute messages)."""
-        return self._client()
+    async def post(self, url: str, body: bytes, *, attempt: int) -> httpx.Response:
+        """POST one signed message to amanat once a slot of ``outbound_concurrency`` is free.
+        It is signed and timed from the send, not from the wait for a slot, so a wait never
+        makes its timestamp stale."""
+        async with self._outbound:
+            headers = callback_headers(
+                self.settings.callback_secret, body, self.now(), attempt=attempt
+            )
+            return await self._client().post(
+                url, content=body, headers=headers, timeout=self.settings.callback_timeout_seconds
+            )
 
     # -- enquiries ----------------------------------------------------------------------
 

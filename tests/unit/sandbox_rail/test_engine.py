@@ -459,6 +459,48 @@ async def test_delivery_gives_up_after_the_last_attempt_and_keeps_the_order(
     assert receiver.seen() == [("accepted", 1)] * 4 + [("settled", 2)]
 
 
+async def test_at_most_outbound_concurrency_messages_are_in_flight_each_signed_when_sent(
+    clock: FrozenClock, sleeps: Sleeps
+) -> None:
+    in_flight, most, sent = 0, 0, []
+    gate = asyncio.Event()
+
+    async def slow_receiver(request: httpx.Request) -> httpx.Response:
+        nonlocal in_flight, most
+        in_flight += 1
+        most = max(most, in_flight)
+        await gate.wait()
+        in_flight -= 1
+        sent.append(request)
+        return httpx.Response(200)
+
+    http = httpx.AsyncClient(transport=httpx.MockTransport(slow_receiver))
+    rail = RailEngine(
+        RailSettings(
+            callback_secret=SECRET,
+            admin_token="t",
+            settle_delay=0,
+            outbound_concurrency=2,
+            clock=clock,
+            sleep=sleeps,
+            http=http,
+        )
+    )
+    for n in range(5):
+        await rail.submit(request(e2e=f"pay_01JD8Y7X3M5T2K9Q4R6W8Z0B{n}C"))
+    for _ in range(50):
+        await asyncio.sleep(0)
+    assert (in_flight, most) == (2, 2)
+    clock.advance(120)  # the queued ones are signed when they go, not when they were queued
+    gate.set()
+    await rail.drain()
+    assert most == 2 and len(sent) == 10
+    stamps = [verify(SECRET, r.headers["Rail-Signature"], r.content, clock.now()) for r in sent]
+    assert stamps.count(int(clock.now().timestamp())) == 8
+    await rail.aclose()
+    await http.aclose()
+
+
 # --------------------------------------------------------------------------------------
 # Faults and lifetime
 # --------------------------------------------------------------------------------------
@@ -508,6 +550,8 @@ def test_settings_refuse_empty_secrets_and_negative_delays() -> None:
         RailSettings(callback_secret="s", admin_token="")
     with pytest.raises(ValueError, match="settle_delay"):
         RailSettings(callback_secret="s", admin_token="t", settle_delay=-1)
+    with pytest.raises(ValueError, match="outbound_concurrency"):
+        RailSettings(callback_secret="s", admin_token="t", outbound_concurrency=0)
 
 
 # --------------------------------------------------------------------------------------
