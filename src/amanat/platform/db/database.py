@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from amanat.kernel.errors import Contention, Unavailable
 from amanat.platform.db.engine import SQLITE_BEGIN_OPTION
+from amanat.platform.db.sqlite_driver import HybridConnection
 
 # PostgreSQL gave up on the transaction so that others can go on: deadlock_detected,
 # serialization_failure, lock_not_available (lock_timeout), query_canceled
@@ -87,10 +88,22 @@ class Database:
     async def _write(self) -> AsyncIterator[AsyncConnection]:
         try:
             async with self._connection() as conn:
-                if self.is_sqlite:
-                    conn = await conn.execution_options(**{SQLITE_BEGIN_OPTION: "IMMEDIATE"})
-                async with conn.begin():
-                    yield conn
+                if not self.is_sqlite:
+                    async with conn.begin():
+                        yield conn
+                    return
+                conn = await conn.execution_options(**{SQLITE_BEGIN_OPTION: "IMMEDIATE"})
+                driver = (await conn.get_raw_connection()).driver_connection
+                # The write transaction runs inline (platform/db/sqlite_driver.py).
+                hybrid = driver if isinstance(driver, HybridConnection) else None
+                if hybrid is not None:
+                    hybrid.inline = True
+                try:
+                    async with conn.begin():
+                        yield conn
+                finally:
+                    if hybrid is not None:
+                        hybrid.inline = False
         except OperationalError as exc:
             # SQLite's one write lock stayed taken past the busy timeout: a 503 the client
             # may retry (nothing was written), not a 500.

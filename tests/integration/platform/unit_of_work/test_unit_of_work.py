@@ -8,6 +8,7 @@ from tests.conftest import TEST_DB
 
 from amanat.bootstrap import Container
 from amanat.platform.audit.tables import audit_log
+from amanat.platform.db.sqlite_driver import HybridConnection
 
 
 def _row(seq: int) -> dict[str, object]:
@@ -52,11 +53,15 @@ async def test_sqlite_connections_use_wal_fk_and_full_sync(container: Container)
         sync = (await conn.exec_driver_sql("PRAGMA synchronous")).scalar()
         busy = (await conn.exec_driver_sql("PRAGMA busy_timeout")).scalar()
         cache = (await conn.exec_driver_sql("PRAGMA cache_size")).scalar()
+        driver = (await conn.get_raw_connection()).driver_connection
     assert journal == "wal"
     assert cache == -256, "256 KiB of page cache per pooled connection"
     assert fks == 1
     assert sync == 2  # FULL
-    assert busy == container.settings.database.sqlite_busy_timeout_ms
+    # No busy handler in SQLite: the driver waits for the lock without blocking the loop.
+    assert busy == 0
+    assert isinstance(driver, HybridConnection)
+    assert driver.busy_timeout * 1000 == container.settings.database.sqlite_busy_timeout_ms
 
 
 async def test_a_lookup_runs_outside_any_transaction(container: Container) -> None:

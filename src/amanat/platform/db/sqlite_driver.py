@@ -1,0 +1,96 @@
+"""SQLite's driver connection: aiosqlite's, made to run a write transaction inline and to
+wait for the write lock without blocking.
+
+aiosqlite runs every call on the connection's own thread and hands the result back to
+the event loop: a cursor, an execute and a fetch are three trips per statement, and each
+trip waits for the loop's next turn. Inside SQLite's one write lock those waits add up: a
+batch of eight payouts took 37 ms under load, nearly all of it waiting for turns, while
+the lock kept every other writer out. So a connection in a write transaction
+(:attr:`HybridConnection.inline`, set by ``Database.write()``) runs its statements on the
+loop's thread at once; they are short, indexed statements and the loop could only have
+waited for them. COMMIT still goes to the connection's thread: its fsync is the one slow
+call, and the loop serves other requests meanwhile.
+
+A statement run on the loop's thread must never sleep in SQLite's busy handler, so the
+connections have no busy timeout; a statement refused with ``SQLITE_BUSY`` outside a
+transaction (``BEGIN IMMEDIATE``, a one-statement lookup) is retried here with short
+asynchronous sleeps until ``busy_timeout`` has passed, then the refusal stands (the
+caller's 503). The short sleeps also make waiting processes fair: SQLite's own handler
+sleeps up to 100 ms between tries, and a process that re-takes the lock at once after
+each commit could keep another out for seconds. Inside a transaction a refusal is not
+retried: SQLite refuses there only when waiting could not help.
+
+No library offers this: aiosqlite has no inline mode, and sqlite3 has no asynchronous
+busy handler.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
+
+import aiosqlite
+
+SQLITE_BUSY = 5
+# Sleeps between tries for the write lock: short, since a commit takes a millisecond or two.
+FIRST_RETRY_SECONDS = 0.0005
+LONGEST_RETRY_SECONDS = 0.005
+# Calls that stay on the connection's thread even inline: COMMIT's fsync, and closing.
+_THREADED = frozenset({"commit", "close"})
+
+
+class HybridConnection(aiosqlite.Connection):
+    """An aiosqlite connection that runs calls inline while :attr:`inline` is set, and
+    waits for a busy database with asynchronous sleeps (see the module docstring)."""
+
+    def __init__(self, connector: Callable[[], sqlite3.Connection], *, busy_timeout: float) -> None:
+        super().__init__(connector, iter_chunk_size=64)
+        self._thread.daemon = True  # as SQLAlchemy's dialect makes aiosqlite's
+        self.busy_timeout = busy_timeout
+        self.inline = False
+
+    async def _execute(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        deadline: float | None = None
+        pause = FIRST_RETRY_SECONDS
+        while True:
+            try:
+                if self.inline and getattr(fn, "__name__", "") not in _THREADED:
+                    if not self._running or not self._connection:
+                        raise ValueError("Connection closed")
+                    return fn(*args, **kwargs)
+                return await super()._execute(fn, *args, **kwargs)  # type: ignore[no-untyped-call]
+            except sqlite3.OperationalError as exc:
+                if getattr(exc, "sqlite_errorcode", None) != SQLITE_BUSY:
+                    raise
+                if self._connection is None or self._connection.in_transaction:
+                    raise
+                now = time.monotonic()
+                if deadline is None:
+                    deadline = now + self.busy_timeout
+                if now >= deadline:
+                    raise
+                await asyncio.sleep(min(pause, deadline - now))
+                pause = min(pause * 2, LONGEST_RETRY_SECONDS)
+
+
+def hybrid_creator(
+    database: str, connect_kwargs: Mapping[str, Any], *, busy_timeout: float
+) -> Callable[[], Awaitable[HybridConnection]]:
+    """SQLAlchemy's ``async_creator``: a new :class:`HybridConnection` to ``database``.
+    The sqlite3 connection is used from the loop's thread and the connection's own, one
+    at a time, hence ``check_same_thread=False``."""
+    kwargs = {**connect_kwargs, "check_same_thread": False}
+
+    def connector() -> sqlite3.Connection:
+        opened: sqlite3.Connection = sqlite3.connect(database, **kwargs)
+        return opened
+
+    async def create() -> HybridConnection:
+        connection = HybridConnection(connector, busy_timeout=busy_timeout)
+        await connection  # starts its thread and opens the database there
+        return connection
+
+    return create

@@ -1,0 +1,125 @@
+"""SQLite's driver connection: a write transaction's statements run on the loop's thread,
+its COMMIT on the connection's; a write waiting for another process's lock leaves the
+loop free; a refusal for a busy database is retried outside a transaction only."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import threading
+from pathlib import Path
+
+import pytest
+from tests.conftest import TEST_DB
+
+from amanat.bootstrap import Container
+from amanat.platform.db.sqlite_driver import HybridConnection, hybrid_creator
+
+pytestmark = pytest.mark.skipif(TEST_DB != "sqlite", reason="SQLite's driver")
+
+
+async def _traced(conn: object) -> tuple[list[tuple[str, int]], sqlite3.Connection]:
+    driver = (await conn.get_raw_connection()).driver_connection  # type: ignore[attr-defined]
+    assert isinstance(driver, HybridConnection)
+    seen: list[tuple[str, int]] = []
+    raw = driver._conn
+    raw.set_trace_callback(lambda sql: seen.append((sql.split()[0].upper(), threading.get_ident())))
+    return seen, raw
+
+
+async def test_a_write_runs_inline_and_commits_on_the_connections_thread(
+    container: Container,
+) -> None:
+    loop_thread = threading.get_ident()
+    async with container.db.write() as conn:
+        seen, raw = await _traced(conn)
+        await conn.exec_driver_sql("SELECT 1")
+    raw.set_trace_callback(None)
+    async with container.db.read() as conn:
+        read, raw = await _traced(conn)
+        await conn.exec_driver_sql("SELECT 2")
+    raw.set_trace_callback(None)
+    wrote = [(sql, tid == loop_thread) for sql, tid in seen]
+    assert ("SELECT", True) in wrote, "the write's statement ran on the loop's thread"
+    assert ("COMMIT", False) in wrote, "COMMIT (its fsync) ran on the connection's thread"
+    assert [(sql, tid == loop_thread) for sql, tid in read] == [
+        ("SELECT", False),
+        ("COMMIT", False),
+    ]
+
+
+async def test_waiting_for_another_process_lock_leaves_the_loop_free(
+    container: Container,
+) -> None:
+    path = container.settings.database.url.split("///", 1)[1]
+    blocker = sqlite3.connect(path, isolation_level=None)
+    blocker.execute("BEGIN IMMEDIATE")
+    ticks = 0
+
+    async def tick() -> None:
+        nonlocal ticks
+        while True:
+            ticks += 1
+            await asyncio.sleep(0.005)
+
+    ticker = asyncio.create_task(tick())
+    asyncio.get_running_loop().call_later(0.2, blocker.execute, "ROLLBACK")
+
+    async with container.db.write() as conn:
+        await conn.exec_driver_sql("SELECT 1")
+    ticker.cancel()
+    blocker.close()
+    assert ticks >= 10, f"the loop ran only {ticks} times while the write waited"
+
+
+@pytest.fixture
+async def driver(tmp_path: Path) -> HybridConnection:
+    create = hybrid_creator(str(tmp_path / "d.db"), {"isolation_level": None}, busy_timeout=2)
+    connection = await create()
+    yield connection  # type: ignore[misc]
+    await connection.close()
+
+
+def _busy(calls: list[int], times: int) -> object:
+    def statement() -> str:
+        calls.append(1)
+        if len(calls) <= times:
+            exc = sqlite3.OperationalError("database is locked")
+            exc.sqlite_errorcode = 5
+            raise exc
+        return "done"
+
+    return statement
+
+
+async def test_busy_is_retried_outside_a_transaction(driver: HybridConnection) -> None:
+    calls: list[int] = []
+    for inline in (False, True):
+        driver.inline = inline
+        calls.clear()
+        assert await driver._execute(_busy(calls, 3)) == "done"
+        assert len(calls) == 4
+
+
+async def test_busy_inside_a_transaction_is_not_retried(driver: HybridConnection) -> None:
+    driver.inline = True
+    await driver._execute(driver._conn.execute, "BEGIN IMMEDIATE")
+    calls: list[int] = []
+    with pytest.raises(sqlite3.OperationalError):
+        await driver._execute(_busy(calls, 1))
+    assert len(calls) == 1
+    await driver._execute(driver._conn.execute, "ROLLBACK")
+
+
+async def test_busy_gives_up_after_the_busy_timeout(driver: HybridConnection) -> None:
+    driver.busy_timeout = 0.05
+    calls: list[int] = []
+    with pytest.raises(sqlite3.OperationalError, match="locked"):
+        await driver._execute(_busy(calls, 10_000))
+    assert 3 <= len(calls) < 1000, "retried with pauses until the timeout, then refused"
+
+
+async def test_other_errors_are_not_retried(driver: HybridConnection) -> None:
+    driver.inline = True
+    with pytest.raises(sqlite3.OperationalError, match="no such table"):
+        await driver._execute(driver._conn.execute, "SELECT * FROM nowhere")
