@@ -63,23 +63,26 @@ def _sqlite_engine(settings: DatabaseSettings) -> AsyncEngine:
         kwargs["pool_size"] = settings.pool_size
         kwargs["max_overflow"] = settings.max_overflow
         kwargs["pool_timeout"] = settings.pool_timeout_seconds
-    # SQLite's connections are aiosqlite's, able to run a write transaction inline and to
-    # wait for the write lock without sleeping in SQLite (platform/db/sqlite_driver.py).
-    (database,), connect_kwargs = SQLiteDialect_aiosqlite().create_connect_args(
-        make_url(settings.url)
-    )
-    kwargs["async_creator"] = hybrid_creator(
-        database, connect_kwargs, busy_timeout=settings.sqlite_busy_timeout_ms / 1000
-    )
+        # aiosqlite's connections, able to run a write transaction inline and to wait for
+        # the write lock without sleeping in SQLite (platform/db/sqlite_driver.py). Not for
+        # a database in memory: its one connection is shared by every task at once.
+        (database,), connect_kwargs = SQLiteDialect_aiosqlite().create_connect_args(
+            make_url(settings.url)
+        )
+        kwargs["async_creator"] = hybrid_creator(
+            database, connect_kwargs, busy_timeout=settings.sqlite_busy_timeout_ms / 1000
+        )
     engine = create_async_engine(settings.url, **kwargs)
+    busy_timeout = settings.sqlite_busy_timeout_ms
 
     @event.listens_for(engine.sync_engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
         # Let us issue BEGIN ourselves (pysqlite's implicit transactions are unreliable).
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
-        # No busy handler: the driver waits for the lock itself, without blocking the loop.
-        cursor.execute("PRAGMA busy_timeout = 0")
+        # File databases: no busy handler, the driver waits for the lock itself without
+        # blocking the loop. A database in memory has no other process to wait for.
+        cursor.execute(f"PRAGMA busy_timeout = {0 if not in_memory else busy_timeout}")
         cursor.execute("PRAGMA journal_mode = WAL")
         cursor.execute("PRAGMA synchronous = FULL")
         cursor.execute("PRAGMA foreign_keys = ON")

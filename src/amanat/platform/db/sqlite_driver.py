@@ -12,13 +12,17 @@ waited for them. COMMIT still goes to the connection's thread: its fsync is the 
 call, and the loop serves other requests meanwhile.
 
 A statement run on the loop's thread must never sleep in SQLite's busy handler, so the
-connections have no busy timeout; a statement refused with ``SQLITE_BUSY`` outside a
-transaction (``BEGIN IMMEDIATE``, a one-statement lookup) is retried here with short
-asynchronous sleeps until ``busy_timeout`` has passed, then the refusal stands (the
-caller's 503). The short sleeps also make waiting processes fair: SQLite's own handler
-sleeps up to 100 ms between tries, and a process that re-takes the lock at once after
-each commit could keep another out for seconds. Inside a transaction a refusal is not
-retried: SQLite refuses there only when waiting could not help.
+connections have no busy timeout; a statement refused with ``SQLITE_BUSY`` (``BEGIN
+IMMEDIATE`` while another process writes, a read during its WAL recovery) is retried
+here with short asynchronous sleeps until ``busy_timeout`` has passed, then the refusal
+stands (the caller's 503). A stale snapshot (``SQLITE_BUSY_SNAPSHOT``) is never retried:
+waiting cannot help it. The short sleeps also make waiting processes fair: SQLite's own
+handler sleeps up to 100 ms between tries, and a process that re-takes the lock at once
+after each commit could keep another out for seconds.
+
+Inline means a write transaction's statements block the loop while they run. They are
+short, and the Python work around them blocks it the same way; a long one (a retention
+sweep's deletes) holds the loop for what it would otherwise have held the write lock.
 
 No library offers this: aiosqlite has no inline mode, and sqlite3 has no asynchronous
 busy handler.
@@ -35,11 +39,19 @@ from typing import Any
 import aiosqlite
 
 SQLITE_BUSY = 5
+SQLITE_BUSY_SNAPSHOT = 517  # a stale read snapshot: waiting can never help
 # Sleeps between tries for the write lock: short, since a commit takes a millisecond or two.
 FIRST_RETRY_SECONDS = 0.0005
 LONGEST_RETRY_SECONDS = 0.005
-# Calls that stay on the connection's thread even inline: COMMIT's fsync, and closing.
+# The connection's calls that stay on its thread even inline: COMMIT's fsync, and closing.
 _THREADED = frozenset({"commit", "close"})
+
+
+def _waiting_may_help(exc: sqlite3.OperationalError) -> bool:
+    """Whether SQLite refused for a busy database in a way its busy handler would have
+    waited out (the extended codes too, such as another process's WAL recovery)."""
+    code = getattr(exc, "sqlite_errorcode", None)
+    return isinstance(code, int) and code & 0xFF == SQLITE_BUSY and code != SQLITE_BUSY_SNAPSHOT
 
 
 class HybridConnection(aiosqlite.Connection):
@@ -51,21 +63,24 @@ class HybridConnection(aiosqlite.Connection):
         self._thread.daemon = True  # as SQLAlchemy's dialect makes aiosqlite's
         self.busy_timeout = busy_timeout
         self.inline = False
+        # Calls handed to the connection's thread, and those it has finished; each counter
+        # is written by one thread only. An inline call waits its turn behind them (a task
+        # canceled while its call was queued must not overlap it on the loop's thread).
+        self._handed = 0
+        self._finished = 0
 
     async def _execute(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         deadline: float | None = None
         pause = FIRST_RETRY_SECONDS
         while True:
             try:
-                if self.inline and getattr(fn, "__name__", "") not in _THREADED:
+                if self._runs_inline(fn):
                     if not self._running or not self._connection:
                         raise ValueError("Connection closed")
                     return fn(*args, **kwargs)
-                return await super()._execute(fn, *args, **kwargs)  # type: ignore[no-untyped-call]
+                return await self._on_thread(fn, *args, **kwargs)
             except sqlite3.OperationalError as exc:
-                if getattr(exc, "sqlite_errorcode", None) != SQLITE_BUSY:
-                    raise
-                if self._connection is None or self._connection.in_transaction:
+                if not _waiting_may_help(exc):
                     raise
                 now = time.monotonic()
                 if deadline is None:
@@ -74,6 +89,39 @@ class HybridConnection(aiosqlite.Connection):
                     raise
                 await asyncio.sleep(min(pause, deadline - now))
                 pause = min(pause * 2, LONGEST_RETRY_SECONDS)
+
+    async def rollback(self) -> None:
+        # The pool rolls back every connection it takes back; with no transaction open
+        # (a committed write, a lookup) there is nothing to undo, and no trip to make.
+        if self._idle_outside_a_transaction():
+            return
+        await super().rollback()
+
+    def _idle_outside_a_transaction(self) -> bool:
+        connection = self._connection
+        return (
+            connection is not None
+            and self._handed == self._finished
+            and not connection.in_transaction
+        )
+
+    def _runs_inline(self, fn: Callable[..., Any]) -> bool:
+        if not self.inline or self._handed != self._finished:
+            return False
+        own = getattr(fn, "__self__", None) is self._connection
+        return not (own and getattr(fn, "__name__", "") in _THREADED)
+
+    async def _on_thread(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        def call() -> Any:
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                self._finished += 1
+
+        if not self._running or not self._connection:
+            raise ValueError("Connection closed")
+        self._handed += 1  # queued by the call below before it first awaits
+        return await super()._execute(call)  # type: ignore[no-untyped-call]
 
 
 def hybrid_creator(

@@ -80,35 +80,33 @@ async def driver(tmp_path: Path) -> HybridConnection:
     await connection.close()
 
 
-def _busy(calls: list[int], times: int) -> object:
+def _busy(calls: list[int], times: int, code: int = 5) -> object:
     def statement() -> str:
         calls.append(1)
         if len(calls) <= times:
             exc = sqlite3.OperationalError("database is locked")
-            exc.sqlite_errorcode = 5
+            exc.sqlite_errorcode = code
             raise exc
         return "done"
 
     return statement
 
 
-async def test_busy_is_retried_outside_a_transaction(driver: HybridConnection) -> None:
+@pytest.mark.parametrize("code", [5, 261], ids=["busy", "busy_recovery"])
+async def test_busy_is_retried_inline_or_not(driver: HybridConnection, code: int) -> None:
     calls: list[int] = []
     for inline in (False, True):
         driver.inline = inline
         calls.clear()
-        assert await driver._execute(_busy(calls, 3)) == "done"
+        assert await driver._execute(_busy(calls, 3, code)) == "done"
         assert len(calls) == 4
 
 
-async def test_busy_inside_a_transaction_is_not_retried(driver: HybridConnection) -> None:
-    driver.inline = True
-    await driver._execute(driver._conn.execute, "BEGIN IMMEDIATE")
+async def test_a_stale_snapshot_is_never_retried(driver: HybridConnection) -> None:
     calls: list[int] = []
     with pytest.raises(sqlite3.OperationalError):
-        await driver._execute(_busy(calls, 1))
+        await driver._execute(_busy(calls, 1, code=517))
     assert len(calls) == 1
-    await driver._execute(driver._conn.execute, "ROLLBACK")
 
 
 async def test_busy_gives_up_after_the_busy_timeout(driver: HybridConnection) -> None:
@@ -123,3 +121,32 @@ async def test_other_errors_are_not_retried(driver: HybridConnection) -> None:
     driver.inline = True
     with pytest.raises(sqlite3.OperationalError, match="no such table"):
         await driver._execute(driver._conn.execute, "SELECT * FROM nowhere")
+
+
+async def test_only_commit_goes_to_the_thread_in_a_write(container: Container) -> None:
+    async with container.db.write() as conn:
+        driver = (await conn.get_raw_connection()).driver_connection
+        assert isinstance(driver, HybridConnection)
+        handed = driver._handed
+        await conn.exec_driver_sql("CREATE TEMP TABLE t (n INTEGER)")
+        await conn.exec_driver_sql("INSERT INTO t VALUES (1), (2)")
+        assert (await conn.exec_driver_sql("SELECT count(*) FROM t")).scalar() == 2
+        assert driver._handed == handed, "statements, cursors and their closing ran inline"
+    assert driver._handed == handed + 1, "COMMIT went to the connection's thread"
+    assert not driver.inline
+
+
+async def test_an_inline_call_waits_behind_a_call_still_on_the_thread(
+    driver: HybridConnection,
+) -> None:
+    release = threading.Event()
+    slow = asyncio.create_task(driver._execute(release.wait, 5))
+    await asyncio.sleep(0.01)
+    slow.cancel()  # its caller gave up; the call itself still runs on the thread
+    driver.inline = True
+    where = asyncio.create_task(driver._execute(threading.get_ident))
+    await asyncio.sleep(0.01)
+    assert not where.done(), "queued behind the running call, not run on the loop"
+    release.set()
+    assert await where != threading.get_ident()
+    assert await driver._execute(threading.get_ident) == threading.get_ident()
