@@ -6,6 +6,7 @@ import ast
 import asyncio
 import json
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import timedelta
 from typing import Any
 
@@ -96,23 +97,32 @@ def receiver() -> Receiver:
     return Receiver()
 
 
+@asynccontextmanager
+async def rail_engine(
+    clock: FrozenClock, sleeps: Sleeps, receive: Any, **settings: Any
+) -> AsyncIterator[RailEngine]:
+    """A rail on the test clock and sleeps whose callbacks ``receive`` answers."""
+    http = httpx.AsyncClient(transport=httpx.MockTransport(receive))
+    rail = RailEngine(
+        RailSettings(
+            **{"callback_secret": SECRET, "admin_token": "admin-token", "settle_delay": 0}
+            | settings,
+            clock=clock,
+            sleep=sleeps,
+            http=http,
+        )
+    )
+    yield rail
+    await rail.aclose()
+    await http.aclose()
+
+
 @pytest.fixture
 async def engine(
     clock: FrozenClock, sleeps: Sleeps, receiver: Receiver
 ) -> AsyncIterator[RailEngine]:
-    http = httpx.AsyncClient(transport=httpx.MockTransport(receiver))
-    settings = RailSettings(
-        callback_secret=SECRET,
-        admin_token="admin-token",
-        settle_delay=0,
-        clock=clock,
-        sleep=sleeps,
-        http=http,
-    )
-    rail = RailEngine(settings)
-    yield rail
-    await rail.aclose()
-    await http.aclose()
+    async with rail_engine(clock, sleeps, receiver) as rail:
+        yield rail
 
 
 def request(
@@ -247,22 +257,10 @@ async def test_a_request_to_pay_without_expiry_gets_the_default(
 async def test_a_request_expiring_before_the_settle_delay_expires(
     clock: FrozenClock, sleeps: Sleeps, receiver: Receiver
 ) -> None:
-    http = httpx.AsyncClient(transport=httpx.MockTransport(receiver))
-    rail = RailEngine(
-        RailSettings(
-            callback_secret=SECRET,
-            admin_token="t",
-            settle_delay=60,
-            clock=clock,
-            sleep=sleeps,
-            http=http,
-        )
-    )
-    soon = format_timestamp(clock.now() + timedelta(seconds=10))
-    view = await run(rail, request(kind="request_to_pay", expires_at=soon))
+    async with rail_engine(clock, sleeps, receiver, settle_delay=60) as rail:
+        soon = format_timestamp(clock.now() + timedelta(seconds=10))
+        view = await run(rail, request(kind="request_to_pay", expires_at=soon))
     assert view["status"] == "expired"
-    await rail.aclose()
-    await http.aclose()
 
 
 async def test_timeout_value_holds_only_the_first_answer_but_accepts_at_once(
@@ -474,31 +472,18 @@ async def test_at_most_outbound_concurrency_messages_are_in_flight_each_signed_w
         sent.append(request)
         return httpx.Response(200)
 
-    http = httpx.AsyncClient(transport=httpx.MockTransport(slow_receiver))
-    rail = RailEngine(
-        RailSettings(
-            callback_secret=SECRET,
-            admin_token="t",
-            settle_delay=0,
-            outbound_concurrency=2,
-            clock=clock,
-            sleep=sleeps,
-            http=http,
-        )
-    )
-    for n in range(5):
-        await rail.submit(request(e2e=f"pay_01JD8Y7X3M5T2K9Q4R6W8Z0B{n}C"))
-    for _ in range(50):
-        await asyncio.sleep(0)
-    assert (in_flight, most) == (2, 2)
-    clock.advance(120)  # the queued ones are signed when they go, not when they were queued
-    gate.set()
-    await rail.drain()
+    async with rail_engine(clock, sleeps, slow_receiver, outbound_concurrency=2) as rail:
+        for n in range(5):
+            await rail.submit(request(e2e=f"pay_01JD8Y7X3M5T2K9Q4R6W8Z0B{n}C"))
+        for _ in range(50):
+            await asyncio.sleep(0)
+        assert (in_flight, most) == (2, 2)
+        clock.advance(120)  # the queued ones are signed when they go, not when queued
+        gate.set()
+        await rail.drain()
     assert most == 2 and len(sent) == 10
     stamps = [verify(SECRET, r.headers["Rail-Signature"], r.content, clock.now()) for r in sent]
     assert stamps.count(int(clock.now().timestamp())) == 8
-    await rail.aclose()
-    await http.aclose()
 
 
 # --------------------------------------------------------------------------------------

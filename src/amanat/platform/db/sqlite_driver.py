@@ -75,8 +75,7 @@ class HybridConnection(aiosqlite.Connection):
         while True:
             try:
                 if self._runs_inline(fn):
-                    if not self._running or not self._connection:
-                        raise ValueError("Connection closed")
+                    self._ensure_open()
                     return fn(*args, **kwargs)
                 return await self._on_thread(fn, *args, **kwargs)
             except sqlite3.OperationalError as exc:
@@ -105,6 +104,11 @@ class HybridConnection(aiosqlite.Connection):
             and not connection.in_transaction
         )
 
+    def _ensure_open(self) -> None:
+        """aiosqlite's own refusal of a closed connection, before anything is counted."""
+        if not self._running or not self._connection:
+            raise ValueError("Connection closed")
+
     def _runs_inline(self, fn: Callable[..., Any]) -> bool:
         if not self.inline or self._handed != self._finished:
             return False
@@ -118,8 +122,7 @@ class HybridConnection(aiosqlite.Connection):
             finally:
                 self._finished += 1
 
-        if not self._running or not self._connection:
-            raise ValueError("Connection closed")
+        self._ensure_open()
         self._handed += 1  # queued by the call below before it first awaits
         return await super()._execute(call)  # type: ignore[no-untyped-call]
 
