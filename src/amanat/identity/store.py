@@ -19,6 +19,7 @@ from amanat.identity.ports import ACCESS_CHANGED, SessionRecord
 from amanat.identity.tables import oauth_clients, operator_sessions, operators, partners
 from amanat.kernel.pagination import Page
 from amanat.platform.db.dialect import column_width, locked, storable, stored_key
+from amanat.platform.db.raw_read import RawRead
 from amanat.platform.invalidation.notify import announce
 
 _REVOKED_JTI_WIDTH = column_width(revoked_tokens.c.jti)
@@ -76,11 +77,14 @@ def _operator(row: Any) -> Operator:
     )
 
 
-# Every authenticated request runs this; built once (see the package docstring).
-_ACCESS_OF = (
+# Every authenticated request runs this; built once (see the package docstring), read
+# through the driver directly (raw_read.py). Both tables' columns, named apart.
+_CLIENT_COLUMNS = {f"client_{c.name}": c.name for c in oauth_clients.c}
+_PARTNER_COLUMNS = {f"partner_{c.name}": c.name for c in partners.c}
+_ACCESS_OF = RawRead(
     sa.select(
-        oauth_clients,
-        partners,
+        *[oauth_clients.c[name].label(label) for label, name in _CLIENT_COLUMNS.items()],
+        *[partners.c[name].label(label) for label, name in _PARTNER_COLUMNS.items()],
         sa.exists()
         .where(revoked_tokens.c.jti == sa.bindparam("jti", type_=sa.String))
         .label("revoked"),
@@ -88,6 +92,10 @@ _ACCESS_OF = (
     .join(partners, partners.c.id == oauth_clients.c.partner_id)
     .where(oauth_clients.c.id == sa.bindparam("client_id", type_=sa.String))
 )
+
+
+def _columns_of(row: Any, labels: Mapping[str, str]) -> SimpleNamespace:
+    return SimpleNamespace(**{name: getattr(row, label) for label, name in labels.items()})
 
 
 class SqlPartnerRepository:
@@ -200,13 +208,12 @@ class SqlPartnerRepository:
         if not storable(client_id) or not storable(jti):
             return None, None, False
         params = {"client_id": client_id, "jti": stored_key(jti, _REVOKED_JTI_WIDTH)}
-        row = (await self._conn.execute(_ACCESS_OF, params)).first()
+        row = await _ACCESS_OF.first(self._conn, params)
         if row is None:
             return None, None, False
-        values = row._mapping
-        client = _client(SimpleNamespace(**{c.name: values[c] for c in oauth_clients.c}))
-        partner = _partner(SimpleNamespace(**{c.name: values[c] for c in partners.c}))
-        return client, partner, bool(values["revoked"])
+        client = _client(_columns_of(row, _CLIENT_COLUMNS))
+        partner = _partner(_columns_of(row, _PARTNER_COLUMNS))
+        return client, partner, bool(row.revoked)
 
     async def list_clients(self, partner_id: str) -> list[OAuthClient]:
         rows = (

@@ -10,17 +10,19 @@ the change committed, comes back after it), so nothing here sleeps.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator, Mapping
+from typing import Any
 
 import httpx
 import pytest
 import sqlalchemy as sa
-from sqlalchemy import event
+from sqlalchemy.ext.asyncio import AsyncConnection
 from tests.conftest import TEST_DB
 from tests.support.oauth import ACTOR, RegisteredClient, bearer, make_client, revoke
 
 from amanat.app import create_app
 from amanat.bootstrap import Container, build_container
+from amanat.identity import store as identity_store
 from amanat.identity.tables import oauth_clients
 from amanat.kernel.clock import FrozenClock
 from amanat.platform.invalidation.listener import APPLICATION_NAME, PostgresChangeFeed
@@ -59,11 +61,27 @@ class AccessReads:
 
     def __init__(self, container: Container) -> None:
         self.count = 0
-        event.listen(container.db.engine.sync_engine, "before_cursor_execute", self._seen)
+        self.engine = container.db.engine.sync_engine
+        _COUNTING.append(self)
 
-    def _seen(self, _conn: object, _cursor: object, statement: str, *_args: object) -> None:
-        if "FROM oauth_clients JOIN partners" in statement:
-            self.count += 1
+
+_COUNTING: list[AccessReads] = []
+
+
+@pytest.fixture(autouse=True)
+def _count_access_reads(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """The read goes through the driver directly (raw_read.py), past SQLAlchemy's
+    events: count the statement's own calls, by the engine they ran on."""
+    first = identity_store._ACCESS_OF.first
+
+    async def counted(conn: AsyncConnection, params: Mapping[str, Any]) -> Any:
+        for reads in _COUNTING:
+            reads.count += conn.sync_engine is reads.engine
+        return await first(conn, params)
+
+    monkeypatch.setattr(identity_store._ACCESS_OF, "first", counted)
+    yield
+    _COUNTING.clear()
 
 
 async def _cached_in(other: Container, http: httpx.AsyncClient, auth: dict[str, str]) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.exc import DBAPIError, OperationalError
@@ -38,6 +39,16 @@ def contention_of(sqlstate: object) -> Contention | None:
     if sqlstate in _CONTENTION_SQLSTATES:
         return Contention("The database is busy with concurrent requests; retry in a moment.")
     return None
+
+
+async def pooled_connection(conn: AsyncConnection) -> Any:
+    """The pool's connection under ``conn``, read off it when it is open and valid (no
+    greenlet switch, as ``get_raw_connection()`` makes), else through SQLAlchemy, which
+    revalidates it."""
+    sync = conn.sync_connection
+    if sync is not None and not sync.closed and not sync.invalidated:
+        return sync.connection
+    return await conn.get_raw_connection()
 
 
 class Database:
@@ -93,7 +104,7 @@ class Database:
                         yield conn
                     return
                 conn = await conn.execution_options(**{SQLITE_BEGIN_OPTION: "IMMEDIATE"})
-                driver = (await conn.get_raw_connection()).driver_connection
+                driver = (await pooled_connection(conn)).driver_connection
                 # The write transaction runs inline (platform/db/sqlite_driver.py).
                 hybrid = driver if isinstance(driver, HybridConnection) else None
                 if hybrid is not None:

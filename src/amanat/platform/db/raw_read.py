@@ -1,4 +1,4 @@
-"""One read statement on PostgreSQL sent through asyncpg directly, its SQL compiled once.
+"""One read statement sent through asyncpg (or sqlite3) directly, its SQL compiled once.
 
 SQLAlchemy's async layer costs about 200 us of CPU per statement on top of asyncpg's own
 (the greenlet switch, the execution context, result processing): measured in process, a
@@ -9,16 +9,17 @@ SQLAlchemy. No library does this: SQLAlchemy's compiled cache still runs the sta
 through the same layer.
 
 The statement is still a SQLAlchemy Core construct, compiled by the connection's dialect
-(the same SQL text, ``$n`` placeholders), its bound values passed through the column
+(its SQL text, ``$n`` or ``?`` placeholders), its bound values passed through the column
 types' bind processors and its result values through their result processors, so a row
 reads exactly as through SQLAlchemy (tests compare the two on both databases). Rows come
 back as named tuples of the selected columns' keys.
 
-Only on a connection in autocommit (``Database.lookup()``): there, SQLAlchemy has no
-transaction of its own to keep in step. Anywhere else, and on SQLite, the statement runs
-through SQLAlchemy as usual. asyncpg's errors are turned into the ones the unit of work
-raises for SQLAlchemy's: contention (a timeout, a cancelled statement) becomes
-:class:`~amanat.kernel.errors.Contention`, a 503 with ``Retry-After``, never a 500.
+PostgreSQL: only on a connection in autocommit (``Database.lookup()``), where SQLAlchemy
+has no transaction of its own to keep in step; anywhere else the statement runs through
+SQLAlchemy as usual. SQLite: on the sqlite3 connection directly, in any transaction
+(:mod:`~amanat.platform.db.sqlite_direct`). asyncpg's errors are turned into the ones the
+unit of work raises for SQLAlchemy's: contention (a timeout, a cancelled statement)
+becomes :class:`~amanat.kernel.errors.Contention`, a 503 with ``Retry-After``, never a 500.
 """
 
 from __future__ import annotations
@@ -32,7 +33,8 @@ import asyncpg  # type: ignore[import-untyped]
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from amanat.platform.db.database import contention_of
+from amanat.platform.db import sqlite_direct
+from amanat.platform.db.database import contention_of, pooled_connection
 
 _GIVEN = object()  # a parameter the caller gives
 
@@ -58,7 +60,7 @@ class RawRead:
 
     def __init__(self, statement: sa.Select[Any]) -> None:
         self.statement = statement
-        self._compiled: _Compiled | None = None
+        self._compiled: dict[str, _Compiled] = {}  # by dialect
 
     async def first(self, conn: AsyncConnection, params: Mapping[str, Any]) -> Any | None:
         rows = await self._fetch(conn, params, limit_one=True)
@@ -70,24 +72,30 @@ class RawRead:
     async def _fetch(
         self, conn: AsyncConnection, params: Mapping[str, Any], *, limit_one: bool
     ) -> list[Any]:
-        driver = await _autocommit_driver(conn)
-        if driver is None:
+        hybrid = await sqlite_direct.hybrid_of(conn)
+        driver: Any = None if hybrid is not None else await _autocommit_driver(conn)
+        if hybrid is None and driver is None:
             result = await conn.execute(self.statement, dict(params))
             found = result.first() if limit_one else result.all()
             if found is None:
                 return []
             return [found] if limit_one else list(found)
-        compiled = self._compiled or self._compile(conn)
+        compiled = self._compiled.get(conn.dialect.name) or self._compile(conn)
         args = []
         for name, process, fixed in compiled.binds:
             value = params[name] if fixed is _GIVEN else fixed
             args.append(process(value) if process is not None else value)
-        async with driver_errors(conn, driver):
-            if limit_one:
-                record = await driver.fetchrow(compiled.sql, *args)
-                records = [] if record is None else [record]
-            else:
-                records = await driver.fetch(compiled.sql, *args)
+        if hybrid is not None:
+            records = await sqlite_direct.fetch(
+                conn, hybrid, compiled.sql, args, limit_one=limit_one
+            )
+        else:
+            async with driver_errors(conn, driver):
+                if limit_one:
+                    record = await driver.fetchrow(compiled.sql, *args)
+                    records = [] if record is None else [record]
+                else:
+                    records = await driver.fetch(compiled.sql, *args)
         row, results = compiled.row, compiled.results
         return [
             row(
@@ -122,8 +130,8 @@ class RawRead:
             column.type.dialect_impl(dialect).result_processor(dialect, None) for column in columns
         ]
         row = namedtuple("RawRow", keys)  # type: ignore[misc]
-        self._compiled = _Compiled(compiled.string, binds, row, results)
-        return self._compiled
+        made = self._compiled[dialect.name] = _Compiled(compiled.string, binds, row, results)
+        return made
 
 
 @asynccontextmanager
@@ -151,7 +159,7 @@ async def _autocommit_driver(conn: AsyncConnection) -> Any | None:
     None (SQLite, or a connection inside a transaction)."""
     if conn.dialect.name != "postgresql":
         return None
-    raw = await conn.get_raw_connection()
+    raw = await pooled_connection(conn)
     adapted = raw.dbapi_connection
     if (
         adapted is None

@@ -1,4 +1,4 @@
-"""One INSERT or UPDATE executed for many rows on PostgreSQL through asyncpg directly.
+"""One INSERT or UPDATE executed for many rows through asyncpg (or sqlite3) directly.
 
 A payout batch writes its rows with executemany: the holds, the shards' new values, the
 payments, their transitions and jobs, the stored answers. Through SQLAlchemy each row's
@@ -9,15 +9,17 @@ No library does this: SQLAlchemy's compiled cache still builds every row's param
 through the same context.
 
 The statement stays a SQLAlchemy Core construct, compiled once per set of row keys by the
-connection's dialect (the same SQL, ``$n`` placeholders), and every value passes its
+connection's dialect (its SQL, ``$n`` or ``?`` placeholders), and every value passes its
 column type's bind processor, so a row is written exactly as through SQLAlchemy (tests
-compare both on PostgreSQL). A statement that needs SQLAlchemy at execution time (a
+compare both, on both databases). A statement that needs SQLAlchemy at execution time (a
 Python-side default or onupdate to compute, RETURNING, an expanding parameter) is refused
 when compiled and always runs through SQLAlchemy.
 
-Only inside a transaction SQLAlchemy has begun on the connection (asyncpg's BEGIN sent),
-so the rows commit or roll back with everything else; anywhere else, and on SQLite, the
-statement runs through SQLAlchemy. asyncpg's errors become the unit of work's, as for
+Only inside a transaction SQLAlchemy has begun on the connection (BEGIN sent), so the
+rows commit or roll back with everything else; anywhere else the statement runs through
+SQLAlchemy. On SQLite the rows go to the sqlite3 connection directly, on the loop's
+thread (:mod:`~amanat.platform.db.sqlite_direct`), and sqlite3's errors are raised as
+SQLAlchemy's; asyncpg's become the unit of work's, as for
 :mod:`amanat.platform.db.raw_read`.
 """
 
@@ -29,7 +31,10 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from amanat.platform.db import sqlite_direct
+from amanat.platform.db.database import pooled_connection
 from amanat.platform.db.raw_read import driver_errors
+from amanat.platform.db.sqlite_driver import HybridConnection
 
 
 class _Compiled:
@@ -45,17 +50,24 @@ class RawWriteMany:
 
     def __init__(self, statement: sa.Insert | sa.Update) -> None:
         self.statement = statement
-        self._compiled: dict[tuple[str, ...], _Compiled | None] = {}
+        self._compiled: dict[tuple[str, ...], _Compiled | None] = {}  # by dialect and keys
 
     async def execute(self, conn: AsyncConnection, rows: Sequence[Mapping[str, Any]]) -> None:
         if not rows:
             return
-        keys = tuple(rows[0])
+        keys = (conn.dialect.name, *rows[0])
         compiled = self._compiled.get(keys, _UNSET)
         if compiled is _UNSET:
-            compiled = self._compiled[keys] = self._compile(conn, keys)
-        driver = await _transaction_driver(conn) if compiled is not None else None
-        if driver is None or compiled is None:
+            compiled = self._compiled[keys] = self._compile(conn, keys[1:])
+        hybrid: HybridConnection | None = None
+        driver: Any = None
+        if compiled is not None:
+            hybrid = await sqlite_direct.hybrid_of(conn)
+            if hybrid is None:
+                driver = await _transaction_driver(conn)
+            elif not hybrid.in_transaction:
+                hybrid = None
+        if compiled is None or (hybrid is None and driver is None):
             await conn.execute(self.statement, [dict(row) for row in rows])
             return
         binds = compiled.binds
@@ -63,6 +75,9 @@ class RawWriteMany:
             [process(row[name]) if process is not None else row[name] for name, process in binds]
             for row in rows
         ]
+        if hybrid is not None:
+            await sqlite_direct.execute_many(conn, hybrid, compiled.sql, args)
+            return
         async with driver_errors(conn, driver):
             await driver.executemany(compiled.sql, args)
 
@@ -70,8 +85,6 @@ class RawWriteMany:
         """The statement for rows of these keys, or None when it must run through
         SQLAlchemy (see the module)."""
         dialect = conn.dialect
-        if dialect.name != "postgresql":
-            return None
         compiled: Any = self.statement.compile(dialect=dialect, column_keys=list(keys))
         if (
             compiled.insert_prefetch
@@ -98,7 +111,9 @@ _UNSET: Any = object()
 async def _transaction_driver(conn: AsyncConnection) -> Any | None:
     """The asyncpg connection under ``conn`` when SQLAlchemy's transaction on it has
     begun (BEGIN sent), else None."""
-    raw = await conn.get_raw_connection()
+    if conn.dialect.name != "postgresql":
+        return None
+    raw = await pooled_connection(conn)
     adapted = raw.dbapi_connection
     driver = raw.driver_connection
     if (

@@ -1,10 +1,13 @@
-"""A read through asyncpg directly (PostgreSQL, autocommit) gives exactly the row SQLAlchemy
-gives; anywhere else it is SQLAlchemy's read; a timeout is contention, not a 500."""
+"""A read through the driver directly (asyncpg in autocommit on PostgreSQL, sqlite3 in any
+transaction on SQLite) gives exactly the row SQLAlchemy gives; anywhere else it is
+SQLAlchemy's read; a timeout is contention, not a 500."""
 
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -12,6 +15,7 @@ from tests.conftest import TEST_DB
 
 from amanat.bootstrap import Container
 from amanat.kernel.errors import Contention
+from amanat.platform.db import sqlite_direct
 from amanat.platform.db.raw_read import RawRead
 from amanat.platform.idempotency.tables import idempotency_keys
 
@@ -66,7 +70,7 @@ async def test_all_rows_and_inside_a_transaction(container: Container, rows: Non
     read = RawRead(_BY_CLIENT.order_by(idempotency_keys.c.id))
     async with container.db.lookup() as conn:
         outside = await read.all(conn, {"c": "cli_raw"})
-    async with container.db.read() as conn:  # a transaction: SQLAlchemy's own read
+    async with container.db.read() as conn:  # a transaction: SQLAlchemy's own on PostgreSQL
         inside = await read.all(conn, {"c": "cli_raw"})
     assert [tuple(r) for r in outside] == [tuple(r) for r in inside]
     assert [r.key for r in outside] == ["key-1", "key-2"]
@@ -103,3 +107,33 @@ async def test_a_lost_connection_is_not_handed_out_again(container: Container, r
     for _ in range(3):
         async with container.db.lookup() as conn:
             assert (await read.first(conn, {"p": "cli_raw:key-1"})) is not None
+
+
+@pytest.mark.skipif(TEST_DB != "sqlite", reason="sqlite3 directly: SQLite")
+async def test_on_sqlite_every_read_is_sqlite3s_and_leaves_no_snapshot_open(
+    container: Container, rows: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    direct: list[bool] = []
+    fetch = sqlite_direct.fetch
+
+    async def spy(*args: Any, limit_one: bool) -> list[Any]:
+        direct.append(limit_one)
+        return await fetch(*args, limit_one=limit_one)
+
+    monkeypatch.setattr(sqlite_direct, "fetch", spy)
+    read = RawRead(_BY_CLIENT.order_by(idempotency_keys.c.id))
+    path = container.settings.database.url.split("///", 1)[1]
+    async with container.db.lookup() as conn:
+        first = await read.first(conn, {"c": "cli_raw"})  # one of two rows read
+        # Had the statement stayed open, its snapshot would pin the WAL.
+        other = sqlite3.connect(path, isolation_level=None)
+        try:
+            busy, _, _ = other.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+        finally:
+            other.close()
+    async with container.db.read() as conn:
+        inside = await read.all(conn, {"c": "cli_raw"})
+    assert first is not None and first.key == "key-1"
+    assert busy == 0, "the first row's statement was closed"
+    assert [r.key for r in inside] == ["key-1", "key-2"]
+    assert direct == [True, False]

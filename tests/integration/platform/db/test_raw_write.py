@@ -7,13 +7,14 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import asyncpg  # type: ignore[import-untyped]
 import pytest
 import sqlalchemy as sa
 from tests.conftest import TEST_DB
 
 from amanat.bootstrap import Container
 from amanat.kernel.errors import Contention
-from amanat.platform.db import raw_write
+from amanat.platform.db import raw_write, sqlite_direct
 from amanat.platform.db.raw_write import RawWriteMany
 from amanat.platform.idempotency.tables import idempotency_keys
 
@@ -62,23 +63,29 @@ def _without_prefix(rows: list[Any]) -> list[tuple[Any, ...]]:
     return [(r.key, *tuple(r)[2:]) for r in rows]
 
 
-async def test_rows_are_written_as_sqlalchemy_writes_them(container: Container) -> None:
+async def test_rows_are_written_as_sqlalchemy_writes_them(
+    container: Container, monkeypatch: pytest.MonkeyPatch
+) -> None:
     drivers: list[object] = []
     found = raw_write._transaction_driver
+    direct = sqlite_direct.execute_many
 
     async def spy(conn: Any) -> Any:
         driver = await found(conn)
         drivers.append(driver)
         return driver
 
-    raw_write._transaction_driver = spy  # type: ignore[assignment]
-    try:
-        async with container.db.write() as conn:
-            await conn.execute(sa.select(1))  # the transaction has begun
-            await _INSERT.execute(conn, [_row("raw", n) for n in (1, 2, 3)])
-            await _COMPLETE.execute(conn, [_completed("raw", n) for n in (1, 3)])
-    finally:
-        raw_write._transaction_driver = found  # type: ignore[assignment]
+    async def spy_direct(*args: Any) -> None:
+        drivers.append("sqlite3")
+        await direct(*args)
+
+    monkeypatch.setattr(raw_write, "_transaction_driver", spy)
+    monkeypatch.setattr(sqlite_direct, "execute_many", spy_direct)
+    async with container.db.write() as conn:
+        await conn.execute(sa.select(1))  # the transaction has begun
+        await _INSERT.execute(conn, [_row("raw", n) for n in (1, 2, 3)])
+        await _COMPLETE.execute(conn, [_completed("raw", n) for n in (1, 3)])
+    monkeypatch.undo()
     async with container.db.write() as conn:
         await conn.execute(idempotency_keys.insert(), [_row("sqla", n) for n in (1, 2, 3)])
         await conn.execute(
@@ -97,7 +104,7 @@ async def test_rows_are_written_as_sqlalchemy_writes_them(container: Container) 
     if TEST_DB == "postgresql":
         assert drivers and all(d is not None for d in drivers), "asyncpg directly"
     else:
-        assert drivers == [], "SQLite: SQLAlchemy's write, never compiled for asyncpg"
+        assert drivers == ["sqlite3", "sqlite3"], "SQLite: sqlite3 directly (sqlite_direct)"
 
 
 async def test_they_roll_back_with_the_transaction(container: Container) -> None:
@@ -112,11 +119,41 @@ async def test_they_roll_back_with_the_transaction(container: Container) -> None
 
 async def test_outside_a_begun_transaction_it_is_sqlalchemys_write(container: Container) -> None:
     async with container.db.write() as conn:
-        # No statement yet: SQLAlchemy has not sent BEGIN; the rows still land in its
-        # transaction, through SQLAlchemy.
+        # No statement yet: on PostgreSQL SQLAlchemy has not sent BEGIN (SQLite's is sent
+        # by begin()); the rows still land in its transaction.
         await _INSERT.execute(conn, [_row("first", 1)])
+    async with container.db.lookup() as conn:
+        # No transaction at all: SQLAlchemy's own write, which begins one.
+        await _INSERT.execute(conn, [_row("second", 1)])
+        await conn.commit()
     async with container.db.read() as conn:
-        assert [r.id for r in (await conn.execute(_ALL)).all()] == ["cli_first:key-1"]
+        assert [r.id for r in (await conn.execute(_ALL)).all()] == [
+            "cli_first:key-1",
+            "cli_second:key-1",
+        ]
+
+
+async def test_a_rejected_row_fails_as_through_sqlalchemy_and_writes_nothing(
+    container: Container,
+) -> None:
+    async with container.db.write() as conn:
+        await conn.execute(sa.select(1))
+        await _INSERT.execute(conn, [_row("dup", 1)])
+    for rows in ([_row("dup", 2), _row("dup", 1)], [_row("dup", 3, client_id=None)]):
+        # sqlite3's error is raised as SQLAlchemy raises it; asyncpg's as asyncpg's.
+        expected = (
+            sa.exc.IntegrityError
+            if TEST_DB == "sqlite"
+            else asyncpg.IntegrityConstraintViolationError
+        )
+        with pytest.raises(expected) as raised:
+            async with container.db.write() as conn:
+                await conn.execute(sa.select(1))
+                await _INSERT.execute(conn, rows)
+        if TEST_DB == "sqlite":
+            assert "cli_dup" not in str(raised.value), "parameters hidden, as SQLAlchemy's"
+    async with container.db.read() as conn:
+        assert [r.id for r in (await conn.execute(_ALL)).all()] == ["cli_dup:key-1"]
 
 
 def test_a_statement_that_needs_sqlalchemy_at_execution_is_never_raw() -> None:

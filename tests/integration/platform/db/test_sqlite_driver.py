@@ -1,6 +1,7 @@
 """SQLite's driver connection: a write transaction's statements run on the loop's thread,
-its COMMIT on the connection's; a write waiting for another process's lock leaves the
-loop free; a refusal for a busy database is retried outside a transaction only."""
+its COMMIT on the connection's, and so do direct calls in any transaction; a write waiting
+for another process's lock leaves the loop free; a refusal for a busy database is retried,
+never a stale snapshot."""
 
 from __future__ import annotations
 
@@ -150,3 +151,34 @@ async def test_an_inline_call_waits_behind_a_call_still_on_the_thread(
     release.set()
     assert await where != threading.get_ident()
     assert await driver._execute(threading.get_ident) == threading.get_ident()
+
+
+async def test_a_direct_call_runs_on_the_loop_outside_a_write_too(
+    driver: HybridConnection,
+) -> None:
+    assert not driver.inline
+    assert await driver.run_direct(lambda _db: threading.get_ident()) == threading.get_ident()
+    rows = await driver.run_direct(lambda db: db.execute("SELECT 1, 'a'").fetchall())
+    assert rows == [(1, "a")]
+    assert driver._handed == driver._finished
+
+
+async def test_a_direct_call_waits_behind_a_call_still_on_the_thread(
+    driver: HybridConnection,
+) -> None:
+    release = threading.Event()
+    slow = asyncio.create_task(driver._execute(release.wait, 5))
+    await asyncio.sleep(0.01)
+    where = asyncio.create_task(driver.run_direct(lambda _db: threading.get_ident()))
+    await asyncio.sleep(0.01)
+    assert not where.done(), "queued behind the running call, not run on the loop"
+    release.set()
+    assert await slow
+    assert await where != threading.get_ident()
+
+
+async def test_a_direct_call_waits_out_a_busy_database(driver: HybridConnection) -> None:
+    calls: list[int] = []
+    busy = _busy(calls, 3)
+    assert await driver.run_direct(lambda _db: busy()) == "done"  # type: ignore[operator]
+    assert len(calls) == 4
