@@ -442,11 +442,12 @@ class PaymentService:
         for wanted in sorted({(r.caller.partner_id, r.currency) for r in requests}):
             accounts[wanted] = await self._merchant_account(tx, *wanted)
         locked = await tx.ledger.lock_free_shards(dict(accounts.values()))
-        shards, held, refused = _place_holds(requests, outcomes, accounts, locked.shards)
+        before = locked.shards
+        shards, held, refused = _place_holds(requests, outcomes, accounts, before)
         if refused and not locked.complete:
             # The money may be on a shard another transaction held: wait for all of them.
-            all_shards = await locked.wait_for_all()
-            shards, held, refused = _place_holds(requests, outcomes, accounts, all_shards)
+            before = await locked.wait_for_all()
+            shards, held, refused = _place_holds(requests, outcomes, accounts, before)
         for i, exc in refused.items():
             outcomes[i] = exc
         changed = {account for account, _ in held.values()}
@@ -463,10 +464,7 @@ class PaymentService:
             holds.append(
                 (payment.id, account, shard, request.amount, request.currency, payment.created_at)
             )
-        await tx.ledger.hold_many(
-            holds,
-            [(account, shard) for account in sorted(changed) for shard in shards[account]],
-        )
+        await tx.ledger.hold_many(holds, _moved_shards(before, shards, changed))
         await tx.payments.add_many(created)
         for i in held:
             request = requests[i]
@@ -1215,6 +1213,21 @@ def _place_holds(
             continue
         held[i] = (account, shard)
     return shards, held, refused
+
+
+def _moved_shards(
+    before: Mapping[str, list[ledger.Shard]],
+    after: Mapping[str, list[ledger.Shard]],
+    accounts: set[str],
+) -> list[tuple[str, ledger.Shard]]:
+    """The shards of these accounts whose values the holds changed, in (account, shard)
+    order: a hold moves one shard (all of them only when it had to even them out), so
+    writing every locked shard back would be several times the rows."""
+    moved: list[tuple[str, ledger.Shard]] = []
+    for account in sorted(accounts):
+        unchanged = set(before.get(account, ()))
+        moved.extend((account, shard) for shard in after[account] if shard not in unchanged)
+    return moved
 
 
 def _scheme_of(account: AccountIn) -> tuple[AccountScheme, str]:

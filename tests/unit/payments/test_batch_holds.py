@@ -8,6 +8,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from amanat.payments.domain.ledger import InsufficientFunds, Shard, hold_on
+from amanat.payments.service import _moved_shards
 
 shard_lists = st.lists(
     st.tuples(st.integers(0, 10_000), st.integers(0, 10_000)).map(
@@ -59,3 +60,27 @@ def test_money_spread_thin_is_evened_out_then_held() -> None:
     assert next(s for s in after if s.index == index).held == 150
     with pytest.raises(InsufficientFunds):
         hold_on(after, 31, 0)
+
+
+@given(shard_lists, st.lists(st.integers(1, 20_000), min_size=1, max_size=30), st.integers(0, 7))
+def test_writing_back_only_the_moved_shards_leaves_what_the_holds_left(
+    shards: list[Shard], amounts: list[int], start: int
+) -> None:
+    """The batch writes back ``_moved_shards``: with them applied, the stored shards are
+    exactly the shards after the holds, and a hold that did not even them out moved one."""
+    before = {"acc": shards}
+    after = list(shards)
+    for amount in amounts:
+        try:
+            moved_alone, _ = hold_on(after, amount, start % len(after))
+        except InsufficientFunds:
+            continue
+        one = _moved_shards({"acc": after}, {"acc": moved_alone}, {"acc"})
+        evened = any(a.posted != b.posted for a, b in zip(after, moved_alone, strict=True))
+        assert len(one) == 1 or evened
+        after = moved_alone
+    written = {s.index: s for s in shards}
+    for account, shard in _moved_shards(before, {"acc": after}, {"acc"}):
+        assert account == "acc"
+        written[shard.index] = shard
+    assert [written[s.index] for s in shards] == after
