@@ -16,12 +16,19 @@ from amanat.bootstrap import Container
 from amanat.platform.db.malloc_arenas import cap_malloc_arenas
 from amanat.platform.observability.logging import configure_logging_from, route_stderr_as_json
 from amanat.platform.settings import Settings
+from amanat.platform.startup_heap import freeze_startup_heap
 from amanat.sandbox_rail.app import create_rail_app
 from amanat.sandbox_rail.engine import RailSettings as SandboxRailSettings
 
 
 async def embedded_worker(container: Container, stop: asyncio.Event) -> None:
     await container.run_worker(stop)
+
+
+async def freeze_after_startup(_container: Container, _stop: asyncio.Event) -> None:
+    """Runs once the app's start-up (the container's keys and caches) has finished
+    (platform/startup_heap.py)."""
+    freeze_startup_heap()
 
 
 def sandbox_rail(settings: Settings) -> FastAPI:
@@ -44,7 +51,9 @@ def app() -> FastAPI:
         # A worker process's stray stderr text (a crash traceback printed by
         # multiprocessing) would otherwise be the one line that is neither JSON nor masked.
         route_stderr_as_json()
-    background: list[BackgroundJob] = [embedded_worker] if settings.worker.embedded else []
+    background: list[BackgroundJob] = [freeze_after_startup]
+    if settings.worker.embedded:
+        background.append(embedded_worker)
     application = create_app(settings, background=background)
     if settings.rail.mount_sandbox and not settings.is_production:
         rail = sandbox_rail(settings)
