@@ -335,3 +335,32 @@ def test_a_route_class_with_its_own_handler_is_never_lean() -> None:
     app.include_router(own)
     app.include_router(plain)
     assert [lean.route.path for lean in find_lean_routes(app)] == ["/plain/{item_id}"]
+
+
+def test_routes_added_after_the_first_request_are_seen() -> None:
+    """The lean routes are found again when the app's routes change: a route added to the
+    app, to a router it included, or put in its list directly."""
+    guard = require_scope("payments:read")
+
+    async def read(item_id: str, request: Request, caller: Any = Depends(guard)) -> Response:
+        return Response()
+
+    app = FastAPI()
+    first = APIRouter()
+    first.add_api_route("/first/{item_id}", read, methods=["GET"])
+    app.include_router(first)
+    lean = LeanRoutes(app, fastapi_app=app)
+
+    def paths() -> list[str]:
+        return [found.route.path for found in lean._current()]
+
+    assert paths() == ["/first/{item_id}"]
+    assert paths() == ["/first/{item_id}"]  # unchanged: the same list, not found again
+    app.add_api_route("/app/{item_id}", read, methods=["GET"])
+    assert paths() == ["/first/{item_id}", "/app/{item_id}"]
+    first.add_api_route("/later/{item_id}", read, methods=["GET"])
+    assert "/later/{item_id}" in paths()
+    # A route put first by hand shadows the others: FastAPI would choose it.
+    app.router.routes.insert(0, APIRoute("/{anything:path}", read, methods=["GET"]))
+    found = next(f for f in lean._current() if f.route.path == "/first/{item_id}")
+    assert any(earlier.match("/first/1") for earlier in found.earlier)

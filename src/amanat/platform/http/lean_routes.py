@@ -227,24 +227,31 @@ class LeanRoutes:
         # is built (this layer is built with it), so a handler added later applies to
         # neither way.
         self._handlers: dict[Any, Any] = dict(fastapi_app.exception_handlers)
-        self._version: tuple[int, ...] | None = None
+        self._version: tuple[int, int, int] | None = None
         self._routes: list[_Lean] = []
+        self._included: list[Any] = []  # the app's included routers, as last seen
         self.served = 0
 
     def _current(self) -> list[_Lean]:
-        routes = self._fastapi.router.routes
-        version = (
-            *map(id, routes),
-            *(
-                routes_version(route.original_router)
-                for route in routes
-                if _IncludedRouter is not None and isinstance(route, _IncludedRouter)
-            ),
-        )
-        if version != self._version:
+        if self._fingerprint() != self._version:
             self._routes = find_lean_routes(self._fastapi)
-            self._version = version
+            self._included = [
+                route.original_router
+                for route in self._fastapi.router.routes
+                if _IncludedRouter is not None and isinstance(route, _IncludedRouter)
+            ]
+            self._version = self._fingerprint()
         return self._routes
+
+    def _fingerprint(self) -> tuple[int, int, int]:
+        # Asked on every request, so cheap, as the route index's (route_index.py): versions
+        # only grow, and FastAPI bumps them on every route added or router included.
+        router = self._fastapi.router
+        return (
+            router._routes_version,
+            len(router.routes),
+            sum(map(routes_version, self._included)),
+        )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         method = scope["method"] if scope["type"] == "http" else None
