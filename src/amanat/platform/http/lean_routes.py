@@ -54,7 +54,7 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from amanat.platform.http.route_index import routes_version
+from amanat.platform.http.route_index import NAMED_GROUP, routes_version
 
 try:
     from fastapi.routing import _IncludedRouter
@@ -219,6 +219,23 @@ def find_lean_routes(app: FastAPI) -> list[_Lean]:
     return found
 
 
+def _by_method(routes: list[_Lean]) -> dict[str, tuple[re.Pattern[str], list[_Lean]]]:
+    """Each method's lean routes, in order, with one pattern that fits any path one of them
+    fits (groups lose their names, which would clash)."""
+    grouped: dict[str, list[_Lean]] = {}
+    for lean in routes:
+        grouped.setdefault(lean.method, []).append(lean)
+    return {
+        method: (
+            re.compile(
+                "|".join(f"(?:{NAMED_GROUP.sub('(?:', lean.pattern.pattern)})" for lean in leans)
+            ),
+            leans,
+        )
+        for method, leans in grouped.items()
+    }
+
+
 class LeanRoutes:
     def __init__(self, app: ASGIApp, *, fastapi_app: FastAPI) -> None:
         self.app = app
@@ -230,11 +247,14 @@ class LeanRoutes:
         self._version: tuple[int, int, int] | None = None
         self._routes: list[_Lean] = []
         self._included: list[Any] = []  # the app's included routers, as last seen
+        # By method: one pattern any of its lean routes fits, and the routes in order.
+        self._by_method: dict[str, tuple[re.Pattern[str], list[_Lean]]] = {}
         self.served = 0
 
     def _current(self) -> list[_Lean]:
         if self._fingerprint() != self._version:
             self._routes = find_lean_routes(self._fastapi)
+            self._by_method = _by_method(self._routes)
             self._included = [
                 route.original_router
                 for route in self._fastapi.router.routes
@@ -268,9 +288,10 @@ class LeanRoutes:
             and get_telemetry_data() is None
         ):
             path = scope["path"]
-            for lean in self._current():
-                if lean.method != method:
-                    continue
+            self._current()
+            # Most requests fit no lean route: one expression says so for all of them.
+            any_of, leans = self._by_method.get(method, (None, ()))
+            for lean in leans if any_of is not None and any_of.match(path) else ():
                 found = lean.pattern.match(path)
                 if found is not None:
                     if any(earlier.match(path) for earlier in lean.earlier):

@@ -152,7 +152,7 @@ if _IncludedRouter is not None:
         if type(route) in (Route, Mount, APIRoute):
             regex = getattr(route, "path_regex", None)
             if isinstance(regex, re.Pattern):
-                return _NAMED_GROUP.sub("(?:", regex.pattern)
+                return NAMED_GROUP.sub("(?:", regex.pattern)
         return None
 
     class _TopLevelDispatch:
@@ -194,7 +194,8 @@ if _IncludedRouter is not None:
 
 routes_version = operator.attrgetter("_routes_version")
 """A FastAPI router's own version number, which it bumps on every route added."""
-_NAMED_GROUP = re.compile(r"\(\?P<\w+>")
+# A named group, renamed away where patterns are joined into one (names would clash).
+NAMED_GROUP = re.compile(r"\(\?P<\w+>")
 
 
 def _pattern_of(candidates: list[Any]) -> re.Pattern[str] | None:
@@ -209,7 +210,7 @@ def _pattern_of(candidates: list[Any]) -> re.Pattern[str] | None:
         pattern = getattr(candidate, "path_regex", None)
         if not isinstance(pattern, re.Pattern):
             return None
-        patterns.append(_NAMED_GROUP.sub("(?:", pattern.pattern))
+        patterns.append(NAMED_GROUP.sub("(?:", pattern.pattern))
     return re.compile("|".join(f"(?:{pattern})" for pattern in patterns)) if patterns else None
 
 
