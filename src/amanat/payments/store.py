@@ -7,6 +7,7 @@ from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncTransaction
 
 from amanat.kernel.money import Money
@@ -117,6 +118,18 @@ _LOCK_SHARDS = (
     # One fixed order for every batch: two batches locking overlapping shards queue, they
     # never deadlock.
     .order_by(balance_shards.c.account_id, balance_shards.c.shard)
+)
+# PostgreSQL's batch lock (lock_free_shards): the accounts as one array, so the statement
+# is one prepared statement whatever the batch's size, read through asyncpg in the
+# transaction (raw_read.py).
+_LOCK_FREE_SHARDS_PG = RawRead(
+    balance_shards.select()
+    .where(
+        balance_shards.c.account_id
+        == sa.any_(sa.bindparam("p_accounts", type_=postgresql.ARRAY(sa.String)))
+    )
+    .order_by(balance_shards.c.account_id, balance_shards.c.shard)
+    .with_for_update(skip_locked=True)
 )
 _SET_SHARD = (
     balance_shards.update()
@@ -619,12 +632,7 @@ class SqlLedgerRepository:
             return FreeShards(self, accounts, await self.lock_shards(accounts), None)
         await self.flush_at_commit()
         savepoint = await self._conn.begin_nested()
-        rows = (
-            await self._conn.execute(
-                _LOCK_SHARDS.with_for_update(skip_locked=True),
-                {"p_accounts": sorted(shard_counts)},
-            )
-        ).all()
+        rows = await _LOCK_FREE_SHARDS_PG.all(self._conn, {"p_accounts": sorted(shard_counts)})
         got = _by_account(rows)
         if all(len(got.get(a, [])) >= n for a, n in shard_counts.items()):
             await savepoint.commit()  # RELEASE: the locks stay with the transaction

@@ -14,12 +14,13 @@ types' bind processors and its result values through their result processors, so
 reads exactly as through SQLAlchemy (tests compare the two on both databases). Rows come
 back as named tuples of the selected columns' keys.
 
-PostgreSQL: only on a connection in autocommit (``Database.lookup()``), where SQLAlchemy
-has no transaction of its own to keep in step; anywhere else the statement runs through
-SQLAlchemy as usual. SQLite: on the sqlite3 connection directly, in any transaction
-(:mod:`~amanat.platform.db.sqlite_direct`). asyncpg's errors are turned into the ones the
-unit of work raises for SQLAlchemy's: contention (a timeout, a cancelled statement)
-becomes :class:`~amanat.kernel.errors.Contention`, a 503 with ``Retry-After``, never a 500.
+PostgreSQL: on a connection in autocommit (``Database.lookup()``) or inside a transaction
+SQLAlchemy has begun (BEGIN sent), where the statement joins it; before that BEGIN the
+statement runs through SQLAlchemy, which sends it. SQLite: on the sqlite3 connection
+directly, in any transaction (:mod:`~amanat.platform.db.sqlite_direct`). asyncpg's errors
+are turned into the ones the unit of work raises for SQLAlchemy's: contention (a timeout,
+a cancelled statement, a lock not available) becomes
+:class:`~amanat.kernel.errors.Contention`, a 503 with ``Retry-After``, never a 500.
 """
 
 from __future__ import annotations
@@ -73,7 +74,7 @@ class RawRead:
         self, conn: AsyncConnection, params: Mapping[str, Any], *, limit_one: bool
     ) -> list[Any]:
         hybrid = await sqlite_direct.hybrid_of(conn)
-        driver: Any = None if hybrid is not None else await _autocommit_driver(conn)
+        driver: Any = None if hybrid is not None else await _pg_driver(conn)
         if hybrid is None and driver is None:
             result = await conn.execute(self.statement, dict(params))
             found = result.first() if limit_one else result.all()
@@ -154,17 +155,17 @@ async def driver_errors(conn: AsyncConnection, driver: Any) -> AsyncIterator[Non
         raise retry from None
 
 
-async def _autocommit_driver(conn: AsyncConnection) -> Any | None:
-    """The asyncpg connection under ``conn`` when it is PostgreSQL in autocommit, else
-    None (SQLite, or a connection inside a transaction)."""
+async def _pg_driver(conn: AsyncConnection) -> Any | None:
+    """The asyncpg connection under ``conn`` when it is PostgreSQL in autocommit or inside
+    a transaction SQLAlchemy has begun (BEGIN sent), else None (SQLite, or a transaction
+    whose BEGIN SQLAlchemy has yet to send)."""
     if conn.dialect.name != "postgresql":
         return None
     raw = await pooled_connection(conn)
     adapted = raw.dbapi_connection
-    if (
-        adapted is None
-        or not getattr(adapted, "autocommit", False)
-        or getattr(adapted, "_transaction", None) is not None
-    ):
+    driver = raw.driver_connection
+    if adapted is None or driver is None:
         return None
-    return raw.driver_connection
+    if getattr(adapted, "_transaction", None) is None:
+        return driver if getattr(adapted, "autocommit", False) else None
+    return driver if driver.is_in_transaction() else None

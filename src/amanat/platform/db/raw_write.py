@@ -12,8 +12,9 @@ The statement stays a SQLAlchemy Core construct, compiled once per set of row ke
 connection's dialect (its SQL, ``$n`` or ``?`` placeholders), and every value passes its
 column type's bind processor, so a row is written exactly as through SQLAlchemy (tests
 compare both, on both databases). A statement that needs SQLAlchemy at execution time (a
-Python-side default or onupdate to compute, RETURNING, an expanding parameter) is refused
-when compiled and always runs through SQLAlchemy.
+Python-side default or onupdate to compute, an expanding parameter) is refused when
+compiled and always runs through SQLAlchemy. An INSERT's RETURNING (a batch's claimed
+idempotency keys) comes back through asyncpg's ``fetchmany``, or row by row on SQLite.
 
 Only inside a transaction SQLAlchemy has begun on the connection (BEGIN sent), so the
 rows commit or roll back with everything else; anywhere else the statement runs through
@@ -38,23 +39,37 @@ from amanat.platform.db.sqlite_driver import HybridConnection
 
 
 class _Compiled:
-    __slots__ = ("binds", "sql")
+    __slots__ = ("binds", "results", "sql")
 
-    def __init__(self, sql: str, binds: list[tuple[str, Any]]) -> None:
+    def __init__(self, sql: str, binds: list[tuple[str, Any]], results: list[Any]) -> None:
         self.sql = sql
         self.binds = binds
+        self.results = results  # the RETURNING columns' result processors
 
 
 class RawWriteMany:
-    """An INSERT or UPDATE (no RETURNING) run for many rows (see the module)."""
+    """An INSERT or UPDATE run for many rows (see the module). Its RETURNING, if any, is
+    read with :meth:`execute_returning`."""
 
     def __init__(self, statement: sa.Insert | sa.Update) -> None:
         self.statement = statement
         self._compiled: dict[tuple[str, ...], _Compiled | None] = {}  # by dialect and keys
 
     async def execute(self, conn: AsyncConnection, rows: Sequence[Mapping[str, Any]]) -> None:
+        await self._run(conn, rows, returning=False)
+
+    async def execute_returning(
+        self, conn: AsyncConnection, rows: Sequence[Mapping[str, Any]]
+    ) -> list[tuple[Any, ...]]:
+        """The rows the statement's RETURNING gave for all of ``rows`` (none for a row an
+        ON CONFLICT DO NOTHING skipped), each value through its column type."""
+        return await self._run(conn, rows, returning=True)
+
+    async def _run(
+        self, conn: AsyncConnection, rows: Sequence[Mapping[str, Any]], *, returning: bool
+    ) -> list[tuple[Any, ...]]:
         if not rows:
-            return
+            return []
         keys = (conn.dialect.name, *rows[0])
         compiled = self._compiled.get(keys, _UNSET)
         if compiled is _UNSET:
@@ -68,18 +83,32 @@ class RawWriteMany:
             elif not hybrid.in_transaction:
                 hybrid = None
         if compiled is None or (hybrid is None and driver is None):
-            await conn.execute(self.statement, [dict(row) for row in rows])
-            return
+            result = await conn.execute(self.statement, [dict(row) for row in rows])
+            return [tuple(row) for row in result.all()] if returning else []
         binds = compiled.binds
         args = [
             [process(row[name]) if process is not None else row[name] for name, process in binds]
             for row in rows
         ]
         if hybrid is not None:
-            await sqlite_direct.execute_many(conn, hybrid, compiled.sql, args)
-            return
-        async with driver_errors(conn, driver):
-            await driver.executemany(compiled.sql, args)
+            if not returning:
+                await sqlite_direct.execute_many(conn, hybrid, compiled.sql, args)
+                return []
+            records = await sqlite_direct.fetch_each(conn, hybrid, compiled.sql, args)
+        else:
+            async with driver_errors(conn, driver):
+                if not returning:
+                    await driver.executemany(compiled.sql, args)
+                    return []
+                records = await driver.fetchmany(compiled.sql, args)
+        results = compiled.results
+        return [
+            tuple(
+                process(value) if process else value
+                for process, value in zip(results, record, strict=True)
+            )
+            for record in records
+        ]
 
     def _compile(self, conn: AsyncConnection, keys: tuple[str, ...]) -> _Compiled | None:
         """The statement for rows of these keys, or None when it must run through
@@ -89,7 +118,6 @@ class RawWriteMany:
         if (
             compiled.insert_prefetch
             or compiled.update_prefetch
-            or compiled.returning
             or any(b.expanding or b.literal_execute for b in compiled.binds.values())
         ):
             return None
@@ -102,7 +130,11 @@ class RawWriteMany:
             if process is not None and not callable(process):
                 return None
             binds.append((name, process))
-        return _Compiled(compiled.string, binds)
+        results = [
+            column.type.dialect_impl(dialect).result_processor(dialect, None)
+            for column in compiled.returning or ()
+        ]
+        return _Compiled(compiled.string, binds, results)
 
 
 _UNSET: Any = object()

@@ -85,6 +85,28 @@ async def execute_many(
         raise _as_sqlalchemy(conn, sql, exc, multi=True) from None
 
 
+async def fetch_each(
+    conn: AsyncConnection, hybrid: HybridConnection, sql: str, rows: Sequence[Sequence[Any]]
+) -> list[Any]:
+    """One INSERT … RETURNING per row of ``rows`` (sqlite3's executemany returns no
+    rows), all on the loop's thread in one go: the rows they returned, in order."""
+
+    def run(connection: sqlite3.Connection) -> list[Any]:
+        returned: list[Any] = []
+        for row in rows:
+            cursor = connection.execute(sql, row)
+            try:
+                returned.extend(cursor.fetchall())
+            finally:
+                cursor.close()
+        return returned
+
+    try:
+        return await hybrid.run_direct(run)
+    except sqlite3.Error as exc:
+        raise _as_sqlalchemy(conn, sql, exc, multi=True) from None
+
+
 def _as_sqlalchemy(
     conn: AsyncConnection, sql: str, exc: sqlite3.Error, *, multi: bool
 ) -> BaseException:

@@ -26,6 +26,8 @@ _BY_ID_RAW = RawRead(_BY_ID)  # a replay's read, the hot one
 _BY_ID_FOR_UPDATE = _BY_ID.with_for_update()  # SQLite omits FOR UPDATE (BEGIN IMMEDIATE)
 _COMPLETE = _table.update().where(_c.id == sa.bindparam("p_id"))
 _COMPLETE_RAW = RawWriteMany(_COMPLETE)  # a payout batch's answers (raw_write.py)
+# A payout batch's claims, by dialect (ON CONFLICT is written differently): raw_write.py.
+_CLAIMS: dict[str, RawWriteMany] = {}
 _RELEASE = _table.delete().where(_c.id == sa.bindparam("p_id"), _c.status == "in_progress")
 _DELETE_EXPIRED = _table.delete().where(
     _c.id == sa.bindparam("p_id"), _c.expires_at < sa.bindparam("p_now")
@@ -107,9 +109,11 @@ class SqlIdempotencyRepository:
         if not records:
             return set()
         rows = sorted((_row(r) for r in records), key=lambda row: str(row["id"]))
-        stmt = insert_if_absent(self._conn, _table).returning(_c.id)
-        result = await self._conn.execute(stmt, rows)
-        return {str(row[0]) for row in result.all()}
+        claim = _CLAIMS.get(self._conn.dialect.name)
+        if claim is None:
+            statement = insert_if_absent(self._conn, _table).returning(_c.id)
+            claim = _CLAIMS[self._conn.dialect.name] = RawWriteMany(statement)
+        return {str(row[0]) for row in await claim.execute_returning(self._conn, rows)}
 
     async def complete_many(self, answers: list[tuple[str, str, int, str, str | None]]) -> None:
         """Store each claimed key's answer: ``(client_id, key, status, sealed body,

@@ -15,7 +15,7 @@ from tests.conftest import TEST_DB
 
 from amanat.bootstrap import Container
 from amanat.kernel.errors import Contention
-from amanat.platform.db import sqlite_direct
+from amanat.platform.db import raw_read, sqlite_direct
 from amanat.platform.db.raw_read import RawRead
 from amanat.platform.idempotency.tables import idempotency_keys
 
@@ -70,10 +70,40 @@ async def test_all_rows_and_inside_a_transaction(container: Container, rows: Non
     read = RawRead(_BY_CLIENT.order_by(idempotency_keys.c.id))
     async with container.db.lookup() as conn:
         outside = await read.all(conn, {"c": "cli_raw"})
-    async with container.db.read() as conn:  # a transaction: SQLAlchemy's own on PostgreSQL
+    async with container.db.read() as conn:  # PostgreSQL: no BEGIN sent yet, SQLAlchemy's
         inside = await read.all(conn, {"c": "cli_raw"})
     assert [tuple(r) for r in outside] == [tuple(r) for r in inside]
     assert [r.key for r in outside] == ["key-1", "key-2"]
+
+
+async def test_inside_a_begun_transaction_it_reads_the_transactions_own_rows(
+    container: Container, rows: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    drivers: list[object] = []
+    found = raw_read._pg_driver
+
+    async def spy(conn: Any) -> Any:
+        driver = await found(conn)
+        drivers.append(driver)
+        return driver
+
+    monkeypatch.setattr(raw_read, "_pg_driver", spy)
+    read = RawRead(_BY_CLIENT.order_by(idempotency_keys.c.id))
+    with pytest.raises(RuntimeError):
+        async with container.db.write() as conn:
+            await conn.execute(
+                idempotency_keys.update()
+                .where(idempotency_keys.c.id == "cli_raw:key-1")
+                .values(response_body="changed, not committed")
+            )
+            seen = await read.all(conn, {"c": "cli_raw"})
+            raise RuntimeError("roll back")
+    assert [r.response_body for r in seen] == ["changed, not committed", "sealed"]
+    if TEST_DB == "postgresql":
+        assert drivers and drivers[-1] is not None, "asyncpg directly, inside the transaction"
+    async with container.db.lookup() as conn:
+        after = await read.all(conn, {"c": "cli_raw"})
+    assert [r.response_body for r in after] == ["sealed", "sealed"]
 
 
 @pytest.mark.skipif(TEST_DB != "postgresql", reason="statement_timeout: PostgreSQL")

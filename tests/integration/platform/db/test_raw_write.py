@@ -15,6 +15,7 @@ from tests.conftest import TEST_DB
 from amanat.bootstrap import Container
 from amanat.kernel.errors import Contention
 from amanat.platform.db import raw_write, sqlite_direct
+from amanat.platform.db.dialect import insert_if_absent
 from amanat.platform.db.raw_write import RawWriteMany
 from amanat.platform.idempotency.tables import idempotency_keys
 
@@ -173,8 +174,6 @@ def test_a_statement_that_needs_sqlalchemy_at_execution_is_never_raw() -> None:
     with_default = RawWriteMany(table.insert())
     assert with_default._compile(_Conn(), ("id",)) is None  # type: ignore[arg-type]
     assert with_default._compile(_Conn(), ("id", "n")) is not None  # type: ignore[arg-type]
-    returning = RawWriteMany(table.insert().returning(table.c.id))
-    assert returning._compile(_Conn(), ("id", "n")) is None  # type: ignore[arg-type]
 
 
 @pytest.mark.skipif(TEST_DB != "postgresql", reason="lock_timeout: PostgreSQL")
@@ -193,3 +192,42 @@ async def test_a_write_that_waits_too_long_for_a_lock_is_contention(
             async with container.db.write() as conn:
                 await conn.exec_driver_sql("SET LOCAL lock_timeout = 50")
                 await _COMPLETE.execute(conn, [_completed("held", 1)])
+
+
+async def test_returning_gives_the_rows_inserted_and_skips_the_taken(
+    container: Container, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An INSERT … ON CONFLICT DO NOTHING RETURNING (a payout batch's key claims): the
+    ids of the rows it inserted, none for a key already taken, as SQLAlchemy returns them,
+    read through the driver directly."""
+    direct: list[str] = []
+    fetch_each, transaction_driver = sqlite_direct.fetch_each, raw_write._transaction_driver
+
+    async def spy_sqlite(*args: Any) -> Any:
+        direct.append("sqlite3")
+        return await fetch_each(*args)
+
+    async def spy_pg(conn: Any) -> Any:
+        driver = await transaction_driver(conn)
+        direct.append("asyncpg" if driver is not None else "sqlalchemy")
+        return driver
+
+    async with container.db.write() as conn:
+        await conn.execute(idempotency_keys.insert(), [_row("claim", 2)])
+    monkeypatch.setattr(sqlite_direct, "fetch_each", spy_sqlite)
+    monkeypatch.setattr(raw_write, "_transaction_driver", spy_pg)
+    async with container.db.write() as conn:
+        await conn.execute(sa.select(1))
+        claim = RawWriteMany(
+            insert_if_absent(conn, idempotency_keys).returning(
+                idempotency_keys.c.id, idempotency_keys.c.created_at
+            )
+        )
+        returned = await claim.execute_returning(conn, [_row("claim", n) for n in (1, 2, 3)])
+    monkeypatch.undo()
+    assert returned == [("cli_claim:key-1", AT), ("cli_claim:key-3", AT)]
+    assert returned[0][1].tzinfo is not None, "values through the column's type"
+    assert direct == (["sqlite3"] if TEST_DB == "sqlite" else ["asyncpg"])
+    async with container.db.read() as conn:
+        stored = [(r.id, r.replays) for r in (await conn.execute(_ALL)).all()]
+    assert stored == [("cli_claim:key-1", 1), ("cli_claim:key-2", 2), ("cli_claim:key-3", 3)]
