@@ -7,10 +7,12 @@ from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from amanat.platform.crypto.field_cipher import SUBJECT as SUBJECT_PURPOSE
 from amanat.platform.db.metadata import metadata
+from amanat.platform.db.raw_read import RawRead
 from amanat.platform.invalidation.notify import announce
 from amanat.platform.protection.ports import (
     DATA_KEYS_CHANGED,
@@ -65,11 +67,24 @@ _FIND_FOR_PARTNER = {
 }
 
 
-def _find_many_by(column: sa.Column[Any]) -> sa.Select[Any]:
+def _find_many_by(column: sa.Column[Any], *, arrays: bool = False) -> sa.Select[Any]:
     """The same lookup for many (partner, blind index) pairs at once: the pairs' partners
     and indexes each in one IN list, each pair's newest ``PER_IDENTIFIER`` records. Rows of a
     partner under another pair's index are dropped in Python (few: an index is one
-    person's identifier)."""
+    person's identifier). ``arrays``: each list one PostgreSQL array parameter (``=
+    ANY``), so the statement is the same whatever the lists' lengths and can be read
+    through asyncpg directly (raw_read.py); else expanding IN lists (SQLite)."""
+    if arrays:
+        strings = postgresql.ARRAY(sa.String)
+        wanted = (
+            column == sa.any_(sa.bindparam("p_bidxs", type_=strings)),
+            data_subjects.c.partner_id == sa.any_(sa.bindparam("p_partners", type_=strings)),
+        )
+    else:
+        wanted = (
+            column.in_(sa.bindparam("p_bidxs", expanding=True)),
+            data_subjects.c.partner_id.in_(sa.bindparam("p_partners", expanding=True)),
+        )
     ranked = (
         sa.select(
             data_subjects,
@@ -80,10 +95,7 @@ def _find_many_by(column: sa.Column[Any]) -> sa.Select[Any]:
             )
             .label("rank_in_pair"),
         )
-        .where(
-            column.in_(sa.bindparam("p_bidxs", expanding=True)),
-            data_subjects.c.partner_id.in_(sa.bindparam("p_partners", expanding=True)),
-        )
+        .where(*wanted)
         .subquery()
     )
     return (
@@ -94,6 +106,9 @@ def _find_many_by(column: sa.Column[Any]) -> sa.Select[Any]:
 
 
 _FIND_MANY = {field: _find_many_by(column) for field, column in _BLIND_INDEXES.items()}
+_FIND_MANY_PG = {
+    field: RawRead(_find_many_by(column, arrays=True)) for field, column in _BLIND_INDEXES.items()
+}
 
 
 class SqlDataKeyRepository:
@@ -231,16 +246,17 @@ class SqlSubjectRepository:
         found: dict[tuple[str, str], list[SubjectRecord]] = {pair: [] for pair in pairs}
         if not pairs:
             return found
-        result = await self._conn.execute(
-            _FIND_MANY[field],
-            {
-                "p_bidxs": sorted({bidx for _, bidx in pairs}),
-                "p_partners": sorted({partner for partner, _ in pairs}),
-            },
-        )
+        params = {
+            "p_bidxs": sorted({bidx for _, bidx in pairs}),
+            "p_partners": sorted({partner for partner, _ in pairs}),
+        }
+        if self._conn.dialect.name == "postgresql":
+            rows = await _FIND_MANY_PG[field].all(self._conn, params)
+        else:
+            rows = list((await self._conn.execute(_FIND_MANY[field], params)).all())
         index = _BLIND_INDEXES[field].name
-        for row in result.all():
-            mine = found.get((row.partner_id, row._mapping[index]))
+        for row in rows:
+            mine = found.get((row.partner_id, getattr(row, index)))
             if mine is not None:
                 mine.append(_subject(row))
         return found
