@@ -74,7 +74,7 @@ class RawRead:
         self, conn: AsyncConnection, params: Mapping[str, Any], *, limit_one: bool
     ) -> list[Any]:
         hybrid = await sqlite_direct.hybrid_of(conn)
-        driver: Any = None if hybrid is not None else await _pg_driver(conn)
+        driver: Any = None if hybrid is not None else await pg_driver(conn)
         if hybrid is None and driver is None:
             result = await conn.execute(self.statement, dict(params))
             found = result.first() if limit_one else result.all()
@@ -155,7 +155,7 @@ async def driver_errors(conn: AsyncConnection, driver: Any) -> AsyncIterator[Non
         raise retry from None
 
 
-async def _pg_driver(conn: AsyncConnection) -> Any | None:
+async def pg_driver(conn: AsyncConnection) -> Any | None:
     """The asyncpg connection under ``conn`` when it is PostgreSQL in autocommit or inside
     a transaction SQLAlchemy has begun (BEGIN sent), else None (SQLite, or a transaction
     whose BEGIN SQLAlchemy has yet to send)."""

@@ -33,8 +33,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from amanat.platform.db import sqlite_direct
-from amanat.platform.db.database import pooled_connection
-from amanat.platform.db.raw_read import driver_errors
+from amanat.platform.db.raw_read import driver_errors, pg_driver
 from amanat.platform.db.sqlite_driver import HybridConnection
 
 
@@ -91,9 +90,10 @@ class RawWriteMany:
             for row in rows
         ]
         if hybrid is not None:
-            if not returning:
+            if not compiled.results:
                 await sqlite_direct.execute_many(conn, hybrid, compiled.sql, args)
                 return []
+            # sqlite3's executemany refuses a statement that returns rows.
             records = await sqlite_direct.fetch_each(conn, hybrid, compiled.sql, args)
         else:
             async with driver_errors(conn, driver):
@@ -102,6 +102,8 @@ class RawWriteMany:
                     return []
                 records = await driver.fetchmany(compiled.sql, args)
         results = compiled.results
+        if not returning:
+            return []
         return [
             tuple(
                 process(value) if process else value
@@ -142,17 +144,6 @@ _UNSET: Any = object()
 
 async def _transaction_driver(conn: AsyncConnection) -> Any | None:
     """The asyncpg connection under ``conn`` when SQLAlchemy's transaction on it has
-    begun (BEGIN sent), else None."""
-    if conn.dialect.name != "postgresql":
-        return None
-    raw = await pooled_connection(conn)
-    adapted = raw.dbapi_connection
-    driver = raw.driver_connection
-    if (
-        adapted is None
-        or driver is None
-        or getattr(adapted, "_transaction", None) is None
-        or not driver.is_in_transaction()
-    ):
-        return None
-    return driver
+    begun (BEGIN sent), else None (autocommit included: rows must commit together)."""
+    driver = await pg_driver(conn)
+    return driver if driver is not None and driver.is_in_transaction() else None

@@ -24,14 +24,16 @@ them the same whichever path ran the statement.
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
 
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from amanat.platform.db.database import pooled_connection
 from amanat.platform.db.sqlite_driver import HybridConnection
+
+T = TypeVar("T")
 
 
 async def hybrid_of(conn: AsyncConnection) -> HybridConnection | None:
@@ -65,10 +67,7 @@ async def fetch(
         finally:
             cursor.close()
 
-    try:
-        return await hybrid.run_direct(run)
-    except sqlite3.Error as exc:
-        raise _as_sqlalchemy(conn, sql, exc, multi=False) from None
+    return await _direct(conn, hybrid, sql, run, multi=False)
 
 
 async def execute_many(
@@ -79,10 +78,7 @@ async def execute_many(
     def run(connection: sqlite3.Connection) -> None:
         connection.executemany(sql, rows).close()
 
-    try:
-        await hybrid.run_direct(run)
-    except sqlite3.Error as exc:
-        raise _as_sqlalchemy(conn, sql, exc, multi=True) from None
+    await _direct(conn, hybrid, sql, run, multi=True)
 
 
 async def fetch_each(
@@ -101,15 +97,21 @@ async def fetch_each(
                 cursor.close()
         return returned
 
+    return await _direct(conn, hybrid, sql, run, multi=True)
+
+
+async def _direct(
+    conn: AsyncConnection,
+    hybrid: HybridConnection,
+    sql: str,
+    run: Callable[[sqlite3.Connection], T],
+    *,
+    multi: bool,
+) -> T:
+    """``run`` on the sqlite3 connection; its error raised as SQLAlchemy raises it."""
     try:
         return await hybrid.run_direct(run)
     except sqlite3.Error as exc:
-        raise _as_sqlalchemy(conn, sql, exc, multi=True) from None
-
-
-def _as_sqlalchemy(
-    conn: AsyncConnection, sql: str, exc: sqlite3.Error, *, multi: bool
-) -> BaseException:
-    return DBAPIError.instance(
-        sql, None, exc, sqlite3.Error, hide_parameters=True, dialect=conn.dialect, ismulti=multi
-    )
+        raise DBAPIError.instance(
+            sql, None, exc, sqlite3.Error, hide_parameters=True, dialect=conn.dialect, ismulti=multi
+        ) from None

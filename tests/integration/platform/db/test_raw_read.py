@@ -80,14 +80,14 @@ async def test_inside_a_begun_transaction_it_reads_the_transactions_own_rows(
     container: Container, rows: None, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     drivers: list[object] = []
-    found = raw_read._pg_driver
+    found = raw_read.pg_driver
 
     async def spy(conn: Any) -> Any:
         driver = await found(conn)
         drivers.append(driver)
         return driver
 
-    monkeypatch.setattr(raw_read, "_pg_driver", spy)
+    monkeypatch.setattr(raw_read, "pg_driver", spy)
     read = RawRead(_BY_CLIENT.order_by(idempotency_keys.c.id))
     with pytest.raises(RuntimeError):
         async with container.db.write() as conn:

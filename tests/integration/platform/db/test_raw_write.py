@@ -224,10 +224,11 @@ async def test_returning_gives_the_rows_inserted_and_skips_the_taken(
             )
         )
         returned = await claim.execute_returning(conn, [_row("claim", n) for n in (1, 2, 3)])
+        await claim.execute(conn, [_row("claim", 4)])  # its rows not wanted: still written
     monkeypatch.undo()
     assert returned == [("cli_claim:key-1", AT), ("cli_claim:key-3", AT)]
     assert returned[0][1].tzinfo is not None, "values through the column's type"
-    assert direct == (["sqlite3"] if TEST_DB == "sqlite" else ["asyncpg"])
+    assert direct == (["sqlite3"] * 2 if TEST_DB == "sqlite" else ["asyncpg"] * 2)
     async with container.db.read() as conn:
         stored = [(r.id, r.replays) for r in (await conn.execute(_ALL)).all()]
-    assert stored == [("cli_claim:key-1", 1), ("cli_claim:key-2", 2), ("cli_claim:key-3", 3)]
+    assert stored == [(f"cli_claim:key-{n}", n) for n in (1, 2, 3, 4)]
