@@ -415,7 +415,7 @@ async def capture_payout_shapes(container: Any, token: str) -> list[str]:
     from sqlalchemy import event
 
     from amanat.app import create_app
-    from amanat.platform.db import raw_write
+    from amanat.platform.db import raw_read, raw_write, sqlite_direct
     from bench.world import payout_body, payout_headers
 
     app = create_app(container.settings, container=container)
@@ -425,25 +425,50 @@ async def capture_payout_shapes(container: Any, token: str) -> list[str]:
         statements.append(statement)
 
     class _Recording:
-        """The asyncpg connection a raw executemany write uses (platform/db/raw_write.py),
-        recording its SQL: SQLAlchemy's cursor hook never sees those statements."""
+        """The asyncpg connection a raw read or write uses (platform/db/raw_read.py,
+        raw_write.py), recording its SQL: SQLAlchemy's cursor hook never sees those
+        statements."""
 
         def __init__(self, driver: Any) -> None:
             self._driver = driver
 
-        async def executemany(self, sql: str, args: Any) -> Any:
-            statements.append(sql)
-            return await self._driver.executemany(sql, args)
-
         def __getattr__(self, name: str) -> Any:
-            return getattr(self._driver, name)
+            found = getattr(self._driver, name)
+            if name not in ("executemany", "fetchmany", "fetch", "fetchrow"):
+                return found
 
-    driver_of = raw_write._transaction_driver
+            async def recorded(sql: str, *args: Any, **kwargs: Any) -> Any:
+                statements.append(sql)
+                return await found(sql, *args, **kwargs)
 
-    async def recording_driver(conn: Any) -> Any:
-        driver = await driver_of(conn)
-        return None if driver is None else _Recording(driver)
+            return recorded
 
+    def recording(find: Any) -> Any:
+        async def found(conn: Any) -> Any:
+            driver = await find(conn)
+            return None if driver is None else _Recording(driver)
+
+        return found
+
+    def recorded_direct(run: Any) -> Any:
+        """sqlite_direct's functions (conn, hybrid, sql, ...), recording the SQL."""
+
+        async def recorded(conn: Any, hybrid: Any, sql: str, *args: Any, **kwargs: Any) -> Any:
+            statements.append(sql)
+            return await run(conn, hybrid, sql, *args, **kwargs)
+
+        return recorded
+
+    # Every way a statement can reach the database past SQLAlchemy's cursor hook.
+    patches = [
+        (raw_write, "_transaction_driver", recording(raw_write._transaction_driver)),
+        (raw_read, "pg_driver", recording(raw_read.pg_driver)),
+        *(
+            (sqlite_direct, name, recorded_direct(getattr(sqlite_direct, name)))
+            for name in ("fetch", "execute_many", "fetch_each")
+        ),
+    ]
+    originals = [(module, name, getattr(module, name)) for module, name, _ in patches]
     engine = container.db.engine.sync_engine
     transport = httpx.ASGITransport(app=app)
     stamp = time.time_ns() % 10**12  # the key is the reference too: at most 35 characters
@@ -452,7 +477,8 @@ async def capture_payout_shapes(container: Any, token: str) -> list[str]:
             key = f"cap-{attempt}-{stamp}"
             if attempt == "second":
                 event.listen(engine, "before_cursor_execute", hook)
-                raw_write._transaction_driver = recording_driver  # type: ignore[assignment]
+                for module, name, patched in patches:
+                    setattr(module, name, patched)
             try:
                 response = await client.post(
                     "/v1/payments", headers=payout_headers(token, key), content=payout_body(key)
@@ -460,7 +486,8 @@ async def capture_payout_shapes(container: Any, token: str) -> list[str]:
             finally:
                 if attempt == "second":
                     event.remove(engine, "before_cursor_execute", hook)
-                    raw_write._transaction_driver = driver_of  # type: ignore[assignment]
+                    for module, name, original in originals:
+                        setattr(module, name, original)
             if response.status_code != 201:
                 raise RuntimeError(f"capture payout: HTTP {response.status_code} {response.text}")
     return [found for found in map(shape, statements) if found is not None]
