@@ -137,20 +137,28 @@ async def test_only_commit_goes_to_the_thread_in_a_write(container: Container) -
     assert not driver.inline
 
 
-async def test_an_inline_call_waits_behind_a_call_still_on_the_thread(
-    driver: HybridConnection,
+@pytest.mark.parametrize("way", ["inline", "direct"])
+async def test_a_call_on_the_loop_waits_behind_a_call_still_on_the_thread(
+    driver: HybridConnection, way: str
 ) -> None:
     release = threading.Event()
     slow = asyncio.create_task(driver._execute(release.wait, 5))
     await asyncio.sleep(0.01)
     slow.cancel()  # its caller gave up; the call itself still runs on the thread
-    driver.inline = True
-    where = asyncio.create_task(driver._execute(threading.get_ident))
+    driver.inline = way == "inline"
+
+    async def where_it_runs() -> int:
+        if way == "inline":
+            ident: int = await driver._execute(threading.get_ident)
+            return ident
+        return await driver.run_direct(lambda _db: threading.get_ident())
+
+    where = asyncio.create_task(where_it_runs())
     await asyncio.sleep(0.01)
     assert not where.done(), "queued behind the running call, not run on the loop"
     release.set()
     assert await where != threading.get_ident()
-    assert await driver._execute(threading.get_ident) == threading.get_ident()
+    assert await where_it_runs() == threading.get_ident()
 
 
 async def test_a_direct_call_runs_on_the_loop_outside_a_write_too(
@@ -161,20 +169,6 @@ async def test_a_direct_call_runs_on_the_loop_outside_a_write_too(
     rows = await driver.run_direct(lambda db: db.execute("SELECT 1, 'a'").fetchall())
     assert rows == [(1, "a")]
     assert driver._handed == driver._finished
-
-
-async def test_a_direct_call_waits_behind_a_call_still_on_the_thread(
-    driver: HybridConnection,
-) -> None:
-    release = threading.Event()
-    slow = asyncio.create_task(driver._execute(release.wait, 5))
-    await asyncio.sleep(0.01)
-    where = asyncio.create_task(driver.run_direct(lambda _db: threading.get_ident()))
-    await asyncio.sleep(0.01)
-    assert not where.done(), "queued behind the running call, not run on the loop"
-    release.set()
-    assert await slow
-    assert await where != threading.get_ident()
 
 
 async def test_a_direct_call_waits_out_a_busy_database(driver: HybridConnection) -> None:
