@@ -102,10 +102,10 @@ class SqlIdempotencyRepository:
         return bool(result.rowcount)
 
     async def claim_many(self, records: list[IdempotencyRecord]) -> set[str]:
-        """Insert in-progress records in one statement (ON CONFLICT DO NOTHING RETURNING),
-        in id order so two batches claiming overlapping keys wait on them in one order;
-        returns the ids inserted. A key not returned was taken (or has expired: the
-        per-request path removes it)."""
+        """Insert in-progress records (ON CONFLICT DO NOTHING RETURNING, every row in one
+        round trip), in id order so two batches claiming overlapping keys wait on them in
+        one order; returns the ids inserted. A key not returned was taken (or has expired:
+        the per-request path removes it)."""
         if not records:
             return set()
         rows = sorted((_row(r) for r in records), key=lambda row: str(row["id"]))
