@@ -15,8 +15,8 @@ reads exactly as through SQLAlchemy (tests compare the two on both databases). R
 back as named tuples of the selected columns' keys.
 
 PostgreSQL: on a connection in autocommit (``Database.lookup()``) or inside a transaction
-SQLAlchemy has begun (BEGIN sent), where the statement joins it; before that BEGIN the
-statement runs through SQLAlchemy, which sends it. SQLite: on the sqlite3 connection
+SQLAlchemy has begun, where the statement joins it (its BEGIN sent first if this is the
+transaction's first statement). SQLite: on the sqlite3 connection
 directly, in any transaction (:mod:`~amanat.platform.db.sqlite_direct`). asyncpg's errors
 are turned into the ones the unit of work raises for SQLAlchemy's: contention (a timeout,
 a cancelled statement, a lock not available) becomes
@@ -157,8 +157,10 @@ async def driver_errors(conn: AsyncConnection, driver: Any) -> AsyncIterator[Non
 
 async def pg_driver(conn: AsyncConnection) -> Any | None:
     """The asyncpg connection under ``conn`` when it is PostgreSQL in autocommit or inside
-    a transaction SQLAlchemy has begun (BEGIN sent), else None (SQLite, or a transaction
-    whose BEGIN SQLAlchemy has yet to send)."""
+    a transaction SQLAlchemy has begun, else None (SQLite, or no transaction yet: then the
+    statement goes through SQLAlchemy, which begins one). SQLAlchemy's asyncpg adapter
+    sends BEGIN only with the transaction's first statement; when that statement is ours,
+    BEGIN is sent here, exactly as the adapter would send it."""
     if conn.dialect.name != "postgresql":
         return None
     raw = await pooled_connection(conn)
@@ -167,5 +169,9 @@ async def pg_driver(conn: AsyncConnection) -> Any | None:
     if adapted is None or driver is None:
         return None
     if getattr(adapted, "_transaction", None) is None:
-        return driver if getattr(adapted, "autocommit", False) else None
+        if getattr(adapted, "autocommit", False):
+            return driver
+        if not conn.in_transaction():
+            return None
+        await adapted._start_transaction()
     return driver if driver.is_in_transaction() else None

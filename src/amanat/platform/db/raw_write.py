@@ -19,7 +19,8 @@ idempotency keys) comes back through asyncpg's ``fetchmany``, or row by row on S
 Only inside a transaction SQLAlchemy has begun on the connection (BEGIN sent), so the
 rows commit or roll back with everything else; anywhere else the statement runs through
 SQLAlchemy. On SQLite the rows go to the sqlite3 connection directly, on the loop's
-thread (:mod:`~amanat.platform.db.sqlite_direct`), and sqlite3's errors are raised as
+thread, inside ``Database.write()``'s transaction only
+(:mod:`~amanat.platform.db.sqlite_direct`), and sqlite3's errors are raised as
 SQLAlchemy's; asyncpg's become the unit of work's, as for
 :mod:`amanat.platform.db.raw_read`.
 """
@@ -79,7 +80,10 @@ class RawWriteMany:
             hybrid = await sqlite_direct.hybrid_of(conn)
             if hybrid is None:
                 driver = await _transaction_driver(conn)
-            elif not hybrid.in_transaction:
+            elif not (hybrid.inline and hybrid.in_transaction):
+                # Only in Database.write()'s transaction: it holds SQLite's write lock
+                # from BEGIN IMMEDIATE on, so a busy refusal can never stop the rows
+                # midway (the retry would write the first ones twice).
                 hybrid = None
         if compiled is None or (hybrid is None and driver is None):
             result = await conn.execute(self.statement, [dict(row) for row in rows])

@@ -16,6 +16,11 @@ SQLAlchemy began on it (``BEGIN`` is ours, see :mod:`~amanat.platform.db.engine`
 Only on a :class:`~amanat.platform.db.sqlite_driver.HybridConnection` (file databases);
 a database in memory shares one connection between tasks and keeps SQLAlchemy's path.
 
+A read on the loop's thread holds the loop while SQLite reads: microseconds from the page
+cache, longer from a cold cache on a slow disk, which every request then waits for. That
+is the trade for SQLite, the single-machine default; PostgreSQL's statements never block
+the loop.
+
 sqlite3's errors are raised as SQLAlchemy raises them (``IntegrityError``,
 ``OperationalError`` ...), parameters hidden, so callers and the unit of work treat
 them the same whichever path ran the statement.

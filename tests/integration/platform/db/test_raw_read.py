@@ -70,7 +70,7 @@ async def test_all_rows_and_inside_a_transaction(container: Container, rows: Non
     read = RawRead(_BY_CLIENT.order_by(idempotency_keys.c.id))
     async with container.db.lookup() as conn:
         outside = await read.all(conn, {"c": "cli_raw"})
-    async with container.db.read() as conn:  # PostgreSQL: no BEGIN sent yet, SQLAlchemy's
+    async with container.db.read() as conn:  # PostgreSQL: BEGIN sent first, then the read
         inside = await read.all(conn, {"c": "cli_raw"})
     assert [tuple(r) for r in outside] == [tuple(r) for r in inside]
     assert [r.key for r in outside] == ["key-1", "key-2"]

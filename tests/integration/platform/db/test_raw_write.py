@@ -118,10 +118,12 @@ async def test_they_roll_back_with_the_transaction(container: Container) -> None
         assert (await conn.execute(_ALL)).all() == []
 
 
-async def test_outside_a_begun_transaction_it_is_sqlalchemys_write(container: Container) -> None:
+async def test_a_transactions_first_statement_and_autocommit_write_their_rows(
+    container: Container,
+) -> None:
     async with container.db.write() as conn:
         # No statement yet: on PostgreSQL SQLAlchemy has not sent BEGIN (SQLite's is sent
-        # by begin()); the rows still land in its transaction.
+        # by begin()); it is sent first, and the rows land in the transaction.
         await _INSERT.execute(conn, [_row("first", 1)])
     async with container.db.lookup() as conn:
         # No transaction at all: SQLAlchemy's own write, which begins one.
@@ -217,7 +219,8 @@ async def test_returning_gives_the_rows_inserted_and_skips_the_taken(
     monkeypatch.setattr(sqlite_direct, "fetch_each", spy_sqlite)
     monkeypatch.setattr(raw_write, "_transaction_driver", spy_pg)
     async with container.db.write() as conn:
-        await conn.execute(sa.select(1))
+        # The transaction's first statement, as a payout batch's claims are: on PostgreSQL
+        # BEGIN has not been sent yet, and goes first.
         claim = RawWriteMany(
             insert_if_absent(conn, idempotency_keys).returning(
                 idempotency_keys.c.id, idempotency_keys.c.created_at
