@@ -51,6 +51,15 @@ async def pooled_connection(conn: AsyncConnection) -> Any:
     return await conn.get_raw_connection()
 
 
+async def hybrid_of(conn: AsyncConnection) -> HybridConnection | None:
+    """The SQLite :class:`HybridConnection` under ``conn``, or None (PostgreSQL, a database
+    in memory)."""
+    if conn.dialect.name != "sqlite":
+        return None
+    driver = (await pooled_connection(conn)).driver_connection
+    return driver if isinstance(driver, HybridConnection) else None
+
+
 class Database:
     def __init__(self, engine: AsyncEngine, *, write_wait_seconds: float = 10.0) -> None:
         self.engine = engine
@@ -104,9 +113,8 @@ class Database:
                         yield conn
                     return
                 conn = await conn.execution_options(**{SQLITE_BEGIN_OPTION: "IMMEDIATE"})
-                driver = (await pooled_connection(conn)).driver_connection
                 # The write transaction runs inline (platform/db/sqlite_driver.py).
-                hybrid = driver if isinstance(driver, HybridConnection) else None
+                hybrid = await hybrid_of(conn)
                 if hybrid is not None:
                     hybrid.inline = True
                 try:

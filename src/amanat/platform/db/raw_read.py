@@ -35,7 +35,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from amanat.platform.db import sqlite_direct
-from amanat.platform.db.database import contention_of, pooled_connection
+from amanat.platform.db.database import contention_of, hybrid_of, pooled_connection
 
 _GIVEN = object()  # a parameter the caller gives
 
@@ -73,7 +73,7 @@ class RawRead:
     async def _fetch(
         self, conn: AsyncConnection, params: Mapping[str, Any], *, limit_one: bool
     ) -> list[Any]:
-        hybrid = await sqlite_direct.hybrid_of(conn)
+        hybrid = await hybrid_of(conn)
         driver: Any = None if hybrid is not None else await pg_driver(conn)
         if hybrid is None and driver is None:
             result = await conn.execute(self.statement, dict(params))

@@ -34,6 +34,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from amanat.platform.db import sqlite_direct
+from amanat.platform.db.database import hybrid_of
 from amanat.platform.db.raw_read import driver_errors, pg_driver
 from amanat.platform.db.sqlite_driver import HybridConnection
 
@@ -77,7 +78,7 @@ class RawWriteMany:
         hybrid: HybridConnection | None = None
         driver: Any = None
         if compiled is not None:
-            hybrid = await sqlite_direct.hybrid_of(conn)
+            hybrid = await hybrid_of(conn)
             if hybrid is None:
                 driver = await _transaction_driver(conn)
             elif not (hybrid.inline and hybrid.in_transaction):

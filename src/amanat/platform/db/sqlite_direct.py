@@ -35,19 +35,9 @@ from typing import Any, TypeVar
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from amanat.platform.db.database import pooled_connection
 from amanat.platform.db.sqlite_driver import HybridConnection
 
 T = TypeVar("T")
-
-
-async def hybrid_of(conn: AsyncConnection) -> HybridConnection | None:
-    """The :class:`HybridConnection` under ``conn``, or None (PostgreSQL, a database in
-    memory)."""
-    if conn.dialect.name != "sqlite":
-        return None
-    driver = (await pooled_connection(conn)).driver_connection
-    return driver if isinstance(driver, HybridConnection) else None
 
 
 async def fetch(
