@@ -14,6 +14,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import sqlalchemy as sa
+import structlog
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -22,10 +23,26 @@ from amanat.kernel.errors import Contention, Unavailable
 from amanat.platform.db.engine import SQLITE_BEGIN_OPTION
 from amanat.platform.db.sqlite_driver import HybridConnection
 
+log = structlog.get_logger("amanat.db")
+
 # PostgreSQL gave up on the transaction so that others can go on: deadlock_detected,
 # serialization_failure, lock_not_available (lock_timeout), query_canceled
 # (statement_timeout) and idle_in_transaction_session_timeout. Nothing was committed.
 _CONTENTION_SQLSTATES = frozenset({"40P01", "40001", "55P03", "57014", "25P03"})
+
+
+# The server refuses new sessions for now: too many connections, starting up or shutting
+# down (besides class 08, connection exceptions).
+_REFUSING_SQLSTATES = frozenset({"53300", "57P01", "57P02", "57P03"})
+
+
+def _unreachable(exc: BaseException) -> bool:
+    """Connecting failed in a way that may pass: the server unreachable or refusing
+    sessions for now (a wrong password or database name is not that: it stays a 500)."""
+    if isinstance(exc, OSError):
+        return True
+    sqlstate = str(getattr(exc, "sqlstate", None) or getattr(exc.__cause__, "sqlstate", ""))
+    return sqlstate.startswith("08") or sqlstate in _REFUSING_SQLSTATES
 
 
 def contention(exc: DBAPIError) -> Contention | None:
@@ -90,19 +107,33 @@ class Database:
 
     @asynccontextmanager
     async def _connection(self) -> AsyncIterator[AsyncConnection]:
+        """A pooled connection. The database's refusals that a retry may get past answer
+        503 with ``Retry-After``, not 500: every connection busy past the pool timeout;
+        the database unreachable; a connection lost mid-request (a restart, a failover),
+        where a write's outcome is then unknown but its idempotency key makes the retry
+        safe; and contention (see :func:`contention`)."""
         try:
-            async with self.engine.connect() as conn:
-                yield conn
+            conn = await self.engine.connect()
         except PoolTimeout:
-            # Every pooled connection stayed busy past the pool timeout: nothing was done
-            # yet, so a 503 the client may retry, not a 500.
             raise Unavailable("The database is busy; retry in a moment.") from None
+        except Exception as exc:
+            if not _unreachable(exc):
+                raise
+            log.warning("database.unreachable", error=type(exc).__name__)
+            raise Unavailable("The database cannot be reached; retry in a moment.") from None
+        try:
+            yield conn
         except DBAPIError as exc:
-            # Rolled back by the server to break a deadlock or a timeout: retryable.
-            retry = contention(exc)
+            retry: Unavailable | None = contention(exc)
+            if retry is None and exc.connection_invalidated:
+                log.warning("database.connection_lost", error=type(exc.orig).__name__)
+                retry = Unavailable("The connection to the database was lost; retry in a moment.")
             if retry is None:
                 raise
             raise retry from None
+        finally:
+            # As AsyncConnection's own context exit: back to the pool even when cancelled.
+            await asyncio.shield(conn.close())
 
     @asynccontextmanager
     async def _write(self) -> AsyncIterator[AsyncConnection]:

@@ -17,9 +17,9 @@ back as named tuples of the selected columns' keys.
 PostgreSQL: on a connection in autocommit (``Database.lookup()``) or inside a transaction
 SQLAlchemy has begun, where the statement joins it (its BEGIN sent first if this is the
 transaction's first statement). SQLite: on the sqlite3 connection
-directly, in any transaction (:mod:`~amanat.platform.db.sqlite_direct`). asyncpg's errors
-are turned into the ones the unit of work raises for SQLAlchemy's: contention (a timeout,
-a cancelled statement, a lock not available) becomes
+directly, in any transaction (:mod:`~amanat.platform.db.sqlite_direct`). Either driver's
+errors come out as SQLAlchemy's own would (:func:`driver_errors`), and contention (a
+timeout, a cancelled statement, a lock not available) as
 :class:`~amanat.kernel.errors.Contention`, a 503 with ``Retry-After``, never a 500.
 """
 
@@ -32,6 +32,7 @@ from typing import Any
 
 import asyncpg  # type: ignore[import-untyped]
 import sqlalchemy as sa
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from amanat.platform.db import sqlite_direct
@@ -91,7 +92,7 @@ class RawRead:
                 conn, hybrid, compiled.sql, args, limit_one=limit_one
             )
         else:
-            async with driver_errors(conn, driver):
+            async with driver_errors(conn, driver, compiled.sql):
                 if limit_one:
                     record = await driver.fetchrow(compiled.sql, *args)
                     records = [] if record is None else [record]
@@ -136,23 +137,49 @@ class RawRead:
 
 
 @asynccontextmanager
-async def driver_errors(conn: AsyncConnection, driver: Any) -> AsyncIterator[None]:
-    """asyncpg's errors as the unit of work raises SQLAlchemy's: contention (a timeout, a
-    cancelled statement, a deadlock) becomes :class:`~amanat.kernel.errors.Contention`."""
+async def driver_errors(conn: AsyncConnection, driver: Any, sql: str) -> AsyncIterator[None]:
+    """asyncpg's errors raised as SQLAlchemy raises them for its own statements, so callers
+    and the unit of work meet one kind of error whichever path ran ``sql``:
+
+    - contention (a timeout, a cancelled statement, a deadlock) becomes
+      :class:`~amanat.kernel.errors.Contention`, a 503 with ``Retry-After``;
+    - anything else becomes SQLAlchemy's class for it (``IntegrityError``,
+      ``ProgrammingError``, ``InterfaceError`` ...), parameters hidden, with the
+      driver's error under ``.orig`` as SQLAlchemy's asyncpg adapter puts it;
+    - a lost connection also invalidates every connection the pool opened before it,
+      as SQLAlchemy does on a disconnect: after a database restart the pool reconnects
+      at once instead of failing once per stale connection."""
     try:
         yield
-    except (asyncpg.InterfaceError, asyncpg.PostgresConnectionError, OSError):
-        # The connection is gone: the pool must not hand it out again (SQLAlchemy does
-        # the same for its own statements). A client-side error (an argument asyncpg
-        # cannot encode) leaves it open and usable.
-        if driver.is_closed():
-            await conn.invalidate()
-        raise
-    except asyncpg.PostgresError as exc:
+    except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError) as exc:
         retry = contention_of(getattr(exc, "sqlstate", None))
-        if retry is None:
-            raise
-        raise retry from None
+        if retry is not None:
+            raise retry from None
+        gone = driver.is_closed()
+        if gone:
+            pooled = await pooled_connection(conn)
+            conn.sync_engine.pool._invalidate(pooled, exc, _checkin=False)
+            await conn.invalidate(exc)
+        dbapi = conn.dialect.loaded_dbapi
+        raise DBAPIError.instance(
+            sql,
+            None,
+            _adapted_error(dbapi, exc),
+            dbapi.Error,
+            hide_parameters=True,
+            connection_invalidated=gone,
+            dialect=conn.dialect,
+        ) from exc
+
+
+def _adapted_error(dbapi: Any, exc: BaseException) -> BaseException:
+    """``exc`` as SQLAlchemy's asyncpg adapter turns a driver error into its DB-API one
+    (its own table, most specific class first); a socket error as an InterfaceError."""
+    table = dbapi._asyncpg_error_translate
+    for kind in type(exc).__mro__:
+        if kind in table:
+            return table[kind](exc.args[0] if exc.args else str(exc), exc)  # type: ignore[no-any-return]
+    return dbapi.InterfaceError(str(exc) or type(exc).__name__, exc)  # type: ignore[no-any-return]
 
 
 async def pg_driver(conn: AsyncConnection) -> Any | None:

@@ -101,7 +101,7 @@ class RawWriteMany:
             # sqlite3's executemany refuses a statement that returns rows.
             records = await sqlite_direct.fetch_each(conn, hybrid, compiled.sql, args)
         else:
-            async with driver_errors(conn, driver):
+            async with driver_errors(conn, driver, compiled.sql):
                 if not returning:
                     await driver.executemany(compiled.sql, args)
                     return []

@@ -5,10 +5,12 @@ SQLAlchemy's read; a timeout is contention, not a 500."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sqlite3
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import asyncpg  # type: ignore[import-untyped]
 import pytest
 import sqlalchemy as sa
 from tests.conftest import TEST_DB
@@ -119,24 +121,46 @@ async def test_a_read_the_server_cancels_is_contention(container: Container) -> 
 
 
 @pytest.mark.skipif(TEST_DB != "postgresql", reason="asyncpg: PostgreSQL")
-async def test_a_lost_connection_is_not_handed_out_again(container: Container, rows: None) -> None:
+async def test_after_a_database_restart_one_read_fails_and_the_pool_reconnects(
+    container: Container, rows: None
+) -> None:
+    """Every pooled connection's backend ends, as in a restart: the first raw read on a
+    stale connection fails as SQLAlchemy's disconnect error does, and the pool replaces
+    the others before handing them out, as it does after SQLAlchemy's own disconnects."""
     read = RawRead(idempotency_keys.select().where(idempotency_keys.c.id == sa.bindparam("p")))
-    async with container.db.lookup() as victim:
-        pid = (await victim.exec_driver_sql("SELECT pg_backend_pid()")).scalar_one()
-        async with container.db.lookup() as killer:
-            await killer.exec_driver_sql(f"SELECT pg_terminate_backend({int(pid)})")
-            for _ in range(100):  # the backend ends a moment after it is told to
-                alive = sa.text("SELECT count(*) FROM pg_stat_activity WHERE pid = :pid")
-                if (await killer.execute(alive, {"pid": int(pid)})).scalar_one() == 0:
-                    break
-                await asyncio.sleep(0.02)
-    with pytest.raises(Exception):  # noqa: B017 - asyncpg's, whichever it is
-        for _ in range(container.settings.database.pool_size + 2):
-            async with container.db.lookup() as conn:
-                await read.first(conn, {"p": "cli_raw:key-1"})
-    for _ in range(3):
-        async with container.db.lookup() as conn:
-            assert (await read.first(conn, {"p": "cli_raw:key-1"})) is not None
+    size = container.settings.database.pool_size
+    async with contextlib.AsyncExitStack() as stack:  # the pool holds `size` connections
+        pids = []
+        for _ in range(size):
+            conn = await stack.enter_async_context(container.db.lookup())
+            pids.append((await conn.exec_driver_sql("SELECT pg_backend_pid()")).scalar_one())
+    admin = await asyncpg.connect(_asyncpg_url(container))
+    try:
+        await admin.execute("SELECT pg_terminate_backend(pid) FROM unnest($1::int[]) pid", pids)
+        for _ in range(100):  # a backend ends a moment after it is told to
+            if not await admin.fetchval(
+                "SELECT count(*) FROM pg_stat_activity WHERE pid = ANY($1::int[])", pids
+            ):
+                break
+            await asyncio.sleep(0.02)
+    finally:
+        await admin.close()
+    failures = []
+    for _ in range(size + 2):  # on the engine: Database.lookup() would answer Unavailable
+        try:
+            async with container.db.engine.connect() as conn:
+                conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
+                assert (await read.first(conn, {"p": "cli_raw:key-1"})) is not None
+        except sa.exc.DBAPIError as exc:
+            failures.append(exc)
+    assert len(failures) == 1, failures
+    assert failures[0].connection_invalidated
+    assert isinstance(failures[0], sa.exc.InterfaceError)
+
+
+def _asyncpg_url(container: Container) -> str:
+    url = container.db.engine.url.set(drivername="postgresql")
+    return url.render_as_string(hide_password=False)
 
 
 @pytest.mark.skipif(TEST_DB != "sqlite", reason="sqlite3 directly: SQLite")

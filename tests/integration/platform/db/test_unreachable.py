@@ -1,0 +1,85 @@
+"""A database that cannot be reached, refuses sessions for now, or drops a connection
+mid-request answers 503 with Retry-After (Unavailable), not 500; a misconfiguration (a
+database that does not exist) stays an error, not something to retry."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+
+import pytest
+import sqlalchemy as sa
+from tests.conftest import TEST_DB
+
+from amanat.bootstrap import Container
+from amanat.kernel.errors import Unavailable
+from amanat.platform.db.database import Database
+from amanat.platform.db.engine import create_engine
+from amanat.platform.db.raw_read import RawRead
+
+pytestmark = pytest.mark.skipif(TEST_DB != "postgresql", reason="a server to lose: PostgreSQL")
+
+_ONE = RawRead(sa.select(sa.literal(1).label("one")))
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _database(container: Container, url: str) -> Database:
+    return Database(create_engine(container.settings.database.model_copy(update={"url": url})))
+
+
+async def test_a_server_that_does_not_answer_is_unavailable(container: Container) -> None:
+    url = container.db.engine.url.set(port=_free_port()).render_as_string(hide_password=False)
+    db = _database(container, url)
+    try:
+        for open_ in (db.lookup, db.write, db.read):
+            with pytest.raises(Unavailable):
+                async with open_():
+                    pass
+    finally:
+        await db.dispose()
+
+
+async def test_a_database_that_does_not_exist_is_not_retried(container: Container) -> None:
+    url = container.db.engine.url.set(database="amanat_no_such_db").render_as_string(
+        hide_password=False
+    )
+    db = _database(container, url)
+    try:
+        with pytest.raises(Exception) as raised:  # the driver's, whichever it is
+            async with db.lookup():
+                pass
+        assert not isinstance(raised.value, Unavailable)
+    finally:
+        await db.dispose()
+
+
+async def _end_backend(container: Container, pid: int) -> None:
+    async with container.db.lookup() as admin:
+        await admin.execute(sa.text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+        for _ in range(100):  # the backend ends a moment after it is told to
+            alive = sa.text("SELECT count(*) FROM pg_stat_activity WHERE pid = :pid")
+            if (await admin.execute(alive, {"pid": pid})).scalar_one() == 0:
+                return
+            await asyncio.sleep(0.02)
+
+
+@pytest.mark.parametrize("path", ["sqlalchemy", "raw"])
+async def test_a_connection_lost_mid_request_is_unavailable_and_the_next_works(
+    container: Container, path: str
+) -> None:
+    for open_ in (container.db.write, container.db.lookup):
+        with pytest.raises(Unavailable):
+            async with open_() as conn:
+                pid = (await conn.exec_driver_sql("SELECT pg_backend_pid()")).scalar_one()
+                await _end_backend(container, int(pid))
+                if path == "raw":
+                    await _ONE.first(conn, {})
+                else:
+                    await conn.execute(sa.text("SELECT 1"))
+        async with container.db.lookup() as conn:
+            assert (await _ONE.first(conn, {})) == (1,)
