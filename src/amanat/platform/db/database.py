@@ -132,8 +132,9 @@ class Database:
                 raise
             raise retry from None
         finally:
-            # As AsyncConnection's own context exit: back to the pool even when cancelled.
-            await asyncio.shield(conn.close())
+            # AsyncConnection's own context exit (its `async with` would connect again):
+            # back to the pool, waited for even when this task is cancelled.
+            await conn.__aexit__(None, None, None)
 
     @asynccontextmanager
     async def _write(self) -> AsyncIterator[AsyncConnection]:
