@@ -488,7 +488,7 @@ class InMemoryOutbox(InMemoryStore):
         dead: bool = False,
     ) -> None:
         job = self.jobs.get(job_id)
-        if job is not None and job.locked_by == owner:
+        if job is not None and job.locked_by == owner and job.status == "pending":
             self.jobs[job_id] = replace(
                 job,
                 status="dead" if dead else "pending",

@@ -42,6 +42,7 @@ from typing import Any, Generic, TypeVar
 import structlog
 
 from amanat.kernel.clock import Clock
+from amanat.kernel.errors import Unavailable
 from amanat.platform.observability.metrics import (
     WEBHOOK_ATTEMPTS,
     WEBHOOK_ENDPOINTS_DISABLED,
@@ -366,6 +367,9 @@ class WebhookDeliverer:
                 ticks += 1
                 if ticks % 50 == 0:
                     WEBHOOK_PENDING.set(await self._service.pending())
+            except Unavailable as busy:
+                # The database is busy or away (a restart): a warning per poll, no trace.
+                log.warning("webhook_claim_deferred", error=str(busy))
             except Exception:
                 log.exception("webhook_claim_failed")
             if self._finished_since_claim >= self._refill_at:

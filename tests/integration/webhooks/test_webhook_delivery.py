@@ -32,6 +32,7 @@ from amanat.auth.domain import Caller
 from amanat.auth.domain import Caller as PaymentCaller
 from amanat.bootstrap import Container
 from amanat.kernel.clock import FrozenClock
+from amanat.kernel.errors import Unavailable
 from amanat.payments.service import AccountIn
 from amanat.platform.audit.tables import audit_log
 from amanat.platform.observability.metrics import WEBHOOK_ENDPOINTS_DISABLED
@@ -1252,3 +1253,36 @@ async def test_a_delivery_claimed_again_while_its_old_task_waits_gets_no_second_
     assert receiver.received() == [], "the old task gave it back; no second task sent it"
     assert await deliver(deliverer) == 1
     assert len(receiver.received()) == 1
+
+
+async def test_a_database_away_defers_the_claim_with_a_warning_and_the_loop_goes_on(
+    hooks: Hooks, receiver: Receiver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """During a database restart every poll finds it away: one warning per poll without a
+    trace (not an error with one), and deliveries go on once it is back."""
+    await hooks.endpoint(receiver.url)
+    await hooks.emit()
+    deliverer = hooks.deliverer()
+    claim_once = deliverer.run_once
+    away = 3
+
+    async def restarting() -> int:
+        nonlocal away
+        if away:
+            away -= 1
+            raise Unavailable("The connection to the database was lost; retry in a moment.")
+        return await claim_once()
+
+    monkeypatch.setattr(deliverer, "run_once", restarting)
+    stop = asyncio.Event()
+    with structlog.testing.capture_logs() as logs:
+        loop_task = asyncio.ensure_future(deliverer.run_forever(stop, idle_seconds=0.01))
+        async with asyncio.timeout(10):
+            while not receiver.received():
+                await asyncio.sleep(0.01)
+        stop.set()
+        await loop_task
+    deferred = [entry for entry in logs if entry["event"] == "webhook_claim_deferred"]
+    assert len(deferred) == 3
+    assert all(entry["log_level"] == "warning" and "exc_info" not in entry for entry in deferred)
+    assert not [entry for entry in logs if entry["event"] == "webhook_claim_failed"]

@@ -231,3 +231,25 @@ async def test_a_busy_database_when_a_job_finishes_retries_it_soon_not_as_a_cras
     fakes.clock.advance(seconds=3)
     assert await runtime.run_once() == 1
     assert [j.kind for j in fakes.outbox.pending()] == [ENQUIRE]
+
+
+async def test_a_job_whose_finish_committed_before_the_connection_was_lost_stays_done(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The COMMIT of the job's outcome went through and the answer was lost with the
+    connection (a restart): the runtime reschedules it, and that must not reopen a job
+    that is done (it would submit the payment to the rail again)."""
+    from amanat.kernel.errors import Unavailable
+
+    fakes = world.fakes
+    runtime = JobRuntime(fakes.transactions, fakes.clock, {SUBMIT: world.jobs.submit}, owner="test")
+    await world.payout()
+    real_finish = JobRuntime._finish
+
+    async def finish_then_lose_the_answer(self: JobRuntime, *args: Any) -> None:
+        await real_finish(self, *args)
+        raise Unavailable("The connection to the database was lost.")
+
+    monkeypatch.setattr(JobRuntime, "_finish", finish_then_lose_the_answer)
+    assert await runtime.run_once() == 1
+    assert [j.kind for j in fakes.outbox.pending()] == [ENQUIRE], "SUBMIT stays done"

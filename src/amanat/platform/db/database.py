@@ -9,6 +9,7 @@ outbox rows are durable together or not at all. On SQLite a write transaction is
 from __future__ import annotations
 
 import asyncio
+import ssl
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -39,10 +40,29 @@ _REFUSING_SQLSTATES = frozenset({"53300", "57P01", "57P02", "57P03"})
 def _unreachable(exc: BaseException) -> bool:
     """Connecting failed in a way that may pass: the server unreachable or refusing
     sessions for now (a wrong password or database name is not that: it stays a 500)."""
+    if isinstance(exc, ssl.SSLError):
+        return False  # a certificate or TLS setting that is wrong stays wrong
     if isinstance(exc, OSError):
-        return True
-    sqlstate = str(getattr(exc, "sqlstate", None) or getattr(exc.__cause__, "sqlstate", ""))
+        return True  # refused, unreachable, timed out; a host name not resolving too
+    sqlstate = str(getattr(driver_error(exc), "sqlstate", None) or "")
     return sqlstate.startswith("08") or sqlstate in _REFUSING_SQLSTATES
+
+
+def driver_error(exc: BaseException) -> BaseException:
+    """The driver's own error under a SQLAlchemy one (``exc`` itself if none)."""
+    orig = getattr(exc, "orig", None)
+    return getattr(orig, "driver_exception", None) or orig or exc
+
+
+def _described(exc: BaseException) -> dict[str, str]:
+    """The driver error's class and SQLSTATE, for the log (never its message: it may
+    name the host, user or database)."""
+    error = driver_error(exc)
+    described = {"error": type(error).__name__}
+    sqlstate = getattr(error, "sqlstate", None)
+    if sqlstate:
+        described["sqlstate"] = str(sqlstate)
+    return described
 
 
 def contention(exc: DBAPIError) -> Contention | None:
@@ -119,22 +139,27 @@ class Database:
         except Exception as exc:
             if not _unreachable(exc):
                 raise
-            log.warning("database.unreachable", error=type(exc).__name__)
+            log.warning("database.unreachable", **_described(exc))
             raise Unavailable("The database cannot be reached; retry in a moment.") from None
         try:
-            yield conn
+            try:
+                yield conn
+            finally:
+                # AsyncConnection's own context exit (its `async with` would connect
+                # again): back to the pool, waited for even when this task is cancelled.
+                await conn.__aexit__(None, None, None)
         except DBAPIError as exc:
             retry: Unavailable | None = contention(exc)
             if retry is None and exc.connection_invalidated:
-                log.warning("database.connection_lost", error=type(exc.orig).__name__)
-                retry = Unavailable("The connection to the database was lost; retry in a moment.")
+                log.warning("database.connection_lost", **_described(exc))
+                retry = Unavailable(
+                    "The connection to the database was lost. A request with an "
+                    "Idempotency-Key may be retried with the same key; without one it may "
+                    "or may not have been applied: read the resource before repeating it."
+                )
             if retry is None:
                 raise
             raise retry from None
-        finally:
-            # AsyncConnection's own context exit (its `async with` would connect again):
-            # back to the pool, waited for even when this task is cancelled.
-            await conn.__aexit__(None, None, None)
 
     @asynccontextmanager
     async def _write(self) -> AsyncIterator[AsyncConnection]:

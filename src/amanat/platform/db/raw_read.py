@@ -28,7 +28,7 @@ from __future__ import annotations
 from collections import namedtuple
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, NoReturn
 
 import asyncpg  # type: ignore[import-untyped]
 import sqlalchemy as sa
@@ -151,25 +151,41 @@ async def driver_errors(conn: AsyncConnection, driver: Any, sql: str) -> AsyncIt
       at once instead of failing once per stale connection."""
     try:
         yield
-    except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError) as exc:
-        retry = contention_of(getattr(exc, "sqlstate", None))
-        if retry is not None:
-            raise retry from None
-        gone = driver.is_closed()
-        if gone:
-            pooled = await pooled_connection(conn)
-            conn.sync_engine.pool._invalidate(pooled, exc, _checkin=False)
-            await conn.invalidate(exc)
-        dbapi = conn.dialect.loaded_dbapi
-        raise DBAPIError.instance(
-            sql,
-            None,
-            _adapted_error(dbapi, exc),
-            dbapi.Error,
-            hide_parameters=True,
-            connection_invalidated=gone,
-            dialect=conn.dialect,
-        ) from exc
+    except Exception as exc:  # noqa: BLE001 - every one is raised again
+        await raise_as_sqlalchemy(conn, driver, sql, exc)
+
+
+async def raise_as_sqlalchemy(
+    conn: AsyncConnection, driver: Any, sql: str, exc: Exception
+) -> NoReturn:
+    """Raise ``exc``, an error of ``driver`` (asyncpg's, a socket's, or one SQLAlchemy's
+    adapter already turned into its DB-API class), as :func:`driver_errors` says; any
+    other error is raised as it is."""
+    dbapi = conn.dialect.loaded_dbapi
+    if isinstance(exc, dbapi.Error):
+        adapted: BaseException = exc
+        cause = getattr(exc, "driver_exception", None) or exc
+    elif isinstance(exc, asyncpg.PostgresError | asyncpg.InterfaceError | OSError):
+        adapted, cause = _adapted_error(dbapi, exc), exc
+    else:
+        raise exc
+    retry = contention_of(getattr(cause, "sqlstate", None))
+    if retry is not None:
+        raise retry from None
+    gone = driver.is_closed()
+    if gone:
+        pooled = await pooled_connection(conn)
+        conn.sync_engine.pool._invalidate(pooled, exc, _checkin=False)
+        await conn.invalidate(exc)
+    raise DBAPIError.instance(
+        sql,
+        None,
+        adapted,
+        dbapi.Error,
+        hide_parameters=True,
+        connection_invalidated=gone,
+        dialect=conn.dialect,
+    ) from exc
 
 
 def _adapted_error(dbapi: Any, exc: BaseException) -> BaseException:
@@ -200,5 +216,8 @@ async def pg_driver(conn: AsyncConnection) -> Any | None:
             return driver
         if not conn.in_transaction():
             return None
-        await adapted._start_transaction()
+        try:
+            await adapted._start_transaction()
+        except Exception as exc:  # noqa: BLE001 - raised again; a stale connection fails here
+            await raise_as_sqlalchemy(conn, driver, "BEGIN", exc)
     return driver if driver.is_in_transaction() else None

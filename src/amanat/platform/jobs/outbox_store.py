@@ -96,9 +96,12 @@ class SqlOutboxRepository:
         *,
         dead: bool = False,
     ) -> None:
+        # Only a job still waiting on its outcome: one whose finish committed although its
+        # answer was lost with the connection is done, and running it again would repeat
+        # its effect (a second submission to the rail).
         await self._conn.execute(
             outbox.update()
-            .where(outbox.c.id == job_id, outbox.c.locked_by == owner)
+            .where(outbox.c.id == job_id, outbox.c.locked_by == owner, outbox.c.status == "pending")
             .values(
                 status="dead" if dead else "pending",
                 run_at=run_at,

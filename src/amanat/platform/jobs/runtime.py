@@ -157,6 +157,10 @@ class JobRuntime:
             try:
                 worked = await self.run_once()
                 await self.observe()
+            except Unavailable as busy:
+                # The database is busy or away (a restart): a warning per tick, no trace.
+                log.warning("job_runtime_tick_deferred", error=str(busy))
+                worked = 0
             except Exception:
                 log.exception("job_runtime_tick_failed")
                 worked = 0

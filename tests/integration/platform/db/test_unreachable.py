@@ -13,7 +13,7 @@ from tests.conftest import TEST_DB
 
 from amanat.bootstrap import Container
 from amanat.kernel.errors import Unavailable
-from amanat.platform.db.database import Database
+from amanat.platform.db.database import Database, pooled_connection
 from amanat.platform.db.engine import create_engine
 from amanat.platform.db.raw_read import RawRead
 
@@ -82,4 +82,20 @@ async def test_a_connection_lost_mid_request_is_unavailable_and_the_next_works(
                 else:
                     await conn.execute(sa.text("SELECT 1"))
         async with container.db.lookup() as conn:
+            assert (await _ONE.first(conn, {})) == (1,)
+
+
+async def test_a_stale_connection_a_raw_statements_begin_finds_is_unavailable_and_replaced(
+    container: Container,
+) -> None:
+    """A raw statement first in its transaction sends BEGIN itself: on a connection whose
+    backend ended (a restart), that BEGIN is what fails, and it fails as any lost
+    connection does."""
+    for open_ in (container.db.read, container.db.write):
+        with pytest.raises(Unavailable):
+            async with open_() as conn:
+                driver = (await pooled_connection(conn)).driver_connection
+                await _end_backend(container, driver.get_server_pid())
+                await _ONE.first(conn, {})
+        async with open_() as conn:
             assert (await _ONE.first(conn, {})) == (1,)
