@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import ssl
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -19,12 +20,16 @@ import structlog
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.pool import QueuePool
 
 from amanat.kernel.errors import Contention, Unavailable
 from amanat.platform.db.engine import SQLITE_BEGIN_OPTION
+from amanat.platform.db.lookup_lane import LookupLane
 from amanat.platform.db.sqlite_driver import HybridConnection
 
 log = structlog.get_logger("amanat.db")
+# As the engine's pool_recycle (platform/db/engine.py) would have it for pooled connections.
+LANE_RECYCLE_SECONDS = 1800.0
 
 # PostgreSQL gave up on the transaction so that others can go on: deadlock_detected,
 # serialization_failure, lock_not_available (lock_timeout), query_canceled
@@ -107,6 +112,15 @@ class Database:
         # previous one commits; other processes still meet the busy timeout.
         self._writers = asyncio.Lock() if self.is_sqlite else None
         self._write_wait = write_wait_seconds
+        self._lane = (
+            None
+            if self.is_sqlite
+            else LookupLane(
+                engine,
+                size=engine.pool.size() if isinstance(engine.pool, QueuePool) else 1,
+                recycle_seconds=LANE_RECYCLE_SECONDS,
+            )
+        )
 
     @asynccontextmanager
     async def write(self) -> AsyncIterator[AsyncConnection]:
@@ -125,22 +139,44 @@ class Database:
         finally:
             self._writers.release()
 
-    @asynccontextmanager
-    async def _connection(self) -> AsyncIterator[AsyncConnection]:
-        """A pooled connection. The database's refusals that a retry may get past answer
-        503 with ``Retry-After``, not 500: every connection busy past the pool timeout;
-        the database unreachable; a connection lost mid-request (a restart, a failover),
-        where a write's outcome is then unknown but its idempotency key makes the retry
-        safe; and contention (see :func:`contention`)."""
+    async def _open(self, engine: AsyncEngine | None = None) -> AsyncConnection:
+        """A pooled connection. The refusals that a retry may get past answer 503 with
+        ``Retry-After``, not 500: every connection busy past the pool timeout, and the
+        database unreachable or refusing sessions for now."""
+        if self._lane is not None:
+            for idle in self._lane.give_back():
+                await idle.__aexit__(None, None, None)
         try:
-            conn = await self.engine.connect()
+            return await (engine or self.engine).connect()
         except PoolTimeout:
+            # Every pooled connection stayed busy past the pool timeout: nothing was done
+            # yet, so a 503 the client may retry, not a 500.
             raise Unavailable("The database is busy; retry in a moment.") from None
         except Exception as exc:
             if not _unreachable(exc):
                 raise
             log.warning("database.unreachable", **_described(exc))
             raise Unavailable("The database cannot be reached; retry in a moment.") from None
+
+    @staticmethod
+    def _retryable(exc: DBAPIError) -> Unavailable | None:
+        """The 503 a failed statement stands for, if a retry may get past it: contention
+        (see :func:`contention`), or the connection lost mid-request (a restart, a
+        failover), where a write's outcome is unknown but its idempotency key makes the
+        retry safe."""
+        retry: Unavailable | None = contention(exc)
+        if retry is None and exc.connection_invalidated:
+            log.warning("database.connection_lost", **_described(exc))
+            retry = Unavailable(
+                "The connection to the database was lost. A request with an "
+                "Idempotency-Key may be retried with the same key; without one it may "
+                "or may not have been applied: read the resource before repeating it."
+            )
+        return retry
+
+    @asynccontextmanager
+    async def _connection(self) -> AsyncIterator[AsyncConnection]:
+        conn = await self._open()
         try:
             try:
                 yield conn
@@ -149,14 +185,7 @@ class Database:
                 # again): back to the pool, waited for even when this task is cancelled.
                 await conn.__aexit__(None, None, None)
         except DBAPIError as exc:
-            retry: Unavailable | None = contention(exc)
-            if retry is None and exc.connection_invalidated:
-                log.warning("database.connection_lost", **_described(exc))
-                retry = Unavailable(
-                    "The connection to the database was lost. A request with an "
-                    "Idempotency-Key may be retried with the same key; without one it may "
-                    "or may not have been applied: read the resource before repeating it."
-                )
+            retry = self._retryable(exc)
             if retry is None:
                 raise
             raise retry from None
@@ -205,18 +234,48 @@ class Database:
     @asynccontextmanager
     async def lookup(self) -> AsyncIterator[AsyncConnection]:
         """A connection outside any transaction, for one read statement: PostgreSQL runs it
-        in autocommit (no BEGIN and COMMIT round trips); SQLite wraps it in its own implicit
+        in autocommit (no BEGIN and COMMIT round trips), on a connection of the lookup
+        lane (:mod:`~amanat.platform.db.lookup_lane`); SQLite wraps it in its own implicit
         read transaction (we issue no BEGIN)."""
-        async with self._connection() as conn:
-            if self.is_sqlite:
+        if self._lane is None:
+            async with self._connection() as conn:
                 conn = await conn.execution_options(**{SQLITE_BEGIN_OPTION: None})
-            else:
-                conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
-            yield conn
+                yield conn
+            return
+        lane = self._lane
+        taken = lane.take()
+        for stale in lane.stale():
+            await stale.__aexit__(None, None, None)
+        if taken is None:
+            conn, opened = await self._open(lane.engine), time.monotonic()
+        else:
+            conn, opened = taken
+        kept = False
+        try:
+            try:
+                yield conn
+                if conn.in_transaction():
+                    await conn.rollback()  # SQLAlchemy's own; nothing on the server
+                kept = lane.keep(conn, opened)
+            finally:
+                if not kept:
+                    await conn.__aexit__(None, None, None)
+        except DBAPIError as exc:
+            retry = self._retryable(exc)
+            if exc.connection_invalidated:
+                # Opened before the loss like this one: the pool replaces them.
+                for idle in lane.drain():
+                    await idle.__aexit__(None, None, None)
+            if retry is None:
+                raise
+            raise retry from None
 
     async def ping(self) -> None:
         async with self.engine.connect() as conn:
             await conn.execute(sa.text("SELECT 1"))
 
     async def dispose(self) -> None:
+        if self._lane is not None:
+            for idle in self._lane.drain():
+                await idle.__aexit__(None, None, None)
         await self.engine.dispose()

@@ -1,0 +1,163 @@
+"""PostgreSQL's lookups share a few connections kept in autocommit (the lookup lane): a
+clean lookup's connection serves the next one; one whose block failed never does; a lost
+connection empties the lane, so a restart costs one failed request, not one per
+connection."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+
+import asyncpg  # type: ignore[import-untyped]
+import pytest
+import sqlalchemy as sa
+from tests.conftest import TEST_DB
+
+from amanat.bootstrap import Container
+from amanat.kernel.errors import Unavailable
+from amanat.platform.db.database import Database
+from amanat.platform.db.lookup_lane import LookupLane
+from amanat.platform.db.raw_read import RawRead
+
+pytestmark = pytest.mark.skipif(TEST_DB != "postgresql", reason="the lane: PostgreSQL")
+
+_PID = RawRead(sa.select(sa.func.pg_backend_pid().label("pid")))
+
+
+async def _pid(db: Database) -> int:
+    async with db.lookup() as conn:
+        row = await _PID.first(conn, {})
+        assert row is not None
+        return int(row.pid)
+
+
+def _lane(db: Database) -> LookupLane:
+    assert db._lane is not None
+    return db._lane
+
+
+async def test_a_clean_lookups_connection_serves_the_next_in_autocommit(
+    container: Container,
+) -> None:
+    db = container.db
+    first = await _pid(db)
+    assert await _pid(db) == first
+    async with db.lookup() as conn:
+        shown = (await conn.exec_driver_sql("SHOW transaction_isolation")).scalar()
+        # Autocommit: a write through a lookup is committed at once, and nothing is open.
+        await conn.exec_driver_sql("SELECT txid_current()")
+    assert shown == "read committed"
+    async with db.lookup() as conn:
+        assert not conn.in_transaction()
+        assert await _PID.first(conn, {}) == (first,)
+
+
+async def test_a_lookup_that_failed_never_hands_its_connection_on(container: Container) -> None:
+    db = container.db
+    used = await _pid(db)
+    with pytest.raises(RuntimeError):
+        async with db.lookup() as conn:
+            assert await _PID.first(conn, {}) == (used,)
+            raise RuntimeError("the caller's own failure")
+    assert _lane(db).idle == 0
+    with pytest.raises(sa.exc.ProgrammingError):
+        async with db.lookup() as conn:
+            await conn.exec_driver_sql("SELECT no_such_column FROM pg_class")
+    assert _lane(db).idle == 0
+    await _pid(db)  # a connection from the pool, kept after its clean lookup
+    assert _lane(db).idle == 1
+
+
+async def test_the_lane_keeps_at_most_its_size(container: Container) -> None:
+    db = container.db
+    lane = _lane(db)
+    assert lane.size == container.settings.database.pool_size
+    lane.size = 3
+    async with contextlib.AsyncExitStack() as stack:
+        for _ in range(5):
+            conn = await stack.enter_async_context(db.lookup())
+            await _PID.first(conn, {})
+    assert lane.idle == 3
+
+
+async def test_a_lost_connection_empties_the_lane_and_costs_one_request(
+    container: Container,
+) -> None:
+    db = container.db
+    lane = _lane(db)
+    pids = []
+    async with contextlib.AsyncExitStack() as stack:
+        for _ in range(lane.size):
+            conn = await stack.enter_async_context(db.lookup())
+            pids.append((await _PID.first(conn, {})).pid)  # type: ignore[union-attr]
+    assert lane.idle == lane.size - 1  # the last went back to the pool: it had none left
+    url = db.engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
+    admin = await asyncpg.connect(url)  # not from the pool: it would end itself
+    try:
+        await admin.execute("SELECT pg_terminate_backend(pid) FROM unnest($1::int[]) pid", pids)
+        for _ in range(100):  # a backend ends a moment after it is told to
+            if not await admin.fetchval(
+                "SELECT count(*) FROM pg_stat_activity WHERE pid = ANY($1::int[])", pids
+            ):
+                break
+            await asyncio.sleep(0.02)
+    finally:
+        await admin.close()
+    failures = 0
+    for _ in range(lane.size + 2):
+        try:
+            assert await _pid(db) not in pids
+        except Unavailable:
+            failures += 1
+    assert failures == 1
+
+
+async def test_an_old_connection_goes_back_to_the_pool(container: Container) -> None:
+    db = container.db
+    lane = _lane(db)
+    lane._recycle = 0.0
+    async with db.lookup() as first:
+        pass
+    async with db.lookup() as second:
+        pass
+    assert first is not second, "the first was too old to hand on"
+    assert first.closed
+    assert lane.idle == 1 and lane.stale() == []
+
+
+async def test_the_lane_gives_its_connection_back_when_the_pool_has_none_left(
+    container: Container,
+) -> None:
+    db = container.db
+    lane = _lane(db)
+    pool_size = container.settings.database.pool_size
+    for idle in lane.drain():  # whatever earlier lookups left there
+        await idle.close()
+    async with contextlib.AsyncExitStack() as stack:
+        for _ in range(pool_size - 1):  # writers holding all but one connection
+            await stack.enter_async_context(db.read())
+        async with db.lookup() as conn:  # the last one
+            await _PID.first(conn, {})
+        assert lane.idle == 0, "kept, a writer waiting now would wait for nothing"
+    await _pid(db)
+    assert lane.idle == 1
+
+
+async def test_a_writer_takes_the_lanes_idle_connection_instead_of_waiting(
+    container: Container,
+) -> None:
+    """Every pooled connection idle in the lane after a burst of lookups: a burst of
+    writers gets them at once, not after the pool timeout."""
+    db = container.db
+    lane = _lane(db)
+    pool_size = container.settings.database.pool_size
+    async with contextlib.AsyncExitStack() as stack:
+        for _ in range(pool_size):
+            conn = await stack.enter_async_context(db.lookup())
+            await _PID.first(conn, {})
+    assert lane.idle == pool_size - 1  # the last went back to the pool: it had none left
+    async with asyncio.timeout(5), contextlib.AsyncExitStack() as stack:  # pool timeout: 10 s
+        for _ in range(pool_size):
+            conn = await stack.enter_async_context(db.write())
+            await conn.execute(sa.text("SELECT 1"))
+        assert lane.idle == 0
