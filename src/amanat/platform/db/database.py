@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import ssl
-import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -57,6 +56,14 @@ def driver_error(exc: BaseException) -> BaseException:
     """The driver's own error under a SQLAlchemy one (``exc`` itself if none)."""
     orig = getattr(exc, "orig", None)
     return getattr(orig, "driver_exception", None) or orig or exc
+
+
+async def _close_all(connections: list[AsyncConnection]) -> None:
+    """Close every one of ``connections`` into the pool, all of them even if this task is
+    cancelled meanwhile or one of them fails to close."""
+    if connections:
+        closing = asyncio.gather(*(c.close() for c in connections), return_exceptions=True)
+        await asyncio.shield(closing)
 
 
 def _described(exc: BaseException) -> dict[str, str]:
@@ -143,9 +150,7 @@ class Database:
         """A pooled connection. The refusals that a retry may get past answer 503 with
         ``Retry-After``, not 500: every connection busy past the pool timeout, and the
         database unreachable or refusing sessions for now."""
-        if self._lane is not None:
-            for idle in self._lane.give_back():
-                await idle.__aexit__(None, None, None)
+        await self.make_room()
         try:
             return await (engine or self.engine).connect()
         except PoolTimeout:
@@ -244,19 +249,20 @@ class Database:
             return
         lane = self._lane
         taken = lane.take()
-        for stale in lane.stale():
-            await stale.__aexit__(None, None, None)
-        if taken is None:
-            conn, opened = await self._open(lane.engine), time.monotonic()
-        else:
-            conn, opened = taken
+        try:
+            await _close_all(lane.stale())
+        except BaseException:
+            if taken is not None:
+                lane.keep(taken)  # still idle and clean
+            raise
+        conn = taken if taken is not None else await self._open(lane.engine)
         kept = False
         try:
             try:
                 yield conn
                 if conn.in_transaction():
                     await conn.rollback()  # SQLAlchemy's own; nothing on the server
-                kept = lane.keep(conn, opened)
+                kept = lane.keep(conn)
             finally:
                 if not kept:
                     await conn.__aexit__(None, None, None)
@@ -264,18 +270,23 @@ class Database:
             retry = self._retryable(exc)
             if exc.connection_invalidated:
                 # Opened before the loss like this one: the pool replaces them.
-                for idle in lane.drain():
-                    await idle.__aexit__(None, None, None)
+                await _close_all(lane.drain())
             if retry is None:
                 raise
             raise retry from None
 
+    async def make_room(self) -> None:
+        """When the pool has no connection left, close one the lookup lane holds idle
+        into it, so whoever is about to wait for the pool gets it at once."""
+        if self._lane is not None:
+            await _close_all(self._lane.give_back())
+
     async def ping(self) -> None:
+        await self.make_room()
         async with self.engine.connect() as conn:
             await conn.execute(sa.text("SELECT 1"))
 
     async def dispose(self) -> None:
         if self._lane is not None:
-            for idle in self._lane.drain():
-                await idle.__aexit__(None, None, None)
+            await _close_all(self._lane.drain(close=True))
         await self.engine.dispose()

@@ -14,10 +14,10 @@ What keeps it safe:
   error, a cancellation) is closed through SQLAlchemy, so nothing half-done is reused.
 - A SQLAlchemy statement on it begins SQLAlchemy's own bookkeeping transaction (nothing
   on the server in autocommit); it is ended before the connection comes back.
-- A lost connection empties the lane: its other connections were opened before the loss
-  and go back to the pool, which replaces them (SQLAlchemy's pool invalidation).
-- A connection older than ``recycle_seconds`` goes back to the pool instead, as the
-  pool's own ``pool_recycle`` would have it.
+- A connection is handed on only if the pool itself would hand it out: not older than
+  ``recycle_seconds`` (the pool's ``pool_recycle``), and not opened before the pool's
+  last invalidation, which SQLAlchemy (and the raw paths) set on any lost connection,
+  whoever met it. A lost connection in a lookup also empties the lane at once.
 - The lane's connections count against ``POOL_SIZE``, and it may keep all of them: a
   saturated process holds a lookup's connection until its task runs again, so many
   lookups are in flight at once. It keeps none while the pool has no connection left for
@@ -42,33 +42,32 @@ class LookupLane:
         self.engine = engine.execution_options(isolation_level="AUTOCOMMIT")
         self.size = size
         self._recycle = recycle_seconds
-        self._idle: list[tuple[AsyncConnection, float]] = []  # (connection, opened at)
+        self._idle: list[AsyncConnection] = []
         self._stale: list[AsyncConnection] = []
+        self._closed = False
 
-    def take(self) -> tuple[AsyncConnection, float] | None:
+    def take(self) -> AsyncConnection | None:
         """The most recently used idle connection that is still usable, or None (open
-        one on :attr:`engine`). One too old or no longer valid is dropped: it was never
-        in a transaction and its close only hands it back to the pool, so the caller
-        closes what :meth:`stale` gives."""
-        now = time.monotonic()
+        one on :attr:`engine`). One the pool would not hand out again (older than the
+        recycle age, or opened before the pool was invalidated by a lost connection on
+        any path) is set aside for :meth:`stale`, for the caller to close."""
         while self._idle:
-            conn, opened = self._idle.pop()
-            if conn.closed or conn.invalidated or now - opened >= self._recycle:
-                self._stale.append(conn)
-                continue
-            return conn, opened
+            conn = self._idle.pop()
+            if self._usable(conn):
+                return conn
+            self._stale.append(conn)
         return None
 
-    def keep(self, conn: AsyncConnection, opened: float) -> bool:
+    def keep(self, conn: AsyncConnection) -> bool:
         """Take ``conn`` back after a clean lookup; False (close it) when the lane is full
-        or the pool has no connection left for anyone else: a writer waiting for one
-        then gets this one, and the lane fills again once the pressure is off."""
-        if len(self._idle) >= self.size or conn.closed or conn.invalidated:
+        or closed, or the pool has no connection left for anyone else: a writer waiting
+        for one then gets this one, and the lane fills again once the pressure is off."""
+        if self._closed or len(self._idle) >= self.size or not self._usable(conn):
             return False
         pool = self.engine.sync_engine.pool
         if isinstance(pool, QueuePool) and pool.checkedout() >= pool.size():
             return False
-        self._idle.append((conn, opened))
+        self._idle.append(conn)
         return True
 
     def give_back(self) -> list[AsyncConnection]:
@@ -79,13 +78,14 @@ class LookupLane:
             return []
         if pool.checkedout() < pool.size():
             return []
-        conn, _ = self._idle.pop(0)  # the least recently used
-        return [conn]
+        return [self._idle.pop(0)]  # the least recently used
 
-    def drain(self) -> list[AsyncConnection]:
-        """Every idle connection and every stale one, for the caller to close."""
-        drained = [conn for conn, _ in self._idle] + self.stale()
-        self._idle.clear()
+    def drain(self, *, close: bool = False) -> list[AsyncConnection]:
+        """Every idle connection and every stale one, for the caller to close; with
+        ``close`` the lane keeps nothing from now on (the pool is being disposed)."""
+        self._closed = self._closed or close
+        drained = self._idle + self.stale()
+        self._idle = []
         return drained
 
     def stale(self) -> list[AsyncConnection]:
@@ -95,3 +95,16 @@ class LookupLane:
     @property
     def idle(self) -> int:
         return len(self._idle)
+
+    def _usable(self, conn: AsyncConnection) -> bool:
+        # The pool's own test at checkout (pool_recycle, and every connection opened
+        # before its last invalidation), which a connection kept here never goes through.
+        if conn.closed or conn.invalidated:
+            return False
+        sync = conn.sync_connection
+        record = getattr(sync.connection, "_connection_record", None) if sync else None
+        if record is None:
+            return False
+        pool = self.engine.sync_engine.pool
+        started = float(record.starttime)
+        return started > pool._invalidate_time and time.time() - started < self._recycle

@@ -40,16 +40,17 @@ async def test_a_clean_lookups_connection_serves_the_next_in_autocommit(
     container: Container,
 ) -> None:
     db = container.db
-    first = await _pid(db)
-    assert await _pid(db) == first
-    async with db.lookup() as conn:
-        shown = (await conn.exec_driver_sql("SHOW transaction_isolation")).scalar()
-        # Autocommit: a write through a lookup is committed at once, and nothing is open.
-        await conn.exec_driver_sql("SELECT txid_current()")
+    async with db.lookup() as first:
+        shown = (await first.exec_driver_sql("SHOW transaction_isolation")).scalar()
+        await first.exec_driver_sql("SELECT txid_current()")  # committed at once
     assert shown == "read committed"
-    async with db.lookup() as conn:
-        assert not conn.in_transaction()
-        assert await _PID.first(conn, {}) == (first,)
+    assert _lane(db).idle == 1
+    async with db.lookup() as second:
+        assert second is first, "the same connection, not one built anew"
+        assert not second.in_transaction()
+        assert (
+            await second.exec_driver_sql("SELECT pg_current_xact_id_if_assigned()")
+        ).scalar() is None
 
 
 async def test_a_lookup_that_failed_never_hands_its_connection_on(container: Container) -> None:
@@ -115,14 +116,15 @@ async def test_a_lost_connection_empties_the_lane_and_costs_one_request(
 async def test_an_old_connection_goes_back_to_the_pool(container: Container) -> None:
     db = container.db
     lane = _lane(db)
-    lane._recycle = 0.0
     async with db.lookup() as first:
         pass
+    assert lane.idle == 1
+    lane._recycle = 0.0  # every connection is now past the pool's recycle age
     async with db.lookup() as second:
         pass
     assert first is not second, "the first was too old to hand on"
     assert first.closed
-    assert lane.idle == 1 and lane.stale() == []
+    assert lane.idle == 0 and lane.stale() == []
 
 
 async def test_the_lane_gives_its_connection_back_when_the_pool_has_none_left(
@@ -161,3 +163,36 @@ async def test_a_writer_takes_the_lanes_idle_connection_instead_of_waiting(
             conn = await stack.enter_async_context(db.write())
             await conn.execute(sa.text("SELECT 1"))
         assert lane.idle == 0
+
+
+async def test_a_restart_a_writer_meets_first_costs_no_lookup(container: Container) -> None:
+    """The pool's invalidation, set by whoever meets the lost connection first, also
+    retires the lane's idle connections opened before it."""
+    db = container.db
+    lane = _lane(db)
+    async with contextlib.AsyncExitStack() as stack:
+        pids = []
+        for _ in range(3):
+            conn = await stack.enter_async_context(db.lookup())
+            pids.append((await _PID.first(conn, {})).pid)  # type: ignore[union-attr]
+    assert lane.idle == 3
+    async with db.write() as conn:
+        writer = (await conn.exec_driver_sql("SELECT pg_backend_pid()")).scalar_one()
+    url = db.engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
+    admin = await asyncpg.connect(url)
+    try:
+        everyone = [*pids, writer]
+        await admin.execute("SELECT pg_terminate_backend(pid) FROM unnest($1::int[]) pid", everyone)
+        for _ in range(100):
+            if not await admin.fetchval(
+                "SELECT count(*) FROM pg_stat_activity WHERE pid = ANY($1::int[])", everyone
+            ):
+                break
+            await asyncio.sleep(0.02)
+    finally:
+        await admin.close()
+    with pytest.raises(Unavailable):  # the writer meets the loss first
+        async with db.write() as conn:
+            assert (await conn.exec_driver_sql("SELECT pg_backend_pid()")).scalar_one() == writer
+    for _ in range(3):
+        assert await _pid(db) not in pids
