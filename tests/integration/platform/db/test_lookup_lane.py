@@ -8,10 +8,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 
-import asyncpg  # type: ignore[import-untyped]
 import pytest
 import sqlalchemy as sa
 from tests.conftest import TEST_DB
+from tests.support.pg_backends import end_backends
 
 from amanat.bootstrap import Container
 from amanat.kernel.errors import Unavailable
@@ -92,18 +92,7 @@ async def test_a_lost_connection_empties_the_lane_and_costs_one_request(
             conn = await stack.enter_async_context(db.lookup())
             pids.append((await _PID.first(conn, {})).pid)  # type: ignore[union-attr]
     assert lane.idle == lane.size - 1  # the last went back to the pool: it had none left
-    url = db.engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
-    admin = await asyncpg.connect(url)  # not from the pool: it would end itself
-    try:
-        await admin.execute("SELECT pg_terminate_backend(pid) FROM unnest($1::int[]) pid", pids)
-        for _ in range(100):  # a backend ends a moment after it is told to
-            if not await admin.fetchval(
-                "SELECT count(*) FROM pg_stat_activity WHERE pid = ANY($1::int[])", pids
-            ):
-                break
-            await asyncio.sleep(0.02)
-    finally:
-        await admin.close()
+    await end_backends(db.engine, pids)
     failures = 0
     for _ in range(lane.size + 2):
         try:
@@ -178,19 +167,7 @@ async def test_a_restart_a_writer_meets_first_costs_no_lookup(container: Contain
     assert lane.idle == 3
     async with db.write() as conn:
         writer = (await conn.exec_driver_sql("SELECT pg_backend_pid()")).scalar_one()
-    url = db.engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
-    admin = await asyncpg.connect(url)
-    try:
-        everyone = [*pids, writer]
-        await admin.execute("SELECT pg_terminate_backend(pid) FROM unnest($1::int[]) pid", everyone)
-        for _ in range(100):
-            if not await admin.fetchval(
-                "SELECT count(*) FROM pg_stat_activity WHERE pid = ANY($1::int[])", everyone
-            ):
-                break
-            await asyncio.sleep(0.02)
-    finally:
-        await admin.close()
+    await end_backends(db.engine, [*pids, writer])
     with pytest.raises(Unavailable):  # the writer meets the loss first
         async with db.write() as conn:
             assert (await conn.exec_driver_sql("SELECT pg_backend_pid()")).scalar_one() == writer

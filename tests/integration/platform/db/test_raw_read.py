@@ -4,16 +4,15 @@ SQLAlchemy's read; a timeout is contention, not a 500."""
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import sqlite3
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import asyncpg  # type: ignore[import-untyped]
 import pytest
 import sqlalchemy as sa
 from tests.conftest import TEST_DB
+from tests.support.pg_backends import end_backends
 
 from amanat.bootstrap import Container
 from amanat.kernel.errors import Contention
@@ -134,17 +133,7 @@ async def test_after_a_database_restart_one_read_fails_and_the_pool_reconnects(
         for _ in range(size):
             conn = await stack.enter_async_context(container.db.lookup())
             pids.append((await conn.exec_driver_sql("SELECT pg_backend_pid()")).scalar_one())
-    admin = await asyncpg.connect(_asyncpg_url(container))
-    try:
-        await admin.execute("SELECT pg_terminate_backend(pid) FROM unnest($1::int[]) pid", pids)
-        for _ in range(100):  # a backend ends a moment after it is told to
-            if not await admin.fetchval(
-                "SELECT count(*) FROM pg_stat_activity WHERE pid = ANY($1::int[])", pids
-            ):
-                break
-            await asyncio.sleep(0.02)
-    finally:
-        await admin.close()
+    await end_backends(container.db.engine, pids)
     failures = []
     for _ in range(size + 2):  # on the engine: Database.lookup() would answer Unavailable
         try:
@@ -156,11 +145,6 @@ async def test_after_a_database_restart_one_read_fails_and_the_pool_reconnects(
     assert len(failures) == 1, failures
     assert failures[0].connection_invalidated
     assert isinstance(failures[0], sa.exc.InterfaceError)
-
-
-def _asyncpg_url(container: Container) -> str:
-    url = container.db.engine.url.set(drivername="postgresql")
-    return url.render_as_string(hide_password=False)
 
 
 @pytest.mark.skipif(TEST_DB != "sqlite", reason="sqlite3 directly: SQLite")

@@ -4,12 +4,12 @@ database that does not exist) stays an error, not something to retry."""
 
 from __future__ import annotations
 
-import asyncio
 import socket
 
 import pytest
 import sqlalchemy as sa
 from tests.conftest import TEST_DB
+from tests.support.pg_backends import end_backends
 
 from amanat.bootstrap import Container
 from amanat.kernel.errors import Unavailable
@@ -58,16 +58,6 @@ async def test_a_database_that_does_not_exist_is_not_retried(container: Containe
         await db.dispose()
 
 
-async def _end_backend(container: Container, pid: int) -> None:
-    async with container.db.lookup() as admin:
-        await admin.execute(sa.text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
-        for _ in range(100):  # the backend ends a moment after it is told to
-            alive = sa.text("SELECT count(*) FROM pg_stat_activity WHERE pid = :pid")
-            if (await admin.execute(alive, {"pid": pid})).scalar_one() == 0:
-                return
-            await asyncio.sleep(0.02)
-
-
 @pytest.mark.parametrize("path", ["sqlalchemy", "raw"])
 async def test_a_connection_lost_mid_request_is_unavailable_and_the_next_works(
     container: Container, path: str
@@ -76,7 +66,7 @@ async def test_a_connection_lost_mid_request_is_unavailable_and_the_next_works(
         with pytest.raises(Unavailable):
             async with open_() as conn:
                 pid = (await conn.exec_driver_sql("SELECT pg_backend_pid()")).scalar_one()
-                await _end_backend(container, int(pid))
+                await end_backends(container.db.engine, [int(pid)])
                 if path == "raw":
                     await _ONE.first(conn, {})
                 else:
@@ -95,7 +85,7 @@ async def test_a_stale_connection_a_raw_statements_begin_finds_is_unavailable_an
         with pytest.raises(Unavailable):
             async with open_() as conn:
                 driver = (await pooled_connection(conn)).driver_connection
-                await _end_backend(container, driver.get_server_pid())
+                await end_backends(container.db.engine, [driver.get_server_pid()])
                 await _ONE.first(conn, {})
         async with open_() as conn:
             assert (await _ONE.first(conn, {})) == (1,)
