@@ -76,7 +76,8 @@ def _count_access_reads(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
 
     async def counted(conn: AsyncConnection, params: Mapping[str, Any]) -> Any:
         for reads in _COUNTING:
-            reads.count += conn.sync_engine is reads.engine
+            # By pool: a lookup runs on an engine with options (the lookup lane's).
+            reads.count += conn.sync_engine.pool is reads.engine.pool
         return await first(conn, params)
 
     monkeypatch.setattr(identity_store._ACCESS_OF, "first", counted)
