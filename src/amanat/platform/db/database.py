@@ -22,13 +22,11 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.pool import QueuePool
 
 from amanat.kernel.errors import Contention, Unavailable
-from amanat.platform.db.engine import SQLITE_BEGIN_OPTION
+from amanat.platform.db.engine import POOL_RECYCLE_SECONDS, SQLITE_BEGIN_OPTION
 from amanat.platform.db.lookup_lane import LookupLane
 from amanat.platform.db.sqlite_driver import HybridConnection
 
 log = structlog.get_logger("amanat.db")
-# As the engine's pool_recycle (platform/db/engine.py) would have it for pooled connections.
-LANE_RECYCLE_SECONDS = 1800.0
 
 # PostgreSQL gave up on the transaction so that others can go on: deadlock_detected,
 # serialization_failure, lock_not_available (lock_timeout), query_canceled
@@ -125,7 +123,7 @@ class Database:
             else LookupLane(
                 engine,
                 size=engine.pool.size() if isinstance(engine.pool, QueuePool) else 1,
-                recycle_seconds=LANE_RECYCLE_SECONDS,
+                recycle_seconds=POOL_RECYCLE_SECONDS,
             )
         )
 

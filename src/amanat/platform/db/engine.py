@@ -20,6 +20,9 @@ from amanat.platform.db.sqlite_driver import hybrid_creator
 from amanat.platform.settings import DatabaseSettings
 
 SQLITE_BEGIN_OPTION = "amanat_sqlite_begin"
+# A pooled connection older than this is replaced at checkout (and is not handed on by
+# the lookup lane, platform/db/lookup_lane.py).
+POOL_RECYCLE_SECONDS = 1800.0
 
 
 def create_engine(settings: DatabaseSettings) -> AsyncEngine:
@@ -35,7 +38,7 @@ def create_engine(settings: DatabaseSettings) -> AsyncEngine:
         pool_timeout=settings.pool_timeout_seconds,
         # No pre-ping: it costs a round trip on every checkout. A connection the server
         # dropped fails once, and SQLAlchemy then discards the whole pool.
-        pool_recycle=1800,
+        pool_recycle=POOL_RECYCLE_SECONDS,
         connect_args={"server_settings": _postgres_session_settings(settings)},
     )
 
