@@ -145,7 +145,8 @@ async def driver_errors(conn: AsyncConnection, driver: Any, sql: str) -> AsyncIt
       :class:`~amanat.kernel.errors.Contention`, a 503 with ``Retry-After``;
     - anything else becomes SQLAlchemy's class for it (``IntegrityError``,
       ``ProgrammingError``, ``InterfaceError`` ...), parameters hidden, with the
-      driver's error under ``.orig`` as SQLAlchemy's asyncpg adapter puts it;
+      adapter's DB-API error under ``.orig`` and asyncpg's own under its
+      ``driver_exception``, as for SQLAlchemy's statements;
     - a lost connection also invalidates every connection the pool opened before it,
       as SQLAlchemy does on a disconnect: after a database restart the pool reconnects
       at once instead of failing once per stale connection."""
