@@ -36,7 +36,12 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from amanat.platform.db import sqlite_direct
-from amanat.platform.db.database import contention_of, hybrid_of, pooled_connection
+from amanat.platform.db.database import (
+    contention_of,
+    driver_error,
+    hybrid_of,
+    pooled_connection,
+)
 
 _GIVEN = object()  # a parameter the caller gives
 
@@ -165,7 +170,7 @@ async def raise_as_sqlalchemy(
     dbapi = conn.dialect.loaded_dbapi
     if isinstance(exc, dbapi.Error):
         adapted: BaseException = exc
-        cause = getattr(exc, "driver_exception", None) or exc
+        cause = driver_error(exc)
     elif isinstance(exc, asyncpg.PostgresError | asyncpg.InterfaceError | OSError):
         adapted, cause = _adapted_error(dbapi, exc), exc
     else:
