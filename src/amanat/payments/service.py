@@ -426,6 +426,8 @@ class PaymentService:
         error in its place and nothing of it is written; the others go on. The merchants'
         balance shards are locked in one fixed order (ledger.lock_shards). ``fields_key``:
         the active fields key, when the caller has read it in ``tx`` already."""
+        if not requests:  # a batch of retries only: nothing to lock or write
+            return []
         outcomes: list[Payment | DomainError | None] = [None] * len(requests)
         lookups = [_holder_key(r) for r in requests]
         found = await self._protection.find_holders(lookups)

@@ -203,6 +203,14 @@ class HttpSettings(BaseModel):
         ge=10,
         description="Most header fields one request may carry; more is answered 431.",
     )
+    replay_memo_size: int = Field(
+        default=8192,
+        ge=0,
+        le=1_000_000,
+        description="Completed idempotency keys each process remembers, so a retry of "
+        "one is answered without the database (about 2 KB each, the answer kept sealed; "
+        "0: every retry reads the database).",
+    )
     public_url: str = Field(
         default="",
         description="The URL clients reach the server at: token issuer and audience, "

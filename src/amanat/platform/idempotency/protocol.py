@@ -168,6 +168,10 @@ async def run_idempotent(
         request_path(request),
     )
     try:
+        # A retry of a key this process has seen completed needs no database at all.
+        answer = await service.remembered(record)
+        if answer is not None:
+            return await _replay(service, record, answer)
         # A batched write claims its key in the batch, and the batch answers a key that
         # a completed request took (Replay, KeyReused, raised by ``batched``): on
         # PostgreSQL a new request pays no lookup of its own. On SQLite a batch takes the

@@ -31,6 +31,7 @@ from amanat.platform.crypto.field_cipher import FieldContext
 from amanat.platform.db.ports import UnitOfWork
 from amanat.platform.idempotency.ports import IdempotencyRecord, IdempotencyTx
 from amanat.platform.idempotency.replay_counts import ReplayCounts
+from amanat.platform.idempotency.replay_memo import MEMO_SIZE, ReplayMemo
 from amanat.platform.protection.service import DataProtectionService
 
 log = structlog.get_logger("amanat.idempotency")
@@ -117,12 +118,14 @@ class IdempotencyService:
         *,
         contention_retries: int = 3,
         read_before_claim: bool = False,
+        replay_memo_size: int = MEMO_SIZE,
     ) -> None:
         self._tx = transactions
         self._clock = clock
         self._protection = protection
         self._retries = contention_retries
         self.replay_counts = ReplayCounts(transactions, clock)
+        self.replay_memo = ReplayMemo(replay_memo_size)
         self.read_before_claim = read_before_claim
         """Whether a batched write reads its key before it joins a batch (see
         platform/idempotency/protocol.py)."""
@@ -174,9 +177,27 @@ class IdempotencyService:
             or existing.expires_at <= record.created_at
         ):
             return None
+        self.replay_memo.keep(existing)
         if existing.request_hash != record.request_hash:
             raise KeyReused(existing.method, existing.path)
         return await self._answer(existing)
+
+    async def remembered(self, record: IdempotencyRecord) -> StoredAnswer | None:
+        """The stored answer of a key this process has read completed before
+        (replay_memo.py), without the database; KeyReused when this body differs. None:
+        not remembered, or its answer cannot be opened now (forgotten, so the database
+        path reads it afresh and decides)."""
+        known = self.replay_memo.find(record.client_id, record.key, record.created_at)
+        if known is None:
+            return None
+        if known.request_hash != record.request_hash:
+            raise KeyReused(known.method, known.path)
+        try:
+            return await self._answer(known)
+        except Exception:
+            self.replay_memo.forget(record.client_id, record.key)
+            log.warning("idempotency_remembered_answer_unreadable", exc_info=True)
+            return None
 
     async def run(
         self,
@@ -280,7 +301,9 @@ class IdempotencyService:
         if existing.request_hash != record.request_hash:
             raise KeyReused(existing.method, existing.path)
         if existing.status == "completed":
-            raise Replay(await self._answer(existing))
+            answer = await self._answer(existing)
+            self.replay_memo.keep(existing)
+            raise Replay(answer)
         # An in-progress record that was committed: left by an older version of amanat
         # that claimed keys in a transaction of their own. Taken over once its lock has
         # expired.

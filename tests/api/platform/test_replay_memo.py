@@ -1,0 +1,147 @@
+"""A retried request whose key this process has already read completed is answered from
+memory (platform/idempotency/replay_memo.py): the same bytes, the same refusals of a
+reused key, no read and no batch; and never once the key has expired, or when the
+remembered answer cannot be opened."""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any
+
+import httpx
+import pytest
+import sqlalchemy as sa
+from tests.support.oauth import RegisteredClient, bearer, funded_merchant
+
+from amanat.bootstrap import Container
+from amanat.kernel.clock import FrozenClock
+from amanat.payments.tables import payments
+from amanat.platform.idempotency.service import IdempotencyService
+from amanat.platform.idempotency.store import SqlIdempotencyRepository
+from amanat.platform.protection.service import DataProtectionService
+
+IBAN = "PK36SCBL0000001123456702"
+PAYOUT = {"amount": 150_000, "currency": "PKR", "creditor": {"iban": IBAN, "name": "A K"}}
+CUSTOMER = {"name": "Ayesha Khan", "iban": IBAN}
+
+
+@pytest.fixture
+async def merchant(container: Container) -> RegisteredClient:
+    return await funded_merchant(container, "Retrying shop", balance=10_000_000)
+
+
+@pytest.fixture
+async def auth(client: httpx.AsyncClient, merchant: RegisteredClient) -> dict[str, str]:
+    return await bearer(client, merchant)
+
+
+@pytest.fixture
+def store_calls(monkeypatch: pytest.MonkeyPatch) -> Counter[str]:
+    """How often the idempotency store was asked for a key (read, batch claim, claim)."""
+    calls: Counter[str] = Counter()
+    for name in ("get", "get_many", "claim_many", "try_insert"):
+        real = getattr(SqlIdempotencyRepository, name)
+
+        def counted(self: Any, *args: Any, _real: Any = real, _name: str = name, **kw: Any) -> Any:
+            calls[_name] += 1
+            return _real(self, *args, **kw)
+
+        monkeypatch.setattr(SqlIdempotencyRepository, name, counted)
+    return calls
+
+
+async def _post(
+    client: httpx.AsyncClient, auth: dict[str, str], path: str, body: Any, key: str
+) -> httpx.Response:
+    return await client.post(path, json=body, headers=auth | {"Idempotency-Key": key})
+
+
+async def _payments(container: Container) -> int:
+    async with container.db.read() as conn:
+        return int((await conn.execute(sa.select(sa.func.count()).select_from(payments))).scalar())
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "other"),
+    [
+        ("/v1/payments", PAYOUT, PAYOUT | {"amount": 1}),
+        ("/v1/customers", CUSTOMER, CUSTOMER | {"name": "Other"}),
+    ],
+)
+async def test_after_one_replay_from_the_store_the_next_ones_need_no_database(
+    client: httpx.AsyncClient,
+    container: Container,
+    auth: dict[str, str],
+    store_calls: Counter[str],
+    path: str,
+    body: dict[str, Any],
+    other: dict[str, Any],
+) -> None:
+    created = await _post(client, auth, path, body, "k-1")
+    assert created.status_code == 201, created.text
+    first = await _post(client, auth, path, body, "k-1")
+    assert first.headers["idempotent-replayed"] == "true"
+    store_calls.clear()
+    for _ in range(3):
+        again = await _post(client, auth, path, body, "k-1")
+        assert again.status_code == 201
+        assert again.headers["idempotent-replayed"] == "true"
+        assert again.content == first.content and again.json() == created.json()
+    assert store_calls == Counter()
+    # A remembered key sent with another body is refused as reused, as the store would.
+    reused = await _post(client, auth, path, other, "k-1")
+    assert reused.status_code == 422 and reused.json()["code"] == "idempotency_key_reused"
+    assert store_calls == Counter()
+    # Counting the replays still works (written later, many at once).
+    service = container.get(IdempotencyService)
+    assert await service.flush_replay_counts() >= 1
+
+
+async def test_a_remembered_key_that_expired_is_claimed_afresh(
+    client: httpx.AsyncClient,
+    container: Container,
+    merchant: RegisteredClient,
+    auth: dict[str, str],
+    clock: FrozenClock,
+) -> None:
+    created = await _post(client, auth, "/v1/payments", PAYOUT, "k-2")
+    replay = await _post(client, auth, "/v1/payments", PAYOUT, "k-2")
+    assert replay.headers["idempotent-replayed"] == "true"
+    assert len(container.get(IdempotencyService).replay_memo) == 1
+    clock.advance(hours=24, seconds=1)
+    auth = await bearer(client, merchant)  # the first token has expired too
+    after = await _post(client, auth, "/v1/payments", PAYOUT, "k-2")
+    assert after.status_code == 201, after.text
+    assert "idempotent-replayed" not in after.headers
+    assert after.json()["id"] != created.json()["id"]
+    assert await _payments(container) == 2
+    assert len(container.get(IdempotencyService).replay_memo) == 0
+
+
+async def test_a_remembered_answer_that_cannot_be_opened_is_read_again(
+    client: httpx.AsyncClient,
+    container: Container,
+    auth: dict[str, str],
+    monkeypatch: pytest.MonkeyPatch,
+    store_calls: Counter[str],
+) -> None:
+    created = await _post(client, auth, "/v1/payments", PAYOUT, "k-3")
+    await _post(client, auth, "/v1/payments", PAYOUT, "k-3")  # now remembered
+    real_unseal = DataProtectionService.unseal
+    failures = 0
+
+    async def unseal(self: DataProtectionService, *args: Any, **kw: Any) -> str:
+        nonlocal failures
+        if not failures:
+            failures += 1  # the data key's service out of reach for a moment
+            raise RuntimeError("master key service unreachable")
+        return await real_unseal(self, *args, **kw)
+
+    monkeypatch.setattr(DataProtectionService, "unseal", unseal)
+    store_calls.clear()
+    again = await _post(client, auth, "/v1/payments", PAYOUT, "k-3")
+    assert failures == 1
+    assert again.status_code == 201 and again.headers["idempotent-replayed"] == "true"
+    assert again.json() == created.json()
+    assert sum(store_calls.values()) >= 1  # answered from the store, not from memory
+    assert await _payments(container) == 1
