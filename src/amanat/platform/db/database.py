@@ -149,6 +149,9 @@ class Database:
         ``Retry-After``, not 500: every connection busy past the pool timeout, and the
         database unreachable or refusing sessions for now."""
         await self.make_room()
+        lane = self._lane
+        if lane is not None:
+            lane.waiting += 1
         try:
             return await (engine or self.engine).connect()
         except PoolTimeout:
@@ -160,6 +163,9 @@ class Database:
                 raise
             log.warning("database.unreachable", **_described(exc))
             raise Unavailable("The database cannot be reached; retry in a moment.") from None
+        finally:
+            if lane is not None:
+                lane.waiting -= 1
 
     @staticmethod
     def _retryable(exc: DBAPIError) -> Unavailable | None:

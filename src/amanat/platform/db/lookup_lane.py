@@ -45,6 +45,10 @@ class LookupLane:
         self._idle: list[AsyncConnection] = []
         self._stale: list[AsyncConnection] = []
         self._closed = False
+        self.waiting = 0
+        """Tasks inside the pool's checkout now (``Database`` counts them). A connection
+        checked in wakes a waiting task, which takes it only when it next runs: until
+        then the pool looks less than full while that task and any other still wait."""
 
     def take(self) -> AsyncConnection | None:
         """The most recently used idle connection that is still usable, or None (open
@@ -60,12 +64,13 @@ class LookupLane:
 
     def keep(self, conn: AsyncConnection) -> bool:
         """Take ``conn`` back after a clean lookup; False (close it) when the lane is full
-        or closed, or the pool has no connection left for anyone else: a writer waiting
-        for one then gets this one, and the lane fills again once the pressure is off."""
+        or closed, or the pool has no connection left for anyone else (counting those
+        already promised to a waiting task): a writer waiting for one then gets this one,
+        and the lane fills again once the pressure is off."""
         if self._closed or len(self._idle) >= self.size or not self._usable(conn):
             return False
         pool = self.engine.sync_engine.pool
-        if isinstance(pool, QueuePool) and pool.checkedout() >= pool.size():
+        if isinstance(pool, QueuePool) and pool.checkedout() + self.waiting >= pool.size():
             return False
         self._idle.append(conn)
         return True

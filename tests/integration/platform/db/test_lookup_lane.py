@@ -173,3 +173,49 @@ async def test_a_restart_a_writer_meets_first_costs_no_lookup(container: Contain
             assert (await conn.exec_driver_sql("SELECT pg_backend_pid()")).scalar_one() == writer
     for _ in range(3):
         assert await _pid(db) not in pids
+
+
+async def test_a_lookup_ending_while_writers_wait_leaves_its_connection_to_them(
+    container: Container,
+) -> None:
+    """A connection checked in wakes the first waiting writer, which takes it only when it
+    next runs. A lookup that ends before that (its task was ready first) finds the pool
+    looking less than full while a second writer still waits: its connection goes to
+    that writer, not into the lane, where it would sit until the pool timeout's 503 if
+    no other request came."""
+    db = container.db
+    lane = _lane(db)
+    pool_size = container.settings.database.pool_size
+    for idle in lane.drain():
+        await idle.close()
+    served = 0
+    done = asyncio.Event()
+
+    async def writer() -> None:
+        nonlocal served
+        async with db.read() as conn:
+            await conn.execute(sa.text("SELECT 1"))
+            served += 1
+            await done.wait()
+
+    async with contextlib.AsyncExitStack() as held:
+        for _ in range(pool_size - 2):
+            await held.enter_async_context(db.read())
+        released = await db.engine.raw_connection()  # checked in without a round trip
+        lookup = db.lookup()
+        conn = await lookup.__aenter__()
+        await _PID.first(conn, {})  # every pooled connection is out now
+        writers = [asyncio.create_task(writer()) for _ in range(2)]
+        while lane.waiting < 2:
+            await asyncio.sleep(0.01)
+        ending = asyncio.create_task(lookup.__aexit__(None, None, None))  # ready first
+        released.close()  # wakes the first writer, ready after the lookup's end
+        await ending
+        assert lane.idle == 0
+        try:
+            async with asyncio.timeout(5):  # the pool timeout is 10 s
+                while served < 2:
+                    await asyncio.sleep(0.01)
+        finally:
+            done.set()
+            await asyncio.gather(*writers)
