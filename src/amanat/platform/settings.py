@@ -203,13 +203,13 @@ class HttpSettings(BaseModel):
         ge=10,
         description="Most header fields one request may carry; more is answered 431.",
     )
-    replay_memo_size: int = Field(
-        default=8192,
+    replay_memo_mb: int = Field(
+        default=16,
         ge=0,
-        le=1_000_000,
-        description="Completed idempotency keys each process remembers, so a retry of "
-        "one is answered without the database (about 2 KB each, the answer kept sealed; "
-        "0: every retry reads the database).",
+        le=4096,
+        description="Memory each process may give to the completed idempotency keys it "
+        "remembers, so a retry of one is answered without the database (a payout's key "
+        "takes about 2 KB; answers stay sealed; 0: every retry reads the database).",
     )
     public_url: str = Field(
         default="",

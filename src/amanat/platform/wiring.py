@@ -247,7 +247,7 @@ def include(registry: Registry) -> None:
             s.get(DataProtectionService),
             contention_retries=s.settings.database.contention_retries,
             read_before_claim=s.settings.database.is_sqlite,
-            replay_memo_size=s.settings.http.replay_memo_size,
+            replay_memo_mb=s.settings.http.replay_memo_mb,
         ),
     )
     registry.provide(

@@ -18,6 +18,7 @@ from amanat.kernel.clock import FrozenClock
 from amanat.payments.tables import payments
 from amanat.platform.idempotency.service import IdempotencyService
 from amanat.platform.idempotency.store import SqlIdempotencyRepository
+from amanat.platform.idempotency.tables import idempotency_keys
 from amanat.platform.protection.service import DataProtectionService
 
 IBAN = "PK36SCBL0000001123456702"
@@ -56,6 +57,13 @@ async def _post(
     return await client.post(path, json=body, headers=auth | {"Idempotency-Key": key})
 
 
+async def _replays(container: Container, key: str) -> int:
+    await container.get(IdempotencyService).flush_replay_counts()
+    async with container.db.read() as conn:
+        statement = sa.select(idempotency_keys.c.replays).where(idempotency_keys.c.key == key)
+        return int((await conn.execute(statement)).scalar_one())
+
+
 async def _payments(container: Container) -> int:
     async with container.db.read() as conn:
         return int((await conn.execute(sa.select(sa.func.count()).select_from(payments))).scalar())
@@ -92,9 +100,8 @@ async def test_after_one_replay_from_the_store_the_next_ones_need_no_database(
     reused = await _post(client, auth, path, other, "k-1")
     assert reused.status_code == 422 and reused.json()["code"] == "idempotency_key_reused"
     assert store_calls == Counter()
-    # Counting the replays still works (written later, many at once).
-    service = container.get(IdempotencyService)
-    assert await service.flush_replay_counts() >= 1
+    # Every replay is counted, those from memory too (written later, many at once).
+    assert await _replays(container, "k-1") == 4
 
 
 async def test_a_remembered_key_that_expired_is_claimed_afresh(
@@ -145,3 +152,39 @@ async def test_a_remembered_answer_that_cannot_be_opened_is_read_again(
     assert again.json() == created.json()
     assert sum(store_calls.values()) >= 1  # answered from the store, not from memory
     assert await _payments(container) == 1
+
+
+async def test_a_refusal_replays_from_memory_as_from_the_store(
+    client: httpx.AsyncClient, auth: dict[str, str], store_calls: Counter[str]
+) -> None:
+    too_much = PAYOUT | {"amount": 90_000_000}
+    refused = await _post(client, auth, "/v1/payments", too_much, "k-4")
+    assert refused.status_code == 422 and refused.json()["code"] == "insufficient_funds"
+    first = await _post(client, auth, "/v1/payments", too_much, "k-4")
+    store_calls.clear()
+    again = await _post(client, auth, "/v1/payments", too_much, "k-4")
+    assert store_calls == Counter()
+    for replay in (first, again):
+        assert replay.status_code == 422
+        assert replay.headers["idempotent-replayed"] == "true"
+        assert replay.headers["content-type"] == refused.headers["content-type"]
+        assert replay.content == first.content
+        assert replay.json() == refused.json()
+
+
+async def test_a_remembered_key_belongs_to_its_client_and_its_first_request(
+    client: httpx.AsyncClient, container: Container, auth: dict[str, str]
+) -> None:
+    created = await _post(client, auth, "/v1/payments", PAYOUT, "k-5")
+    await _post(client, auth, "/v1/payments", PAYOUT, "k-5")  # now remembered
+    # The same key on another path: refused, naming the first request.
+    other_path = await _post(client, auth, "/v1/customers", CUSTOMER, "k-5")
+    assert other_path.status_code == 422, other_path.text
+    assert other_path.json()["code"] == "idempotency_key_reused"
+    assert "POST /v1/payments" in other_path.json()["detail"]
+    # Another client's same key is its own.
+    stranger = await bearer(client, await funded_merchant(container, "Another shop"))
+    theirs = await _post(client, stranger, "/v1/payments", PAYOUT, "k-5")
+    assert theirs.status_code == 201 and "idempotent-replayed" not in theirs.headers
+    assert theirs.json()["id"] != created.json()["id"]
+    assert await _payments(container) == 2

@@ -199,7 +199,7 @@ async def _idempotent(
         request.url.path,
     )
     try:
-        answer = await service.stored(record)
+        answer = await service.remembered(record) or await service.stored(record)
         if answer is not None:
             await service.count_replay(record)
             return _replayed(answer)

@@ -31,7 +31,7 @@ from amanat.platform.crypto.field_cipher import FieldContext
 from amanat.platform.db.ports import UnitOfWork
 from amanat.platform.idempotency.ports import IdempotencyRecord, IdempotencyTx
 from amanat.platform.idempotency.replay_counts import ReplayCounts
-from amanat.platform.idempotency.replay_memo import MEMO_SIZE, ReplayMemo
+from amanat.platform.idempotency.replay_memo import MEMO_MB, ReplayMemo
 from amanat.platform.protection.service import DataProtectionService
 
 log = structlog.get_logger("amanat.idempotency")
@@ -118,14 +118,14 @@ class IdempotencyService:
         *,
         contention_retries: int = 3,
         read_before_claim: bool = False,
-        replay_memo_size: int = MEMO_SIZE,
+        replay_memo_mb: int = MEMO_MB,
     ) -> None:
         self._tx = transactions
         self._clock = clock
         self._protection = protection
         self._retries = contention_retries
         self.replay_counts = ReplayCounts(transactions, clock)
-        self.replay_memo = ReplayMemo(replay_memo_size)
+        self.replay_memo = ReplayMemo(replay_memo_mb * 1024 * 1024)
         self.read_before_claim = read_before_claim
         """Whether a batched write reads its key before it joins a batch (see
         platform/idempotency/protocol.py)."""
@@ -177,10 +177,11 @@ class IdempotencyService:
             or existing.expires_at <= record.created_at
         ):
             return None
-        self.replay_memo.keep(existing)
         if existing.request_hash != record.request_hash:
             raise KeyReused(existing.method, existing.path)
-        return await self._answer(existing)
+        answer = await self._answer(existing)
+        self.replay_memo.keep(existing, record.created_at)
+        return answer
 
     async def remembered(self, record: IdempotencyRecord) -> StoredAnswer | None:
         """The stored answer of a key this process has read completed before
@@ -302,7 +303,7 @@ class IdempotencyService:
             raise KeyReused(existing.method, existing.path)
         if existing.status == "completed":
             answer = await self._answer(existing)
-            self.replay_memo.keep(existing)
+            self.replay_memo.keep(existing, now)
             raise Replay(answer)
         # An in-progress record that was committed: left by an older version of amanat
         # that claimed keys in a transaction of their own. Taken over once its lock has

@@ -26,6 +26,12 @@ from amanat.platform.db.ports import TransactionFactory
 from amanat.platform.retention.ports import RetentionTx
 
 ACTIONS = {"delete", "shred", "retain"}
+# Classes whose records a promise keeps for a least time, whatever the policy file says:
+# an Idempotency-Key replays its answer for 24 hours (docs/api-contract.md), and each API
+# process answers retries of keys it has read from memory until they expire
+# (platform/idempotency/replay_memo.py), so a record deleted earlier would let one
+# process replay the first payout while another creates a second.
+MINIMUM_KEEP_DAYS = {"idempotency_records": 1}
 # Classes whose records are crypto-shredded (rows kept) rather than deleted.
 SHREDDED_CLASSES = {"data_subjects"}
 HOLD_KEY_LENGTH = 64  # legal_holds.target_id and audit_log.target_id
@@ -82,6 +88,9 @@ def load_policies(path: Path | None = None) -> PolicySet:
                 f"retention class {name}: action must be one of {sorted(ACTIONS)}"
                 " and keep_days a non-negative integer"
             )
+        least = MINIMUM_KEEP_DAYS.get(name, 0)
+        if action != "retain" and keep_days < least:
+            raise InvalidInput(f"retention class {name}: keep_days must be at least {least}")
         policies[name] = Policy(
             data_class=name,
             description=str(raw.get("description", "")),
