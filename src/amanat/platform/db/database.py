@@ -148,12 +148,9 @@ class Database:
         """A pooled connection. The refusals that a retry may get past answer 503 with
         ``Retry-After``, not 500: every connection busy past the pool timeout, and the
         database unreachable or refusing sessions for now."""
-        await self.make_room()
-        lane = self._lane
-        if lane is not None:
-            lane.waiting += 1
         try:
-            return await (engine or self.engine).connect()
+            async with self.about_to_connect():
+                return await (engine or self.engine).connect()
         except PoolTimeout:
             # Every pooled connection stayed busy past the pool timeout: nothing was done
             # yet, so a 503 the client may retry, not a 500.
@@ -163,9 +160,6 @@ class Database:
                 raise
             log.warning("database.unreachable", **_described(exc))
             raise Unavailable("The database cannot be reached; retry in a moment.") from None
-        finally:
-            if lane is not None:
-                lane.waiting -= 1
 
     @staticmethod
     def _retryable(exc: DBAPIError) -> Unavailable | None:
@@ -256,8 +250,8 @@ class Database:
         try:
             await _close_all(lane.stale())
         except BaseException:
-            if taken is not None:
-                lane.keep(taken)  # still idle and clean
+            if taken is not None and not lane.keep(taken):  # still idle and clean
+                lane.set_aside(taken)  # closed by the next lookup, or when the pool goes
             raise
         conn = taken if taken is not None else await self._open(lane.engine)
         kept = False
@@ -279,16 +273,29 @@ class Database:
                 raise
             raise retry from None
 
-    async def make_room(self) -> None:
-        """When the pool has no connection left, close one the lookup lane holds idle
-        into it, so whoever is about to wait for the pool gets it at once."""
-        if self._lane is not None:
-            await _close_all(self._lane.give_back())
+    @asynccontextmanager
+    async def about_to_connect(self) -> AsyncIterator[None]:
+        """Around a checkout from the pool: while it lasts this task counts among those
+        the lookup lane leaves connections to (``LookupLane.waiting``), and first, when
+        the pool has no connection left for it, one the lane holds idle is closed into
+        the pool, so this task gets it at once."""
+        lane = self._lane
+        if lane is None:
+            yield
+            return
+        lane.waiting += 1
+        try:
+            await _close_all(lane.give_back())
+            yield
+        finally:
+            lane.waiting -= 1
 
     async def ping(self) -> None:
-        await self.make_room()
-        async with self.engine.connect() as conn:
+        conn = await self._open()
+        try:
             await conn.execute(sa.text("SELECT 1"))
+        finally:
+            await conn.__aexit__(None, None, None)
 
     async def dispose(self) -> None:
         if self._lane is not None:

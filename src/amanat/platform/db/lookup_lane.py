@@ -46,9 +46,12 @@ class LookupLane:
         self._stale: list[AsyncConnection] = []
         self._closed = False
         self.waiting = 0
-        """Tasks inside the pool's checkout now (``Database`` counts them). A connection
-        checked in wakes a waiting task, which takes it only when it next runs: until
-        then the pool looks less than full while that task and any other still wait."""
+        """Tasks about to take a connection from the pool or waiting for one now
+        (``Database.about_to_connect`` counts them). A connection checked in wakes a
+        waiting task, which takes it only when it next runs: until then the pool looks
+        less than full while that task and any other still wait. A task opening a new
+        connection is counted here and in the pool's checked-out count at once, which
+        only makes the lane keep less for that moment."""
 
     def take(self) -> AsyncConnection | None:
         """The most recently used idle connection that is still usable, or None (open
@@ -77,13 +80,19 @@ class LookupLane:
 
     def give_back(self) -> list[AsyncConnection]:
         """One idle connection, for the caller to close into the pool, when the pool has
-        none left: a writer (or a lookup) about to wait for one gets it instead."""
+        none left for every task in :attr:`waiting` (the caller among them): a writer
+        (or a lookup) about to wait for one gets it instead."""
         pool = self.engine.sync_engine.pool
         if not self._idle or not isinstance(pool, QueuePool):
             return []
-        if pool.checkedout() < pool.size():
+        if pool.checkedout() + self.waiting <= pool.size():
             return []
         return [self._idle.pop(0)]  # the least recently used
+
+    def set_aside(self, conn: AsyncConnection) -> None:
+        """A connection taken but not used (its lookup was cancelled) that :meth:`keep`
+        refused: closed with the stale ones, by the next lookup or :meth:`drain`."""
+        self._stale.append(conn)
 
     def drain(self, *, close: bool = False) -> list[AsyncConnection]:
         """Every idle connection and every stale one, for the caller to close; with

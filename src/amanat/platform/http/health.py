@@ -49,8 +49,8 @@ async def readyz(request: Request) -> JsonResponse:
         async with asyncio.timeout(READY_TIMEOUT_SECONDS):
             await container.db.ping()
             checks["database"] = "ok"
-            await container.db.make_room()
-            current = await current_revision(container.db.engine)
+            async with container.db.about_to_connect():
+                current = await current_revision(container.db.engine)
         head = head_revision()
         checks["migrations"] = "ok" if current == head else f"at {current}, head is {head}"
         ready = current == head

@@ -2,7 +2,7 @@
 
 A completed key's record never changes: its answer is written once, in the transaction
 that claimed it, and the row is deleted only after the key has expired (the retention
-policy of ``idempotency_records`` cannot be set below the contract's 24 hours). So a
+policy of ``idempotency_records`` cannot be set below two days; a key lives one). So a
 retry storm (a partner's client that times out and retries the same request, often
 many times) needs the database once per process, not once per retry: the first replay
 reads the record, the next ones find it here. Without this, every replay of a payout

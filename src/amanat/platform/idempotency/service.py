@@ -176,6 +176,8 @@ class IdempotencyService:
             or existing.status != "completed"
             or existing.expires_at <= record.created_at
         ):
+            # The key is free, in progress or expired now: nothing of it may be replayed.
+            self.replay_memo.forget(record.client_id, record.key)
             return None
         if existing.request_hash != record.request_hash:
             raise KeyReused(existing.method, existing.path)
@@ -297,6 +299,8 @@ class IdempotencyService:
         ) and await tx.idempotency.try_insert(record):
             return
         existing = await tx.idempotency.get(record.client_id, record.key, for_update=True)
+        if existing is None or existing.status != "completed":
+            self.replay_memo.forget(record.client_id, record.key)
         if existing is None:  # expired and removed by a concurrent request: rare
             raise KeyInUse()
         if existing.request_hash != record.request_hash:

@@ -30,8 +30,10 @@ ACTIONS = {"delete", "shred", "retain"}
 # an Idempotency-Key replays its answer for 24 hours (docs/api-contract.md), and each API
 # process answers retries of keys it has read from memory until they expire
 # (platform/idempotency/replay_memo.py), so a record deleted earlier would let one
-# process replay the first payout while another creates a second.
-MINIMUM_KEEP_DAYS = {"idempotency_records": 1}
+# process replay the first payout while another creates a second. Two days, not one:
+# deletion counts from the record's creation on the retention job's clock, and the
+# processes' clocks may disagree a little.
+MINIMUM_KEEP_DAYS = {"idempotency_records": 2}
 # Classes whose records are crypto-shredded (rows kept) rather than deleted.
 SHREDDED_CLASSES = {"data_subjects"}
 HOLD_KEY_LENGTH = 64  # legal_holds.target_id and audit_log.target_id

@@ -219,3 +219,44 @@ async def test_a_lookup_ending_while_writers_wait_leaves_its_connection_to_them(
         finally:
             done.set()
             await asyncio.gather(*writers)
+
+
+async def test_a_newcomer_never_takes_the_connection_the_lane_gave_a_writer(
+    container: Container,
+) -> None:
+    """A writer finds the pool empty and closes one of the lane's idle connections into
+    it. A newcomer that arrives before the writer has run again sees one connection
+    free: it must count the writer, give back another idle one and leave the freed one
+    to the writer, not take it and leave the writer waiting beside an idle lane."""
+    db = container.db
+    lane = _lane(db)
+    pool = db.engine.sync_engine.pool
+    pool_size = container.settings.database.pool_size
+    for idle in lane.drain():
+        await idle.close()
+    async with contextlib.AsyncExitStack() as lookups:
+        for _ in range(2):
+            conn = await lookups.enter_async_context(db.lookup())
+            await _PID.first(conn, {})
+    assert lane.idle == 2
+    async with contextlib.AsyncExitStack() as held:
+        for _ in range(pool_size - 2):
+            await held.enter_async_context(db.read())
+        assert pool.checkedout() == pool_size
+
+        async def writer() -> None:
+            async with db.read() as conn:
+                await conn.execute(sa.text("SELECT 1"))
+
+        first = asyncio.create_task(writer())
+        while pool.checkedin() == 0:  # the lane's connection is back in the pool now,
+            await asyncio.sleep(0)  # and the first writer has not taken it yet
+        newcomer = db.read()
+        conn = await newcomer.__aenter__()
+        try:
+            await conn.execute(sa.text("SELECT 1"))
+            async with asyncio.timeout(5):  # the pool timeout is 10 s
+                await first
+        finally:
+            await newcomer.__aexit__(None, None, None)
+        assert lane.idle == 0

@@ -241,7 +241,7 @@ def test_the_shipped_policies_load() -> None:
         'version = 2\n[classes.oauth_artifacts]\nkeep_days = true\naction = "delete"\n',
         '[classes.oauth_artifacts]\nkeep_days = 30\naction = "delete"\n',
         'version = 2\nclasses = "all"\n',
-        'version = 2\n[classes.idempotency_records]\nkeep_days = 0\naction = "delete"\n',
+        'version = 2\n[classes.idempotency_records]\nkeep_days = 1\naction = "delete"\n',
     ],
     ids=[
         "bad action",
@@ -251,7 +251,7 @@ def test_the_shipped_policies_load() -> None:
         "bool days",
         "no version",
         "classes not a table",
-        "idempotency records kept less than the contract's 24 hours",
+        "idempotency records kept less than the contract's 24 hours and a margin",
     ],
 )
 def test_a_bad_policy_file_is_refused(tmp_path: Path, body: str) -> None:
