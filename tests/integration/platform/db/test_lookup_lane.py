@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -260,3 +261,41 @@ async def test_a_newcomer_never_takes_the_connection_the_lane_gave_a_writer(
         finally:
             await newcomer.__aexit__(None, None, None)
         assert lane.idle == 0
+
+
+async def test_a_lookup_cancelled_before_it_began_never_drops_its_connection(
+    container: Container, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Cancelled while closing the lane's stale connections, a lookup has taken an idle
+    one it never used. If the lane will not keep it back (here: it was made smaller
+    meanwhile), it is set aside and closed by the next lookup, never left to the
+    garbage collector."""
+    from amanat.platform.db import database
+
+    db = container.db
+    lane = _lane(db)
+    for idle in lane.drain():
+        await idle.close()
+    await _pid(db)
+    assert lane.idle == 1
+    lane.set_aside(await lane.engine.connect())  # a stale one for the lookup to close
+    real_close_all = database._close_all
+
+    async def cancelled(connections: list[Any]) -> None:
+        await real_close_all(connections)
+        lane.size = 0  # the lane must not keep it back
+        raise asyncio.CancelledError
+
+    monkeypatch.setattr(database, "_close_all", cancelled)
+    with pytest.raises(asyncio.CancelledError):
+        async with db.lookup():
+            pytest.fail("the lookup never began")
+    monkeypatch.setattr(database, "_close_all", real_close_all)
+    lane.size = container.settings.database.pool_size
+    assert lane.idle == 0
+    set_aside = lane.stale()
+    assert len(set_aside) == 1 and not set_aside[0].closed
+    lane.set_aside(set_aside[0])
+    await _pid(db)  # the next lookup closes it into the pool
+    assert set_aside[0].closed
+    assert lane.stale() == []
