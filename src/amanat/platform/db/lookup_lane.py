@@ -72,8 +72,7 @@ class LookupLane:
         and the lane fills again once the pressure is off."""
         if self._closed or len(self._idle) >= self.size or not self._usable(conn):
             return False
-        pool = self.engine.sync_engine.pool
-        if isinstance(pool, QueuePool) and pool.checkedout() + self.waiting >= pool.size():
+        if self._shortfall() >= 0:
             return False
         self._idle.append(conn)
         return True
@@ -82,10 +81,7 @@ class LookupLane:
         """One idle connection, for the caller to close into the pool, when the pool has
         none left for every task in :attr:`waiting` (the caller among them): a writer
         (or a lookup) about to wait for one gets it instead."""
-        pool = self.engine.sync_engine.pool
-        if not self._idle or not isinstance(pool, QueuePool):
-            return []
-        if pool.checkedout() + self.waiting <= pool.size():
+        if not self._idle or self._shortfall() <= 0:
             return []
         return [self._idle.pop(0)]  # the least recently used
 
@@ -105,6 +101,15 @@ class LookupLane:
     def stale(self) -> list[AsyncConnection]:
         stale, self._stale = self._stale, []
         return stale
+
+    def _shortfall(self) -> int:
+        """Connections checked out or wanted (:attr:`waiting`) beyond the pool's size:
+        0, the pool is exactly spoken for; below 0, it has some to spare. A pool of
+        another kind (tests) always has."""
+        pool = self.engine.sync_engine.pool
+        if not isinstance(pool, QueuePool):
+            return -1
+        return pool.checkedout() + self.waiting - pool.size()
 
     @property
     def idle(self) -> int:
