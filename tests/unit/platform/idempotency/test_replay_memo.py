@@ -131,6 +131,10 @@ def test_within_budget_least_recently_used_first_never_expired(
             assert found is None or (found.expires_at > now and found is model.get(key))
             if found is not None:
                 model[key] = model.pop(key)
+            else:
+                # Not kept, or kept and expired now (then dropped, wherever it stood).
+                assert key not in model or model[key].expires_at <= now
+                model.pop(key, None)
         else:
             memo.forget("cli_1", key)
             model.pop(key, None)
