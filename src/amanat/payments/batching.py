@@ -182,7 +182,6 @@ class PayoutBatcher:
             )
             results: dict[int, Payment | DomainError] = dict(zip(to_create, created, strict=True))
             answers: list[tuple[str, str, int, str, str | None]] = []
-            completed: list[tuple[IdempotencyRecord, int, str]] = []
             for i in mine:
                 waiting = batch[i]
                 result = results.get(i, waiting.refused)
@@ -200,13 +199,8 @@ class PayoutBatcher:
                 sealed = await self._idempotency.seal_answer(record, answer[1], key_id=answer_key)
                 created_id = result.id if isinstance(result, Payment) else None
                 answers.append((record.client_id, record.key, answer[0], sealed, created_id))
-                completed.append((record, answer[0], sealed))
                 outcomes[i] = answer
             await tx.idempotency.complete_many(answers)
-        # Committed: a retry of any of these keys that reaches this process is replayed
-        # from memory (claim_many inserted each record as it is).
-        for record, status, sealed in completed:
-            self._idempotency.remember_completed(record, status, sealed, {})
         return outcomes
 
     async def _settled(

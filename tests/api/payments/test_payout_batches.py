@@ -27,7 +27,6 @@ from amanat.payments.domain.payments import Payment
 from amanat.payments.service import AccountIn
 from amanat.payments.store import SqlPaymentRepository
 from amanat.payments.tables import holds, payments
-from amanat.platform.idempotency.replay_memo import ReplayMemo
 from amanat.platform.idempotency.service import IdempotencyService
 from amanat.platform.idempotency.tables import idempotency_keys
 from amanat.platform.jobs.tables import outbox
@@ -195,10 +194,7 @@ async def test_a_stored_answer_the_batch_cannot_read_sends_only_that_request_alo
     body = _payout(10_000, "u")
     first = await client.post("/v1/payments", json=body, headers=auth | {"Idempotency-Key": "u-1"})
     assert first.status_code == 201
-    service = container.get(IdempotencyService)
-    monkeypatch.setattr(service, "read_before_claim", False)
-    # The retry reaches a process that has not seen the key (this one remembers it).
-    monkeypatch.setattr(service, "replay_memo", ReplayMemo())
+    monkeypatch.setattr(container.get(IdempotencyService), "read_before_claim", False)
     real_answer_of = IdempotencyService.answer_of
     failures = 0
 

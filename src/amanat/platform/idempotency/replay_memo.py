@@ -1,22 +1,20 @@
-"""Completed idempotency records this process has written or read, kept in memory for
-their replays.
+"""Completed idempotency records this process has read, kept in memory for their replays.
 
 A completed key's record never changes: its answer is written once, in the transaction
 that claimed it, and the row is deleted only after the key has expired (the retention
 policy of ``idempotency_records`` cannot be set below two days; a key lives one). So a
 retry storm (a partner's client that times out and retries the same request, often
-many times) needs the database at most once per process, not once per retry: the
-process that answered the request keeps the record once its transaction has committed,
-and any other process keeps it at its first replay. Without this, every replay of a payout
+many times) needs the database once per process, not once per retry: the first replay
+reads the record, the next ones find it here. Without this, every replay of a payout
 joined a write batch to claim its key and find it taken. It assumes what every other
 guarantee of a stored answer assumes: a commit is not lost afterwards (no restore of an
 older backup, no failover to a standby that had not received it).
 
 What is kept is the record as stored: the answer stays sealed and is opened for each
 replay (AES-GCM, microseconds), so no personal data is held here in clear. Only a
-record this process sealed, or whose answer it opened, is kept. An entry is used only
-while its key is unexpired for the request at hand, and expired entries at the least
-recently used end are dropped as others come and go.
+record whose answer opened is kept. An entry is used only while its key is unexpired for
+the request at hand, and expired entries at the least recently used end are dropped as
+others come and go.
 
 The memo is bounded by bytes, not entries: an answer echoes the request's metadata and
 description, so one can be a hundred times the size of another. A record costs its

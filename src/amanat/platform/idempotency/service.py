@@ -18,7 +18,7 @@ import asyncio
 import math
 import random
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
@@ -185,25 +185,6 @@ class IdempotencyService:
         self.replay_memo.keep(existing, record.created_at)
         return answer
 
-    def remember_completed(
-        self, record: IdempotencyRecord, status: int, sealed: str, headers: dict[str, str]
-    ) -> None:
-        """Keep the key this process has just completed, once its transaction committed:
-        a retry of it (a client that timed out on the answer, most often) landing on this
-        process is then replayed without the database. ``record`` must be the one its
-        claim inserted (its times are the stored row's)."""
-        self.replay_memo.keep(
-            replace(
-                record,
-                status="completed",
-                response_status=status,
-                response_body=sealed,
-                response_headers=dict(headers),
-                locked_until=None,
-            ),
-            self._clock.now(),
-        )
-
     async def remembered(self, record: IdempotencyRecord) -> StoredAnswer | None:
         """The stored answer of a key this process has read completed before
         (replay_memo.py), without the database; KeyReused when this body differs. None:
@@ -257,7 +238,7 @@ class IdempotencyService:
         # One transaction: the key, the business change and the stored answer commit
         # together or not at all.
         async with self._tx.atomic() as tx:
-            inserted = await self._claim(tx, record)
+            await self._claim(tx, record)
             status, payload = await operation()
             sealed = await self._protection.seal(orjson.dumps(payload).decode(), **_where(record))
             await tx.idempotency.complete(
@@ -268,8 +249,6 @@ class IdempotencyService:
                 {},
                 resource_id=_resource(resource_id, status, payload),
             )
-        if inserted:
-            self.remember_completed(record, status, sealed, {})
         return status, payload
 
     async def count_replay(self, record: IdempotencyRecord) -> bool:
@@ -306,21 +285,19 @@ class IdempotencyService:
                 await tx.idempotency.complete(record.client_id, record.key, status, sealed, {})
             # else: a concurrent request with this key ran meanwhile; its result stands.
 
-    async def _claim(self, tx: IdempotencyTx, record: IdempotencyRecord) -> bool:
+    async def _claim(self, tx: IdempotencyTx, record: IdempotencyRecord) -> None:
         """Insert the key as in progress, in the business transaction. A concurrent
         request with the same key waits on the key's row until this one commits or rolls
-        back, then finds the stored result (replayed) or a free key. True when ``record``
-        itself was inserted; False when an older in-progress row was taken over (its
-        times, not the record's, are stored)."""
+        back, then finds the stored result (replayed) or a free key."""
         now = record.created_at
         if await tx.idempotency.try_insert(record):
-            return True
+            return
         # The key is taken. A record past its lifetime no longer counts: remove it, claim
         # afresh.
         if await tx.idempotency.delete_expired(
             record.client_id, record.key, now
         ) and await tx.idempotency.try_insert(record):
-            return True
+            return
         existing = await tx.idempotency.get(record.client_id, record.key, for_update=True)
         if existing is None or existing.status != "completed":
             self.replay_memo.forget(record.client_id, record.key)
@@ -342,4 +319,3 @@ class IdempotencyService:
         if not await tx.idempotency.take_over(record.client_id, record.key, lock, now + LOCK):
             raise KeyInUse()
         log.warning("idempotency_takeover", key_age_s=(now - existing.created_at).seconds)
-        return False
