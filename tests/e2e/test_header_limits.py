@@ -12,6 +12,7 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
+import h11
 import httpx
 import pytest
 from tests.e2e.conftest import START_TIMEOUT, server_env
@@ -166,3 +167,46 @@ def test_a_body_read_with_its_head_does_not_count_as_head(server: tuple[str, int
     request += b"Content-Length: %d\r\n\r\n" % len(body) + body
     answer = _send_whole(server, request)
     assert answer.startswith(b"HTTP/1.1 200 "), answer[:300]
+
+
+def test_answers_pipelined_on_one_connection_arrive_whole_and_in_order(
+    server: tuple[str, int],
+) -> None:
+    # Each answer's head leaves with its body (platform/http/one_write.py). A GET, a HEAD
+    # (a head and no body) and a refusal, pipelined on one connection, must still read
+    # as three whole answers, in order, as a strict HTTP/1.1 parser (h11) reads them.
+    asked = [("GET", "/healthz"), ("HEAD", "/healthz"), ("GET", "/v1/payments")]
+    wire = b"".join(
+        f"{method} {path} HTTP/1.1\r\nHost: x\r\n".encode()
+        + (b"Connection: close\r\n" if i == len(asked) - 1 else b"")
+        + b"\r\n"
+        for i, (method, path) in enumerate(asked)
+    )
+    client = h11.Connection(h11.CLIENT)
+    client.receive_data(_send_whole(server, wire))
+    answers: list[tuple[int, dict[str, str], bytes]] = []
+    for i, (method, path) in enumerate(asked):
+        last = i == len(asked) - 1
+        headers = [("Host", "x")] + ([("Connection", "close")] if last else [])
+        client.send(h11.Request(method=method, target=path, headers=headers))
+        client.send(h11.EndOfMessage())
+        head, body = None, b""
+        while True:
+            event = client.next_event()
+            assert event is not h11.NEED_DATA, answers
+            if isinstance(event, h11.Response):
+                head = event
+            elif isinstance(event, h11.Data):
+                body += bytes(event.data)
+            elif isinstance(event, h11.EndOfMessage):
+                break
+        assert head is not None
+        fields = {k.decode(): v.decode() for k, v in head.headers}
+        answers.append((head.status_code, fields, body))
+        if not last:
+            client.start_next_cycle()
+    (health, _, health_body), (head_status, head_fields, head_body), (refused, _, refusal) = answers
+    assert health == 200 and json.loads(health_body)["status"] == "ok"
+    assert head_body == b"" and head_status in {200, 405}
+    assert int(head_fields.get("content-length", "0")) >= 0
+    assert refused == 401 and json.loads(refusal)["code"] == "unauthorized"

@@ -23,6 +23,7 @@ from typing import Any
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from amanat.platform.http.errors import problem_body
+from amanat.platform.http.one_write import HeadWithBody
 from amanat.platform.settings import Settings
 
 # Room for the request line (method, target, version) on top of the headers themselves.
@@ -70,7 +71,8 @@ def refusal_bytes(limits: HeaderLimits) -> bytes:
 
 
 class HeaderLimitedProtocol(HttpToolsProtocol):
-    """uvicorn's httptools protocol with a cap on header count and total size."""
+    """uvicorn's httptools protocol with a cap on header count and total size, writing
+    each answer's head with its body (one_write.py)."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -116,7 +118,10 @@ class HeaderLimitedProtocol(HttpToolsProtocol):
     def on_headers_complete(self) -> None:
         self._head_open = False
         self._head_bytes = 0
+        before = self.cycle
         super().on_headers_complete()
+        if self.cycle is not None and self.cycle is not before:  # not an upgrade
+            HeadWithBody(self.transport, self.cycle)
 
     def on_message_complete(self) -> None:
         self._head_open = True
