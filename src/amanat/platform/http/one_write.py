@@ -8,33 +8,32 @@ the connection in one request's cycle and holds the head of a response whose len
 declared (``content-length``, not a HEAD request) until its body follows, then writes both
 together (``writelines``: one ``writev`` under uvloop, no copy of the body).
 
-Nothing else is held: a chunked or streamed response, ``100 Continue`` and a HEAD answer
-are written as uvicorn writes them. A held head is written before anything else happens to
-the connection: the next write, a close (an app that fails after starting its answer), or
-the end of the response (``on_response``), so no answer can lose its head. uvicorn has no
-setting for this, and its protocol is already subclassed here for the header limits
-(header_limits.py), so this is a few lines on that subclass rather than a fork.
+Nothing else is held: a chunked response, ``100 Continue`` and a HEAD answer are written
+as uvicorn writes them (a streamed answer that declares its length waits for its first
+piece). uvicorn always follows a sized head with a body write
+(an empty one too), so a held head goes out with it; a close before that (an app that
+fails after starting its answer) writes the head first, as uvicorn would have, unless the
+connection is already gone. The cycle is let go once its head is written, so a finished
+request is freed at once, as under plain uvicorn. uvicorn has no setting for this, and
+its protocol is already subclassed here for the header limits (header_limits.py), so
+this is a few lines on that subclass rather than a fork.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
 from typing import Any
 
 
 class HeadWithBody:
     """The connection as one request's cycle (``RequestResponseCycle``) sees it."""
 
-    __slots__ = ("_cycle", "_head_written", "_held", "_on_response", "_transport")
+    __slots__ = ("_cycle", "_held", "_transport")
 
     def __init__(self, transport: asyncio.Transport, cycle: Any) -> None:
         self._transport = transport
-        self._cycle = cycle
+        self._cycle: Any = cycle  # None once the head is written
         self._held: bytes | None = None
-        self._head_written = False
-        self._on_response: Callable[[], None] = cycle.on_response
-        cycle.on_response = self._response_complete
         cycle.transport = self
 
     def write(self, data: bytes) -> None:
@@ -44,9 +43,9 @@ class HeadWithBody:
             self._transport.writelines((held, data))
             return
         cycle = self._cycle
-        if not self._head_written and cycle.response_started:
+        if cycle is not None and cycle.response_started:
             # The first write once the answer has started is its head.
-            self._head_written = True
+            self._cycle = None
             if cycle.chunked_encoding is False and cycle.scope["method"] != "HEAD":
                 self._held = data
                 return
@@ -54,8 +53,8 @@ class HeadWithBody:
 
     def flush(self) -> None:
         held = self._held
-        if held is not None:
-            self._held = None
+        self._held = None
+        if held is not None and not self._transport.is_closing():
             self._transport.write(held)
 
     def close(self) -> None:
@@ -67,7 +66,3 @@ class HeadWithBody:
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._transport, name)
-
-    def _response_complete(self) -> None:
-        self.flush()
-        self._on_response()

@@ -12,9 +12,12 @@ from typing import Any
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from uvicorn.config import Config
 from uvicorn.protocols.http.flow_control import FlowControl
 from uvicorn.protocols.http.httptools_impl import RequestResponseCycle
+from uvicorn.server import ServerState
 
+from amanat.platform.http.header_limits import HeaderLimitedProtocol
 from amanat.platform.http.one_write import HeadWithBody
 
 
@@ -46,7 +49,11 @@ class RecordingTransport:
     def resume_reading(self) -> None: ...
 
     def get_extra_info(self, name: str, default: Any = None) -> Any:
-        return default
+        return {"peername": ("127.0.0.1", 50000), "sockname": ("127.0.0.1", 8000)}.get(
+            name, default
+        )
+
+    def set_write_buffer_limits(self, high: int | None = None, low: int | None = None) -> None: ...
 
 
 def _cycle(
@@ -191,3 +198,33 @@ async def test_the_end_of_an_answer_leaves_nothing_held(method: str) -> None:
     wrapper.flush()  # nothing left: no second copy of the head
     assert sum(w.count(b"HTTP/1.1") for w in transport.writes) == 1
     assert completed == [1]
+
+
+async def test_a_held_head_is_dropped_not_raised_when_the_client_has_gone() -> None:
+    cycle, transport, _ = _cycle()
+    await cycle.send(_start(11))
+    transport.closed = True  # the client went away (connection_lost closed it)
+    cycle.transport.close()  # as run_asgi does when the app then fails
+    assert transport.writes == []
+
+
+async def test_amanat_serve_s_protocol_writes_each_answer_through_it() -> None:
+    config = Config(app=_app, http=HeaderLimitedProtocol, lifespan="off")
+    protocol = HeaderLimitedProtocol(config=config, server_state=ServerState(), app_state={})
+    transport = RecordingTransport()
+    protocol.connection_made(transport)  # type: ignore[arg-type]
+    protocol.data_received(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert protocol.cycle is not None
+    assert isinstance(protocol.cycle.transport, HeadWithBody)
+    for _ in range(20):
+        if transport.writes:
+            break
+        await asyncio.sleep(0)
+    assert len(transport.writes) == 1 and transport.writes[0].endswith(b"\r\n\r\nhi")
+
+
+async def _app(scope: Any, receive: Any, send: Any) -> None:
+    await send(
+        {"type": "http.response.start", "status": 200, "headers": [(b"content-length", b"2")]}
+    )
+    await send({"type": "http.response.body", "body": b"hi"})
