@@ -10,13 +10,13 @@ together (``writelines``: one ``writev`` under uvloop, no copy of the body).
 
 Nothing else is held: a chunked response, ``100 Continue`` and a HEAD answer are written
 as uvicorn writes them (a streamed answer that declares its length waits for its first
-piece). uvicorn always follows a sized head with a body write
-(an empty one too), so a held head goes out with it; a close before that (an app that
-fails after starting its answer) writes the head first, as uvicorn would have, unless the
-connection is already gone. The cycle is let go once its head is written, so a finished
-request is freed at once, as under plain uvicorn. uvicorn has no setting for this, and
-its protocol is already subclassed here for the header limits (header_limits.py), so
-this is a few lines on that subclass rather than a fork.
+piece). uvicorn always follows a sized head with a body write (an empty one too), so a
+held head goes out with it; a close before that (an app that fails after starting its
+answer) writes the head first, as uvicorn would have, unless the connection is already
+gone. The cycle is let go once its head is written, so a finished request is freed at
+once, as under plain uvicorn. uvicorn has no setting for this, and its protocol is
+already subclassed here for the header limits (header_limits.py), so this is a few lines
+on that subclass rather than a fork.
 """
 
 from __future__ import annotations
