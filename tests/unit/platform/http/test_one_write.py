@@ -209,7 +209,8 @@ async def test_a_held_head_is_dropped_not_raised_when_the_client_has_gone() -> N
 
 
 async def test_amanat_serve_s_protocol_writes_each_answer_through_it() -> None:
-    config = Config(app=_app, http=HeaderLimitedProtocol, lifespan="off")
+    # log_config=None: uvicorn leaves the process's logging as the other tests set it.
+    config = Config(app=_app, http=HeaderLimitedProtocol, lifespan="off", log_config=None)
     protocol = HeaderLimitedProtocol(config=config, server_state=ServerState(), app_state={})
     transport = RecordingTransport()
     protocol.connection_made(transport)  # type: ignore[arg-type]
