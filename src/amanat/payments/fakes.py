@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
@@ -278,6 +278,9 @@ class InMemoryLedger(InMemoryStore):
             return found.shards, False
         self.accounts[account_id] = FakeAccount(kind, currency, shards)
         return shards, True
+
+    async def shard_counts(self, account_ids: Sequence[str]) -> dict[str, int]:
+        return {a: self.accounts[a].shards for a in account_ids if a in self.accounts}
 
     async def reserve(
         self,

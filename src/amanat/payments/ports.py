@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, Protocol
 
@@ -74,6 +75,10 @@ class LedgerRepository(Protocol):
         *,
         shard_count: int | None = None,
     ) -> int: ...
+    async def shard_counts(self, account_ids: Sequence[str]) -> dict[str, int]:
+        """The number of balance shards of each of these accounts that exists."""
+        ...
+
     async def lock_shards(self, account_ids: list[str]) -> dict[str, list[Shard]]: ...
     async def lock_free_shards(self, shard_counts: dict[str, int]) -> LockedShards:
         """The shards of these accounts (``account: its number of shards``) that nobody

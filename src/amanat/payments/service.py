@@ -9,7 +9,7 @@ runs (see payments/jobs.py and platform/jobs/runtime.py), and rail outcomes come
 from __future__ import annotations
 
 import random
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
@@ -227,6 +227,17 @@ class PaymentService:
             self._accounts[account] = count
         return count
 
+    async def _recall_accounts(self, account_ids: Iterable[str]) -> None:
+        """Remember, in one read, the shard counts of those of these accounts that exist
+        and are not remembered yet: a batch of payouts of many merchants new to this
+        process (its first minutes after a start) would otherwise look each one up in turn
+        inside its transaction. A read of its own, so all it sees is committed."""
+        unknown = [a for a in dict.fromkeys(account_ids) if a not in self._accounts]
+        if not unknown:
+            return
+        async with self._tx.read() as tx:
+            self._accounts.update(await tx.ledger.shard_counts(unknown))
+
     async def _merchant_account(
         self, tx: PaymentsTx, partner_id: str, currency: str
     ) -> tuple[str, int]:
@@ -439,9 +450,11 @@ class PaymentService:
             else:
                 holders[lookup] = holder
         accounts: dict[tuple[str, str], tuple[str, int]] = {}
+        merchants = sorted({(r.caller.partner_id, r.currency) for r in requests})
+        await self._recall_accounts(ledger.merchant_account(partner) for partner, _ in merchants)
         # In one order for every batch: two batches that create the same new accounts
         # must not take their locks the other way round.
-        for wanted in sorted({(r.caller.partner_id, r.currency) for r in requests}):
+        for wanted in merchants:
             accounts[wanted] = await self._merchant_account(tx, *wanted)
         locked = await tx.ledger.lock_free_shards(dict(accounts.values()))
         before = locked.shards

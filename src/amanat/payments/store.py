@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -541,6 +542,14 @@ class SqlLedgerRepository:
             )
             return shards, True
         return await self._shard_count(account_id), False
+
+    async def shard_counts(self, account_ids: Sequence[str]) -> dict[str, int]:
+        if not account_ids:
+            return {}
+        stmt = sa.select(ledger_accounts.c.id, ledger_accounts.c.shards).where(
+            ledger_accounts.c.id.in_(account_ids)
+        )
+        return {row.id: int(row.shards) for row in (await self._conn.execute(stmt)).all()}
 
     async def _shard_count(self, account_id: str) -> int:
         value = (await self._conn.execute(_SHARD_COUNT, {"p_account": account_id})).scalar()

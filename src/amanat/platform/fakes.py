@@ -34,7 +34,7 @@ import base64
 import copy
 import hashlib
 import json
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager, contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, replace
@@ -539,6 +539,9 @@ class InMemoryDataKeys(InMemoryStore):
     async def get_key(self, key_id: str) -> DataKey | None:
         return self.keys_by_id.get(key_id)
 
+    async def get_keys(self, key_ids: Sequence[str]) -> list[DataKey]:
+        return [self.keys_by_id[k] for k in dict.fromkeys(key_ids) if k in self.keys_by_id]
+
     async def keys(self, purpose: str | None = None) -> list[DataKey]:
         return sorted(
             (k for k in self.keys_by_id.values() if purpose is None or k.purpose == purpose),
@@ -634,6 +637,9 @@ class FakeFieldEncryptor:
 
     def forget(self, key_id: str) -> None:
         self.forgotten.add(key_id)
+
+    async def preload(self, key_ids: Iterable[str]) -> None:
+        """Nothing to load: this cipher needs no key material."""
 
     async def encrypt(self, plaintext: str, *, context: FieldContext, key_id: str) -> str:
         if key_id in self.forgotten:

@@ -93,7 +93,12 @@ def _protection(s: Services) -> DataProtectionService:
             return None, "missing"
         return key.wrapped_key, key.purpose
 
-    cipher = FieldCipher(master_key_from(s.settings, s.http), load_data_key)
+    async def load_data_keys(key_ids: list[str]) -> dict[str, tuple[str | None, str]]:
+        async with transactions.read() as tx:
+            keys = await tx.data_keys.get_keys(key_ids)
+        return {key.id: (key.wrapped_key, key.purpose) for key in keys}
+
+    cipher = FieldCipher(master_key_from(s.settings, s.http), load_data_key, load_data_keys)
     columns = [*PLATFORM_ENCRYPTED_COLUMNS, *s.registry.encrypted_columns]
     return DataProtectionService(transactions, s.clock, cipher, columns, feed=s.get(ChangeFeed))
 

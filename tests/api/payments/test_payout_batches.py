@@ -16,11 +16,12 @@ from typing import Any
 import httpx
 import pytest
 import sqlalchemy as sa
-from tests.conftest import TEST_DB
+from tests.conftest import TEST_DB, _outbound_http
 from tests.support.oauth import ACTOR, RegisteredClient, bearer, funded_merchant
 
 from amanat.auth.domain import Caller
-from amanat.bootstrap import Container
+from amanat.bootstrap import Container, build_container
+from amanat.kernel.clock import FrozenClock
 from amanat.payments.batching import PayoutBatcher
 from amanat.payments.domain.ledger import InsufficientFunds
 from amanat.payments.domain.payments import Payment
@@ -30,6 +31,7 @@ from amanat.payments.tables import holds, payments
 from amanat.platform.idempotency.service import IdempotencyService
 from amanat.platform.idempotency.tables import idempotency_keys
 from amanat.platform.jobs.tables import outbox
+from amanat.platform.settings import Settings
 
 IBAN = "PK36SCBL0000001123456702"
 CREDITOR = AccountIn(iban=IBAN, raast_id=None, name="Ayesha Khan")
@@ -356,3 +358,41 @@ async def test_a_batched_payout_answers_its_description_as_a_retrieve_does(
         fetched = await client.get(f"/v1/payments/{response.json()['id']}", headers=auth)
         assert response.json()["description"] == fetched.json()["description"]
     assert [r.json()["description"] for r in created] == [None, "salary"]
+
+
+async def test_a_process_new_to_the_merchants_reads_their_accounts_and_keys_once_a_batch(
+    container: Container, settings: Settings, clock: FrozenClock
+) -> None:
+    """After a start or a deploy every merchant is new to a process. A batch of their
+    payouts reads their ledger accounts in one statement and their customers' data keys
+    in one more, not one of each per merchant inside the batch's transaction."""
+    merchants = [await funded_merchant(container, f"Cold {i}", 1_000_000) for i in range(6)]
+    for merchant in merchants:  # each merchant's customer exists, under a key of its own
+        async with container.transactions.atomic() as tx:
+            await container.payments.create_payouts(
+                tx, await _requests(container, merchant, [10_000])
+            )
+    fresh = build_container(settings, clock=clock, http=_outbound_http())
+    try:
+        statements: list[str] = []
+
+        def seen(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+            statements.append(" ".join(statement.split()))
+
+        sa.event.listen(fresh.db.engine.sync_engine, "before_cursor_execute", seen)
+        requests = [r for m in merchants for r in await _requests(fresh, m, [20_000])]
+        statements.clear()
+        async with fresh.transactions.atomic() as tx:
+            outcomes = await fresh.payments.create_payouts(tx, requests)
+        assert all(isinstance(o, Payment) for o in outcomes), outcomes
+        ledger_accounts = [s for s in statements if "ledger_accounts" in s]
+        assert len(ledger_accounts) == 1, ledger_accounts  # one read, no INSERT ... ON CONFLICT
+        one_key_reads = [s for s in statements if "FROM data_keys WHERE data_keys.id =" in s]
+        many_key_reads = [s for s in statements if "FROM data_keys WHERE data_keys.id IN" in s]
+        # The single reads are the process's own few keys (the fields key), never one per
+        # customer; the customers' keys come in one read.
+        assert len(one_key_reads) <= 2, one_key_reads
+        assert len(many_key_reads) == 1, many_key_reads
+    finally:
+        await fresh.close()
+    await _rows_agree(container, 12)

@@ -5,7 +5,10 @@ A ciphertext is ``v1.<data-key-id>.<base64url(nonce || ciphertext || tag)>``, wi
 longer decrypts. Unwrapped data keys are cached in memory, the most recently used
 :data:`KEY_CACHE_SIZE` of them (one key per data subject, so a bank's customers would
 otherwise grow the process without bound); a shredded or retired key is dropped from the
-cache by :meth:`forget`.
+cache by :meth:`forget`. :meth:`preload` loads many keys in one read: a batch of payouts
+to many merchants' customers, each under a key of their own, would otherwise load them one
+read after another (a process's first minutes after a start or deploy, when every key is
+new to it).
 
 Blind indexes are HMAC-SHA256 under their own data key (purpose ``blind_index``), so the
 index key can be held apart from the encryption keys and an index reveals nothing without it.
@@ -18,7 +21,7 @@ import hashlib
 import hmac
 import os
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 
 from cryptography.exceptions import InvalidTag
@@ -46,13 +49,21 @@ def key_id_of(ciphertext: str) -> str:
     return parts[1]
 
 
+WrappedKey = tuple[str | None, str]  # (wrapped key, None if shredded; purpose)
+
+
 class FieldCipher:
     def __init__(
-        self, master: MasterKey, load_wrapped: Callable[[str], Awaitable[tuple[str | None, str]]]
+        self,
+        master: MasterKey,
+        load_wrapped: Callable[[str], Awaitable[WrappedKey]],
+        load_many: Callable[[list[str]], Awaitable[dict[str, WrappedKey]]] | None = None,
     ) -> None:
-        """``load_wrapped(key_id)`` returns ``(wrapped_key or None if shredded, purpose)``."""
+        """``load_wrapped(key_id)`` returns ``(wrapped_key or None if shredded, purpose)``;
+        ``load_many(key_ids)`` the same for each of the ids it finds, in one read."""
         self._master = master
         self._load_wrapped = load_wrapped
+        self._load_many = load_many
         self._keys: OrderedDict[str, bytes] = OrderedDict()
         # Bumped by forget(): a key loaded while a forget ran is used once, never kept (it
         # may be the key just shredded).
@@ -89,16 +100,38 @@ class FieldCipher:
         wrapped, purpose = await self._load_wrapped(key_id)
         if wrapped is None:
             raise KeyUnavailable(key_id)
+        key = await self._unwrap(key_id, wrapped, purpose)
+        if forgets == self._forgets:
+            self._remember(key_id, key)
+        return key
+
+    async def _unwrap(self, key_id: str, wrapped: str, purpose: str) -> bytes:
         if purpose == SUBJECT:
             # Subject keys are wrapped by the current fields key, not the master key, so a
             # data-key rotation re-wraps them like any other ciphertext.
             encoded = await self.decrypt(wrapped, context=subject_key_context(key_id))
-            key = base64.b64decode(encoded)
-        else:
-            key = await self._master.unwrap(wrapped, f"data-key:{key_id}")
-        if forgets == self._forgets:
+            return base64.b64decode(encoded)
+        return await self._master.unwrap(wrapped, f"data-key:{key_id}")
+
+    async def preload(self, key_ids: Iterable[str]) -> None:
+        """Load those of ``key_ids`` not in memory, in one read. A key not found, shredded
+        or that does not unwrap is left out: its use raises as it would have. Best effort:
+        it only saves the reads that using the keys one by one would make."""
+        missing = [k for k in dict.fromkeys(key_ids) if k not in self._keys]
+        if not missing or self._load_many is None:
+            return
+        forgets = self._forgets
+        loaded = await self._load_many(missing[:KEY_CACHE_SIZE])
+        for key_id, (wrapped, purpose) in loaded.items():
+            if wrapped is None or key_id in self._keys:
+                continue
+            try:
+                key = await self._unwrap(key_id, wrapped, purpose)
+            except Exception:  # noqa: BLE001, S112 - its own use raises it, where it belongs
+                continue
+            if forgets != self._forgets:
+                return  # a key was forgotten meanwhile: it may be one of these
             self._remember(key_id, key)
-        return key
 
     def _remember(self, key_id: str, key: bytes) -> None:
         self._keys[key_id] = key

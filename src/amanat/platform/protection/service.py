@@ -10,7 +10,7 @@ erasing a person deletes one wrapped key.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -61,6 +61,21 @@ PLATFORM_ENCRYPTED_COLUMNS: tuple[EncryptedColumn, ...] = (
     EncryptedColumn("data_keys", "id", "wrapped_key"),
     EncryptedColumn("idempotency_keys", "id", "response_body"),
 )
+
+
+def _name_keys(
+    cipher: FieldEncryptor,
+    found: Iterable[Mapping[tuple[str, str], Sequence[SubjectRecord]]],
+) -> Iterator[str]:
+    """The data keys of the stored names that matching a holder will decrypt."""
+    for by_pair in found:
+        for records in by_pair.values():
+            for record in records:
+                if record.erased_at is None and record.name_enc is not None:
+                    try:
+                        yield cipher.key_id_of(record.name_enc)
+                    except ValueError:
+                        continue  # its decryption says what is wrong with it
 
 
 @dataclass(frozen=True, slots=True)
@@ -576,8 +591,9 @@ class DataProtectionService:
             async with self._tx.read() as tx:
                 for field, pairs in wanted.items():
                     found[field] = await tx.subjects.find_many(field, list(set(pairs.values())))
-        # Names are decrypted once the read is over: a data key not in memory yet is
-        # loaded through a connection of its own.
+        # Names are decrypted once the read is over: the data keys not in memory yet are
+        # loaded through a connection of their own, all in one read.
+        await self.cipher.preload(_name_keys(self.cipher, found.values()))
         for field, pairs in wanted.items():
             for lookup, pair in pairs.items():
                 outcome[lookup] = await self._same_person(found[field][pair], lookup.name)

@@ -135,6 +135,12 @@ class SqlDataKeyRepository:
         row = (await self._conn.execute(data_keys.select().where(data_keys.c.id == key_id))).first()
         return _data_key(row) if row else None
 
+    async def get_keys(self, key_ids: Sequence[str]) -> list[DataKey]:
+        if not key_ids:
+            return []
+        stmt = data_keys.select().where(data_keys.c.id.in_(key_ids))
+        return [_data_key(row) for row in (await self._conn.execute(stmt)).all()]
+
     async def keys(self, purpose: str | None = None) -> list[DataKey]:
         if purpose is None:
             result = await self._conn.execute(_ALL_KEYS)

@@ -9,8 +9,8 @@ import os
 import pytest
 
 from amanat.platform.crypto import field_cipher
-from amanat.platform.crypto.field_cipher import FieldCipher, FieldContext
-from amanat.platform.crypto.master_keys import LocalMasterKey
+from amanat.platform.crypto.field_cipher import FieldCipher, FieldContext, KeyUnavailable
+from amanat.platform.crypto.master_keys import LocalMasterKey, MasterKeyError
 
 
 def test_the_key_cache_is_bounded_and_a_dropped_key_is_loaded_again(
@@ -66,5 +66,123 @@ def test_a_key_forgotten_while_it_was_being_loaded_is_not_kept() -> None:
         go_on.set()
         await pending
         assert "dk_1" not in cipher._keys
+
+    asyncio.run(scenario())
+
+
+def _master() -> LocalMasterKey:
+    return LocalMasterKey.from_base64(base64.b64encode(os.urandom(32)).decode())
+
+
+def test_preload_reads_the_missing_keys_at_once_and_leaves_out_what_it_cannot_use() -> None:
+    """Known keys are not read again; a shredded, missing or foreign key is not kept, and
+    its own use still raises as it would have."""
+    master = _master()
+    stored: dict[str, tuple[str | None, str]] = {}
+    single: list[str] = []
+    batches: list[list[str]] = []
+
+    async def load(key_id: str) -> tuple[str | None, str]:
+        single.append(key_id)
+        return stored.get(key_id, (None, "missing"))
+
+    async def load_many(key_ids: list[str]) -> dict[str, tuple[str | None, str]]:
+        batches.append(list(key_ids))
+        return {k: stored[k] for k in key_ids if k in stored}
+
+    async def scenario() -> None:
+        maker = FieldCipher(master, load)
+        context = FieldContext("data_subjects", "name_enc", "cus_1")
+        sealed = {}
+        for name in ("dk_a", "dk_b", "dk_c"):
+            stored[name] = (await maker.new_wrapped_key(name), "fields")
+            sealed[name] = await maker.encrypt("Ali", context=context, key_id=name)
+        stored["dk_gone"] = (None, "fields")  # shredded
+        # Wrapped under another master key: it does not unwrap here.
+        stored["dk_bad"] = (await FieldCipher(_master(), load).new_wrapped_key("dk_bad"), "fields")
+        cipher = FieldCipher(master, load, load_many)
+        await cipher.encrypt("x", context=context, key_id="dk_a")  # known before
+        assert single == ["dk_a"]
+        await cipher.preload(["dk_b", "dk_a", "dk_c", "dk_b", "dk_gone", "dk_bad", "dk_none"])
+        assert batches == [["dk_b", "dk_c", "dk_gone", "dk_bad", "dk_none"]]
+        assert set(cipher._keys) == {"dk_a", "dk_b", "dk_c"}
+        for name in ("dk_b", "dk_c"):
+            assert await cipher.decrypt(sealed[name], context=context) == "Ali"
+        assert single == ["dk_a"]  # the preloaded keys cost no read of their own
+        await cipher.preload(["dk_a", "dk_b"])
+        assert len(batches) == 1  # nothing missing: no read at all
+        for name in ("dk_gone", "dk_none"):
+            with pytest.raises(KeyUnavailable):
+                await cipher.encrypt("x", context=context, key_id=name)
+        with pytest.raises(MasterKeyError):
+            await cipher.encrypt("x", context=context, key_id="dk_bad")
+
+    asyncio.run(scenario())
+
+
+def test_preload_unwraps_subject_keys_under_their_fields_key() -> None:
+    master = _master()
+    stored: dict[str, tuple[str | None, str]] = {}
+
+    async def load(key_id: str) -> tuple[str | None, str]:
+        return stored[key_id]
+
+    async def load_many(key_ids: list[str]) -> dict[str, tuple[str | None, str]]:
+        return {k: stored[k] for k in key_ids if k in stored}
+
+    async def scenario() -> None:
+        maker = FieldCipher(master, load)
+        stored["dk_fields"] = (await maker.new_wrapped_key("dk_fields"), "fields")
+        context = FieldContext("data_subjects", "name_enc", "cus_1")
+        sealed = {}
+        for name in ("sk_1", "sk_2"):
+            stored[name] = (await maker.new_subject_key(name, "dk_fields"), field_cipher.SUBJECT)
+            sealed[name] = await maker.encrypt("Sana", context=context, key_id=name)
+        cipher = FieldCipher(master, load, load_many)
+        await cipher.preload(["sk_1", "sk_2"])
+        assert {"sk_1", "sk_2"} <= set(cipher._keys)
+        for name in ("sk_1", "sk_2"):
+            assert await cipher.decrypt(sealed[name], context=context) == "Sana"
+
+    asyncio.run(scenario())
+
+
+def test_a_key_forgotten_while_a_preload_reads_is_not_kept() -> None:
+    master = _master()
+    stored: dict[str, tuple[str | None, str]] = {}
+    reading = asyncio.Event()
+    go_on = asyncio.Event()
+
+    async def load(key_id: str) -> tuple[str | None, str]:
+        return stored[key_id]
+
+    async def load_many(key_ids: list[str]) -> dict[str, tuple[str | None, str]]:
+        reading.set()
+        await go_on.wait()
+        return {k: stored[k] for k in key_ids}
+
+    async def scenario() -> None:
+        maker = FieldCipher(master, load)
+        for name in ("dk_1", "dk_2"):
+            stored[name] = (await maker.new_wrapped_key(name), "fields")
+        cipher = FieldCipher(master, load, load_many)
+        pending = asyncio.create_task(cipher.preload(["dk_1", "dk_2"]))
+        await reading.wait()
+        cipher.forget("dk_2")  # an erasure commits meanwhile
+        go_on.set()
+        await pending
+        assert not cipher._keys
+
+    asyncio.run(scenario())
+
+
+def test_without_a_reader_of_many_keys_preload_does_nothing() -> None:
+    async def load(key_id: str) -> tuple[str | None, str]:
+        raise AssertionError("preload must not read keys one by one")
+
+    async def scenario() -> None:
+        cipher = FieldCipher(_master(), load)
+        await cipher.preload(["dk_1"])
+        assert not cipher._keys
 
     asyncio.run(scenario())
