@@ -13,6 +13,7 @@ from typing import Any
 
 from fastapi import APIRouter, FastAPI
 from fastapi.staticfiles import StaticFiles
+from fastapi.telemetry import TelemetryConfig
 
 from amanat import __version__
 from amanat.platform.http import health, pages
@@ -23,6 +24,19 @@ from amanat.platform.http.openapi import install_openapi
 from amanat.platform.http.responses import JsonResponse
 from amanat.platform.http.route_index import index_included_routers
 from amanat.platform.settings import Settings
+
+# FastAPI's own OpenTelemetry stays off. It would record, under any provider an operator
+# installs, URL paths and query values, validation errors with the values refused and
+# exception messages, none of them through amanat's masking (a CNIC, an IBAN or a token
+# could leave in a span or a log record). Left on, it also asks on every request whether
+# a provider is configured: about 10 us of CPU per request of the echo endpoint, run in
+# process (bench/README.md, fifteenth round).
+FRAMEWORK_TELEMETRY: TelemetryConfig = {
+    "tracing": False,
+    "metrics": False,
+    "logs": False,
+    "operation_spans": False,
+}
 
 
 def make_api(
@@ -41,6 +55,7 @@ def make_api(
         docs_url=None,
         redoc_url=None,
         default_response_class=JsonResponse,
+        telemetry=FRAMEWORK_TELEMETRY,
     )
     app.state.container = container
     app.state.settings = settings
