@@ -161,6 +161,7 @@ class PayoutBatcher:
         for i, waiting in enumerate(batch):
             first.setdefault(record_id(waiting.record.client_id, waiting.record.key), i)
         outcomes: dict[int, Outcome] = {}
+        await self._payments.recall_accounts(w.request for w in batch if w.request is not None)
         async with self._tx.atomic() as tx:
             claimed = await tx.idempotency.claim_many([batch[i].record for i in first.values()])
             mine = [i for key, i in first.items() if key in claimed]

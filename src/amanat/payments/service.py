@@ -227,12 +227,15 @@ class PaymentService:
             self._accounts[account] = count
         return count
 
-    async def _recall_accounts(self, account_ids: Iterable[str]) -> None:
-        """Remember, in one read, the shard counts of those of these accounts that exist
-        and are not remembered yet: a batch of payouts of many merchants new to this
-        process (its first minutes after a start) would otherwise look each one up in turn
-        inside its transaction. A read of its own, so all it sees is committed."""
-        unknown = [a for a in dict.fromkeys(account_ids) if a not in self._accounts]
+    async def recall_accounts(self, requests: Iterable[PayoutRequest]) -> None:
+        """Remember, in one read, the shard counts of the merchants' accounts of these
+        payouts that exist and are not remembered yet: a batch of payouts of many merchants
+        new to this process (its first minutes after a start) would otherwise look each one
+        up in turn inside its transaction. Call it outside any transaction (the batcher
+        does, before it opens the batch's): its read is then a transaction of its own, so
+        what it remembers is committed and cannot be rolled back."""
+        wanted = (ledger.merchant_account(r.caller.partner_id) for r in requests)
+        unknown = [a for a in dict.fromkeys(wanted) if a not in self._accounts]
         if not unknown:
             return
         async with self._tx.read() as tx:
@@ -451,7 +454,6 @@ class PaymentService:
                 holders[lookup] = holder
         accounts: dict[tuple[str, str], tuple[str, int]] = {}
         merchants = sorted({(r.caller.partner_id, r.currency) for r in requests})
-        await self._recall_accounts(ledger.merchant_account(partner) for partner, _ in merchants)
         # In one order for every batch: two batches that create the same new accounts
         # must not take their locks the other way round.
         for wanted in merchants:

@@ -112,6 +112,9 @@ def create_rail_app(settings: RailSettings) -> FastAPI:
         "`/problems/rail_<reason>` pages say what each refusal means for a payment.",
         version="1",
         lifespan=lifespan,
+        # As amanat's own app (platform/http/app.py): FastAPI's OpenTelemetry would record
+        # URLs and refused values unmasked under any provider installed in the process.
+        telemetry={"tracing": False, "metrics": False, "logs": False, "operation_spans": False},
     )
     app.state.rail_engine = engine
     app.state.rail_disputes = disputes

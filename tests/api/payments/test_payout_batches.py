@@ -364,8 +364,9 @@ async def test_a_process_new_to_the_merchants_reads_their_accounts_and_keys_once
     container: Container, settings: Settings, clock: FrozenClock
 ) -> None:
     """After a start or a deploy every merchant is new to a process. A batch of their
-    payouts reads their ledger accounts in one statement and their customers' data keys
-    in one more, not one of each per merchant inside the batch's transaction."""
+    payouts reads their ledger accounts in one statement (before its transaction) and
+    their customers' data keys in one more, not one of each per merchant inside the
+    batch's transaction."""
     merchants = [await funded_merchant(container, f"Cold {i}", 1_000_000) for i in range(6)]
     for merchant in merchants:  # each merchant's customer exists, under a key of its own
         async with container.transactions.atomic() as tx:
@@ -380,11 +381,23 @@ async def test_a_process_new_to_the_merchants_reads_their_accounts_and_keys_once
             statements.append(" ".join(statement.split()))
 
         sa.event.listen(fresh.db.engine.sync_engine, "before_cursor_execute", seen)
-        requests = [r for m in merchants for r in await _requests(fresh, m, [20_000])]
+        idempotency = fresh.get(IdempotencyService)
+        batcher = PayoutBatcher(fresh.transactions, fresh.payments, idempotency)
+        prepared = [(m, r) for m in merchants for r in await _requests(fresh, m, [20_000])]
+
+        async def pay(merchant: RegisteredClient, request: Any, key: str) -> Any:
+            async def prepare() -> Any:
+                return request
+
+            record = idempotency.new_record(merchant.id, key, "h" * 64, "POST", "/v1/payments")
+            return await batcher.create(record, lambda exc: (422, {"code": exc.code}), prepare)
+
         statements.clear()
-        async with fresh.transactions.atomic() as tx:
-            outcomes = await fresh.payments.create_payouts(tx, requests)
-        assert all(isinstance(o, Payment) for o in outcomes), outcomes
+        outcomes = await asyncio.gather(
+            *[pay(m, r, f"cold-{i}") for i, (m, r) in enumerate(prepared)]
+        )
+        assert [o[0] if o else o for o in outcomes] == [201] * len(merchants), outcomes
+        assert (batcher.batches, batcher.fallbacks) == (1, 0)
         ledger_accounts = [s for s in statements if "ledger_accounts" in s]
         assert len(ledger_accounts) == 1, ledger_accounts  # one read, no INSERT ... ON CONFLICT
         one_key_reads = [s for s in statements if "FROM data_keys WHERE data_keys.id =" in s]

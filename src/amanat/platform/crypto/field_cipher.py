@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from amanat.platform.crypto.master_keys import MasterKey
+from amanat.platform.crypto.master_keys import MasterKey, MasterKeyError
 
 PREFIX = "v1"
 SUBJECT = "subject"
@@ -114,9 +114,12 @@ class FieldCipher:
         return await self._master.unwrap(wrapped, f"data-key:{key_id}")
 
     async def preload(self, key_ids: Iterable[str]) -> None:
-        """Load those of ``key_ids`` not in memory, in one read. A key not found, shredded
-        or that does not unwrap is left out: its use raises as it would have. Best effort:
-        it only saves the reads that using the keys one by one would make."""
+        """Load those of ``key_ids`` not in memory, in one read. It only saves the reads
+        that using the keys one by one would make: a key not found, shredded or not
+        unwrapping (:class:`KeyUnavailable`) is left out, and the master key's service
+        failing (:class:`MasterKeyError`) ends the preload at once, so an outage costs one
+        timeout here, not one per key; either way the key's own use raises as it would
+        have. Any other failure (the database's) is raised."""
         missing = [k for k in dict.fromkeys(key_ids) if k not in self._keys]
         if not missing or self._load_many is None:
             return
@@ -127,8 +130,10 @@ class FieldCipher:
                 continue
             try:
                 key = await self._unwrap(key_id, wrapped, purpose)
-            except Exception:  # noqa: BLE001, S112 - its own use raises it, where it belongs
+            except KeyUnavailable:
                 continue
+            except MasterKeyError:
+                return
             if forgets != self._forgets:
                 return  # a key was forgotten meanwhile: it may be one of these
             self._remember(key_id, key)

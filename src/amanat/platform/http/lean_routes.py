@@ -283,8 +283,9 @@ class LeanRoutes:
             and getattr(self._fastapi.state, "lean_routes", True)
             # An override replaces a dependency for FastAPI's way (tests do): honour it.
             and not self._fastapi.dependency_overrides
-            # FastAPI's own OpenTelemetry (a deployment that configures it) records the
-            # route, its operations and failed validations on FastAPI's way only.
+            # FastAPI's own OpenTelemetry, where an app turns it on (amanat's does not:
+            # platform/http/app.py), records the route, its operations and failed
+            # validations on FastAPI's way only.
             and get_telemetry_data() is None
         ):
             path = scope["path"]

@@ -67,15 +67,20 @@ def _name_keys(
     cipher: FieldEncryptor,
     found: Iterable[Mapping[tuple[str, str], Sequence[SubjectRecord]]],
 ) -> Iterator[str]:
-    """The data keys of the stored names that matching a holder will decrypt."""
+    """The data key of the first stored name that matching each holder will decrypt (the
+    newest record; a name that differs makes the match read on, key by key)."""
     for by_pair in found:
         for records in by_pair.values():
-            for record in records:
-                if record.erased_at is None and record.name_enc is not None:
-                    try:
-                        yield cipher.key_id_of(record.name_enc)
-                    except ValueError:
-                        continue  # its decryption says what is wrong with it
+            first = next(
+                (r.name_enc for r in records if r.erased_at is None and r.name_enc is not None),
+                None,
+            )
+            if first is None:
+                continue
+            try:
+                yield cipher.key_id_of(first)
+            except ValueError:
+                continue  # its decryption says what is wrong with it
 
 
 @dataclass(frozen=True, slots=True)
@@ -591,8 +596,8 @@ class DataProtectionService:
             async with self._tx.read() as tx:
                 for field, pairs in wanted.items():
                     found[field] = await tx.subjects.find_many(field, list(set(pairs.values())))
-        # Names are decrypted once the read is over: the data keys not in memory yet are
-        # loaded through a connection of their own, all in one read.
+        # Names are decrypted once the read is over, their data keys not in memory yet
+        # read in one statement first.
         await self.cipher.preload(_name_keys(self.cipher, found.values()))
         for field, pairs in wanted.items():
             for lookup, pair in pairs.items():

@@ -186,3 +186,57 @@ def test_without_a_reader_of_many_keys_preload_does_nothing() -> None:
         assert not cipher._keys
 
     asyncio.run(scenario())
+
+
+class _MasterKeyDown:
+    """A master key whose service is out: every unwrap fails after its timeout."""
+
+    key_id = "vault:down"
+
+    def __init__(self) -> None:
+        self.unwraps = 0
+
+    async def wrap(self, data_key: bytes, context: str) -> str:
+        raise MasterKeyError("unreachable")
+
+    async def unwrap(self, wrapped: str, context: str) -> bytes:
+        self.unwraps += 1
+        raise MasterKeyError("unreachable")
+
+
+def test_an_outage_of_the_master_key_ends_the_preload_after_one_try() -> None:
+    down = _MasterKeyDown()
+
+    async def load(key_id: str) -> tuple[str | None, str]:
+        return "wrapped", "fields"
+
+    async def load_many(key_ids: list[str]) -> dict[str, tuple[str | None, str]]:
+        return dict.fromkeys(key_ids, ("wrapped", "fields"))
+
+    async def scenario() -> None:
+        cipher = FieldCipher(down, load, load_many)
+        await cipher.preload(["dk_1", "dk_2", "dk_3"])
+        assert down.unwraps == 1
+        assert not cipher._keys
+        with pytest.raises(MasterKeyError):  # the key's own use says what is wrong
+            await cipher.encrypt("x", context=FieldContext("t", "c", "r"), key_id="dk_1")
+
+    asyncio.run(scenario())
+
+
+def test_a_database_failure_during_a_preload_is_raised() -> None:
+    """A subject key's fields key read fails: raised, not swallowed, so the caller's
+    transaction does not carry on to fail later for a reason nobody sees."""
+
+    async def load(key_id: str) -> tuple[str | None, str]:
+        raise ConnectionError("database gone")
+
+    async def load_many(key_ids: list[str]) -> dict[str, tuple[str | None, str]]:
+        return dict.fromkeys(key_ids, ("v1.dk_fields.AAAA", field_cipher.SUBJECT))
+
+    async def scenario() -> None:
+        cipher = FieldCipher(_master(), load, load_many)
+        with pytest.raises(ConnectionError):
+            await cipher.preload(["sk_1"])
+
+    asyncio.run(scenario())
