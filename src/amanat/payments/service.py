@@ -453,10 +453,9 @@ class PaymentService:
             else:
                 holders[lookup] = holder
         accounts: dict[tuple[str, str], tuple[str, int]] = {}
-        merchants = sorted({(r.caller.partner_id, r.currency) for r in requests})
         # In one order for every batch: two batches that create the same new accounts
         # must not take their locks the other way round.
-        for wanted in merchants:
+        for wanted in sorted({(r.caller.partner_id, r.currency) for r in requests}):
             accounts[wanted] = await self._merchant_account(tx, *wanted)
         locked = await tx.ledger.lock_free_shards(dict(accounts.values()))
         before = locked.shards
