@@ -42,6 +42,9 @@ BrowserSession = tuple[Page, list[str], list[str], list[Request]]
 @pytest.fixture
 def browser_session(console_server: Any) -> Iterator[BrowserSession]:
     """A page whose every request outside 127.0.0.1 is aborted and recorded."""
+    # Why 15 s (default 5 s): a slow, shared machine may take longer to render; restored
+    # afterwards, as the setting is global.
+    expect.set_options(timeout=15_000)
     with sync_playwright() as pw:
         browser = pw.chromium.launch(
             executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS
@@ -73,6 +76,7 @@ def browser_session(console_server: Any) -> Iterator[BrowserSession]:
             yield page, blocked, errors, requests
         finally:
             browser.close()
+            expect.set_options(timeout=None)
 
 
 def test_operator_creates_a_partner_and_client_and_sees_the_secret_once(

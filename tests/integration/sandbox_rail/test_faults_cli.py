@@ -29,13 +29,14 @@ def rail_url(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     url = f"http://127.0.0.1:{port}"
-    for _ in range(200):
-        if server.started:
-            break
+    # Why 30 s: a slow, shared machine may take seconds to start the server (was 4 s).
+    deadline = time.monotonic() + 30
+    while not server.started and thread.is_alive() and time.monotonic() < deadline:
         time.sleep(0.02)
     monkeypatch.setenv("AMANAT_RAIL__BASE_URL", url)
     monkeypatch.setenv("AMANAT_RAIL__ADMIN_TOKEN", "drill-admin")
     try:
+        assert server.started, "the rail server did not start"
         yield url
     finally:
         server.should_exit = True

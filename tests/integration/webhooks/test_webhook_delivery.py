@@ -13,7 +13,7 @@ import json
 import socket
 import ssl
 import threading
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
@@ -126,6 +126,17 @@ class Hooks:
     async def set_timeout(self, seconds: float) -> None:
         service = self.container.webhooks
         service.config = replace(service.config, timeout=timedelta(seconds=seconds))
+
+
+async def until(condition: Callable[[], bool], seconds: float = 10.0) -> bool:
+    """Polls ``condition`` for up to ``seconds`` (a bound on a hang on a slow machine,
+    not a timing assertion); whether it came true."""
+    deadline = asyncio.get_running_loop().time() + seconds
+    while not condition():
+        if asyncio.get_running_loop().time() > deadline:
+            return False
+        await asyncio.sleep(0.01)
+    return True
 
 
 async def deliver(deliverer: WebhookDeliverer) -> int:
@@ -980,10 +991,8 @@ async def test_a_held_backlog_goes_out_one_at_a_time_with_the_default_concurrenc
     )
     deliverer = hooks.deliverer()
     assert await deliverer.run_once() == 5
-    for _ in range(200):
-        if receiver.received():
-            break
-        await asyncio.sleep(0.01)
+    # Why up to 10 s: the first request may be slow to arrive on a busy machine.
+    assert await until(lambda: bool(receiver.received())), "the first was never sent"
     await asyncio.sleep(0.3)  # room for any attempt sent alongside the first
     assert len(receiver.received()) == 1, "held deliveries were sent side by side"
     first_answer.set()
@@ -1123,8 +1132,10 @@ async def test_claimed_ahead_deliveries_never_exceed_the_process_slots(hooks: Ho
                 await hooks.emit()
             deliverer = hooks.deliverer(concurrency=5, per_endpoint=2, owner="slots")
             assert await deliverer.run_once() == 10, "two slots' worth of the five"
-            for _ in range(50):
-                await asyncio.sleep(0.02)
+            # Why poll (up to 10 s) then 0.2 s: wait for the five on a slow machine, then
+            # leave room for a sixth request, which must not come.
+            await until(lambda: len(hanging.received()) >= 5)
+            await asyncio.sleep(0.2)
             assert len(hanging.received()) == 5, "only the process's five slots send"
         finally:
             gate.set()
@@ -1179,7 +1190,8 @@ async def test_a_stopping_worker_gives_back_what_it_has_not_sent(hooks: Hooks) -
             await asyncio.sleep(0.01)
         assert deliverer.in_flight == 2
         stop.set()
-        await asyncio.sleep(0.05)
+        # The waiting attempt must find the worker stopping once the slot frees up.
+        assert await until(lambda: deliverer._stopping), "the deliverer never saw the stop"
         gate.set()
         async with asyncio.timeout(30):
             await running_loop
@@ -1221,9 +1233,17 @@ async def test_a_stalled_recording_pauses_claims_without_spinning(
     monkeypatch.setattr(deliverer, "run_once", counted)
     stop = asyncio.Event()
     loop_task = asyncio.ensure_future(deliverer.run_forever(stop, idle_seconds=0.05))
+    # Why poll (up to 10 s): the four may be slow to arrive on a busy machine. Claims are
+    # paused from then on; over the window below the loop may only poll every 0.05 s
+    # (the bound is per elapsed second, 4x the poll rate, so a slow scheduler stretching
+    # the window does not fail it, while a spinning loop does thousands).
+    assert await until(lambda: len(receiver.received()) >= 4)
+    loop = asyncio.get_running_loop()
+    started, rounds_before = loop.time(), rounds
     await asyncio.sleep(0.5)
+    elapsed, spun = loop.time() - started, rounds - rounds_before
     assert len(receiver.received()) == 4, "sent until four attempts waited to be recorded"
-    assert rounds < 40, f"the loop spun: {rounds} rounds in 0.5 s"
+    assert spun < 80 * elapsed, f"the loop spun: {spun} rounds in {elapsed:.2f} s"
     stop.set()
     stalled.set()
     async with asyncio.timeout(30):

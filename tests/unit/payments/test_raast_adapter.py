@@ -126,7 +126,9 @@ async def harness() -> AsyncIterator[Harness]:
         )
     )
     http = httpx.AsyncClient(transport=httpx.ASGITransport(app=rail))
-    adapter = RaastHttpAdapter(http, BASE, SECRET, timeout_seconds=1.0, clock=clock)
+    # Why 10 s: no test here relies on the deadline firing (the rail's holds go through
+    # the fake sleeps); 1 s could fire on a slow, shared machine.
+    adapter = RaastHttpAdapter(http, BASE, SECRET, timeout_seconds=10, clock=clock)
     holder.append(Harness(adapter, rail.state.rail_engine, sleeps, clock))
     async with rail.router.lifespan_context(rail):
         yield holder[0]
@@ -225,10 +227,13 @@ async def test_timeout_value_maps_to_rail_timeout_and_a_retry_finds_it() -> None
         )
     )
     http = httpx.AsyncClient(transport=EnforceTimeouts(httpx.ASGITransport(app=rail)))
-    adapter = RaastHttpAdapter(http, BASE, SECRET, timeout_seconds=0.02, clock=clock)
+    hasty = RaastHttpAdapter(http, BASE, SECRET, timeout_seconds=0.02, clock=clock)
+    # Why 5 s: only the first submit must time out (against the 0.5 s hold); the enquiry
+    # and the resubmit are not held and must not have to finish within 20 ms.
+    adapter = RaastHttpAdapter(http, BASE, SECRET, timeout_seconds=5, clock=clock)
     async with rail.router.lifespan_context(rail):
         with pytest.raises(RailTimeout):
-            await adapter.submit(submission(100_005))
+            await hasty.submit(submission(100_005))
         engine = rail.state.rail_engine
         await engine.drain()
         status = await adapter.status("pay_01JD8Y7X3M5T2K9Q4R6W8Z0B1C")

@@ -117,7 +117,10 @@ async def test_a_deadlock_is_contention_and_releases_both(container: Container) 
 async def test_an_abandoned_transaction_is_ended_by_the_server(container: Container) -> None:
     """A session idle inside a transaction past the bound loses it and its locks."""
     await _account(container)
-    db = _database(container, idle_in_transaction_timeout_ms=300, lock_timeout_ms=5000)
+    # Why 1.5 s: a slow machine may pause longer than 0.3 s between the holder's statements;
+    # still well below the lock timeout, so the write only gets through if the server ended
+    # the holder's session.
+    db = _database(container, idle_in_transaction_timeout_ms=1500, lock_timeout_ms=5000)
     try:
         abandoned = await db.engine.connect()
         await abandoned.begin()

@@ -64,7 +64,9 @@ async def test_waiting_for_another_process_lock_leaves_the_loop_free(
             await asyncio.sleep(0.005)
 
     ticker = asyncio.create_task(tick())
-    asyncio.get_running_loop().call_later(0.2, blocker.execute, "ROLLBACK")
+    # Why 1 s: a free loop ticks ~200 times meanwhile (a blocked one about once), so a
+    # slow, shared machine still makes the 10; 0.2 s left it too little room.
+    asyncio.get_running_loop().call_later(1.0, blocker.execute, "ROLLBACK")
 
     async with container.db.write() as conn:
         await conn.exec_driver_sql("SELECT 1")
@@ -111,7 +113,9 @@ async def test_a_stale_snapshot_is_never_retried(driver: HybridConnection) -> No
 
 
 async def test_busy_gives_up_after_the_busy_timeout(driver: HybridConnection) -> None:
-    driver.busy_timeout = 0.05
+    # Why 0.5 s: with pauses of at most 5 ms that is ~100 tries (well under the 1000 a
+    # loop without pauses would pass), and a stalled scheduler still gets its 3.
+    driver.busy_timeout = 0.5
     calls: list[int] = []
     with pytest.raises(sqlite3.OperationalError, match="locked"):
         await driver._execute(_busy(calls, 10_000))

@@ -19,6 +19,9 @@ from amanat.platform.ratelimit.limiter import LimiterLockout
 
 REDIS_URL = os.environ.get("AMANAT_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 SHARED = Policy("shared", 5, 60)
+# Why 10 s: the default 0.5 s socket timeout fails open (allowed, uncounted) on a slow
+# Redis reply from a busy machine, which these tests would read as a wrong count.
+TIMEOUT = 10.0
 
 
 def _redis_reachable() -> str | None:
@@ -47,7 +50,9 @@ async def make_limiter(prefix: str) -> AsyncIterator[Callable[[], RateLimiter]]:
     made: list[RateLimiter] = []
 
     def make() -> RateLimiter:
-        limiter = RateLimiter(REDIS_URL, {"shared": SHARED}, key_prefix=prefix)
+        limiter = RateLimiter(
+            REDIS_URL, {"shared": SHARED}, key_prefix=prefix, timeout_seconds=TIMEOUT
+        )
         made.append(limiter)
         return limiter
 
@@ -101,7 +106,12 @@ async def test_keys_are_prefixed_hashed_and_expiring(
 
 async def test_reset_only_clears_its_own_prefix(make_limiter: Callable[[], RateLimiter]) -> None:
     mine = make_limiter()
-    theirs = RateLimiter(REDIS_URL, {"shared": SHARED}, key_prefix=f"other-{uuid.uuid4().hex}")
+    theirs = RateLimiter(
+        REDIS_URL,
+        {"shared": SHARED},
+        key_prefix=f"other-{uuid.uuid4().hex}",
+        timeout_seconds=TIMEOUT,
+    )
     try:
         await mine.hit("shared", "client-1")
         await theirs.hit("shared", "client-1")

@@ -4,7 +4,9 @@ counter still ends with its window."""
 from __future__ import annotations
 
 import asyncio
+import time
 
+import pytest
 from limits import RateLimitItemPerSecond
 from limits.aio.strategies import FixedWindowRateLimiter
 
@@ -21,13 +23,20 @@ async def test_a_thousand_keys_hit_start_one_sweep_not_a_thousand() -> None:
     assert storage.sweeps_started == 1, "limits' hook was called, once"
 
 
-async def test_a_counter_ends_with_its_window_without_a_sweep() -> None:
+async def test_a_counter_ends_with_its_window_without_a_sweep(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A fake wall clock (limits' storage reads time.time), as in test_ratelimit.py: on a
+    # slow machine the real 1 s window could roll over between the first hits.
+    now = [1_000_000.0]
+    monkeypatch.setattr(time, "time", lambda: now[0])
     storage = SweptMemoryStorage(sweep_seconds=3600)
     limiter = FixedWindowRateLimiter(storage)
     item = RateLimitItemPerSecond(2, 1)
     assert await limiter.hit(item, "k") and await limiter.hit(item, "k")
     assert not await limiter.hit(item, "k")
-    await asyncio.sleep(1.1)
+    await asyncio.sleep(0)  # the one sweep runs now, before the window ends
+    now[0] += 1.1
     assert await limiter.hit(item, "k"), "the window ended: a fresh count"
     assert storage.sweeps_started == 1
 
