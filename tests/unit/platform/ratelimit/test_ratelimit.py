@@ -216,12 +216,12 @@ async def test_storage_error_fails_open(
 ) -> None:
     calls = 0
 
-    async def broken(*_: object, **__: object) -> bool:
+    async def broken(*_: object, **__: object) -> int:
         nonlocal calls
         calls += 1
         raise StorageError(ConnectionError("down"))
 
-    monkeypatch.setattr(limiter._strategy, "hit", broken)
+    monkeypatch.setattr(limiter._storage, "incr", broken)
     with capture_logs() as logs:
         first = await limiter.hit("tiny", "client-1")
         second = await limiter.hit("tiny", "client-1")
