@@ -221,12 +221,16 @@ class CpuWindow:
     backend per connection) are counted up to their last sample; children this process
     waited for (wrk, pgbench) are counted through getrusage."""
 
-    def __init__(self, interval: float = 0.5) -> None:
+    def __init__(self, interval: float = 0.5, roles: dict[str, int] | None = None) -> None:
+        """``roles``: a name for the process tree under each pid (``{"api": server pid}``),
+        reported apart as ``<name>_pct`` (part of bench_pct)."""
         self.interval = interval
         self.result: dict[str, Any] = {}
         self._first: dict[int, int] = {}
         self._last: dict[int, tuple[str, int]] = {}
         self._ours: set[int] = set()
+        self._roles = dict(roles or {})
+        self._role_of: dict[int, str] = {}
         self._stop = threading.Event()
         self._lock = threading.Lock()
 
@@ -238,6 +242,9 @@ class CpuWindow:
                 self._first.setdefault(pid, ticks if initial else 0)
                 self._last[pid] = (command, ticks)
             self._ours |= ours
+            for role, root in self._roles.items():
+                for pid in _descendants(snapshot, root):
+                    self._role_of.setdefault(pid, role)
 
     def _run(self) -> None:
         while not self._stop.wait(self.interval):
@@ -265,8 +272,12 @@ class CpuWindow:
         own = _reaped_children_ticks() - self._reaped
         postgres = 0
         others: dict[str, int] = {}
+        by_role = dict.fromkeys(self._roles, 0)
         for pid, (command, ticks) in self._last.items():
             used = ticks - self._first.get(pid, 0)
+            role = self._role_of.get(pid)
+            if role is not None:
+                by_role[role] += used  # up to its last sample, if it ended meanwhile
             if pid in self._ours:
                 own += used if pid in alive else 0  # reaped ones are in getrusage
             elif command.startswith("postgres"):
@@ -287,4 +298,5 @@ class CpuWindow:
             "other_pct": pct(max(0, machine - own - postgres - interrupts)),
             "other_processes": {command: pct(ticks) for command, ticks in busiest},
             "cores": os.cpu_count(),
+            **{f"{role}_pct": pct(ticks) for role, ticks in by_role.items()},
         }

@@ -323,6 +323,14 @@ def _previous(results: dict[str, Any], database: str, name: str) -> str:
     return f"{_num(found['throughput_rps'])}" + (f", p99 {_num(p99, 1)}" if p99 is not None else "")
 
 
+def _cpu_per_request(found: dict[str, float] | None) -> str:
+    """ "312 + 64": the API's and PostgreSQL's CPU per answered request, in µs."""
+    if not found or found.get("api") is None:
+        return "—"
+    postgres = found.get("postgres")
+    return _num(found["api"]) + (f" + {_num(postgres)}" if postgres else "")
+
+
 def _baseline_row(
     results: dict[str, Any], database: str, key: str, title: str, base: dict[str, Any]
 ) -> list[str]:
@@ -338,6 +346,7 @@ def _baseline_row(
         str(base["failed"]),
         "—",
         _num(base.get("cpu", {}).get("other_pct")),
+        "—",
         "1.00×" if key == "payment_shaped" else "—",
         "—",
         _previous(results, database, f"baseline:{key}"),
@@ -365,7 +374,7 @@ def scenario_rows(results: dict[str, Any]) -> list[list[str]]:
         if bare:
             title = "Baseline (b'): bare FastAPI app, same model and uvicorn options"
             row = _scenario_row(results, database, "baseline:bare_app", title, bare)
-            row[11] = "1.00×"
+            row[12] = "1.00×"
             rows.append(row)
         for key, scenario in phase.get("scenarios", {}).items():
             title = TITLES.get(scenario["scenario"], scenario["scenario"])
@@ -383,7 +392,7 @@ def _scenario_row(
             name,
             f"{title} ({reason})",
             str(scenario.get("connections", "—")),
-            *["—"] * 9,
+            *["—"] * 10,
             _previous(results, database, key),
             _checks(scenario),
         ]
@@ -400,6 +409,7 @@ def _scenario_row(
         str(scenario.get("errors", 0)),
         _num(scenario.get("rss_mb", {}).get("api")),
         _num(scenario.get("cpu", {}).get("other_pct")),
+        _cpu_per_request(scenario.get("cpu_us_per_request")),
         _quantity(ratio.get("payment_shaped"), "x"),
         _quantity(ratio.get("bare_app"), "x"),
         _previous(results, database, key),
@@ -541,6 +551,7 @@ def render_markdown(results: dict[str, Any]) -> str:
                 "Errors",
                 "API RSS MB",
                 "Others' CPU %",
+                "CPU µs/request: API + PostgreSQL",
                 "× payment-shaped pgbench",
                 "× bare FastAPI",
                 "Previous run /s, p99 ms",

@@ -56,7 +56,7 @@ from bench.config import (
 from bench.load import Answer, Call, LoadResult, ensure_wrk, run_calls, run_wrk, wrk_version
 from bench.receiver import verify
 from bench.scale_out import ScaleOut, sigkill_drill
-from bench.stats import ratio, summarize
+from bench.stats import cpu_per_request, ratio, summarize
 from bench.world import (
     HIGH_VOLUME_QUOTA,
     World,
@@ -395,7 +395,10 @@ class Phase:
     ) -> tuple[LoadResult, dict[str, Any]]:
         """wrk (or the Python client as a fallback) for one scenario, with RSS and CPU
         sampled: ``{"rss_mb": ..., "cpu": ...}``."""
-        with procs.RssSampler(self._pids()) as rss, procs.CpuWindow() as cpu:
+        with (
+            procs.RssSampler(self._pids()) as rss,
+            procs.CpuWindow(roles=self._pids()) as cpu,
+        ):
             if self.wrk is not None:
                 args = {"prefix": prefix}
                 wrk_dir = self.dir / "wrk"
@@ -456,6 +459,7 @@ class Phase:
             },
             "errors": load.errors,
             **usage,
+            "cpu_us_per_request": cpu_per_request(usage.get("cpu", {}), load.throughput),
             "checks": [c.as_dict() for c in [checks.no_5xx(load.status), expected, *checks_]],
         }
 
@@ -1004,7 +1008,10 @@ class Phase:
         self.extra.append(child)
         try:
             await asyncio.to_thread(procs.wait_ready, f"{self.base_url}/readyz", child)
-            with procs.RssSampler({"api": child.pid}) as rss, procs.CpuWindow() as cpu:
+            with (
+                procs.RssSampler({"api": child.pid}) as rss,
+                procs.CpuWindow(roles={"api": child.pid}) as cpu,
+            ):
                 load, _ = await self.load(
                     "echo",
                     tokens=[a.token for a in self.world.spread],

@@ -73,3 +73,20 @@ def rate(count: int, seconds: float) -> float | None:
 
 def _round(value: float | None, digits: int = 2) -> float | None:
     return None if value is None else round(value, digits)
+
+
+def cpu_per_request(cpu: dict[str, float], throughput: float) -> dict[str, float] | None:
+    """CPU time per answered request, in microseconds, for the API's processes and for
+    PostgreSQL's, from a window's ``<name>_pct`` figures (% of one core) and the requests
+    per second answered in it. A shared machine moves throughput by a third within the
+    hour (bench/README.md), while the CPU a request costs moves much less: this says
+    whether a change made a request cheaper, where throughput says only how the machine
+    did. None without throughput."""
+    if throughput <= 0:
+        return None
+    found = {}
+    for name, key in (("api", "api_pct"), ("postgres", "postgres_pct")):
+        pct = cpu.get(key)
+        if pct is not None:
+            found[name] = round(pct / 100 * 1_000_000 / throughput, 1)
+    return found or None

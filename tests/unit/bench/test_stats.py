@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from bench.stats import percentile, rate, ratio, summarize
+from bench.stats import cpu_per_request, percentile, rate, ratio, summarize
 
 
 def test_percentile_interpolates_between_ranks() -> None:
@@ -43,3 +43,12 @@ def test_ratio_and_rate() -> None:
     assert ratio(1.0, 0.0) is None
     assert rate(30, 10.0) == 3.0
     assert rate(1, 0.0) is None
+
+
+def test_cpu_per_request_from_core_shares_and_throughput() -> None:
+    # 150 % of a core over 3,000 requests a second: 500 us of API CPU per request.
+    cpu = {"api_pct": 150.0, "postgres_pct": 24.0, "bench_pct": 170.0}
+    assert cpu_per_request(cpu, 3_000.0) == {"api": 500.0, "postgres": 80.0}
+    assert cpu_per_request({"postgres_pct": 0.0}, 100.0) == {"postgres": 0.0}
+    assert cpu_per_request(cpu, 0.0) is None
+    assert cpu_per_request({}, 100.0) is None
