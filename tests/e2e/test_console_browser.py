@@ -42,14 +42,14 @@ BrowserSession = tuple[Page, list[str], list[str], list[Request]]
 @pytest.fixture
 def browser_session(console_server: Any) -> Iterator[BrowserSession]:
     """A page whose every request outside 127.0.0.1 is aborted and recorded."""
-    # Why 15 s (default 5 s): a slow, shared machine may take longer to render; restored
-    # afterwards, as the setting is global.
-    expect.set_options(timeout=15_000)
     with sync_playwright() as pw:
         browser = pw.chromium.launch(
             executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS
         )
         try:
+            # Why 15 s (default 5 s): a slow, shared machine may take longer to render;
+            # restored afterwards, as the setting is global.
+            expect.set_options(timeout=15_000)
             context = browser.new_context(base_url=console_server.base_url)
             blocked: list[str] = []
             errors: list[str] = []

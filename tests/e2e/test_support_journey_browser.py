@@ -172,14 +172,14 @@ def sandbox(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sandbox]:
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
-    # Why 15 s (default 5 s): a slow, shared machine may take longer to render; restored
-    # afterwards, as the setting is global.
-    expect.set_options(timeout=15_000)
     with sync_playwright() as pw:
         launched = pw.chromium.launch(
             executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS
         )
         try:
+            # Why 15 s (default 5 s): a slow, shared machine may take longer to render;
+            # restored afterwards, as the setting is global.
+            expect.set_options(timeout=15_000)
             yield launched
         finally:
             launched.close()

@@ -1132,10 +1132,10 @@ async def test_claimed_ahead_deliveries_never_exceed_the_process_slots(hooks: Ho
                 await hooks.emit()
             deliverer = hooks.deliverer(concurrency=5, per_endpoint=2, owner="slots")
             assert await deliverer.run_once() == 10, "two slots' worth of the five"
-            # Why poll (up to 10 s) then 0.2 s: wait for the five on a slow machine, then
+            # Why poll (up to 10 s) then 0.5 s: wait for the five on a slow machine, then
             # leave room for a sixth request, which must not come.
-            await until(lambda: len(hanging.received()) >= 5)
-            await asyncio.sleep(0.2)
+            assert await until(lambda: len(hanging.received()) >= 5), "five never arrived"
+            await asyncio.sleep(0.5)
             assert len(hanging.received()) == 5, "only the process's five slots send"
         finally:
             gate.set()

@@ -268,3 +268,21 @@ def test_the_webhook_target_is_the_worker_alone_not_the_payments_scenario() -> N
     assert row["conditions"] == "4 endpoints, 1,200 deliveries/s offered for 15 s, 1 worker"
     scenarios["webhook_worker"]["latency_ms"]["p99"] = 1500.0
     assert {r["id"]: r for r in evaluate(results)}["pg_webhooks"]["status"] == "missed"
+
+
+def test_rows_show_cpu_per_request_and_the_bare_app_is_its_own_unit() -> None:
+    results = _results()
+    phase = results["databases"]["postgresql"]
+    phase["scenarios"]["create_spread"]["cpu_us_per_request"] = {"api": 960.4, "postgres": 343.0}
+    phase["baselines"]["bare_app"]["cpu_us_per_request"] = {"api": 188.2, "postgres": 0.0}
+    text = render_markdown(results)
+    assert "CPU µs/request: API + PostgreSQL | × payment-shaped pgbench | × bare FastAPI |" in text
+    spread = next(line for line in text.splitlines() if "Create payout, spread" in line)
+    assert "| 960 + 343 | 0.40× | 0.10× |" in spread
+    bare = next(line for line in text.splitlines() if "Baseline (b'): bare FastAPI" in line)
+    # No PostgreSQL share where it used none; the ratio of the bare app to itself is 1.
+    assert "| 188 | — | 1.00× |" in bare
+    header = next(line for line in text.splitlines() if line.startswith("| Database |"))
+    assert {line.count("|") for line in text.splitlines() if "| PostgreSQL |" in line} == {
+        header.count("|")
+    }

@@ -221,15 +221,18 @@ async def test_timeout_value_maps_to_rail_timeout_and_a_retry_finds_it() -> None
             callback_secret=SECRET,
             admin_token="a",
             settle_delay=0,
-            timeout_hold_seconds=0.5,
+            # Far beyond the hasty deadline below: only the held answer may time out.
+            timeout_hold_seconds=30,
             clock=clock,
             http=callbacks,
         )
     )
     http = httpx.AsyncClient(transport=EnforceTimeouts(httpx.ASGITransport(app=rail)))
-    hasty = RaastHttpAdapter(http, BASE, SECRET, timeout_seconds=0.02, clock=clock)
-    # Why 5 s: only the first submit must time out (against the 0.5 s hold); the enquiry
-    # and the resubmit are not held and must not have to finish within 20 ms.
+    # Why 1 s: the submission must reach the rail (which records it, then holds its
+    # answer) before the deadline; the cancelled hold ends the wait, so the test still
+    # takes about a second. 20 ms left a loaded machine no room to get there.
+    hasty = RaastHttpAdapter(http, BASE, SECRET, timeout_seconds=1.0, clock=clock)
+    # Why 5 s: the enquiry and the resubmit are not held and must not time out.
     adapter = RaastHttpAdapter(http, BASE, SECRET, timeout_seconds=5, clock=clock)
     async with rail.router.lifespan_context(rail):
         with pytest.raises(RailTimeout):
