@@ -221,15 +221,20 @@ class CpuWindow:
     backend per connection) are counted up to their last sample; children this process
     waited for (wrk, pgbench) are counted through getrusage."""
 
-    def __init__(self, interval: float = 0.5, roles: dict[str, int] | None = None) -> None:
-        """``roles``: a name for the process tree under each pid (``{"api": server pid}``),
-        reported apart as ``<name>_pct`` (part of bench_pct)."""
+    def __init__(
+        self, interval: float = 0.5, roles: dict[str, int | Sequence[int]] | None = None
+    ) -> None:
+        """``roles``: a name for the process trees under one pid or several (``{"api":
+        server pid}``), reported apart as ``<name>_pct`` (part of bench_pct)."""
         self.interval = interval
         self.result: dict[str, Any] = {}
         self._first: dict[int, int] = {}
         self._last: dict[int, tuple[str, int]] = {}
         self._ours: set[int] = set()
-        self._roles = dict(roles or {})
+        self._roles = {
+            role: [roots] if isinstance(roots, int) else list(roots)
+            for role, roots in (roles or {}).items()
+        }
         self._role_of: dict[int, str] = {}
         self._stop = threading.Event()
         self._lock = threading.Lock()
@@ -242,9 +247,10 @@ class CpuWindow:
                 self._first.setdefault(pid, ticks if initial else 0)
                 self._last[pid] = (command, ticks)
             self._ours |= ours
-            for role, root in self._roles.items():
-                for pid in _descendants(snapshot, root):
-                    self._role_of.setdefault(pid, role)
+            for role, roots in self._roles.items():
+                for root in roots:
+                    for pid in _descendants(snapshot, root):
+                        self._role_of.setdefault(pid, role)
 
     def _run(self) -> None:
         while not self._stop.wait(self.interval):

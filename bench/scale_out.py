@@ -195,7 +195,8 @@ class ScaleOut:
         prefix = f"so{phase.tag}"
         shares = split_connections(phase.connections, len(self.urls))
         pids = {f"api{n}": child.pid for n, child in enumerate(self.apis)}
-        with procs.RssSampler(pids) as rss, procs.CpuWindow() as cpu:
+        roles = {"api": [child.pid for child in self.apis]}
+        with procs.RssSampler(pids) as rss, procs.CpuWindow(roles=roles) as cpu:
             if phase.wrk is not None:
                 wrk_dir = phase.dir / "wrk"
                 wrk_dir.mkdir(parents=True, exist_ok=True)
