@@ -78,10 +78,10 @@ def _round(value: float | None, digits: int = 2) -> float | None:
 def cpu_per_request(cpu: dict[str, float], throughput: float) -> dict[str, float] | None:
     """CPU time per answered request, in microseconds, for the API's processes and for
     PostgreSQL's, from a window's ``<name>_pct`` figures (% of one core) and the requests
-    per second answered in it. A shared machine moves throughput by a third within the
-    hour (bench/README.md), while the CPU a request costs moves much less: this says
-    whether a change made a request cheaper, where throughput says only how the machine
-    did. None without throughput."""
+    per second answered in it. Other tenants taking the CPU slow the throughput but not
+    the CPU a request costs, so for an A/B on one machine this is the figure to compare;
+    it still scales with the machine's speed (bench/README.md, "What the numbers mean").
+    None without throughput."""
     if throughput <= 0:
         return None
     found = {}
