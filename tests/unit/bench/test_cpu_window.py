@@ -7,16 +7,15 @@ import subprocess
 import sys
 import time
 
-from bench.procs import CpuWindow
+from bench.procs import CpuWindow, _process_ticks
 
 SPIN = "import time\nend = time.monotonic() + 30\nwhile time.monotonic() < end: pass"
 SLEEP = "import time; time.sleep(30)"
 
 
 def _ticks(pid: int) -> int:
-    with open(f"/proc/{pid}/stat") as stat:
-        fields = stat.read().rsplit(")", 1)[1].split()
-    return int(fields[11]) + int(fields[12])
+    """The CPU clock ticks ``pid`` has used, as the window itself reads them."""
+    return _process_ticks()[pid][2]
 
 
 def test_each_role_gets_its_own_share() -> None:

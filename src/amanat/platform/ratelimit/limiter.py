@@ -281,7 +281,7 @@ class RateLimiter:
         return Decision(
             allowed=allowed,
             policy=policy,
-            remaining=max(0, min(policy.limit, item.amount - counted)),
+            remaining=max(0, item.amount - counted),
             reset_seconds=max(0, min(policy.window_seconds, reset)),
         )
 
