@@ -24,3 +24,21 @@ async def end_backends(engine: AsyncEngine, pids: Sequence[int]) -> None:
             await asyncio.sleep(0.02)
     finally:
         await admin.close()
+
+
+def hear_termination_notice(driver: asyncpg.Connection) -> None:
+    """Put ``driver`` where a restart leaves a connection for a moment: its backend's
+    termination notice (a FATAL ErrorResponse, SQLSTATE 57P01) read, the socket's end not
+    yet. The notice is handed to asyncpg's protocol as the socket would hand it, so the
+    connection's state is asyncpg's own; the backend is ended too, as it is by then."""
+    fields = b"".join(
+        code + text.encode() + b"\0"
+        for code, text in (
+            (b"S", "FATAL"),
+            (b"V", "FATAL"),
+            (b"C", "57P01"),
+            (b"M", "terminating connection due to administrator command"),
+        )
+    )
+    body = fields + b"\0"
+    driver._protocol.data_received(b"E" + (len(body) + 4).to_bytes(4, "big") + body)

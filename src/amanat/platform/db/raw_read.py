@@ -154,7 +154,11 @@ async def driver_errors(conn: AsyncConnection, driver: Any, sql: str) -> AsyncIt
       ``driver_exception``, as for SQLAlchemy's statements;
     - a lost connection also invalidates every connection the pool opened before it,
       as SQLAlchemy does on a disconnect: after a database restart the pool reconnects
-      at once instead of failing once per stale connection."""
+      at once instead of failing once per stale connection. That includes asyncpg's
+      InternalClientError, on which asyncpg aborts the connection: a restart's
+      termination notice arrives a moment before the socket's end, and a statement sent
+      in between finds the protocol waiting for a sync that never comes ("cannot switch
+      to state 11; another operation (2) is in progress")."""
     try:
         yield
     except Exception as exc:  # noqa: BLE001 - every one is raised again
@@ -171,7 +175,10 @@ async def raise_as_sqlalchemy(
     if isinstance(exc, dbapi.Error):
         adapted: BaseException = exc
         cause = driver_error(exc)
-    elif isinstance(exc, asyncpg.PostgresError | asyncpg.InterfaceError | OSError):
+    elif isinstance(
+        exc,
+        asyncpg.PostgresError | asyncpg.InterfaceError | asyncpg.InternalClientError | OSError,
+    ):
         adapted, cause = _adapted_error(dbapi, exc), exc
     else:
         raise exc

@@ -9,7 +9,7 @@ import socket
 import pytest
 import sqlalchemy as sa
 from tests.conftest import TEST_DB
-from tests.support.pg_backends import end_backends
+from tests.support.pg_backends import end_backends, hear_termination_notice
 
 from amanat.bootstrap import Container
 from amanat.kernel.errors import Unavailable
@@ -89,3 +89,29 @@ async def test_a_stale_connection_a_raw_statements_begin_finds_is_unavailable_an
                 await _ONE.first(conn, {})
         async with open_() as conn:
             assert (await _ONE.first(conn, {})) == (1,)
+
+
+@pytest.mark.parametrize("path", ["sqlalchemy", "raw"])
+async def test_a_termination_notice_read_before_the_socket_closes_is_a_lost_connection(
+    container: Container, path: str
+) -> None:
+    """A restart's notice reaches asyncpg a moment before the socket's end: a statement
+    sent in between finds the connection open but its protocol waiting for a sync that
+    never comes (asyncpg's InternalClientError). That is a lost connection like any
+    other: 503, the connection and the pool's older ones replaced, the next request
+    served; never a 500 with the broken connection handed out again."""
+    for open_ in (container.db.write, container.db.read, container.db.lookup):
+        with pytest.raises(Unavailable):
+            async with open_() as conn:
+                driver = (await pooled_connection(conn)).driver_connection
+                await conn.exec_driver_sql("SELECT 1")  # BEGIN, where there is one
+                hear_termination_notice(driver)
+                if path == "raw":
+                    await _ONE.first(conn, {})
+                else:
+                    await conn.execute(sa.text("SELECT 1"))
+        assert driver.is_closed(), "the broken connection was closed, not pooled"
+        for _ in range(container.settings.database.pool_size + 1):
+            async with open_() as conn:
+                assert (await _ONE.first(conn, {})) == (1,)
+                assert (await pooled_connection(conn)).driver_connection is not driver
