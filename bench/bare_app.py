@@ -1,4 +1,5 @@
-"""Baseline (b'): a bare FastAPI app, for the "whole middleware stack" target.
+"""Baselines (b') and (b''): a bare FastAPI app, for the "whole middleware stack" target
+and, on PostgreSQL, for the floor under "retrieve by id".
 
 One route, ``POST /bench/echo``, parsing the payout body with the same pydantic model as
 ``POST /v1/payments`` (and as bench/server.py's echo) and returning it, served under the
@@ -8,15 +9,27 @@ middleware, no logging per request, no container. The bench loads it with the sa
 script and bodies as the echo baseline, so echo / bare is what amanat's stack keeps of a
 bare framework's throughput.
 
+On PostgreSQL it has a second route, ``GET /v1/payments/{payment_id}``: the payment's
+row read by id through an asyncpg pool (one ``fetchrow`` of ``SELECT *``, the statement
+prepared once per connection, no reset query at release) and returned as FastAPI returns
+a dict. No token, no rate limit, no log line, no decryption: what a FastAPI app on
+asyncpg costs for a read by id on this machine, nothing of the product's. The bench loads
+it with the retrieve scenario's wrk script and ids, so retrieve / bare read is what
+amanat keeps of that floor.
+
 Run as ``python -m bench.bare_app`` with the ``AMANAT_*`` environment of the run (only the
 address and the HTTP settings are read).
 """
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
-from fastapi import FastAPI
+import asyncpg  # type: ignore[import-untyped]
+from fastapi import FastAPI, HTTPException, Request
+from sqlalchemy.engine import make_url
 
 from amanat.payments.routes.payments import PaymentIn
 from amanat.platform.settings import Settings
@@ -31,10 +44,47 @@ async def ready() -> dict[str, str]:
     return {"status": "ok"}
 
 
+READ_PATH = "/v1/payments/{payment_id}"
+
+
+async def _nothing_to_reset(conn: asyncpg.Connection) -> None:
+    """One SELECT in autocommit leaves no session state behind, so the pool's default reset
+    (a round trip of RESET ALL, UNLISTEN and the like at every release) is not part of the
+    floor: the product's pool does not send one either."""
+
+
+async def read_payment(payment_id: str, request: Request) -> dict[str, Any]:
+    pool: asyncpg.Pool = request.app.state.pool
+    async with pool.acquire() as conn:
+        row = await conn.fetchrow("SELECT * FROM payments WHERE id = $1", payment_id)
+    if row is None:
+        raise HTTPException(status_code=404)
+    return dict(row)
+
+
 def create() -> FastAPI:
-    application = FastAPI(openapi_url=None, docs_url=None, redoc_url=None)
+    settings = Settings()
+    url = make_url(settings.database.url)
+    on_postgres = url.get_backend_name() == "postgresql"
+
+    @asynccontextmanager
+    async def lifespan(application: FastAPI) -> AsyncIterator[None]:
+        if not on_postgres:
+            yield
+            return
+        size = settings.database.pool_size
+        dsn = url.set(drivername="postgresql").render_as_string(hide_password=False)
+        async with asyncpg.create_pool(
+            dsn, min_size=size, max_size=size, reset=_nothing_to_reset
+        ) as pool:
+            application.state.pool = pool
+            yield
+
+    application = FastAPI(openapi_url=None, docs_url=None, redoc_url=None, lifespan=lifespan)
     application.add_api_route(ECHO_PATH, echo, methods=["POST"])
     application.add_api_route("/readyz", ready, methods=["GET"])
+    if on_postgres:
+        application.add_api_route(READ_PATH, read_payment, methods=["GET"])
     return application
 
 

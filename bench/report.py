@@ -376,6 +376,10 @@ def scenario_rows(results: dict[str, Any]) -> list[list[str]]:
             row = _scenario_row(results, database, "baseline:bare_app", title, bare)
             row[12] = "1.00×"
             rows.append(row)
+        bare_read = baselines.get("bare_read")
+        if bare_read:
+            title = "Baseline (b''): bare FastAPI app, a payment read by id through asyncpg"
+            rows.append(_scenario_row(results, database, "baseline:bare_read", title, bare_read))
         for key, scenario in phase.get("scenarios", {}).items():
             title = TITLES.get(scenario["scenario"], scenario["scenario"])
             rows.append(_scenario_row(results, database, key, title, scenario))
@@ -479,6 +483,26 @@ def process_notes(results: dict[str, Any]) -> list[str]:
                     if c["name"].startswith(("amanat", "payments match"))
                 )
                 + "."
+            )
+        floor = phase.get("baselines", {}).get("bare_read", {})
+        if floor.get("status") in {"ok", "failed"}:
+            reads = [
+                f"{label} {_num(found.get('throughput_rps'))}/s "
+                f"({_quantity(found.get('ratio', {}).get('bare_read'), 'x')})"
+                for label, found in (
+                    ("retrieve", scenarios.get("retrieve", {})),
+                    ("replay", scenarios.get("replay", {})),
+                )
+                if found.get("throughput_rps") is not None
+            ]
+            notes.append(
+                f"{name} floor of a read by id on this machine: a bare FastAPI app reading "
+                "the same payments through asyncpg, with no token, rate limit, log line or "
+                f"decryption, answered {_num(floor.get('throughput_rps'))}/s, p99 "
+                f"{_num(floor.get('latency_ms', {}).get('p99'), 1)} ms, CPU "
+                f"{_cpu_per_request(floor.get('cpu_us_per_request'))} µs/request "
+                f"(API + PostgreSQL); amanat answered {', '.join(reads) or 'no reads'} "
+                "of that floor."
             )
         operator = phase.get("operator_checks", [])
         if operator:

@@ -622,7 +622,8 @@ class Phase:
             )
         ]
 
-    async def retrieve(self) -> dict[str, Any]:
+    async def _retrieve_items(self) -> list[tuple[str, str]]:
+        """(token, payment id) of the newest payouts, each with its owner's token."""
         async with self.engine.connect() as conn:
             rows = (
                 await conn.execute(
@@ -633,11 +634,14 @@ class Phase:
                     {"n": RETRIEVE_IDS},
                 )
             ).all()
-        items = [
+        return [
             (self.world.by_client[client].token, payment)
             for payment, client in rows
             if client in self.world.by_client
         ]
+
+    async def retrieve(self) -> dict[str, Any]:
+        items = await self._retrieve_items()
         load, usage = await self.load("get", items=items, duration=self.config.seconds("retrieve"))
         result = self.measured(load, usage, [])
         result["payments"] = len(items)
@@ -1018,14 +1022,34 @@ class Phase:
                     prefix=f"ba{self.tag}",
                     duration=self.config.duration,
                 )
+            measured = self.measured(load, {"rss_mb": rss.result(), "cpu": cpu.result}, [])
+            measured.update({"scenario": "bare_app", "connections": self.connections})
+            measured["status"] = "ok" if all(c["ok"] for c in measured["checks"]) else "failed"
+            self.out["baselines"]["bare_app"] = measured
+            log(
+                f"{self.database}: bare FastAPI {load.throughput:,.0f}/s, p99 {load.latency.p99} ms"
+            )
+            if self.database == "postgresql" and "retrieve" in self.config.scenarios:
+                await self._bare_read_baseline(child)
         finally:
             procs.stop(child)
             self.extra.remove(child)
+
+    async def _bare_read_baseline(self, child: procs.Child) -> None:
+        """Baseline (b''): the bare app's read of a payment by id through asyncpg, under
+        the retrieve scenario's load and ids: the floor of a read by id on this machine."""
+        log(f"{self.database}: baseline (b'') bare FastAPI read by id through asyncpg ...")
+        items = await self._retrieve_items()
+        with (
+            procs.RssSampler({"api": child.pid}) as rss,
+            procs.CpuWindow(roles={"api": child.pid}) as cpu,
+        ):
+            load, _ = await self.load("get", items=items, duration=self.config.seconds("retrieve"))
         measured = self.measured(load, {"rss_mb": rss.result(), "cpu": cpu.result}, [])
-        measured.update({"scenario": "bare_app", "connections": self.connections})
+        measured.update({"scenario": "bare_read", "connections": self.connections})
         measured["status"] = "ok" if all(c["ok"] for c in measured["checks"]) else "failed"
-        self.out["baselines"]["bare_app"] = measured
-        log(f"{self.database}: bare FastAPI {load.throughput:,.0f}/s, p99 {load.latency.p99} ms")
+        self.out["baselines"]["bare_read"] = measured
+        log(f"{self.database}: bare read {load.throughput:,.0f}/s, p99 {load.latency.p99} ms")
 
     async def _payment_shaped_baseline(self) -> None:
         """Baseline (a'): five INSERTs and a COMMIT per transaction, no shared row, under
@@ -1096,6 +1120,7 @@ class Phase:
         shaped = found.get("payment_shaped", {}).get("throughput_tps")
         echo = found.get("echo", {}).get("throughput_rps")
         bare = found.get("bare_app", {}).get("throughput_rps")
+        bare_read = found.get("bare_read", {}).get("throughput_rps")
         for scenario in [*self.out["scenarios"].values(), found.get("echo", {})]:
             value = scenario.get("throughput_rps")
             scenario["ratio"] = {
@@ -1103,6 +1128,7 @@ class Phase:
                 "payment_shaped": _rounded(ratio(value, shaped)),
                 "echo": _rounded(ratio(value, echo)),
                 "bare_app": _rounded(ratio(value, bare)),
+                "bare_read": _rounded(ratio(value, bare_read)),
             }
 
 

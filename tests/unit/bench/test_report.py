@@ -286,3 +286,25 @@ def test_rows_show_cpu_per_request_and_the_bare_app_is_its_own_unit() -> None:
     assert {line.count("|") for line in text.splitlines() if "| PostgreSQL |" in line} == {
         header.count("|")
     }
+
+
+def test_the_bare_read_floor_is_a_row_and_reads_are_noted_as_a_share_of_it() -> None:
+    results = _results()
+    phase = results["databases"]["postgresql"]
+    phase["baselines"]["bare_read"] = _scenario(
+        "bare_read", 3800.0, 60.0, cpu_us_per_request={"api": 402.5, "postgres": 98.0}
+    )
+    phase["scenarios"]["retrieve"]["ratio"] = {"bare_read": 0.6}
+    phase["scenarios"]["replay"]["ratio"] = {"bare_read": 0.71}
+    text = render_markdown(results)
+    row = next(line for line in text.splitlines() if "Baseline (b''): bare FastAPI" in line)
+    assert "| 3,800 |" in row and "| 402 + 98 |" in row
+    note = next(line for line in text.splitlines() if "floor of a read by id" in line)
+    assert "answered 3,800/s, p99 60.0 ms, CPU 402 + 98 µs/request" in note
+    assert "retrieve 3,900/s (0.60×), replay 4,200/s (0.71×) of that floor" in note
+
+
+def test_without_the_bare_read_there_is_no_floor_note() -> None:
+    text = render_markdown(_results())
+    assert "floor of a read by id" not in text
+    assert "Baseline (b'')" not in text
