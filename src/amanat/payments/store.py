@@ -35,6 +35,7 @@ from amanat.payments.tables import (
     rejected_callbacks,
 )
 from amanat.platform.db.dialect import insert_if_absent, locked
+from amanat.platform.db.keyed_read import KeyedRead
 from amanat.platform.db.raw_read import RawRead
 from amanat.platform.db.raw_write import RawWriteMany
 from amanat.platform.jobs.tables import outbox
@@ -47,7 +48,9 @@ _INSERT_LEDGER_JOURNALS = ledger_journals.insert()
 _INSERT_LEDGER_ENTRIES = ledger_entries.insert()
 _INSERT_OUTBOX = outbox.insert()
 _PAYMENT_BY_ID = payments.select().where(payments.c.id == sa.bindparam("p_id"))
-_PAYMENT_BY_ID_RAW = RawRead(_PAYMENT_BY_ID)  # GET /v1/payments/{id}, the hot read
+# GET /v1/payments/{id}, the hot read: outside a transaction, shared by the requests
+# asking at the same moment (platform/db/keyed_read.py).
+_PAYMENT_BY_KEY = KeyedRead(payments.select(), payments.c.id)
 _PAYMENT_BY_ID_FOR_UPDATE = _PAYMENT_BY_ID.with_for_update()  # SQLite omits FOR UPDATE
 _SAVE_TRANSITION = payments.update().where(
     payments.c.id == sa.bindparam("p_id"), payments.c.version == sa.bindparam("p_version")
@@ -261,11 +264,11 @@ class SqlPaymentRepository:
         )
 
     async def get(self, payment_id: str, *, for_update: bool = False) -> Payment | None:
-        params = {"p_id": payment_id}
         if for_update:
+            params = {"p_id": payment_id}
             row = (await self._conn.execute(_PAYMENT_BY_ID_FOR_UPDATE, params)).first()
         else:
-            row = await _PAYMENT_BY_ID_RAW.first(self._conn, params)
+            row = await _PAYMENT_BY_KEY.first(self._conn, payment_id)
         return _payment(row) if row else None
 
     async def save_transition(self, before: Payment, after: Payment, cause: str) -> bool:

@@ -1,0 +1,255 @@
+"""A read by key shared by the requests asking at the same moment: on PostgreSQL outside a
+transaction their keys go as one statement, each gets exactly the row it would have read
+alone; inside a transaction, and on SQLite, a read runs alone. A leader that fails or is
+cancelled costs its followers nothing but a read of their own."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from sqlalchemy.ext.asyncio import AsyncConnection
+from tests.conftest import TEST_DB
+
+from amanat.bootstrap import Container
+from amanat.platform.db import keyed_read
+from amanat.platform.db.keyed_read import KeyedRead
+from amanat.platform.db.raw_read import RawRead
+from amanat.platform.idempotency.tables import idempotency_keys
+
+AT = datetime(2026, 12, 6, 9, 30, tzinfo=UTC)
+ON_PG = TEST_DB == "postgresql"
+
+
+def _row(n: int) -> dict[str, object]:
+    return {
+        "id": f"cli_kr:key-{n}",
+        "client_id": "cli_kr",
+        "key": f"key-{n}",
+        "request_hash": "ab" * 32,
+        "method": "POST",
+        "path": "/v1/payments",
+        "status": "completed",
+        "response_status": 201,
+        "response_body": f"sealed-{n}",
+        "response_headers": {"n": n},
+        "created_at": AT,
+        "locked_until": None,
+        "expires_at": AT + timedelta(days=1),
+        "resource_id": None,
+        "replays": n,
+        "last_replayed_at": None,
+    }
+
+
+STORED = range(1, 9)
+
+
+@pytest.fixture
+async def rows(container: Container) -> None:
+    async with container.db.write() as conn:
+        await conn.execute(idempotency_keys.insert(), [_row(n) for n in STORED])
+
+
+class Spy:
+    """Counts the statements ``read`` sends, shared and alone."""
+
+    def __init__(self, read: KeyedRead, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.shared: list[list[str]] = []
+        self.alone = 0
+        many_all, alone_first = read._many.all, read.alone.first
+
+        async def all_(conn: AsyncConnection, params: Any) -> list[Any]:
+            self.shared.append(list(params["keyed_read_keys"]))
+            return await many_all(conn, params)
+
+        async def first(conn: AsyncConnection, params: Any) -> Any:
+            self.alone += 1
+            return await alone_first(conn, params)
+
+        monkeypatch.setattr(read._many, "all", all_)
+        monkeypatch.setattr(read.alone, "first", first)
+
+
+@contextlib.asynccontextmanager
+async def lookups(container: Container, count: int) -> AsyncIterator[list[AsyncConnection]]:
+    """``count`` lookup connections, open before any read starts: the reads then reach the
+    batch in one turn of the loop, as a server's requests do under load."""
+    async with contextlib.AsyncExitStack() as stack:
+        yield [await stack.enter_async_context(container.db.lookup()) for _ in range(count)]
+
+
+def _key(n: int) -> str:
+    return f"cli_kr:key-{n}"
+
+
+async def _alone(container: Container, key: str) -> Any:
+    plain = RawRead(idempotency_keys.select().where(idempotency_keys.c.id == key))
+    async with container.db.lookup() as conn:
+        return await plain.first(conn, {})
+
+
+async def test_reads_asked_together_get_their_own_rows_in_one_statement(
+    container: Container, rows: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    read = KeyedRead(idempotency_keys.select(), idempotency_keys.c.id)
+    spy = Spy(read, monkeypatch)
+    keys = [_key(3), _key(1), "cli_kr:missing", _key(3), _key(8)]
+    async with lookups(container, len(keys)) as conns:
+        found = await asyncio.gather(*(read.first(c, k) for c, k in zip(conns, keys, strict=True)))
+    for key, row in zip(keys, found, strict=True):
+        expected = await _alone(container, key)
+        assert (row is None) if expected is None else tuple(row) == tuple(expected)
+    assert found[0].response_body == "sealed-3" and found[4].replays == 8
+    if ON_PG:
+        assert spy.shared == [[_key(3), _key(1), "cli_kr:missing", _key(8)]], spy.shared
+        assert spy.alone == 0
+    else:  # SQLite reads in process: nothing to share
+        assert (spy.shared, spy.alone) == ([], len(keys))
+
+
+async def test_a_read_asked_alone_is_one_plain_statement(
+    container: Container, rows: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    read = KeyedRead(idempotency_keys.select(), idempotency_keys.c.id)
+    spy = Spy(read, monkeypatch)
+    async with container.db.lookup() as conn:
+        row = await read.first(conn, _key(2))
+        assert await read.first(conn, "cli_kr:missing") is None
+    assert row is not None and row.key == "key-2" and row.response_headers == {"n": 2}
+    assert (spy.shared, spy.alone) == ([], 2)
+
+
+async def test_inside_a_transaction_a_read_runs_alone_and_sees_its_own_writes(
+    container: Container, rows: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    read = KeyedRead(idempotency_keys.select(), idempotency_keys.c.id)
+    spy = Spy(read, monkeypatch)
+    with pytest.raises(RuntimeError, match="roll back"):
+        async with container.db.write() as conn:
+            await conn.execute(
+                idempotency_keys.update()
+                .where(idempotency_keys.c.id == _key(5))
+                .values(response_body="changed, not committed")
+            )
+            async with lookups(container, 2) as others:  # asking at the same moment
+                mine, theirs, outside = await asyncio.gather(
+                    read.first(conn, _key(5)),
+                    read.first(others[0], _key(5)),
+                    read.first(others[1], _key(6)),
+                )
+            raise RuntimeError("roll back")
+    assert mine.response_body == "changed, not committed"
+    assert theirs.response_body == "sealed-5"  # committed rows only
+    assert outside.response_body == "sealed-6"
+    if ON_PG:
+        assert spy.shared == [[_key(5), _key(6)]] and spy.alone == 1
+
+
+@pytest.mark.skipif(not ON_PG, reason="shared statements: PostgreSQL")
+async def test_a_leader_cancelled_costs_its_followers_a_read_of_their_own(
+    container: Container, rows: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    read = KeyedRead(idempotency_keys.select(), idempotency_keys.c.id)
+    spy = Spy(read, monkeypatch)
+    async with lookups(container, 3) as conns:
+        leader = asyncio.create_task(read.first(conns[0], _key(1)))
+        followers = [
+            asyncio.create_task(read.first(conn, _key(n)))
+            for conn, n in zip(conns[1:], (2, 3), strict=True)
+        ]
+        await asyncio.sleep(0)  # every one has asked; the leader waits for its turn
+        leader.cancel()
+        found = await asyncio.gather(*followers)
+        with pytest.raises(asyncio.CancelledError):
+            await leader
+    assert [row.key for row in found] == ["key-2", "key-3"]
+    assert (spy.shared, spy.alone) == ([], 2)
+
+
+@pytest.mark.skipif(not ON_PG, reason="shared statements: PostgreSQL")
+async def test_a_leader_whose_statement_fails_raises_and_its_followers_read_alone(
+    container: Container, rows: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    read = KeyedRead(idempotency_keys.select(), idempotency_keys.c.id)
+    spy = Spy(read, monkeypatch)
+    shared = read._many.all
+
+    async def fails(conn: AsyncConnection, params: Any) -> list[Any]:
+        await shared(conn, params)
+        raise ConnectionResetError("the leader's connection went")
+
+    monkeypatch.setattr(read._many, "all", fails)
+    async with lookups(container, 3) as conns:
+        found = await asyncio.gather(
+            *(read.first(c, _key(n)) for c, n in zip(conns, (4, 5, 6), strict=True)),
+            return_exceptions=True,
+        )
+    assert isinstance(found[0], ConnectionResetError)
+    assert [row.key for row in found[1:]] == ["key-5", "key-6"]
+    assert spy.alone == 2
+
+
+@pytest.mark.skipif(not ON_PG, reason="shared statements: PostgreSQL")
+async def test_a_follower_cancelled_leaves_the_others_answered(
+    container: Container, rows: None
+) -> None:
+    read = KeyedRead(idempotency_keys.select(), idempotency_keys.c.id)
+    async with lookups(container, 3) as conns:
+        tasks = [
+            asyncio.create_task(read.first(c, _key(n)))
+            for c, n in zip(conns, (1, 2, 3), strict=True)
+        ]
+        await asyncio.sleep(0)
+        tasks[1].cancel()
+        first, second, third = await asyncio.gather(*tasks, return_exceptions=True)
+    assert isinstance(second, asyncio.CancelledError)
+    assert (first.key, third.key) == ("key-1", "key-3")
+
+
+@pytest.mark.skipif(not ON_PG, reason="shared statements: PostgreSQL")
+async def test_no_statement_carries_more_than_max_keys(
+    container: Container, rows: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(keyed_read, "MAX_KEYS", 3)
+    read = KeyedRead(idempotency_keys.select(), idempotency_keys.c.id)
+    spy = Spy(read, monkeypatch)
+    wanted = [1, 2, 3, 4, 5, 6, 7]
+    async with lookups(container, len(wanted)) as conns:
+        found = await asyncio.gather(
+            *(read.first(c, _key(n)) for c, n in zip(conns, wanted, strict=True))
+        )
+    assert [row.replays for row in found] == wanted
+    assert [len(keys) for keys in spy.shared] == [3, 3] and spy.alone == 1
+
+
+def test_the_key_must_be_among_the_columns_read() -> None:
+    with pytest.raises(ValueError, match="key column"):
+        KeyedRead(idempotency_keys.select().with_only_columns(idempotency_keys.c.key),
+                  idempotency_keys.c.id)  # fmt: skip
+
+
+@settings(
+    max_examples=15,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
+@given(st.lists(st.integers(min_value=0, max_value=10), min_size=1, max_size=12))
+async def test_whatever_is_asked_together_each_answer_is_the_row_read_alone(
+    container: Container, rows: None, asked: Sequence[int]
+) -> None:
+    read = KeyedRead(idempotency_keys.select(), idempotency_keys.c.id)
+    keys = [_key(n) for n in asked]  # 0, 9 and 10 are not stored; repeats ask twice
+    async with lookups(container, len(keys)) as conns:
+        found = await asyncio.gather(*(read.first(c, k) for c, k in zip(conns, keys, strict=True)))
+    for n, row in zip(asked, found, strict=True):
+        if n in STORED:
+            assert row is not None and row.id == _key(n) and row.replays == n
+        else:
+            assert row is None
