@@ -16,6 +16,7 @@ from tests.support.oauth import RegisteredClient, bearer, funded_merchant
 from amanat.bootstrap import Container
 from amanat.kernel.clock import FrozenClock
 from amanat.payments.tables import payments
+from amanat.platform.http import lean_routes
 from amanat.platform.idempotency.service import IdempotencyService
 from amanat.platform.idempotency.store import SqlIdempotencyRepository
 from amanat.platform.idempotency.tables import idempotency_keys
@@ -188,3 +189,69 @@ async def test_a_remembered_key_belongs_to_its_client_and_its_first_request(
     assert theirs.status_code == 201 and "idempotent-replayed" not in theirs.headers
     assert theirs.json()["id"] != created.json()["id"]
     assert await _payments(container) == 2
+
+
+@pytest.fixture
+def validations(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The paths whose body the lean way in validated (platform/http/lean_routes.py)."""
+    seen: list[str] = []
+    real = lean_routes._endpoint
+
+    async def counted(lean: Any, request: Any, *args: Any) -> Any:
+        seen.append(request.url.path)
+        return await real(lean, request, *args)
+
+    monkeypatch.setattr(lean_routes, "_endpoint", counted)
+    return seen
+
+
+async def test_an_exact_retry_of_a_remembered_payout_is_answered_before_validation(
+    client: httpx.AsyncClient, auth: dict[str, str], validations: list[str]
+) -> None:
+    """The retry of a request that passed validation and completed is the same request:
+    its body is not validated again. Anything less than that retry is validated first,
+    as before: a reused key with an invalid body gets the validation error."""
+    created = await _post(client, auth, "/v1/payments", PAYOUT, "k-6")
+    first = await _post(client, auth, "/v1/payments", PAYOUT, "k-6")  # from the store
+    assert validations == ["/v1/payments", "/v1/payments"]
+    validations.clear()
+    # The same JSON written another way is the same request (canonical fingerprint).
+    spaced = b'{"currency": "PKR", "amount": 150000, "creditor": {"name": "A K", "iban": "%s"}}'
+    again = await client.post(
+        "/v1/payments",
+        content=spaced % IBAN.encode(),
+        headers=auth | {"Idempotency-Key": '"k-6"', "Content-Type": "application/json"},
+    )
+    assert again.status_code == 201 and again.headers["idempotent-replayed"] == "true"
+    assert again.content == first.content and again.json() == created.json()
+    assert validations == []
+    # Another body under the key: validated first. Valid: refused as reused; invalid:
+    # the validation error, exactly what the route answered before.
+    reused = await _post(client, auth, "/v1/payments", PAYOUT | {"amount": 1}, "k-6")
+    assert reused.status_code == 422 and reused.json()["code"] == "idempotency_key_reused"
+    broken = await _post(client, auth, "/v1/payments", PAYOUT | {"amount": "ten"}, "k-6")
+    assert broken.status_code == 422 and broken.json()["code"] == "validation_error"
+    assert validations == ["/v1/payments", "/v1/payments"]
+    # A key the retry spells so that it is no key at all: the route's own refusal.
+    validations.clear()
+    empty = await _post(client, auth, "/v1/payments", PAYOUT, " ")
+    assert empty.status_code == 400 and empty.json()["code"] == "idempotency_key_missing"
+    assert validations == ["/v1/payments"]
+
+
+async def test_before_validation_the_caller_is_still_checked_and_limited(
+    client: httpx.AsyncClient, auth: dict[str, str], validations: list[str]
+) -> None:
+    await _post(client, auth, "/v1/payments", PAYOUT, "k-7")
+    await _post(client, auth, "/v1/payments", PAYOUT, "k-7")  # now remembered
+    validations.clear()
+    anonymous = await client.post("/v1/payments", json=PAYOUT, headers={"Idempotency-Key": "k-7"})
+    assert anonymous.status_code == 401
+    wrong = await _post(
+        client, {"Authorization": "Bearer not-a-token"}, "/v1/payments", PAYOUT, "k-7"
+    )
+    assert wrong.status_code == 401
+    replay = await _post(client, auth, "/v1/payments", PAYOUT, "k-7")
+    assert replay.headers["idempotent-replayed"] == "true"
+    assert "ratelimit" in {name.lower() for name in replay.headers}
+    assert validations == []

@@ -36,7 +36,12 @@ from amanat.platform.http.schemas import ListResponse, RequestModel, ResponseMod
 from amanat.platform.http.services import find_service
 from amanat.platform.http.types import Amount, Iban, Metadata, RaastId
 from amanat.platform.idempotency.ports import IdempotencyRecord
-from amanat.platform.idempotency.protocol import IdempotencyKeyHeader, Refusal, run_idempotent
+from amanat.platform.idempotency.protocol import (
+    IdempotencyKeyHeader,
+    Refusal,
+    replays_before_validation,
+    run_idempotent,
+)
 from amanat.platform.settings import Settings
 
 router = APIRouter(tags=["payments"])
@@ -215,6 +220,7 @@ BalanceRead = Annotated[AccessContext, Depends(require_scope("balance:read"))]
     response_model=PaymentOut,
     summary="Create a payout (pay a beneficiary) or a collection (request to pay)",
 )
+@replays_before_validation
 async def create_payment(
     body: Annotated[PaymentIn, Body(openapi_examples=PAYMENT_EXAMPLES)],
     request: Request,

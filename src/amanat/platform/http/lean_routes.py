@@ -17,7 +17,10 @@ and FastAPI's exception layer and serves such a route itself, through the very s
   before any parameter is validated, as FastAPI solves the dependency first;
 * FastAPI's own ``request_params_to_args`` and ``request_body_to_args`` for the headers
   and the body, so a validation error is FastAPI's, word for word;
-* the endpoint function itself, called with the same arguments;
+* the endpoint function itself, called with the same arguments; or, for an endpoint
+  marked ``amanat_answer_first``, that mark's answer when it gives one, once the caller
+  is checked and before any parameter is validated (an idempotent POST's exact retry of
+  a remembered completed request: its replay, the answer FastAPI's way also ends in);
 * the app's own exception handlers, found the way Starlette finds them.
 
 Any other request (another method, a path FastAPI would route elsewhere, an app served
@@ -63,6 +66,10 @@ except ImportError:  # pragma: no cover - a FastAPI that includes routers anothe
 
 Guard = Callable[[Request, str, str], Awaitable[Any]]
 """(request, scope, rate-limit policy) -> the caller; what ``require_scope`` runs."""
+AnswerFirst = Callable[[Request, Any], Awaitable[Response | None]]
+"""(request, caller) -> an answer given before the parameters are validated, or None: what
+an endpoint marked ``amanat_answer_first`` offers (an idempotent POST's remembered
+replay, platform/idempotency/protocol.py)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,6 +87,7 @@ class _Lean:
     scope: str
     policy: str
     guard: Guard
+    answer_first: AnswerFirst | None = None
 
 
 def _flat_routes(app: FastAPI) -> list[tuple[Any, re.Pattern[str] | None, APIRoute | None]]:
@@ -196,6 +204,7 @@ def _lean(included: Any, route: APIRoute, pattern: re.Pattern[str]) -> _Lean | N
         scope=needed,
         policy=policy,
         guard=guard,
+        answer_first=getattr(route.endpoint, "amanat_answer_first", None),
     )
 
 
@@ -313,25 +322,11 @@ class LeanRoutes:
         try:
             body = await _body(request, lean) if lean.body_params else Undefined
             caller = await lean.guard(request, lean.scope, lean.policy)
-            values: dict[str, Any] = {}
-            errors: list[Any] = []
-            if lean.header_params:
-                values, errors = request_params_to_args(lean.header_params, request.headers)
-            if lean.body_params:
-                body_values, body_errors = await request_body_to_args(
-                    body_fields=list(lean.body_params),
-                    received_body=body,
-                    embed_body_fields=False,
-                )
-                values.update(body_values)
-                errors.extend(body_errors)
-            if errors:
-                raise RequestValidationError(errors, body=None if body is Undefined else body)
-            response = await route.endpoint(
-                **params, **values, **{lean.request_param: request, lean.caller_param: caller}
-            )
-            if not isinstance(response, Response):
-                raise TypeError(f"{route.path}: a lean route must return a Response")
+            early = None if lean.answer_first is None else await lean.answer_first(request, caller)
+            if early is not None:
+                response = early
+            else:
+                response = await _endpoint(lean, request, params, body, caller)
         except Exception as exc:
             handler = self._handler(exc)
             if handler is None:
@@ -361,6 +356,33 @@ class LeanRoutes:
                 handler: Callable[[Request, Exception], Any] = handlers[kind]
                 return handler
         return None
+
+
+async def _endpoint(
+    lean: _Lean, request: Request, params: dict[str, str], body: Any, caller: Any
+) -> Response:
+    """The endpoint's answer, its headers and body validated as FastAPI validates them."""
+    values: dict[str, Any] = {}
+    errors: list[Any] = []
+    if lean.header_params:
+        values, errors = request_params_to_args(lean.header_params, request.headers)
+    if lean.body_params:
+        body_values, body_errors = await request_body_to_args(
+            body_fields=list(lean.body_params),
+            received_body=body,
+            embed_body_fields=False,
+        )
+        values.update(body_values)
+        errors.extend(body_errors)
+    if errors:
+        raise RequestValidationError(errors, body=None if body is Undefined else body)
+    route = lean.route
+    response = await route.endpoint(
+        **params, **values, **{lean.request_param: request, lean.caller_param: caller}
+    )
+    if not isinstance(response, Response):
+        raise TypeError(f"{route.path}: a lean route must return a Response")
+    return response
 
 
 async def _body(request: Request, lean: _Lean) -> Any:
