@@ -64,9 +64,12 @@ class KeyedRead:
             raise ValueError("KeyedRead: the key column must be selected")
         self._position = names.index(key.key)
         self.alone = RawRead(statement.where(key == sa.bindparam("keyed_read_key")))
+        # No length in the array's type: PostgreSQL cuts a value cast to VARCHAR(n) to n
+        # characters, and an over-long key must find nothing, not its prefix's row.
+        element = sa.String() if isinstance(key.type, sa.String) else key.type
         self._many = RawRead(
             statement.where(
-                key == sa.any_(sa.bindparam("keyed_read_keys", type_=postgresql.ARRAY(key.type)))
+                key == sa.any_(sa.bindparam("keyed_read_keys", type_=postgresql.ARRAY(element)))
             )
         )
         self._open: dict[object, _Batch] = {}  # by the pool the connections come from

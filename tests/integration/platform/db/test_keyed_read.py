@@ -253,3 +253,25 @@ async def test_whatever_is_asked_together_each_answer_is_the_row_read_alone(
             assert row is not None and row.id == _key(n) and row.replays == n
         else:
             assert row is None
+
+
+async def test_a_key_longer_than_the_column_finds_nothing_not_its_prefix(
+    container: Container, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """PostgreSQL cuts a value cast to VARCHAR(n) to n characters: an over-long key asked
+    with the key it starts with still finds nothing."""
+    longest = "cli_kr:" + "k" * (300 - len("cli_kr:"))
+    async with container.db.write() as conn:
+        await conn.execute(idempotency_keys.insert(), [_row(1) | {"id": longest}])
+    read = KeyedRead(idempotency_keys.select(), idempotency_keys.c.id)
+    spy = Spy(read, monkeypatch)
+    async with lookups(container, 3) as conns:
+        found = await asyncio.gather(
+            read.first(conns[0], longest + "x"),
+            read.first(conns[1], longest),
+            read.first(conns[2], longest + "x" * 10),
+        )
+    assert found[0] is None and found[2] is None
+    assert found[1] is not None and found[1].id == longest
+    if ON_PG:
+        assert len(spy.shared) == 1
