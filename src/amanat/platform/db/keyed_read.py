@@ -20,10 +20,13 @@ What it keeps:
 - Only a connection outside any transaction (``Database.lookup()``) shares: a read inside
   a transaction must see that transaction's own writes, and runs alone on it. SQLite
   reads in process, with no round trip to save, and always runs alone.
-- A follower's answer is its own row or, when the leader did not get an answer (it
-  failed, or its request was cancelled), the follower's own read, run alone: an error
-  reaches only the request whose read met it. A follower cancelled while it waits leaves
-  the batch as it was.
+- A follower's answer is its own row or, when the leader did not get an answer (its
+  connection failed, or its request was cancelled), the follower's own read, run alone:
+  such an error reaches only the request whose read met it. The exception is contention
+  (the database cancelled the statement, a timeout): every request of the batch answers
+  it, a 503 with ``Retry-After``, rather than each sending the statement again to a
+  database that is already behind. A follower cancelled while it waits leaves the batch
+  as it was.
 - At most :data:`MAX_KEYS` keys go in one statement; the next request opens a new batch.
 """
 
@@ -36,12 +39,23 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from amanat.kernel.errors import Contention
 from amanat.platform.db.database import pooled_connection
 from amanat.platform.db.raw_read import RawRead
 
 MAX_KEYS = 256
 
 _ALONE = object()  # the leader got no answer: each follower reads alone
+
+
+class _Refused:
+    """The database refused the shared statement for contention: every follower answers
+    the same (a new exception each, with the same message)."""
+
+    __slots__ = ("error",)
+
+    def __init__(self, error: Contention) -> None:
+        self.error = error
 
 
 class _Batch:
@@ -99,6 +113,9 @@ class KeyedRead:
                 rows = [] if row is None else [row]
             else:
                 rows = await self._many.all(conn, {"keyed_read_keys": keys})
+        except Contention as exc:
+            batch.answered.set_result(_Refused(exc))
+            raise
         except BaseException:
             batch.answered.set_result(_ALONE)
             raise
@@ -111,6 +128,8 @@ class KeyedRead:
         found = await asyncio.shield(batch.answered)
         if found is _ALONE:
             return await self.alone.first(conn, {"keyed_read_key": key})
+        if isinstance(found, _Refused):
+            raise type(found.error)(found.error.message)
         return found.get(key)
 
 

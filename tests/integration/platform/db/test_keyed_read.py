@@ -12,13 +12,16 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy.ext.asyncio import AsyncConnection
 from tests.conftest import TEST_DB
 
 from amanat.bootstrap import Container
+from amanat.kernel.errors import Contention
 from amanat.platform.db import keyed_read
+from amanat.platform.db.database import pooled_connection
 from amanat.platform.db.keyed_read import KeyedRead
 from amanat.platform.db.raw_read import RawRead
 from amanat.platform.idempotency.tables import idempotency_keys
@@ -275,3 +278,36 @@ async def test_a_key_longer_than_the_column_finds_nothing_not_its_prefix(
     assert found[1] is not None and found[1].id == longest
     if ON_PG:
         assert len(spy.shared) == 1
+
+
+@pytest.mark.skipif(not ON_PG, reason="shared statements: PostgreSQL")
+async def test_contention_on_the_shared_statement_is_every_readers_answer(
+    container: Container, rows: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The database cancelled the shared statement (a statement timeout): the followers
+    answer the same 503 instead of each sending the statement again."""
+    read = KeyedRead(idempotency_keys.select(), idempotency_keys.c.id)
+    spy = Spy(read, monkeypatch)
+    sleeper = RawRead(sa.select(sa.func.pg_sleep(0.5).label("slept")))
+    shared = read._many.all
+
+    async def stalls(conn: AsyncConnection, params: Any) -> list[Any]:
+        await sleeper.first(conn, {})  # cancelled by the server: contention
+        return await shared(conn, params)
+
+    monkeypatch.setattr(read._many, "all", stalls)
+    async with lookups(container, 3) as conns:
+        drivers = [(await pooled_connection(c)).driver_connection for c in conns]
+        for driver in drivers:  # on the driver: SQLAlchemy would begin its bookkeeping
+            await driver.execute("SET statement_timeout = 50")
+        try:
+            found = await asyncio.gather(
+                *(read.first(c, _key(n)) for c, n in zip(conns, (1, 2, 3), strict=True)),
+                return_exceptions=True,
+            )
+        finally:
+            for driver in drivers:
+                await driver.execute("RESET statement_timeout")
+    assert [type(f) for f in found] == [Contention] * 3, found
+    assert len({id(f) for f in found}) == 3  # each its own exception
+    assert spy.alone == 0
