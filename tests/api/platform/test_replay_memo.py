@@ -255,3 +255,18 @@ async def test_before_validation_the_caller_is_still_checked_and_limited(
     assert replay.headers["idempotent-replayed"] == "true"
     assert "ratelimit" in {name.lower() for name in replay.headers}
     assert validations == []
+
+
+async def test_a_remembered_key_spelt_past_the_headers_length_is_refused_as_ever(
+    client: httpx.AsyncClient, auth: dict[str, str]
+) -> None:
+    """The same key as a quoted string whose escapes take the header past its 300
+    characters: the header is refused before anything else, on every way in."""
+    key = "x" + '"' * 150 + "x"
+    assert (await _post(client, auth, "/v1/payments", PAYOUT, key)).status_code == 201
+    remembered = await _post(client, auth, "/v1/payments", PAYOUT, key)
+    assert remembered.headers["idempotent-replayed"] == "true"
+    quoted = '"x' + '\\"' * 150 + 'x"'
+    assert len(quoted) > 300
+    refused = await _post(client, auth, "/v1/payments", PAYOUT, quoted)
+    assert refused.status_code == 422 and refused.json()["code"] == "validation_error"

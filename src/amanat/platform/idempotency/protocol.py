@@ -37,12 +37,13 @@ from amanat.platform.idempotency.service import (
 log = structlog.get_logger("amanat.idempotency")
 
 _PRINTABLE = re.compile(r"^[\x20-\x7e]{1,255}$")
+HEADER_MAX_LENGTH = 300  # the header as sent: a quoted key's escapes may take it past 255
 
 IdempotencyKeyHeader = Annotated[
     str | None,
     Header(
         alias="Idempotency-Key",
-        max_length=300,
+        max_length=HEADER_MAX_LENGTH,
         description="Required on every POST: 1-255 printable ASCII characters, unique per "
         'operation. Bare (`abc`) or as a structured-field string (`"abc"`).',
     ),
@@ -115,7 +116,7 @@ async def replay_if_remembered(request: Request, context: Caller) -> Response | 
     IBAN checksum). A key that is malformed, not remembered, or remembered for another
     body goes the usual way, where validation speaks first, as it always did."""
     raw_key = request.headers.get("idempotency-key")
-    if raw_key is None:
+    if raw_key is None or len(raw_key) > HEADER_MAX_LENGTH:  # the header's own refusal
         return None
     try:
         key = parse_key(raw_key)
@@ -125,7 +126,7 @@ async def replay_if_remembered(request: Request, context: Caller) -> Response | 
     body = await request.body()
     path = request_path(request)
     found = fingerprint(request.method, path, body, request.headers.get("content-type", ""))
-    request.scope[_FINGERPRINT] = found
+    request.scope[_FINGERPRINT] = (request.method, path, found)
     record = service.new_record(context.client_id, key, found, request.method, path)
     try:
         answer = await service.remembered(record)
@@ -205,14 +206,13 @@ async def run_idempotent(
     (platform/idempotency/service.py, ``resource_of``) is kept as what it created."""
     service = find_service(request, IdempotencyService)
     key = parse_key(raw_key)
-    found = request.scope.get(_FINGERPRINT)
-    if found is None:
+    path = request_path(request)
+    method, fingerprinted, found = request.scope.get(_FINGERPRINT) or ("", "", "")
+    if (method, fingerprinted) != (request.method, path):
         body = await request.body()
         content_type = request.headers.get("content-type", "")
-        found = fingerprint(request.method, request_path(request), body, content_type)
-    record = service.new_record(
-        context.client_id, key, found, request.method, request_path(request)
-    )
+        found = fingerprint(request.method, path, body, content_type)
+    record = service.new_record(context.client_id, key, found, request.method, path)
     try:
         # A retry of a key this process has seen completed needs no database at all.
         answer = await service.remembered(record)
