@@ -1,5 +1,5 @@
 """Baselines (b') and (b''): a bare FastAPI app, for the "whole middleware stack" target
-and, on PostgreSQL, for the floor under "retrieve by id".
+and, on PostgreSQL, as a reference for "retrieve by id".
 
 One route, ``POST /bench/echo``, parsing the payout body with the same pydantic model as
 ``POST /v1/payments`` (and as bench/server.py's echo) and returning it, served under the
@@ -12,10 +12,10 @@ bare framework's throughput.
 On PostgreSQL it has a second route, ``GET /v1/payments/{payment_id}``: the payment's
 row read by id through an asyncpg pool (one ``fetchrow`` of ``SELECT *``, the statement
 prepared once per connection, no reset query at release) and returned as FastAPI returns
-a dict. No token, no rate limit, no log line, no decryption: what a FastAPI app on
-asyncpg costs for a read by id on this machine, nothing of the product's. The bench loads
-it with the retrieve scenario's wrk script and ids, so retrieve / bare read is what
-amanat keeps of that floor.
+a dict. No token, no rate limit, no log line, no decryption: what a read by id costs a
+plain FastAPI app on asyncpg on this machine, nothing of the product's. The bench loads
+it with the retrieve scenario's wrk script and ids: a reference for retrieve and replay
+(its CPU per request above all; see bench/README.md, "Baselines").
 
 Run as ``python -m bench.bare_app`` with the ``AMANAT_*`` environment of the run (only the
 address and the HTTP settings are read).
@@ -23,6 +23,7 @@ address and the HTTP settings are read).
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -50,11 +51,11 @@ READ_PATH = "/v1/payments/{payment_id}"
 async def _nothing_to_reset(conn: asyncpg.Connection) -> None:
     """One SELECT in autocommit leaves no session state behind, so the pool's default reset
     (a round trip of RESET ALL, UNLISTEN and the like at every release) is not part of the
-    floor: the product's pool does not send one either."""
+    reference: the product's pool does not send one either."""
 
 
 async def read_payment(payment_id: str, request: Request) -> dict[str, Any]:
-    pool: asyncpg.Pool = request.app.state.pool
+    pool = await _pool(request.app)
     async with pool.acquire() as conn:
         row = await conn.fetchrow("SELECT * FROM payments WHERE id = $1", payment_id)
     if row is None:
@@ -62,23 +63,40 @@ async def read_payment(payment_id: str, request: Request) -> dict[str, Any]:
     return dict(row)
 
 
+async def _pool(application: FastAPI) -> asyncpg.Pool:
+    """The read's pool, opened by the first read: the echo baseline (b') runs first, in
+    the same process, and holds no connection and no asyncpg state."""
+    state = application.state
+    if state.pool is not None:
+        return state.pool  # type: ignore[no-any-return]
+    async with state.opening:
+        if state.pool is None:
+            size = state.settings.database.pool_size
+            url = make_url(state.settings.database.url).set(drivername="postgresql", query={})
+            state.pool = await asyncpg.create_pool(
+                url.render_as_string(hide_password=False),
+                min_size=size,
+                max_size=size,
+                reset=_nothing_to_reset,
+            )
+    pool: asyncpg.Pool = state.pool
+    return pool
+
+
 def create() -> FastAPI:
     settings = Settings()
-    url = make_url(settings.database.url)
-    on_postgres = url.get_backend_name() == "postgresql"
+    on_postgres = make_url(settings.database.url).get_backend_name() == "postgresql"
 
     @asynccontextmanager
     async def lifespan(application: FastAPI) -> AsyncIterator[None]:
-        if not on_postgres:
+        application.state.settings = settings
+        application.state.pool = None
+        application.state.opening = asyncio.Lock()
+        try:
             yield
-            return
-        size = settings.database.pool_size
-        dsn = url.set(drivername="postgresql").render_as_string(hide_password=False)
-        async with asyncpg.create_pool(
-            dsn, min_size=size, max_size=size, reset=_nothing_to_reset
-        ) as pool:
-            application.state.pool = pool
-            yield
+        finally:
+            if application.state.pool is not None:
+                await application.state.pool.close()
 
     application = FastAPI(openapi_url=None, docs_url=None, redoc_url=None, lifespan=lifespan)
     application.add_api_route(ECHO_PATH, echo, methods=["POST"])

@@ -484,8 +484,8 @@ def process_notes(results: dict[str, Any]) -> list[str]:
                 )
                 + "."
             )
-        floor = phase.get("baselines", {}).get("bare_read", {})
-        if floor.get("status") in {"ok", "failed"}:
+        reference = phase.get("baselines", {}).get("bare_read", {})
+        if reference.get("status") in {"ok", "failed"}:
             reads = [
                 f"{label} {_num(found.get('throughput_rps'))}/s "
                 f"({_quantity(found.get('ratio', {}).get('bare_read'), 'x')})"
@@ -496,13 +496,13 @@ def process_notes(results: dict[str, Any]) -> list[str]:
                 if found.get("throughput_rps") is not None
             ]
             notes.append(
-                f"{name} floor of a read by id on this machine: a bare FastAPI app reading "
-                "the same payments through asyncpg, with no token, rate limit, log line or "
-                f"decryption, answered {_num(floor.get('throughput_rps'))}/s, p99 "
-                f"{_num(floor.get('latency_ms', {}).get('p99'), 1)} ms, CPU "
-                f"{_cpu_per_request(floor.get('cpu_us_per_request'))} µs/request "
-                f"(API + PostgreSQL); amanat answered {', '.join(reads) or 'no reads'} "
-                "of that floor."
+                f"{name} reference for a read by id: a bare FastAPI app reading the same "
+                "payments through an asyncpg pool, with no token, rate limit, log line or "
+                f"decryption, answered {_num(reference.get('throughput_rps'))}/s, p99 "
+                f"{_num(reference.get('latency_ms', {}).get('p99'), 1)} ms, at "
+                f"{_cpu_per_request(reference.get('cpu_us_per_request'))} µs of CPU a request "
+                f"(API + PostgreSQL); amanat answered {', '.join(reads) or 'no reads'} of "
+                "its throughput."
             )
         operator = phase.get("operator_checks", [])
         if operator:

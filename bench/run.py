@@ -1030,14 +1030,22 @@ class Phase:
                 f"{self.database}: bare FastAPI {load.throughput:,.0f}/s, p99 {load.latency.p99} ms"
             )
             if self.database == "postgresql" and "retrieve" in self.config.scenarios:
-                await self._bare_read_baseline(child)
+                try:
+                    await self._bare_read_baseline(child)
+                except Exception as exc:  # noqa: BLE001 - reported; the phase goes on
+                    self.out["baselines"]["bare_read"] = {
+                        "scenario": "bare_read",
+                        "status": "error",
+                        "error": f"{type(exc).__name__}: {exc}",
+                    }
+                    log(f"{self.database}: bare read broke: {exc}")
         finally:
             procs.stop(child)
             self.extra.remove(child)
 
     async def _bare_read_baseline(self, child: procs.Child) -> None:
         """Baseline (b''): the bare app's read of a payment by id through asyncpg, under
-        the retrieve scenario's load and ids: the floor of a read by id on this machine."""
+        the retrieve scenario's load and ids: a reference for a read by id on this machine."""
         log(f"{self.database}: baseline (b'') bare FastAPI read by id through asyncpg ...")
         items = await self._retrieve_items()
         with (

@@ -299,12 +299,12 @@ def test_the_bare_read_floor_is_a_row_and_reads_are_noted_as_a_share_of_it() -> 
     text = render_markdown(results)
     row = next(line for line in text.splitlines() if "Baseline (b''): bare FastAPI" in line)
     assert "| 3,800 |" in row and "| 402 + 98 |" in row
-    note = next(line for line in text.splitlines() if "floor of a read by id" in line)
-    assert "answered 3,800/s, p99 60.0 ms, CPU 402 + 98 µs/request" in note
-    assert "retrieve 3,900/s (0.60×), replay 4,200/s (0.71×) of that floor" in note
+    note = next(line for line in text.splitlines() if "reference for a read by id" in line)
+    assert "answered 3,800/s, p99 60.0 ms, at 402 + 98 µs of CPU a request" in note
+    assert "retrieve 3,900/s (0.60×), replay 4,200/s (0.71×) of its throughput" in note
 
 
-def test_without_the_bare_read_there_is_no_floor_note() -> None:
+def test_without_the_bare_read_there_is_no_reference_note() -> None:
     text = render_markdown(_results())
-    assert "floor of a read by id" not in text
+    assert "reference for a read by id" not in text
     assert "Baseline (b'')" not in text
