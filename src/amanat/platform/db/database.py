@@ -11,8 +11,8 @@ from __future__ import annotations
 import asyncio
 import ssl
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
-from typing import Any
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from typing import Any, cast
 
 import sqlalchemy as sa
 import structlog
@@ -22,6 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.pool import QueuePool
 
 from amanat.kernel.errors import Contention, Unavailable
+from amanat.platform.db.deferred_lookup import DeferredLookup
 from amanat.platform.db.engine import POOL_RECYCLE_SECONDS, SQLITE_BEGIN_OPTION
 from amanat.platform.db.lookup_lane import LookupLane
 from amanat.platform.db.sqlite_driver import HybridConnection
@@ -272,6 +273,19 @@ class Database:
             if retry is None:
                 raise
             raise retry from None
+
+    def deferred_lookup(self) -> AbstractAsyncContextManager[AsyncConnection]:
+        """:meth:`lookup`, its connection taken by its first statement (deferred_lookup.py):
+        a lookup that sends nothing (a read another request's statement answers) holds
+        none. SQLite: :meth:`lookup` itself."""
+        if self._lane is None:
+            return self.lookup()
+        # Typed as the connection it stands in for: it offers what a lookup's statements
+        # use, and anything else once a statement has taken the connection.
+        return cast(
+            AbstractAsyncContextManager[AsyncConnection],
+            DeferredLookup(self._lane.engine, self.lookup),
+        )
 
     @asynccontextmanager
     async def about_to_connect(self) -> AsyncIterator[None]:

@@ -6,55 +6,62 @@ turn of the event loop, each on its own lookup connection. Alone, each read is a
 trip: a write and a read system call on each side, and a statement PostgreSQL binds and
 executes. Profiled under the retrieve load, asyncpg's part of a read was the largest
 single item of the API's CPU (about a fifth), and PostgreSQL spent about 100 us a read.
-Here the first request to ask becomes the batch's leader: it lets the loop turn once, so
-that the requests of the same moment add their keys, then sends one
-``WHERE key = ANY($1)`` on its own connection and hands each follower its row. This is
-DataLoader's batching (as GraphQL servers use it) done as a leader and followers, so no
-connection is taken beyond those the requests already hold, and none waits for another;
-no maintained library does it for a raw asyncpg read.
+Here the first request to ask becomes the batch's leader: it takes a connection, lets the
+loop turn once, so that the requests of the same moment add their keys, then sends one
+``WHERE key = ANY($1)`` and hands each follower its row. This is DataLoader's batching
+(as GraphQL servers use it) done as a leader and followers; no maintained library does it
+for a raw asyncpg read. Asked on a lookup whose connection is not taken yet
+(``Database.deferred_lookup()``, which ``SqlTransactions.lookup()`` gives), a follower
+takes no connection at all: only the leader does.
 
 What it keeps:
 
 - A read still sees every commit made before it was asked: the statement is sent after
   the last key joined.
-- Only a connection outside any transaction (``Database.lookup()``) shares: a read inside
-  a transaction must see that transaction's own writes, and runs alone on it. SQLite
+- Only a connection outside any transaction (a lookup's) shares: a read inside a
+  transaction must see that transaction's own writes, and runs alone on it. SQLite
   reads in process, with no round trip to save, and always runs alone.
 - A follower's answer is its own row or, when the leader did not get an answer (its
   connection failed, or its request was cancelled), the follower's own read, run alone:
-  such an error reaches only the request whose read met it. The exception is contention
-  (the database cancelled the statement, a timeout): every request of the batch answers
-  it, a 503 with ``Retry-After``, rather than each sending the statement again to a
-  database that is already behind. A follower cancelled while it waits leaves the batch
-  as it was.
+  such an error reaches only the request whose read met it. The exception is a 503
+  (the database cancelled the statement, a timeout, or the leader got no connection
+  because the pool stayed busy or the database is unreachable): every request of the
+  batch answers it, with ``Retry-After``, rather than each asking again of a database
+  that is already behind. A follower cancelled while it waits leaves the batch as it
+  was.
 - At most :data:`MAX_KEYS` keys go in one statement; the next request opens a new batch.
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from amanat.kernel.errors import Contention
+from amanat.kernel.errors import Unavailable
 from amanat.platform.db.database import pooled_connection
+from amanat.platform.db.deferred_lookup import DeferredLookup
 from amanat.platform.db.raw_read import RawRead
 
 MAX_KEYS = 256
+
+_Connect = Callable[[], Awaitable[AsyncConnection]]
 
 _ALONE = object()  # the leader got no answer: each follower reads alone
 
 
 class _Refused:
-    """The database refused the shared statement for contention: every follower answers
-    the same (a new exception each, with the same message)."""
+    """The database refused the shared statement (contention), or the leader could not
+    get a connection (the pool busy past its timeout, the database unreachable): every
+    follower answers the same 503 (a new exception each, with the same message)."""
 
     __slots__ = ("error",)
 
-    def __init__(self, error: Contention) -> None:
+    def __init__(self, error: Unavailable) -> None:
         self.error = error
 
 
@@ -88,22 +95,40 @@ class KeyedRead:
         )
         self._open: dict[object, _Batch] = {}  # by the pool the connections come from
 
-    async def first(self, conn: AsyncConnection, key: Any) -> Any | None:
-        """The row whose key is ``key``, or None."""
+    async def first(self, conn: AsyncConnection | DeferredLookup, key: Any) -> Any | None:
+        """The row whose key is ``key``, or None. ``conn`` may be a lookup whose connection
+        is not taken yet (``Database.deferred_lookup()``): a read that joins another's
+        statement then takes none."""
+        if isinstance(conn, DeferredLookup):
+            taken = conn.taken
+            if taken is None:
+                # A lookup's connection: in autocommit by construction once taken.
+                return await self._shared(conn.connection, conn.sync_engine.pool, key)
+            conn = taken
         if not await _outside_a_transaction(conn):
             return await self.alone.first(conn, {"keyed_read_key": key})
-        pool = conn.sync_engine.pool
+        given = conn
+
+        async def connect() -> AsyncConnection:
+            return given
+
+        return await self._shared(connect, conn.sync_engine.pool, key)
+
+    async def _shared(self, connect: _Connect, pool: object, key: Any) -> Any | None:
         batch = self._open.get(pool)
         if batch is not None and len(batch.keys) < MAX_KEYS:
             batch.keys[key] = None
-            return await self._follow(conn, batch, key)
-        return await self._lead(conn, pool, key)
+            return await self._follow(connect, batch, key)
+        return await self._lead(connect, pool, key)
 
-    async def _lead(self, conn: AsyncConnection, pool: object, key: Any) -> Any | None:
+    async def _lead(self, connect: _Connect, pool: object, key: Any) -> Any | None:
         batch = self._open[pool] = _Batch(asyncio.get_running_loop(), key)
         try:
             try:
-                await asyncio.sleep(0)  # the requests of this turn of the loop join
+                # The requests of this turn of the loop join, and those that come while
+                # the connection is taken (it may wait for the pool).
+                conn = await connect()
+                await asyncio.sleep(0)
             finally:
                 if self._open.get(pool) is batch:
                     del self._open[pool]
@@ -113,7 +138,7 @@ class KeyedRead:
                 rows = [] if row is None else [row]
             else:
                 rows = await self._many.all(conn, {"keyed_read_keys": keys})
-        except Contention as exc:
+        except Unavailable as exc:
             batch.answered.set_result(_Refused(exc))
             raise
         except BaseException:
@@ -123,11 +148,11 @@ class KeyedRead:
         batch.answered.set_result(found)
         return found.get(key)
 
-    async def _follow(self, conn: AsyncConnection, batch: _Batch, key: Any) -> Any | None:
+    async def _follow(self, connect: _Connect, batch: _Batch, key: Any) -> Any | None:
         # Shielded: a follower cancelled while it waits must not cancel the others' answer.
         found = await asyncio.shield(batch.answered)
         if found is _ALONE:
-            return await self.alone.first(conn, {"keyed_read_key": key})
+            return await self.alone.first(await connect(), {"keyed_read_key": key})
         if isinstance(found, _Refused):
             raise type(found.error)(found.error.message)
         return found.get(key)

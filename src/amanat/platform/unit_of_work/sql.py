@@ -98,7 +98,9 @@ class SqlTransactions:
         return self._joined_or(self.db.read, transaction=True)
 
     def lookup(self) -> AbstractAsyncContextManager[SqlTransaction]:
-        return self._joined_or(self.db.lookup, transaction=False)
+        # The connection is taken by the first statement: a read that another request's
+        # statement answers (platform/db/keyed_read.py) holds none.
+        return self._joined_or(self.db.deferred_lookup, transaction=False)
 
     def snapshot(self) -> AbstractAsyncContextManager[SqlTransaction]:
         return self._joined_or(self.db.snapshot, transaction=True)

@@ -17,9 +17,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy.ext.asyncio import AsyncConnection
 from tests.conftest import TEST_DB
+from tests.support.lookups import LookupSpy, a_pause
 
 from amanat.bootstrap import Container
-from amanat.kernel.errors import Contention
+from amanat.kernel.errors import Contention, Unavailable
 from amanat.platform.db import keyed_read
 from amanat.platform.db.database import pooled_connection
 from amanat.platform.db.keyed_read import KeyedRead
@@ -86,6 +87,16 @@ async def lookups(container: Container, count: int) -> AsyncIterator[list[AsyncC
     batch in one turn of the loop, as a server's requests do under load."""
     async with contextlib.AsyncExitStack() as stack:
         yield [await stack.enter_async_context(container.db.lookup()) for _ in range(count)]
+
+
+@contextlib.asynccontextmanager
+async def deferred(container: Container, count: int) -> AsyncIterator[list[AsyncConnection]]:
+    """``count`` lookups as ``SqlTransactions.lookup()`` opens them: no connection taken
+    until a statement needs one."""
+    async with contextlib.AsyncExitStack() as stack:
+        yield [
+            await stack.enter_async_context(container.db.deferred_lookup()) for _ in range(count)
+        ]
 
 
 def _key(n: int) -> str:
@@ -311,3 +322,69 @@ async def test_contention_on_the_shared_statement_is_every_readers_answer(
     assert [type(f) for f in found] == [Contention] * 3, found
     assert len({id(f) for f in found}) == 3  # each its own exception
     assert spy.alone == 0
+
+
+async def test_followers_on_lookups_not_yet_connected_take_no_connection(
+    container: Container, rows: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    read = KeyedRead(idempotency_keys.select(), idempotency_keys.c.id)
+    spy = Spy(read, monkeypatch)
+    taken = LookupSpy(container.db, monkeypatch)
+    keys = [_key(2), _key(7), "cli_kr:missing", _key(2)]
+    async with deferred(container, len(keys)) as conns:
+        found = await asyncio.gather(*(read.first(c, k) for c, k in zip(conns, keys, strict=True)))
+    assert [row and row.replays for row in found] == [2, 7, None, 2]
+    if ON_PG:
+        assert spy.shared == [[_key(2), _key(7), "cli_kr:missing"]] and spy.alone == 0
+        assert (taken.entered, taken.ended) == (1, [None])  # the leader's, and only it
+    else:  # SQLite's lookup is its connection at once
+        assert spy.alone == len(keys) and taken.entered == len(keys)
+
+
+@pytest.mark.skipif(not ON_PG, reason="shared statements: PostgreSQL")
+async def test_a_leader_that_gets_no_connection_is_every_followers_503(
+    container: Container, rows: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The pool stayed busy past its timeout for the leader: its followers answer the same
+    503 at once instead of each queueing for the pool in turn."""
+
+    @contextlib.asynccontextmanager
+    async def busy() -> AsyncIterator[None]:
+        await asyncio.sleep(0)
+        raise Unavailable("The database is busy; retry in a moment.")
+        yield  # pragma: no cover
+
+    taken = LookupSpy(container.db, monkeypatch, before=busy)
+    read = KeyedRead(idempotency_keys.select(), idempotency_keys.c.id)
+    async with deferred(container, 3) as conns:
+        found = await asyncio.gather(
+            *(read.first(c, _key(n)) for c, n in zip(conns, (1, 2, 3), strict=True)),
+            return_exceptions=True,
+        )
+    assert [type(f) for f in found] == [Unavailable] * 3, found
+    assert len({id(f) for f in found}) == 3 and "busy" in str(found[2])
+    assert taken.entered == 1
+
+
+@pytest.mark.skipif(not ON_PG, reason="shared statements: PostgreSQL")
+async def test_a_leader_cancelled_while_it_takes_a_connection_costs_followers_their_own_read(
+    container: Container, rows: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    read = KeyedRead(idempotency_keys.select(), idempotency_keys.c.id)
+    spy = Spy(read, monkeypatch)
+    taken = LookupSpy(container.db, monkeypatch, before=a_pause)
+    async with deferred(container, 3) as conns:
+        leader = asyncio.create_task(read.first(conns[0], _key(1)))
+        await asyncio.sleep(0)  # the leader waits for its connection
+        followers = [
+            asyncio.create_task(read.first(conn, _key(n)))
+            for conn, n in zip(conns[1:], (2, 3), strict=True)
+        ]
+        await asyncio.sleep(0)  # they have joined its batch
+        leader.cancel()
+        found = await asyncio.gather(*followers)
+        with pytest.raises(asyncio.CancelledError):
+            await leader
+    assert [row.key for row in found] == ["key-2", "key-3"]
+    assert (spy.shared, spy.alone) == ([], 2)
+    assert taken.entered == 3 and taken.ended == [None, None]
