@@ -35,8 +35,8 @@ run: $(STAMP_RUN)
 		$(BIN)/amanat serve
 
 lint: $(STAMP_DEV)
-	$(BIN)/ruff check src tests tools
-	$(BIN)/ruff format --check src tests tools
+	$(BIN)/ruff check src tests tools bench
+	$(BIN)/ruff format --check src tests tools bench
 
 typecheck: $(STAMP_DEV)
 	$(BIN)/mypy

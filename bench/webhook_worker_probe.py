@@ -109,14 +109,14 @@ async def counts(container: object) -> tuple[int, int]:
     return int(row[0]), int(row[1])
 
 
-async def wait_done(container: object, timeout: float) -> float:
-    deadline = time.monotonic() + timeout
+async def wait_done(container: object, within_seconds: float) -> float:
+    deadline = time.monotonic() + within_seconds
     while time.monotonic() < deadline:
         done, total = await counts(container)
         if done == total:
             return time.monotonic()
         await asyncio.sleep(0.05)
-    raise SystemExit(f"not all delivered in {timeout}s: {await counts(container)}")
+    raise SystemExit(f"not all delivered in {within_seconds}s: {await counts(container)}")
 
 
 async def lags(container: object, since_total: int) -> list[float]:
@@ -178,13 +178,27 @@ async def probe(args: argparse.Namespace, worker_pid: int) -> dict[str, object]:
         "lag_p99_ms": round(pct(found, 0.99) * 1000, 1),
         "lag_max_ms": round(found[-1] * 1000, 1) if found else None,
     }
-    received = json.loads(
-        subprocess.run(
-            ["curl", "-s", f"http://127.0.0.1:{args.port}/_count"], capture_output=True
-        ).stdout
-    )["count"]
+    received = await asyncio.to_thread(receiver_count, args.port)
     out["receiver_count"] = received
     return out
+
+
+def receiver_count(port: int) -> int:
+    import httpx
+
+    return int(httpx.get(f"http://127.0.0.1:{port}/_count", timeout=5).json()["count"])
+
+
+def start_worker(
+    python: str, profile: str | None, env: dict[str, str], work: Path
+) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(  # noqa: S603 - argv is ours, never user input
+        [python, *(["-m", "cProfile", "-o", profile] if profile else []), "-m", "amanat", "worker"],
+        env=env,
+        cwd=work,
+        stdout=open(work / "worker.log", "w"),
+        stderr=subprocess.STDOUT,
+    )
 
 
 def main() -> None:
@@ -218,7 +232,7 @@ def main() -> None:
 
     upgrade(f"{PG}/{DATABASE}")
     python = sys.executable
-    receiver = subprocess.Popen(
+    receiver = subprocess.Popen(  # noqa: S603 - argv is ours, never user input
         [python, "-m", "bench.receiver", str(args.port)],
         env=env,
         cwd=ROOT,
@@ -232,19 +246,7 @@ def main() -> None:
         async def run() -> dict[str, object]:
             args.world = await setup(args.endpoints, args.port)
             nonlocal worker
-            worker = subprocess.Popen(
-                [
-                    python,
-                    *(["-m", "cProfile", "-o", args.profile] if args.profile else []),
-                    "-m",
-                    "amanat",
-                    "worker",
-                ],
-                env=env,
-                cwd=work,
-                stdout=open(work / "worker.log", "w"),  # noqa: SIM115
-                stderr=subprocess.STDOUT,
-            )
+            worker = start_worker(python, args.profile, env, work)
             try:
                 return await probe(args, worker.pid)
             finally:
