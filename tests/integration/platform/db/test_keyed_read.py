@@ -167,24 +167,31 @@ async def test_inside_a_transaction_a_read_runs_alone_and_sees_its_own_writes(
 
 
 @pytest.mark.skipif(not ON_PG, reason="shared statements: PostgreSQL")
+@pytest.mark.parametrize("connected", [True, False], ids=["connected", "deferred"])
 async def test_a_leader_cancelled_costs_its_followers_a_read_of_their_own(
-    container: Container, rows: None, monkeypatch: pytest.MonkeyPatch
+    container: Container, rows: None, monkeypatch: pytest.MonkeyPatch, connected: bool
 ) -> None:
+    """Cancelled in its turn of the loop, or (deferred) while it waits for a connection."""
     read = KeyedRead(idempotency_keys.select(), idempotency_keys.c.id)
     spy = Spy(read, monkeypatch)
-    async with lookups(container, 3) as conns:
+    taken = LookupSpy(container.db, monkeypatch, before=a_pause)
+    async with (lookups if connected else deferred)(container, 3) as conns:
         leader = asyncio.create_task(read.first(conns[0], _key(1)))
         followers = [
             asyncio.create_task(read.first(conn, _key(n)))
             for conn, n in zip(conns[1:], (2, 3), strict=True)
         ]
-        await asyncio.sleep(0)  # every one has asked; the leader waits for its turn
+        await asyncio.sleep(0)  # every one has asked; the leader waits
         leader.cancel()
         found = await asyncio.gather(*followers)
         with pytest.raises(asyncio.CancelledError):
             await leader
     assert [row.key for row in found] == ["key-2", "key-3"]
     assert (spy.shared, spy.alone) == ([], 2)
+    if connected:  # the three connections were taken before the reads
+        assert (taken.entered, taken.ended) == (3, [None] * 3)
+    else:  # the leader had none yet; each follower took one for its own read
+        assert (taken.entered, taken.ended) == (3, [None] * 2)
 
 
 @pytest.mark.skipif(not ON_PG, reason="shared statements: PostgreSQL")
@@ -364,27 +371,3 @@ async def test_a_leader_that_gets_no_connection_is_every_followers_503(
     assert [type(f) for f in found] == [Unavailable] * 3, found
     assert len({id(f) for f in found}) == 3 and "busy" in str(found[2])
     assert taken.entered == 1
-
-
-@pytest.mark.skipif(not ON_PG, reason="shared statements: PostgreSQL")
-async def test_a_leader_cancelled_while_it_takes_a_connection_costs_followers_their_own_read(
-    container: Container, rows: None, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    read = KeyedRead(idempotency_keys.select(), idempotency_keys.c.id)
-    spy = Spy(read, monkeypatch)
-    taken = LookupSpy(container.db, monkeypatch, before=a_pause)
-    async with deferred(container, 3) as conns:
-        leader = asyncio.create_task(read.first(conns[0], _key(1)))
-        await asyncio.sleep(0)  # the leader waits for its connection
-        followers = [
-            asyncio.create_task(read.first(conn, _key(n)))
-            for conn, n in zip(conns[1:], (2, 3), strict=True)
-        ]
-        await asyncio.sleep(0)  # they have joined its batch
-        leader.cancel()
-        found = await asyncio.gather(*followers)
-        with pytest.raises(asyncio.CancelledError):
-            await leader
-    assert [row.key for row in found] == ["key-2", "key-3"]
-    assert (spy.shared, spy.alone) == ([], 2)
-    assert taken.entered == 3 and taken.ended == [None, None]
