@@ -309,9 +309,7 @@ class InMemoryLedger(InMemoryStore):
             if account_id in self.accounts
         }
 
-    async def lock_free_shards(
-        self, shard_counts: dict[str, int], wanted: dict[str, int]
-    ) -> _AllShards:
+    async def lock_free_shards(self, shard_counts: dict[str, int]) -> _AllShards:
         """Nothing else runs at the same time here: every shard is free."""
         return _AllShards(await self.lock_shards(list(shard_counts)))
 

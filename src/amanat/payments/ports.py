@@ -80,12 +80,9 @@ class LedgerRepository(Protocol):
         ...
 
     async def lock_shards(self, account_ids: list[str]) -> dict[str, list[Shard]]: ...
-    async def lock_free_shards(
-        self, shard_counts: dict[str, int], wanted: dict[str, int]
-    ) -> LockedShards:
+    async def lock_free_shards(self, shard_counts: dict[str, int]) -> LockedShards:
         """The shards of these accounts (``account: its number of shards``) that nobody
-        else holds, locked without waiting: up to ``wanted[account]`` of them (one per
-        payout the batch holds on it; all when absent)."""
+        else holds, locked without waiting."""
         ...
 
     async def hold_many(

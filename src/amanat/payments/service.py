@@ -457,19 +457,11 @@ class PaymentService:
         # must not take their locks the other way round.
         for wanted in sorted({(r.caller.partner_id, r.currency) for r in requests}):
             accounts[wanted] = await self._merchant_account(tx, *wanted)
-        # One shard per payout of the batch an account holds on, at most all of them: a
-        # merchant with one payout here locks one shard, not all of its shards.
-        payouts_on: dict[str, int] = {}
-        for i, request in enumerate(requests):
-            if outcomes[i] is None:
-                account = accounts[(request.caller.partner_id, request.currency)][0]
-                payouts_on[account] = payouts_on.get(account, 0) + 1
-        locked = await tx.ledger.lock_free_shards(dict(accounts.values()), payouts_on)
+        locked = await tx.ledger.lock_free_shards(dict(accounts.values()))
         before = locked.shards
         shards, held, refused = _place_holds(requests, outcomes, accounts, before)
         if refused and not locked.complete:
-            # The money may be on a shard this batch did not lock (another transaction
-            # held it, or only some were asked for): wait for all of them.
+            # The money may be on a shard another transaction held: wait for all of them.
             before = await locked.wait_for_all()
             shards, held, refused = _place_holds(requests, outcomes, accounts, before)
         for i, exc in refused.items():

@@ -135,44 +135,6 @@ _LOCK_FREE_SHARDS_PG = RawRead(
     .order_by(balance_shards.c.account_id, balance_shards.c.shard)
     .with_for_update(skip_locked=True)
 )
-# The same, for a batch that needs only some of an account's shards (a merchant with one
-# payout in it needs one): per account at most ``wanted`` of them, the first free ones
-# from a random ``start`` on. Each row locked is a write on PostgreSQL (the tuple's
-# lock), so locking all eight of every merchant's shards for one payout each cost the
-# spread batch several times the rows a hot merchant's batch locks.
-_WANTED = (
-    sa.func.unnest(
-        sa.bindparam("p_accounts", type_=postgresql.ARRAY(sa.String)),
-        sa.bindparam("p_wanted", type_=postgresql.ARRAY(sa.Integer)),
-        sa.bindparam("p_starts", type_=postgresql.ARRAY(sa.Integer)),
-    )
-    .table_valued(
-        sa.column("account_id", sa.String),
-        sa.column("wanted", sa.Integer),
-        sa.column("start", sa.Integer),
-    )
-    .render_derived(name="w")
-)
-_SOME_FREE_SHARDS = (
-    balance_shards.select()
-    .where(balance_shards.c.account_id == _WANTED.c.account_id)
-    .order_by(
-        sa.case(
-            (balance_shards.c.shard >= _WANTED.c.start, sa.literal_column("0")),
-            else_=sa.literal_column("1"),
-        ),
-        balance_shards.c.shard,
-    )
-    .limit(_WANTED.c.wanted)
-    .with_for_update(skip_locked=True)
-    .lateral("s")
-)
-_LOCK_SOME_FREE_SHARDS_PG = RawRead(
-    sa.select(*_SOME_FREE_SHARDS.c)
-    .select_from(_WANTED)
-    .join(_SOME_FREE_SHARDS, sa.true())
-    .order_by(_SOME_FREE_SHARDS.c.account_id, _SOME_FREE_SHARDS.c.shard)
-)
 _SET_SHARD = (
     balance_shards.update()
     .where(_SHARD)
@@ -668,34 +630,21 @@ class SqlLedgerRepository:
         ).all()
         return _by_account(rows)
 
-    async def lock_free_shards(
-        self, shard_counts: dict[str, int], wanted: dict[str, int]
-    ) -> FreeShards:
-        """PostgreSQL: up to ``wanted`` shards of each account (all of them when it is not
-        given or not fewer) that no other transaction holds, locked without waiting (SKIP
-        LOCKED) inside a savepoint, from a random shard on. A rail callback settling one
-        of a busy merchant's payouts holds one of its shards for a moment; a batch then
-        goes on with the others instead of queueing behind it. When the shards got do not
-        cover the batch, :meth:`FreeShards.wait_for_all` lets them go (the savepoint's
-        rollback) and locks every shard in the fixed order, waiting, so no two batches
-        ever hold some shards while waiting for others. SQLite: every shard (its write
-        lock covers them)."""
+    async def lock_free_shards(self, shard_counts: dict[str, int]) -> FreeShards:
+        """PostgreSQL: the shards of these accounts that no other transaction holds, locked
+        without waiting (SKIP LOCKED) inside a savepoint. A rail callback settling one of
+        a busy merchant's payouts holds one of its shards for a moment; a batch then goes
+        on with the others instead of queueing behind it. When the shards got do not cover
+        the batch, :meth:`FreeShards.wait_for_all` lets them go (the savepoint's rollback)
+        and locks every shard in the fixed order, waiting, so no two batches ever hold
+        some shards while waiting for others. SQLite: every shard (its write lock covers
+        them)."""
         if self._conn.dialect.name == "sqlite":
             accounts = list(shard_counts)
             return FreeShards(self, accounts, await self.lock_shards(accounts), None)
         await self.flush_at_commit()
         savepoint = await self._conn.begin_nested()
-        accounts = sorted(shard_counts)
-        some = [min(wanted.get(a, shard_counts[a]), shard_counts[a]) for a in accounts]
-        if all(n >= shard_counts[a] for a, n in zip(accounts, some, strict=True)):
-            rows = await _LOCK_FREE_SHARDS_PG.all(self._conn, {"p_accounts": accounts})
-        else:
-            params = {
-                "p_accounts": accounts,
-                "p_wanted": some,
-                "p_starts": [random.randrange(max(1, shard_counts[a])) for a in accounts],
-            }
-            rows = await _LOCK_SOME_FREE_SHARDS_PG.all(self._conn, params)
+        rows = await _LOCK_FREE_SHARDS_PG.all(self._conn, {"p_accounts": sorted(shard_counts)})
         got = _by_account(rows)
         if all(len(got.get(a, [])) >= n for a, n in shard_counts.items()):
             await savepoint.commit()  # RELEASE: the locks stay with the transaction

@@ -23,7 +23,6 @@ from amanat.auth.domain import Caller
 from amanat.bootstrap import Container, build_container
 from amanat.kernel.clock import FrozenClock
 from amanat.payments.batching import PayoutBatcher
-from amanat.payments.domain import ledger
 from amanat.payments.domain.ledger import InsufficientFunds
 from amanat.payments.domain.payments import Payment
 from amanat.payments.service import AccountIn
@@ -293,53 +292,6 @@ async def test_in_one_transaction_an_uncovered_payout_gets_its_error_and_writes_
     await _rows_agree(container, 2)
     stored = await container.payments.get(merchant.partner.id, requests[2].payment_id)
     assert stored.amount.amount == 60_000
-
-
-def _merchant_account(merchant: RegisteredClient) -> str:
-    return ledger.merchant_account(merchant.partner.id)
-
-
-async def _free_shards(container: Container, account: str) -> int:
-    """How many of the account's shards another transaction could lock now."""
-    async with container.db.write() as conn:
-        stmt = sa.text(
-            "SELECT shard FROM balance_shards WHERE account_id = :a FOR UPDATE SKIP LOCKED"
-        )
-        return len((await conn.execute(stmt, {"a": account})).all())
-
-
-@pytest.mark.skipif(TEST_DB != "postgresql", reason="SQLite has one writer at a time")
-async def test_a_merchant_with_one_payout_in_a_batch_locks_one_of_its_shards(
-    container: Container,
-) -> None:
-    """Every locked row is a write on PostgreSQL: one payout needs one shard, and the
-    merchant's other shards stay free for other batches and callbacks meanwhile."""
-    merchant = await funded_merchant(container, "One shard", 10_000_000)
-    account = _merchant_account(merchant)
-    requests = await _requests(container, merchant, [5_000])
-    assert await _free_shards(container, account) == 8
-    async with container.transactions.atomic() as tx:
-        (outcome,) = await container.payments.create_payouts(tx, requests)
-        assert isinstance(outcome, Payment)
-        assert await _free_shards(container, account) == 7
-    assert await _free_shards(container, account) == 8
-    await _rows_agree(container, 1)
-
-
-async def test_a_payout_no_single_shard_covers_is_held_on_the_merchants_money_together(
-    container: Container,
-) -> None:
-    """The balance is spread over eight shards: 90,000 of 100,000 fits on none of them
-    alone. Having locked one shard, the batch locks them all (in order, waiting) and
-    evens the money out, as a payout of its own would."""
-    merchant = await funded_merchant(container, "Spread thin", 100_000)
-    requests = await _requests(container, merchant, [90_000, 20_000])
-    async with container.transactions.atomic() as tx:
-        outcomes = await container.payments.create_payouts(tx, requests)
-    assert [type(o) for o in outcomes] == [Payment, InsufficientFunds]
-    await _rows_agree(container, 1)
-    async with container.transactions.read() as tx:
-        assert await tx.ledger.balance(_merchant_account(merchant)) == (100_000, 90_000)
 
 
 @pytest.mark.skipif(TEST_DB != "postgresql", reason="SQLite has one writer at a time")
