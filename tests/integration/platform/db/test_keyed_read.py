@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -17,6 +17,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy.ext.asyncio import AsyncConnection
 from tests.conftest import TEST_DB
+from tests.support.idempotency_rows import completed_key_row
 from tests.support.lookups import LookupSpy, a_pause
 
 from amanat.bootstrap import Container
@@ -32,24 +33,14 @@ ON_PG = TEST_DB == "postgresql"
 
 
 def _row(n: int) -> dict[str, object]:
-    return {
-        "id": f"cli_kr:key-{n}",
-        "client_id": "cli_kr",
-        "key": f"key-{n}",
-        "request_hash": "ab" * 32,
-        "method": "POST",
-        "path": "/v1/payments",
-        "status": "completed",
-        "response_status": 201,
-        "response_body": f"sealed-{n}",
-        "response_headers": {"n": n},
-        "created_at": AT,
-        "locked_until": None,
-        "expires_at": AT + timedelta(days=1),
-        "resource_id": None,
-        "replays": n,
-        "last_replayed_at": None,
-    }
+    return completed_key_row(
+        "cli_kr",
+        n,
+        AT,
+        response_body=f"sealed-{n}",
+        response_headers={"n": n},
+        last_replayed_at=None,
+    )
 
 
 STORED = range(1, 9)

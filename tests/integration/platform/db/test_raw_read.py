@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 from tests.conftest import TEST_DB
+from tests.support.idempotency_rows import completed_key_row
 from tests.support.pg_backends import end_backends
 
 from amanat.bootstrap import Container
@@ -25,24 +26,7 @@ _BY_CLIENT = idempotency_keys.select().where(idempotency_keys.c.client_id == sa.
 
 
 def _row(n: int, **changes: object) -> dict[str, object]:
-    return {
-        "id": f"cli_raw:key-{n}",
-        "client_id": "cli_raw",
-        "key": f"key-{n}",
-        "request_hash": "ab" * 32,
-        "method": "POST",
-        "path": "/v1/payments",
-        "status": "completed",
-        "response_status": 201,
-        "response_body": "sealed",
-        "response_headers": {"Location": "/v1/payments/pay_1", "n": [1, 2]},
-        "created_at": AT,
-        "locked_until": None,
-        "expires_at": AT + timedelta(days=1),
-        "resource_id": None,
-        "replays": n,
-        "last_replayed_at": AT + timedelta(seconds=n),
-    } | changes
+    return completed_key_row("cli_raw", n, AT, **changes)
 
 
 @pytest.fixture
