@@ -3,7 +3,9 @@
 A payout costs the database far less as one of many in a transaction of set-based
 statements than in a transaction of its own (one claim of all the idempotency keys, one
 locking read of the balance shards, one insert per table, one update of the shards, one
-COMMIT). A request puts its checked payout in the queue and waits; one flusher takes
+COMMIT). Each request's answer is worked out before its payout is written, so its key is
+claimed with the answer already in it: the key's row is written once, not claimed and
+then completed. A request puts its checked payout in the queue and waits; one flusher takes
 everything queued (up to ``max_batch``) whenever the previous batch has committed, so an
 idle server adds no delay and a busy one makes bigger batches. Every request is answered
 only after its batch's COMMIT: durability is as before.
@@ -37,7 +39,7 @@ from amanat.kernel.errors import DomainError
 from amanat.payments import views
 from amanat.payments.domain.payments import Payment
 from amanat.payments.ports import PayoutBatchTx
-from amanat.payments.service import PaymentService, PayoutRequest
+from amanat.payments.service import PaymentService, PayoutRequest, PlannedPayout
 from amanat.platform.db.ports import UnitOfWork
 from amanat.platform.idempotency.ports import IdempotencyRecord
 from amanat.platform.idempotency.service import IdempotencyService, KeyReused, Replay
@@ -163,7 +165,43 @@ class PayoutBatcher:
         outcomes: dict[int, Outcome] = {}
         await self._payments.recall_accounts(w.request for w in batch if w.request is not None)
         async with self._tx.atomic() as tx:
-            claimed = await tx.idempotency.claim_many([batch[i].record for i in first.values()])
+            # One read of the active key for the descriptions and the stored answers.
+            answer_key = await self._idempotency.answer_key()
+            # Each request's answer is known before anything of it is written (its payment
+            # as it will be if the balance covers it, or its refusal), so its key is
+            # claimed with that answer in one write. The few the balance then does not
+            # cover have their key's answer replaced by the refusal.
+            to_plan = [i for i in first.values() if batch[i].request is not None]
+            plans = dict(
+                zip(
+                    to_plan,
+                    await self._payments.plan_payouts(
+                        [r for i in to_plan if (r := batch[i].request) is not None],
+                        fields_key=answer_key or None,
+                    ),
+                    strict=True,
+                )
+            )
+            presumed: dict[int, Answer] = {}
+            claims: list[tuple[IdempotencyRecord, int, str, str | None]] = []
+            for i in first.values():
+                waiting = batch[i]
+                plan = plans.get(i, waiting.refused)
+                if isinstance(plan, PlannedPayout):
+                    # An empty description is stored as none: answer as GET will.
+                    clear = plan.request.description or None
+                    presumed[i] = (201, views.payment_view(plan.payment, clear))
+                    created_id: str | None = plan.payment.id
+                else:
+                    assert plan is not None
+                    # Refused: nothing of the payout is written; the refusal is the key's
+                    # result, as run_idempotent keeps any request's.
+                    presumed[i] = waiting.refusal(plan)
+                    created_id = None
+                status, payload = presumed[i]
+                sealed = await self._seal(waiting.record, payload, answer_key)
+                claims.append((waiting.record, status, sealed, created_id))
+            claimed = await tx.idempotency.claim_many(claims)
             mine = [i for key, i in first.items() if key in claimed]
             # Keys taken before this batch (retries, mostly): every request under one of
             # them is answered from it here, the repeats of a key within the batch too.
@@ -173,36 +211,31 @@ class PayoutBatcher:
                 existing = found.get(record_id(waiting.record.client_id, waiting.record.key))
                 if existing is not None:
                     outcomes[i] = await self._settled(waiting.record, existing)
-            to_create = [i for i in mine if batch[i].request is not None]
-            # One read of the active key for the descriptions and the stored answers.
-            answer_key = await self._idempotency.answer_key() if mine else ""
-            created = await self._payments.create_payouts(
-                tx,
-                [r for i in to_create if (r := batch[i].request) is not None],
-                fields_key=answer_key or None,
+            to_write = [i for i in mine if isinstance(plans.get(i), PlannedPayout)]
+            written = await self._payments.write_payouts(
+                tx, [p for i in to_write if isinstance(p := plans[i], PlannedPayout)]
             )
-            results: dict[int, Payment | DomainError] = dict(zip(to_create, created, strict=True))
+            uncovered = {
+                i: result
+                for i, result in zip(to_write, written, strict=True)
+                if not isinstance(result, Payment)
+            }
             answers: list[tuple[str, str, int, str, str | None]] = []
             for i in mine:
+                outcomes[i] = presumed[i]
+                refused = uncovered.get(i)
+                if refused is None:
+                    continue
                 waiting = batch[i]
-                result = results.get(i, waiting.refused)
-                if isinstance(result, Payment):
-                    assert waiting.request is not None
-                    # An empty description is stored as none: answer as GET will.
-                    clear = waiting.request.description or None
-                    answer = (201, views.payment_view(result, clear))
-                else:
-                    assert result is not None
-                    # Refused: nothing of the payout was written; the refusal is the
-                    # key's result, as run_idempotent keeps any request's.
-                    answer = waiting.refusal(result)
+                outcomes[i] = answer = waiting.refusal(refused)
+                sealed = await self._seal(waiting.record, answer[1], answer_key)
                 record = waiting.record
-                sealed = await self._idempotency.seal_answer(record, answer[1], key_id=answer_key)
-                created_id = result.id if isinstance(result, Payment) else None
-                answers.append((record.client_id, record.key, answer[0], sealed, created_id))
-                outcomes[i] = answer
+                answers.append((record.client_id, record.key, answer[0], sealed, None))
             await tx.idempotency.complete_many(answers)
         return outcomes
+
+    async def _seal(self, record: IdempotencyRecord, payload: dict[str, Any], key: str) -> str:
+        return await self._idempotency.seal_answer(record, payload, key_id=key)
 
     async def _settled(
         self, record: IdempotencyRecord, existing: IdempotencyRecord

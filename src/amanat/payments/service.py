@@ -47,7 +47,7 @@ from amanat.platform.audit import recorder as audit
 from amanat.platform.audit.domain import Actor
 from amanat.platform.crypto.field_cipher import FieldContext
 from amanat.platform.db.ports import TransactionFactory
-from amanat.platform.protection.ports import HolderLookup, SubjectRecord
+from amanat.platform.protection.ports import HolderLookup
 from amanat.platform.protection.service import DataProtectionService
 
 PAYMENT_UPDATED = "payment.updated"
@@ -110,6 +110,18 @@ class PayoutRequest:
     description: str | None
     metadata: dict[str, Any]
     created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class PlannedPayout:
+    """A payout of a batch as it will be written if its merchant's balance covers it
+    (:meth:`PaymentService.plan_payouts`). ``new_holder``: its creditor's customer record
+    does not exist yet; it is created, under the payment's ``counterparty.subject_id``,
+    with the first of the batch's payouts to that person that is written."""
+
+    request: PayoutRequest
+    payment: Payment
+    new_holder: bool
 
 
 @dataclass(frozen=True, slots=True)
@@ -437,21 +449,63 @@ class PaymentService:
         """Create many payouts in ``tx`` with set-based statements: each one's payment, its
         hold, its submission job and its audit record, as :meth:`create_payout` writes them.
         A payout the balance does not cover (or whose creditor cannot be resolved) gets its
-        error in its place and nothing of it is written; the others go on. The merchants'
-        balance shards are locked in one fixed order (ledger.lock_shards). ``fields_key``:
-        the active fields key, when the caller has read it in ``tx`` already."""
-        if not requests:  # a batch of retries only: nothing to lock or write
+        error in its place and nothing of it is written; the others go on. It is
+        :meth:`plan_payouts` then :meth:`write_payouts`. ``fields_key``: the active fields
+        key, when the caller has read it in ``tx`` already."""
+        plans = await self.plan_payouts(requests, fields_key=fields_key)
+        planned = [plan for plan in plans if isinstance(plan, PlannedPayout)]
+        written = iter(await self.write_payouts(tx, planned))
+        return [next(written) if isinstance(plan, PlannedPayout) else plan for plan in plans]
+
+    async def plan_payouts(
+        self, requests: list[PayoutRequest], *, fields_key: str | None = None
+    ) -> list[PlannedPayout | DomainError]:
+        """Each payout as :meth:`write_payouts` will create it if the balance covers it, or
+        the error of a creditor that cannot be resolved. Nothing is written: the batch
+        answers each request before its rows are written (payments/batching.py), so its
+        answer is stored in the one write of its key. Creditors are looked up in one read
+        per kind of identifier; a creditor with no customer record yet gets its record's
+        id now (one for all the batch's payouts to that person), and the record is
+        created with the first of their payouts that is written."""
+        if not requests:
             return []
-        outcomes: list[Payment | DomainError | None] = [None] * len(requests)
         lookups = [_holder_key(r) for r in requests]
         found = await self._protection.find_holders(lookups)
-        holders: dict[HolderLookup, SubjectRecord | None] = {}
-        for i, lookup in enumerate(lookups):
+        plans: list[PlannedPayout | DomainError] = []
+        drawn: dict[HolderLookup, str] = {}
+        for request, lookup in zip(requests, lookups, strict=True):
             holder = found[lookup]
             if isinstance(holder, DomainError):
-                outcomes[i] = holder
+                plans.append(holder)
+                continue
+            if fields_key is None:
+                fields_key = await self._protection.active_fields_key()
+            if holder is None:
+                subject_id = drawn.setdefault(lookup, new_id("data_subject"))
+                party = _new_party(request, subject_id)
             else:
-                holders[lookup] = holder
+                party = Party(
+                    subject_id=holder.id,
+                    bank_code=holder.bank_code,
+                    iban_last4=holder.iban_last4,
+                    kind=request.scheme,
+                )
+            payment = await self._batch_payment(request, party, fields_key)
+            plans.append(PlannedPayout(request, payment, new_holder=holder is None))
+        return plans
+
+    async def write_payouts(
+        self, tx: PaymentsTx, plans: list[PlannedPayout]
+    ) -> list[Payment | DomainError]:
+        """Write the planned payouts the merchants' balances cover, in ``tx``: the holds,
+        the payments, their jobs and audit records, and the customer records new to the
+        batch. One that is not covered gets :class:`InsufficientFunds` in its place and
+        nothing of it is written. The balance shards are locked in one fixed order
+        (ledger.lock_shards)."""
+        if not plans:  # a batch of retries only: nothing to lock or write
+            return []
+        requests = [plan.request for plan in plans]
+        outcomes: list[Payment | DomainError | None] = [None] * len(plans)
         accounts: dict[tuple[str, str], tuple[str, int]] = {}
         # In one order for every batch: two batches that create the same new accounts
         # must not take their locks the other way round.
@@ -469,12 +523,21 @@ class PaymentService:
         changed = {account for account, _ in held.values()}
         created: list[tuple[Payment, str | None, str, datetime]] = []
         holds: list[tuple[str, str, int, int, str, datetime]] = []
-        if held and fields_key is None:
-            fields_key = await self._protection.active_fields_key()
+        recorded: set[str] = set()
         for i, (account, shard) in held.items():
-            request = requests[i]
-            party = await self._batch_party(request, holders)
-            payment = await self._batch_payment(request, party, fields_key or "")
+            request, payment = plans[i].request, plans[i].payment
+            subject_id = payment.counterparty.subject_id
+            if plans[i].new_holder and subject_id not in recorded:
+                recorded.add(subject_id)
+                caller, creditor = request.caller, request.creditor
+                await self._protection.create_subject(
+                    caller.actor,
+                    caller.partner_id,
+                    name=creditor.name,
+                    iban=creditor.iban,
+                    raast_id=creditor.raast_id,
+                    subject_id=subject_id,
+                )
             outcomes[i] = payment
             created.append((payment, request.caller.client_id, SUBMIT, self._submit_at(payment)))
             holds.append(
@@ -498,34 +561,8 @@ class PaymentService:
                 },
             )
         done = [outcome for outcome in outcomes if outcome is not None]
-        assert len(done) == len(requests)
+        assert len(done) == len(plans)
         return done
-
-    async def _batch_party(
-        self,
-        request: PayoutRequest,
-        holders: dict[HolderLookup, SubjectRecord | None],
-    ) -> Party:
-        """The creditor's customer record: the one found, or one made now (and shared with
-        the batch's later payouts to the same person, as consecutive payouts would)."""
-        lookup = _holder_key(request)
-        record = holders[lookup]
-        if record is None:
-            caller, creditor = request.caller, request.creditor
-            record = await self._protection.create_subject(
-                caller.actor,
-                caller.partner_id,
-                name=creditor.name,
-                iban=creditor.iban,
-                raast_id=creditor.raast_id,
-            )
-            holders[lookup] = record
-        return Party(
-            subject_id=record.id,
-            bank_code=record.bank_code,
-            iban_last4=record.iban_last4,
-            kind=request.scheme,
-        )
 
     async def _batch_payment(
         self, request: PayoutRequest, party: Party, fields_key: str
@@ -1286,6 +1323,18 @@ def _payment(
         created_at=created_at,
         updated_at=created_at,
         expires_at=expires_at,
+    )
+
+
+def _new_party(request: PayoutRequest, subject_id: str) -> Party:
+    """The party of a creditor whose customer record the batch creates: what the record
+    will show (DataProtectionService.create_subject derives the same from the IBAN)."""
+    iban = parse_iban(request.account_value) if request.scheme is AccountScheme.IBAN else None
+    return Party(
+        subject_id=subject_id,
+        bank_code=iban.bank_code if iban else None,
+        iban_last4=iban.last4 if iban else None,
+        kind=request.scheme,
     )
 
 

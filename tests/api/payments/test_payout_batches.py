@@ -29,8 +29,10 @@ from amanat.payments.service import AccountIn
 from amanat.payments.store import SqlPaymentRepository
 from amanat.payments.tables import holds, payments
 from amanat.platform.idempotency.service import IdempotencyService
+from amanat.platform.idempotency.store import SqlIdempotencyRepository
 from amanat.platform.idempotency.tables import idempotency_keys
 from amanat.platform.jobs.tables import outbox
+from amanat.platform.protection.tables import data_subjects
 from amanat.platform.settings import Settings
 
 IBAN = "PK36SCBL0000001123456702"
@@ -409,3 +411,115 @@ async def test_a_process_new_to_the_merchants_reads_their_accounts_and_keys_once
     finally:
         await fresh.close()
     await _rows_agree(container, 12)
+
+
+async def test_each_key_of_a_batch_is_written_once_with_its_answer(
+    client: httpx.AsyncClient, container: Container, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A batch knows each request's answer before it writes the payout, so the key is
+    claimed with it: one INSERT of completed rows, and a second write only for the
+    payouts the balance then did not cover, whose key gets the refusal instead."""
+    merchant = await funded_merchant(container, "Written once", 100_000)
+    auth = await bearer(client, merchant)
+    rewritten: list[str] = []
+    real_complete_many = SqlIdempotencyRepository.complete_many
+
+    async def complete_many(self: SqlIdempotencyRepository, answers: list[Any]) -> None:
+        rewritten.extend(key for _, key, *_ in answers)
+        await real_complete_many(self, answers)
+
+    monkeypatch.setattr(SqlIdempotencyRepository, "complete_many", complete_many)
+    amounts = [40_000, 70_000, 50_000, 5_000]
+    responses = await asyncio.gather(
+        *[
+            client.post(
+                "/v1/payments",
+                json=_payout(amount, f"w{i}"),
+                headers=auth | {"Idempotency-Key": f"w-{i}"},
+            )
+            for i, amount in enumerate(amounts)
+        ]
+    )
+    assert container.get(PayoutBatcher).fallbacks == 0
+    statuses = [r.status_code for r in responses]
+    assert {201, 422} == set(statuses), [r.text for r in responses]
+    # Only the uncovered payouts' keys were written a second time.
+    assert sorted(rewritten) == [f"w-{i}" for i, s in enumerate(statuses) if s == 422]
+    async with container.db.read() as conn:
+        rows = (
+            await conn.execute(
+                sa.select(
+                    idempotency_keys.c.key,
+                    idempotency_keys.c.status,
+                    idempotency_keys.c.response_status,
+                    idempotency_keys.c.resource_id,
+                    idempotency_keys.c.locked_until,
+                )
+            )
+        ).all()
+    stored = {row.key: row for row in rows}
+    for i, response in enumerate(responses):
+        row = stored[f"w-{i}"]
+        assert (row.status, row.response_status, row.locked_until) == (
+            "completed",
+            response.status_code,
+            None,
+        )
+        created = response.json()["id"] if response.status_code == 201 else None
+        assert row.resource_id == created
+        # A retry gets the stored answer: the payment, or the refusal.
+        again = await client.post(
+            "/v1/payments",
+            json=_payout(amounts[i], f"w{i}"),
+            headers=auth | {"Idempotency-Key": f"w-{i}"},
+        )
+        assert again.headers["idempotent-replayed"] == "true"
+        assert (again.status_code, again.json()) == (response.status_code, response.json())
+    await _rows_agree(container, statuses.count(201))
+
+
+async def test_a_new_creditor_gets_one_customer_record_and_only_when_paid(
+    container: Container,
+) -> None:
+    """A creditor with no customer record yet gets its record's id when the batch plans
+    the payouts (the answers name it), and the record is written with the first of them
+    the balance covers: once for several payouts to that person, not at all when none is
+    covered."""
+    merchant = await funded_merchant(container, "New creditor", 100_000)
+    caller = Caller(merchant.partner.id, merchant.id, ACTOR)
+    newcomer = AccountIn(iban="PK28MEZN0000001234567896", raast_id=None, name="Bilal Ahmed")
+    unpaid = AccountIn(iban="PK17HABB0000001234567899", raast_id=None, name="Sana Malik")
+
+    async def request(amount: int, creditor: AccountIn) -> Any:
+        return await container.payments.prepare_payout(
+            caller,
+            amount=amount,
+            currency="PKR",
+            creditor=creditor,
+            reference=None,
+            description=None,
+            metadata={},
+        )
+
+    requests = [
+        await request(200_000, newcomer),  # not covered: its payout is refused
+        await request(30_000, newcomer),
+        await request(20_000, newcomer),
+        await request(500_000, unpaid),  # never covered
+    ]
+    async with container.transactions.atomic() as tx:
+        outcomes = await container.payments.create_payouts(tx, requests)
+    assert [type(o) for o in outcomes] == [InsufficientFunds, Payment, Payment, InsufficientFunds]
+    paid = [o for o in outcomes if isinstance(o, Payment)]
+    assert paid[0].counterparty.subject_id == paid[1].counterparty.subject_id
+    assert (paid[0].counterparty.bank_code, paid[0].counterparty.iban_last4) == ("MEZN", "7896")
+    async with container.db.read() as conn:
+        subjects = (
+            await conn.execute(
+                sa.select(data_subjects.c.id, data_subjects.c.bank_code, data_subjects.c.iban_last4)
+            )
+        ).all()
+    mine = [tuple(s) for s in subjects if s.id == paid[0].counterparty.subject_id]
+    assert mine == [(paid[0].counterparty.subject_id, "MEZN", "7896")]
+    assert not [s for s in subjects if s.iban_last4 == "7899"]  # the unpaid creditor's
+    await _rows_agree(container, 2)

@@ -105,8 +105,8 @@ async def test_a_unit_of_work_the_database_gave_up_on_runs_again(
     """The batch deadlocks after its writes (they roll back), so the payout goes its own
     way, where the first transaction deadlocks too and the retry commits."""
     _, auth = await _merchant_auth(client, container)
-    batch_deadlocked = _Deadlocks(container.payments.create_payouts, times=None)
-    monkeypatch.setattr(container.payments, "create_payouts", batch_deadlocked)
+    batch_deadlocked = _Deadlocks(container.payments.write_payouts, times=None)
+    monkeypatch.setattr(container.payments, "write_payouts", batch_deadlocked)
     deadlocked_once = _Deadlocks(container.payments.create_payout, times=1)
     monkeypatch.setattr(container.payments, "create_payout", deadlocked_once)
     response = await client.post(
@@ -126,8 +126,8 @@ async def test_contention_that_persists_answers_503_and_leaves_the_key_free(
 ) -> None:
     _, auth = await _merchant_auth(client, container)
     real = container.payments.create_payout
-    real_batch = container.payments.create_payouts
-    monkeypatch.setattr(container.payments, "create_payouts", _Deadlocks(real_batch, times=None))
+    real_batch = container.payments.write_payouts
+    monkeypatch.setattr(container.payments, "write_payouts", _Deadlocks(real_batch, times=None))
     always_deadlocked = _Deadlocks(real, times=None)
     monkeypatch.setattr(container.payments, "create_payout", always_deadlocked)
     headers = auth | {"Idempotency-Key": "retried-2"}
@@ -139,7 +139,7 @@ async def test_contention_that_persists_answers_503_and_leaves_the_key_free(
     assert (await client.get("/v1/payments", headers=auth)).json()["data"] == []
 
     monkeypatch.setattr(container.payments, "create_payout", real)
-    monkeypatch.setattr(container.payments, "create_payouts", real_batch)
+    monkeypatch.setattr(container.payments, "write_payouts", real_batch)
     again = await client.post("/v1/payments", json=PAYOUT, headers=headers)
     assert again.status_code == 201, again.text
     assert again.headers.get("idempotent-replayed") is None

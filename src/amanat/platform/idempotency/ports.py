@@ -48,8 +48,11 @@ class IdempotencyRepository(Protocol):
         ...
 
     async def release(self, client_id: str, key: str) -> None: ...
-    async def claim_many(self, records: list[IdempotencyRecord]) -> set[str]:
-        """Claim many keys at once; the ids (``client_id:key``) that were free."""
+    async def claim_many(
+        self, claims: list[tuple[IdempotencyRecord, int, str, str | None]]
+    ) -> set[str]:
+        """Claim many keys at once, each stored completed with its answer: ``(record,
+        status, sealed body, resource id)``; the ids (``client_id:key``) that were free."""
         ...
 
     async def get_many(self, ids: list[str]) -> dict[str, IdempotencyRecord]:
@@ -57,8 +60,8 @@ class IdempotencyRepository(Protocol):
         ...
 
     async def complete_many(self, answers: list[tuple[str, str, int, str, str | None]]) -> None:
-        """``(client_id, key, status, sealed body, resource id)`` for keys claimed by
-        claim_many."""
+        """``(client_id, key, status, sealed body, resource id)``: another answer for keys
+        claimed by claim_many in this transaction."""
         ...
 
     async def delete_expired(self, client_id: str, key: str, now: datetime) -> bool:

@@ -101,14 +101,32 @@ class SqlIdempotencyRepository:
         result = await self._conn.execute(insert_if_absent(self._conn, _table), _row(record))
         return bool(result.rowcount)
 
-    async def claim_many(self, records: list[IdempotencyRecord]) -> set[str]:
-        """Insert in-progress records (ON CONFLICT DO NOTHING RETURNING, every row in one
-        round trip), in id order so two batches claiming overlapping keys wait on them in
-        one order; returns the ids inserted. A key not returned was taken (or has expired:
-        the per-request path removes it)."""
-        if not records:
+    async def claim_many(
+        self, claims: list[tuple[IdempotencyRecord, int, str, str | None]]
+    ) -> set[str]:
+        """Insert completed records, each with its answer ``(record, status, sealed body,
+        resource id)`` (ON CONFLICT DO NOTHING RETURNING, every row in one round trip), in
+        id order so two batches claiming overlapping keys wait on them in one order;
+        returns the ids inserted. A key not returned was taken (or has expired: the
+        per-request path removes it). The row is written once: a claim of an in-progress
+        record completed later would write every key twice, and its indexes twice."""
+        if not claims:
             return set()
-        rows = sorted((_row(r) for r in records), key=lambda row: str(row["id"]))
+        rows = sorted(
+            (
+                _row(record)
+                | {
+                    "status": "completed",
+                    "locked_until": None,
+                    "response_status": status,
+                    "response_body": body,
+                    "response_headers": {},
+                    "resource_id": resource_id,
+                }
+                for record, status, body, resource_id in claims
+            ),
+            key=lambda row: str(row["id"]),
+        )
         claim = _CLAIMS.get(self._conn.dialect.name)
         if claim is None:
             statement = insert_if_absent(self._conn, _table).returning(_c.id)

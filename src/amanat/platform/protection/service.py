@@ -379,11 +379,14 @@ class DataProtectionService:
         iban: str | None = None,
         raast_id: str | None = None,
         cnic: str | None = None,
+        subject_id: str | None = None,
     ) -> SubjectRecord:
+        """``subject_id``: the record's id when the caller drew it first (a payout batch
+        answers its requests before it writes them, payments/service.py)."""
         iban_value = parse_iban(iban) if iban else None
         raast_value = parse_raast_id(raast_id) if raast_id else None
         cnic_value = parse_cnic(cnic) if cnic else None
-        subject_id = new_id("data_subject")
+        subject_id = subject_id or new_id("data_subject")
         key_id = new_id("data_key")
         fields_key = await self.active_fields_key()
         bidx_key = await self.blind_index_key()
