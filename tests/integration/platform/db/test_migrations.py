@@ -85,3 +85,23 @@ def test_an_invalid_queue_index_left_by_a_failed_build_is_built_again(tmp_path: 
         assert asyncio.run(run(query)) is True
     finally:
         drop()  # type: ignore[operator]
+
+
+@pytest.mark.skipif(
+    __import__("tests.conftest", fromlist=["TEST_DB"]).TEST_DB != "postgresql",
+    reason="a table's fillfactor: PostgreSQL",
+)
+async def test_idempotency_keys_pages_keep_room_for_their_replay_counts(fresh_url: str) -> None:
+    """Migration 0019: the replay count updates a key's row in place only when its page has
+    room for the new version (a heap-only tuple, no index entry)."""
+    engine = create_engine(DatabaseSettings(url=fresh_url))
+    try:
+        async with engine.connect() as conn:
+            options = (
+                await conn.execute(
+                    sa.text("SELECT reloptions FROM pg_class WHERE relname = 'idempotency_keys'")
+                )
+            ).scalar()
+        assert options == ["fillfactor=80"]
+    finally:
+        await engine.dispose()
