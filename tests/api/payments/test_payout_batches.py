@@ -467,6 +467,14 @@ async def test_each_key_of_a_batch_is_written_once_with_its_answer(
         )
         created = response.json()["id"] if response.status_code == 201 else None
         assert row.resource_id == created
+        if created is not None:
+            # The answer was worked out before the payout was written: it must be what
+            # was committed, the creditor's new customer record included.
+            fetched = (await client.get(f"/v1/payments/{created}", headers=auth)).json()
+            stable = ("id", "amount", "creditor", "reference", "description", "created_at")
+            assert {k: fetched[k] for k in stable} == {k: response.json()[k] for k in stable}
+            customer = response.json()["creditor"]["customer_id"]
+            assert await _count(container, data_subjects, data_subjects.c.id == customer) == 1
         # A retry gets the stored answer: the payment, or the refusal.
         again = await client.post(
             "/v1/payments",

@@ -30,6 +30,8 @@ idempotency_keys = sa.Table(
     sa.Column("resource_id", sa.String(64), nullable=True),
     sa.Column("replays", sa.Integer, nullable=False, server_default="0"),
     sa.Column("last_replayed_at", UtcDateTime(), nullable=True),
+    # Room on each page for a row's replay-count update in place (migration 0019).
+    postgresql_with={"fillfactor": 80},
 )
 sa.Index("ix_idempotency_keys_created", idempotency_keys.c.created_at)
 sa.Index("ix_idempotency_keys_resource", idempotency_keys.c.resource_id)
