@@ -262,7 +262,10 @@ async def test_a_batch_that_fails_midway_leaves_nothing_and_each_payout_goes_alo
 
 
 async def _requests(
-    container: Container, merchant: RegisteredClient, amounts: list[int]
+    container: Container,
+    merchant: RegisteredClient,
+    amounts: list[int],
+    creditor: AccountIn = CREDITOR,
 ) -> list[Any]:
     caller = Caller(merchant.partner.id, merchant.id, ACTOR)
     return [
@@ -270,7 +273,7 @@ async def _requests(
             caller,
             amount=amount,
             currency="PKR",
-            creditor=CREDITOR,
+            creditor=creditor,
             reference=None,
             description="rent" if amount % 2 else None,
             metadata={},
@@ -494,27 +497,11 @@ async def test_a_new_creditor_gets_one_customer_record_and_only_when_paid(
     the balance covers: once for several payouts to that person, not at all when none is
     covered."""
     merchant = await funded_merchant(container, "New creditor", 100_000)
-    caller = Caller(merchant.partner.id, merchant.id, ACTOR)
     newcomer = AccountIn(iban="PK28MEZN0000001234567896", raast_id=None, name="Bilal Ahmed")
     unpaid = AccountIn(iban="PK17HABB0000001234567899", raast_id=None, name="Sana Malik")
-
-    async def request(amount: int, creditor: AccountIn) -> Any:
-        return await container.payments.prepare_payout(
-            caller,
-            amount=amount,
-            currency="PKR",
-            creditor=creditor,
-            reference=None,
-            description=None,
-            metadata={},
-        )
-
-    requests = [
-        await request(200_000, newcomer),  # not covered: its payout is refused
-        await request(30_000, newcomer),
-        await request(20_000, newcomer),
-        await request(500_000, unpaid),  # never covered
-    ]
+    # The first is not covered: its payout is refused; the last never is.
+    requests = await _requests(container, merchant, [200_000, 30_000, 20_000], newcomer)
+    requests += await _requests(container, merchant, [500_000], unpaid)
     async with container.transactions.atomic() as tx:
         outcomes = await container.payments.create_payouts(tx, requests)
     assert [type(o) for o in outcomes] == [InsufficientFunds, Payment, Payment, InsufficientFunds]
