@@ -48,6 +48,22 @@ def _payout(amount: int, reference: str) -> dict[str, Any]:
     }
 
 
+async def _pay_all(
+    client: httpx.AsyncClient, auth: dict[str, str], amounts: list[int], key_prefix: str
+) -> list[httpx.Response]:
+    """The payouts sent at once, the i-th under key ``{key_prefix}-{i}``."""
+    return await asyncio.gather(
+        *[
+            client.post(
+                "/v1/payments",
+                json=_payout(amount, f"{key_prefix}{i}"),
+                headers=auth | {"Idempotency-Key": f"{key_prefix}-{i}"},
+            )
+            for i, amount in enumerate(amounts)
+        ]
+    )
+
+
 async def _count(container: Container, table: sa.Table, *where: Any) -> int:
     async with container.db.read() as conn:
         stmt = sa.select(sa.func.count()).select_from(table).where(*where)
@@ -72,16 +88,7 @@ async def test_concurrent_payouts_conserve_money_and_the_uncovered_drop_out_alon
     auth = await bearer(client, merchant)
     rng = random.Random(seed)
     amounts = [rng.randrange(10_000, 150_000) for _ in range(24)]
-    responses = await asyncio.gather(
-        *[
-            client.post(
-                "/v1/payments",
-                json=_payout(amount, f"b{i}"),
-                headers=auth | {"Idempotency-Key": f"batch-{i}"},
-            )
-            for i, amount in enumerate(amounts)
-        ]
-    )
+    responses = await _pay_all(client, auth, amounts, "batch")
     statuses = Counter(r.status_code for r in responses)
     assert set(statuses) <= {201, 422}, [r.text for r in responses if r.status_code >= 500]
     paid = sum(a for a, r in zip(amounts, responses, strict=True) if r.status_code == 201)
@@ -105,7 +112,7 @@ async def test_concurrent_payouts_conserve_money_and_the_uncovered_drop_out_alon
     for i in (0, len(amounts) - 1):
         again = await client.post(
             "/v1/payments",
-            json=_payout(amounts[i], f"b{i}"),
+            json=_payout(amounts[i], f"batch{i}"),
             headers=auth | {"Idempotency-Key": f"batch-{i}"},
         )
         assert again.headers["idempotent-replayed"] == "true"
@@ -433,16 +440,7 @@ async def test_each_key_of_a_batch_is_written_once_with_its_answer(
 
     monkeypatch.setattr(SqlIdempotencyRepository, "complete_many", complete_many)
     amounts = [40_000, 70_000, 50_000, 5_000]
-    responses = await asyncio.gather(
-        *[
-            client.post(
-                "/v1/payments",
-                json=_payout(amount, f"w{i}"),
-                headers=auth | {"Idempotency-Key": f"w-{i}"},
-            )
-            for i, amount in enumerate(amounts)
-        ]
-    )
+    responses = await _pay_all(client, auth, amounts, "w")
     assert container.get(PayoutBatcher).fallbacks == 0
     statuses = [r.status_code for r in responses]
     assert {201, 422} == set(statuses), [r.text for r in responses]
