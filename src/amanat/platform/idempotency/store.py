@@ -92,6 +92,18 @@ def _row(record: IdempotencyRecord) -> dict[str, Any]:
     }
 
 
+def _answered(status: int, body: str, resource_id: str | None) -> dict[str, Any]:
+    """A completed record's columns: its answer (sealed) and what it created."""
+    return {
+        "status": "completed",
+        "response_status": status,
+        "response_body": body,
+        "response_headers": {},
+        "locked_until": None,
+        "resource_id": resource_id,
+    }
+
+
 class SqlIdempotencyRepository:
     def __init__(self, conn: AsyncConnection) -> None:
         self._conn = conn
@@ -114,15 +126,7 @@ class SqlIdempotencyRepository:
             return set()
         rows = sorted(
             (
-                _row(record)
-                | {
-                    "status": "completed",
-                    "locked_until": None,
-                    "response_status": status,
-                    "response_body": body,
-                    "response_headers": {},
-                    "resource_id": resource_id,
-                }
+                _row(record) | _answered(status, body, resource_id)
                 for record, status, body, resource_id in claims
             ),
             key=lambda row: str(row["id"]),
@@ -144,15 +148,7 @@ class SqlIdempotencyRepository:
         await _COMPLETE_RAW.execute(
             self._conn,
             [
-                {
-                    "p_id": record_id(client_id, key),
-                    "status": "completed",
-                    "response_status": status,
-                    "response_body": body,
-                    "response_headers": {},
-                    "locked_until": None,
-                    "resource_id": resource_id,
-                }
+                {"p_id": record_id(client_id, key), **_answered(status, body, resource_id)}
                 for client_id, key, status, body, resource_id in answers
             ],
         )
