@@ -443,20 +443,6 @@ class PaymentService:
             created_at=self._clock.now(),
         )
 
-    async def create_payouts(
-        self, tx: PaymentsTx, requests: list[PayoutRequest], *, fields_key: str | None = None
-    ) -> list[Payment | DomainError]:
-        """Create many payouts in ``tx`` with set-based statements: each one's payment, its
-        hold, its submission job and its audit record, as :meth:`create_payout` writes them.
-        A payout the balance does not cover (or whose creditor cannot be resolved) gets its
-        error in its place and nothing of it is written; the others go on. It is
-        :meth:`plan_payouts` then :meth:`write_payouts`. ``fields_key``: the active fields
-        key, when the caller has read it in ``tx`` already."""
-        plans = await self.plan_payouts(requests, fields_key=fields_key)
-        planned = [plan for plan in plans if isinstance(plan, PlannedPayout)]
-        written = iter(await self.write_payouts(tx, planned))
-        return [next(written) if isinstance(plan, PlannedPayout) else plan for plan in plans]
-
     async def plan_payouts(
         self, requests: list[PayoutRequest], *, fields_key: str | None = None
     ) -> list[PlannedPayout | DomainError]:

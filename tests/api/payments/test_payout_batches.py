@@ -25,7 +25,7 @@ from amanat.kernel.clock import FrozenClock
 from amanat.payments.batching import PayoutBatcher
 from amanat.payments.domain.ledger import InsufficientFunds
 from amanat.payments.domain.payments import Payment
-from amanat.payments.service import AccountIn
+from amanat.payments.service import AccountIn, PlannedPayout
 from amanat.payments.store import SqlPaymentRepository
 from amanat.payments.tables import holds, payments
 from amanat.platform.idempotency.service import IdempotencyService
@@ -289,13 +289,25 @@ async def _requests(
     ]
 
 
+async def _create_payouts(container: Container, tx: Any, requests: list[Any]) -> list[Any]:
+    """What a batch does for its claimed keys, without the batcher: each payout planned,
+    then those that could be planned written; each one's payment or error in its place."""
+    plans = await container.payments.plan_payouts(requests)
+    written = iter(
+        await container.payments.write_payouts(
+            tx, [plan for plan in plans if isinstance(plan, PlannedPayout)]
+        )
+    )
+    return [next(written) if isinstance(plan, PlannedPayout) else plan for plan in plans]
+
+
 async def test_in_one_transaction_an_uncovered_payout_gets_its_error_and_writes_nothing(
     container: Container,
 ) -> None:
     merchant = await funded_merchant(container, "One batch", 100_000)
     requests = await _requests(container, merchant, [40_000, 70_000, 60_000, 1])
     async with container.transactions.atomic() as tx:
-        outcomes = await container.payments.create_payouts(tx, requests)
+        outcomes = await _create_payouts(container, tx, requests)
     assert [type(o) for o in outcomes] == [Payment, InsufficientFunds, Payment, InsufficientFunds]
     assert [o.id for o in outcomes if isinstance(o, Payment)] == [
         requests[0].payment_id,
@@ -382,9 +394,7 @@ async def test_a_process_new_to_the_merchants_reads_their_accounts_and_keys_once
     merchants = [await funded_merchant(container, f"Cold {i}", 1_000_000) for i in range(6)]
     for merchant in merchants:  # each merchant's customer exists, under a key of its own
         async with container.transactions.atomic() as tx:
-            await container.payments.create_payouts(
-                tx, await _requests(container, merchant, [10_000])
-            )
+            await _create_payouts(container, tx, await _requests(container, merchant, [10_000]))
     fresh = build_container(settings, clock=clock, http=_outbound_http())
     try:
         statements: list[str] = []
@@ -501,7 +511,7 @@ async def test_a_new_creditor_gets_one_customer_record_and_only_when_paid(
     requests = await _requests(container, merchant, [200_000, 30_000, 20_000], newcomer)
     requests += await _requests(container, merchant, [500_000], unpaid)
     async with container.transactions.atomic() as tx:
-        outcomes = await container.payments.create_payouts(tx, requests)
+        outcomes = await _create_payouts(container, tx, requests)
     assert [type(o) for o in outcomes] == [InsufficientFunds, Payment, Payment, InsufficientFunds]
     paid = [o for o in outcomes if isinstance(o, Payment)]
     assert paid[0].counterparty.subject_id == paid[1].counterparty.subject_id
