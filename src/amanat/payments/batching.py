@@ -18,7 +18,9 @@ What each request gets back, in :func:`run_idempotent`'s terms (platform/idempot
   result in the same transaction (as any request's refusal is kept);
 - the stored answer of its key, when the key was already taken by a completed request
   (a retry): raised as :class:`Replay`, or :class:`KeyReused` when the body differs, as
-  the per-request path would raise them; the batch reads all such keys in one statement;
+  the per-request path would raise them; the batch reads all such keys in one statement
+  (before it plans anything, while the batches before it found keys taken: a retry then
+  costs a read, not a payout's planning);
 - ``None``: its key is held by a request still in progress or has expired, or the batch
   failed as a whole (a deadlock, a bug): the request then takes the per-request path,
   which waits for the key and replays it, or creates the payout in a transaction of its
@@ -80,6 +82,10 @@ class PayoutBatcher:
         self._max_batch = max_batch
         self._queue: list[_Waiting] = []
         self._flusher: asyncio.Task[None] | None = None
+        # Whether the last batch found keys taken (a retry storm): then the next reads its
+        # keys before it plans its payouts (_answer_taken); a batch of new payouts does not
+        # pay for that read.
+        self._expect_taken = False
         self.batches = 0  # committed batches, for tests and measurements
         self.fallbacks = 0  # batches that failed as a whole
 
@@ -163,7 +169,15 @@ class PayoutBatcher:
         for i, waiting in enumerate(batch):
             first.setdefault(record_id(waiting.record.client_id, waiting.record.key), i)
         outcomes: dict[int, Outcome] = {}
-        await self._payments.recall_accounts(w.request for w in batch if w.request is not None)
+        taken_before = False
+        if self._expect_taken:
+            left = await self._answer_taken(batch, first, outcomes)
+            taken_before, first = len(left) < len(first), left
+            if not first:
+                return outcomes  # retries only: nothing to write
+        await self._payments.recall_accounts(
+            w.request for i in first.values() if (w := batch[i]).request is not None
+        )
         async with self._tx.atomic() as tx:
             # One read of the active key for the descriptions and the stored answers.
             answer_key = await self._idempotency.answer_key()
@@ -206,6 +220,7 @@ class PayoutBatcher:
             # Keys taken before this batch (retries, mostly): every request under one of
             # them is answered from it here, the repeats of a key within the batch too.
             taken = [key for key in first if key not in claimed]
+            self._expect_taken = taken_before or bool(taken)
             found = await tx.idempotency.get_many(taken)
             for i, waiting in enumerate(batch):
                 existing = found.get(record_id(waiting.record.client_id, waiting.record.key))
@@ -233,6 +248,26 @@ class PayoutBatcher:
                 answers.append((record.client_id, record.key, answer[0], sealed, None))
             await tx.idempotency.complete_many(answers)
         return outcomes
+
+    async def _answer_taken(
+        self, batch: list[_Waiting], first: dict[str, int], outcomes: dict[int, Outcome]
+    ) -> dict[str, int]:
+        """Answer the requests whose keys are taken already, from one read of the batch's
+        keys before anything is planned; the keys left to claim.
+
+        A retry that this process has not answered before (the replay memo misses: the
+        first retry of each key on each process) would otherwise cost as much as a new
+        payout: its creditor looked up, its description and answer sealed, its claim
+        sent, all thrown away when the claim finds the key taken. The read is one
+        statement without a transaction, and a key taken after it is still found by the
+        claim (ON CONFLICT), so it decides nothing; it only saves that work."""
+        async with self._tx.lookup() as tx:
+            found = await tx.idempotency.get_many(list(first))
+        for i, waiting in enumerate(batch):
+            existing = found.get(record_id(waiting.record.client_id, waiting.record.key))
+            if existing is not None:
+                outcomes[i] = await self._settled(waiting.record, existing)
+        return {key: i for key, i in first.items() if key not in found}
 
     async def _seal(self, record: IdempotencyRecord, payload: dict[str, Any], key: str) -> str:
         return await self._idempotency.seal_answer(record, payload, key_id=key)

@@ -25,7 +25,7 @@ from amanat.kernel.clock import FrozenClock
 from amanat.payments.batching import PayoutBatcher
 from amanat.payments.domain.ledger import InsufficientFunds
 from amanat.payments.domain.payments import Payment
-from amanat.payments.service import AccountIn, PlannedPayout
+from amanat.payments.service import AccountIn, PaymentService, PlannedPayout
 from amanat.payments.store import SqlPaymentRepository
 from amanat.payments.tables import holds, payments
 from amanat.platform.idempotency.service import IdempotencyService
@@ -526,3 +526,77 @@ async def test_a_new_creditor_gets_one_customer_record_and_only_when_paid(
     assert mine == [(paid[0].counterparty.subject_id, "MEZN", "7896")]
     assert not [s for s in subjects if s.iban_last4 == "7899"]  # the unpaid creditor's
     await _rows_agree(container, 2)
+
+
+async def test_once_batches_find_keys_taken_retries_are_answered_from_a_read_alone(
+    client: httpx.AsyncClient, container: Container, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A retry this process has not answered before goes into a batch. Once a batch has
+    found keys taken, the next ones read their keys first: a retry is answered from the
+    read, with no payout planned, no claim sent and no write transaction. A batch of new
+    payouts alone turns the read off again, so new payouts do not pay for it."""
+    merchant = await funded_merchant(container, "Retry storm", 10_000_000)
+    auth = await bearer(client, merchant)
+    bodies = {f"s-{i}": _payout(10_000 + i, f"s{i}") for i in range(5)}
+    first = {}
+    for key, body in bodies.items():
+        first[key] = await client.post(
+            "/v1/payments", json=body, headers=auth | {"Idempotency-Key": key}
+        )
+        assert first[key].status_code == 201
+    monkeypatch.setattr(container.get(IdempotencyService), "read_before_claim", False)
+    planned: list[str | None] = []
+    claimed: list[str] = []
+    read_first: list[list[str]] = []
+    real_plan = PaymentService.plan_payouts
+    real_claim_many = SqlIdempotencyRepository.claim_many
+    real_get_many = SqlIdempotencyRepository.get_many
+
+    async def plan_payouts(self: PaymentService, requests: list[Any], **kw: Any) -> Any:
+        planned.extend(r.reference for r in requests)
+        return await real_plan(self, requests, **kw)
+
+    async def claim_many(self: SqlIdempotencyRepository, claims: list[Any]) -> Any:
+        claimed.extend(record.key for record, *_ in claims)
+        return await real_claim_many(self, claims)
+
+    async def get_many(self: SqlIdempotencyRepository, ids: list[str]) -> Any:
+        if ids:
+            read_first.append(sorted(i.rpartition(":")[2] for i in ids))
+        return await real_get_many(self, ids)
+
+    monkeypatch.setattr(PaymentService, "plan_payouts", plan_payouts)
+    monkeypatch.setattr(SqlIdempotencyRepository, "claim_many", claim_many)
+    monkeypatch.setattr(SqlIdempotencyRepository, "get_many", get_many)
+
+    async def send(key: str, body: dict[str, Any]) -> httpx.Response:
+        for seen in (planned, claimed, read_first):
+            seen.clear()
+        return await client.post("/v1/payments", json=body, headers=auth | {"Idempotency-Key": key})
+
+    def replays(response: httpx.Response, key: str) -> bool:
+        return response.headers.get("idempotent-replayed") == "true" and (
+            response.status_code,
+            response.json(),
+        ) == (201, first[key].json())
+
+    # No batch has found a key taken yet: the retry is planned, claimed, found taken.
+    assert replays(await send("s-0", bodies["s-0"]), "s-0")
+    assert (planned, claimed, read_first) == (["s0"], ["s-0"], [["s-0"]])
+    # Now the batch reads first: the retry costs that read and nothing else.
+    assert replays(await send("s-1", bodies["s-1"]), "s-1")
+    assert (planned, claimed, read_first) == ([], [], [["s-1"]])
+    reused = await send("s-2", _payout(99_000, "other"))
+    assert reused.status_code == 422 and reused.json()["code"] == "idempotency_key_reused"
+    assert (planned, claimed, read_first) == ([], [], [["s-2"]])
+    # A new payout still reads first (the last batch found a key taken), then is claimed;
+    # its batch found nothing taken, so the next new payout pays for no read.
+    assert (await send("t-0", _payout(20_000, "t0"))).status_code == 201
+    assert (planned, claimed, read_first) == (["t0"], ["t-0"], [["t-0"]])
+    assert (await send("t-1", _payout(20_001, "t1"))).status_code == 201
+    assert (planned, claimed, read_first) == (["t1"], ["t-1"], [])
+    # And the next retry is found by the claim again, as at first.
+    assert replays(await send("s-3", bodies["s-3"]), "s-3")
+    assert (planned, claimed, read_first) == (["s3"], ["s-3"], [["s-3"]])
+    assert container.get(PayoutBatcher).fallbacks == 0
+    await _rows_agree(container, 7)
