@@ -77,9 +77,12 @@ class KeyRing:
     async def refresh(
         self, *, force: bool = False, min_age: float = 0.0, max_age: float | None = None
     ) -> None:
+        limit = self._refresh_seconds if max_age is None else max_age
+        if not force and self._monotonic() - self._loaded_at < limit:
+            return  # fresh: every token check asks, and most need not queue on the lock
         async with self._lock:
             age = self._monotonic() - self._loaded_at
-            if not force and age < (self._refresh_seconds if max_age is None else max_age):
+            if not force and age < limit:
                 return
             if force and age < min_age:
                 return
