@@ -9,7 +9,7 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncTransaction
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from amanat.kernel.money import Money
 from amanat.kernel.pagination import Page
@@ -37,6 +37,7 @@ from amanat.payments.tables import (
 from amanat.platform.db.dialect import insert_if_absent, locked
 from amanat.platform.db.keyed_read import KeyedRead
 from amanat.platform.db.raw_read import RawRead
+from amanat.platform.db.raw_savepoint import Savepoint, begin_savepoint
 from amanat.platform.db.raw_write import RawWriteMany
 from amanat.platform.jobs.tables import outbox
 
@@ -460,7 +461,7 @@ class FreeShards:
         ledger: SqlLedgerRepository,
         accounts: list[str],
         shards: dict[str, list[Shard]],
-        savepoint: AsyncTransaction | None,
+        savepoint: Savepoint | None,
     ) -> None:
         self.shards = shards
         self._ledger = ledger
@@ -643,7 +644,7 @@ class SqlLedgerRepository:
             accounts = list(shard_counts)
             return FreeShards(self, accounts, await self.lock_shards(accounts), None)
         await self.flush_at_commit()
-        savepoint = await self._conn.begin_nested()
+        savepoint = await begin_savepoint(self._conn, "free_shards")
         rows = await _LOCK_FREE_SHARDS_PG.all(self._conn, {"p_accounts": sorted(shard_counts)})
         got = _by_account(rows)
         if all(len(got.get(a, [])) >= n for a, n in shard_counts.items()):
