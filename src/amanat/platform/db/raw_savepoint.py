@@ -5,6 +5,8 @@ Every payout batch takes the balance shards no other transaction holds inside a 
 SQLAlchemy's ``begin_nested()`` each of the two commands is a statement through its async
 layer (compiled, executed in a greenlet, its result built): in a py-spy profile of the
 payout bench, about 2 % of the API's CPU. asyncpg sends each as one simple-query message.
+Measured on one connection inside a transaction, 3,000 times over three trials:
+``begin_nested()`` and its commit took 379-449 us of CPU, the two messages 40-57 us.
 
 SQLAlchemy does not know of this savepoint and does not need to: its owner releases it,
 or rolls back to it, before the transaction ends, and a transaction that fails in between

@@ -82,7 +82,7 @@ async def test_the_transaction_rolled_back_takes_its_savepoints_with_it(
 
 
 @pytest.mark.parametrize("name", ["", "1st", "sp; DROP TABLE payments", "Upper", "a" * 64])
-async def test_only_a_plain_name_is_sent(container: Container, name: str) -> None:
+def test_only_a_plain_name_is_sent(name: str) -> None:
     with pytest.raises(ValueError, match="savepoint name"):
         RawSavepoint(None, None, name)  # type: ignore[arg-type]
 
