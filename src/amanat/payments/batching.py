@@ -221,11 +221,7 @@ class PayoutBatcher:
             # them is answered from it here, the repeats of a key within the batch too.
             taken = [key for key in first if key not in claimed]
             self._expect_taken = taken_before or bool(taken)
-            found = await tx.idempotency.get_many(taken)
-            for i, waiting in enumerate(batch):
-                existing = found.get(record_id(waiting.record.client_id, waiting.record.key))
-                if existing is not None:
-                    outcomes[i] = await self._settled(waiting.record, existing)
+            await self._answer_from(batch, await tx.idempotency.get_many(taken), outcomes)
             to_write = [i for i in mine if isinstance(plans.get(i), PlannedPayout)]
             written = await self._payments.write_payouts(
                 tx, [p for i in to_write if isinstance(p := plans[i], PlannedPayout)]
@@ -263,11 +259,21 @@ class PayoutBatcher:
         claim (ON CONFLICT), so it decides nothing; it only saves that work."""
         async with self._tx.lookup() as tx:
             found = await tx.idempotency.get_many(list(first))
+        await self._answer_from(batch, found, outcomes)
+        return {key: i for key, i in first.items() if key not in found}
+
+    async def _answer_from(
+        self,
+        batch: list[_Waiting],
+        found: dict[str, IdempotencyRecord],
+        outcomes: dict[int, Outcome],
+    ) -> None:
+        """The outcome of every request whose key is among the records ``found`` (taken
+        keys, by id), the repeats of a key within the batch too."""
         for i, waiting in enumerate(batch):
             existing = found.get(record_id(waiting.record.client_id, waiting.record.key))
             if existing is not None:
                 outcomes[i] = await self._settled(waiting.record, existing)
-        return {key: i for key, i in first.items() if key not in found}
 
     async def _seal(self, record: IdempotencyRecord, payload: dict[str, Any], key: str) -> str:
         return await self._idempotency.seal_answer(record, payload, key_id=key)
