@@ -3,9 +3,9 @@ and, on PostgreSQL, as a reference for "retrieve by id".
 
 One route, ``POST /bench/echo``, parsing the payout body with the same pydantic model as
 ``POST /v1/payments`` (and as bench/server.py's echo) and returning it, served under the
-same uvicorn options as the bench server (``serve_options``: process count, HTTP protocol,
-header limits, no access log), with FastAPI's defaults and nothing of amanat's: no
-middleware, no logging per request, no container. The bench loads it with the same wrk
+same uvicorn options and listeners as the bench server (``serve_options``: process count,
+HTTP protocol, header limits, no access log), with FastAPI's defaults and nothing of
+amanat's: no middleware, no logging per request, no container. The bench loads it with the same wrk
 script and bodies as the echo baseline, so echo / bare is what amanat's stack keeps of a
 bare framework's throughput.
 
@@ -107,9 +107,11 @@ def create() -> FastAPI:
 
 
 def main() -> None:
-    import uvicorn
+    # The listeners of the bench server (one socket per worker), so the ratio compares
+    # the applications, not how connections were spread over the processes.
+    from amanat.platform.http import listeners
 
-    uvicorn.run("bench.bare_app:create", factory=True, **serve_options(Settings()))
+    listeners.run("bench.bare_app:create", factory=True, **serve_options(Settings()))
 
 
 if __name__ == "__main__":

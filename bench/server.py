@@ -63,8 +63,7 @@ def serve_options(settings: Settings) -> dict[str, Any]:
 
 
 def main() -> None:
-    import uvicorn
-
+    from amanat.platform.http import listeners
     from amanat.platform.observability.logging import configure_logging
 
     settings = Settings()
@@ -73,7 +72,8 @@ def main() -> None:
         json=True if as_json is None else as_json, level=settings.observability.log_level
     )
     logging.getLogger("alembic").setLevel(logging.WARNING)
-    uvicorn.run("bench.server:create", factory=True, **serve_options(settings))
+    # As `amanat serve` runs it: several workers each on a socket of their own.
+    listeners.run("bench.server:create", factory=True, **serve_options(settings))
 
 
 if __name__ == "__main__":

@@ -195,8 +195,7 @@ def serve(
     workers: int = typer.Option(1, min=1, help="Server processes."),
 ) -> None:
     """Serve the HTTP APIs, portal and console."""
-    import uvicorn
-
+    from amanat.platform.http import listeners
     from amanat.platform.http.client_address import uvicorn_proxy_options
 
     # Through the environment, so every server process (each reads its own settings)
@@ -210,25 +209,30 @@ def serve(
     _configure_logging(settings)
     from amanat.platform.http.header_limits import REQUEST_LINE_ALLOWANCE, HeaderLimitedProtocol
 
-    uvicorn.run(
-        "amanat.asgi:app",
-        factory=True,
-        host=settings.http.host,
-        port=settings.http.port,
-        workers=workers,
-        # With several workers uvicorn restarts one that has not answered its health check
-        # in 5 s; importing the application takes longer than that on a busy machine, and
-        # the restarts then never end.
-        timeout_worker_healthcheck=60,
-        # Header count and size are capped while parsing (the stock protocols do not cap
-        # them); the h11 limit bounds the same for a server started with http="h11".
-        http=HeaderLimitedProtocol,
-        h11_max_incomplete_event_size=settings.http.max_header_bytes + REQUEST_LINE_ALLOWANCE,
-        access_log=False,
-        log_config=None,
-        server_header=False,
-        **uvicorn_proxy_options(settings),
-    )
+    try:
+        # Several workers each get a socket of their own: connections spread evenly.
+        listeners.run(
+            "amanat.asgi:app",
+            factory=True,
+            host=settings.http.host,
+            port=settings.http.port,
+            workers=workers,
+            # With several workers uvicorn restarts one that has not answered its health check
+            # in 5 s; importing the application takes longer than that on a busy machine, and
+            # the restarts then never end.
+            timeout_worker_healthcheck=60,
+            # Header count and size are capped while parsing (the stock protocols do not cap
+            # them); the h11 limit bounds the same for a server started with http="h11".
+            http=HeaderLimitedProtocol,
+            h11_max_incomplete_event_size=settings.http.max_header_bytes + REQUEST_LINE_ALLOWANCE,
+            access_log=False,
+            log_config=None,
+            server_header=False,
+            **uvicorn_proxy_options(settings),
+        )
+    except listeners.AddressInUse as exc:
+        typer.echo(f"cannot serve: {exc}", err=True)
+        raise typer.Exit(code=1) from None
 
 
 @app.command()

@@ -189,12 +189,12 @@ def test_the_banner_names_the_public_url(
 def test_serve_port_option_moves_the_public_url_of_every_process(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    import uvicorn
+    from amanat.platform.http import listeners
 
     monkeypatch.setenv("AMANAT_HTTP__PORT", "8000")  # restored after the test
     monkeypatch.setenv("AMANAT_HTTP__HOST", "127.0.0.1")
     served: dict[str, object] = {}
-    monkeypatch.setattr(uvicorn, "run", lambda target, **options: served.update(options))
+    monkeypatch.setattr(listeners, "run", lambda target, **options: served.update(options))
     result = CliRunner().invoke(cli, ["serve", "--port", "8300", "--workers", "2"])
     assert result.exit_code == 0, result.output
     assert served["port"] == 8300 and served["workers"] == 2

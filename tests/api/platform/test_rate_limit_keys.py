@@ -111,12 +111,11 @@ def test_no_proxy_is_trusted_by_default(settings: Settings) -> None:
 def test_serve_passes_the_trusted_proxies_to_uvicorn(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    import uvicorn
-
     from amanat.cli import app as cli_app
+    from amanat.platform.http import listeners
 
     seen: dict[str, Any] = {}
-    monkeypatch.setattr(uvicorn, "run", lambda *a, **kw: seen.update(kw))
+    monkeypatch.setattr(listeners, "run", lambda *a, **kw: seen.update(kw))
     assert CliRunner().invoke(cli_app, ["serve"]).exit_code == 0
     assert (seen["proxy_headers"], seen["forwarded_allow_ips"]) == (False, "")
     monkeypatch.setenv("AMANAT_HTTP__TRUSTED_PROXIES", '["10.0.0.5", "10.1.0.0/16"]')
