@@ -15,6 +15,8 @@ from typing import Any
 
 import httpx
 
+from amanat.platform.http.listeners import spreads_connections
+
 
 @dataclass
 class Child:
@@ -68,7 +70,13 @@ def stop(child: Child, timeout: float = 15.0) -> int | None:
     return child.process.returncode
 
 
-def wait_ready(url: str, child: Child, timeout: float = 60.0) -> None:
+def wait_ready(url: str, child: Child, timeout: float = 60.0, *, workers: int = 1) -> None:
+    """Until ``url`` answers 200 and, when each of ``workers`` server processes listens on
+    a socket of its own (platform/http/listeners.py), every one of them listens: a load
+    started when the first answers would open all its connections to that one, and a
+    keep-alive connection never moves."""
+    port = httpx.URL(url).port
+    sockets = workers if port is not None and spreads_connections(workers, port) else 1
     deadline = time.monotonic() + timeout
     last = "no answer"
     while time.monotonic() < deadline:
@@ -77,12 +85,27 @@ def wait_ready(url: str, child: Child, timeout: float = 60.0) -> None:
         try:
             response = httpx.get(url, timeout=2.0)
             if response.status_code == 200:
-                return
-            last = f"HTTP {response.status_code}: {response.text[:200]}"
+                if port is None or listening_sockets(port) >= sockets:
+                    return
+                last = f"{listening_sockets(port)} of {sockets} workers listening"
+            else:
+                last = f"HTTP {response.status_code}: {response.text[:200]}"
         except httpx.HTTPError as exc:
             last = type(exc).__name__
         time.sleep(0.2)
     raise RuntimeError(f"{child.name} not ready at {url} after {timeout} s ({last})")
+
+
+def listening_sockets(port: int) -> int:
+    """How many TCP sockets listen on ``port`` (Linux's /proc/net/tcp and tcp6)."""
+    count = 0
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with contextlib.suppress(OSError):
+            for line in Path(table).read_text().splitlines()[1:]:
+                fields = line.split()
+                if fields[3] == "0A" and int(fields[1].rsplit(":", 1)[1], 16) == port:
+                    count += 1
+    return count
 
 
 def wait_logged(child: Child, text: str, timeout: float = 120.0) -> None:

@@ -208,6 +208,10 @@ class Phase:
         if self.out["sql_drift"]:
             log(f"{self.database}: payout SQL differs from {script.name}: {self.out['sql_drift']}")
 
+    @property
+    def _api_workers(self) -> int:
+        return self.config.api_workers[self.database]
+
     def start_server(self) -> None:
         """The API (bench/server.py), until it answers /readyz."""
         self.server = procs.start(
@@ -216,7 +220,7 @@ class Phase:
             self.env,
             self.dir / "logs" / "server.log",
         )
-        procs.wait_ready(f"{self.base_url}/readyz", self.server)
+        procs.wait_ready(f"{self.base_url}/readyz", self.server, workers=self._api_workers)
 
     def _start_processes(self) -> None:
         python = sys.executable
@@ -1011,7 +1015,9 @@ class Phase:
         )
         self.extra.append(child)
         try:
-            await asyncio.to_thread(procs.wait_ready, f"{self.base_url}/readyz", child)
+            await asyncio.to_thread(
+                procs.wait_ready, f"{self.base_url}/readyz", child, workers=self._api_workers
+            )
             with (
                 procs.RssSampler({"api": child.pid}) as rss,
                 procs.CpuWindow(roles={"api": child.pid}) as cpu,
