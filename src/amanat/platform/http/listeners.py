@@ -4,7 +4,7 @@ With several workers, uvicorn binds one socket in its supervisor and every worke
 from it. The kernel wakes whichever worker is waiting first, and uvloop then accepts every
 connection pending in one go, so a burst of new connections lands on one worker. A
 keep-alive connection stays with the worker that accepted it. In the bench (two workers,
-64 connections opened at once), one worker held 39 and then 40 of the 64 in two runs.
+64 connections opened at once), one worker held about 40 of the 64 in two runs.
 Its requests waited about half as long again as the other's and made the tail of the
 latency (issue [09]).
 
@@ -12,8 +12,8 @@ On Linux, ``SO_REUSEPORT`` lets each worker bind its own socket to the same addr
 the kernel hands each new connection to one of them by a hash of its addresses. This is
 what nginx's ``reuseport``, gunicorn's ``reuse_port`` and granian do.
 
-Written here because uvicorn has no such option (a pull request for it, encode/uvicorn
-#2472, is open). Its supervisor passes the same list of sockets to every worker it starts
+Written here because uvicorn has no such option (its pull request #2472, which would
+add one, is still open). Its supervisor passes the same list of sockets to every worker it starts
 or restarts, pickled. So the listener goes in that list as a :class:`ReusePortListener`.
 Unpickling it in the worker binds that worker's socket.
 
