@@ -15,6 +15,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from tests.support.paths import REPO
 from tests.support.processes import (
     environment_without_amanat,
     free_port,
@@ -28,7 +29,7 @@ pytestmark = [
     pytest.mark.skipif(sys.platform != "linux", reason="SO_REUSEPORT spreads on Linux; /proc"),
 ]
 
-ROOT = Path(__file__).resolve().parents[4]
+ROOT = REPO  # the servers import tests.support.pid_app from here
 WAIT_SECONDS = 60  # a bound on a hang, never a timing assertion
 
 
