@@ -38,6 +38,12 @@ _BODY_FORBIDDEN = re.compile(f"[{_CONTROLS}{_DECEPTIVE}{_SURROGATES}]")
 _URL_FORBIDDEN = re.compile(f"[{_CONTROLS}{_LINE_BREAKS}{_DECEPTIVE}{_SURROGATES}]")
 
 
+CHECKED_JSON_BODY = "amanat.checked_json_body"
+"""In the ASGI scope: ``(body, parsed)`` of a JSON body that passed
+:func:`check_json_body`, so the route reads the parsed value instead of parsing the same
+bytes a second time (platform/http/lean_routes.py)."""
+
+
 class InputRefused(Exception):
     """One refused place: ``code`` is a documented field code, ``pointer`` a JSON pointer."""
 
@@ -126,8 +132,11 @@ def parse_json_body(body: bytes) -> Any:
     return _parse_text(_body_text(body))
 
 
-def check_json_body(body: bytes) -> None:
-    """:func:`parse_json_body`, then :func:`check_body_text` on what it read.
+def check_json_body(body: bytes) -> Any:
+    """:func:`parse_json_body`, then :func:`check_body_text` on what it read; answers the
+    parsed value, which equals ``json.loads(body)``: a body that passed is UTF-8 without a
+    byte-order mark or NUL (so ``json.loads`` decodes its bytes as this does) and names no
+    key twice (so the last value of a key is its only one).
 
     Every character of a decoded JSON string is either in the text as it is or written as
     a backslash escape, so text with no backslash and no forbidden character anywhere
@@ -137,6 +146,7 @@ def check_json_body(body: bytes) -> None:
     parsed = _parse_text(text)
     if "\\" in text or _BODY_FORBIDDEN.search(text) is not None:
         check_body_text(parsed)
+    return parsed
 
 
 def _body_text(body: bytes) -> str:

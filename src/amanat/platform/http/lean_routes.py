@@ -12,7 +12,9 @@ and FastAPI's exception layer and serves such a route itself, through the very s
 * the route FastAPI would choose: the lean route's own path pattern, and none of the routes
   FastAPI would ask before it (their patterns, for the same method) may fit the path;
 * the body read and decoded as FastAPI's request handler reads it (JSON for a JSON
-  content type, the raw bytes otherwise, the same ``json_invalid`` error);
+  content type, the raw bytes otherwise, the same ``json_invalid`` error), decoded only
+  once: where the contract middleware's strict reading already parsed these bytes, its
+  value is the body;
 * :func:`~amanat.auth.verification.authenticate_and_limit`, the body of the dependency,
   before any parameter is validated, as FastAPI solves the dependency first;
 * FastAPI's own ``request_params_to_args`` and ``request_body_to_args`` for the headers
@@ -33,6 +35,7 @@ from __future__ import annotations
 
 import dataclasses
 import email.message
+import functools
 import inspect
 import json
 import re
@@ -57,6 +60,7 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from amanat.platform.http.input_guard import CHECKED_JSON_BODY
 from amanat.platform.http.route_index import NAMED_GROUP, routes_version
 
 try:
@@ -395,13 +399,9 @@ async def _body(request: Request, lean: _Lean) -> Any:
             return Undefined
         content_type = request.headers.get("content-type")
         if not content_type:
-            return raw if lean.strict_content_type else await request.json()
-        message = email.message.Message()
-        message["content-type"] = content_type
-        if message.get_content_maintype() == "application":
-            subtype = message.get_content_subtype()
-            if subtype == "json" or subtype.endswith("+json"):
-                return await request.json()
+            return raw if lean.strict_content_type else await _json(request, raw)
+        if _is_json_media(content_type):
+            return await _json(request, raw)
         return raw
     except json.JSONDecodeError as exc:
         raise RequestValidationError(
@@ -420,3 +420,26 @@ async def _body(request: Request, lean: _Lean) -> Any:
         raise
     except Exception as exc:  # FastAPI answers any other failed read with this 400
         raise HTTPException(status_code=400, detail="There was an error parsing the body") from exc
+
+
+async def _json(request: Request, raw: bytes) -> Any:
+    """The JSON body, decoded once: the contract middleware's strict reading of these very
+    bytes when it made one (input_guard.CHECKED_JSON_BODY: equal to what ``json.loads``
+    reads from a body that passed it), else ``request.json()``, as FastAPI reads it."""
+    checked = request.scope.get(CHECKED_JSON_BODY)
+    if checked is not None and checked[0] == raw:
+        return checked[1]
+    return await request.json()
+
+
+@functools.lru_cache(maxsize=64)
+def _is_json_media(content_type: str) -> bool:
+    """FastAPI's test of a JSON content type, remembered per header value: partners send
+    the same one or two, and parsing it as a MIME header costs more than decoding a small
+    body."""
+    message = email.message.Message()
+    message["content-type"] = content_type
+    if message.get_content_maintype() != "application":
+        return False
+    subtype = message.get_content_subtype()
+    return subtype == "json" or subtype.endswith("+json")

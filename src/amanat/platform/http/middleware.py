@@ -21,6 +21,7 @@ from amanat.kernel.ids import MintedId
 from amanat.platform.http.context import accept_or_generate_request_id, request_id_var
 from amanat.platform.http.errors import internal_error_response, problem_response
 from amanat.platform.http.input_guard import (
+    CHECKED_JSON_BODY,
     InputRefused,
     capitalised,
     check_form_text,
@@ -384,7 +385,7 @@ class ContractMiddleware:
                     # A syntax error (or absurd nesting) is left to the route, which
                     # answers malformed_json as it always has.
                     with contextlib.suppress(ValueError, RecursionError):
-                        check_json_body(body)
+                        scope[CHECKED_JSON_BODY] = (body, check_json_body(body))
             except InputRefused as refusal:
                 return refusal
         return _replay(body, None, receive)

@@ -177,3 +177,27 @@ def test_urdu_marks_joiners_and_no_break_space_stay_text() -> None:
     check_query_text(b"q=" + quote(text).encode())
     check_form_text(b"name=" + quote(text).encode())
     assert path_has_forbidden("/v1/customers/" + text) is None
+
+
+_JSON_VALUES = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(st.characters(min_codepoint=0x20, max_codepoint=0x7E) | st.sampled_from("éی\n")),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=6), inner),
+    max_leaves=12,
+)
+
+
+@given(_JSON_VALUES, st.booleans())
+def test_a_body_that_passes_reads_as_json_loads_reads_it(value: Any, ascii_only: bool) -> None:
+    """The value the check answers is the body the route is given (lean_routes.py), so
+    it must be what json.loads makes of the same bytes."""
+    body = json.dumps(value, ensure_ascii=ascii_only).encode()
+    try:
+        checked = check_json_body(body)
+    except InputRefused:
+        return
+    assert checked == json.loads(body)
+    assert json.dumps(checked) == json.dumps(json.loads(body))  # key order too
