@@ -8,7 +8,7 @@ fails or meets a lock, and it never waits for one."""
 from __future__ import annotations
 
 import time
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import httpx
@@ -206,3 +206,28 @@ async def _client_of(container: Container, key: str) -> str:
                 )
             ).scalar_one()
         )
+
+
+async def test_a_flush_adds_each_keys_count_and_never_moves_its_time_back(
+    client: httpx.AsyncClient, container: Container, auth: dict[str, str], clock: FrozenClock
+) -> None:
+    for key in ("cust-1", "cust-2"):
+        assert (await _post(client, auth, "/v1/customers", CUSTOMER, key)).status_code == 201
+    client_id = await _client_of(container, "cust-1")
+    later, earlier = clock.now(), clock.now() - timedelta(minutes=5)
+    async with container.transactions.write() as tx:
+        await tx.idempotency.count_replays(
+            [(client_id, "cust-1", 2, later), (client_id, "cust-2", 5, earlier)]
+        )
+    # A second process's flush, written after but holding older replays of cust-1, and a
+    # key this client never used: the first adds its count only, the second changes nothing.
+    async with container.transactions.write() as tx:
+        await tx.idempotency.count_replays(
+            [(client_id, "cust-1", 3, earlier), (client_id, "never-used", 7, later)]
+        )
+    one, two = await _record(container, "cust-1"), await _record(container, "cust-2")
+    assert (one["replays"], one["last_replayed_at"]) == (5, later)
+    assert (two["replays"], two["last_replayed_at"]) == (5, earlier)
+    async with container.db.read() as conn:
+        total = (await conn.execute(sa.select(sa.func.sum(idempotency_keys.c.replays)))).scalar()
+    assert total == 10

@@ -270,3 +270,76 @@ async def test_a_remembered_key_spelt_past_the_headers_length_is_refused_as_ever
     assert len(quoted) > 300
     refused = await _post(client, auth, "/v1/payments", PAYOUT, quoted)
     assert refused.status_code == 422 and refused.json()["code"] == "validation_error"
+
+
+async def test_in_a_storm_of_retries_a_key_not_remembered_is_read_before_validation(
+    client: httpx.AsyncClient,
+    container: Container,
+    auth: dict[str, str],
+    store_calls: Counter[str],
+    validations: list[str],
+) -> None:
+    """Once a retry of a key this process did not remember turned out completed, the next
+    such retry is read from the store before validation and answered from it: no
+    validation, no batch, one read."""
+    service = container.get(IdempotencyService)
+    created = {}
+    for key in ("s-1", "s-2", "s-3"):
+        created[key] = await _post(client, auth, "/v1/payments", PAYOUT, key)
+        assert created[key].status_code == 201
+    assert not service.expects_retries
+    validations.clear()
+    first = await _post(client, auth, "/v1/payments", PAYOUT, "s-1")  # the usual way
+    assert first.headers["idempotent-replayed"] == "true"
+    assert validations == ["/v1/payments"]
+    assert service.expects_retries
+    validations.clear()
+    store_calls.clear()
+    for key in ("s-2", "s-3"):
+        again = await _post(client, auth, "/v1/payments", PAYOUT, key)
+        assert again.status_code == 201 and again.headers["idempotent-replayed"] == "true"
+        assert again.json() == created[key].json()
+    assert validations == []
+    assert store_calls == Counter({"get": 2})
+    assert await _payments(container) == 3
+    assert await _replays(container, "s-3") == 1
+
+
+async def test_a_new_key_read_before_validation_is_not_read_again_and_ends_the_storm(
+    client: httpx.AsyncClient,
+    container: Container,
+    auth: dict[str, str],
+    store_calls: Counter[str],
+    validations: list[str],
+) -> None:
+    service = container.get(IdempotencyService)
+    await _post(client, auth, "/v1/payments", PAYOUT, "s-1")
+    await _post(client, auth, "/v1/payments", PAYOUT, "s-1")  # a retry: expect more
+    assert service.expects_retries
+    validations.clear()
+    store_calls.clear()
+    new = await _post(client, auth, "/v1/payments", PAYOUT, "s-new")
+    assert new.status_code == 201 and "idempotent-replayed" not in new.headers
+    assert validations == ["/v1/payments"]
+    # Read once, before validation; the route's own read (SQLite's) was skipped.
+    assert store_calls["get"] == 1
+    assert not service.expects_retries
+    store_calls.clear()
+    # The storm over: a new key is read only where the route always reads it (SQLite).
+    assert (await _post(client, auth, "/v1/payments", PAYOUT, "s-new-2")).status_code == 201
+    assert store_calls["get"] == (1 if container.db.is_sqlite else 0)
+    assert await _payments(container) == 3
+
+
+async def test_in_a_storm_a_key_reused_for_another_body_is_still_validated_first(
+    client: httpx.AsyncClient, auth: dict[str, str], validations: list[str]
+) -> None:
+    for key in ("s-1", "s-2"):
+        await _post(client, auth, "/v1/payments", PAYOUT, key)
+    await _post(client, auth, "/v1/payments", PAYOUT, "s-1")  # a retry: expect more
+    validations.clear()
+    broken = await _post(client, auth, "/v1/payments", PAYOUT | {"amount": "ten"}, "s-2")
+    assert broken.status_code == 422 and broken.json()["code"] == "validation_error"
+    reused = await _post(client, auth, "/v1/payments", PAYOUT | {"amount": 1}, "s-2")
+    assert reused.status_code == 422 and reused.json()["code"] == "idempotency_key_reused"
+    assert validations == ["/v1/payments", "/v1/payments"]

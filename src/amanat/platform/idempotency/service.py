@@ -129,6 +129,16 @@ class IdempotencyService:
         self.read_before_claim = read_before_claim
         """Whether a batched write reads its key before it joins a batch (see
         platform/idempotency/protocol.py)."""
+        self._retries_lately = False
+
+    @property
+    def expects_retries(self) -> bool:
+        """Whether the last key found in the database for a request the replay memo did not
+        know was a completed one: a retry, as in a storm of them after a timeout. While so,
+        such a request reads its key before it is validated (protocol.py,
+        ``replay_if_remembered``); the first key found free or in progress turns it off, so
+        new requests pay for no read they do not need."""
+        return self._retries_lately
 
     def new_record(
         self, client_id: str, key: str, request_hash: str, method: str, path: str
@@ -178,11 +188,13 @@ class IdempotencyService:
         ):
             # The key is free, in progress or expired now: nothing of it may be replayed.
             self.replay_memo.forget(record.client_id, record.key)
+            self._retries_lately = False
             return None
         if existing.request_hash != record.request_hash:
             raise KeyReused(existing.method, existing.path)
         answer = await self._answer(existing)
         self.replay_memo.keep(existing, record.created_at)
+        self._retries_lately = True
         return answer
 
     async def remembered(self, record: IdempotencyRecord) -> StoredAnswer | None:
@@ -308,6 +320,7 @@ class IdempotencyService:
         if existing.status == "completed":
             answer = await self._answer(existing)
             self.replay_memo.keep(existing, now)
+            self._retries_lately = True
             raise Replay(answer)
         # An in-progress record that was committed: left by an older version of amanat
         # that claimed keys in a transaction of their own. Taken over once its lock has

@@ -7,10 +7,11 @@ from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from amanat.platform.db.dialect import insert_if_absent
-from amanat.platform.db.raw_read import RawRead
+from amanat.platform.db.keyed_read import KeyedRead
 from amanat.platform.db.raw_write import RawWriteMany
 from amanat.platform.db.types import UtcDateTime
 from amanat.platform.idempotency.ports import IdempotencyRecord
@@ -22,7 +23,11 @@ _c = idempotency_keys.c
 # Every idempotent POST runs these; built once (see the package docstring).
 _BY_ID = _table.select().where(_c.id == sa.bindparam("p_id"))
 _BY_IDS = _table.select().where(_c.id.in_(sa.bindparam("p_ids", expanding=True)))
-_BY_ID_RAW = RawRead(_BY_ID)  # a replay's read, the hot one
+# A retry's read of its key, the hot one: outside a transaction, shared by the requests
+# asking at the same moment (platform/db/keyed_read.py). In a storm of retries every
+# process meets each key once, and 64 clients' reads of keys not yet remembered went
+# each on a connection and a round trip of its own.
+_BY_ID_SHARED = KeyedRead(_table.select(), _c.id)
 _BY_ID_FOR_UPDATE = _BY_ID.with_for_update()  # SQLite omits FOR UPDATE (BEGIN IMMEDIATE)
 _COMPLETE = _table.update().where(_c.id == sa.bindparam("p_id"))
 _COMPLETE_RAW = RawWriteMany(_COMPLETE)  # a payout batch's answers (raw_write.py)
@@ -42,17 +47,29 @@ _REPLAYED = {
 }
 # SQLite: one writer at a time; the write lock is what the flush waits for.
 _COUNT_REPLAYS = _table.update().where(_c.id == sa.bindparam("p_id")).values(_REPLAYED)
-# PostgreSQL: a row another transaction holds is skipped, not waited for.
-_COUNT_REPLAYS_UNLESS_LOCKED = (
-    _table.update()
-    .where(
-        _c.id
-        == sa.select(_c.id)
-        .where(_c.id == sa.bindparam("p_id"))
-        .with_for_update(skip_locked=True)
-        .scalar_subquery()
+# PostgreSQL: all of a flush's counts in one statement (the rows as arrays), and a row
+# another transaction holds is skipped, not waited for. One statement where executemany
+# ran the UPDATE once a row: a replay storm over thousands of keys writes about one row
+# per replay, and each execution cost the database its own plan and index probe.
+_COUNT_REPLAYS_UNLESS_LOCKED = sa.text(
+    """
+    WITH counted AS (
+        SELECT * FROM unnest(:p_ids, :p_ns, :p_ats) AS counted(id, n, at)
+    ), free AS (
+        SELECT k.id FROM idempotency_keys AS k JOIN counted ON counted.id = k.id
+        ORDER BY k.id FOR UPDATE OF k SKIP LOCKED
     )
-    .values(_REPLAYED)
+    UPDATE idempotency_keys AS k
+    SET replays = k.replays + counted.n,
+        -- Never backwards: two processes' flushes may land in either order.
+        last_replayed_at = GREATEST(k.last_replayed_at, counted.at)
+    FROM counted JOIN free ON free.id = counted.id
+    WHERE k.id = counted.id
+    """
+).bindparams(
+    sa.bindparam("p_ids", type_=postgresql.ARRAY(sa.Text())),
+    sa.bindparam("p_ns", type_=postgresql.ARRAY(sa.Integer())),
+    sa.bindparam("p_ats", type_=postgresql.ARRAY(UtcDateTime())),
 )
 
 
@@ -165,7 +182,7 @@ class SqlIdempotencyRepository:
         if for_update:
             row = (await self._conn.execute(_BY_ID_FOR_UPDATE, params)).first()
         else:
-            row = await _BY_ID_RAW.first(self._conn, params)
+            row = await _BY_ID_SHARED.first(self._conn, params["p_id"])
         return _record(row) if row else None
 
     async def take_over(
@@ -219,15 +236,22 @@ class SqlIdempotencyRepository:
         in the order given; on PostgreSQL a row another transaction holds is skipped."""
         if not counts:
             return
-        statement = (
-            _COUNT_REPLAYS if self._conn.dialect.name == "sqlite" else _COUNT_REPLAYS_UNLESS_LOCKED
-        )
+        if self._conn.dialect.name == "sqlite":
+            await self._conn.execute(
+                _COUNT_REPLAYS,
+                [
+                    {"p_id": record_id(client_id, key), "p_n": n, "p_at": at}
+                    for client_id, key, n, at in counts
+                ],
+            )
+            return
         await self._conn.execute(
-            statement,
-            [
-                {"p_id": record_id(client_id, key), "p_n": n, "p_at": at}
-                for client_id, key, n, at in counts
-            ],
+            _COUNT_REPLAYS_UNLESS_LOCKED,
+            {
+                "p_ids": [record_id(client_id, key) for client_id, key, _n, _at in counts],
+                "p_ns": [n for _client_id, _key, n, _at in counts],
+                "p_ats": [at for _client_id, _key, _n, at in counts],
+            },
         )
 
 
