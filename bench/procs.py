@@ -85,9 +85,10 @@ def wait_ready(url: str, child: Child, timeout: float = 60.0, *, workers: int = 
         try:
             response = httpx.get(url, timeout=2.0)
             if response.status_code == 200:
-                if port is None or listening_sockets(port) >= sockets:
+                listening = sockets if port is None else listening_sockets(port)
+                if listening >= sockets:
                     return
-                last = f"{listening_sockets(port)} of {sockets} workers listening"
+                last = f"{listening} of {sockets} workers listening"
             else:
                 last = f"HTTP {response.status_code}: {response.text[:200]}"
         except httpx.HTTPError as exc:
