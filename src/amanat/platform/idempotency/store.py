@@ -178,11 +178,11 @@ class SqlIdempotencyRepository:
         return {str(row.id): _record(row) for row in result.all()}
 
     async def get(self, client_id: str, key: str, *, for_update: bool) -> IdempotencyRecord | None:
-        params = {"p_id": record_id(client_id, key)}
+        row_id = record_id(client_id, key)
         if for_update:
-            row = (await self._conn.execute(_BY_ID_FOR_UPDATE, params)).first()
+            row = (await self._conn.execute(_BY_ID_FOR_UPDATE, {"p_id": row_id})).first()
         else:
-            row = await _BY_ID_SHARED.first(self._conn, params["p_id"])
+            row = await _BY_ID_SHARED.first(self._conn, row_id)
         return _record(row) if row else None
 
     async def take_over(
